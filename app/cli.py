@@ -1,0 +1,465 @@
+"""The `tiercel` command line.
+
+Headless sub-commands import only the engine (never textual), so they start fast in scripts and CI.
+Exit codes: 0 success, 1 failed execution or invalid flow, 2 usage error, 3 execution left PAUSED.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """A wrong command, option or argument: exit code 2 with the message."""
+
+
+# -- locations --------------------------------------------------------------------------------
+
+
+def default_flows_dir() -> Path:
+    return Path("flows") if Path("flows").is_dir() else Path(".")
+
+
+def resolve_db(db: str | None, flows_dir: Path | None) -> Path:
+    """--db, else TIERCEL_DB, else .tiercel/tiercel.db beside the flows folder."""
+    if db:
+        return Path(db)
+    if os.environ.get("TIERCEL_DB"):
+        return Path(os.environ["TIERCEL_DB"])
+    folder = (flows_dir or default_flows_dir()).resolve()
+    return folder.parent / ".tiercel" / "tiercel.db"
+
+
+def parse_pairs(pairs: Sequence[str], what: str) -> dict[str, str]:
+    """KEY=VALUE arguments into a dict."""
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} `{pair}` must look like KEY=VALUE")
+        result[key] = value
+    return result
+
+
+def say(text: str = "", *, err: bool = False) -> None:
+    print(text, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def format_log(entry: Any) -> str:
+    from engine.model import iso
+
+    task = entry.task_id or "-"
+    return f"{iso(entry.timestamp)} {entry.level.value:<5} {task:<20} {entry.message}"
+
+
+# -- run --------------------------------------------------------------------------------------
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    from engine.engine import Engine, EngineCommandError
+    from engine.events import LogsAppended
+    from engine.inputs import InputError
+    from engine.model import Label, StateType
+    from engine.parser import FlowParseError, parse_flow_file
+    from engine.store import Store, StoreError
+
+    target: list[str] = args.target
+    flows_dir = Path(args.flows) if args.flows else None
+    if len(target) == 1:
+        file = Path(target[0])
+        if not file.is_file():
+            raise UsageError(f"{file}: no such flow file (or give NAMESPACE FLOW_ID)")
+        try:
+            flow = parse_flow_file(file)
+        except FlowParseError as error:
+            say(str(error), err=True)
+            return EXIT_USAGE
+        flows_dir = flows_dir or file.parent
+        namespace, flow_id = flow.namespace, flow.id
+    elif len(target) == 2:
+        namespace, flow_id = target
+        flows_dir = flows_dir or default_flows_dir()
+    else:
+        raise UsageError("run takes a flow FILE, or a NAMESPACE and a FLOW_ID")
+    inputs = parse_pairs(args.input or [], "--input")
+    labels = [Label(k, v) for k, v in parse_pairs(args.label or [], "--label").items()]
+    db = resolve_db(args.db, flows_dir)
+    try:
+        store = await Store.open(db)
+    except StoreError as error:
+        say(f"tiercel: {error}", err=True)
+        return EXIT_USAGE
+    engine = Engine(store, flows_dir=flows_dir)
+    await engine.start()
+    try:
+        if (namespace, flow_id) not in engine.flows:
+            problems = [str(e) for errors in engine.flow_errors.values() for e in errors]
+            say(f"tiercel: no valid flow `{flow_id}` in namespace `{namespace}` under {flows_dir}", err=True)
+            for problem in problems:
+                say(f"  {problem}", err=True)
+            return EXIT_USAGE
+        events = engine.events.subscribe()
+        try:
+            execution_id = await engine.trigger(namespace, flow_id, inputs, labels)
+        except InputError as error:
+            say(f"tiercel: invalid inputs for {namespace}.{flow_id}:", err=True)
+            for message in error.errors:
+                say(f"  {message}", err=True)
+            return EXIT_USAGE
+        except EngineCommandError as error:
+            say(f"tiercel: {error}", err=True)
+            return EXIT_USAGE
+        if not args.json:
+            say(f"Execution {execution_id} of {namespace}.{flow_id} started", err=True)
+
+        async def stream() -> None:
+            while True:
+                event = await events.get()
+                if isinstance(event, LogsAppended):
+                    for entry in event.entries:
+                        say(format_log(entry), err=args.json)
+
+        streamer = asyncio.create_task(stream())
+        execution = await engine.wait(execution_id, until_paused=True)
+        await asyncio.sleep(0)
+        await engine._flush_logs()
+        await asyncio.sleep(0)
+        streamer.cancel()
+        for event in engine.events.drain(events):
+            if isinstance(event, LogsAppended):
+                for entry in event.entries:
+                    say(format_log(entry), err=args.json)
+    finally:
+        await engine.stop()
+    state = execution.state.current
+    if args.json:
+        say(json.dumps(execution.to_json(), indent=2))
+    else:
+        seconds = execution.state.duration().total_seconds()
+        say(
+            f"Execution {execution.id} ended {state.value} in {seconds:.3f} s",
+            err=True,
+        )
+    if state in (StateType.SUCCESS, StateType.WARNING):
+        return EXIT_OK
+    return EXIT_PAUSED if state is StateType.PAUSED else EXIT_FAILED
+
+
+# -- validate / flows / namespaces -----------------------------------------------------------------
+
+
+def flow_files(paths: Sequence[str]) -> list[Path]:
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            files.extend(p for p in sorted(path.rglob("*")) if p.suffix in (".yml", ".yaml") and p.is_file())
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"{path}: no such file or folder")
+    return files
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from engine.parser import FlowParseError, parse_flow_file, validate_flows
+
+    files = flow_files(args.paths or [str(default_flows_dir())])
+    flows = []
+    failed = 0
+    for file in files:
+        try:
+            flow = parse_flow_file(file)
+        except FlowParseError as error:
+            failed += 1
+            say(str(error))
+            continue
+        flows.append(flow)
+        say(f"OK {file} ({flow.namespace}.{flow.id})")
+    for error in validate_flows(flows):
+        failed += 1
+        say(str(error))
+    say(f"{len(files)} files, {failed} invalid", err=True)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _load_folder(folder: Path) -> tuple[list[Any], list[Any]]:
+    from engine.parser import FlowParseError, parse_flow_file
+
+    flows, errors = [], []
+    for file in flow_files([str(folder)]):
+        try:
+            flows.append(parse_flow_file(file))
+        except FlowParseError as error:
+            errors.append((file, error))
+    return flows, errors
+
+
+def cmd_flows(args: argparse.Namespace) -> int:
+    folder = Path(args.flows) if args.flows else default_flows_dir()
+    flows, errors = _load_folder(folder)
+    if args.json:
+        rows = [
+            {
+                "namespace": f.namespace,
+                "id": f.id,
+                "path": f.path,
+                "tasks": len(f.tasks),
+                "triggers": [t.id for t in f.triggers],
+                "disabled": f.disabled,
+            }
+            for f in flows
+        ] + [{"path": str(file), "errors": [str(e) for e in error.errors]} for file, error in errors]
+        say(json.dumps(rows, indent=2))
+        return EXIT_OK
+    for flow in sorted(flows, key=lambda f: (f.namespace, f.id)):
+        triggers = ",".join(t.id for t in flow.triggers) or "-"
+        say(f"{flow.namespace:<32} {flow.id:<32} tasks={len(flow.tasks):<3} triggers={triggers}  {flow.path}")
+    for file, error in errors:
+        say(f"INVALID {file}: {error.errors[0] if error.errors else error}")
+    return EXIT_OK
+
+
+def cmd_namespaces(args: argparse.Namespace) -> int:
+    folder = Path(args.flows) if args.flows else default_flows_dir()
+    flows, _ = _load_folder(folder)
+    tree: dict[str, list[str]] = {}
+    for flow in flows:
+        parts = flow.namespace.split(".")
+        for depth in range(1, len(parts) + 1):
+            tree.setdefault(".".join(parts[:depth]), [])
+        tree[flow.namespace].append(flow.id)
+    for namespace in sorted(tree):
+        depth = namespace.count(".")
+        say("  " * depth + namespace.rsplit(".", 1)[-1] + f"  ({namespace})")
+        for flow_id in sorted(tree[namespace]):
+            say("  " * (depth + 1) + f"- {flow_id}")
+    return EXIT_OK
+
+
+# -- executions / logs ------------------------------------------------------------------------------
+
+
+async def _open_readonly(args: argparse.Namespace) -> Any:
+    from engine.store import Store
+
+    db = resolve_db(args.db, None)
+    if not db.exists():
+        raise UsageError(f"no database at {db} (give --db or set TIERCEL_DB)")
+    return await Store.open(db, readonly=True)
+
+
+async def cmd_executions(args: argparse.Namespace) -> int:
+    store = await _open_readonly(args)
+    try:
+        rows = await store.list_executions(
+            namespace=args.namespace,
+            flow_id=args.flow,
+            state=args.state.upper() if args.state else None,
+            limit=args.limit,
+        )
+        if args.json:
+            executions = [await store.get_execution(row.id) for row in rows]
+            say(json.dumps([e.to_json() for e in executions if e is not None], indent=2))
+            return EXIT_OK
+        from engine.model import iso
+
+        for row in rows:
+            say(f"{row.id}  {row.namespace}.{row.flow_id:<28} {row.state:<9} {iso(row.start_date)}")
+    finally:
+        await store.close()
+    return EXIT_OK
+
+
+async def cmd_logs(args: argparse.Namespace) -> int:
+    from engine.model import LogLevel
+
+    store = await _open_readonly(args)
+    try:
+        execution = await store.get_execution(args.execution_id)
+        if execution is None:
+            say(f"tiercel: no execution {args.execution_id}", err=True)
+            return EXIT_FAILED
+        level = LogLevel.parse(args.level).value if args.level else None
+        after = 0
+        while True:
+            for row_id, entry in await store.logs(
+                args.execution_id, level=level, task_id=args.task, after=after
+            ):
+                after = row_id
+                say(format_log(entry))
+            if not args.follow:
+                break
+            execution = await store.get_execution(args.execution_id)
+            if execution is None or execution.state.current.is_terminated:
+                args.follow = False
+            await asyncio.sleep(0.3)
+    finally:
+        await store.close()
+    return EXIT_OK
+
+
+# -- kill / resume / restart ------------------------------------------------------------------------
+
+
+async def cmd_control(args: argparse.Namespace) -> int:
+    from engine.engine import Engine, EngineCommandError
+    from engine.model import StateType
+    from engine.store import Store, StoreError, StoreLockedError
+
+    db = resolve_db(args.db, None)
+    if not db.exists():
+        raise UsageError(f"no database at {db} (give --db or set TIERCEL_DB)")
+    inputs = parse_pairs(getattr(args, "input", None) or [], "--input")
+    try:
+        store = await Store.open(db)
+    except StoreLockedError:
+        return await _control_running_engine(db, args.command, args.execution_id, inputs)
+    except StoreError as error:
+        say(f"tiercel: {error}", err=True)
+        return EXIT_USAGE
+    engine = Engine(store)
+    await engine.start(control=False)
+    try:
+        if args.command == "kill":
+            await engine.kill(args.execution_id)
+        elif args.command == "resume":
+            await engine.resume(args.execution_id, inputs)
+        else:
+            await engine.restart(args.execution_id)
+        execution = await engine.wait(args.execution_id, until_paused=True)
+    except EngineCommandError as error:
+        say(f"tiercel: {error}", err=True)
+        return EXIT_FAILED
+    finally:
+        await engine.stop()
+    state = execution.state.current
+    say(f"Execution {execution.id} is {state.value}")
+    if state in (StateType.SUCCESS, StateType.WARNING, StateType.KILLED) and args.command == "kill":
+        return EXIT_OK
+    if state in (StateType.SUCCESS, StateType.WARNING):
+        return EXIT_OK
+    return EXIT_PAUSED if state is StateType.PAUSED else EXIT_FAILED
+
+
+async def _control_running_engine(db: Path, command: str, execution_id: str, inputs: dict[str, str]) -> int:
+    """Hand the command to the engine that owns the database, through its control channel."""
+    from engine.control import send
+
+    try:
+        reply = await send(db, {"command": command, "executionId": execution_id, "inputs": inputs})
+    except OSError as error:
+        say(f"tiercel: {db} is owned by another Tiercel process that does not answer ({error})", err=True)
+        return EXIT_FAILED
+    if not reply.get("ok"):
+        say(f"tiercel: {reply.get('error')}", err=True)
+        return EXIT_FAILED
+    say(f"{command} sent to the engine running on {db}")
+    return EXIT_OK
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    say(
+        "The dashboard is not built yet: use `tiercel run`, `tiercel executions` and `tiercel logs`.",
+        err=True,
+    )
+    return EXIT_OK
+
+
+# -- parser -----------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tiercel", description="Kestra-compatible flows, in the terminal.")
+    sub = parser.add_subparsers(dest="command")
+
+    ui = sub.add_parser("ui", help="open the dashboard")
+    ui.add_argument("--flows")
+    ui.add_argument("--db")
+
+    run = sub.add_parser("run", help="run one execution of a flow to its end")
+    run.add_argument("--flows", help="flows folder (default: the file's folder, ./flows or .)")
+    run.add_argument("--db", help="database file (default: .tiercel/tiercel.db beside the flows folder)")
+    run.add_argument("--input", action="append", metavar="KEY=VALUE")
+    run.add_argument("--label", action="append", metavar="KEY=VALUE")
+    run.add_argument("--json", action="store_true", help="print the final execution as JSON, nothing else")
+    run.add_argument("target", nargs="+", metavar="FILE | NAMESPACE FLOW_ID")
+
+    validate = sub.add_parser("validate", help="check flow files and folders")
+    validate.add_argument("paths", nargs="*")
+
+    flows = sub.add_parser("flows", help="list the flows of a folder")
+    flows.add_argument("--flows")
+    flows.add_argument("--json", action="store_true")
+
+    namespaces = sub.add_parser("namespaces", help="show the namespace tree")
+    namespaces.add_argument("--flows")
+
+    executions = sub.add_parser("executions", help="list executions, newest first")
+    executions.add_argument("--db")
+    executions.add_argument("--namespace")
+    executions.add_argument("--flow")
+    executions.add_argument("--state")
+    executions.add_argument("--limit", type=int, default=100)
+    executions.add_argument("--json", action="store_true")
+
+    logs = sub.add_parser("logs", help="print an execution's logs")
+    logs.add_argument("--db")
+    logs.add_argument("--level")
+    logs.add_argument("--task")
+    logs.add_argument("--follow", "-f", action="store_true")
+    logs.add_argument("execution_id")
+
+    for name, text in (
+        ("kill", "kill an execution"),
+        ("resume", "resume a paused execution"),
+        ("restart", "run the failed tasks of an execution again"),
+    ):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("--db")
+        if name == "resume":
+            command.add_argument("--input", action="append", metavar="KEY=VALUE")
+        command.add_argument("execution_id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "ui"
+    if args.command is None:
+        args.flows, args.db = None, None
+    try:
+        if command == "run":
+            return asyncio.run(cmd_run(args))
+        if command == "validate":
+            return cmd_validate(args)
+        if command == "flows":
+            return cmd_flows(args)
+        if command == "namespaces":
+            return cmd_namespaces(args)
+        if command == "executions":
+            return asyncio.run(cmd_executions(args))
+        if command == "logs":
+            return asyncio.run(cmd_logs(args))
+        if command in ("kill", "resume", "restart"):
+            return asyncio.run(cmd_control(args))
+        return cmd_ui(args)
+    except UsageError as error:
+        say(f"tiercel: {error}", err=True)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Whole-process cost of `tiercel run` on trivial flows, and the engine's overhead per task.
+
+Workloads (generated into a temporary folder, each run on a fresh database):
+  empty    one Return task: start-up, parse, store and shutdown, the baseline
+  seq100   100 Return tasks in sequence, each reading the previous one's output
+  each1000 a ForEach over 1,000 values with one Return task each (concurrencyLimit 0)
+
+Runs are alternated between workloads (a warm-up first), and medians reported, so that noise on a
+shared machine hits every workload alike. Per-task overhead = (seq100 - empty) / 100.
+
+    .venv/bin/python bench/engine_overhead.py [--runs 7] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORKLOADS: dict[str, str] = {
+    "empty": """
+id: empty
+namespace: bench
+tasks:
+  - id: only
+    type: io.kestra.plugin.core.debug.Return
+    format: "done"
+""",
+    "seq100": "id: seq100\nnamespace: bench\ntasks:\n"
+    + '  - id: t0\n    type: io.kestra.plugin.core.debug.Return\n    format: "0"\n'
+    + "".join(
+        f"  - id: t{i}\n    type: io.kestra.plugin.core.debug.Return\n"
+        f'    format: "{{{{ outputs.t{i - 1}.value }}}}-{i}"\n'
+        for i in range(1, 100)
+    ),
+    "each1000": """
+id: each1000
+namespace: bench
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: "{{ range(0, 1000) | list }}"
+    concurrencyLimit: 0
+    tasks:
+      - id: item
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ taskrun.value }}"
+""",
+}
+
+
+def tiercel() -> str:
+    found = shutil.which("tiercel", path=str(Path(sys.executable).parent))
+    if not found:
+        sys.exit("tiercel is not installed beside this Python: run `make setup` first")
+    return found
+
+
+def run_once(command: str, folder: Path, name: str) -> float:
+    db = folder / f"{name}.db"
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [command, "run", "--flows", str(folder / "flows"), "--db", str(db), "--json", "bench", name],
+        capture_output=True,
+        text=True,
+    )
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.exit(f"{name} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    execution = json.loads(proc.stdout)
+    if execution["state"]["current"] != "SUCCESS":
+        sys.exit(f"{name} ended {execution['state']['current']}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    command = tiercel()
+    with tempfile.TemporaryDirectory(prefix="tiercel-bench-") as tmp:
+        folder = Path(tmp)
+        (folder / "flows").mkdir()
+        for name, text in WORKLOADS.items():
+            (folder / "flows" / f"{name}.yml").write_text(text)
+        times: dict[str, list[float]] = {name: [] for name in WORKLOADS}
+        for name in WORKLOADS:  # warm-up: disk cache, bytecode
+            run_once(command, folder, name)
+        for _ in range(args.runs):
+            for name in WORKLOADS:
+                times[name].append(run_once(command, folder, name))
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    overhead_ms = (medians["seq100"] - medians["empty"]) / 100 * 1000
+    each_ms = (medians["each1000"] - medians["empty"]) / 1000 * 1000
+    print(f"{'workload':<10} {'median s':>9} {'min s':>7} {'max s':>7}  (runs={args.runs})")
+    for name, values in times.items():
+        print(f"{name:<10} {medians[name]:>9.3f} {min(values):>7.3f} {max(values):>7.3f}")
+    print(f"per-task overhead, sequential: {overhead_ms:.2f} ms  ((seq100 - empty) / 100)")
+    print(f"per-task overhead, ForEach:    {each_ms:.2f} ms  ((each1000 - empty) / 1000, 1,001 task runs)")
+    print(f"seq100 / empty: {medians['seq100'] / medians['empty']:.2f}x")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "medians_s": medians,
+                    "runs": times,
+                    "seq_overhead_ms": overhead_ms,
+                    "foreach_overhead_ms": each_ms,
+                },
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

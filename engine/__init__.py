@@ -1,0 +1,9 @@
+"""Tiercel's engine: a pure asyncio library that parses, stores and runs Kestra flows.
+
+It never imports textual, rich or the app package, so headless commands start fast and the
+engine can be embedded anywhere.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

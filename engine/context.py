@@ -1,0 +1,117 @@
+"""The variables an expression sees: flow, execution, inputs, outputs, vars, task, taskrun, parents ...
+
+Kestra builds the same context in its RunContext; names and shapes follow it so that flow files
+render identically here and on a Kestra cluster.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from engine.model import Execution, Flow, LogLevel, TaskRun, TaskSpec, iso
+
+# One cache slot per execution object: executions are immutable, so the derived outputs tree of a
+# given object never changes, and rendering several properties of one task reuses it.
+_OUTPUTS_CACHE: dict[int, tuple[Execution, dict[str, Any]]] = {}
+_CACHE_SIZE = 64
+
+
+def outputs_tree(execution: Execution) -> dict[str, Any]:
+    """Task outputs by task id, nested by the loop values of the task run and its parents."""
+    cached = _OUTPUTS_CACHE.get(id(execution))
+    if cached is not None and cached[0] is execution:
+        return cached[1]
+    tree: dict[str, Any] = {}
+    for run in execution.task_runs:
+        if run.outputs is None:
+            continue
+        values = [p.value for p in reversed(execution.parents_of(run)) if p.value is not None]
+        if run.value is not None:
+            values.append(run.value)
+        if not values:
+            tree[run.task_id] = dict(run.outputs)
+            continue
+        node = tree.setdefault(run.task_id, {})
+        for value in values[:-1]:
+            node = node.setdefault(value, {})
+        node[values[-1]] = dict(run.outputs)
+    if len(_OUTPUTS_CACHE) >= _CACHE_SIZE:
+        _OUTPUTS_CACHE.clear()
+    _OUTPUTS_CACHE[id(execution)] = (execution, tree)
+    return tree
+
+
+def _envs() -> dict[str, str]:
+    """Kestra exposes ENV_* variables of the server as `envs.*` (prefix dropped, lower case)."""
+    return {key[4:].lower(): value for key, value in os.environ.items() if key.startswith("ENV_")}
+
+
+def error_logs_function(
+    execution: Execution, logs: Callable[[], list[Any]] | None
+) -> Callable[[], list[Any]]:
+    """errorLogs(): the ERROR lines of the execution so far, as Kestra's LogEntry maps."""
+
+    def error_logs() -> list[Any]:
+        entries = logs() if logs else []
+        return [e.to_json() for e in entries if e.level is LogLevel.ERROR]
+
+    return error_logs
+
+
+def build_context(
+    flow: Flow,
+    execution: Execution,
+    task: TaskSpec | None = None,
+    run: TaskRun | None = None,
+    *,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The rendering context for one task run (or for the execution itself when run is None)."""
+    context: dict[str, Any] = {
+        "flow": {"id": flow.id, "namespace": flow.namespace, "revision": flow.revision},
+        "execution": {
+            "id": execution.id,
+            "startDate": iso(execution.state.start_date),
+            "originalId": execution.original_id or execution.id,
+            "state": (execution.after_execution_state or execution.state.current).value,
+        },
+        "labels": execution.labels_map(),
+        "envs": _envs(),
+    }
+    if flow.inputs or execution.inputs:
+        context["inputs"] = dict(execution.inputs)
+    if flow.variables:
+        context["vars"] = dict(flow.variables)
+    if execution.task_runs:
+        context["outputs"] = outputs_tree(execution)
+    if execution.trigger:
+        context["trigger"] = dict(execution.trigger.get("variables") or {})
+    if execution.parent_id and execution.trigger:
+        context["parent"] = execution.trigger.get("parent")
+    if task is not None:
+        context["task"] = {"id": task.id, "type": task.type}
+    if run is not None:
+        context["taskrun"] = {
+            "id": run.id,
+            "startDate": iso(run.state.start_date),
+            "attemptsCount": max(len(run.attempts) - 1, 0),
+            "parentId": run.parent_task_run_id,
+            "value": run.value,
+        }
+        parents = execution.parents_of(run)
+        if parents:
+            chain = [_parent_entry(execution, p) for p in parents]
+            context["parent"] = chain[0]
+            context["parents"] = chain
+    if extra:
+        context.update(extra)
+    return context
+
+
+def _parent_entry(execution: Execution, run: TaskRun) -> dict[str, Any]:
+    return {
+        "taskrun": {"id": run.id, "value": run.value, "startDate": iso(run.state.start_date)},
+        "outputs": dict(run.outputs or {}),
+    }

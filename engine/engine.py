@@ -1,0 +1,580 @@
+"""The Engine facade: flows in, executions out; commands, queries and events.
+
+One loop owns every live execution. Commands and task results arrive as messages; each batch of
+messages is applied through the executor, the resulting changes are committed in one group of
+transactions, and only then are events published and new work dispatched. So a task's success is
+durable before its dependants start, and a restarted engine finds every execution where it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.context import build_context
+from engine.control import ControlServer
+from engine.events import EngineError, EventBus, ExecutionChanged, FlowsChanged, LogsAppended, TaskRunChanged
+from engine.executor import Executor, Outcome, WorkerResult
+from engine.expressions import ExpressionError, Renderer
+from engine.inputs import InputError, input_json_value, resolve_inputs
+from engine.model import Execution, Flow, Label, LogEntry, LogLevel, State, StateType, TaskRun, new_id, utcnow
+from engine.parser import FlowError, FlowParseError, parse_flow, parse_flow_file
+from engine.runner import Runner
+from engine.store import Store
+from engine.tasks.core import labels_of
+from engine.tasks.registry import Registry, registry
+
+FLOW_SUFFIXES = (".yml", ".yaml")
+LOG_FLUSH_SECONDS = 0.05
+
+
+class EngineCommandError(Exception):
+    """A command cannot be carried out (unknown flow, bad inputs, wrong state ...)."""
+
+
+@dataclass(frozen=True)
+class _Message:
+    execution_id: str
+    kind: str  # start | result | wake | kill | resume | restart
+    payload: Any = None
+
+
+class Engine:
+    """Runs flows from a folder against one SQLite store."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        flows_dir: Path | None = None,
+        task_registry: Registry | None = None,
+        renderer: Renderer | None = None,
+    ) -> None:
+        self.store = store
+        self.flows_dir = flows_dir
+        self.registry = task_registry or registry()
+        self.renderer = renderer or Renderer()
+        self.events = EventBus()
+        self.flows: dict[tuple[str, str], Flow] = {}
+        self.flow_errors: dict[str, list[FlowError]] = {}
+        self.executor = Executor(self.registry, self.renderer, functions=self._functions)
+        self.runner = Runner(
+            self.registry,
+            self.renderer,
+            on_result=self._on_result,
+            on_log=self._on_log,
+            context_extra=lambda execution: self._functions(execution, []),
+            store=store,
+        )
+        self._inbox: asyncio.Queue[_Message] = asyncio.Queue()
+        self._live: dict[str, tuple[Flow, Execution]] = {}
+        self._persisted: dict[str, Execution] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._waiters: dict[str, list[asyncio.Future[Execution]]] = {}
+        self._subflow_parents: dict[str, tuple[str, str]] = {}
+        self._errors: dict[str, list[LogEntry]] = {}
+        self._log_buffer: list[LogEntry] = []
+        self._revisions: dict[tuple[str, str, int], Flow] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+        self._flush_task: asyncio.Task[None] | None = None
+        self._control: ControlServer | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- life cycle -------------------------------------------------------------------------
+    @classmethod
+    async def open(cls, db: Path, *, flows_dir: Path | None = None) -> Engine:
+        store = await Store.open(db)
+        return cls(store, flows_dir=flows_dir)
+
+    async def start(self, *, control: bool = True) -> None:
+        """Load flows, start the loop, resume unfinished executions, open the control channel."""
+        if self.flows_dir is not None:
+            await self.load_flows(self.flows_dir)
+        self._loop_task = asyncio.create_task(self._loop(), name="tiercel-executor")
+        self._flush_task = asyncio.create_task(self._flush_logs_forever(), name="tiercel-logs")
+        await self._recover()
+        if control:
+            self._control = ControlServer(self.store.path, self._on_control)
+            await self._control.start()
+
+    async def stop(self) -> None:
+        if self._control is not None:
+            await self._control.stop()
+        await self.runner.stop()
+        for task in (self._loop_task, self._flush_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for timer in self._timers.values():
+            timer.cancel()
+        await self._flush_logs()
+        await self.store.close()
+
+    async def _recover(self) -> None:
+        """Carry on with executions a previous engine left unfinished."""
+        for execution in await self.store.unfinished_executions():
+            flow = await self.flow_revision(execution.namespace, execution.flow_id, execution.flow_revision)
+            if flow is None:
+                continue
+            now = utcnow()
+            runs = []
+            for run in execution.task_runs:
+                task_type = self.registry.lookup(flow.tasks_by_id[run.task_id].type)
+                runnable = task_type is not None and task_type.kind.value != "flowable"
+                if runnable and run.state.current in (StateType.RUNNING, StateType.KILLING):
+                    self._on_log(self._entry(execution, run, "engine stopped while the task was running"))
+                    runs.append(run)
+            self._live[execution.id] = (flow, execution)
+            self._persisted[execution.id] = execution
+            for run in runs:
+                self._post(_Message(execution.id, "result", WorkerResult(run.id, StateType.FAILED)))
+            self._post(_Message(execution.id, "wake"))
+            del now
+
+    # -- flows ------------------------------------------------------------------------------
+    async def load_flows(self, folder: Path) -> None:
+        """Parse every flow file under `folder`, store new revisions, remember errors."""
+        found: dict[tuple[str, str], Flow] = {}
+        errors: dict[str, list[FlowError]] = {}
+        for path in sorted(folder.rglob("*")):
+            if path.suffix not in FLOW_SUFFIXES or not path.is_file() or path.name.startswith("_"):
+                continue
+            try:
+                flow = parse_flow_file(path)
+            except FlowParseError as error:
+                errors[str(path)] = error.errors
+                await self.store.save_flow_error(str(path), str(error))
+                continue
+            await self.store.save_flow_error(str(path), None)
+            if flow.uid in found:
+                errors[str(path)] = [
+                    FlowError(
+                        str(path),
+                        1,
+                        1,
+                        "",
+                        f"Flow {flow.namespace}.{flow.id} is also defined in "
+                        f"{found[flow.uid].path}: each flow id must be unique in its namespace",
+                    )
+                ]
+                continue
+            revision, _ = await self.store.save_flow(flow.namespace, flow.id, flow.source, path=str(path))
+            found[flow.uid] = flow.with_revision(revision)
+        self.flows = found
+        self.flow_errors = errors
+        self.events.publish(FlowsChanged())
+
+    async def flow_revision(self, namespace: str, flow_id: str, revision: int) -> Flow | None:
+        """A given revision of a flow, parsed from the store (cached)."""
+        current = self.flows.get((namespace, flow_id))
+        if current is not None and current.revision == revision:
+            return current
+        key = (namespace, flow_id, revision)
+        if key not in self._revisions:
+            found = await self.store.flow_source(namespace, flow_id, revision)
+            if found is None:
+                return None
+            try:
+                self._revisions[key] = parse_flow(found[1]).with_revision(found[0])
+            except FlowParseError:
+                return None
+        return self._revisions[key]
+
+    # -- commands -----------------------------------------------------------------------------
+    async def trigger(
+        self,
+        namespace: str,
+        flow_id: str,
+        inputs: Mapping[str, Any] | None = None,
+        labels: Sequence[Label] = (),
+        *,
+        parent_id: str | None = None,
+        trigger: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Create an execution of the latest revision of a flow; return its id."""
+        flow = self.flows.get((namespace, flow_id))
+        if flow is None:
+            raise EngineCommandError(f"No flow `{flow_id}` in namespace `{namespace}`")
+        if flow.disabled:
+            raise EngineCommandError(f"Flow {namespace}.{flow_id} is disabled")
+        execution = self.new_execution(flow, inputs or {}, labels, parent_id=parent_id, trigger=trigger)
+        await self.store.save_execution(execution)
+        self._persisted[execution.id] = execution
+        self._live[execution.id] = (flow, execution)
+        self.events.publish(ExecutionChanged(execution))
+        self._post(_Message(execution.id, "start"))
+        return execution.id
+
+    def new_execution(
+        self,
+        flow: Flow,
+        inputs: Mapping[str, Any],
+        labels: Sequence[Label] = (),
+        *,
+        parent_id: str | None = None,
+        trigger: Mapping[str, Any] | None = None,
+    ) -> Execution:
+        """Validate inputs and build a CREATED execution (raises InputError)."""
+        execution_id = new_id()
+        stub = Execution(execution_id, flow.namespace, flow.id, flow.revision, State.new())
+
+        def render_default(value: Any) -> Any:
+            return self.renderer.render_value(value, build_context(flow, stub))
+
+        typed = resolve_inputs(flow.inputs, inputs, render=render_default)
+        merged = {label.key: label.value for label in flow.labels}
+        merged.update({label.key: label.value for label in labels})
+        return Execution(
+            id=execution_id,
+            namespace=flow.namespace,
+            flow_id=flow.id,
+            flow_revision=flow.revision,
+            state=State.new(),
+            inputs={key: input_json_value(value) for key, value in typed.items()},
+            labels=tuple(Label(k, v) for k, v in merged.items()),
+            parent_id=parent_id,
+            trigger=trigger,
+        )
+
+    async def kill(self, execution_id: str) -> None:
+        await self._command(execution_id, "kill")
+        for child_id, (parent_id, _) in list(self._subflow_parents.items()):
+            if parent_id == execution_id:
+                await self.kill(child_id)
+
+    async def resume(self, execution_id: str, inputs: Mapping[str, Any] | None = None) -> None:
+        execution = await self._require(execution_id)
+        if execution.state.current is not StateType.PAUSED:
+            raise EngineCommandError(f"Execution {execution_id} is {execution.state.current}, not PAUSED")
+        flow, _ = self._live[execution_id]
+        outputs = None
+        for run in execution.task_runs:
+            if run.state.current is StateType.PAUSED:
+                specs = flow.tasks_by_id[run.task_id].props.get("onResume") or ()
+                if specs:
+                    from engine.parser import parse_inputs
+
+                    outputs = resolve_inputs(parse_inputs(specs), inputs or {})
+                    outputs = {key: input_json_value(value) for key, value in outputs.items()}
+        self._post(_Message(execution_id, "resume", outputs))
+
+    async def restart(self, execution_id: str) -> None:
+        execution = await self.store.get_execution(execution_id)
+        if execution is None:
+            raise EngineCommandError(f"No execution {execution_id}")
+        if execution.state.current not in (StateType.FAILED, StateType.KILLED):
+            raise EngineCommandError(
+                f"Execution {execution_id} is {execution.state.current}: "
+                "only FAILED or KILLED executions restart"
+            )
+        flow = await self.flow_revision(execution.namespace, execution.flow_id, execution.flow_revision)
+        if flow is None:
+            raise EngineCommandError(f"The flow of execution {execution_id} is gone")
+        self._live[execution_id] = (flow, execution)
+        self._persisted[execution_id] = execution
+        self._post(_Message(execution_id, "restart"))
+
+    async def _require(self, execution_id: str) -> Execution:
+        live = self._live.get(execution_id)
+        if live is None:
+            stored = await self.store.get_execution(execution_id)
+            if stored is None:
+                raise EngineCommandError(f"No execution {execution_id}")
+            raise EngineCommandError(f"Execution {execution_id} is {stored.state.current}")
+        return live[1]
+
+    async def _command(self, execution_id: str, kind: str) -> None:
+        await self._require(execution_id)
+        self._post(_Message(execution_id, kind))
+
+    async def wait(self, execution_id: str, *, until_paused: bool = False) -> Execution:
+        """Wait for an execution to end (or to pause with nothing scheduled, when asked)."""
+        while True:
+            live = self._live.get(execution_id)
+            if live is None:
+                stored = await self.store.get_execution(execution_id)
+                if stored is None:
+                    raise EngineCommandError(f"No execution {execution_id}")
+                return stored
+            if until_paused and self._idle_paused(live[1]):
+                return live[1]
+            future: asyncio.Future[Execution] = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(execution_id, []).append(future)
+            await future
+
+    def _idle_paused(self, execution: Execution) -> bool:
+        return execution.state.current is StateType.PAUSED and execution.id not in self._timers
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a coroutine beside the loop, keeping a reference until it ends."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _post(self, message: _Message) -> None:
+        self._inbox.put_nowait(message)
+
+    def _on_result(self, execution_id: str, result: WorkerResult) -> None:
+        self._post(_Message(execution_id, "result", result))
+
+    async def _loop(self) -> None:
+        while True:
+            batch = [await self._inbox.get()]
+            while not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
+            try:
+                await self._process(batch)
+            except Exception as error:  # the loop must survive anything one execution does
+                self.events.publish(EngineError(f"{type(error).__name__}: {error}"))
+                import traceback
+
+                traceback.print_exc()
+
+    async def _process(self, batch: list[_Message]) -> None:
+        outcomes: dict[str, list[Outcome]] = {}
+        for message in batch:
+            live = self._live.get(message.execution_id)
+            if live is None:
+                continue
+            flow, execution = live
+            outcome = self._apply(flow, execution, message)
+            self._live[message.execution_id] = (flow, outcome.execution)
+            outcomes.setdefault(message.execution_id, []).append(outcome)
+        saves = []
+        for execution_id, steps in outcomes.items():
+            execution = steps[-1].execution
+            before = self._persisted.get(execution_id)
+            known = before.task_runs_by_id if before else {}
+            changed = [run for run in execution.task_runs if known.get(run.id) is not run]
+            removed = [run_id for run_id in known if run_id not in execution.task_runs_by_id]
+            logs = [entry for step in steps for entry in step.logs]
+            for entry in logs:
+                self._remember_error(entry)
+            if before is execution and not logs:
+                continue
+            saves.append((execution, changed, logs, removed))
+        results = await asyncio.gather(
+            *(self.store.save_execution(e, c, lg, removed=r) for e, c, lg, r in saves), return_exceptions=True
+        )
+        for (execution, changed, logs, _), result in zip(saves, results, strict=True):
+            if isinstance(result, Exception):
+                self.events.publish(EngineError(f"Could not save execution: {result}", execution.id))
+                continue
+            self._persisted[execution.id] = execution
+            for run in changed:
+                self.events.publish(TaskRunChanged(execution.id, run))
+            self.events.publish(ExecutionChanged(execution))
+            if logs:
+                self.events.publish(LogsAppended(tuple(logs)))
+        for execution_id, steps in outcomes.items():
+            flow, execution = self._live[execution_id]
+            for step in steps:
+                for run in step.cancel:
+                    self.runner.cancel(run.id)
+                for run in step.dispatch:
+                    self.runner.start(flow, execution, execution.task_run(run.id))
+                for run in step.subflows:
+                    self._spawn(self._launch_subflow(flow, execution, execution.task_run(run.id)))
+            self._schedule(execution_id, steps[-1].wake_at)
+            self._notify(execution)
+
+    def _apply(self, flow: Flow, execution: Execution, message: _Message) -> Outcome:
+        now = utcnow()
+        executor = self.executor
+        if message.kind == "result":
+            return executor.apply_result(flow, execution, message.payload, now)
+        if message.kind == "kill":
+            return executor.kill(flow, execution, now)
+        if message.kind == "resume":
+            return executor.resume(flow, execution, now, message.payload)
+        if message.kind == "restart":
+            return executor.restart(flow, execution, now)
+        return executor.advance(flow, execution, now)
+
+    def _schedule(self, execution_id: str, wake_at: Any) -> None:
+        timer = self._timers.pop(execution_id, None)
+        if timer is not None:
+            timer.cancel()
+        if wake_at is None or execution_id not in self._live:
+            return
+        delay = max((wake_at - utcnow()).total_seconds(), 0)
+        loop = asyncio.get_running_loop()
+        self._timers[execution_id] = loop.call_later(delay, self._wake, execution_id)
+
+    def _wake(self, execution_id: str) -> None:
+        self._timers.pop(execution_id, None)
+        self._post(_Message(execution_id, "wake"))
+
+    def _notify(self, execution: Execution) -> None:
+        ended = execution.state.current.is_terminated
+        if ended:
+            self._live.pop(execution.id, None)
+            self._persisted.pop(execution.id, None)
+            self._errors.pop(execution.id, None)
+            parent = self._subflow_parents.pop(execution.id, None)
+            if parent is not None:
+                self._spawn(self._subflow_ended(parent, execution))
+        if ended or self._idle_paused(execution):
+            for future in self._waiters.pop(execution.id, []):
+                if not future.done():
+                    future.set_result(execution)
+
+    # -- subflows -----------------------------------------------------------------------------
+    async def _launch_subflow(self, flow: Flow, parent: Execution, run: TaskRun) -> None:
+        task = flow.tasks_by_id[run.task_id]
+        try:
+            props = self.renderer.render_value(
+                {k: v for k, v in task.props.items() if k != "outputs"},
+                build_context(flow, parent, task, run),
+            )
+            namespace, flow_id = str(props["namespace"]), str(props["flowId"])
+            labels: list[Label] = []
+            if props.get("inheritLabels"):
+                labels.extend(parent.labels)
+            if props.get("labels"):
+                labels.extend(labels_of(props["labels"]))
+            correlation = parent.labels_map().get("system.correlationId", parent.id)
+            labels.append(Label("system.correlationId", correlation))
+            trigger = {
+                "id": task.id,
+                "type": task.type,
+                "variables": {
+                    "executionId": parent.id,
+                    "namespace": parent.namespace,
+                    "flowId": parent.flow_id,
+                    "flowRevision": parent.flow_revision,
+                },
+                "parent": {"taskrun": {"id": run.id, "value": run.value}},
+            }
+            child_id = await self.trigger(
+                namespace, flow_id, props.get("inputs") or {}, labels, parent_id=parent.id, trigger=trigger
+            )
+        except (EngineCommandError, InputError, ExpressionError, KeyError) as error:
+            self._on_log(self._entry(parent, run, f"Unable to start the subflow: {error}", LogLevel.ERROR))
+            self._on_result(parent.id, WorkerResult(run.id, StateType.FAILED))
+            return
+        self._on_log(self._entry(parent, run, f"Started subflow execution {child_id}", LogLevel.INFO))
+        if props.get("wait", True):
+            self._subflow_parents[child_id] = (parent.id, run.id)
+        else:
+            self._on_result(parent.id, WorkerResult(run.id, StateType.SUCCESS, {"executionId": child_id}))
+
+    async def _subflow_ended(self, parent: tuple[str, str], child: Execution) -> None:
+        parent_id, run_id = parent
+        live = self._live.get(parent_id)
+        if live is None:
+            return
+        flow, execution = live
+        task = flow.tasks_by_id[execution.task_run(run_id).task_id]
+        outputs: dict[str, Any] = dict(child.outputs or {})
+        state = child.state.current
+        legacy = task.props.get("outputs")
+        if legacy:
+            child_flow = await self.flow_revision(child.namespace, child.flow_id, child.flow_revision)
+            try:
+                if child_flow is not None:
+                    outputs.update(self.renderer.render_value(legacy, build_context(child_flow, child)))
+            except ExpressionError as error:
+                self._on_log(self._entry(execution, execution.task_run(run_id), str(error), LogLevel.ERROR))
+                state = StateType.FAILED
+        if state not in (StateType.SUCCESS, StateType.WARNING) and not task.props.get("transmitFailed", True):
+            state = StateType.SUCCESS
+        result = {"executionId": child.id, "state": child.state.current.value, "outputs": outputs}
+        self._on_result(parent_id, WorkerResult(run_id, state, result))
+
+    # -- logs -----------------------------------------------------------------------------------
+    def _entry(
+        self, execution: Execution, run: TaskRun, message: str, level: LogLevel = LogLevel.ERROR
+    ) -> LogEntry:
+        return LogEntry(
+            execution_id=execution.id,
+            namespace=execution.namespace,
+            flow_id=execution.flow_id,
+            timestamp=utcnow(),
+            level=level,
+            message=message,
+            task_id=run.task_id,
+            task_run_id=run.id,
+            attempt=len(run.attempts) - 1 if run.attempts else None,
+        )
+
+    def _on_log(self, entry: LogEntry) -> None:
+        self._remember_error(entry)
+        self._log_buffer.append(entry)
+
+    def _remember_error(self, entry: LogEntry) -> None:
+        if entry.level is LogLevel.ERROR and entry.execution_id in self._live:
+            self._errors.setdefault(entry.execution_id, []).append(entry)
+
+    def _functions(self, execution: Execution, pending: list[LogEntry]) -> dict[str, Any]:
+        """The expression functions that need the engine: errorLogs() and kv()."""
+
+        def error_logs() -> list[dict[str, Any]]:
+            entries = [*self._errors.get(execution.id, ()), *pending]
+            return [entry.to_json() for entry in entries if entry.level is LogLevel.ERROR]
+
+        def kv(key: str, namespace: str | None = None, errorOnMissing: bool = True) -> Any:
+            space = namespace or execution.namespace
+            found, value = self.store.kv_get_now(space, key)
+            if not found and errorOnMissing:
+                raise ExpressionError(f"The key '{key}' does not exist in the namespace '{space}'.")
+            return value
+
+        return {"errorLogs": error_logs, "kv": kv}
+
+    async def _flush_logs_forever(self) -> None:
+        while True:
+            await asyncio.sleep(LOG_FLUSH_SECONDS)
+            await self._flush_logs()
+
+    async def _flush_logs(self) -> None:
+        if not self._log_buffer:
+            return
+        entries, self._log_buffer = self._log_buffer, []
+        self.events.publish(LogsAppended(tuple(entries)))
+        try:
+            await self.store.append_logs(entries)
+        except Exception as error:
+            self.events.publish(EngineError(f"Could not save {len(entries)} log lines: {error}"))
+
+    async def _on_control(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Commands from other processes (tiercel kill/resume/restart) on the control channel."""
+        command, execution_id = request.get("command"), str(request.get("executionId") or "")
+        try:
+            if command == "kill":
+                await self.kill(execution_id)
+            elif command == "resume":
+                await self.resume(execution_id, request.get("inputs") or {})
+            elif command == "restart":
+                await self.restart(execution_id)
+            else:
+                return {"ok": False, "error": f"unknown command `{command}`"}
+        except (EngineCommandError, InputError) as error:
+            return {"ok": False, "error": str(error)}
+        return {"ok": True}
+
+    # -- queries --------------------------------------------------------------------------------
+    async def execution(self, execution_id: str) -> Execution | None:
+        live = self._live.get(execution_id)
+        return live[1] if live else await self.store.get_execution(execution_id)
+
+    def live_execution_ids(self) -> list[str]:
+        return list(self._live)
+
+    def is_idle(self) -> bool:
+        return not self._live and self._inbox.empty()
+
+    def with_flow(self, flow: Flow) -> None:
+        """Register a flow parsed elsewhere (tests, one-off files)."""
+        self.flows[flow.uid] = flow
+        self.events.publish(FlowsChanged())
+
+
+__all__ = ["Engine", "EngineCommandError", "FlowParseError", "InputError", "dataclasses"]

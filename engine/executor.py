@@ -1,0 +1,676 @@
+"""Pure execution decisions: (flow, execution, now) -> the next execution and what to start.
+
+This follows Kestra's ExecutorService and FlowableUtils: flowable tasks are resolved here (which
+children to create next, and their own end state from their children's), runnable tasks are handed
+to the runner, subflows to the engine. Nothing here does I/O, so every rule can be tested on plain
+data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from engine.context import build_context
+from engine.expressions import ExpressionError, Renderer
+from engine.model import (
+    Attempt,
+    Execution,
+    Flow,
+    Label,
+    LogEntry,
+    LogLevel,
+    RetrySpec,
+    State,
+    StateType,
+    TaskRun,
+    TaskSpec,
+    new_id,
+)
+from engine.tasks.registry import Kind, Registry
+
+S = StateType
+# States that count as "done well" for Dag dependencies.
+_OK = frozenset({S.SUCCESS, S.WARNING, S.SKIPPED})
+# How long a Kestra state ranks when several children end differently (worst first).
+_WORST_FIRST = (S.KILLED, S.FAILED, S.CANCELLED, S.WARNING, S.PAUSED)
+
+
+class TaskError(Exception):
+    """A task cannot go on; the message is logged at ERROR on its task run."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A task to run under a parent, with the loop value it runs for."""
+
+    task: TaskSpec
+    value: str | None = None
+    iteration: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerResult:
+    """What running one attempt of a task run gave."""
+
+    task_run_id: str
+    state: StateType
+    outputs: Mapping[str, Any] | None = None
+    labels: tuple[Label, ...] = ()
+
+
+@dataclass
+class Outcome:
+    """The result of one executor step."""
+
+    execution: Execution
+    dispatch: list[TaskRun] = field(default_factory=list)
+    subflows: list[TaskRun] = field(default_factory=list)
+    cancel: list[TaskRun] = field(default_factory=list)
+    logs: list[LogEntry] = field(default_factory=list)
+    wake_at: datetime | None = None
+
+
+class FlowableHandler(Protocol):
+    """How one flowable task type creates its children and derives its own state."""
+
+    def start(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun: ...
+
+    def nexts(self, work: Work, task: TaskSpec, run: TaskRun) -> list[Resolved]: ...
+
+    def state(self, work: Work, task: TaskSpec, run: TaskRun) -> StateType | None: ...
+
+    def outputs(self, work: Work, task: TaskSpec, run: TaskRun) -> Mapping[str, Any] | None: ...
+
+    def on_due(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun: ...
+
+
+class Work:
+    """A mutable working copy of one execution during one step; frozen again at the end."""
+
+    def __init__(self, executor: Executor, flow: Flow, execution: Execution, now: datetime) -> None:
+        self.executor = executor
+        self.flow = flow
+        self.now = now
+        self.base = execution
+        self.header = execution
+        self.runs: list[TaskRun] = list(execution.task_runs)
+        self.position = {run.id: index for index, run in enumerate(self.runs)}
+        self.children: dict[str | None, list[str]] = {}
+        for run in self.runs:
+            self.children.setdefault(run.parent_task_run_id, []).append(run.id)
+        self.outcome = Outcome(execution)
+        self._snapshot: Execution | None = execution
+
+    # -- reading ---------------------------------------------------------------------------
+    def run(self, run_id: str) -> TaskRun:
+        return self.runs[self.position[run_id]]
+
+    def children_of(self, parent_id: str | None) -> list[TaskRun]:
+        return [self.runs[self.position[i]] for i in self.children.get(parent_id, ())]
+
+    def task(self, run: TaskRun) -> TaskSpec:
+        return self.flow.tasks_by_id[run.task_id]
+
+    def snapshot(self) -> Execution:
+        """The execution as it stands now (for rendering contexts)."""
+        if self._snapshot is None:
+            self._snapshot = dataclasses.replace(self.header, task_runs=tuple(self.runs))
+        return self._snapshot
+
+    @property
+    def killing(self) -> bool:
+        return self.header.state.current is S.KILLING
+
+    # -- writing ---------------------------------------------------------------------------
+    def put(self, run: TaskRun) -> TaskRun:
+        index = self.position.get(run.id)
+        if index is None:
+            self.position[run.id] = len(self.runs)
+            self.runs.append(run)
+            self.children.setdefault(run.parent_task_run_id, []).append(run.id)
+        else:
+            self.runs[index] = run
+        self._snapshot = None
+        return run
+
+    def remove(self, run_ids: set[str]) -> None:
+        self.runs = [run for run in self.runs if run.id not in run_ids]
+        self.position = {run.id: index for index, run in enumerate(self.runs)}
+        self.children = {}
+        for run in self.runs:
+            self.children.setdefault(run.parent_task_run_id, []).append(run.id)
+        self._snapshot = None
+
+    def set_header(self, execution: Execution) -> None:
+        self.header = execution
+        self._snapshot = None
+
+    def create(self, resolved: Resolved, parent: TaskRun | None) -> TaskRun:
+        run = TaskRun(
+            id=new_id(),
+            execution_id=self.header.id,
+            namespace=self.header.namespace,
+            flow_id=self.header.flow_id,
+            task_id=resolved.task.id,
+            state=State.new(S.CREATED, self.now),
+            parent_task_run_id=parent.id if parent else None,
+            value=resolved.value,
+            iteration=resolved.iteration,
+        )
+        return self.put(run)
+
+    def log(self, level: LogLevel, message: str, run: TaskRun | None = None) -> None:
+        self.outcome.logs.append(
+            LogEntry(
+                execution_id=self.header.id,
+                namespace=self.header.namespace,
+                flow_id=self.header.flow_id,
+                timestamp=self.now,
+                level=level,
+                message=message,
+                task_id=run.task_id if run else None,
+                task_run_id=run.id if run else None,
+                attempt=len(run.attempts) - 1 if run and run.attempts else None,
+            )
+        )
+
+    # -- rendering -------------------------------------------------------------------------
+    def context(self, run: TaskRun | None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        task = self.task(run) if run else None
+        functions = self.executor.functions
+        context = build_context(self.flow, self.snapshot(), task, run, extra=extra)
+        if functions is not None:
+            context.update(functions(self.snapshot(), self.outcome.logs))
+        return context
+
+    def render(self, value: Any, run: TaskRun | None, extra: Mapping[str, Any] | None = None) -> Any:
+        return self.executor.renderer.render_value(value, self.context(run, extra))
+
+    def truthy(self, template: Any, run: TaskRun | None) -> bool:
+        if isinstance(template, bool):
+            return template
+        return self.executor.renderer.is_truthy(str(template), self.context(run))
+
+    # -- Kestra's FlowableUtils ------------------------------------------------------------
+    def runs_for(self, parent: TaskRun | None, resolved: Sequence[Resolved]) -> list[TaskRun]:
+        """Children of `parent` that run one of `resolved` (same task, value and iteration)."""
+        wanted = {(r.task.id, r.value, r.iteration) for r in resolved}
+        return [
+            run
+            for run in self.children_of(parent.id if parent else None)
+            if (run.task_id, run.value, run.iteration) in wanted
+        ]
+
+    def run_of(self, parent: TaskRun | None, resolved: Resolved) -> TaskRun | None:
+        found = self.runs_for(parent, [resolved])
+        return found[-1] if found else None
+
+    def is_terminated(self, parent: TaskRun | None, resolved: Sequence[Resolved]) -> bool:
+        runs = self.runs_for(parent, resolved)
+        return len(runs) >= len(resolved) and all(run.state.current.is_terminated for run in runs)
+
+    def has_failed(self, parent: TaskRun | None, resolved: Sequence[Resolved]) -> bool:
+        return any(run.state.current is S.FAILED for run in self.runs_for(parent, resolved))
+
+    def has_active(self, parent: TaskRun | None, resolved: Sequence[Resolved]) -> bool:
+        return any(
+            not run.state.current.is_terminated and run.state.current is not S.PAUSED
+            for run in self.runs_for(parent, resolved)
+        )
+
+    def current_branch(
+        self,
+        parent: TaskRun | None,
+        tasks: Sequence[Resolved],
+        errors: Sequence[Resolved],
+        finally_: Sequence[Resolved],
+    ) -> Sequence[Resolved]:
+        """Which list runs now: the tasks, the error branch once one failed, then finally."""
+        if self.runs_for(parent, errors) or self.has_failed(parent, tasks):
+            # Siblings still running (parallel branches, retries) finish before errors start.
+            if self.has_active(parent, tasks):
+                return []
+            if finally_ and (not errors or self.is_terminated(parent, errors)):
+                return finally_
+            return errors
+        if finally_ and self.is_terminated(parent, tasks):
+            return finally_
+        return tasks
+
+    def sequential_nexts(self, parent: TaskRun | None, current: Sequence[Resolved]) -> list[Resolved]:
+        if not current or self.killing:
+            return []
+        runs = self.runs_for(parent, current)
+        if not runs:
+            return [current[0]]
+        if any(not run.state.current.is_terminated for run in runs):
+            return []
+        done = {(run.task_id, run.value, run.iteration) for run in runs}
+        for resolved in current:
+            if (resolved.task.id, resolved.value, resolved.iteration) not in done:
+                return [resolved]
+        return []
+
+    def parallel_nexts(
+        self, parent: TaskRun | None, current: Sequence[Resolved], limit: int
+    ) -> list[Resolved]:
+        if not current or self.killing:
+            return []
+        runs = self.runs_for(parent, current)
+        started = {(run.task_id, run.value, run.iteration) for run in runs}
+        waiting = [r for r in current if (r.task.id, r.value, r.iteration) not in started]
+        if limit > 0:
+            active = sum(1 for run in runs if not run.state.current.is_terminated)
+            waiting = waiting[: max(limit - active, 0)]
+        return waiting
+
+    def resolve_state(
+        self,
+        parent: TaskRun | None,
+        tasks: Sequence[Resolved],
+        errors: Sequence[Resolved],
+        finally_: Sequence[Resolved],
+        *,
+        allow_failure: bool = False,
+        allow_warning: bool = False,
+    ) -> StateType | None:
+        """The parent's end state once its current branch is done, else None."""
+        if not tasks and not errors and not finally_:
+            return S.SUCCESS
+        current = self.current_branch(parent, tasks, errors, finally_)
+        if current:
+            if not self.is_terminated(parent, current):
+                return None
+        elif not (self.has_failed(parent, tasks) and not self.has_active(parent, tasks)):
+            return None if tasks else S.SUCCESS
+        state = worst_state(self.runs_for(parent, [*tasks, *finally_]))
+        return allowed(state, allow_failure, allow_warning)
+
+
+def close_attempt(run: TaskRun, attempt_state: StateType, run_state: StateType, now: datetime) -> TaskRun:
+    """End the open attempt with its own state, and move the task run to `run_state`."""
+    attempts = run.attempts
+    if attempts and not attempts[-1].state.current.is_terminated:
+        attempts = (*attempts[:-1], Attempt(attempts[-1].state.to(attempt_state, now)))
+    return dataclasses.replace(run, attempts=attempts, state=run.state.to(run_state, now))
+
+
+def worst_state(runs: Iterable[TaskRun]) -> StateType:
+    states = {run.state.current for run in runs}
+    return next((state for state in _WORST_FIRST if state in states), S.SUCCESS)
+
+
+def allowed(state: StateType, allow_failure: bool, allow_warning: bool) -> StateType:
+    if state is S.FAILED and allow_failure:
+        return S.SUCCESS if allow_warning else S.WARNING
+    if state is S.WARNING and allow_warning:
+        return S.SUCCESS
+    return state
+
+
+def resolve(
+    tasks: Iterable[TaskSpec], value: str | None = None, iteration: int | None = None
+) -> list[Resolved]:
+    """Kestra's ResolvedTask list: disabled tasks are left out."""
+    return [Resolved(task, value, iteration) for task in tasks if not task.disabled]
+
+
+def retry_delay(retry: RetrySpec, attempt: int) -> timedelta:
+    """The wait before attempt number `attempt + 1` (attempt counts from 1)."""
+    if retry.type == "exponential":
+        base = retry.interval or timedelta(seconds=1)
+        factor = retry.delay_factor or 2.0
+        delay = base * (factor ** (attempt - 1))
+        return min(delay, retry.max_interval) if retry.max_interval else delay
+    if retry.type == "random":
+        low = retry.min_interval or timedelta(0)
+        high = retry.max_interval or low
+        return low + (high - low) * random.random()
+    return retry.interval or timedelta(0)
+
+
+def may_retry(
+    retry: RetrySpec | None, attempts: int, first_start: datetime, now: datetime
+) -> timedelta | None:
+    """The delay before the next attempt, or None when the policy is exhausted."""
+    if retry is None:
+        return None
+    if retry.max_attempt is not None and attempts >= retry.max_attempt:
+        return None
+    if retry.max_attempt is None and retry.max_duration is None:
+        return None
+    delay = retry_delay(retry, attempts)
+    if retry.max_duration is not None and (now + delay) - first_start > retry.max_duration:
+        return None
+    return delay
+
+
+class Executor:
+    """Kestra's execution semantics over immutable executions."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        renderer: Renderer,
+        functions: Callable[[Execution, list[LogEntry]], dict[str, Any]] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.renderer = renderer
+        self.functions = functions
+
+    def flowable(self, task: TaskSpec) -> FlowableHandler:
+        task_type = self.registry.lookup(task.type)
+        assert task_type is not None and task_type.kind is Kind.FLOWABLE
+        handler: FlowableHandler = task_type.handler
+        return handler
+
+    def kind(self, task: TaskSpec) -> Kind:
+        task_type = self.registry.lookup(task.type)
+        assert task_type is not None, task.type
+        return task_type.kind
+
+    # -- commands ------------------------------------------------------------------------------
+    def apply_result(self, flow: Flow, execution: Execution, result: WorkerResult, now: datetime) -> Outcome:
+        """Record what an attempt gave, then take the next step."""
+        work = Work(self, flow, execution, now)
+        if result.task_run_id in work.position:
+            self._apply(work, result)
+        return self._step(work)
+
+    def advance(self, flow: Flow, execution: Execution, now: datetime) -> Outcome:
+        return self._step(Work(self, flow, execution, now))
+
+    def kill(self, flow: Flow, execution: Execution, now: datetime) -> Outcome:
+        work = Work(self, flow, execution, now)
+        if not execution.state.current.is_terminated and execution.state.current is not S.KILLING:
+            work.set_header(execution.to(S.KILLING, now))
+        return self._step(work)
+
+    def resume(
+        self, flow: Flow, execution: Execution, now: datetime, outputs: Mapping[str, Any] | None = None
+    ) -> Outcome:
+        """Resume every paused task run (Pause tasks), with the onResume inputs as outputs."""
+        work = Work(self, flow, execution, now)
+        for run in list(work.runs):
+            if run.state.current is S.PAUSED:
+                resumed = dataclasses.replace(run.to(S.RUNNING, now), due=None)
+                if outputs:
+                    resumed = dataclasses.replace(resumed, outputs={"onResume": dict(outputs)})
+                work.put(resumed)
+        if execution.state.current is S.PAUSED:
+            work.set_header(execution.to(S.RUNNING, now))
+        return self._step(work)
+
+    def restart(self, flow: Flow, execution: Execution, now: datetime) -> Outcome:
+        """Kestra's restart: failed task runs run again (new attempt) in the same execution."""
+        work = Work(self, flow, execution, now)
+        failed = [run for run in work.runs if run.state.current in (S.FAILED, S.KILLED)]
+        if not execution.state.current.is_terminated or not failed:
+            return self._step(work)
+        self._reset_failed(work, None, include_root=True)
+        header = dataclasses.replace(execution.to(S.RESTARTED, now), outputs=None, after_execution_state=None)
+        work.set_header(header.to(S.RUNNING, now))
+        return self._step(work)
+
+    # -- one step --------------------------------------------------------------------------------
+    def _step(self, work: Work) -> Outcome:
+        header = work.header
+        if header.state.current.is_terminated:
+            return self._finish(work)
+        if header.state.current in (S.CREATED, S.RESTARTED, S.QUEUED):
+            work.set_header(header.to(S.RUNNING, work.now))
+        if work.killing:
+            self._kill_pass(work)
+            return self._finish(work)
+        for _ in range(10_000):
+            if not self._pass(work):
+                break
+        self._sync_paused(work)
+        return self._finish(work)
+
+    def _pass(self, work: Work) -> bool:
+        changed = False
+        for run in list(work.runs):
+            state = run.state.current
+            if state is S.CREATED:
+                self._start(work, run)
+                changed = True
+            elif run.due is not None and run.due <= work.now and state in (S.RETRYING, S.PAUSED, S.RUNNING):
+                self._due(work, run)
+                changed = True
+        # Deepest flowables first, so that a parent sees its children's end states in the same pass.
+        for run in reversed([r for r in work.runs if r.state.current is S.RUNNING]):
+            task = work.task(run)
+            if self.kind(task) is not Kind.FLOWABLE or run.due is not None:
+                continue
+            handler = self.flowable(task)
+            try:
+                for resolved in handler.nexts(work, task, run):
+                    work.create(resolved, run)
+                    changed = True
+                end = handler.state(work, task, run)
+            except (TaskError, ExpressionError) as error:
+                work.log(LogLevel.ERROR, str(error), run)
+                end = S.FAILED
+            if end is not None:
+                self._end_flowable(work, task, work.run(run.id), end)
+                changed = True
+        return self._root(work) or changed
+
+    def _root(self, work: Work) -> bool:
+        """The execution itself behaves as a Sequential over the flow's tasks."""
+        flow, header = work.flow, work.header
+        if header.after_execution_state is not None:
+            after = resolve(flow.after_execution)
+            created = [work.create(r, None) for r in work.sequential_nexts(None, after)]
+            if not created and work.is_terminated(None, after):
+                work.set_header(header.to(header.after_execution_state, work.now))
+            return bool(created)
+        tasks, errors, finally_ = resolve(flow.tasks), resolve(flow.errors), resolve(flow.finally_)
+        current = work.current_branch(None, tasks, errors, finally_)
+        created = [work.create(r, None) for r in work.sequential_nexts(None, current)]
+        if created:
+            return True
+        end = work.resolve_state(None, tasks, errors, finally_)
+        if end is None or any(not r.state.current.is_terminated for r in work.children_of(None)):
+            return False
+        self._end_execution(work, end)
+        return True
+
+    def _end_execution(self, work: Work, end: StateType) -> None:
+        header = work.header
+        if end in (S.SUCCESS, S.WARNING) and work.flow.outputs:
+            try:
+                header = dataclasses.replace(header, outputs=self._flow_outputs(work))
+            except (ExpressionError, ValueError) as error:
+                work.log(LogLevel.ERROR, f"Failed to render the flow outputs: {error}")
+                end = S.FAILED
+        if resolve(work.flow.after_execution):
+            work.set_header(dataclasses.replace(header, after_execution_state=end))
+            return
+        work.set_header(header.to(end, work.now))
+
+    def _flow_outputs(self, work: Work) -> dict[str, Any]:
+        from engine.inputs import coerce_input, input_json_value
+        from engine.model import InputSpec
+
+        values: dict[str, Any] = {}
+        for output in work.flow.outputs:
+            rendered = work.render(output.value, None)
+            spec = InputSpec(id=output.id, type=output.type, required=output.required)
+            values[output.id] = input_json_value(coerce_input(spec, rendered))
+        return values
+
+    # -- task runs ---------------------------------------------------------------------------
+    def _start(self, work: Work, run: TaskRun) -> None:
+        task = work.task(run)
+        if work.killing:
+            work.put(run.to(S.KILLED, work.now))
+            return
+        if task.run_if is not None:
+            try:
+                if not work.truthy(task.run_if, run):
+                    work.put(run.to(S.SKIPPED, work.now))
+                    return
+            except ExpressionError as error:
+                work.log(LogLevel.ERROR, str(error), run)
+                work.put(run.to(S.FAILED, work.now))
+                return
+        kind = self.kind(task)
+        if kind is Kind.RUNNABLE:
+            work.outcome.dispatch.append(work.put(run.with_new_attempt(work.now)))
+        elif kind is Kind.SUBFLOW:
+            work.outcome.subflows.append(work.put(run.with_new_attempt(work.now)))
+        else:
+            running = work.put(run.to(S.RUNNING, work.now))
+            try:
+                work.put(self.flowable(task).start(work, task, running))
+            except (TaskError, ExpressionError) as error:
+                work.log(LogLevel.ERROR, str(error), running)
+                work.put(work.run(run.id).to(S.FAILED, work.now))
+
+    def _due(self, work: Work, run: TaskRun) -> None:
+        task = work.task(run)
+        kind = self.kind(task)
+        if run.state.current is S.RETRYING:
+            work.outcome.dispatch.append(work.put(run.with_new_attempt(work.now)))
+            return
+        if kind is Kind.FLOWABLE:
+            work.put(self.flowable(task).on_due(work, task, run))
+
+    def _end_flowable(self, work: Work, task: TaskSpec, run: TaskRun, end: StateType) -> None:
+        try:
+            outputs = self.flowable(task).outputs(work, task, run)
+        except (TaskError, ExpressionError) as error:
+            work.log(LogLevel.ERROR, str(error), run)
+            outputs, end = run.outputs, S.FAILED
+        if end is S.FAILED:
+            end = allowed(end, task.allow_failure, task.allow_warning)
+        elif end is S.WARNING and task.allow_warning:
+            end = S.SUCCESS
+        work.put(dataclasses.replace(run.to(end, work.now), outputs=outputs, due=None))
+
+    def _apply(self, work: Work, result: WorkerResult) -> None:
+        run = work.run(result.task_run_id)
+        if run.state.current.is_terminated:
+            return
+        task = work.task(run)
+        outputs = result.outputs if result.outputs is not None else run.outputs
+        run = dataclasses.replace(run, outputs=outputs)
+        if result.labels:
+            merged = {label.key: label.value for label in work.header.labels}
+            merged.update({label.key: label.value for label in result.labels})
+            work.set_header(
+                dataclasses.replace(work.header, labels=tuple(Label(k, v) for k, v in merged.items()))
+            )
+        state = result.state
+        if run.state.current is S.KILLING or work.killing:
+            state = S.KILLED if state is S.FAILED or not state.is_terminated else state
+        if state is S.FAILED:
+            first = run.attempts[0].state.start_date if run.attempts else run.state.start_date
+            delay = may_retry(self._retry_for(work, run), len(run.attempts), first, work.now)
+            if delay is not None:
+                retrying = close_attempt(run, S.FAILED, S.RETRYING, work.now)
+                work.put(dataclasses.replace(retrying, due=work.now + delay))
+                return
+            final = allowed(state, task.allow_failure, task.allow_warning)
+        else:
+            final = state
+            retry = self._retry_for(work, run)
+            if state is S.SUCCESS and retry and retry.warning_on_retry and len(run.attempts) > 1:
+                final = S.WARNING
+            final = allowed(final, False, task.allow_warning)
+        work.put(close_attempt(run, state, final, work.now))
+
+    @staticmethod
+    def _retry_for(work: Work, run: TaskRun) -> RetrySpec | None:
+        """The task's own retry, else its nearest parent's, else the flow's (Kestra's fallback)."""
+        task = work.task(run)
+        if task.retry is not None:
+            return task.retry
+        for parent in work.snapshot().parents_of(run):
+            retry = work.task(parent).retry
+            if retry is not None:
+                return retry
+        return work.flow.retry
+
+    def _reset_failed(self, work: Work, parent: TaskRun | None, include_root: bool = False) -> None:
+        """Make failed descendants of `parent` run again; drop the error branches they caused."""
+        drop: set[str] = set()
+
+        def reset(parent_run: TaskRun | None) -> None:
+            parent_task = work.task(parent_run) if parent_run else None
+            error_ids = {t.id for t in (parent_task.props.get("errors") or ())} if parent_task else set()
+            if parent_run is None:
+                error_ids = {t.id for t in work.flow.errors}
+            for child in work.children_of(parent_run.id if parent_run else None):
+                if child.task_id in error_ids:
+                    drop.update(_descendants(work, child))
+                    continue
+                if child.state.current not in (S.FAILED, S.KILLED):
+                    continue
+                if self.kind(work.task(child)) is Kind.FLOWABLE:
+                    work.put(dataclasses.replace(child.to(S.RUNNING, work.now), due=None))
+                    reset(child)
+                else:
+                    work.put(dataclasses.replace(child.to(S.CREATED, work.now), due=None))
+
+        if parent is None and not include_root:
+            return
+        reset(parent)
+        if drop:
+            work.remove(drop)
+
+    # -- kill --------------------------------------------------------------------------------
+    def _kill_pass(self, work: Work) -> None:
+        busy = False
+        for run in list(work.runs):
+            state = run.state.current
+            if state.is_terminated:
+                continue
+            kind = self.kind(work.task(run))
+            if kind is Kind.FLOWABLE:
+                continue
+            if state is S.RUNNING:
+                work.outcome.cancel.append(work.put(run.to(S.KILLING, work.now)))
+                busy = True
+            elif state is S.KILLING:
+                busy = True
+            else:
+                work.put(dataclasses.replace(run.to(S.KILLED, work.now), due=None))
+        if busy:
+            return
+        for run in list(work.runs):
+            if not run.state.current.is_terminated:
+                work.put(dataclasses.replace(run.to(S.KILLED, work.now), due=None))
+        work.set_header(work.header.to(S.KILLED, work.now))
+
+    # -- wrapping up ---------------------------------------------------------------------------
+    def _sync_paused(self, work: Work) -> None:
+        header = work.header
+        if header.state.current.is_terminated:
+            return
+        paused = any(run.state.current is S.PAUSED for run in work.runs)
+        if paused and header.state.current is S.RUNNING:
+            work.set_header(header.to(S.PAUSED, work.now))
+        elif not paused and header.state.current is S.PAUSED:
+            work.set_header(header.to(S.RUNNING, work.now))
+
+    def _finish(self, work: Work) -> Outcome:
+        outcome = work.outcome
+        outcome.execution = work.snapshot()
+        dues = [run.due for run in work.runs if run.due is not None and not run.state.current.is_terminated]
+        outcome.wake_at = min(dues) if dues else None
+        return outcome
+
+
+def _descendants(work: Work, run: TaskRun) -> set[str]:
+    found = {run.id}
+    for child in work.children_of(run.id):
+        found |= _descendants(work, child)
+    return found

@@ -1,0 +1,244 @@
+"""A loaded YAML document -> Flow: the flow's own properties, then each section in its module."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from engine.model import Flow, Label, PluginDefault
+from engine.parser_context import Context, java_text, type_name
+from engine.parser_inputs import parse_inputs, parse_outputs
+from engine.parser_tasks import TaskParser, parse_retry
+from engine.parser_triggers import parse_triggers
+from engine.parser_yaml import YamlPath
+
+FLOW_KEYS = frozenset(
+    {
+        "id",
+        "namespace",
+        "revision",
+        "description",
+        "labels",
+        "inputs",
+        "variables",
+        "tasks",
+        "errors",
+        "finally",
+        "afterExecution",
+        "triggers",
+        "pluginDefaults",
+        "taskDefaults",
+        "concurrency",
+        "outputs",
+        "retry",
+        "disabled",
+        "listeners",
+        "deleted",
+        "workerGroup",
+        "workerSelector",
+        "sla",
+        "checks",
+    }
+)
+# Kestra's AbstractFlow patterns: flow ids may hold dots, namespaces are lower case.
+FLOW_ID_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]*")
+NAMESPACE_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
+MAX_FLOW_ID = 100
+MAX_NAMESPACE = 150
+
+_PLUGIN_DEFAULT_KEYS = frozenset({"type", "values", "forced"})
+_LISTENER_KEYS = frozenset({"conditions", "tasks", "description"})
+CONCURRENCY_BEHAVIORS = ("QUEUE", "CANCEL", "FAIL")
+
+
+def build_flow(ctx: Context, root: Any, text: str, path: str | None) -> Flow | None:
+    """Check every part of the document, reporting into `ctx`; the Flow when nothing was wrong."""
+    if not isinstance(root, dict):
+        ctx.error(
+            (), f"A flow is a mapping with at least `id`, `namespace` and `tasks`, not {type_name(root)}"
+        )
+        return None
+    data: dict[str, Any] = root
+    ctx.unknown_keys(data, FLOW_KEYS, (), "the flow")
+    flow_id = _flow_id(ctx, data)
+    namespace = _namespace(ctx, data)
+    defaults = _plugin_defaults(ctx, data)
+    parser = TaskParser(ctx, defaults)
+    if data.get("tasks") in (None, []):
+        ctx.error(("tasks",), "The flow has no tasks: add at least one task under `tasks`")
+    tasks = parser.tasks(data.get("tasks"), ("tasks",), "`tasks`")
+    errors = parser.tasks(data.get("errors"), ("errors",), "`errors`")
+    finally_ = parser.tasks(data.get("finally"), ("finally",), "`finally`")
+    after_execution = parser.tasks(data.get("afterExecution"), ("afterExecution",), "`afterExecution`")
+    listeners = _listeners(ctx, data.get("listeners"), parser)
+    triggers = parse_triggers(ctx, data.get("triggers"), defaults, parser.task_ids)
+    inputs = parse_inputs(ctx, data.get("inputs"))
+    outputs = parse_outputs(ctx, data.get("outputs"))
+    labels = _labels(ctx, data.get("labels"), ("labels",))
+    concurrency = _concurrency(ctx, data.get("concurrency"))
+    retry = parse_retry(ctx, data["retry"], ("retry",)) if data.get("retry") is not None else None
+    variables = ctx.mapping(data["variables"], ("variables",), "`variables`") if data.get("variables") else {}
+    description = ctx.text(data, "description", (), "`description`")
+    disabled = ctx.boolean(data, "disabled", (), "`disabled`", False)
+    ctx.boolean(data, "deleted", (), "`deleted`", False)
+    if ctx.errors or flow_id is None or namespace is None:
+        return None
+    return Flow(
+        id=flow_id,
+        namespace=namespace,
+        tasks=tasks,
+        description=description,
+        labels=labels,
+        inputs=inputs,
+        variables=variables or {},
+        errors=errors,
+        finally_=finally_,
+        after_execution=after_execution,
+        triggers=triggers,
+        plugin_defaults=tuple(defaults),
+        concurrency=concurrency,
+        outputs=outputs,
+        retry=retry,
+        disabled=disabled,
+        listeners=listeners,
+        source=text,
+        path=path,
+    )
+
+
+def _flow_id(ctx: Context, data: dict[str, Any]) -> str | None:
+    flow_id = ctx.required_text(data, "id", (), "The flow has no `id`: add one, e.g. `id: hello_world`")
+    if flow_id is not None:
+        ctx.check_id(flow_id, ("id",), "Flow id", FLOW_ID_PATTERN)
+        if len(flow_id) > MAX_FLOW_ID:
+            ctx.error(("id",), f"Flow id is too long: at most {MAX_FLOW_ID} characters")
+    return flow_id
+
+
+def _namespace(ctx: Context, data: dict[str, Any]) -> str | None:
+    missing = "The flow has no `namespace`: add one, e.g. `namespace: company.team`"
+    namespace = ctx.required_text(data, "namespace", (), missing)
+    if namespace is None:
+        return None
+    if not NAMESPACE_PATTERN.fullmatch(namespace):
+        hint = " (namespaces are lower case)" if NAMESPACE_PATTERN.fullmatch(namespace.lower()) else ""
+        ctx.error(
+            ("namespace",),
+            f"Namespace `{namespace}` is invalid: it must match the pattern `^{NAMESPACE_PATTERN.pattern}$`, "
+            f"lower-case letters, digits, `.`, `_` and `-`{hint}",
+        )
+    if len(namespace) > MAX_NAMESPACE:
+        ctx.error(("namespace",), f"Namespace is too long: at most {MAX_NAMESPACE} characters")
+    return namespace
+
+
+def _plugin_defaults(ctx: Context, data: dict[str, Any]) -> list[PluginDefault]:
+    defaults: list[PluginDefault] = []
+    # `taskDefaults` is the older name; `pluginDefaults` come after it so they win on conflicts.
+    for key in ("taskDefaults", "pluginDefaults"):
+        items = ctx.sequence(data.get(key), (key,), f"`{key}`")
+        for index, item in enumerate(items or ()):
+            path: YamlPath = (key, index)
+            entry = ctx.mapping(item, path, f"An entry of `{key}`")
+            if entry is None:
+                continue
+            ctx.unknown_keys(entry, _PLUGIN_DEFAULT_KEYS, path, f"an entry of `{key}`")
+            kind = ctx.required_text(
+                entry, "type", path, f"An entry of `{key}` has no `type` (the plugin it applies to)"
+            )
+            values = entry.get("values")
+            if values is None:
+                ctx.error(path, f"An entry of `{key}` has no `values` (the properties to set)")
+                continue
+            if ctx.mapping(values, (*path, "values"), "`values`") is None or kind is None:
+                continue
+            forced = ctx.boolean(entry, "forced", path, "`forced`", False)
+            defaults.append(PluginDefault(type=kind, values=values, forced=forced))
+    return defaults
+
+
+def _listeners(ctx: Context, raw: Any, parser: TaskParser) -> tuple[Mapping[str, Any], ...]:
+    items = ctx.sequence(raw, ("listeners",), "`listeners`")
+    listeners: list[Mapping[str, Any]] = []
+    for index, item in enumerate(items or ()):
+        path: YamlPath = ("listeners", index)
+        entry = ctx.mapping(item, path, "A listener")
+        if entry is None:
+            continue
+        ctx.unknown_keys(entry, _LISTENER_KEYS, path, "a listener")
+        # Kept as written; its tasks are checked like any other (ids, types, properties).
+        parser.tasks(entry.get("tasks"), (*path, "tasks"), "`tasks` of a listener")
+        listeners.append(entry)
+    return tuple(listeners)
+
+
+def _labels(ctx: Context, raw: Any, path: YamlPath) -> tuple[Label, ...]:
+    """Labels as a map (`key: value`) or a list of `{key, value}`; values become text."""
+    if raw is None:
+        return ()
+    # (key, value, where the key is, where the value is, whether the key's place is a mapping key)
+    pairs: list[tuple[Any, Any, YamlPath, YamlPath, bool]] = []
+    if isinstance(raw, dict):
+        pairs = [(key, value, (*path, key), (*path, key), True) for key, value in raw.items()]
+    elif isinstance(raw, list):
+        for index, item in enumerate(raw):
+            entry = ctx.mapping(item, (*path, index), "A label (`key:` and `value:`)")
+            if entry is None:
+                continue
+            ctx.unknown_keys(entry, ("key", "value"), (*path, index), "a label")
+            pairs.append(
+                (entry.get("key"), entry.get("value"), (*path, index, "key"), (*path, index, "value"), False)
+            )
+    else:
+        ctx.error(
+            path,
+            "`labels` must be a mapping (`key: value`) or a list of `key`/`value` pairs, "
+            f"not {type_name(raw)}",
+        )
+        return ()
+    labels: list[Label] = []
+    for key, value, key_path, value_path, is_key in pairs:
+        if not isinstance(key, str) or not key:
+            ctx.error(key_path, "A label needs a non-empty `key`", key=is_key)
+            continue
+        if key.startswith("system."):
+            ctx.error(
+                key_path,
+                f"Label `{key}` uses the reserved `system.` prefix: those labels are set by the engine; "
+                "rename it",
+                key=is_key,
+            )
+        if value is None:
+            ctx.error(value_path, f"Label `{key}` has no value")
+        elif isinstance(value, dict | list):
+            ctx.error(value_path, f"The value of label `{key}` must be text, not {type_name(value)}")
+        else:
+            labels.append(Label(key, java_text(value)))
+    return tuple(labels)
+
+
+def _concurrency(ctx: Context, raw: Any) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    path: YamlPath = ("concurrency",)
+    data = ctx.mapping(raw, path, "`concurrency`")
+    if data is None:
+        return None
+    ctx.unknown_keys(data, ("limit", "behavior"), path, "`concurrency`")
+    limit = data.get("limit")
+    if limit is None:
+        ctx.error(
+            path, "`concurrency` needs a `limit`: how many executions of this flow may run at once (>= 1)"
+        )
+    elif not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        ctx.error((*path, "limit"), f"`concurrency.limit` must be an integer >= 1, not `{limit}`")
+    behavior = data.get("behavior")
+    if behavior is None:
+        behavior = "QUEUE"
+    elif behavior not in CONCURRENCY_BEHAVIORS:
+        ctx.error(
+            (*path, "behavior"),
+            f"Unknown concurrency behavior `{behavior}`: use {', '.join(CONCURRENCY_BEHAVIORS)}",
+        )
+    return {"limit": limit, "behavior": behavior}

@@ -1,0 +1,432 @@
+"""Tasks as written -> TaskSpec: type lookup, plugin defaults, common properties, child tasks, retry."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from engine.durations import parse_duration
+from engine.model import DagNode, PluginDefault, RetrySpec, TaskSpec
+from engine.parser_context import ID_PATTERN, Context, is_expression, java_text, suggestion, type_name
+from engine.parser_yaml import YamlPath
+from engine.tasks.registry import COMMON_PROPERTIES, FLOWABLE_PROPERTIES, ChildShape, Kind, TaskType, registry
+
+# Task properties that map to TaskSpec fields rather than staying in `props`.
+_SPEC_FIELDS = frozenset(
+    {
+        "id",
+        "type",
+        "description",
+        "retry",
+        "timeout",
+        "disabled",
+        "allowFailure",
+        "allowWarning",
+        "runIf",
+        "logLevel",
+    }
+)
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
+MAX_TASK_ID = 256
+
+RETRY_TYPES = ("constant", "exponential", "random")
+RETRY_BEHAVIORS = ("RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION")
+_RETRY_KEYS = frozenset(
+    {
+        "type",
+        "interval",
+        "maxInterval",
+        "minInterval",
+        "delayFactor",
+        "maxAttempt",
+        "maxAttempts",
+        "maxDuration",
+        "warningOnRetry",
+        "behavior",
+    }
+)
+_RETRY_NEEDS = {
+    "constant": ("interval",),
+    "exponential": ("interval", "maxInterval"),
+    "random": ("minInterval", "maxInterval"),
+}
+_DAG_NODE_KEYS = frozenset({"task", "dependsOn"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Plugin defaults
+# ---------------------------------------------------------------------------------------------
+
+
+def defaults_for(written: str, canonical: str, defaults: Sequence[PluginDefault]) -> list[PluginDefault]:
+    """The defaults whose type is the task's (or trigger's) type or one of its packages."""
+    names = {written, canonical}
+    found: list[PluginDefault] = []
+    for default in defaults:
+        known = registry().lookup(default.type)
+        prefixes = {default.type, known.name} if known else {default.type}
+        if any(name == prefix or name.startswith(prefix + ".") for name in names for prefix in prefixes):
+            found.append(default)
+    return found
+
+
+def apply_defaults(data: dict[str, Any], defaults: Sequence[PluginDefault]) -> dict[str, Any]:
+    """Non-forced defaults fill what the task leaves out (later defaults first); forced ones override."""
+    result = data
+    for default in reversed([d for d in defaults if not d.forced]):
+        result = _fill(result, default.values)
+    for default in (d for d in defaults if d.forced):
+        result = _force(result, default.values)
+    return result
+
+
+def _fill(target: dict[str, Any], defaults: Any) -> dict[str, Any]:
+    result = dict(target)
+    for key, value in defaults.items():
+        if key in ("id", "type"):
+            continue
+        if result.get(key) is None:
+            result[key] = copy.deepcopy(value)
+        elif isinstance(result[key], dict) and isinstance(value, dict):
+            result[key] = _fill(result[key], value)
+    return result
+
+
+def _force(target: dict[str, Any], forced: Any) -> dict[str, Any]:
+    result = dict(target)
+    for key, value in forced.items():
+        if key in ("id", "type"):
+            continue
+        if isinstance(result.get(key), dict) and isinstance(value, dict):
+            result[key] = _force(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Durations and retries
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_duration_value(ctx: Context, value: Any, path: YamlPath, what: str) -> timedelta | None:
+    """A duration written as ISO 8601 text (PT30S) or as a number of seconds."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        delta = timedelta(seconds=value)
+    elif isinstance(value, str):
+        try:
+            delta = parse_duration(value)
+        except ValueError as exc:
+            ctx.error(path, f"{what}: {exc}")
+            return None
+    else:
+        ctx.error(path, f"{what} must be an ISO 8601 duration such as PT30S, not {type_name(value)}")
+        return None
+    if delta < timedelta(0):
+        ctx.error(path, f"{what} must not be negative (`{value}`)")
+        return None
+    return delta
+
+
+def parse_retry(ctx: Context, value: Any, path: YamlPath) -> RetrySpec | None:
+    """A retry policy, the same shape on a task and on the flow."""
+    data = ctx.mapping(value, path, "`retry`")
+    if data is None:
+        return None
+    ctx.unknown_keys(data, _RETRY_KEYS, path, "`retry`")
+    kind = data.get("type")
+    choices = "`constant`, `exponential` or `random`"
+    if kind is None:
+        ctx.error(path, f"`retry` has no `type`: use {choices}")
+    elif kind not in RETRY_TYPES:
+        ctx.error((*path, "type"), f"Unknown retry type `{kind}`: use {choices}")
+    durations = {
+        name: parse_duration_value(ctx, data.get(name), (*path, name), f"`{name}`")
+        for name in ("interval", "maxInterval", "minInterval", "maxDuration")
+    }
+    for name in _RETRY_NEEDS.get(kind, ()) if isinstance(kind, str) else ():
+        if data.get(name) is None:
+            ctx.error(path, f"A retry of type `{kind}` needs `{name}` (an ISO 8601 duration such as PT1S)")
+    if "maxAttempt" in data and "maxAttempts" in data:
+        ctx.error((*path, "maxAttempts"), "Give either `maxAttempt` or `maxAttempts`, not both", key=True)
+    attempt_key = "maxAttempt" if "maxAttempt" in data else "maxAttempts"
+    max_attempt = data.get(attempt_key)
+    if max_attempt is not None and (
+        not isinstance(max_attempt, int) or isinstance(max_attempt, bool) or max_attempt < 1
+    ):
+        ctx.error((*path, attempt_key), f"`{attempt_key}` must be an integer >= 1, not `{max_attempt}`")
+        max_attempt = None
+    factor = data.get("delayFactor")
+    if factor is not None and (not isinstance(factor, int | float) or isinstance(factor, bool)):
+        ctx.error((*path, "delayFactor"), f"`delayFactor` must be a number, not {type_name(factor)}")
+        factor = None
+    behavior = data.get("behavior") or "RETRY_FAILED_TASK"
+    if behavior not in RETRY_BEHAVIORS:
+        ctx.error(
+            (*path, "behavior"), f"Unknown retry behavior `{behavior}`: use {' or '.join(RETRY_BEHAVIORS)}"
+        )
+        behavior = "RETRY_FAILED_TASK"
+    return RetrySpec(
+        type=kind if kind in RETRY_TYPES else "constant",
+        interval=durations["interval"],
+        max_interval=durations["maxInterval"],
+        min_interval=durations["minInterval"],
+        delay_factor=float(factor) if factor is not None else None,
+        max_attempt=max_attempt,
+        max_duration=durations["maxDuration"],
+        warning_on_retry=ctx.boolean(data, "warningOnRetry", path, "`warningOnRetry`", False),
+        behavior=str(behavior),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks
+# ---------------------------------------------------------------------------------------------
+
+
+class TaskParser:
+    """Parses every task of one flow, remembering ids to refuse duplicates across the whole tree."""
+
+    def __init__(self, ctx: Context, defaults: Sequence[PluginDefault]) -> None:
+        self.ctx = ctx
+        self.defaults = defaults
+        self.task_ids: dict[str, YamlPath] = {}
+
+    def tasks(self, value: Any, path: YamlPath, what: str) -> tuple[TaskSpec, ...]:
+        items = self.ctx.sequence(value, path, what)
+        if items is None:
+            return ()
+        specs = (self.task(item, (*path, index)) for index, item in enumerate(items))
+        return tuple(spec for spec in specs if spec is not None)
+
+    def task(self, value: Any, path: YamlPath) -> TaskSpec | None:
+        ctx = self.ctx
+        data = ctx.mapping(value, path, "A task")
+        if data is None:
+            return None
+        task_id = self._task_id(data, path)
+        label = f"task `{task_id}`" if task_id else "the task"
+        written = data.get("type")
+        if written is None:
+            ctx.error(
+                path,
+                f"{label[0].upper()}{label[1:]} has no `type`: add one, "
+                "e.g. `type: io.kestra.plugin.core.log.Log`",
+            )
+            return None
+        if not isinstance(written, str):
+            ctx.error((*path, "type"), f"The type of {label} must be text, not {type_name(written)}")
+            return None
+        task_type = registry().lookup(written)
+        if task_type is None:
+            matches = registry().close_matches(written)
+            # The same class name in other packages are all worth showing; otherwise the closest one.
+            short = written.rsplit(".", 1)[-1].lower()
+            shown = [m for m in matches if m.rsplit(".", 1)[-1].lower() == short] or matches[:1]
+            tail = (
+                f" Did you mean {' or '.join(f'`{m}`' for m in shown)}?"
+                if shown
+                else " Check the spelling, or install the plugin that provides it."
+            )
+            ctx.error((*path, "type"), f"Unknown task type `{written}` on {label}.{tail}")
+            return None
+        data = apply_defaults(data, defaults_for(written, task_type.name, self.defaults))
+        self._check_properties(data, task_type, path, task_id)
+        props = self._props(data, task_type, path, task_id)
+        retry = data.get("retry")
+        log_level = ctx.text(data, "logLevel", path, "`logLevel`")
+        if log_level is not None and log_level not in LOG_LEVELS:
+            ctx.error(
+                (*path, "logLevel"), f"Unknown log level `{log_level}`: use one of {', '.join(LOG_LEVELS)}"
+            )
+        return TaskSpec(
+            id=task_id,
+            type=task_type.name,
+            props=props,
+            description=ctx.text(data, "description", path, "`description`"),
+            retry=parse_retry(ctx, retry, (*path, "retry")) if retry is not None else None,
+            timeout=self._timeout(data.get("timeout"), (*path, "timeout")),
+            disabled=ctx.boolean(data, "disabled", path, "`disabled`", False),
+            allow_failure=ctx.boolean(data, "allowFailure", path, "`allowFailure`", False),
+            allow_warning=ctx.boolean(data, "allowWarning", path, "`allowWarning`", False),
+            run_if=ctx.text(data, "runIf", path, "`runIf`"),
+            log_level=log_level,
+            position=ctx.position(path),
+        )
+
+    def _task_id(self, data: dict[str, Any], path: YamlPath) -> str:
+        ctx = self.ctx
+        raw = data.get("id")
+        if raw is None:
+            ctx.error(
+                path, "A task has no `id`: add one, e.g. `id: hello` (ids are unique in the whole flow)"
+            )
+            return ""
+        if isinstance(raw, dict | list):
+            ctx.error((*path, "id"), f"A task id must be text, not {type_name(raw)}")
+            return ""
+        task_id = java_text(raw)
+        id_path = (*path, "id")
+        ctx.check_id(task_id, id_path, "Task id", ID_PATTERN)
+        if len(task_id) > MAX_TASK_ID:
+            ctx.error(id_path, f"Task id `{task_id[:40]}...` is too long: at most {MAX_TASK_ID} characters")
+        first = self.task_ids.get(task_id)
+        if first is not None:
+            line = ctx.line_of(first)
+            where = f" (first used on line {line})" if line else ""
+            ctx.error(id_path, f"Duplicate task id `{task_id}`: ids must be unique in the whole flow{where}")
+        else:
+            self.task_ids[task_id] = id_path
+        return task_id
+
+    def _check_properties(
+        self, data: dict[str, Any], task_type: TaskType, path: YamlPath, task_id: str
+    ) -> None:
+        ctx = self.ctx
+        known = COMMON_PROPERTIES | task_type.properties | set(task_type.children) | task_type.deprecated
+        if task_type.kind is Kind.FLOWABLE:
+            known |= FLOWABLE_PROPERTIES
+        short = task_type.name.rsplit(".", 1)[-1]
+        for key in data:
+            if not (task_type.accepts(key) or key in task_type.deprecated):
+                ctx.error(
+                    (*path, key),
+                    f"Unknown property `{key}` on task `{task_id}` ({task_type.name})"
+                    f"{suggestion(key, known)}",
+                    key=True,
+                )
+        for name in sorted(task_type.required):
+            if data.get(name) is None:
+                ctx.error(path, f"Task `{task_id}` ({short}) is missing the required property `{name}`")
+
+    def _props(
+        self, data: dict[str, Any], task_type: TaskType, path: YamlPath, task_id: str
+    ) -> dict[str, Any]:
+        shapes = task_type.child_shapes()
+        props: dict[str, Any] = {}
+        for key, raw in data.items():
+            if key in _SPEC_FIELDS and key not in task_type.properties:
+                # A type that declares a common name as its own (Pause's `timeout`) reads it from props.
+                continue
+            shape = shapes.get(key)
+            if shape is None:
+                props[key] = raw
+            elif raw is None:
+                # `defaults: null` is the same as leaving the property out.
+                continue
+            elif shape is ChildShape.LIST:
+                if raw == [] and key in task_type.required:
+                    self.ctx.error(
+                        (*path, key), f"`{key}` of task `{task_id}` is empty: add at least one task"
+                    )
+                props[key] = self.tasks(raw, (*path, key), f"`{key}` of task `{task_id}`")
+            elif shape is ChildShape.CASES:
+                props[key] = self._cases(raw, (*path, key), task_id)
+            else:
+                props[key] = self._dag(raw, (*path, key), task_id)
+        short = task_type.name.rsplit(".", 1)[-1]
+        for key, shape in shapes.items():
+            if shape is ChildShape.CASES and not props.get(key):
+                self.ctx.error(
+                    (*path, key),
+                    f"{short} task `{task_id}` has no cases: add at least one entry under `{key}`",
+                )
+        return props
+
+    def _cases(self, raw: Any, path: YamlPath, task_id: str) -> dict[str, tuple[TaskSpec, ...]]:
+        data = self.ctx.mapping(raw, path, f"`cases` of task `{task_id}`")
+        if data is None:
+            return {}
+        return {
+            str(case): self.tasks(tasks, (*path, case), f"Case `{case}` of task `{task_id}`")
+            for case, tasks in data.items()
+        }
+
+    def _dag(self, raw: Any, path: YamlPath, task_id: str) -> tuple[DagNode, ...]:
+        ctx = self.ctx
+        items = ctx.sequence(raw, path, f"`tasks` of Dag `{task_id}`")
+        if items is None:
+            return ()
+        nodes: list[DagNode] = []
+        node_ids: set[str] = set()
+        edges: dict[str, list[tuple[str, YamlPath]]] = {}
+        for index, item in enumerate(items):
+            item_path = (*path, index)
+            entry = ctx.mapping(item, item_path, f"An entry of Dag `{task_id}` (`task:` and `dependsOn:`)")
+            if entry is None:
+                continue
+            ctx.unknown_keys(entry, _DAG_NODE_KEYS, item_path, f"an entry of Dag `{task_id}`")
+            written_task = entry.get("task")
+            if written_task is None:
+                ctx.error(item_path, f"An entry of Dag `{task_id}` has no `task`: put the task under `task:`")
+                continue
+            if isinstance(written_task, dict) and isinstance(written_task.get("id"), str):
+                node_ids.add(written_task["id"])
+            spec = self.task(written_task, (*item_path, "task"))
+            depends = self._depends_on(entry.get("dependsOn"), (*item_path, "dependsOn"))
+            if spec is not None:
+                nodes.append(DagNode(spec, tuple(name for name, _ in depends)))
+                edges[spec.id] = depends
+        for name, depends in edges.items():
+            for dependency, dep_path in depends:
+                if dependency not in node_ids:
+                    ctx.error(
+                        dep_path,
+                        f"Task `{name}` of Dag `{task_id}` depends on `{dependency}`, which is not a task of "
+                        f"this Dag{suggestion(dependency, node_ids)}",
+                    )
+        self._check_cycles(task_id, edges)
+        return tuple(nodes)
+
+    def _depends_on(self, raw: Any, path: YamlPath) -> list[tuple[str, YamlPath]]:
+        items = self.ctx.sequence(raw, path, "`dependsOn`")
+        depends: list[tuple[str, YamlPath]] = []
+        for index, item in enumerate(items or ()):
+            if isinstance(item, str):
+                depends.append((item, (*path, index)))
+            else:
+                self.ctx.error((*path, index), f"`dependsOn` lists task ids (text), not {type_name(item)}")
+        return depends
+
+    def _check_cycles(self, dag_id: str, edges: dict[str, list[tuple[str, YamlPath]]]) -> None:
+        # Iterative depth-first search: a long chain must not hit the recursion limit.
+        done: set[str] = set()
+        for start in edges:
+            if start in done:
+                continue
+            trail = [start]
+            on_trail = {start}
+            stack = [iter(edges[start])]
+            while stack:
+                step = next(stack[-1], None)
+                if step is None:
+                    stack.pop()
+                    done.add(trail[-1])
+                    on_trail.discard(trail.pop())
+                    continue
+                dependency, dep_path = step
+                if dependency in on_trail:
+                    cycle = [*trail[trail.index(dependency) :], dependency]
+                    self.ctx.error(
+                        dep_path,
+                        f"Dag `{dag_id}` has a cyclic dependency: {' -> '.join(cycle)}; remove one of these "
+                        "`dependsOn` entries",
+                    )
+                elif dependency in edges and dependency not in done:
+                    trail.append(dependency)
+                    on_trail.add(dependency)
+                    stack.append(iter(edges[dependency]))
+
+    def _timeout(self, value: Any, path: YamlPath) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, str) and is_expression(value):
+            return value
+        delta = parse_duration_value(self.ctx, value, path, "`timeout`")
+        if delta is None:
+            return None
+        return value if isinstance(value, str) else f"PT{value}S"

@@ -1,0 +1,191 @@
+"""The built-in task types: names, aliases and the properties each accepts.
+
+This module is data only; handlers live beside it (core.py for runnable tasks, flow.py for flowable
+ones) and are attached by name when the registry is built.
+"""
+
+from __future__ import annotations
+
+from engine.tasks.registry import ChildShape, Kind, TaskType
+
+LIST = ChildShape.LIST
+CORE = "io.kestra.plugin.core"
+LEGACY = "io.kestra.core.tasks"
+
+
+def _props(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+TASK_TYPES: tuple[TaskType, ...] = (
+    # --- runnable tasks ---------------------------------------------------------------------
+    TaskType(
+        f"{CORE}.log.Log",
+        Kind.RUNNABLE,
+        _props("message", "level"),
+        required=_props("message"),
+        aliases=(f"{LEGACY}.log.Log",),
+    ),
+    TaskType(
+        f"{CORE}.debug.Return",
+        Kind.RUNNABLE,
+        _props("format"),
+        aliases=(f"{LEGACY}.debugs.Return",),
+    ),
+    TaskType(
+        f"{CORE}.debug.Echo",
+        Kind.RUNNABLE,
+        _props("format", "level"),
+        required=_props("format"),
+        aliases=(f"{LEGACY}.debugs.Echo", f"{CORE}.log.Echo"),
+    ),
+    TaskType(
+        f"{CORE}.output.OutputValues",
+        Kind.RUNNABLE,
+        _props("values"),
+        aliases=(f"{LEGACY}.outputs.OutputValues",),
+    ),
+    TaskType(
+        f"{CORE}.execution.Fail",
+        Kind.RUNNABLE,
+        _props("condition", "errorMessage"),
+        aliases=(f"{LEGACY}.executions.Fail",),
+    ),
+    TaskType(
+        f"{CORE}.execution.Labels",
+        Kind.RUNNABLE,
+        _props("labels"),
+        required=_props("labels"),
+        aliases=(f"{LEGACY}.executions.Labels",),
+    ),
+    TaskType(
+        f"{CORE}.flow.Sleep",
+        Kind.RUNNABLE,
+        _props("duration"),
+        required=_props("duration"),
+        aliases=(f"{LEGACY}.flows.Sleep",),
+    ),
+    TaskType(
+        f"{CORE}.kv.Set",
+        Kind.RUNNABLE,
+        _props("key", "value", "namespace", "overwrite", "ttl", "kvType", "kvDescription"),
+        required=_props("key", "value"),
+    ),
+    TaskType(
+        f"{CORE}.kv.Get",
+        Kind.RUNNABLE,
+        _props("key", "namespace", "errorOnMissing"),
+        required=_props("key"),
+    ),
+    TaskType(
+        f"{CORE}.kv.Delete",
+        Kind.RUNNABLE,
+        _props("key", "namespace", "errorOnMissing"),
+        required=_props("key"),
+    ),
+    TaskType(f"{CORE}.kv.GetKeys", Kind.RUNNABLE, _props("prefix", "namespace")),
+    # --- flowable tasks ---------------------------------------------------------------------
+    TaskType(
+        f"{CORE}.flow.Sequential",
+        Kind.FLOWABLE,
+        children={"tasks": LIST},
+        required=_props("tasks"),
+        aliases=(f"{LEGACY}.flows.Sequential",),
+    ),
+    TaskType(
+        f"{CORE}.flow.Parallel",
+        Kind.FLOWABLE,
+        _props("concurrent"),
+        children={"tasks": LIST},
+        required=_props("tasks"),
+        aliases=(f"{LEGACY}.flows.Parallel",),
+    ),
+    TaskType(
+        f"{CORE}.flow.If",
+        Kind.FLOWABLE,
+        _props("condition"),
+        children={"then": LIST, "else": LIST},
+        required=_props("condition", "then"),
+        aliases=(f"{LEGACY}.flows.If",),
+    ),
+    TaskType(
+        f"{CORE}.flow.Switch",
+        Kind.FLOWABLE,
+        _props("value"),
+        children={"cases": ChildShape.CASES, "defaults": LIST},
+        required=_props("value"),
+        aliases=(f"{LEGACY}.flows.Switch",),
+    ),
+    TaskType(
+        f"{CORE}.flow.ForEach",
+        Kind.FLOWABLE,
+        _props("values", "concurrencyLimit"),
+        children={"tasks": LIST},
+        required=_props("values", "tasks"),
+        aliases=(f"{LEGACY}.flows.ForEach",),
+    ),
+    TaskType(
+        f"{CORE}.flow.EachSequential",
+        Kind.FLOWABLE,
+        _props("value"),
+        children={"tasks": LIST},
+        required=_props("value", "tasks"),
+        aliases=(f"{LEGACY}.flows.EachSequential",),
+    ),
+    TaskType(
+        f"{CORE}.flow.EachParallel",
+        Kind.FLOWABLE,
+        _props("value", "concurrent"),
+        children={"tasks": LIST},
+        required=_props("value", "tasks"),
+        aliases=(f"{LEGACY}.flows.EachParallel",),
+    ),
+    TaskType(
+        f"{CORE}.flow.Dag",
+        Kind.FLOWABLE,
+        _props("concurrent"),
+        children={"tasks": ChildShape.DAG},
+        required=_props("tasks"),
+        aliases=(f"{LEGACY}.flows.Dag",),
+    ),
+    TaskType(
+        f"{CORE}.flow.AllowFailure",
+        Kind.FLOWABLE,
+        children={"tasks": LIST},
+        required=_props("tasks"),
+        aliases=(f"{LEGACY}.flows.AllowFailure",),
+    ),
+    TaskType(
+        f"{CORE}.flow.Pause",
+        Kind.FLOWABLE,
+        _props("delay", "timeout", "pauseDuration", "behavior", "onResume"),
+        children={"tasks": LIST},
+        aliases=(f"{LEGACY}.flows.Pause",),
+    ),
+    TaskType(
+        f"{CORE}.flow.WaitFor",
+        Kind.FLOWABLE,
+        _props("condition", "checkFrequency", "failOnMaxReached"),
+        children={"tasks": LIST},
+        required=_props("condition", "tasks"),
+    ),
+    TaskType(
+        f"{CORE}.flow.Subflow",
+        Kind.SUBFLOW,
+        _props(
+            "namespace",
+            "flowId",
+            "revision",
+            "inputs",
+            "labels",
+            "wait",
+            "transmitFailed",
+            "inheritLabels",
+            "outputs",
+            "scheduleDate",
+            "restartBehavior",
+        ),
+        required=_props("namespace", "flowId"),
+        aliases=(f"{LEGACY}.flows.Subflow", f"{LEGACY}.flows.Flow"),
+    ),
+)

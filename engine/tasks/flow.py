@@ -1,0 +1,327 @@
+"""Flowable tasks: they run no code of their own, they decide which children run and how they end.
+
+Each handler answers the executor's questions (see engine.executor.FlowableHandler); the shared
+rules (error branches, finally, end states) live in engine.executor.Work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from engine.durations import parse_duration
+from engine.executor import Resolved, TaskError, Work, resolve
+from engine.expressions import to_text
+from engine.model import DagNode, LogLevel, StateType, TaskRun, TaskSpec
+
+S = StateType
+
+
+def _int(value: Any, name: str, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise TaskError(f"`{name}` must be an integer, got `{value}`") from None
+
+
+def _duration(work: Work, run: TaskRun, value: Any, name: str) -> timedelta:
+    text = work.render(value, run)
+    try:
+        return parse_duration(str(text))
+    except ValueError as error:
+        raise TaskError(f"`{name}`: {error}") from None
+
+
+class Sequential:
+    """Children one after the other; errors then finally."""
+
+    allow_failure = False
+
+    def branches(
+        self, work: Work, task: TaskSpec, run: TaskRun
+    ) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
+        return (
+            resolve(task.props.get("tasks") or ()),
+            resolve(task.props.get("errors") or ()),
+            resolve(task.props.get("finally") or ()),
+        )
+
+    def start(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
+        return run
+
+    def nexts(self, work: Work, task: TaskSpec, run: TaskRun) -> list[Resolved]:
+        tasks, errors, finally_ = self.branches(work, task, run)
+        current = work.current_branch(run, tasks, errors, finally_)
+        if current is tasks:
+            return self.main_nexts(work, task, run, tasks)
+        return work.sequential_nexts(run, current)
+
+    def main_nexts(self, work: Work, task: TaskSpec, run: TaskRun, tasks: list[Resolved]) -> list[Resolved]:
+        return work.sequential_nexts(run, tasks)
+
+    def state(self, work: Work, task: TaskSpec, run: TaskRun) -> StateType | None:
+        tasks, errors, finally_ = self.branches(work, task, run)
+        return work.resolve_state(run, tasks, errors, finally_, allow_failure=self.allow_failure)
+
+    def outputs(self, work: Work, task: TaskSpec, run: TaskRun) -> Mapping[str, Any] | None:
+        return run.outputs
+
+    def on_due(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
+        return dataclasses.replace(run, due=None)
+
+
+class AllowFailure(Sequential):
+    """A Sequential whose failure ends WARNING and lets the flow go on."""
+
+    allow_failure = True
+
+
+class Parallel(Sequential):
+    """Children at once, at most `concurrent` at a time (0: no limit)."""
+
+    def main_nexts(self, work: Work, task: TaskSpec, run: TaskRun, tasks: list[Resolved]) -> list[Resolved]:
+        limit = _int(task.props.get("concurrent"), "concurrent", 0)
+        return work.parallel_nexts(run, tasks, limit)
+
+
+class If(Sequential):
+    """`then` when the condition is truthy (Kestra's rule), else `else`."""
+
+    def branches(
+        self, work: Work, task: TaskSpec, run: TaskRun
+    ) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
+        branch = "then" if work.truthy(task.props["condition"], run) else "else"
+        return (
+            resolve(task.props.get(branch) or ()),
+            resolve(task.props.get("errors") or ()),
+            resolve(task.props.get("finally") or ()),
+        )
+
+
+class Switch(Sequential):
+    """The case whose key equals the rendered value, else `defaults`."""
+
+    def start(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
+        value = to_text(work.render(task.props["value"], run))
+        cases: Mapping[str, Any] = task.props.get("cases") or {}
+        if value not in cases and not task.props.get("defaults"):
+            raise TaskError(
+                f"Switch `{task.id}`: no case matches the value `{value}` and there are no `defaults`"
+            )
+        return dataclasses.replace(run, outputs={"value": value, "defaults": value not in cases})
+
+    def branches(
+        self, work: Work, task: TaskSpec, run: TaskRun
+    ) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
+        outputs = run.outputs or {}
+        cases: Mapping[str, Any] = task.props.get("cases") or {}
+        chosen = cases.get(outputs.get("value")) if not outputs.get("defaults") else None
+        return (
+            resolve(chosen if chosen is not None else task.props.get("defaults") or ()),
+            resolve(task.props.get("errors") or ()),
+            resolve(task.props.get("finally") or ()),
+        )
+
+
+def loop_values(work: Work, task: TaskSpec, run: TaskRun, prop: str) -> tuple[str, ...]:
+    """Render a loop's values (a list, or text holding a JSON list) into Kestra's value strings."""
+    raw = task.props.get(prop)
+    rendered = work.render(raw, run)
+    if isinstance(rendered, str):
+        try:
+            rendered = json.loads(rendered)
+        except json.JSONDecodeError:
+            raise TaskError(f"`{prop}` must be a JSON list, got `{rendered[:200]}`") from None
+    if not isinstance(rendered, list):
+        raise TaskError(f"`{prop}` must be a list, got `{to_text(rendered)[:200]}`")
+    nulls = sum(1 for item in rendered if item is None)
+    if nulls:
+        raise TaskError(f"Found '{nulls}' null values on Each, with values={to_text(rendered)[:500]}")
+    texts = (item if isinstance(item, str) else to_text(item) for item in rendered)
+    return tuple(dict.fromkeys(texts))  # Kestra runs each distinct value once
+
+
+class ForEach(Sequential):
+    """For each value, the children in sequence; `concurrencyLimit` values at a time (0: all)."""
+
+    values_prop = "values"
+
+    def limit(self, task: TaskSpec) -> int:
+        return _int(task.props.get("concurrencyLimit"), "concurrencyLimit", 1)
+
+    def start(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
+        return dataclasses.replace(run, loop_values=loop_values(work, task, run, self.values_prop))
+
+    def groups(self, task: TaskSpec, run: TaskRun) -> list[list[Resolved]]:
+        children = task.props.get("tasks") or ()
+        return [resolve(children, value) for value in run.loop_values or ()]
+
+    def branches(
+        self, work: Work, task: TaskSpec, run: TaskRun
+    ) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
+        return (
+            [resolved for group in self.groups(task, run) for resolved in group],
+            resolve(task.props.get("errors") or ()),
+            resolve(task.props.get("finally") or ()),
+        )
+
+    def main_nexts(self, work: Work, task: TaskSpec, run: TaskRun, tasks: list[Resolved]) -> list[Resolved]:
+        limit = self.limit(task)
+        nexts: list[Resolved] = []
+        waiting: list[list[Resolved]] = []
+        active = 0
+        for group in self.groups(task, run):
+            if not group:
+                continue
+            if not work.runs_for(run, group):
+                waiting.append(group)
+            elif not work.is_terminated(run, group):
+                active += 1
+                nexts.extend(work.sequential_nexts(run, group))
+        free = len(waiting) if limit <= 0 else max(limit - active, 0)
+        nexts.extend(group[0] for group in waiting[:free])
+        return nexts
+
+
+class EachSequential(ForEach):
+    """The deprecated EachSequential: a ForEach over `value`, one value at a time."""
+
+    values_prop = "value"
+
+    def limit(self, task: TaskSpec) -> int:
+        return 1
+
+
+class EachParallel(ForEach):
+    """The deprecated EachParallel: every child of every value at once (`concurrent` caps it)."""
+
+    values_prop = "value"
+
+    def main_nexts(self, work: Work, task: TaskSpec, run: TaskRun, tasks: list[Resolved]) -> list[Resolved]:
+        return work.parallel_nexts(run, tasks, _int(task.props.get("concurrent"), "concurrent", 0))
+
+
+class Dag(Sequential):
+    """Children once their `dependsOn` tasks ended well; `concurrent` caps how many run at once."""
+
+    def main_nexts(self, work: Work, task: TaskSpec, run: TaskRun, tasks: list[Resolved]) -> list[Resolved]:
+        if work.killing:
+            return []
+        nodes: Sequence[DagNode] = task.props.get("tasks") or ()
+        by_id = {r.task.id: r for r in tasks}
+        runs = {r.task_id: r for r in work.runs_for(run, tasks)}
+        ready = []
+        for node in nodes:
+            if node.task.id not in by_id or node.task.id in runs:
+                continue
+            deps = [runs.get(dep) for dep in node.depends_on if dep in by_id]
+            if all(
+                dep is not None and dep.state.current in (S.SUCCESS, S.WARNING, S.SKIPPED) for dep in deps
+            ):
+                ready.append(by_id[node.task.id])
+        limit = _int(task.props.get("concurrent"), "concurrent", 0)
+        if limit > 0:
+            active = sum(1 for r in runs.values() if not r.state.current.is_terminated)
+            ready = ready[: max(limit - active, 0)]
+        return ready
+
+    def branches(
+        self, work: Work, task: TaskSpec, run: TaskRun
+    ) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
+        nodes: Sequence[DagNode] = task.props.get("tasks") or ()
+        return (
+            resolve(node.task for node in nodes),
+            resolve(task.props.get("errors") or ()),
+            resolve(task.props.get("finally") or ()),
+        )
+
+
+class Pause(Sequential):
+    """Pauses until resumed, or for `delay`; `timeout` (or pauseDuration + behavior) bounds the wait."""
+
+    def start(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
+        props = task.props
+        wait = props.get("delay") or props.get("pauseDuration") or props.get("timeout")
+        due = work.now + _duration(work, run, wait, "delay") if wait else None
+        return dataclasses.replace(run.to(S.PAUSED, work.now), due=due)
+
+    def on_due(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
+        props = task.props
+        if props.get("delay"):
+            behavior = "RESUME"
+        elif props.get("pauseDuration"):
+            behavior = str(props.get("behavior") or "RESUME").upper()
+        else:
+            behavior = "FAIL"  # Kestra's `timeout`: a pause nobody resumed in time fails
+        end = {"RESUME": S.RUNNING, "WARN": S.WARNING, "FAIL": S.FAILED, "CANCEL": S.CANCELLED}.get(behavior)
+        if end is None:
+            raise TaskError(f"Pause `{task.id}`: unknown behavior `{behavior}` (RESUME, WARN, FAIL, CANCEL)")
+        if end is S.FAILED:
+            work.log(LogLevel.ERROR, f"Pause `{task.id}` was not resumed before its timeout", run)
+        return dataclasses.replace(run.to(end, work.now), due=None)
+
+
+class WaitFor(Sequential):
+    """Runs its children again and again until the condition holds (or a limit is reached)."""
+
+    def _frequency(self, task: TaskSpec) -> Mapping[str, Any]:
+        frequency = task.props.get("checkFrequency") or {}
+        return frequency if isinstance(frequency, Mapping) else {}
+
+    @staticmethod
+    def _iteration(run: TaskRun) -> int:
+        """The current round, counted from 0 (outputs.iterationCount counts from 1)."""
+        return int((run.outputs or {}).get("iterationCount", 1)) - 1
+
+    def start(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
+        return dataclasses.replace(run, outputs={"iterationCount": 1})
+
+    def branches(
+        self, work: Work, task: TaskSpec, run: TaskRun
+    ) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
+        return (
+            resolve(task.props.get("tasks") or (), iteration=self._iteration(run)),
+            resolve(task.props.get("errors") or ()),
+            resolve(task.props.get("finally") or ()),
+        )
+
+    def state(self, work: Work, task: TaskSpec, run: TaskRun) -> StateType | None:
+        tasks, errors, finally_ = self.branches(work, task, run)
+        end = work.resolve_state(run, tasks, errors, finally_)
+        if end is None or (end is not S.SUCCESS and end is not S.WARNING):
+            return end
+        if work.truthy(task.props["condition"], run):
+            return end
+        frequency = self._frequency(task)
+        iterations = self._iteration(run) + 1
+        max_iterations = _int(frequency.get("maxIterations"), "maxIterations", 100)
+        max_duration = _duration(work, run, frequency.get("maxDuration") or "PT1H", "maxDuration")
+        if iterations >= max_iterations or work.now - run.state.start_date >= max_duration:
+            return S.FAILED if task.props.get("failOnMaxReached") else end
+        interval = _duration(work, run, frequency.get("interval") or "PT1S", "interval")
+        work.put(dataclasses.replace(run, due=work.now + interval))
+        return None
+
+    def on_due(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
+        count = self._iteration(run) + 2
+        return dataclasses.replace(run, due=None, outputs={**(run.outputs or {}), "iterationCount": count})
+
+
+HANDLERS: dict[str, Any] = {
+    "io.kestra.plugin.core.flow.Sequential": Sequential(),
+    "io.kestra.plugin.core.flow.AllowFailure": AllowFailure(),
+    "io.kestra.plugin.core.flow.Parallel": Parallel(),
+    "io.kestra.plugin.core.flow.If": If(),
+    "io.kestra.plugin.core.flow.Switch": Switch(),
+    "io.kestra.plugin.core.flow.ForEach": ForEach(),
+    "io.kestra.plugin.core.flow.EachSequential": EachSequential(),
+    "io.kestra.plugin.core.flow.EachParallel": EachParallel(),
+    "io.kestra.plugin.core.flow.Dag": Dag(),
+    "io.kestra.plugin.core.flow.Pause": Pause(),
+    "io.kestra.plugin.core.flow.WaitFor": WaitFor(),
+}

@@ -1,0 +1,69 @@
+"""Run flows through a real Engine on a real SQLite file, for engine tests."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.engine import Engine
+from engine.model import Execution, Label, LogEntry, StateType
+from engine.store import Store
+
+
+@asynccontextmanager
+async def running_engine(folder: Path, *flows: str) -> AsyncIterator[Engine]:
+    """An engine on `folder`/flows with the given flow sources written as files."""
+    flows_dir = folder / "flows"
+    flows_dir.mkdir(exist_ok=True)
+    for index, source in enumerate(flows):
+        (flows_dir / f"flow_{index}.yml").write_text(textwrap.dedent(source))
+    store = await Store.open(folder / "tiercel.db")
+    engine = Engine(store, flows_dir=flows_dir)
+    await engine.start(control=False)
+    try:
+        yield engine
+    finally:
+        await engine.stop()
+
+
+async def run(
+    engine: Engine,
+    namespace: str,
+    flow_id: str,
+    inputs: Mapping[str, Any] | None = None,
+    labels: list[Label] | None = None,
+    timeout: float = 20,
+) -> Execution:
+    execution_id = await engine.trigger(namespace, flow_id, inputs or {}, labels or [])
+    return await asyncio.wait_for(engine.wait(execution_id, until_paused=True), timeout)
+
+
+async def logs_of(engine: Engine, execution_id: str) -> list[LogEntry]:
+    await engine._flush_logs()
+    await engine.store.flush()
+    return [entry for _, entry in await engine.store.logs(execution_id)]
+
+
+async def run_flow(
+    tmp_path: Path, source: str, inputs: Mapping[str, Any] | None = None, *others: str
+) -> tuple[Execution, list[LogEntry]]:
+    """Run one flow (plus other flows it calls) to its end; return the execution and its logs."""
+    async with running_engine(tmp_path, source, *others) as engine:
+        first = yaml.safe_load(textwrap.dedent(source))
+        execution = await run(engine, first["namespace"], first["id"], inputs)
+        return execution, await logs_of(engine, execution.id)
+
+
+def states(execution: Execution) -> dict[str, StateType]:
+    """The state of the last task run of each task id."""
+    return {run.task_id: run.state.current for run in execution.task_runs}
+
+
+def messages(logs: list[LogEntry]) -> list[str]:
+    return [entry.message for entry in logs]
