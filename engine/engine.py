@@ -44,6 +44,25 @@ class _Message:
     payload: Any = None
 
 
+def _grouped(batch: list[_Message]) -> list[tuple[str, list[_Message]]]:
+    """Consecutive task results of one execution go together (one executor step for all);
+    any other message is a group of its own. Order per execution is kept."""
+    groups: list[tuple[str, list[_Message]]] = []
+    last_result: dict[str, list[_Message]] = {}
+    for message in batch:
+        key = message.execution_id
+        if message.kind == "result" and key in last_result:
+            last_result[key].append(message)
+            continue
+        group = [message]
+        groups.append((key, group))
+        if message.kind == "result":
+            last_result[key] = group
+        else:
+            last_result.pop(key, None)
+    return groups
+
+
 class Engine:
     """Runs flows from a folder against one SQLite store."""
 
@@ -339,14 +358,14 @@ class Engine:
 
     async def _process(self, batch: list[_Message]) -> None:
         outcomes: dict[str, list[Outcome]] = {}
-        for message in batch:
-            live = self._live.get(message.execution_id)
+        for execution_id, messages in _grouped(batch):
+            live = self._live.get(execution_id)
             if live is None:
                 continue
             flow, execution = live
-            outcome = self._apply(flow, execution, message)
-            self._live[message.execution_id] = (flow, outcome.execution)
-            outcomes.setdefault(message.execution_id, []).append(outcome)
+            outcome = self._apply(flow, execution, messages)
+            self._live[execution_id] = (flow, outcome.execution)
+            outcomes.setdefault(execution_id, []).append(outcome)
         saves = []
         for execution_id, steps in outcomes.items():
             execution = steps[-1].execution
@@ -385,11 +404,12 @@ class Engine:
             self._schedule(execution_id, steps[-1].wake_at)
             self._notify(execution)
 
-    def _apply(self, flow: Flow, execution: Execution, message: _Message) -> Outcome:
+    def _apply(self, flow: Flow, execution: Execution, messages: list[_Message]) -> Outcome:
         now = utcnow()
         executor = self.executor
+        message = messages[0]
         if message.kind == "result":
-            return executor.apply_result(flow, execution, message.payload, now)
+            return executor.apply_results(flow, execution, [m.payload for m in messages], now)
         if message.kind == "kill":
             return executor.kill(flow, execution, now)
         if message.kind == "resume":

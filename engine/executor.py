@@ -100,11 +100,22 @@ class Work:
         self.header = execution
         self.runs: list[TaskRun] = list(execution.task_runs)
         self.position = {run.id: index for index, run in enumerate(self.runs)}
-        self.children: dict[str | None, list[str]] = {}
-        for run in self.runs:
-            self.children.setdefault(run.parent_task_run_id, []).append(run.id)
+        self._index()
         self.outcome = Outcome(execution)
         self._snapshot: Execution | None = execution
+
+    def _index(self) -> None:
+        # children by parent, and each parent's children by (task, value, iteration): the flowable
+        # rules look runs up this way many times per step, so lookups must not scan.
+        self.children: dict[str | None, list[str]] = {}
+        self.keyed: dict[str | None, dict[tuple[str, str | None, int | None], str]] = {}
+        for run in self.runs:
+            self._add_to_index(run)
+
+    def _add_to_index(self, run: TaskRun) -> None:
+        parent = run.parent_task_run_id
+        self.children.setdefault(parent, []).append(run.id)
+        self.keyed.setdefault(parent, {})[(run.task_id, run.value, run.iteration)] = run.id
 
     # -- reading ---------------------------------------------------------------------------
     def run(self, run_id: str) -> TaskRun:
@@ -132,7 +143,7 @@ class Work:
         if index is None:
             self.position[run.id] = len(self.runs)
             self.runs.append(run)
-            self.children.setdefault(run.parent_task_run_id, []).append(run.id)
+            self._add_to_index(run)
         else:
             self.runs[index] = run
         self._snapshot = None
@@ -141,9 +152,7 @@ class Work:
     def remove(self, run_ids: set[str]) -> None:
         self.runs = [run for run in self.runs if run.id not in run_ids]
         self.position = {run.id: index for index, run in enumerate(self.runs)}
-        self.children = {}
-        for run in self.runs:
-            self.children.setdefault(run.parent_task_run_id, []).append(run.id)
+        self._index()
         self._snapshot = None
 
     def set_header(self, execution: Execution) -> None:
@@ -199,12 +208,11 @@ class Work:
     # -- Kestra's FlowableUtils ------------------------------------------------------------
     def runs_for(self, parent: TaskRun | None, resolved: Sequence[Resolved]) -> list[TaskRun]:
         """Children of `parent` that run one of `resolved` (same task, value and iteration)."""
-        wanted = {(r.task.id, r.value, r.iteration) for r in resolved}
-        return [
-            run
-            for run in self.children_of(parent.id if parent else None)
-            if (run.task_id, run.value, run.iteration) in wanted
-        ]
+        keyed = self.keyed.get(parent.id if parent else None)
+        if not keyed:
+            return []
+        found = (keyed.get((r.task.id, r.value, r.iteration)) for r in resolved)
+        return [self.runs[self.position[run_id]] for run_id in found if run_id is not None]
 
     def run_of(self, parent: TaskRun | None, resolved: Resolved) -> TaskRun | None:
         found = self.runs_for(parent, [resolved])
@@ -375,11 +383,14 @@ class Executor:
         return task_type.kind
 
     # -- commands ------------------------------------------------------------------------------
-    def apply_result(self, flow: Flow, execution: Execution, result: WorkerResult, now: datetime) -> Outcome:
-        """Record what an attempt gave, then take the next step."""
+    def apply_results(
+        self, flow: Flow, execution: Execution, results: Sequence[WorkerResult], now: datetime
+    ) -> Outcome:
+        """Record what attempts gave, then take the next step."""
         work = Work(self, flow, execution, now)
-        if result.task_run_id in work.position:
-            self._apply(work, result)
+        for result in results:
+            if result.task_run_id in work.position:
+                self._apply(work, result)
         return self._step(work)
 
     def advance(self, flow: Flow, execution: Execution, now: datetime) -> Outcome:
@@ -427,9 +438,8 @@ class Executor:
         if work.killing:
             self._kill_pass(work)
             return self._finish(work)
-        for _ in range(10_000):
-            if not self._pass(work):
-                break
+        while not work.header.state.current.is_terminated and self._pass(work):
+            pass
         self._sync_paused(work)
         return self._finish(work)
 
