@@ -277,9 +277,7 @@ class Engine:
             if run.state.current is StateType.PAUSED:
                 specs = flow.tasks_by_id[run.task_id].props.get("onResume") or ()
                 if specs:
-                    from engine.parser import parse_inputs
-
-                    outputs = resolve_inputs(parse_inputs(specs), inputs or {})
+                    outputs = resolve_inputs(specs, inputs or {})
                     outputs = {key: input_json_value(value) for key, value in outputs.items()}
         self._post(_Message(execution_id, "resume", outputs))
 

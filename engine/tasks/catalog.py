@@ -158,8 +158,9 @@ TASK_TYPES: tuple[TaskType, ...] = (
     TaskType(
         f"{CORE}.flow.Pause",
         Kind.FLOWABLE,
-        _props("delay", "timeout", "pauseDuration", "behavior", "onResume"),
+        _props("delay", "timeout", "pauseDuration", "behavior"),
         children={"tasks": LIST},
+        input_props=_props("onResume"),
         aliases=(f"{LEGACY}.flows.Pause",),
     ),
     TaskType(

@@ -120,7 +120,7 @@ class Switch(Sequential):
     ) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
         outputs = run.outputs or {}
         cases: Mapping[str, Any] = task.props.get("cases") or {}
-        chosen = cases.get(outputs.get("value")) if not outputs.get("defaults") else None
+        chosen = None if outputs.get("defaults") else cases.get(str(outputs.get("value")))
         return (
             resolve(chosen if chosen is not None else task.props.get("defaults") or ()),
             resolve(task.props.get("errors") or ()),

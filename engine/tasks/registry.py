@@ -64,6 +64,8 @@ class TaskType:
     handler: Any = None
     # Properties that also accept the spelling of an older Kestra version (e.g. ForEach `value`).
     deprecated: frozenset[str] = frozenset()
+    # Properties that declare inputs (Pause's onResume): parsed and checked like flow inputs.
+    input_props: frozenset[str] = frozenset()
 
     def child_shapes(self) -> dict[str, ChildShape]:
         """Every property that holds child tasks, including a flowable's `errors` and `finally`."""
@@ -73,7 +75,12 @@ class TaskType:
         return shapes
 
     def accepts(self, prop: str) -> bool:
-        if prop in COMMON_PROPERTIES or prop in self.properties or prop in self.children:
+        if (
+            prop in COMMON_PROPERTIES
+            or prop in self.properties
+            or prop in self.children
+            or prop in self.input_props
+        ):
             return True
         return self.kind is Kind.FLOWABLE and prop in FLOWABLE_PROPERTIES
 

@@ -18,7 +18,7 @@ from engine.expressions import (
     is_truthy,
     to_text,
 )
-from engine.javadate import DateError, add_to_date, format_date, to_datetime, zone_of
+from engine.expressions.javadate import DateError, add_to_date, format_date, to_datetime, zone_of
 
 
 @pytest.fixture

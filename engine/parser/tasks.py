@@ -9,8 +9,8 @@ from typing import Any
 
 from engine.durations import parse_duration
 from engine.model import DagNode, PluginDefault, RetrySpec, TaskSpec
-from engine.parser_context import ID_PATTERN, Context, is_expression, java_text, suggestion, type_name
-from engine.parser_yaml import YamlPath
+from engine.parser.context import ID_PATTERN, Context, is_expression, java_text, suggestion, type_name
+from engine.parser.loader import YamlPath
 from engine.tasks.registry import COMMON_PROPERTIES, FLOWABLE_PROPERTIES, ChildShape, Kind, TaskType, registry
 
 # Task properties that map to TaskSpec fields rather than staying in `props`.
@@ -313,7 +313,11 @@ class TaskParser:
                 # A type that declares a common name as its own (Pause's `timeout`) reads it from props.
                 continue
             shape = shapes.get(key)
-            if shape is None:
+            if key in task_type.input_props and raw is not None:
+                from engine.parser.inputs import parse_inputs
+
+                props[key] = parse_inputs(self.ctx, raw, (*path, key))
+            elif shape is None:
                 props[key] = raw
             elif raw is None:
                 # `defaults: null` is the same as leaving the property out.

@@ -27,8 +27,8 @@ from jinja2 import pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context, Undefined
 
-from engine import javadate
-from engine.expressions_core import (
+from engine.expressions import javadate
+from engine.expressions.core import (
     MAX_INT_BITS,
     MAX_ITEMS,
     LimitExceeded,

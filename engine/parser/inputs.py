@@ -6,8 +6,8 @@ import re
 from typing import Any
 
 from engine.model import InputSpec, OutputSpec
-from engine.parser_context import DOTTED_ID_PATTERN, Context, java_text, suggestion, type_name
-from engine.parser_yaml import YamlPath
+from engine.parser.context import DOTTED_ID_PATTERN, Context, java_text, suggestion, type_name
+from engine.parser.loader import YamlPath
 
 INPUT_TYPES = (
     "STRING",
@@ -56,14 +56,14 @@ _CHOICE_INPUTS = ("SELECT", "ENUM", "MULTISELECT")
 _OUTPUT_KEYS = frozenset({"id", "type", "value", "description", "required", "displayName"})
 
 
-def parse_inputs(ctx: Context, raw: Any) -> tuple[InputSpec, ...]:
-    """The flow's inputs: ids, types, the settings each type needs, and `dependsOn` references."""
-    items = ctx.sequence(raw, ("inputs",), "`inputs`")
+def parse_inputs(ctx: Context, raw: Any, where: YamlPath = ("inputs",)) -> tuple[InputSpec, ...]:
+    """Inputs (the flow's, or a Pause's onResume): ids, types, settings, `dependsOn` references."""
+    items = ctx.sequence(raw, where, f"`{where[-1]}`")
     inputs: list[InputSpec] = []
     seen: dict[str, YamlPath] = {}
     references: list[tuple[str, str, YamlPath]] = []
     for index, item in enumerate(items or ()):
-        path: YamlPath = ("inputs", index)
+        path: YamlPath = (*where, index)
         entry = ctx.mapping(item, path, "An input")
         if entry is None:
             continue

@@ -1,7 +1,7 @@
 """Kestra expressions: Pebble templates rendered by a Jinja2 immutable sandbox.
 
 Flows hold Pebble templates (``{{ outputs.task.value ?? 'none' | upper }}``). Each template is translated
-into Jinja once (see :mod:`engine.expressions_syntax`), compiled, cached by its source text, and rendered
+into Jinja once (see :mod:`engine.expressions.syntax`), compiled, cached by its source text, and rendered
 in an :class:`~jinja2.sandbox.ImmutableSandboxedEnvironment` whose operators, attribute access and calls
 are hooked to follow Pebble's semantics and to enforce size, count and time limits.
 
@@ -27,7 +27,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from engine.expressions_core import (
+from engine.expressions.core import (
     DEFAULT_MAX_OUTPUT_CHARS,
     ExpressionError,
     ExpressionSecurityError,
@@ -41,8 +41,8 @@ from engine.expressions_core import (
     state_var,
     to_text,
 )
-from engine.expressions_lib import FILTERS, FUNCTIONS, HELPERS, TESTS, binop
-from engine.expressions_syntax import TemplateProblem, translate
+from engine.expressions.library import FILTERS, FUNCTIONS, HELPERS, TESTS, binop
+from engine.expressions.syntax import TemplateProblem, translate
 
 __all__ = [
     "CacheInfo",

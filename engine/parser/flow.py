@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.model import Flow, Label, PluginDefault
-from engine.parser_context import Context, java_text, type_name
-from engine.parser_inputs import parse_inputs, parse_outputs
-from engine.parser_tasks import TaskParser, parse_retry
-from engine.parser_triggers import parse_triggers
-from engine.parser_yaml import YamlPath
+from engine.parser.context import Context, java_text, type_name
+from engine.parser.inputs import parse_inputs, parse_outputs
+from engine.parser.loader import YamlPath
+from engine.parser.tasks import TaskParser, parse_retry
+from engine.parser.triggers import parse_triggers
 
 FLOW_KEYS = frozenset(
     {

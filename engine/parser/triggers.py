@@ -8,9 +8,9 @@ from typing import Any
 from croniter import croniter
 
 from engine.model import PluginDefault, TriggerSpec
-from engine.parser_context import ID_PATTERN, Context, type_name
-from engine.parser_tasks import apply_defaults, defaults_for, parse_duration_value
-from engine.parser_yaml import YamlPath
+from engine.parser.context import ID_PATTERN, Context, type_name
+from engine.parser.loader import YamlPath
+from engine.parser.tasks import apply_defaults, defaults_for, parse_duration_value
 
 SCHEDULE = "io.kestra.plugin.core.trigger.Schedule"
 TRIGGER_ALIASES = {

@@ -2,8 +2,8 @@
 
 Loading is safe (no Python tags, no alias bombs, no duplicate keys, a size cap) and the checks follow
 Kestra's rules, so a file that passes here also loads on a Kestra cluster. The work is split over
-`parser_yaml` (loading with positions), `parser_flow` (the flow's own properties), `parser_tasks`
-(tasks, retries, plugin defaults), `parser_inputs` (inputs, outputs) and `parser_triggers`; this
+`loader` (loading with positions), `flow` (the flow's own properties), `tasks`
+(tasks, retries, plugin defaults), `inputs` (inputs, outputs) and `triggers`; this
 module is the public face and holds the checks across flows.
 """
 
@@ -15,10 +15,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from engine.model import DagNode, Flow, TaskSpec
-from engine.parser_context import Context, is_expression
-from engine.parser_errors import FlowError, FlowParseError
-from engine.parser_flow import build_flow
-from engine.parser_yaml import YamlPath, format_path, load_yaml
+from engine.parser.context import Context, is_expression
+from engine.parser.errors import FlowError, FlowParseError
+from engine.parser.flow import build_flow
+from engine.parser.loader import YamlPath, format_path, load_yaml
 from engine.tasks.registry import Kind, registry
 
 __all__ = ["MAX_FLOW_BYTES", "FlowError", "FlowParseError", "parse_flow", "parse_flow_file", "validate_flows"]

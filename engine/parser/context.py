@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from engine.model import Position
-from engine.parser_errors import FlowError
-from engine.parser_yaml import SourceMap, YamlPath, format_path
+from engine.parser.errors import FlowError
+from engine.parser.loader import SourceMap, YamlPath, format_path
 
 # Kestra's patterns (TaskInterface, AbstractTrigger, Input, Output).
 ID_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]*")
