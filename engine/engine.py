@@ -27,7 +27,7 @@ from engine.parser import FlowError, FlowParseError, parse_flow, parse_flow_file
 from engine.runner import Runner
 from engine.store import Store
 from engine.tasks.core import labels_of
-from engine.tasks.registry import Registry, registry
+from engine.tasks.registry import Kind, Registry, registry
 
 FLOW_SUFFIXES = (".yml", ".yaml")
 LOG_FLUSH_SECONDS = 0.05
@@ -40,7 +40,7 @@ class EngineCommandError(Exception):
 @dataclass(frozen=True)
 class _Message:
     execution_id: str
-    kind: str  # start | result | wake | kill | resume | restart
+    kind: str  # start | result | wake | kill | resume | restart | link
     payload: Any = None
 
 
@@ -136,25 +136,44 @@ class Engine:
         await self.store.close()
 
     async def _recover(self) -> None:
-        """Carry on with executions a previous engine left unfinished."""
+        """Carry on with executions a previous engine left unfinished.
+
+        Policy: a runnable task that was running when the engine stopped fails with "engine stopped
+        while the task was running" (its retry policy then applies); a subflow task waits for its
+        child again; everything else resumes where the store says it was.
+        """
+        waiting_on: list[tuple[str, TaskRun]] = []
         for execution in await self.store.unfinished_executions():
             flow = await self.flow_revision(execution.namespace, execution.flow_id, execution.flow_revision)
             if flow is None:
+                failed = execution.to(StateType.FAILED)
+                entry = self._entry(execution, None, "the flow revision of this execution cannot be loaded")
+                await self.store.save_execution(failed, (), [entry])
                 continue
-            now = utcnow()
-            runs = []
+            interrupted = []
             for run in execution.task_runs:
+                if not run.state.current.is_running:
+                    continue
                 task_type = self.registry.lookup(flow.tasks_by_id[run.task_id].type)
-                runnable = task_type is not None and task_type.kind.value != "flowable"
-                if runnable and run.state.current in (StateType.RUNNING, StateType.KILLING):
+                kind = task_type.kind if task_type else Kind.RUNNABLE
+                if kind is Kind.SUBFLOW and run.child_execution_id:
+                    waiting_on.append((execution.id, run))
+                elif kind is not Kind.FLOWABLE:
                     self._on_log(self._entry(execution, run, "engine stopped while the task was running"))
-                    runs.append(run)
+                    interrupted.append(run)
             self._live[execution.id] = (flow, execution)
             self._persisted[execution.id] = execution
-            for run in runs:
+            for run in interrupted:
                 self._post(_Message(execution.id, "result", WorkerResult(run.id, StateType.FAILED)))
             self._post(_Message(execution.id, "wake"))
-            del now
+        for parent_id, run in waiting_on:
+            child_id = run.child_execution_id or ""
+            self._subflow_parents[child_id] = (parent_id, run.id)
+            if child_id not in self._live:
+                child = await self.store.get_execution(child_id)
+                if child is not None and child.state.current.is_terminated:
+                    self._subflow_parents.pop(child_id, None)
+                    self._spawn(self._subflow_ended((parent_id, run.id), child))
 
     # -- flows ------------------------------------------------------------------------------
     async def load_flows(self, folder: Path) -> None:
@@ -414,6 +433,8 @@ class Engine:
             return executor.resume(flow, execution, now, message.payload)
         if message.kind == "restart":
             return executor.restart(flow, execution, now)
+        if message.kind == "link":
+            return executor.link_subflow(flow, execution, now, *message.payload)
         return executor.advance(flow, execution, now)
 
     def _schedule(self, execution_id: str, wake_at: Any) -> None:
@@ -479,6 +500,7 @@ class Engine:
             self._on_result(parent.id, WorkerResult(run.id, StateType.FAILED))
             return
         self._on_log(self._entry(parent, run, f"Started subflow execution {child_id}", LogLevel.INFO))
+        self._post(_Message(parent.id, "link", (run.id, child_id)))
         if props.get("wait", True):
             self._subflow_parents[child_id] = (parent.id, run.id)
         else:
@@ -509,7 +531,7 @@ class Engine:
 
     # -- logs -----------------------------------------------------------------------------------
     def _entry(
-        self, execution: Execution, run: TaskRun, message: str, level: LogLevel = LogLevel.ERROR
+        self, execution: Execution, run: TaskRun | None, message: str, level: LogLevel = LogLevel.ERROR
     ) -> LogEntry:
         return LogEntry(
             execution_id=execution.id,
@@ -518,9 +540,9 @@ class Engine:
             timestamp=utcnow(),
             level=level,
             message=message,
-            task_id=run.task_id,
-            task_run_id=run.id,
-            attempt=len(run.attempts) - 1 if run.attempts else None,
+            task_id=run.task_id if run else None,
+            task_run_id=run.id if run else None,
+            attempt=len(run.attempts) - 1 if run and run.attempts else None,
         )
 
     def _on_log(self, entry: LogEntry) -> None:

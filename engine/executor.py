@@ -417,6 +417,15 @@ class Executor:
             work.set_header(execution.to(S.RUNNING, now))
         return self._step(work)
 
+    def link_subflow(
+        self, flow: Flow, execution: Execution, now: datetime, task_run_id: str, child_id: str
+    ) -> Outcome:
+        """Remember which execution a Subflow task run started (to wait for it across restarts)."""
+        work = Work(self, flow, execution, now)
+        if task_run_id in work.position:
+            work.put(dataclasses.replace(work.run(task_run_id), child_execution_id=child_id))
+        return self._step(work)
+
     def restart(self, flow: Flow, execution: Execution, now: datetime) -> Outcome:
         """Kestra's restart: failed task runs run again (new attempt) in the same execution."""
         work = Work(self, flow, execution, now)
@@ -424,7 +433,13 @@ class Executor:
         if not execution.state.current.is_terminated or not failed:
             return self._step(work)
         self._reset_failed(work, None, include_root=True)
-        header = dataclasses.replace(execution.to(S.RESTARTED, now), outputs=None, after_execution_state=None)
+        labels = (
+            *(label for label in execution.labels if label.key != "system.restarted"),
+            Label("system.restarted", "true"),
+        )
+        header = dataclasses.replace(
+            execution.to(S.RESTARTED, now), outputs=None, after_execution_state=None, labels=labels
+        )
         work.set_header(header.to(S.RUNNING, now))
         return self._step(work)
 

@@ -6,13 +6,14 @@ import asyncio
 import textwrap
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from engine.engine import Engine
-from engine.model import Execution, Label, LogEntry, StateType
+from engine.model import Execution, Label, LogEntry, StateType, TaskRun
 from engine.store import Store
 
 
@@ -67,3 +68,23 @@ def states(execution: Execution) -> dict[str, StateType]:
 
 def messages(logs: list[LogEntry]) -> list[str]:
     return [entry.message for entry in logs]
+
+
+def runs_of(execution: Execution, task_id: str) -> list[TaskRun]:
+    """Every task run of one task id, in creation order."""
+    return [run for run in execution.task_runs if run.task_id == task_id]
+
+
+def one_run(execution: Execution, task_id: str, value: str | None = None) -> TaskRun:
+    """The single task run of a task id (and loop value, when given)."""
+    found = [run for run in runs_of(execution, task_id) if value is None or run.value == value]
+    assert len(found) == 1, f"{len(found)} task runs of `{task_id}` (value {value!r})"
+    return found[0]
+
+
+def running_window(run: TaskRun) -> tuple[datetime, datetime]:
+    """When a task run first went RUNNING and when it ended, from its state history."""
+    start = run.state.first_date(StateType.RUNNING)
+    end = run.state.end_date
+    assert start is not None and end is not None, f"`{run.task_id}` never ran to an end"
+    return start, end
