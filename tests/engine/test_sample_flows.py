@@ -1,0 +1,44 @@
+"""The sample flows a newcomer runs first must parse and end as their descriptions promise."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.engine import Engine
+from engine.model import StateType
+from engine.parser import parse_flow_file
+from engine.store import Store
+from tests.engine.helpers import logs_of, messages, run
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_flows"
+EXPECTED = {
+    ("acme", "hello_world"): StateType.SUCCESS,
+    ("acme.finance.reports", "monthly_report"): StateType.SUCCESS,
+    ("acme.marketing.analytics", "campaign_fanout"): StateType.SUCCESS,
+    ("acme.platform.ops", "flaky_sync"): StateType.FAILED,  # retried, then the error branch on purpose
+    ("acme.platform.ops", "nightly_pipeline"): StateType.SUCCESS,
+}
+
+
+def test_every_sample_flow_parses_and_is_listed_here() -> None:
+    found = {parse_flow_file(path).uid for path in SAMPLES.rglob("*.yml")}
+    assert found == set(EXPECTED)
+
+
+@pytest.mark.parametrize(("namespace", "flow_id"), sorted(EXPECTED))
+async def test_sample_flow_ends_as_described(tmp_path: Path, namespace: str, flow_id: str) -> None:
+    shutil.copytree(SAMPLES, tmp_path / "flows")
+    store = await Store.open(tmp_path / "tiercel.db")
+    engine = Engine(store, flows_dir=tmp_path / "flows")
+    await engine.start(control=False)
+    try:
+        execution = await run(engine, namespace, flow_id)
+        lines = messages(await logs_of(engine, execution.id))
+    finally:
+        await engine.stop()
+    assert execution.state.current is EXPECTED[(namespace, flow_id)], lines
+    assert lines, "every sample flow logs something"
+    assert not any("Unable to find" in line for line in lines if flow_id != "flaky_sync")
