@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -129,6 +130,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
                         say(format_log(entry), err=args.json)
 
         streamer = asyncio.create_task(stream())
+        stop_on_signals(engine, execution_id)
         execution = await engine.wait(execution_id, until_paused=True)
         await asyncio.sleep(0)
         await engine._flush_logs()
@@ -152,6 +154,25 @@ async def cmd_run(args: argparse.Namespace) -> int:
     if state in (StateType.SUCCESS, StateType.WARNING):
         return EXIT_OK
     return EXIT_PAUSED if state is StateType.PAUSED else EXIT_FAILED
+
+
+def stop_on_signals(engine: Any, execution_id: str) -> None:
+    """Ctrl-C (or SIGTERM) kills the execution cleanly; a second one leaves it unfinished at once."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    pending: set[asyncio.Task[None]] = set()
+
+    def on_signal() -> None:
+        if pending:
+            if main is not None:
+                main.cancel()
+            return
+        say(f"Killing execution {execution_id} (interrupt again to stop at once)", err=True)
+        task = loop.create_task(engine.kill(execution_id))
+        pending.add(task)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
 
 
 # -- validate / flows / namespaces -----------------------------------------------------------------
@@ -457,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         say(f"tiercel: {error}", err=True)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         return 130
 
 
