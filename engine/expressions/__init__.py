@@ -27,6 +27,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from engine.expressions import fastpath
 from engine.expressions.core import (
     DEFAULT_MAX_OUTPUT_CHARS,
     ExpressionError,
@@ -236,6 +237,9 @@ class Renderer:
         """
         if not isinstance(template, str) or ("{{" not in template and "{%" not in template):
             return template
+        quick = fastpath.render(template, context)
+        if quick is not None and len(quick) <= self._max_output_chars:
+            return quick
         state = RenderState(
             deadline=time.monotonic() + self._timeout_s,
             timeout_s=self._timeout_s,
