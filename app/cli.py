@@ -75,6 +75,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
 
     target: list[str] = args.target
     flows_dir = Path(args.flows) if args.flows else None
+    file: Path | None = None
     if len(target) == 1:
         file = Path(target[0])
         if not file.is_file():
@@ -102,6 +103,9 @@ async def cmd_run(args: argparse.Namespace) -> int:
     engine = Engine(store, flows_dir=flows_dir)
     await engine.start()
     try:
+        if file is not None:
+            # The file named on the command line is what runs, whatever else the folder holds.
+            await engine.load_flow_file(file)
         if (namespace, flow_id) not in engine.flows:
             problems = [str(e) for errors in engine.flow_errors.values() for e in errors]
             say(f"tiercel: no valid flow `{flow_id}` in namespace `{namespace}` under {flows_dir}", err=True)
@@ -280,6 +284,10 @@ async def _open_readonly(args: argparse.Namespace) -> Any:
 
 
 async def cmd_executions(args: argparse.Namespace) -> int:
+    from engine.model import StateType
+
+    if args.state and args.state.upper() not in StateType.__members__:
+        raise UsageError(f"unknown state `{args.state}` ({', '.join(StateType.__members__)})")
     store = await _open_readonly(args)
     try:
         rows = await store.list_executions(
@@ -310,7 +318,10 @@ async def cmd_logs(args: argparse.Namespace) -> int:
         if execution is None:
             say(f"tiercel: no execution {args.execution_id}", err=True)
             return EXIT_FAILED
-        level = LogLevel.parse(args.level).value if args.level else None
+        try:
+            level = LogLevel.parse(args.level).value if args.level else None
+        except ValueError:
+            raise UsageError(f"unknown log level `{args.level}` (TRACE, DEBUG, INFO, WARN, ERROR)") from None
         after = 0
         while True:
             for row_id, entry in await store.logs(

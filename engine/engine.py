@@ -30,6 +30,8 @@ from engine.tasks.core import labels_of
 from engine.tasks.registry import Kind, Registry, registry
 
 FLOW_SUFFIXES = (".yml", ".yaml")
+# Files in the flows folder that describe namespaces rather than flows.
+NAMESPACE_FILES = frozenset({"_namespace.yml", "_namespace.yaml"})
 LOG_FLUSH_SECONDS = 0.05
 
 
@@ -42,6 +44,8 @@ class _Message:
     execution_id: str
     kind: str  # start | result | wake | kill | resume | restart | link
     payload: Any = None
+    # Commands resolve this once their effect is in the store.
+    applied: asyncio.Future[None] | None = None
 
 
 def _grouped(batch: list[_Message]) -> list[tuple[str, list[_Message]]]:
@@ -181,7 +185,7 @@ class Engine:
         found: dict[tuple[str, str], Flow] = {}
         errors: dict[str, list[FlowError]] = {}
         for path in sorted(folder.rglob("*")):
-            if path.suffix not in FLOW_SUFFIXES or not path.is_file() or path.name.startswith("_"):
+            if path.suffix not in FLOW_SUFFIXES or not path.is_file() or path.name in NAMESPACE_FILES:
                 continue
             try:
                 flow = parse_flow_file(path)
@@ -207,6 +211,15 @@ class Engine:
         self.flows = found
         self.flow_errors = errors
         self.events.publish(FlowsChanged())
+
+    async def load_flow_file(self, path: Path) -> Flow:
+        """Parse one file and make it the current revision of its flow (raises FlowParseError)."""
+        flow = parse_flow_file(path)
+        revision, _ = await self.store.save_flow(flow.namespace, flow.id, flow.source, path=str(path))
+        flow = flow.with_revision(revision)
+        self.flows[flow.uid] = flow
+        self.events.publish(FlowsChanged())
+        return flow
 
     async def flow_revision(self, namespace: str, flow_id: str, revision: int) -> Flow | None:
         """A given revision of a flow, parsed from the store (cached)."""
@@ -298,7 +311,7 @@ class Engine:
                 if specs:
                     outputs = resolve_inputs(specs, inputs or {})
                     outputs = {key: input_json_value(value) for key, value in outputs.items()}
-        self._post(_Message(execution_id, "resume", outputs))
+        await self._apply_command(_Message(execution_id, "resume", outputs))
 
     async def restart(self, execution_id: str) -> None:
         execution = await self.store.get_execution(execution_id)
@@ -314,7 +327,7 @@ class Engine:
             raise EngineCommandError(f"The flow of execution {execution_id} is gone")
         self._live[execution_id] = (flow, execution)
         self._persisted[execution_id] = execution
-        self._post(_Message(execution_id, "restart"))
+        await self._apply_command(_Message(execution_id, "restart"))
 
     async def _require(self, execution_id: str) -> Execution:
         live = self._live.get(execution_id)
@@ -327,7 +340,13 @@ class Engine:
 
     async def _command(self, execution_id: str, kind: str) -> None:
         await self._require(execution_id)
-        self._post(_Message(execution_id, kind))
+        await self._apply_command(_Message(execution_id, kind))
+
+    async def _apply_command(self, message: _Message) -> None:
+        """Post a command and return once the loop has applied and stored it."""
+        applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._post(dataclasses.replace(message, applied=applied))
+        await applied
 
     async def wait(self, execution_id: str, *, until_paused: bool = False) -> Execution:
         """Wait for an execution to end (or to pause with nothing scheduled, when asked)."""
@@ -374,6 +393,14 @@ class Engine:
                 traceback.print_exc()
 
     async def _process(self, batch: list[_Message]) -> None:
+        try:
+            await self._process_batch(batch)
+        finally:
+            for message in batch:
+                if message.applied is not None and not message.applied.done():
+                    message.applied.set_result(None)
+
+    async def _process_batch(self, batch: list[_Message]) -> None:
         outcomes: dict[str, list[Outcome]] = {}
         for execution_id, messages in _grouped(batch):
             live = self._live.get(execution_id)
@@ -617,4 +644,4 @@ class Engine:
         self.events.publish(FlowsChanged())
 
 
-__all__ = ["Engine", "EngineCommandError", "FlowParseError", "InputError", "dataclasses"]
+__all__ = ["Engine", "EngineCommandError", "FlowParseError", "InputError"]

@@ -484,7 +484,7 @@ class Execution:
             "taskRunList": [run.to_json() for run in self.task_runs] or None,
             "inputs": dict(self.inputs) if self.inputs else None,
             "outputs": dict(self.outputs) if self.outputs is not None else None,
-            "labels": [{"key": label.key, "value": label.value} for label in self.labels] or None,
+            "labels": [{"key": label.key, "value": label.value} for label in self.labels],
             "variables": dict(self.variables) if self.variables else None,
             "parentId": self.parent_id,
             "originalId": self.original_id or self.id,

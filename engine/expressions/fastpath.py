@@ -67,7 +67,11 @@ def render(template: str, context: Mapping[str, Any]) -> str | None:
             continue
         value: Any = context
         for step in path:
-            if (isinstance(value, Mapping) and not isinstance(step, int) and step in value) or (isinstance(value, list) and isinstance(step, int) and step < len(value)):
+            if isinstance(step, int):
+                if not isinstance(value, list) or step >= len(value):
+                    return None
+                value = value[step]
+            elif isinstance(value, Mapping) and step in value:
                 value = value[step]
             else:
                 return None
