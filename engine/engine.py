@@ -351,14 +351,17 @@ class Engine:
     async def wait(self, execution_id: str, *, until_paused: bool = False) -> Execution:
         """Wait for an execution to end (or to pause with nothing scheduled, when asked)."""
         while True:
-            live = self._live.get(execution_id)
-            if live is None:
+            # Only stored states are reported: the loop's working copy may be ahead of the store.
+            current = self._persisted.get(execution_id)
+            if execution_id not in self._live or current is None:
                 stored = await self.store.get_execution(execution_id)
                 if stored is None:
                     raise EngineCommandError(f"No execution {execution_id}")
-                return stored
-            if until_paused and self._idle_paused(live[1]):
-                return live[1]
+                if stored.state.current.is_terminated or execution_id not in self._live:
+                    return stored
+                current = stored
+            if until_paused and self._idle_paused(current):
+                return current
             future: asyncio.Future[Execution] = asyncio.get_running_loop().create_future()
             self._waiters.setdefault(execution_id, []).append(future)
             await future
@@ -629,8 +632,9 @@ class Engine:
 
     # -- queries --------------------------------------------------------------------------------
     async def execution(self, execution_id: str) -> Execution | None:
-        live = self._live.get(execution_id)
-        return live[1] if live else await self.store.get_execution(execution_id)
+        """The execution as last stored (the loop's working copy may be a step ahead)."""
+        stored = self._persisted.get(execution_id)
+        return stored if stored is not None else await self.store.get_execution(execution_id)
 
     def live_execution_ids(self) -> list[str]:
         return list(self._live)

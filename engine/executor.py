@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from engine.context import build_context
 from engine.expressions import ExpressionError, Renderer
+from engine.inputs import InputError
 from engine.model import (
     Attempt,
     Execution,
@@ -432,7 +433,7 @@ class Executor:
         failed = [run for run in work.runs if run.state.current in (S.FAILED, S.KILLED)]
         if not execution.state.current.is_terminated or not failed:
             return self._step(work)
-        self._reset_failed(work, None, include_root=True)
+        self._restart_failed(work)
         labels = (
             *(label for label in execution.labels if label.key != "system.restarted"),
             Label("system.restarted", "true"),
@@ -512,7 +513,7 @@ class Executor:
         if end in (S.SUCCESS, S.WARNING) and work.flow.outputs:
             try:
                 header = dataclasses.replace(header, outputs=self._flow_outputs(work))
-            except (ExpressionError, ValueError) as error:
+            except (ExpressionError, ValueError, InputError) as error:
                 work.log(LogLevel.ERROR, f"Failed to render the flow outputs: {error}")
                 end = S.FAILED
         if resolve(work.flow.after_execution):
@@ -624,30 +625,32 @@ class Executor:
                 return retry
         return work.flow.retry
 
-    def _reset_failed(self, work: Work, parent: TaskRun | None, include_root: bool = False) -> None:
-        """Make failed descendants of `parent` run again; drop the error branches they caused."""
+    def _restart_failed(self, work: Work) -> None:
+        """Kestra's restart: failed task runs go back to CREATED (a new attempt follows), their
+        ancestors back to RUNNING; the errors, finally and afterExecution branches that already
+        ran are dropped, so that they run again when their turn comes."""
+        flow = work.flow
         drop: set[str] = set()
-
-        def reset(parent_run: TaskRun | None) -> None:
-            parent_task = work.task(parent_run) if parent_run else None
-            error_ids = {t.id for t in (parent_task.props.get("errors") or ())} if parent_task else set()
-            if parent_run is None:
-                error_ids = {t.id for t in work.flow.errors}
-            for child in work.children_of(parent_run.id if parent_run else None):
-                if child.task_id in error_ids:
-                    drop.update(_descendants(work, child))
-                    continue
-                if child.state.current not in (S.FAILED, S.KILLED):
-                    continue
-                if self.kind(work.task(child)) is Kind.FLOWABLE:
-                    work.put(dataclasses.replace(child.to(S.RUNNING, work.now), due=None))
-                    reset(child)
-                else:
-                    work.put(dataclasses.replace(child.to(S.CREATED, work.now), due=None))
-
-        if parent is None and not include_root:
-            return
-        reset(parent)
+        for run in work.runs:
+            if run.parent_task_run_id is None:
+                branches = [*flow.errors, *flow.finally_, *flow.after_execution]
+            else:
+                props = work.task(work.run(run.parent_task_run_id)).props
+                branches = [*(props.get("errors") or ()), *(props.get("finally") or ())]
+            if any(task.id == run.task_id for task in branches):
+                drop |= _descendants(work, run)
+        failed = [r for r in work.runs if r.id not in drop and r.state.current in (S.FAILED, S.KILLED)]
+        has_failed_child = {r.parent_task_run_id for r in failed}
+        ancestors: set[str] = set()
+        for run in failed:
+            if run.id in has_failed_child:
+                continue  # a flowable that failed because a child did: it becomes RUNNING below
+            work.put(dataclasses.replace(run.to(S.CREATED, work.now), due=None))
+            ancestors.update(parent.id for parent in work.snapshot().parents_of(run))
+        for run_id in ancestors:
+            parent = work.run(run_id)
+            if parent.state.current is not S.RUNNING:
+                work.put(dataclasses.replace(parent.to(S.RUNNING, work.now), due=None))
         if drop:
             work.remove(drop)
 

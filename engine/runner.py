@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.context import build_context
-from engine.durations import format_duration, parse_duration
+from engine.durations import parse_duration
 from engine.executor import WorkerResult
 from engine.expressions import ExpressionError, Renderer
 from engine.model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
@@ -39,6 +39,7 @@ class Runner:
         self.context_extra = context_extra
         self.store = store
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
 
     @property
     def busy(self) -> int:
@@ -55,6 +56,8 @@ class Runner:
             task.cancel()
 
     async def stop(self) -> None:
+        """Cancel every attempt without reporting: the next engine decides what they become."""
+        self._stopping = True
         for task in list(self._running.values()):
             task.cancel()
         for task in list(self._running.values()):
@@ -109,6 +112,8 @@ class Runner:
             emit(LogLevel.ERROR, f"Timeout: the task ran longer than its timeout of {spec.timeout}")
             state = StateType.FAILED
         except asyncio.CancelledError:
+            if self._stopping:
+                return
             emit(LogLevel.WARN, "Killed")
             state = StateType.KILLED
         except (TaskFailure, ExpressionError) as error:
@@ -128,6 +133,3 @@ class Runner:
             return parse_duration(text)
         except ValueError as error:
             raise TaskFailure(f"`timeout`: {error}") from None
-
-
-__all__ = ["Runner", "format_duration"]

@@ -139,11 +139,11 @@ def loop_values(work: Work, task: TaskSpec, run: TaskRun, prop: str) -> tuple[st
             raise TaskError(f"`{prop}` must be a JSON list, got `{rendered[:200]}`") from None
     if not isinstance(rendered, list):
         raise TaskError(f"`{prop}` must be a list, got `{to_text(rendered)[:200]}`")
-    nulls = sum(1 for item in rendered if item is None)
-    if nulls:
-        raise TaskError(f"Found '{nulls}' null values on Each, with values={to_text(rendered)[:500]}")
-    texts = (item if isinstance(item, str) else to_text(item) for item in rendered)
-    return tuple(dict.fromkeys(texts))  # Kestra runs each distinct value once
+    # Kestra runs each distinct value once, and counts null among the distinct values.
+    distinct = list(dict.fromkeys(item if isinstance(item, str) else to_text(item) for item in rendered))
+    if any(item is None for item in rendered):
+        raise TaskError(f"Found '1' null values on Each, with values={to_text(rendered)[:500]}")
+    return tuple(distinct)
 
 
 class ForEach(Sequential):
