@@ -11,23 +11,16 @@ from engine.durations import parse_duration
 from engine.model import DagNode, PluginDefault, RetrySpec, TaskSpec
 from engine.parser.context import ID_PATTERN, Context, is_expression, java_text, suggestion, type_name
 from engine.parser.loader import YamlPath
-from engine.tasks.registry import COMMON_PROPERTIES, FLOWABLE_PROPERTIES, ChildShape, Kind, TaskType, registry
-
-# Task properties that map to TaskSpec fields rather than staying in `props`.
-_SPEC_FIELDS = frozenset(
-    {
-        "id",
-        "type",
-        "description",
-        "retry",
-        "timeout",
-        "disabled",
-        "allowFailure",
-        "allowWarning",
-        "runIf",
-        "logLevel",
-    }
+from engine.tasks.registry import (
+    COMMON_PROPERTIES,
+    FLOWABLE_PROPERTIES,
+    SPEC_FIELDS,
+    ChildShape,
+    Kind,
+    TaskType,
+    registry,
 )
+
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 MAX_TASK_ID = 256
 
@@ -309,7 +302,7 @@ class TaskParser:
         shapes = task_type.child_shapes()
         props: dict[str, Any] = {}
         for key, raw in data.items():
-            if key in _SPEC_FIELDS and key not in task_type.properties:
+            if key in SPEC_FIELDS and key not in task_type.properties:
                 # A type that declares a common name as its own (Pause's `timeout`) reads it from props.
                 continue
             shape = shapes.get(key)

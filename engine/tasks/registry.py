@@ -30,7 +30,8 @@ class Kind(Enum):
     SUBFLOW = "subflow"
 
 
-COMMON_PROPERTIES = frozenset(
+# Properties every task has that become TaskSpec fields rather than staying in `props`.
+SPEC_FIELDS = frozenset(
     {
         "id",
         "type",
@@ -42,11 +43,10 @@ COMMON_PROPERTIES = frozenset(
         "allowWarning",
         "runIf",
         "logLevel",
-        "logToFile",
-        "workerGroup",
-        "version",
     }
 )
+# Every property any task accepts (the others are accepted and ignored: they concern Kestra's workers).
+COMMON_PROPERTIES = SPEC_FIELDS | {"logToFile", "workerGroup", "version"}
 # Flowable tasks have their own error and finally branches.
 FLOWABLE_PROPERTIES = frozenset({"errors", "finally"})
 

@@ -88,3 +88,8 @@ def running_window(run: TaskRun) -> tuple[datetime, datetime]:
     end = run.state.end_date
     assert start is not None and end is not None, f"`{run.task_id}` never ran to an end"
     return start, end
+
+
+def flow(body: str, flow_id: str = "f", namespace: str = "ns") -> str:
+    """A flow source: the id and namespace, then `body` (tasks, errors ...)."""
+    return f"id: {flow_id}\nnamespace: {namespace}\n" + textwrap.dedent(body)

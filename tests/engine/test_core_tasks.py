@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import textwrap
 import time
 from pathlib import Path
 
 from engine.model import Execution, Label, LogEntry, LogLevel, StateType
 from tests.engine.helpers import (
+    flow,
     logs_of,
     messages,
     one_run,
@@ -21,11 +21,6 @@ from tests.engine.helpers import (
 )
 
 S = StateType
-
-
-def flow(body: str, flow_id: str = "f", namespace: str = "ns") -> str:
-    """A flow source: the id and namespace, then `body` (tasks, errors ...)."""
-    return f"id: {flow_id}\nnamespace: {namespace}\n" + textwrap.dedent(body)
 
 
 def task_messages(logs: list[LogEntry], task_id: str) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,14 +16,9 @@ from engine.events import Event, ExecutionChanged, LogsAppended, TaskRunChanged
 from engine.inputs import InputError
 from engine.model import Execution, LogEntry, LogLevel, StateType
 from engine.store import Store
-from tests.engine.helpers import logs_of, one_run, run, running_engine, states
+from tests.engine.helpers import flow, logs_of, one_run, run, running_engine, states
 
 S = StateType
-
-
-def flow(body: str, flow_id: str = "f", namespace: str = "ns") -> str:
-    """A flow source: the id and namespace, then `body` (tasks, errors ...)."""
-    return f"id: {flow_id}\nnamespace: {namespace}\n" + textwrap.dedent(body)
 
 
 async def until(

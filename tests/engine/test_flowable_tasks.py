@@ -12,6 +12,7 @@ import pytest
 from engine.inputs import InputError
 from engine.model import Execution, Label, LogLevel, StateType, TaskRun
 from tests.engine.helpers import (
+    flow,
     one_run,
     run,
     run_flow,
@@ -22,11 +23,6 @@ from tests.engine.helpers import (
 )
 
 S = StateType
-
-
-def flow(body: str, flow_id: str = "f", namespace: str = "ns") -> str:
-    """A flow source: the id and namespace, then `body` (tasks, errors ...)."""
-    return f"id: {flow_id}\nnamespace: {namespace}\n" + textwrap.dedent(body)
 
 
 def task_ids(execution: Execution) -> list[str]:
