@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from engine.inputs import InputError, input_json_value, resolve_inputs
 from engine.model import Execution, Flow, Label, LogEntry, LogLevel, State, StateType, TaskRun, new_id, utcnow
 from engine.parser import FlowError, FlowParseError, parse_flow, parse_flow_file
 from engine.runner import Runner
+from engine.secrets import Masker, SecretError, Secrets
+from engine.storage import Storage, StorageError
 from engine.store import Store
 from engine.tasks.core import labels_of
 from engine.tasks.registry import Kind, Registry, registry
@@ -33,6 +36,15 @@ FLOW_SUFFIXES = (".yml", ".yaml")
 # Files in the flows folder that describe namespaces rather than flows.
 NAMESPACE_FILES = frozenset({"_namespace.yml", "_namespace.yaml"})
 LOG_FLUSH_SECONDS = 0.05
+# A task that logs faster than the store writes waits once this many lines are buffered.
+LOG_BUFFER_LINES = 10_000
+KILL_GRACE_SECONDS = 5.0
+
+
+def _secrets_file() -> Path | None:
+    """TIERCEL_SECRETS_FILE names a KEY=VALUE file of plain secrets (beside SECRET_* variables)."""
+    name = os.environ.get("TIERCEL_SECRETS_FILE")
+    return Path(name) if name else None
 
 
 class EngineCommandError(Exception):
@@ -46,6 +58,11 @@ class _Message:
     payload: Any = None
     # Commands resolve this once their effect is in the store.
     applied: asyncio.Future[None] | None = None
+
+
+def _closing(run: TaskRun) -> bool:
+    """A flowable whose closing work (a WorkingDirectory's output files) runs in the runner."""
+    return bool(run.attempts) and not run.attempts[-1].state.current.is_terminated
 
 
 def _grouped(batch: list[_Message]) -> list[tuple[str, list[_Message]]]:
@@ -77,9 +94,15 @@ class Engine:
         flows_dir: Path | None = None,
         task_registry: Registry | None = None,
         renderer: Renderer | None = None,
+        secrets: Secrets | None = None,
+        kill_grace: float = KILL_GRACE_SECONDS,
     ) -> None:
         self.store = store
         self.flows_dir = flows_dir
+        # Execution files (kestra:// URIs) live in a folder beside the database.
+        self.storage = Storage(store.path.parent / "storage")
+        self.secrets = secrets or Secrets(file=_secrets_file())
+        self.masker = Masker()
         self.registry = task_registry or registry()
         self.renderer = renderer or Renderer()
         self.events = EventBus()
@@ -93,6 +116,9 @@ class Engine:
             on_log=self._on_log,
             context_extra=lambda execution: self._functions(execution, []),
             store=store,
+            storage=self.storage,
+            kill_grace=kill_grace,
+            drain=self._drain_logs,
         )
         self._inbox: asyncio.Queue[_Message] = asyncio.Queue()
         self._live: dict[str, tuple[Flow, Execution]] = {}
@@ -103,6 +129,8 @@ class Engine:
         self._errors: dict[str, list[LogEntry]] = {}
         self._log_buffer: list[LogEntry] = []
         self._revisions: dict[tuple[str, str, int], Flow] = {}
+        # SECRET inputs are stored masked; their values live here while the execution runs.
+        self._secret_inputs: dict[str, dict[str, Any]] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._control: ControlServer | None = None
@@ -162,7 +190,7 @@ class Engine:
                 kind = task_type.kind if task_type else Kind.RUNNABLE
                 if kind is Kind.SUBFLOW and run.child_execution_id:
                     waiting_on.append((execution.id, run))
-                elif kind is not Kind.FLOWABLE:
+                elif kind is not Kind.FLOWABLE or _closing(run):
                     self._on_log(self._entry(execution, run, "engine stopped while the task was running"))
                     interrupted.append(run)
             self._live[execution.id] = (flow, execution)
@@ -279,6 +307,20 @@ class Engine:
             return self.renderer.render_value(value, build_context(flow, stub))
 
         typed = resolve_inputs(flow.inputs, inputs, render=render_default)
+        stored = {key: input_json_value(value) for key, value in typed.items()}
+        secret_values: dict[str, Any] = {}
+        for spec in flow.inputs:
+            value = stored.get(spec.id)
+            if value is None:
+                continue
+            if spec.type == "FILE":
+                stored[spec.id] = self._store_input_file(flow, execution_id, spec.id, str(value))
+            elif spec.type == "SECRET":
+                self.masker.add(str(value))
+                secret_values[spec.id] = value
+                stored[spec.id] = self.masker.mask(str(value))
+        if secret_values:
+            self._secret_inputs[execution_id] = secret_values
         merged = {label.key: label.value for label in flow.labels}
         merged.update({label.key: label.value for label in labels})
         return Execution(
@@ -287,11 +329,23 @@ class Engine:
             flow_id=flow.id,
             flow_revision=flow.revision,
             state=State.new(),
-            inputs={key: input_json_value(value) for key, value in typed.items()},
+            inputs=stored,
             labels=tuple(Label(k, v) for k, v in merged.items()),
             parent_id=parent_id,
             trigger=trigger,
         )
+
+    def _store_input_file(self, flow: Flow, execution_id: str, input_id: str, value: str) -> str:
+        """A FILE input given as a local path is copied into the storage; a kestra:// URI stays."""
+        if value.startswith("kestra://"):
+            if not self.storage.exists(value):
+                raise InputError([f"Invalid value for input `{input_id}`. Cause: no file at {value}"])
+            return value
+        source = Path(value).expanduser()
+        if not source.is_file():
+            raise InputError([f"Invalid value for input `{input_id}`. Cause: no such file {value}"])
+        base = self.storage.input_uri(flow.namespace, flow.id, execution_id, input_id)
+        return self.storage.put_file(base, source.name, source)
 
     async def kill(self, execution_id: str) -> None:
         await self._command(execution_id, "kill")
@@ -380,6 +434,8 @@ class Engine:
         self._inbox.put_nowait(message)
 
     def _on_result(self, execution_id: str, result: WorkerResult) -> None:
+        if self.masker and result.outputs:
+            result = dataclasses.replace(result, outputs=self.masker.mask_value(result.outputs))
         self._post(_Message(execution_id, "result", result))
 
     async def _loop(self) -> None:
@@ -420,7 +476,7 @@ class Engine:
             known = before.task_runs_by_id if before else {}
             changed = [run for run in execution.task_runs if known.get(run.id) is not run]
             removed = [run_id for run_id in known if run_id not in execution.task_runs_by_id]
-            logs = [entry for step in steps for entry in step.logs]
+            logs = [self._masked(entry) for step in steps for entry in step.logs]
             for entry in logs:
                 self._remember_error(entry)
             if before is execution and not logs:
@@ -487,6 +543,7 @@ class Engine:
             self._live.pop(execution.id, None)
             self._persisted.pop(execution.id, None)
             self._errors.pop(execution.id, None)
+            self._secret_inputs.pop(execution.id, None)
             parent = self._subflow_parents.pop(execution.id, None)
             if parent is not None:
                 self._spawn(self._subflow_ended(parent, execution))
@@ -576,8 +633,16 @@ class Engine:
         )
 
     def _on_log(self, entry: LogEntry) -> None:
+        entry = self._masked(entry)
         self._remember_error(entry)
         self._log_buffer.append(entry)
+
+    def _masked(self, entry: LogEntry) -> LogEntry:
+        """Secret values never reach the store or the screen in clear."""
+        if not self.masker:
+            return entry
+        message = self.masker.mask(entry.message)
+        return entry if message == entry.message else dataclasses.replace(entry, message=message)
 
     def _remember_error(self, entry: LogEntry) -> None:
         if entry.level is LogLevel.ERROR and entry.execution_id in self._live:
@@ -597,7 +662,30 @@ class Engine:
                 raise ExpressionError(f"The key '{key}' does not exist in the namespace '{space}'.")
             return value
 
-        return {"errorLogs": error_logs, "kv": kv}
+        def secret(name: str) -> str:
+            try:
+                value = self.secrets.get(str(name))
+            except SecretError as error:
+                raise ExpressionError(str(error)) from None
+            self.masker.add(value)
+            return value
+
+        def read(uri: str) -> str:
+            try:
+                return self.storage.read_text(str(uri))
+            except StorageError as error:
+                raise ExpressionError(str(error)) from None
+
+        functions: dict[str, Any] = {"errorLogs": error_logs, "kv": kv, "secret": secret, "read": read}
+        clear = self._secret_inputs.get(execution.id)
+        if clear:
+            functions["inputs"] = {**execution.inputs, **clear}
+        return functions
+
+    async def _drain_logs(self) -> None:
+        """Back-pressure for tasks that log a lot: wait for the store when the buffer is large."""
+        if len(self._log_buffer) >= LOG_BUFFER_LINES:
+            await self._flush_logs()
 
     async def _flush_logs_forever(self) -> None:
         while True:

@@ -472,7 +472,7 @@ class Executor:
         # Deepest flowables first, so that a parent sees its children's end states in the same pass.
         for run in reversed([r for r in work.runs if r.state.current is S.RUNNING]):
             task = work.task(run)
-            if self.kind(task) is not Kind.FLOWABLE or run.due is not None:
+            if self.kind(task) is not Kind.FLOWABLE or run.due is not None or _attempt_open(run):
                 continue
             handler = self.flowable(task)
             try:
@@ -484,7 +484,11 @@ class Executor:
                 work.log(LogLevel.ERROR, str(error), run)
                 end = S.FAILED
             if end is not None:
-                self._end_flowable(work, task, work.run(run.id), end)
+                if hasattr(handler, "finish"):
+                    # Its own closing work (WorkingDirectory's output files) runs in the runner.
+                    work.outcome.dispatch.append(work.put(work.run(run.id).with_new_attempt(work.now)))
+                else:
+                    self._end_flowable(work, task, work.run(run.id), end)
                 changed = True
         return self._root(work) or changed
 
@@ -588,6 +592,14 @@ class Executor:
         task = work.task(run)
         outputs = result.outputs if result.outputs is not None else run.outputs
         run = dataclasses.replace(run, outputs=outputs)
+        if self.kind(task) is Kind.FLOWABLE:
+            # A flowable's closing work ended: its state is its children's, or worse.
+            end = self.flowable(task).state(work, task, run) or S.FAILED
+            if result.state in (S.FAILED, S.KILLED):
+                end = result.state
+            attempts = close_attempt(run, result.state, run.state.current, work.now).attempts
+            self._end_flowable(work, task, dataclasses.replace(run, attempts=attempts), end)
+            return
         if result.labels:
             merged = {label.key: label.value for label in work.header.labels}
             merged.update({label.key: label.value for label in result.labels})
@@ -662,7 +674,7 @@ class Executor:
             if state.is_terminated:
                 continue
             kind = self.kind(work.task(run))
-            if kind is Kind.FLOWABLE:
+            if kind is Kind.FLOWABLE and not _attempt_open(run):
                 continue
             if state is S.RUNNING:
                 work.outcome.cancel.append(work.put(run.to(S.KILLING, work.now)))
@@ -695,6 +707,10 @@ class Executor:
         dues = [run.due for run in work.runs if run.due is not None and not run.state.current.is_terminated]
         outcome.wake_at = min(dues) if dues else None
         return outcome
+
+
+def _attempt_open(run: TaskRun) -> bool:
+    return bool(run.attempts) and not run.attempts[-1].state.current.is_terminated
 
 
 def _descendants(work: Work, run: TaskRun) -> set[str]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.context import build_context
@@ -13,9 +15,13 @@ from engine.executor import WorkerResult
 from engine.expressions import ExpressionError, Renderer
 from engine.model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
 from engine.tasks.base import TaskContext, TaskFailure
-from engine.tasks.registry import Registry
+from engine.tasks.registry import Kind, Registry
+from engine.tasks.scripts import write_input_files
+
+WORKING_DIRECTORY = "io.kestra.plugin.core.flow.WorkingDirectory"
 
 if TYPE_CHECKING:
+    from engine.storage import Storage
     from engine.store import Store
 
 
@@ -31,6 +37,9 @@ class Runner:
         on_log: Callable[[LogEntry], None],
         context_extra: Callable[[Execution], dict[str, Any]] | None = None,
         store: Store | None = None,
+        storage: Storage | None = None,
+        kill_grace: float = 5.0,
+        drain: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.registry = registry
         self.renderer = renderer
@@ -38,6 +47,9 @@ class Runner:
         self.on_log = on_log
         self.context_extra = context_extra
         self.store = store
+        self.storage = storage
+        self.kill_grace = kill_grace
+        self.drain = drain
         self._running: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
 
@@ -64,7 +76,8 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def _run(self, flow: Flow, execution: Execution, run: TaskRun) -> None:
+    def _context(self, flow: Flow, execution: Execution, run: TaskRun) -> TaskContext:
+        """What a handler sees of one attempt of one task run."""
         spec = flow.tasks_by_id[run.task_id]
         attempt = len(run.attempts) - 1
 
@@ -84,43 +97,68 @@ class Runner:
             )
 
         extra = self.context_extra(execution) if self.context_extra else None
-        variables = build_context(flow, execution, spec, run, extra=extra)
-        context = TaskContext(
+        return TaskContext(
             flow=flow,
             execution=execution,
             task=spec,
             run=run,
-            render_value=lambda value: self.renderer.render_value(value, variables),
-            is_truthy=lambda value: (
-                value if isinstance(value, bool) else self.renderer.is_truthy(str(value), variables)
-            ),
+            renderer=self.renderer,
+            variables=build_context(flow, execution, spec, run, extra=extra),
             emit=emit,
             store=self.store,
+            storage=self.storage,
+            kill_grace=self.kill_grace,
+            drain=self.drain,
         )
-        handler = self.registry.lookup(spec.type)
+
+    def _working_dir(self, flow: Flow, execution: Execution, run: TaskRun) -> Path | None:
+        """The folder of the nearest WorkingDirectory (the run itself or an ancestor), made on first use."""
+        for candidate in (run, *execution.parents_of(run)):
+            task_type = self.registry.lookup(flow.tasks_by_id[candidate.task_id].type)
+            if task_type is None or task_type.name != WORKING_DIRECTORY:
+                continue
+            folder = Path(tempfile.gettempdir()) / f"tiercel-wd-{candidate.id}"
+            if not folder.exists():
+                folder.mkdir(mode=0o700)
+                owner = self._context(flow, execution, candidate)
+                write_input_files(owner, folder, owner.prop("inputFiles"))
+            return folder
+        return None
+
+    async def _run(self, flow: Flow, execution: Execution, run: TaskRun) -> None:
+        spec = flow.tasks_by_id[run.task_id]
+        context = self._context(flow, execution, run)
+        task_type = self.registry.lookup(spec.type)
         outputs = None
         state = StateType.SUCCESS
         try:
-            if handler is None or handler.handler is None:
+            if task_type is None or task_type.handler is None:
                 raise TaskFailure(f"No handler for task type `{spec.type}`")
+            context.working_dir = self._working_dir(flow, execution, run)
             timeout = self._timeout(context)
             async with asyncio.timeout(timeout.total_seconds() if timeout else None):
-                outputs = await handler.handler(context)
+                if task_type.kind is Kind.FLOWABLE:
+                    outputs = await task_type.handler.finish(context)
+                else:
+                    outputs = await task_type.handler(context)
             if context.warning:
                 state = StateType.WARNING
         except TimeoutError:
-            emit(LogLevel.ERROR, f"Timeout: the task ran longer than its timeout of {spec.timeout}")
+            context.emit(LogLevel.ERROR, f"Timeout: the task ran longer than its timeout of {spec.timeout}")
             state = StateType.FAILED
         except asyncio.CancelledError:
             if self._stopping:
                 return
-            emit(LogLevel.WARN, "Killed")
+            context.emit(LogLevel.WARN, "Killed")
             state = StateType.KILLED
-        except (TaskFailure, ExpressionError) as error:
-            emit(LogLevel.ERROR, str(error))
+        except TaskFailure as error:
+            context.emit(LogLevel.ERROR, str(error))
+            outputs, state = error.outputs, StateType.FAILED
+        except ExpressionError as error:
+            context.emit(LogLevel.ERROR, str(error))
             state = StateType.FAILED
         except Exception as error:  # a bug in a handler must fail the task, not the engine
-            emit(LogLevel.ERROR, f"{type(error).__name__}: {error}")
+            context.emit(LogLevel.ERROR, f"{type(error).__name__}: {error}")
             state = StateType.FAILED
         self.on_result(execution.id, WorkerResult(run.id, state, outputs, tuple(context.labels)))
 

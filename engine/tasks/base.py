@@ -9,11 +9,22 @@ from typing import TYPE_CHECKING, Any, Protocol
 from engine.model import Execution, Flow, Label, LogLevel, TaskRun, TaskSpec
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from engine.expressions import Renderer
+    from engine.storage import Storage
     from engine.store import Store
 
 
 class TaskFailure(Exception):
-    """The task failed; the message is logged at ERROR on its task run (and shown by errorLogs())."""
+    """The task failed; the message is logged at ERROR on its task run (and shown by errorLogs()).
+
+    `outputs` are kept on the failed task run (a script's exit code and variables, for instance).
+    """
+
+    def __init__(self, message: str, outputs: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.outputs = outputs
 
 
 @dataclass
@@ -24,21 +35,47 @@ class TaskContext:
     execution: Execution
     task: TaskSpec
     run: TaskRun
-    render_value: Callable[[Any], Any]
-    is_truthy: Callable[[Any], bool]
+    renderer: Renderer
+    # The expression context of this task run; tasks may add their own (workingDir, outputDir).
+    variables: dict[str, Any]
     emit: Callable[[LogLevel, str], None]
     store: Store | None = None
+    storage: Storage | None = None
+    # Set when a WorkingDirectory parent shares its folder with its children.
+    working_dir: Path | None = None
+    kill_grace: float = 5.0
+    # Awaited by tasks that log a lot, so that the log store keeps up (back-pressure).
+    drain: Callable[[], Awaitable[None]] | None = None
     labels: list[Label] = field(default_factory=list)
     warning: bool = False
 
     def render(self, value: Any) -> Any:
         """Render a property value (strings anywhere inside it) in this task run's context."""
-        return self.render_value(value)
+        return self.renderer.render_value(value, self.variables)
+
+    def is_truthy(self, value: Any) -> bool:
+        """Kestra's truthiness of a rendered condition."""
+        return value if isinstance(value, bool) else self.renderer.is_truthy(str(value), self.variables)
 
     def prop(self, name: str, default: Any = None) -> Any:
         """A property of the task, rendered."""
         value = self.task.props.get(name, default)
-        return self.render_value(value) if value is not None else default
+        return self.render(value) if value is not None else default
+
+    def task_uri(self) -> str:
+        """Where this task run's files go in the internal storage (kestra:///...)."""
+        return self.require_storage().task_uri(
+            self.execution.namespace, self.execution.flow_id, self.execution.id, self.task.id, self.run.id
+        )
+
+    def put_file(self, name: str, source: Path) -> str:
+        """Store a file produced by this task run; return its kestra:// URI."""
+        return self.require_storage().put_file(self.task_uri(), name, source)
+
+    def require_storage(self) -> Storage:
+        if self.storage is None:
+            raise TaskFailure("This task needs the internal storage, which this engine was started without")
+        return self.storage
 
     def log(self, level: LogLevel, message: str) -> None:
         """Log a line, unless the task's `logLevel` is above `level`."""

@@ -17,6 +17,42 @@ def _props(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
+SCRIPTS = "io.kestra.plugin.scripts"
+# Kestra's script task properties (io.kestra.plugin.scripts.exec.scripts.models and the runners).
+_SCRIPT_PROPS = _props(
+    "beforeCommands",
+    "env",
+    "interpreter",
+    "failFast",
+    "warningOnStdErr",
+    "inputFiles",
+    "outputFiles",
+    "namespaceFiles",
+    "taskRunner",
+    "containerImage",
+    "runner",
+    "docker",
+    "targetOS",
+    "outputDirectory",
+)
+_LEGACY_SCRIPT_PROPS = _props(
+    "commands",
+    "interpreter",
+    "interpreterArgs",
+    "exitOnFailed",
+    "files",
+    "inputFiles",
+    "outputFiles",
+    "outputsFiles",
+    "outputDirs",
+    "env",
+    "warningOnStdErr",
+    "runner",
+    "dockerOptions",
+)
+_HTTP_PROPS = _props("uri", "method", "body", "formData", "contentType", "headers", "options", "sslOptions")
+
+
 TASK_TYPES: tuple[TaskType, ...] = (
     # --- runnable tasks ---------------------------------------------------------------------
     TaskType(
@@ -84,6 +120,88 @@ TASK_TYPES: tuple[TaskType, ...] = (
         required=_props("key"),
     ),
     TaskType(f"{CORE}.kv.GetKeys", Kind.RUNNABLE, _props("prefix", "namespace")),
+    TaskType(
+        f"{CORE}.log.Fetch",
+        Kind.RUNNABLE,
+        _props("executionId", "level", "tasksId", "taskId"),
+        aliases=(f"{LEGACY}.log.Fetch",),
+    ),
+    # --- script tasks (run as local processes) ---------------------------------------------
+    *(
+        TaskType(
+            f"{SCRIPTS}.{language}.{kind}",
+            Kind.RUNNABLE,
+            _SCRIPT_PROPS | extra | {"commands" if kind == "Commands" else "script"},
+            required=_props("commands" if kind == "Commands" else "script"),
+        )
+        for language, extra in (
+            ("shell", _props()),
+            ("python", _props("dependencies", "pythonVersion", "dependencyCacheEnabled")),
+            ("node", _props("dependencies")),
+        )
+        for kind in ("Commands", "Script")
+    ),
+    TaskType(
+        f"{LEGACY}.scripts.Bash",
+        Kind.RUNNABLE,
+        _LEGACY_SCRIPT_PROPS,
+        required=_props("commands"),
+    ),
+    TaskType(
+        f"{LEGACY}.scripts.Python",
+        Kind.RUNNABLE,
+        _LEGACY_SCRIPT_PROPS | _props("requirements", "virtualEnv", "pythonPath"),
+    ),
+    # --- files in the internal storage --------------------------------------------------------
+    TaskType(
+        f"{CORE}.storage.Size",
+        Kind.RUNNABLE,
+        _props("uri"),
+        required=_props("uri"),
+        aliases=(f"{LEGACY}.storages.Size",),
+    ),
+    TaskType(
+        f"{CORE}.storage.Delete",
+        Kind.RUNNABLE,
+        _props("uri", "errorOnMissing"),
+        required=_props("uri"),
+        aliases=(f"{LEGACY}.storages.Delete",),
+    ),
+    TaskType(
+        f"{CORE}.storage.Concat",
+        Kind.RUNNABLE,
+        _props("files", "separator", "extension"),
+        required=_props("files"),
+        aliases=(f"{LEGACY}.storages.Concat",),
+    ),
+    TaskType(
+        f"{CORE}.storage.Split",
+        Kind.RUNNABLE,
+        _props("from", "bytes", "partitions", "rows", "separator"),
+        required=_props("from"),
+        aliases=(f"{LEGACY}.storages.Split",),
+    ),
+    TaskType(
+        f"{CORE}.storage.LocalFiles",
+        Kind.RUNNABLE,
+        _props("inputs", "outputs"),
+        aliases=(f"{LEGACY}.storages.LocalFiles",),
+    ),
+    # --- HTTP ----------------------------------------------------------------------------------
+    TaskType(
+        f"{CORE}.http.Request",
+        Kind.RUNNABLE,
+        _HTTP_PROPS | _props("allowFailed", "encryptBody"),
+        required=_props("uri"),
+        aliases=("io.kestra.plugin.fs.http.Request",),
+    ),
+    TaskType(
+        f"{CORE}.http.Download",
+        Kind.RUNNABLE,
+        _HTTP_PROPS | _props("failOnEmptyResponse", "allowFailed"),
+        required=_props("uri"),
+        aliases=("io.kestra.plugin.fs.http.Download",),
+    ),
     # --- flowable tasks ---------------------------------------------------------------------
     TaskType(
         f"{CORE}.flow.Sequential",
@@ -169,6 +287,14 @@ TASK_TYPES: tuple[TaskType, ...] = (
         _props("condition", "checkFrequency", "failOnMaxReached"),
         children={"tasks": LIST},
         required=_props("condition", "tasks"),
+    ),
+    TaskType(
+        f"{CORE}.flow.WorkingDirectory",
+        Kind.FLOWABLE,
+        _props("inputFiles", "outputFiles", "namespaceFiles", "cache", "taskRunner", "containerImage"),
+        children={"tasks": LIST},
+        required=_props("tasks"),
+        aliases=(f"{LEGACY}.flows.WorkingDirectory", f"{LEGACY}.flows.Worker"),
     ),
     TaskType(
         f"{CORE}.flow.Subflow",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from engine.durations import parse_duration
 from engine.executor import Resolved, TaskError, Work, resolve
 from engine.expressions import to_text
 from engine.model import DagNode, LogLevel, StateType, TaskRun, TaskSpec
+from engine.tasks.base import TaskContext
 
 S = StateType
 
@@ -312,6 +314,26 @@ class WaitFor(Sequential):
         return dataclasses.replace(run, due=None, outputs={**(run.outputs or {}), "iterationCount": count})
 
 
+class WorkingDirectory(Sequential):
+    """Children run one after the other in one shared folder; its output files are kept at the end.
+
+    The folder is made (with `inputFiles`) by the runner when the first child starts; `finish`
+    runs in the runner once the children are done: it stores `outputFiles` and removes the folder.
+    """
+
+    async def finish(self, context: TaskContext) -> Mapping[str, Any] | None:
+        from engine.tasks.scripts import collect_output_files
+
+        folder = context.working_dir
+        if folder is None:
+            return None
+        try:
+            files = collect_output_files(context, folder, context.prop("outputFiles"))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return {"outputFiles": files} if files else None
+
+
 HANDLERS: dict[str, Any] = {
     "io.kestra.plugin.core.flow.Sequential": Sequential(),
     "io.kestra.plugin.core.flow.AllowFailure": AllowFailure(),
@@ -324,4 +346,5 @@ HANDLERS: dict[str, Any] = {
     "io.kestra.plugin.core.flow.Dag": Dag(),
     "io.kestra.plugin.core.flow.Pause": Pause(),
     "io.kestra.plugin.core.flow.WaitFor": WaitFor(),
+    "io.kestra.plugin.core.flow.WorkingDirectory": WorkingDirectory(),
 }

@@ -117,9 +117,9 @@ class Registry:
 def _load() -> Registry:
     import dataclasses
 
-    from engine.tasks import catalog, core, flow
+    from engine.tasks import catalog, core, files, flow, http, scripts
 
-    handlers = {**core.HANDLERS, **flow.HANDLERS}
+    handlers = {**core.HANDLERS, **flow.HANDLERS, **scripts.HANDLERS, **http.HANDLERS, **files.HANDLERS}
     registry = Registry()
     for task_type in catalog.TASK_TYPES:
         registry.add(dataclasses.replace(task_type, handler=handlers.get(task_type.name)))

@@ -21,7 +21,7 @@ from engine.store import Store
 async def running_engine(folder: Path, *flows: str) -> AsyncIterator[Engine]:
     """An engine on `folder`/flows with the given flow sources written as files."""
     flows_dir = folder / "flows"
-    flows_dir.mkdir(exist_ok=True)
+    flows_dir.mkdir(parents=True, exist_ok=True)
     for index, source in enumerate(flows):
         (flows_dir / f"flow_{index}.yml").write_text(textwrap.dedent(source))
     store = await Store.open(folder / "tiercel.db")

@@ -1,0 +1,478 @@
+"""Run a task's program as a subprocess: stream its lines in bounded memory, and kill all it started.
+
+The program runs in a session (and process group) of its own, with stdin from /dev/null and an extra
+environment variable ``TIERCEL_PROCESS_TOKEN`` holding a random token. Descendants that leave the
+group (``setsid``, double fork) keep the token in their environment, so on Linux they are found by
+scanning ``/proc/*/environ``; elsewhere only the group (and session) can be reached.
+
+Stopping follows Kestra's task semantics:
+
+* Cancellation of the calling task (how kill and timeout reach a process): SIGTERM to the group and
+  every token holder, up to ``kill_grace`` seconds for them to exit, then SIGKILL until none is left;
+  the pipes are read to the end and only then is ``CancelledError`` re-raised.
+* Normal exit of the program: the task is finished, so any background process it left behind (still
+  in its group or session, or holding the token) is killed at once with SIGKILL, before the result is
+  returned. Its output up to that point is still delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import errno
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TOKEN_ENV", "ProcessError", "ProcessResult", "run_process"]
+
+TOKEN_ENV = "TIERCEL_PROCESS_TOKEN"
+
+_READ_CHUNK = 64 * 1024
+# Seconds between checks while waiting for processes to exit.
+_POLL = 0.02
+# Seconds between checks of the program's exit status: without a pidfd, and right after it fires.
+_EXIT_POLL = 0.1
+_REAP_POLL = 0.002
+# Once every known process is gone, a pipe still open is held by something that escaped both the
+# group and the token (e.g. ``env -i setsid``): stop reading it after this long without data ...
+_PIPE_IDLE = 0.5
+# ... or after this long in total, even if such a process keeps writing.
+_PIPE_FINISH_LIMIT = 10.0
+_PROC = "/proc"
+_HAS_PROC = sys.platform.startswith("linux") and os.path.isdir(f"{_PROC}/self")
+
+
+class ProcessError(Exception):
+    """The program cannot be started (not found, not executable, bad working directory ...)."""
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """How a program ended.
+
+    Attributes:
+        exit_code: The exit status; the negative signal number when a signal killed it.
+        stdout_lines: Lines delivered from stdout (pieces of a split long line count one each).
+        stderr_lines: Lines delivered from stderr, counted the same way.
+    """
+
+    exit_code: int
+    stdout_lines: int
+    stderr_lines: int
+
+
+async def run_process(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    on_line: Callable[[str, bool], None],
+    drain: Callable[[], Awaitable[None]] | None = None,
+    kill_grace: float = 5.0,
+    max_line_chars: int = 64 * 1024,
+) -> ProcessResult:
+    """Run a program to its end, streaming its output line by line.
+
+    Args:
+        argv: The program and its arguments (no shell is involved).
+        cwd: The working directory of the program.
+        env: The complete environment of the program; ``TIERCEL_PROCESS_TOKEN`` is added to it.
+        on_line: Called with each line (without its line ending) and whether it came from stderr,
+            in order for each stream. Lines are decoded as UTF-8, invalid bytes replaced; a line
+            longer than ``max_line_chars`` is delivered as consecutive pieces of that size.
+        drain: Awaited after each chunk of lines a stream delivers; while it waits, that stream is
+            not read, so a slow log store slows the program down instead of growing memory.
+        kill_grace: Seconds between SIGTERM and SIGKILL when the call is cancelled.
+        max_line_chars: The longest piece of a line delivered at once.
+
+    Returns:
+        The exit code and the number of lines delivered per stream.
+
+    Raises:
+        ProcessError: The program cannot be started.
+        asyncio.CancelledError: The call was cancelled; every process is gone when it is raised.
+    """
+    if not argv:
+        raise ProcessError("cannot start an empty command")
+    if max_line_chars < 1:
+        raise ValueError(f"max_line_chars must be at least 1, not {max_line_chars}")
+    token = secrets.token_hex(16)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env={**env, TOKEN_ENV: token},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            limit=_READ_CHUNK,
+        )
+    except OSError as exc:
+        raise ProcessError(_start_failure(argv[0], cwd, exc)) from exc
+
+    assert proc.stdout is not None and proc.stderr is not None
+    tree = _ProcessTree(proc.pid, token)
+    pumps = [
+        _Pump(proc.stdout, False, on_line, drain, max_line_chars),
+        _Pump(proc.stderr, True, on_line, drain, max_line_chars),
+    ]
+    stop = _Stopper(proc, tree, pumps)
+    try:
+        failure = await stop.wait_exit()
+    except asyncio.CancelledError:
+        await _uninterruptible(stop.shutdown(kill_grace))
+        raise
+    if failure is not None:
+        # on_line or drain failed: the program cannot be followed any more.
+        await _uninterruptible(stop.shutdown(kill_grace))
+        raise failure
+    await _uninterruptible(stop.shutdown(0.0))
+    failure = stop.reader_failure()
+    if failure is not None:
+        raise failure
+    exit_code = proc.returncode
+    assert exit_code is not None
+    return ProcessResult(exit_code, pumps[0].lines, pumps[1].lines)
+
+
+def _start_failure(program: str, cwd: Path, exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    if exc.filename is not None and str(exc.filename) == str(cwd) and str(cwd) != program:
+        reason = f"working directory {cwd}: {reason}"
+    elif exc.errno == errno.ENOENT:
+        reason = f"{reason} (not found on PATH or at that path)"
+    return f"cannot start `{program}`: {reason}"
+
+
+async def _uninterruptible(coro: Coroutine[Any, Any, None]) -> None:
+    """Run cleanup to its end even if the caller is cancelled again meanwhile; then re-raise that."""
+    task = asyncio.ensure_future(coro)
+    interrupted = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            interrupted = True
+    task.result()
+    if interrupted:
+        raise asyncio.CancelledError
+
+
+class _LineSplitter:
+    """Bytes in, lines out, holding at most ``max_chars + 1`` characters of an unfinished line."""
+
+    def __init__(self, emit: Callable[[str], None], max_chars: int) -> None:
+        self._emit = emit
+        self._max = max_chars
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending = ""
+
+    def feed(self, data: bytes) -> None:
+        self._push(self._decoder.decode(data))
+
+    def close(self) -> None:
+        """Deliver what is left: a final line without a newline, an incomplete UTF-8 sequence."""
+        self._push(self._decoder.decode(b"", final=True))
+        rest, self._pending = self._pending.removesuffix("\r"), ""
+        if rest:
+            self._emit_pieces(rest)
+
+    def _push(self, text: str) -> None:
+        if "\n" in text:
+            parts = text.split("\n")
+            self._emit_pieces((self._pending + parts[0]).removesuffix("\r"))
+            for part in parts[1:-1]:
+                self._emit_pieces(part.removesuffix("\r"))
+            self._pending = parts[-1]
+        else:
+            self._pending += text
+        size = len(self._pending)
+        # Keep one character more than a piece: a "\r" waiting for its "\n" must not become content.
+        if size > self._max + 1:
+            count = (size - 2) // self._max
+            for start in range(0, count * self._max, self._max):
+                self._emit(self._pending[start : start + self._max])
+            self._pending = self._pending[count * self._max :]
+
+    def _emit_pieces(self, line: str) -> None:
+        if len(line) <= self._max:
+            self._emit(line)
+            return
+        for start in range(0, len(line), self._max):
+            self._emit(line[start : start + self._max])
+
+
+class _Pump:
+    """Reads one pipe in bounded chunks and delivers its lines."""
+
+    def __init__(
+        self,
+        stream: asyncio.StreamReader,
+        is_stderr: bool,
+        on_line: Callable[[str, bool], None],
+        drain: Callable[[], Awaitable[None]] | None,
+        max_chars: int,
+    ) -> None:
+        self.stream = stream
+        self.is_stderr = is_stderr
+        self.lines = 0
+        self._on_line = on_line
+        self._drain = drain
+        self._max_chars = max_chars
+        # Since when the pump has been waiting on the pipe; None while it delivers or drains.
+        self.waiting_since: float | None = None
+
+    def idle_for(self, now: float) -> float:
+        """Seconds the pump has been waiting on its pipe; 0 while it delivers lines or drains."""
+        return 0.0 if self.waiting_since is None else now - self.waiting_since
+
+    def _emit(self, line: str) -> None:
+        self.lines += 1
+        self._on_line(line, self.is_stderr)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        splitter = _LineSplitter(self._emit, self._max_chars)
+        try:
+            while True:
+                self.waiting_since = loop.time()
+                data = await self.stream.read(_READ_CHUNK)
+                self.waiting_since = None
+                if not data:
+                    break
+                before = self.lines
+                splitter.feed(data)
+                if self._drain is not None and self.lines != before:
+                    await self._drain()
+        except asyncio.CancelledError:
+            # The pipe is abandoned: still deliver the unfinished last line.
+            splitter.close()
+            raise
+        splitter.close()
+
+
+class _ProcessTree:
+    """Finds and signals the processes a program started: its session, its group, token holders."""
+
+    def __init__(self, pid: int, token: str) -> None:
+        self.pid = pid
+        self._needle = f"{TOKEN_ENV}={token}".encode()
+        self._own_pid = os.getpid()
+        self._signalled: dict[int, set[int]] = {}
+        # A descendant cannot have started before the program: older processes need no environ read.
+        stat = _read_stat(pid) if _HAS_PROC else None
+        self._start_ticks = stat[3] if stat is not None else 0
+
+    def live(self) -> set[int]:
+        """Pids of live (not zombie) processes in the program's session or group or holding the token.
+
+        Without /proc, only the group is checked; its presence is reported as the program's pid.
+        """
+        if not _HAS_PROC:
+            try:
+                os.killpg(self.pid, 0)
+            except ProcessLookupError:
+                return set()
+            except PermissionError:
+                pass
+            return {self.pid}
+        found: set[int] = set()
+        try:
+            names = os.listdir(_PROC)
+        except OSError:
+            return found
+        for name in names:
+            if not name.isdigit():
+                continue
+            pid = int(name)
+            if pid == self._own_pid:
+                continue
+            stat = _read_stat(pid)
+            if stat is None:
+                continue
+            state, pgrp, session, start_ticks = stat
+            if state in (b"Z", b"X"):
+                continue
+            in_tree = pgrp == self.pid or session == self.pid
+            if in_tree or (start_ticks >= self._start_ticks and self._holds_token(pid)):
+                found.add(pid)
+        return found
+
+    def signal(self, sig: int, pids: set[int], *, once: bool) -> None:
+        """Send ``sig`` to the group and to ``pids``; with ``once``, skip pids that already got it."""
+        done = self._signalled.setdefault(sig, set())
+        if not (once and self.pid in done):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, sig)
+            done.add(self.pid)
+        for pid in pids:
+            if once and pid in done:
+                continue
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+            done.add(pid)
+
+    def _holds_token(self, pid: int) -> bool:
+        try:
+            fd = os.open(f"{_PROC}/{pid}/environ", os.O_RDONLY)
+        except OSError:
+            return False  # gone, or another user's process
+        try:
+            chunks = []
+            while chunk := os.read(fd, 65536):
+                chunks.append(chunk)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        return self._needle in b"".join(chunks)
+
+
+def _read_stat(pid: int) -> tuple[bytes, int, int, int] | None:
+    """State, process group, session and start time (clock ticks) of a process, or None if gone."""
+    try:
+        fd = os.open(f"{_PROC}/{pid}/stat", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    # The command name sits in parentheses and may itself hold spaces or parentheses.
+    fields = data[data.rfind(b")") + 2 :].split()
+    try:
+        return fields[0], int(fields[2]), int(fields[3]), int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _open_pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when the process exits (Linux 5.3+), or None."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return None
+    try:
+        fd: int = pidfd_open(pid)
+    except OSError:
+        return None  # already reaped, or a kernel without pidfd
+    return fd
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _Stopper:
+    """Waits for the program and stops whatever is left of it."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, tree: _ProcessTree, pumps: list[_Pump]) -> None:
+        self._proc = proc
+        self._tree = tree
+        self._pumps = pumps
+        self._readers = [asyncio.create_task(pump.run()) for pump in pumps]
+        # Process.wait() also waits for the pipes to close, which a background child can hold open
+        # forever: the program's own exit is watched separately.
+        self._waiter = asyncio.create_task(proc.wait())
+        self._exited = asyncio.create_task(self._watch_exit())
+
+    async def _watch_exit(self) -> None:
+        """Return once the program itself has exited and been reaped."""
+        loop = asyncio.get_running_loop()
+        pidfd = _open_pidfd(self._proc.pid) if self._proc.returncode is None else None
+        try:
+            if pidfd is not None:
+                readable: asyncio.Future[None] = loop.create_future()
+                loop.add_reader(pidfd, _resolve, readable)
+                try:
+                    await readable
+                finally:
+                    loop.remove_reader(pidfd)
+            # With a pidfd the exit status is set by the child watcher a moment after it fires;
+            # without one, polling is the only way to see an exit while the pipes stay open.
+            delay = _REAP_POLL if pidfd is not None else _EXIT_POLL
+            while self._proc.returncode is None:
+                await asyncio.wait([self._waiter], timeout=delay)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+
+    async def wait_exit(self) -> BaseException | None:
+        """Wait until the program exits; return the error of a failed reader instead, if any."""
+        while not self._exited.done():
+            waiting: list[asyncio.Future[Any]] = [self._exited, *(r for r in self._readers if not r.done())]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            failure = self.reader_failure()
+            if failure is not None:
+                return failure
+        self._exited.result()
+        return None
+
+    def reader_failure(self) -> BaseException | None:
+        """The error raised by ``on_line`` or ``drain`` in a reader that has ended, if any."""
+        for reader in self._readers:
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                return reader.exception()
+        return None
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop every remaining process (SIGTERM and ``grace`` first if positive), then finish reading."""
+        loop = asyncio.get_running_loop()
+        tree = self._tree
+        live = tree.live()
+        if live and grace > 0:
+            tree.signal(signal.SIGTERM, live, once=True)
+            # A stopped process acts on SIGTERM only once continued.
+            tree.signal(signal.SIGCONT, live, once=True)
+            deadline = loop.time() + grace
+            while live and loop.time() < deadline:
+                await asyncio.sleep(_POLL)
+                live = tree.live()
+                # Processes forked meanwhile get their SIGTERM too, each only once.
+                tree.signal(signal.SIGTERM, live, once=True)
+                tree.signal(signal.SIGCONT, live, once=True)
+        while live:
+            tree.signal(signal.SIGKILL, live, once=False)
+            await asyncio.sleep(_POLL)
+            live = tree.live()
+        await self._exited
+        await self._finish_reading(loop)
+        # The pipes are closed now, so asyncio's own wait ends at once.
+        await asyncio.wait([self._waiter], timeout=_PIPE_IDLE)
+        if not self._waiter.done():
+            self._waiter.cancel()
+            await asyncio.gather(self._waiter, return_exceptions=True)
+
+    async def _finish_reading(self, loop: asyncio.AbstractEventLoop) -> None:
+        started = loop.time()
+        while True:
+            pending = [reader for reader in self._readers if not reader.done()]
+            if not pending:
+                break
+            await asyncio.wait(pending, timeout=_PIPE_IDLE / 5)
+            now = loop.time()
+            open_pumps = [
+                pump for pump, reader in zip(self._pumps, self._readers, strict=True) if not reader.done()
+            ]
+            idle = all(pump.idle_for(now) >= _PIPE_IDLE for pump in open_pumps)
+            if open_pumps and (idle or now - started >= _PIPE_FINISH_LIMIT):
+                for reader in pending:
+                    reader.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                # Close our ends of the pipes an escaped process still holds.
+                transport = getattr(self._proc, "_transport", None)
+                if isinstance(transport, asyncio.BaseTransport):
+                    transport.close()
+                break

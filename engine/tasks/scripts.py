@@ -1,0 +1,306 @@
+"""Script tasks: shell, Python and Node commands and scripts, run as local processes.
+
+This is Kestra's `io.kestra.plugin.core.runner.Process` task runner. A flow that asks for a Docker
+runner still runs here, as a local process, and its log says so once. Processes run in their own
+working directory (shared when a WorkingDirectory parent provides one); stdout lines are INFO logs,
+stderr lines ERROR logs, and a `::{"outputs": ...}::` line sets outputs instead of being logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from engine.expressions import to_text
+from engine.model import LogLevel
+from engine.process import ProcessError, run_process
+from engine.storage import StorageError, files_matching, write_into
+from engine.tasks.base import TaskContext, TaskFailure
+
+SCRIPTS = "io.kestra.plugin.scripts"
+LEGACY = "io.kestra.core.tasks.scripts"
+_PROTOCOL = re.compile(r"^::(\{.*\})::\s*$")
+_LEVELS = {level.value: level for level in LogLevel} | {"WARNING": LogLevel.WARN}
+
+# What Kestra's Python helper library (`from kestra import Kestra`) provides, printed with the same
+# protocol, so that Python scripts written for Kestra run unchanged.
+_KESTRA_PY = '''"""Kestra's helper for Python scripts: outputs, metrics and logs over stdout."""
+import json
+import logging
+import sys
+
+
+class Kestra:
+    @staticmethod
+    def _send(payload):
+        print("::" + json.dumps(payload, default=str) + "::", flush=True)
+
+    @staticmethod
+    def outputs(map_):
+        Kestra._send({"outputs": map_})
+
+    @staticmethod
+    def counter(key, count, tags=None):
+        Kestra._send({"metrics": [{"name": key, "type": "counter", "value": count, "tags": tags or {}}]})
+
+    @staticmethod
+    def timer(key, duration, tags=None):
+        value = duration() if callable(duration) else duration
+        Kestra._send({"metrics": [{"name": key, "type": "timer", "value": value, "tags": tags or {}}]})
+
+    @staticmethod
+    def logger():
+        class _Handler(logging.Handler):
+            def emit(self, record):
+                Kestra._send({"logs": [{"level": record.levelname, "message": self.format(record)}]})
+
+        log = logging.getLogger("Kestra")
+        if not log.handlers:
+            log.addHandler(_Handler())
+            log.setLevel(logging.DEBUG)
+            log.propagate = False
+        return log
+'''
+
+
+@cache
+def toolbox() -> Path:
+    """A folder put first on PATH and PYTHONPATH: `python` (Kestra images have one) and `kestra`."""
+    folder = Path(tempfile.mkdtemp(prefix="tiercel-toolbox-"))
+    python = shutil.which("python3") or sys.executable
+    (folder / "python").symlink_to(python)
+    (folder / "kestra.py").write_text(_KESTRA_PY)
+    return folder
+
+
+@dataclass(frozen=True)
+class Flavour:
+    """How one script task type turns its properties into a shell program."""
+
+    language: str  # shell | python | node
+    script: bool  # a `script` property (Script) rather than `commands` (Commands)
+    legacy: bool = False  # io.kestra.core.tasks.scripts.Bash / Python
+
+    @property
+    def suffix(self) -> str:
+        return {"python": ".py", "node": ".js"}.get(self.language, ".sh")
+
+    @property
+    def program(self) -> str:
+        return {"python": "python", "node": "node"}.get(self.language, "sh")
+
+
+@dataclass
+class _Run:
+    """What one process run collects from its output."""
+
+    context: TaskContext
+    vars: dict[str, Any]
+    stderr_lines: int = 0
+
+    def on_line(self, line: str, is_stderr: bool) -> None:
+        match = _PROTOCOL.match(line)
+        if match and self._protocol(match.group(1)):
+            return
+        if is_stderr:
+            self.stderr_lines += 1
+        self.context.log(LogLevel.ERROR if is_stderr else LogLevel.INFO, line)
+
+    def _protocol(self, text: str) -> bool:
+        try:
+            payload = json.loads(text)
+        except json.JSONDecodeError:
+            return False
+        if not isinstance(payload, dict):
+            return False
+        outputs = payload.get("outputs")
+        if isinstance(outputs, dict):
+            self.vars.update(outputs)
+        for entry in payload.get("logs") or ():
+            if isinstance(entry, dict):
+                level = _LEVELS.get(str(entry.get("level", "INFO")).upper(), LogLevel.INFO)
+                self.context.log(level, to_text(entry.get("message")))
+        return True
+
+
+def _docker_note(context: TaskContext) -> None:
+    props = context.task.props
+    runner = props.get("taskRunner")
+    runner_type = str(runner.get("type", "")) if isinstance(runner, Mapping) else ""
+    legacy_runner = str(props.get("runner", "")).upper()
+    if "docker" in runner_type.lower() or legacy_runner == "DOCKER" or "docker" in props:
+        context.log(
+            LogLevel.INFO,
+            "A Docker task runner was asked for; this engine runs the task as a local process "
+            f"(image `{props.get('containerImage', 'default')}` is not used)",
+        )
+
+
+def _text_list(value: Any, name: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [to_text(item) for item in value]
+    raise TaskFailure(f"`{name}` must be a list of strings")
+
+
+def write_input_files(context: TaskContext, folder: Path, files: Any) -> None:
+    """inputFiles: a map of file name -> inline text, or -> a kestra:// URI to copy."""
+    if files is None:
+        return
+    if isinstance(files, str):
+        try:
+            files = json.loads(files)
+        except json.JSONDecodeError:
+            raise TaskFailure("`inputFiles` must be a map of file names to contents") from None
+    if not isinstance(files, Mapping):
+        raise TaskFailure("`inputFiles` must be a map of file names to contents")
+    for name, content in files.items():
+        data: bytes | str = to_text(content)
+        if isinstance(content, str) and content.startswith("kestra://"):
+            data = context.require_storage().read_bytes(content)
+        try:
+            write_into(folder, str(name), data)
+        except StorageError as error:
+            raise TaskFailure(f"inputFiles `{name}`: {error}") from None
+
+
+def _environment(context: TaskContext, extra: Any) -> dict[str, str]:
+    env = dict(os.environ)
+    tools = str(toolbox())
+    env["PATH"] = tools + os.pathsep + env.get("PATH", "/usr/bin:/bin")
+    env["PYTHONPATH"] = tools + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    if isinstance(extra, Mapping):
+        env.update({str(k): to_text(v) for k, v in extra.items()})
+    elif extra is not None:
+        raise TaskFailure("`env` must be a map of names to values")
+    return env
+
+
+def _program(context: TaskContext, flavour: Flavour, folder: Path) -> list[str]:
+    """The argv that runs this task: an interpreter and one shell program."""
+    props = context.task.props
+    if flavour.legacy:
+        interpreter = [to_text(context.prop("interpreter", "/bin/bash"))]
+        interpreter += _text_list(context.prop("interpreterArgs", ["-c"]), "interpreterArgs")
+        fail_fast = bool(context.prop("exitOnFailed", True))
+        default = ["python main.py"] if flavour.language == "python" else []
+        body = _text_list(context.prop("commands", default), "commands")
+        before: list[str] = []
+    else:
+        interpreter = _text_list(context.prop("interpreter", ["/bin/sh", "-c"]), "interpreter")
+        fail_fast = bool(context.prop("failFast", True))
+        before = _text_list(context.prop("beforeCommands"), "beforeCommands")
+        if flavour.script:
+            script = to_text(context.prop("script"))
+            if flavour.language == "shell":
+                body = [script]
+            else:
+                path = folder / f".script-{context.run.id}{flavour.suffix}"
+                path.write_text(script)
+                body = [f"{flavour.program} {path}"]
+        else:
+            body = _text_list(context.prop("commands"), "commands")
+    if "dependencies" in props or "requirements" in props:
+        context.log(LogLevel.WARN, "Dependencies are not installed by this engine: install them beforehand")
+    lines = (["set -e"] if fail_fast else []) + before + body
+    return [*interpreter, "\n".join(lines)]
+
+
+async def run_script(context: TaskContext, flavour: Flavour) -> Mapping[str, Any]:
+    _docker_note(context)
+    shared = context.working_dir
+    folder = shared or Path(tempfile.mkdtemp(prefix="tiercel-task-"))
+    output_dir = Path(tempfile.mkdtemp(prefix="tiercel-out-"))
+    legacy_outputs: dict[str, Path] = {}
+    try:
+        context.variables.update({"workingDir": str(folder), "outputDir": str(output_dir)})
+        write_input_files(context, folder, context.prop("inputFiles") or context.prop("files"))
+        if flavour.legacy:
+            # The deprecated tasks declare output file names first and hand their paths to commands.
+            declared = context.prop("outputFiles") or context.prop("outputsFiles")
+            for name in _text_list(declared, "outputFiles"):
+                legacy_outputs[name] = folder / name
+            context.variables["outputFiles"] = {name: str(path) for name, path in legacy_outputs.items()}
+        argv = _program(context, flavour, folder)
+        env = _environment(context, context.prop("env"))
+        collected = _Run(context, {})
+        try:
+            result = await run_process(
+                argv,
+                cwd=folder,
+                env=env,
+                on_line=collected.on_line,
+                drain=context.drain,
+                kill_grace=context.kill_grace,
+            )
+        except ProcessError as error:
+            raise TaskFailure(str(error)) from None
+        outputs: dict[str, Any] = {"exitCode": result.exit_code, "vars": collected.vars}
+        files = _collect(context, flavour, folder, output_dir, legacy_outputs)
+        if files:
+            outputs["outputFiles"] = files
+        if flavour.legacy:
+            outputs["stdOutLineCount"] = result.stdout_lines
+            outputs["stdErrLineCount"] = result.stderr_lines
+        if result.exit_code != 0:
+            raise TaskFailure(f"Command failed with exit code {result.exit_code}", outputs)
+        if collected.stderr_lines and context.prop("warningOnStdErr", True):
+            context.warning = True
+        return outputs
+    finally:
+        if shared is None:
+            shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(output_dir, ignore_errors=True)
+
+
+def collect_output_files(context: TaskContext, folder: Path, patterns: Any) -> dict[str, str]:
+    """Files of `folder` matching the outputFiles globs, stored under this task run's URI."""
+    stored: dict[str, str] = {}
+    try:
+        for relative in files_matching(folder, _text_list(patterns, "outputFiles")):
+            stored[str(relative)] = context.put_file(str(relative), folder / relative)
+    except StorageError as error:
+        raise TaskFailure(f"outputFiles: {error}") from None
+    return stored
+
+
+def _collect(
+    context: TaskContext, flavour: Flavour, folder: Path, output_dir: Path, legacy: Mapping[str, Path]
+) -> dict[str, str]:
+    """outputFiles (globs, or the legacy declared names) and everything in outputDir."""
+    if flavour.legacy:
+        stored = {name: context.put_file(name, path) for name, path in legacy.items() if path.is_file()}
+    else:
+        stored = collect_output_files(context, folder, context.prop("outputFiles"))
+    stored.update(collect_output_files(context, output_dir, ["**"]))
+    return stored
+
+
+def _handler(flavour: Flavour) -> Any:
+    async def handler(context: TaskContext) -> Mapping[str, Any] | None:
+        return await run_script(context, flavour)
+
+    return handler
+
+
+HANDLERS: dict[str, Any] = {
+    **{
+        f"{SCRIPTS}.{language}.{kind}": _handler(Flavour(language, kind == "Script"))
+        for language in ("shell", "python", "node")
+        for kind in ("Commands", "Script")
+    },
+    f"{LEGACY}.Bash": _handler(Flavour("shell", False, legacy=True)),
+    f"{LEGACY}.Python": _handler(Flavour("python", False, legacy=True)),
+}
