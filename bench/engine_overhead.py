@@ -4,6 +4,9 @@ Workloads (generated into a temporary folder, each run on a fresh database):
   empty    one Return task: start-up, parse, store and shutdown, the baseline
   seq100   100 Return tasks in sequence, each reading the previous one's output
   each1000 a ForEach over 1,000 values with one Return task each (concurrencyLimit 0)
+  shell20  20 shell tasks running `echo hi`, compared with 20 bare `sh -c "echo hi"` spawns timed
+           in this process in the same run: the overhead per shell task is
+           (shell20 - empty) / 20 - one bare spawn
 
 Runs are alternated between workloads (a warm-up first), and medians reported, so that noise on a
 shared machine hits every workload alike. Per-task overhead = (seq100 - empty) / 100.
@@ -14,6 +17,7 @@ shared machine hits every workload alike. Per-task overhead = (seq100 - empty) /
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import shutil
 import statistics
@@ -52,7 +56,34 @@ tasks:
         type: io.kestra.plugin.core.debug.Return
         format: "{{ taskrun.value }}"
 """,
+    "shell20": "id: shell20\nnamespace: bench\ntasks:\n"
+    + "".join(
+        f'  - id: s{i}\n    type: io.kestra.plugin.scripts.shell.Commands\n    commands: ["echo hi"]\n'
+        for i in range(20)
+    ),
 }
+
+
+def bare_spawn_seconds(count: int = 20) -> float:
+    """Median time of one `sh -c "echo hi"` spawned and read with asyncio, as script tasks do."""
+
+    async def once() -> float:
+        started = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            "/bin/sh",
+            "-c",
+            "echo hi",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        await proc.communicate()
+        return time.perf_counter() - started
+
+    async def many() -> list[float]:
+        return [await once() for _ in range(count)]
+
+    return statistics.median(asyncio.run(many()))
 
 
 def tiercel() -> str:
@@ -97,9 +128,11 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in WORKLOADS}
         for name in WORKLOADS:  # warm-up: disk cache, bytecode
             run_once(command, folder, name)
+        spawns: list[float] = []
         for _ in range(args.runs):
             for name in WORKLOADS:
                 times[name].append(run_once(command, folder, name))
+            spawns.append(bare_spawn_seconds())
     medians = {name: statistics.median(values) for name, values in times.items()}
     overhead_ms = (medians["seq100"] - medians["empty"]) / 100 * 1000
     each_ms = (medians["each1000"] - medians["empty"]) / 1000 * 1000
@@ -108,6 +141,10 @@ def main() -> None:
         print(f"{name:<10} {medians[name]:>9.3f} {min(values):>7.3f} {max(values):>7.3f}")
     print(f"per-task overhead, sequential: {overhead_ms:.2f} ms  ((seq100 - empty) / 100)")
     print(f"per-task overhead, ForEach:    {each_ms:.2f} ms  ((each1000 - empty) / 1000, 1,001 task runs)")
+    spawn_ms = statistics.median(spawns) * 1000
+    shell_ms = (medians["shell20"] - medians["empty"]) / 20 * 1000
+    print(f"bare spawn of sh -c 'echo hi':  {spawn_ms:.2f} ms")
+    print(f"per shell task: {shell_ms:.2f} ms, overhead over a bare spawn: {shell_ms - spawn_ms:.2f} ms")
     print(f"seq100 / empty: {medians['seq100'] / medians['empty']:.2f}x")
     if args.json:
         args.json.write_text(

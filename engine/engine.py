@@ -25,6 +25,7 @@ from engine.expressions import ExpressionError, Renderer
 from engine.inputs import InputError, input_json_value, resolve_inputs
 from engine.model import Execution, Flow, Label, LogEntry, LogLevel, State, StateType, TaskRun, new_id, utcnow
 from engine.parser import FlowError, FlowParseError, parse_flow, parse_flow_file
+from engine.process import prefer_pidfd_child_watcher
 from engine.runner import Runner
 from engine.secrets import Masker, SecretError, Secrets
 from engine.storage import Storage, StorageError
@@ -144,6 +145,7 @@ class Engine:
 
     async def start(self, *, control: bool = True) -> None:
         """Load flows, start the loop, resume unfinished executions, open the control channel."""
+        prefer_pidfd_child_watcher()
         if self.flows_dir is not None:
             await self.load_flows(self.flows_dir)
         self._loop_task = asyncio.create_task(self._loop(), name="tiercel-executor")

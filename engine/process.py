@@ -39,7 +39,7 @@ _READ_CHUNK = 64 * 1024
 _POLL = 0.02
 # Seconds between checks of the program's exit status: without a pidfd, and right after it fires.
 _EXIT_POLL = 0.1
-_REAP_POLL = 0.002
+_REAP_POLL = 0.0005
 # Once every known process is gone, a pipe still open is held by something that escaped both the
 # group and the token (e.g. ``env -i setsid``): stop reading it after this long without data ...
 _PIPE_IDLE = 0.5
@@ -66,6 +66,23 @@ class ProcessResult:
     exit_code: int
     stdout_lines: int
     stderr_lines: int
+
+
+def prefer_pidfd_child_watcher() -> None:
+    """On Python 3.11, watch children through pidfds instead of a thread per child.
+
+    The default watcher there starts a thread that waits for each child and hands its exit back to
+    the loop across the GIL: about 2 ms per process. Python 3.12 uses pidfds by itself.
+    """
+    if sys.version_info >= (3, 12) or not hasattr(asyncio, "PidfdChildWatcher"):
+        return
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return  # kernel older than 5.3, or not Linux
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(asyncio.get_running_loop())
+    asyncio.set_child_watcher(watcher)
 
 
 async def run_process(
@@ -148,7 +165,8 @@ def _start_failure(program: str, cwd: Path, exc: OSError) -> str:
     if exc.filename is not None and str(exc.filename) == str(cwd) and str(cwd) != program:
         reason = f"working directory {cwd}: {reason}"
     elif exc.errno == errno.ENOENT:
-        reason = f"{reason} (not found on PATH or at that path)"
+        where = "or its #! interpreter is missing" if "/" in program else "not found on PATH"
+        reason = f"{reason} ({where})"
     return f"cannot start `{program}`: {reason}"
 
 
@@ -395,11 +413,16 @@ class _Stopper:
         try:
             if pidfd is not None:
                 readable: asyncio.Future[None] = loop.create_future()
-                loop.add_reader(pidfd, _resolve, readable)
                 try:
-                    await readable
-                finally:
-                    loop.remove_reader(pidfd)
+                    loop.add_reader(pidfd, _resolve, readable)
+                except (OSError, ValueError, NotImplementedError):
+                    os.close(pidfd)  # a loop that cannot watch descriptors: poll instead
+                    pidfd = None
+                else:
+                    try:
+                        await readable
+                    finally:
+                        loop.remove_reader(pidfd)
             # With a pidfd the exit status is set by the child watcher a moment after it fires;
             # without one, polling is the only way to see an exit while the pipes stay open.
             delay = _REAP_POLL if pidfd is not None else _EXIT_POLL
