@@ -37,8 +37,10 @@ FLOW_SUFFIXES = (".yml", ".yaml")
 # Files in the flows folder that describe namespaces rather than flows.
 NAMESPACE_FILES = frozenset({"_namespace.yml", "_namespace.yaml"})
 LOG_FLUSH_SECONDS = 0.05
-# A task that logs faster than the store writes waits once this many lines are buffered.
+# A task that logs faster than the store writes waits once this many lines (or characters) are
+# buffered, so that a task printing gigabytes cannot grow the engine's memory.
 LOG_BUFFER_LINES = 10_000
+LOG_BUFFER_CHARS = 8 * 1024 * 1024
 KILL_GRACE_SECONDS = 5.0
 
 
@@ -120,6 +122,7 @@ class Engine:
             storage=self.storage,
             kill_grace=kill_grace,
             drain=self._drain_logs,
+            flush_logs=self._flush_logs,
         )
         self._inbox: asyncio.Queue[_Message] = asyncio.Queue()
         self._live: dict[str, tuple[Flow, Execution]] = {}
@@ -129,6 +132,7 @@ class Engine:
         self._subflow_parents: dict[str, tuple[str, str]] = {}
         self._errors: dict[str, list[LogEntry]] = {}
         self._log_buffer: list[LogEntry] = []
+        self._log_buffer_chars = 0
         self._revisions: dict[tuple[str, str, int], Flow] = {}
         # SECRET inputs are stored masked; their values live here while the execution runs.
         self._secret_inputs: dict[str, dict[str, Any]] = {}
@@ -638,6 +642,7 @@ class Engine:
         entry = self._masked(entry)
         self._remember_error(entry)
         self._log_buffer.append(entry)
+        self._log_buffer_chars += len(entry.message)
 
     def _masked(self, entry: LogEntry) -> LogEntry:
         """Secret values never reach the store or the screen in clear."""
@@ -686,7 +691,7 @@ class Engine:
 
     async def _drain_logs(self) -> None:
         """Back-pressure for tasks that log a lot: wait for the store when the buffer is large."""
-        if len(self._log_buffer) >= LOG_BUFFER_LINES:
+        if len(self._log_buffer) >= LOG_BUFFER_LINES or self._log_buffer_chars >= LOG_BUFFER_CHARS:
             await self._flush_logs()
 
     async def _flush_logs_forever(self) -> None:
@@ -698,6 +703,7 @@ class Engine:
         if not self._log_buffer:
             return
         entries, self._log_buffer = self._log_buffer, []
+        self._log_buffer_chars = 0
         self.events.publish(LogsAppended(tuple(entries)))
         try:
             await self.store.append_logs(entries)

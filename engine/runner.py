@@ -40,6 +40,7 @@ class Runner:
         storage: Storage | None = None,
         kill_grace: float = 5.0,
         drain: Callable[[], Awaitable[None]] | None = None,
+        flush_logs: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.registry = registry
         self.renderer = renderer
@@ -50,6 +51,7 @@ class Runner:
         self.storage = storage
         self.kill_grace = kill_grace
         self.drain = drain
+        self.flush_logs = flush_logs
         self._running: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
 
@@ -109,6 +111,7 @@ class Runner:
             storage=self.storage,
             kill_grace=self.kill_grace,
             drain=self.drain,
+            flush_logs=self.flush_logs,
         )
 
     def _working_dir(self, flow: Flow, execution: Execution, run: TaskRun) -> Path | None:

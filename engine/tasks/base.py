@@ -46,6 +46,8 @@ class TaskContext:
     kill_grace: float = 5.0
     # Awaited by tasks that log a lot, so that the log store keeps up (back-pressure).
     drain: Callable[[], Awaitable[None]] | None = None
+    # Writes every buffered log line to the store now (log.Fetch reads them back).
+    flush_logs: Callable[[], Awaitable[None]] | None = None
     labels: list[Label] = field(default_factory=list)
     warning: bool = False
 

@@ -149,6 +149,8 @@ async def fetch_logs(context: TaskContext) -> Mapping[str, Any] | None:
     execution_id = to_text(context.prop("executionId") or context.execution.id)
     level = LogLevel.parse(to_text(context.prop("level", "INFO"))).value
     tasks = context.prop("tasksId") or ([context.prop("taskId")] if context.prop("taskId") else [])
+    if context.flush_logs is not None:
+        await context.flush_logs()
     await context.store.flush()
     rows = await context.store.logs(execution_id, level=level)
     lines = [
