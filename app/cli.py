@@ -66,7 +66,7 @@ def format_log(entry: Any) -> str:
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
-    from engine.engine import Engine, EngineCommandError
+    from engine.engine import EngineCommandError
     from engine.events import LogsAppended
     from engine.inputs import InputError
     from engine.model import Label, StateType
@@ -100,7 +100,9 @@ async def cmd_run(args: argparse.Namespace) -> int:
     except StoreError as error:
         say(f"tiercel: {error}", err=True)
         return EXIT_USAGE
-    engine = Engine(store, flows_dir=flows_dir)
+    engine = await _engine_or_none(store, flows_dir)
+    if engine is None:
+        return EXIT_USAGE
     await engine.start()
     try:
         if file is not None:
@@ -158,6 +160,19 @@ async def cmd_run(args: argparse.Namespace) -> int:
     if state in (StateType.SUCCESS, StateType.WARNING):
         return EXIT_OK
     return EXIT_PAUSED if state is StateType.PAUSED else EXIT_FAILED
+
+
+async def _engine_or_none(store: Any, flows_dir: Path | None) -> Any:
+    """An Engine on the store, or None (store closed, message said) when its settings are wrong."""
+    from engine.engine import Engine
+    from engine.secrets import SecretError
+
+    try:
+        return Engine(store, flows_dir=flows_dir)
+    except SecretError as error:
+        say(f"tiercel: {error} (TIERCEL_SECRETS_FILE)", err=True)
+        await store.close()
+        return None
 
 
 def stop_on_signals(engine: Any, execution_id: str) -> None:
@@ -344,7 +359,7 @@ async def cmd_logs(args: argparse.Namespace) -> int:
 
 
 async def cmd_control(args: argparse.Namespace) -> int:
-    from engine.engine import Engine, EngineCommandError
+    from engine.engine import EngineCommandError
     from engine.model import StateType
     from engine.store import Store, StoreError, StoreLockedError
 
@@ -359,7 +374,9 @@ async def cmd_control(args: argparse.Namespace) -> int:
     except StoreError as error:
         say(f"tiercel: {error}", err=True)
         return EXIT_USAGE
-    engine = Engine(store)
+    engine = await _engine_or_none(store, None)
+    if engine is None:
+        return EXIT_USAGE
     await engine.start(control=False)
     try:
         if args.command == "kill":
