@@ -48,18 +48,6 @@ def _envs() -> dict[str, str]:
     return {key[4:].lower(): value for key, value in os.environ.items() if key.startswith("ENV_")}
 
 
-def error_logs_function(
-    execution: Execution, logs: Callable[[], list[Any]] | None
-) -> Callable[[], list[Any]]:
-    """errorLogs(): the ERROR lines of the execution so far, as Kestra's LogEntry maps."""
-
-    def error_logs() -> list[Any]:
-        entries = logs() if logs else []
-        return [e.to_json() for e in entries if e.level is LogLevel.ERROR]
-
-    return error_logs
-
-
 def build_context(
     flow: Flow,
     execution: Execution,
@@ -99,10 +87,11 @@ def build_context(
             "attemptsCount": max(len(run.attempts) - 1, 0),
             "parentId": run.parent_task_run_id,
             "value": run.value,
+            "iteration": run.iteration,
         }
         parents = execution.parents_of(run)
         if parents:
-            chain = [_parent_entry(execution, p) for p in parents]
+            chain = [_parent_entry(flow, p) for p in parents]
             context["parent"] = chain[0]
             context["parents"] = chain
     if extra:
@@ -110,8 +99,10 @@ def build_context(
     return context
 
 
-def _parent_entry(execution: Execution, run: TaskRun) -> dict[str, Any]:
+def _parent_entry(flow: Flow, run: TaskRun) -> dict[str, Any]:
+    task = flow.tasks_by_id.get(run.task_id)
     return {
+        "task": {"id": run.task_id, "type": task.type if task else None},
         "taskrun": {"id": run.id, "value": run.value, "startDate": iso(run.state.start_date)},
         "outputs": dict(run.outputs or {}),
     }

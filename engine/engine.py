@@ -42,6 +42,8 @@ LOG_FLUSH_SECONDS = 0.05
 LOG_BUFFER_LINES = 10_000
 LOG_BUFFER_CHARS = 8 * 1024 * 1024
 KILL_GRACE_SECONDS = 5.0
+# After a failed commit (disk full, I/O error) the same messages are applied again this much later.
+SAVE_RETRY_SECONDS = 1.0
 
 
 def _secrets_file() -> Path | None:
@@ -357,7 +359,8 @@ class Engine:
         await self._command(execution_id, "kill")
         for child_id, (parent_id, _) in list(self._subflow_parents.items()):
             if parent_id == execution_id:
-                await self.kill(child_id)
+                with contextlib.suppress(EngineCommandError):  # it may have ended meanwhile
+                    await self.kill(child_id)
 
     async def resume(self, execution_id: str, inputs: Mapping[str, Any] | None = None) -> None:
         execution = await self._require(execution_id)
@@ -427,7 +430,12 @@ class Engine:
             await future
 
     def _idle_paused(self, execution: Execution) -> bool:
-        return execution.state.current is StateType.PAUSED and execution.id not in self._timers
+        """Paused with nothing left to happen by itself: no timer, no task or subflow running."""
+        if execution.state.current is not StateType.PAUSED or execution.id in self._timers:
+            return False
+        if any(self.runner.is_running(run.id) for run in execution.task_runs):
+            return False
+        return not any(parent == execution.id for parent, _ in self._subflow_parents.values())
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run a coroutine beside the loop, keeping a reference until it ends."""
@@ -467,14 +475,21 @@ class Engine:
 
     async def _process_batch(self, batch: list[_Message]) -> None:
         outcomes: dict[str, list[Outcome]] = {}
+        handled: dict[str, list[_Message]] = {}
         for execution_id, messages in _grouped(batch):
             live = self._live.get(execution_id)
             if live is None:
                 continue
             flow, execution = live
-            outcome = self._apply(flow, execution, messages)
+            try:
+                outcome = self._apply(flow, execution, messages)
+            except Exception as error:  # one broken execution must not hold up the others
+                message = f"Internal error, the execution cannot go on: {type(error).__name__}: {error}"
+                outcome = self.executor.crash(flow, execution, utcnow(), message)
+                self.events.publish(EngineError(message, execution_id))
             self._live[execution_id] = (flow, outcome.execution)
             outcomes.setdefault(execution_id, []).append(outcome)
+            handled.setdefault(execution_id, []).extend(messages)
         saves = []
         for execution_id, steps in outcomes.items():
             execution = steps[-1].execution
@@ -493,7 +508,13 @@ class Engine:
         )
         for (execution, changed, logs, _), result in zip(saves, results, strict=True):
             if isinstance(result, Exception):
+                # Nothing of this step happened: go back to what is stored and try again shortly.
                 self.events.publish(EngineError(f"Could not save execution: {result}", execution.id))
+                flow, _ = self._live[execution.id]
+                self._live[execution.id] = (flow, self._persisted[execution.id])
+                outcomes.pop(execution.id, None)
+                retry = handled.get(execution.id, [])
+                asyncio.get_running_loop().call_later(SAVE_RETRY_SECONDS, self._repost, retry)
                 continue
             self._persisted[execution.id] = execution
             for run in changed:
@@ -539,6 +560,10 @@ class Engine:
         loop = asyncio.get_running_loop()
         self._timers[execution_id] = loop.call_later(delay, self._wake, execution_id)
 
+    def _repost(self, messages: list[_Message]) -> None:
+        for message in messages:
+            self._post(message)
+
     def _wake(self, execution_id: str) -> None:
         self._timers.pop(execution_id, None)
         self._post(_Message(execution_id, "wake"))
@@ -564,16 +589,21 @@ class Engine:
         try:
             props = self.renderer.render_value(
                 {k: v for k, v in task.props.items() if k != "outputs"},
-                build_context(flow, parent, task, run),
+                build_context(flow, parent, task, run, extra=self._functions(parent, [])),
             )
             namespace, flow_id = str(props["namespace"]), str(props["flowId"])
-            labels: list[Label] = []
-            if props.get("inheritLabels"):
-                labels.extend(parent.labels)
+            child_flow = self.flows.get((namespace, flow_id))
+            own = {label.key for label in child_flow.labels} if child_flow else set()
+            # Kestra: inherited labels give way to the child flow's own; system labels always pass.
+            labels = [
+                label
+                for label in parent.labels
+                if label.key.startswith("system.") or (props.get("inheritLabels") and label.key not in own)
+            ]
             if props.get("labels"):
                 labels.extend(labels_of(props["labels"]))
-            correlation = parent.labels_map().get("system.correlationId", parent.id)
-            labels.append(Label("system.correlationId", correlation))
+            if "system.correlationId" not in parent.labels_map():
+                labels.append(Label("system.correlationId", parent.id))
             trigger = {
                 "id": task.id,
                 "type": task.type,
@@ -582,6 +612,10 @@ class Engine:
                     "namespace": parent.namespace,
                     "flowId": parent.flow_id,
                     "flowRevision": parent.flow_revision,
+                    "taskRunId": run.id,
+                    "taskId": task.id,
+                    **({"taskRunValue": run.value} if run.value is not None else {}),
+                    **({"taskRunIteration": run.iteration} if run.iteration is not None else {}),
                 },
                 "parent": {"taskrun": {"id": run.id, "value": run.value}},
             }
@@ -609,7 +643,7 @@ class Engine:
         outputs: dict[str, Any] = dict(child.outputs or {})
         state = child.state.current
         legacy = task.props.get("outputs")
-        if legacy:
+        if legacy and not child.outputs:  # Kestra: the child flow's own outputs win
             child_flow = await self.flow_revision(child.namespace, child.flow_id, child.flow_revision)
             try:
                 if child_flow is not None:

@@ -41,6 +41,10 @@ _OK = frozenset({S.SUCCESS, S.WARNING, S.SKIPPED})
 _WORST_FIRST = (S.KILLED, S.FAILED, S.CANCELLED, S.WARNING, S.PAUSED)
 
 
+# A step applies rules until nothing changes; a flow that never settles is a bug, not a workload.
+MAX_PASSES = 100_000
+
+
 class TaskError(Exception):
     """A task cannot go on; the message is logged at ERROR on its task run."""
 
@@ -227,10 +231,8 @@ class Work:
         return any(run.state.current is S.FAILED for run in self.runs_for(parent, resolved))
 
     def has_active(self, parent: TaskRun | None, resolved: Sequence[Resolved]) -> bool:
-        return any(
-            not run.state.current.is_terminated and run.state.current is not S.PAUSED
-            for run in self.runs_for(parent, resolved)
-        )
+        """Whether a child has not ended yet (a paused one included: it will end later)."""
+        return any(not run.state.current.is_terminated for run in self.runs_for(parent, resolved))
 
     def current_branch(
         self,
@@ -297,6 +299,7 @@ class Work:
                 return None
         elif not (self.has_failed(parent, tasks) and not self.has_active(parent, tasks)):
             return None if tasks else S.SUCCESS
+        # The error branch runs but does not change the end state; a failing `finally` does.
         state = worst_state(self.runs_for(parent, [*tasks, *finally_]))
         return allowed(state, allow_failure, allow_warning)
 
@@ -408,6 +411,8 @@ class Executor:
     ) -> Outcome:
         """Resume every paused task run (Pause tasks), with the onResume inputs as outputs."""
         work = Work(self, flow, execution, now)
+        if execution.state.current is not S.PAUSED:
+            return self._step(work)
         for run in list(work.runs):
             if run.state.current is S.PAUSED:
                 resumed = dataclasses.replace(run.to(S.RUNNING, now), due=None)
@@ -417,6 +422,22 @@ class Executor:
         if execution.state.current is S.PAUSED:
             work.set_header(execution.to(S.RUNNING, now))
         return self._step(work)
+
+    def crash(self, flow: Flow, execution: Execution, now: datetime, message: str) -> Outcome:
+        """End an execution the engine cannot go on with: FAILED, its running tasks stopped."""
+        work = Work(self, flow, execution, now)
+        work.log(LogLevel.ERROR, message)
+        for run in list(work.runs):
+            if run.state.current.is_terminated:
+                continue
+            if _attempt_open(run) or (
+                run.state.current is S.RUNNING and self.kind(work.task(run)) is not Kind.FLOWABLE
+            ):
+                work.outcome.cancel.append(run)
+            work.put(dataclasses.replace(close_attempt(run, S.FAILED, S.FAILED, now), due=None))
+        if not execution.state.current.is_terminated:
+            work.set_header(work.header.to(S.FAILED, now))
+        return self._finish(work)
 
     def link_subflow(
         self, flow: Flow, execution: Execution, now: datetime, task_run_id: str, child_id: str
@@ -454,8 +475,11 @@ class Executor:
         if work.killing:
             self._kill_pass(work)
             return self._finish(work)
-        while not work.header.state.current.is_terminated and self._pass(work):
-            pass
+        for _ in range(MAX_PASSES):
+            if work.header.state.current.is_terminated or not self._pass(work):
+                break
+        else:
+            raise RuntimeError(f"the execution did not settle after {MAX_PASSES} passes of one step")
         self._sync_paused(work)
         return self._finish(work)
 
@@ -514,12 +538,13 @@ class Executor:
 
     def _end_execution(self, work: Work, end: StateType) -> None:
         header = work.header
-        if end in (S.SUCCESS, S.WARNING) and work.flow.outputs:
+        if work.flow.outputs:
+            # Kestra renders the flow outputs whatever the end state.
             try:
                 header = dataclasses.replace(header, outputs=self._flow_outputs(work))
             except (ExpressionError, ValueError, InputError) as error:
                 work.log(LogLevel.ERROR, f"Failed to render the flow outputs: {error}")
-                end = S.FAILED
+                end = S.FAILED if end in (S.SUCCESS, S.WARNING) else end
         if resolve(work.flow.after_execution):
             work.set_header(dataclasses.replace(header, after_execution_state=end))
             return
@@ -568,10 +593,15 @@ class Executor:
         task = work.task(run)
         kind = self.kind(task)
         if run.state.current is S.RETRYING:
-            work.outcome.dispatch.append(work.put(run.with_new_attempt(work.now)))
+            again = work.put(run.with_new_attempt(work.now))
+            (work.outcome.subflows if kind is Kind.SUBFLOW else work.outcome.dispatch).append(again)
             return
         if kind is Kind.FLOWABLE:
-            work.put(self.flowable(task).on_due(work, task, run))
+            try:
+                work.put(self.flowable(task).on_due(work, task, run))
+            except (TaskError, ExpressionError) as error:
+                work.log(LogLevel.ERROR, str(error), run)
+                work.put(dataclasses.replace(run.to(S.FAILED, work.now), due=None))
 
     def _end_flowable(self, work: Work, task: TaskSpec, run: TaskRun, end: StateType) -> None:
         try:

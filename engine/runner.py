@@ -62,7 +62,15 @@ class Runner:
     def start(self, flow: Flow, execution: Execution, run: TaskRun) -> None:
         task = asyncio.get_running_loop().create_task(self._run(flow, execution, run))
         self._running[run.id] = task
-        task.add_done_callback(lambda _: self._running.pop(run.id, None))
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._running.get(run.id) is done:  # a newer attempt may have taken the slot
+                del self._running[run.id]
+
+        task.add_done_callback(forget)
+
+    def is_running(self, run_id: str) -> bool:
+        return run_id in self._running
 
     def cancel(self, run_id: str) -> None:
         task = self._running.get(run_id)

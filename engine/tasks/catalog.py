@@ -287,6 +287,7 @@ TASK_TYPES: tuple[TaskType, ...] = (
         _props("condition", "checkFrequency", "failOnMaxReached"),
         children={"tasks": LIST},
         required=_props("condition", "tasks"),
+        aliases=(f"{CORE}.flow.LoopUntil",),
     ),
     TaskType(
         f"{CORE}.flow.WorkingDirectory",

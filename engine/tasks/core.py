@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,7 +57,12 @@ async def fail(context: TaskContext) -> Mapping[str, Any] | None:
 
 
 def labels_of(value: Any) -> list[Label]:
-    """Labels written as a map or as a list of {key, value}."""
+    """Labels written as a map, a list of {key, value}, or JSON text of either."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise TaskFailure("`labels` must be a map or a list of {key, value}") from None
     if isinstance(value, Mapping):
         pairs = list(value.items())
     elif isinstance(value, list):
@@ -67,7 +73,9 @@ def labels_of(value: Any) -> list[Label]:
     for key, item in pairs:
         key = to_text(key)
         if key.startswith("system."):
-            raise TaskFailure(f"Label `{key}` is reserved: keys starting with `system.` cannot be set")
+            raise TaskFailure(
+                f"System labels can only be set by Kestra itself, offending label: {key}={to_text(item)}"
+            )
         labels.append(Label(key, to_text(item)))
     return labels
 

@@ -92,12 +92,16 @@ class Parallel(Sequential):
 
 
 class If(Sequential):
-    """`then` when the condition is truthy (Kestra's rule), else `else`."""
+    """`then` when the condition is truthy (Kestra's rule), else `else`; decided once, at start."""
+
+    def start(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
+        result = work.truthy(task.props["condition"], run)
+        return dataclasses.replace(run, outputs={"evaluationResult": result})
 
     def branches(
         self, work: Work, task: TaskSpec, run: TaskRun
     ) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
-        branch = "then" if work.truthy(task.props["condition"], run) else "else"
+        branch = "then" if (run.outputs or {}).get("evaluationResult") else "else"
         return (
             resolve(task.props.get(branch) or ()),
             resolve(task.props.get("errors") or ()),
@@ -268,8 +272,15 @@ class Pause(Sequential):
         return dataclasses.replace(run.to(end, work.now), due=None)
 
 
+MIN_WAIT_INTERVAL = timedelta(milliseconds=10)
+
+
 class WaitFor(Sequential):
-    """Runs its children again and again until the condition holds (or a limit is reached)."""
+    """Runs its children again and again until the condition holds (or a limit is reached).
+
+    This is Kestra's LoopUntil, which newer Kestra versions also run for the WaitFor type name
+    (Kestra 0.20's WaitFor looped while the condition held instead).
+    """
 
     def _frequency(self, task: TaskSpec) -> Mapping[str, Any]:
         frequency = task.props.get("checkFrequency") or {}
@@ -306,7 +317,8 @@ class WaitFor(Sequential):
         if iterations >= max_iterations or work.now - run.state.start_date >= max_duration:
             return S.FAILED if task.props.get("failOnMaxReached") else end
         interval = _duration(work, run, frequency.get("interval") or "PT1S", "interval")
-        work.put(dataclasses.replace(run, due=work.now + interval))
+        # A zero interval would start the next round within the same executor step, forever.
+        work.put(dataclasses.replace(run, due=work.now + max(interval, MIN_WAIT_INTERVAL)))
         return None
 
     def on_due(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
