@@ -7,10 +7,10 @@ render identically here and on a Kestra cluster.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from engine.model import Execution, Flow, LogLevel, TaskRun, TaskSpec, iso
+from engine.model import Execution, Flow, TaskRun, TaskSpec, iso
 
 # One cache slot per execution object: executions are immutable, so the derived outputs tree of a
 # given object never changes, and rendering several properties of one task reuses it.
