@@ -28,7 +28,7 @@ from engine.parser import FlowError, FlowParseError, parse_flow, parse_flow_file
 from engine.process import prefer_pidfd_child_watcher
 from engine.runner import Runner
 from engine.secrets import Masker, SecretError, Secrets
-from engine.storage import Storage, StorageError
+from engine.storage import Storage, StorageError, safe_relative
 from engine.store import Store
 from engine.tasks.core import labels_of
 from engine.tasks.registry import Kind, Registry, registry
@@ -36,6 +36,8 @@ from engine.tasks.registry import Kind, Registry, registry
 FLOW_SUFFIXES = (".yml", ".yaml")
 # Files in the flows folder that describe namespaces rather than flows.
 NAMESPACE_FILES = frozenset({"_namespace.yml", "_namespace.yaml"})
+# <flows folder>/_files/<namespace>/...: Kestra's namespace files, for namespaceFiles and read().
+NAMESPACE_FILES_FOLDER = "_files"
 LOG_FLUSH_SECONDS = 0.05
 # A task that logs faster than the store writes waits once this many lines (or characters) are
 # buffered, so that a task printing gigabytes cannot grow the engine's memory.
@@ -68,6 +70,17 @@ class _Message:
 def _closing(run: TaskRun) -> bool:
     """A flowable whose closing work (a WorkingDirectory's output files) runs in the runner."""
     return bool(run.attempts) and not run.attempts[-1].state.current.is_terminated
+
+
+def namespace_file(flows_dir: Path | None, namespace: str, name: str) -> Path:
+    """The path of a namespace file, refusing anything outside the namespace's folder."""
+    if flows_dir is None:
+        raise StorageError("namespace files need a flows folder")
+    folder = flows_dir / NAMESPACE_FILES_FOLDER / namespace
+    path = (folder / safe_relative(name)).resolve()
+    if not path.is_relative_to(folder.resolve()) or not path.is_file():
+        raise StorageError(f"no namespace file `{name}` in namespace `{namespace}`")
+    return path
 
 
 def _grouped(batch: list[_Message]) -> list[tuple[str, list[_Message]]]:
@@ -122,6 +135,7 @@ class Engine:
             context_extra=lambda execution: self._functions(execution, []),
             store=store,
             storage=self.storage,
+            namespace_files=flows_dir / NAMESPACE_FILES_FOLDER if flows_dir else None,
             kill_grace=kill_grace,
             drain=self._drain_logs,
             flush_logs=self._flush_logs,
@@ -223,6 +237,8 @@ class Engine:
         for path in sorted(folder.rglob("*")):
             if path.suffix not in FLOW_SUFFIXES or not path.is_file() or path.name in NAMESPACE_FILES:
                 continue
+            if NAMESPACE_FILES_FOLDER in path.relative_to(folder).parts[:1]:
+                continue  # namespace files are data for tasks, not flows
             try:
                 flow = parse_flow_file(path)
             except FlowParseError as error:
@@ -711,11 +727,14 @@ class Engine:
             self.masker.add(value)
             return value
 
-        def read(uri: str) -> str:
+        def read(path: str) -> str:
+            """A kestra:// file of the internal storage, or a namespace file of this namespace."""
             try:
-                return self.storage.read_text(str(uri))
-            except StorageError as error:
-                raise ExpressionError(str(error)) from None
+                if str(path).startswith("kestra://"):
+                    return self.storage.read_text(str(path))
+                return namespace_file(self.flows_dir, execution.namespace, str(path)).read_text()
+            except (StorageError, OSError) as error:
+                raise ExpressionError(f"read(`{path}`): {error}") from None
 
         functions: dict[str, Any] = {"errorLogs": error_logs, "kv": kv, "secret": secret, "read": read}
         clear = self._secret_inputs.get(execution.id)

@@ -16,7 +16,7 @@ from engine.expressions import ExpressionError, Renderer
 from engine.model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
 from engine.tasks.base import TaskContext, TaskFailure
 from engine.tasks.registry import Kind, Registry
-from engine.tasks.scripts import write_input_files
+from engine.tasks.scripts import copy_namespace_files, write_input_files
 
 WORKING_DIRECTORY = "io.kestra.plugin.core.flow.WorkingDirectory"
 
@@ -38,6 +38,7 @@ class Runner:
         context_extra: Callable[[Execution], dict[str, Any]] | None = None,
         store: Store | None = None,
         storage: Storage | None = None,
+        namespace_files: Path | None = None,
         kill_grace: float = 5.0,
         drain: Callable[[], Awaitable[None]] | None = None,
         flush_logs: Callable[[], Awaitable[None]] | None = None,
@@ -49,6 +50,7 @@ class Runner:
         self.context_extra = context_extra
         self.store = store
         self.storage = storage
+        self.namespace_files = namespace_files
         self.kill_grace = kill_grace
         self.drain = drain
         self.flush_logs = flush_logs
@@ -117,6 +119,7 @@ class Runner:
             emit=emit,
             store=self.store,
             storage=self.storage,
+            namespace_files=self.namespace_files / execution.namespace if self.namespace_files else None,
             kill_grace=self.kill_grace,
             drain=self.drain,
             flush_logs=self.flush_logs,
@@ -132,6 +135,7 @@ class Runner:
             if not folder.exists():
                 folder.mkdir(mode=0o700)
                 owner = self._context(flow, execution, candidate)
+                copy_namespace_files(owner, folder, owner.prop("namespaceFiles"))
                 write_input_files(owner, folder, owner.prop("inputFiles"))
             return folder
         return None

@@ -41,6 +41,8 @@ class TaskContext:
     emit: Callable[[LogLevel, str], None]
     store: Store | None = None
     storage: Storage | None = None
+    # The namespace files of this execution's namespace (<flows folder>/_files/<namespace>).
+    namespace_files: Path | None = None
     # Set when a WorkingDirectory parent shares its folder with its children.
     working_dir: Path | None = None
     kill_grace: float = 5.0

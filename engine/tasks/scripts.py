@@ -176,6 +176,24 @@ def write_input_files(context: TaskContext, folder: Path, files: Any) -> None:
             raise TaskFailure(f"inputFiles `{name}`: {error}") from None
 
 
+def copy_namespace_files(context: TaskContext, folder: Path, settings: Any) -> None:
+    """namespaceFiles: {enabled, include, exclude}: copy the namespace's files into the folder."""
+    if not isinstance(settings, Mapping) or not settings.get("enabled", True) or settings == {}:
+        return
+    source = context.namespace_files
+    if source is None or not source.is_dir():
+        context.log(LogLevel.WARN, f"namespaceFiles: no files for namespace `{context.flow.namespace}`")
+        return
+    include = _text_list(settings.get("include"), "include") or ["**"]
+    excluded = set(files_matching(source, _text_list(settings.get("exclude"), "exclude")))
+    try:
+        for relative in files_matching(source, include):
+            if relative not in excluded:
+                write_into(folder, str(relative), (source / relative).read_bytes())
+    except StorageError as error:
+        raise TaskFailure(f"namespaceFiles: {error}") from None
+
+
 def _environment(context: TaskContext, extra: Any) -> dict[str, str]:
     env = dict(os.environ)
     tools = str(toolbox())
@@ -226,6 +244,7 @@ async def run_script(context: TaskContext, flavour: Flavour) -> Mapping[str, Any
     legacy_outputs: dict[str, Path] = {}
     try:
         context.variables.update({"workingDir": str(folder), "outputDir": str(output_dir)})
+        copy_namespace_files(context, folder, context.prop("namespaceFiles"))
         write_input_files(context, folder, context.prop("inputFiles") or context.prop("files"))
         if flavour.legacy:
             # The deprecated tasks declare output file names first and hand their paths to commands.

@@ -200,3 +200,36 @@ def test_a_task_printing_100_mb_does_not_grow_the_engine(tmp_path: Path) -> None
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
     # Ten times the output, about the same memory: bounded by buffers, not by what the task prints.
     assert large - small < 40_000, (small, large)
+
+
+async def test_namespace_files_reach_scripts_and_read(tmp_path: Path) -> None:
+    files = tmp_path / "flows" / "_files" / "ns"
+    (files / "sql").mkdir(parents=True)
+    (files / "sql" / "query.sql").write_text("select 1")
+    (files / "notes.md").write_text("private notes")
+    (tmp_path / "flows" / "_files" / "other").mkdir()
+    (tmp_path / "flows" / "_files" / "other" / "secret.txt").write_text("other namespace")
+    execution, logs = await run_flow(
+        tmp_path,
+        flow(
+            """
+            tasks:
+              - id: sh
+                type: io.kestra.plugin.scripts.shell.Commands
+                namespaceFiles: {enabled: true, exclude: ["*.md"]}
+                commands: ["cat sql/query.sql && echo", "ls"]
+              - id: direct
+                type: io.kestra.plugin.core.log.Log
+                message: "{{ read('sql/query.sql') }}"
+              - id: escape
+                type: io.kestra.plugin.core.log.Log
+                message: "{{ read('../other/secret.txt') }}"
+            """
+        ),
+    )
+    lines = messages(logs)
+    assert states(execution)["sh"] is S.SUCCESS, lines
+    assert lines.count("select 1") == 2
+    assert "notes.md" not in lines
+    assert states(execution)["escape"] is S.FAILED
+    assert "other namespace" not in lines
