@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from engine.context import build_context
 from engine.expressions import ExpressionError, Renderer
@@ -35,6 +35,7 @@ from engine.model import (
 from engine.tasks.registry import Kind, Registry
 
 S = StateType
+T = TypeVar("T")
 # States that count as "done well" for Dag dependencies.
 _OK = frozenset({S.SUCCESS, S.WARNING, S.SKIPPED})
 # How long a Kestra state ranks when several children end differently (worst first).
@@ -108,6 +109,7 @@ class Work:
         self._index()
         self.outcome = Outcome(execution)
         self._snapshot: Execution | None = execution
+        self._memo: dict[tuple[str, str], tuple[TaskRun, Any]] = {}
 
     def _index(self) -> None:
         # children by parent, and each parent's children by (task, value, iteration): the flowable
@@ -121,6 +123,16 @@ class Work:
         parent = run.parent_task_run_id
         self.children.setdefault(parent, []).append(run.id)
         self.keyed.setdefault(parent, {})[(run.task_id, run.value, run.iteration)] = run.id
+
+    def memo(self, run: TaskRun, what: str, compute: Callable[[], T]) -> T:
+        """`compute()` once per version of `run` in this step (task runs are replaced on change)."""
+        key = (run.id, what)
+        found = self._memo.get(key)
+        if found is None or found[0] is not run:
+            found = (run, compute())
+            self._memo[key] = found
+        value: T = found[1]
+        return value
 
     # -- reading ---------------------------------------------------------------------------
     def run(self, run_id: str) -> TaskRun:

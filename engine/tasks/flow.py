@@ -57,7 +57,7 @@ class Sequential:
         return run
 
     def nexts(self, work: Work, task: TaskSpec, run: TaskRun) -> list[Resolved]:
-        tasks, errors, finally_ = self.branches(work, task, run)
+        tasks, errors, finally_ = work.memo(run, "branches", lambda: self.branches(work, task, run))
         current = work.current_branch(run, tasks, errors, finally_)
         if current is tasks:
             return self.main_nexts(work, task, run, tasks)
@@ -67,7 +67,7 @@ class Sequential:
         return work.sequential_nexts(run, tasks)
 
     def state(self, work: Work, task: TaskSpec, run: TaskRun) -> StateType | None:
-        tasks, errors, finally_ = self.branches(work, task, run)
+        tasks, errors, finally_ = work.memo(run, "branches", lambda: self.branches(work, task, run))
         return work.resolve_state(run, tasks, errors, finally_, allow_failure=self.allow_failure)
 
     def outputs(self, work: Work, task: TaskSpec, run: TaskRun) -> Mapping[str, Any] | None:
@@ -171,7 +171,11 @@ class ForEach(Sequential):
         self, work: Work, task: TaskSpec, run: TaskRun
     ) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
         return (
-            [resolved for group in self.groups(task, run) for resolved in group],
+            [
+                resolved
+                for group in work.memo(run, "groups", lambda: self.groups(task, run))
+                for resolved in group
+            ],
             resolve(task.props.get("errors") or ()),
             resolve(task.props.get("finally") or ()),
         )
@@ -181,7 +185,7 @@ class ForEach(Sequential):
         nexts: list[Resolved] = []
         waiting: list[list[Resolved]] = []
         active = 0
-        for group in self.groups(task, run):
+        for group in work.memo(run, "groups", lambda: self.groups(task, run)):
             if not group:
                 continue
             if not work.runs_for(run, group):
@@ -304,7 +308,7 @@ class WaitFor(Sequential):
         )
 
     def state(self, work: Work, task: TaskSpec, run: TaskRun) -> StateType | None:
-        tasks, errors, finally_ = self.branches(work, task, run)
+        tasks, errors, finally_ = work.memo(run, "branches", lambda: self.branches(work, task, run))
         end = work.resolve_state(run, tasks, errors, finally_)
         if end is None or (end is not S.SUCCESS and end is not S.WARNING):
             return end
