@@ -36,8 +36,6 @@ from engine.tasks.registry import Kind, Registry
 
 S = StateType
 T = TypeVar("T")
-# States that count as "done well" for Dag dependencies.
-_OK = frozenset({S.SUCCESS, S.WARNING, S.SKIPPED})
 # How long a Kestra state ranks when several children end differently (worst first).
 _WORST_FIRST = (S.KILLED, S.FAILED, S.CANCELLED, S.WARNING, S.PAUSED)
 
@@ -102,7 +100,6 @@ class Work:
         self.executor = executor
         self.flow = flow
         self.now = now
-        self.base = execution
         self.header = execution
         self.runs: list[TaskRun] = list(execution.task_runs)
         self.position = {run.id: index for index, run in enumerate(self.runs)}

@@ -42,16 +42,8 @@ class StateType(StrEnum):
         return self in _TERMINATED
 
     @property
-    def is_failed(self) -> bool:
-        return self is StateType.FAILED
-
-    @property
     def is_running(self) -> bool:
         return self in (StateType.RUNNING, StateType.KILLING)
-
-    @property
-    def is_created(self) -> bool:
-        return self in (StateType.CREATED, StateType.RESTARTED)
 
 
 _TERMINATED = frozenset(
@@ -428,28 +420,15 @@ class Execution:
     def task_runs_by_id(self) -> dict[str, TaskRun]:
         return {run.id: run for run in self.task_runs}
 
-    @cached_property
-    def children_by_parent(self) -> dict[str | None, list[TaskRun]]:
-        children: dict[str | None, list[TaskRun]] = {}
-        for run in self.task_runs:
-            children.setdefault(run.parent_task_run_id, []).append(run)
-        return children
-
     def task_run(self, task_run_id: str) -> TaskRun:
         return self.task_runs_by_id[task_run_id]
 
     def with_task_run(self, run: TaskRun) -> Execution:
-        """Replace (by id) or append a task run."""
-        runs = list(self.task_runs)
-        for index, existing in enumerate(runs):
-            if existing.id == run.id:
-                runs[index] = run
-                break
-        else:
-            runs.append(run)
-        return dataclasses.replace(self, task_runs=tuple(runs))
+        """Replace (by id) or append one task run."""
+        return self.with_task_runs([run])
 
     def with_task_runs(self, changed: list[TaskRun]) -> Execution:
+        """Replace (by id) or append task runs, keeping creation order."""
         if not changed:
             return self
         by_id = {run.id: run for run in changed}
