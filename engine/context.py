@@ -25,22 +25,26 @@ def outputs_tree(execution: Execution) -> dict[str, Any]:
         return cached[1]
     tree: dict[str, Any] = {}
     for run in execution.task_runs:
-        if run.outputs is None:
-            continue
-        values = [p.value for p in reversed(execution.parents_of(run)) if p.value is not None]
-        if run.value is not None:
-            values.append(run.value)
-        if not values:
-            tree[run.task_id] = dict(run.outputs)
-            continue
-        node = tree.setdefault(run.task_id, {})
-        for value in values[:-1]:
-            node = node.setdefault(value, {})
-        node[values[-1]] = dict(run.outputs)
+        if run.outputs is not None:
+            add_output(tree, run, execution.parents_of(run))
     if len(_OUTPUTS_CACHE) >= _CACHE_SIZE:
         _OUTPUTS_CACHE.clear()
     _OUTPUTS_CACHE[id(execution)] = (execution, tree)
     return tree
+
+
+def add_output(tree: dict[str, Any], run: TaskRun, parents: list[TaskRun]) -> None:
+    """Put a task run's outputs in the tree, under its task id and the loop values above it."""
+    values = [p.value for p in reversed(parents) if p.value is not None]
+    if run.value is not None:
+        values.append(run.value)
+    if not values:
+        tree[run.task_id] = dict(run.outputs or {})
+        return
+    node = tree.setdefault(run.task_id, {})
+    for value in values[:-1]:
+        node = node.setdefault(value, {})
+    node[values[-1]] = dict(run.outputs or {})
 
 
 def _envs() -> dict[str, str]:
@@ -55,6 +59,8 @@ def build_context(
     run: TaskRun | None = None,
     *,
     extra: Mapping[str, Any] | None = None,
+    outputs: Mapping[str, Any] | None = None,
+    parents: list[TaskRun] | None = None,
 ) -> dict[str, Any]:
     """The rendering context for one task run (or for the execution itself when run is None)."""
     context: dict[str, Any] = {
@@ -72,7 +78,9 @@ def build_context(
         context["inputs"] = dict(execution.inputs)
     if flow.variables:
         context["vars"] = dict(flow.variables)
-    if execution.task_runs:
+    if outputs is not None:
+        context["outputs"] = outputs
+    elif execution.task_runs:
         context["outputs"] = outputs_tree(execution)
     if execution.trigger:
         context["trigger"] = dict(execution.trigger.get("variables") or {})
@@ -89,7 +97,8 @@ def build_context(
             "value": run.value,
             "iteration": run.iteration,
         }
-        parents = execution.parents_of(run)
+        if parents is None:
+            parents = execution.parents_of(run)
         if parents:
             chain = [_parent_entry(flow, p) for p in parents]
             context["parent"] = chain[0]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from engine.context import build_context
+from engine.context import add_output, build_context
 from engine.expressions import ExpressionError, Renderer
 from engine.inputs import InputError
 from engine.model import (
@@ -107,6 +107,12 @@ class Work:
         self.outcome = Outcome(execution)
         self._snapshot: Execution | None = execution
         self._memo: dict[tuple[str, str], tuple[TaskRun, Any]] = {}
+        # The outputs tree of expressions, kept up to date as task runs change (built on first use).
+        self._outputs: dict[str, Any] | None = None
+        # Where each (task, loop values) lands in the outputs tree: the newest run of a key wins.
+        self._latest_of_key: dict[tuple[str, tuple[str, ...]], int] = {}
+        for index, run in enumerate(self.runs):
+            self._latest_of_key[self._output_key(run)] = index
 
     def _index(self) -> None:
         # children by parent, and each parent's children by (task, value, iteration): the flowable
@@ -155,18 +161,48 @@ class Work:
     def put(self, run: TaskRun) -> TaskRun:
         index = self.position.get(run.id)
         if index is None:
-            self.position[run.id] = len(self.runs)
+            index = self.position[run.id] = len(self.runs)
             self.runs.append(run)
             self._add_to_index(run)
+            self._latest_of_key[self._output_key(run)] = index
         else:
+            previous = self.runs[index]
             self.runs[index] = run
+            if self._outputs is not None and run.outputs is not previous.outputs:
+                if run.outputs is not None and self._latest_of_key.get(self._output_key(run)) == index:
+                    add_output(self._outputs, run, self._parents(run))
+                else:
+                    self._outputs = None  # an older run changed: rebuild when next needed
         self._snapshot = None
         return run
+
+    def _output_key(self, run: TaskRun) -> tuple[str, tuple[str, ...]]:
+        values = [p.value for p in self._parents(run) if p.value is not None]
+        return run.task_id, (*values, *((run.value,) if run.value is not None else ()))
+
+    def _parents(self, run: TaskRun) -> list[TaskRun]:
+        chain: list[TaskRun] = []
+        parent_id = run.parent_task_run_id
+        while parent_id is not None:
+            parent = self.run(parent_id)
+            chain.append(parent)
+            parent_id = parent.parent_task_run_id
+        return chain
+
+    def outputs_tree(self) -> dict[str, Any]:
+        if self._outputs is None:
+            self._outputs = {}
+            for run in self.runs:
+                if run.outputs is not None:
+                    add_output(self._outputs, run, self._parents(run))
+        return self._outputs
 
     def remove(self, run_ids: set[str]) -> None:
         self.runs = [run for run in self.runs if run.id not in run_ids]
         self.position = {run.id: index for index, run in enumerate(self.runs)}
         self._index()
+        self._latest_of_key = {self._output_key(run): index for index, run in enumerate(self.runs)}
+        self._outputs = None
         self._snapshot = None
 
     def set_header(self, execution: Execution) -> None:
@@ -205,10 +241,15 @@ class Work:
     # -- rendering -------------------------------------------------------------------------
     def context(self, run: TaskRun | None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         task = self.task(run) if run else None
+        # The header and the live outputs tree, not a snapshot: building one costs O(task runs).
         functions = self.executor.functions
-        context = build_context(self.flow, self.snapshot(), task, run, extra=extra)
+        outputs = self.outputs_tree() if self.runs else None
+        parents = self._parents(run) if run else None
+        context = build_context(
+            self.flow, self.header, task, run, extra=extra, outputs=outputs, parents=parents
+        )
         if functions is not None:
-            context.update(functions(self.snapshot(), self.outcome.logs))
+            context.update(functions(self.header, self.outcome.logs))
         return context
 
     def render(self, value: Any, run: TaskRun | None, extra: Mapping[str, Any] | None = None) -> Any:

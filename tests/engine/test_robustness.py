@@ -218,3 +218,41 @@ async def test_labels_task_accepts_json_text_and_loops_see_iteration(tmp_path: P
     assert execution.labels_map()["stage"] == "prod"
     assert "parent=each" in messages(logs)
     assert len(runs_of(execution, "show")) == 1
+
+
+async def test_outputs_read_inside_a_step_are_current(tmp_path: Path) -> None:
+    # Each If starts in the same executor step as its siblings; each must see the outputs of the
+    # Return that ran before it for the same value, and the last round of a WaitFor wins.
+    execution, logs = await run_flow(
+        tmp_path,
+        flow(
+            """
+            tasks:
+              - id: each
+                type: io.kestra.plugin.core.flow.ForEach
+                values: ["a", "b", "c"]
+                concurrencyLimit: 0
+                tasks:
+                  - {id: ret, type: io.kestra.plugin.core.debug.Return, format: "v-{{ taskrun.value }}"}
+                  - id: check
+                    type: io.kestra.plugin.core.flow.If
+                    condition: "{{ outputs.ret[taskrun.value].value == 'v-' ~ taskrun.value }}"
+                    then:
+                      - id: seen
+                        type: io.kestra.plugin.core.log.Log
+                        message: "{{ outputs.check[parent.taskrun.value].evaluationResult }}"
+              - id: loop
+                type: io.kestra.plugin.core.flow.WaitFor
+                condition: "{{ outputs.count.value == '3' }}"
+                checkFrequency: {interval: PT0.01S}
+                tasks:
+                  - id: count
+                    type: io.kestra.plugin.core.debug.Return
+                    format: "{{ outputs.loop.iterationCount }}"
+              - {id: last, type: io.kestra.plugin.core.log.Log, message: "last={{ outputs.count.value }}"}
+            """
+        ),
+    )
+    assert execution.state.current is S.SUCCESS, messages(logs)
+    assert messages(logs).count("true") == 3
+    assert "last=3" in messages(logs)
