@@ -417,11 +417,35 @@ async def _control_running_engine(db: Path, command: str, execution_id: str, inp
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    say(
-        "The dashboard is not built yet: use `tiercel run`, `tiercel executions` and `tiercel logs`.",
-        err=True,
-    )
-    return EXIT_OK
+    """Open the dashboard on a flows folder; the engine runs inside it and stops with it."""
+    flows_dir = Path(args.flows) if args.flows else default_flows_dir()
+    if not flows_dir.is_dir():
+        raise UsageError(f"{flows_dir}: no such flows folder")
+    db = resolve_db(args.db, flows_dir)
+    problem = asyncio.run(_store_problem(db))
+    if problem:  # said before the screen switches, so the message stays readable
+        say(f"tiercel: {problem}", err=True)
+        return EXIT_USAGE
+    from app.app import create_app
+
+    app = create_app(flows_dir, db)
+    app.run()
+    if app.startup_error:
+        say(f"tiercel: {app.startup_error}", err=True)
+        return EXIT_USAGE
+    return app.return_code or EXIT_OK
+
+
+async def _store_problem(db: Path) -> str | None:
+    """Why the dashboard cannot own the database (another process holds it...), or None."""
+    from engine.store import Store, StoreError
+
+    try:
+        store = await Store.open(db)
+    except StoreError as error:
+        return str(error)
+    await store.close()
+    return None
 
 
 # -- parser -----------------------------------------------------------------------------------------

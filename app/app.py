@@ -1,0 +1,417 @@
+"""The Tiercel dashboard: namespaces, executions and live detail over an embedded engine."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Footer, Tree
+
+from app.screens.confirm import ConfirmScreen
+from app.screens.help import HelpScreen
+from app.screens.run_form import RunFormScreen
+from app.widgets.detail import DetailPane
+from app.widgets.executions import ExecutionsTable, Summary
+from app.widgets.namespaces import NamespaceTree, NodeRef
+from engine.engine import Engine, EngineCommandError
+from engine.events import EngineError as EngineErrorEvent
+from engine.events import Event, EventBus, ExecutionChanged, FlowsChanged, LogsAppended
+from engine.inputs import InputError
+from engine.model import Execution, Flow, StateType
+from engine.secrets import SecretError
+from engine.store import Store, StoreError
+
+PAGE_SIZE = 200
+SEEN_LIMIT = 5_000
+LOG_FLUSH_SECONDS = 0.075
+PANES = {"namespaces": "#namespaces", "executions": "#executions", "detail": "#log"}
+
+
+class TiercelApp(App[None]):
+    """The dashboard; it owns the store and the engine for as long as it runs."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "Tiercel"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "run_flow", "Run"),
+        Binding("K", "kill", "Kill"),
+        Binding("R", "restart", "Restart"),
+        Binding("u", "resume", "Resume"),
+        Binding("1", "focus_pane('namespaces')", "Flows", show=False),
+        Binding("2", "focus_pane('executions')", "Executions", show=False),
+        Binding("3", "focus_pane('detail')", "Detail", show=False),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, flows_dir: Path, db: Path, *, control: bool = True) -> None:
+        super().__init__()
+        self.flows_dir = flows_dir
+        self.db = db
+        self.control = control
+        self.engine: Engine | None = None
+        self.startup_error: str | None = None
+        self._events: asyncio.Queue[Event] | None = None
+        self._seen: dict[str, Summary] = {}
+        self._follow: str | None = None
+        self.page_size = PAGE_SIZE
+        self._more: str | None = None
+
+    # -- layout -------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            with Vertical(id="left", classes="pane"):
+                yield NamespaceTree(id="namespaces")
+            with Vertical(id="right"):
+                with Vertical(id="executions-pane", classes="pane"):
+                    yield ExecutionsTable(id="executions")
+                yield DetailPane(id="detail", classes="pane")
+        yield Footer()
+
+    @property
+    def ns_tree(self) -> NamespaceTree:
+        return self.query_one(NamespaceTree)
+
+    @property
+    def table(self) -> ExecutionsTable:
+        return self.query_one(ExecutionsTable)
+
+    @property
+    def detail(self) -> DetailPane:
+        return self.query_one(DetailPane)
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def on_mount(self) -> None:
+        self.query_one("#left").border_title = "1 Namespaces"
+        self.query_one("#executions-pane").border_title = "2 Executions"
+        self.detail.border_title = "3 Detail"
+        try:
+            store = await Store.open(self.db)
+        except StoreError as error:
+            self.startup_error = str(error)
+            self.exit(return_code=2)
+            return
+        try:
+            self.engine = Engine(store, flows_dir=self.flows_dir)
+        except SecretError as error:
+            await store.close()
+            self.startup_error = f"{error} (TIERCEL_SECRETS_FILE)"
+            self.exit(return_code=2)
+            return
+        self._events = self.engine.events.subscribe()
+        try:
+            await self.engine.start(control=self.control)
+        except (OSError, StoreError) as error:
+            await self._stop_engine()
+            self.startup_error = f"the engine did not start: {error}"
+            self.exit(return_code=2)
+            return
+        await self._load_last_states()
+        self._rebuild_tree()
+        self.drain_events()
+        self.set_interval(LOG_FLUSH_SECONDS, self.detail.flush)
+        self.set_interval(1.0, self.table.tick)
+        self.ns_tree.focus()
+
+    async def on_unmount(self) -> None:
+        await self._stop_engine()
+
+    async def action_quit(self) -> None:
+        await self._stop_engine()
+        self.exit()
+
+    async def _stop_engine(self) -> None:
+        engine, self.engine = self.engine, None
+        if engine is None:
+            return
+        if self._events is not None:
+            engine.events.unsubscribe(self._events)
+        await engine.stop()
+
+    async def _load_last_states(self) -> None:
+        assert self.engine is not None
+        for namespace, flow_id in self.engine.flows:
+            rows = await self.engine.store.list_executions(namespace=namespace, flow_id=flow_id, limit=20)
+            for row in rows:
+                if row.namespace == namespace:
+                    self.ns_tree.last_states[(namespace, flow_id)] = row.state
+                    break
+
+    # -- events -------------------------------------------------------------------------------
+    @work(exclusive=True, group="events")
+    async def drain_events(self) -> None:
+        """Apply engine events in batches as they come (the UI never polls the store)."""
+        queue = self._events
+        assert queue is not None
+        while True:
+            first = await queue.get()
+            batch = [first, *EventBus.drain(queue)]
+            try:
+                with self.batch_update():
+                    self.apply_events(batch)
+            except Exception as error:  # a display bug must not stop live updates
+                self.notify(f"{type(error).__name__}: {error}", title="Display error", severity="error")
+            await asyncio.sleep(0.05)
+
+    def apply_events(self, batch: list[Event]) -> None:
+        """Update the panes from a batch of events."""
+        latest: dict[str, Execution] = {}
+        flows_changed = False
+        for event in batch:
+            if isinstance(event, ExecutionChanged):
+                latest[event.execution.id] = event.execution
+            elif isinstance(event, LogsAppended):
+                self.detail.add_entries(event.entries)
+            elif isinstance(event, FlowsChanged):
+                flows_changed = True
+            elif isinstance(event, EngineErrorEvent):
+                self.notify(event.message, title="Engine error", severity="error")
+        if flows_changed:
+            self._rebuild_tree()
+        for execution in latest.values():
+            summary = Summary.of(execution)
+            self._seen[execution.id] = summary
+            if len(self._seen) > SEEN_LIMIT:
+                del self._seen[next(iter(self._seen))]
+            self.ns_tree.set_last_state(execution.namespace, execution.flow_id, summary.state)
+            if self._matches(summary):
+                self.table.upsert(summary)
+                if execution.id == self._follow:
+                    self._follow = None
+                    self.table.move_cursor(row=self.table.get_row_index(execution.id))
+            if execution.id == self.detail.execution_id:
+                self.detail.update_execution(execution)
+        if latest:
+            self._update_titles()
+            self.refresh_bindings()
+
+    # -- namespaces ---------------------------------------------------------------------------
+    def _rebuild_tree(self) -> None:
+        if self.engine is None:
+            return
+        self.ns_tree.rebuild(self.engine.flows, self.engine.flow_errors, self.flows_dir)
+        self._update_titles()
+
+    def _update_titles(self) -> None:
+        tree = self.ns_tree
+        title = f"1 Namespaces {tree.flow_count}"
+        if tree.error_count:
+            title += f" [red]✘{tree.error_count}[/]"
+        self.query_one("#left").border_title = title
+        more = "+" if self._more else ""
+        self.query_one("#executions-pane").border_title = f"2 Executions {self.table.row_count}{more}"
+        execution = self.detail.execution
+        if execution is not None:
+            self.detail.border_title = (
+                f"3 {execution.flow_id} {execution.id[:8]} {execution.state.current.value}"
+            )
+        else:
+            self.detail.border_title = "3 Detail"
+
+    @property
+    def selected_ref(self) -> NodeRef | None:
+        node = self.ns_tree.cursor_node
+        return node.data if node is not None else None
+
+    @property
+    def selected_flow(self) -> Flow | None:
+        ref = self.selected_ref
+        if self.engine is None or ref is None or ref.kind != "flow":
+            return None
+        return self.engine.flows.get((ref.namespace, ref.flow_id))
+
+    def _matches(self, summary: Summary) -> bool:
+        ref = self.selected_ref
+        if ref is None:
+            return False
+        if ref.kind == "flow":
+            return (summary.namespace, summary.flow_id) == (ref.namespace, ref.flow_id)
+        if ref.kind == "namespace":
+            ns = ref.namespace
+            return not ns or summary.namespace == ns or summary.namespace.startswith(ns + ".")
+        return False
+
+    @on(Tree.NodeHighlighted, "#namespaces")
+    def _tree_moved(self, event: Tree.NodeHighlighted[NodeRef]) -> None:
+        ref = event.node.data
+        if ref is not None and ref.kind == "error" and self.engine is not None:
+            errors = self.engine.flow_errors.get(ref.path, [])
+            self.detail.show_text([str(error) for error in errors] or [ref.path])
+            self.detail.border_title = "3 Flow file in error"
+            self._more = None
+            self.table.replace_all([])
+            self._update_titles()
+        else:
+            self.load_executions()
+        self.refresh_bindings()
+
+    @work(exclusive=True, group="executions")
+    async def load_executions(self) -> None:
+        """First page of executions for the selected namespace or flow."""
+        ref = self.selected_ref
+        if self.engine is None or ref is None:
+            return
+        rows = await self._page(ref, None)
+        if ref != self.selected_ref:
+            return
+        summaries = {summary.id: summary for summary in rows}
+        summaries.update({key: value for key, value in self._seen.items() if self._matches(value)})
+        keep = self._follow or self.table.selected_id
+        self.table.replace_all([s for s in summaries.values() if self._matches(s)], keep=keep)
+        self._update_titles()
+        if self.table.selected_id != self.detail.execution_id:
+            self.show_execution(self.table.selected_id)
+
+    @work(exclusive=True, group="more")
+    async def load_more(self) -> None:
+        """The next (older) page, appended below the rows shown."""
+        ref = self.selected_ref
+        if self.engine is None or ref is None or self._more is None:
+            return
+        rows = await self._page(ref, self._more)
+        if ref != self.selected_ref:
+            return
+        self.table.append([s for s in rows if self._matches(s)])
+        self._update_titles()
+
+    async def _page(self, ref: NodeRef, before: str | None) -> list[Summary]:
+        """A page of executions under `ref`, remembering where the next page starts."""
+        assert self.engine is not None
+        if ref.kind not in ("namespace", "flow"):
+            self._more = None
+            return []
+        rows = await self.engine.store.list_executions(
+            namespace=ref.namespace or None,
+            flow_id=ref.flow_id if ref.kind == "flow" else None,
+            limit=self.page_size,
+            before=before,
+        )
+        self._more = rows[-1].cursor if len(rows) == self.page_size else None
+        return [
+            Summary(row.id, row.namespace, row.flow_id, row.state, row.start_date, row.end_date, row.labels)
+            for row in rows
+        ]
+
+    # -- executions and detail ------------------------------------------------------------------
+    @on(DataTable.RowHighlighted, "#executions")
+    def _row_moved(self, event: DataTable.RowHighlighted) -> None:
+        execution_id = str(event.row_key.value) if event.row_key.value is not None else None
+        if self._more is not None and event.cursor_row >= self.table.row_count - 1:
+            self.load_more()
+        if execution_id != self.detail.execution_id:
+            self.show_execution(execution_id)
+
+    @work(exclusive=True, group="detail")
+    async def show_execution(self, execution_id: str | None) -> None:
+        """Load an execution and its log history into the detail pane."""
+        self.detail.begin(execution_id)
+        self.refresh_bindings()
+        if execution_id is None or self.engine is None:
+            self._update_titles()
+            return
+        execution = await self.engine.execution(execution_id)
+        history = [entry for _, entry in await self.engine.store.logs(execution_id)]
+        if self.detail.execution_id == execution_id:
+            self.detail.finish_loading(execution, history)
+            self._update_titles()
+            self.refresh_bindings()
+
+    @property
+    def selected_execution(self) -> Summary | None:
+        execution_id = self.table.selected_id
+        return self.table.rows_by_id.get(execution_id) if execution_id else None
+
+    # -- actions --------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Grey out commands that do not apply to the current selection."""
+        gated = ("run_flow", "kill", "restart", "resume", "focus_pane", "help")
+        if action in gated and isinstance(self.screen, ModalScreen):
+            return False
+        if action == "run_flow":
+            return True if self.selected_flow is not None else None
+        selected = self.selected_execution
+        state = selected.state if selected else None
+        if action == "kill":
+            return True if state and not StateType(state).is_terminated else None
+        if action == "restart":
+            return True if state in ("FAILED", "KILLED") else None
+        if action == "resume":
+            return True if state == "PAUSED" else None
+        return True
+
+    def action_focus_pane(self, pane: str) -> None:
+        self.query_one(PANES[pane]).focus()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    async def action_run_flow(self) -> None:
+        flow = self.selected_flow
+        if flow is None or self.engine is None:
+            self.notify("Select a flow to run", severity="warning")
+            return
+        if flow.inputs:
+            self.push_screen(RunFormScreen(self.engine, flow), self._started)
+            return
+        try:
+            execution_id = await self.engine.trigger(flow.namespace, flow.id)
+        except (InputError, EngineCommandError) as error:
+            self.notify(str(error), title="Cannot run", severity="error")
+            return
+        self._started(execution_id)
+
+    def _started(self, execution_id: str | None) -> None:
+        if execution_id is None:
+            return
+        self._follow = execution_id
+        if execution_id in self.table.rows_by_id:
+            self._follow = None
+            self.table.move_cursor(row=self.table.get_row_index(execution_id))
+        self.notify(f"Execution {execution_id[:8]} started")
+
+    def action_kill(self) -> None:
+        selected = self.selected_execution
+        if selected is None:
+            return
+
+        async def answered(yes: bool | None) -> None:
+            if yes and self.engine is not None:
+                await self._command("kill", selected.id)
+
+        self.push_screen(ConfirmScreen(f"Kill execution {selected.id[:8]} of {selected.flow_id}?"), answered)
+
+    async def action_restart(self) -> None:
+        selected = self.selected_execution
+        if selected is not None:
+            await self._command("restart", selected.id)
+
+    async def action_resume(self) -> None:
+        selected = self.selected_execution
+        if selected is not None:
+            await self._command("resume", selected.id)
+
+    async def _command(self, command: str, execution_id: str) -> None:
+        if self.engine is None:
+            return
+        try:
+            if command == "kill":
+                await self.engine.kill(execution_id)
+            elif command == "restart":
+                await self.engine.restart(execution_id)
+            else:
+                await self.engine.resume(execution_id)
+        except (EngineCommandError, InputError) as error:
+            self.notify(str(error), title=f"Cannot {command}", severity="error")
+            return
+        self.notify(f"{command.capitalize()} sent to {execution_id[:8]}")
+
+
+def create_app(flows_dir: Path, db: Path, *, control: bool = True) -> TiercelApp:
+    """The dashboard on a flows folder and a database file."""
+    return TiercelApp(flows_dir, db, control=control)

@@ -1,0 +1,109 @@
+"""The run form: one field per flow input, validated by the engine."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from engine.engine import Engine, EngineCommandError
+from engine.inputs import InputError
+from engine.model import Flow, InputSpec
+
+
+def default_text(spec: InputSpec) -> str:
+    """The default of an input as the text a user would type (templates stay for the engine)."""
+    value = spec.defaults
+    if value is None or (isinstance(value, str) and "{{" in value):
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+class RunFormScreen(ModalScreen[str | None]):
+    """Collects inputs and triggers the flow; returns the new execution id, or None if cancelled."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, engine: Engine, flow: Flow) -> None:
+        super().__init__()
+        self.engine = engine
+        self.flow = flow
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="run-form", classes="dialog"):
+            yield Label(f"Run [b]{self.flow.namespace}.{self.flow.id}[/b]", id="form-title")
+            yield Static("", id="form-error", classes="error")
+            for spec in self.flow.inputs:
+                required = "" if not spec.required or spec.defaults is not None else " *"
+                yield Label(f"{spec.display_name or spec.id} [dim]{spec.type}{required}[/dim]")
+                placeholder = str(spec.defaults) if spec.defaults is not None else spec.description or ""
+                yield Input(
+                    value=default_text(spec), placeholder=placeholder, id=f"input-{spec.id}", compact=True
+                )
+                yield Static("", id=f"error-{spec.id}", classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Run", id="run", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        inputs = self.query(Input)
+        (inputs.first() if inputs else self.query_one("#run", Button)).focus()
+
+    def values(self) -> dict[str, Any]:
+        """Typed text per input; empty fields are left out so defaults and required checks apply."""
+        found: dict[str, Any] = {}
+        for spec in self.flow.inputs:
+            text = self.query_one(f"#input-{spec.id}", Input).value
+            if text != "":
+                found[spec.id] = text
+        return found
+
+    async def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        await self.submit()
+
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "run":
+            await self.submit()
+        else:
+            self.dismiss(None)
+
+    async def submit(self) -> None:
+        """Trigger the flow, or show the engine's messages beside the fields."""
+        for spec in self.flow.inputs:
+            _show(self.query_one(f"#error-{spec.id}", Static), "")
+        general = self.query_one("#form-error", Static)
+        _show(general, "")
+        try:
+            execution_id = await self.engine.trigger(self.flow.namespace, self.flow.id, self.values())
+        except InputError as error:
+            shown: set[str] = set()
+            for input_id, messages in error.fields.items():
+                widgets = self.query(f"#error-{input_id}")
+                if widgets:
+                    _show(widgets.first(Static), "\n".join(messages))
+                    shown.update(messages)
+            rest = [message for message in error.errors if message not in shown]
+            _show(general, "\n".join(rest))
+            return
+        except EngineCommandError as error:
+            _show(general, str(error))
+            return
+        self.dismiss(execution_id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+def _show(widget: Static, text: str) -> None:
+    """Set a message, hiding the widget while it is empty."""
+    widget.update(text)
+    widget.display = bool(text)

@@ -1,0 +1,127 @@
+"""The namespaces pane: a tree of dotted namespaces, flows as leaves, flow files in error."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from app.widgets.states import glyph
+from engine.model import Flow
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRef:
+    """What a tree node stands for: a namespace, a flow, or a flow file in error."""
+
+    kind: str  # "namespace" | "flow" | "errors" | "error"
+    namespace: str = ""
+    flow_id: str = ""
+    path: str = ""
+
+
+class NamespaceTree(Tree[NodeRef]):
+    """Namespaces built from the dots in their names; flows carry their last execution state."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__("flows", data=NodeRef("namespace"), **kwargs)  # type: ignore[arg-type]
+        self.show_root = False
+        self.guide_depth = 2
+        self.last_states: dict[tuple[str, str], str] = {}
+        self._flow_nodes: dict[tuple[str, str], TreeNode[NodeRef]] = {}
+        self._flows: dict[tuple[str, str], Flow] = {}
+        self.flow_count = 0
+        self.error_count = 0
+
+    def rebuild(
+        self,
+        flows: Mapping[tuple[str, str], Flow],
+        errors: Mapping[str, Sequence[object]],
+        flows_dir: Path | None,
+    ) -> None:
+        """Rebuild the whole tree, keeping the highlighted node when it still exists."""
+        current = self.cursor_node.data if self.cursor_node is not None else None
+        self.clear()
+        self._flow_nodes.clear()
+        self._flows = dict(flows)
+        namespaces: dict[str, TreeNode[NodeRef]] = {}
+
+        def namespace_node(name: str) -> TreeNode[NodeRef]:
+            if name in namespaces:
+                return namespaces[name]
+            parent_name, _, leaf = name.rpartition(".")
+            parent = namespace_node(parent_name) if parent_name else self.root
+            node = parent.add(Text(leaf, style="bold"), data=NodeRef("namespace", name), expand=True)
+            namespaces[name] = node
+            return node
+
+        for namespace, flow_id in sorted(flows):
+            parent = namespace_node(namespace)
+            ref = NodeRef("flow", namespace, flow_id)
+            node = parent.add_leaf(self._flow_label(namespace, flow_id), data=ref)
+            self._flow_nodes[(namespace, flow_id)] = node
+        self.flow_count = len(flows)
+        self.error_count = sum(len(found) or 1 for found in errors.values())
+        if errors:
+            title = Text(f"✘ invalid files ({len(errors)})", style="bold red")
+            group = self.root.add(title, data=NodeRef("errors"), expand=True)
+            for path, found in sorted(errors.items()):
+                for error in found or [path]:
+                    group.add_leaf(_error_label(error, flows_dir), data=NodeRef("error", path=path))
+        self.root.expand()
+        if current is not None:
+            self.select_ref(current)
+
+    def _flow_label(self, namespace: str, flow_id: str) -> Text:
+        state = self.last_states.get((namespace, flow_id))
+        label = Text()
+        label.append_text(glyph(state) if state else Text("○", style="dim"))
+        label.append(" " + flow_id)
+        flow = self._flows.get((namespace, flow_id))
+        if flow is not None and flow.triggers:
+            label.append(" ⏱", style="dim")
+        return label
+
+    def set_last_state(self, namespace: str, flow_id: str, state: str) -> None:
+        """Show a flow's latest execution state on its leaf."""
+        self.last_states[(namespace, flow_id)] = state
+        node = self._flow_nodes.get((namespace, flow_id))
+        if node is not None:
+            node.set_label(self._flow_label(namespace, flow_id))
+
+    def select_ref(self, ref: NodeRef) -> bool:
+        """Move the cursor to the node for `ref`; False when it is not in the tree."""
+        for node in _walk(self.root):
+            if node.data == ref:
+                parent = node.parent
+                while parent is not None:
+                    parent.expand()
+                    parent = parent.parent
+                self.move_cursor(node)
+                return True
+        return False
+
+
+def _walk(node: TreeNode[NodeRef]) -> list[TreeNode[NodeRef]]:
+    found = [node]
+    for child in node.children:
+        found.extend(_walk(child))
+    return found
+
+
+def _error_label(error: object, flows_dir: Path | None) -> Text:
+    path = getattr(error, "path", None)
+    line = getattr(error, "line", None)
+    message = getattr(error, "message", str(error))
+    where = str(path or "?")
+    if flows_dir is not None and path:
+        with contextlib.suppress(ValueError):
+            where = str(Path(path).resolve().relative_to(flows_dir.resolve()))
+    if line is not None:
+        where = f"{where}:{line}"
+    return Text.assemble((where, "red"), " ", (message, "dim"))

@@ -1,0 +1,330 @@
+"""Pilot tests of the dashboard: the real app, engine and store on a copy of sample_flows."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, Static
+
+from app.app import TiercelApp, create_app
+from app.cli import main
+from app.screens.confirm import ConfirmScreen
+from app.screens.help import HelpScreen
+from app.screens.run_form import RunFormScreen
+from app.widgets.namespaces import NodeRef
+from app.widgets.states import fmt_duration
+from engine.engine import Engine
+from engine.model import LogEntry, LogLevel
+from engine.store import Store
+
+REPO = Path(__file__).resolve().parents[2]
+
+SLEEPY = """
+id: sleepy
+namespace: acme.platform.ops
+tasks:
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT60S
+"""
+
+TYPED = """
+id: typed
+namespace: acme
+inputs:
+  - id: count
+    type: INT
+    defaults: 3
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.log.Log
+    message: "count is {{ inputs.count }}"
+"""
+
+WAITING = """
+id: waiting
+namespace: acme
+tasks:
+  - {id: pause, type: io.kestra.plugin.core.flow.Pause}
+  - {id: after, type: io.kestra.plugin.core.log.Log, message: resumed fine}
+"""
+
+FAILING = """
+id: failing
+namespace: acme
+tasks:
+  - {id: boom, type: io.kestra.plugin.core.execution.Fail}
+"""
+
+BROKEN = """
+id: broken
+namespace: acme
+tasks:
+  - id: oops
+    type: io.kestra.plugin.core.log.Log
+    message: [unclosed
+"""
+
+
+@pytest.fixture
+def flows(tmp_path: Path) -> Path:
+    folder = tmp_path / "flows"
+    shutil.copytree(REPO / "sample_flows", folder)
+    (folder / "acme" / "platform" / "ops" / "sleepy.yml").write_text(SLEEPY)
+    (folder / "acme" / "typed.yml").write_text(TYPED)
+    (folder / "acme" / "broken.yml").write_text(BROKEN)
+    (folder / "acme" / "waiting.yml").write_text(WAITING)
+    (folder / "acme" / "failing.yml").write_text(FAILING)
+    return folder
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "db" / "tiercel.db"
+
+
+@pytest.fixture
+async def running(flows: Path, db: Path) -> AsyncIterator[tuple[TiercelApp, Pilot[None]]]:
+    app = create_app(flows, db, control=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
+        yield app, pilot
+
+
+async def until(pilot: Pilot[None], predicate: Callable[[], object], timeout: float = 10.0) -> None:
+    """Let the app run until `predicate` holds, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.05)
+
+
+async def select_flow(app: TiercelApp, pilot: Pilot[None], namespace: str, flow_id: str) -> None:
+    assert app.ns_tree.select_ref(NodeRef("flow", namespace, flow_id))
+    await until(pilot, lambda: app.selected_flow is not None and app.selected_flow.id == flow_id)
+    await pilot.pause()
+
+
+def only_state(app: TiercelApp) -> str | None:
+    rows = list(app.table.rows_by_id.values())
+    return rows[0].state if len(rows) == 1 else None
+
+
+def labels(app: TiercelApp) -> list[str]:
+    found = []
+    stack = [app.ns_tree.root]
+    while stack:
+        node = stack.pop()
+        found.append(str(node.label))
+        stack.extend(node.children)
+    return found
+
+
+async def test_tree_shows_namespaces_flows_and_the_broken_file(
+    running: tuple[TiercelApp, Pilot[None]],
+) -> None:
+    app, pilot = running
+    tree = app.ns_tree
+    acme = next(n for n in tree.root.children if n.data == NodeRef("namespace", "acme"))
+    finance = next(n for n in acme.children if n.data == NodeRef("namespace", "acme.finance"))
+    reports = next(n for n in finance.children if n.data == NodeRef("namespace", "acme.finance.reports"))
+    assert [n.data.flow_id for n in reports.children if n.data] == ["monthly_report"]
+    assert any("hello_world" in label for label in labels(app))
+    errors = [label for label in labels(app) if label.startswith("acme/broken.yml:")]
+    assert errors, labels(app)
+    assert "✘1" in str(app.query_one("#left").border_title)
+    error_node = next(n for n in tree.root.children if n.data == NodeRef("errors")).children[0]
+    tree.move_cursor(error_node)
+    await until(pilot, lambda: any("broken.yml" in line for line in app.detail.log_widget.lines))
+
+
+async def test_run_hello_world_reaches_success_with_its_logs(
+    running: tuple[TiercelApp, Pilot[None]],
+) -> None:
+    app, pilot = running
+    await select_flow(app, pilot, "acme", "hello_world")
+    await pilot.press("r")
+    await until(pilot, lambda: isinstance(app.screen, RunFormScreen))
+    assert app.screen.query_one("#input-name", Input).value == "world"
+    await pilot.press("enter")
+    await until(pilot, lambda: only_state(app) == "SUCCESS")
+    assert app.table.selected_id == app.detail.execution_id
+    await until(pilot, lambda: any("Hello, world!" in line for line in app.detail.log_widget.lines))
+    assert any("✔" in label and "hello_world" in label for label in labels(app))
+
+
+async def test_log_stops_following_when_scrolled_up_and_counts_new_lines(
+    running: tuple[TiercelApp, Pilot[None]],
+) -> None:
+    app, pilot = running
+    await select_flow(app, pilot, "acme", "hello_world")
+    await pilot.press("r", "enter")
+    await until(pilot, lambda: only_state(app) == "SUCCESS" and len(app.detail.log_widget.lines) >= 2)
+    execution_id = app.detail.execution_id
+    assert execution_id is not None
+
+    def entries(count: int) -> list[LogEntry]:
+        now = datetime.now(UTC)
+        info = LogLevel.INFO
+        return [LogEntry(execution_id, "acme", "hello_world", now, info, f"line {n}") for n in range(count)]
+
+    log = app.detail.log_widget
+    app.detail.add_entries(entries(100))
+    await until(pilot, lambda: len(log.lines) >= 102 and log.max_scroll_y > 0)
+    await until(pilot, lambda: log.scroll_y == log.max_scroll_y)
+    log.scroll_home(animate=False)
+    await pilot.pause()
+    app.detail.add_entries(entries(5))
+    await until(pilot, lambda: app.detail.border_subtitle == "5 new lines ↓")
+    assert log.scroll_y == 0
+    log.scroll_end(animate=False)
+    await until(pilot, lambda: not app.detail.border_subtitle)
+
+
+async def test_kill_asks_first_defaults_to_no_then_kills(running: tuple[TiercelApp, Pilot[None]]) -> None:
+    app, pilot = running
+    await select_flow(app, pilot, "acme.platform.ops", "sleepy")
+    await pilot.press("r")
+    await until(pilot, lambda: only_state(app) == "RUNNING" and app.detail.execution_id is not None)
+    await pilot.press("K")
+    await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+    await pilot.press("enter")
+    await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+    await pilot.pause(0.2)
+    assert only_state(app) == "RUNNING"
+    await pilot.press("K")
+    await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+    await pilot.press("y")
+    await until(pilot, lambda: only_state(app) == "KILLED")
+    killed = next(iter(app.table.rows_by_id.values()))
+    assert killed.start and killed.end
+    duration = app.table.get_cell(killed.id, "duration")
+    assert duration == fmt_duration(killed.end - killed.start)
+
+
+async def test_resume_a_paused_execution(running: tuple[TiercelApp, Pilot[None]]) -> None:
+    app, pilot = running
+    await select_flow(app, pilot, "acme", "waiting")
+    await pilot.press("K")  # nothing selected yet: the key is unavailable
+    assert not isinstance(app.screen, ConfirmScreen)
+    await pilot.press("r")
+    await until(pilot, lambda: only_state(app) == "PAUSED")
+    await pilot.press("u")
+    await until(pilot, lambda: only_state(app) == "SUCCESS")
+    await until(pilot, lambda: any("resumed fine" in line for line in app.detail.log_widget.lines))
+
+
+async def test_restart_a_failed_execution(running: tuple[TiercelApp, Pilot[None]]) -> None:
+    app, pilot = running
+    await select_flow(app, pilot, "acme", "failing")
+    await pilot.press("r")
+    await until(pilot, lambda: only_state(app) == "FAILED")
+    execution_id = app.table.selected_id
+    assert execution_id is not None
+    await pilot.press("K")  # a finished execution cannot be killed
+    assert not isinstance(app.screen, ConfirmScreen)
+    await pilot.press("R")
+
+    def restarted_and_failed_again() -> bool:
+        shown = app.detail.execution
+        if shown is None or shown.id != execution_id or shown.state.current.value != "FAILED":
+            return False
+        return any(h.state.value == "RESTARTED" for h in shown.state.histories)
+
+    await until(pilot, restarted_and_failed_again)
+    assert only_state(app) == "FAILED" and app.table.selected_id == execution_id
+
+
+async def test_inputs_form_shows_the_engine_error_for_a_bad_int(
+    running: tuple[TiercelApp, Pilot[None]],
+) -> None:
+    app, pilot = running
+    await select_flow(app, pilot, "acme", "typed")
+    await pilot.press("r")
+    await until(pilot, lambda: isinstance(app.screen, RunFormScreen))
+    form = app.screen
+    field = form.query_one("#input-count", Input)
+    assert field.value == "3"
+    field.value = "many"
+    await pilot.press("enter")
+    error = form.query_one("#error-count", Static)
+    await until(pilot, lambda: "count" in str(error.render()))
+    assert app.screen is form and not app.table.rows_by_id
+    field.value = "7"
+    await pilot.press("enter")
+    await until(pilot, lambda: only_state(app) == "SUCCESS")
+    await until(pilot, lambda: any("count is 7" in line for line in app.detail.log_widget.lines))
+
+
+async def test_keys_focus_panes_and_open_help(running: tuple[TiercelApp, Pilot[None]]) -> None:
+    app, pilot = running
+    await pilot.press("2")
+    assert app.focused is app.table
+    lit = app.query_one("#executions-pane").styles.border_top[1]
+    assert lit != app.query_one("#left").styles.border_top[1]
+    await pilot.press("3")
+    assert app.focused is app.detail.log_widget
+    await pilot.press("1")
+    assert app.focused is app.ns_tree
+    await pilot.press("question_mark")
+    await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+    await pilot.press("escape")
+    await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+
+
+async def test_executions_are_paged_and_load_more_at_the_end(flows: Path, db: Path) -> None:
+    engine = await Engine.open(db, flows_dir=flows)
+    await engine.start(control=False)
+    try:
+        for count in range(5):
+            await engine.wait(await engine.trigger("acme", "typed", {"count": count}))
+    finally:
+        await engine.stop()
+    app = create_app(flows, db, control=False)
+    app.page_size = 3
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
+        await select_flow(app, pilot, "acme", "typed")
+        await until(pilot, lambda: len(app.table.rows_by_id) == 3)
+        assert str(app.query_one("#executions-pane").border_title).endswith("3+")
+        await pilot.press("2", "down", "down")
+        await until(pilot, lambda: len(app.table.rows_by_id) == 5)
+        starts = [s.start for s in app.table.rows_by_id.values()]
+        assert starts == sorted(starts, reverse=True)
+
+
+async def test_database_owned_elsewhere_exits_with_code_2(flows: Path, db: Path) -> None:
+    owner = await Store.open(db)
+    try:
+        app = create_app(flows, db, control=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+        assert app.return_code == 2
+        assert app.startup_error and "tiercel.db" in app.startup_error
+    finally:
+        await owner.close()
+
+
+async def test_the_engine_stops_with_the_app(flows: Path, db: Path) -> None:
+    app = create_app(flows, db, control=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine is not None)
+        await pilot.press("q")
+    store = await Store.open(db)  # the lock is free again
+    await store.close()
+    app = create_app(flows, db, control=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine is not None)
+    store = await Store.open(db)  # closing the app any other way stops the engine too
+    await store.close()
+
+
+def test_ui_refuses_a_missing_flows_folder(tmp_path: Path) -> None:
+    assert main(["ui", "--flows", str(tmp_path / "nowhere")]) == 2
