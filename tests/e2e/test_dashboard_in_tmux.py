@@ -1,0 +1,65 @@
+"""The dashboard in a real terminal: tmux runs `tiercel ui`, keys are typed, the screen is read."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TIERCEL = Path(sys.executable).parent / "tiercel"
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[str]:
+    shutil.copytree(REPO / "sample_flows", tmp_path / "flows")
+    name = f"tiercel-{uuid.uuid4().hex[:8]}"
+    command = f"{TIERCEL} ui --flows {tmp_path / 'flows'} --db {tmp_path / 't.db'}"
+    tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", command)
+    try:
+        yield name
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+
+
+def screen(name: str) -> str:
+    return tmux("capture-pane", "-t", name, "-p")
+
+
+def wait_for(name: str, text: str, timeout: float = 15) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shown = screen(name)
+        if text in shown:
+            return shown
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} never appeared; the screen shows:\n{screen(name)}")
+
+
+def test_run_a_flow_from_the_keyboard_at_80x24(session: str) -> None:
+    wait_for(session, "hello_world")
+    tmux("send-keys", "-t", session, "1", "Down", "Down", "r")
+    wait_for(session, "Run acme.hello_world")
+    tmux("send-keys", "-t", session, "Enter")
+    shown = wait_for(session, "SUCCESS")
+    assert "hello_world" in shown
+    wait_for(session, "Hello, world!")
+    tmux("send-keys", "-t", session, "q")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if subprocess.run(["tmux", "has-session", "-t", session], capture_output=True).returncode != 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError("q did not quit the dashboard")
