@@ -752,7 +752,7 @@ async def test_random_retry_waits_between_min_and_max(tmp_path: Path) -> None:
     for a, b in itertools.pairwise(attempts):
         assert a.state.end_date is not None
         gap = (b.state.start_date - a.state.end_date).total_seconds()
-        assert 0.045 <= gap < 0.5, gap
+        assert 0.045 <= gap < 2.0, gap
 
 
 async def test_max_duration_cuts_retries_short(tmp_path: Path) -> None:

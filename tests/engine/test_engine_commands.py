@@ -65,7 +65,7 @@ async def test_kill_stops_a_long_sleep_quickly(tmp_path: Path) -> None:
         execution = await asyncio.wait_for(engine.wait(execution_id), 5)
         elapsed = time.monotonic() - started
         stored = await engine.store.get_execution(execution_id)
-    assert elapsed < 1.5
+    assert elapsed < 3.0
     assert execution.state.current is S.KILLED
     assert states(execution) == {"before": S.SUCCESS, "nap": S.KILLED}
     assert all(r.state.current.is_terminated for r in execution.task_runs)
@@ -463,7 +463,7 @@ async def test_executions_run_side_by_side(tmp_path: Path) -> None:
         elapsed = time.monotonic() - started
     assert len(set(ids)) == 5
     assert all(e.state.current is S.SUCCESS for e in executions)
-    assert elapsed < 1.2
+    assert elapsed < 1.45  # one after the other would take 1.5 s
 
 
 async def test_resume_before_a_pause_timeout(tmp_path: Path) -> None:

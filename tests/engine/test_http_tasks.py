@@ -398,7 +398,7 @@ async def test_read_timeout_fails_the_task(server: str, options: dict[str, Any])
     started = time.monotonic()
     with pytest.raises(TaskFailure, match=r"sent nothing for 0.2 s") as failure:
         await request(uri=f"{server}/slow", options=options)
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 2.0
     assert f"GET {server}/slow" in str(failure.value)
 
 

@@ -302,4 +302,4 @@ def test_masking_a_clean_log_line_is_cheap() -> None:
     seconds = min(timeit.repeat(lambda: masker.mask(line), number=runs, repeat=5)) / runs
     print(f"Masker.mask on a {len(line)}-character clean line with 3 secrets: {seconds * 1e6:.2f} µs")
     # Measured ~0.6 µs; the bound leaves room for slow, shared test machines.
-    assert seconds < 20e-6
+    assert seconds < 200e-6
