@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup ui test lint typecheck conformance bench check
+.PHONY: setup ui test lint typecheck conformance bench check screenshots
 
 $(BIN)/tiercel: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,5 +32,8 @@ conformance: setup
 
 bench: setup
 	$(BIN)/python bench/engine_overhead.py
+
+screenshots: setup
+	$(BIN)/python -m app.screenshots screenshots
 
 check: lint typecheck test

@@ -21,7 +21,7 @@ from app.widgets.executions import ExecutionsTable, Summary
 from app.widgets.namespaces import NamespaceTree, NodeRef
 from engine.engine import Engine, EngineCommandError
 from engine.events import EngineError as EngineErrorEvent
-from engine.events import Event, EventBus, ExecutionChanged, FlowsChanged, LogsAppended
+from engine.events import Event, EventBus, ExecutionChanged, FlowsChanged, LogsAppended, TaskRunChanged
 from engine.inputs import InputError
 from engine.model import Execution, Flow, StateType
 from engine.secrets import SecretError
@@ -117,6 +117,7 @@ class TiercelApp(App[None]):
         self.drain_events()
         self.set_interval(LOG_FLUSH_SECONDS, self.detail.flush)
         self.set_interval(1.0, self.table.tick)
+        self.set_interval(1.0, self.detail.tick)
         self.ns_tree.focus()
 
     async def on_unmount(self) -> None:
@@ -166,6 +167,9 @@ class TiercelApp(App[None]):
         for event in batch:
             if isinstance(event, ExecutionChanged):
                 latest[event.execution.id] = event.execution
+            elif isinstance(event, TaskRunChanged):
+                if event.execution_id == self.detail.execution_id:
+                    self.detail.update_task_run(event.task_run)
             elif isinstance(event, LogsAppended):
                 self.detail.add_entries(event.entries)
             elif isinstance(event, FlowsChanged):

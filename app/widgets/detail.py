@@ -1,25 +1,120 @@
-"""The detail pane: the selected execution's task runs and its logs."""
+"""The detail pane: the selected execution's task runs (tree or timeline) and its filtered log."""
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
+from typing import ClassVar
 
+from rich.markup import escape
 from rich.text import Text
+from textual import events, on
 from textual.app import ComposeResult
-from textual.containers import Horizontal
-from textual.widgets import Log, Tree
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
+from textual.widgets import Input, Log, Tree
 
-from app.widgets.states import fmt_duration, glyph
-from engine.model import Execution, LogEntry, TaskRun
+from app.widgets.states import GLYPHS, fmt_duration, glyph
+from engine.model import Execution, LogEntry, LogLevel, TaskRun, iso, utcnow
 
-LOG_MAX_LINES = 10_000
+LOG_KEEP = 20_000
+LEVELS = list(LogLevel)
 
 
-def format_entry(entry: LogEntry) -> str:
+def format_entry(entry: LogEntry, *, stamps: bool = True) -> str:
     """One log line as the log pane shows it."""
-    stamp = entry.timestamp.astimezone().strftime("%H:%M:%S")
     task = entry.task_id or "-"
-    return f"{stamp} {entry.level.value:<5} {task} {entry.message}"
+    text = f"{entry.level.value:<5} {task} {entry.message}"
+    if not stamps:
+        return text
+    return f"{entry.timestamp.astimezone().strftime('%H:%M:%S')} {text}"
+
+
+def entry_key(entry: LogEntry) -> tuple[str | None, str | None, str, str]:
+    """What identifies a line both live and as stored (where times keep milliseconds only)."""
+    return (iso(entry.timestamp), entry.task_run_id, entry.level.value, entry.message)
+
+
+def nested_runs(execution: Execution) -> list[tuple[TaskRun, int]]:
+    """Task runs depth first under their parents, with their depth."""
+    children: dict[str | None, list[TaskRun]] = {}
+    known = {run.id for run in execution.task_runs}
+    for run in execution.task_runs:
+        parent = run.parent_task_run_id if run.parent_task_run_id in known else None
+        children.setdefault(parent, []).append(run)
+    ordered: list[tuple[TaskRun, int]] = []
+
+    def walk(parent_id: str | None, depth: int) -> None:
+        for run in children.get(parent_id, []):
+            ordered.append((run, depth))
+            walk(run.id, depth + 1)
+
+    walk(None, 0)
+    return ordered
+
+
+def run_label(run: TaskRun, depth: int = 0) -> Text:
+    """Glyph, task id, loop value and attempts of a task run."""
+    label = Text.assemble("  " * depth, glyph(run.state.current.value), " ", run.task_id)
+    if run.value is not None:
+        label.append(f" [{run.value}]", style="italic")
+    if len(run.attempts) > 1:
+        label.append(f" ×{len(run.attempts)}", style="yellow")
+    return label
+
+
+def timeline_text(execution: Execution | None, width: int, now: datetime | None = None) -> Text:
+    """A Gantt chart of the task runs: one row each, bars scaled to the execution's duration."""
+    if execution is None or not execution.task_runs:
+        return Text("no task runs yet", style="dim")
+    now = now or utcnow()
+    start = execution.state.start_date
+    end = execution.state.end_date or now
+    total = max((end - start).total_seconds(), 0.001)
+    label_width = min(30, max(10, width * 2 // 5))
+    duration_width = 7
+    bar_width = max(width - label_width - duration_width - 2, 4)
+    axis = Text(" " * (label_width + 1) + "0", style="dim")
+    axis.append(fmt_duration(end - start).rjust(bar_width - 1) + " " * (duration_width + 1))
+    lines = [axis]
+    for run, depth in nested_runs(execution):
+        label = run_label(run, depth)
+        label.truncate(label_width, overflow="ellipsis", pad=True)
+        run_start = run.state.start_date
+        run_end = min(run.state.end_date or now, end)
+        first = int((run_start - start).total_seconds() / total * bar_width)
+        first = min(max(first, 0), bar_width - 1)
+        last = math.ceil((run_end - start).total_seconds() / total * bar_width)
+        last = min(max(last, first + 1), bar_width)
+        style = GLYPHS.get(run.state.current.value, ("", ""))[1] or "white"
+        line = Text.assemble(label, " ", " " * first, ("█" * (last - first), style), " " * (bar_width - last))
+        line.append(" " + fmt_duration(run.state.duration(now)).rjust(duration_width), style="dim")
+        lines.append(line)
+    text = Text("\n").join(lines)
+    text.no_wrap = True
+    text.overflow = "crop"
+    return text
+
+
+class Timeline(Widget):
+    """The timeline of the shown execution, redrawn on every change and every second while running."""
+
+    DEFAULT_CSS = "Timeline { height: auto; }"
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.execution: Execution | None = None
+
+    def show(self, execution: Execution | None) -> None:
+        self.execution = execution
+        self.refresh(layout=True)
+
+    def render(self) -> Text:
+        return timeline_text(self.execution, max(self.size.width, 30))
 
 
 class TaskRunTree(Tree[str]):
@@ -31,78 +126,105 @@ class TaskRunTree(Tree[str]):
         self.guide_depth = 2
 
     def show(self, execution: Execution | None) -> None:
-        """Rebuild from an execution snapshot (or empty it)."""
+        """Rebuild from an execution snapshot (or empty it), keeping the cursor on its task run."""
+        keep = self.cursor_node.data if self.cursor_node is not None else None
         self.clear()
         if execution is None:
             return
-        children: dict[str | None, list[TaskRun]] = {}
-        for run in execution.task_runs:
-            children.setdefault(run.parent_task_run_id, []).append(run)
-
-        def add(parent_id: str | None, node: object) -> None:
-            for run in children.get(parent_id, []):
-                label = Text.assemble(glyph(run.state.current.value), " ", run.task_id)
-                if run.value is not None:
-                    label.append(f" [{run.value}]", style="italic")
-                if len(run.attempts) > 1:
-                    label.append(f" ×{len(run.attempts)}", style="yellow")
-                if run.state.current.is_terminated:
-                    label.append(" " + fmt_duration(run.state.duration()), style="dim")
-                if run.id in children:
-                    child = node.add(label, data=run.id, expand=True)  # type: ignore[attr-defined]
-                    add(run.id, child)
-                else:
-                    node.add_leaf(label, data=run.id)  # type: ignore[attr-defined]
-
-        add(None, self.root)
+        nodes: dict[str, object] = {}
+        for run, _ in nested_runs(execution):
+            label = run_label(run)
+            if run.state.current.is_terminated:
+                label.append(" " + fmt_duration(run.state.duration()), style="dim")
+            parent = nodes.get(run.parent_task_run_id or "", self.root)
+            nodes[run.id] = parent.add(label, data=run.id, expand=True)  # type: ignore[attr-defined]
+        for node in nodes.values():
+            if not node.children:  # type: ignore[attr-defined]
+                node.allow_expand = False  # type: ignore[attr-defined]
         self.root.expand()
+        if keep in nodes:
+            self.move_cursor(nodes[keep])  # type: ignore[arg-type]
 
 
 class DetailPane(Horizontal):
     """Task runs beside the log of the selected execution; live lines are flushed in batches."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("l", "cycle_level", "Level"),
+        Binding("t", "toggle_stamps", "Times"),
+        Binding("a", "all_tasks", "All tasks"),
+        Binding("slash", "search", "Search"),
+        Binding("g", "toggle_timeline", "Timeline"),
+    ]
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.execution_id: str | None = None
         self.execution: Execution | None = None
+        self.entries: deque[LogEntry] = deque(maxlen=LOG_KEEP)
+        self.min_level = LogLevel.TRACE
+        self.task_filter: str | None = None
+        self.stamps = True
+        self.search = ""
+        self._task_ids: set[str] | None = None
+        self._text: list[str] | None = None
         self._pending: list[str] = []
         self._loading = False
         self._held: list[LogEntry] = []
+        self._stored: set[tuple[str | None, str | None, str, str]] = set()
         self.unseen = 0
 
     def compose(self) -> ComposeResult:
-        yield TaskRunTree(id="taskruns")
-        yield Log(max_lines=LOG_MAX_LINES, id="log", auto_scroll=True)
+        with Vertical(id="runs-side"):
+            yield TaskRunTree(id="taskruns")
+            with VerticalScroll(id="timeline-scroll"):
+                yield Timeline(id="timeline")
+        with Vertical(id="log-side"):
+            yield Input(placeholder="search the log (enter: done, escape: clear)", id="log-search")
+            yield Log(max_lines=LOG_KEEP, id="log", auto_scroll=True)
 
     @property
     def log_widget(self) -> Log:
         return self.query_one("#log", Log)
 
+    @property
+    def timeline(self) -> Timeline:
+        return self.query_one(Timeline)
+
+    @property
+    def showing_timeline(self) -> bool:
+        return self.has_class("timeline")
+
+    # -- execution ------------------------------------------------------------------------------
     def begin(self, execution_id: str | None) -> None:
         """Switch to another execution: clear everything and hold live lines until history is in."""
         self.execution_id = execution_id
         self.execution = None
+        self.entries.clear()
+        self._text = None
+        self.task_filter = None
+        self._task_ids = None
         self._pending.clear()
         self._held.clear()
+        self._stored = set()
         self._loading = execution_id is not None
         self.unseen = 0
-        self.border_subtitle = ""
+        self._update_subtitle()
         self.log_widget.auto_scroll = True
         self.log_widget.clear()
         self.query_one(TaskRunTree).show(None)
+        self.timeline.show(None)
 
     def finish_loading(self, execution: Execution | None, history: Iterable[LogEntry]) -> None:
         """Show the stored execution and log history, then the live lines held meanwhile."""
         self.update_execution(execution)
-        lines = [format_entry(entry) for entry in history]
-        seen = {(e.timestamp, e.task_run_id, e.message) for e in history}
-        lines.extend(
-            format_entry(e) for e in self._held if (e.timestamp, e.task_run_id, e.message) not in seen
-        )
+        stored = list(history)
+        self._stored = {entry_key(e) for e in stored}
+        self.entries.extend(stored)
+        self.entries.extend(e for e in self._held if entry_key(e) not in self._stored)
         self._held.clear()
         self._loading = False
-        self._pending.extend(lines)
-        self.flush()
+        self.rerender()
 
     def update_execution(self, execution: Execution | None) -> None:
         """Show a newer snapshot of the selected execution."""
@@ -110,6 +232,47 @@ class DetailPane(Horizontal):
             return
         self.execution = execution
         self.query_one(TaskRunTree).show(execution)
+        self.timeline.show(execution)
+        if self.task_filter is not None:
+            self._task_ids = self._descendants(self.task_filter)
+
+    def update_task_run(self, run: TaskRun) -> None:
+        """Apply one changed task run to the shown snapshot."""
+        execution = self.execution
+        if execution is None or run.execution_id != execution.id:
+            return
+        runs = [r for r in execution.task_runs if r.id != run.id]
+        index = next((i for i, r in enumerate(execution.task_runs) if r.id == run.id), len(runs))
+        runs.insert(index, run)
+        self.update_execution(replace(execution, task_runs=tuple(runs)))
+
+    def tick(self) -> None:
+        """Let the bars of a running execution grow."""
+        if self.execution is not None and not self.execution.state.current.is_terminated:
+            self.timeline.refresh()
+
+    def show_text(self, lines: list[str]) -> None:
+        """Show plain text (a flow file's errors) instead of an execution."""
+        self.begin(None)
+        self._text = lines
+        self.log_widget.write_lines(lines)
+
+    # -- log ------------------------------------------------------------------------------------
+    def _descendants(self, task_run_id: str) -> set[str]:
+        ids = {task_run_id}
+        if self.execution is not None:
+            for run, _ in nested_runs(self.execution):
+                if run.parent_task_run_id in ids:
+                    ids.add(run.id)
+        return ids
+
+    def passes(self, entry: LogEntry) -> bool:
+        """Whether a line passes the level, task and search filters."""
+        if entry.level.rank < self.min_level.rank:
+            return False
+        if self._task_ids is not None and entry.task_run_id not in self._task_ids:
+            return False
+        return not self.search or self.search.lower() in f"{entry.task_id} {entry.message}".lower()
 
     def add_entries(self, entries: Iterable[LogEntry]) -> None:
         """Buffer live lines of the selected execution (others are ignored)."""
@@ -118,13 +281,25 @@ class DetailPane(Horizontal):
                 continue
             if self._loading:
                 self._held.append(entry)
-            else:
-                self._pending.append(format_entry(entry))
+                continue
+            if self._stored and entry_key(entry) in self._stored:
+                continue  # already read from the store before its event arrived
+            self.entries.append(entry)
+            if self.passes(entry):
+                self._pending.append(format_entry(entry, stamps=self.stamps))
 
-    def show_text(self, lines: list[str]) -> None:
-        """Show plain text (a flow file's errors) instead of an execution."""
-        self.begin(None)
-        self.log_widget.write_lines(lines)
+    def rerender(self) -> None:
+        """Write the held lines again through the current filters, following the tail."""
+        log = self.log_widget
+        self._pending.clear()
+        self.unseen = 0
+        log.clear()
+        log.auto_scroll = True
+        if self._text is not None:
+            log.write_lines(self._text)
+        else:
+            log.write_lines([format_entry(e, stamps=self.stamps) for e in self.entries if self.passes(e)])
+        self._update_subtitle()
 
     def flush(self) -> None:
         """Write buffered lines in one batch; follow the tail unless the user scrolled up."""
@@ -132,7 +307,7 @@ class DetailPane(Horizontal):
         following = log.scroll_y >= log.max_scroll_y
         if following and self.unseen:
             self.unseen = 0
-            self.border_subtitle = ""
+            self._update_subtitle()
         if not self._pending:
             return
         lines, self._pending = self._pending, []
@@ -141,4 +316,84 @@ class DetailPane(Horizontal):
         log.refresh()
         if not following:
             self.unseen += len(lines)
-            self.border_subtitle = f"{self.unseen} new lines ↓"
+            self._update_subtitle()
+
+    def filter_text(self) -> str:
+        """The active filters, as the pane's subtitle shows them."""
+        parts = []
+        if self.min_level is not LogLevel.TRACE:
+            parts.append(f"≥{self.min_level.value}")
+        if self.task_filter is not None and self.execution is not None:
+            run = next((r for r in self.execution.task_runs if r.id == self.task_filter), None)
+            if run is not None:
+                parts.append(f"task {run.task_id}" + (f" [{run.value}]" if run.value is not None else ""))
+        if self.search:
+            parts.append(f"/{self.search}")
+        return " ".join(parts)
+
+    def _update_subtitle(self) -> None:
+        parts = [self.filter_text()]
+        if self.unseen:
+            parts.append(f"{self.unseen} new lines ↓")
+        self.border_subtitle = escape(" · ".join(part for part in parts if part))
+
+    # -- actions --------------------------------------------------------------------------------
+    def action_cycle_level(self) -> None:
+        self.min_level = LEVELS[(LEVELS.index(self.min_level) + 1) % len(LEVELS)]
+        self.rerender()
+
+    def action_toggle_stamps(self) -> None:
+        self.stamps = not self.stamps
+        self.rerender()
+
+    def action_all_tasks(self) -> None:
+        self.task_filter = None
+        self._task_ids = None
+        self.rerender()
+
+    def action_search(self) -> None:
+        field = self.query_one("#log-search", Input)
+        field.display = True
+        field.focus()
+
+    def action_toggle_timeline(self) -> None:
+        self.toggle_class("timeline")
+        if self.app.focused is None or not self.app.focused.display:
+            self.log_widget.focus()
+
+    def follow_task(self, task_run_id: str | None) -> None:
+        """Show only the lines of a task run and the task runs below it."""
+        self.task_filter = task_run_id
+        self._task_ids = self._descendants(task_run_id) if task_run_id else None
+        self.rerender()
+
+    @on(Tree.NodeSelected, "#taskruns")
+    def _task_selected(self, event: Tree.NodeSelected[str]) -> None:
+        event.stop()
+        if event.node.data is not None:
+            self.follow_task(event.node.data)
+
+    @on(Input.Changed, "#log-search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.search = event.value.strip()
+        self.rerender()
+
+    @on(Input.Submitted, "#log-search")
+    def _search_done(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._close_search(keep=True)
+
+    def _close_search(self, *, keep: bool) -> None:
+        field = self.query_one("#log-search", Input)
+        if not keep:
+            field.value = ""
+            self.search = ""
+            self.rerender()
+        field.display = bool(self.search)
+        self.log_widget.focus()
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key == "escape" and self.app.focused is self.query_one("#log-search", Input):
+            event.stop()
+            self._close_search(keep=False)

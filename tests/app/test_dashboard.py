@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable
@@ -17,6 +18,8 @@ from app.cli import main
 from app.screens.confirm import ConfirmScreen
 from app.screens.help import HelpScreen
 from app.screens.run_form import RunFormScreen
+from app.screenshots import take
+from app.widgets.detail import TaskRunTree, timeline_text
 from app.widgets.namespaces import NodeRef
 from app.widgets.states import fmt_duration
 from engine.engine import Engine
@@ -328,3 +331,138 @@ async def test_the_engine_stops_with_the_app(flows: Path, db: Path) -> None:
 
 def test_ui_refuses_a_missing_flows_folder(tmp_path: Path) -> None:
     assert main(["ui", "--flows", str(tmp_path / "nowhere")]) == 2
+
+
+async def run_campaign(app: TiercelApp, pilot: Pilot[None]) -> None:
+    await select_flow(app, pilot, "acme.marketing.analytics", "campaign_fanout")
+    await pilot.press("r")
+    await until(pilot, lambda: isinstance(app.screen, RunFormScreen))
+    await pilot.press("enter")
+    await until(pilot, lambda: only_state(app) == "SUCCESS")
+    await until(pilot, lambda: any("Campaign team notified" in line for line in app.detail.log_widget.lines))
+
+
+async def test_log_level_timestamps_and_search(running: tuple[TiercelApp, Pilot[None]]) -> None:
+    app, pilot = running
+    await run_campaign(app, pilot)
+    detail, log = app.detail, app.detail.log_widget
+    execution_id = detail.execution_id
+    assert execution_id is not None
+    warn = LogEntry(execution_id, "acme", "x", datetime.now(UTC), LogLevel.WARN, "disk nearly full")
+    detail.add_entries([warn])
+    await until(pilot, lambda: any("disk nearly full" in line for line in log.lines))
+    total = len(log.lines)
+    assert all(line[:8].count(":") == 2 for line in log.lines)
+    await pilot.press("3", "l", "l", "l")  # TRACE -> DEBUG -> INFO -> WARN
+    assert detail.min_level is LogLevel.WARN
+    assert [line.split(" ", 1)[1] for line in log.lines] == ["WARN  - disk nearly full"]
+    assert "≥WARN" in detail.border_subtitle
+    await pilot.press("l", "l")  # ERROR, then back to TRACE
+    assert detail.min_level is LogLevel.TRACE and len(log.lines) == total
+    await pilot.press("t")
+    assert log.lines[0].startswith(("INFO", "DEBUG", "TRACE", "WARN", "ERROR"))
+    await pilot.press("t")
+    assert log.lines[0][:8].count(":") == 2
+    await pilot.press("slash")
+    search = detail.query_one("#log-search", Input)
+    assert app.focused is search
+    await pilot.press("S", "o", "c", "i", "a", "l", "t")  # typing is not taken for the pane's keys
+    assert detail.min_level is LogLevel.TRACE and detail.stamps
+    await pilot.press("backspace")
+    await until(pilot, lambda: detail.search == "Social")
+    assert log.lines and all("social" in line.lower() for line in log.lines)
+    assert len(log.lines) < total
+    await pilot.press("enter")
+    assert app.focused is log and search.display and detail.search == "Social"
+    await pilot.press("slash", "escape")
+    assert detail.search == "" and not search.display and len(log.lines) == total
+
+
+async def test_log_follows_the_selected_task_run(running: tuple[TiercelApp, Pilot[None]]) -> None:
+    app, pilot = running
+    await run_campaign(app, pilot)
+    detail, log = app.detail, app.detail.log_widget
+    total = len(log.lines)
+    tree = detail.query_one(TaskRunTree)
+    tree.focus()
+    nodes = [tree.get_node_at_line(n) for n in range(tree.last_line + 1)]
+    score = next(n for n in nodes if n is not None and "score [search]" in str(n.label))
+    tree.move_cursor(score)
+    await pilot.press("enter")
+    await until(pilot, lambda: detail.task_filter is not None)
+    assert log.lines and all("score" in line and "search" in line for line in log.lines)
+    assert "task score \\[search]" in detail.border_subtitle
+    await pilot.press("a")
+    assert detail.task_filter is None and len(log.lines) == total
+    loop = next(n for n in nodes if n is not None and "each_channel" in str(n.label))
+    tree.move_cursor(loop)
+    await pilot.press("enter")
+    await until(pilot, lambda: detail.task_filter == loop.data)
+    scored = [line for line in log.lines if "Scored" in line]
+    assert len(scored) == 4 and len(log.lines) == 4
+
+
+async def test_timeline_shows_nested_task_runs_and_toggles_with_g(
+    running: tuple[TiercelApp, Pilot[None]],
+) -> None:
+    app, pilot = running
+    await run_campaign(app, pilot)
+    detail = app.detail
+    await pilot.press("3", "g")
+    assert detail.showing_timeline and detail.timeline.display
+    assert detail.timeline.region.width >= 50 and app.focused is detail.log_widget
+    execution = detail.execution
+    assert execution is not None
+    rows = timeline_text(execution, 80).plain.splitlines()
+    assert len(rows) == 1 + len(execution.task_runs)
+    assert rows[1].startswith("✔ each_channel") and rows[2].startswith("  ✔ fetch [email]")
+    assert all(len(row) == 80 for row in rows[1:])
+    bars = {row.split()[1]: row.index("█") for row in rows[1:] if not row.startswith(" ")}
+    assert bars["each_channel"] <= bars["wrap_up"]
+    shown = detail.timeline.render().plain
+    assert "score [display]" in shown and "✔ notify" in shown
+    await pilot.press("g")
+    assert not detail.showing_timeline and detail.query_one(TaskRunTree).display
+
+
+async def test_timeline_grows_while_running(running: tuple[TiercelApp, Pilot[None]]) -> None:
+    app, pilot = running
+    await select_flow(app, pilot, "acme.platform.ops", "sleepy")
+    await pilot.press("r")
+    await until(pilot, lambda: app.detail.execution is not None and app.detail.execution.task_runs)
+    await pilot.press("3", "g")
+    timeline = app.detail.timeline
+    await until(pilot, lambda: "▶ nap" in timeline.render().plain)
+    first = timeline.render().plain.splitlines()[1].split()[-1]
+    await until(pilot, lambda: timeline.render().plain.splitlines()[1].split()[-1] != first, timeout=3)
+    await app.engine.kill(app.detail.execution.id)  # type: ignore[union-attr]
+    await until(pilot, lambda: "■ nap" in timeline.render().plain)
+
+
+async def test_live_lines_held_while_history_loads_are_not_doubled(
+    running: tuple[TiercelApp, Pilot[None]],
+) -> None:
+    app, pilot = running
+    detail = app.detail
+    detail.begin("some-execution")
+    moment = datetime(2026, 1, 2, 3, 4, 5, 123456, UTC)
+    live = LogEntry("some-execution", "acme", "x", moment, LogLevel.INFO, "once")
+    later = dataclasses.replace(live, message="after")
+    detail.add_entries([live, later])
+    stored = dataclasses.replace(live, timestamp=live.timestamp.replace(microsecond=123000))
+    detail.finish_loading(None, [stored])
+    detail.add_entries([live])  # its event arrives after the history that already held it
+    await pilot.pause()
+    assert [line.split(" ", 1)[1] for line in detail.log_widget.lines] == ["INFO  - once", "INFO  - after"]
+
+
+async def test_screenshots_script_saves_the_four_svgs(tmp_path: Path) -> None:
+    saved = await take(tmp_path / "shots")
+    assert sorted(path.name for path in saved) == [
+        "execution.svg",
+        "kill_confirm.svg",
+        "main.svg",
+        "run_form.svg",
+    ]
+    assert all(path.read_text().startswith("<svg") for path in saved)
+    assert "Kill" in (tmp_path / "shots" / "kill_confirm.svg").read_text()

@@ -1,0 +1,118 @@
+"""Make the README's screenshots with the real app: `python -m app.screenshots [OUT_DIR]`.
+
+The dashboard runs under Textual's Pilot on a temporary copy of sample_flows and a temporary
+database, runs real executions, and saves SVGs of the main screen, an execution's timeline and
+logs, the run form and the kill confirmation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from app.app import TiercelApp, create_app
+from app.screens.confirm import ConfirmScreen
+from app.screens.run_form import RunFormScreen
+from app.widgets.namespaces import NodeRef
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = (100, 30)
+SLEEPY = """\
+id: sleepy
+namespace: acme.platform.ops
+description: Waits a minute, long enough to be killed.
+tasks:
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT60S
+"""
+
+
+async def until(pilot: Pilot[None], predicate: Callable[[], object], timeout: float = 20.0) -> None:
+    """Let the app run until `predicate` holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the dashboard did not reach the expected state")
+        await pilot.pause(0.05)
+
+
+def latest_state(app: TiercelApp) -> str | None:
+    selected = app.selected_execution
+    return selected.state if selected else None
+
+
+async def select(app: TiercelApp, pilot: Pilot[None], ref: NodeRef) -> None:
+    app.ns_tree.select_ref(ref)
+    await until(pilot, lambda: app.selected_ref == ref)
+    await pilot.pause(0.3)
+
+
+async def run_flow(app: TiercelApp, pilot: Pilot[None], namespace: str, flow_id: str, state: str) -> None:
+    await select(app, pilot, NodeRef("flow", namespace, flow_id))
+    before = set(app.table.rows_by_id)
+    await pilot.press("r")
+    if app.selected_flow is not None and app.selected_flow.inputs:
+        await until(pilot, lambda: isinstance(app.screen, RunFormScreen))
+        await pilot.press("enter")
+    await until(pilot, lambda: app.table.selected_id not in before and latest_state(app) == state)
+
+
+async def take(out: Path) -> list[Path]:
+    """Run the dashboard and save the screenshots into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    saved: list[Path] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        flows = Path(tmp) / "flows"
+        shutil.copytree(REPO / "sample_flows", flows)
+        (flows / "acme" / "platform" / "ops" / "sleepy.yml").write_text(SLEEPY)
+        app = create_app(flows, Path(tmp) / "db" / "tiercel.db", control=False)
+        async with app.run_test(size=SIZE) as pilot:
+
+            async def save(name: str) -> None:
+                await pilot.pause(0.3)
+                saved.append(Path(app.save_screenshot(name, str(out))))
+
+            await until(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
+            await run_flow(app, pilot, "acme", "hello_world", "SUCCESS")
+            await run_flow(app, pilot, "acme.marketing.analytics", "campaign_fanout", "SUCCESS")
+            await until(pilot, lambda: any("notified" in line for line in app.detail.log_widget.lines))
+            await pilot.press("3", "g")
+            await save("execution.svg")
+            await pilot.press("g", "1")
+            await select(app, pilot, NodeRef("namespace", "acme"))
+            await until(pilot, lambda: len(app.table.rows_by_id) >= 2)
+            await save("main.svg")
+            await select(app, pilot, NodeRef("flow", "acme.finance.reports", "monthly_report"))
+            await pilot.press("r")
+            await until(pilot, lambda: isinstance(app.screen, RunFormScreen))
+            await save("run_form.svg")
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, RunFormScreen))
+            await run_flow(app, pilot, "acme.platform.ops", "sleepy", "RUNNING")
+            await pilot.press("K")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await save("kill_confirm.svg")
+            await pilot.press("y")
+            await until(pilot, lambda: latest_state(app) == "KILLED")
+            await pilot.press("q")
+    return saved
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    out = Path(args[0]) if args else REPO / "screenshots"
+    for path in asyncio.run(take(out)):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
