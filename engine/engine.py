@@ -20,7 +20,7 @@ from typing import Any
 from engine.context import build_context
 from engine.control import ControlServer
 from engine.events import EngineError, EventBus, ExecutionChanged, FlowsChanged, LogsAppended, TaskRunChanged
-from engine.executor import Executor, Outcome, WorkerResult
+from engine.executor import Executor, WorkerResult
 from engine.expressions import ExpressionError, Renderer
 from engine.inputs import InputError, input_json_value, resolve_inputs
 from engine.model import Execution, Flow, Label, LogEntry, LogLevel, State, StateType, TaskRun, new_id, utcnow
@@ -32,6 +32,7 @@ from engine.storage import Storage, StorageError, safe_relative
 from engine.store import Store
 from engine.tasks.core import labels_of
 from engine.tasks.registry import Kind, Registry, registry
+from engine.work import Outcome
 
 FLOW_SUFFIXES = (".yml", ".yaml")
 # Files in the flows folder that describe namespaces rather than flows.

@@ -14,10 +14,10 @@ from datetime import timedelta
 from typing import Any
 
 from engine.durations import parse_duration
-from engine.executor import Resolved, TaskError, Work, resolve
 from engine.expressions import to_text
 from engine.model import DagNode, LogLevel, StateType, TaskRun, TaskSpec
 from engine.tasks.base import TaskContext
+from engine.work import Resolved, TaskError, Work, resolve
 
 S = StateType
 

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.executor import allowed, may_retry, retry_delay, worst_state
+from engine.executor import may_retry, retry_delay
 from engine.model import RetrySpec, State, StateType, TaskRun
+from engine.work import allowed, worst_state
 
 S = StateType
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

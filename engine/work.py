@@ -1,0 +1,376 @@
+"""One execution's working copy during an executor step, and Kestra's rules for flowables.
+
+`Work` is what flowable handlers (engine.tasks.flow) and the executor read and change: the task runs
+indexed by parent and by (task, loop value, iteration), the expression context, and Kestra's
+FlowableUtils rules (which branch runs, what comes next, how a parent ends). It is mutable for the
+length of one step; the executor freezes it back into an Execution at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from engine.context import add_output, build_context
+from engine.model import (
+    Attempt,
+    Execution,
+    Flow,
+    LogEntry,
+    LogLevel,
+    State,
+    StateType,
+    TaskRun,
+    TaskSpec,
+    new_id,
+)
+
+if TYPE_CHECKING:
+    from engine.executor import Executor
+
+S = StateType
+T = TypeVar("T")
+# How a Kestra state ranks when several children end differently (worst first).
+_WORST_FIRST = (S.KILLED, S.FAILED, S.CANCELLED, S.WARNING, S.PAUSED)
+
+
+class TaskError(Exception):
+    """A task cannot go on; the message is logged at ERROR on its task run."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A task to run under a parent, with the loop value it runs for."""
+
+    task: TaskSpec
+    value: str | None = None
+    iteration: int | None = None
+
+
+@dataclass
+class Outcome:
+    """The result of one executor step."""
+
+    execution: Execution
+    dispatch: list[TaskRun] = field(default_factory=list)
+    subflows: list[TaskRun] = field(default_factory=list)
+    cancel: list[TaskRun] = field(default_factory=list)
+    logs: list[LogEntry] = field(default_factory=list)
+    wake_at: datetime | None = None
+
+
+class FlowableHandler(Protocol):
+    """How one flowable task type creates its children and derives its own state."""
+
+    def start(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun: ...
+
+    def nexts(self, work: Work, task: TaskSpec, run: TaskRun) -> list[Resolved]: ...
+
+    def state(self, work: Work, task: TaskSpec, run: TaskRun) -> StateType | None: ...
+
+    def outputs(self, work: Work, task: TaskSpec, run: TaskRun) -> Mapping[str, Any] | None: ...
+
+    def on_due(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun: ...
+
+
+class Work:
+    """A mutable working copy of one execution during one step; frozen again at the end."""
+
+    def __init__(self, executor: Executor, flow: Flow, execution: Execution, now: datetime) -> None:
+        self.executor = executor
+        self.flow = flow
+        self.now = now
+        self.header = execution
+        self.runs: list[TaskRun] = list(execution.task_runs)
+        self.position = {run.id: index for index, run in enumerate(self.runs)}
+        self._index()
+        self.outcome = Outcome(execution)
+        self._snapshot: Execution | None = execution
+        self._memo: dict[tuple[str, str], tuple[TaskRun, Any]] = {}
+        # The outputs tree of expressions, kept up to date as task runs change (built on first use).
+        self._outputs: dict[str, Any] | None = None
+        # Where each (task, loop values) lands in the outputs tree: the newest run of a key wins.
+        self._latest_of_key: dict[tuple[str, tuple[str, ...]], int] = {}
+        for index, run in enumerate(self.runs):
+            self._latest_of_key[self._output_key(run)] = index
+
+    def _index(self) -> None:
+        # children by parent, and each parent's children by (task, value, iteration): the flowable
+        # rules look runs up this way many times per step, so lookups must not scan.
+        self.children: dict[str | None, list[str]] = {}
+        self.keyed: dict[str | None, dict[tuple[str, str | None, int | None], str]] = {}
+        for run in self.runs:
+            self._add_to_index(run)
+
+    def _add_to_index(self, run: TaskRun) -> None:
+        parent = run.parent_task_run_id
+        self.children.setdefault(parent, []).append(run.id)
+        self.keyed.setdefault(parent, {})[(run.task_id, run.value, run.iteration)] = run.id
+
+    def memo(self, run: TaskRun, what: str, compute: Callable[[], T]) -> T:
+        """`compute()` once per version of `run` in this step (task runs are replaced on change)."""
+        key = (run.id, what)
+        found = self._memo.get(key)
+        if found is None or found[0] is not run:
+            found = (run, compute())
+            self._memo[key] = found
+        value: T = found[1]
+        return value
+
+    # -- reading ---------------------------------------------------------------------------
+    def run(self, run_id: str) -> TaskRun:
+        return self.runs[self.position[run_id]]
+
+    def children_of(self, parent_id: str | None) -> list[TaskRun]:
+        return [self.runs[self.position[i]] for i in self.children.get(parent_id, ())]
+
+    def task(self, run: TaskRun) -> TaskSpec:
+        return self.flow.tasks_by_id[run.task_id]
+
+    def snapshot(self) -> Execution:
+        """The execution as it stands now (for rendering contexts)."""
+        if self._snapshot is None:
+            self._snapshot = dataclasses.replace(self.header, task_runs=tuple(self.runs))
+        return self._snapshot
+
+    @property
+    def killing(self) -> bool:
+        return self.header.state.current is S.KILLING
+
+    # -- writing ---------------------------------------------------------------------------
+    def put(self, run: TaskRun) -> TaskRun:
+        index = self.position.get(run.id)
+        if index is None:
+            index = self.position[run.id] = len(self.runs)
+            self.runs.append(run)
+            self._add_to_index(run)
+            self._latest_of_key[self._output_key(run)] = index
+        else:
+            previous = self.runs[index]
+            self.runs[index] = run
+            if self._outputs is not None and run.outputs is not previous.outputs:
+                if run.outputs is not None and self._latest_of_key.get(self._output_key(run)) == index:
+                    add_output(self._outputs, run, self._parents(run))
+                else:
+                    self._outputs = None  # an older run changed: rebuild when next needed
+        self._snapshot = None
+        return run
+
+    def _output_key(self, run: TaskRun) -> tuple[str, tuple[str, ...]]:
+        values = [p.value for p in self._parents(run) if p.value is not None]
+        return run.task_id, (*values, *((run.value,) if run.value is not None else ()))
+
+    def _parents(self, run: TaskRun) -> list[TaskRun]:
+        chain: list[TaskRun] = []
+        parent_id = run.parent_task_run_id
+        while parent_id is not None:
+            parent = self.run(parent_id)
+            chain.append(parent)
+            parent_id = parent.parent_task_run_id
+        return chain
+
+    def outputs_tree(self) -> dict[str, Any]:
+        if self._outputs is None:
+            self._outputs = {}
+            for run in self.runs:
+                if run.outputs is not None:
+                    add_output(self._outputs, run, self._parents(run))
+        return self._outputs
+
+    def remove(self, run_ids: set[str]) -> None:
+        self.runs = [run for run in self.runs if run.id not in run_ids]
+        self.position = {run.id: index for index, run in enumerate(self.runs)}
+        self._index()
+        self._latest_of_key = {self._output_key(run): index for index, run in enumerate(self.runs)}
+        self._outputs = None
+        self._snapshot = None
+
+    def set_header(self, execution: Execution) -> None:
+        self.header = execution
+        self._snapshot = None
+
+    def create(self, resolved: Resolved, parent: TaskRun | None) -> TaskRun:
+        run = TaskRun(
+            id=new_id(),
+            execution_id=self.header.id,
+            namespace=self.header.namespace,
+            flow_id=self.header.flow_id,
+            task_id=resolved.task.id,
+            state=State.new(S.CREATED, self.now),
+            parent_task_run_id=parent.id if parent else None,
+            value=resolved.value,
+            iteration=resolved.iteration,
+        )
+        return self.put(run)
+
+    def log(self, level: LogLevel, message: str, run: TaskRun | None = None) -> None:
+        self.outcome.logs.append(
+            LogEntry(
+                execution_id=self.header.id,
+                namespace=self.header.namespace,
+                flow_id=self.header.flow_id,
+                timestamp=self.now,
+                level=level,
+                message=message,
+                task_id=run.task_id if run else None,
+                task_run_id=run.id if run else None,
+                attempt=len(run.attempts) - 1 if run and run.attempts else None,
+            )
+        )
+
+    # -- rendering -------------------------------------------------------------------------
+    def context(self, run: TaskRun | None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        task = self.task(run) if run else None
+        # The header and the live outputs tree, not a snapshot: building one costs O(task runs).
+        functions = self.executor.functions
+        outputs = self.outputs_tree() if self.runs else None
+        parents = self._parents(run) if run else None
+        context = build_context(
+            self.flow, self.header, task, run, extra=extra, outputs=outputs, parents=parents
+        )
+        if functions is not None:
+            context.update(functions(self.header, self.outcome.logs))
+        return context
+
+    def render(self, value: Any, run: TaskRun | None, extra: Mapping[str, Any] | None = None) -> Any:
+        return self.executor.renderer.render_value(value, self.context(run, extra))
+
+    def truthy(self, template: Any, run: TaskRun | None) -> bool:
+        if isinstance(template, bool):
+            return template
+        return self.executor.renderer.is_truthy(str(template), self.context(run))
+
+    # -- Kestra's FlowableUtils ------------------------------------------------------------
+    def runs_for(self, parent: TaskRun | None, resolved: Sequence[Resolved]) -> list[TaskRun]:
+        """Children of `parent` that run one of `resolved` (same task, value and iteration)."""
+        keyed = self.keyed.get(parent.id if parent else None)
+        if not keyed:
+            return []
+        found = (keyed.get((r.task.id, r.value, r.iteration)) for r in resolved)
+        return [self.runs[self.position[run_id]] for run_id in found if run_id is not None]
+
+    def run_of(self, parent: TaskRun | None, resolved: Resolved) -> TaskRun | None:
+        found = self.runs_for(parent, [resolved])
+        return found[-1] if found else None
+
+    def is_terminated(self, parent: TaskRun | None, resolved: Sequence[Resolved]) -> bool:
+        runs = self.runs_for(parent, resolved)
+        return len(runs) >= len(resolved) and all(run.state.current.is_terminated for run in runs)
+
+    def has_failed(self, parent: TaskRun | None, resolved: Sequence[Resolved]) -> bool:
+        return any(run.state.current is S.FAILED for run in self.runs_for(parent, resolved))
+
+    def has_active(self, parent: TaskRun | None, resolved: Sequence[Resolved]) -> bool:
+        """Whether a child has not ended yet (a paused one included: it will end later)."""
+        return any(not run.state.current.is_terminated for run in self.runs_for(parent, resolved))
+
+    def current_branch(
+        self,
+        parent: TaskRun | None,
+        tasks: Sequence[Resolved],
+        errors: Sequence[Resolved],
+        finally_: Sequence[Resolved],
+    ) -> Sequence[Resolved]:
+        """Which list runs now: the tasks, the error branch once one failed, then finally."""
+        if self.runs_for(parent, errors) or self.has_failed(parent, tasks):
+            # Siblings still running (parallel branches, retries) finish before errors start.
+            if self.has_active(parent, tasks):
+                return []
+            if finally_ and (not errors or self.is_terminated(parent, errors)):
+                return finally_
+            return errors
+        if finally_ and self.is_terminated(parent, tasks):
+            return finally_
+        return tasks
+
+    def sequential_nexts(self, parent: TaskRun | None, current: Sequence[Resolved]) -> list[Resolved]:
+        if not current or self.killing:
+            return []
+        runs = self.runs_for(parent, current)
+        if not runs:
+            return [current[0]]
+        if any(not run.state.current.is_terminated for run in runs):
+            return []
+        done = {(run.task_id, run.value, run.iteration) for run in runs}
+        for resolved in current:
+            if (resolved.task.id, resolved.value, resolved.iteration) not in done:
+                return [resolved]
+        return []
+
+    def parallel_nexts(
+        self, parent: TaskRun | None, current: Sequence[Resolved], limit: int
+    ) -> list[Resolved]:
+        if not current or self.killing:
+            return []
+        runs = self.runs_for(parent, current)
+        started = {(run.task_id, run.value, run.iteration) for run in runs}
+        waiting = [r for r in current if (r.task.id, r.value, r.iteration) not in started]
+        if limit > 0:
+            active = sum(1 for run in runs if not run.state.current.is_terminated)
+            waiting = waiting[: max(limit - active, 0)]
+        return waiting
+
+    def resolve_state(
+        self,
+        parent: TaskRun | None,
+        tasks: Sequence[Resolved],
+        errors: Sequence[Resolved],
+        finally_: Sequence[Resolved],
+        *,
+        allow_failure: bool = False,
+        allow_warning: bool = False,
+    ) -> StateType | None:
+        """The parent's end state once its current branch is done, else None."""
+        if not tasks and not errors and not finally_:
+            return S.SUCCESS
+        current = self.current_branch(parent, tasks, errors, finally_)
+        if current:
+            if not self.is_terminated(parent, current):
+                return None
+        elif not (self.has_failed(parent, tasks) and not self.has_active(parent, tasks)):
+            return None if tasks else S.SUCCESS
+        # The error branch runs but does not change the end state; a failing `finally` does.
+        state = worst_state(self.runs_for(parent, [*tasks, *finally_]))
+        return allowed(state, allow_failure, allow_warning)
+
+
+def close_attempt(run: TaskRun, attempt_state: StateType, run_state: StateType, now: datetime) -> TaskRun:
+    """End the open attempt with its own state, and move the task run to `run_state`."""
+    attempts = run.attempts
+    if attempts and not attempts[-1].state.current.is_terminated:
+        attempts = (*attempts[:-1], Attempt(attempts[-1].state.to(attempt_state, now)))
+    return dataclasses.replace(run, attempts=attempts, state=run.state.to(run_state, now))
+
+
+def worst_state(runs: Iterable[TaskRun]) -> StateType:
+    states = {run.state.current for run in runs}
+    return next((state for state in _WORST_FIRST if state in states), S.SUCCESS)
+
+
+def allowed(state: StateType, allow_failure: bool, allow_warning: bool) -> StateType:
+    if state is S.FAILED and allow_failure:
+        return S.SUCCESS if allow_warning else S.WARNING
+    if state is S.WARNING and allow_warning:
+        return S.SUCCESS
+    return state
+
+
+def resolve(
+    tasks: Iterable[TaskSpec], value: str | None = None, iteration: int | None = None
+) -> list[Resolved]:
+    """Kestra's ResolvedTask list: disabled tasks are left out."""
+    return [Resolved(task, value, iteration) for task in tasks if not task.disabled]
+
+
+def attempt_open(run: TaskRun) -> bool:
+    return bool(run.attempts) and not run.attempts[-1].state.current.is_terminated
+
+
+def descendants(work: Work, run: TaskRun) -> set[str]:
+    found = {run.id}
+    for child in work.children_of(run.id):
+        found |= descendants(work, child)
+    return found
