@@ -6,24 +6,26 @@ import asyncio
 from pathlib import Path
 from typing import ClassVar
 
-from textual import on, work
+from rich.markup import escape
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Tree
+from textual.widgets import DataTable, Footer, Input, Tree
 
 from app.screens.confirm import ConfirmScreen
 from app.screens.help import HelpScreen
-from app.screens.run_form import RunFormScreen
+from app.screens.run_form import ResumeFormScreen, RunFormScreen
+from app.screens.viewer import ViewerScreen
 from app.widgets.detail import DetailPane
-from app.widgets.executions import ExecutionsTable, Summary
+from app.widgets.executions import ExecutionsTable, Summary, matches_filter
 from app.widgets.namespaces import NamespaceTree, NodeRef
 from engine.engine import Engine, EngineCommandError
 from engine.events import EngineError as EngineErrorEvent
 from engine.events import Event, EventBus, ExecutionChanged, FlowsChanged, LogsAppended, TaskRunChanged
 from engine.inputs import InputError
-from engine.model import Execution, Flow, StateType
+from engine.model import Execution, Flow, InputSpec, StateType
 from engine.secrets import SecretError
 from engine.store import Store, StoreError
 
@@ -62,6 +64,7 @@ class TiercelApp(App[None]):
         self._follow: str | None = None
         self.page_size = PAGE_SIZE
         self._more: str | None = None
+        self.row_filter = ""
 
     # -- layout -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -70,6 +73,10 @@ class TiercelApp(App[None]):
                 yield NamespaceTree(id="namespaces")
             with Vertical(id="right"):
                 with Vertical(id="executions-pane", classes="pane"):
+                    yield Input(
+                        placeholder="filter: state:FAILED label:key=value text (escape clears)",
+                        id="executions-filter",
+                    )
                     yield ExecutionsTable(id="executions")
                 yield DetailPane(id="detail", classes="pane")
         yield Footer()
@@ -231,6 +238,8 @@ class TiercelApp(App[None]):
         return self.engine.flows.get((ref.namespace, ref.flow_id))
 
     def _matches(self, summary: Summary) -> bool:
+        if self.row_filter and not matches_filter(summary, self.row_filter):
+            return False
         ref = self.selected_ref
         if ref is None:
             return False
@@ -254,6 +263,56 @@ class TiercelApp(App[None]):
         else:
             self.load_executions()
         self.refresh_bindings()
+
+    def action_filter_executions(self) -> None:
+        field = self.query_one("#executions-filter", Input)
+        field.display = True
+        field.focus()
+
+    @on(Input.Changed, "#executions-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.row_filter = event.value.strip()
+        subtitle = escape(f"/{self.row_filter}") if self.row_filter else ""
+        self.query_one("#executions-pane").border_subtitle = subtitle
+        self.load_executions()
+
+    @on(Input.Submitted, "#executions-filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._close_filter(keep=True)
+
+    def _close_filter(self, *, keep: bool) -> None:
+        field = self.query_one("#executions-filter", Input)
+        if not keep and field.value:
+            field.value = ""  # Input.Changed reloads the rows
+        field.display = keep and bool(field.value)
+        self.table.focus()
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key == "escape" and self.focused is self.query_one("#executions-filter", Input):
+            event.stop()
+            self._close_filter(keep=False)
+
+    def action_show_source(self) -> None:
+        """The selected flow's YAML, or a file in error with its errors above it."""
+        ref = self.selected_ref
+        if self.engine is None or ref is None:
+            return
+        if ref.kind == "flow":
+            flow = self.engine.flows.get((ref.namespace, ref.flow_id))
+            if flow is not None:
+                self.push_screen(ViewerScreen(f"{flow.namespace}.{flow.id}", flow.source, "yaml"))
+                return
+        elif ref.kind == "error":
+            try:
+                text = Path(ref.path).read_text(encoding="utf-8", errors="replace")
+            except OSError as error:
+                text = f"# cannot read the file: {error}"
+            notes = [str(error) for error in self.engine.flow_errors.get(ref.path, [])]
+            self.push_screen(ViewerScreen(ref.path, text, "yaml", notes))
+            return
+        self.notify("Select a flow to see its source", severity="warning")
 
     @work(exclusive=True, group="executions")
     async def load_executions(self) -> None:
@@ -397,8 +456,37 @@ class TiercelApp(App[None]):
 
     async def action_resume(self) -> None:
         selected = self.selected_execution
-        if selected is not None:
-            await self._command("resume", selected.id)
+        if selected is None:
+            return
+        form = await self._resume_form(selected.id)
+        if form is not None:
+            self.push_screen(form, self._resumed)
+            return
+        await self._command("resume", selected.id)
+
+    async def _resume_form(self, execution_id: str) -> ResumeFormScreen | None:
+        """A form for the onResume inputs of the paused Pause task, when it declares some."""
+        if self.engine is None:
+            return None
+        execution = await self.engine.execution(execution_id)
+        if execution is None:
+            return None
+        flow = self.engine.flows.get((execution.namespace, execution.flow_id))
+        if flow is None:
+            return None
+        tasks = flow.tasks_by_id
+        for run in execution.task_runs:
+            task = tasks.get(run.task_id)
+            if run.state.current is not StateType.PAUSED or task is None:
+                continue
+            specs = task.props.get("onResume")
+            if isinstance(specs, tuple) and specs and all(isinstance(s, InputSpec) for s in specs):
+                return ResumeFormScreen(self.engine, flow, execution_id, specs)
+        return None
+
+    def _resumed(self, execution_id: str | None) -> None:
+        if execution_id is not None:
+            self.notify(f"Resume sent to {execution_id[:8]}")
 
     async def _command(self, command: str, execution_id: str) -> None:
         if self.engine is None:

@@ -31,16 +31,27 @@ class RunFormScreen(ModalScreen[str | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
+    verb = "Run"
+
     def __init__(self, engine: Engine, flow: Flow) -> None:
         super().__init__()
         self.engine = engine
         self.flow = flow
+        self.specs: tuple[InputSpec, ...] = tuple(flow.inputs)
+
+    @property
+    def heading(self) -> str:
+        return f"Run [b]{self.flow.namespace}.{self.flow.id}[/b]"
+
+    async def send(self, values: dict[str, Any]) -> str:
+        """Start the flow with these values; the engine validates them."""
+        return await self.engine.trigger(self.flow.namespace, self.flow.id, values)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="run-form", classes="dialog"):
-            yield Label(f"Run [b]{self.flow.namespace}.{self.flow.id}[/b]", id="form-title")
+            yield Label(self.heading, id="form-title")
             yield Static("", id="form-error", classes="error")
-            for spec in self.flow.inputs:
+            for spec in self.specs:
                 required = "" if not spec.required or spec.defaults is not None else " *"
                 yield Label(f"{spec.display_name or spec.id} [dim]{spec.type}{required}[/dim]")
                 placeholder = str(spec.defaults) if spec.defaults is not None else spec.description or ""
@@ -49,7 +60,7 @@ class RunFormScreen(ModalScreen[str | None]):
                 )
                 yield Static("", id=f"error-{spec.id}", classes="error")
             with Horizontal(classes="buttons"):
-                yield Button("Run", id="run", variant="primary")
+                yield Button(self.verb, id="run", variant="primary")
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
@@ -59,7 +70,7 @@ class RunFormScreen(ModalScreen[str | None]):
     def values(self) -> dict[str, Any]:
         """Typed text per input; empty fields are left out so defaults and required checks apply."""
         found: dict[str, Any] = {}
-        for spec in self.flow.inputs:
+        for spec in self.specs:
             text = self.query_one(f"#input-{spec.id}", Input).value
             if text != "":
                 found[spec.id] = text
@@ -77,13 +88,13 @@ class RunFormScreen(ModalScreen[str | None]):
             self.dismiss(None)
 
     async def submit(self) -> None:
-        """Trigger the flow, or show the engine's messages beside the fields."""
-        for spec in self.flow.inputs:
+        """Send the values, or show the engine's messages beside the fields."""
+        for spec in self.specs:
             _show(self.query_one(f"#error-{spec.id}", Static), "")
         general = self.query_one("#form-error", Static)
         _show(general, "")
         try:
-            execution_id = await self.engine.trigger(self.flow.namespace, self.flow.id, self.values())
+            execution_id = await self.send(self.values())
         except InputError as error:
             shown: set[str] = set()
             for input_id, messages in error.fields.items():
@@ -107,3 +118,22 @@ def _show(widget: Static, text: str) -> None:
     """Set a message, hiding the widget while it is empty."""
     widget.update(text)
     widget.display = bool(text)
+
+
+class ResumeFormScreen(RunFormScreen):
+    """Collects a Pause task's onResume inputs and resumes the execution with them."""
+
+    verb = "Resume"
+
+    def __init__(self, engine: Engine, flow: Flow, execution_id: str, specs: tuple[InputSpec, ...]) -> None:
+        super().__init__(engine, flow)
+        self.execution_id = execution_id
+        self.specs = specs
+
+    @property
+    def heading(self) -> str:
+        return f"Resume [b]{self.flow.id}[/b] {self.execution_id[:8]}"
+
+    async def send(self, values: dict[str, Any]) -> str:
+        await self.engine.resume(self.execution_id, values)
+        return self.execution_id

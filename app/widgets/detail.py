@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Input, Log, Tree
 
+from app.screens.viewer import ViewerScreen, as_json
 from app.widgets.states import GLYPHS, fmt_duration, glyph
 from engine.model import Execution, LogEntry, LogLevel, TaskRun, iso, utcnow
 
@@ -155,6 +156,7 @@ class DetailPane(Horizontal):
         Binding("a", "all_tasks", "All tasks"),
         Binding("slash", "search", "Search"),
         Binding("g", "toggle_timeline", "Timeline"),
+        Binding("o", "outputs", "Outputs"),
     ]
 
     def __init__(self, **kwargs: object) -> None:
@@ -360,6 +362,36 @@ class DetailPane(Horizontal):
         self.toggle_class("timeline")
         if self.app.focused is None or not self.app.focused.display:
             self.log_widget.focus()
+
+    def selected_run(self) -> TaskRun | None:
+        """The task run under the tree's cursor when the tree has focus, else the one followed."""
+        if self.execution is None:
+            return None
+        tree = self.query_one(TaskRunTree)
+        run_id = self.task_filter
+        if self.app.focused is tree and tree.cursor_node is not None:
+            run_id = tree.cursor_node.data or run_id
+        return next((r for r in self.execution.task_runs if r.id == run_id), None)
+
+    def outputs_view(self) -> tuple[str, str] | None:
+        """Title and JSON text of the selected task run's outputs, or else of the execution's."""
+        execution = self.execution
+        if execution is None:
+            return None
+        run = self.selected_run()
+        if run is not None:
+            value = f" [{run.value}]" if run.value is not None else ""
+            return f"Outputs of task {run.task_id}{value}", as_json(dict(run.outputs or {}))
+        return f"Outputs of execution {execution.id[:8]} ({execution.flow_id})", as_json(
+            dict(execution.outputs or {})
+        )
+
+    def action_outputs(self) -> None:
+        view = self.outputs_view()
+        if view is None:
+            self.app.notify("Select an execution first", severity="warning")
+            return
+        self.app.push_screen(ViewerScreen(view[0], view[1], "json"))
 
     def follow_task(self, task_run_id: str | None) -> None:
         """Show only the lines of a task run and the task runs below it."""

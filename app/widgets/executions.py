@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import ClassVar
 
+from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
@@ -53,8 +55,26 @@ class Summary:
         return (self.id[:8], self.flow_id, state_text(self.state), fmt_start(self.start), duration, labels)
 
 
+def matches_filter(summary: Summary, query: str) -> bool:
+    """Whether a row passes every term: `state:S`, `label:key=value`, or text in its id or flow id."""
+    for term in query.split():
+        kind, _, rest = term.partition(":")
+        if kind.lower() == "state" and rest:
+            if summary.state != rest.upper():
+                return False
+        elif kind.lower() == "label" and rest:
+            key, _, value = rest.partition("=")
+            if key not in summary.labels or (value and summary.labels[key] != value):
+                return False
+        elif term.lower() not in f"{summary.id} {summary.flow_id}".lower():
+            return False
+    return True
+
+
 class ExecutionsTable(DataTable[object]):
     """Executions newest first, keyed by execution id."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("slash", "app.filter_executions", "Filter")]
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]

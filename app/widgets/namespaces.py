@@ -6,8 +6,10 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from rich.text import Text
+from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
@@ -27,6 +29,8 @@ class NodeRef:
 
 class NamespaceTree(Tree[NodeRef]):
     """Namespaces built from the dots in their names; flows carry their last execution state."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("y", "app.show_source", "Source")]
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__("flows", data=NodeRef("namespace"), **kwargs)  # type: ignore[arg-type]

@@ -17,13 +17,14 @@ from app.app import TiercelApp, create_app
 from app.cli import main
 from app.screens.confirm import ConfirmScreen
 from app.screens.help import HelpScreen
-from app.screens.run_form import RunFormScreen
+from app.screens.run_form import ResumeFormScreen, RunFormScreen
+from app.screens.viewer import ViewerScreen
 from app.screenshots import take
 from app.widgets.detail import TaskRunTree, timeline_text
 from app.widgets.namespaces import NodeRef
 from app.widgets.states import fmt_duration
 from engine.engine import Engine
-from engine.model import LogEntry, LogLevel
+from engine.model import Label, LogEntry, LogLevel
 from engine.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,6 +66,18 @@ tasks:
   - {id: boom, type: io.kestra.plugin.core.execution.Fail}
 """
 
+APPROVAL = """
+id: approval
+namespace: acme
+tasks:
+  - id: gate
+    type: io.kestra.plugin.core.flow.Pause
+    onResume:
+      - {id: approved, type: BOOLEAN}
+      - {id: count, type: INT, defaults: 3}
+  - {id: after, type: io.kestra.plugin.core.log.Log, message: "approved={{ outputs.gate.onResume.approved }}"}
+"""
+
 BROKEN = """
 id: broken
 namespace: acme
@@ -84,6 +97,7 @@ def flows(tmp_path: Path) -> Path:
     (folder / "acme" / "broken.yml").write_text(BROKEN)
     (folder / "acme" / "waiting.yml").write_text(WAITING)
     (folder / "acme" / "failing.yml").write_text(FAILING)
+    (folder / "acme" / "approval.yml").write_text(APPROVAL)
     return folder
 
 
@@ -466,3 +480,111 @@ async def test_screenshots_script_saves_the_four_svgs(tmp_path: Path) -> None:
     ]
     assert all(path.read_text().startswith("<svg") for path in saved)
     assert "Kill" in (tmp_path / "shots" / "kill_confirm.svg").read_text()
+
+
+def viewer_text(app: TiercelApp) -> str:
+    screen = app.screen
+    assert isinstance(screen, ViewerScreen)
+    return screen.text
+
+
+async def test_outputs_of_the_execution_and_of_a_task_run(running: tuple[TiercelApp, Pilot[None]]) -> None:
+    app, pilot = running
+    await select_flow(app, pilot, "acme.finance.reports", "monthly_report")
+    await pilot.press("r", "enter")
+    await until(pilot, lambda: only_state(app) == "SUCCESS" and app.detail.execution is not None)
+    await until(pilot, lambda: app.detail.execution is not None and app.detail.execution.outputs)
+    await pilot.press("3", "o")
+    await until(pilot, lambda: isinstance(app.screen, ViewerScreen))
+    assert '"title": "Revenue EMEA October 2026"' in viewer_text(app)
+    assert app.screen.lexer == "json"
+    await pilot.press("escape")
+    await until(pilot, lambda: not isinstance(app.screen, ViewerScreen))
+    tree = app.detail.query_one(TaskRunTree)
+    tree.focus()
+    summary = next(n for n in tree.root.children if "summary" in str(n.label))
+    tree.move_cursor(summary)
+    await pilot.press("o")
+    await until(pilot, lambda: isinstance(app.screen, ViewerScreen))
+    assert "Outputs of task summary" in app.screen.title_text
+    assert '"values"' in viewer_text(app) and '"amount": "125000.5 EUR"' in viewer_text(app)
+    await pilot.press("escape")
+    await until(pilot, lambda: not isinstance(app.screen, ViewerScreen))
+
+
+async def test_source_of_a_flow_and_of_a_file_in_error(running: tuple[TiercelApp, Pilot[None]]) -> None:
+    app, pilot = running
+    await select_flow(app, pilot, "acme", "typed")
+    await pilot.press("1", "y")
+    await until(pilot, lambda: isinstance(app.screen, ViewerScreen))
+    assert viewer_text(app) == TYPED and app.screen.lexer == "yaml"
+    await pilot.press("escape")
+    await until(pilot, lambda: not isinstance(app.screen, ViewerScreen))
+    tree = app.ns_tree
+    error_node = next(n for n in tree.root.children if n.data == NodeRef("errors")).children[0]
+    tree.move_cursor(error_node)
+    await pilot.pause()
+    await pilot.press("y")
+    await until(pilot, lambda: isinstance(app.screen, ViewerScreen))
+    screen = app.screen
+    assert isinstance(screen, ViewerScreen)
+    assert screen.text == BROKEN and screen.notes
+    assert "broken.yml" in str(screen.query_one("#viewer-notes", Static).render())
+    await pilot.press("escape")
+    await until(pilot, lambda: not isinstance(app.screen, ViewerScreen))
+
+
+async def test_filter_executions_by_state_label_and_text(flows: Path, db: Path) -> None:
+    engine = await Engine.open(db, flows_dir=flows)
+    await engine.start(control=False)
+    try:
+        await engine.wait(await engine.trigger("acme", "failing"))
+        await engine.wait(await engine.trigger("acme", "typed", {"count": 1}, labels=[Label("team", "red")]))
+        await engine.wait(await engine.trigger("acme", "typed", {"count": 2}))
+    finally:
+        await engine.stop()
+    app = create_app(flows, db, control=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
+        assert app.ns_tree.select_ref(NodeRef("namespace", "acme"))
+        await until(pilot, lambda: len(app.table.rows_by_id) == 3)
+        await pilot.press("2", "slash")
+        field = app.query_one("#executions-filter", Input)
+        await until(pilot, lambda: app.focused is field)
+        await pilot.press(*"state:failed")
+        await until(pilot, lambda: [s.flow_id for s in app.table.rows_by_id.values()] == ["failing"])
+        field.value = "label:team=red"
+        await until(pilot, lambda: [s.labels.get("team") for s in app.table.rows_by_id.values()] == ["red"])
+        field.value = "TYP"
+        await until(pilot, lambda: len(app.table.rows_by_id) == 2)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.focused is app.table and field.display)
+        await pilot.press("slash")
+        await until(pilot, lambda: app.focused is field)
+        await pilot.press("escape")
+        await until(pilot, lambda: len(app.table.rows_by_id) == 3)
+        await until(pilot, lambda: app.focused is app.table and not field.display and field.value == "")
+
+
+async def test_resume_with_on_resume_inputs_shows_errors_in_the_form(
+    running: tuple[TiercelApp, Pilot[None]],
+) -> None:
+    app, pilot = running
+    await select_flow(app, pilot, "acme", "approval")
+    await pilot.press("r")
+    await until(pilot, lambda: only_state(app) == "PAUSED")
+    await pilot.press("u")
+    await until(pilot, lambda: isinstance(app.screen, ResumeFormScreen))
+    form = app.screen
+    assert form.query_one("#input-count", Input).value == "3"
+    field = form.query_one("#input-approved", Input)
+    field.focus()
+    field.value = "maybe"
+    await pilot.press("enter")
+    error = form.query_one("#error-approved", Static)
+    await until(pilot, lambda: bool(str(error.render())))
+    assert app.screen is form and only_state(app) == "PAUSED"
+    field.value = "true"
+    await pilot.press("enter")
+    await until(pilot, lambda: only_state(app) == "SUCCESS")
+    await until(pilot, lambda: any("approved=true" in line.lower() for line in app.detail.log_widget.lines))
