@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import deque
 from collections.abc import Iterable
@@ -15,6 +16,7 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import Input, Log, Tree
 
@@ -251,7 +253,8 @@ class DetailPane(Horizontal):
     def tick(self) -> None:
         """Let the bars of a running execution grow."""
         if self.execution is not None and not self.execution.state.current.is_terminated:
-            self.timeline.refresh()
+            with contextlib.suppress(NoMatches):  # not while the app shuts down
+                self.timeline.refresh()
 
     def show_text(self, lines: list[str]) -> None:
         """Show plain text (a flow file's errors) instead of an execution."""
@@ -305,7 +308,10 @@ class DetailPane(Horizontal):
 
     def flush(self) -> None:
         """Write buffered lines in one batch; follow the tail unless the user scrolled up."""
-        log = self.log_widget
+        try:
+            log = self.log_widget
+        except NoMatches:
+            return  # the app is shutting down: the pane's widgets are already gone
         following = log.scroll_y >= log.max_scroll_y
         if following and self.unseen:
             self.unseen = 0
