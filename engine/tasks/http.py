@@ -31,11 +31,11 @@ import tempfile
 import time
 import unicodedata
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import httpx
 
@@ -88,6 +88,9 @@ _KNOWN_OPTIONS = frozenset(
         "logLevel",
     }
 )
+
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -166,20 +169,7 @@ async def request(context: TaskContext) -> Mapping[str, Any] | None:
             LogLevel.WARN, "`encryptBody` is not supported by this engine: the body is kept in `body`"
         )
     started = time.monotonic()
-    with ExitStack() as files:
-        async with call.client() as client:
-            try:
-                response = await client.send(call.build(client, files), stream=True)
-                try:
-                    refused = await _refusal(call, response)
-                    if refused is not None:
-                        _log_exchange(context, call, response, refused[1], time.monotonic() - started)
-                        raise refused[0]
-                    data = await _read_capped(call, response)
-                finally:
-                    await response.aclose()
-            except httpx.HTTPError as error:
-                raise _network_failure(call, error) from None
+    response, data = await _exchange(context, call, started, lambda r: _read_capped(call, r))
     _log_exchange(context, call, response, len(data), time.monotonic() - started)
     body = _decode(response, data)
     if "RESPONSE_BODY" in call.logs and body:
@@ -207,20 +197,7 @@ async def download(context: TaskContext) -> Mapping[str, Any] | None:
     try:
         started = time.monotonic()
         target = folder / "body"
-        with ExitStack() as files:
-            async with call.client() as client:
-                try:
-                    response = await client.send(call.build(client, files), stream=True)
-                    try:
-                        refused = await _refusal(call, response)
-                        if refused is not None:
-                            _log_exchange(context, call, response, refused[1], time.monotonic() - started)
-                            raise refused[0]
-                        size = await _stream_to_file(call, response, target)
-                    finally:
-                        await response.aclose()
-                except httpx.HTTPError as error:
-                    raise _network_failure(call, error) from None
+        response, size = await _exchange(context, call, started, lambda r: _stream_to_file(call, r, target))
         _log_exchange(context, call, response, size, time.monotonic() - started)
         if size == 0:
             if fail_on_empty and not call.allow_failed:
@@ -237,6 +214,29 @@ async def download(context: TaskContext) -> Mapping[str, Any] | None:
         return {"uri": uri, "code": response.status_code, "length": size, "headers": _headers_map(response)}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _exchange(
+    context: TaskContext,
+    call: _Call,
+    started: float,
+    consume: Callable[[httpx.Response], Awaitable[R]],
+) -> tuple[httpx.Response, R]:
+    """Send the call, refuse a response whose code is not accepted, then let `consume` read it."""
+    with ExitStack() as files:
+        async with call.client() as client:
+            try:
+                response = await client.send(call.build(client, files), stream=True)
+                try:
+                    refused = await _refusal(call, response)
+                    if refused is not None:
+                        _log_exchange(context, call, response, refused[1], time.monotonic() - started)
+                        raise refused[0]
+                    return response, await consume(response)
+                finally:
+                    await response.aclose()
+            except httpx.HTTPError as error:
+                raise _network_failure(call, error) from None
 
 
 HANDLERS: dict[str, Any] = {
