@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-from collections.abc import Coroutine, Mapping, Sequence
+import sqlite3
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -308,7 +309,17 @@ class Engine:
         if flow.disabled:
             raise EngineCommandError(f"Flow {namespace}.{flow_id} is disabled")
         execution = self.new_execution(flow, inputs or {}, labels, parent_id=parent_id, trigger=trigger)
-        await self.store.save_execution(execution)
+        return await self.submit(flow, execution)
+
+    async def submit(
+        self, flow: Flow, execution: Execution, *, also: Callable[[sqlite3.Connection], None] | None = None
+    ) -> str:
+        """Persist a CREATED execution (with `also` in the same transaction) and start it.
+
+        When `also` raises (a trigger date that already fired), nothing is stored or started and the
+        exception propagates.
+        """
+        await self.store.save_execution(execution, also=also)
         self._persisted[execution.id] = execution
         self._live[execution.id] = (flow, execution)
         self.events.publish(ExecutionChanged(execution))

@@ -30,12 +30,21 @@ class LogsAppended:
 
 
 @dataclass(frozen=True, slots=True)
+class TriggerChanged:
+    """A trigger's state (enabled, last or next date, backfill) changed."""
+
+    namespace: str
+    flow_id: str
+    trigger_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class EngineError:
     message: str
     execution_id: str | None = None
 
 
-Event = FlowsChanged | ExecutionChanged | TaskRunChanged | LogsAppended | EngineError
+Event = FlowsChanged | ExecutionChanged | TaskRunChanged | LogsAppended | TriggerChanged | EngineError
 
 
 class EventBus:

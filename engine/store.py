@@ -1009,6 +1009,7 @@ class Store:
         logs: Sequence[LogEntry] = (),
         *,
         removed: Sequence[str] = (),
+        also: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         """Upsert the execution and its changed task runs, and append logs, in one transaction.
 
@@ -1020,6 +1021,8 @@ class Store:
             changed: The task runs created or changed since the last save.
             logs: Log lines to append in the same transaction.
             removed: Ids of task runs the execution no longer holds (deleted).
+            also: A write that belongs to the same transaction (a trigger's fire record); when it
+                raises, nothing of the execution is stored and the exception propagates.
 
         Raises:
             StoreError: The write failed (a full disk, an I/O error); nothing of it was stored.
@@ -1037,6 +1040,8 @@ class Store:
                 conn.executemany(_UPSERT_TASK_RUN, runs)
             if lines:
                 conn.executemany(_INSERT_LOG, lines)
+            if also is not None:
+                also(conn)
 
         await self._write(write)
 
