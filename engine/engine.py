@@ -13,11 +13,13 @@ import contextlib
 import dataclasses
 import os
 import sqlite3
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from engine.catalog import NAMESPACE_FILES_FOLDER, FlowCatalog
 from engine.context import build_context
 from engine.control import ControlServer
 from engine.events import EngineError, EventBus, ExecutionChanged, FlowsChanged, LogsAppended, TaskRunChanged
@@ -25,21 +27,18 @@ from engine.executor import Executor, WorkerResult
 from engine.expressions import ExpressionError, Renderer
 from engine.inputs import InputError, input_json_value, resolve_inputs
 from engine.model import Execution, Flow, Label, LogEntry, LogLevel, State, StateType, TaskRun, new_id, utcnow
-from engine.parser import FlowError, FlowParseError, parse_flow, parse_flow_file
+from engine.parser import FlowError, FlowParseError, parse_flow
 from engine.process import prefer_pidfd_child_watcher
 from engine.runner import Runner
 from engine.secrets import Masker, SecretError, Secrets
 from engine.storage import Storage, StorageError, safe_relative
 from engine.store import Store
 from engine.tasks.core import labels_of
+from engine.watcher import FlowWatcher
 from engine.tasks.registry import Kind, Registry, registry
+from engine.triggers.flow_trigger import FlowTriggers
 from engine.work import Outcome
 
-FLOW_SUFFIXES = (".yml", ".yaml")
-# Files in the flows folder that describe namespaces rather than flows.
-NAMESPACE_FILES = frozenset({"_namespace.yml", "_namespace.yaml"})
-# <flows folder>/_files/<namespace>/...: Kestra's namespace files, for namespaceFiles and read().
-NAMESPACE_FILES_FOLDER = "_files"
 LOG_FLUSH_SECONDS = 0.05
 # A task that logs faster than the store writes waits once this many lines (or characters) are
 # buffered, so that a task printing gigabytes cannot grow the engine's memory.
@@ -126,8 +125,8 @@ class Engine:
         self.registry = task_registry or registry()
         self.renderer = renderer or Renderer()
         self.events = EventBus()
-        self.flows: dict[tuple[str, str], Flow] = {}
-        self.flow_errors: dict[str, list[FlowError]] = {}
+        self.catalog = FlowCatalog(store, flows_dir)
+        self.watcher: FlowWatcher | None = None
         self.executor = Executor(self.registry, self.renderer, functions=self._functions)
         self.runner = Runner(
             self.registry,
@@ -158,6 +157,7 @@ class Engine:
         self._flush_task: asyncio.Task[None] | None = None
         self._control: ControlServer | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self.flow_triggers = FlowTriggers(self)
 
     # -- life cycle -------------------------------------------------------------------------
     @classmethod
@@ -165,11 +165,18 @@ class Engine:
         store = await Store.open(db)
         return cls(store, flows_dir=flows_dir)
 
-    async def start(self, *, control: bool = True) -> None:
-        """Load flows, start the loop, resume unfinished executions, open the control channel."""
+    async def start(self, *, control: bool = True, watch: bool = False) -> None:
+        """Load flows, start the loop, resume unfinished executions, open the control channel.
+
+        With `watch`, flow files saved, added or deleted later are picked up as they change.
+        """
         prefer_pidfd_child_watcher()
         if self.flows_dir is not None:
-            await self.load_flows(self.flows_dir)
+            await self.sync_flows()
+            if watch:
+                self.watcher = FlowWatcher(self.flows_dir, self.sync_flows)
+                await self.watcher.start()
+        await self.flow_triggers.start()
         self._loop_task = asyncio.create_task(self._loop(), name="tiercel-executor")
         self._flush_task = asyncio.create_task(self._flush_logs_forever(), name="tiercel-logs")
         await self._recover()
@@ -178,6 +185,9 @@ class Engine:
             await self._control.start()
 
     async def stop(self) -> None:
+        await self.flow_triggers.stop()
+        if self.watcher is not None:
+            await self.watcher.stop()
         if self._control is not None:
             await self._control.stop()
         await self.runner.stop()
@@ -232,48 +242,36 @@ class Engine:
                     self._spawn(self._subflow_ended((parent_id, run.id), child))
 
     # -- flows ------------------------------------------------------------------------------
+    @property
+    def flows(self) -> dict[tuple[str, str], Flow]:
+        """The current revision of every flow, by (namespace, flow id)."""
+        return self.catalog.flows
+
+    @property
+    def flow_errors(self) -> dict[str, list[FlowError]]:
+        """The errors of every broken flow or namespace file, by path."""
+        return {**self.catalog.namespaces.errors, **self.catalog.errors}
+
+    async def sync_flows(self, paths: Iterable[Path] | None = None) -> None:
+        """Bring the flows in step with their files (the given ones, or all); announce any change."""
+        if await self.catalog.sync(paths):
+            self.events.publish(FlowsChanged())
+
     async def load_flows(self, folder: Path) -> None:
-        """Parse every flow file under `folder`, store new revisions, remember errors."""
-        found: dict[tuple[str, str], Flow] = {}
-        errors: dict[str, list[FlowError]] = {}
-        for path in sorted(folder.rglob("*")):
-            if path.suffix not in FLOW_SUFFIXES or not path.is_file() or path.name in NAMESPACE_FILES:
-                continue
-            if NAMESPACE_FILES_FOLDER in path.relative_to(folder).parts[:1]:
-                continue  # namespace files are data for tasks, not flows
-            try:
-                flow = parse_flow_file(path)
-            except FlowParseError as error:
-                errors[str(path)] = error.errors
-                await self.store.save_flow_error(str(path), str(error))
-                continue
-            await self.store.save_flow_error(str(path), None)
-            if flow.uid in found:
-                errors[str(path)] = [
-                    FlowError(
-                        str(path),
-                        1,
-                        1,
-                        "",
-                        f"Flow {flow.namespace}.{flow.id} is also defined in "
-                        f"{found[flow.uid].path}: each flow id must be unique in its namespace",
-                    )
-                ]
-                continue
-            revision, _ = await self.store.save_flow(flow.namespace, flow.id, flow.source, path=str(path))
-            found[flow.uid] = flow.with_revision(revision)
-        self.flows = found
-        self.flow_errors = errors
-        self.events.publish(FlowsChanged())
+        """Read every flow file under `folder` (which becomes the flows folder)."""
+        if self.catalog.folder is None or self.catalog.folder.resolve() != folder.resolve():
+            self.catalog.folder = folder
+        await self.sync_flows()
 
     async def load_flow_file(self, path: Path) -> Flow:
         """Parse one file and make it the current revision of its flow (raises FlowParseError)."""
-        flow = parse_flow_file(path)
-        revision, _ = await self.store.save_flow(flow.namespace, flow.id, flow.source, path=str(path))
-        flow = flow.with_revision(revision)
-        self.flows[flow.uid] = flow
+        flow = await self.catalog.add_file(path)
         self.events.publish(FlowsChanged())
         return flow
+
+    async def flow_revisions(self, namespace: str, flow_id: str) -> list[tuple[int, str, datetime]]:
+        """Every stored revision of a flow, oldest first, as (revision, source, created)."""
+        return await self.store.flow_revisions(namespace, flow_id)
 
     async def flow_revision(self, namespace: str, flow_id: str, revision: int) -> Flow | None:
         """A given revision of a flow, parsed from the store (cached)."""
@@ -286,7 +284,8 @@ class Engine:
             if found is None:
                 return None
             try:
-                self._revisions[key] = parse_flow(found[1]).with_revision(found[0])
+                parsed = parse_flow(found[1], defaults=self.catalog.namespaces.plugin_defaults)
+                self._revisions[key] = parsed.with_revision(found[0])
             except FlowParseError:
                 return None
         return self._revisions[key]
@@ -748,7 +747,13 @@ class Engine:
             except (StorageError, OSError) as error:
                 raise ExpressionError(f"read(`{path}`): {error}") from None
 
-        functions: dict[str, Any] = {"errorLogs": error_logs, "kv": kv, "secret": secret, "read": read}
+        functions: dict[str, Any] = {
+            "errorLogs": error_logs,
+            "kv": kv,
+            "secret": secret,
+            "read": read,
+            "namespace": self.catalog.namespaces.context(execution.namespace),
+        }
         clear = self._secret_inputs.get(execution.id)
         if clear:
             functions["inputs"] = {**execution.inputs, **clear}
@@ -805,7 +810,7 @@ class Engine:
 
     def with_flow(self, flow: Flow) -> None:
         """Register a flow parsed elsewhere (tests, one-off files)."""
-        self.flows[flow.uid] = flow
+        self.catalog.flows[flow.uid] = flow
         self.events.publish(FlowsChanged())
 
 

@@ -260,6 +260,17 @@ class PluginDefault:
     forced: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class NamespaceSpec:
+    """A namespace declared in a `_namespace.yaml` file: what its flows (and its children's) inherit."""
+
+    id: str
+    description: str | None = None
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    plugin_defaults: tuple[PluginDefault, ...] = ()
+    path: str | None = None
+
+
 @dataclass(frozen=True)
 class Flow:
     """A parsed, valid flow revision."""

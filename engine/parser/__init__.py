@@ -17,23 +17,32 @@ from pathlib import Path
 from engine.model import DagNode, Flow, TaskSpec
 from engine.parser.context import Context, is_expression
 from engine.parser.errors import FlowError, FlowParseError
-from engine.parser.flow import build_flow
+from engine.parser.flow import NamespaceDefaults, build_flow
 from engine.parser.loader import YamlPath, format_path, load_yaml
 from engine.tasks.registry import Kind, registry
 
-__all__ = ["MAX_FLOW_BYTES", "FlowError", "FlowParseError", "parse_flow", "parse_flow_file", "validate_flows"]
+__all__ = [
+    "MAX_FLOW_BYTES",
+    "FlowError",
+    "FlowParseError",
+    "NamespaceDefaults",
+    "parse_flow",
+    "parse_flow_file",
+    "validate_flows",
+]
 
 MAX_FLOW_BYTES = 1_000_000
 
 FlowUid = tuple[str, str]
 
 
-def parse_flow(text: str, path: str | None = None) -> Flow:
+def parse_flow(text: str, path: str | None = None, *, defaults: NamespaceDefaults | None = None) -> Flow:
     """Parse and validate one flow.
 
     Args:
         text: The YAML source of the flow.
         path: The file it came from, as given (used in error messages and kept on the Flow).
+        defaults: The plugin defaults of a namespace (declared in `_namespace.yaml` files).
 
     Returns:
         The flow, with plugin defaults applied and task types resolved to their canonical names.
@@ -52,7 +61,7 @@ def parse_flow(text: str, path: str | None = None) -> Flow:
     flow: Flow | None = None
     if document.complete:
         try:
-            flow = build_flow(ctx, document.value, text, path)
+            flow = build_flow(ctx, document.value, text, path, defaults)
         except RecursionError:
             ctx.errors.append(FlowError(path, None, None, "", "The flow is nested too deeply to be checked"))
         except Exception as exc:  # a bad file must never take the engine down
@@ -63,7 +72,7 @@ def parse_flow(text: str, path: str | None = None) -> Flow:
     return flow
 
 
-def parse_flow_file(path: str | Path) -> Flow:
+def parse_flow_file(path: str | Path, *, defaults: NamespaceDefaults | None = None) -> Flow:
     """Read and parse a flow file; the Flow keeps its source text and the path as given.
 
     Raises:
@@ -89,7 +98,7 @@ def parse_flow_file(path: str | Path) -> Flow:
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         message = f"The file is not UTF-8 text (byte 0x{raw[exc.start]:02x}): save it as UTF-8"
         raise FlowParseError([FlowError(name, line, column, "", message)]) from exc
-    return parse_flow(text, name)
+    return parse_flow(text, name, defaults=defaults)
 
 
 def _too_big(path: str | None, size: int) -> FlowError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from engine.model import Flow, Label, PluginDefault
@@ -12,6 +12,9 @@ from engine.parser.inputs import parse_inputs, parse_outputs
 from engine.parser.loader import YamlPath
 from engine.parser.tasks import TaskParser, parse_retry
 from engine.parser.triggers import parse_triggers
+
+# The plugin defaults a namespace declares (engine/namespaces.py), by namespace.
+NamespaceDefaults = Callable[[str], Sequence[PluginDefault]]
 
 FLOW_KEYS = frozenset(
     {
@@ -52,8 +55,14 @@ _LISTENER_KEYS = frozenset({"conditions", "tasks", "description"})
 CONCURRENCY_BEHAVIORS = ("QUEUE", "CANCEL", "FAIL")
 
 
-def build_flow(ctx: Context, root: Any, text: str, path: str | None) -> Flow | None:
-    """Check every part of the document, reporting into `ctx`; the Flow when nothing was wrong."""
+def build_flow(
+    ctx: Context, root: Any, text: str, path: str | None, namespace_defaults: NamespaceDefaults | None = None
+) -> Flow | None:
+    """Check every part of the document, reporting into `ctx`; the Flow when nothing was wrong.
+
+    `namespace_defaults` gives the plugin defaults the flow's namespace declares; the flow's own
+    come after them, so they win.
+    """
     if not isinstance(root, dict):
         ctx.error(
             (), f"A flow is a mapping with at least `id`, `namespace` and `tasks`, not {type_name(root)}"
@@ -63,7 +72,8 @@ def build_flow(ctx: Context, root: Any, text: str, path: str | None) -> Flow | N
     ctx.unknown_keys(data, FLOW_KEYS, (), "the flow")
     flow_id = _flow_id(ctx, data)
     namespace = _namespace(ctx, data)
-    defaults = _plugin_defaults(ctx, data)
+    inherited = namespace_defaults(namespace) if namespace and namespace_defaults else ()
+    defaults = [*inherited, *plugin_defaults(ctx, data)]
     parser = TaskParser(ctx, defaults)
     if data.get("tasks") in (None, []):
         ctx.error(("tasks",), "The flow has no tasks: add at least one task under `tasks`")
@@ -133,10 +143,12 @@ def _namespace(ctx: Context, data: dict[str, Any]) -> str | None:
     return namespace
 
 
-def _plugin_defaults(ctx: Context, data: dict[str, Any]) -> list[PluginDefault]:
+def plugin_defaults(
+    ctx: Context, data: dict[str, Any], keys: tuple[str, ...] = ("taskDefaults", "pluginDefaults")
+) -> list[PluginDefault]:
     defaults: list[PluginDefault] = []
     # `taskDefaults` is the older name; `pluginDefaults` come after it so they win on conflicts.
-    for key in ("taskDefaults", "pluginDefaults"):
+    for key in keys:
         items = ctx.sequence(data.get(key), (key,), f"`{key}`")
         for index, item in enumerate(items or ()):
             path: YamlPath = (key, index)
