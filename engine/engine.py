@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.catalog import NAMESPACE_FILES_FOLDER, FlowCatalog
+from engine.concurrency import Admission, ConcurrencySlots, limit_of
 from engine.context import build_context
 from engine.control import ControlServer
 from engine.events import EngineError, EventBus, ExecutionChanged, FlowsChanged, LogsAppended, TaskRunChanged
@@ -29,14 +30,16 @@ from engine.inputs import InputError, input_json_value, resolve_inputs
 from engine.model import Execution, Flow, Label, LogEntry, LogLevel, State, StateType, TaskRun, new_id, utcnow
 from engine.parser import FlowError, FlowParseError, parse_flow
 from engine.process import prefer_pidfd_child_watcher
+from engine.replay import ReplayError, replayed
 from engine.runner import Runner
+from engine.scheduler import Clock, Scheduler
 from engine.secrets import Masker, SecretError, Secrets
 from engine.storage import Storage, StorageError, safe_relative
 from engine.store import Store
 from engine.tasks.core import labels_of
-from engine.watcher import FlowWatcher
 from engine.tasks.registry import Kind, Registry, registry
 from engine.triggers.flow_trigger import FlowTriggers
+from engine.watcher import FlowWatcher
 from engine.work import Outcome
 
 LOG_FLUSH_SECONDS = 0.05
@@ -66,6 +69,15 @@ class _Message:
     payload: Any = None
     # Commands resolve this once their effect is in the store.
     applied: asyncio.Future[None] | None = None
+
+
+def parse_state(text: Any) -> StateType:
+    """A state name from a command (any case); EngineCommandError names the choices otherwise."""
+    try:
+        return StateType(str(text).upper())
+    except ValueError:
+        choices = ", ".join(s.value for s in StateType if s.is_terminated and s is not StateType.RETRIED)
+        raise EngineCommandError(f"Unknown state `{text}`: use one of {choices}") from None
 
 
 def _closing(run: TaskRun) -> bool:
@@ -115,6 +127,7 @@ class Engine:
         renderer: Renderer | None = None,
         secrets: Secrets | None = None,
         kill_grace: float = KILL_GRACE_SECONDS,
+        clock: Clock | None = None,
     ) -> None:
         self.store = store
         self.flows_dir = flows_dir
@@ -126,6 +139,7 @@ class Engine:
         self.renderer = renderer or Renderer()
         self.events = EventBus()
         self.catalog = FlowCatalog(store, flows_dir)
+        self.slots = ConcurrencySlots()
         self.watcher: FlowWatcher | None = None
         self.executor = Executor(self.registry, self.renderer, functions=self._functions)
         self.runner = Runner(
@@ -158,6 +172,7 @@ class Engine:
         self._control: ControlServer | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.flow_triggers = FlowTriggers(self)
+        self.scheduler = Scheduler(self, clock)
 
     # -- life cycle -------------------------------------------------------------------------
     @classmethod
@@ -165,10 +180,11 @@ class Engine:
         store = await Store.open(db)
         return cls(store, flows_dir=flows_dir)
 
-    async def start(self, *, control: bool = True, watch: bool = False) -> None:
+    async def start(self, *, control: bool = True, watch: bool = False, triggers: bool = True) -> None:
         """Load flows, start the loop, resume unfinished executions, open the control channel.
 
-        With `watch`, flow files saved, added or deleted later are picked up as they change.
+        With `watch`, flow files saved, added or deleted later are picked up as they change. Without
+        `triggers` (one-off commands such as `tiercel run`), no schedule or flow trigger fires.
         """
         prefer_pidfd_child_watcher()
         if self.flows_dir is not None:
@@ -176,15 +192,19 @@ class Engine:
             if watch:
                 self.watcher = FlowWatcher(self.flows_dir, self.sync_flows)
                 await self.watcher.start()
-        await self.flow_triggers.start()
+        if triggers:
+            await self.flow_triggers.start()
         self._loop_task = asyncio.create_task(self._loop(), name="tiercel-executor")
         self._flush_task = asyncio.create_task(self._flush_logs_forever(), name="tiercel-logs")
         await self._recover()
         if control:
             self._control = ControlServer(self.store.path, self._on_control)
             await self._control.start()
+        if triggers:
+            await self.scheduler.start()
 
     async def stop(self) -> None:
+        await self.scheduler.stop()
         await self.flow_triggers.stop()
         if self.watcher is not None:
             await self.watcher.stop()
@@ -229,9 +249,20 @@ class Engine:
                     interrupted.append(run)
             self._live[execution.id] = (flow, execution)
             self._persisted[execution.id] = execution
+            if execution.state.current is StateType.QUEUED:
+                self.slots.waiting(flow, execution.id)
+            elif execution.state.current is not StateType.CREATED:
+                self.slots.holding(flow, execution.id)
             for run in interrupted:
                 self._post(_Message(execution.id, "result", WorkerResult(run.id, StateType.FAILED)))
             self._post(_Message(execution.id, "wake"))
+        # Slots freed while no engine ran go to the queued executions now.
+        queued_flows = {
+            flow.uid: flow for flow, e in self._live.values() if e.state.current is StateType.QUEUED
+        }
+        for flow in queued_flows.values():
+            for queued_id in self.slots.fill(flow):
+                self._post(_Message(queued_id, "start"))
         for parent_id, run in waiting_on:
             child_id = run.child_execution_id or ""
             self._subflow_parents[child_id] = (parent_id, run.id)
@@ -318,7 +349,7 @@ class Engine:
         When `also` raises (a trigger date that already fired), nothing is stored or started and the
         exception propagates.
         """
-        await self.store.save_execution(execution, also=also)
+        await self.store.save_execution(execution, execution.task_runs, also=also)
         self._persisted[execution.id] = execution
         self._live[execution.id] = (flow, execution)
         self.events.publish(ExecutionChanged(execution))
@@ -418,6 +449,43 @@ class Engine:
         self._live[execution_id] = (flow, execution)
         self._persisted[execution_id] = execution
         await self._apply_command(_Message(execution_id, "restart"))
+
+    async def replay(
+        self, execution_id: str, task_run_id: str | None = None, *, revision: int | None = None
+    ) -> str:
+        """Start a new execution from a chosen task run of an ended one (or from the start); its id."""
+        source = await self.execution(execution_id)
+        if source is None:
+            raise EngineCommandError(f"No execution {execution_id}")
+        wanted = revision or source.flow_revision
+        flow = await self.flow_revision(source.namespace, source.flow_id, wanted)
+        if flow is None:
+            raise EngineCommandError(f"Flow {source.namespace}.{source.flow_id} has no revision {wanted}")
+        try:
+            execution = replayed(source, task_run_id, utcnow(), flow.revision)
+        except ReplayError as error:
+            raise EngineCommandError(str(error)) from None
+        return await self.submit(flow, execution)
+
+    async def change_status(self, execution_id: str, state: StateType) -> None:
+        """Set the state of an ended execution by hand (Kestra's change status), with a log line."""
+        if not state.is_terminated or state is StateType.RETRIED:
+            raise EngineCommandError(
+                f"An execution can be set to SUCCESS, WARNING, FAILED, KILLED or CANCELLED, not {state}"
+            )
+        execution = await self.execution(execution_id)
+        if execution is None:
+            raise EngineCommandError(f"No execution {execution_id}")
+        if execution_id in self._live or not execution.state.current.is_terminated:
+            raise EngineCommandError(
+                f"Execution {execution_id} is {execution.state.current}: only ended executions change status"
+            )
+        if execution.state.current is state:
+            return
+        changed = execution.to(state)
+        note = f"Status changed by hand from {execution.state.current} to {state}"
+        await self.store.save_execution(changed, (), [self._entry(execution, None, note, LogLevel.INFO)])
+        self.events.publish(ExecutionChanged(changed))
 
     async def _require(self, execution_id: str) -> Execution:
         live = self._live.get(execution_id)
@@ -565,6 +633,13 @@ class Engine:
         now = utcnow()
         executor = self.executor
         message = messages[0]
+        if message.kind in ("start", "wake") and execution.state.current in (
+            StateType.CREATED,
+            StateType.QUEUED,
+        ):
+            held = self._held_back(flow, execution, now)
+            if held is not None:
+                return held
         if message.kind == "result":
             return executor.apply_results(flow, execution, [m.payload for m in messages], now)
         if message.kind == "kill":
@@ -576,6 +651,28 @@ class Engine:
         if message.kind == "link":
             return executor.link_subflow(flow, execution, now, *message.payload)
         return executor.advance(flow, execution, now)
+
+    def _held_back(self, flow: Flow, execution: Execution, now: datetime) -> Outcome | None:
+        """Apply the flow's concurrency limit to an execution about to start; None lets it start."""
+        admission = self.slots.admit(flow, execution.id)
+        if admission is Admission.RUN:
+            return None
+        if admission is Admission.QUEUE:
+            queued = (
+                execution
+                if execution.state.current is StateType.QUEUED
+                else execution.to(StateType.QUEUED, now)
+            )
+            return Outcome(queued)
+        limit = limit_of(flow)
+        if admission is Admission.CANCEL:
+            message = f"Cancelled: the flow's concurrency limit ({limit}) is reached"
+            return Outcome(
+                execution.to(StateType.CANCELLED, now),
+                logs=[self._entry(execution, None, message, LogLevel.WARN)],
+            )
+        message = f"Failed: the flow's concurrency limit ({limit}) is reached"
+        return Outcome(execution.to(StateType.FAILED, now), logs=[self._entry(execution, None, message)])
 
     def _schedule(self, execution_id: str, wake_at: Any) -> None:
         timer = self._timers.pop(execution_id, None)
@@ -598,6 +695,10 @@ class Engine:
     def _notify(self, execution: Execution) -> None:
         ended = execution.state.current.is_terminated
         if ended:
+            live = self._live.get(execution.id)
+            if live is not None:
+                for queued_id in self.slots.release(live[0], execution.id):
+                    self._post(_Message(queued_id, "start"))
             self._live.pop(execution.id, None)
             self._persisted.pop(execution.id, None)
             self._errors.pop(execution.id, None)
@@ -790,6 +891,13 @@ class Engine:
                 await self.resume(execution_id, request.get("inputs") or {})
             elif command == "restart":
                 await self.restart(execution_id)
+            elif command == "replay":
+                new = await self.replay(
+                    execution_id, request.get("taskRunId"), revision=request.get("revision")
+                )
+                return {"ok": True, "executionId": new}
+            elif command == "change-status":
+                await self.change_status(execution_id, parse_state(request.get("state")))
             else:
                 return {"ok": False, "error": f"unknown command `{command}`"}
         except (EngineCommandError, InputError) as error:
