@@ -103,7 +103,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     engine = await _engine_or_none(store, flows_dir)
     if engine is None:
         return EXIT_USAGE
-    await engine.start()
+    await engine.start(triggers=False)
     try:
         if file is not None:
             # The file named on the command line is what runs, whatever else the folder holds.
@@ -211,79 +211,37 @@ def flow_files(paths: Sequence[str]) -> list[Path]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from engine.catalog import NAMESPACE_FILES_FOLDER
+    from engine.namespaces import NAMESPACE_FILES, Namespaces
     from engine.parser import FlowParseError, parse_flow_file, validate_flows
 
-    files = flow_files(args.paths or [str(default_flows_dir())])
+    paths = args.paths or [str(default_flows_dir())]
+    files = [f for f in flow_files(paths) if NAMESPACE_FILES_FOLDER not in f.parts]
+    # Namespace declarations are checked, and give their plugin defaults to the flows below them.
+    namespaces = Namespaces()
+    for folder in {Path(p) for p in paths if Path(p).is_dir()}:
+        namespaces.load(folder)
     flows = []
     failed = 0
     for file in files:
+        if file.name in NAMESPACE_FILES:
+            problems = namespaces.errors.get(str(file))
+            failed += bool(problems)
+            say("\n".join(str(p) for p in problems) if problems else f"OK {file} (namespace)")
+            continue
         try:
-            flow = parse_flow_file(file)
+            flow = parse_flow_file(file, defaults=namespaces.plugin_defaults)
         except FlowParseError as error:
             failed += 1
             say(str(error))
             continue
         flows.append(flow)
         say(f"OK {file} ({flow.namespace}.{flow.id})")
-    for error in validate_flows(flows):
+    for problem in validate_flows(flows):
         failed += 1
-        say(str(error))
+        say(str(problem))
     say(f"{len(files)} files, {failed} invalid", err=True)
     return EXIT_FAILED if failed else EXIT_OK
-
-
-def _load_folder(folder: Path) -> tuple[list[Any], list[Any]]:
-    from engine.parser import FlowParseError, parse_flow_file
-
-    flows, errors = [], []
-    for file in flow_files([str(folder)]):
-        try:
-            flows.append(parse_flow_file(file))
-        except FlowParseError as error:
-            errors.append((file, error))
-    return flows, errors
-
-
-def cmd_flows(args: argparse.Namespace) -> int:
-    folder = Path(args.flows) if args.flows else default_flows_dir()
-    flows, errors = _load_folder(folder)
-    if args.json:
-        rows = [
-            {
-                "namespace": f.namespace,
-                "id": f.id,
-                "path": f.path,
-                "tasks": len(f.tasks),
-                "triggers": [t.id for t in f.triggers],
-                "disabled": f.disabled,
-            }
-            for f in flows
-        ] + [{"path": str(file), "errors": [str(e) for e in error.errors]} for file, error in errors]
-        say(json.dumps(rows, indent=2))
-        return EXIT_OK
-    for flow in sorted(flows, key=lambda f: (f.namespace, f.id)):
-        triggers = ",".join(t.id for t in flow.triggers) or "-"
-        say(f"{flow.namespace:<32} {flow.id:<32} tasks={len(flow.tasks):<3} triggers={triggers}  {flow.path}")
-    for file, error in errors:
-        say(f"INVALID {file}: {error.errors[0] if error.errors else error}")
-    return EXIT_OK
-
-
-def cmd_namespaces(args: argparse.Namespace) -> int:
-    folder = Path(args.flows) if args.flows else default_flows_dir()
-    flows, _ = _load_folder(folder)
-    tree: dict[str, list[str]] = {}
-    for flow in flows:
-        parts = flow.namespace.split(".")
-        for depth in range(1, len(parts) + 1):
-            tree.setdefault(".".join(parts[:depth]), [])
-        tree[flow.namespace].append(flow.id)
-    for namespace in sorted(tree):
-        depth = namespace.count(".")
-        say("  " * depth + namespace.rsplit(".", 1)[-1] + f"  ({namespace})")
-        for flow_id in sorted(tree[namespace]):
-            say("  " * (depth + 1) + f"- {flow_id}")
-    return EXIT_OK
 
 
 # -- executions / logs ------------------------------------------------------------------------------
@@ -359,7 +317,7 @@ async def cmd_logs(args: argparse.Namespace) -> int:
 
 
 async def cmd_control(args: argparse.Namespace) -> int:
-    from engine.engine import EngineCommandError
+    from engine.engine import EngineCommandError, parse_state
     from engine.model import StateType
     from engine.store import Store, StoreError, StoreLockedError
 
@@ -367,25 +325,36 @@ async def cmd_control(args: argparse.Namespace) -> int:
     if not db.exists():
         raise UsageError(f"no database at {db} (give --db or set TIERCEL_DB)")
     inputs = parse_pairs(getattr(args, "input", None) or [], "--input")
+    request: dict[str, Any] = {"command": args.command, "executionId": args.execution_id, "inputs": inputs}
+    if args.command == "replay":
+        request.update(taskRunId=args.from_task_run, revision=args.revision)
+    if args.command == "change-status":
+        request["state"] = args.state
     try:
         store = await Store.open(db)
     except StoreLockedError:
-        return await _control_running_engine(db, args.command, args.execution_id, inputs)
+        return await _control_running_engine(db, request)
     except StoreError as error:
         say(f"tiercel: {error}", err=True)
         return EXIT_USAGE
     engine = await _engine_or_none(store, None)
     if engine is None:
         return EXIT_USAGE
-    await engine.start(control=False)
+    await engine.start(control=False, triggers=False)
     try:
+        execution_id = args.execution_id
         if args.command == "kill":
-            await engine.kill(args.execution_id)
+            await engine.kill(execution_id)
         elif args.command == "resume":
-            await engine.resume(args.execution_id, inputs)
+            await engine.resume(execution_id, inputs)
+        elif args.command == "replay":
+            execution_id = await engine.replay(execution_id, args.from_task_run, revision=args.revision)
+            say(f"Execution {execution_id} replays {args.execution_id}", err=True)
+        elif args.command == "change-status":
+            await engine.change_status(execution_id, parse_state(args.state))
         else:
-            await engine.restart(args.execution_id)
-        execution = await engine.wait(args.execution_id, until_paused=True)
+            await engine.restart(execution_id)
+        execution = await engine.wait(execution_id, until_paused=True)
     except EngineCommandError as error:
         say(f"tiercel: {error}", err=True)
         return EXIT_FAILED
@@ -393,26 +362,29 @@ async def cmd_control(args: argparse.Namespace) -> int:
         await engine.stop()
     state = execution.state.current
     say(f"Execution {execution.id} is {state.value}")
-    if state in (StateType.SUCCESS, StateType.WARNING, StateType.KILLED) and args.command == "kill":
+    if args.command == "change-status" or (args.command == "kill" and state.is_terminated):
         return EXIT_OK
     if state in (StateType.SUCCESS, StateType.WARNING):
         return EXIT_OK
     return EXIT_PAUSED if state is StateType.PAUSED else EXIT_FAILED
 
 
-async def _control_running_engine(db: Path, command: str, execution_id: str, inputs: dict[str, str]) -> int:
+async def _control_running_engine(db: Path, request: dict[str, Any]) -> int:
     """Hand the command to the engine that owns the database, through its control channel."""
     from engine.control import send
 
+    command = request["command"]
     try:
-        reply = await send(db, {"command": command, "executionId": execution_id, "inputs": inputs})
+        reply = await send(db, request)
     except OSError as error:
         say(f"tiercel: {db} is owned by another Tiercel process that does not answer ({error})", err=True)
         return EXIT_FAILED
     if not reply.get("ok"):
         say(f"tiercel: {reply.get('error')}", err=True)
         return EXIT_FAILED
-    say(f"{command} sent to the engine running on {db}")
+    if reply.get("executionId"):
+        say(str(reply["executionId"]))
+    say(f"{command} sent to the engine running on {db}", err=bool(reply.get("executionId")))
     return EXIT_OK
 
 
@@ -470,12 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check flow files and folders")
     validate.add_argument("paths", nargs="*")
 
-    flows = sub.add_parser("flows", help="list the flows of a folder")
-    flows.add_argument("--flows")
-    flows.add_argument("--json", action="store_true")
+    from app.cli_flows import add_parsers as add_flow_parsers
+    from app.server import add_parser as add_server_parser
 
-    namespaces = sub.add_parser("namespaces", help="show the namespace tree")
-    namespaces.add_argument("--flows")
+    add_flow_parsers(sub)
+    add_server_parser(sub)
 
     executions = sub.add_parser("executions", help="list executions, newest first")
     executions.add_argument("--db")
@@ -502,6 +473,17 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "resume":
             command.add_argument("--input", action="append", metavar="KEY=VALUE")
         command.add_argument("execution_id")
+    replay = sub.add_parser(
+        "replay", help="run an ended execution again, from a chosen task run or the start"
+    )
+    replay.add_argument("--db")
+    replay.add_argument("--from", dest="from_task_run", metavar="TASKRUN_ID")
+    replay.add_argument("--revision", type=int, help="the flow revision to replay with (default: the same)")
+    replay.add_argument("execution_id")
+    change = sub.add_parser("change-status", help="set the state of an ended execution")
+    change.add_argument("--db")
+    change.add_argument("execution_id")
+    change.add_argument("state", help="SUCCESS, WARNING, FAILED, KILLED or CANCELLED")
     return parser
 
 
@@ -516,15 +498,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(cmd_run(args))
         if command == "validate":
             return cmd_validate(args)
-        if command == "flows":
-            return cmd_flows(args)
-        if command == "namespaces":
-            return cmd_namespaces(args)
+        if command in ("flows", "namespaces", "revisions"):
+            from app import cli_flows
+
+            handler = {"flows": cli_flows.cmd_flows, "namespaces": cli_flows.cmd_namespaces}
+            return asyncio.run(handler.get(command, cli_flows.cmd_revisions)(args))
+        if command == "server":
+            from app.server import cmd_server
+
+            return asyncio.run(cmd_server(args))
         if command == "executions":
             return asyncio.run(cmd_executions(args))
         if command == "logs":
             return asyncio.run(cmd_logs(args))
-        if command in ("kill", "resume", "restart"):
+        if command in ("kill", "resume", "restart", "replay", "change-status"):
             return asyncio.run(cmd_control(args))
         return cmd_ui(args)
     except UsageError as error:

@@ -721,3 +721,148 @@ def test_importing_the_cli_does_not_import_textual() -> None:
     assert result.returncode == 0, result.stderr
     assert "app.cli" in result.stderr
     assert not re.search(r"\|\s*textual(\.|$)", result.stderr, re.MULTILINE)
+
+
+# -- revisions, replay, change-status, server ------------------------------------------------------------
+
+
+def test_revisions_list_show_and_diff(flows_dir: Path, tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    file = write(flows_dir, "hello.yml", HELLO)
+    assert tiercel("run", "--db", db, file).returncode == 0
+    write(flows_dir, "hello.yml", HELLO.replace("Hello,", "Good morning,"))
+    assert tiercel("run", "--db", db, file).returncode == 0
+
+    listed = tiercel("revisions", "--db", db, "acme", "hello")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == ["1", "2"]
+    shown = tiercel("revisions", "--db", db, "--show", "1", "acme", "hello")
+    assert "Hello, {{ inputs.name }}" in shown.stdout
+    diff = tiercel("revisions", "--db", db, "--diff", "1", "acme", "hello")
+    assert diff.returncode == 0
+    assert "--- revision 1" in diff.stdout and "+++ revision 2" in diff.stdout
+    assert '-    message: "Hello, {{ inputs.name }}"' in diff.stdout
+    assert '+    message: "Good morning, {{ inputs.name }}"' in diff.stdout
+    missing = tiercel("revisions", "--db", db, "--show", "7", "acme", "hello")
+    assert missing.returncode == 2 and "no revision 7" in missing.stderr
+
+    rows = json.loads(tiercel("flows", "--flows", flows_dir, "--db", db, "--json").stdout)
+    assert [(r["id"], r["revision"], r["editedSinceRevision"]) for r in rows] == [("hello", 2, False)]
+    write(flows_dir, "hello.yml", HELLO.replace("Hello,", "Hi,"))
+    rows = json.loads(tiercel("flows", "--flows", flows_dir, "--db", db, "--json").stdout)
+    assert [(r["id"], r["revision"], r["editedSinceRevision"]) for r in rows] == [("hello", 2, True)]
+
+
+def test_replay_from_a_task_run_and_change_status(flows_dir: Path, tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    file = write(flows_dir, "gated.yml", GATED)
+    code, failed = run_json("--db", db, file)
+    assert code == 1 and failed["state"]["current"] == "FAILED"
+    gate = task_run(failed, "gate")
+
+    replay = tiercel("replay", "--db", db, "--from", gate["id"], failed["id"], env=clean_env(ENV_GO="yes"))
+    assert replay.returncode == 0, replay.stderr
+    [second] = [e for e in executions(db) if e["id"] != failed["id"]]
+    assert second["originalId"] == failed["id"]
+    assert second["state"]["current"] == "SUCCESS"
+    assert task_run(second, "first")["state"]["current"] == "SUCCESS"
+    assert task_run(second, "last")["state"]["current"] == "SUCCESS"
+
+    bad = tiercel("replay", "--db", db, "--from", "nope", failed["id"])
+    assert bad.returncode == 1 and "no task run nope" in bad.stderr
+
+    changed = tiercel("change-status", "--db", db, failed["id"], "success")
+    assert changed.returncode == 0, changed.stderr
+    assert next(e for e in executions(db) if e["id"] == failed["id"])["state"]["current"] == "SUCCESS"
+    wrong = tiercel("change-status", "--db", db, failed["id"], "sideways")
+    assert wrong.returncode == 1 and "Unknown state `sideways`" in wrong.stderr
+
+
+WEBHOOK = """
+id: hook
+namespace: acme.web
+tasks:
+  - id: said
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ trigger.body.name }}"
+triggers:
+  - id: incoming
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: s3cretKey
+"""
+
+
+def test_server_serves_webhooks_watches_flows_and_stops_on_sigterm(
+    flows_dir: Path, tmp_path: Path, background: list[Any]
+) -> None:
+    import httpx
+
+    db = tmp_path / "t.db"
+    write(flows_dir, "hook.yml", WEBHOOK)
+    server = start("server", "--flows", flows_dir, "--db", db, "--port", "0")
+    background.append(server)
+    banner = read_until(server.stderr, b"webhooks on http://", timeout=20)
+    banner += read_until(server.stderr, b"\n", timeout=5)
+    url = re.search(rb"webhooks on (http://[\d.]+:\d+)", banner)
+    assert url is not None, banner
+    base = url.group(1).decode()
+
+    answer = httpx.post(f"{base}/api/v1/executions/webhook/acme.web/hook/s3cretKey", json={"name": "ada"})
+    assert answer.status_code == 200, answer.text
+    execution_id = answer.json()["id"]
+    assert httpx.post(f"{base}/api/v1/executions/webhook/acme.web/hook/wrong", json={}).status_code == 404
+
+    # A flow saved while the server runs is picked up: the next webhook runs the new revision.
+    write(flows_dir, "hook.yml", WEBHOOK.replace("trigger.body.name", "trigger.body.name | upper"))
+    deadline = time.monotonic() + 10
+    while True:
+        rows = json.loads(tiercel("flows", "--flows", flows_dir, "--db", db, "--json").stdout)
+        if rows[0]["revision"] == 2 and not rows[0]["editedSinceRevision"]:
+            break
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.1)
+    second = httpx.post(f"{base}/api/v1/executions/webhook/acme.web/hook/s3cretKey", json={"name": "ada"})
+    assert second.status_code == 200
+
+    # The server owns the database: a second engine is refused, commands go through the control channel.
+    busy = tiercel("run", "--db", db, "acme.web", "hook", "--flows", flows_dir)
+    assert busy.returncode == 2
+
+    deadline = time.monotonic() + 15
+    while True:
+        done = {e["id"]: e for e in executions(db) if e["state"]["current"] == "SUCCESS"}
+        if len(done) == 2:
+            break
+        assert time.monotonic() < deadline, executions(db)
+        time.sleep(0.1)
+    assert task_run(done[execution_id], "said")["outputs"] == {"value": "ada"}
+    assert {task_run(e, "said")["outputs"]["value"] for e in done.values()} == {"ada", "ADA"}
+
+    server.send_signal(15)
+    _, err = server.communicate(timeout=15)
+    assert server.returncode == 0, err
+    assert b"stopping" in err
+    # The database is free again.
+    assert tiercel("run", "--db", db, "--flows", flows_dir, "acme.web", "hook").returncode != 2
+
+
+def test_namespaces_show_declared_variables_and_kv_keys(flows_dir: Path, tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    write(flows_dir, "acme/_namespace.yaml", "description: The company\nvariables:\n  region: eu\n")
+    kv = """
+    id: keeper
+    namespace: acme.ops
+    tasks:
+      - id: put
+        type: io.kestra.plugin.core.kv.Set
+        key: last_run
+        value: today
+    """
+    file = write(flows_dir, "acme/keeper.yml", kv)
+    assert tiercel("run", "--db", db, "--flows", flows_dir, file).returncode == 0
+    result = tiercel("namespaces", "--flows", flows_dir, "--db", db)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^acme  \(acme\)  The company$", result.stdout, re.M), result.stdout
+    assert re.search(r"^  var region = \"eu\"$", result.stdout, re.M), result.stdout
+    assert re.search(r"^    kv  last_run$", result.stdout, re.M), result.stdout
+    assert tiercel("validate", flows_dir).returncode == 0

@@ -1,0 +1,201 @@
+"""`tiercel flows`, `namespaces` and `revisions`: what a flows folder holds and what the store kept of it.
+
+The folder is the truth for what exists now; the database (read-only, and only when it exists) adds
+revisions and KV keys. Neither command needs the engine, so they work beside a running dashboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+from pathlib import Path
+from typing import Any
+
+from app.cli import EXIT_FAILED, EXIT_OK, UsageError, default_flows_dir, flow_files, resolve_db, say
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    flows = sub.add_parser("flows", help="list the flows of a folder, with their revisions and errors")
+    flows.add_argument("--flows")
+    flows.add_argument("--db")
+    flows.add_argument("--json", action="store_true")
+
+    namespaces = sub.add_parser(
+        "namespaces", help="show the namespace tree with flows, variables and KV keys"
+    )
+    namespaces.add_argument("--flows")
+    namespaces.add_argument("--db")
+
+    revisions = sub.add_parser("revisions", help="list, show or diff the stored revisions of a flow")
+    revisions.add_argument("--flows")
+    revisions.add_argument("--db")
+    revisions.add_argument("--show", type=int, metavar="N", help="print revision N")
+    revisions.add_argument("--diff", type=int, metavar="A", help="diff revision A against the next one")
+    revisions.add_argument("--to", type=int, metavar="B", help="with --diff: against revision B instead")
+    revisions.add_argument("namespace")
+    revisions.add_argument("flow_id")
+
+
+def _folder(args: argparse.Namespace) -> Path:
+    folder = Path(args.flows) if args.flows else default_flows_dir()
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such flows folder")
+    return folder
+
+
+async def _stored(args: argparse.Namespace, folder: Path) -> Any:
+    """The store, read-only, or None when there is no database yet."""
+    from engine.store import Store
+
+    db = resolve_db(args.db, folder)
+    return await Store.open(db, readonly=True) if db.exists() else None
+
+
+def _parse_folder(folder: Path) -> tuple[list[Any], list[tuple[Path, Any]], Any]:
+    from engine.catalog import is_flow_file
+    from engine.namespaces import Namespaces
+    from engine.parser import FlowParseError, parse_flow_file
+
+    namespaces = Namespaces()
+    namespaces.load(folder)
+    flows, errors = [], []
+    for file in flow_files([str(folder)]):
+        if not is_flow_file(folder, file):
+            continue
+        try:
+            flows.append(parse_flow_file(file, defaults=namespaces.plugin_defaults))
+        except FlowParseError as error:
+            errors.append((file, error))
+    errors += [(Path(path), FlowParseError(found)) for path, found in namespaces.errors.items()]
+    return flows, errors, namespaces
+
+
+async def cmd_flows(args: argparse.Namespace) -> int:
+    folder = _folder(args)
+    flows, errors, _ = _parse_folder(folder)
+    store = await _stored(args, folder)
+    revisions: dict[tuple[str, str], tuple[int, bool]] = {}
+    try:
+        for flow in flows:
+            found = await store.flow_source(flow.namespace, flow.id) if store else None
+            if found is not None:
+                revisions[flow.uid] = (found[0], found[1] != flow.source)
+    finally:
+        if store is not None:
+            await store.close()
+    rows = []
+    for flow in sorted(flows, key=lambda f: (f.namespace, f.id)):
+        revision, edited = revisions.get(flow.uid, (None, False))
+        rows.append(
+            {
+                "namespace": flow.namespace,
+                "id": flow.id,
+                "revision": revision,
+                "editedSinceRevision": edited,
+                "path": flow.path,
+                "tasks": len(flow.tasks),
+                "triggers": [t.id for t in flow.triggers],
+                "disabled": flow.disabled,
+            }
+        )
+    problems = [{"path": str(file), "errors": [str(e) for e in error.errors]} for file, error in errors]
+    if args.json:
+        say(json.dumps(rows + problems, indent=2))
+        return EXIT_OK
+    for row in rows:
+        shown = (
+            "-"
+            if row["revision"] is None
+            else f"{row['revision']}{'*' if row['editedSinceRevision'] else ''}"
+        )
+        triggers = ",".join(row["triggers"]) or "-"
+        say(
+            f"{row['namespace']:<28} {row['id']:<28} rev={shown:<4} tasks={row['tasks']:<3} "
+            f"triggers={triggers}  {row['path']}"
+        )
+    if any(row["editedSinceRevision"] for row in rows):
+        say(
+            "* the file changed since that revision; a running engine stores the new one as it sees it",
+            err=True,
+        )
+    for problem in problems:
+        say(f"INVALID {problem['path']}: {problem['errors'][0] if problem['errors'] else ''}")
+    return EXIT_OK
+
+
+async def cmd_namespaces(args: argparse.Namespace) -> int:
+    folder = _folder(args)
+    flows, _, namespaces = _parse_folder(folder)
+    tree: dict[str, list[str]] = {}
+    for name in [flow.namespace for flow in flows] + list(namespaces.declared):
+        parts = name.split(".")
+        for depth in range(1, len(parts) + 1):
+            tree.setdefault(".".join(parts[:depth]), [])
+    for flow in flows:
+        tree[flow.namespace].append(flow.id)
+    store = await _stored(args, folder)
+    try:
+        for namespace in sorted(tree):
+            depth = namespace.count(".")
+            pad = "  " * (depth + 1)
+            description = namespaces.description(namespace)
+            say(
+                "  " * depth
+                + namespace.rsplit(".", 1)[-1]
+                + f"  ({namespace})"
+                + (f"  {description}" if description else "")
+            )
+            declared = namespaces.declared.get(namespace)
+            for key, value in (declared.variables if declared else {}).items():
+                say(f"{pad}var {key} = {json.dumps(value)}")
+            for key in await store.kv_keys(namespace) if store else []:
+                say(f"{pad}kv  {key}")
+            for flow_id in sorted(tree[namespace]):
+                say(f"{pad}- {flow_id}")
+    finally:
+        if store is not None:
+            await store.close()
+    return EXIT_OK
+
+
+async def cmd_revisions(args: argparse.Namespace) -> int:
+    folder = Path(args.flows) if args.flows else default_flows_dir()
+    store = await _stored(args, folder)
+    if store is None:
+        raise UsageError(f"no database at {resolve_db(args.db, folder)} (give --db or set TIERCEL_DB)")
+    try:
+        revisions = await store.flow_revisions(args.namespace, args.flow_id)
+    finally:
+        await store.close()
+    if not revisions:
+        say(f"tiercel: no stored revision of {args.namespace}.{args.flow_id}", err=True)
+        return EXIT_FAILED
+    sources = {revision: source for revision, source, _ in revisions}
+    wanted = [n for n in (args.show, args.diff, args.to) if n is not None]
+    missing = [n for n in wanted if n not in sources]
+    if missing:
+        raise UsageError(
+            f"{args.namespace}.{args.flow_id} has no revision {missing[0]} (it has 1 to {max(sources)})"
+        )
+    if args.show is not None:
+        say(sources[args.show].rstrip("\n"))
+        return EXIT_OK
+    if args.diff is not None:
+        before = args.diff
+        after = args.to if args.to is not None else before + 1
+        if after not in sources:
+            raise UsageError(f"{args.namespace}.{args.flow_id} has no revision {after}")
+        lines = difflib.unified_diff(
+            sources[before].splitlines(keepends=True),
+            sources[after].splitlines(keepends=True),
+            fromfile=f"revision {before}",
+            tofile=f"revision {after}",
+        )
+        say("".join(lines).rstrip("\n"))
+        return EXIT_OK
+    from engine.model import iso
+
+    for revision, source, created in revisions:
+        say(f"{revision:>4}  {iso(created)}  {len(source.splitlines())} lines")
+    return EXIT_OK

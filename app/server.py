@@ -1,0 +1,73 @@
+"""`tiercel server`: the engine, the flows watcher, the triggers and the webhook port, with no screen.
+
+It runs until SIGTERM or SIGINT, then stops cleanly: no new executions start, running tasks are
+stopped and every state reached is stored, so the next engine on the database carries on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from pathlib import Path
+
+from app.cli import EXIT_OK, EXIT_USAGE, UsageError, default_flows_dir, resolve_db, say
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    server = sub.add_parser(
+        "server", help="run the engine, watcher, scheduler and webhooks without the dashboard"
+    )
+    server.add_argument("--flows", help="flows folder (default: ./flows or .)")
+    server.add_argument("--db", help="database file (default: .tiercel/tiercel.db beside the flows folder)")
+    server.add_argument("--host", default="127.0.0.1", help="address for webhooks (default: 127.0.0.1)")
+    server.add_argument(
+        "--port", type=int, default=8080, help="port for webhooks (default: 8080; 0: any free)"
+    )
+
+
+async def cmd_server(args: argparse.Namespace) -> int:
+    from engine.engine import Engine
+    from engine.secrets import SecretError
+    from engine.store import Store, StoreError
+    from engine.webhook import WebhookServer
+
+    flows_dir = Path(args.flows) if args.flows else default_flows_dir()
+    if not flows_dir.is_dir():
+        raise UsageError(f"{flows_dir}: no such flows folder")
+    db = resolve_db(args.db, flows_dir)
+    try:
+        store = await Store.open(db)
+    except StoreError as error:
+        say(f"tiercel: {error}", err=True)
+        return EXIT_USAGE
+    try:
+        engine = Engine(store, flows_dir=flows_dir)
+    except SecretError as error:
+        await store.close()
+        say(f"tiercel: {error}", err=True)
+        return EXIT_USAGE
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    webhooks = WebhookServer(engine, args.host, args.port)
+    await engine.start(watch=True)
+    try:
+        try:
+            await webhooks.start()
+        except OSError as error:
+            say(f"tiercel: cannot listen on {args.host}:{args.port}: {error.strerror or error}", err=True)
+            return EXIT_USAGE
+        errors = sum(len(found) for found in engine.flow_errors.values())
+        say(
+            f"tiercel server: {len(engine.flows)} flows from {flows_dir} ({errors} errors), database {db}, "
+            f"webhooks on {webhooks.url}",
+            err=True,
+        )
+        await stopping.wait()
+        say("tiercel server: stopping", err=True)
+    finally:
+        await webhooks.stop()
+        await engine.stop()
+    return EXIT_OK
