@@ -1244,3 +1244,179 @@ class Store:
         size = len(prefix) if prefix is not None else 0
         rows = await self._fetchall(_SELECT_KV_KEYS, (namespace, iso(utcnow()), prefix, size, prefix))
         return [str(row[0]) for row in rows]
+
+    # -- flow trigger windows --------------------------------------------------------------------
+    # A Flow trigger's preconditions: the condition keys satisfied within the current time window,
+    # and the merged outputs of the executions that satisfied them. Keyed by the flow, the trigger
+    # and the preconditions id; `end` is inclusive.
+
+    async def flow_trigger_window(
+        self, namespace: str, flow_id: str, trigger_id: str, condition_id: str
+    ) -> tuple[datetime, datetime, list[str], dict[str, Any]] | None:
+        """The stored window as (start, end, satisfied condition keys, merged outputs), or None."""
+        rows = await self._fetchall(
+            "SELECT start_date, end_date, results, outputs FROM flow_trigger_windows "
+            "WHERE namespace = ? AND flow_id = ? AND trigger_id = ? AND condition_id = ?",
+            (namespace, flow_id, trigger_id, condition_id),
+        )
+        if not rows:
+            return None
+        start, end, results, outputs = rows[0]
+        return parse_iso(start), parse_iso(end), list(_loads(results)), dict(_loads(outputs))
+
+    async def save_flow_trigger_window(
+        self,
+        namespace: str,
+        flow_id: str,
+        trigger_id: str,
+        condition_id: str,
+        window: tuple[datetime, datetime, Sequence[str], Mapping[str, Any]],
+    ) -> None:
+        """Create or replace a window (start, end, satisfied condition keys, merged outputs)."""
+        start, end, results, outputs = window
+        params = (
+            namespace,
+            flow_id,
+            trigger_id,
+            condition_id,
+            iso(start),
+            iso(end),
+            _dumps(sorted(results)),
+            _dumps(dict(outputs)),
+            iso(utcnow()),
+        )
+        await self._write(
+            _statement(
+                "INSERT OR REPLACE INTO flow_trigger_windows (namespace, flow_id, trigger_id, condition_id, "
+                "start_date, end_date, results, outputs, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                params,
+            )
+        )
+
+    async def delete_flow_trigger_window(
+        self, namespace: str, flow_id: str, trigger_id: str, condition_id: str
+    ) -> None:
+        await self._write(
+            _statement(
+                "DELETE FROM flow_trigger_windows "
+                "WHERE namespace = ? AND flow_id = ? AND trigger_id = ? AND condition_id = ?",
+                (namespace, flow_id, trigger_id, condition_id),
+            )
+        )
+
+    async def purge_flow_trigger_windows(self, now: datetime) -> None:
+        """Delete every window that ended before `now`."""
+        await self._write(_statement("DELETE FROM flow_trigger_windows WHERE end_date < ?", (iso(now),)))
+
+    # -- triggers ------------------------------------------------------------------------------
+
+    async def trigger_rows(self) -> list[TriggerRow]:
+        """The stored state of every trigger."""
+        return [_trigger_row(row) for row in await self._fetchall(_SELECT_TRIGGERS)]
+
+    async def save_trigger(self, row: TriggerRow) -> None:
+        """Insert or replace one trigger's state."""
+        await self._write(_statement(_UPSERT_TRIGGER, _trigger_params(row)))
+
+    @staticmethod
+    def fire_write(row: TriggerRow, date_key: str, execution_id: str) -> Callable[[sqlite3.Connection], None]:
+        """A write recording that `date_key` of a trigger fired `execution_id`, and its new state.
+
+        Meant as `save_execution(also=...)`: it raises AlreadyFiredError when that date already fired,
+        so the execution is not stored either.
+        """
+        fire = (row.namespace, row.flow_id, row.trigger_id, date_key, execution_id)
+        state = _trigger_params(row)
+
+        def write(conn: sqlite3.Connection) -> None:
+            if conn.execute(_INSERT_FIRE, fire).rowcount == 0:
+                where = f"{row.namespace}.{row.flow_id} trigger {row.trigger_id}"
+                raise AlreadyFiredError(f"{where} already fired at {date_key}")
+            conn.execute(_UPSERT_TRIGGER, state)
+
+        return write
+
+    async def trigger_fires(self, namespace: str, flow_id: str, trigger_id: str) -> list[tuple[str, str]]:
+        """Every (date key, execution id) a trigger fired, by date."""
+        rows = await self._fetchall(_SELECT_FIRES, (namespace, flow_id, trigger_id))
+        return [(str(row[0]), str(row[1])) for row in rows]
+
+    async def running_trigger_executions(self) -> list[tuple[str, str, str, str]]:
+        """(namespace, flow id, trigger id, execution id) of every unfinished execution a trigger fired."""
+        rows = await self._fetchall(_SELECT_RUNNING_FIRES)
+        return [(str(a), str(b), str(c), str(d)) for a, b, c, d in rows]
+
+
+# -- triggers ----------------------------------------------------------------------------------
+
+
+class AlreadyFiredError(Exception):
+    """A trigger date that already fired: the execution of this second fire is not stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerRow:
+    """A trigger's stored state; dates are aware UTC datetimes, backfill a JSON-able mapping."""
+
+    namespace: str
+    flow_id: str
+    trigger_id: str
+    enabled: bool = True
+    last_date: datetime | None = None
+    next_date: datetime | None = None
+    backfill: Mapping[str, Any] | None = None
+    schedule: str | None = None
+
+
+_SELECT_TRIGGERS = """
+SELECT namespace, flow_id, trigger_id, enabled, last_date, next_date, backfill, schedule FROM triggers
+"""
+_UPSERT_TRIGGER = """
+INSERT INTO triggers
+    (namespace, flow_id, trigger_id, enabled, last_date, next_date, backfill, schedule, updated)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (namespace, flow_id, trigger_id) DO UPDATE SET enabled = excluded.enabled,
+    last_date = excluded.last_date, next_date = excluded.next_date, backfill = excluded.backfill,
+    schedule = excluded.schedule, updated = excluded.updated
+"""
+_INSERT_FIRE = """
+INSERT OR IGNORE INTO trigger_fires (namespace, flow_id, trigger_id, date, execution_id)
+VALUES (?, ?, ?, ?, ?)
+"""
+_SELECT_FIRES = """
+SELECT date, execution_id FROM trigger_fires
+WHERE namespace = ? AND flow_id = ? AND trigger_id = ? ORDER BY date
+"""
+_SELECT_RUNNING_FIRES = f"""
+SELECT f.namespace, f.flow_id, f.trigger_id, f.execution_id
+FROM executions AS e JOIN trigger_fires AS f ON f.execution_id = e.id
+WHERE e.{_UNFINISHED}
+"""
+
+
+def _trigger_params(row: TriggerRow) -> tuple[Any, ...]:
+    backfill = _dumps(row.backfill) if row.backfill is not None else None
+    return (
+        row.namespace,
+        row.flow_id,
+        row.trigger_id,
+        1 if row.enabled else 0,
+        iso(row.last_date),
+        iso(row.next_date),
+        backfill,
+        row.schedule,
+        iso(utcnow()),
+    )
+
+
+def _trigger_row(row: Sequence[Any]) -> TriggerRow:
+    return TriggerRow(
+        namespace=str(row[0]),
+        flow_id=str(row[1]),
+        trigger_id=str(row[2]),
+        enabled=bool(row[3]),
+        last_date=parse_iso(row[4]) if row[4] else None,
+        next_date=parse_iso(row[5]) if row[5] else None,
+        backfill=_loads(row[6]) if row[6] else None,
+        schedule=row[7],
+    )

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 import zoneinfo
 from typing import Any
 
 from croniter import croniter
 
-from engine.model import PluginDefault, TriggerSpec
+from engine.model import PluginDefault, StateType, TriggerSpec
 from engine.parser.context import ID_PATTERN, Context, type_name
 from engine.parser.loader import YamlPath
 from engine.parser.tasks import apply_defaults, defaults_for, parse_duration_value
+from engine.triggers.conditions import SCHEDULE_CONDITION_TYPES, condition_problem, condition_type
 
 SCHEDULE = "io.kestra.plugin.core.trigger.Schedule"
 TRIGGER_ALIASES = {
@@ -82,6 +84,10 @@ def parse_triggers(
         entry = apply_defaults(entry, defaults_for(written, kind, defaults))
         if kind == SCHEDULE:
             _check_schedule(ctx, entry, path, trigger_id)
+        elif kind == FLOW_TRIGGER:
+            _check_flow_trigger(ctx, entry, path, trigger_id)
+        elif kind == WEBHOOK_TRIGGER:
+            _check_webhook(ctx, entry, path, trigger_id)
         props = {key: value for key, value in entry.items() if key not in ("id", "type", "disabled")}
         disabled = ctx.boolean(entry, "disabled", path, "`disabled`", False)
         triggers.append(TriggerSpec(trigger_id, kind, props, disabled, ctx.position(path)))
@@ -139,6 +145,27 @@ def _check_schedule(ctx: Context, entry: dict[str, Any], path: YamlPath, trigger
     parse_duration_value(
         ctx, entry.get("lateMaximumDelay"), (*path, "lateMaximumDelay"), "`lateMaximumDelay`"
     )
+    _check_schedule_extras(ctx, entry, path, f"Schedule trigger `{trigger_id}`")
+
+
+def _check_schedule_extras(ctx: Context, entry: dict[str, Any], path: YamlPath, owner: str) -> None:
+    """Conditions (only those a schedule can test), stopAfter states, allowConcurrent, inputs."""
+    for key in ("conditions", "scheduleConditions"):
+        _check_conditions(ctx, entry.get(key), (*path, key), owner)
+        written = entry.get(key)
+        for index, condition in enumerate(written if isinstance(written, list) else []):
+            kind = condition_type(condition) if isinstance(condition, dict) else None
+            if kind is not None and kind not in SCHEDULE_CONDITION_TYPES:
+                ctx.error(
+                    (*path, key, index, "type"),
+                    f"{owner}: `{condition['type']}` tests the execution that triggered, "
+                    "and a schedule has none (use a date condition or an Expression)",
+                )
+    if entry.get("stopAfter") is not None:
+        _check_states(ctx, entry["stopAfter"], (*path, "stopAfter"), owner)
+    ctx.boolean(entry, "allowConcurrent", path, "`allowConcurrent`", False)
+    if entry.get("inputs") is not None:
+        ctx.mapping(entry["inputs"], (*path, "inputs"), f"`inputs` of {owner}")
 
 
 def _is_timezone(name: Any) -> bool:
@@ -173,3 +200,239 @@ def cron_problem(expression: str, with_seconds: bool = False) -> str | None:
     if not croniter.is_valid(text, second_at_beginning=with_seconds):
         return "the fields do not form a valid schedule"
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Flow and Webhook triggers (Kestra's Flow.java with its Preconditions, and Webhook.java)
+# ---------------------------------------------------------------------------------------------
+
+FLOW_TRIGGER = "io.kestra.plugin.core.trigger.Flow"
+WEBHOOK_TRIGGER = "io.kestra.plugin.core.trigger.Webhook"
+_ABSTRACT_TRIGGER_KEYS = frozenset(
+    {
+        "id",
+        "type",
+        "version",
+        "description",
+        "conditions",
+        "disabled",
+        "workerGroup",
+        "logLevel",
+        "minLogLevel",
+        "labels",
+        "stopAfter",
+        "logToFile",
+        "failOnTriggerError",
+        "allowConcurrent",
+        "assets",
+    }
+)
+_FLOW_KEYS = _ABSTRACT_TRIGGER_KEYS | {"inputs", "states", "preconditions"}
+_WEBHOOK_KEYS = _ABSTRACT_TRIGGER_KEYS | {
+    "key",
+    "inputs",
+    "wait",
+    "returnOutputs",
+    "responseContentType",
+    "responseCode",
+    "fetchType",
+}
+_PRECONDITION_KEYS = frozenset({"id", "flows", "where", "timeWindow", "resetOnSuccess"})
+_UPSTREAM_KEYS = frozenset({"namespace", "flowId", "states", "labels"})
+_WHERE_KEYS = frozenset({"id", "operand", "filters"})
+_FILTER_KEYS = frozenset({"field", "type", "value", "values"})
+_TIME_WINDOW_KEYS = frozenset(
+    {"type", "window", "windowAdvance", "deadline", "startTime", "endTime", "timezone"}
+)
+_FILTER_FIELDS = ("FLOW_ID", "NAMESPACE", "STATE", "EXPRESSION")
+_FILTER_TYPES = (
+    "EQUAL_TO",
+    "NOT_EQUAL_TO",
+    "IN",
+    "NOT_IN",
+    "IS_TRUE",
+    "IS_FALSE",
+    "IS_NULL",
+    "IS_NOT_NULL",
+    "STARTS_WITH",
+    "ENDS_WITH",
+    "REGEX",
+    "CONTAINS",
+)
+_WINDOW_TYPES = ("DURATION_WINDOW", "SLIDING_WINDOW", "DAILY_TIME_WINDOW", "DAILY_TIME_DEADLINE")
+_STATE_NAMES = tuple(state.value for state in StateType)
+
+
+def _check_flow_trigger(ctx: Context, entry: dict[str, Any], path: YamlPath, trigger_id: str) -> None:
+    owner = f"Flow trigger `{trigger_id}`"
+    ctx.unknown_keys(entry, _FLOW_KEYS, path, owner)
+    states = _check_states(ctx, entry.get("states"), (*path, "states"), owner)
+    if "CREATED" in states:
+        ctx.error(
+            (*path, "states"),
+            f"{owner} cannot react to CREATED: a Flow trigger reacts to state changes, "
+            "and CREATED is the first state",
+        )
+    _check_conditions(ctx, entry.get("conditions"), (*path, "conditions"), owner)
+    if entry.get("inputs") is not None:
+        ctx.mapping(entry["inputs"], (*path, "inputs"), f"`inputs` of {owner}")
+    if entry.get("preconditions") is not None:
+        _check_preconditions(ctx, entry["preconditions"], (*path, "preconditions"), owner)
+
+
+def _check_states(ctx: Context, value: Any, path: YamlPath, owner: str) -> list[str]:
+    items = ctx.sequence(value, path, f"`states` of {owner}") or []
+    for index, item in enumerate(items):
+        if item not in _STATE_NAMES:
+            ctx.error(
+                (*path, index), f"Unknown state `{item}` in {owner}: use one of {', '.join(_STATE_NAMES)}"
+            )
+    return [str(item) for item in items]
+
+
+def _check_conditions(ctx: Context, value: Any, path: YamlPath, owner: str) -> None:
+    for index, condition in enumerate(ctx.sequence(value, path, f"`conditions` of {owner}") or ()):
+        written = condition.get("type") if isinstance(condition, dict) else None
+        if isinstance(written, str) and written.endswith(".MultipleCondition"):
+            _check_multiple_condition(ctx, condition, (*path, index), owner)
+            continue
+        problem = condition_problem(condition)
+        if problem:
+            ctx.error((*path, index), f"Invalid condition in {owner}: {problem}")
+
+
+def _check_multiple_condition(ctx: Context, data: dict[str, Any], path: YamlPath, owner: str) -> None:
+    """Kestra's deprecated MultipleCondition: named conditions to meet within a time window."""
+    if not owner.startswith("Flow trigger"):
+        ctx.error((*path, "type"), f"{owner}: MultipleCondition is only allowed on a Flow trigger")
+        return
+    allowed = {"type", "id", "conditions", "timeWindow", "sla", "window", "windowAdvance", "resetOnSuccess"}
+    ctx.unknown_keys(data, allowed, path, "MultipleCondition")
+    if data.get("id") is not None:
+        ctx.check_id(str(data["id"]), (*path, "id"), "MultipleCondition id", ID_PATTERN)
+    members = ctx.mapping(data.get("conditions"), (*path, "conditions"), "MultipleCondition `conditions`")
+    if members == {}:
+        ctx.error(path, "MultipleCondition needs `conditions`: a mapping of names to conditions")
+    for name, member in (members or {}).items():
+        problem = condition_problem(member)
+        if problem:
+            ctx.error((*path, "conditions", name), f"Invalid condition `{name}` in {owner}: {problem}")
+    ctx.boolean(data, "resetOnSuccess", path, "`resetOnSuccess`", True)
+    for key in ("window", "windowAdvance"):
+        parse_duration_value(ctx, data.get(key), (*path, key), f"`{key}`")
+    for key in ("timeWindow", "sla"):
+        if data.get(key) is not None:
+            _check_time_window(ctx, data[key], (*path, key))
+
+
+def _check_preconditions(ctx: Context, value: Any, path: YamlPath, owner: str) -> None:
+    data = ctx.mapping(value, path, f"`preconditions` of {owner}")
+    if data is None:
+        return
+    what = f"`preconditions` of {owner}"
+    ctx.unknown_keys(data, _PRECONDITION_KEYS, path, what)
+    if data.get("id") is not None:
+        ctx.check_id(str(data["id"]), (*path, "id"), "Preconditions id", ID_PATTERN)
+    ctx.boolean(data, "resetOnSuccess", path, "`resetOnSuccess`", True)
+    for index, upstream in enumerate(ctx.sequence(data.get("flows"), (*path, "flows"), "`flows`") or ()):
+        where = (*path, "flows", index)
+        item = ctx.mapping(upstream, where, "An upstream flow")
+        if item is None:
+            continue
+        ctx.unknown_keys(item, _UPSTREAM_KEYS, where, "an upstream flow")
+        ctx.required_text(item, "namespace", where, f"An upstream flow of {what} needs a `namespace`")
+        ctx.text(item, "flowId", where, "`flowId`")
+        _check_states(ctx, item.get("states"), (*where, "states"), owner)
+        if item.get("labels") is not None:
+            ctx.mapping(item["labels"], (*where, "labels"), "`labels` (key: value)")
+    for index, filters in enumerate(ctx.sequence(data.get("where"), (*path, "where"), "`where`") or ()):
+        _check_where(ctx, filters, (*path, "where", index))
+    if data.get("timeWindow") is not None:
+        _check_time_window(ctx, data["timeWindow"], (*path, "timeWindow"))
+
+
+def _check_where(ctx: Context, value: Any, path: YamlPath) -> None:
+    data = ctx.mapping(value, path, "A `where` precondition")
+    if data is None:
+        return
+    ctx.unknown_keys(data, _WHERE_KEYS, path, "a `where` precondition")
+    ctx.required_text(data, "id", path, "A `where` precondition needs an `id`")
+    if data.get("operand") not in (None, "AND", "OR"):
+        ctx.error((*path, "operand"), "`operand` must be AND or OR")
+    filters = ctx.sequence(data.get("filters"), (*path, "filters"), "`filters`")
+    if filters == []:
+        ctx.error(path, "A `where` precondition needs a non-empty list of `filters`")
+    for index, item in enumerate(filters or ()):
+        where = (*path, "filters", index)
+        entry = ctx.mapping(item, where, "A filter")
+        if entry is None:
+            continue
+        ctx.unknown_keys(entry, _FILTER_KEYS, where, "a filter")
+        if entry.get("field") not in _FILTER_FIELDS:
+            ctx.error((*where, "field"), f"A filter's `field` must be one of {', '.join(_FILTER_FIELDS)}")
+        kind = entry.get("type")
+        if kind not in _FILTER_TYPES:
+            ctx.error((*where, "type"), f"A filter's `type` must be one of {', '.join(_FILTER_TYPES)}")
+        elif kind in ("IN", "NOT_IN"):
+            if not isinstance(entry.get("values"), list):
+                ctx.error(where, f"A {kind} filter needs `values`, a list")
+        elif (
+            kind not in ("IS_NULL", "IS_NOT_NULL", "IS_TRUE", "IS_FALSE")
+            or entry.get("field") == "EXPRESSION"
+        ) and (entry.get("value") is None):
+            ctx.error(where, f"A {kind} filter on {entry.get('field')} needs a `value`")
+
+
+def _check_time_window(ctx: Context, value: Any, path: YamlPath) -> None:
+    data = ctx.mapping(value, path, "`timeWindow`")
+    if data is None:
+        return
+    ctx.unknown_keys(data, _TIME_WINDOW_KEYS, path, "`timeWindow`")
+    kind = data.get("type") or "DURATION_WINDOW"
+    if kind not in _WINDOW_TYPES:
+        ctx.error((*path, "type"), f"`timeWindow.type` must be one of {', '.join(_WINDOW_TYPES)}")
+    window = parse_duration_value(ctx, data.get("window"), (*path, "window"), "`window`")
+    if window is not None and window.total_seconds() <= 0:
+        ctx.error((*path, "window"), "`window` must be a positive duration")
+    parse_duration_value(ctx, data.get("windowAdvance"), (*path, "windowAdvance"), "`windowAdvance`")
+    needed = {"DAILY_TIME_DEADLINE": ("deadline",), "DAILY_TIME_WINDOW": ("startTime", "endTime")}.get(
+        kind, ()
+    )
+    for key in ("deadline", "startTime", "endTime"):
+        if data.get(key) is None:
+            if key in needed:
+                ctx.error(path, f'A {kind} time window needs `{key}`, e.g. `{key}: "09:00:00"`')
+            continue
+        raw = data[key]
+        try:
+            if not isinstance(raw, int):
+                datetime.time.fromisoformat(str(raw))
+        except ValueError:
+            ctx.error((*path, key), f'`{key}` must be a time of day such as "09:00:00", not `{raw}`')
+    if data.get("timezone") is not None and not _is_timezone(data["timezone"]):
+        ctx.error(
+            (*path, "timezone"), f"Unknown time zone `{data['timezone']}`: use an IANA name such as `UTC`"
+        )
+
+
+def _check_webhook(ctx: Context, entry: dict[str, Any], path: YamlPath, trigger_id: str) -> None:
+    owner = f"Webhook trigger `{trigger_id}`"
+    ctx.unknown_keys(entry, _WEBHOOK_KEYS, path, owner)
+    key = ctx.required_text(
+        entry, "key", path, f"{owner} has no `key`: add a long random one, e.g. `key: 4wjtkzwVGBM9`"
+    )
+    if key is not None:
+        if not key.strip():
+            ctx.error((*path, "key"), f"{owner}: `key` must not be blank")
+        elif len(key) > 256:
+            ctx.error(
+                (*path, "key"), f"{owner}: `key` is {len(key)} characters long, at most 256 are allowed"
+            )
+        elif "/" in key:
+            ctx.error((*path, "key"), f"{owner}: `key` is part of the webhook URL and cannot contain `/`")
+    _check_conditions(ctx, entry.get("conditions"), (*path, "conditions"), owner)
+    if entry.get("inputs") is not None:
+        ctx.mapping(entry["inputs"], (*path, "inputs"), f"`inputs` of {owner}")
+    wait = ctx.boolean(entry, "wait", path, "`wait`", False)
+    if ctx.boolean(entry, "returnOutputs", path, "`returnOutputs`", False) and not wait:
+        ctx.error((*path, "returnOutputs"), f"{owner}: `returnOutputs` requires `wait: true`")

@@ -1,0 +1,504 @@
+"""Kestra's Flow trigger: start a flow when other executions change state.
+
+Every persisted state change of an execution (an ExecutionChanged event) is tested against the
+enabled Flow triggers of every other enabled flow, as Kestra's FlowTriggerService does: the trigger's
+`states` (terminal states by default), then its `conditions`, then its `preconditions`. A flow never
+triggers itself. Preconditions (upstream `flows` and `where` filters) may be met by different
+executions within a time window; which of them were met is kept in the store, so a restart loses
+nothing, and the window is cleared once the trigger fires (unless `resetOnSuccess: false`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import zoneinfo
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, tzinfo
+from typing import Any
+
+from engine.context import build_context
+from engine.durations import parse_duration
+from engine.events import EngineError, ExecutionChanged
+from engine.expressions import ExpressionError, is_truthy
+from engine.inputs import InputError
+from engine.model import Execution, Flow, Label, StateType, TriggerSpec, iso, utcnow
+from engine.tasks.base import TaskFailure
+from engine.tasks.core import labels_of
+from engine.triggers.conditions import ConditionContext, ConditionError, Render, conditions_hold
+
+FLOW = "io.kestra.plugin.core.trigger.Flow"
+# Kestra's default `states`: every terminal state.
+DEFAULT_STATES = frozenset(state.value for state in StateType if state.is_terminated)
+WINDOW_TYPES = ("DURATION_WINDOW", "SLIDING_WINDOW", "DAILY_TIME_WINDOW", "DAILY_TIME_DEADLINE")
+FILTER_FIELDS = ("FLOW_ID", "NAMESPACE", "STATE", "EXPRESSION")
+FILTER_TYPES = (
+    "EQUAL_TO",
+    "NOT_EQUAL_TO",
+    "IN",
+    "NOT_IN",
+    "IS_TRUE",
+    "IS_FALSE",
+    "IS_NULL",
+    "IS_NOT_NULL",
+    "STARTS_WITH",
+    "ENDS_WITH",
+    "REGEX",
+    "CONTAINS",
+)
+CORRELATION_ID = "system.correlationId"
+# State changes remembered per execution, to react to transitions only.
+_SEEN_EXECUTIONS = 10_000
+
+_log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+# ---------------------------------------------------------------------------------------------
+# Time windows
+# ---------------------------------------------------------------------------------------------
+
+
+def _zone(spec: Mapping[str, Any]) -> tzinfo:
+    name = spec.get("timezone")
+    if name:
+        return zoneinfo.ZoneInfo(str(name))
+    local = datetime.now().astimezone().tzinfo
+    assert local is not None
+    return local
+
+
+def parse_local_time(value: Any) -> time:
+    """A Java LocalTime such as `09:00`, `09:00:00` or `09:00:00.5`."""
+    if isinstance(value, int) and not isinstance(value, bool):  # YAML 1.1 reads 09:00:00 as seconds
+        return time(value // 3600 % 24, value // 60 % 60, value % 60)
+    return time.fromisoformat(str(value).strip())
+
+
+def window_bounds(spec: Mapping[str, Any] | None, now: datetime) -> tuple[datetime, datetime]:
+    """The (start, end) of the window a precondition set opens at `now`; both inclusive.
+
+    DURATION_WINDOW: consecutive windows of `window` (default one day) laid from local midnight
+    shifted by `windowAdvance`; the one holding `now`. SLIDING_WINDOW: `window` from `now`.
+    DAILY_TIME_WINDOW: today from `startTime` to `endTime`. DAILY_TIME_DEADLINE: today from
+    midnight to `deadline`. Daily times are read in `timezone` (default: the local zone).
+    """
+    spec = spec or {}
+    kind = spec.get("type") or "DURATION_WINDOW"
+    zone = _zone(spec)
+    local = now.astimezone(zone)
+    midnight = datetime.combine(local.date(), time(0), zone)
+    window = parse_duration(str(spec["window"])) if spec.get("window") else timedelta(days=1)
+    if kind == "SLIDING_WINDOW":
+        return now, now + window
+    if kind == "DAILY_TIME_WINDOW":
+        start = datetime.combine(local.date(), parse_local_time(spec["startTime"]), zone)
+        return start, datetime.combine(local.date(), parse_local_time(spec["endTime"]), zone)
+    if kind == "DAILY_TIME_DEADLINE":
+        return midnight, datetime.combine(local.date(), parse_local_time(spec["deadline"]), zone)
+    advance = parse_duration(str(spec["windowAdvance"])) if spec.get("windowAdvance") else timedelta(0)
+    origin = midnight + advance
+    start = origin + window * ((local - origin) // window)
+    return start, start + window - timedelta(milliseconds=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Preconditions
+# ---------------------------------------------------------------------------------------------
+
+
+def _upstream_matches(upstream: Mapping[str, Any], execution: Execution) -> bool:
+    """Kestra's UpstreamFlowCondition: namespace, flowId, states and labels all match."""
+    if upstream.get("namespace") is not None and execution.namespace != upstream["namespace"]:
+        return False
+    if upstream.get("flowId") is not None and execution.flow_id != upstream["flowId"]:
+        return False
+    states = upstream.get("states")
+    if states is not None and execution.state.current.value not in states:
+        return False
+    labels = upstream.get("labels") or {}
+    present = {(label.key, label.value) for label in execution.labels}
+    return all((str(key), _java_text(value)) in present for key, value in labels.items())
+
+
+def _java_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _filter_matches(item: Mapping[str, Any], execution: Execution, render: Callable[[str], str]) -> bool:
+    """Kestra's Flow.Filter: the field's value compared by `type` with `value` or `values`."""
+    field_name, kind = item.get("field"), item.get("type")
+    value = None if item.get("value") is None else _java_text(item["value"])
+    values = [_java_text(v) for v in item.get("values") or ()]
+    actual: str | None
+    if field_name == "FLOW_ID":
+        actual = execution.flow_id
+    elif field_name == "NAMESPACE":
+        actual = execution.namespace
+    elif field_name == "STATE":
+        actual = execution.state.current.value
+    else:
+        actual = render(value or "")
+    tests: dict[str, Callable[[], bool]] = {
+        "EQUAL_TO": lambda: value == actual,
+        "NOT_EQUAL_TO": lambda: value != actual,
+        "IN": lambda: actual in values,
+        "NOT_IN": lambda: actual not in values,
+        "IS_TRUE": lambda: is_truthy(actual),
+        "IS_FALSE": lambda: not is_truthy(actual),
+        "IS_NULL": lambda: actual is None,
+        "IS_NOT_NULL": lambda: actual is not None,
+        "STARTS_WITH": lambda: actual is not None and actual.startswith(value or ""),
+        "ENDS_WITH": lambda: actual is not None and actual.endswith(value or ""),
+        "REGEX": lambda: actual is not None and re.fullmatch(value or "", actual) is not None,
+        "CONTAINS": lambda: actual is not None and (value or "") in actual,
+    }
+    return tests[str(kind)]()
+
+
+def _where_matches(where: Mapping[str, Any], execution: Execution, render: Callable[[str], str]) -> bool:
+    filters = where.get("filters") or ()
+    results = (_filter_matches(item, execution, render) for item in filters)
+    return any(results) if where.get("operand") == "OR" else all(results)
+
+
+def precondition_keys(preconditions: Mapping[str, Any]) -> list[str]:
+    """Kestra's condition keys: `condition_N` per upstream flow, `condition_N_<id>` per filter."""
+    keys = [f"condition_{n}" for n in range(1, len(preconditions.get("flows") or ()) + 1)]
+    offset = len(keys)
+    for n, where in enumerate(preconditions.get("where") or (), start=offset + 1):
+        keys.append(f"condition_{n}_{where.get('id')}")
+    return keys
+
+
+def precondition_results(
+    preconditions: Mapping[str, Any], execution: Execution, render: Callable[[str], str]
+) -> dict[str, bool]:
+    """Which preconditions this one execution satisfies, by condition key."""
+    results = [_upstream_matches(upstream, execution) for upstream in preconditions.get("flows") or ()]
+    results += [_where_matches(where, execution, render) for where in preconditions.get("where") or ()]
+    return dict(zip(precondition_keys(preconditions), results, strict=True))
+
+
+def is_multiple_condition(condition: Any) -> bool:
+    """Kestra's deprecated MultipleCondition, a `preconditions` written among the conditions."""
+    return isinstance(condition, Mapping) and str(condition.get("type", "")).endswith(".MultipleCondition")
+
+
+def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """`extra` over `base`, merging nested mappings."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _nested_labels(labels: Sequence[Label]) -> dict[str, Any]:
+    """Kestra's Label.toNestedMap: `a.b: c` becomes {a: {b: c}}."""
+    tree: dict[str, Any] = {}
+    for label in labels:
+        if label.key == CORRELATION_ID:
+            continue
+        *parents, leaf = label.key.split(".")
+        node = tree
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[leaf] = label.value
+    return tree
+
+
+def trigger_variables(execution: Execution, outputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The `trigger` variables of an execution started by a Flow trigger (Kestra's Flow.Output)."""
+    failed = next((run.task_id for run in execution.task_runs if run.state.current is StateType.FAILED), None)
+    return {
+        "executionId": execution.id,
+        "namespace": execution.namespace,
+        "flowId": execution.flow_id,
+        "flowRevision": execution.flow_revision,
+        "state": execution.state.current.value,
+        "executionLabels": _nested_labels(execution.labels),
+        "startDate": iso(execution.state.start_date),
+        "endDate": iso(execution.state.end_date),
+        "firstFailedTaskId": failed,
+        "lastTaskId": execution.task_runs[-1].task_id if execution.task_runs else None,
+        "outputs": dict(outputs if outputs is not None else execution.outputs or {}),
+    }
+
+
+@dataclass(frozen=True)
+class _Windowed:
+    """A set of conditions to meet within a time window, and which of them one execution meets."""
+
+    condition_id: str
+    time_window: Mapping[str, Any] | None
+    reset: bool
+    results: dict[str, bool]
+
+
+@dataclass(frozen=True)
+class _Window:
+    start: datetime
+    end: datetime
+    results: frozenset[str]
+    outputs: Mapping[str, Any]
+
+    def holds(self, now: datetime) -> bool:
+        return self.start <= now <= self.end
+
+
+class _Scope:
+    """One trigger tested against one execution; the rendering context is built only when needed."""
+
+    def __init__(
+        self, flow: Flow, execution: Execution, now: datetime, variables: dict[str, Any], render: Render
+    ) -> None:
+        self.flow = flow
+        self.execution = execution
+        self.now = now
+        self.variables = variables
+        self.render = render
+        self._context: dict[str, Any] | None = None
+
+    def context(self) -> dict[str, Any]:
+        """The upstream execution's context, with the owner flow and `trigger` variables."""
+        if self._context is None:
+            self._context = build_context(self.flow, self.execution)
+            self._context["trigger"] = self.variables
+        return self._context
+
+    def checked(self) -> ConditionContext:
+        return ConditionContext(self.flow, self.render, self.now, self.execution, self.context())
+
+    def render_text(self, text: str) -> str:
+        return self.render(text, self.context())
+
+
+# ---------------------------------------------------------------------------------------------
+# The trigger service
+# ---------------------------------------------------------------------------------------------
+
+
+class FlowTriggers:
+    """Fires the Flow triggers of an engine's flows on execution state changes.
+
+    Args:
+        engine: The engine whose events are watched and whose flows are started.
+        clock: Now, as an aware datetime (injectable for tests of time windows).
+    """
+
+    def __init__(self, engine: Any, clock: Clock = utcnow) -> None:
+        self.engine = engine
+        self.clock = clock
+        self._queue: asyncio.Queue[Any] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._seen: OrderedDict[str, StateType] = OrderedDict()
+
+    async def start(self) -> None:
+        self._queue = self.engine.events.subscribe()
+        self._task = asyncio.create_task(self._run(), name="tiercel-flow-triggers")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._queue is not None:
+            self.engine.events.unsubscribe(self._queue)
+            self._queue = None
+
+    async def settled(self) -> None:
+        """Wait until every event published so far has been evaluated."""
+        if self._queue is not None:
+            await self._queue.join()
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            event = await self._queue.get()
+            try:
+                if isinstance(event, ExecutionChanged) and self._transition(event.execution):
+                    await self.evaluate(event.execution)
+            except Exception as error:  # the service must outlive any one evaluation
+                self._report(f"Flow triggers: {type(error).__name__}: {error}")
+            finally:
+                self._queue.task_done()
+
+    def _transition(self, execution: Execution) -> bool:
+        """Whether this snapshot is a new state of its execution (saves without a change are not)."""
+        current = execution.state.current
+        previous = self._seen.get(execution.id)
+        self._seen[execution.id] = current
+        self._seen.move_to_end(execution.id)
+        if len(self._seen) > _SEEN_EXECUTIONS:
+            self._seen.popitem(last=False)
+        return previous is not current and current is not StateType.CREATED
+
+    async def evaluate(self, execution: Execution) -> list[str]:
+        """Test every Flow trigger against one execution state; return the ids of executions started."""
+        started: list[str] = []
+        now = self.clock()
+        variables = trigger_variables(execution)
+        for flow in list(self.engine.flows.values()):
+            if flow.disabled or flow.uid == (execution.namespace, execution.flow_id):
+                continue  # Kestra never lets a flow trigger itself
+            for trigger in flow.triggers:
+                if trigger.type != FLOW or trigger.disabled:
+                    continue
+                if not self.engine.scheduler.is_enabled(flow.namespace, flow.id, trigger.id):
+                    continue  # switched off by command (the dashboard, `tiercel triggers --disable`)
+                scope = _Scope(flow, execution, now, dict(variables), self._render)
+                try:
+                    started_id = await self._evaluate(trigger, scope)
+                except (ConditionError, ExpressionError, InputError, TaskFailure, ValueError) as error:
+                    self._report(f"Flow trigger `{trigger.id}` of {flow.namespace}.{flow.id}: {error}")
+                    continue
+                if started_id is not None:
+                    started.append(started_id)
+        return started
+
+    async def _evaluate(self, trigger: TriggerSpec, scope: _Scope) -> str | None:
+        props = trigger.props
+        states = props.get("states") or DEFAULT_STATES
+        if scope.execution.state.current.value not in states:
+            return None
+        conditions = [c for c in props.get("conditions") or () if not is_multiple_condition(c)]
+        if conditions and not conditions_hold(conditions, scope.checked()):
+            return None
+        windowed = self._windowed_conditions(trigger, scope)
+        if windowed:
+            outputs = await self._windows_met(scope.flow, trigger, windowed, scope.execution, scope.now)
+            if outputs is None:
+                return None
+            scope.variables["outputs"] = outputs
+        return await self._fire(scope.flow, trigger, scope.execution, scope.context())
+
+    def _windowed_conditions(self, trigger: TriggerSpec, scope: _Scope) -> list[_Windowed]:
+        """The trigger's `preconditions` and legacy MultipleConditions, tested on this execution."""
+        found: list[_Windowed] = []
+        for condition in trigger.props.get("conditions") or ():
+            if not is_multiple_condition(condition):
+                continue
+            members = condition.get("conditions") or {}
+            legacy = {"window": condition.get("window"), "windowAdvance": condition.get("windowAdvance")}
+            found.append(
+                _Windowed(
+                    str(condition.get("id") or trigger.id),
+                    condition.get("timeWindow") or condition.get("sla") or legacy,
+                    condition.get("resetOnSuccess", True) is not False,
+                    {key: conditions_hold([member], scope.checked()) for key, member in members.items()},
+                )
+            )
+        preconditions = trigger.props.get("preconditions")
+        if preconditions and precondition_keys(preconditions):
+            found.append(
+                _Windowed(
+                    str(preconditions.get("id") or trigger.id),
+                    preconditions.get("timeWindow"),
+                    preconditions.get("resetOnSuccess", True) is not False,
+                    precondition_results(preconditions, scope.execution, scope.render_text),
+                )
+            )
+        return found
+
+    async def _windows_met(
+        self, flow: Flow, trigger: TriggerSpec, windowed: list[_Windowed], execution: Execution, now: datetime
+    ) -> dict[str, Any] | None:
+        """The merged outputs once every windowed condition set is complete, else None.
+
+        Each set records the conditions this execution satisfies in its stored window; a set
+        that is complete is cleared (unless it does not reset on success). The trigger fires when
+        this execution satisfied at least one condition and every set is complete.
+        """
+        if not any(any(item.results.values()) for item in windowed):
+            return None  # this execution satisfies none of them: nothing to record, nothing to fire
+        store = self.engine.store
+        await store.purge_flow_trigger_windows(now)
+        matched_any = False
+        complete_all = True
+        outputs: dict[str, Any] = {}
+        for item in windowed:
+            matched = {key for key, ok in item.results.items() if ok}
+            key = (flow.namespace, flow.id, trigger.id, item.condition_id)
+            window = await self._window(key, item.time_window, now)
+            if window is None:
+                complete_all = False
+                continue
+            if matched:
+                matched_any = True
+                window = _Window(
+                    window.start,
+                    window.end,
+                    window.results | matched,
+                    deep_merge(window.outputs, execution.outputs or {}),
+                )
+            complete = set(item.results) <= window.results
+            complete_all = complete_all and complete
+            outputs = deep_merge(outputs, window.outputs)
+            if complete and item.reset:
+                await store.delete_flow_trigger_window(*key)
+            elif matched:
+                await store.save_flow_trigger_window(
+                    *key, (window.start, window.end, sorted(window.results), window.outputs)
+                )
+        return outputs if matched_any and complete_all else None
+
+    async def _window(
+        self, key: tuple[str, str, str, str], time_window: Mapping[str, Any] | None, now: datetime
+    ) -> _Window | None:
+        """The stored window if `now` is inside it, else a new one (None when `now` is outside it)."""
+        stored = await self.engine.store.flow_trigger_window(*key)
+        if stored is not None:
+            window = _Window(stored[0], stored[1], frozenset(stored[2]), stored[3])
+            if window.holds(now):
+                return window
+        start, end = window_bounds(time_window, now)
+        window = _Window(start, end, frozenset(), {})
+        return window if window.holds(now) else None
+
+    async def _fire(
+        self, flow: Flow, trigger: TriggerSpec, upstream: Execution, context: Mapping[str, Any]
+    ) -> str:
+        props = trigger.props
+        renderer = self.engine.renderer
+        inputs = renderer.render_value(props.get("inputs") or {}, context)
+        labels = labels_of(renderer.render_value(props["labels"], context)) if props.get("labels") else []
+        correlation = upstream.labels_map().get(CORRELATION_ID)
+        if correlation is not None:
+            labels.append(Label(CORRELATION_ID, correlation))
+        spec = {"id": trigger.id, "type": trigger.type, "variables": dict(context["trigger"])}
+        execution = self.engine.new_execution(flow, inputs, labels, trigger=spec)
+        return str(await self.engine.submit(flow, execution))
+
+    def _render(self, text: str, variables: Mapping[str, Any]) -> str:
+        return str(self.engine.renderer.render(text, variables))
+
+    def _report(self, message: str) -> None:
+        _log.error(message)
+        self.engine.events.publish(EngineError(message))
+
+
+__all__ = [
+    "DEFAULT_STATES",
+    "FLOW",
+    "FlowTriggers",
+    "deep_merge",
+    "is_multiple_condition",
+    "precondition_keys",
+    "precondition_results",
+    "trigger_variables",
+    "window_bounds",
+]
