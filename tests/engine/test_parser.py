@@ -1159,6 +1159,7 @@ def test_trigger_ids_and_types() -> None:
           key: anything-goes
         - id: hook
           type: io.kestra.plugin.core.trigger.Webhook
+          key: another
         - id: t
           type: io.kestra.plugin.core.trigger.Flow
         - type: io.kestra.plugin.core.trigger.Flow
@@ -1166,7 +1167,7 @@ def test_trigger_ids_and_types() -> None:
         """
     )
     errors = errors_of(text)
-    assert [(error.line, error.column) for error in errors] == [(8, 9), (10, 9), (12, 5), (13, 5)]
+    assert [(error.line, error.column) for error in errors] == [(8, 9), (11, 9), (13, 5), (14, 5)]
     assert "Duplicate trigger id `hook`" in errors[0].message
     assert "Trigger id `t` is also the id of a task" in errors[1].message
     assert "A trigger has no `id`" in errors[2].message
