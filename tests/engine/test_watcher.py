@@ -208,7 +208,8 @@ async def test_namespaces_inherit_variables_and_plugin_defaults_from_their_paren
         # Editing a declaration reaches the flows below it.
         (folder / "acme" / "finance" / "_namespace.yml").write_text("variables:\n  owner: audit\n")
         await until(lambda: engine.catalog.namespaces.variables("acme.finance")["owner"] == "audit")
-        assert engine.catalog.namespaces.variables("acme.finance.reports")["db"] == {"host": "main", "port": 5432}
+        inherited = engine.catalog.namespaces.variables("acme.finance.reports")
+        assert inherited["db"] == {"host": "main", "port": 5432}
 
         (folder / "acme" / "_namespace.yaml").write_text("variables: [1, 2]\n")
         await until(lambda: str(folder / "acme" / "_namespace.yaml") in engine.flow_errors)
