@@ -443,9 +443,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="*")
 
     from app.cli_flows import add_parsers as add_flow_parsers
+    from app.cli_triggers import add_parsers as add_trigger_parsers
     from app.server import add_parser as add_server_parser
 
     add_flow_parsers(sub)
+    add_trigger_parsers(sub)
     add_server_parser(sub)
 
     executions = sub.add_parser("executions", help="list executions, newest first")
@@ -501,8 +503,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command in ("flows", "namespaces", "revisions"):
             from app import cli_flows
 
-            handler = {"flows": cli_flows.cmd_flows, "namespaces": cli_flows.cmd_namespaces}
-            return asyncio.run(handler.get(command, cli_flows.cmd_revisions)(args))
+            handlers = {
+                "flows": cli_flows.cmd_flows,
+                "namespaces": cli_flows.cmd_namespaces,
+                "revisions": cli_flows.cmd_revisions,
+            }
+            return asyncio.run(handlers[command](args))
+        if command in ("triggers", "backfill"):
+            from app import cli_triggers
+
+            handler = cli_triggers.cmd_triggers if command == "triggers" else cli_triggers.cmd_backfill
+            return asyncio.run(handler(args))
         if command == "server":
             from app.server import cmd_server
 

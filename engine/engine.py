@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from engine import requests
 from engine.catalog import NAMESPACE_FILES_FOLDER, FlowCatalog
 from engine.concurrency import Admission, ConcurrencySlots, limit_of
 from engine.context import build_context
@@ -882,27 +883,8 @@ class Engine:
             self.events.publish(EngineError(f"Could not save {len(entries)} log lines: {error}"))
 
     async def _on_control(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Commands from other processes (tiercel kill/resume/restart) on the control channel."""
-        command, execution_id = request.get("command"), str(request.get("executionId") or "")
-        try:
-            if command == "kill":
-                await self.kill(execution_id)
-            elif command == "resume":
-                await self.resume(execution_id, request.get("inputs") or {})
-            elif command == "restart":
-                await self.restart(execution_id)
-            elif command == "replay":
-                new = await self.replay(
-                    execution_id, request.get("taskRunId"), revision=request.get("revision")
-                )
-                return {"ok": True, "executionId": new}
-            elif command == "change-status":
-                await self.change_status(execution_id, parse_state(request.get("state")))
-            else:
-                return {"ok": False, "error": f"unknown command `{command}`"}
-        except (EngineCommandError, InputError) as error:
-            return {"ok": False, "error": str(error)}
-        return {"ok": True}
+        """Commands from other processes (tiercel kill, replay, triggers ...) on the control channel."""
+        return await requests.handle(self, request)
 
     # -- queries --------------------------------------------------------------------------------
     async def execution(self, execution_id: str) -> Execution | None:

@@ -768,3 +768,14 @@ __all__ = [
     "SchedulerError",
     "TriggerState",
 ]
+
+
+def switched(row: TriggerRow, enabled: bool) -> TriggerRow:
+    """A trigger's stored state after a command that ran while no engine did.
+
+    Switched on, a schedule starts again from the first slot after the next engine starts, as
+    `Scheduler.set_enabled` does, rather than catching up from its last fire.
+    """
+    if not enabled:
+        return dataclasses.replace(row, enabled=False)
+    return dataclasses.replace(row, enabled=True, next_date=None, schedule=None)

@@ -802,7 +802,8 @@ def test_server_serves_webhooks_watches_flows_and_stops_on_sigterm(
     server = start("server", "--flows", flows_dir, "--db", db, "--port", "0")
     background.append(server)
     banner = read_until(server.stderr, b"webhooks on http://", timeout=20)
-    banner += read_until(server.stderr, b"\n", timeout=5)
+    while not re.search(rb"webhooks on http://[\d.]+:\d+\n", banner):
+        banner += read_until(server.stderr, b"\n", timeout=5)
     url = re.search(rb"webhooks on (http://[\d.]+:\d+)", banner)
     assert url is not None, banner
     base = url.group(1).decode()
@@ -866,3 +867,73 @@ def test_namespaces_show_declared_variables_and_kv_keys(flows_dir: Path, tmp_pat
     assert re.search(r"^  var region = \"eu\"$", result.stdout, re.M), result.stdout
     assert re.search(r"^    kv  last_run$", result.stdout, re.M), result.stdout
     assert tiercel("validate", flows_dir).returncode == 0
+
+
+HOURLY = """
+id: hourly
+namespace: acme.sched
+tasks:
+  - id: slot
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ trigger.date }}"
+triggers:
+  - id: every_hour
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "0 * * * *"
+"""
+
+
+def test_backfill_runs_here_when_no_engine_owns_the_database(flows_dir: Path, tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    write(flows_dir, "hourly.yml", HOURLY)
+    args = ["--flows", flows_dir, "--db", db, "acme.sched", "hourly", "every_hour"]
+    done = tiercel("backfill", *args, "--start", "2025-01-01T00:00:00Z", "--end", "2025-01-01T05:00:00Z")
+    assert done.returncode == 0, done.stderr
+    assert "6 executions" in done.stdout
+    ran = executions(db)
+    dates = sorted(task_run(e, "slot")["outputs"]["value"] for e in ran)
+    assert dates == [f"2025-01-01T0{h}:00:00Z" for h in range(6)]
+    assert all(e["state"]["current"] == "SUCCESS" for e in ran)
+    assert all({"key": "system.backfill", "value": "true"} in e["labels"] for e in ran)
+
+    listed = json.loads(tiercel("triggers", "--db", db, "--json").stdout)
+    [row] = listed
+    assert (row["triggerId"], row["enabled"], row["backfill"]["status"]) == ("every_hour", True, "DONE")
+    assert tiercel("triggers", "--db", db, "--disable", "acme.sched", "hourly", "every_hour").returncode == 0
+    assert json.loads(tiercel("triggers", "--db", db, "--json").stdout)[0]["enabled"] is False
+
+    no_start = tiercel("backfill", *args)
+    assert no_start.returncode == 2 and "--start" in no_start.stderr
+    naive = tiercel("backfill", *args, "--start", "2025-01-01T00:00:00")
+    assert naive.returncode == 1 and "time zone" in naive.stderr
+
+
+def test_trigger_commands_reach_the_running_server(
+    flows_dir: Path, tmp_path: Path, background: list[Any]
+) -> None:
+    db = tmp_path / "t.db"
+    write(flows_dir, "hourly.yml", HOURLY)
+    server = start("server", "--flows", flows_dir, "--db", db, "--port", "0")
+    background.append(server)
+    read_until(server.stderr, b"webhooks on http://", timeout=20)
+
+    [row] = json.loads(tiercel("triggers", "--db", db, "--json").stdout)
+    assert row["type"] == "io.kestra.plugin.core.trigger.Schedule" and row["nextDate"]
+    assert tiercel("triggers", "--db", db, "--disable", "acme.sched", "hourly", "every_hour").returncode == 0
+    assert json.loads(tiercel("triggers", "--db", db, "--json").stdout)[0]["enabled"] is False
+    unknown = tiercel("triggers", "--db", db, "--enable", "acme.sched", "hourly", "nope")
+    assert unknown.returncode == 1 and "nope" in unknown.stderr
+    assert tiercel("triggers", "--db", db, "--enable", "acme.sched", "hourly", "every_hour").returncode == 0
+
+    sent = tiercel(
+        "backfill", "--db", db, "acme.sched", "hourly", "every_hour",
+        "--start", "2025-03-01T00:00:00Z", "--end", "2025-03-01T02:00:00Z",
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    deadline = time.monotonic() + 15
+    while len([e for e in executions(db) if e["state"]["current"] == "SUCCESS"]) < 3:
+        assert time.monotonic() < deadline, executions(db)
+        time.sleep(0.1)
+    server.send_signal(15)
+    server.communicate(timeout=15)
+    assert server.returncode == 0
