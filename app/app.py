@@ -11,40 +11,47 @@ from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input, Tree
 
-from app.screens.confirm import ConfirmScreen
-from app.screens.help import HelpScreen
-from app.screens.run_form import ResumeFormScreen, RunFormScreen
-from app.screens.viewer import ViewerScreen
+from app.actions import DashboardActions
+from app.commands import TiercelCommands
 from app.widgets.detail import DetailPane
-from app.widgets.executions import ExecutionsTable, Summary, matches_filter
+from app.widgets.executions import ExecutionsTable, Summary, matches_filter, trigger_name
 from app.widgets.namespaces import NamespaceTree, NodeRef
-from engine.engine import Engine, EngineCommandError
+from engine.engine import Engine
 from engine.events import EngineError as EngineErrorEvent
-from engine.events import Event, EventBus, ExecutionChanged, FlowsChanged, LogsAppended, TaskRunChanged
-from engine.inputs import InputError
-from engine.model import Execution, Flow, InputSpec, StateType
+from engine.events import (
+    Event,
+    EventBus,
+    ExecutionChanged,
+    FlowsChanged,
+    LogsAppended,
+    TaskRunChanged,
+    TriggerChanged,
+)
+from engine.model import Execution
 from engine.secrets import SecretError
 from engine.store import Store, StoreError
 
 PAGE_SIZE = 200
 SEEN_LIMIT = 5_000
 LOG_FLUSH_SECONDS = 0.075
-PANES = {"namespaces": "#namespaces", "executions": "#executions", "detail": "#log"}
 
 
-class TiercelApp(App[None]):
+class TiercelApp(DashboardActions):
     """The dashboard; it owns the store and the engine for as long as it runs."""
 
     CSS_PATH = "app.tcss"
     TITLE = "Tiercel"
+    COMMANDS = App.COMMANDS | {TiercelCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "run_flow", "Run"),
+        Binding("e", "edit_flow", "Edit"),
         Binding("K", "kill", "Kill"),
         Binding("R", "restart", "Restart"),
+        Binding("P", "replay", "Replay"),
         Binding("u", "resume", "Resume"),
+        Binding("ctrl+p,colon", "command_palette", "Commands", show=False),
         Binding("1", "focus_pane('namespaces')", "Flows", show=False),
         Binding("2", "focus_pane('executions')", "Executions", show=False),
         Binding("3", "focus_pane('detail')", "Detail", show=False),
@@ -74,24 +81,12 @@ class TiercelApp(App[None]):
             with Vertical(id="right"):
                 with Vertical(id="executions-pane", classes="pane"):
                     yield Input(
-                        placeholder="filter: state:FAILED label:key=value text (escape clears)",
+                        placeholder="filter: state:FAILED label:k=v trigger:Schedule text (escape clears)",
                         id="executions-filter",
                     )
                     yield ExecutionsTable(id="executions")
                 yield DetailPane(id="detail", classes="pane")
         yield Footer()
-
-    @property
-    def ns_tree(self) -> NamespaceTree:
-        return self.query_one(NamespaceTree)
-
-    @property
-    def table(self) -> ExecutionsTable:
-        return self.query_one(ExecutionsTable)
-
-    @property
-    def detail(self) -> DetailPane:
-        return self.query_one(DetailPane)
 
     # -- life cycle ---------------------------------------------------------------------------
     async def on_mount(self) -> None:
@@ -113,7 +108,7 @@ class TiercelApp(App[None]):
             return
         self._events = self.engine.events.subscribe()
         try:
-            await self.engine.start(control=self.control)
+            await self.engine.start(control=self.control, watch=True)
         except (OSError, StoreError) as error:
             await self._stop_engine()
             self.startup_error = f"the engine did not start: {error}"
@@ -126,6 +121,7 @@ class TiercelApp(App[None]):
         self.set_interval(1.0, self.table.tick)
         self.set_interval(1.0, self.detail.tick)
         self.ns_tree.focus()
+        self.refresh_triggers()
 
     async def on_unmount(self) -> None:
         await self._stop_engine()
@@ -170,7 +166,7 @@ class TiercelApp(App[None]):
     def apply_events(self, batch: list[Event]) -> None:
         """Update the panes from a batch of events."""
         latest: dict[str, Execution] = {}
-        flows_changed = False
+        flows_changed = triggers_changed = False
         for event in batch:
             if isinstance(event, ExecutionChanged):
                 latest[event.execution.id] = event.execution
@@ -181,10 +177,14 @@ class TiercelApp(App[None]):
                 self.detail.add_entries(event.entries)
             elif isinstance(event, FlowsChanged):
                 flows_changed = True
+            elif isinstance(event, TriggerChanged):
+                triggers_changed = True
             elif isinstance(event, EngineErrorEvent):
                 self.notify(event.message, title="Engine error", severity="error")
         if flows_changed:
             self._rebuild_tree()
+        if flows_changed or triggers_changed:
+            self.refresh_triggers()
         for execution in latest.values():
             summary = Summary.of(execution)
             self._seen[execution.id] = summary
@@ -224,18 +224,6 @@ class TiercelApp(App[None]):
             )
         else:
             self.detail.border_title = "3 Detail"
-
-    @property
-    def selected_ref(self) -> NodeRef | None:
-        node = self.ns_tree.cursor_node
-        return node.data if node is not None else None
-
-    @property
-    def selected_flow(self) -> Flow | None:
-        ref = self.selected_ref
-        if self.engine is None or ref is None or ref.kind != "flow":
-            return None
-        return self.engine.flows.get((ref.namespace, ref.flow_id))
 
     def _matches(self, summary: Summary) -> bool:
         if self.row_filter and not matches_filter(summary, self.row_filter):
@@ -294,26 +282,6 @@ class TiercelApp(App[None]):
             event.stop()
             self._close_filter(keep=False)
 
-    def action_show_source(self) -> None:
-        """The selected flow's YAML, or a file in error with its errors above it."""
-        ref = self.selected_ref
-        if self.engine is None or ref is None:
-            return
-        if ref.kind == "flow":
-            flow = self.engine.flows.get((ref.namespace, ref.flow_id))
-            if flow is not None:
-                self.push_screen(ViewerScreen(f"{flow.namespace}.{flow.id}", flow.source, "yaml"))
-                return
-        elif ref.kind == "error":
-            try:
-                text = Path(ref.path).read_text(encoding="utf-8", errors="replace")
-            except OSError as error:
-                text = f"# cannot read the file: {error}"
-            notes = [str(error) for error in self.engine.flow_errors.get(ref.path, [])]
-            self.push_screen(ViewerScreen(ref.path, text, "yaml", notes))
-            return
-        self.notify("Select a flow to see its source", severity="warning")
-
     @work(exclusive=True, group="executions")
     async def load_executions(self) -> None:
         """First page of executions for the selected namespace or flow."""
@@ -357,7 +325,16 @@ class TiercelApp(App[None]):
         )
         self._more = rows[-1].cursor if len(rows) == self.page_size else None
         return [
-            Summary(row.id, row.namespace, row.flow_id, row.state, row.start_date, row.end_date, row.labels)
+            Summary(
+                row.id,
+                row.namespace,
+                row.flow_id,
+                row.state,
+                row.start_date,
+                row.end_date,
+                row.labels,
+                trigger_name(row.trigger_type),
+            )
             for row in rows
         ]
 
@@ -384,124 +361,6 @@ class TiercelApp(App[None]):
             self.detail.finish_loading(execution, history)
             self._update_titles()
             self.refresh_bindings()
-
-    @property
-    def selected_execution(self) -> Summary | None:
-        execution_id = self.table.selected_id
-        return self.table.rows_by_id.get(execution_id) if execution_id else None
-
-    # -- actions --------------------------------------------------------------------------------
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Grey out commands that do not apply to the current selection."""
-        gated = ("run_flow", "kill", "restart", "resume", "focus_pane", "help")
-        if action in gated and isinstance(self.screen, ModalScreen):
-            return False
-        if action == "run_flow":
-            return True if self.selected_flow is not None else None
-        selected = self.selected_execution
-        state = selected.state if selected else None
-        if action == "kill":
-            return True if state and not StateType(state).is_terminated else None
-        if action == "restart":
-            return True if state in ("FAILED", "KILLED") else None
-        if action == "resume":
-            return True if state == "PAUSED" else None
-        return True
-
-    def action_focus_pane(self, pane: str) -> None:
-        self.query_one(PANES[pane]).focus()
-
-    def action_help(self) -> None:
-        self.push_screen(HelpScreen())
-
-    async def action_run_flow(self) -> None:
-        flow = self.selected_flow
-        if flow is None or self.engine is None:
-            self.notify("Select a flow to run", severity="warning")
-            return
-        if flow.inputs:
-            self.push_screen(RunFormScreen(self.engine, flow), self._started)
-            return
-        try:
-            execution_id = await self.engine.trigger(flow.namespace, flow.id)
-        except (InputError, EngineCommandError) as error:
-            self.notify(str(error), title="Cannot run", severity="error")
-            return
-        self._started(execution_id)
-
-    def _started(self, execution_id: str | None) -> None:
-        if execution_id is None:
-            return
-        self._follow = execution_id
-        if execution_id in self.table.rows_by_id:
-            self._follow = None
-            self.table.move_cursor(row=self.table.get_row_index(execution_id))
-        self.notify(f"Execution {execution_id[:8]} started")
-
-    def action_kill(self) -> None:
-        selected = self.selected_execution
-        if selected is None:
-            return
-
-        async def answered(yes: bool | None) -> None:
-            if yes and self.engine is not None:
-                await self._command("kill", selected.id)
-
-        self.push_screen(ConfirmScreen(f"Kill execution {selected.id[:8]} of {selected.flow_id}?"), answered)
-
-    async def action_restart(self) -> None:
-        selected = self.selected_execution
-        if selected is not None:
-            await self._command("restart", selected.id)
-
-    async def action_resume(self) -> None:
-        selected = self.selected_execution
-        if selected is None:
-            return
-        form = await self._resume_form(selected.id)
-        if form is not None:
-            self.push_screen(form, self._resumed)
-            return
-        await self._command("resume", selected.id)
-
-    async def _resume_form(self, execution_id: str) -> ResumeFormScreen | None:
-        """A form for the onResume inputs of the paused Pause task, when it declares some."""
-        if self.engine is None:
-            return None
-        execution = await self.engine.execution(execution_id)
-        if execution is None:
-            return None
-        flow = self.engine.flows.get((execution.namespace, execution.flow_id))
-        if flow is None:
-            return None
-        tasks = flow.tasks_by_id
-        for run in execution.task_runs:
-            task = tasks.get(run.task_id)
-            if run.state.current is not StateType.PAUSED or task is None:
-                continue
-            specs = task.props.get("onResume")
-            if isinstance(specs, tuple) and specs and all(isinstance(s, InputSpec) for s in specs):
-                return ResumeFormScreen(self.engine, flow, execution_id, specs)
-        return None
-
-    def _resumed(self, execution_id: str | None) -> None:
-        if execution_id is not None:
-            self.notify(f"Resume sent to {execution_id[:8]}")
-
-    async def _command(self, command: str, execution_id: str) -> None:
-        if self.engine is None:
-            return
-        try:
-            if command == "kill":
-                await self.engine.kill(execution_id)
-            elif command == "restart":
-                await self.engine.restart(execution_id)
-            else:
-                await self.engine.resume(execution_id)
-        except (EngineCommandError, InputError) as error:
-            self.notify(str(error), title=f"Cannot {command}", severity="error")
-            return
-        self.notify(f"{command.capitalize()} sent to {execution_id[:8]}")
 
 
 def create_app(flows_dir: Path, db: Path, *, control: bool = True) -> TiercelApp:

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import ClassVar
 
+from rich.highlighter import Highlighter
 from rich.markup import escape
 from rich.text import Text
 from textual import events, on
@@ -103,6 +104,24 @@ def timeline_text(execution: Execution | None, width: int, now: datetime | None 
     return text
 
 
+class SearchHighlighter(Highlighter):
+    """Marks every case-insensitive occurrence of the search term in a log line."""
+
+    STYLE = "bold black on yellow"
+
+    def __init__(self) -> None:
+        self.term = ""
+
+    def highlight(self, text: Text) -> None:
+        if not self.term:
+            return
+        plain, term = text.plain.lower(), self.term.lower()
+        start = plain.find(term)
+        while start >= 0:
+            text.stylize(self.STYLE, start, start + len(term))
+            start = plain.find(term, start + len(term))
+
+
 class Timeline(Widget):
     """The timeline of the shown execution, redrawn on every change and every second while running."""
 
@@ -146,7 +165,12 @@ class TaskRunTree(Tree[str]):
                 node.allow_expand = False  # type: ignore[attr-defined]
         self.root.expand()
         if keep in nodes:
+            _ = self.last_line  # lay the lines out so the node's line is known
             self.move_cursor(nodes[keep])  # type: ignore[arg-type]
+
+    def on_focus(self) -> None:
+        if self.cursor_line < 0 and self.root.children:
+            self.cursor_line = 0
 
 
 class DetailPane(Horizontal):
@@ -157,8 +181,12 @@ class DetailPane(Horizontal):
         Binding("t", "toggle_stamps", "Times"),
         Binding("a", "all_tasks", "All tasks"),
         Binding("slash", "search", "Search"),
+        Binding("n", "next_match", "Next match", show=False),
+        Binding("N", "previous_match", "Prev match", show=False),
+        Binding("f", "toggle_only_matches", "Only matches", show=False),
         Binding("g", "toggle_timeline", "Timeline"),
         Binding("o", "outputs", "Outputs"),
+        Binding("y", "app.execution_source", "Source", show=False),
     ]
 
     def __init__(self, **kwargs: object) -> None:
@@ -170,6 +198,8 @@ class DetailPane(Horizontal):
         self.task_filter: str | None = None
         self.stamps = True
         self.search = ""
+        self.only_matches = False
+        self.match_line: int | None = None
         self._task_ids: set[str] | None = None
         self._text: list[str] | None = None
         self._pending: list[str] = []
@@ -185,7 +215,9 @@ class DetailPane(Horizontal):
                 yield Timeline(id="timeline")
         with Vertical(id="log-side"):
             yield Input(placeholder="search the log (enter: done, escape: clear)", id="log-search")
-            yield Log(max_lines=LOG_KEEP, id="log", auto_scroll=True)
+            log = Log(max_lines=LOG_KEEP, id="log", auto_scroll=True, highlight=True)
+            log.highlighter = SearchHighlighter()
+            yield log
 
     @property
     def log_widget(self) -> Log:
@@ -277,7 +309,9 @@ class DetailPane(Horizontal):
             return False
         if self._task_ids is not None and entry.task_run_id not in self._task_ids:
             return False
-        return not self.search or self.search.lower() in f"{entry.task_id} {entry.message}".lower()
+        if not self.search or not self.only_matches:
+            return True
+        return self.search.lower() in format_entry(entry, stamps=self.stamps).lower()
 
     def add_entries(self, entries: Iterable[LogEntry]) -> None:
         """Buffer live lines of the selected execution (others are ignored)."""
@@ -336,7 +370,7 @@ class DetailPane(Horizontal):
             if run is not None:
                 parts.append(f"task {run.task_id}" + (f" [{run.value}]" if run.value is not None else ""))
         if self.search:
-            parts.append(f"/{self.search}")
+            parts.append(f"/{self.search}" + (" (only)" if self.only_matches else ""))
         return " ".join(parts)
 
     def _update_subtitle(self) -> None:
@@ -363,6 +397,52 @@ class DetailPane(Horizontal):
         field = self.query_one("#log-search", Input)
         field.display = True
         field.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("next_match", "previous_match", "toggle_only_matches"):
+            return True if self.search else None
+        return True
+
+    def _set_search(self, term: str) -> None:
+        self.search = term
+        self.match_line = None
+        highlighter = self.log_widget.highlighter
+        if isinstance(highlighter, SearchHighlighter):
+            highlighter.term = term
+        self.rerender()
+        self.refresh_bindings()
+
+    def matching_lines(self) -> list[int]:
+        """Indexes of the log lines that contain the search term."""
+        term = self.search.lower()
+        return [i for i, line in enumerate(self.log_widget.lines) if term and term in line.lower()]
+
+    def _jump(self, step: int) -> None:
+        found = self.matching_lines()
+        if not found:
+            self.app.notify(f"No line matches {self.search!r}", severity="warning")
+            return
+        log = self.log_widget
+        if step > 0:
+            here = self.match_line if self.match_line is not None else int(log.scroll_y) - 1
+            self.match_line = next((i for i in found if i > here), found[0])
+        else:
+            here = self.match_line if self.match_line is not None else int(log.scroll_y) + log.size.height
+            self.match_line = next((i for i in reversed(found) if i < here), found[-1])
+        log.auto_scroll = False
+        log.scroll_to(y=max(self.match_line - log.size.height // 2, 0), animate=False)
+        position = found.index(self.match_line) + 1
+        self.border_subtitle = escape(f"{self.filter_text()} · match {position}/{len(found)}")
+
+    def action_next_match(self) -> None:
+        self._jump(1)
+
+    def action_previous_match(self) -> None:
+        self._jump(-1)
+
+    def action_toggle_only_matches(self) -> None:
+        self.only_matches = not self.only_matches
+        self.rerender()
 
     def action_toggle_timeline(self) -> None:
         self.toggle_class("timeline")
@@ -414,8 +494,7 @@ class DetailPane(Horizontal):
     @on(Input.Changed, "#log-search")
     def _search_changed(self, event: Input.Changed) -> None:
         event.stop()
-        self.search = event.value.strip()
-        self.rerender()
+        self._set_search(event.value.strip())
 
     @on(Input.Submitted, "#log-search")
     def _search_done(self, event: Input.Submitted) -> None:
@@ -426,8 +505,7 @@ class DetailPane(Horizontal):
         field = self.query_one("#log-search", Input)
         if not keep:
             field.value = ""
-            self.search = ""
-            self.rerender()
+            self._set_search("")
         field.display = bool(self.search)
         self.log_widget.focus()
 

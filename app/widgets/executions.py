@@ -14,7 +14,14 @@ from textual.widgets import DataTable
 from app.widgets.states import fmt_duration, fmt_start, state_text
 from engine.model import Execution
 
-COLUMNS = ("id", "flow", "state", "start", "duration", "labels")
+COLUMNS = ("id", "flow", "state", "start", "duration", "trigger", "labels")
+
+
+def trigger_name(trigger_type: object) -> str:
+    """The short name of what started an execution: the trigger type's last part, or "manual"."""
+    if not trigger_type:
+        return "manual"
+    return str(trigger_type).rsplit(".", 1)[-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +35,7 @@ class Summary:
     start: datetime | None
     end: datetime | None
     labels: Mapping[str, str]
+    trigger: str = "manual"
 
     @staticmethod
     def of(execution: Execution) -> Summary:
@@ -41,6 +49,7 @@ class Summary:
             state.start_date,
             state.end_date if state.current.is_terminated else None,
             execution.labels_map(),
+            trigger_name(execution.trigger.get("type") if execution.trigger else None),
         )
 
     @property
@@ -52,7 +61,8 @@ class Summary:
         end = self.end if self.end is not None else (datetime.now(UTC) if self.running else None)
         duration = fmt_duration(end - self.start) if (end and self.start) else ""
         labels = " ".join(f"{k}={v}" for k, v in self.labels.items())
-        return (self.id[:8], self.flow_id, state_text(self.state), fmt_start(self.start), duration, labels)
+        start = fmt_start(self.start)
+        return (self.id[:8], self.flow_id, state_text(self.state), start, duration, self.trigger, labels)
 
 
 def matches_filter(summary: Summary, query: str) -> bool:
@@ -66,6 +76,9 @@ def matches_filter(summary: Summary, query: str) -> bool:
             key, _, value = rest.partition("=")
             if key not in summary.labels or (value and summary.labels[key] != value):
                 return False
+        elif kind.lower() == "trigger" and rest:
+            if summary.trigger.lower() != rest.lower():
+                return False
         elif term.lower() not in f"{summary.id} {summary.flow_id}".lower():
             return False
     return True
@@ -74,7 +87,10 @@ def matches_filter(summary: Summary, query: str) -> bool:
 class ExecutionsTable(DataTable[object]):
     """Executions newest first, keyed by execution id."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("slash", "app.filter_executions", "Filter")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "app.filter_executions", "Filter"),
+        Binding("y", "app.execution_source", "Source"),
+    ]
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]

@@ -16,6 +16,13 @@ from textual.widgets.tree import TreeNode
 from app.widgets.states import glyph
 from engine.model import Flow
 
+BADGES = {"Schedule": "⏱", "Flow": "↪", "Webhook": "⚡"}
+
+
+def trigger_badge(trigger_type: str) -> str:
+    """The one-character badge of a trigger type (by its short name)."""
+    return BADGES.get(trigger_type.rsplit(".", 1)[-1], "◆")
+
 
 @dataclass(frozen=True, slots=True)
 class NodeRef:
@@ -30,7 +37,10 @@ class NodeRef:
 class NamespaceTree(Tree[NodeRef]):
     """Namespaces built from the dots in their names; flows carry their last execution state."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("y", "app.show_source", "Source")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "app.show_source", "Source"),
+        Binding("v", "app.revisions", "Revisions"),
+    ]
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__("flows", data=NodeRef("namespace"), **kwargs)  # type: ignore[arg-type]
@@ -41,6 +51,8 @@ class NamespaceTree(Tree[NodeRef]):
         self._flows: dict[tuple[str, str], Flow] = {}
         self.flow_count = 0
         self.error_count = 0
+        # (namespace, flow id, trigger id) of triggers turned off at run time (the scheduler's state).
+        self.disabled_triggers: set[tuple[str, str, str]] = set()
 
     def rebuild(
         self,
@@ -88,8 +100,20 @@ class NamespaceTree(Tree[NodeRef]):
         label.append(" " + flow_id)
         flow = self._flows.get((namespace, flow_id))
         if flow is not None and flow.triggers:
-            label.append(" ⏱", style="dim")
+            label.append(" ")
+            for trigger in flow.triggers:
+                off = trigger.disabled or (namespace, flow_id, trigger.id) in self.disabled_triggers
+                label.append(trigger_badge(trigger.type), style="dim strike" if off else "cyan")
         return label
+
+    def set_disabled_triggers(self, disabled: set[tuple[str, str, str]]) -> None:
+        """Show which triggers are turned off, relabelling only the flows that changed."""
+        changed = {key[:2] for key in disabled ^ self.disabled_triggers}
+        self.disabled_triggers = set(disabled)
+        for namespace, flow_id in changed:
+            node = self._flow_nodes.get((namespace, flow_id))
+            if node is not None:
+                node.set_label(self._flow_label(namespace, flow_id))
 
     def set_last_state(self, namespace: str, flow_id: str, state: str) -> None:
         """Show a flow's latest execution state on its leaf."""
@@ -106,6 +130,7 @@ class NamespaceTree(Tree[NodeRef]):
                 while parent is not None:
                     parent.expand()
                     parent = parent.parent
+                _ = self.last_line  # lines are laid out lazily: a node's line is known only after this
                 self.move_cursor(node)
                 return True
         return False

@@ -63,3 +63,26 @@ def test_run_a_flow_from_the_keyboard_at_80x24(session: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("q did not quit the dashboard")
+
+
+def test_e_opens_the_flow_in_the_editor_and_the_saved_change_shows(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "sample_flows", tmp_path / "flows")
+    editor = tmp_path / "editor.sh"
+    marker = tmp_path / "edited"
+    # A stand-in for an editor: records which file it was given and renames the flow in it.
+    editor.write_text(
+        f'#!/bin/sh\necho "$1" > {marker}\nsed -i "s/^id: hello_world$/id: hello_edited/" "$1"\n'
+    )
+    editor.chmod(0o755)
+    name = f"tiercel-{uuid.uuid4().hex[:8]}"
+    command = f"env EDITOR={editor} {TIERCEL} ui --flows {tmp_path / 'flows'} --db {tmp_path / 't.db'}"
+    tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", command)
+    try:
+        wait_for(name, "hello_world")
+        tmux("send-keys", "-t", name, "1", "Down", "Down", "e")
+        shown = wait_for(name, "hello_edited")
+        assert "hello_world" not in shown
+        assert marker.read_text().strip().endswith("hello_world.yml")
+        assert "1 Namespaces" in shown  # the dashboard is back on screen after the editor
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)

@@ -1,0 +1,96 @@
+"""The command palette (ctrl+p or `:`): every flow, namespace, recent execution and trigger by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from app.widgets.executions import Summary
+from app.widgets.namespaces import NodeRef
+from engine.model import StateType
+
+if TYPE_CHECKING:
+    from app.app import TiercelApp
+
+Command = tuple[str, Callable[[], Any], str]
+PANE_NAMES = {"namespaces": "Namespaces", "executions": "Executions", "detail": "Detail"}
+RECENT = 50
+
+
+def namespaces_of(names: list[str]) -> list[str]:
+    """Every namespace and every dotted parent of one, sorted."""
+    found: set[str] = set()
+    for name in names:
+        parts = name.split(".")
+        found.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+    return sorted(found)
+
+
+def recent_executions(app: TiercelApp) -> list[Summary]:
+    """The executions shown plus the ones seen live, newest first, at most RECENT of them."""
+    rows = {**app._seen, **app.table.rows_by_id}
+    ordered = sorted(rows.values(), key=lambda s: s.start.timestamp() if s.start else 0.0, reverse=True)
+    return ordered[:RECENT]
+
+
+async def commands_of(app: TiercelApp) -> list[Command]:
+    """What the palette offers right now: (name, callback, help)."""
+    engine = app.engine
+    if engine is None:
+        return []
+    found: list[Command] = []
+    flows = sorted(engine.flows.values(), key=lambda f: (f.namespace, f.id))
+    for flow in flows:
+        name = f"{flow.namespace}.{flow.id}"
+        found.append((f"Run flow {name}", partial(app.run_flow, flow), "a form first when it has inputs"))
+        found.append((f"Show flow source {name}", partial(app.show_flow_source, flow), "its YAML"))
+        found.append((f"Revisions of flow {name}", partial(app.show_revisions, flow), "diff two revisions"))
+        if flow.path and app.can_edit:
+            found.append((f"Edit flow {name}", partial(app.edit_flow, flow), flow.path))
+    for namespace in namespaces_of([flow.namespace for flow in flows]):
+        go = partial(app.go_to, NodeRef("namespace", namespace))
+        found.append((f"Go to namespace {namespace}", go, ""))
+    for summary in recent_executions(app):
+        short, about = summary.id[:8], f"{summary.flow_id} {summary.state}"
+        state = StateType(summary.state)
+        if not state.is_terminated:
+            kill = partial(app.confirm_kill, summary.id, summary.flow_id)
+            found.append((f"Kill execution {short}", kill, about))
+        if summary.state in ("FAILED", "KILLED"):
+            found.append((f"Restart execution {short}", partial(app.command, "restart", summary.id), about))
+        if summary.state == "PAUSED":
+            found.append((f"Resume execution {short}", partial(app.resume_execution, summary.id), about))
+        if state.is_terminated:
+            replay = partial(app.confirm_replay, summary.id, None)
+            found.append((f"Replay execution {short}", replay, about))
+    for (namespace, flow_id, trigger_id), enabled in sorted(app.trigger_states().items()):
+        toggle = partial(app.set_trigger_enabled, namespace, flow_id, trigger_id, not enabled)
+        now = "enabled" if enabled else "disabled"
+        found.append((f"Toggle trigger {namespace}.{flow_id}.{trigger_id}", toggle, f"now {now}"))
+    for pane, title in PANE_NAMES.items():
+        found.append((f"Focus pane {title}", partial(app.action_focus_pane, pane), ""))
+    found.append(("Help", app.action_help, "the keys of the focused pane and the global keys"))
+    return found
+
+
+class TiercelCommands(Provider):
+    """Flows, namespaces, executions and triggers of the dashboard as palette commands."""
+
+    @property
+    def tiercel(self) -> TiercelApp:
+        return self.app  # type: ignore[return-value]
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, callback, help_text in await commands_of(self.tiercel):
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, text=name, help=help_text or None)
+
+    async def discover(self) -> Hits:
+        for name, callback, help_text in await commands_of(self.tiercel):
+            if name.startswith(("Run flow", "Go to namespace", "Focus pane", "Help")):
+                yield DiscoveryHit(name, callback, text=name, help=help_text or None)
