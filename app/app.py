@@ -141,7 +141,7 @@ class TiercelApp(DashboardActions):
     async def _load_last_states(self) -> None:
         assert self.engine is not None
         for namespace, flow_id in self.engine.flows:
-            rows = await self.engine.store.list_executions(namespace=namespace, flow_id=flow_id, limit=20)
+            rows = await self.engine.list_executions(namespace=namespace, flow_id=flow_id, limit=20)
             for row in rows:
                 if row.namespace == namespace:
                     self.ns_tree.last_states[(namespace, flow_id)] = row.state
@@ -317,7 +317,7 @@ class TiercelApp(DashboardActions):
         if ref.kind not in ("namespace", "flow"):
             self._more = None
             return []
-        rows = await self.engine.store.list_executions(
+        rows = await self.engine.list_executions(
             namespace=ref.namespace or None,
             flow_id=ref.flow_id if ref.kind == "flow" else None,
             limit=self.page_size,
@@ -356,7 +356,7 @@ class TiercelApp(DashboardActions):
             self._update_titles()
             return
         execution = await self.engine.execution(execution_id)
-        history = [entry for _, entry in await self.engine.store.logs(execution_id)]
+        history = [entry for _, entry in await self.engine.logs(execution_id)]
         if self.detail.execution_id == execution_id:
             self.detail.finish_loading(execution, history)
             self._update_titles()

@@ -36,7 +36,7 @@ from engine.runner import Runner
 from engine.scheduler import Clock, Scheduler
 from engine.secrets import Masker, SecretError, Secrets
 from engine.storage import Storage, StorageError, safe_relative
-from engine.store import Store
+from engine.store import ExecutionRow, Store
 from engine.tasks.core import labels_of
 from engine.tasks.registry import Kind, Registry, registry
 from engine.triggers.flow_trigger import FlowTriggers
@@ -165,6 +165,7 @@ class Engine:
         self._errors: dict[str, list[LogEntry]] = {}
         self._log_buffer: list[LogEntry] = []
         self._log_buffer_chars = 0
+        self._log_lock = asyncio.Lock()
         self._revisions: dict[tuple[str, str, int], Flow] = {}
         # SECRET inputs are stored masked; their values live here while the execution runs.
         self._secret_inputs: dict[str, dict[str, Any]] = {}
@@ -872,15 +873,18 @@ class Engine:
             await self._flush_logs()
 
     async def _flush_logs(self) -> None:
-        if not self._log_buffer:
-            return
-        entries, self._log_buffer = self._log_buffer, []
-        self._log_buffer_chars = 0
-        self.events.publish(LogsAppended(tuple(entries)))
-        try:
-            await self.store.append_logs(entries)
-        except Exception as error:
-            self.events.publish(EngineError(f"Could not save {len(entries)} log lines: {error}"))
+        # One flush at a time: a reader that flushes first (see `logs`) then also waits for lines
+        # another flush has announced but not yet stored.
+        async with self._log_lock:
+            if not self._log_buffer:
+                return
+            entries, self._log_buffer = self._log_buffer, []
+            self._log_buffer_chars = 0
+            self.events.publish(LogsAppended(tuple(entries)))
+            try:
+                await self.store.append_logs(entries)
+            except Exception as error:
+                self.events.publish(EngineError(f"Could not save {len(entries)} log lines: {error}"))
 
     async def _on_control(self, request: dict[str, Any]) -> dict[str, Any]:
         """Commands from other processes (tiercel kill, replay, triggers ...) on the control channel."""
@@ -891,6 +895,27 @@ class Engine:
         """The execution as last stored (the loop's working copy may be a step ahead)."""
         stored = self._persisted.get(execution_id)
         return stored if stored is not None else await self.store.get_execution(execution_id)
+
+    async def logs(
+        self, execution_id: str, *, level: str | None = None, task_id: str | None = None, after: int = 0
+    ) -> list[tuple[int, LogEntry]]:
+        """An execution's log lines as (row id, entry), including every line already announced."""
+        await self._flush_logs()
+        return await self.store.logs(execution_id, level=level, task_id=task_id, after=after)
+
+    async def list_executions(
+        self,
+        *,
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        state: str | Sequence[str] | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> list[ExecutionRow]:
+        """A page of executions, newest first (see Store.list_executions)."""
+        return await self.store.list_executions(
+            namespace=namespace, flow_id=flow_id, state=state, limit=limit, before=before
+        )
 
     def live_execution_ids(self) -> list[str]:
         return list(self._live)
