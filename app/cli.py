@@ -100,7 +100,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     except StoreError as error:
         say(f"tiercel: {error}", err=True)
         return EXIT_USAGE
-    engine = await _engine_or_none(store, flows_dir)
+    engine = await engine_or_none(store, flows_dir)
     if engine is None:
         return EXIT_USAGE
     await engine.start(triggers=False)
@@ -162,7 +162,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_PAUSED if state is StateType.PAUSED else EXIT_FAILED
 
 
-async def _engine_or_none(store: Any, flows_dir: Path | None) -> Any:
+async def engine_or_none(store: Any, flows_dir: Path | None) -> Any:
     """An Engine on the store, or None (store closed, message said) when its settings are wrong."""
     from engine.engine import Engine
     from engine.secrets import SecretError
@@ -337,7 +337,7 @@ async def cmd_control(args: argparse.Namespace) -> int:
     except StoreError as error:
         say(f"tiercel: {error}", err=True)
         return EXIT_USAGE
-    engine = await _engine_or_none(store, None)
+    engine = await engine_or_none(store, None)
     if engine is None:
         return EXIT_USAGE
     await engine.start(control=False, triggers=False)

@@ -11,7 +11,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from app.cli import EXIT_OK, EXIT_USAGE, UsageError, default_flows_dir, resolve_db, say
+from app.cli import EXIT_OK, EXIT_USAGE, UsageError, default_flows_dir, engine_or_none, resolve_db, say
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,8 +27,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 async def cmd_server(args: argparse.Namespace) -> int:
-    from engine.engine import Engine
-    from engine.secrets import SecretError
     from engine.store import Store, StoreError
     from engine.webhook import WebhookServer
 
@@ -41,11 +39,8 @@ async def cmd_server(args: argparse.Namespace) -> int:
     except StoreError as error:
         say(f"tiercel: {error}", err=True)
         return EXIT_USAGE
-    try:
-        engine = Engine(store, flows_dir=flows_dir)
-    except SecretError as error:
-        await store.close()
-        say(f"tiercel: {error}", err=True)
+    engine = await engine_or_none(store, flows_dir)
+    if engine is None:
         return EXIT_USAGE
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -7,10 +7,11 @@ value wins over its parent's. A declaration's id is its `id` key, or else the fo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.mappings import deep_merge
 from engine.model import NamespaceSpec, PluginDefault
 from engine.parser.errors import FlowError, FlowParseError
 from engine.parser.namespace import parse_namespace
@@ -27,16 +28,6 @@ def ancestry(namespace: str) -> list[str]:
 
 def _error(path: Path, message: str) -> FlowError:
     return FlowError(str(path), None, None, "", message)
-
-
-def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 class Namespaces:
@@ -91,7 +82,7 @@ class Namespaces:
     def variables(self, namespace: str) -> dict[str, Any]:
         merged: dict[str, Any] = {}
         for spec in self.chain(namespace):
-            merged = _merge(merged, spec.variables)
+            merged = deep_merge(merged, spec.variables)
         return merged
 
     def plugin_defaults(self, namespace: str) -> Sequence[PluginDefault]:

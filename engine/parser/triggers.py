@@ -20,8 +20,8 @@ TRIGGER_ALIASES = {
     "io.kestra.core.models.triggers.types.Flow": "io.kestra.plugin.core.trigger.Flow",
     "io.kestra.core.models.triggers.types.Webhook": "io.kestra.plugin.core.trigger.Webhook",
 }
-# AbstractTrigger's properties plus Schedule's own (Kestra's Schedule.java).
-_SCHEDULE_KEYS = frozenset(
+# AbstractTrigger's properties (Kestra's AbstractTrigger.java), common to every trigger type.
+_ABSTRACT_TRIGGER_KEYS = frozenset(
     {
         "id",
         "type",
@@ -38,17 +38,20 @@ _SCHEDULE_KEYS = frozenset(
         "failOnTriggerError",
         "allowConcurrent",
         "assets",
-        "cron",
-        "withSeconds",
-        "timezone",
-        "interval",
-        "scheduleConditions",
-        "inputs",
-        "lateMaximumDelay",
-        "backfill",
-        "recoverMissedSchedules",
     }
 )
+# Schedule's own (Kestra's Schedule.java).
+_SCHEDULE_KEYS = _ABSTRACT_TRIGGER_KEYS | {
+    "cron",
+    "withSeconds",
+    "timezone",
+    "interval",
+    "scheduleConditions",
+    "inputs",
+    "lateMaximumDelay",
+    "backfill",
+    "recoverMissedSchedules",
+}
 CRON_NICKNAMES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 _CRON_FIELDS = (
     ("minute", "0-59"),
@@ -208,25 +211,6 @@ def cron_problem(expression: str, with_seconds: bool = False) -> str | None:
 
 FLOW_TRIGGER = "io.kestra.plugin.core.trigger.Flow"
 WEBHOOK_TRIGGER = "io.kestra.plugin.core.trigger.Webhook"
-_ABSTRACT_TRIGGER_KEYS = frozenset(
-    {
-        "id",
-        "type",
-        "version",
-        "description",
-        "conditions",
-        "disabled",
-        "workerGroup",
-        "logLevel",
-        "minLogLevel",
-        "labels",
-        "stopAfter",
-        "logToFile",
-        "failOnTriggerError",
-        "allowConcurrent",
-        "assets",
-    }
-)
 _FLOW_KEYS = _ABSTRACT_TRIGGER_KEYS | {"inputs", "states", "preconditions"}
 _WEBHOOK_KEYS = _ABSTRACT_TRIGGER_KEYS | {
     "key",

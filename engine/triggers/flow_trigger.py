@@ -26,6 +26,7 @@ from engine.durations import parse_duration
 from engine.events import EngineError, ExecutionChanged
 from engine.expressions import ExpressionError, is_truthy
 from engine.inputs import InputError
+from engine.mappings import deep_merge
 from engine.model import Execution, Flow, Label, StateType, TriggerSpec, iso, utcnow
 from engine.tasks.base import TaskFailure
 from engine.tasks.core import labels_of
@@ -34,22 +35,6 @@ from engine.triggers.conditions import ConditionContext, ConditionError, Render,
 FLOW = "io.kestra.plugin.core.trigger.Flow"
 # Kestra's default `states`: every terminal state.
 DEFAULT_STATES = frozenset(state.value for state in StateType if state.is_terminated)
-WINDOW_TYPES = ("DURATION_WINDOW", "SLIDING_WINDOW", "DAILY_TIME_WINDOW", "DAILY_TIME_DEADLINE")
-FILTER_FIELDS = ("FLOW_ID", "NAMESPACE", "STATE", "EXPRESSION")
-FILTER_TYPES = (
-    "EQUAL_TO",
-    "NOT_EQUAL_TO",
-    "IN",
-    "NOT_IN",
-    "IS_TRUE",
-    "IS_FALSE",
-    "IS_NULL",
-    "IS_NOT_NULL",
-    "STARTS_WITH",
-    "ENDS_WITH",
-    "REGEX",
-    "CONTAINS",
-)
 CORRELATION_ID = "system.correlationId"
 # State changes remembered per execution, to react to transitions only.
 _SEEN_EXECUTIONS = 10_000
@@ -190,17 +175,6 @@ def precondition_results(
 def is_multiple_condition(condition: Any) -> bool:
     """Kestra's deprecated MultipleCondition, a `preconditions` written among the conditions."""
     return isinstance(condition, Mapping) and str(condition.get("type", "")).endswith(".MultipleCondition")
-
-
-def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """`extra` over `base`, merging nested mappings."""
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def _nested_labels(labels: Sequence[Label]) -> dict[str, Any]:
@@ -495,7 +469,6 @@ __all__ = [
     "DEFAULT_STATES",
     "FLOW",
     "FlowTriggers",
-    "deep_merge",
     "is_multiple_condition",
     "precondition_keys",
     "precondition_results",
