@@ -33,6 +33,11 @@ _TIMESTAMP, _SEQ, _MAP, _MERGE, _VALUE = (
 )
 _SCALAR_TAGS = frozenset({_STR, _NULL, _BOOL, _INT, _FLOAT, _TIMESTAMP, _VALUE})
 
+_BOMB = (
+    f"YAML aliases (`*name`) expand to more than {MAX_ALIAS_NODES:,} values: this looks like an alias bomb; "
+    "write the values out instead of repeating aliases"
+)
+
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 
 
@@ -110,6 +115,7 @@ def load_yaml(text: str) -> Document:
         return Document(None, source, [Problem((1, 1), (), message)], complete=False)
     builder = _Builder(source)
     try:
+        builder.check_aliases(node)
         value = builder.build(node, (), 0)
     except _Fatal as fatal:
         return Document(None, source, [*builder.problems, fatal.problem], complete=False)
@@ -163,6 +169,7 @@ class _Builder:
         self.source = source
         self.problems: list[Problem] = []
         self._seen: set[int] = set()
+        self._sizes: dict[int, int] = {}
         self._expanded = 0
 
     def build(self, node: Node, path: YamlPath, depth: int) -> Any:
@@ -182,6 +189,59 @@ class _Builder:
             return self._mapping(node, path, depth)
         raise _Fatal(Problem(_position(node), path, "Unsupported YAML node"))
 
+    def check_aliases(self, root: Node) -> None:
+        """Refuse a document whose aliases expand to too many values, before building any of it.
+
+        Every node reached again through an alias adds the whole size of its subtree; sizes are
+        remembered per node, so an alias bomb is measured in the time it takes to read its text.
+        """
+        seen: set[int] = set()
+        copies = 0
+
+        def walk(node: Node, path: YamlPath, depth: int) -> None:
+            nonlocal copies
+            if id(node) in seen:
+                copies += self._size(node, depth)
+                if copies > MAX_ALIAS_NODES:
+                    raise _Fatal(Problem(_position(node), path, _BOMB))
+                return
+            if depth > MAX_DEPTH:
+                message = f"The document is nested more than {MAX_DEPTH} levels deep"
+                raise _Fatal(Problem(_position(node), path, message))
+            seen.add(id(node))
+            if isinstance(node, SequenceNode):
+                for index, item in enumerate(node.value):
+                    walk(item, (*path, index), depth + 1)
+            elif isinstance(node, MappingNode):
+                for key_node, value_node in node.value:
+                    walk(key_node, path, depth + 1)
+                    key = str(key_node.value) if isinstance(key_node, ScalarNode) else "?"
+                    walk(value_node, (*path, key), depth + 1)
+
+        walk(root, (), 0)
+
+    def _size(self, node: Node, depth: int) -> int:
+        """How many values `node` expands to (capped just over the limit), remembered per node."""
+        known = self._sizes.get(id(node))
+        if known is not None:
+            return known
+        cap = MAX_ALIAS_NODES + 1
+        if depth > MAX_DEPTH:
+            return cap  # deeper than any document may go
+        self._sizes[id(node)] = cap  # a node that holds itself expands forever
+        children: list[Node] = []
+        if isinstance(node, SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, MappingNode):
+            children = [part for pair in node.value for part in pair]
+        total = 1
+        for child in children:
+            total += self._size(child, depth + 1)
+            if total >= cap:
+                break
+        self._sizes[id(node)] = min(total, cap)
+        return self._sizes[id(node)]
+
     def _visit(self, node: Node, path: YamlPath) -> None:
         # A node seen before is reached again through an alias: count the copies it expands to.
         if id(node) in self._seen:
@@ -192,11 +252,7 @@ class _Builder:
     def _count(self, nodes: int, node: Node, path: YamlPath) -> None:
         self._expanded += nodes
         if self._expanded > MAX_ALIAS_NODES:
-            message = (
-                f"YAML aliases (`*name`) expand to more than {MAX_ALIAS_NODES:,} values: this looks like an "
-                "alias bomb; write the values out instead of repeating aliases"
-            )
-            raise _Fatal(Problem(_position(node), path, message))
+            raise _Fatal(Problem(_position(node), path, _BOMB))
 
     def _mapping(self, node: MappingNode, path: YamlPath, depth: int) -> dict[str, Any]:
         if node.tag != _MAP:
