@@ -4,6 +4,12 @@ One loop owns every live execution. Commands and task results arrive as messages
 messages is applied through the executor, the resulting changes are committed in one group of
 transactions, and only then are events published and new work dispatched. So a task's success is
 durable before its dependants start, and a restarted engine finds every execution where it was.
+
+After a crash, the next engine first kills the task programs the crashed one left running (they are
+recorded in the store while they run), then carries on: a task that was running runs again as a new
+attempt, or fails with "engine stopped while the task was running" when the flow's label
+`tiercel.notIdempotent: "task_a,task_b"` (or `"*"`) names it; a task run never gets more than
+maxAttempt + 1 attempts (see engine.recovery).
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ from engine.expressions import ExpressionError, Renderer
 from engine.inputs import InputError, input_json_value, resolve_inputs
 from engine.model import Execution, Flow, Label, LogEntry, LogLevel, State, StateType, TaskRun, new_id, utcnow
 from engine.parser import FlowError, FlowParseError, parse_flow
-from engine.process import prefer_pidfd_child_watcher
+from engine.process import kill_leftovers, prefer_pidfd_child_watcher
+from engine.recovery import INTERRUPTED_MESSAGE, rerun, runs_again
 from engine.replay import ReplayError, replayed
-from engine.runner import Runner
+from engine.runner import Runner, attempt_token_prefix
 from engine.scheduler import Clock, Scheduler
 from engine.secrets import Masker, SecretError, Secrets
 from engine.storage import Storage, StorageError, safe_relative
@@ -49,8 +56,10 @@ LOG_FLUSH_SECONDS = 0.05
 LOG_BUFFER_LINES = 10_000
 LOG_BUFFER_CHARS = 8 * 1024 * 1024
 KILL_GRACE_SECONDS = 5.0
-# After a failed commit (disk full, I/O error) the same messages are applied again this much later.
+# After a failed commit (disk full, I/O error) the same messages are applied again this much later,
+# up to MAX_SAVE_FAILURES failures in a row; then the execution fails (see `_save_failed`).
 SAVE_RETRY_SECONDS = 1.0
+MAX_SAVE_FAILURES = 3
 
 
 def _secrets_file() -> Path | None:
@@ -173,6 +182,9 @@ class Engine:
         self._flush_task: asyncio.Task[None] | None = None
         self._control: ControlServer | None = None
         self._background: set[asyncio.Task[None]] = set()
+        # Failed saves in a row per execution, and executions failed for it whose end is not stored yet.
+        self._save_failures: dict[str, int] = {}
+        self._unsaved: dict[str, Execution] = {}
         self.flow_triggers = FlowTriggers(self)
         self.scheduler = Scheduler(self, clock)
 
@@ -198,6 +210,7 @@ class Engine:
             await self.flow_triggers.start()
         self._loop_task = asyncio.create_task(self._loop(), name="tiercel-executor")
         self._flush_task = asyncio.create_task(self._flush_logs_forever(), name="tiercel-logs")
+        await self._kill_leftover_processes()
         await self._recover()
         if control:
             self._control = ControlServer(self.store.path, self._on_control)
@@ -223,14 +236,25 @@ class Engine:
         await self._flush_logs()
         await self.store.close()
 
+    async def _kill_leftover_processes(self) -> None:
+        """Kill the task programs a previous engine on this database left running, then forget them."""
+        recorded = await self.store.recorded_processes()
+        if recorded:
+            await kill_leftovers(recorded)
+            await self.store.forget_processes(recorded)
+
     async def _recover(self) -> None:
         """Carry on with executions a previous engine left unfinished.
 
-        Policy: a runnable task that was running when the engine stopped fails with "engine stopped
-        while the task was running" (its retry policy then applies); a subflow task waits for its
-        child again; everything else resumes where the store says it was.
+        Policy (engine.recovery): a runnable task that was running when the engine stopped runs again
+        as a new attempt, or fails with "engine stopped while the task was running" when its flow marks
+        it not idempotent or it has used its attempts (its retry policy then applies); a subflow task
+        waits for its child again; everything else resumes where the store says it was.
         """
         waiting_on: list[tuple[str, TaskRun]] = []
+        starts: list[tuple[Flow, Execution, TaskRun]] = []
+        posts: list[_Message] = []
+        attempts_cut: list[str] = []
         for execution in await self.store.unfinished_executions():
             flow = await self.flow_revision(execution.namespace, execution.flow_id, execution.flow_revision)
             if flow is None:
@@ -238,7 +262,8 @@ class Engine:
                 entry = self._entry(execution, None, "the flow revision of this execution cannot be loaded")
                 await self.store.save_execution(failed, (), [entry])
                 continue
-            interrupted = []
+            again = []
+            notes = []
             for run in execution.task_runs:
                 if not run.state.current.is_running:
                     continue
@@ -247,17 +272,35 @@ class Engine:
                 if kind is Kind.SUBFLOW and run.child_execution_id:
                     waiting_on.append((execution.id, run))
                 elif kind is not Kind.FLOWABLE or _closing(run):
-                    self._on_log(self._entry(execution, run, "engine stopped while the task was running"))
-                    interrupted.append(run)
+                    notes.append(self._entry(execution, run, INTERRUPTED_MESSAGE))
+                    attempts_cut.append(attempt_token_prefix(run.id, len(run.attempts) - 1))
+                    if kind is not Kind.SUBFLOW and runs_again(flow, execution, run):
+                        again.append(rerun(run, utcnow()))
+                    else:
+                        posts.append(_Message(execution.id, "result", WorkerResult(run.id, StateType.FAILED)))
+            if notes:
+                # Stored with the new attempts, before they start and before the failures are decided:
+                # an engine killed again at once must not lose the reason.
+                execution = execution.with_task_runs(again)
+                await self.store.save_execution(execution, again, notes)
             self._live[execution.id] = (flow, execution)
             self._persisted[execution.id] = execution
+            for note in notes:
+                self._remember_error(note)
+            if notes:
+                self.events.publish(LogsAppended(tuple(notes)))
             if execution.state.current is StateType.QUEUED:
                 self.slots.waiting(flow, execution.id)
             elif execution.state.current is not StateType.CREATED:
                 self.slots.holding(flow, execution.id)
-            for run in interrupted:
-                self._post(_Message(execution.id, "result", WorkerResult(run.id, StateType.FAILED)))
-            self._post(_Message(execution.id, "wake"))
+            starts.extend((flow, execution, run) for run in again)
+            posts.append(_Message(execution.id, "wake"))
+        # A program started just before the crash may not be recorded yet: its token names its attempt.
+        await kill_leftovers((), token_prefixes=attempts_cut)
+        for flow, execution, run in starts:
+            self.runner.start(flow, execution, run)
+        for message in posts:
+            self._post(message)
         # Slots freed while no engine ran go to the queued executions now.
         queued_flows = {
             flow.uid: flow for flow, e in self._live.values() if e.state.current is StateType.QUEUED
@@ -514,7 +557,7 @@ class Engine:
             # Only stored states are reported: the loop's working copy may be ahead of the store.
             current = self._persisted.get(execution_id)
             if execution_id not in self._live or current is None:
-                stored = await self.store.get_execution(execution_id)
+                stored = self._unsaved.get(execution_id) or await self.store.get_execution(execution_id)
                 if stored is None:
                     raise EngineCommandError(f"No execution {execution_id}")
                 if stored.state.current.is_terminated or execution_id not in self._live:
@@ -605,14 +648,10 @@ class Engine:
         )
         for (execution, changed, logs, _), result in zip(saves, results, strict=True):
             if isinstance(result, Exception):
-                # Nothing of this step happened: go back to what is stored and try again shortly.
-                self.events.publish(EngineError(f"Could not save execution: {result}", execution.id))
-                flow, _ = self._live[execution.id]
-                self._live[execution.id] = (flow, self._persisted[execution.id])
                 outcomes.pop(execution.id, None)
-                retry = handled.get(execution.id, [])
-                asyncio.get_running_loop().call_later(SAVE_RETRY_SECONDS, self._repost, retry)
+                self._save_failed(execution.id, result, handled.get(execution.id, []))
                 continue
+            self._save_failures.pop(execution.id, None)
             self._persisted[execution.id] = execution
             for run in changed:
                 self.events.publish(TaskRunChanged(execution.id, run))
@@ -685,6 +724,62 @@ class Engine:
         delay = max((wake_at - utcnow()).total_seconds(), 0)
         loop = asyncio.get_running_loop()
         self._timers[execution_id] = loop.call_later(delay, self._wake, execution_id)
+
+    def _save_failed(self, execution_id: str, error: BaseException, messages: list[_Message]) -> None:
+        """A step of an execution could not be committed (disk full, I/O error): nothing of it happened.
+
+        Policy: the execution goes back to its stored state and the same messages are applied again
+        SAVE_RETRY_SECONDS later; after MAX_SAVE_FAILURES failures in a row it fails instead of
+        retrying forever. Its running tasks are stopped, and its FAILED state and the storage error
+        are announced at once (the dashboard shows them) and stored as soon as the store accepts
+        writes again; until then `execution` and `wait` report them from memory.
+        """
+        flow, _ = self._live[execution_id]
+        persisted = self._persisted[execution_id]
+        self._live[execution_id] = (flow, persisted)
+        failures = self._save_failures.get(execution_id, 0) + 1
+        if failures < MAX_SAVE_FAILURES:
+            self._save_failures[execution_id] = failures
+            note = f"Could not save execution (attempt {failures} of {MAX_SAVE_FAILURES}): {error}"
+            self.events.publish(EngineError(note, execution_id))
+            asyncio.get_running_loop().call_later(SAVE_RETRY_SECONDS, self._repost, messages)
+            return
+        self._save_failures.pop(execution_id, None)
+        message = (
+            f"Storage error: the execution's state could not be saved {failures} times in a row ({error}); "
+            "the execution failed. Free space (or fix the disk), then restart it"
+        )
+        outcome = self.executor.crash(flow, persisted, utcnow(), message)
+        failed = outcome.execution
+        for run in outcome.cancel:
+            self.runner.cancel(run.id)
+        known = persisted.task_runs_by_id
+        changed = [run for run in failed.task_runs if known.get(run.id) is not run]
+        logs = [self._masked(entry) for entry in outcome.logs]
+        self._unsaved[execution_id] = failed
+        self._live[execution_id] = (flow, failed)
+        self._schedule(execution_id, None)
+        self.events.publish(EngineError(message, execution_id))
+        for run in changed:
+            self.events.publish(TaskRunChanged(execution_id, run))
+        self.events.publish(ExecutionChanged(failed))
+        if logs:
+            self.events.publish(LogsAppended(tuple(logs)))
+        self._notify(failed)
+        self._spawn(self._store_failure(failed, changed, logs))
+
+    async def _store_failure(self, failed: Execution, changed: list[TaskRun], logs: list[LogEntry]) -> None:
+        """Store an execution failed by `_save_failed` once the store takes writes again."""
+        while True:
+            try:
+                await self.store.save_execution(failed, changed, logs)
+            except Exception:
+                if self._loop_task is None or self._loop_task.done():
+                    return  # the engine stopped: a restart finds the execution unfinished and fails it
+                await asyncio.sleep(SAVE_RETRY_SECONDS)
+                continue
+            self._unsaved.pop(failed.id, None)
+            return
 
     def _repost(self, messages: list[_Message]) -> None:
         for message in messages:
@@ -893,7 +988,7 @@ class Engine:
     # -- queries --------------------------------------------------------------------------------
     async def execution(self, execution_id: str) -> Execution | None:
         """The execution as last stored (the loop's working copy may be a step ahead)."""
-        stored = self._persisted.get(execution_id)
+        stored = self._persisted.get(execution_id) or self._unsaved.get(execution_id)
         return stored if stored is not None else await self.store.get_execution(execution_id)
 
     async def logs(

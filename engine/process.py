@@ -13,6 +13,11 @@ Stopping follows Kestra's task semantics:
 * Normal exit of the program: the task is finished, so any background process it left behind (still
   in its group or session, or holding the token) is killed at once with SIGKILL, before the result is
   returned. Its output up to that point is still delivered.
+
+While a program runs, the ``ProcessWatch`` set in ``PROCESS_WATCH`` (if any) holds a ``ProcessRecord``
+of it: its group, the start time of its leader and its token. The engine keeps these records in its
+store, so that after a crash the next engine kills what is left (``kill_leftovers``) without ever
+hitting an unrelated process that reuses a pid.
 """
 
 from __future__ import annotations
@@ -25,12 +30,22 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["TOKEN_ENV", "ProcessError", "ProcessResult", "run_process"]
+__all__ = [
+    "PROCESS_WATCH",
+    "TOKEN_ENV",
+    "ProcessError",
+    "ProcessRecord",
+    "ProcessResult",
+    "ProcessWatch",
+    "kill_leftovers",
+    "run_process",
+]
 
 TOKEN_ENV = "TIERCEL_PROCESS_TOKEN"
 
@@ -66,6 +81,46 @@ class ProcessResult:
     exit_code: int
     stdout_lines: int
     stderr_lines: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRecord:
+    """A running program as the store records it.
+
+    Attributes:
+        pid: The program's pid.
+        pgid: Its process group (and session): the program leads both.
+        start_ticks: The start time of the program (field 22 of ``/proc/<pid>/stat``, clock ticks since
+            boot); 0 where there is no /proc.
+        token: The value of ``TIERCEL_PROCESS_TOKEN`` in its environment.
+    """
+
+    pid: int
+    pgid: int
+    start_ticks: int
+    token: str
+
+
+class ProcessWatch(Protocol):
+    """Told of every program `run_process` starts and of the end of its process group.
+
+    Attributes:
+        token_prefix: Put before the random part of each program's token, so that programs can be
+            found by what they run for (`kill_leftovers`) even before their record is stored.
+    """
+
+    token_prefix: str
+
+    async def started(self, record: ProcessRecord) -> None:
+        """The program runs (awaited: an error stops the program and is raised by `run_process`)."""
+
+    def ended(self, record: ProcessRecord) -> None:
+        """Every process of the program is gone."""
+
+
+# The watch of the programs started in the current context. The runner sets it for each attempt, so
+# that task handlers need not pass it down to `run_process`.
+PROCESS_WATCH: ContextVar[ProcessWatch | None] = ContextVar("tiercel_process_watch", default=None)
 
 
 def prefer_pidfd_child_watcher() -> None:
@@ -120,7 +175,8 @@ async def run_process(
         raise ProcessError("cannot start an empty command")
     if max_line_chars < 1:
         raise ValueError(f"max_line_chars must be at least 1, not {max_line_chars}")
-    token = secrets.token_hex(16)
+    watch = PROCESS_WATCH.get()
+    token = (watch.token_prefix if watch is not None else "") + secrets.token_hex(16)
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -142,10 +198,32 @@ async def run_process(
         _Pump(proc.stderr, True, on_line, drain, max_line_chars),
     ]
     stop = _Stopper(proc, tree, pumps)
+    record = ProcessRecord(proc.pid, proc.pid, tree.start_ticks, token)
     try:
+        return await _follow(proc, stop, pumps, kill_grace, watch, record)
+    finally:
+        if watch is not None:
+            watch.ended(record)
+
+
+async def _follow(
+    proc: asyncio.subprocess.Process,
+    stop: _Stopper,
+    pumps: list[_Pump],
+    kill_grace: float,
+    watch: ProcessWatch | None,
+    record: ProcessRecord,
+) -> ProcessResult:
+    """Wait for a started program to end and stop whatever it left; every process is gone on return."""
+    try:
+        if watch is not None:
+            await watch.started(record)
         failure = await stop.wait_exit()
     except asyncio.CancelledError:
         await _uninterruptible(stop.shutdown(kill_grace))
+        raise
+    except Exception:  # the watch could not record the program: it must not run unrecorded
+        await _uninterruptible(stop.shutdown(0.0))
         raise
     if failure is not None:
         # on_line or drain failed: the program cannot be followed any more.
@@ -289,7 +367,7 @@ class _ProcessTree:
         self._signalled: dict[int, set[int]] = {}
         # A descendant cannot have started before the program: older processes need no environ read.
         stat = _read_stat(pid) if _HAS_PROC else None
-        self._start_ticks = stat[3] if stat is not None else 0
+        self.start_ticks = stat[3] if stat is not None else 0
 
     def live(self) -> set[int]:
         """Pids of live (not zombie) processes in the program's session or group or holding the token.
@@ -322,7 +400,7 @@ class _ProcessTree:
             if state in (b"Z", b"X"):
                 continue
             in_tree = pgrp == self.pid or session == self.pid
-            if in_tree or (start_ticks >= self._start_ticks and self._holds_token(pid)):
+            if in_tree or (start_ticks >= self.start_ticks and _holds(pid, (self._needle,))):
                 found.add(pid)
         return found
 
@@ -340,20 +418,94 @@ class _ProcessTree:
                 os.kill(pid, sig)
             done.add(pid)
 
-    def _holds_token(self, pid: int) -> bool:
-        try:
-            fd = os.open(f"{_PROC}/{pid}/environ", os.O_RDONLY)
-        except OSError:
-            return False  # gone, or another user's process
-        try:
-            chunks = []
-            while chunk := os.read(fd, 65536):
-                chunks.append(chunk)
-        except OSError:
-            return False
-        finally:
-            os.close(fd)
-        return self._needle in b"".join(chunks)
+
+def _holds(pid: int, needles: Iterable[bytes]) -> bytes | None:
+    """The first of `needles` found in the environment of a process, or None."""
+    try:
+        fd = os.open(f"{_PROC}/{pid}/environ", os.O_RDONLY)
+    except OSError:
+        return None  # gone, or another user's process
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    # Each needle starts a variable: it follows the start of the block or a NUL.
+    environ = b"\0" + b"".join(chunks)
+    return next((needle for needle in needles if b"\0" + needle in environ), None)
+
+
+async def kill_leftovers(
+    records: Iterable[ProcessRecord], *, token_prefixes: Iterable[str] = (), timeout: float = 10.0
+) -> int:
+    """SIGKILL every process still alive of programs an earlier engine started; return how many.
+
+    A program's group is killed only while its leader is gone or still the process recorded (same
+    start time); descendants that left the group are found by their token. Processes started before
+    the program never match, so a reused pid is never hit. Processes whose token starts with one of
+    `token_prefixes` are killed too: programs started just before a crash, not recorded yet. Without
+    /proc nothing can be checked and nothing is killed.
+    """
+    records = [record for record in records if record.start_ticks > 0]
+    prefixes = [f"{TOKEN_ENV}={prefix}".encode() for prefix in token_prefixes if prefix]
+    if not _HAS_PROC or not (records or prefixes):
+        return 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    killed: set[int] = set()
+    while True:
+        live = _leftovers(records, prefixes)
+        if not live:
+            break
+        for pid in live:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        killed |= live
+        if loop.time() >= deadline:
+            break
+        await asyncio.sleep(_POLL)
+    return len(killed)
+
+
+def _leftovers(records: Sequence[ProcessRecord], prefixes: Sequence[bytes]) -> set[int]:
+    """Pids of the live (not zombie) processes of the recorded programs or with a token prefix."""
+    stats: dict[int, tuple[bytes, int, int, int]] = {}
+    own = os.getpid()
+    try:
+        names = os.listdir(_PROC)
+    except OSError:
+        return set()
+    for name in names:
+        if name.isdigit() and int(name) != own:
+            stat = _read_stat(int(name))
+            if stat is not None and stat[0] not in (b"Z", b"X"):
+                stats[int(name)] = stat
+    # A group id is not handed out again while a process is in the group, so with its leader gone
+    # or unchanged the group is still the program's.
+    groups = {
+        record.pgid: record.start_ticks
+        for record in records
+        if record.pgid not in stats or stats[record.pgid][3] == record.start_ticks
+    }
+    needles = {f"{TOKEN_ENV}={record.token}".encode(): record.start_ticks for record in records}
+    # A prefix names one attempt of one task run: nothing else can hold it, whatever its start time.
+    needles.update(dict.fromkeys(prefixes, 0))
+    oldest = min(needles.values())
+    found: set[int] = set()
+    for pid, (_, pgrp, session, start_ticks) in stats.items():
+        if start_ticks < oldest:
+            continue
+        group = groups.get(pgrp, groups.get(session))
+        if group is not None and start_ticks >= group:
+            found.add(pid)
+            continue
+        needle = _holds(pid, needles)
+        if needle is not None and start_ticks >= needles[needle]:
+            found.add(pid)
+    return found
 
 
 def _read_stat(pid: int) -> tuple[bytes, int, int, int] | None:

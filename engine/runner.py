@@ -14,6 +14,7 @@ from engine.durations import parse_duration
 from engine.executor import WorkerResult
 from engine.expressions import ExpressionError, Renderer
 from engine.model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
+from engine.process import PROCESS_WATCH, ProcessRecord
 from engine.tasks.base import TaskContext, TaskFailure
 from engine.tasks.registry import Kind, Registry
 from engine.tasks.scripts import copy_namespace_files, write_input_files
@@ -23,6 +24,30 @@ WORKING_DIRECTORY = "io.kestra.plugin.core.flow.WorkingDirectory"
 if TYPE_CHECKING:
     from engine.storage import Storage
     from engine.store import Store
+
+
+def attempt_token_prefix(task_run_id: str, attempt: int) -> str:
+    """How the process tokens of one attempt start (see engine.process.kill_leftovers)."""
+    return f"{task_run_id}.{attempt}."
+
+
+class _RecordedProcesses:
+    """Keeps the programs one attempt starts recorded in the store while they run, so that the next
+    engine can kill them if this one dies."""
+
+    def __init__(self, store: Store, task_run_id: str, attempt: int) -> None:
+        self.store = store
+        self.task_run_id = task_run_id
+        self.attempt = attempt
+        self.token_prefix = attempt_token_prefix(task_run_id, attempt)
+
+    async def started(self, record: ProcessRecord) -> None:
+        await self.store.record_process(self.task_run_id, self.attempt, record)
+
+    def ended(self, record: ProcessRecord) -> None:
+        # A store closed meanwhile leaves the row: the next engine finds the process gone.
+        with contextlib.suppress(Exception):
+            self.store.forget_process_nowait(record)
 
 
 class Runner:
@@ -141,6 +166,9 @@ class Runner:
         return None
 
     async def _run(self, flow: Flow, execution: Execution, run: TaskRun) -> None:
+        if self.store is not None:
+            # This asyncio task runs in a copy of the context: the watch stays with this attempt.
+            PROCESS_WATCH.set(_RecordedProcesses(self.store, run.id, len(run.attempts) - 1))
         spec = flow.tasks_by_id[run.task_id]
         context = self._context(flow, execution, run)
         task_type = self.registry.lookup(spec.type)

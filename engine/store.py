@@ -42,6 +42,7 @@ from urllib.parse import quote
 import aiosqlite
 
 from engine.model import Execution, LogEntry, LogLevel, TaskRun, iso, parse_iso, utcnow
+from engine.process import ProcessRecord
 
 __all__ = [
     "ExecutionRow",
@@ -1345,6 +1346,52 @@ class Store:
         """(namespace, flow id, trigger id, execution id) of every unfinished execution a trigger fired."""
         rows = await self._fetchall(_SELECT_RUNNING_FIRES)
         return [(str(a), str(b), str(c), str(d)) for a, b, c, d in rows]
+
+    # -- processes -----------------------------------------------------------------------------
+    # The task programs running now, so that the next engine can kill those a crash left behind.
+
+    async def record_process(self, task_run_id: str, attempt: int, process: ProcessRecord) -> None:
+        """Record a task program that has just started; returns once the record is durable."""
+        params = (
+            task_run_id,
+            attempt,
+            process.pid,
+            process.pgid,
+            process.start_ticks,
+            process.token,
+            os.getpid(),
+            iso(utcnow()),
+        )
+        await self._write(_statement(_INSERT_PROCESS, params))
+
+    def forget_process_nowait(self, process: ProcessRecord) -> None:
+        """Queue the removal of a program's record (every process of it is gone) and return at once.
+
+        Raises:
+            StoreError: The store is closed or read-only.
+        """
+        future = self._submit(_statement(_DELETE_PROCESS, (process.pid, process.start_ticks)))
+        future.add_done_callback(self._report_nowait_failure)
+
+    async def recorded_processes(self) -> list[ProcessRecord]:
+        """Every program recorded and not forgotten: at start, those a previous engine left."""
+        rows = await self._fetchall(_SELECT_PROCESSES)
+        return [ProcessRecord(int(a), int(b), int(c), str(d)) for a, b, c, d in rows]
+
+    async def forget_processes(self, processes: Sequence[ProcessRecord]) -> None:
+        """Remove the records of programs known to be gone."""
+        if processes:
+            await self._write(
+                _statements(_DELETE_PROCESS, [(process.pid, process.start_ticks) for process in processes])
+            )
+
+
+_INSERT_PROCESS = """
+INSERT OR REPLACE INTO processes (task_run_id, attempt, pid, pgid, start_ticks, token, engine_pid, created)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_DELETE_PROCESS = "DELETE FROM processes WHERE pid = ? AND start_ticks = ?"
+_SELECT_PROCESSES = "SELECT pid, pgid, start_ticks, token FROM processes ORDER BY created"
 
 
 # -- triggers ----------------------------------------------------------------------------------

@@ -151,12 +151,15 @@ async def test_queued_executions_start_in_order_after_a_restart(tmp_path: Path) 
         ids = await start_many(engine, 4)
         await wait_state(engine, ids[3], StateType.QUEUED)
         await wait_state(engine, ids[0], StateType.RUNNING)
-    # The first one was interrupted (and fails under the recovery policy): the queue moves on in order.
+    # The first one was interrupted (it runs again under the recovery policy, until killed): the queue
+    # then moves on in order.
     store = await Store.open(tmp_path / "tiercel.db")
     engine = Engine(store, flows_dir=tmp_path / "flows")
     watch = Watch(engine)
     await engine.start(control=False)
     try:
+        assert (await engine.execution(ids[1])).state.current is StateType.QUEUED  # type: ignore[union-attr]
+        await engine.kill(ids[0])
         await wait_state(engine, ids[1], StateType.RUNNING)
         for execution_id in ids[2:]:
             assert (await engine.execution(execution_id)).state.current is StateType.QUEUED  # type: ignore[union-attr]
