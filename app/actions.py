@@ -11,7 +11,6 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from textual.app import App
 from textual.screen import ModalScreen
 
 from app.screens.confirm import ConfirmScreen
@@ -19,13 +18,13 @@ from app.screens.help import HelpScreen
 from app.screens.revisions import RevisionsScreen
 from app.screens.run_form import ResumeFormScreen, RunFormScreen
 from app.screens.viewer import ViewerScreen
+from app.trigger_actions import TriggerActions
 from app.widgets.detail import DetailPane, TaskRunTree
 from app.widgets.executions import ExecutionsTable, Summary
 from app.widgets.namespaces import NamespaceTree, NodeRef
 from engine.engine import Engine, EngineCommandError
 from engine.inputs import InputError
 from engine.model import Flow, InputSpec, StateType
-from engine.scheduler import SchedulerError
 
 PANES = {"namespaces": "#namespaces", "executions": "#executions", "detail": "#log"}
 MODAL_GATED = (
@@ -36,6 +35,7 @@ MODAL_GATED = (
     "replay",
     "edit_flow",
     "revisions",
+    "triggers",
     "focus_pane",
     "help",
     "command_palette",
@@ -47,7 +47,7 @@ def editor_command() -> list[str]:
     return shlex.split(os.environ.get("EDITOR") or os.environ.get("VISUAL") or "vi")
 
 
-class DashboardActions(App[None]):
+class DashboardActions(TriggerActions):
     """The actions of the dashboard; TiercelApp adds the layout and the live updates."""
 
     engine: Engine | None
@@ -125,6 +125,9 @@ class DashboardActions(App[None]):
             return True if flow is not None and flow.path and self.can_edit else None
         if action == "revisions":
             return True if self.selected_flow is not None else None
+        if action == "triggers":
+            flow = self.selected_flow
+            return True if flow is not None and flow.triggers else None
         if action == "replay":
             target = self.replay_target()
             return True if target is not None and self._terminated(target[0]) else None
@@ -355,6 +358,11 @@ class DashboardActions(App[None]):
         title = f"{flow.namespace}.{flow.id} rev {flow.revision} (ran by {execution.id[:8]})"
         self.push_screen(ViewerScreen(title, flow.source, "yaml"))
 
+    def action_triggers(self) -> None:
+        flow = self.selected_flow
+        if flow is not None and flow.triggers:
+            self.show_triggers(flow)
+
     async def action_revisions(self) -> None:
         flow = self.selected_flow
         if flow is not None:
@@ -366,30 +374,3 @@ class DashboardActions(App[None]):
             return
         revisions = await self.engine.flow_revisions(flow.namespace, flow.id)
         self.push_screen(RevisionsScreen(f"{flow.namespace}.{flow.id}", revisions))
-
-    # -- triggers -------------------------------------------------------------------------------
-    def trigger_states(self) -> dict[tuple[str, str, str], bool]:
-        """Whether each trigger of the current flows is enabled (by command), from the scheduler."""
-        if self.engine is None:
-            return {}
-        return {
-            (state.namespace, state.flow_id, state.trigger_id): state.enabled
-            for state in self.engine.scheduler.triggers()
-        }
-
-    def refresh_triggers(self) -> None:
-        """Show the triggers turned off at run time on the flows' badges."""
-        states = self.trigger_states()
-        self.ns_tree.set_disabled_triggers({key for key, enabled in states.items() if not enabled})
-
-    async def set_trigger_enabled(self, namespace: str, flow_id: str, trigger_id: str, enabled: bool) -> None:
-        """Turn a trigger on or off through the engine's scheduler."""
-        if self.engine is None:
-            return
-        try:
-            await self.engine.scheduler.set_enabled(namespace, flow_id, trigger_id, enabled)
-        except SchedulerError as error:
-            self.notify(str(error), title="Cannot change the trigger", severity="error")
-            return
-        self.refresh_triggers()
-        self.notify(f"Trigger {flow_id}.{trigger_id} {'enabled' if enabled else 'disabled'}")

@@ -185,6 +185,7 @@ class TiercelApp(DashboardActions):
             self._rebuild_tree()
         if flows_changed or triggers_changed:
             self.refresh_triggers()
+        shown: list[Summary] = []
         for execution in latest.values():
             summary = Summary.of(execution)
             self._seen[execution.id] = summary
@@ -192,15 +193,24 @@ class TiercelApp(DashboardActions):
                 del self._seen[next(iter(self._seen))]
             self.ns_tree.set_last_state(execution.namespace, execution.flow_id, summary.state)
             if self._matches(summary):
-                self.table.upsert(summary)
-                if execution.id == self._follow:
-                    self._follow = None
-                    self.table.move_cursor(row=self.table.get_row_index(execution.id))
+                shown.append(summary)
             if execution.id == self.detail.execution_id:
                 self.detail.update_execution(execution)
+        before = self._selection_state()
+        self.table.upsert_many(shown)
+        if self._follow is not None and self._follow in self.table.rows_by_id:
+            self.table.move_cursor(row=self.table.get_row_index(self._follow))
+            self._follow = None
         if latest:
             self._update_titles()
-            self.refresh_bindings()
+            # The footer is rebuilt on every refresh: only when what the keys depend on changed.
+            if self._selection_state() != before:
+                self.refresh_bindings()
+
+    def _selection_state(self) -> tuple[str | None, str | None]:
+        """The selected execution and its state: what greys the execution keys in or out."""
+        selected = self.selected_execution
+        return (selected.id, selected.state) if selected else (None, None)
 
     # -- namespaces ---------------------------------------------------------------------------
     def _rebuild_tree(self) -> None:
@@ -341,7 +351,9 @@ class TiercelApp(DashboardActions):
     # -- executions and detail ------------------------------------------------------------------
     @on(DataTable.RowHighlighted, "#executions")
     def _row_moved(self, event: DataTable.RowHighlighted) -> None:
-        execution_id = str(event.row_key.value) if event.row_key.value is not None else None
+        # The cursor as it is now: a table rebuilt for new rows moves it and puts it back, and the
+        # highlights it posted on the way are stale by the time they arrive.
+        execution_id = self.table.selected_id
         if self._more is not None and event.cursor_row >= self.table.row_count - 1:
             self.load_more()
         if execution_id != self.detail.execution_id:

@@ -10,6 +10,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from app.widgets.executions import Summary
 from app.widgets.namespaces import NodeRef
+from app.widgets.trigger_rows import is_schedule, under_way
 from engine.model import StateType
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ async def commands_of(app: TiercelApp) -> list[Command]:
         found.append((f"Run flow {name}", partial(app.run_flow, flow), "a form first when it has inputs"))
         found.append((f"Show flow source {name}", partial(app.show_flow_source, flow), "its YAML"))
         found.append((f"Revisions of flow {name}", partial(app.show_revisions, flow), "diff two revisions"))
+        if flow.triggers:
+            found.append((f"Triggers of {name}", partial(app.show_triggers, flow), "on/off, backfills"))
         if flow.path and app.can_edit:
             found.append((f"Edit flow {name}", partial(app.edit_flow, flow), flow.path))
     for namespace in namespaces_of([flow.namespace for flow in flows]):
@@ -70,9 +73,31 @@ async def commands_of(app: TiercelApp) -> list[Command]:
         toggle = partial(app.set_trigger_enabled, namespace, flow_id, trigger_id, not enabled)
         now = "enabled" if enabled else "disabled"
         found.append((f"Toggle trigger {namespace}.{flow_id}.{trigger_id}", toggle, f"now {now}"))
+    found.extend(backfill_commands(app))
     for pane, title in PANE_NAMES.items():
         found.append((f"Focus pane {title}", partial(app.action_focus_pane, pane), ""))
     found.append(("Help", app.action_help, "the keys of the focused pane and the global keys"))
+    return found
+
+
+def backfill_commands(app: TiercelApp) -> list[Command]:
+    """Start a backfill on a Schedule trigger, or pause, resume or cancel the one under way."""
+    found: list[Command] = []
+    for state in app.trigger_list():
+        key = (state.namespace, state.flow_id, state.trigger_id)
+        name = ".".join(key)
+        progress = state.backfill
+        status = progress.status if progress is not None else None
+        about = f"{status.lower()}, {progress.fired} fired" if progress is not None and status else ""
+        if is_schedule(state) and not under_way(state):
+            found.append((f"Backfill {name}", partial(app.open_backfill_form, *key), "fire past slots"))
+        if status == "RUNNING":
+            found.append((f"Pause backfill of {name}", partial(app.backfill_command, "pause", *key), about))
+        if status == "PAUSED":
+            found.append((f"Resume backfill of {name}", partial(app.backfill_command, "resume", *key), about))
+        if status in ("RUNNING", "PAUSED"):
+            cancel = partial(app.confirm_cancel_backfill, *key)
+            found.append((f"Cancel backfill of {name}", cancel, about))
     return found
 
 

@@ -2,7 +2,7 @@
 
 The dashboard runs under Textual's Pilot on a temporary copy of sample_flows and a temporary
 database, runs real executions, and saves SVGs of the main screen, an execution's timeline and
-logs, the run form and the kill confirmation.
+logs, the run form, the kill confirmation and a flow's triggers after a backfill.
 """
 
 from __future__ import annotations
@@ -13,13 +13,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from app.app import TiercelApp, create_app
+from app.screens.backfill_form import BackfillFormScreen
 from app.screens.confirm import ConfirmScreen
 from app.screens.run_form import RunFormScreen
+from app.screens.triggers import TriggersScreen
 from app.widgets.namespaces import NodeRef
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,6 +69,25 @@ async def run_flow(app: TiercelApp, pilot: Pilot[None], namespace: str, flow_id:
     await until(pilot, lambda: app.table.selected_id not in before and latest_state(app) == state)
 
 
+async def backfill_nightly(app: TiercelApp, pilot: Pilot[None]) -> None:
+    """Open nightly_pipeline's triggers and backfill the nights since three days ago."""
+    await select(app, pilot, NodeRef("flow", "acme.platform.ops", "nightly_pipeline"))
+    await pilot.press("T")
+    await until(pilot, lambda: isinstance(app.screen, TriggersScreen))
+    await pilot.press("b")
+    await until(pilot, lambda: isinstance(app.screen, BackfillFormScreen))
+    start = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=3)
+    app.screen.query_one("#field-start", Input).value = start.strftime("%Y-%m-%d %H:%M")
+    app.screen.query_one("#field-labels", Input).value = "reason=outage"
+    await pilot.press("enter")
+
+    def done() -> bool:
+        states = app.trigger_list("acme.platform.ops", "nightly_pipeline")
+        return bool(states) and states[0].backfill is not None and states[0].backfill.status == "DONE"
+
+    await until(pilot, lambda: isinstance(app.screen, TriggersScreen) and done(), timeout=60)
+
+
 async def take(out: Path) -> list[Path]:
     """Run the dashboard and save the screenshots into `out`."""
     out.mkdir(parents=True, exist_ok=True)
@@ -102,7 +125,9 @@ async def take(out: Path) -> list[Path]:
             await save("kill_confirm.svg")
             await pilot.press("y")
             await until(pilot, lambda: latest_state(app) == "KILLED")
-            await pilot.press("q")
+            await backfill_nightly(app, pilot)
+            await save("triggers.svg")
+            await pilot.press("escape", "q")
     return saved
 
 

@@ -19,6 +19,7 @@ PANE_KEYS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
             ("enter", "expand or collapse a namespace"),
             ("y", "YAML source of the flow (or of a file in error, with its errors)"),
             ("v", "revisions of the flow, each diffed against the one before (m: diff against one)"),
+            ("T", "triggers of the flow: on/off (space), backfill (b), pause (p), resume (u), cancel (c)"),
         ),
     ),
     "executions": (
@@ -56,7 +57,7 @@ GLOBAL_KEYS: tuple[tuple[str, str], ...] = (
     ("u", "resume a PAUSED execution (a form for a Pause's onResume inputs)"),
     ("1 2 3", "focus namespaces, executions, detail"),
     ("tab", "next pane"),
-    ("ctrl+p  :", "command palette: run flow, go to namespace, kill, replay, toggle trigger ..."),
+    ("ctrl+p  :", "command palette: run flow, go to namespace, kill, replay, toggle trigger, backfill ..."),
     ("?", "this help"),
     ("q", "quit (the engine stops with the dashboard)"),
 )

@@ -40,6 +40,7 @@ class NamespaceTree(Tree[NodeRef]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "app.show_source", "Source"),
         Binding("v", "app.revisions", "Revisions"),
+        Binding("T", "app.triggers", "Triggers"),
     ]
 
     def __init__(self, **kwargs: object) -> None:

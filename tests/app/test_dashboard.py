@@ -223,7 +223,7 @@ async def test_kill_asks_first_defaults_to_no_then_kills(running: tuple[TiercelA
     killed = next(iter(app.table.rows_by_id.values()))
     assert killed.start and killed.end
     duration = app.table.get_cell(killed.id, "duration")
-    assert duration == fmt_duration(killed.end - killed.start)
+    assert str(duration).strip() == fmt_duration(killed.end - killed.start)
 
 
 async def test_resume_a_paused_execution(running: tuple[TiercelApp, Pilot[None]]) -> None:
@@ -490,16 +490,18 @@ async def test_live_lines_held_while_history_loads_are_not_doubled(
     assert [line.split(" ", 1)[1] for line in detail.log_widget.lines] == ["INFO  - once", "INFO  - after"]
 
 
-async def test_screenshots_script_saves_the_four_svgs(tmp_path: Path) -> None:
+async def test_screenshots_script_saves_the_five_svgs(tmp_path: Path) -> None:
     saved = await take(tmp_path / "shots")
     assert sorted(path.name for path in saved) == [
         "execution.svg",
         "kill_confirm.svg",
         "main.svg",
         "run_form.svg",
+        "triggers.svg",
     ]
     assert all(path.read_text().startswith("<svg") for path in saved)
     assert "Kill" in (tmp_path / "shots" / "kill_confirm.svg").read_text()
+    assert "DONE" in (tmp_path / "shots" / "triggers.svg").read_text()
 
 
 def viewer_text(app: TiercelApp) -> str:

@@ -60,7 +60,7 @@ async def test_trigger_column_filter_and_badges(flows: Path, db: Path) -> None:
         await until(pilot, lambda: only_state(app) == "FAILED")
         row = next(iter(app.table.rows_by_id.values()))
         assert row.trigger == "manual"
-        assert "manual" in [str(cell) for cell in app.table.get_row(row.id)]
+        assert "manual" in [str(cell).strip() for cell in app.table.get_row(row.id)]
         assert app.ns_tree.select_ref(NodeRef("namespace", "acme"))
         await until(pilot, lambda: len(app.table.rows_by_id) == 2)
         assert app.table.rows_by_id[scheduled.id].trigger == "Schedule"

@@ -1,0 +1,160 @@
+"""The triggers of one flow: on/off, last and next dates, backfills with their progress, live."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.coordinate import Coordinate
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Footer, Label, ProgressBar, Static
+
+from app.widgets.trigger_rows import backfill_summary, is_schedule, row_cells, under_way
+from engine.scheduler import TriggerState
+
+if TYPE_CHECKING:
+    from app.trigger_actions import TriggerActions
+
+COLUMNS = ("id", "type", "on", "last", "next", "backfill")
+
+
+class TriggersScreen(ModalScreen[None]):
+    """A flow's triggers; the app refreshes it on every TriggerChanged event."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("space", "on_off", "On/off"),
+        Binding("b", "backfill", "Backfill"),
+        Binding("p", "pause", "Pause"),
+        Binding("u", "resume", "Resume"),
+        Binding("c", "cancel", "Cancel backfill"),
+        Binding("escape,q", "close", "Close"),
+    ]
+
+    def __init__(self, namespace: str, flow_id: str) -> None:
+        super().__init__()
+        self.namespace = namespace
+        self.flow_id = flow_id
+        self.states: dict[str, TriggerState] = {}
+
+    @property
+    def tiercel(self) -> TriggerActions:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="triggers-view", classes="dialog"):
+            yield Label(f"Triggers of [b]{self.namespace}.{self.flow_id}[/b]", id="triggers-title")
+            yield DataTable(id="triggers", cursor_type="row", zebra_stripes=False)
+            yield Static("", id="trigger-about")
+            yield ProgressBar(total=1.0, show_eta=False, id="backfill-bar")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for name in COLUMNS:
+            table.add_column(name, key=name)
+        self.refresh_rows()
+        table.focus()
+
+    @property
+    def selected(self) -> TriggerState | None:
+        """The trigger under the cursor."""
+        tables = self.query(DataTable)
+        if not tables or not self.states:
+            return None
+        table = tables.first()
+        if table.cursor_row < 0 or table.cursor_row >= table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key
+        return self.states.get(str(key.value))
+
+    def refresh_rows(self) -> None:
+        """Show the scheduler's current state of the flow's triggers, in place."""
+        table = self.query_one(DataTable)
+        states = {s.trigger_id: s for s in self.tiercel.trigger_list(self.namespace, self.flow_id)}
+        if list(states) != list(self.states):
+            keep = self.selected
+            table.clear()
+            for trigger_id, state in states.items():
+                table.add_row(*row_cells(state), key=trigger_id)
+            if keep is not None and keep.trigger_id in states:
+                table.move_cursor(row=table.get_row_index(keep.trigger_id))
+        else:
+            for trigger_id, state in states.items():
+                if state != self.states[trigger_id]:
+                    for column, cell in zip(COLUMNS, row_cells(state), strict=True):
+                        table.update_cell(trigger_id, column, cell, update_width=True)
+        self.states = states
+        self.show_selected()
+
+    def show_selected(self) -> None:
+        """The backfill of the selected trigger under the table, and which keys apply."""
+        state = self.selected
+        about = self.query_one("#trigger-about", Static)
+        progress = self.query_one("#backfill-bar", ProgressBar)
+        if state is None:
+            about.update("This flow has no triggers.")
+            progress.display = False
+        else:
+            lines = [backfill_summary(state.backfill) if is_schedule(state) else "Only schedules backfill."]
+            if state.disabled:
+                lines.append("Disabled in the flow (disabled: true): on/off takes effect once that goes.")
+            about.update("\n".join(lines))
+            progress.display = state.backfill is not None
+            if state.backfill is not None:
+                progress.update(progress=state.backfill.fraction)
+        self.refresh_bindings()
+
+    @on(DataTable.RowHighlighted, "#triggers")
+    def _moved(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self.show_selected()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Grey out what does not apply to the selected trigger."""
+        state = self.selected
+        status = state.backfill.status if state is not None and state.backfill is not None else None
+        if action == "on_off":
+            return True if state is not None else None
+        if action == "backfill":
+            return True if state is not None and is_schedule(state) and not under_way(state) else None
+        if action == "pause":
+            return True if status == "RUNNING" else None
+        if action == "resume":
+            return True if status == "PAUSED" else None
+        if action == "cancel":
+            return True if status in ("RUNNING", "PAUSED") else None
+        return True
+
+    async def action_on_off(self) -> None:
+        state = self.selected
+        if state is not None:
+            await self.tiercel.set_trigger_enabled(
+                state.namespace, state.flow_id, state.trigger_id, not state.enabled
+            )
+
+    def action_backfill(self) -> None:
+        state = self.selected
+        if state is not None:
+            self.tiercel.open_backfill_form(state.namespace, state.flow_id, state.trigger_id)
+
+    async def action_pause(self) -> None:
+        await self._send("pause")
+
+    async def action_resume(self) -> None:
+        await self._send("resume")
+
+    def action_cancel(self) -> None:
+        state = self.selected
+        if state is not None:
+            self.tiercel.confirm_cancel_backfill(state.namespace, state.flow_id, state.trigger_id)
+
+    async def _send(self, command: str) -> None:
+        state = self.selected
+        if state is not None:
+            await self.tiercel.backfill_command(command, state.namespace, state.flow_id, state.trigger_id)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
