@@ -103,7 +103,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     engine = await engine_or_none(store, flows_dir)
     if engine is None:
         return EXIT_USAGE
-    await engine.start(triggers=False)
+    await engine.start(triggers=False, recover=())
     try:
         if file is not None:
             # The file named on the command line is what runs, whatever else the folder holds.
@@ -340,7 +340,9 @@ async def cmd_control(args: argparse.Namespace) -> int:
     engine = await engine_or_none(store, None)
     if engine is None:
         return EXIT_USAGE
-    await engine.start(control=False, triggers=False)
+    # Only the execution the command is about comes back to life in this short-lived engine.
+    live = {args.execution_id} if args.command in ("kill", "resume") else set()
+    await engine.start(control=False, triggers=False, recover=live)
     try:
         execution_id = args.execution_id
         if args.command == "kill":

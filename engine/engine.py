@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import os
 import sqlite3
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -194,11 +194,20 @@ class Engine:
         store = await Store.open(db)
         return cls(store, flows_dir=flows_dir)
 
-    async def start(self, *, control: bool = True, watch: bool = False, triggers: bool = True) -> None:
+    async def start(
+        self,
+        *,
+        control: bool = True,
+        watch: bool = False,
+        triggers: bool = True,
+        recover: Collection[str] | None = None,
+    ) -> None:
         """Load flows, start the loop, resume unfinished executions, open the control channel.
 
         With `watch`, flow files saved, added or deleted later are picked up as they change. Without
-        `triggers` (one-off commands such as `tiercel run`), no schedule or flow trigger fires.
+        `triggers` (one-off commands such as `tiercel run`), no schedule or flow trigger fires. With
+        `recover`, only those unfinished executions are resumed: a one-off command that stops again
+        soon must not rerun (and use up the attempts of) tasks it has nothing to do with.
         """
         prefer_pidfd_child_watcher()
         if self.flows_dir is not None:
@@ -211,7 +220,7 @@ class Engine:
         self._loop_task = asyncio.create_task(self._loop(), name="tiercel-executor")
         self._flush_task = asyncio.create_task(self._flush_logs_forever(), name="tiercel-logs")
         await self._kill_leftover_processes()
-        await self._recover()
+        await self._recover(recover)
         if control:
             self._control = ControlServer(self.store.path, self._on_control)
             await self._control.start()
@@ -243,7 +252,7 @@ class Engine:
             await kill_leftovers(recorded)
             await self.store.forget_processes(recorded)
 
-    async def _recover(self) -> None:
+    async def _recover(self, only: Collection[str] | None = None) -> None:
         """Carry on with executions a previous engine left unfinished.
 
         Policy (engine.recovery): a runnable task that was running when the engine stopped runs again
@@ -256,6 +265,8 @@ class Engine:
         posts: list[_Message] = []
         attempts_cut: list[str] = []
         for execution in await self.store.unfinished_executions():
+            if only is not None and execution.id not in only:
+                continue
             flow = await self.flow_revision(execution.namespace, execution.flow_id, execution.flow_revision)
             if flow is None:
                 failed = execution.to(StateType.FAILED)

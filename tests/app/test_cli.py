@@ -937,3 +937,25 @@ def test_trigger_commands_reach_the_running_server(
     server.send_signal(15)
     server.communicate(timeout=15)
     assert server.returncode == 0
+
+
+def test_one_off_commands_leave_other_unfinished_executions_alone(
+    flows_dir: Path, tmp_path: Path, background: list[Any]
+) -> None:
+    db = tmp_path / "t.db"
+    crashed = start("run", "--json", "--db", db, write(flows_dir, "sleepy.yml", sleeping("PT60S")))
+    background.append(crashed)
+    read_until(crashed.stderr, b"first line", timeout=10)
+    crashed.kill()  # kill -9: the execution stays RUNNING in the store
+    crashed.communicate(timeout=10)
+    [left] = executions(db)
+    assert left["state"]["current"] == "RUNNING"
+
+    assert tiercel("run", "--db", db, write(flows_dir, "hello.yml", HELLO)).returncode == 0
+    untouched = next(e for e in executions(db) if e["id"] == left["id"])
+    assert untouched["state"]["current"] == "RUNNING"
+    assert len(task_run(untouched, "nap")["attempts"]) == 1  # not rerun by a run of another flow
+
+    killed = tiercel("kill", left["id"], "--db", db)
+    assert killed.returncode == 0, killed.stderr
+    assert next(e for e in executions(db) if e["id"] == left["id"])["state"]["current"] == "KILLED"
