@@ -32,6 +32,7 @@ from engine.tasks.registry import Kind, Registry
 from engine.work import (
     FlowableHandler,
     Outcome,
+    Resolved,
     TaskError,
     Work,
     allowed,
@@ -100,6 +101,18 @@ class Executor:
         self.registry = registry
         self.renderer = renderer
         self.functions = functions
+        # The root branches of each recent flow revision, resolved once: every pass of every step
+        # needs them, and resolving a flow of n tasks builds n objects.
+        self._roots: dict[int, tuple[Flow, tuple[list[Resolved], list[Resolved], list[Resolved]]]] = {}
+
+    def _root_branches(self, flow: Flow) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
+        found = self._roots.get(id(flow))
+        if found is None or found[0] is not flow:
+            if len(self._roots) >= 64:
+                self._roots.clear()
+            found = (flow, (resolve(flow.tasks), resolve(flow.errors), resolve(flow.finally_)))
+            self._roots[id(flow)] = found
+        return found[1]
 
     def flowable(self, task: TaskSpec) -> FlowableHandler:
         task_type = self.registry.lookup(task.type)
@@ -251,7 +264,7 @@ class Executor:
             if not created and work.is_terminated(None, after):
                 work.set_header(header.to(header.after_execution_state, work.now))
             return bool(created)
-        tasks, errors, finally_ = resolve(flow.tasks), resolve(flow.errors), resolve(flow.finally_)
+        tasks, errors, finally_ = self._root_branches(flow)
         current = work.current_branch(None, tasks, errors, finally_)
         created = [work.create(r, None) for r in work.sequential_nexts(None, current)]
         if created:
@@ -387,7 +400,7 @@ class Executor:
         task = work.task(run)
         if task.retry is not None:
             return task.retry
-        for parent in work.snapshot().parents_of(run):
+        for parent in work.parents(run):
             retry = work.task(parent).retry
             if retry is not None:
                 return retry
@@ -414,7 +427,7 @@ class Executor:
             if run.id in has_failed_child:
                 continue  # a flowable that failed because a child did: it becomes RUNNING below
             work.put(dataclasses.replace(run.to(S.CREATED, work.now), due=None))
-            ancestors.update(parent.id for parent in work.snapshot().parents_of(run))
+            ancestors.update(parent.id for parent in work.parents(run))
         for run_id in ancestors:
             parent = work.run(run_id)
             if parent.state.current is not S.RUNNING:

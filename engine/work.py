@@ -163,6 +163,10 @@ class Work:
         values = [p.value for p in self._parents(run) if p.value is not None]
         return run.task_id, (*values, *((run.value,) if run.value is not None else ()))
 
+    def parents(self, run: TaskRun) -> list[TaskRun]:
+        """The chain of parent task runs, nearest first (read from the live runs, no snapshot)."""
+        return self._parents(run)
+
     def _parents(self, run: TaskRun) -> list[TaskRun]:
         chain: list[TaskRun] = []
         parent_id = run.parent_task_run_id
@@ -287,18 +291,21 @@ class Work:
         return tasks
 
     def sequential_nexts(self, parent: TaskRun | None, current: Sequence[Resolved]) -> list[Resolved]:
+        """The first task of `current` not started yet, once every started one has ended."""
         if not current or self.killing:
             return []
-        runs = self.runs_for(parent, current)
-        if not runs:
+        keyed = self.keyed.get(parent.id if parent else None)
+        if not keyed:
             return [current[0]]
-        if any(not run.state.current.is_terminated for run in runs):
-            return []
-        done = {(run.task_id, run.value, run.iteration) for run in runs}
-        for resolved in current:
-            if (resolved.task.id, resolved.value, resolved.iteration) not in done:
-                return [resolved]
-        return []
+        first_missing: Resolved | None = None
+        for resolved in current:  # one pass: this runs at every step of a long sequence
+            run_id = keyed.get((resolved.task.id, resolved.value, resolved.iteration))
+            if run_id is None:
+                if first_missing is None:
+                    first_missing = resolved
+            elif not self.runs[self.position[run_id]].state.current.is_terminated:
+                return []
+        return [first_missing] if first_missing is not None else []
 
     def parallel_nexts(
         self, parent: TaskRun | None, current: Sequence[Resolved], limit: int
