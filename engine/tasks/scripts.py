@@ -8,12 +8,15 @@ stderr lines ERROR logs, and a `::{"outputs": ...}::` line sets outputs instead 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -76,10 +79,50 @@ class Kestra:
 def toolbox() -> Path:
     """A folder put first on PATH and PYTHONPATH: `python` (Kestra images have one) and `kestra`."""
     folder = Path(tempfile.mkdtemp(prefix="tiercel-toolbox-"))
-    python = shutil.which("python3") or sys.executable
-    (folder / "python").symlink_to(python)
+    (folder / "python").symlink_to(shutil.which("python3") or sys.executable)
     (folder / "kestra.py").write_text(_KESTRA_PY)
     return folder
+
+
+_SETTLE_LOCK = threading.Lock()
+
+
+def settle_python() -> None:
+    """Point the toolbox's `python` at the interpreter itself when PATH gives a launcher script.
+
+    A pyenv or asdf shim costs a shell start and a version lookup at every spawn (35 ms here, as
+    much as Python's own start-up), so the interpreter it selects is asked once for its own path,
+    on the first Python task, and the link is replaced atomically. Runs in worker threads.
+    """
+    with _SETTLE_LOCK:
+        _settle_python_once()
+
+
+@cache
+def _settle_python_once() -> None:
+    link = toolbox() / "python"
+    found = os.readlink(link)
+    try:
+        with open(found, "rb") as head:
+            if head.read(4) == b"\x7fELF":
+                return
+        done = subprocess.run(
+            [found, "-c", "import sys; print(sys.executable)"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            cwd=link.parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return
+    real = done.stdout.strip()
+    if done.returncode != 0 or not real or not os.access(real, os.X_OK):
+        return
+    staged = link.with_name(f".python-{os.getpid()}")
+    staged.unlink(missing_ok=True)
+    staged.symlink_to(real)
+    os.replace(staged, link)
 
 
 @dataclass(frozen=True)
@@ -254,6 +297,8 @@ async def run_script(context: TaskContext, flavour: Flavour) -> Mapping[str, Any
             context.variables["outputFiles"] = {name: str(path) for name, path in legacy_outputs.items()}
         argv = _program(context, flavour, folder)
         env = _environment(context, context.prop("env"))
+        if flavour.language == "python":
+            await asyncio.to_thread(settle_python)
         collected = _Run(context, {})
         try:
             result = await run_process(
