@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup ui test lint typecheck conformance bench check screenshots
+.PHONY: setup ui test lint typecheck conformance bench bench-setup check screenshots
 
 $(BIN)/tiercel: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -30,8 +30,16 @@ typecheck: setup
 conformance: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python ../shared/conformance/run.py
 
-bench: setup
-	$(BIN)/python bench/engine_overhead.py
+bench-setup:
+	PY=$(PY) sh bench/peers/setup.sh
+
+bench: setup bench-setup
+	mkdir -p bench/.results
+	$(BIN)/python bench/engine_overhead.py --runs 5 --json bench/.results/overhead.json
+	$(BIN)/python bench/compare.py --runs 3 --json bench/.results/compare.json
+	$(BIN)/python bench/server_load.py --seconds 20 --json bench/.results/load.json
+	$(BIN)/python bench/store_scale.py --json bench/.results/store.json
+	$(BIN)/python bench/report.py bench/.results bench/RESULTS.md
 
 screenshots: setup
 	$(BIN)/python -m app.screenshots screenshots
