@@ -79,8 +79,13 @@ _ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def new_id() -> str:
-    """A 22-character random id, shaped like Kestra's short UUIDs."""
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(22))
+    """A 22-character random id, shaped like Kestra's short UUIDs (base62 of 128 random bits)."""
+    number = int.from_bytes(secrets.token_bytes(16))
+    digits = []
+    for _ in range(22):
+        number, digit = divmod(number, 62)
+        digits.append(_ID_ALPHABET[digit])
+    return "".join(digits)
 
 
 @dataclass(frozen=True, slots=True)
