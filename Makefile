@@ -39,6 +39,7 @@ bench: setup bench-setup
 	$(BIN)/python bench/compare.py --runs 3 --json bench/.results/compare.json
 	$(BIN)/python bench/server_load.py --seconds 20 --json bench/.results/load.json
 	$(BIN)/python bench/store_scale.py --json bench/.results/store.json
+	$(BIN)/python bench/ui_responsiveness.py
 	$(BIN)/python bench/report.py bench/.results bench/RESULTS.md
 
 screenshots: setup

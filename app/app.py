@@ -32,6 +32,7 @@ from engine.events import (
 from engine.model import Execution
 from engine.secrets import SecretError
 from engine.store import Store, StoreError
+from engine.webhook import WebhookServer
 
 PAGE_SIZE = 200
 SEEN_LIMIT = 5_000
@@ -59,11 +60,16 @@ class TiercelApp(DashboardActions):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, flows_dir: Path, db: Path, *, control: bool = True) -> None:
+    def __init__(
+        self, flows_dir: Path, db: Path, *, control: bool = True, webhooks: tuple[str, int] | None = None
+    ) -> None:
         super().__init__()
         self.flows_dir = flows_dir
         self.db = db
         self.control = control
+        # (host, port) to serve webhook triggers on, as `tiercel server` does; None: no webhooks.
+        self.webhooks = webhooks
+        self.webhook_server: WebhookServer | None = None
         self.engine: Engine | None = None
         self.startup_error: str | None = None
         self._events: asyncio.Queue[Event] | None = None
@@ -109,11 +115,16 @@ class TiercelApp(DashboardActions):
         self._events = self.engine.events.subscribe()
         try:
             await self.engine.start(control=self.control, watch=True)
+            if self.webhooks is not None:
+                self.webhook_server = WebhookServer(self.engine, *self.webhooks)
+                await self.webhook_server.start()
         except (OSError, StoreError) as error:
             await self._stop_engine()
             self.startup_error = f"the engine did not start: {error}"
             self.exit(return_code=2)
             return
+        if self.webhook_server is not None:
+            self.notify(f"Webhooks on {self.webhook_server.url}", title="Webhooks")
         await self._load_last_states()
         self._rebuild_tree()
         self.drain_events()
@@ -131,6 +142,9 @@ class TiercelApp(DashboardActions):
         self.exit()
 
     async def _stop_engine(self) -> None:
+        server, self.webhook_server = self.webhook_server, None
+        if server is not None:
+            await server.stop()
         engine, self.engine = self.engine, None
         if engine is None:
             return
@@ -375,6 +389,8 @@ class TiercelApp(DashboardActions):
             self.refresh_bindings()
 
 
-def create_app(flows_dir: Path, db: Path, *, control: bool = True) -> TiercelApp:
-    """The dashboard on a flows folder and a database file."""
-    return TiercelApp(flows_dir, db, control=control)
+def create_app(
+    flows_dir: Path, db: Path, *, control: bool = True, webhooks: tuple[str, int] | None = None
+) -> TiercelApp:
+    """The dashboard on a flows folder and a database file (serving webhooks on `webhooks`)."""
+    return TiercelApp(flows_dir, db, control=control, webhooks=webhooks)

@@ -402,7 +402,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from app.app import create_app
 
-    app = create_app(flows_dir, db)
+    webhooks = (args.host, args.port) if args.webhooks else None
+    app = create_app(flows_dir, db, webhooks=webhooks)
     app.run()
     if app.startup_error:
         say(f"tiercel: {app.startup_error}", err=True)
@@ -432,6 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="open the dashboard")
     ui.add_argument("--flows")
     ui.add_argument("--db")
+    ui.add_argument(
+        "--webhooks", action="store_true", help="serve webhook triggers, as `tiercel server` does"
+    )
+    ui.add_argument("--host", default="127.0.0.1", help="address for webhooks (default: 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=8080, help="port for webhooks (default: 8080)")
 
     run = sub.add_parser("run", help="run one execution of a flow to its end")
     run.add_argument("--flows", help="flows folder (default: the file's folder, ./flows or .)")
@@ -496,7 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = args.command or "ui"
     if args.command is None:
-        args.flows, args.db = None, None
+        args.flows, args.db, args.webhooks = None, None, False
     try:
         if command == "run":
             return asyncio.run(cmd_run(args))

@@ -1,0 +1,52 @@
+"""The dashboard serves webhook triggers when asked (`tiercel ui --webhooks`), as `tiercel server` does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from app.app import create_app
+from app.widgets.namespaces import NodeRef
+from tests.app.test_dashboard import until
+
+HOOKED = """
+id: hooked
+namespace: acme.web
+tasks:
+  - id: said
+    type: io.kestra.plugin.core.log.Log
+    message: "webhook says {{ trigger.body.word }}"
+triggers:
+  - id: hook
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: dash-key
+"""
+
+
+async def test_a_webhook_starts_an_execution_that_shows_live(tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "hooked.yml").write_text(HOOKED)
+    app = create_app(flows, tmp_path / "t.db", control=False, webhooks=("127.0.0.1", 0))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.webhook_server is not None and app.ns_tree.flow_count == 1)
+        assert app.webhook_server is not None
+        app.ns_tree.select_ref(NodeRef("flow", "acme.web", "hooked"))
+        url = f"{app.webhook_server.url}/api/v1/executions/webhook/acme.web/hooked/dash-key"
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(url, json={"word": "hello"})
+        assert answer.status_code == 200, answer.text
+        execution_id = answer.json()["id"]
+        await until(pilot, lambda: execution_id in app.table.rows_by_id)
+        await until(pilot, lambda: app.table.rows_by_id[execution_id].state == "SUCCESS")
+        assert app.table.rows_by_id[execution_id].trigger == "Webhook"
+        port = app.webhook_server.port
+    # The port is closed with the app.
+    async with httpx.AsyncClient() as client:
+        try:
+            await client.post(f"http://127.0.0.1:{port}/", timeout=2)
+            refused = False
+        except httpx.ConnectError:
+            refused = True
+    assert refused
