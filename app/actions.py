@@ -6,9 +6,9 @@ bindings, which act on the selection, and by the command palette, which names it
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
-import subprocess
 from pathlib import Path
 
 from textual.screen import ModalScreen
@@ -300,9 +300,13 @@ class DashboardActions(TriggerActions):
         if flow.path is None or self.engine is None:
             return
         command = [*editor_command(), flow.path]
-        with self.suspend():
+        # Awaited, not run blocking: the engine shares this event loop and must keep running (tasks,
+        # schedules, webhooks, the control channel) while the editor is open. The batch holds every
+        # screen update until the dashboard has the terminal back, so nothing is drawn over the editor.
+        with self.batch_update(), self.suspend():
             try:
-                subprocess.run(command, check=False)
+                editor = await asyncio.create_subprocess_exec(*command)
+                await editor.wait()
             except OSError as error:
                 failure: OSError | None = error
             else:

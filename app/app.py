@@ -114,10 +114,10 @@ class TiercelApp(DashboardActions):
             return
         self._events = self.engine.events.subscribe()
         try:
-            await self.engine.start(control=self.control, watch=True)
-            if self.webhooks is not None:
+            if self.webhooks is not None:  # the port first: a busy one stops us before any recovery
                 self.webhook_server = WebhookServer(self.engine, *self.webhooks)
                 await self.webhook_server.start()
+            await self.engine.start(control=self.control, watch=True)
         except (OSError, StoreError) as error:
             await self._stop_engine()
             self.startup_error = f"the engine did not start: {error}"

@@ -47,13 +47,16 @@ async def cmd_server(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     webhooks = WebhookServer(engine, args.host, args.port)
+    # The port first: a busy one must stop us before the engine resumes anything (a rerun that is
+    # cancelled at once would use up an attempt for nothing).
+    try:
+        await webhooks.start()
+    except OSError as error:
+        await store.close()
+        say(f"tiercel: cannot listen on {args.host}:{args.port}: {error.strerror or error}", err=True)
+        return EXIT_USAGE
     await engine.start(watch=True)
     try:
-        try:
-            await webhooks.start()
-        except OSError as error:
-            say(f"tiercel: cannot listen on {args.host}:{args.port}: {error.strerror or error}", err=True)
-            return EXIT_USAGE
         errors = sum(len(found) for found in engine.flow_errors.values())
         say(
             f"tiercel server: {len(engine.flows)} flows from {flows_dir} ({errors} errors), database {db}, "

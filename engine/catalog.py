@@ -10,6 +10,8 @@ The catalog is the one place that turns files into flow revisions. Rules:
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ FLOW_SUFFIXES = (".yml", ".yaml")
 NAMESPACE_FILES_FOLDER = "_files"
 
 FlowUid = tuple[str, str]
+RECENT_NS = 2_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,12 @@ def is_flow_file(folder: Path, path: Path) -> bool:
     )
 
 
+def _recent(mtime_ns: int) -> bool:
+    """Modified so lately that another write of the same size may share its timestamp (coarse file
+    system clocks): such a file is read again rather than trusted by its stamp."""
+    return time.time_ns() - mtime_ns < RECENT_NS
+
+
 class FlowCatalog:
     """The current flows of one folder, kept in step with its files and with the store."""
 
@@ -59,6 +68,7 @@ class FlowCatalog:
         self._owner: dict[str, FlowUid] = {}  # file key -> the flow it defines
         self._stamps: dict[str, _Stamp] = {}
         self._adopted = False
+        self._lock = asyncio.Lock()
 
     # -- paths ---------------------------------------------------------------------------------
     def key(self, path: Path) -> str:
@@ -84,6 +94,11 @@ class FlowCatalog:
         """
         if self.folder is None:
             return False
+        async with self._lock:  # the watcher and the dashboard's `e` may sync at the same time
+            return await self._sync(paths)
+
+    async def _sync(self, paths: Iterable[Path] | None) -> bool:
+        assert self.folder is not None
         wanted = None if paths is None else [Path(p) for p in paths]
         changed = False
         if wanted is None or any(p.name in NAMESPACE_FILES for p in wanted):
@@ -136,9 +151,8 @@ class FlowCatalog:
             await self._retire(previous)
             return True
         stamp = _Stamp(stat.st_mtime_ns, stat.st_size)
-        if self._stamps.get(key) == stamp and (
-            previous is None or previous in self.flows or key in self.errors
-        ):
+        known = previous is None or previous in self.flows or key in self.errors
+        if self._stamps.get(key) == stamp and known and not _recent(stat.st_mtime_ns):
             return False
         self._stamps[key] = stamp
         try:

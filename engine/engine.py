@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import os
 import sqlite3
-from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -56,6 +57,7 @@ LOG_FLUSH_SECONDS = 0.05
 LOG_BUFFER_LINES = 10_000
 LOG_BUFFER_CHARS = 8 * 1024 * 1024
 KILL_GRACE_SECONDS = 5.0
+_log = logging.getLogger(__name__)
 # After a failed commit (disk full, I/O error) the same messages are applied again this much later,
 # up to MAX_SAVE_FAILURES failures in a row; then the execution fails (see `_save_failed`).
 SAVE_RETRY_SECONDS = 1.0
@@ -228,13 +230,21 @@ class Engine:
             await self.scheduler.start()
 
     async def stop(self) -> None:
-        await self.scheduler.stop()
-        await self.flow_triggers.stop()
+        """Stop everything the engine started; one part failing to stop does not keep the others up."""
+        steps: list[Callable[[], Awaitable[None]]] = [self.scheduler.stop, self.flow_triggers.stop]
         if self.watcher is not None:
-            await self.watcher.stop()
+            steps.append(self.watcher.stop)
         if self._control is not None:
-            await self._control.stop()
-        await self.runner.stop()
+            steps.append(self._control.stop)
+        steps += [self.runner.stop, self._stop_loops, self._flush_logs]
+        for step in steps:
+            try:
+                await step()
+            except Exception as error:  # each part must get its chance to stop
+                _log.error("while stopping the engine: %s: %s", type(error).__name__, error)
+        await self.store.close()
+
+    async def _stop_loops(self) -> None:
         for task in (self._loop_task, self._flush_task):
             if task is not None:
                 task.cancel()
@@ -242,8 +252,6 @@ class Engine:
                     await task
         for timer in self._timers.values():
             timer.cancel()
-        await self._flush_logs()
-        await self.store.close()
 
     async def _kill_leftover_processes(self) -> None:
         """Kill the task programs a previous engine on this database left running, then forget them."""
@@ -387,14 +395,21 @@ class Engine:
         *,
         parent_id: str | None = None,
         trigger: Mapping[str, Any] | None = None,
+        local_files: bool = False,
     ) -> str:
-        """Create an execution of the latest revision of a flow; return its id."""
+        """Create an execution of the latest revision of a flow; return its id.
+
+        `local_files` lets a FILE input name a local file to copy in; only the user's own commands
+        (`tiercel run`, the dashboard's run form) set it. Otherwise only kestra:// URIs are taken.
+        """
         flow = self.flows.get((namespace, flow_id))
         if flow is None:
             raise EngineCommandError(f"No flow `{flow_id}` in namespace `{namespace}`")
         if flow.disabled:
             raise EngineCommandError(f"Flow {namespace}.{flow_id} is disabled")
-        execution = self.new_execution(flow, inputs or {}, labels, parent_id=parent_id, trigger=trigger)
+        execution = self.new_execution(
+            flow, inputs or {}, labels, parent_id=parent_id, trigger=trigger, local_files=local_files
+        )
         return await self.submit(flow, execution)
 
     async def submit(
@@ -420,8 +435,12 @@ class Engine:
         *,
         parent_id: str | None = None,
         trigger: Mapping[str, Any] | None = None,
+        local_files: bool = False,
     ) -> Execution:
-        """Validate inputs and build a CREATED execution (raises InputError)."""
+        """Validate inputs and build a CREATED execution (raises InputError).
+
+        A FILE input may name a local file only when `local_files` is set (see `trigger`).
+        """
         execution_id = new_id()
         stub = Execution(execution_id, flow.namespace, flow.id, flow.revision, State.new())
 
@@ -431,16 +450,23 @@ class Engine:
         typed = resolve_inputs(flow.inputs, inputs, render=render_default)
         stored = {key: input_json_value(value) for key, value in typed.items()}
         secret_values: dict[str, Any] = {}
-        for spec in flow.inputs:
-            value = stored.get(spec.id)
-            if value is None:
-                continue
-            if spec.type == "FILE":
-                stored[spec.id] = self._store_input_file(flow, execution_id, spec.id, str(value))
-            elif spec.type == "SECRET":
-                self.masker.add(str(value))
-                secret_values[spec.id] = value
-                stored[spec.id] = self.masker.mask(str(value))
+        try:
+            for spec in flow.inputs:
+                value = stored.get(spec.id)
+                if value is None:
+                    continue
+                if spec.type == "FILE":
+                    stored[spec.id] = self._store_input_file(
+                        flow, execution_id, spec.id, str(value), local_files=local_files
+                    )
+                elif spec.type == "SECRET":
+                    # Held for this execution only: released when it ends (see _notify).
+                    self.masker.add(str(value), owner=execution_id)
+                    secret_values[spec.id] = value
+                    stored[spec.id] = self.masker.mask(str(value))
+        except BaseException:
+            self.masker.release(execution_id)
+            raise
         if secret_values:
             self._secret_inputs[execution_id] = secret_values
         merged = {label.key: label.value for label in flow.labels}
@@ -457,12 +483,23 @@ class Engine:
             trigger=trigger,
         )
 
-    def _store_input_file(self, flow: Flow, execution_id: str, input_id: str, value: str) -> str:
+    def _store_input_file(
+        self, flow: Flow, execution_id: str, input_id: str, value: str, *, local_files: bool = False
+    ) -> str:
         """A FILE input given as a local path is copied into the storage; a kestra:// URI stays."""
         if value.startswith("kestra://"):
             if not self.storage.exists(value):
                 raise InputError([f"Invalid value for input `{input_id}`. Cause: no file at {value}"])
             return value
+        if not local_files:
+            # A trigger's values come from outside (a webhook body): a path would copy any file the
+            # engine can read into the execution.
+            raise InputError(
+                [
+                    f"Invalid value for input `{input_id}`. Cause: a local file path is only accepted from "
+                    "`tiercel run` or the dashboard's run form; a trigger must pass a kestra:// URI"
+                ]
+            )
         source = Path(value).expanduser()
         if not source.is_file():
             raise InputError([f"Invalid value for input `{input_id}`. Cause: no such file {value}"])
@@ -502,6 +539,8 @@ class Engine:
         flow = await self.flow_revision(execution.namespace, execution.flow_id, execution.flow_revision)
         if flow is None:
             raise EngineCommandError(f"The flow of execution {execution_id} is gone")
+        if execution_id in self._live:  # restarted meanwhile (the dashboard and a command at once)
+            raise EngineCommandError(f"Execution {execution_id} is already restarting")
         self._live[execution_id] = (flow, execution)
         self._persisted[execution_id] = execution
         await self._apply_command(_Message(execution_id, "restart"))
@@ -811,6 +850,7 @@ class Engine:
             self._persisted.pop(execution.id, None)
             self._errors.pop(execution.id, None)
             self._secret_inputs.pop(execution.id, None)
+            self.masker.release(execution.id)
             parent = self._subflow_parents.pop(execution.id, None)
             if parent is not None:
                 self._spawn(self._subflow_ended(parent, execution))
@@ -858,8 +898,10 @@ class Engine:
             child_id = await self.trigger(
                 namespace, flow_id, props.get("inputs") or {}, labels, parent_id=parent.id, trigger=trigger
             )
-        except (EngineCommandError, InputError, ExpressionError, KeyError) as error:
-            self._on_log(self._entry(parent, run, f"Unable to start the subflow: {error}", LogLevel.ERROR))
+        except Exception as error:  # whatever it is, the Subflow task must end rather than wait forever
+            known = isinstance(error, EngineCommandError | InputError | ExpressionError | KeyError)
+            reason = str(error) if known else f"{type(error).__name__}: {error}"
+            self._on_log(self._entry(parent, run, f"Unable to start the subflow: {reason}", LogLevel.ERROR))
             self._on_result(parent.id, WorkerResult(run.id, StateType.FAILED))
             return
         self._on_log(self._entry(parent, run, f"Started subflow execution {child_id}", LogLevel.INFO))
@@ -870,6 +912,19 @@ class Engine:
             self._on_result(parent.id, WorkerResult(run.id, StateType.SUCCESS, {"executionId": child_id}))
 
     async def _subflow_ended(self, parent: tuple[str, str], child: Execution) -> None:
+        try:
+            await self._report_subflow(parent, child)
+        except Exception as error:  # the parent's Subflow task must end rather than wait forever
+            message = (
+                f"Could not read the end of subflow execution {child.id}: {type(error).__name__}: {error}"
+            )
+            parent_id, run_id = parent
+            live = self._live.get(parent_id)
+            if live is not None:
+                self._on_log(self._entry(live[1], live[1].task_run(run_id), message))
+            self._on_result(parent_id, WorkerResult(run_id, StateType.FAILED))
+
+    async def _report_subflow(self, parent: tuple[str, str], child: Execution) -> None:
         parent_id, run_id = parent
         live = self._live.get(parent_id)
         if live is None:

@@ -16,6 +16,8 @@ from engine.catalog import FLOW_SUFFIXES, NAMESPACE_FILES_FOLDER
 # save (temporary file, rename) arrives as one burst, and a saved file shows up well within a second.
 DEBOUNCE_MS = 400
 STEP_MS = 50
+# How often a missing flows folder is looked for again, and the pause after watching failed.
+RECHECK_SECONDS = 0.5
 
 _log = logging.getLogger(__name__)
 
@@ -57,6 +59,27 @@ class FlowWatcher:
 
     async def _run(self) -> None:
         folder = self.folder.resolve()
+        first = True
+        while not self._stop.is_set():
+            identity = _identity(folder)
+            if identity is None:  # the folder is gone (a checkout or a deploy swapping it): wait for it
+                if not first:
+                    await self._apply(None)  # its flows are gone too
+                first = False
+                while _identity(folder) is None and not self._stop.is_set():
+                    await asyncio.sleep(RECHECK_SECONDS)
+                continue
+            if not first:
+                await self._apply(None)  # what changed while nothing watched
+            first = False
+            try:
+                await self._watch(folder, identity)
+            except Exception:  # watching failed: try again, rather than go on with stale flows
+                _log.exception("watching %s failed; watching again", folder)
+                await asyncio.sleep(RECHECK_SECONDS)
+
+    async def _watch(self, folder: Path, identity: tuple[int, int]) -> None:
+        """Hand changes over until stopped, or until the folder is removed or replaced."""
         watch = awatch(
             folder,
             watch_filter=_relevant(folder),
@@ -69,11 +92,24 @@ class FlowWatcher:
         )
         async for changes in watch:
             self.ready.set()
-            if not changes:
-                continue
-            paths = {Path(name) for _, name in changes}
-            whole = any(path.suffix not in FLOW_SUFFIXES for path in paths)
-            try:
-                await self.on_change(None if whole else paths)
-            except Exception:  # a bad burst must not stop the watching
-                _log.exception("could not apply changes in %s", folder)
+            if changes:
+                paths = {Path(name) for _, name in changes}
+                whole = any(path.suffix not in FLOW_SUFFIXES for path in paths)
+                await self._apply(None if whole else paths)
+            if _identity(folder) != identity:
+                return  # gone, or a new folder under the same name: that needs a new watch
+
+    async def _apply(self, paths: set[Path] | None) -> None:
+        try:
+            await self.on_change(paths)
+        except Exception:  # a bad burst must not stop the watching
+            _log.exception("could not apply changes in %s", self.folder)
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """Which folder is there under that name (device, inode), or None when there is none."""
+    try:
+        found = folder.stat()
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino)

@@ -959,3 +959,25 @@ def test_one_off_commands_leave_other_unfinished_executions_alone(
     killed = tiercel("kill", left["id"], "--db", db)
     assert killed.returncode == 0, killed.stderr
     assert next(e for e in executions(db) if e["id"] == left["id"])["state"]["current"] == "KILLED"
+
+
+def test_server_on_a_busy_port_stops_before_resuming_anything(
+    flows_dir: Path, tmp_path: Path, background: list[Any]
+) -> None:
+    import socket
+
+    db = tmp_path / "t.db"
+    crashed = start("run", "--json", "--db", db, write(flows_dir, "sleepy.yml", sleeping("PT60S")))
+    background.append(crashed)
+    read_until(crashed.stderr, b"first line", timeout=10)
+    crashed.kill()
+    crashed.communicate(timeout=10)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        refused = tiercel("server", "--flows", flows_dir, "--db", db, "--port", str(port))
+    assert refused.returncode == 2 and "cannot listen" in refused.stderr
+    [left] = executions(db)
+    assert left["state"]["current"] == "RUNNING"
+    assert len(task_run(left, "nap")["attempts"]) == 1  # nothing was resumed, so no attempt was used

@@ -104,3 +104,18 @@ async def test_change_status_sets_an_ended_execution_and_says_so_in_its_logs(tmp
         assert [h.state for h in stored.state.histories][-2:] == [StateType.FAILED, StateType.SUCCESS]
         messages = [entry.message for entry in await logs_of(engine, failed.id)]
         assert "Status changed by hand from FAILED to SUCCESS" in messages
+
+
+async def test_two_restarts_at_once_run_the_failed_task_once(tmp_path: Path) -> None:
+    async with running_engine(tmp_path, FLOW) as engine:
+        await engine.store.kv_set("acme.data", "broken", True)
+        failed = await run(engine, "acme.data", "pipeline")
+        assert failed.state.current is StateType.FAILED
+        results = await asyncio.gather(
+            engine.restart(failed.id), engine.restart(failed.id), return_exceptions=True
+        )
+        refused = [r for r in results if isinstance(r, EngineCommandError)]
+        assert len(refused) == 1 and "already restarting" in str(refused[0])
+        again = await asyncio.wait_for(engine.wait(failed.id), 20)
+        load = next(r for r in again.task_runs if r.task_id == "load")
+        assert len(load.attempts) == 2  # the first attempt and one restart, not two

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import textwrap
 import time
 from collections.abc import AsyncIterator, Callable
@@ -214,3 +216,42 @@ async def test_namespaces_inherit_variables_and_plugin_defaults_from_their_paren
         (folder / "acme" / "_namespace.yaml").write_text("variables: [1, 2]\n")
         await until(lambda: str(folder / "acme" / "_namespace.yaml") in engine.flow_errors)
         assert "`variables`" in engine.flow_errors[str(folder / "acme" / "_namespace.yaml")][0].message
+
+
+async def test_a_flows_folder_removed_and_made_again_is_still_watched(tmp_path: Path) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "a.yml").write_text(flow_source("a"))
+    async with watching(tmp_path) as engine:
+        assert revision(engine, "a") == 1
+        shutil.rmtree(folder)
+        await until(lambda: not engine.flows)
+        folder.mkdir()  # a checkout or a deploy puts a new folder in its place
+        (folder / "b.yml").write_text(flow_source("b"))
+        await until(lambda: revision(engine, "b") == 1)
+        (folder / "c.yml").write_text(flow_source("c"))  # and later saves are seen too
+        await until(lambda: revision(engine, "c") == 1)
+
+
+async def test_a_same_size_save_within_one_clock_tick_is_not_missed(tmp_path: Path) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    file = folder / "a.yml"
+    file.write_text(flow_source("a", "one"))
+    async with running_engine_on(tmp_path) as engine:
+        stamp = file.stat().st_mtime_ns
+        file.write_text(flow_source("a", "two"))  # same size
+        os.utime(file, ns=(stamp, stamp))  # and, on a coarse clock, the same modification time
+        await engine.sync_flows([file])
+        assert revision(engine, "a") == 2
+
+
+@asynccontextmanager
+async def running_engine_on(tmp_path: Path) -> AsyncIterator[Engine]:
+    store = await Store.open(tmp_path / "tiercel.db")
+    engine = Engine(store, flows_dir=tmp_path / "flows")
+    await engine.start(control=False)
+    try:
+        yield engine
+    finally:
+        await engine.stop()
