@@ -57,6 +57,8 @@ LOG_FLUSH_SECONDS = 0.05
 LOG_BUFFER_LINES = 10_000
 LOG_BUFFER_CHARS = 8 * 1024 * 1024
 KILL_GRACE_SECONDS = 5.0
+# Older flow revisions kept parsed, for the executions that still run them.
+OLD_REVISIONS_CACHED = 256
 _log = logging.getLogger(__name__)
 # After a failed commit (disk full, I/O error) the same messages are applied again this much later,
 # up to MAX_SAVE_FAILURES failures in a row; then the execution fails (see `_save_failed`).
@@ -374,16 +376,20 @@ class Engine:
         if current is not None and current.revision == revision:
             return current
         key = (namespace, flow_id, revision)
-        if key not in self._revisions:
+        cached = self._revisions.pop(key, None)
+        if cached is None:
             found = await self.store.flow_source(namespace, flow_id, revision)
             if found is None:
                 return None
             try:
                 parsed = parse_flow(found[1], defaults=self.catalog.namespaces.plugin_defaults)
-                self._revisions[key] = parsed.with_revision(found[0])
             except FlowParseError:
                 return None
-        return self._revisions[key]
+            cached = parsed.with_revision(found[0])
+        self._revisions[key] = cached  # most recently used last; the oldest go past the limit
+        while len(self._revisions) > OLD_REVISIONS_CACHED:
+            del self._revisions[next(iter(self._revisions))]
+        return cached
 
     # -- commands -----------------------------------------------------------------------------
     async def trigger(
