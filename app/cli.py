@@ -116,7 +116,8 @@ async def cmd_run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         events = engine.events.subscribe()
         try:
-            execution_id = await engine.trigger(namespace, flow_id, inputs, labels)
+            # The user names a local file for a FILE input here; triggers may pass only kestra:// URIs.
+            execution_id = await engine.trigger(namespace, flow_id, inputs, labels, local_files=True)
         except InputError as error:
             say(f"tiercel: invalid inputs for {namespace}.{flow_id}:", err=True)
             for message in error.errors:

@@ -622,8 +622,13 @@ class Engine:
             if until_paused and self._idle_paused(current):
                 return current
             future: asyncio.Future[Execution] = asyncio.get_running_loop().create_future()
-            self._waiters.setdefault(execution_id, []).append(future)
-            await future
+            waiters = self._waiters.setdefault(execution_id, [])
+            waiters.append(future)
+            try:
+                await future
+            finally:  # a waiter that gave up (a timeout, a client gone) leaves nothing behind
+                if future in waiters:
+                    waiters.remove(future)
 
     def _idle_paused(self, execution: Execution) -> bool:
         """Paused with nothing left to happen by itself: no timer, no task or subflow running."""

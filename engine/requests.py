@@ -39,6 +39,16 @@ def trigger_json(state: TriggerState) -> dict[str, Any]:
     }
 
 
+def _mapping(request: dict[str, Any], name: str) -> dict[str, Any]:
+    """An optional JSON object of a request (inputs, labels); anything else is refused by name."""
+    value = request.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"`{name}` must be a JSON object of names to values, not {type(value).__name__}")
+    return value
+
+
 def parse_date(text: Any) -> datetime | None:
     """An ISO date from a request; naive dates are refused by the scheduler with a clear message."""
     return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
@@ -55,7 +65,7 @@ async def handle(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
         if command == "kill":
             await engine.kill(execution_id)
         elif command == "resume":
-            await engine.resume(execution_id, request.get("inputs") or {})
+            await engine.resume(execution_id, _mapping(request, "inputs"))
         elif command == "restart":
             await engine.restart(execution_id)
         elif command == "replay":
@@ -79,8 +89,8 @@ async def handle(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
                     *trigger,
                     start,
                     parse_date(request.get("end")),
-                    request.get("inputs"),
-                    request.get("labels"),
+                    _mapping(request, "inputs"),
+                    _mapping(request, "labels"),
                 )
                 return {"ok": True, "backfillId": backfill_id}
             actions = {

@@ -283,6 +283,10 @@ class Masker:
 
     Matching runs on ``text.lower()`` against lower-cased forms with one compiled prefix-tree
     regex, so a line without a secret costs a ``lower()`` and one regex scan.
+
+    A value added with an ``owner`` (an execution's SECRET input) is held only until
+    :meth:`release` of that owner, so values that arrive with every execution do not pile up; a
+    value added without one (a resolved secret) is kept for good.
     """
 
     def __init__(self, min_length: int = MIN_SECRET_LENGTH) -> None:
@@ -292,17 +296,56 @@ class Masker:
             min_length: Values shorter than this are not masked.
         """
         self._min_length = max(1, min_length)
-        self._secrets: set[str] = set()
+        # Each value with its lower-cased forms, and who holds it (None: kept for good).
+        self._secrets: dict[str, frozenset[str]] = {}
+        self._holders: dict[str, set[str | None]] = {}
+        self._owned: dict[str, set[str]] = {}
         self._patterns: _Patterns | None = None
 
-    def add(self, secret: str) -> None:
-        """Mask this value from now on; short and already known values are ignored."""
-        if not isinstance(secret, str) or len(secret) < self._min_length or secret in self._secrets:
+    def add(self, secret: str, owner: str | None = None) -> None:
+        """Mask this value from now on (until `owner` is released); short values are ignored.
+
+        Args:
+            secret: The value to mask.
+            owner: Who needs it masked (an execution id); None keeps it masked for good.
+        """
+        if not isinstance(secret, str) or len(secret) < self._min_length:
             return
-        self._secrets.add(secret)
-        needles = {form.lower() for form in encodings(secret) if len(form) >= self._min_length}
+        holders = self._holders.setdefault(secret, set())
+        holders.add(owner)
+        if owner is not None:
+            self._owned.setdefault(owner, set()).add(secret)
+        if secret in self._secrets:
+            return
+        forms = frozenset(form.lower() for form in encodings(secret) if len(form) >= self._min_length)
+        self._secrets[secret] = forms
+        needles = set(forms)
         if self._patterns is not None:
             needles |= self._patterns.needles
+        self._compile(needles)
+
+    def release(self, owner: str) -> None:
+        """Forget the values `owner` added, unless something else still holds them."""
+        owned = self._owned.pop(owner, None)
+        if not owned:
+            return
+        dropped = False
+        for secret in owned:
+            holders = self._holders.get(secret)
+            if holders is None:
+                continue
+            holders.discard(owner)
+            if not holders:
+                del self._holders[secret]
+                del self._secrets[secret]
+                dropped = True
+        if dropped:
+            self._compile(set().union(*self._secrets.values()))
+
+    def _compile(self, needles: set[str]) -> None:
+        if not needles:
+            self._patterns = None
+            return
         pattern = _trie_pattern(needles)
         # Swapped in one assignment, so a concurrent mask() sees the old or the new set, never half.
         self._patterns = _Patterns(

@@ -14,6 +14,7 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -39,6 +40,15 @@ HEAD_SECONDS = 10.0
 BODY_SECONDS = 30.0
 IDLE_SECONDS = 15.0
 MAX_CONNECTIONS = 256
+# A `wait: true` webhook answers with the execution as it is after this long, as Kestra's server does
+# when its 60-minute idle timeout ends the wait; a client that goes away stops the wait at once.
+WAIT_SECONDS = 3600.0
+# How long a connection refused with an error still reads (and drops) the rest of its request.
+LINGER_SECONDS = 2.0
+# How often a waiting request checks whether its client closed the connection.
+GONE_CHECK_SECONDS = 0.5
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,12}")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,8}")
 _PREFIXES = (("api", "v1", "executions", "webhook"), ("api", "v1", "main", "executions", "webhook"))
 _METHODS = ("GET", "POST", "PUT")
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -187,7 +197,8 @@ async def _read_body(reader: asyncio.StreamReader, request: Request) -> bytes:
                 400, "Missing Content-Length header: send the body length (Content-Length: 0 for no body)"
             )
         return b""
-    if len(set(length_text)) != 1 or not length_text[0].isdigit():
+    # Strict ASCII digits: str.isdigit() accepts `²`, and int() accepts `1_0` or ` 7`.
+    if len(set(length_text)) != 1 or not _CONTENT_LENGTH.fullmatch(length_text[0]):
         raise BadRequest(400, f"Invalid Content-Length `{', '.join(length_text)[:40]}`")
     length = int(length_text[0])
     if length > MAX_BODY_BYTES:
@@ -207,18 +218,30 @@ async def _timed(read: Any) -> bytes:
     return body
 
 
+async def _chunk_line(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await reader.readuntil(b"\r\n")
+    except asyncio.LimitOverrunError:
+        raise BadRequest(
+            400, f"Malformed chunked body: a chunk-size or trailer line is longer than {MAX_HEAD_BYTES} bytes"
+        ) from None
+
+
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     body = bytearray()
     while True:
-        line = await reader.readuntil(b"\r\n")
-        size_text = line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise BadRequest(400, "Malformed chunked body: a chunk size is not hexadecimal") from None
+        line = await _chunk_line(reader)
+        # `size[;extension]`: only hex digits, so no sign, `0x` prefix or `_` that int(x, 16) would take.
+        size_text = line[:-2].split(b";", 1)[0].strip(b" \t")
+        if not _CHUNK_SIZE.fullmatch(size_text):
+            raise BadRequest(400, "Malformed chunked body: a chunk size is not 1 to 8 hexadecimal digits")
+        size = int(size_text, 16)
         if size == 0:
-            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
-                pass
+            trailers = 0
+            while (trailer := await _chunk_line(reader)) != b"\r\n":
+                trailers += len(trailer)
+                if trailers > MAX_HEAD_BYTES:
+                    raise BadRequest(431, f"Chunked trailers larger than {MAX_HEAD_BYTES} bytes")
             return bytes(body)
         if len(body) + size > MAX_BODY_BYTES:
             raise BadRequest(413, f"Request body larger than the limit of {MAX_BODY_BYTES} bytes")
@@ -281,16 +304,20 @@ class WebhookServer:
                     request = await read_request(reader, IDLE_SECONDS)
                 except BadRequest as bad:
                     await self._send(writer, _error(bad.status, str(bad)), keep_alive=False)
+                    await _linger(reader, writer)
                     return
                 if request is None:
                     return
                 try:
-                    response = await self.handle(request)
+                    answered = await self._handle_while_connected(request, reader)
                 except BadRequest as bad:
-                    response = _error(bad.status, str(bad))
+                    answered = _error(bad.status, str(bad))
                 except Exception as error:  # one request must never stop the server
-                    _log.exception("webhook request failed")
-                    response = _error(500, f"Internal error: {type(error).__name__}: {error}")
+                    self._unexpected(error)
+                    answered = _error(500, f"Internal error: {type(error).__name__}: {error}")
+                if answered is None:
+                    return  # the client went away while its request was handled
+                response = answered
                 keep_alive = request.keep_alive
                 await self._send(writer, response, keep_alive)
                 if not keep_alive:
@@ -300,12 +327,42 @@ class WebhookServer:
         except asyncio.CancelledError:
             # Stopping the server: end quietly (asyncio reports a cancelled handler as an error).
             return
+        except Exception as error:  # never left to asyncio, which prints it over the dashboard
+            self._unexpected(error)
+            with contextlib.suppress(Exception, asyncio.CancelledError):  # stopping ends the linger
+                await self._send(writer, _error(400, f"Malformed request: {error}"), keep_alive=False)
+                await _linger(reader, writer)
         finally:
             if task is not None:
                 self._connections.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _handle_while_connected(
+        self, request: Request, reader: asyncio.StreamReader
+    ) -> Response | None:
+        """The answer to `request`, or None when the client closes the connection before it is ready."""
+        handling = asyncio.ensure_future(self.handle(request))
+        try:
+            while True:
+                done, _ = await asyncio.wait({handling}, timeout=GONE_CHECK_SECONDS)
+                if done:
+                    return handling.result()
+                # At EOF with nothing buffered: the client closed its side (a pipelined request
+                # would sit in the buffer and is left there, unread).
+                if reader.at_eof():
+                    return None
+        finally:
+            if not handling.done():
+                handling.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await handling
+
+    def _unexpected(self, error: BaseException) -> None:
+        """An error no answer foresaw: reported once on the engine's bus, never printed."""
+        _log.debug("webhook request failed", exc_info=error)
+        self.engine.events.publish(EngineError(f"Webhook server: {type(error).__name__}: {error}"))
 
     @staticmethod
     async def _send(writer: asyncio.StreamWriter, response: Response, keep_alive: bool) -> None:
@@ -411,12 +468,21 @@ class WebhookServer:
             return _error(422, f"Unable to render the webhook inputs: {error}")
         await self.engine.submit(flow, execution)
         if trigger.props.get("wait") is True:
-            ended = await self.engine.wait(execution.id)
+            ended = await self._wait(execution)
             status = 500 if ended.state.current is StateType.FAILED else 200
             if trigger.props.get("returnOutputs") is True:
                 return Response(status, dict(ended.outputs or {}))
             return Response(status, webhook_response(ended))
         return Response(200, webhook_response(execution))
+
+    async def _wait(self, execution: Execution) -> Execution:
+        """The ended execution, or the execution as it is once WAIT_SECONDS have passed."""
+        try:
+            ended: Execution = await asyncio.wait_for(self.engine.wait(execution.id), WAIT_SECONDS)
+        except TimeoutError:
+            current: Execution | None = await self.engine.execution(execution.id)
+            return current if current is not None else execution
+        return ended
 
     def _render(self, text: str, variables: Mapping[str, Any]) -> str:
         return str(self.engine.renderer.render(text, variables))
@@ -424,6 +490,27 @@ class WebhookServer:
     def _report(self, message: str) -> None:
         _log.error(message)
         self.engine.events.publish(EngineError(message))
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read and drop what the client still sends, for a short while, before closing.
+
+    Closing a socket with unread input makes the kernel reset the connection, and the client can
+    lose the error answer it was about to read.
+    """
+    with contextlib.suppress(Exception):
+        if writer.can_write_eof():
+            writer.write_eof()
+        deadline = asyncio.get_running_loop().time() + LINGER_SECONDS
+        dropped = 0
+        while dropped < MAX_BODY_BYTES:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            data = await asyncio.wait_for(reader.read(MAX_HEAD_BYTES), left)
+            if not data:
+                return
+            dropped += len(data)
 
 
 def webhook_response(execution: Execution) -> dict[str, Any]:

@@ -45,7 +45,8 @@ class RunFormScreen(ModalScreen[str | None]):
 
     async def send(self, values: dict[str, Any]) -> str:
         """Start the flow with these values; the engine validates them."""
-        return await self.engine.trigger(self.flow.namespace, self.flow.id, values)
+        # The user types the values here, so a FILE input may name a local file to upload.
+        return await self.engine.trigger(self.flow.namespace, self.flow.id, values, local_files=True)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="run-form", classes="dialog"):

@@ -981,3 +981,38 @@ def test_server_on_a_busy_port_stops_before_resuming_anything(
     [left] = executions(db)
     assert left["state"]["current"] == "RUNNING"
     assert len(task_run(left, "nap")["attempts"]) == 1  # nothing was resumed, so no attempt was used
+
+
+def test_a_trigger_list_over_64_kib_reaches_the_triggers_command(
+    flows_dir: Path, tmp_path: Path, background: list[Any]
+) -> None:
+    db = tmp_path / "t.db"
+    yearly = "".join(
+        f"  - {{id: yearly_{n:04d}, type: io.kestra.plugin.core.trigger.Schedule, cron: '0 0 1 1 *'}}\n"
+        for n in range(400)
+    )
+    write(flows_dir, "busy.yml", HELLO.replace("id: hello", "id: busy") + "triggers:\n" + yearly)
+    server = start("server", "--flows", flows_dir, "--db", db, "--port", "0")
+    background.append(server)
+    read_until(server.stderr, b"webhooks on http://", timeout=30)
+    listed = tiercel("triggers", "--db", db, "--json", timeout=60)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert len(rows) == 400 and len(listed.stdout) > 64 * 1024
+
+
+def test_run_copies_a_local_file_named_for_a_file_input(flows_dir: Path, tmp_path: Path) -> None:
+    local = tmp_path / "report.csv"
+    local.write_text("a,b\n")
+    source = f"""
+    id: upload
+    namespace: acme
+    inputs:
+      - {{id: doc, type: FILE}}
+    tasks:
+      - {{id: show, type: {LOG}, message: "{{{{ read(inputs.doc) }}}}"}}
+    """
+    flow_file = write(flows_dir, "u.yml", source)
+    code, execution = run_json("--db", tmp_path / "t.db", "--input", f"doc={local}", flow_file)
+    assert code == 0, execution
+    assert execution["inputs"]["doc"].startswith("kestra:///acme/upload/executions/")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 from engine.events import LogsAppended
@@ -39,3 +40,19 @@ async def test_every_announced_log_line_is_in_the_history_read_right_after(tmp_p
         assert checks >= 1
         rows = await engine.list_executions(namespace="acme")
         assert [row.id for row in rows] == [execution_id]
+
+
+async def test_a_waiter_that_gives_up_leaves_nothing_behind(tmp_path: Path) -> None:
+    paused = """
+    id: waits
+    namespace: acme.q
+    tasks:
+      - id: approve
+        type: io.kestra.plugin.core.flow.Pause
+    """
+    async with running_engine(tmp_path, paused) as engine:
+        execution_id = await engine.trigger("acme.q", "waits")
+        for _ in range(50):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(engine.wait(execution_id), 0.01)
+        assert not engine._waiters.get(execution_id)

@@ -432,7 +432,9 @@ async def test_a_file_input_is_stored_and_readable(tmp_path: Path) -> None:
             """
         ),
     ) as engine:
-        execution = await run(engine, "ns", "f", {"data": str(local)})
+        # A local path is the user's own command's to give (`tiercel run --input data=PATH`).
+        execution_id = await engine.trigger("ns", "f", {"data": str(local)}, local_files=True)
+        execution = await asyncio.wait_for(engine.wait(execution_id), 20)
         lines = messages(await logs_of(engine, execution.id))
     assert execution.state.current is S.SUCCESS, lines
     assert str(execution.inputs["data"]).startswith("kestra:///ns/f/executions/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import timeit
@@ -10,7 +11,9 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
+from engine.inputs import InputError
 from engine.secrets import MASK, Masker, SecretError, Secrets
+from tests.engine.helpers import logs_of, run, running_engine
 
 
 def b64(value: str) -> str:
@@ -303,3 +306,85 @@ def test_masking_a_clean_log_line_is_cheap() -> None:
     print(f"Masker.mask on a {len(line)}-character clean line with 3 secrets: {seconds * 1e6:.2f} µs")
     # Measured ~0.6 µs; the bound leaves room for slow, shared test machines.
     assert seconds < 200e-6
+
+
+# --- Values held for an owner (an execution's SECRET inputs) ---------------------------------------
+
+
+def test_released_values_are_forgotten_and_the_others_kept() -> None:
+    masker = Masker()
+    masker.add("resolved-secret")  # no owner: kept for good
+    masker.add("input-of-one", owner="e1")
+    masker.add("shared-value", owner="e1")
+    masker.add("shared-value", owner="e2")
+    masker.add("resolved-secret", owner="e1")
+    assert masker.mask("input-of-one shared-value resolved-secret") == f"{MASK} {MASK} {MASK}"
+    masker.release("e1")
+    assert masker.mask("input-of-one shared-value resolved-secret") == f"input-of-one {MASK} {MASK}"
+    masker.release("e2")
+    masker.release("unknown")
+    assert masker.mask("input-of-one shared-value resolved-secret") == f"input-of-one shared-value {MASK}"
+    assert len(masker) == 1
+
+
+def test_a_masker_emptied_by_release_masks_nothing() -> None:
+    masker = Masker()
+    masker.add("only-for-e1", owner="e1")
+    masker.release("e1")
+    assert not masker and len(masker) == 0
+    assert masker.mask("only-for-e1") == "only-for-e1"
+    masker.add("only-for-e1", owner="e2")  # a later owner gets it masked again
+    assert masker.mask("only-for-e1") == MASK
+
+
+SECRET_FLOW = """
+id: vault
+namespace: acme.sec
+inputs:
+  - {id: password, type: SECRET}
+tasks:
+  - {id: before, type: io.kestra.plugin.core.log.Log, message: "before {{ inputs.password }}"}
+  - {id: hold, type: io.kestra.plugin.core.flow.Pause}
+  - {id: after, type: io.kestra.plugin.core.log.Log, message: "after {{ inputs.password }}"}
+"""
+REFUSED_FLOW = """
+id: refused
+namespace: acme.sec
+inputs:
+  - {id: password, type: SECRET}
+  - {id: doc, type: FILE}
+tasks:
+  - {id: say, type: io.kestra.plugin.core.log.Log, message: never}
+"""
+QUICK_FLOW = """
+id: quick
+namespace: acme.sec
+inputs:
+  - {id: password, type: SECRET}
+tasks:
+  - {id: say, type: io.kestra.plugin.core.log.Log, message: "said {{ inputs.password }}"}
+"""
+
+
+async def test_secret_inputs_are_masked_while_the_execution_runs_and_dropped_when_it_ends(
+    tmp_path: Path,
+) -> None:
+    async with running_engine(tmp_path, SECRET_FLOW, QUICK_FLOW, REFUSED_FLOW) as engine:
+        paused = await run(engine, "acme.sec", "vault", {"password": "first-Pass-0001"})
+        assert len(engine.masker) == 1  # held while the execution is paused
+        await engine.resume(paused.id)
+        ended = await asyncio.wait_for(engine.wait(paused.id), 20)
+        lines = [entry.message for entry in await logs_of(engine, ended.id)]
+        assert "before ******" in lines and "after ******" in lines, lines
+        assert len(engine.masker) == 0
+        # Many executions, each with its own value: the masker does not grow with them.
+        for index in range(60):
+            done = await run(engine, "acme.sec", "quick", {"password": f"pass-{index:04d}-Xy"})
+            assert [e.message for e in await logs_of(engine, done.id)] == ["said ******"]
+        assert len(engine.masker) == 0 and not engine.masker
+        # An execution refused for another input does not leave its secret behind.
+        with pytest.raises(InputError, match="input `doc`"):
+            await engine.trigger(
+                "acme.sec", "refused", {"password": "kept-Nowhere-01", "doc": "/etc/hostname"}
+            )
+        assert len(engine.masker) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +16,8 @@ import pytest
 
 from engine import webhook
 from engine.engine import Engine
+from engine.events import EngineError
+from engine.inputs import InputError
 from engine.model import StateType
 from engine.webhook import MAX_BODY_BYTES, WebhookServer
 from tests.engine.helpers import logs_of, running_engine
@@ -331,3 +334,209 @@ async def test_an_idle_connection_is_closed(tmp_path: Path, monkeypatch: pytest.
             assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the server, no answer
         finally:
             writer.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Strict parsing: bad numbers and lines get a 400 answer, never an exception left to asyncio
+# ---------------------------------------------------------------------------------------------
+
+HOOK_PATH = f"/api/v1/executions/webhook/acme.web/hooked/{KEY}"
+
+
+def chunked(*lines: bytes) -> bytes:
+    return f"POST {HOOK_PATH} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode() + b"".join(
+        lines
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param(
+            "POST /x HTTP/1.1\r\nContent-Length: ²\r\n\r\n".encode(),
+            "Invalid Content-Length",
+            id="superscript-length",
+        ),
+        pytest.param(
+            b"POST /x HTTP/1.1\r\nContent-Length: 1_0\r\n\r\n0123456789",
+            "Invalid Content-Length",
+            id="underscore-length",
+        ),
+        pytest.param(
+            b"POST /x HTTP/1.1\r\nContent-Length: +5\r\n\r\n01234",
+            "Invalid Content-Length",
+            id="signed-length",
+        ),
+        pytest.param(
+            b"POST /x HTTP/1.1\r\nContent-Length: 1234567890123\r\n\r\n",
+            "Invalid Content-Length",
+            id="13-digit-length",
+        ),
+        pytest.param(chunked(b"-1\r\nx\r\n0\r\n\r\n"), "chunk size", id="negative-chunk"),
+        pytest.param(chunked(b"0x10\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n"), "chunk size", id="0x-chunk"),
+        pytest.param(chunked(b"1_0\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n"), "chunk size", id="underscore-chunk"),
+        pytest.param(chunked(b"123456789\r\n"), "chunk size", id="9-digit-chunk"),
+        pytest.param(chunked(b"\r\n"), "chunk size", id="empty-chunk-size"),
+        pytest.param(chunked(b"1" * 70_000 + b"\r\n"), "longer than", id="70k-chunk-line"),
+    ],
+)
+async def test_bad_lengths_and_chunk_sizes_are_400_without_an_unhandled_exception(
+    tmp_path: Path, data: bytes, message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serving(tmp_path, HOOKED) as (_, server):
+        status, body = await raw(server, data)
+        assert status == 400 and message in body["message"], body
+        status, _ = await raw(server, post(server, "hooked", b'{"name": "after"}'))
+        assert status == 200
+    assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text
+
+
+async def test_chunk_extensions_are_ignored_and_the_body_is_read(tmp_path: Path) -> None:
+    async with serving(tmp_path, HOOKED) as (_, server):
+        body = b'{"name": "chunky"}'
+        status, answer = await raw(
+            server, chunked(f"{len(body):X};ext=1\r\n".encode() + body + b"\r\n0\r\nX-Trailer: t\r\n\r\n")
+        )
+        assert status == 200 and answer["trigger"]["variables"]["body"] == {"name": "chunky"}
+
+
+async def test_an_unexpected_error_is_answered_and_reported_once_on_the_bus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(reader: asyncio.StreamReader, idle: float) -> None:
+        raise RuntimeError("reader broke")
+
+    async with serving(tmp_path, HOOKED) as (engine, server):
+        events = engine.events.subscribe()
+        monkeypatch.setattr(webhook, "read_request", broken)
+        status, body = await raw(server, post(server, "hooked", b"{}"))
+        assert status == 400 and "reader broke" in body["message"]
+        reported = [e for e in engine.events.drain(events) if isinstance(e, EngineError)]
+        assert [e.message for e in reported] == ["Webhook server: RuntimeError: reader broke"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+# ---------------------------------------------------------------------------------------------
+# `wait: true`: bounded, and released when the client goes away
+# ---------------------------------------------------------------------------------------------
+
+PAUSED = """
+id: paused
+namespace: acme.web
+tasks:
+  - {id: hold, type: io.kestra.plugin.core.flow.Pause}
+  - {id: after, type: io.kestra.plugin.core.debug.Return, format: done}
+triggers:
+  - {id: hook, type: io.kestra.plugin.core.trigger.Webhook, key: k, wait: true}
+"""
+
+
+async def test_a_wait_answers_with_the_execution_as_it_is_after_the_wait_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(webhook, "WAIT_SECONDS", 0.5)
+    async with serving(tmp_path, PAUSED) as (engine, server), httpx.AsyncClient() as client:
+        response = await client.post(url(server, "paused", key="k"), json={}, timeout=30)
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert answer["state"]["current"] == "PAUSED" and answer["flowId"] == "paused"
+        stored = await engine.execution(answer["id"])
+        assert stored is not None and stored.state.current is StateType.PAUSED
+
+
+async def test_a_waiting_client_that_goes_away_frees_its_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(webhook, "MAX_CONNECTIONS", 2)
+    monkeypatch.setattr(webhook, "GONE_CHECK_SECONDS", 0.05)
+    request = "POST /api/v1/executions/webhook/acme.web/paused/k HTTP/1.1\r\nHost: x\r\n"
+    request += "Content-Length: 2\r\n\r\n{}"
+    async with serving(tmp_path, PAUSED, HOOKED) as (engine, server):
+        for _ in range(2):
+            _, writer = await asyncio.open_connection(server.host, server.port)
+            writer.write(request.encode())
+            await writer.drain()
+            writer.close()
+        deadline = asyncio.get_running_loop().time() + 20
+        while await engine.store.count_executions(flow_id="paused") < 2:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.05)
+        # Both waits end with their clients, so a third client is served rather than refused with 503.
+        status = 503
+        while status == 503 and asyncio.get_running_loop().time() < deadline:
+            status, _ = await raw(server, post(server, "hooked", b'{"name": "third"}'))
+            await asyncio.sleep(0.05)
+        assert status == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# FILE inputs: a trigger may pass only kestra:// URIs, never a local path
+# ---------------------------------------------------------------------------------------------
+
+UPLOAD = """
+id: upload
+namespace: acme.web
+inputs:
+  - {id: doc, type: FILE}
+tasks:
+  - {id: show, type: io.kestra.plugin.core.log.Log, message: "{{ read(inputs.doc) }}"}
+triggers:
+  - id: hook
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: k
+    inputs:
+      doc: "{{ trigger.body.doc }}"
+"""
+PARENT = """
+id: parent
+namespace: acme.web
+inputs:
+  - {id: doc, type: FILE}
+tasks:
+  - id: child
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: acme.web
+    flowId: upload
+    inputs:
+      doc: "{{ inputs.doc }}"
+"""
+
+
+async def test_a_webhook_cannot_make_a_file_input_copy_a_local_file(tmp_path: Path) -> None:
+    private = tmp_path / "id_rsa"
+    private.write_text("-----BEGIN PRIVATE KEY-----\n")
+    async with serving(tmp_path, UPLOAD) as (engine, server), httpx.AsyncClient() as client:
+        response = await client.post(url(server, "upload", key="k"), json={"doc": str(private)})
+        assert response.status_code == 422, response.text
+        message = response.json()["message"]
+        assert "input `doc`" in message and "kestra://" in message
+        assert await engine.store.count_executions() == 0
+        assert list(engine.storage.root.rglob("id_rsa")) == []
+        # A kestra:// URI of a file already in the storage is taken.
+        uri = engine.storage.put_bytes(
+            engine.storage.execution_uri("acme.web", "x", "e1"), "a.txt", b"shared"
+        )
+        taken = await client.post(url(server, "upload", key="k"), json={"doc": uri})
+        assert taken.status_code == 200, taken.text
+        ended = await asyncio.wait_for(engine.wait(taken.json()["id"]), 20)
+        assert ended.state.current is StateType.SUCCESS
+        assert "shared" in [entry.message for entry in await logs_of(engine, ended.id)]
+
+
+async def test_only_the_users_own_commands_may_name_a_local_file(tmp_path: Path) -> None:
+    local = tmp_path / "report.csv"
+    local.write_text("a,b\n")
+    async with running_engine(tmp_path, UPLOAD, PARENT) as engine:
+        with pytest.raises(InputError, match="input `doc`"):
+            await engine.trigger("acme.web", "upload", {"doc": str(local)})
+        with pytest.raises(InputError, match="input `doc`"):
+            engine.new_execution(engine.flows[("acme.web", "upload")], {"doc": str(local)})
+        # `tiercel run` and the run form pass local_files=True; the subflow gets the parent's URI.
+        parent_id = await engine.trigger("acme.web", "parent", {"doc": str(local)}, local_files=True)
+        parent = await asyncio.wait_for(engine.wait(parent_id), 20)
+        assert parent.state.current is StateType.SUCCESS
+        assert str(parent.inputs["doc"]).startswith("kestra:///acme/web/parent/executions/")
+        [child] = await engine.store.list_executions(flow_id="upload")
+        child_execution = await engine.execution(child.id)
+        assert child_execution is not None and child_execution.inputs["doc"] == parent.inputs["doc"]
+        assert "a,b\n" in [entry.message for entry in await logs_of(engine, child.id)]

@@ -75,7 +75,9 @@ async def test_database_storage_and_working_folders_are_private(tmp_path: Path) 
         engine = Engine(store, flows_dir=flows)
         await engine.start(control=True, triggers=False)
         try:
-            execution_id = await engine.trigger("rel.perms", "private", {"upload": str(upload)})
+            execution_id = await engine.trigger(
+                "rel.perms", "private", {"upload": str(upload)}, local_files=True
+            )
             execution = await asyncio.wait_for(engine.wait(execution_id), 60)
             lines = [entry.message for _, entry in await engine.logs(execution_id)]
             assert execution.state.current is StateType.SUCCESS, lines

@@ -1,0 +1,200 @@
+"""The control channel: real Unix sockets beside a real database, a real engine answering."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import textwrap
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import control
+from engine.control import MAX_REPLY_BYTES, MAX_REQUEST_BYTES, ControlServer, send, socket_path
+from engine.engine import Engine
+from engine.store import Store
+
+TRIGGERS = 400
+
+
+def many_triggers(count: int) -> str:
+    triggers = "".join(
+        f"  - {{id: yearly_{index:04d}, type: io.kestra.plugin.core.trigger.Schedule, cron: '0 0 1 1 *'}}\n"
+        for index in range(count)
+    )
+    return (
+        textwrap.dedent(
+            """
+        id: busy
+        namespace: acme.control
+        tasks:
+          - {id: log, type: io.kestra.plugin.core.log.Log, message: hi}
+        triggers:
+        """
+        )
+        + triggers
+    )
+
+
+@asynccontextmanager
+async def owning_engine(folder: Path, *flows: str) -> AsyncIterator[Engine]:
+    """An engine that owns its database and listens on its control channel."""
+    flows_dir = folder / "flows"
+    flows_dir.mkdir(parents=True, exist_ok=True)
+    for index, source in enumerate(flows):
+        (flows_dir / f"flow_{index}.yml").write_text(source)
+    store = await Store.open(folder / "tiercel.db")
+    engine = Engine(store, flows_dir=flows_dir)
+    await engine.start(control=True, triggers=True)
+    try:
+        yield engine
+    finally:
+        await engine.stop()
+
+
+@asynccontextmanager
+async def serving(folder: Path, handler: control.Handler) -> AsyncIterator[Path]:
+    db = folder / "x.db"
+    server = ControlServer(db, handler)
+    await server.start()
+    try:
+        yield db
+    finally:
+        await server.stop()
+
+
+async def exchange(db: Path, data: bytes) -> dict[str, Any]:
+    """Send raw bytes on the socket; return the decoded answer line."""
+    reader, writer = await asyncio.open_unix_connection(str(socket_path(db)), limit=MAX_REPLY_BYTES)
+    try:
+        writer.write(data)
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), 20)
+    finally:
+        writer.close()
+    answer: dict[str, Any] = json.loads(line)
+    return answer
+
+
+async def test_a_trigger_list_larger_than_64_kib_reaches_the_client(tmp_path: Path) -> None:
+    async with owning_engine(tmp_path, many_triggers(TRIGGERS)) as engine:
+        reply = await send(engine.store.path, {"command": "triggers"})
+    assert reply["ok"] is True, reply
+    assert len(reply["triggers"]) == TRIGGERS
+    assert len(json.dumps(reply)) > 64 * 1024  # beyond asyncio's default line limit
+
+
+async def test_a_request_over_64_kib_is_served(tmp_path: Path) -> None:
+    async with owning_engine(tmp_path) as engine:
+        reply = await send(engine.store.path, {"command": "triggers", "note": "x" * 200_000})
+    assert reply == {"ok": True, "triggers": []}
+
+
+async def test_a_request_over_the_limit_gets_a_clear_answer(tmp_path: Path) -> None:
+    async with owning_engine(tmp_path) as engine:
+        db = engine.store.path
+        huge = {"command": "triggers", "note": "x" * MAX_REQUEST_BYTES}
+        assert await send(db, huge) == {"ok": False, "error": "request too large: over 1 MiB"}
+        # The same request sent as raw bytes, past the client's own check, gets the server's answer.
+        answer = await exchange(db, json.dumps(huge).encode() + b"\n")
+        assert answer == {"ok": False, "error": "request too large: over 1 MiB"}
+        assert (await send(db, {"command": "triggers"}))["ok"] is True
+
+
+async def test_inputs_that_are_not_an_object_get_an_error_answer(tmp_path: Path) -> None:
+    async with owning_engine(tmp_path) as engine:
+        db = engine.store.path
+        reply = await send(db, {"command": "resume", "executionId": "x", "inputs": "oops"})
+        assert reply["ok"] is False and "`inputs` must be a JSON object" in reply["error"]
+        reply = await send(db, {"command": "backfill", "start": "2025-01-01T00:00:00Z", "labels": [1]})
+        assert reply["ok"] is False and "`labels` must be a JSON object" in reply["error"]
+
+
+async def test_an_exception_in_the_handler_becomes_an_error_answer(tmp_path: Path) -> None:
+    async def broken(request: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError(f"cannot do {request['command']}")
+
+    async with serving(tmp_path, broken) as db:
+        reply = await send(db, {"command": "kill"})
+        assert reply == {"ok": False, "error": "the engine could not carry out `kill`: cannot do kill"}
+        # The server keeps serving after it.
+        assert (await send(db, {"command": "again"}))["ok"] is False
+
+
+async def test_malformed_requests_get_an_error_answer(tmp_path: Path) -> None:
+    async def echo(request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "echo": request}
+
+    async with serving(tmp_path, echo) as db:
+        assert await exchange(db, b"not json\n") == {"ok": False, "error": "the request is not JSON"}
+        assert await exchange(db, b"[1, 2]\n") == {
+            "ok": False,
+            "error": "the request must be a JSON object",
+        }
+        assert await exchange(db, b'{"command": "x"}\n') == {"ok": True, "echo": {"command": "x"}}
+
+
+async def test_a_client_that_sends_nothing_is_cut_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(control, "READ_SECONDS", 0.2)
+
+    async def echo(request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True}
+
+    async with serving(tmp_path, echo) as db:
+        reader, writer = await asyncio.open_unix_connection(str(socket_path(db)))
+        try:
+            line = await asyncio.wait_for(reader.readline(), 20)
+        finally:
+            writer.close()
+        assert json.loads(line) == {"ok": False, "error": "no complete request within 0.2 s"}
+
+
+async def test_an_answer_over_the_reply_limit_is_refused_by_the_server(tmp_path: Path) -> None:
+    async def huge(request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "data": "x" * MAX_REPLY_BYTES}
+
+    async with serving(tmp_path, huge) as db:
+        assert await send(db, {"command": "big"}) == {
+            "ok": False,
+            "error": "the answer is larger than 16 MiB",
+        }
+
+
+async def test_the_client_turns_bad_answers_into_messages(tmp_path: Path) -> None:
+    """Peers that misbehave (too long, not JSON, silent) get a message, never an exception."""
+    answers = iter([b"x" * (MAX_REPLY_BYTES + 10), b"<html>\n", b"", b"[1]\n"])
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        answer = next(answers, None)
+        if answer is None:  # the last client gets no answer at all, yet the connection stays open
+            await asyncio.sleep(5)
+        else:
+            writer.write(answer)
+            await writer.drain()
+        writer.close()
+
+    db = tmp_path / "x.db"
+    server = await asyncio.start_unix_server(peer, path=str(socket_path(db)))
+    try:
+        errors = [(await send(db, {"command": "triggers"}))["error"] for _ in range(4)]
+        slow = await send(db, {"command": "triggers"}, timeout=0.3)
+    finally:
+        server.close()
+    assert errors == [
+        "the engine's answer is larger than 16 MiB",
+        "bad answer from the engine: not JSON",
+        "no answer from the engine",
+        "bad answer from the engine",
+    ]
+    assert slow == {"ok": False, "error": f"the engine on {db} did not answer within 0.3 s"}
+
+
+async def test_no_engine_listening_raises_oserror(tmp_path: Path) -> None:
+    with pytest.raises(OSError):
+        await send(tmp_path / "nobody.db", {"command": "triggers"})
