@@ -16,6 +16,12 @@ Kestra's rules followed here:
   and previous are the nearest slots where the conditions hold.
 - Backfill executions carry the label `system.backfill: true`.
 A trigger disabled (by command or in the flow) lets its slots pass: enabling it again starts from now.
+A cron edited since the last fire goes on from the last fired date, under `recoverMissedSchedules` too.
+
+A store failure never stops the scheduler: the trigger (or the whole pass) is tried again after
+ERROR_BACKOFF, and the failure is published as an EngineError. Fire records older than a day before
+the first slot of a group of fires are pruned in that group's first fire: no slot that early can fire
+again (records of unfinished executions and of a backfill under way are kept).
 """
 
 from __future__ import annotations
@@ -49,6 +55,10 @@ MAX_BATCH = 256
 CONDITION_SEARCH = 1000
 # After a failed write, wait this long before trying the same slot again.
 RETRY_SECONDS = 1.0
+# After an unexpected failure (a store error while saving state ...), wait this long, by the clock.
+ERROR_BACKOFF = timedelta(seconds=5)
+# Fire records this much older than the slots being fired are deleted with the fire.
+FIRE_RECORDS_KEPT = timedelta(days=1)
 _TICK = timedelta(microseconds=1)
 
 
@@ -249,11 +259,16 @@ class Scheduler:
         return self.engine.store
 
     # -- life cycle -------------------------------------------------------------------------------
+    async def load(self) -> None:
+        """Read the stored trigger states, so that `is_enabled` knows the switched-off triggers
+        before the scheduler starts (the Flow triggers start earlier)."""
+        self._rows = {_key(r.namespace, r.flow_id, r.trigger_id): r for r in await self._store.trigger_rows()}
+
     async def start(self) -> None:
         """Load trigger state, recover missed schedules, and start firing."""
         self._stopping = False
         self._events = self.engine.events.subscribe()
-        self._rows = {_key(r.namespace, r.flow_id, r.trigger_id): r for r in await self._store.trigger_rows()}
+        await self.load()
         self._triggers = {}
         running = await self._store.running_trigger_executions()
         async with self._lock:
@@ -278,7 +293,8 @@ class Scheduler:
             for task in self._tasks:
                 task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            # A task that died of an error was reported then; stopping must go on regardless.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
         if self._events is not None:
@@ -322,8 +338,12 @@ class Scheduler:
 
     def is_enabled(self, namespace: str, flow_id: str, trigger_id: str) -> bool:
         """Whether a trigger is enabled by command (True for a trigger without stored state)."""
-        found = self._triggers.get(_key(namespace, flow_id, trigger_id))
-        return found.row.enabled if found is not None else True
+        key = _key(namespace, flow_id, trigger_id)
+        found = self._triggers.get(key)
+        if found is not None:
+            return found.row.enabled
+        row = self._rows.get(key)
+        return row.enabled if row is not None else True
 
     # -- commands -----------------------------------------------------------------------------------
     async def set_enabled(self, namespace: str, flow_id: str, trigger_id: str, enabled: bool) -> None:
@@ -461,18 +481,28 @@ class Scheduler:
         if schedule is None:
             return row
         if row.next_date is None or row.schedule != schedule.signature:
-            # New: from now. Changed cron: from the last fired date.
+            # New: from now. Changed cron: from the last fired date, missed slots as the policy says.
             anchor = row.last_date if row.last_date is not None and row.schedule is not None else None
-            start = schedule.after(anchor) if anchor is not None else self._first_from(schedule, now)
+            if anchor is None:
+                start = self._first_from(schedule, now)
+            else:
+                start = self._recovered(schedule, schedule.after(anchor), now)
             return dataclasses.replace(row, next_date=start, schedule=schedule.signature)
-        if recover and row.next_date < now:
-            if schedule.recover == "NONE":
-                return dataclasses.replace(row, next_date=self._first_from(schedule, now))
-            if schedule.recover == "LAST":
-                last = schedule.before(now)
-                if last > row.next_date:
-                    return dataclasses.replace(row, next_date=last)
+        if recover:
+            next_date = self._recovered(schedule, row.next_date, now)
+            if next_date != row.next_date:
+                return dataclasses.replace(row, next_date=next_date)
         return row
+
+    def _recovered(self, schedule: _Schedule, next_date: datetime, now: datetime) -> datetime:
+        """The next slot to fire once `recoverMissedSchedules` is applied to the missed ones."""
+        if next_date >= now:
+            return next_date
+        if schedule.recover == "NONE":
+            return self._first_from(schedule, now)
+        if schedule.recover == "LAST":
+            return max(schedule.before(now), next_date)
+        return next_date
 
     @staticmethod
     def _first_from(schedule: _Schedule, now: datetime) -> datetime:
@@ -483,18 +513,33 @@ class Scheduler:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
-            async with self._lock:
-                if self._stopping:
-                    return
-                if self._flows_dirty:
-                    self._flows_dirty = False
-                    await self._sync(recover=False)
-                await self._fire_due()
+            try:
+                async with self._lock:
+                    if self._stopping:
+                        return
+                    await self._pass()
+            except Exception as error:  # a failing store must not stop the schedules for good
+                self._error(f"Scheduler: {type(error).__name__}: {error} (trying again shortly)")
+                await self._back_off()
+                continue
             when, pending = self._next_wake()
             if not pending:
                 self._settled.set()
             await self._sleep(when)
             self._settled.clear()
+
+    async def _pass(self) -> None:
+        if self._flows_dirty:
+            self._flows_dirty = False
+            try:
+                await self._sync(recover=False)
+            except BaseException:
+                self._flows_dirty = True
+                raise
+        await self._fire_due()
+
+    async def _back_off(self) -> None:
+        await self.clock.sleep_until(self.clock.now() + ERROR_BACKOFF)
 
     async def _sleep(self, when: datetime | None) -> None:
         waiters: list[asyncio.Task[Any]] = [asyncio.create_task(self._wake.wait())]
@@ -533,20 +578,27 @@ class Scheduler:
         """Follow executions the triggers fired (overlap, stopAfter) and flow changes."""
         assert self._events is not None
         queue = self._events
+        # Triggers to disable (stopAfter); kept until the disable is stored.
+        stops: list[tuple[str, str, str]] = []
         while True:
-            events = [await queue.get(), *self.engine.events.drain(queue)]
-            stops: list[tuple[str, str, str]] = []
-            for event in events:
-                if isinstance(event, FlowsChanged):
-                    self._flows_dirty = True
-                    self._wake.set()
-                elif isinstance(event, ExecutionChanged) and event.execution.state.current.is_terminated:
-                    stop = self._ended(event.execution)
-                    if stop is not None:
-                        stops.append(stop)
-            for namespace, flow_id, trigger_id in stops:
-                with contextlib.suppress(SchedulerError):
-                    await self.set_enabled(namespace, flow_id, trigger_id, False)
+            events = self.engine.events.drain(queue) if stops else [await queue.get()]
+            events += self.engine.events.drain(queue)
+            try:
+                for event in events:
+                    if isinstance(event, FlowsChanged):
+                        self._flows_dirty = True
+                        self._wake.set()
+                    elif isinstance(event, ExecutionChanged) and event.execution.state.current.is_terminated:
+                        stop = self._ended(event.execution)
+                        if stop is not None:
+                            stops.append(stop)
+                while stops:
+                    with contextlib.suppress(SchedulerError):
+                        await self.set_enabled(*stops[0], False)
+                    stops.pop(0)
+            except Exception as error:  # a failing store must not stop following executions
+                self._error(f"Scheduler: {type(error).__name__}: {error} (trying again shortly)")
+                await self._back_off()
 
     def _ended(self, execution: Execution) -> tuple[str, str, str] | None:
         trigger = execution.trigger or {}
@@ -572,11 +624,19 @@ class Scheduler:
             if schedule is None or (found.retry_at is not None and found.retry_at > now):
                 continue
             found.retry_at = None
-            if not found.active:
-                await self._let_pass(found, schedule, now)
-                continue
-            await self._fire_schedule(found, schedule, now)
-            await self._fire_backfill(found, schedule)
+            try:
+                if not found.active:
+                    await self._let_pass(found, schedule, now)
+                    continue
+                await self._fire_schedule(found, schedule, now)
+                await self._fire_backfill(found, schedule)
+            except Exception as error:  # one trigger's failure must not hold up the others
+                flow = found.flow
+                self._error(
+                    f"Trigger `{found.spec.id}` of {flow.namespace}.{flow.id}: {type(error).__name__}: "
+                    f"{error} (trying again shortly)"
+                )
+                found.retry_at = self.clock.now() + ERROR_BACKOFF
 
     async def _let_pass(self, found: _Trigger, schedule: _Schedule, now: datetime) -> None:
         """A disabled trigger does not catch up later: its due slots pass."""
@@ -613,6 +673,9 @@ class Scheduler:
         previous: datetime | None = None if schedule.conditions else self._previous(schedule, slots[0])
         submits: list[tuple[Execution, Any, TriggerRow]] = []
         before_slot: dict[str, TriggerRow] = {}
+        # No slot before the first of this group can fire again (a failed one is retried, not skipped);
+        # older fire records go with the group's first fire (once a group: a prune is a range scan).
+        prune_before = slots[0] - FIRE_RECORDS_KEPT
         for index, slot in enumerate(slots):
             upcoming = slots[index + 1] if index + 1 < len(slots) else following
             after = upcoming
@@ -632,7 +695,8 @@ class Scheduler:
             key = iso(slot) or ""
             if backfill is not None:
                 key = f"{key}#backfill:{backfill['id']}"
-            submits.append((execution, Store.fire_write(row, key, execution.id), row))
+            write = Store.fire_write(row, key, execution.id, prune_before=None if submits else prune_before)
+            submits.append((execution, write, row))
         found.running.update(execution.id for execution, _, _ in submits)
         results = await asyncio.gather(
             *(self.engine.submit(flow, execution, also=write) for execution, write, _ in submits),

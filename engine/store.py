@@ -1274,36 +1274,45 @@ class Store:
         window: tuple[datetime, datetime, Sequence[str], Mapping[str, Any]],
     ) -> None:
         """Create or replace a window (start, end, satisfied condition keys, merged outputs)."""
-        start, end, results, outputs = window
-        params = (
-            namespace,
-            flow_id,
-            trigger_id,
-            condition_id,
-            iso(start),
-            iso(end),
-            _dumps(sorted(results)),
-            _dumps(dict(outputs)),
-            iso(utcnow()),
-        )
-        await self._write(
-            _statement(
-                "INSERT OR REPLACE INTO flow_trigger_windows (namespace, flow_id, trigger_id, condition_id, "
-                "start_date, end_date, results, outputs, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                params,
-            )
-        )
+        await self.update_flow_trigger_windows([((namespace, flow_id, trigger_id, condition_id), window)])
 
     async def delete_flow_trigger_window(
         self, namespace: str, flow_id: str, trigger_id: str, condition_id: str
     ) -> None:
-        await self._write(
-            _statement(
-                "DELETE FROM flow_trigger_windows "
-                "WHERE namespace = ? AND flow_id = ? AND trigger_id = ? AND condition_id = ?",
-                (namespace, flow_id, trigger_id, condition_id),
+        await self.update_flow_trigger_windows([((namespace, flow_id, trigger_id, condition_id), None)])
+
+    async def update_flow_trigger_windows(self, updates: Sequence[WindowUpdate]) -> None:
+        """Save or delete (window None) several windows in one transaction."""
+        if updates:
+            await self._write(self.flow_trigger_windows_write(updates))
+
+    @staticmethod
+    def flow_trigger_windows_write(updates: Sequence[WindowUpdate]) -> Callable[[sqlite3.Connection], None]:
+        """A write saving or deleting (window None) windows; meant as `save_execution(also=...)`, so
+        that a fire and the reset of its windows commit together."""
+        saves: list[tuple[Any, ...]] = []
+        deletes: list[tuple[str, str, str, str]] = []
+        for key, window in updates:
+            if window is None:
+                deletes.append(key)
+                continue
+            start, end, results, outputs = window
+            saves.append(
+                (
+                    *key,
+                    iso(start),
+                    iso(end),
+                    _dumps(sorted(results)),
+                    _dumps(dict(outputs)),
+                    iso(utcnow()),
+                )
             )
-        )
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(_DELETE_WINDOW, deletes)
+            conn.executemany(_SAVE_WINDOW, saves)
+
+        return write
 
     async def purge_flow_trigger_windows(self, now: datetime) -> None:
         """Delete every window that ended before `now`."""
@@ -1320,20 +1329,36 @@ class Store:
         await self._write(_statement(_UPSERT_TRIGGER, _trigger_params(row)))
 
     @staticmethod
-    def fire_write(row: TriggerRow, date_key: str, execution_id: str) -> Callable[[sqlite3.Connection], None]:
+    def fire_write(
+        row: TriggerRow, date_key: str, execution_id: str, *, prune_before: datetime | None = None
+    ) -> Callable[[sqlite3.Connection], None]:
         """A write recording that `date_key` of a trigger fired `execution_id`, and its new state.
 
         Meant as `save_execution(also=...)`: it raises AlreadyFiredError when that date already fired,
-        so the execution is not stored either.
+        so the execution is not stored either. With `prune_before`, older fire records of the same
+        series (the schedule, or this backfill) are deleted, except those of unfinished executions
+        and, for the schedule, those of a backfill still under way: the caller vouches that no date
+        before it can be fired again.
         """
         fire = (row.namespace, row.flow_id, row.trigger_id, date_key, execution_id)
         state = _trigger_params(row)
+        prune: tuple[str, tuple[Any, ...]] | None = None
+        if prune_before is not None:
+            where = (row.namespace, row.flow_id, row.trigger_id, iso(prune_before))
+            if "#" in date_key:
+                prune = (_PRUNE_BACKFILL_FIRES, (*where, date_key[date_key.index("#") :]))
+            else:
+                backfill = row.backfill or {}
+                active = backfill.get("status") in ("RUNNING", "PAUSED")
+                prune = (_PRUNE_FIRES, (*where, f"#backfill:{backfill['id']}" if active else ""))
 
         def write(conn: sqlite3.Connection) -> None:
             if conn.execute(_INSERT_FIRE, fire).rowcount == 0:
                 where = f"{row.namespace}.{row.flow_id} trigger {row.trigger_id}"
                 raise AlreadyFiredError(f"{where} already fired at {date_key}")
             conn.execute(_UPSERT_TRIGGER, state)
+            if prune is not None:
+                conn.execute(*prune)
 
         return write
 
@@ -1394,6 +1419,22 @@ _DELETE_PROCESS = "DELETE FROM processes WHERE pid = ? AND start_ticks = ?"
 _SELECT_PROCESSES = "SELECT pid, pgid, start_ticks, token FROM processes ORDER BY created"
 
 
+# -- flow trigger windows ----------------------------------------------------------------------
+
+# ((namespace, flow id, trigger id, condition id), (start, end, condition keys, outputs) or None)
+WindowUpdate = tuple[
+    tuple[str, str, str, str], tuple[datetime, datetime, Sequence[str], Mapping[str, Any]] | None
+]
+_SAVE_WINDOW = """
+INSERT OR REPLACE INTO flow_trigger_windows
+    (namespace, flow_id, trigger_id, condition_id, start_date, end_date, results, outputs, updated)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_DELETE_WINDOW = """
+DELETE FROM flow_trigger_windows WHERE namespace = ? AND flow_id = ? AND trigger_id = ? AND condition_id = ?
+"""
+
+
 # -- triggers ----------------------------------------------------------------------------------
 
 
@@ -1429,6 +1470,20 @@ ON CONFLICT (namespace, flow_id, trigger_id) DO UPDATE SET enabled = excluded.en
 _INSERT_FIRE = """
 INSERT OR IGNORE INTO trigger_fires (namespace, flow_id, trigger_id, date, execution_id)
 VALUES (?, ?, ?, ?, ?)
+"""
+# Fire records of a schedule older than a date: plain dates, and dates of backfills other than `?`.
+_PRUNE_FIRES = f"""
+DELETE FROM trigger_fires
+WHERE namespace = ? AND flow_id = ? AND trigger_id = ? AND date < ?
+    AND (instr(date, '#') = 0 OR substr(date, instr(date, '#')) <> ?)
+    AND NOT EXISTS (SELECT 1 FROM executions AS e WHERE e.id = trigger_fires.execution_id AND e.{_UNFINISHED})
+"""
+# Fire records of one backfill (its `#backfill:id` suffix) older than a date.
+_PRUNE_BACKFILL_FIRES = f"""
+DELETE FROM trigger_fires
+WHERE namespace = ? AND flow_id = ? AND trigger_id = ? AND date < ?
+    AND instr(date, '#') > 0 AND substr(date, instr(date, '#')) = ?
+    AND NOT EXISTS (SELECT 1 FROM executions AS e WHERE e.id = trigger_fires.execution_id AND e.{_UNFINISHED})
 """
 _SELECT_FIRES = """
 SELECT date, execution_id FROM trigger_fires

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 import zoneinfo
 from typing import Any
 
@@ -365,6 +366,18 @@ def _check_where(ctx: Context, value: Any, path: YamlPath) -> None:
             or entry.get("field") == "EXPRESSION"
         ) and (entry.get("value") is None):
             ctx.error(where, f"A {kind} filter on {entry.get('field')} needs a `value`")
+        elif kind == "REGEX":
+            _check_regex(ctx, entry.get("value"), (*where, "value"))
+
+
+def _check_regex(ctx: Context, value: Any, path: YamlPath) -> None:
+    """A literal REGEX pattern must compile (one holding an expression is known only at run time)."""
+    if not isinstance(value, str) or "{{" in value:
+        return
+    try:
+        re.compile(value)
+    except re.error as error:
+        ctx.error(path, f"A REGEX filter's `value` is not a valid regular expression: {error}")
 
 
 def _check_time_window(ctx: Context, value: Any, path: YamlPath) -> None:

@@ -5,7 +5,12 @@ enabled Flow triggers of every other enabled flow, as Kestra's FlowTriggerServic
 `states` (terminal states by default), then its `conditions`, then its `preconditions`. A flow never
 triggers itself. Preconditions (upstream `flows` and `where` filters) may be met by different
 executions within a time window; which of them were met is kept in the store, so a restart loses
-nothing, and the window is cleared once the trigger fires (unless `resetOnSuccess: false`).
+nothing, and the window is cleared once the trigger fires (unless `resetOnSuccess: false`). The
+windows' new state and the execution the trigger starts are written in one transaction.
+
+One trigger failing (a bad expression, a store error) is reported as an EngineError and does not
+keep the other triggers from being tested. A known limit: state changes received but not evaluated
+yet when the process dies are not evaluated after a restart.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import sqlite3
 import zoneinfo
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +34,7 @@ from engine.expressions import ExpressionError, is_truthy
 from engine.inputs import InputError
 from engine.mappings import deep_merge
 from engine.model import Execution, Flow, Label, StateType, TriggerSpec, iso, utcnow
+from engine.store import Store, WindowUpdate
 from engine.tasks.base import TaskFailure
 from engine.tasks.core import labels_of
 from engine.triggers.conditions import ConditionContext, ConditionError, Render, conditions_hold
@@ -223,6 +230,17 @@ class _Windowed:
 
 
 @dataclass(frozen=True)
+class _Plan:
+    """What the windowed conditions decided: whether to fire, the outputs they gathered, and how
+    the stored windows change if the trigger fires, or if it does not."""
+
+    fire: bool
+    outputs: dict[str, Any]
+    on_fire: list[WindowUpdate]
+    otherwise: list[WindowUpdate]
+
+
+@dataclass(frozen=True)
 class _Window:
     start: datetime
     end: datetime
@@ -281,6 +299,8 @@ class FlowTriggers:
         self._seen: OrderedDict[str, StateType] = OrderedDict()
 
     async def start(self) -> None:
+        # Triggers switched off by command must be known before the first state change is tested.
+        await self.engine.scheduler.load()
         self._queue = self.engine.events.subscribe()
         self._task = asyncio.create_task(self._run(), name="tiercel-flow-triggers")
 
@@ -340,6 +360,12 @@ class FlowTriggers:
                 except (ConditionError, ExpressionError, InputError, TaskFailure, ValueError) as error:
                     self._report(f"Flow trigger `{trigger.id}` of {flow.namespace}.{flow.id}: {error}")
                     continue
+                except Exception as error:  # one broken trigger must not silence the others
+                    self._report(
+                        f"Flow trigger `{trigger.id}` of {flow.namespace}.{flow.id}: "
+                        f"{type(error).__name__}: {error}"
+                    )
+                    continue
                 if started_id is not None:
                     started.append(started_id)
         return started
@@ -353,12 +379,33 @@ class FlowTriggers:
         if conditions and not conditions_hold(conditions, scope.checked()):
             return None
         windowed = self._windowed_conditions(trigger, scope)
-        if windowed:
-            outputs = await self._windows_met(scope.flow, trigger, windowed, scope.execution, scope.now)
-            if outputs is None:
-                return None
-            scope.variables["outputs"] = outputs
-        return await self._fire(scope.flow, trigger, scope.execution, scope.context())
+        if not windowed:
+            return await self._fire(scope.flow, trigger, scope.execution, scope.context())
+        plan = await self._windows_met(scope.flow, trigger, windowed, scope.execution, scope.now)
+        if plan is None:
+            return None
+        store: Store = self.engine.store
+        if not plan.fire:
+            await store.update_flow_trigger_windows(plan.otherwise)
+            return None
+        scope.variables["outputs"] = plan.outputs
+        try:
+            return await self._fire(
+                scope.flow,
+                trigger,
+                scope.execution,
+                scope.context(),
+                store.flow_trigger_windows_write(plan.on_fire),
+            )
+        except Exception:
+            # Not fired: keep what this execution met, so the next matching one fires instead.
+            try:
+                await store.update_flow_trigger_windows(plan.otherwise)
+            except Exception as error:
+                self._report(
+                    f"Flow trigger `{trigger.id}` of {scope.flow.namespace}.{scope.flow.id}: {error}"
+                )
+            raise
 
     def _windowed_conditions(self, trigger: TriggerSpec, scope: _Scope) -> list[_Windowed]:
         """The trigger's `preconditions` and legacy MultipleConditions, tested on this execution."""
@@ -390,20 +437,20 @@ class FlowTriggers:
 
     async def _windows_met(
         self, flow: Flow, trigger: TriggerSpec, windowed: list[_Windowed], execution: Execution, now: datetime
-    ) -> dict[str, Any] | None:
-        """The merged outputs once every windowed condition set is complete, else None.
+    ) -> _Plan | None:
+        """Record this execution in the windows of the condition sets; None when it meets none.
 
-        Each set records the conditions this execution satisfies in its stored window; a set
-        that is complete is cleared (unless it does not reset on success). The trigger fires when
-        this execution satisfied at least one condition and every set is complete.
+        The trigger fires when this execution satisfied at least one condition and every set is
+        complete; then the sets that reset on success start over. Nothing is written here: the
+        caller writes the plan, with the execution it starts when it fires.
         """
         if not any(any(item.results.values()) for item in windowed):
             return None  # this execution satisfies none of them: nothing to record, nothing to fire
-        store = self.engine.store
-        await store.purge_flow_trigger_windows(now)
-        matched_any = False
+        await self.engine.store.purge_flow_trigger_windows(now)
         complete_all = True
         outputs: dict[str, Any] = {}
+        on_fire: list[WindowUpdate] = []
+        otherwise: list[WindowUpdate] = []
         for item in windowed:
             matched = {key for key, ok in item.results.items() if ok}
             key = (flow.namespace, flow.id, trigger.id, item.condition_id)
@@ -412,23 +459,21 @@ class FlowTriggers:
                 complete_all = False
                 continue
             if matched:
-                matched_any = True
                 window = _Window(
                     window.start,
                     window.end,
                     window.results | matched,
                     deep_merge(window.outputs, execution.outputs or {}),
                 )
-            complete = set(item.results) <= window.results
-            complete_all = complete_all and complete
+                saved = (window.start, window.end, sorted(window.results), window.outputs)
+                otherwise.append((key, saved))
+                if not item.reset:
+                    on_fire.append((key, saved))
+            if item.reset:
+                on_fire.append((key, None))
+            complete_all = complete_all and set(item.results) <= window.results
             outputs = deep_merge(outputs, window.outputs)
-            if complete and item.reset:
-                await store.delete_flow_trigger_window(*key)
-            elif matched:
-                await store.save_flow_trigger_window(
-                    *key, (window.start, window.end, sorted(window.results), window.outputs)
-                )
-        return outputs if matched_any and complete_all else None
+        return _Plan(complete_all, outputs, on_fire, otherwise)
 
     async def _window(
         self, key: tuple[str, str, str, str], time_window: Mapping[str, Any] | None, now: datetime
@@ -444,7 +489,12 @@ class FlowTriggers:
         return window if window.holds(now) else None
 
     async def _fire(
-        self, flow: Flow, trigger: TriggerSpec, upstream: Execution, context: Mapping[str, Any]
+        self,
+        flow: Flow,
+        trigger: TriggerSpec,
+        upstream: Execution,
+        context: Mapping[str, Any],
+        also: Callable[[sqlite3.Connection], None] | None = None,
     ) -> str:
         props = trigger.props
         renderer = self.engine.renderer
@@ -455,7 +505,7 @@ class FlowTriggers:
             labels.append(Label(CORRELATION_ID, correlation))
         spec = {"id": trigger.id, "type": trigger.type, "variables": dict(context["trigger"])}
         execution = self.engine.new_execution(flow, inputs, labels, trigger=spec)
-        return str(await self.engine.submit(flow, execution))
+        return str(await self.engine.submit(flow, execution, also=also))
 
     def _render(self, text: str, variables: Mapping[str, Any]) -> str:
         return str(self.engine.renderer.render(text, variables))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from engine.engine import Engine
 from engine.events import EngineError
 from engine.model import Execution, StateType
 from engine.parser import FlowParseError, parse_flow
+from engine.store import Store
 from engine.triggers.flow_trigger import window_bounds
 from tests.engine.helpers import run, running_engine
 
@@ -275,6 +277,50 @@ async def test_a_bad_trigger_expression_is_reported_and_other_triggers_still_fir
         assert len(await executions_of(engine, "fine")) == 1
 
 
+def refuse_executions_of(db: Path, flow_id: str) -> None:
+    """Make SQLite refuse to store executions of one flow (as a failing disk would)."""
+    with sqlite3.connect(db, timeout=30) as conn:
+        conn.execute(
+            f"CREATE TRIGGER refuse_{flow_id} BEFORE INSERT ON executions WHEN NEW.flow_id = '{flow_id}' "
+            "BEGIN SELECT RAISE(ABORT, 'disk I/O trouble'); END"
+        )
+
+
+def accept_executions_of(db: Path, flow_id: str) -> None:
+    with sqlite3.connect(db, timeout=30) as conn:
+        conn.execute(f"DROP TRIGGER refuse_{flow_id}")
+
+
+async def test_a_store_failure_of_one_trigger_does_not_stop_the_next_flows(tmp_path: Path) -> None:
+    async with running_engine(tmp_path, EXTRACT, watcher("a_fails", ""), watcher("b_fine", "")) as engine:
+        order = [flow_id for _, flow_id in engine.flows]
+        assert order.index("a_fails") < order.index("b_fine")  # the failing one is tested first
+        events = engine.events.subscribe()
+        refuse_executions_of(engine.store.path, "a_fails")
+        await run_and_settle(engine, "extract")
+        errors = [event.message for event in engine.events.drain(events) if isinstance(event, EngineError)]
+        assert any("Flow trigger `watch` of ops.a_fails" in m and "disk I/O trouble" in m for m in errors)
+        assert await executions_of(engine, "a_fails") == []
+        assert len(await executions_of(engine, "b_fine")) == 1
+
+
+async def test_a_trigger_switched_off_is_known_before_the_scheduler_starts(tmp_path: Path) -> None:
+    async with running_engine(tmp_path, EXTRACT, watcher("w", "")) as engine:
+        await engine.scheduler.set_enabled("ops", "w", "watch", False)
+        extract = await run_and_settle(engine, "extract")
+        assert await executions_of(engine, "w") == []
+    store = await Store.open(tmp_path / "tiercel.db")
+    engine = Engine(store, flows_dir=tmp_path / "flows")
+    try:
+        # The start order of Engine.start: flows, then Flow triggers; the scheduler comes last.
+        await engine.sync_flows()
+        await engine.flow_triggers.start()
+        assert not engine.scheduler.is_enabled("ops", "w", "watch")
+        assert await engine.flow_triggers.evaluate(extract) == []
+    finally:
+        await engine.stop()
+
+
 # ---------------------------------------------------------------------------------------------
 # Preconditions over a time window
 # ---------------------------------------------------------------------------------------------
@@ -475,6 +521,11 @@ def problems(trigger: str) -> list[str]:
         ),
         ("    preconditions:\n      where:\n        - {id: w, filters: []}", "non-empty list of `filters`"),
         (
+            "    preconditions:\n      where:\n        - id: w\n          filters:\n"
+            "            - {field: NAMESPACE, type: REGEX, value: 'acme.(etl'}",
+            "12: A REGEX filter's `value` is not a valid regular expression: missing ), unterminated",
+        ),
+        (
             "    preconditions:\n      flows: []\n      resetOnSucess: true",
             "Unknown property `resetOnSucess`",
         ),
@@ -521,3 +572,64 @@ def test_a_valid_flow_trigger_parses() -> None:
 def test_the_legacy_type_name_is_accepted() -> None:
     source = TRANSFORM.replace(FLOW, "io.kestra.core.models.triggers.types.Flow")
     assert parse_flow(source).triggers[0].type == FLOW
+
+
+async def test_a_fire_that_cannot_be_stored_keeps_the_window(tmp_path: Path) -> None:
+    flows = (upstream("up_a", "a"), upstream("up_b", "b"), joined(SLIDING))
+    async with running_engine(tmp_path, *flows) as engine:
+        engine.flow_triggers.clock = Clock(START)
+        await run_and_settle(engine, "up_a")
+        refuse_executions_of(engine.store.path, "joined")
+        await run_and_settle(engine, "up_b")  # both met, but the downstream cannot be stored
+        assert await executions_of(engine, "joined") == []
+        window = await engine.store.flow_trigger_window("acme.etl", "joined", "both_done", "a_and_b")
+        assert window is not None and window[2] == ["condition_1", "condition_2"]
+        accept_executions_of(engine.store.path, "joined")
+        await run_and_settle(engine, "up_a")
+        [fired] = await executions_of(engine, "joined")
+        assert fired.task_runs[0].outputs == {"value": "a+b"}
+        assert await engine.store.flow_trigger_window("acme.etl", "joined", "both_done", "a_and_b") is None
+
+
+TWO_SETS = f"""
+id: joined
+namespace: acme.etl
+tasks:
+  - {{id: log, type: io.kestra.plugin.core.log.Log, message: all}}
+triggers:
+  - id: all_done
+    type: {FLOW}
+    conditions:
+      - id: first
+        type: io.kestra.plugin.core.condition.MultipleCondition
+        window: PT12H
+        conditions:
+          flow_a:
+            type: io.kestra.plugin.core.condition.ExecutionFlow
+            namespace: acme.etl
+            flowId: up_a
+    preconditions:
+      id: second
+      timeWindow: {{type: SLIDING_WINDOW, window: PT12H}}
+      flows:
+        - {{namespace: acme.etl, flowId: up_b}}
+        - {{namespace: acme.etl, flowId: up_c}}
+"""
+
+
+async def test_a_complete_set_is_kept_until_every_set_is_complete(tmp_path: Path) -> None:
+    flows = (upstream("up_a", "a"), upstream("up_b", "b"), upstream("up_c", "c"), TWO_SETS)
+    async with running_engine(tmp_path, *flows) as engine:
+        engine.flow_triggers.clock = Clock(START)
+        await run_and_settle(engine, "up_a")  # the first set is complete, the second is not
+        await run_and_settle(engine, "up_b")
+        assert await executions_of(engine, "joined") == []
+        assert await engine.store.flow_trigger_window("acme.etl", "joined", "all_done", "first")
+        await run_and_settle(engine, "up_c")
+        assert len(await executions_of(engine, "joined")) == 1
+        for condition_id in ("first", "second"):  # both start over once it fired
+            assert (
+                await engine.store.flow_trigger_window("acme.etl", "joined", "all_done", condition_id) is None
+            )
+        await run_and_settle(engine, "up_c")
+        assert len(await executions_of(engine, "joined")) == 1

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from engine.engine import Engine
-from engine.events import TriggerChanged
+from engine.events import EngineError, TriggerChanged
 from engine.model import Execution, StateType
 from engine.parser import FlowParseError, parse_flow
-from engine.scheduler import SchedulerError
+from engine.scheduler import MAX_BATCH, SchedulerError
 from engine.store import Store
 from tests.engine.clock import ManualClock
 
@@ -124,17 +124,19 @@ async def test_every_five_minutes_for_a_year_with_twenty_restarts(tmp_path: Path
             clock.advance(timedelta(hours=5))  # downtime: ALL recovers the missed slots
             moment = clock.now()
     db = tmp_path / "tiercel.db"
-    [(fires, distinct, first, last)] = rows(
-        db, "SELECT COUNT(*), COUNT(DISTINCT date), MIN(date), MAX(date) FROM trigger_fires"
-    )
-    assert (fires, distinct) == (105_120, 105_120)
-    assert (first, last) == ("2025-01-01T00:00:00.000Z", "2025-12-31T23:55:00.000Z")
-    [(stored, with_fire)] = rows(
+    # Every slot fired exactly once.
+    [(stored, distinct, first, last)] = rows(
         db,
-        "SELECT COUNT(*), COUNT(f.execution_id) FROM executions AS e "
-        "LEFT JOIN trigger_fires AS f ON f.execution_id = e.id WHERE e.flow_id = 'tick'",
+        "SELECT COUNT(*), COUNT(DISTINCT date), MIN(date), MAX(date) FROM "
+        "(SELECT json_extract(json, '$.trigger.variables.date') AS date FROM executions "
+        "WHERE flow_id = 'tick')",
     )
-    assert (stored, with_fire) == (105_120, 105_120)
+    assert (stored, distinct) == (105_120, 105_120)
+    assert (first, last) == ("2025-01-01T00:00:00Z", "2025-12-31T23:55:00Z")
+    # Fire records are pruned as the year goes: about the last day (and a group of fires) is left.
+    [(fires, oldest, newest)] = rows(db, "SELECT COUNT(*), MIN(date), MAX(date) FROM trigger_fires")
+    assert fires < 2 * 288 + MAX_BATCH
+    assert oldest >= "2025-12-29T" and newest == "2025-12-31T23:55:00.000Z"
     [(unfinished,)] = rows(db, "SELECT COUNT(*) FROM executions WHERE state NOT IN ('SUCCESS', 'FAILED')")
     assert unfinished == 0
 
@@ -513,3 +515,178 @@ def test_parser_reports_bad_schedule_properties() -> None:
     assert "`allowConcurrent` must be `true` or `false`" in text
     assert "DayWeek: `dayOfWeek` must be one of MONDAY" in text
     assert "ExecutionStatus` tests the execution that triggered" in text
+
+
+# -- failures of the store ------------------------------------------------------------------------
+
+
+def refuse_writes(db: Path, table: str) -> None:
+    """Make SQLite refuse every insert and update of `table` (as a failing disk would)."""
+    with sqlite3.connect(db, timeout=30) as conn:
+        for action in ("INSERT", "UPDATE"):
+            conn.execute(
+                f"CREATE TRIGGER refuse_{action.lower()}_{table} BEFORE {action} ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'disk I/O trouble'); END"
+            )
+
+
+def accept_writes(db: Path, table: str) -> None:
+    with sqlite3.connect(db, timeout=30) as conn:
+        for action in ("insert", "update"):
+            conn.execute(f"DROP TRIGGER refuse_{action}_{table}")
+
+
+def engine_errors(engine: Engine, queue: Any) -> list[str]:
+    return [event.message for event in engine.events.drain(queue) if isinstance(event, EngineError)]
+
+
+async def test_a_failing_trigger_state_write_is_reported_and_firing_goes_on(tmp_path: Path) -> None:
+    clock = ManualClock(START + timedelta(seconds=30))
+    async with scheduled(tmp_path, clock, flow_source("* * * * *")) as engine:
+        events = engine.events.subscribe()
+        refuse_writes(engine.store.path, "triggers")
+        clock.advance(timedelta(minutes=2))
+        await wait_for(lambda: bool(engine_errors(engine, events)))
+        assert await executions(engine) == []
+        accept_writes(engine.store.path, "triggers")
+        clock.advance(timedelta(minutes=1))  # past the back-off
+        await settle(engine)
+        assert dates(await executions(engine)) == [f"2025-01-01T00:0{minute}:00Z" for minute in (1, 2, 3)]
+    # The engine stopped cleanly: a second one opens the same database and goes on.
+    async with scheduled(tmp_path, clock) as engine:
+        clock.advance(timedelta(minutes=1))
+        await settle(engine)
+        assert len(await executions(engine)) == 4
+
+
+async def test_a_failing_stop_after_write_is_retried_and_the_consumer_survives(tmp_path: Path) -> None:
+    clock = ManualClock(START + timedelta(seconds=30))
+    source = flow_source(
+        "* * * * *",
+        extra="stopAfter:\n  - FAILED\n",
+        task="""
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT0.2S
+  - id: boom
+    type: io.kestra.plugin.core.execution.Fail
+""",
+    )
+    async with scheduled(tmp_path, clock, source) as engine:
+        events = engine.events.subscribe()
+        clock.advance(timedelta(minutes=1))
+        await engine.scheduler.settled()
+        refuse_writes(engine.store.path, "triggers")  # the disable after FAILED cannot be stored
+        await wait_for(
+            lambda: any("disk I/O trouble" in message for message in engine_errors(engine, events))
+        )
+        assert engine.scheduler.triggers()[0].enabled
+        accept_writes(engine.store.path, "triggers")
+        clock.advance(timedelta(seconds=10))  # past the back-off: the disable is tried again
+        await wait_for(lambda: not engine.scheduler.triggers()[0].enabled)
+        clock.advance(timedelta(minutes=5))
+        await settle(engine)
+        assert len(await executions(engine)) == 1
+    [(enabled,)] = rows(tmp_path / "tiercel.db", "SELECT enabled FROM triggers")
+    assert enabled == 0
+
+
+# -- a changed cron and recoverMissedSchedules ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("policy", "recovered"), [("ALL", 10), ("LAST", 1), ("NONE", 0)])
+async def test_a_changed_cron_follows_recover_missed_schedules(
+    tmp_path: Path, policy: str, recovered: int
+) -> None:
+    clock = ManualClock(START + timedelta(seconds=30))
+    async with scheduled(tmp_path, clock, flow_source("0 0 * * *")) as engine:
+        clock.advance(timedelta(days=1))
+        await settle(engine)
+        assert dates(await executions(engine)) == ["2025-01-02T00:00:00Z"]
+    clock.set(datetime(2025, 1, 2, 10, 30, tzinfo=UTC))  # daily edited to hourly, engine down till 10:30
+    hourly = flow_source("0 * * * *", extra=f"recoverMissedSchedules: {policy}\n")
+    async with scheduled(tmp_path, clock, hourly) as engine:
+        await settle(engine)
+        assert len(await executions(engine)) == 1 + recovered
+        clock.advance(timedelta(hours=1))
+        await settle(engine)
+        found = dates(await executions(engine))
+    assert len(found) == 2 + recovered and found[-1] == "2025-01-02T11:00:00Z"
+    if policy == "LAST":
+        assert found[1] == "2025-01-02T10:00:00Z"
+
+
+async def test_a_cron_edited_while_running_follows_recover_missed_schedules(tmp_path: Path) -> None:
+    clock = ManualClock(START + timedelta(seconds=30))
+    async with scheduled(tmp_path, clock, flow_source("0 0 * * *")) as engine:
+        clock.set(datetime(2025, 1, 2, 10, 30, tzinfo=UTC))
+        await settle(engine)
+        (tmp_path / "flows" / "flow_0.yml").write_text(
+            flow_source("0 * * * *", extra="recoverMissedSchedules: NONE\n")
+        )
+        await engine.sync_flows()
+        await settle(engine)
+        clock.advance(timedelta(minutes=30))
+        await settle(engine)
+        found = dates(await executions(engine))
+    assert found == ["2025-01-02T00:00:00Z", "2025-01-02T11:00:00Z"]
+
+
+# -- fire records ---------------------------------------------------------------------------------
+
+
+async def test_fire_records_are_pruned_but_a_date_never_fires_twice(tmp_path: Path) -> None:
+    clock = ManualClock(START + timedelta(seconds=30))
+    source = flow_source("*/5 * * * *", extra="allowConcurrent: true\n")
+    db = tmp_path / "tiercel.db"
+    async with scheduled(tmp_path, clock, source) as engine:
+        for _ in range(6):
+            clock.advance(timedelta(hours=12))
+            await settle(engine)
+        kept = rows(db, "SELECT COUNT(*), MIN(date), MAX(date) FROM trigger_fires")
+    async with scheduled(tmp_path, clock) as engine:  # a restart fires nothing again
+        await settle(engine)
+    [(fires, oldest, last)] = kept
+    assert 288 <= fires <= 288 + MAX_BATCH  # about a day of 5-minute slots, not three days
+    assert oldest >= "2025-01-02T"
+    [(stored, distinct)] = rows(
+        db,
+        "SELECT COUNT(*), COUNT(DISTINCT json_extract(json, '$.trigger.variables.date')) FROM executions",
+    )
+    assert stored == distinct == 3 * 288
+    assert last == "2025-01-04T00:00:00.000Z"
+
+
+async def test_the_schedule_keeps_the_fire_records_of_a_backfill_under_way(tmp_path: Path) -> None:
+    clock = ManualClock(START + timedelta(seconds=30))
+    db = tmp_path / "tiercel.db"
+    backfill_keys = "SELECT COUNT(*) FROM trigger_fires WHERE date LIKE '%#backfill:%'"
+    nap = """
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT0.05S
+"""
+    async with scheduled(tmp_path, clock, flow_source("0 * * * *", task=nap)) as engine:
+        await engine.scheduler.backfill(
+            "sched", "tick", "cron", datetime(2024, 12, 1, tzinfo=UTC), datetime(2024, 12, 4, tzinfo=UTC)
+        )
+        await wait_for(lambda: engine.scheduler.triggers()[0].backfill.fired >= 3)
+        await engine.scheduler.pause_backfill("sched", "tick", "cron")
+        await settle(engine)
+        [(paused,)] = rows(db, backfill_keys)
+        assert paused > 0
+        clock.advance(timedelta(days=3))  # the schedule fires and prunes its own records meanwhile
+        await settle(engine)
+        assert rows(db, backfill_keys) == [(paused,)]
+        await engine.scheduler.resume_backfill("sched", "tick", "cron")
+        await settle(engine)
+        assert engine.scheduler.triggers()[0].backfill.status == "DONE"
+        clock.advance(timedelta(hours=1))  # the next fire drops the records of the finished backfill
+        await settle(engine)
+        assert rows(db, backfill_keys) == [(0,)]
+    [(stored, distinct)] = rows(
+        db,
+        "SELECT COUNT(*), COUNT(DISTINCT json_extract(json, '$.trigger.variables.date')) FROM executions "
+        "WHERE json_extract(labels, '$.\"system.backfill\"') = 'true'",
+    )
+    assert stored == distinct == 3 * 24 + 1
