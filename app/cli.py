@@ -71,7 +71,6 @@ async def cmd_run(args: argparse.Namespace) -> int:
     from engine.inputs import InputError
     from engine.model import Label, StateType
     from engine.parser import FlowParseError, parse_flow_file
-    from engine.store import Store, StoreError
 
     target: list[str] = args.target
     flows_dir = Path(args.flows) if args.flows else None
@@ -95,12 +94,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     inputs = parse_pairs(args.input or [], "--input")
     labels = [Label(k, v) for k, v in parse_pairs(args.label or [], "--label").items()]
     db = resolve_db(args.db, flows_dir)
-    try:
-        store = await Store.open(db)
-    except StoreError as error:
-        say(f"tiercel: {error}", err=True)
-        return EXIT_USAGE
-    engine = await engine_or_none(store, flows_dir)
+    engine = await open_engine(db, flows_dir)
     if engine is None:
         return EXIT_USAGE
     await engine.start(triggers=False, recover=())
@@ -174,6 +168,18 @@ async def engine_or_none(store: Any, flows_dir: Path | None) -> Any:
         say(f"tiercel: {error} (TIERCEL_SECRETS_FILE)", err=True)
         await store.close()
         return None
+
+
+async def open_engine(db: Path, flows_dir: Path | None) -> Any:
+    """An Engine owning `db` (not started), or None when it cannot be had (the message is said)."""
+    from engine.store import Store, StoreError
+
+    try:
+        store = await Store.open(db)
+    except StoreError as error:
+        say(f"tiercel: {error}", err=True)
+        return None
+    return await engine_or_none(store, flows_dir)
 
 
 def stop_on_signals(engine: Any, execution_id: str) -> None:

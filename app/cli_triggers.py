@@ -20,6 +20,7 @@ from app.cli import (
     EXIT_USAGE,
     UsageError,
     default_flows_dir,
+    open_engine,
     parse_pairs,
     resolve_db,
     say,
@@ -171,18 +172,12 @@ async def _backfill_here(
     args: argparse.Namespace, db: Path, action: str, inputs: dict[str, str], labels: dict[str, str]
 ) -> int:
     """Run an engine here until the backfill is done and its executions ended; Ctrl-C pauses it."""
-    from engine.engine import Engine
     from engine.requests import parse_date
     from engine.scheduler import SchedulerError
-    from engine.store import Store, StoreError
 
-    flows_dir = Path(args.flows) if args.flows else default_flows_dir()
-    try:
-        store = await Store.open(db)
-    except StoreError as error:
-        say(f"tiercel: {error}", err=True)
+    engine = await open_engine(db, Path(args.flows) if args.flows else default_flows_dir())
+    if engine is None:
         return EXIT_USAGE
-    engine = Engine(store, flows_dir=flows_dir)
     await engine.start(control=True, triggers=True)
     key = (args.namespace, args.flow_id, args.trigger_id)
     interrupted = asyncio.Event()

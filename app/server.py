@@ -11,7 +11,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from app.cli import EXIT_OK, EXIT_USAGE, UsageError, default_flows_dir, engine_or_none, resolve_db, say
+from app.cli import EXIT_OK, EXIT_USAGE, UsageError, default_flows_dir, open_engine, resolve_db, say
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,19 +27,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 async def cmd_server(args: argparse.Namespace) -> int:
-    from engine.store import Store, StoreError
     from engine.webhook import WebhookServer
 
     flows_dir = Path(args.flows) if args.flows else default_flows_dir()
     if not flows_dir.is_dir():
         raise UsageError(f"{flows_dir}: no such flows folder")
     db = resolve_db(args.db, flows_dir)
-    try:
-        store = await Store.open(db)
-    except StoreError as error:
-        say(f"tiercel: {error}", err=True)
-        return EXIT_USAGE
-    engine = await engine_or_none(store, flows_dir)
+    engine = await open_engine(db, flows_dir)
     if engine is None:
         return EXIT_USAGE
     stopping = asyncio.Event()
@@ -52,7 +46,7 @@ async def cmd_server(args: argparse.Namespace) -> int:
     try:
         await webhooks.start()
     except OSError as error:
-        await store.close()
+        await engine.store.close()
         say(f"tiercel: cannot listen on {args.host}:{args.port}: {error.strerror or error}", err=True)
         return EXIT_USAGE
     await engine.start(watch=True)

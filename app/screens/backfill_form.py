@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from app.screens.form import FormScreen
 from app.screens.run_form import _show, default_text
 from engine.engine import Engine
 from engine.inputs import InputError, resolve_inputs
@@ -61,7 +61,7 @@ def field_of(error: SchedulerError) -> str:
     return "general"
 
 
-class BackfillFormScreen(ModalScreen[str | None]):
+class BackfillFormScreen(FormScreen):
     """Starts a backfill; returns its id, or None when cancelled."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
@@ -113,17 +113,6 @@ class BackfillFormScreen(ModalScreen[str | None]):
         checked = [spec for spec in self.flow.inputs if spec.type != "FILE"]
         resolve_inputs(checked, {**own, **values})
         return values
-
-    async def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        await self.submit()
-
-    async def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "run":
-            await self.submit()
-        else:
-            self.dismiss(None)
 
     def show_error(self, field: str, message: str) -> None:
         widgets = self.query(f"#error-{field}")

@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from app.screens.form import FormScreen
 from engine.engine import Engine, EngineCommandError
 from engine.inputs import InputError
 from engine.model import Flow, InputSpec
@@ -26,7 +26,7 @@ def default_text(spec: InputSpec) -> str:
     return json.dumps(value)
 
 
-class RunFormScreen(ModalScreen[str | None]):
+class RunFormScreen(FormScreen):
     """Collects inputs and triggers the flow; returns the new execution id, or None if cancelled."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
@@ -76,17 +76,6 @@ class RunFormScreen(ModalScreen[str | None]):
             if text != "":
                 found[spec.id] = text
         return found
-
-    async def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        await self.submit()
-
-    async def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "run":
-            await self.submit()
-        else:
-            self.dismiss(None)
 
     async def submit(self) -> None:
         """Send the values, or show the engine's messages beside the fields."""
