@@ -36,6 +36,8 @@ class Namespaces:
     def __init__(self) -> None:
         self.declared: dict[str, NamespaceSpec] = {}
         self.errors: dict[str, list[FlowError]] = {}
+        # `namespace` for expressions, built once per namespace: every task render asks for it.
+        self._contexts: dict[str, dict[str, Any]] = {}
 
     def load(self, folder: Path) -> bool:
         """Read every declaration under `folder`; True when something differs from before."""
@@ -58,6 +60,8 @@ class Namespaces:
             declared[spec.id] = spec
         changed = declared != self.declared or errors != self.errors
         self.declared, self.errors = declared, errors
+        if changed:
+            self._contexts.clear()
         return changed
 
     @staticmethod
@@ -94,9 +98,13 @@ class Namespaces:
         return declared.description if declared else None
 
     def context(self, namespace: str) -> dict[str, Any]:
-        """`namespace` in expressions: its id, description and inherited variables."""
-        return {
-            "id": namespace,
-            "description": self.description(namespace),
-            "variables": self.variables(namespace),
-        }
+        """`namespace` in expressions: its id, description and inherited variables (shared: read-only)."""
+        found = self._contexts.get(namespace)
+        if found is None:
+            found = {
+                "id": namespace,
+                "description": self.description(namespace),
+                "variables": self.variables(namespace),
+            }
+            self._contexts[namespace] = found
+        return found
