@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup ui test lint typecheck conformance bench bench-setup check screenshots
+.PHONY: setup ui test test-fast lint typecheck conformance bench bench-setup check screenshots
 
 $(BIN)/tiercel: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,7 +18,11 @@ ui: setup
 
 test: setup
 	$(BIN)/pytest -q
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python ../shared/conformance/run.py
+	$(BIN)/python tests/run_conformance.py
+
+# The quick loop: everything but the slow, reliability and tmux tests.
+test-fast: setup
+	$(BIN)/pytest -q -x -m "not slow and not reliability" --ignore=tests/e2e
 
 lint: setup
 	$(BIN)/ruff check .
@@ -28,7 +32,7 @@ typecheck: setup
 	$(BIN)/mypy
 
 conformance: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python ../shared/conformance/run.py
+	$(BIN)/python tests/run_conformance.py
 
 bench-setup:
 	PY=$(PY) sh bench/peers/setup.sh
