@@ -47,6 +47,6 @@ bench: setup bench-setup
 	$(BIN)/python bench/report.py bench/.results bench/RESULTS.md
 
 screenshots: setup
-	$(BIN)/python -m app.screenshots screenshots
+	$(BIN)/python -m tiercel.app.screenshots screenshots
 
 check: lint typecheck test

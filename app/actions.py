@@ -13,18 +13,19 @@ from pathlib import Path
 
 from textual.screen import ModalScreen
 
-from app.screens.confirm import ConfirmScreen
-from app.screens.help import HelpScreen
-from app.screens.revisions import RevisionsScreen
-from app.screens.run_form import ResumeFormScreen, RunFormScreen
-from app.screens.viewer import ViewerScreen
-from app.trigger_actions import TriggerActions
-from app.widgets.detail import DetailPane, TaskRunTree
-from app.widgets.executions import ExecutionsTable, Summary
-from app.widgets.namespaces import NamespaceTree, NodeRef
-from engine.engine import Engine, EngineCommandError
-from engine.inputs import InputError
-from engine.model import Flow, InputSpec, StateType
+from tiercel.engine.engine import Engine, EngineCommandError
+from tiercel.engine.inputs import InputError
+from tiercel.engine.model import Flow, InputSpec, StateType
+
+from .screens.confirm import ConfirmScreen
+from .screens.help import HelpScreen
+from .screens.revisions import RevisionsScreen
+from .screens.run_form import ResumeFormScreen, RunFormScreen
+from .screens.viewer import ViewerScreen
+from .trigger_actions import TriggerActions
+from .widgets.detail import DetailPane, TaskRunTree
+from .widgets.executions import ExecutionsTable, Summary
+from .widgets.namespaces import NamespaceTree, NodeRef
 
 PANES = {"namespaces": "#namespaces", "executions": "#executions", "detail": "#log"}
 MODAL_GATED = (

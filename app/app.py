@@ -13,14 +13,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Input, Tree
 
-from app.actions import DashboardActions
-from app.commands import TiercelCommands
-from app.widgets.detail import DetailPane
-from app.widgets.executions import ExecutionsTable, Summary, matches_filter, trigger_name
-from app.widgets.namespaces import NamespaceTree, NodeRef
-from engine.engine import Engine
-from engine.events import EngineError as EngineErrorEvent
-from engine.events import (
+from tiercel.engine.engine import Engine
+from tiercel.engine.events import EngineError as EngineErrorEvent
+from tiercel.engine.events import (
     Event,
     EventBus,
     ExecutionChanged,
@@ -29,10 +24,16 @@ from engine.events import (
     TaskRunChanged,
     TriggerChanged,
 )
-from engine.model import Execution
-from engine.secrets import SecretError
-from engine.store import Store, StoreError
-from engine.webhook import WebhookServer
+from tiercel.engine.model import Execution
+from tiercel.engine.secrets import SecretError
+from tiercel.engine.store import Store, StoreError
+from tiercel.engine.webhook import WebhookServer
+
+from .actions import DashboardActions
+from .commands import TiercelCommands
+from .widgets.detail import DetailPane
+from .widgets.executions import ExecutionsTable, Summary, matches_filter, trigger_name
+from .widgets.namespaces import NamespaceTree, NodeRef
 
 PAGE_SIZE = 200
 SEEN_LIMIT = 5_000

@@ -56,7 +56,7 @@ def say(text: str = "", *, err: bool = False) -> None:
 
 
 def format_log(entry: Any) -> str:
-    from engine.model import iso
+    from tiercel.engine.model import iso
 
     task = entry.task_id or "-"
     return f"{iso(entry.timestamp)} {entry.level.value:<5} {task:<20} {entry.message}"
@@ -66,11 +66,11 @@ def format_log(entry: Any) -> str:
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
-    from engine.engine import EngineCommandError
-    from engine.events import LogsAppended
-    from engine.inputs import InputError
-    from engine.model import Label, StateType
-    from engine.parser import FlowParseError, parse_flow_file
+    from tiercel.engine.engine import EngineCommandError
+    from tiercel.engine.events import LogsAppended
+    from tiercel.engine.inputs import InputError
+    from tiercel.engine.model import Label, StateType
+    from tiercel.engine.parser import FlowParseError, parse_flow_file
 
     target: list[str] = args.target
     flows_dir = Path(args.flows) if args.flows else None
@@ -159,8 +159,8 @@ async def cmd_run(args: argparse.Namespace) -> int:
 
 async def engine_or_none(store: Any, flows_dir: Path | None) -> Any:
     """An Engine on the store, or None (store closed, message said) when its settings are wrong."""
-    from engine.engine import Engine
-    from engine.secrets import SecretError
+    from tiercel.engine.engine import Engine
+    from tiercel.engine.secrets import SecretError
 
     try:
         return Engine(store, flows_dir=flows_dir)
@@ -172,7 +172,7 @@ async def engine_or_none(store: Any, flows_dir: Path | None) -> Any:
 
 async def open_engine(db: Path, flows_dir: Path | None) -> Any:
     """An Engine owning `db` (not started), or None when it cannot be had (the message is said)."""
-    from engine.store import Store, StoreError
+    from tiercel.engine.store import Store, StoreError
 
     try:
         store = await Store.open(db)
@@ -218,9 +218,9 @@ def flow_files(paths: Sequence[str]) -> list[Path]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from engine.catalog import NAMESPACE_FILES_FOLDER
-    from engine.namespaces import NAMESPACE_FILES, Namespaces
-    from engine.parser import FlowParseError, parse_flow_file, validate_flows
+    from tiercel.engine.catalog import NAMESPACE_FILES_FOLDER
+    from tiercel.engine.namespaces import NAMESPACE_FILES, Namespaces
+    from tiercel.engine.parser import FlowParseError, parse_flow_file, validate_flows
 
     paths = args.paths or [str(default_flows_dir())]
     files = [f for f in flow_files(paths) if NAMESPACE_FILES_FOLDER not in f.parts]
@@ -255,7 +255,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 async def _open_readonly(args: argparse.Namespace) -> Any:
-    from engine.store import Store
+    from tiercel.engine.store import Store
 
     db = resolve_db(args.db, None)
     if not db.exists():
@@ -264,7 +264,7 @@ async def _open_readonly(args: argparse.Namespace) -> Any:
 
 
 async def cmd_executions(args: argparse.Namespace) -> int:
-    from engine.model import StateType
+    from tiercel.engine.model import StateType
 
     if args.state and args.state.upper() not in StateType.__members__:
         raise UsageError(f"unknown state `{args.state}` ({', '.join(StateType.__members__)})")
@@ -280,7 +280,7 @@ async def cmd_executions(args: argparse.Namespace) -> int:
             executions = [await store.get_execution(row.id) for row in rows]
             say(json.dumps([e.to_json() for e in executions if e is not None], indent=2))
             return EXIT_OK
-        from engine.model import iso
+        from tiercel.engine.model import iso
 
         for row in rows:
             say(f"{row.id}  {row.namespace}.{row.flow_id:<28} {row.state:<9} {iso(row.start_date)}")
@@ -290,7 +290,7 @@ async def cmd_executions(args: argparse.Namespace) -> int:
 
 
 async def cmd_logs(args: argparse.Namespace) -> int:
-    from engine.model import LogLevel
+    from tiercel.engine.model import LogLevel
 
     store = await _open_readonly(args)
     try:
@@ -324,9 +324,9 @@ async def cmd_logs(args: argparse.Namespace) -> int:
 
 
 async def cmd_control(args: argparse.Namespace) -> int:
-    from engine.engine import EngineCommandError, parse_state
-    from engine.model import StateType
-    from engine.store import Store, StoreError, StoreLockedError
+    from tiercel.engine.engine import EngineCommandError, parse_state
+    from tiercel.engine.model import StateType
+    from tiercel.engine.store import Store, StoreError, StoreLockedError
 
     db = resolve_db(args.db, None)
     if not db.exists():
@@ -380,7 +380,7 @@ async def cmd_control(args: argparse.Namespace) -> int:
 
 async def _control_running_engine(db: Path, request: dict[str, Any]) -> int:
     """Hand the command to the engine that owns the database, through its control channel."""
-    from engine.control import send
+    from tiercel.engine.control import send
 
     command = request["command"]
     try:
@@ -407,7 +407,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     if problem:  # said before the screen switches, so the message stays readable
         say(f"tiercel: {problem}", err=True)
         return EXIT_USAGE
-    from app.app import create_app
+    from .app import create_app
 
     webhooks = (args.host, args.port) if args.webhooks else None
     app = create_app(flows_dir, db, webhooks=webhooks)
@@ -420,7 +420,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 async def _store_problem(db: Path) -> str | None:
     """Why the dashboard cannot own the database (another process holds it...), or None."""
-    from engine.store import Store, StoreError
+    from tiercel.engine.store import Store, StoreError
 
     try:
         store = await Store.open(db)
@@ -457,9 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check flow files and folders")
     validate.add_argument("paths", nargs="*")
 
-    from app.cli_flows import add_parsers as add_flow_parsers
-    from app.cli_triggers import add_parsers as add_trigger_parsers
-    from app.server import add_parser as add_server_parser
+    from .cli_flows import add_parsers as add_flow_parsers
+    from .cli_triggers import add_parsers as add_trigger_parsers
+    from .server import add_parser as add_server_parser
 
     add_flow_parsers(sub)
     add_trigger_parsers(sub)
@@ -516,7 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "validate":
             return cmd_validate(args)
         if command in ("flows", "namespaces", "revisions"):
-            from app import cli_flows
+            from . import cli_flows
 
             handlers = {
                 "flows": cli_flows.cmd_flows,
@@ -525,12 +525,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
             return asyncio.run(handlers[command](args))
         if command in ("triggers", "backfill"):
-            from app import cli_triggers
+            from . import cli_triggers
 
             handler = cli_triggers.cmd_triggers if command == "triggers" else cli_triggers.cmd_backfill
             return asyncio.run(handler(args))
         if command == "server":
-            from app.server import cmd_server
+            from .server import cmd_server
 
             return asyncio.run(cmd_server(args))
         if command == "executions":
@@ -545,6 +545,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except (KeyboardInterrupt, asyncio.CancelledError):
         return 130
+    except Exception as error:
+        # The store's own errors (unreadable file, incomplete install ...) are messages, not tracebacks.
+        from tiercel.engine.store import StoreError
+
+        if not isinstance(error, StoreError):
+            raise
+        say(f"tiercel: {error}", err=True)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

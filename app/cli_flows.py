@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from app.cli import EXIT_FAILED, EXIT_OK, UsageError, default_flows_dir, flow_files, resolve_db, say
+from .cli import EXIT_FAILED, EXIT_OK, UsageError, default_flows_dir, flow_files, resolve_db, say
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,16 +46,16 @@ def _folder(args: argparse.Namespace) -> Path:
 
 async def _stored(args: argparse.Namespace, folder: Path) -> Any:
     """The store, read-only, or None when there is no database yet."""
-    from engine.store import Store
+    from tiercel.engine.store import Store
 
     db = resolve_db(args.db, folder)
     return await Store.open(db, readonly=True) if db.exists() else None
 
 
 def _parse_folder(folder: Path) -> tuple[list[Any], list[tuple[Path, Any]], Any]:
-    from engine.catalog import is_flow_file
-    from engine.namespaces import Namespaces
-    from engine.parser import FlowParseError, parse_flow_file
+    from tiercel.engine.catalog import is_flow_file
+    from tiercel.engine.namespaces import Namespaces
+    from tiercel.engine.parser import FlowParseError, parse_flow_file
 
     namespaces = Namespaces()
     namespaces.load(folder)
@@ -194,7 +194,7 @@ async def cmd_revisions(args: argparse.Namespace) -> int:
         )
         say("".join(lines).rstrip("\n"))
         return EXIT_OK
-    from engine.model import iso
+    from tiercel.engine.model import iso
 
     for revision, source, created in revisions:
         say(f"{revision:>4}  {iso(created)}  {len(source.splitlines())} lines")

@@ -14,7 +14,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from app.cli import (
+from .cli import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -57,8 +57,8 @@ def _db(args: argparse.Namespace) -> Path:
 
 async def _to_owner(db: Path, request: dict[str, Any]) -> dict[str, Any] | None:
     """The owner's answer, or None when no engine owns the database."""
-    from engine.control import send
-    from engine.store import Store, StoreLockedError
+    from tiercel.engine.control import send
+    from tiercel.engine.store import Store, StoreLockedError
 
     try:
         store = await Store.open(db)
@@ -115,8 +115,8 @@ async def cmd_triggers(args: argparse.Namespace) -> int:
 
 
 async def _stored_triggers(db: Path) -> list[dict[str, Any]]:
-    from engine.model import iso
-    from engine.store import Store
+    from tiercel.engine.model import iso
+    from tiercel.engine.store import Store
 
     async with await Store.open(db, readonly=True) as store:
         rows = await store.trigger_rows()
@@ -135,8 +135,8 @@ async def _stored_triggers(db: Path) -> list[dict[str, Any]]:
 
 
 async def _switch_stored(db: Path, key: list[str], enabled: bool) -> dict[str, Any]:
-    from engine.scheduler import switched
-    from engine.store import Store, TriggerRow
+    from tiercel.engine.scheduler import switched
+    from tiercel.engine.store import Store, TriggerRow
 
     async with await Store.open(db) as store:
         rows = {(r.namespace, r.flow_id, r.trigger_id): r for r in await store.trigger_rows()}
@@ -172,8 +172,8 @@ async def _backfill_here(
     args: argparse.Namespace, db: Path, action: str, inputs: dict[str, str], labels: dict[str, str]
 ) -> int:
     """Run an engine here until the backfill is done and its executions ended; Ctrl-C pauses it."""
-    from engine.requests import parse_date
-    from engine.scheduler import SchedulerError
+    from tiercel.engine.requests import parse_date
+    from tiercel.engine.scheduler import SchedulerError
 
     engine = await open_engine(db, Path(args.flows) if args.flows else default_flows_dir())
     if engine is None:

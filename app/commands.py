@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from app.widgets.executions import Summary
-from app.widgets.namespaces import NodeRef
-from app.widgets.trigger_rows import is_schedule, under_way
-from engine.model import StateType
+from tiercel.engine.model import StateType
+
+from .widgets.executions import Summary
+from .widgets.namespaces import NodeRef
+from .widgets.trigger_rows import is_schedule, under_way
 
 if TYPE_CHECKING:
-    from app.app import TiercelApp
+    from .app import TiercelApp
 
 Command = tuple[str, Callable[[], Any], str]
 PANE_NAMES = {"namespaces": "Namespaces", "executions": "Executions", "detail": "Detail"}

@@ -1,4 +1,4 @@
-"""Make the README's screenshots with the real app: `python -m app.screenshots [OUT_DIR]`.
+"""Make the README's screenshots with the real app: `python -m tiercel.app.screenshots [OUT_DIR]`.
 
 The dashboard runs under Textual's Pilot on a temporary copy of sample_flows and a temporary
 database, runs real executions, and saves SVGs of the main screen, an execution's timeline and
@@ -19,12 +19,12 @@ from pathlib import Path
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from app.app import TiercelApp, create_app
-from app.screens.backfill_form import BackfillFormScreen
-from app.screens.confirm import ConfirmScreen
-from app.screens.run_form import RunFormScreen
-from app.screens.triggers import TriggersScreen
-from app.widgets.namespaces import NodeRef
+from .app import TiercelApp, create_app
+from .screens.backfill_form import BackfillFormScreen
+from .screens.confirm import ConfirmScreen
+from .screens.run_form import RunFormScreen
+from .screens.triggers import TriggersScreen
+from .widgets.namespaces import NodeRef
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (100, 30)

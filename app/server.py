@@ -11,7 +11,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from app.cli import EXIT_OK, EXIT_USAGE, UsageError, default_flows_dir, open_engine, resolve_db, say
+from .cli import EXIT_OK, EXIT_USAGE, UsageError, default_flows_dir, open_engine, resolve_db, say
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 async def cmd_server(args: argparse.Namespace) -> int:
-    from engine.webhook import WebhookServer
+    from tiercel.engine.webhook import WebhookServer
 
     flows_dir = Path(args.flows) if args.flows else default_flows_dir()
     if not flows_dir.is_dir():

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from textual.app import App
 
-from app.screens.backfill_form import BackfillFormScreen
-from app.screens.confirm import ConfirmScreen
-from app.screens.triggers import TriggersScreen
-from app.widgets.namespaces import NamespaceTree
-from engine.engine import Engine
-from engine.model import Flow
-from engine.scheduler import SchedulerError, TriggerState
+from tiercel.engine.engine import Engine
+from tiercel.engine.model import Flow
+from tiercel.engine.scheduler import SchedulerError, TriggerState
+
+from .screens.backfill_form import BackfillFormScreen
+from .screens.confirm import ConfirmScreen
+from .screens.triggers import TriggersScreen
+from .widgets.namespaces import NamespaceTree
 
 BACKFILL_VERBS = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}
 

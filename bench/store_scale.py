@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.model import (  # noqa: E402
+from tiercel.engine.model import (  # noqa: E402
     Attempt,
     Execution,
     LogEntry,
@@ -36,7 +36,7 @@ from engine.model import (  # noqa: E402
     new_id,
     utcnow,
 )
-from engine.store import Store  # noqa: E402
+from tiercel.engine.store import Store  # noqa: E402
 
 NAMESPACES = ("company.team", "company.finance", "company.ops.etl", "benchmarks")
 FLOWS = ("benchmark01", "daily_report", "sync_orders", "cleanup")

@@ -26,11 +26,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.app import TiercelApp, create_app  # noqa: E402
-from app.widgets.namespaces import NodeRef  # noqa: E402
-from engine.engine import EngineCommandError  # noqa: E402
-from engine.model import Execution, History, State, StateType  # noqa: E402
-from engine.store import Store  # noqa: E402
+from tiercel.app.app import TiercelApp, create_app  # noqa: E402
+from tiercel.app.widgets.namespaces import NodeRef  # noqa: E402
+from tiercel.engine.engine import EngineCommandError  # noqa: E402
+from tiercel.engine.model import Execution, History, State, StateType  # noqa: E402
+from tiercel.engine.store import Store  # noqa: E402
 
 EXECUTIONS = 20
 LINES_PER_SECOND = 100  # per execution

@@ -16,10 +16,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.model import Flow
-from engine.namespaces import NAMESPACE_FILES, Namespaces
-from engine.parser import FlowError, FlowParseError, parse_flow, parse_flow_file
-from engine.store import Store
+from .model import Flow
+from .namespaces import NAMESPACE_FILES, Namespaces
+from .parser import FlowError, FlowParseError, parse_flow, parse_flow_file
+from .store import Store
 
 FLOW_SUFFIXES = (".yml", ".yaml")
 # <flows folder>/_files/<namespace>/...: Kestra's namespace files, for namespaceFiles and read().

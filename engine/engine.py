@@ -26,30 +26,30 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine import requests
-from engine.catalog import NAMESPACE_FILES_FOLDER, FlowCatalog
-from engine.concurrency import Admission, ConcurrencySlots, limit_of
-from engine.context import build_context
-from engine.control import ControlServer
-from engine.events import EngineError, EventBus, ExecutionChanged, FlowsChanged, LogsAppended, TaskRunChanged
-from engine.executor import Executor, WorkerResult
-from engine.expressions import ExpressionError, Renderer
-from engine.inputs import InputError, input_json_value, resolve_inputs
-from engine.model import Execution, Flow, Label, LogEntry, LogLevel, State, StateType, TaskRun, new_id, utcnow
-from engine.parser import FlowError, FlowParseError, parse_flow
-from engine.process import kill_leftovers, prefer_pidfd_child_watcher
-from engine.recovery import INTERRUPTED_MESSAGE, rerun, runs_again
-from engine.replay import ReplayError, replayed
-from engine.runner import Runner, attempt_token_prefix
-from engine.scheduler import Clock, Scheduler
-from engine.secrets import Masker, SecretError, Secrets
-from engine.storage import Storage, StorageError, safe_relative
-from engine.store import ExecutionRow, Store
-from engine.tasks.core import labels_of
-from engine.tasks.registry import Kind, Registry, registry
-from engine.triggers.flow_trigger import FlowTriggers
-from engine.watcher import FlowWatcher
-from engine.work import Outcome
+from . import requests
+from .catalog import NAMESPACE_FILES_FOLDER, FlowCatalog
+from .concurrency import Admission, ConcurrencySlots, limit_of
+from .context import build_context
+from .control import ControlServer
+from .events import EngineError, EventBus, ExecutionChanged, FlowsChanged, LogsAppended, TaskRunChanged
+from .executor import Executor, WorkerResult
+from .expressions import ExpressionError, Renderer
+from .inputs import InputError, input_json_value, resolve_inputs
+from .model import Execution, Flow, Label, LogEntry, LogLevel, State, StateType, TaskRun, new_id, utcnow
+from .parser import FlowError, FlowParseError, parse_flow
+from .process import kill_leftovers, prefer_pidfd_child_watcher
+from .recovery import INTERRUPTED_MESSAGE, rerun, runs_again
+from .replay import ReplayError, replayed
+from .runner import Runner, attempt_token_prefix
+from .scheduler import Clock, Scheduler
+from .secrets import Masker, SecretError, Secrets
+from .storage import Storage, StorageError, safe_relative
+from .store import ExecutionRow, Store
+from .tasks.core import labels_of
+from .tasks.registry import Kind, Registry, registry
+from .triggers.flow_trigger import FlowTriggers
+from .watcher import FlowWatcher
+from .work import Outcome
 
 LOG_FLUSH_SECONDS = 0.05
 # A task that logs faster than the store writes waits once this many lines (or characters) are

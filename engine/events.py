@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from engine.model import Execution, LogEntry, TaskRun
+from .model import Execution, LogEntry, TaskRun
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from engine.durations import format_duration, parse_duration
-from engine.model import InputSpec, iso
+from .durations import format_duration, parse_duration
+from .model import InputSpec, iso
 
 __all__ = [
     "InputError",

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from engine.inputs import InputError
-from engine.model import iso
-from engine.scheduler import SchedulerError, TriggerState
+from .inputs import InputError
+from .model import iso
+from .scheduler import SchedulerError, TriggerState
 
 if TYPE_CHECKING:
-    from engine.engine import Engine
+    from .engine import Engine
 
 
 def trigger_json(state: TriggerState) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def parse_date(text: Any) -> datetime | None:
 
 async def handle(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
     """Carry out one request; the answer is {"ok": true, ...} or {"ok": false, "error": message}."""
-    from engine.engine import EngineCommandError, parse_state
+    from .engine import EngineCommandError, parse_state
 
     command, execution_id = request.get("command"), str(request.get("executionId") or "")
     trigger = (str(request.get("namespace")), str(request.get("flowId")), str(request.get("triggerId")))

@@ -34,18 +34,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.context import build_context
-from engine.cron import fires_after, next_fire, previous_fire, zone
-from engine.events import EngineError, ExecutionChanged, FlowsChanged, TriggerChanged
-from engine.expressions import ExpressionError
-from engine.inputs import InputError
-from engine.model import Execution, Flow, Label, State, TriggerSpec, iso, new_id, parse_iso, utcnow
-from engine.store import AlreadyFiredError, Store, TriggerRow
-from engine.tasks.core import labels_of
-from engine.triggers.conditions import ConditionContext, ConditionError, conditions_hold
+from .context import build_context
+from .cron import fires_after, next_fire, previous_fire, zone
+from .events import EngineError, ExecutionChanged, FlowsChanged, TriggerChanged
+from .expressions import ExpressionError
+from .inputs import InputError
+from .model import Execution, Flow, Label, State, TriggerSpec, iso, new_id, parse_iso, utcnow
+from .store import AlreadyFiredError, Store, TriggerRow
+from .tasks.core import labels_of
+from .triggers.conditions import ConditionContext, ConditionError, conditions_hold
 
 if TYPE_CHECKING:
-    from engine.engine import Engine
+    from .engine import Engine
 
 SCHEDULE = "io.kestra.plugin.core.trigger.Schedule"
 BACKFILL_LABEL = "system.backfill"

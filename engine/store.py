@@ -41,8 +41,8 @@ from urllib.parse import quote
 
 import aiosqlite
 
-from engine.model import Execution, LogEntry, LogLevel, TaskRun, iso, parse_iso, utcnow
-from engine.process import ProcessRecord
+from .model import Execution, LogEntry, LogLevel, TaskRun, iso, parse_iso, utcnow
+from .process import ProcessRecord
 
 __all__ = [
     "ExecutionRow",
@@ -269,14 +269,19 @@ def migrations() -> tuple[tuple[int, str], ...]:
     Version 1 is `schema.sql`; version N > 1 is `migrations/NNNN_<name>.sql`.
 
     Raises:
-        StoreError: When the migration files do not number 2, 3, ... without a gap.
+        StoreError: When the schema files are missing or the migrations do not number 2, 3, ... without a gap.
     """
+    if not _SCHEMA_FILE.is_file() or not _MIGRATIONS_DIR.is_dir():
+        # An install that left out the package's data files: refuse rather than run on half a schema.
+        raise StoreError(
+            f"the store's schema files are missing ({_SCHEMA_FILE.name} and {_MIGRATIONS_DIR}/): "
+            "this installation of tiercel is incomplete; reinstall it"
+        )
     found: list[tuple[int, Path]] = [(1, _SCHEMA_FILE)]
-    if _MIGRATIONS_DIR.is_dir():
-        for file in _MIGRATIONS_DIR.iterdir():
-            match = _MIGRATION_NAME.match(file.name)
-            if match:
-                found.append((int(match.group(1)), file))
+    for file in _MIGRATIONS_DIR.iterdir():
+        match = _MIGRATION_NAME.match(file.name)
+        if match:
+            found.append((int(match.group(1)), file))
     found.sort()
     versions = [version for version, _ in found]
     if versions != list(range(1, len(found) + 1)):

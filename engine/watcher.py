@@ -10,7 +10,7 @@ from pathlib import Path
 
 from watchfiles import Change, awatch
 
-from engine.catalog import FLOW_SUFFIXES, NAMESPACE_FILES_FOLDER
+from .catalog import FLOW_SUFFIXES, NAMESPACE_FILES_FOLDER
 
 # Changes are grouped until the folder has been quiet for STEP_MS (at most DEBOUNCE_MS): an editor's
 # save (temporary file, rename) arrives as one burst, and a saved file shows up well within a second.

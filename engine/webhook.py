@@ -21,15 +21,15 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from engine.context import build_context
-from engine.events import EngineError
-from engine.expressions import ExpressionError
-from engine.inputs import InputError
-from engine.model import Execution, Flow, Label, State, StateType, TriggerSpec, new_id, utcnow
-from engine.secrets import SecretError
-from engine.tasks.base import TaskFailure
-from engine.tasks.core import labels_of
-from engine.triggers.conditions import ConditionContext, ConditionError, conditions_hold
+from .context import build_context
+from .events import EngineError
+from .expressions import ExpressionError
+from .inputs import InputError
+from .model import Execution, Flow, Label, State, StateType, TriggerSpec, new_id, utcnow
+from .secrets import SecretError
+from .tasks.base import TaskFailure
+from .tasks.core import labels_of
+from .triggers.conditions import ConditionContext, ConditionError, conditions_hold
 
 WEBHOOK = "io.kestra.plugin.core.trigger.Webhook"
 MAX_BODY_BYTES = 1024 * 1024

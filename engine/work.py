@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from engine.context import add_output, build_context
-from engine.model import (
+from .context import add_output, build_context
+from .model import (
     Attempt,
     Execution,
     Flow,
@@ -29,7 +29,7 @@ from engine.model import (
 )
 
 if TYPE_CHECKING:
-    from engine.executor import Executor
+    from .executor import Executor
 
 S = StateType
 T = TypeVar("T")

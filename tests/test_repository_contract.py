@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,3 +76,15 @@ def test_ci_refuses_to_run_without_the_conformance_suite(tmp_path: Path) -> None
     assert result.returncode == 1
     assert "conformance" in result.stderr and "missing" in result.stderr
     assert not (clone / ".venv").exists()  # it stopped before installing anything
+
+
+def test_every_package_folder_is_installed_under_tiercel() -> None:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapping = config["package-dir"]
+    folders = {
+        f"tiercel.{init.parent.relative_to(REPO).as_posix().replace('/', '.')}"
+        for top in ("app", "engine")
+        for init in (REPO / top).rglob("__init__.py")
+    }
+    assert set(config["packages"]) == folders
+    assert mapping == {"tiercel.app": "app", "tiercel.engine": "engine"}

@@ -10,12 +10,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
-from app.screens.form import FormScreen
-from app.screens.run_form import _show, default_text
-from engine.engine import Engine
-from engine.inputs import InputError, resolve_inputs
-from engine.model import Flow
-from engine.scheduler import SchedulerError
+from tiercel.engine.engine import Engine
+from tiercel.engine.inputs import InputError, resolve_inputs
+from tiercel.engine.model import Flow
+from tiercel.engine.scheduler import SchedulerError
+
+from .form import FormScreen
+from .run_form import _show, default_text
 
 DATE_HINT = "YYYY-MM-DD HH:MM in local time, or ISO 8601 with an offset"
 

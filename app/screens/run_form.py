@@ -10,10 +10,11 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
-from app.screens.form import FormScreen
-from engine.engine import Engine, EngineCommandError
-from engine.inputs import InputError
-from engine.model import Flow, InputSpec
+from tiercel.engine.engine import Engine, EngineCommandError
+from tiercel.engine.inputs import InputError
+from tiercel.engine.model import Flow, InputSpec
+
+from .form import FormScreen
 
 
 def default_text(spec: InputSpec) -> str:

@@ -12,11 +12,12 @@ from textual.coordinate import Coordinate
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Label, ProgressBar, Static
 
-from app.widgets.trigger_rows import backfill_summary, is_schedule, row_cells, under_way
-from engine.scheduler import TriggerState
+from tiercel.engine.scheduler import TriggerState
+
+from ..widgets.trigger_rows import backfill_summary, is_schedule, row_cells, under_way
 
 if TYPE_CHECKING:
-    from app.trigger_actions import TriggerActions
+    from ..trigger_actions import TriggerActions
 
 COLUMNS = ("id", "type", "on", "last", "next", "backfill")
 

@@ -21,9 +21,10 @@ from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import Input, Log, Tree
 
-from app.screens.viewer import ViewerScreen, as_json
-from app.widgets.states import GLYPHS, fmt_duration, glyph
-from engine.model import Execution, LogEntry, LogLevel, TaskRun, iso, utcnow
+from tiercel.engine.model import Execution, LogEntry, LogLevel, TaskRun, iso, utcnow
+
+from ..screens.viewer import ViewerScreen, as_json
+from .states import GLYPHS, fmt_duration, glyph
 
 LOG_KEEP = 20_000
 LEVELS = list(LogLevel)

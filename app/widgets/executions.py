@@ -12,8 +12,9 @@ from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
-from app.widgets.states import fmt_duration, fmt_start, state_text
-from engine.model import Execution
+from tiercel.engine.model import Execution
+
+from .states import fmt_duration, fmt_start, state_text
 
 COLUMNS = ("id", "flow", "state", "start", "duration", "trigger", "labels")
 HEADERS = ("id", "flow", "state", "start", "took", "trigger", "labels")

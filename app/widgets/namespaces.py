@@ -13,8 +13,9 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from app.widgets.states import glyph
-from engine.model import Flow
+from tiercel.engine.model import Flow
+
+from .states import glyph
 
 BADGES = {"Schedule": "⏱", "Flow": "↪", "Webhook": "⚡"}
 

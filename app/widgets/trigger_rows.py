@@ -6,8 +6,9 @@ from datetime import datetime
 
 from rich.text import Text
 
-from app.widgets.states import fmt_start
-from engine.scheduler import SCHEDULE, BackfillProgress, TriggerState
+from tiercel.engine.scheduler import SCHEDULE, BackfillProgress, TriggerState
+
+from .states import fmt_start
 
 BAR_WIDTH = 8
 BACKFILL_STYLES = {"RUNNING": "bold cyan", "PAUSED": "magenta", "CANCELLED": "dim", "DONE": "green"}

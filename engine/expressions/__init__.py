@@ -27,8 +27,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from engine.expressions import fastpath
-from engine.expressions.core import (
+from . import fastpath
+from .core import (
     DEFAULT_MAX_OUTPUT_CHARS,
     ExpressionError,
     ExpressionSecurityError,
@@ -42,8 +42,8 @@ from engine.expressions.core import (
     state_var,
     to_text,
 )
-from engine.expressions.library import FILTERS, FUNCTIONS, HELPERS, TESTS, binop
-from engine.expressions.syntax import TemplateProblem, translate
+from .library import FILTERS, FUNCTIONS, HELPERS, TESTS, binop
+from .syntax import TemplateProblem, translate
 
 __all__ = [
     "CacheInfo",

@@ -27,8 +27,8 @@ from jinja2 import pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context, Undefined
 
-from engine.expressions import javadate
-from engine.expressions.core import (
+from . import javadate
+from .core import (
     MAX_INT_BITS,
     MAX_ITEMS,
     LimitExceeded,

@@ -14,12 +14,12 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from engine.model import DagNode, Flow, TaskSpec
-from engine.parser.context import Context, is_expression
-from engine.parser.errors import FlowError, FlowParseError
-from engine.parser.flow import NamespaceDefaults, build_flow
-from engine.parser.loader import YamlPath, format_path, load_yaml
-from engine.tasks.registry import Kind, registry
+from ..model import DagNode, Flow, TaskSpec
+from ..tasks.registry import Kind, registry
+from .context import Context, is_expression
+from .errors import FlowError, FlowParseError
+from .flow import NamespaceDefaults, build_flow
+from .loader import YamlPath, format_path, load_yaml
 
 __all__ = [
     "MAX_FLOW_BYTES",

@@ -7,9 +7,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from engine.model import Position
-from engine.parser.errors import FlowError
-from engine.parser.loader import SourceMap, YamlPath, format_path
+from ..model import Position
+from .errors import FlowError
+from .loader import SourceMap, YamlPath, format_path
 
 # Kestra's patterns (TaskInterface, AbstractTrigger, Input, Output).
 ID_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]*")

@@ -6,12 +6,12 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from engine.model import Flow, Label, PluginDefault
-from engine.parser.context import Context, java_text, type_name
-from engine.parser.inputs import parse_inputs, parse_outputs
-from engine.parser.loader import YamlPath
-from engine.parser.tasks import TaskParser, parse_retry
-from engine.parser.triggers import parse_triggers
+from ..model import Flow, Label, PluginDefault
+from .context import Context, java_text, type_name
+from .inputs import parse_inputs, parse_outputs
+from .loader import YamlPath
+from .tasks import TaskParser, parse_retry
+from .triggers import parse_triggers
 
 # The plugin defaults a namespace declares (engine/namespaces.py), by namespace.
 NamespaceDefaults = Callable[[str], Sequence[PluginDefault]]

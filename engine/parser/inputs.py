@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from engine.model import InputSpec, OutputSpec
-from engine.parser.context import DOTTED_ID_PATTERN, Context, java_text, suggestion, type_name
-from engine.parser.loader import YamlPath
+from ..model import InputSpec, OutputSpec
+from .context import DOTTED_ID_PATTERN, Context, java_text, suggestion, type_name
+from .loader import YamlPath
 
 INPUT_TYPES = (
     "STRING",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.model import NamespaceSpec
-from engine.parser.context import Context, type_name
-from engine.parser.errors import FlowError, FlowParseError
-from engine.parser.flow import NAMESPACE_PATTERN, plugin_defaults
-from engine.parser.loader import format_path, load_yaml
+from ..model import NamespaceSpec
+from .context import Context, type_name
+from .errors import FlowError, FlowParseError
+from .flow import NAMESPACE_PATTERN, plugin_defaults
+from .loader import format_path, load_yaml
 
 _KEYS = frozenset({"id", "namespace", "description", "variables", "pluginDefaults"})
 

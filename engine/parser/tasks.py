@@ -7,11 +7,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from engine.durations import parse_duration
-from engine.model import DagNode, PluginDefault, RetrySpec, TaskSpec
-from engine.parser.context import ID_PATTERN, Context, is_expression, java_text, suggestion, type_name
-from engine.parser.loader import YamlPath
-from engine.tasks.registry import (
+from ..durations import parse_duration
+from ..model import DagNode, PluginDefault, RetrySpec, TaskSpec
+from ..tasks.registry import (
     COMMON_PROPERTIES,
     FLOWABLE_PROPERTIES,
     SPEC_FIELDS,
@@ -20,6 +18,8 @@ from engine.tasks.registry import (
     TaskType,
     registry,
 )
+from .context import ID_PATTERN, Context, is_expression, java_text, suggestion, type_name
+from .loader import YamlPath
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 MAX_TASK_ID = 256
@@ -307,7 +307,7 @@ class TaskParser:
                 continue
             shape = shapes.get(key)
             if key in task_type.input_props and raw is not None:
-                from engine.parser.inputs import parse_inputs
+                from .inputs import parse_inputs
 
                 props[key] = parse_inputs(self.ctx, raw, (*path, key))
             elif shape is None:

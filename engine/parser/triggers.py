@@ -9,11 +9,11 @@ from typing import Any
 
 from croniter import croniter
 
-from engine.model import PluginDefault, StateType, TriggerSpec
-from engine.parser.context import ID_PATTERN, Context, type_name
-from engine.parser.loader import YamlPath
-from engine.parser.tasks import apply_defaults, defaults_for, parse_duration_value
-from engine.triggers.conditions import SCHEDULE_CONDITION_TYPES, condition_problem, condition_type
+from ..model import PluginDefault, StateType, TriggerSpec
+from ..triggers.conditions import SCHEDULE_CONDITION_TYPES, condition_problem, condition_type
+from .context import ID_PATTERN, Context, type_name
+from .loader import YamlPath
+from .tasks import apply_defaults, defaults_for, parse_duration_value
 
 SCHEDULE = "io.kestra.plugin.core.trigger.Schedule"
 TRIGGER_ALIASES = {

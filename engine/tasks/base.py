@@ -6,14 +6,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.model import Execution, Flow, Label, LogLevel, TaskRun, TaskSpec
+from ..model import Execution, Flow, Label, LogLevel, TaskRun, TaskSpec
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from engine.expressions import Renderer
-    from engine.storage import Storage
-    from engine.store import Store
+    from ..expressions import Renderer
+    from ..storage import Storage
+    from ..store import Store
 
 
 class TaskFailure(Exception):

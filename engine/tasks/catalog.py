@@ -6,7 +6,7 @@ ones) and are attached by name when the registry is built.
 
 from __future__ import annotations
 
-from engine.tasks.registry import ChildShape, Kind, TaskType
+from .registry import ChildShape, Kind, TaskType
 
 LIST = ChildShape.LIST
 CORE = "io.kestra.plugin.core"

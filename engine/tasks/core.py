@@ -7,10 +7,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from engine.durations import parse_duration
-from engine.expressions import to_text
-from engine.model import Label, LogLevel
-from engine.tasks.base import TaskContext, TaskFailure
+from ..durations import parse_duration
+from ..expressions import to_text
+from ..model import Label, LogLevel
+from .base import TaskContext, TaskFailure
 
 CORE = "io.kestra.plugin.core"
 
@@ -106,7 +106,7 @@ def _store(context: TaskContext) -> Any:
 
 
 async def kv_set(context: TaskContext) -> Mapping[str, Any] | None:
-    from engine.store import StoreError
+    from ..store import StoreError
 
     ttl_text = context.prop("ttl")
     ttl = parse_duration(to_text(ttl_text)) if ttl_text else None

@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.expressions import to_text
-from engine.model import LogLevel
-from engine.storage import StorageError, files_matching, write_into
-from engine.tasks.base import TaskContext, TaskFailure
+from ..expressions import to_text
+from ..model import LogLevel
+from ..storage import StorageError, files_matching, write_into
+from .base import TaskContext, TaskFailure
 
 CORE = "io.kestra.plugin.core"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?B?)\s*$", re.IGNORECASE)

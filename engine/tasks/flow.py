@@ -13,11 +13,11 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from engine.durations import parse_duration
-from engine.expressions import to_text
-from engine.model import DagNode, LogLevel, StateType, TaskRun, TaskSpec
-from engine.tasks.base import TaskContext
-from engine.work import Resolved, TaskError, Work, resolve
+from ..durations import parse_duration
+from ..expressions import to_text
+from ..model import DagNode, LogLevel, StateType, TaskRun, TaskSpec
+from ..work import Resolved, TaskError, Work, resolve
+from .base import TaskContext
 
 S = StateType
 
@@ -338,7 +338,7 @@ class WorkingDirectory(Sequential):
     """
 
     async def finish(self, context: TaskContext) -> Mapping[str, Any] | None:
-        from engine.tasks.scripts import collect_output_files
+        from .scripts import collect_output_files
 
         folder = context.working_dir
         if folder is None:

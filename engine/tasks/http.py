@@ -39,11 +39,11 @@ from typing import IO, Any, TypeVar
 
 import httpx
 
-from engine.durations import parse_duration
-from engine.expressions import to_text
-from engine.model import LogLevel
-from engine.storage import StorageError
-from engine.tasks.base import TaskContext, TaskFailure
+from ..durations import parse_duration
+from ..expressions import to_text
+from ..model import LogLevel
+from ..storage import StorageError
+from .base import TaskContext, TaskFailure
 
 CORE_HTTP = "io.kestra.plugin.core.http"
 

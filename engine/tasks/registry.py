@@ -117,7 +117,7 @@ class Registry:
 def _load() -> Registry:
     import dataclasses
 
-    from engine.tasks import catalog, core, files, flow, http, scripts
+    from . import catalog, core, files, flow, http, scripts
 
     handlers = {**core.HANDLERS, **flow.HANDLERS, **scripts.HANDLERS, **http.HANDLERS, **files.HANDLERS}
     registry = Registry()

@@ -23,11 +23,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from engine.expressions import to_text
-from engine.model import LogLevel
-from engine.process import ProcessError, run_process
-from engine.storage import StorageError, files_matching, write_into
-from engine.tasks.base import TaskContext, TaskFailure
+from ..expressions import to_text
+from ..model import LogLevel
+from ..process import ProcessError, run_process
+from ..storage import StorageError, files_matching, write_into
+from .base import TaskContext, TaskFailure
 
 SCRIPTS = "io.kestra.plugin.scripts"
 LEGACY = "io.kestra.core.tasks.scripts"

@@ -1,6 +1,6 @@
 """Trigger helpers shared by the scheduler and the flow trigger: Kestra's conditions."""
 
-from engine.triggers.conditions import (
+from .conditions import (
     CONDITION_TYPES,
     ConditionContext,
     ConditionError,

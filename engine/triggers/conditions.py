@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from engine.model import Execution, Flow, StateType
+from ..model import Execution, Flow, StateType
 
 _CORE = "io.kestra.plugin.core.condition."
 _LEGACY = "io.kestra.core.models.conditions.types."

@@ -27,17 +27,17 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
 
-from engine.context import build_context
-from engine.durations import parse_duration
-from engine.events import EngineError, ExecutionChanged
-from engine.expressions import ExpressionError, is_truthy
-from engine.inputs import InputError
-from engine.mappings import deep_merge
-from engine.model import Execution, Flow, Label, StateType, TriggerSpec, iso, utcnow
-from engine.store import Store, WindowUpdate
-from engine.tasks.base import TaskFailure
-from engine.tasks.core import labels_of
-from engine.triggers.conditions import ConditionContext, ConditionError, Render, conditions_hold
+from ..context import build_context
+from ..durations import parse_duration
+from ..events import EngineError, ExecutionChanged
+from ..expressions import ExpressionError, is_truthy
+from ..inputs import InputError
+from ..mappings import deep_merge
+from ..model import Execution, Flow, Label, StateType, TriggerSpec, iso, utcnow
+from ..store import Store, WindowUpdate
+from ..tasks.base import TaskFailure
+from ..tasks.core import labels_of
+from .conditions import ConditionContext, ConditionError, Render, conditions_hold
 
 FLOW = "io.kestra.plugin.core.trigger.Flow"
 # Kestra's default `states`: every terminal state.

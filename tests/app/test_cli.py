@@ -713,13 +713,13 @@ def test_help_lists_the_sub_commands_quickly() -> None:
 
 def test_importing_the_cli_does_not_import_textual() -> None:
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import app.cli"],
+        [sys.executable, "-X", "importtime", "-c", "import tiercel.app.cli"],
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert result.returncode == 0, result.stderr
-    assert "app.cli" in result.stderr
+    assert "tiercel.app.cli" in result.stderr
     assert not re.search(r"\|\s*textual(\.|$)", result.stderr, re.MULTILINE)
 
 

@@ -13,19 +13,19 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from app.app import TiercelApp, create_app
-from app.cli import main
-from app.screens.confirm import ConfirmScreen
-from app.screens.help import HelpScreen
-from app.screens.run_form import ResumeFormScreen, RunFormScreen
-from app.screens.viewer import ViewerScreen
-from app.screenshots import take
-from app.widgets.detail import TaskRunTree, timeline_text
-from app.widgets.namespaces import NodeRef
-from app.widgets.states import fmt_duration
-from engine.engine import Engine
-from engine.model import Label, LogEntry, LogLevel
-from engine.store import Store
+from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.cli import main
+from tiercel.app.screens.confirm import ConfirmScreen
+from tiercel.app.screens.help import HelpScreen
+from tiercel.app.screens.run_form import ResumeFormScreen, RunFormScreen
+from tiercel.app.screens.viewer import ViewerScreen
+from tiercel.app.screenshots import take
+from tiercel.app.widgets.detail import TaskRunTree, timeline_text
+from tiercel.app.widgets.namespaces import NodeRef
+from tiercel.app.widgets.states import fmt_duration
+from tiercel.engine.engine import Engine
+from tiercel.engine.model import Label, LogEntry, LogLevel
+from tiercel.engine.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,16 +10,16 @@ from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from app.actions import editor_command
-from app.app import TiercelApp, create_app
-from app.screens.confirm import ConfirmScreen
-from app.screens.help import HelpScreen
-from app.screens.revisions import RevisionsScreen
-from app.screens.viewer import ViewerScreen
-from app.widgets.namespaces import NodeRef
-from engine.model import Execution, History, State, StateType
-from engine.store import Store
 from tests.app.test_dashboard import db, flows, labels, only_state, running, select_flow, until
+from tiercel.app.actions import editor_command
+from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.screens.confirm import ConfirmScreen
+from tiercel.app.screens.help import HelpScreen
+from tiercel.app.screens.revisions import RevisionsScreen
+from tiercel.app.screens.viewer import ViewerScreen
+from tiercel.app.widgets.namespaces import NodeRef
+from tiercel.engine.model import Execution, History, State, StateType
+from tiercel.engine.store import Store
 
 __all__ = ["db", "flows", "running"]  # fixtures shared with test_dashboard
 

@@ -10,15 +10,15 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
-from app.app import TiercelApp, create_app
-from app.screens.backfill_form import BackfillFormScreen
-from app.screens.confirm import ConfirmScreen
-from app.screens.triggers import TriggersScreen
-from app.widgets.states import fmt_start
-from engine.scheduler import TriggerState
-from engine.store import Store
 from tests.app.test_dashboard import db, flows, select_flow, until
 from tests.app.test_dashboard_features import palette, static_text
+from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.screens.backfill_form import BackfillFormScreen
+from tiercel.app.screens.confirm import ConfirmScreen
+from tiercel.app.screens.triggers import TriggersScreen
+from tiercel.app.widgets.states import fmt_start
+from tiercel.engine.scheduler import TriggerState
+from tiercel.engine.store import Store
 
 __all__ = ["db", "flows"]  # fixtures shared with test_dashboard
 

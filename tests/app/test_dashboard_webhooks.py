@@ -6,9 +6,9 @@ from pathlib import Path
 
 import httpx
 
-from app.app import create_app
-from app.widgets.namespaces import NodeRef
 from tests.app.test_dashboard import until
+from tiercel.app.app import create_app
+from tiercel.app.widgets.namespaces import NodeRef
 
 HOOKED = """
 id: hooked

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from app.app import TiercelApp, create_app
-from app.screens.confirm import ConfirmScreen
-from app.screens.run_form import RunFormScreen
-from app.widgets.namespaces import NodeRef
-from engine.model import Attempt, Execution, History, LogEntry, LogLevel, State, StateType, TaskRun
-from engine.store import Store
+from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.screens.confirm import ConfirmScreen
+from tiercel.app.screens.run_form import RunFormScreen
+from tiercel.app.widgets.namespaces import NodeRef
+from tiercel.engine.model import Attempt, Execution, History, LogEntry, LogLevel, State, StateType, TaskRun
+from tiercel.engine.store import Store
 
 SIZE = (100, 32)
 T0 = datetime(2026, 3, 2, 9, 30, 0, tzinfo=UTC)

@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from engine.engine import Engine
-from engine.model import Execution, Label, LogEntry, StateType, TaskRun
-from engine.store import Store
+from tiercel.engine.engine import Engine
+from tiercel.engine.model import Execution, Label, LogEntry, StateType, TaskRun
+from tiercel.engine.store import Store
 
 
 @asynccontextmanager

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from engine.engine import Engine
-from engine.events import ExecutionChanged
-from engine.model import Execution, StateType
-from engine.store import Store
 from tests.engine.helpers import logs_of, running_engine
+from tiercel.engine.engine import Engine
+from tiercel.engine.events import ExecutionChanged
+from tiercel.engine.model import Execution, StateType
+from tiercel.engine.store import Store
 
 WAITING = (StateType.CREATED, StateType.QUEUED)
 

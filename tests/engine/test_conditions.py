@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine.expressions import Renderer
-from engine.model import Execution, Flow, Label, State, StateType
-from engine.triggers import (
+from tiercel.engine.expressions import Renderer
+from tiercel.engine.model import Execution, Flow, Label, State, StateType
+from tiercel.engine.triggers import (
     ConditionContext,
     ConditionError,
     condition_problem,

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from engine import control
-from engine.control import MAX_REPLY_BYTES, MAX_REQUEST_BYTES, ControlServer, send, socket_path
-from engine.engine import Engine
-from engine.store import Store
+from tiercel.engine import control
+from tiercel.engine.control import MAX_REPLY_BYTES, MAX_REQUEST_BYTES, ControlServer, send, socket_path
+from tiercel.engine.engine import Engine
+from tiercel.engine.store import Store
 
 TRIGGERS = 400
 

@@ -6,7 +6,6 @@ import itertools
 import time
 from pathlib import Path
 
-from engine.model import Execution, Label, LogEntry, LogLevel, StateType
 from tests.engine.helpers import (
     flow,
     logs_of,
@@ -19,6 +18,7 @@ from tests.engine.helpers import (
     runs_of,
     states,
 )
+from tiercel.engine.model import Execution, Label, LogEntry, LogLevel, StateType
 
 S = StateType
 

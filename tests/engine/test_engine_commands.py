@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.engine import Engine, EngineCommandError
-from engine.events import Event, ExecutionChanged, LogsAppended, TaskRunChanged
-from engine.inputs import InputError
-from engine.model import Execution, LogEntry, LogLevel, StateType
-from engine.store import Store
 from tests.engine.helpers import flow, logs_of, one_run, run, running_engine, states
+from tiercel.engine.engine import Engine, EngineCommandError
+from tiercel.engine.events import Event, ExecutionChanged, LogsAppended, TaskRunChanged
+from tiercel.engine.inputs import InputError
+from tiercel.engine.model import Execution, LogEntry, LogLevel, StateType
+from tiercel.engine.store import Store
 
 S = StateType
 

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-from engine.events import LogsAppended
 from tests.engine.helpers import running_engine
+from tiercel.engine.events import LogsAppended
 
 CHATTY = """
 id: chatty

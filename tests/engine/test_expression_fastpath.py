@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from engine.expressions import ExpressionError, Renderer, fastpath
+from tiercel.engine.expressions import ExpressionError, Renderer, fastpath
 
 CONTEXT: dict[str, Any] = {
     "inputs": {"name": "Ada", "count": 3, "ratio": 1.5, "flag": True, "none": None, "tags": ["a", "b"]},

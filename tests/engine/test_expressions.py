@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from engine.expressions import (
+from tiercel.engine.expressions import (
     ExpressionError,
     ExpressionSecurityError,
     Renderer,
     is_truthy,
     to_text,
 )
-from engine.expressions.javadate import DateError, add_to_date, format_date, to_datetime, zone_of
+from tiercel.engine.expressions.javadate import DateError, add_to_date, format_date, to_datetime, zone_of
 
 
 @pytest.fixture

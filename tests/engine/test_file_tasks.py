@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.model import StateType
 from tests.engine.helpers import flow, logs_of, messages, one_run, run, run_flow, running_engine, states
+from tiercel.engine.model import StateType
 
 S = StateType
 

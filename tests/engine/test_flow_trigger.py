@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.engine import Engine
-from engine.events import EngineError
-from engine.model import Execution, StateType
-from engine.parser import FlowParseError, parse_flow
-from engine.store import Store
-from engine.triggers.flow_trigger import window_bounds
 from tests.engine.helpers import run, running_engine
+from tiercel.engine.engine import Engine
+from tiercel.engine.events import EngineError
+from tiercel.engine.model import Execution, StateType
+from tiercel.engine.parser import FlowParseError, parse_flow
+from tiercel.engine.store import Store
+from tiercel.engine.triggers.flow_trigger import window_bounds
 
 S = StateType
 FLOW = "io.kestra.plugin.core.trigger.Flow"

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from engine.inputs import InputError
-from engine.model import Execution, Label, LogLevel, StateType, TaskRun
 from tests.engine.helpers import (
     flow,
     one_run,
@@ -21,6 +19,8 @@ from tests.engine.helpers import (
     runs_of,
     states,
 )
+from tiercel.engine.inputs import InputError
+from tiercel.engine.model import Execution, Label, LogLevel, StateType, TaskRun
 
 S = StateType
 

@@ -21,14 +21,14 @@ from urllib.parse import unquote
 import pytest
 import yaml
 
-from engine.context import build_context
-from engine.expressions import Renderer
-from engine.model import Execution, LogLevel, State, StateType, TaskRun, new_id
-from engine.parser import parse_flow
-from engine.storage import Storage
-from engine.tasks import http
-from engine.tasks.base import TaskContext, TaskFailure
 from tests.engine.helpers import flow, one_run, run_flow
+from tiercel.engine.context import build_context
+from tiercel.engine.expressions import Renderer
+from tiercel.engine.model import Execution, LogLevel, State, StateType, TaskRun, new_id
+from tiercel.engine.parser import parse_flow
+from tiercel.engine.storage import Storage
+from tiercel.engine.tasks import http
+from tiercel.engine.tasks.base import TaskContext, TaskFailure
 
 REQUEST = "io.kestra.plugin.core.http.Request"
 DOWNLOAD = "io.kestra.plugin.core.http.Download"

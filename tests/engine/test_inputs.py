@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.inputs import (
+from tiercel.engine.inputs import (
     InputError,
     coerce_input,
     input_json_value,
@@ -16,7 +16,7 @@ from engine.inputs import (
     input_value,
     resolve_inputs,
 )
-from engine.model import InputSpec
+from tiercel.engine.model import InputSpec
 
 
 def spec(input_id: str, kind: str, *, required: bool = True, defaults: Any = None, **props: Any) -> InputSpec:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.model import DagNode, Flow, Label, OutputSpec, PluginDefault, RetrySpec, TaskSpec
-from engine.parser import (
+from tiercel.engine.model import DagNode, Flow, Label, OutputSpec, PluginDefault, RetrySpec, TaskSpec
+from tiercel.engine.parser import (
     MAX_FLOW_BYTES,
     FlowError,
     FlowParseError,
@@ -19,7 +19,7 @@ from engine.parser import (
     parse_flow_file,
     validate_flows,
 )
-from engine.parser import loader as parser_yaml
+from tiercel.engine.parser import loader as parser_yaml
 
 CONFORMANCE_FLOWS = Path(__file__).parents[3] / "shared" / "conformance" / "flows"
 INVALID_FLOWS = Path(__file__).parent / "flows_invalid"

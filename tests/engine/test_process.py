@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.process import TOKEN_ENV, ProcessError, ProcessResult, _LineSplitter, run_process
+from tiercel.engine.process import TOKEN_ENV, ProcessError, ProcessResult, _LineSplitter, run_process
 
 REPO = Path(__file__).resolve().parents[2]
 LINUX = sys.platform.startswith("linux") and Path("/proc/self/environ").exists()
@@ -209,7 +209,7 @@ _MEMORY_PROBE = textwrap.dedent(
     """
     import asyncio, json, os, sys
     from pathlib import Path
-    from engine.process import run_process
+    from tiercel.engine.process import run_process
 
     def status(field):
         for line in Path("/proc/self/status").read_text().splitlines():

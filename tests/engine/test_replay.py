@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.engine import EngineCommandError
-from engine.model import StateType
 from tests.engine.helpers import logs_of, run, running_engine
+from tiercel.engine.engine import EngineCommandError
+from tiercel.engine.model import StateType
 
 FLOW = """
     id: pipeline

@@ -6,7 +6,6 @@ import asyncio
 import time
 from pathlib import Path
 
-from engine.model import StateType
 from tests.engine.helpers import (
     flow,
     logs_of,
@@ -18,6 +17,7 @@ from tests.engine.helpers import (
     runs_of,
     states,
 )
+from tiercel.engine.model import StateType
 
 S = StateType
 

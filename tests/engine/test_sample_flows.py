@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.engine import Engine
-from engine.model import StateType
-from engine.parser import parse_flow_file
-from engine.store import Store
 from tests.engine.helpers import logs_of, messages, run
+from tiercel.engine.engine import Engine
+from tiercel.engine.model import StateType
+from tiercel.engine.parser import parse_flow_file
+from tiercel.engine.store import Store
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_flows"
 EXPECTED = {

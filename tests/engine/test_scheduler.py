@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from engine.engine import Engine
-from engine.events import EngineError, TriggerChanged
-from engine.model import Execution, StateType
-from engine.parser import FlowParseError, parse_flow
-from engine.scheduler import MAX_BATCH, SchedulerError
-from engine.store import Store
 from tests.engine.clock import ManualClock
+from tiercel.engine.engine import Engine
+from tiercel.engine.events import EngineError, TriggerChanged
+from tiercel.engine.model import Execution, StateType
+from tiercel.engine.parser import FlowParseError, parse_flow
+from tiercel.engine.scheduler import MAX_BATCH, SchedulerError
+from tiercel.engine.store import Store
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 SCHEDULE = "io.kestra.plugin.core.trigger.Schedule"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.model import StateType
 from tests.engine.helpers import flow, logs_of, messages, one_run, run, run_flow, running_engine, states
+from tiercel.engine.model import StateType
 
 S = StateType
 
@@ -252,8 +252,8 @@ async def test_kill_takes_down_every_process_of_the_task(tmp_path: Path) -> None
     flows = tmp_path / "flows"
     flows.mkdir()
     (flows / "f.yml").write_text(source)
-    from engine.engine import Engine
-    from engine.store import Store
+    from tiercel.engine.engine import Engine
+    from tiercel.engine.store import Store
 
     store = await Store.open(tmp_path / "t.db")
     engine = Engine(store, flows_dir=flows, kill_grace=1.0)
@@ -293,8 +293,8 @@ async def test_timeout_fails_the_task_and_ends_its_process(tmp_path: Path) -> No
             """
         )
     )
-    from engine.engine import Engine
-    from engine.store import Store
+    from tiercel.engine.engine import Engine
+    from tiercel.engine.store import Store
 
     store = await Store.open(tmp_path / "t.db")
     engine = Engine(store, flows_dir=flows, kill_grace=1.0)

@@ -11,9 +11,9 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from engine.inputs import InputError
-from engine.secrets import MASK, Masker, SecretError, Secrets
 from tests.engine.helpers import logs_of, run, running_engine
+from tiercel.engine.inputs import InputError
+from tiercel.engine.secrets import MASK, Masker, SecretError, Secrets
 
 
 def b64(value: str) -> str:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-import engine.store as store_module
-from engine.model import (
+import tiercel.engine.store as store_module
+from tiercel.engine.model import (
     Attempt,
     Execution,
     Label,
@@ -26,7 +26,7 @@ from engine.model import (
     TaskRun,
     new_id,
 )
-from engine.store import ExecutionRow, Store, StoreError, StoreLockedError, migrations
+from tiercel.engine.store import ExecutionRow, Store, StoreError, StoreLockedError, migrations
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -808,3 +808,16 @@ async def test_write_errors_reach_the_caller_with_the_sqlite_message(store: Stor
         )
     await store.save_execution(execution.to(StateType.SUCCESS, at(3)))
     assert (await store.list_executions())[0].state == "SUCCESS"
+
+
+async def test_a_store_without_its_migrations_folder_refuses_to_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "_MIGRATIONS_DIR", tmp_path / "missing")
+    store_module.migrations.cache_clear()
+    try:
+        with pytest.raises(store_module.StoreError, match="incomplete"):
+            await Store.open(tmp_path / "t.db")
+    finally:
+        monkeypatch.undo()
+        store_module.migrations.cache_clear()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from engine.webhook import WebhookServer
 from tests.engine.helpers import run, running_engine
+from tiercel.engine.webhook import WebhookServer
 
 UPSTREAM = """
 id: upstream

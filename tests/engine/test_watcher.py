@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from engine.engine import Engine
-from engine.events import FlowsChanged
-from engine.model import StateType
-from engine.store import Store
 from tests.engine.helpers import run
+from tiercel.engine.engine import Engine
+from tiercel.engine.events import FlowsChanged
+from tiercel.engine.model import StateType
+from tiercel.engine.store import Store
 
 
 def flow_source(flow_id: str, message: str = "hello", namespace: str = "acme.team") -> str:

@@ -14,13 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import webhook
-from engine.engine import Engine
-from engine.events import EngineError
-from engine.inputs import InputError
-from engine.model import StateType
-from engine.webhook import MAX_BODY_BYTES, WebhookServer
 from tests.engine.helpers import logs_of, running_engine
+from tiercel.engine import webhook
+from tiercel.engine.engine import Engine
+from tiercel.engine.events import EngineError
+from tiercel.engine.inputs import InputError
+from tiercel.engine.model import StateType
+from tiercel.engine.webhook import MAX_BODY_BYTES, WebhookServer
 
 KEY = "s3cr3t-Key_4wjtkzwVGBM9"
 HOOKED = f"""

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.engine import MAX_SAVE_FAILURES, SAVE_RETRY_SECONDS, Engine
-from engine.events import EngineError, Event, ExecutionChanged, LogsAppended
-from engine.model import Execution, StateType
-from engine.store import Store
+from tiercel.engine.engine import MAX_SAVE_FAILURES, SAVE_RETRY_SECONDS, Engine
+from tiercel.engine.events import EngineError, Event, ExecutionChanged, LogsAppended
+from tiercel.engine.model import Execution, StateType
+from tiercel.engine.store import Store
 
 pytestmark = pytest.mark.reliability
 

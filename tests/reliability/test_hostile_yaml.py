@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.engine import Engine
-from engine.model import StateType
-from engine.parser import MAX_FLOW_BYTES, FlowError
-from engine.store import Store
+from tiercel.engine.engine import Engine
+from tiercel.engine.model import StateType
+from tiercel.engine.parser import MAX_FLOW_BYTES, FlowError
+from tiercel.engine.store import Store
 
 pytestmark = pytest.mark.reliability
 

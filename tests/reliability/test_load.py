@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from app.app import TiercelApp, create_app
-from app.widgets.namespaces import NodeRef
-from engine.engine import Engine
-from engine.model import StateType
-from engine.store import Store
+from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.widgets.namespaces import NodeRef
+from tiercel.engine.engine import Engine
+from tiercel.engine.model import StateType
+from tiercel.engine.store import Store
 
 pytestmark = pytest.mark.reliability
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.engine import Engine
-from engine.events import ExecutionChanged
-from engine.model import StateType
-from engine.store import Store
 from tests.engine.clock import ManualClock
+from tiercel.engine.engine import Engine
+from tiercel.engine.events import ExecutionChanged
+from tiercel.engine.model import StateType
+from tiercel.engine.store import Store
 
 pytestmark = pytest.mark.reliability
 

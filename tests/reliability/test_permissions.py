@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.engine import Engine
-from engine.model import StateType
-from engine.store import Store
+from tiercel.engine.engine import Engine
+from tiercel.engine.model import StateType
+from tiercel.engine.store import Store
 
 pytestmark = pytest.mark.reliability
 

@@ -83,7 +83,7 @@ def test_a_second_engine_on_the_same_database_is_refused(
 async def test_the_dashboard_app_refuses_a_database_another_engine_owns(
     tmp_path: Path, engines: list[EngineProcess]
 ) -> None:
-    from app.app import create_app
+    from tiercel.app.app import create_app
 
     flows, db = tmp_path / "flows", tmp_path / "tiercel.db"
     write_flow(flows, "hello.yml", HELLO)

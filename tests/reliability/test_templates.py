@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.engine import Engine
-from engine.model import Execution, LogEntry, StateType
-from engine.store import Store
+from tiercel.engine.engine import Engine
+from tiercel.engine.model import Execution, LogEntry, StateType
+from tiercel.engine.store import Store
 
 pytestmark = pytest.mark.reliability
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.model import LogLevel
-from engine.tasks.base import TaskContext
-from engine.tasks.registry import Kind, Registry, TaskType
+from tiercel.engine.model import LogLevel
+from tiercel.engine.tasks.base import TaskContext
+from tiercel.engine.tasks.registry import Kind, Registry, TaskType
 
 
 async def hello(context: TaskContext) -> Mapping[str, Any] | None:
