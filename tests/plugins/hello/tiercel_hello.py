@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tiercel.engine.model import LogLevel
-from tiercel.engine.tasks.base import TaskContext
-from tiercel.engine.tasks.registry import Kind, Registry, TaskType
+from tiercel.engine.plugin import Kind, LogLevel, Registry, TaskContext, TaskType
 
 
 async def hello(context: TaskContext) -> Mapping[str, Any] | None:
