@@ -6,4 +6,6 @@ engine can be embedded anywhere.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .text import visible
+
+__all__: list[str] = ["visible"]

@@ -148,7 +148,9 @@ class Engine:
         # Execution files (kestra:// URIs) live in a folder beside the database.
         self.storage = Storage(store.path.parent / "storage")
         self.secrets = secrets or Secrets(file=_secrets_file())
+        # Every configured secret is masked in what is shown, even one no task of this process used.
         self.masker = Masker()
+        self.masker.add_all(self.secrets.values())
         self.registry = task_registry or registry()
         self.renderer = renderer or Renderer()
         self.events = EventBus()
@@ -649,8 +651,7 @@ class Engine:
         self._inbox.put_nowait(message)
 
     def _on_result(self, execution_id: str, result: WorkerResult) -> None:
-        if self.masker and result.outputs:
-            result = dataclasses.replace(result, outputs=self.masker.mask_value(result.outputs))
+        # Outputs keep their real values (later tasks read them, as in Kestra); what shows them masks.
         self._post(_Message(execution_id, "result", result))
 
     async def _loop(self) -> None:

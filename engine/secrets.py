@@ -1,11 +1,13 @@
-"""Secret values, found the way Kestra's open-source edition finds them, and their masking in logs.
+"""Secret values, found the way Kestra's open-source edition finds them, and their masking.
 
 Kestra reads ``secret('NAME')`` from the environment variable ``SECRET_NAME``, whose value is the
 secret encoded in base64 (the name is matched case-insensitively). Tiercel adds a plain
 ``KEY=VALUE`` file for local use, consulted when no such variable exists.
 
 :class:`Masker` replaces every known secret value, and the encodings a program is likely to print it
-in, with ``******``.
+in, with ``******``. It masks what is shown and logged (log lines, tables, outputs viewed, HTTP answers
+and error texts); data keeps its real value, so a task reading another task's output gets the value
+itself, as in Kestra.
 """
 
 from __future__ import annotations
@@ -177,6 +179,23 @@ class Secrets:
             raise SecretError(f"Cannot find secret for key '{name}'.")
         return value
 
+    def values(self) -> list[str]:
+        """Every secret value that can be read, for masking what is shown before any is used.
+
+        Values whose variable does not decode are left out: using them fails with its own message.
+
+        Returns:
+            The decoded values of the ``SECRET_`` variables and of the file's keys they do not hide.
+        """
+        found: list[str] = []
+        for name, (variable, encoded) in self._encoded.items():
+            try:
+                found.append(_decode(name, variable, encoded))
+            except SecretError:
+                continue
+        found.extend(value for key, value in self._plain.items() if key not in self._encoded)
+        return found
+
 
 def _decode(name: str, variable: str, encoded: str) -> str:
     # Kestra strips line breaks before decoding; other whitespace is dropped too, and missing
@@ -309,20 +328,38 @@ class Masker:
             secret: The value to mask.
             owner: Who needs it masked (an execution id); None keeps it masked for good.
         """
+        forms = self._hold(secret, owner)
+        if forms:
+            needles = set(forms)
+            if self._patterns is not None:
+                needles |= self._patterns.needles
+            self._compile(needles)
+
+    def add_all(self, secrets: Iterable[str]) -> None:
+        """Mask all these values for good, compiling the patterns once for all of them.
+
+        Args:
+            secrets: The values to mask; short ones are ignored.
+        """
+        added = False
+        for secret in secrets:
+            added = bool(self._hold(secret, None)) or added
+        if added:
+            self._compile(set().union(*self._secrets.values()))
+
+    def _hold(self, secret: str, owner: str | None) -> frozenset[str]:
+        """Record who holds a value; its lower-cased forms when it is new, else nothing."""
         if not isinstance(secret, str) or len(secret) < self._min_length:
-            return
+            return frozenset()
         holders = self._holders.setdefault(secret, set())
         holders.add(owner)
         if owner is not None:
             self._owned.setdefault(owner, set()).add(secret)
         if secret in self._secrets:
-            return
+            return frozenset()
         forms = frozenset(form.lower() for form in encodings(secret) if len(form) >= self._min_length)
         self._secrets[secret] = forms
-        needles = set(forms)
-        if self._patterns is not None:
-            needles |= self._patterns.needles
-        self._compile(needles)
+        return forms
 
     def release(self, owner: str) -> None:
         """Forget the values `owner` added, unless something else still holds them."""

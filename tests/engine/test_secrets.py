@@ -388,3 +388,69 @@ async def test_secret_inputs_are_masked_while_the_execution_runs_and_dropped_whe
                 "acme.sec", "refused", {"password": "kept-Nowhere-01", "doc": "/etc/hostname"}
             )
         assert len(engine.masker) == 0
+
+
+def test_secrets_values_are_every_readable_secret(tmp_path: Path) -> None:
+    file = tmp_path / "secrets.env"
+    file.write_text("FROM_FILE=file-value-1\nBOTH=hidden-by-env\n")
+    secrets = Secrets(
+        environ={"SECRET_TOKEN": b64("env-token-1"), "SECRET_BOTH": b64("env-wins-1"), "SECRET_BAD": "!!"},
+        file=file,
+    )
+    assert sorted(secrets.values()) == ["env-token-1", "env-wins-1", "file-value-1"]
+
+
+def test_add_all_masks_every_value_like_add() -> None:
+    masker = Masker()
+    masker.add_all(["first-value", "second-value", "ab"])
+    assert len(masker) == 2
+    assert masker.mask("first-value and second-value and ab") == f"{MASK} and {MASK} and ab"
+    masker.add("third-value", owner="e1")
+    masker.release("e1")
+    assert masker.mask("first-value third-value") == f"{MASK} third-value"
+
+
+TOKEN = "tok-Real-Value-42"
+TOKEN_FLOW = """
+id: relay
+namespace: acme.sec
+labels: {team: "{{ 'x' }}"}
+tasks:
+  - id: token
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ secret('API_TOKEN') }}"
+  - id: check
+    type: io.kestra.plugin.scripts.shell.Commands
+    env: {GOT: "{{ outputs.token.value }}"}
+    commands: ['[ "$GOT" = "tok-Real-Value-42" ] && echo "arrived intact: $GOT" || echo "corrupted: $GOT"']
+outputs:
+  - {id: token, type: STRING, value: "{{ outputs.token.value }}"}
+"""
+
+
+async def test_a_secret_output_reaches_the_next_task_intact_and_logs_stay_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SECRET_API_TOKEN", b64(TOKEN))
+    async with running_engine(tmp_path, TOKEN_FLOW) as engine:
+        execution = await run(engine, "acme.sec", "relay")
+        lines = [entry.message for entry in await logs_of(engine, execution.id)]
+        stored = await engine.store.get_execution(execution.id)
+    assert execution.state.current.value == "SUCCESS", lines
+    # Data: the real value, in the task run's outputs and the flow's outputs, as Kestra passes them on.
+    assert stored is not None
+    token_run = next(run for run in stored.task_runs if run.task_id == "token")
+    assert (token_run.outputs or {})["value"] == TOKEN
+    assert (stored.outputs or {})["token"] == TOKEN
+    # Shown: masked.
+    assert "arrived intact: ******" in lines, lines
+    assert not any(TOKEN in line for line in lines)
+    assert not any("corrupted" in line for line in lines)
+
+
+async def test_every_configured_secret_is_masked_before_any_task_uses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SECRET_UNUSED_KEY", b64("never-Rendered-77"))
+    async with running_engine(tmp_path) as engine:
+        assert engine.masker.mask("saw never-Rendered-77") == f"saw {MASK}"
