@@ -16,7 +16,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -404,7 +404,9 @@ class WebhookServer:
             "headers": dict(request.headers),
             "parameters": _parameters(split.query),
         }
-        return await self._execute(flow, trigger, variables)
+        answer = await self._execute(flow, trigger, variables)
+        # The answer is shown to the client: secret values in outputs and error texts go out masked.
+        return replace(answer, body=self.engine.masker.mask_value(answer.body))
 
     def _matching_trigger(self, flow: Flow, key: str) -> TriggerSpec | None:
         """The flow's webhook trigger whose rendered key equals `key` (compared in constant time)."""
