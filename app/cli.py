@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tiercel.engine.text import visible
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED = 0, 1, 2, 3
 
 
@@ -52,7 +54,13 @@ def parse_pairs(pairs: Sequence[str], what: str) -> dict[str, str]:
 
 
 def say(text: str = "", *, err: bool = False) -> None:
-    print(text, file=sys.stderr if err else sys.stdout, flush=True)
+    """Print one message; every command prints through here.
+
+    What is printed holds untrusted text (log lines, ids, error messages quoting flow files), so
+    control characters are shown as ``\\xNN`` rather than obeyed by the terminal. JSON output is left
+    as it is: ``json.dumps`` already escapes them (keep its default ``ensure_ascii``).
+    """
+    print(visible(text), file=sys.stderr if err else sys.stdout, flush=True)
 
 
 def format_log(entry: Any) -> str:
