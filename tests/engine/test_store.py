@@ -101,6 +101,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 @pytest.fixture
 def fresh_migrations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Migration tests start from schema version 1 alone, whatever migrations the engine ships."""
+    (tmp_path / "no-migrations").mkdir()
     monkeypatch.setattr(store_module, "_MIGRATIONS_DIR", tmp_path / "no-migrations")
     migrations.cache_clear()
     yield
@@ -661,6 +662,7 @@ async def test_broken_migration_rolls_back(
     assert raw_count(path, "PRAGMA user_version") == 1
     assert raw_count(path, "SELECT count(*) FROM sqlite_master WHERE name = 'half'") == 0
     # The failed open released the lock.
+    (tmp_path / "none").mkdir()
     monkeypatch.setattr(store_module, "_MIGRATIONS_DIR", tmp_path / "none")
     migrations.cache_clear()
     async with await Store.open(path) as store:
