@@ -1,7 +1,10 @@
 """A local control channel: commands reach the engine that owns a database through a Unix socket.
 
 The socket sits beside the database (`tiercel.db.sock`, mode 0600), so only the same user can
-drive the engine. One request per connection: a JSON line in, a JSON line out. Both sides read with
+drive the engine. Both sides check the other is that user: the client talks only to a socket that
+is this user's (not a link, not writable by others) and served by a process of this user, the
+server answers only processes of its user. One request per connection: a JSON line in, a JSON line
+out. Both sides read with
 limits sized to the protocol (a request is small, a reply such as the trigger list can be large), and
 every failure, on either side, becomes an answer of the form {"ok": false, "error": message}.
 """
@@ -12,9 +15,15 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
+import stat
+import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from .private_files import UnsafeFileError, check_private, check_private_path, user_name
+from .store import StoreError
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 MAX_REQUEST_BYTES = 1 << 20
@@ -35,6 +44,16 @@ def _mib(size: int) -> str:
     return f"{size / (1 << 20):g} MiB"
 
 
+def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
+    """The uid of the process at the other end of a Unix socket (None where the OS cannot say)."""
+    sock = writer.get_extra_info("socket")
+    if sock is None or not hasattr(socket, "SO_PEERCRED"):
+        return None
+    size = struct.calcsize("3i")
+    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, size))
+    return int(uid)
+
+
 class ControlServer:
     """Serves requests with `handler` until stopped."""
 
@@ -44,8 +63,24 @@ class ControlServer:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        """Listen on the socket beside the database, replacing a stale socket of this user's.
+
+        Raises:
+            StoreError: Something other than this user's private socket is in the way (a link,
+                another user's file), or the socket was replaced as it was made.
+        """
+        try:
+            info = os.lstat(self.path)
+        except FileNotFoundError:
+            pass
+        else:
+            try:
+                check_private(info, self.path, "control socket", kind=stat.S_ISSOCK, single_link=False)
+            except UnsafeFileError as exc:
+                raise StoreError(str(exc)) from exc
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        # Made 0600 by the umask: no chmod, which would follow a link put in the socket's place.
         old = os.umask(0o177)
         try:
             self._server = await asyncio.start_unix_server(
@@ -53,7 +88,12 @@ class ControlServer:
             )
         finally:
             os.umask(old)
-        os.chmod(self.path, 0o600)
+        try:
+            check_private_path(self.path, "control socket", kind=stat.S_ISSOCK)
+        except UnsafeFileError as exc:
+            self._server.close()
+            self._server = None
+            raise StoreError(str(exc)) from exc
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -65,7 +105,13 @@ class ControlServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            reply = await self._answer(reader)
+            peer = _peer_uid(writer)
+            if peer is not None and peer != os.geteuid():
+                reply = _failure(
+                    f"only {user_name(os.geteuid(), with_uid=False)} may use this engine's control channel"
+                )
+            else:
+                reply = await self._answer(reader)
             writer.write(_encode_reply(reply))
             await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
@@ -110,17 +156,32 @@ def _encode_reply(reply: dict[str, Any]) -> bytes:
 async def send(db: Path, request: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
     """Send one request to the engine owning `db` and return its answer.
 
+    The request goes only to this user's own socket, served by a process of this user: anything
+    else (a link, another user's socket or server) could be someone listening for it.
+
     Raises:
         OSError: No engine listens on the socket (or it did not accept the connection in time).
-    Every other failure (no answer, a too large or malformed answer) is returned as
-    {"ok": False, "error": message}.
+    Every other failure (an unsafe socket, no answer, a too large or malformed answer) is returned
+    as {"ok": False, "error": message}.
     """
     data = json.dumps(request).encode() + b"\n"
     if len(data) > MAX_REQUEST_BYTES:
         return _failure(f"request too large: over {_mib(MAX_REQUEST_BYTES)}")
+    path = socket_path(db)
+    try:
+        check_private_path(path, "control socket", kind=stat.S_ISSOCK)
+    except UnsafeFileError as exc:
+        return _failure(str(exc))
     reader, writer = await asyncio.wait_for(
-        asyncio.open_unix_connection(str(socket_path(db)), limit=MAX_REPLY_BYTES), timeout
+        asyncio.open_unix_connection(str(path), limit=MAX_REPLY_BYTES), timeout
     )
+    peer = _peer_uid(writer)
+    if peer is not None and peer != os.geteuid():
+        writer.close()
+        return _failure(
+            f"refusing the control socket {path}: the process serving it runs as {user_name(peer)}, "
+            f"not as you ({user_name(os.geteuid(), with_uid=False)}); stop it or use a database of your own"
+        )
     try:
         writer.write(data)
         await writer.drain()

@@ -8,8 +8,10 @@ only after that commit, so a caller knows its write is durable. Reads go through
 separate connections (WAL lets them run beside the writer).
 
 One engine owns a database at a time: `Store.open` takes an exclusive `flock` on `<db>.lock` and
-writes its pid there. `Store.open(..., readonly=True)` takes no lock and opens the file read-only,
-for headless commands that look at a database an engine is using.
+writes its pid there. The database, its -wal and -shm files and the lock are opened without
+following links and must belong to the user and be writable by nobody else (see `private_files`).
+`Store.open(..., readonly=True)` takes no lock and opens the file read-only, for headless commands
+that look at a database an engine is using.
 
 The schema lives in `schema.sql` (version 1); later versions are files in `migrations/` named
 `NNNN_<name>.sql` (`0002_add_something.sql` is version 2). The version is kept in
@@ -42,6 +44,7 @@ from urllib.parse import quote
 import aiosqlite
 
 from .model import Execution, LogEntry, LogLevel, TaskRun, iso, parse_iso, utcnow
+from .private_files import UnsafeFileError, check_private_path, open_private, same_file
 from .process import ProcessRecord
 
 __all__ = [
@@ -318,15 +321,25 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
+#: The files SQLite keeps beside a WAL database.
+_COMPANIONS = ("-wal", "-shm")
+
+
 def _lock_path(db: Path) -> Path:
     return db.with_name(db.name + ".lock")
 
 
 def _acquire_lock(db: Path) -> int:
-    """Take the exclusive lock on `<db>.lock` and write our pid into it; return its descriptor."""
+    """Take the exclusive lock on `<db>.lock` and write our pid into it; return its descriptor.
+
+    The lock file is opened without following a link and must be this user's and private: it is
+    truncated, so a link planted there must never lead to another file.
+    """
     lock_path = _lock_path(db)
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = open_private(lock_path, "lock file")
+    except UnsafeFileError as exc:
+        raise StoreError(str(exc)) from exc
     except OSError as exc:
         raise StoreError(f"cannot open lock file {lock_path}: {exc.strerror}") from exc
     try:
@@ -343,6 +356,40 @@ def _acquire_lock(db: Path) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def _open_database_files(db: Path) -> list[tuple[int, Path]]:
+    """Open (creating) the database and its -wal and -shm files as private files; return them.
+
+    SQLite opens these files again by name and follows links: opening them first, without following
+    links, means a link planted by someone else is refused before SQLite writes through it. A leftover
+    -journal is checked too, as SQLite would roll it into the database.
+    """
+    held: list[tuple[int, Path]] = []
+    try:
+        held.append((open_private(db, "database"), db))
+        for suffix in _COMPANIONS:
+            companion = db.with_name(db.name + suffix)
+            held.append((open_private(companion, f"database's {suffix} file"), companion))
+        check_private_path(db.with_name(db.name + "-journal"), "database's -journal file")
+    except BaseException:
+        for fd, _ in held:
+            os.close(fd)
+        raise
+    return held
+
+
+def _check_database_files(held: Sequence[tuple[int, Path]]) -> None:
+    """After SQLite opened the files: the database is still the file checked, its companions private.
+
+    SQLite may replace an empty -wal of an empty database with its own, so companions are checked
+    again by path rather than compared with the descriptors held.
+    """
+    (db_fd, db), *companions = held
+    if not same_file(db_fd, db):
+        raise UnsafeFileError(f"the database {db} was replaced while Tiercel opened it; try again")
+    for _, companion in companions:
+        check_private_path(companion, f"database's {companion.name[len(db.name) :]} file")
 
 
 def _read_pid(fd: int) -> int | None:
@@ -687,7 +734,9 @@ class Store:
         Raises:
             StoreLockedError: Another Tiercel process owns the database.
             StoreError: The database cannot be opened, is not a Tiercel database, or needs a
-                schema version this Tiercel does not know.
+                schema version this Tiercel does not know; or (not read-only) the database, a
+                companion file or the lock is a symbolic link, another user's, writable by group or
+                others, or hard-linked.
         """
         db = Path(path).expanduser().absolute()
         store = cls(db, readonly=readonly)
@@ -713,13 +762,24 @@ class Store:
             except OSError as exc:
                 raise StoreError(f"cannot create the folder {db.parent}: {exc.strerror}") from exc
             self._lock_fd = _acquire_lock(db)
+            held: list[tuple[int, Path]] = []
             try:
-                os.close(os.open(db, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+                held = _open_database_files(db)
                 conn = _open_writer(db, busy_timeout)
+                try:
+                    _check_database_files(held)
+                except BaseException:
+                    conn.close()
+                    raise
+            except UnsafeFileError as exc:
+                raise StoreError(str(exc)) from exc
             except OSError as exc:
                 raise StoreError(f"cannot create the database {db}: {exc.strerror}") from exc
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open the database {db}: {exc}") from exc
+            finally:
+                for fd, _ in held:
+                    os.close(fd)
         self._writer = _Writer(conn)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiercel-store-writer")
         loop = asyncio.get_running_loop()

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import shutil
+import stat
+import tempfile
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -15,7 +20,7 @@ import pytest
 from tiercel.engine import control
 from tiercel.engine.control import MAX_REPLY_BYTES, MAX_REQUEST_BYTES, ControlServer, send, socket_path
 from tiercel.engine.engine import Engine
-from tiercel.engine.store import Store
+from tiercel.engine.store import Store, StoreError
 
 TRIGGERS = 400
 
@@ -198,3 +203,146 @@ async def test_the_client_turns_bad_answers_into_messages(tmp_path: Path) -> Non
 async def test_no_engine_listening_raises_oserror(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         await send(tmp_path / "nobody.db", {"command": "triggers"})
+
+
+# -- another local user ---------------------------------------------------------------------------
+
+NOBODY = 65534
+# The system's interpreter: the test's own may live where another user cannot read it.
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+as_another_user = pytest.mark.skipif(
+    os.geteuid() != 0 or not SYSTEM_PYTHON.exists(), reason="running a process as nobody needs root"
+)
+
+LISTEN_AS_NOBODY = """
+import socket, sys, time
+server = socket.socket(socket.AF_UNIX)
+server.bind(sys.argv[1])
+server.listen()
+print("ready", flush=True)
+conn, _ = server.accept()
+sys.stdout.write(conn.recv(65536).decode())
+sys.stdout.flush()
+conn.sendall(b'{"ok": true, "executionId": "forged"}\\n')
+time.sleep(1)
+"""
+
+ASK_AS_NOBODY = """
+import socket, sys
+client = socket.socket(socket.AF_UNIX)
+client.connect(sys.argv[1])
+try:
+    client.sendall(b'{"command": "triggers"}\\n')
+except BrokenPipeError:
+    pass  # answered and closed before the request was read
+print(client.makefile().readline(), end="")
+"""
+
+
+async def answer_ok(request: dict[str, Any]) -> dict[str, Any]:
+    return {"ok": True}
+
+
+@pytest.fixture
+def shared_folder() -> Iterator[Path]:
+    """A folder every local user can enter and write (as a team folder would be)."""
+    folder = Path(tempfile.mkdtemp(prefix="tiercel-shared-"))
+    folder.chmod(0o777)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def test_the_server_refuses_a_link_in_the_sockets_place_and_leaves_its_target(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    victim.chmod(0o644)
+    db = tmp_path / "x.db"
+    socket_path(db).symlink_to(victim)
+
+    with pytest.raises(StoreError, match=r"control socket .* is a symbolic link"):
+        await ControlServer(db, answer_ok).start()
+    assert victim.read_text() == "keep me\n"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+    # The client does not follow it either.
+    reply = await send(db, {"command": "triggers"})
+    assert reply["ok"] is False and "is a symbolic link" in reply["error"]
+
+
+@needs_root
+async def test_the_server_refuses_another_users_file_in_the_sockets_place(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    socket_path(db).touch()
+    os.chown(socket_path(db), NOBODY, NOBODY)
+    with pytest.raises(StoreError, match=r"belongs to .*uid 65534"):
+        await ControlServer(db, answer_ok).start()
+    assert socket_path(db).exists()
+
+
+@needs_root
+async def test_the_client_refuses_a_socket_owned_by_another_user(tmp_path: Path) -> None:
+    calls: list[dict[str, Any]] = []
+
+    async def record(request: dict[str, Any]) -> dict[str, Any]:
+        calls.append(request)
+        return {"ok": True}
+
+    async with serving(tmp_path, record) as db:
+        os.chown(socket_path(db), NOBODY, NOBODY)
+        reply = await send(db, {"command": "kill", "executionId": "x"})
+    assert reply["ok"] is False
+    assert f"refusing the control socket {socket_path(db)}: it belongs to" in reply["error"]
+    assert calls == []
+
+
+async def test_the_client_refuses_a_socket_writable_by_others(tmp_path: Path) -> None:
+    async with serving(tmp_path, answer_ok) as db:
+        socket_path(db).chmod(0o666)
+        reply = await send(db, {"command": "triggers"})
+    assert reply["ok"] is False and "writable by group and others" in reply["error"]
+
+
+@as_another_user
+async def test_the_client_refuses_a_server_run_by_another_user(shared_folder: Path) -> None:
+    db = shared_folder / "team.db"
+    listener = await asyncio.create_subprocess_exec(
+        str(SYSTEM_PYTHON), "-c", LISTEN_AS_NOBODY, str(socket_path(db)),
+        user=NOBODY, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert listener.stdout is not None
+        assert await asyncio.wait_for(listener.stdout.readline(), 20) == b"ready\n"
+        # The socket file is made to look like ours: only the peer's credentials give it away.
+        os.chown(socket_path(db), os.geteuid(), os.getegid())
+        os.chmod(socket_path(db), 0o600)
+        reply = await send(db, {"command": "resume", "executionId": "x", "inputs": {"pin": "1234"}})
+        heard = await asyncio.wait_for(listener.stdout.read(), 20)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            listener.kill()
+        await listener.wait()
+    assert reply["ok"] is False
+    assert "the process serving it runs as nobody (uid 65534)" in reply["error"]
+    assert b"1234" not in heard and heard == b""
+
+
+@as_another_user
+async def test_the_server_answers_only_its_own_user(shared_folder: Path) -> None:
+    calls: list[dict[str, Any]] = []
+
+    async def record(request: dict[str, Any]) -> dict[str, Any]:
+        calls.append(request)
+        return {"ok": True}
+
+    async with serving(shared_folder, record) as db:
+        socket_path(db).chmod(0o666)  # as if the mode had been loosened: the server still checks
+        asker = await asyncio.create_subprocess_exec(
+            str(SYSTEM_PYTHON), "-c", ASK_AS_NOBODY, str(socket_path(db)),
+            user=NOBODY, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(asker.communicate(), 20)
+    answer = json.loads(out)
+    assert answer["ok"] is False and "may use this engine's control channel" in answer["error"]
+    assert calls == []

@@ -740,6 +740,99 @@ async def test_files_are_private_under_umask_022(tmp_path: Path) -> None:
         os.umask(previous)
 
 
+# Another local user's files in a shared folder (the tests run as root, which may chown to nobody).
+NOBODY = 65534
+VICTIM_TEXT = "a file of the user's that Tiercel must never write\n"
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+
+
+def companion(db: Path, suffix: str) -> Path:
+    return db.with_name(db.name + suffix)
+
+
+@pytest.mark.parametrize("suffix", [".lock", "", "-wal", "-shm", "-journal"])
+async def test_a_planted_symlink_is_refused_and_its_target_left_intact(tmp_path: Path, suffix: str) -> None:
+    db = tmp_path / "team" / "team.db"
+    db.parent.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text(VICTIM_TEXT)
+    companion(db, suffix).symlink_to(victim)
+
+    with pytest.raises(StoreError, match="is a symbolic link") as caught:
+        await Store.open(db)
+    assert str(companion(db, suffix)) in str(caught.value)
+    assert "Remove it" in str(caught.value)
+    assert victim.read_text() == VICTIM_TEXT
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+    # Refused, not locked: removing the link is enough.
+    companion(db, suffix).unlink()
+    async with await Store.open(db) as store:
+        await store.kv_set("acme", "k", 1)
+    assert victim.read_text() == VICTIM_TEXT
+
+
+@needs_root
+@pytest.mark.parametrize("suffix", ["", ".lock", "-wal", "-shm"])
+async def test_a_file_owned_by_another_user_is_refused(tmp_path: Path, suffix: str) -> None:
+    db = tmp_path / "team.db"
+    async with await Store.open(db) as store:
+        await store.kv_set("acme", "k", 1)
+    planted = companion(db, suffix)
+    planted.touch(mode=0o600)
+    os.chown(planted, NOBODY, NOBODY)
+
+    with pytest.raises(StoreError, match=r"belongs to .*uid 65534.*not to you") as caught:
+        await Store.open(db)
+    assert str(planted) in str(caught.value)
+    assert "--db or TIERCEL_DB" in str(caught.value)
+    assert planted.stat().st_uid == NOBODY
+
+
+@needs_root
+async def test_a_database_precreated_world_writable_by_another_user_is_not_adopted(tmp_path: Path) -> None:
+    db = tmp_path / "team.db"
+    previous = os.umask(0)
+    try:
+        os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o666))
+    finally:
+        os.umask(previous)
+    os.chown(db, NOBODY, NOBODY)
+
+    with pytest.raises(StoreError, match="refusing the database"):
+        await Store.open(db)
+    assert db.stat().st_size == 0  # nothing written into it
+    assert not companion(db, "-wal").exists()
+
+
+@pytest.mark.parametrize("suffix", ["", ".lock", "-wal"])
+async def test_a_file_writable_by_others_is_refused_with_the_fix(tmp_path: Path, suffix: str) -> None:
+    db = tmp_path / "team.db"
+    async with await Store.open(db):
+        pass
+    planted = companion(db, suffix)
+    planted.touch()
+    os.chmod(planted, 0o666)
+
+    with pytest.raises(StoreError, match=r"writable by group and others \(mode 0666\)") as caught:
+        await Store.open(db)
+    assert f"chmod 600 {planted}" in str(caught.value)
+    os.chmod(planted, 0o600)
+    async with await Store.open(db):
+        pass
+
+
+async def test_a_hard_linked_database_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "team.db"
+    victim = tmp_path / "victim.txt"
+    victim.write_text(VICTIM_TEXT)
+    os.chmod(victim, 0o600)
+    os.link(victim, db)
+
+    with pytest.raises(StoreError, match="has 2 hard links"):
+        await Store.open(db)
+    assert victim.read_text() == VICTIM_TEXT
+
+
 # ---------------------------------------------------------------------------------------------
 # Failures
 # ---------------------------------------------------------------------------------------------

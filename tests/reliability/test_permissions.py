@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from tests.reliability.conftest import TIERCEL, write_flow
 from tiercel.engine.engine import Engine
 from tiercel.engine.model import StateType
 from tiercel.engine.store import Store
@@ -107,3 +109,69 @@ async def test_database_storage_and_working_folders_are_private(tmp_path: Path) 
     for path in [storage, *storage.rglob("*")]:
         expected = "700" if path.is_dir() else "600"
         assert mode(path) == expected, (str(path), mode(path))
+
+
+# -- a folder shared with other local users ---------------------------------------------------------
+
+HELLO = """\
+id: hello
+namespace: rel.perms
+tasks:
+  - id: greet
+    type: io.kestra.plugin.core.log.Log
+    message: hello
+"""
+VICTIM_TEXT = "another file of the user's, which no tiercel command may write\n"
+NOBODY = 65534
+
+
+def tiercel_run(flows: Path, db: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(TIERCEL), "run", "--flows", str(flows), "--db", str(db), "rel.perms", "hello"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_lock_file_planted_as_a_symlink_is_refused_and_its_target_kept(tmp_path: Path) -> None:
+    flows, team = tmp_path / "flows", tmp_path / "team"
+    write_flow(flows, "hello.yml", HELLO)
+    team.mkdir(mode=0o777)
+    victim = tmp_path / "important.txt"
+    victim.write_text(VICTIM_TEXT)
+    db = team / "team.db"
+    (team / "team.db.lock").symlink_to(victim)
+
+    refused = tiercel_run(flows, db)
+    print(f"\nlock planted as a symlink: exit {refused.returncode}: {refused.stderr.strip()}")
+    assert refused.returncode == 2, refused.stderr
+    assert f"refusing the lock file {team / 'team.db.lock'}: it is a symbolic link" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert victim.read_text() == VICTIM_TEXT
+    assert not db.exists()
+
+    (team / "team.db.lock").unlink()
+    ran = tiercel_run(flows, db)
+    assert ran.returncode == 0, ran.stderr
+    assert victim.read_text() == VICTIM_TEXT
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a file another user's needs root")
+def test_a_database_precreated_0666_by_another_user_is_refused(tmp_path: Path) -> None:
+    flows, team = tmp_path / "flows", tmp_path / "team"
+    write_flow(flows, "hello.yml", HELLO)
+    team.mkdir(mode=0o777)
+    db = team / "team.db"
+    with umask(0):
+        os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o666))
+    os.chown(db, NOBODY, NOBODY)
+
+    refused = tiercel_run(flows, db)
+    print(f"\ndatabase of another user: exit {refused.returncode}: {refused.stderr.strip()}")
+    assert refused.returncode == 2, refused.stderr
+    assert f"refusing the database {db}: it belongs to nobody (uid 65534)" in refused.stderr
+    assert "--db or TIERCEL_DB" in refused.stderr
+    assert db.stat().st_size == 0 and db.stat().st_uid == NOBODY
+    assert sorted(path.name for path in team.iterdir()) == ["team.db", "team.db.lock"]
