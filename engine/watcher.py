@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -38,7 +39,14 @@ def _relevant(folder: Path) -> Callable[[Change, str], bool]:
 
 
 class FlowWatcher:
-    """Runs `on_change` with the changed flow files, or with None when a whole folder changed."""
+    """Runs `on_change` with the changed flow files, or with None when a whole folder changed.
+
+    Each real folder under the flows folder is watched on its own, without following links: a link
+    to an ancestor (or to a large tree elsewhere) is neither a loop nor a flood of watches, as the
+    catalog does not follow links either. Folders added or removed change the set watched. The
+    flows folder itself is held open while watched, so a folder made under the same name after it
+    was removed cannot reuse its identity (file systems hand a freed inode number out again).
+    """
 
     def __init__(self, folder: Path, on_change: OnChange) -> None:
         self.folder = folder
@@ -46,12 +54,15 @@ class FlowWatcher:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
+        self.watched: frozenset[Path] = frozenset()  # the folders watched now
+        self._round = asyncio.Event()  # ends the current watch (stopping, or folders added or removed)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tiercel-watcher")
 
     async def stop(self) -> None:
         self._stop.set()
+        self._round.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -61,43 +72,59 @@ class FlowWatcher:
         folder = self.folder.resolve()
         first = True
         while not self._stop.is_set():
-            identity = _identity(folder)
-            if identity is None:  # the folder is gone (a checkout or a deploy swapping it): wait for it
+            held = _hold(folder)
+            if held is None:  # the folder is gone (a checkout or a deploy swapping it): wait for it
                 if not first:
                     await self._apply(None)  # its flows are gone too
                 first = False
-                while _identity(folder) is None and not self._stop.is_set():
+                while not folder.is_dir() and not self._stop.is_set():
                     await asyncio.sleep(RECHECK_SECONDS)
                 continue
-            if not first:
-                await self._apply(None)  # what changed while nothing watched
-            first = False
             try:
-                await self._watch(folder, identity)
+                if not first:
+                    await self._apply(None)  # what changed while nothing watched
+                first = False
+                await self._watch(folder, held)
             except Exception:  # watching failed: try again, rather than go on with stale flows
                 _log.exception("watching %s failed; watching again", folder)
                 await asyncio.sleep(RECHECK_SECONDS)
+            finally:
+                os.close(held)
+                self.watched = frozenset()
 
-    async def _watch(self, folder: Path, identity: tuple[int, int]) -> None:
+    async def _watch(self, folder: Path, held: int) -> None:
         """Hand changes over until stopped, or until the folder is removed or replaced."""
-        watch = awatch(
-            folder,
-            watch_filter=_relevant(folder),
-            debounce=DEBOUNCE_MS,
-            step=STEP_MS,
-            stop_event=self._stop,
-            recursive=True,
-            yield_on_timeout=True,
-            rust_timeout=1_000,
-        )
-        async for changes in watch:
-            self.ready.set()
-            if changes:
-                paths = {Path(name) for _, name in changes}
-                whole = any(path.suffix not in FLOW_SUFFIXES for path in paths)
-                await self._apply(None if whole else paths)
-            if _identity(folder) != identity:
-                return  # gone, or a new folder under the same name: that needs a new watch
+        folders = _folders(folder)
+        catch_up = False
+        while not self._stop.is_set():
+            self.watched = folders
+            self._round = asyncio.Event()
+            watch = awatch(
+                *sorted(folders),
+                watch_filter=_relevant(folder),
+                debounce=DEBOUNCE_MS,
+                step=STEP_MS,
+                stop_event=self._round,
+                recursive=False,
+                yield_on_timeout=True,
+                rust_timeout=1_000,
+            )
+            async for changes in watch:
+                self.ready.set()
+                if catch_up:  # files written in a new folder before it was watched
+                    catch_up = False
+                    await self._apply(None)
+                if changes:
+                    paths = {Path(name) for _, name in changes}
+                    whole = any(path.suffix not in FLOW_SUFFIXES for path in paths)
+                    await self._apply(None if whole else paths)
+                    if whole:
+                        found = _folders(folder)
+                        if found != folders:
+                            folders, catch_up = found, True
+                            self._round.set()
+                if _swapped(folder, held):
+                    return  # gone, or a new folder under the same name: that needs a new watch
 
     async def _apply(self, paths: set[Path] | None) -> None:
         try:
@@ -106,10 +133,30 @@ class FlowWatcher:
             _log.exception("could not apply changes in %s", self.folder)
 
 
-def _identity(folder: Path) -> tuple[int, int] | None:
-    """Which folder is there under that name (device, inode), or None when there is none."""
+def _folders(folder: Path) -> frozenset[Path]:
+    """The real folders under `folder` (itself included) that can hold flows: links, dot-folders and
+    the namespace files are left out, as the catalog leaves them out."""
+    found = {folder}
+    for root, dirs, _ in os.walk(folder, followlinks=False):
+        top = Path(root) == folder
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not (top and d == NAMESPACE_FILES_FOLDER)]
+        found.update(Path(root) / d for d in dirs if not (Path(root) / d).is_symlink())
+    return frozenset(found)
+
+
+def _hold(folder: Path) -> int | None:
+    """The folder opened (so its inode stays taken while watched), or None when there is none."""
     try:
-        found = folder.stat()
+        return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return None
-    return (found.st_dev, found.st_ino)
+
+
+def _swapped(folder: Path, held: int) -> bool:
+    """Whether the folder held was removed, or another folder now stands under its name."""
+    try:
+        mine = os.fstat(held)
+        there = folder.stat()
+    except OSError:
+        return True
+    return mine.st_nlink == 0 or (mine.st_dev, mine.st_ino) != (there.st_dev, there.st_ino)

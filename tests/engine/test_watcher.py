@@ -255,3 +255,40 @@ async def running_engine_on(tmp_path: Path) -> AsyncIterator[Engine]:
         yield engine
     finally:
         await engine.stop()
+
+
+async def test_a_flows_folder_swapped_at_once_is_still_watched(tmp_path: Path) -> None:
+    # `rm -rf flows; mkdir flows` in one go: ext4 hands the freed inode number to the new folder, so
+    # the folder's (device, inode) alone cannot tell the new folder from the old one.
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "a.yml").write_text(flow_source("a"))
+    async with watching(tmp_path) as engine:
+        for round_ in range(3):
+            shutil.rmtree(folder)
+            folder.mkdir()
+            (folder / f"b{round_}.yml").write_text(flow_source(f"b{round_}"))
+            await until(lambda n=f"b{round_}": revision(engine, n) == 1)
+            (folder / f"c{round_}.yml").write_text(flow_source(f"c{round_}"))  # later saves too
+            await until(lambda n=f"c{round_}": revision(engine, n) == 1)
+        assert revision(engine, "a") is None
+
+
+async def test_a_link_to_an_ancestor_is_not_followed_and_new_folders_are_watched(tmp_path: Path) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "up").symlink_to("..")  # a loop, and a way out to everything around the folder
+    (tmp_path / "elsewhere").mkdir()
+    async with watching(tmp_path) as engine:
+        assert engine.watcher is not None
+        assert all(path.is_relative_to(folder.resolve()) for path in engine.watcher.watched)
+        (folder / "team").mkdir()
+        await until(lambda: folder.resolve() / "team" in engine.watcher.watched)  # type: ignore[union-attr]
+        (folder / "team" / "a.yml").write_text(flow_source("a"))
+        await until(lambda: revision(engine, "a") == 1)
+        (folder / "team" / "deep").mkdir()
+        (folder / "team" / "deep" / "b.yml").write_text(flow_source("b"))  # at once: no wait for the watch
+        await until(lambda: revision(engine, "b") == 1)
+        (tmp_path / "elsewhere" / "c.yml").write_text(flow_source("c"))  # outside: not a flow of the folder
+        await asyncio.sleep(1.5)
+        assert revision(engine, "c") is None
