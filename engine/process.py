@@ -1,18 +1,19 @@
 """Run a task's program as a subprocess: stream its lines in bounded memory, and kill all it started.
 
 The program runs in a session (and process group) of its own, with stdin from /dev/null and an extra
-environment variable ``TIERCEL_PROCESS_TOKEN`` holding a random token. Descendants that leave the
-group (``setsid``, double fork) keep the token in their environment, so on Linux they are found by
-scanning ``/proc/*/environ``; elsewhere only the group (and session) can be reached.
+environment variable ``TIERCEL_PROCESS_TOKEN`` holding a random token. On Linux the engine is a child
+subreaper, so descendants that leave the group, shed the token and lose their parent are re-parented
+to the engine rather than to init, where `engine.proctree` finds them; elsewhere only the group (and
+session) can be reached.
 
 Stopping follows Kestra's task semantics:
 
 * Cancellation of the calling task (how kill and timeout reach a process): SIGTERM to the group and
-  every token holder, up to ``kill_grace`` seconds for them to exit, then SIGKILL until none is left;
-  the pipes are read to the end and only then is ``CancelledError`` re-raised.
-* Normal exit of the program: the task is finished, so any background process it left behind (still
-  in its group or session, or holding the token) is killed at once with SIGKILL, before the result is
-  returned. Its output up to that point is still delivered.
+  every process of the program, up to ``kill_grace`` seconds for them to exit, then SIGKILL until
+  none is left; the pipes are read to the end and only then is ``CancelledError`` re-raised.
+* Normal exit of the program: the task is finished, so any background process it left behind is
+  killed at once with SIGKILL, before the result is returned. Its output up to that point is still
+  delivered.
 
 While a program runs, the ``ProcessWatch`` set in ``PROCESS_WATCH`` (if any) holds a ``ProcessRecord``
 of it: its group, the start time of its leader and its token. The engine keeps these records in its
@@ -36,18 +37,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from .proctree import HAS_PROC, TASK_FOLDER_PREFIX, TOKEN_ENV, ProgramTree, become_subreaper, leftovers
+from .secrets import ENV_PREFIX
+
 __all__ = [
     "PROCESS_WATCH",
+    "TASK_FOLDER_PREFIX",
     "TOKEN_ENV",
     "ProcessError",
     "ProcessRecord",
     "ProcessResult",
     "ProcessWatch",
+    "engine_environment",
     "kill_leftovers",
     "run_process",
 ]
-
-TOKEN_ENV = "TIERCEL_PROCESS_TOKEN"
 
 _READ_CHUNK = 64 * 1024
 # Seconds between checks while waiting for processes to exit.
@@ -60,8 +64,23 @@ _REAP_POLL = 0.0005
 _PIPE_IDLE = 0.5
 # ... or after this long in total, even if such a process keeps writing.
 _PIPE_FINISH_LIMIT = 10.0
-_PROC = "/proc"
-_HAS_PROC = sys.platform.startswith("linux") and os.path.isdir(f"{_PROC}/self")
+
+
+# The variables the engine reads secrets from, beside ``SECRET_*`` (see engine.secrets).
+SECRETS_FILE_ENV = "TIERCEL_SECRETS_FILE"
+
+
+def engine_environment() -> dict[str, str]:
+    """The engine's environment as task programs inherit it: without the variables holding secrets.
+
+    ``SECRET_*`` (what ``secret()`` reads) and ``TIERCEL_SECRETS_FILE`` are left out: a program that
+    never asked for a secret must not be able to print one. A task's own ``env`` is added on top.
+    """
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(ENV_PREFIX) and name != SECRETS_FILE_ENV
+    }
 
 
 class ProcessError(Exception):
@@ -177,6 +196,8 @@ async def run_process(
         raise ValueError(f"max_line_chars must be at least 1, not {max_line_chars}")
     watch = PROCESS_WATCH.get()
     token = (watch.token_prefix if watch is not None else "") + secrets.token_hex(16)
+    # Before the first program starts: its orphans must come to the engine, not to init.
+    become_subreaper()
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -192,18 +213,36 @@ async def run_process(
         raise ProcessError(_start_failure(argv[0], cwd, exc)) from exc
 
     assert proc.stdout is not None and proc.stderr is not None
-    tree = _ProcessTree(proc.pid, token)
-    pumps = [
-        _Pump(proc.stdout, False, on_line, drain, max_line_chars),
-        _Pump(proc.stderr, True, on_line, drain, max_line_chars),
-    ]
-    stop = _Stopper(proc, tree, pumps)
-    record = ProcessRecord(proc.pid, proc.pid, tree.start_ticks, token)
+    tree = ProgramTree(proc.pid, token, str(cwd), _pipe_names(proc))
     try:
-        return await _follow(proc, stop, pumps, kill_grace, watch, record)
+        pumps = [
+            _Pump(proc.stdout, False, on_line, drain, max_line_chars),
+            _Pump(proc.stderr, True, on_line, drain, max_line_chars),
+        ]
+        stop = _Stopper(proc, tree, pumps)
+        record = ProcessRecord(proc.pid, proc.pid, tree.start_ticks, token)
+        try:
+            return await _follow(proc, stop, pumps, kill_grace, watch, record)
+        finally:
+            if watch is not None:
+                watch.ended(record)
     finally:
-        if watch is not None:
-            watch.ended(record)
+        tree.close()
+
+
+def _pipe_names(proc: asyncio.subprocess.Process) -> list[str]:
+    """The program's output pipes as /proc names them (``pipe:[inode]``): who holds one is its."""
+    transport = getattr(proc, "_transport", None)
+    if not HAS_PROC or not isinstance(transport, asyncio.SubprocessTransport):
+        return []
+    names = []
+    for fd in (1, 2):
+        pipe = transport.get_pipe_transport(fd)
+        file = pipe.get_extra_info("pipe") if pipe is not None else None
+        if file is not None:
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                names.append(f"pipe:[{os.fstat(file.fileno()).st_ino}]")
+    return names
 
 
 async def _follow(
@@ -357,107 +396,29 @@ class _Pump:
         splitter.close()
 
 
-class _ProcessTree:
-    """Finds and signals the processes a program started: its session, its group, token holders."""
-
-    def __init__(self, pid: int, token: str) -> None:
-        self.pid = pid
-        self._needle = f"{TOKEN_ENV}={token}".encode()
-        self._own_pid = os.getpid()
-        self._signalled: dict[int, set[int]] = {}
-        # A descendant cannot have started before the program: older processes need no environ read.
-        stat = _read_stat(pid) if _HAS_PROC else None
-        self.start_ticks = stat[3] if stat is not None else 0
-
-    def live(self) -> set[int]:
-        """Pids of live (not zombie) processes in the program's session or group or holding the token.
-
-        Without /proc, only the group is checked; its presence is reported as the program's pid.
-        """
-        if not _HAS_PROC:
-            try:
-                os.killpg(self.pid, 0)
-            except ProcessLookupError:
-                return set()
-            except PermissionError:
-                pass
-            return {self.pid}
-        found: set[int] = set()
-        try:
-            names = os.listdir(_PROC)
-        except OSError:
-            return found
-        for name in names:
-            if not name.isdigit():
-                continue
-            pid = int(name)
-            if pid == self._own_pid:
-                continue
-            stat = _read_stat(pid)
-            if stat is None:
-                continue
-            state, pgrp, session, start_ticks = stat
-            if state in (b"Z", b"X"):
-                continue
-            in_tree = pgrp == self.pid or session == self.pid
-            if in_tree or (start_ticks >= self.start_ticks and _holds(pid, (self._needle,))):
-                found.add(pid)
-        return found
-
-    def signal(self, sig: int, pids: set[int], *, once: bool) -> None:
-        """Send ``sig`` to the group and to ``pids``; with ``once``, skip pids that already got it."""
-        done = self._signalled.setdefault(sig, set())
-        if not (once and self.pid in done):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, sig)
-            done.add(self.pid)
-        for pid in pids:
-            if once and pid in done:
-                continue
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, sig)
-            done.add(pid)
-
-
-def _holds(pid: int, needles: Iterable[bytes]) -> bytes | None:
-    """The first of `needles` found in the environment of a process, or None."""
-    try:
-        fd = os.open(f"{_PROC}/{pid}/environ", os.O_RDONLY)
-    except OSError:
-        return None  # gone, or another user's process
-    try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    # Each needle starts a variable: it follows the start of the block or a NUL.
-    environ = b"\0" + b"".join(chunks)
-    return next((needle for needle in needles if b"\0" + needle in environ), None)
-
-
 async def kill_leftovers(
     records: Iterable[ProcessRecord], *, token_prefixes: Iterable[str] = (), timeout: float = 10.0
 ) -> int:
     """SIGKILL every process still alive of programs an earlier engine started; return how many.
 
     A program's group is killed only while its leader is gone or still the process recorded (same
-    start time); descendants that left the group are found by their token. Processes started before
-    the program never match, so a reused pid is never hit. Processes whose token starts with one of
-    `token_prefixes` are killed too: programs started just before a crash, not recorded yet. Without
-    /proc nothing can be checked and nothing is killed.
+    start time); descendants that left the group are found by their token, by working in the task
+    folder of their attempt, or as descendants of those. Processes started before the program never
+    match by group or token, so a reused pid is never hit. Processes of `token_prefixes` (programs
+    started just before a crash, not recorded yet) are killed too. Without /proc nothing can be
+    checked and nothing is killed.
     """
     records = [record for record in records if record.start_ticks > 0]
-    prefixes = [f"{TOKEN_ENV}={prefix}".encode() for prefix in token_prefixes if prefix]
-    if not _HAS_PROC or not (records or prefixes):
+    prefixes = [prefix for prefix in token_prefixes if prefix]
+    if not HAS_PROC or not (records or prefixes):
         return 0
+    groups = {record.pgid: record.start_ticks for record in records}
+    tokens = {record.token: record.start_ticks for record in records}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     killed: set[int] = set()
     while True:
-        live = _leftovers(records, prefixes)
+        live = leftovers(groups, tokens, prefixes)
         if not live:
             break
         for pid in live:
@@ -468,64 +429,6 @@ async def kill_leftovers(
             break
         await asyncio.sleep(_POLL)
     return len(killed)
-
-
-def _leftovers(records: Sequence[ProcessRecord], prefixes: Sequence[bytes]) -> set[int]:
-    """Pids of the live (not zombie) processes of the recorded programs or with a token prefix."""
-    stats: dict[int, tuple[bytes, int, int, int]] = {}
-    own = os.getpid()
-    try:
-        names = os.listdir(_PROC)
-    except OSError:
-        return set()
-    for name in names:
-        if name.isdigit() and int(name) != own:
-            stat = _read_stat(int(name))
-            if stat is not None and stat[0] not in (b"Z", b"X"):
-                stats[int(name)] = stat
-    # A group id is not handed out again while a process is in the group, so with its leader gone
-    # or unchanged the group is still the program's.
-    groups = {
-        record.pgid: record.start_ticks
-        for record in records
-        if record.pgid not in stats or stats[record.pgid][3] == record.start_ticks
-    }
-    needles = {f"{TOKEN_ENV}={record.token}".encode(): record.start_ticks for record in records}
-    # A prefix names one attempt of one task run: nothing else can hold it, whatever its start time.
-    needles.update(dict.fromkeys(prefixes, 0))
-    oldest = min(needles.values())
-    found: set[int] = set()
-    for pid, (_, pgrp, session, start_ticks) in stats.items():
-        if start_ticks < oldest:
-            continue
-        group = groups.get(pgrp, groups.get(session))
-        if group is not None and start_ticks >= group:
-            found.add(pid)
-            continue
-        needle = _holds(pid, needles)
-        if needle is not None and start_ticks >= needles[needle]:
-            found.add(pid)
-    return found
-
-
-def _read_stat(pid: int) -> tuple[bytes, int, int, int] | None:
-    """State, process group, session and start time (clock ticks) of a process, or None if gone."""
-    try:
-        fd = os.open(f"{_PROC}/{pid}/stat", os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        data = os.read(fd, 4096)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    # The command name sits in parentheses and may itself hold spaces or parentheses.
-    fields = data[data.rfind(b")") + 2 :].split()
-    try:
-        return fields[0], int(fields[2]), int(fields[3]), int(fields[19])
-    except (IndexError, ValueError):
-        return None
 
 
 def _open_pidfd(pid: int) -> int | None:
@@ -548,7 +451,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
 class _Stopper:
     """Waits for the program and stops whatever is left of it."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, tree: _ProcessTree, pumps: list[_Pump]) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, tree: ProgramTree, pumps: list[_Pump]) -> None:
         self._proc = proc
         self._tree = tree
         self._pumps = pumps

@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from typing import Any
 
 from ..expressions import to_text
 from ..model import LogLevel
-from ..process import ProcessError, run_process
+from ..process import PROCESS_WATCH, TASK_FOLDER_PREFIX, ProcessError, engine_environment, run_process
 from ..storage import StorageError, files_matching, write_into
 from .base import TaskContext, TaskFailure
 
@@ -238,7 +239,8 @@ def copy_namespace_files(context: TaskContext, folder: Path, settings: Any) -> N
 
 
 def _environment(context: TaskContext, extra: Any) -> dict[str, str]:
-    env = dict(os.environ)
+    # The task's own `env` may hold rendered secrets (asked for); the engine's secret variables not.
+    env = engine_environment()
     tools = str(toolbox())
     env["PATH"] = tools + os.pathsep + env.get("PATH", "/usr/bin:/bin")
     env["PYTHONPATH"] = tools + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -249,8 +251,18 @@ def _environment(context: TaskContext, extra: Any) -> dict[str, str]:
     return env
 
 
-def _program(context: TaskContext, flavour: Flavour, folder: Path) -> list[str]:
-    """The argv that runs this task: an interpreter and one shell program."""
+# Shells that read a script file with `.`: the script runs as with `-c`, in the same shell ($0 kept).
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"})
+_OPTIONS_ENDING_IN_C = re.compile(r"^-[A-Za-z]*c$")
+
+
+def _program(context: TaskContext, flavour: Flavour, folder: Path) -> tuple[list[str], Path | None]:
+    """The argv that runs this task (an interpreter and one shell program), and the script file.
+
+    As in Kestra, the lines (beforeCommands, then commands or the script) are joined into one program
+    for the interpreter. The program itself goes into a file of the working folder, readable by the
+    user only, and the argv only names that file: rendered secrets must not show in `ps`.
+    """
     props = context.task.props
     if flavour.legacy:
         interpreter = [to_text(context.prop("interpreter", "/bin/bash"))]
@@ -269,22 +281,43 @@ def _program(context: TaskContext, flavour: Flavour, folder: Path) -> list[str]:
                 body = [script]
             else:
                 path = folder / f".script-{context.run.id}{flavour.suffix}"
-                path.write_text(script)
+                _write_private(path, script)
                 body = [f"{flavour.program} {path}"]
         else:
             body = _text_list(context.prop("commands"), "commands")
     if "dependencies" in props or "requirements" in props:
         context.log(LogLevel.WARN, "Dependencies are not installed by this engine: install them beforehand")
-    lines = (["set -e"] if fail_fast else []) + before + body
-    return [*interpreter, "\n".join(lines)]
+    program = "\n".join((["set -e"] if fail_fast else []) + before + body)
+    if not interpreter or not _OPTIONS_ENDING_IN_C.match(interpreter[-1]):
+        # An interpreter that takes its program some other way (`cmd /c`, `pwsh -Command`): as is.
+        return [*interpreter, program], None
+    path = folder / f".commands-{context.run.id}.sh"
+    _write_private(path, program + "\n")
+    if Path(interpreter[0]).name in _SHELLS:
+        return [*interpreter, f". {shlex.quote(str(path))}"], path
+    # Another `-c` interpreter (`python -c`): the file takes the program's place.
+    last = interpreter[-1][:-1]
+    return [*interpreter[:-1], *([last] if last != "-" else []), str(path)], path
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (it may hold rendered secrets), replacing any."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
 
 
 async def run_script(context: TaskContext, flavour: Flavour) -> Mapping[str, Any]:
     _docker_note(context)
     shared = context.working_dir
-    folder = shared or Path(tempfile.mkdtemp(prefix="tiercel-task-"))
+    # Named after the attempt, so that the processes working there are found after a crash.
+    watch = PROCESS_WATCH.get()
+    prefix = TASK_FOLDER_PREFIX + (watch.token_prefix if watch is not None else "")
+    folder = shared or Path(tempfile.mkdtemp(prefix=prefix))
     output_dir = Path(tempfile.mkdtemp(prefix="tiercel-out-"))
     legacy_outputs: dict[str, Path] = {}
+    script_file: Path | None = None
     try:
         context.variables.update({"workingDir": str(folder), "outputDir": str(output_dir)})
         copy_namespace_files(context, folder, context.prop("namespaceFiles"))
@@ -295,7 +328,7 @@ async def run_script(context: TaskContext, flavour: Flavour) -> Mapping[str, Any
             for name in _text_list(declared, "outputFiles"):
                 legacy_outputs[name] = folder / name
             context.variables["outputFiles"] = {name: str(path) for name, path in legacy_outputs.items()}
-        argv = _program(context, flavour, folder)
+        argv, script_file = _program(context, flavour, folder)
         env = _environment(context, context.prop("env"))
         if flavour.language == "python":
             await asyncio.to_thread(settle_python)
@@ -326,6 +359,8 @@ async def run_script(context: TaskContext, flavour: Flavour) -> Mapping[str, Any
     finally:
         if shared is None:
             shutil.rmtree(folder, ignore_errors=True)
+        elif script_file is not None:
+            script_file.unlink(missing_ok=True)
         shutil.rmtree(output_dir, ignore_errors=True)
 
 

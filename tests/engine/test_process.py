@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -331,18 +332,99 @@ async def test_background_children_are_killed_when_the_program_exits() -> None:
 
 
 @needs_proc
-async def test_a_pipe_held_by_an_escaped_process_does_not_block_forever() -> None:
+async def test_a_pipe_held_by_a_process_outside_the_tree_does_not_block_forever(tmp_path: Path) -> None:
     lines = Lines()
-    # Neither in the group nor holding the token: it cannot be found, only its pipe abandoned.
-    script = f"(env -u {TOKEN_ENV} setsid sleep 30 & echo $!); echo bye"
-    started = time.monotonic()
+    flag = tmp_path / "opened"
+    # A process of the engine's own session (not the program's descendant) opens the program's stdout.
+    script = f"echo $$; while [ ! -e {flag} ]; do sleep 0.01; done; echo bye"
+    task = asyncio.create_task(run(sh(script), lines))
+    async with asyncio.timeout(5):
+        while not lines.out:
+            await asyncio.sleep(0.01)
+    holder = subprocess.Popen(["sh", "-c", f"exec 3>/proc/{lines.out[0]}/fd/1; touch {flag}; exec sleep 30"])
     try:
-        result = await run(sh(script), lines)
+        started = time.monotonic()
+        result = await task
         assert result.exit_code == 0
         assert time.monotonic() - started < 3.0
         assert lines.out[-1] == "bye"
+        assert holder.poll() is None, "a process outside the program's tree is never touched"
     finally:
-        os.kill(int(lines.out[0]), signal.SIGKILL)
+        holder.kill()
+        holder.wait()
+
+
+ESCAPE = "env -i setsid sleep {n} & (env -i setsid sleep {n} > /dev/null 2>&1 &); "
+
+
+def escaped(marker: str) -> list[int]:
+    """Live processes whose command line holds `marker` (an unusual sleep duration)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and alive(int(entry.name)):
+            with contextlib.suppress(OSError):
+                if marker in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                    found.append(int(entry.name))
+    return found
+
+
+@needs_proc
+@pytest.mark.parametrize("away", [False, True], ids=["working-in-its-folder", "holding-its-output"])
+async def test_cancel_kills_double_forked_processes_with_a_cleared_environment(
+    tmp_path: Path, away: bool
+) -> None:
+    marker = "301.125" if away else "301.0625"
+    # A plain background job, and a double fork whose orphan leaves session, token and parent.
+    escape = ESCAPE.format(n=marker)
+    if away:
+        # ... or whose orphan works in / (it still holds the program's output).
+        escape = f"cd / && env -i setsid sleep {marker} & (cd / && env -i setsid sleep {marker} &); "
+    lines = Lines()
+    task = asyncio.create_task(
+        run(sh(f"trap '' TERM; {escape}echo ready; sleep {marker}"), lines, cwd=tmp_path, kill_grace=0.5)
+    )
+    await wait_for_line(lines, "ready")
+    async with asyncio.timeout(5):
+        while len(escaped(marker)) < 3:
+            await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert escaped(marker) == []
+
+
+@needs_proc
+async def test_normal_exit_kills_double_forked_processes_left_behind(tmp_path: Path) -> None:
+    marker = "301.03125"
+    await run(sh(f"{ESCAPE.format(n=marker)}sleep 0.2"), cwd=tmp_path)
+    assert escaped(marker) == []
+
+
+@needs_proc
+async def test_adopted_orphans_are_reaped_and_other_children_left_alone(tmp_path: Path) -> None:
+    marker = "301.015625"
+    other = subprocess.Popen(["sleep", "30"], start_new_session=True)  # the engine's own child
+    try:
+        await run(sh(f"{ESCAPE.format(n=marker)}sleep 0.2"), cwd=tmp_path)
+        zombies = [
+            pid
+            for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+            if (stat := _stat(pid)) is not None and stat[1] == os.getpid() and stat[0] == "Z"
+        ]
+        assert zombies == []
+        assert other.poll() is None
+    finally:
+        other.kill()
+        assert other.wait() == -signal.SIGKILL, "its exit status is still its owner's to read"
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2 :].split()
+    return fields[0].decode(), int(fields[1])
 
 
 async def test_a_failing_line_handler_stops_the_program() -> None:
