@@ -9,6 +9,8 @@ descendant that left the process group (found by its token).
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 
 from tests.reliability.conftest import (
     EngineProcess,
+    _stat,
     alive,
     connect,
     executions,
@@ -147,3 +150,70 @@ def test_kill_9_during_50_executions_then_restart(
         f"{len(left)} leftover processes killed, engine ready {ready:.2f} s after restart, "
         f"all terminal {ended_after:.2f} s after restart"
     )
+
+
+JOB, DOUBLE_FORK, DETACHED = "301.875", "301.9375", "301.96875"
+
+
+def _alive_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if marker in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                    stat = _stat(int(entry.name))
+                    if stat is not None and stat[0] != "Z":
+                        found.append(int(entry.name))
+    return found
+
+
+def test_kill_9_then_restart_ends_descendants_with_a_cleared_environment(
+    tmp_path: Path, engines: list[EngineProcess]
+) -> None:
+    """What recovery finds of processes that shed the token: by the task folder they work in, or as
+    descendants of the recorded program. One that also leaves the folder and closes its output after
+    a double fork shows nothing that ties it to the task: it is not found (see engine.proctree)."""
+    flows, db = tmp_path / "flows", tmp_path / "tiercel.db"
+    write_flow(
+        flows,
+        "escaping.yml",
+        f"""
+id: escaping
+namespace: rel.crash
+labels:
+  tiercel.notIdempotent: "nap"
+tasks:
+  - id: nap
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - env -i setsid sleep {JOB} &
+      - (env -i setsid sleep {DOUBLE_FORK} > /dev/null 2>&1 &)
+      - (cd / && env -i setsid sleep {DETACHED} > /dev/null 2>&1 &)
+      - sleep 60
+triggers:
+  - id: hook
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: crash-key
+""",
+    )
+    first = start_server(flows, db)
+    engines.append(first)
+    first.webhook("rel.crash", "escaping", "crash-key")
+    try:
+        assert wait_until(lambda: all(_alive_with(m) for m in (JOB, DOUBLE_FORK, DETACHED)), 20)
+        assert wait_until(lambda: len(recorded_processes(db)) == 1, 10)
+        first.kill9()
+        before = {marker: len(_alive_with(marker)) for marker in (JOB, DOUBLE_FORK, DETACHED)}
+        second = start_server(flows, db)
+        engines.append(second)
+        after = {marker: len(_alive_with(marker)) for marker in (JOB, DOUBLE_FORK, DETACHED)}
+        print(f"\ncrash recovery of `env -i setsid` descendants: alive before {before}, after {after}")
+        assert before == {JOB: 1, DOUBLE_FORK: 1, DETACHED: 1}
+        assert after[JOB] == 0, "a descendant of the recorded program is found through its parent links"
+        assert after[DOUBLE_FORK] == 0, "an orphan working in its attempt's task folder is found"
+        second.stop()
+    finally:
+        for marker in (JOB, DOUBLE_FORK, DETACHED):
+            for pid in _alive_with(marker):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
