@@ -19,7 +19,7 @@ from pathlib import Path
 from .model import Flow
 from .namespaces import NAMESPACE_FILES, Namespaces
 from .parser import FlowError, FlowParseError, parse_flow, parse_flow_file
-from .store import Store
+from .store import Store, source_hash
 
 FLOW_SUFFIXES = (".yml", ".yaml")
 # <flows folder>/_files/<namespace>/...: Kestra's namespace files, for namespaceFiles and read().
@@ -37,12 +37,15 @@ class _Stamp:
     size: int
 
 
-def is_flow_file(folder: Path, path: Path) -> bool:
-    """A YAML file under `folder` that is neither a namespace declaration nor a namespace file."""
+def is_flow_file(folder: Path, path: Path, *, resolved: Path | None = None) -> bool:
+    """A YAML file under `folder` that is neither a namespace declaration nor a namespace file.
+
+    `resolved` is `folder.resolve()` when the caller knows it already (it saves a lookup per file).
+    """
     if path.suffix not in FLOW_SUFFIXES or path.name in NAMESPACE_FILES:
         return False
     try:
-        relative = path.resolve().relative_to(folder.resolve())
+        relative = path.resolve().relative_to(resolved or folder.resolve())
     except ValueError:
         return False
     return relative.parts[:1] != (NAMESPACE_FILES_FOLDER,) and not any(
@@ -66,9 +69,14 @@ class FlowCatalog:
         self.errors: dict[str, list[FlowError]] = {}
         self.namespaces = Namespaces()
         self._owner: dict[str, FlowUid] = {}  # file key -> the flow it defines
+        self._holders: dict[FlowUid, set[str]] = {}  # the same, flow -> file keys (no scans of _owner)
         self._stamps: dict[str, _Stamp] = {}
+        # What the store holds for each file at start (flow, revision, content hash): an unchanged
+        # file is recognised by its hash and costs no write.
+        self._stored: dict[str, tuple[FlowUid, int, str | None]] = {}
         self._adopted = False
         self._lock = asyncio.Lock()
+        self._resolved: tuple[Path, Path] | None = None  # (folder, folder resolved) during a sync
 
     # -- paths ---------------------------------------------------------------------------------
     def key(self, path: Path) -> str:
@@ -76,14 +84,23 @@ class FlowCatalog:
         if self.folder is None:
             return str(path)
         try:
-            return str(self.folder / path.resolve().relative_to(self.folder.resolve()))
+            return str(self.folder / path.resolve().relative_to(self._folder_resolved()))
         except ValueError:
             return str(path)
+
+    def _folder_resolved(self) -> Path:
+        assert self.folder is not None
+        if self._resolved is None or self._resolved[0] != self.folder:
+            return self.folder.resolve()
+        return self._resolved[1]
 
     def flow_files(self) -> list[Path]:
         if self.folder is None or not self.folder.is_dir():
             return []
-        return sorted(p for p in self.folder.rglob("*") if is_flow_file(self.folder, p) and p.is_file())
+        root = self._folder_resolved()
+        return sorted(
+            p for p in self.folder.rglob("*") if is_flow_file(self.folder, p, resolved=root) and p.is_file()
+        )
 
     # -- syncing ---------------------------------------------------------------------------------
     async def sync(self, paths: Iterable[Path] | None = None) -> bool:
@@ -95,7 +112,12 @@ class FlowCatalog:
         if self.folder is None:
             return False
         async with self._lock:  # the watcher and the dashboard's `e` may sync at the same time
-            return await self._sync(paths)
+            # The folder is resolved once per sync, not once per file (it may be a link, retargeted later).
+            self._resolved = (self.folder, self.folder.resolve())
+            try:
+                return await self._sync(paths)
+            finally:
+                self._resolved = None
 
     async def _sync(self, paths: Iterable[Path] | None) -> bool:
         assert self.folder is not None
@@ -112,7 +134,8 @@ class FlowCatalog:
             keys = {self.key(p) for p in self.flow_files()} | set(self._owner) | set(self.errors)
         else:
             keys = {self.key(p) for p in wanted if p.suffix in FLOW_SUFFIXES}
-            keys |= {key for key in self._owner if any(Path(key).is_relative_to(self.key(p)) for p in wanted)}
+            folders = [self.key(p) for p in wanted if p.suffix not in FLOW_SUFFIXES]
+            keys |= {key for key in self._owner if any(Path(key).is_relative_to(f) for f in folders)}
         for key in sorted(keys):
             changed |= await self._sync_file(key)
         return changed
@@ -127,11 +150,12 @@ class FlowCatalog:
                 continue
             key = self.key(Path(row.path))
             if Path(key) != Path(row.path) and not Path(row.path).resolve().is_relative_to(
-                self.folder.resolve()
+                self._folder_resolved()
             ):
                 continue
             if key not in self._owner:
-                self._owner[key] = (row.namespace, row.flow_id)
+                self._own(key, (row.namespace, row.flow_id))
+                self._stored[key] = ((row.namespace, row.flow_id), row.revision, row.source_hash)
 
     async def _sync_file(self, key: str) -> bool:
         path = Path(key)
@@ -140,14 +164,15 @@ class FlowCatalog:
             stat = path.stat()
         except OSError:
             stat = None
-        if stat is None or not is_flow_file(self.folder or path.parent, path):
+        folder = self.folder or path.parent
+        if stat is None or not is_flow_file(folder, path, resolved=self._folder_resolved()):
             self._stamps.pop(key, None)
             had_error = self.errors.pop(key, None) is not None
             if had_error:
                 await self.store.save_flow_error(key, None)
             if previous is None:
                 return had_error
-            del self._owner[key]
+            self._disown(key)
             await self._retire(previous)
             return True
         stamp = _Stamp(stat.st_mtime_ns, stat.st_size)
@@ -159,7 +184,7 @@ class FlowCatalog:
             flow = parse_flow_file(path, defaults=self.namespaces.plugin_defaults)
         except FlowParseError as error:
             return await self._broken(key, error.errors, previous)
-        holder = next((k for k, uid in self._owner.items() if uid == flow.uid and k != key), None)
+        holder = next((k for k in sorted(self._holders.get(flow.uid, ())) if k != key), None)
         if holder is not None and Path(holder).is_file():
             message = (
                 f"Flow {flow.namespace}.{flow.id} is also defined in {holder}: "
@@ -167,16 +192,33 @@ class FlowCatalog:
             )
             return await self._broken(key, [FlowError(key, 1, 1, "", message)], previous)
         if holder is not None:
-            del self._owner[holder]
+            self._disown(holder)
         if self.errors.pop(key, None) is not None:
             await self.store.save_flow_error(key, None)
-        self._owner[key] = flow.uid
+        self._own(key, flow.uid)
         if previous is not None and previous != flow.uid:
             await self._retire(previous)
-        revision, created = await self.store.save_flow(flow.namespace, flow.id, flow.source, path=key)
+        stored = self._stored.pop(key, None)
+        if stored is not None and stored[0] == flow.uid and stored[2] == source_hash(flow.source):
+            revision, created = stored[1], False  # what the store holds already
+        else:
+            revision, created = await self.store.save_flow(flow.namespace, flow.id, flow.source, path=key)
         current = self.flows.get(flow.uid)
         self.flows[flow.uid] = flow.with_revision(revision)
         return created or current is None or current.source != flow.source or current.path != flow.path
+
+    def _own(self, key: str, uid: FlowUid) -> None:
+        self._disown(key)
+        self._owner[key] = uid
+        self._holders.setdefault(uid, set()).add(key)
+
+    def _disown(self, key: str) -> None:
+        uid = self._owner.pop(key, None)
+        if uid is not None:
+            keys = self._holders[uid]
+            keys.discard(key)
+            if not keys:
+                del self._holders[uid]
 
     async def _broken(self, key: str, errors: list[FlowError], previous: FlowUid | None) -> bool:
         """Record a file's errors; the flow it defined keeps its last good revision."""
@@ -202,7 +244,7 @@ class FlowCatalog:
         return flow.with_revision(found[0])
 
     async def _retire(self, uid: FlowUid) -> None:
-        if uid in self._owner.values():
+        if self._holders.get(uid):
             return  # another file defines it now
         self.flows.pop(uid, None)
         await self.store.delete_flow(*uid)

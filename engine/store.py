@@ -26,6 +26,7 @@ import dataclasses
 import errno
 import fcntl
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -54,6 +55,7 @@ __all__ = [
     "StoreError",
     "StoreLockedError",
     "migrations",
+    "source_hash",
 ]
 
 _log = logging.getLogger(__name__)
@@ -103,6 +105,12 @@ class FlowRow:
     path: str | None
     updated: datetime
     deleted: bool
+    source_hash: str | None = None
+
+
+def source_hash(source: str) -> str:
+    """The content hash kept with a flow's current revision (SHA-256 of its UTF-8 text)."""
+    return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,19 +144,22 @@ _PRAGMAS_WRITER = (
 )
 
 _SELECT_LATEST_FLOW = """
-SELECT f.revision, f.deleted, f.path, r.source
+SELECT f.revision, f.deleted, f.path, r.source, f.source_hash
 FROM flows AS f JOIN flow_revisions AS r
     ON r.namespace = f.namespace AND r.flow_id = f.flow_id AND r.revision = f.revision
 WHERE f.namespace = ? AND f.flow_id = ?
 """
 _INSERT_FLOW = """
-INSERT INTO flows (namespace, flow_id, revision, path, updated, deleted) VALUES (?, ?, ?, ?, ?, 0)
+INSERT INTO flows (namespace, flow_id, revision, path, updated, deleted, source_hash)
+VALUES (?, ?, ?, ?, ?, 0, ?)
 """
 _UPDATE_FLOW_REVISION = """
-UPDATE flows SET revision = ?, path = coalesce(?, path), updated = ?, deleted = 0
+UPDATE flows SET revision = ?, path = coalesce(?, path), updated = ?, deleted = 0, source_hash = ?
 WHERE namespace = ? AND flow_id = ?
 """
-_UPDATE_FLOW_PATH = "UPDATE flows SET path = ?, updated = ? WHERE namespace = ? AND flow_id = ?"
+_UPDATE_FLOW_PATH = """
+UPDATE flows SET path = coalesce(?, path), updated = ?, source_hash = ? WHERE namespace = ? AND flow_id = ?
+"""
 _INSERT_FLOW_REVISION = """
 INSERT INTO flow_revisions (namespace, flow_id, revision, source, created) VALUES (?, ?, ?, ?, ?)
 """
@@ -168,7 +179,7 @@ _SELECT_FLOW_REVISIONS = """
 SELECT revision, source, created FROM flow_revisions WHERE namespace = ? AND flow_id = ? ORDER BY revision
 """
 _SELECT_FLOWS = """
-SELECT namespace, flow_id, revision, path, updated, deleted FROM flows
+SELECT namespace, flow_id, revision, path, updated, deleted, source_hash FROM flows
 WHERE deleted = 0 OR ? ORDER BY namespace, flow_id
 """
 _UPSERT_FLOW_ERROR = """
@@ -998,21 +1009,23 @@ class Store:
             path: The file it came from (None keeps the known path).
         """
 
+        digest = source_hash(source)
+
         def write(conn: sqlite3.Connection) -> tuple[int, bool]:
             now = iso(utcnow())
             row = conn.execute(_SELECT_LATEST_FLOW, (namespace, flow_id)).fetchone()
             if row is None:
-                conn.execute(_INSERT_FLOW, (namespace, flow_id, 1, path, now))
+                conn.execute(_INSERT_FLOW, (namespace, flow_id, 1, path, now, digest))
                 conn.execute(_INSERT_FLOW_REVISION, (namespace, flow_id, 1, source, now))
                 return (1, True)
-            revision, deleted, old_path, old_source = row
+            revision, deleted, old_path, old_source, old_digest = row
             if not deleted and old_source == source:
-                if path is not None and path != old_path:
-                    conn.execute(_UPDATE_FLOW_PATH, (path, now, namespace, flow_id))
+                if (path is not None and path != old_path) or old_digest != digest:
+                    conn.execute(_UPDATE_FLOW_PATH, (path, now, digest, namespace, flow_id))
                 return (int(revision), False)
             revision = int(revision) + 1
             conn.execute(_INSERT_FLOW_REVISION, (namespace, flow_id, revision, source, now))
-            conn.execute(_UPDATE_FLOW_REVISION, (revision, path, now, namespace, flow_id))
+            conn.execute(_UPDATE_FLOW_REVISION, (revision, path, now, digest, namespace, flow_id))
             return (revision, True)
 
         return await self._write(write)
@@ -1047,6 +1060,7 @@ class Store:
                 path=row[3],
                 updated=parse_iso(row[4]),
                 deleted=bool(row[5]),
+                source_hash=row[6],
             )
             for row in rows
         ]
