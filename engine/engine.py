@@ -465,7 +465,7 @@ class Engine:
                     continue
                 if spec.type == "FILE":
                     stored[spec.id] = self._store_input_file(
-                        flow, execution_id, spec.id, str(value), local_files=local_files
+                        flow, execution_id, spec.id, str(value), local_files=local_files, trigger=trigger
                     )
                 elif spec.type == "SECRET":
                     # Held for this execution only: released when it ends (see _notify).
@@ -492,11 +492,23 @@ class Engine:
         )
 
     def _store_input_file(
-        self, flow: Flow, execution_id: str, input_id: str, value: str, *, local_files: bool = False
+        self,
+        flow: Flow,
+        execution_id: str,
+        input_id: str,
+        value: str,
+        *,
+        local_files: bool = False,
+        trigger: Mapping[str, Any] | None = None,
     ) -> str:
         """A FILE input given as a local path is copied into the storage; a kestra:// URI stays."""
         if value.startswith("kestra://"):
-            if not self.storage.exists(value):
+            try:  # only a file this execution may read (see Storage.check_readable)
+                self.storage.check_readable(value, flow.namespace, trigger)
+                found = self.storage.exists(value)
+            except StorageError as error:
+                raise InputError([f"Invalid value for input `{input_id}`. Cause: {error}"]) from None
+            if not found:
                 raise InputError([f"Invalid value for input `{input_id}`. Cause: no file at {value}"])
             return value
         if not local_files:
@@ -1018,6 +1030,7 @@ class Engine:
             """A kestra:// file of the internal storage, or a namespace file of this namespace."""
             try:
                 if str(path).startswith("kestra://"):
+                    self.storage.check_readable(str(path), execution.namespace, execution.trigger)
                     return self.storage.read_text(str(path))
                 return namespace_file(self.flows_dir, execution.namespace, str(path)).read_text()
             except (StorageError, OSError) as error:

@@ -23,9 +23,9 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import quote, unquote
 
 SCHEME = "kestra"
@@ -113,6 +113,16 @@ def safe_relative(name: str) -> PurePosixPath:
 
 
 # --- writing inside a folder ------------------------------------------------------------------------
+
+
+def _execution_file_of(segments: Sequence[str], namespace: Sequence[str]) -> bool:
+    """Whether the URI segments name a file inside an execution of `namespace` (any flow)."""
+    size = len(namespace)
+    return (
+        len(segments) > size + 3
+        and tuple(segments[:size]) == tuple(namespace)
+        and segments[size + 1] == "executions"
+    )
 
 
 def _inside(path: Path, real_base: Path) -> bool:
@@ -425,6 +435,56 @@ class Storage:
             StorageError: For another scheme, a malformed URI or any path traversal.
         """
         return self._locate(uri)[1]
+
+    def check_readable(self, uri: str, namespace: str, trigger: Mapping[str, Any] | None = None) -> None:
+        """Refuse a file that an execution of `namespace` may not read.
+
+        An execution reads the execution files of its own namespace and of its parent namespaces
+        (`company.team` reads those of `company.team` and `company`), and those of the execution
+        that started it (a Subflow's parent, a Flow trigger's upstream execution: the trigger's
+        `namespace`, `flowId` and `executionId` variables), as Kestra does. A webhook supplying
+        a URI of another namespace's execution can thus not read its files.
+
+        Raises:
+            StorageError: For a malformed URI or a file outside what the execution may read.
+        """
+        segments = self._parse(uri)
+        own = tuple(str(namespace).split("."))
+        for size in range(len(own), 0, -1):
+            if _execution_file_of(segments, own[:size]):
+                return
+        upstream = self._upstream(trigger)
+        if upstream is not None and len(segments) > len(upstream) and segments[: len(upstream)] == upstream:
+            return
+        owner = next(
+            (
+                ".".join(segments[:index])
+                for index in range(1, len(segments) - 3)
+                if segments[index + 1] == "executions"
+            ),
+            None,
+        )
+        whose = f"it belongs to namespace `{owner}`" if owner else "it is not an execution file"
+        allowed = "its own namespace and its parent namespaces"
+        if upstream is not None:
+            allowed += ", and of the execution that started it"
+        raise StorageError(
+            f"File '{uri}' refused: {whose}; an execution of `{namespace}` reads only the execution "
+            f"files of {allowed}"
+        )
+
+    def _upstream(self, trigger: Mapping[str, Any] | None) -> tuple[str, ...] | None:
+        """The folder of the execution that started this one, as path segments, if any."""
+        variables = (trigger or {}).get("variables")
+        if not isinstance(variables, Mapping):
+            return None
+        named = [variables.get(key) for key in ("namespace", "flowId", "executionId")]
+        if not all(isinstance(value, str) and value for value in named):
+            return None
+        try:
+            return self._parse(self.execution_uri(*(str(value) for value in named)))
+        except StorageError:
+            return None
 
     # writing ----------------------------------------------------------------------------------------
 
