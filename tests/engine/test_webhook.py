@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from tests.engine.helpers import logs_of, running_engine
-from tiercel.engine import webhook
+from tiercel.engine import httpserver, webhook
 from tiercel.engine.engine import Engine
 from tiercel.engine.events import EngineError
 from tiercel.engine.inputs import InputError
@@ -73,6 +74,9 @@ tasks:
 triggers:
   - {{id: hook, type: io.kestra.plugin.core.trigger.Webhook, key: {KEY}, disabled: true}}
 """
+
+
+HOOK_PATH = f"/api/v1/executions/webhook/acme.web/hooked/{KEY}"
 
 
 def url(server: WebhookServer, flow_id: str, key: str = KEY, namespace: str = "acme.web") -> str:
@@ -239,15 +243,17 @@ async def test_wait_and_return_outputs_answer_with_the_flow_outputs(tmp_path: Pa
 # ---------------------------------------------------------------------------------------------
 
 
-async def test_a_body_over_one_mib_is_refused_with_413_before_it_is_read(tmp_path: Path) -> None:
+async def test_a_body_over_one_mib_is_refused_with_413(tmp_path: Path) -> None:
     async with serving(tmp_path, HOOKED) as (engine, server):
         path = f"/api/v1/executions/webhook/acme.web/hooked/{KEY}"
         head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n\r\n"
-        # Only the head and a few bytes are sent: the answer must not wait for the rest.
+        # Only the head and a few bytes are sent: a declared length over the cap is refused at once.
         status, body = await raw(server, head.encode() + b"{")
         assert status == 413 and "larger than the limit" in body["message"]
+        # A chunked body is refused as soon as what arrived passes the cap.
         chunked = f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-        status, _ = await raw(server, chunked.encode() + f"{MAX_BODY_BYTES + 1:x}\r\n".encode())
+        oversized = f"{MAX_BODY_BYTES + 1:x}\r\n".encode() + b"x" * (MAX_BODY_BYTES + 1)
+        status, _ = await raw(server, chunked.encode() + oversized)
         assert status == 413
         exact = json.dumps({"name": "x" * (MAX_BODY_BYTES - 20)}).encode()
         assert len(exact) <= MAX_BODY_BYTES
@@ -256,32 +262,52 @@ async def test_a_body_over_one_mib_is_refused_with_413_before_it_is_read(tmp_pat
         assert await engine.store.count_executions() == 1
 
 
+async def test_a_post_without_body_or_length_has_an_empty_body(tmp_path: Path) -> None:
+    # `curl -X POST URL` sends neither Content-Length nor a body: HTTP/1.1 reads that as no body.
+    async with serving(tmp_path, HOOKED) as (engine, server):
+        request = f"POST {HOOK_PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        status, body = await raw(server, request)
+        assert status == 200, body
+        assert body["trigger"]["variables"]["body"] is None
+        ended = await asyncio.wait_for(engine.wait(body["id"]), 20)
+        assert ended.state.current is StateType.SUCCESS
+
+
 @pytest.mark.parametrize(
-    ("data", "message"),
+    ("data", "status", "message"),
     [
-        (b"GARBAGE\r\n\r\n", "Malformed request line"),
-        (b"GET nopath HTTP/1.1\r\n\r\n", "Malformed request line"),
-        (b"GET / HTTP/9.9\r\n\r\n", "Unsupported protocol"),
-        (b"POST /x HTTP/1.1\r\nHost x\r\n\r\n", "Malformed header line"),
+        (b"GARBAGE\r\n\r\n", 400, "illegal request line"),
+        (b"GET nopath HTTP/1.1\r\nHost: x\r\n\r\n", 400, "Malformed request target"),
+        (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 400, "Unsupported protocol"),
+        (b"GET / HTTP/1.1\r\n\r\n", 400, "Host"),
+        (b"POST /x HTTP/1.1\r\nHost x\r\n\r\n", 400, "illegal header line"),
+        (b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n", 400, "bad Content-Length"),
         (
-            f"POST /api/v1/executions/webhook/acme.web/hooked/{KEY} HTTP/1.1\r\n\r\n{{}}".encode(),
+            b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+            400,
             "Content-Length",
         ),
-        (b"POST /x HTTP/1.1\r\nContent-Length: ten\r\n\r\n", "Invalid Content-Length"),
-        (b"POST /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "Invalid Content-Length"),
-        (b"POST /x HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", "Unsupported Transfer-Encoding"),
-        (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
-        (b"GET /\xff HTTP/1.1\r\n\r\n", "ASCII"),
+        (
+            b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+            b"0\r\n\r\n",
+            400,
+            "both Content-Length and Transfer-Encoding",
+        ),
+        (b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "Transfer-Encoding"),
+        (b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "chunk header"),
+        (b"GET /\xff HTTP/1.1\r\nHost: x\r\n\r\n", 400, "illegal request line"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: \xff\r\n\r\n", 400, "UTF-8"),
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 431, "larger than"),
     ],
 )
-async def test_malformed_requests_get_400_and_the_server_keeps_serving(
-    tmp_path: Path, data: bytes, message: str
+async def test_malformed_requests_are_refused_and_the_server_keeps_serving(
+    tmp_path: Path, data: bytes, status: int, message: str
 ) -> None:
     async with serving(tmp_path, HOOKED) as (_, server):
-        status, body = await raw(server, data)
-        assert status == 400 and message in body["message"], body
-        status, body = await raw(server, post(server, "hooked", b'{"name": "after"}'))
-        assert status == 200 and body["trigger"]["variables"]["body"] == {"name": "after"}
+        answered, body = await raw(server, data)
+        assert answered == status and message in body["message"], body
+        answered, body = await raw(server, post(server, "hooked", b'{"name": "after"}'))
+        assert answered == 200 and body["trigger"]["variables"]["body"] == {"name": "after"}
 
 
 async def test_a_non_utf8_body_is_400(tmp_path: Path) -> None:
@@ -316,8 +342,36 @@ async def test_keep_alive_serves_several_requests_on_one_connection(tmp_path: Pa
         assert await engine.store.count_executions(flow_id="hooked") == 3
 
 
+async def test_pipelined_requests_are_answered_in_order(tmp_path: Path) -> None:
+    async with serving(tmp_path, HOOKED) as (_, server):
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        try:
+            writer.write(b"".join(post(server, "hooked", json.dumps({"name": n}).encode()) for n in "abc"))
+            await writer.drain()
+            names = []
+            for _ in range(3):
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                names.append(json.loads(await reader.readexactly(length))["trigger"]["variables"]["body"])
+            assert names == [{"name": "a"}, {"name": "b"}, {"name": "c"}]
+        finally:
+            writer.close()
+
+
+async def test_http_1_0_is_answered_and_closed(tmp_path: Path) -> None:
+    async with serving(tmp_path, HOOKED) as (_, server):
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        try:
+            writer.write(f"GET {HOOK_PATH} HTTP/1.0\r\n\r\n".encode())
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 10)  # read() ends when the server closes
+            assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" in answer
+        finally:
+            writer.close()
+
+
 async def test_a_slow_client_is_cut_off_with_408(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(webhook, "HEAD_SECONDS", 0.3)
+    monkeypatch.setattr(httpserver, "HEAD_SECONDS", 0.3)
     async with serving(tmp_path, HOOKED) as (_, server):
         # The request line arrives, then the headers trickle in and never end.
         status, body = await raw(server, b"POST /x HTTP/1.1\r\nX-Slow: 1\r\n")
@@ -327,7 +381,7 @@ async def test_a_slow_client_is_cut_off_with_408(tmp_path: Path, monkeypatch: py
 
 
 async def test_an_idle_connection_is_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(webhook, "IDLE_SECONDS", 0.2)
+    monkeypatch.setattr(httpserver, "IDLE_SECONDS", 0.2)
     async with serving(tmp_path, HOOKED) as (_, server):
         reader, writer = await asyncio.open_connection(server.host, server.port)
         try:
@@ -340,8 +394,6 @@ async def test_an_idle_connection_is_closed(tmp_path: Path, monkeypatch: pytest.
 # Strict parsing: bad numbers and lines get a 400 answer, never an exception left to asyncio
 # ---------------------------------------------------------------------------------------------
 
-HOOK_PATH = f"/api/v1/executions/webhook/acme.web/hooked/{KEY}"
-
 
 def chunked(*lines: bytes) -> bytes:
     return f"POST {HOOK_PATH} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode() + b"".join(
@@ -349,45 +401,38 @@ def chunked(*lines: bytes) -> bytes:
     )
 
 
+def with_length(length: str, body: bytes = b"") -> bytes:
+    return f"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode() + body
+
+
 @pytest.mark.parametrize(
-    ("data", "message"),
+    ("data", "status", "message"),
     [
+        pytest.param(with_length("²"), 400, "bad Content-Length", id="superscript-length"),
+        pytest.param(with_length("1_0", b"0123456789"), 400, "bad Content-Length", id="underscore-length"),
+        pytest.param(with_length("+5", b"01234"), 400, "bad Content-Length", id="signed-length"),
+        pytest.param(with_length("1234567890123"), 413, "larger than the limit", id="13-digit-length"),
+        pytest.param(with_length("9" * 40), 400, "bad Content-Length", id="40-digit-length"),
+        pytest.param(chunked(b"-1\r\nx\r\n0\r\n\r\n"), 400, "chunk header", id="negative-chunk"),
+        pytest.param(chunked(b"0x10\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n"), 400, "chunk header", id="0x-chunk"),
         pytest.param(
-            "POST /x HTTP/1.1\r\nContent-Length: ²\r\n\r\n".encode(),
-            "Invalid Content-Length",
-            id="superscript-length",
+            chunked(b"1_0\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n"), 400, "chunk header", id="underscore-chunk"
         ),
-        pytest.param(
-            b"POST /x HTTP/1.1\r\nContent-Length: 1_0\r\n\r\n0123456789",
-            "Invalid Content-Length",
-            id="underscore-length",
-        ),
-        pytest.param(
-            b"POST /x HTTP/1.1\r\nContent-Length: +5\r\n\r\n01234",
-            "Invalid Content-Length",
-            id="signed-length",
-        ),
-        pytest.param(
-            b"POST /x HTTP/1.1\r\nContent-Length: 1234567890123\r\n\r\n",
-            "Invalid Content-Length",
-            id="13-digit-length",
-        ),
-        pytest.param(chunked(b"-1\r\nx\r\n0\r\n\r\n"), "chunk size", id="negative-chunk"),
-        pytest.param(chunked(b"0x10\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n"), "chunk size", id="0x-chunk"),
-        pytest.param(chunked(b"1_0\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n"), "chunk size", id="underscore-chunk"),
-        pytest.param(chunked(b"123456789\r\n"), "chunk size", id="9-digit-chunk"),
-        pytest.param(chunked(b"\r\n"), "chunk size", id="empty-chunk-size"),
-        pytest.param(chunked(b"1" * 70_000 + b"\r\n"), "longer than", id="70k-chunk-line"),
+        pytest.param(chunked(b"1" * 25 + b"\r\n"), 400, "chunk header", id="25-digit-chunk"),
+        pytest.param(chunked(b"\r\n"), 400, "chunk header", id="empty-chunk-size"),
+        pytest.param(chunked(b"1" * 70_000 + b"\r\n"), 400, "chunk header", id="70k-chunk-line"),
+        pytest.param(chunked(b"3\r\nabcXY0\r\n\r\n"), 400, "chunk", id="chunk-without-crlf"),
     ],
 )
-async def test_bad_lengths_and_chunk_sizes_are_400_without_an_unhandled_exception(
-    tmp_path: Path, data: bytes, message: str, caplog: pytest.LogCaptureFixture
+async def test_bad_lengths_and_chunk_sizes_are_refused_without_an_unhandled_exception(
+    tmp_path: Path, data: bytes, status: int, message: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with serving(tmp_path, HOOKED) as (_, server):
-        status, body = await raw(server, data)
-        assert status == 400 and message in body["message"], body
-        status, _ = await raw(server, post(server, "hooked", b'{"name": "after"}'))
-        assert status == 200
+        answered, body = await raw(server, data)
+        assert answered == status and message in body["message"], body
+        assert len(body["message"]) < 400  # the offending bytes are quoted, not echoed whole
+        answered, _ = await raw(server, post(server, "hooked", b'{"name": "after"}'))
+        assert answered == 200
     assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text
 
 
@@ -403,16 +448,18 @@ async def test_chunk_extensions_are_ignored_and_the_body_is_read(tmp_path: Path)
 async def test_an_unexpected_error_is_answered_and_reported_once_on_the_bus(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def broken(reader: asyncio.StreamReader, idle: float) -> None:
-        raise RuntimeError("reader broke")
+    async def broken(self: WebhookServer, request: httpserver.Request) -> httpserver.Response:
+        raise RuntimeError("handler broke")
 
+    monkeypatch.setattr(WebhookServer, "handle", broken)
     async with serving(tmp_path, HOOKED) as (engine, server):
         events = engine.events.subscribe()
-        monkeypatch.setattr(webhook, "read_request", broken)
         status, body = await raw(server, post(server, "hooked", b"{}"))
-        assert status == 400 and "reader broke" in body["message"]
+        assert status == 500 and "handler broke" in body["message"]
         reported = [e for e in engine.events.drain(events) if isinstance(e, EngineError)]
-        assert [e.message for e in reported] == ["Webhook server: RuntimeError: reader broke"]
+        assert [e.message for e in reported] == ["Webhook server: RuntimeError: handler broke"]
+        status, _ = await raw(server, post(server, "hooked", b"{}"))
+        assert status == 500  # the server keeps serving
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
 
@@ -447,26 +494,67 @@ async def test_a_wait_answers_with_the_execution_as_it_is_after_the_wait_limit(
 async def test_a_waiting_client_that_goes_away_frees_its_connection(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(webhook, "MAX_CONNECTIONS", 2)
-    monkeypatch.setattr(webhook, "GONE_CHECK_SECONDS", 0.05)
+    monkeypatch.setattr(httpserver, "MAX_PER_CLIENT", 2)
+    monkeypatch.setattr(httpserver, "GONE_CHECK_SECONDS", 0.05)
     request = "POST /api/v1/executions/webhook/acme.web/paused/k HTTP/1.1\r\nHost: x\r\n"
     request += "Content-Length: 2\r\n\r\n{}"
     async with serving(tmp_path, PAUSED, HOOKED) as (engine, server):
+        writers = []
         for _ in range(2):
             _, writer = await asyncio.open_connection(server.host, server.port)
             writer.write(request.encode())
             await writer.drain()
-            writer.close()
+            writers.append(writer)
         deadline = asyncio.get_running_loop().time() + 20
         while await engine.store.count_executions(flow_id="paused") < 2:
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.05)
+        # Both connections are busy with a request: a third one is refused, not let in by closing one.
+        status, body = await raw(server, post(server, "hooked", b'{"name": "third"}'))
+        assert status == 503 and "Too many connections" in body["message"]
+        for writer in writers:
+            writer.close()
         # Both waits end with their clients, so a third client is served rather than refused with 503.
-        status = 503
         while status == 503 and asyncio.get_running_loop().time() < deadline:
             status, _ = await raw(server, post(server, "hooked", b'{"name": "third"}'))
             await asyncio.sleep(0.05)
         assert status == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# An abandoned request: once stored, its execution starts
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_an_execution_stored_for_an_abandoned_request_still_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(httpserver, "GONE_CHECK_SECONDS", 0.05)
+    async with serving(tmp_path, HOOKED) as (engine, server):
+        # Another connection holds the database's write lock: the engine is busy, saves wait.
+        blocker = sqlite3.connect(engine.store.path, timeout=10, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            writers = []
+            for index in range(10):
+                _, writer = await asyncio.open_connection(server.host, server.port)
+                writer.write(post(server, "hooked", json.dumps({"name": f"n{index}"}).encode()))
+                await writer.drain()
+                writers.append(writer)
+            await asyncio.sleep(0.5)  # every request is now waiting for its execution to be stored
+            for writer in writers:
+                writer.close()  # the clients give up
+            await asyncio.sleep(0.5)  # and their requests are dropped
+        finally:
+            blocker.execute("COMMIT")
+            blocker.close()
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:
+            rows = await engine.store.list_executions(flow_id="hooked")
+            if len(rows) == 10 and all(row.state == "SUCCESS" for row in rows):
+                break
+            assert asyncio.get_running_loop().time() < deadline, sorted(row.state for row in rows)
+            await asyncio.sleep(0.1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -521,6 +609,24 @@ async def test_a_webhook_cannot_make_a_file_input_copy_a_local_file(tmp_path: Pa
         ended = await asyncio.wait_for(engine.wait(taken.json()["id"]), 20)
         assert ended.state.current is StateType.SUCCESS
         assert "shared" in [entry.message for entry in await logs_of(engine, ended.id)]
+
+
+async def test_a_webhook_cannot_hand_a_file_input_another_namespaces_file(tmp_path: Path) -> None:
+    async with serving(tmp_path, UPLOAD) as (engine, server), httpx.AsyncClient() as client:
+        theirs = engine.storage.put_bytes(
+            engine.storage.execution_uri("finance.payroll", "run", "e1"), "salaries.csv", b"alice,100"
+        )
+        response = await client.post(url(server, "upload", key="k"), json={"doc": theirs})
+        assert response.status_code == 422, response.text
+        message = response.json()["message"]
+        assert "input `doc`" in message and "belongs to namespace `finance.payroll`" in message
+        assert await engine.store.count_executions() == 0
+        # A file of a parent namespace (acme) is the execution's to read.
+        shared = engine.storage.put_bytes(engine.storage.execution_uri("acme", "x", "e2"), "a.txt", b"acme")
+        taken = await client.post(url(server, "upload", key="k"), json={"doc": shared})
+        assert taken.status_code == 200, taken.text
+        ended = await asyncio.wait_for(engine.wait(taken.json()["id"]), 20)
+        assert "acme" in [entry.message for entry in await logs_of(engine, ended.id)]
 
 
 async def test_only_the_users_own_commands_may_name_a_local_file(tmp_path: Path) -> None:

@@ -1,0 +1,507 @@
+"""A small HTTP/1.1 server: h11 parses the protocol, this module keeps the limits and the fairness.
+
+The webhook route needs one handler behind a port that a hostile client cannot wear down, so what
+matters here is exact limits rather than features: a capped request head and body, timeouts for a
+silent connection, a slow head and a slow body, keep-alive, and a share of connections per client
+address. A client at its share (or a server at its total) makes room by closing its connection that
+has been idle longest (nothing of a next request received, not even in the socket's buffer): idle
+connections cost a client nothing to open, so they must not crowd out requests. Only when every
+connection is busy with a request is a newcomer refused with 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import functools
+import json
+import struct
+import termios
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlsplit
+
+import h11
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_HEAD_BYTES = 64 * 1024
+# A new or kept-alive connection must start a request within IDLE_SECONDS; once its first byte
+# arrives, the whole head must follow within HEAD_SECONDS (slow-header attacks) and the body within
+# BODY_SECONDS.
+IDLE_SECONDS = 5.0
+HEAD_SECONDS = 5.0
+BODY_SECONDS = 30.0
+# Open connections in all and per client address. Past either cap, the connection that has waited
+# longest for a request is closed to make room; a newcomer is refused only when none is waiting.
+MAX_CONNECTIONS = 512
+MAX_PER_CLIENT = 64
+# How long a connection refused with an error still reads (and drops) the rest of its request, and
+# how long one refused at the door (503) does: shorter, as it is not counted among the open ones.
+LINGER_SECONDS = 2.0
+REFUSED_LINGER_SECONDS = 0.5
+# How often a request being handled checks whether its client closed the connection.
+GONE_CHECK_SECONDS = 0.5
+READ_BYTES = 64 * 1024
+BACKLOG = 1024
+_MESSAGE_CHARS = 300
+
+
+class BadRequest(Exception):
+    """The request cannot be served; `status` and the message go back to the client."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Request:
+    """One parsed request: header names are lower case, each with its values in order."""
+
+    method: str
+    target: str
+    version: str
+    headers: dict[str, list[str]] = field(default_factory=dict)
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        """The last value of a header, or None."""
+        values = self.headers.get(name)
+        return values[-1] if values else None
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the client lets the connection serve another request (HTTP/1.1 without `close`)."""
+        tokens = {t.strip().lower() for v in self.headers.get("connection", ()) for t in v.split(",")}
+        return self.version == "HTTP/1.1" and "close" not in tokens
+
+
+@dataclass(frozen=True)
+class Response:
+    """An answer: a status, a JSON body (None for none) and extra headers."""
+
+    status: int
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def error_response(status: int, message: str) -> Response:
+    """A JSON error answer, `{"message": ...}`, as Kestra's API gives."""
+    return Response(status, {"message": message})
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(eq=False)
+class _Connection:
+    """An open connection and what is known of its activity."""
+
+    host: str = ""
+    writer: asyncio.StreamWriter | None = None
+    # Set while waiting for a next request of which nothing has been read yet.
+    idle_since: float | None = None
+    # Bytes the transport delivered and bytes handed to the parser: unequal while some are buffered.
+    received: int = 0
+    consumed: int = 0
+    closed_for_room: bool = False
+
+
+class _CountingProtocol(asyncio.StreamReaderProtocol):
+    """The stream protocol, counting what arrives the moment it arrives (before any task runs)."""
+
+    def __init__(self, reader: asyncio.StreamReader, serve: Any, connection: _Connection) -> None:
+        super().__init__(reader, serve)
+        self._connection = connection
+
+    def data_received(self, data: bytes) -> None:
+        self._connection.received += len(data)
+        super().data_received(data)
+
+
+class HttpServer:
+    """Serves `handler` over HTTP/1.1 on a TCP port, within the limits above.
+
+    Args:
+        handler: Answers one request; an exception becomes a 500 answer and is passed to `on_error`.
+        host: The address to listen on.
+        port: The port; 0 picks a free one (see `port` once started).
+        mask: Applied to every answer's body before it is sent (hides secret values).
+        on_error: Told of every error no answer foresaw, so it can be reported; never printed here.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        mask: Callable[[Any], Any] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self._mask = mask or (lambda value: value)
+        self._on_error = on_error or (lambda error: None)
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._by_host: dict[str, set[_Connection]] = {}
+        self._count = 0
+
+    async def start(self) -> None:
+        """Bind the port and start accepting connections."""
+
+        def connected() -> asyncio.StreamReaderProtocol:
+            connection = _Connection()
+            reader = asyncio.StreamReader(limit=READ_BYTES)
+            return _CountingProtocol(reader, functools.partial(self._serve, connection), connection)
+
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(connected, self.host, self.port, backlog=BACKLOG)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        """Stop accepting, end every open connection and wait for their handlers to finish."""
+        if self._server is None:
+            return
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._server.wait_closed()
+        self._server = None
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def open_connections(self) -> int:
+        """How many connections are open and admitted."""
+        return self._count
+
+    # -- admission -------------------------------------------------------------------------------
+
+    def _admit(self, connection: _Connection) -> bool:
+        """Count a new connection in, closing the longest-idle one to make room when needed."""
+        mine = self._by_host.get(connection.host, set())
+        crowded: set[_Connection] | None = None
+        if len(mine) >= MAX_PER_CLIENT:
+            crowded = mine
+        elif self._count >= MAX_CONNECTIONS:
+            crowded = max(self._by_host.values(), key=len)  # the heaviest client gives way first
+        if crowded is not None:
+            victim = _longest_idle(crowded)
+            if victim is None:
+                return False
+            self._release(victim)
+            victim.closed_for_room = True
+            if victim.writer is not None:
+                victim.writer.close()  # its reader sees the end of the stream and its task ends
+        self._by_host.setdefault(connection.host, set()).add(connection)
+        self._count += 1
+        return True
+
+    def _release(self, connection: _Connection) -> None:
+        mine = self._by_host.get(connection.host)
+        if mine is None or connection not in mine:
+            return
+        mine.discard(connection)
+        self._count -= 1
+        if not mine:
+            del self._by_host[connection.host]
+
+    # -- one connection --------------------------------------------------------------------------
+
+    async def _serve(
+        self, connection: _Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        peer = writer.get_extra_info("peername")
+        connection.host = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        connection.writer = writer
+        protocol = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+        try:
+            if not self._admit(connection):
+                message = "Too many connections busy with requests: try again shortly"
+                await self._send(writer, protocol, error_response(503, message), keep_alive=False)
+                await _linger(connection, reader, writer, REFUSED_LINGER_SECONDS)
+                return
+            await self._converse(connection, protocol, reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        except asyncio.CancelledError:
+            # Stopping the server: end quietly (asyncio reports a cancelled handler as an error).
+            return
+        except Exception as unexpected:  # never left to asyncio, which prints it over the dashboard
+            self._on_error(unexpected)
+            if protocol.our_state in (h11.IDLE, h11.SEND_RESPONSE) and not connection.closed_for_room:
+                with contextlib.suppress(Exception, asyncio.CancelledError):  # stopping ends the linger
+                    answer = error_response(500, f"Internal error: {type(unexpected).__name__}: {unexpected}")
+                    await self._send(writer, protocol, answer, keep_alive=False)
+                    await _linger(connection, reader, writer, LINGER_SECONDS)
+        finally:
+            self._release(connection)
+            if task is not None:
+                self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _converse(
+        self,
+        connection: _Connection,
+        protocol: h11.Connection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        """Serve requests on one connection until it closes, stays idle or asks to close."""
+        while True:
+            try:
+                request = await self._read_request(connection, protocol, reader)
+            except BadRequest as bad:
+                if connection.closed_for_room:
+                    return
+                refusal = error_response(bad.status, _short(str(bad)))
+                await self._send(writer, protocol, refusal, keep_alive=False)
+                await _linger(connection, reader, writer, LINGER_SECONDS)
+                return
+            if request is None:
+                return
+            answer = await self._answer_while_connected(request, protocol, reader)
+            if answer is None:
+                return  # the client went away while its request was handled
+            keep_alive = request.keep_alive
+            await self._send(writer, protocol, answer, keep_alive)
+            if not keep_alive or protocol.our_state is not h11.DONE:
+                return
+            protocol.start_next_cycle()
+
+    async def _read_request(
+        self, connection: _Connection, protocol: h11.Connection, reader: asyncio.StreamReader
+    ) -> Request | None:
+        """The next whole request, or None when the client closed the connection or stayed idle."""
+        loop = asyncio.get_running_loop()
+        received = len(protocol.trailing_data[0])  # a pipelined request may already be here
+        idle_deadline = loop.time() + IDLE_SECONDS
+        head_deadline = loop.time() + HEAD_SECONDS if received else None
+        connection.idle_since = None if received else loop.time()
+        while True:
+            event = _next_event(protocol)
+            if isinstance(event, h11.Request):
+                break
+            if isinstance(event, h11.ConnectionClosed):
+                return None
+            if event is not h11.NEED_DATA:
+                raise BadRequest(400, f"Malformed request: unexpected {type(event).__name__}")
+            if head_deadline is None:
+                data = await _read(connection, reader, idle_deadline)
+                if data is None:
+                    return None  # idle for too long: closed without an answer
+                head_deadline = loop.time() + HEAD_SECONDS
+                connection.idle_since = None
+            else:
+                data = await _read(connection, reader, head_deadline)
+                if data is None:
+                    raise BadRequest(408, f"The request head did not arrive within {HEAD_SECONDS:g} s")
+            received += len(data)
+            protocol.receive_data(data)
+        # h11 caps an incomplete head; a complete one that arrived in a single read is checked here.
+        if received - len(protocol.trailing_data[0]) > MAX_HEAD_BYTES:
+            raise BadRequest(431, f"Request head larger than {MAX_HEAD_BYTES} bytes")
+        head = _parse_head(event)
+        body = await _read_body(connection, protocol, reader, loop.time() + BODY_SECONDS)
+        return Request(head.method, head.target, head.version, head.headers, body)
+
+    async def _answer_while_connected(
+        self, request: Request, protocol: h11.Connection, reader: asyncio.StreamReader
+    ) -> Response | None:
+        """The answer to `request`, or None when the client closes the connection before it is ready."""
+        handling = asyncio.ensure_future(self._answer(request))
+        try:
+            while True:
+                done, _ = await asyncio.wait({handling}, timeout=GONE_CHECK_SECONDS)
+                if done:
+                    return handling.result()
+                # At the end of the stream with nothing unread: the client closed its side (a
+                # pipelined request would still be buffered, and is served next).
+                if reader.at_eof() and not protocol.trailing_data[0]:
+                    return None
+        finally:
+            if not handling.done():
+                handling.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await handling
+
+    async def _answer(self, request: Request) -> Response:
+        try:
+            return await self.handler(request)
+        except BadRequest as bad:
+            return error_response(bad.status, str(bad))
+        except Exception as unexpected:  # one request must never stop the server
+            self._on_error(unexpected)
+            return error_response(500, f"Internal error: {type(unexpected).__name__}: {unexpected}")
+
+    async def _send(
+        self, writer: asyncio.StreamWriter, protocol: h11.Connection, response: Response, keep_alive: bool
+    ) -> None:
+        payload = b""
+        if response.body is not None:
+            payload = json.dumps(self._mask(response.body), default=str).encode()
+        headers = []
+        if payload:
+            headers.append(("Content-Type", "application/json"))
+        if response.status != HTTPStatus.NO_CONTENT:
+            headers.append(("Content-Length", str(len(payload))))
+        headers.append(("Connection", "keep-alive" if keep_alive else "close"))
+        headers.extend((name, str(self._mask(value))) for name, value in response.headers.items())
+        reason = HTTPStatus(response.status).phrase.encode()
+        data = protocol.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
+        if payload:
+            data += protocol.send(h11.Data(data=payload)) or b""
+        data += protocol.send(h11.EndOfMessage()) or b""
+        writer.write(data or b"")
+        await writer.drain()
+
+
+@dataclass(frozen=True)
+class _Head:
+    method: str
+    target: str
+    version: str
+    headers: dict[str, list[str]]
+
+
+def _next_event(protocol: h11.Connection) -> Any:
+    try:
+        return protocol.next_event()
+    except h11.RemoteProtocolError as bad:
+        raise BadRequest(bad.error_status_hint, f"Malformed request: {bad}") from None
+
+
+def _parse_head(event: h11.Request) -> _Head:
+    """Check what h11 leaves to the server: the protocol version, the target and the body framing."""
+    version = event.http_version.decode("ascii", "replace")
+    if version not in ("1.0", "1.1"):
+        raise BadRequest(400, f"Unsupported protocol `HTTP/{version[:20]}`: use HTTP/1.1")
+    target = event.target.decode("ascii")  # h11 accepts only visible ASCII in the request line
+    if target.lower().startswith(("http://", "https://")):  # the absolute form a proxy may send
+        split = urlsplit(target)
+        target = (split.path or "/") + (f"?{split.query}" if split.query else "")
+    if not target.startswith("/"):
+        raise BadRequest(400, f"Malformed request target `{target[:100]}`: expected /path")
+    headers: dict[str, list[str]] = {}
+    for name, value in event.headers:
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest(400, "Malformed header: header values must be UTF-8 text") from None
+        headers.setdefault(name.decode("ascii"), []).append(text)
+    if "transfer-encoding" in headers and "content-length" in headers:
+        raise BadRequest(400, "A request cannot have both Content-Length and Transfer-Encoding")
+    lengths = headers.get("content-length")
+    if lengths and int(lengths[0]) > MAX_BODY_BYTES:  # h11 has checked that it is a number
+        raise BadRequest(
+            413, f"Request body of {lengths[0]} bytes is larger than the limit of {MAX_BODY_BYTES}"
+        )
+    method = event.method.decode("ascii")
+    return _Head(method, target, f"HTTP/{version}", headers)
+
+
+async def _read_body(
+    connection: _Connection, protocol: h11.Connection, reader: asyncio.StreamReader, deadline: float
+) -> bytes:
+    """The request body, refused past MAX_BODY_BYTES; no body (and no length) is an empty one."""
+    body = bytearray()
+    while True:
+        event = _next_event(protocol)
+        if isinstance(event, h11.Data):
+            body += event.data
+            if len(body) > MAX_BODY_BYTES:
+                raise BadRequest(413, f"Request body larger than the limit of {MAX_BODY_BYTES} bytes")
+        elif isinstance(event, h11.EndOfMessage):
+            return bytes(body)
+        elif event is h11.NEED_DATA:
+            data = await _read(connection, reader, deadline)
+            if data is None:
+                raise BadRequest(408, f"The request body did not arrive within {BODY_SECONDS:g} s")
+            protocol.receive_data(data)
+        else:
+            raise BadRequest(400, f"Malformed request: unexpected {type(event).__name__} in the body")
+
+
+async def _read(connection: _Connection, reader: asyncio.StreamReader, deadline: float) -> bytes | None:
+    """What the client sends next (b"" at its end), or None when nothing comes before `deadline`."""
+    left = deadline - asyncio.get_running_loop().time()
+    if left <= 0:
+        return None
+    try:
+        data = await asyncio.wait_for(reader.read(READ_BYTES), left)
+    except TimeoutError:
+        return None
+    connection.consumed += len(data)
+    return data
+
+
+def _unread(writer: asyncio.StreamWriter | None) -> bool:
+    """Whether the socket holds bytes the transport has not read yet (FIONREAD)."""
+    sock = writer.get_extra_info("socket") if writer is not None else None
+    if sock is None:
+        return False
+    try:
+        answer = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return False
+    return bool(struct.unpack("i", answer)[0])
+
+
+def _longest_idle(connections: set[_Connection]) -> _Connection | None:
+    quiet = [c for c in connections if c.idle_since is not None and c.received == c.consumed]
+    quiet.sort(key=lambda c: c.idle_since or 0.0)
+    return next((c for c in quiet if not _unread(c.writer)), None)  # one syscall per candidate
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= _MESSAGE_CHARS else message[:_MESSAGE_CHARS] + "…"
+
+
+async def _linger(
+    connection: _Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seconds: float
+) -> None:
+    """Read and drop what the client still sends, for a short while, before closing.
+
+    Closing a socket with unread input makes the kernel reset the connection, and the client can
+    lose the error answer it was about to read.
+    """
+    with contextlib.suppress(Exception):
+        if writer.can_write_eof():
+            writer.write_eof()
+        deadline = asyncio.get_running_loop().time() + seconds
+        dropped = 0
+        while dropped < MAX_BODY_BYTES:
+            data = await _read(connection, reader, deadline)
+            if not data:
+                return
+            dropped += len(data)
+
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_CONNECTIONS",
+    "MAX_PER_CLIENT",
+    "BadRequest",
+    "Handler",
+    "HttpServer",
+    "Request",
+    "Response",
+    "error_response",
+]
