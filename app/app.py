@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -11,6 +12,8 @@ from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.filter import LineFilter
+from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Footer, Input, Tree
 
 from tiercel.engine.engine import Engine
@@ -34,6 +37,7 @@ from .commands import TiercelCommands
 from .widgets.detail import DetailPane
 from .widgets.executions import ExecutionsTable, Summary, matches_filter, trigger_name
 from .widgets.namespaces import NamespaceTree, NodeRef
+from .widgets.shown import ControlFilter, shown
 
 PAGE_SIZE = 200
 SEEN_LIMIT = 5_000
@@ -78,6 +82,7 @@ class TiercelApp(DashboardActions):
         self._follow: str | None = None
         self.page_size = PAGE_SIZE
         self._more: str | None = None
+        self._control_filter = ControlFilter()
         self.row_filter = ""
 
     # -- layout -------------------------------------------------------------------------------
@@ -137,6 +142,29 @@ class TiercelApp(DashboardActions):
 
     async def on_unmount(self) -> None:
         await self._stop_engine()
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        """Textual's filters, then one that keeps control characters off the terminal."""
+        return [*super().get_line_filters(), self._control_filter]
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Notify with the message and title as plain text: they often quote errors and ids."""
+        masker = self.engine.masker if self.engine is not None else None
+        text, heading = shown(message, masker), shown(title, masker)
+        super().notify(text, title=heading, severity=severity, timeout=timeout, markup=False)
+
+    def masked_labels(self, labels: Mapping[str, str]) -> dict[str, str]:
+        """Labels as the executions list shows them: secret values masked (the data keeps them)."""
+        masker = self.engine.masker if self.engine is not None else None
+        return {key: masker.mask(value) for key, value in labels.items()} if masker else dict(labels)
 
     async def action_quit(self) -> None:
         await self._stop_engine()
@@ -202,7 +230,7 @@ class TiercelApp(DashboardActions):
             self.refresh_triggers()
         shown: list[Summary] = []
         for execution in latest.values():
-            summary = Summary.of(execution)
+            summary = Summary.of(execution, self.masked_labels)
             self._seen[execution.id] = summary
             if len(self._seen) > SEEN_LIMIT:
                 del self._seen[next(iter(self._seen))]
@@ -268,7 +296,7 @@ class TiercelApp(DashboardActions):
         ref = event.node.data
         if ref is not None and ref.kind == "error" and self.engine is not None:
             errors = self.engine.flow_errors.get(ref.path, [])
-            self.detail.show_text([str(error) for error in errors] or [ref.path])
+            self.detail.show_text([shown(error) for error in errors] or [shown(ref.path)])
             self.detail.border_title = "3 Flow file in error"
             self._more = None
             self.table.replace_all([])
@@ -357,7 +385,7 @@ class TiercelApp(DashboardActions):
                 row.state,
                 row.start_date,
                 row.end_date,
-                row.labels,
+                self.masked_labels(row.labels),
                 trigger_name(row.trigger_type),
             )
             for row in rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
@@ -16,7 +17,7 @@ from tiercel.engine.model import Flow
 from tiercel.engine.scheduler import SchedulerError
 
 from .form import FormScreen
-from .run_form import _show, default_text
+from .run_form import _show, default_text, input_title
 
 DATE_HINT = "YYYY-MM-DD HH:MM in local time, or ISO 8601 with an offset"
 
@@ -86,7 +87,7 @@ class BackfillFormScreen(FormScreen):
             for spec in self.flow.inputs:
                 yield from self.field(
                     f"input-{spec.id}",
-                    f"{spec.display_name or spec.id} [dim]input {spec.type}[/dim]",
+                    input_title(spec, f"input {spec.type}"),
                     default_text(spec),
                     placeholder=spec.description or "",
                 )
@@ -94,7 +95,7 @@ class BackfillFormScreen(FormScreen):
                 yield Button("Backfill", id="run", variant="primary")
                 yield Button("Cancel", id="cancel")
 
-    def field(self, name: str, title: str, value: str, placeholder: str = "") -> ComposeResult:
+    def field(self, name: str, title: str | Text, value: str, placeholder: str = "") -> ComposeResult:
         yield Label(title)
         yield Input(value=value, placeholder=placeholder, id=f"field-{name}", compact=True)
         yield Static("", id=f"error-{name}", classes="error")

@@ -15,6 +15,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from tiercel.engine import visible
+
 Revision = tuple[int, str, datetime]
 
 
@@ -35,7 +37,7 @@ def diff_text(old: str, new: str, old_name: str, new_name: str) -> Text:
             style = "red"
         else:
             style = ""
-        text.append(line + "\n", style=style)
+        text.append(visible(line) + "\n", style=style)
     if not text.plain:
         text.append("no change", style="dim")
     return text
@@ -87,7 +89,7 @@ class RevisionsScreen(ModalScreen[None]):
             base = self.base
         diff = self.query_one("#diff", Static)
         if base is None:
-            diff.update(Text(self.source(revision), no_wrap=True))
+            diff.update(Text(visible(self.source(revision)), no_wrap=True))
             return
         diff.update(diff_text(self.source(base), self.source(revision), f"rev {base}", f"rev {revision}"))
 

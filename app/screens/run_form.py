@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
@@ -14,6 +15,7 @@ from tiercel.engine.engine import Engine, EngineCommandError
 from tiercel.engine.inputs import InputError
 from tiercel.engine.model import Flow, InputSpec
 
+from ..widgets.shown import plain
 from .form import FormScreen
 
 
@@ -55,7 +57,7 @@ class RunFormScreen(FormScreen):
             yield Static("", id="form-error", classes="error")
             for spec in self.specs:
                 required = "" if not spec.required or spec.defaults is not None else " *"
-                yield Label(f"{spec.display_name or spec.id} [dim]{spec.type}{required}[/dim]")
+                yield Label(input_title(spec, f"{spec.type}{required}"))
                 placeholder = str(spec.defaults) if spec.defaults is not None else spec.description or ""
                 yield Input(
                     value=default_text(spec), placeholder=placeholder, id=f"input-{spec.id}", compact=True
@@ -105,9 +107,14 @@ class RunFormScreen(FormScreen):
         self.dismiss(None)
 
 
+def input_title(spec: InputSpec, about: str) -> Text:
+    """An input's name (as the flow file gives it, shown as text) and a dim note about it."""
+    return Text.assemble(plain(spec.display_name or spec.id), " ", (about, "dim"))
+
+
 def _show(widget: Static, text: str) -> None:
-    """Set a message, hiding the widget while it is empty."""
-    widget.update(text)
+    """Set a message as plain text (it may quote a typed value), hiding the widget while it is empty."""
+    widget.update(plain(text))
     widget.display = bool(text)
 
 

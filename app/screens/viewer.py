@@ -12,6 +12,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from tiercel.engine import visible
+
 
 def as_json(value: Any) -> str:
     """Pretty JSON of outputs; values JSON does not know are shown as text."""
@@ -19,7 +21,10 @@ def as_json(value: Any) -> str:
 
 
 class ViewerScreen(ModalScreen[None]):
-    """Shows `text` highlighted as `lexer`, with optional lines (errors) above it; escape closes."""
+    """Shows `text` highlighted as `lexer`, with optional lines (errors) above it; escape closes.
+
+    The text may be a broken flow file or outputs: its control characters are shown as ``\\xNN``.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "close", "Close")]
 
@@ -32,10 +37,11 @@ class ViewerScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="viewer", classes="dialog"):
-            yield Label(self.title_text, id="viewer-title", markup=False)
+            yield Label(visible(self.title_text), id="viewer-title", markup=False)
             if self.notes:
-                yield Static("\n".join(self.notes), id="viewer-notes", markup=False)
-            syntax = Syntax(self.text, self.lexer, line_numbers=True, word_wrap=False, theme="monokai")
+                yield Static(visible("\n".join(self.notes)), id="viewer-notes", markup=False)
+            text = visible(self.text)
+            syntax = Syntax(text, self.lexer, line_numbers=True, word_wrap=False, theme="monokai")
             yield Static(syntax, id="viewer-body")
 
     def on_mount(self) -> None:

@@ -21,9 +21,12 @@ from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import Input, Log, Tree
 
+from tiercel.engine import visible
 from tiercel.engine.model import Execution, LogEntry, LogLevel, TaskRun, iso, utcnow
+from tiercel.engine.secrets import Masker
 
 from ..screens.viewer import ViewerScreen, as_json
+from .shown import masker_of, shown, shown_value
 from .states import GLYPHS, fmt_duration, glyph
 
 LOG_KEEP = 20_000
@@ -31,9 +34,9 @@ LEVELS = list(LogLevel)
 
 
 def format_entry(entry: LogEntry, *, stamps: bool = True) -> str:
-    """One log line as the log pane shows it."""
+    """One log line as the log pane shows it, control characters made visible (Log lets ESC through)."""
     task = entry.task_id or "-"
-    text = f"{entry.level.value:<5} {task} {entry.message}"
+    text = visible(f"{entry.level.value:<5} {task} {entry.message}")
     if not stamps:
         return text
     return f"{entry.timestamp.astimezone().strftime('%H:%M:%S')} {text}"
@@ -62,17 +65,19 @@ def nested_runs(execution: Execution) -> list[tuple[TaskRun, int]]:
     return ordered
 
 
-def run_label(run: TaskRun, depth: int = 0) -> Text:
-    """Glyph, task id, loop value and attempts of a task run."""
-    label = Text.assemble("  " * depth, glyph(run.state.current.value), " ", run.task_id)
+def run_label(run: TaskRun, depth: int = 0, masker: Masker | None = None) -> Text:
+    """Glyph, task id, loop value (masked) and attempts of a task run."""
+    label = Text.assemble("  " * depth, glyph(run.state.current.value), " ", shown(run.task_id))
     if run.value is not None:
-        label.append(f" [{run.value}]", style="italic")
+        label.append(f" [{shown(run.value, masker)}]", style="italic")
     if len(run.attempts) > 1:
         label.append(f" ×{len(run.attempts)}", style="yellow")
     return label
 
 
-def timeline_text(execution: Execution | None, width: int, now: datetime | None = None) -> Text:
+def timeline_text(
+    execution: Execution | None, width: int, now: datetime | None = None, masker: Masker | None = None
+) -> Text:
     """A Gantt chart of the task runs: one row each, bars scaled to the execution's duration."""
     if execution is None or not execution.task_runs:
         return Text("no task runs yet", style="dim")
@@ -87,7 +92,7 @@ def timeline_text(execution: Execution | None, width: int, now: datetime | None 
     axis.append(fmt_duration(end - start).rjust(bar_width - 1) + " " * (duration_width + 1))
     lines = [axis]
     for run, depth in nested_runs(execution):
-        label = run_label(run, depth)
+        label = run_label(run, depth, masker)
         label.truncate(label_width, overflow="ellipsis", pad=True)
         run_start = run.state.start_date
         run_end = min(run.state.end_date or now, end)
@@ -137,7 +142,7 @@ class Timeline(Widget):
         self.refresh(layout=True)
 
     def render(self) -> Text:
-        return timeline_text(self.execution, max(self.size.width, 30))
+        return timeline_text(self.execution, max(self.size.width, 30), masker=masker_of(self))
 
 
 class TaskRunTree(Tree[str]):
@@ -155,8 +160,9 @@ class TaskRunTree(Tree[str]):
         if execution is None:
             return
         nodes: dict[str, object] = {}
+        masker = masker_of(self)
         for run, _ in nested_runs(execution):
-            label = run_label(run)
+            label = run_label(run, masker=masker)
             if run.state.current.is_terminated:
                 label.append(" " + fmt_duration(run.state.duration()), style="dim")
             parent = nodes.get(run.parent_task_run_id or "", self.root)
@@ -292,8 +298,8 @@ class DetailPane(Horizontal):
     def show_text(self, lines: list[str]) -> None:
         """Show plain text (a flow file's errors) instead of an execution."""
         self.begin(None)
-        self._text = lines
-        self.log_widget.write_lines(lines)
+        self._text = [visible(line) for line in lines]
+        self.log_widget.write_lines(self._text)
 
     # -- log ------------------------------------------------------------------------------------
     def _descendants(self, task_run_id: str) -> set[str]:
@@ -369,7 +375,8 @@ class DetailPane(Horizontal):
         if self.task_filter is not None and self.execution is not None:
             run = next((r for r in self.execution.task_runs if r.id == self.task_filter), None)
             if run is not None:
-                parts.append(f"task {run.task_id}" + (f" [{run.value}]" if run.value is not None else ""))
+                value = f" [{shown(run.value, masker_of(self))}]" if run.value is not None else ""
+                parts.append(f"task {shown(run.task_id)}{value}")
         if self.search:
             parts.append(f"/{self.search}" + (" (only)" if self.only_matches else ""))
         return " ".join(parts)
@@ -461,17 +468,23 @@ class DetailPane(Horizontal):
         return next((r for r in self.execution.task_runs if r.id == run_id), None)
 
     def outputs_view(self) -> tuple[str, str] | None:
-        """Title and JSON text of the selected task run's outputs, or else of the execution's."""
+        """Title and JSON text of the selected task run's outputs, or else of the execution's.
+
+        Outputs hold real values (later tasks read them); what is shown here has secrets masked and
+        control characters made visible.
+        """
         execution = self.execution
         if execution is None:
             return None
+        masker = masker_of(self)
         run = self.selected_run()
         if run is not None:
-            value = f" [{run.value}]" if run.value is not None else ""
-            return f"Outputs of task {run.task_id}{value}", as_json(dict(run.outputs or {}))
-        return f"Outputs of execution {execution.id[:8]} ({execution.flow_id})", as_json(
-            dict(execution.outputs or {})
-        )
+            value = f" [{shown(run.value, masker)}]" if run.value is not None else ""
+            outputs = shown_value(dict(run.outputs or {}), masker)
+            return f"Outputs of task {shown(run.task_id)}{value}", visible(as_json(outputs))
+        outputs = shown_value(dict(execution.outputs or {}), masker)
+        title = f"Outputs of execution {shown(execution.id[:8])} ({shown(execution.flow_id)})"
+        return title, visible(as_json(outputs))
 
     def action_outputs(self) -> None:
         view = self.outputs_view()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
@@ -14,6 +14,7 @@ from textual.widgets import DataTable
 
 from tiercel.engine.model import Execution
 
+from .shown import shown
 from .states import fmt_duration, fmt_start, state_text
 
 COLUMNS = ("id", "flow", "state", "start", "duration", "trigger", "labels")
@@ -56,8 +57,8 @@ class Summary:
     trigger: str = "manual"
 
     @staticmethod
-    def of(execution: Execution) -> Summary:
-        """The summary of an execution snapshot."""
+    def of(execution: Execution, labels: Callable[[Mapping[str, str]], Mapping[str, str]] = dict) -> Summary:
+        """The summary of an execution snapshot, its labels as `labels` shows them (masked)."""
         state = execution.state
         return Summary(
             execution.id,
@@ -66,7 +67,7 @@ class Summary:
             state.current.value,
             state.start_date,
             state.end_date if state.current.is_terminated else None,
-            execution.labels_map(),
+            labels(execution.labels_map()),
             trigger_name(execution.trigger.get("type") if execution.trigger else None),
         )
 
@@ -75,19 +76,19 @@ class Summary:
         return self.end is None and self.state not in ("PAUSED", "CREATED", "QUEUED")
 
     def cells(self, flow_width: int = 40) -> tuple[Text, ...]:
-        """Cell values in column order, the flow id cut to `flow_width`."""
+        """Cell values in column order, the flow id cut to `flow_width`; control characters shown."""
         end = self.end if self.end is not None else (datetime.now(UTC) if self.running else None)
         duration = fmt_duration(end - self.start) if (end and self.start) else ""
         labels = " ".join(f"{k}={v}" for k, v in self.labels.items())
         start = fmt_start(self.start)
         values = (
-            self.id[:ID_WIDTH],
-            clip(self.flow_id, flow_width),
+            shown(self.id[:ID_WIDTH]),
+            clip(shown(self.flow_id), flow_width),
             state_text(self.state),
             start,
             duration,
-            self.trigger,
-            labels,
+            shown(self.trigger),
+            shown(labels),
         )
         return tuple(gap(value) for value in values)
 

@@ -15,6 +15,7 @@ from textual.widgets.tree import TreeNode
 
 from tiercel.engine.model import Flow
 
+from .shown import shown
 from .states import glyph
 
 BADGES = {"Schedule": "⏱", "Flow": "↪", "Webhook": "⚡"}
@@ -74,7 +75,7 @@ class NamespaceTree(Tree[NodeRef]):
                 return namespaces[name]
             parent_name, _, leaf = name.rpartition(".")
             parent = namespace_node(parent_name) if parent_name else self.root
-            node = parent.add(Text(leaf, style="bold"), data=NodeRef("namespace", name), expand=True)
+            node = parent.add(Text(shown(leaf), style="bold"), data=NodeRef("namespace", name), expand=True)
             namespaces[name] = node
             return node
 
@@ -99,7 +100,7 @@ class NamespaceTree(Tree[NodeRef]):
         state = self.last_states.get((namespace, flow_id))
         label = Text()
         label.append_text(glyph(state) if state else Text("○", style="dim"))
-        label.append(" " + flow_id)
+        label.append(" " + shown(flow_id))
         flow = self._flows.get((namespace, flow_id))
         if flow is not None and flow.triggers:
             label.append(" ")
@@ -155,4 +156,5 @@ def _error_label(error: object, flows_dir: Path | None) -> Text:
             where = str(Path(path).resolve().relative_to(flows_dir.resolve()))
     if line is not None:
         where = f"{where}:{line}"
-    return Text.assemble((where, "red"), " ", (message, "dim"))
+    # A broken file's errors quote what it holds: escapes in an id or a type are shown, not obeyed.
+    return Text.assemble((shown(where), "red"), " ", (shown(message), "dim"))

@@ -8,6 +8,7 @@ from rich.text import Text
 
 from tiercel.engine.scheduler import SCHEDULE, BackfillProgress, TriggerState
 
+from .shown import plain
 from .states import fmt_start
 
 BAR_WIDTH = 8
@@ -69,8 +70,8 @@ def backfill_summary(progress: BackfillProgress | None) -> str:
 def row_cells(state: TriggerState) -> tuple[object, ...]:
     """Cells in column order: id, type, on, last, next, backfill."""
     return (
-        state.trigger_id,
-        short_type(state.type),
+        plain(state.trigger_id),  # a plain str cell would be read as markup
+        plain(short_type(state.type)),
         on_text(state),
         fmt_start(state.last_date) or "-",
         fmt_start(state.next_date) or "-",
