@@ -177,6 +177,9 @@ class Runner:
         try:
             if task_type is None or task_type.handler is None:
                 raise TaskFailure(f"No handler for task type `{spec.type}`")
+            # Costly filters (jq, regular expressions, large parses) run in workers, awaited here, so
+            # that the handler's renders on the event loop find their results ready.
+            await self.renderer.prefetch(spec.props, context.variables)
             context.working_dir = self._working_dir(flow, execution, run)
             timeout = self._timeout(context)
             async with asyncio.timeout(timeout.total_seconds() if timeout else None):

@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
 import time
 import types
@@ -27,7 +29,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from . import fastpath
+from . import fastpath, offload
 from .core import (
     DEFAULT_MAX_OUTPUT_CHARS,
     ExpressionError,
@@ -70,6 +72,32 @@ _STR_METHODS: Final = frozenset(
 _MAP_METHODS: Final = frozenset({"get", "keys", "values", "items"})
 _SEQUENCE_METHODS: Final = frozenset({"index", "count"})
 _PLAIN_TYPES: Final = (str, bytes, int, float, bool, list, tuple, dict, set, frozenset, Decimal, type(None))
+
+
+# Filters and functions that may hand work to a worker process (jq, regular expressions, parsing), and
+# render(), whose template is known only when it runs.
+_COSTLY_NAMES: Final = re.compile(r"\b(?:jq|replace|split|fromJson|json|yaml|render|renderOnce)\b")
+
+
+@functools.lru_cache(maxsize=4096)
+def _may_be_costly(template: str) -> bool:
+    return ("{{" in template or "{%" in template) and _COSTLY_NAMES.search(template) is not None
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string inside nested dicts (keys too), lists and tuples."""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return found
 
 
 def _allowed_method(owner: Any, name: str) -> bool:
@@ -276,6 +304,22 @@ class Renderer:
         if isinstance(value, tuple):
             return tuple(self.render_value(item, context) for item in value)
         return value
+
+    async def prefetch(self, value: Any, context: Mapping[str, Any]) -> None:
+        """Run the costly filter calls of the templates in ``value`` off the event loop, ahead of rendering.
+
+        jq programs, regular expressions and large parses run in worker processes under the time limit.
+        A render on the event loop would wait for them there; after ``prefetch``, rendering the same
+        templates with the same variables in the same asyncio task finds their results ready. Templates
+        without such calls are skipped, and errors are left to the render proper.
+
+        Args:
+            value: A string, or dicts and lists of them (a task's properties).
+            context: The variables the templates will be rendered with.
+        """
+        for template in _strings(value):
+            if _may_be_costly(template):
+                await offload.collect(functools.partial(self.render, template, context), self._timeout_s)
 
     def is_truthy(self, template: str, context: Mapping[str, Any]) -> bool:
         """Render a condition, then apply Kestra's truthiness rule (see :func:`is_truthy`).

@@ -21,13 +21,12 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Final, ParamSpec, TypeVar
 from urllib.parse import quote_plus, unquote_plus
 
-import jq
 import yaml
 from jinja2 import pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context, Undefined
 
-from . import javadate
+from . import javadate, offload
 from .core import (
     MAX_INT_BITS,
     MAX_ITEMS,
@@ -39,6 +38,8 @@ from .core import (
     to_json,
     to_text,
 )
+from .costly import Job
+from .costly import check_items as _check_items
 
 __all__ = ["FILTERS", "FUNCTIONS", "HELPERS", "TESTS", "binop"]
 
@@ -89,9 +90,9 @@ def _need_int(value: Any, what: str) -> int:
     return int(value)
 
 
-def _check_items(count: int, what: str) -> None:
-    if count > MAX_ITEMS:
-        raise LimitExceeded(f"{what} of {count} items exceeds the limit of {MAX_ITEMS} items")
+def _costly(op: str, *args: Any) -> Any:
+    """Run a jq program, a regular expression or a large parse under the render's time limit."""
+    return offload.run(Job(op, args), current_state())
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -406,10 +407,7 @@ def _parse_json(text: Any) -> Any:
         return None
     if not isinstance(text, str | bytes):
         return text
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise RenderFailure(f"invalid JSON: {exc}") from None
+    return _costly("json", text)
 
 
 @_checked
@@ -418,31 +416,14 @@ def f_from_json(value: Any) -> Any:
     return _parse_json(value)
 
 
-@functools.lru_cache(maxsize=256)
-def _jq_program(expression: str) -> Any:
-    try:
-        return jq.compile(expression)
-    except ValueError as exc:
-        raise RenderFailure(f"invalid jq expression '{expression}': {exc}") from None
-
-
 @_checked
 def f_jq(value: Any, expression: Any) -> list[Any] | None:
     """``jq(expression)``: every result of a jq program, as a list (``| first`` takes the first)."""
     if value is None:
         return None
-    program = _jq_program(_need_str(expression, "jq"))
+    program = _need_str(expression, "jq")
     text = value if isinstance(value, str) else to_json(value)
-    results: list[Any] = []
-    state = current_state()
-    try:
-        for result in program.input_text(text):
-            results.append(result)
-            _check_items(len(results), "jq results")
-            if len(results) & 255 == 0:
-                state.check_time()
-    except ValueError as exc:
-        raise RenderFailure(f"unable to apply jq '{expression}' to {text[:100]!r}: {exc}") from None
+    results: list[Any] = _costly("jq", program, text)
     return results
 
 
@@ -668,69 +649,23 @@ def f_slice(value: Any, fromIndex: Any = 0, toIndex: Any = None) -> Any:
     return list(result) if isinstance(result, tuple) else result
 
 
-@functools.lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise RenderFailure(f"invalid regular expression '{pattern}': {exc}") from None
-
-
 @_checked
 def f_split(value: Any, delimiter: Any, limit: Any = None) -> list[str] | None:
     """``split(delimiter, limit)``: Java's ``String.split`` (the delimiter is a regular expression)."""
     if value is None:
         return None
     text = to_text(value)
-    pattern = _regex(_need_str(delimiter, "split"))
+    pattern = _need_str(delimiter, "split")
     max_parts = 0 if limit is None else _need_int(limit, "the split limit")
-    parts: list[str] = []
-    last = 0
-    for match in pattern.finditer(text):
-        if max_parts > 0 and len(parts) == max_parts - 1:
-            break
-        if match.end() == 0:
-            continue  # Java drops the empty leading part of a zero-width match at the start
-        parts.append(text[last : match.start()])
-        last = match.end()
-        _check_items(len(parts), "split result")
-    parts.append(text[last:])
-    if max_parts == 0 and len(parts) > 1:
-        while len(parts) > 1 and parts[-1] == "":
-            parts.pop()
+    parts: list[str] = _costly("split", pattern, text, max_parts)
     return parts
-
-
-_JAVA_GROUP_RE: Final = re.compile(r"\\(.)|\$(\d+)|\$\{(\w+)\}")
-
-
-def _java_replacement(replacement: str) -> str:
-    """Convert a Java ``replaceAll`` replacement (``$1``, ``${name}``, ``\\$``) for ``re.sub``."""
-
-    def convert(match: re.Match[str]) -> str:
-        if match.group(1) is not None:
-            return "\\\\" if match.group(1) == "\\" else match.group(1)
-        return f"\\g<{match.group(2) or match.group(3)}>"
-
-    escaped = ""
-    last = 0
-    for match in _JAVA_GROUP_RE.finditer(replacement):
-        escaped += replacement[last : match.start()].replace("\\", "\\\\") + convert(match)
-        last = match.end()
-    return escaped + replacement[last:].replace("\\", "\\\\")
 
 
 def _replace_text(text: str, pairs: Sequence[tuple[str, str]], regexp: bool) -> str:
     state = current_state()
     for old, new in pairs:
         if regexp:
-            pattern = _regex(old)
-            count = sum(1 for _ in pattern.finditer(text))
-            state.check_chars(len(text) + count * len(new), "replace result")
-            try:
-                text = pattern.sub(_java_replacement(new), text)
-            except (re.error, IndexError) as exc:
-                raise RenderFailure(f"invalid replacement '{new}': {exc}") from None
+            text = _costly("replace", old, new, text, state.max_output_chars)
         else:
             count = len(text) + 1 if old == "" else text.count(old)
             state.check_chars(len(text) + count * (len(new) - len(old)), "replace result")
@@ -1355,14 +1290,7 @@ def fn_yaml(yaml_text: Any) -> Any:
     """``yaml(text)``: parse YAML text (anchors and aliases are refused)."""
     if yaml_text is None:
         return None
-    text = to_text(yaml_text)
-    try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent):
-                raise RenderFailure("YAML aliases are not allowed")
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RenderFailure(f"invalid YAML: {exc}") from None
+    return _costly("yaml", to_text(yaml_text))
 
 
 FUNCTIONS: Final[dict[str, Callable[..., Any]]] = {
