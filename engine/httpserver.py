@@ -34,6 +34,8 @@ MAX_HEAD_BYTES = 64 * 1024
 IDLE_SECONDS = 5.0
 HEAD_SECONDS = 5.0
 BODY_SECONDS = 30.0
+# A client must take an answer within this time (one that never reads would hold its connection).
+SEND_SECONDS = 30.0
 # Open connections in all and per client address. Past either cap, the connection that has waited
 # longest for a request is closed to make room; a newcomer is refused only when none is waiting.
 MAX_CONNECTIONS = 512
@@ -370,7 +372,10 @@ class HttpServer:
             data += protocol.send(h11.Data(data=payload)) or b""
         data += protocol.send(h11.EndOfMessage()) or b""
         writer.write(data or b"")
-        await writer.drain()
+        try:
+            await asyncio.wait_for(writer.drain(), SEND_SECONDS)
+        except TimeoutError:
+            raise ConnectionError(f"the client did not read its answer within {SEND_SECONDS:g} s") from None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import json
 import logging
+import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -386,6 +387,32 @@ async def test_an_idle_connection_is_closed(tmp_path: Path, monkeypatch: pytest.
         reader, writer = await asyncio.open_connection(server.host, server.port)
         try:
             assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the server, no answer
+        finally:
+            writer.close()
+
+
+async def test_a_client_that_never_reads_its_answers_is_cut_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(httpserver, "SEND_SECONDS", 0.3)
+    monkeypatch.setattr(httpserver, "MAX_PER_CLIENT", 1)
+    async with serving(tmp_path, HOOKED) as (_, server):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((server.host, server.port))
+        _, writer = await asyncio.open_connection(sock=sock)
+        try:
+            # Each answer echoes its 1 MiB body: eight of them fill every buffer between us.
+            big = post(server, "hooked", json.dumps({"name": "x" * (MAX_BODY_BYTES - 20)}).encode())
+            writer.write(big * 8)
+            await writer.drain()
+            deadline = asyncio.get_running_loop().time() + 20
+            status = 503  # its one connection is busy until the server gives up on it
+            while status == 503:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.1)
+                status, _ = await raw(server, post(server, "hooked", b"{}"))
+            assert status == 200
         finally:
             writer.close()
 
