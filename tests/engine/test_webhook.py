@@ -391,6 +391,51 @@ async def test_an_idle_connection_is_closed(tmp_path: Path, monkeypatch: pytest.
             writer.close()
 
 
+async def test_idle_connections_give_way_to_a_request_from_the_same_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(httpserver, "MAX_PER_CLIENT", 4)
+    async with serving(tmp_path, HOOKED) as (_, server):
+        idle = [await asyncio.open_connection(server.host, server.port) for _ in range(10)]
+        try:
+            started = asyncio.get_running_loop().time()
+            status, _ = await raw(server, post(server, "hooked", b"{}"))
+            assert status == 200 and asyncio.get_running_loop().time() - started < 2
+            await asyncio.sleep(0.2)
+            # The longest idle ones were closed to make room; the newest stay open.
+            closed = [reader.at_eof() for reader, _ in idle]
+            assert closed == [True] * 7 + [False] * 3
+        finally:
+            for _, writer in idle:
+                writer.close()
+
+
+async def test_at_the_servers_cap_the_busiest_address_gives_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(httpserver, "MAX_CONNECTIONS", 3)
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.2", 0))
+        except OSError:
+            pytest.skip("127.0.0.2 is not a loopback address here")
+    async with serving(tmp_path, HOOKED) as (_, server):
+        idle = [await asyncio.open_connection(server.host, server.port) for _ in range(3)]
+        try:
+            reader, writer = await asyncio.open_connection(
+                server.host, server.port, local_addr=("127.0.0.2", 0)
+            )
+            writer.write(post(server, "hooked", b"{}"))
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            writer.close()
+            assert head.startswith(b"HTTP/1.1 200")
+            await asyncio.sleep(0.2)
+            assert [r.at_eof() for r, _ in idle] == [True, False, False]
+        finally:
+            for _, idle_writer in idle:
+                idle_writer.close()
+
+
 async def test_a_client_that_never_reads_its_answers_is_cut_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
