@@ -310,13 +310,15 @@ async def cmd_logs(args: argparse.Namespace) -> int:
             level = LogLevel.parse(args.level).value if args.level else None
         except ValueError:
             raise UsageError(f"unknown log level `{args.level}` (TRACE, DEBUG, INFO, WARN, ERROR)") from None
+        # Streamed a batch at a time (one query, one write each): a log of millions of lines is
+        # never held whole.
         after = 0
         while True:
-            for row_id, entry in await store.logs(
+            async for batch in store.iter_logs(
                 args.execution_id, level=level, task_id=args.task, after=after
             ):
-                after = row_id
-                say(format_log(entry))
+                after = batch[-1][0]
+                say("\n".join(format_log(entry) for _, entry in batch))
             if not args.follow:
                 break
             execution = await store.get_execution(args.execution_id)

@@ -1083,11 +1083,24 @@ class Engine:
         return stored if stored is not None else await self.store.get_execution(execution_id)
 
     async def logs(
-        self, execution_id: str, *, level: str | None = None, task_id: str | None = None, after: int = 0
+        self,
+        execution_id: str,
+        *,
+        level: str | None = None,
+        task_id: str | None = None,
+        after: int = 0,
+        before: int | None = None,
+        limit: int | None = None,
+        newest: bool = False,
     ) -> list[tuple[int, LogEntry]]:
-        """An execution's log lines as (row id, entry), including every line already announced."""
+        """A page of an execution's log lines as (row id, entry), including every line already announced.
+
+        See `Store.logs`: pass a `limit` (with `newest` for the tail) for logs that may be large.
+        """
         await self._flush_logs()
-        return await self.store.logs(execution_id, level=level, task_id=task_id, after=after)
+        return await self.store.logs(
+            execution_id, level=level, task_id=task_id, after=after, before=before, limit=limit, newest=newest
+        )
 
     async def list_executions(
         self,

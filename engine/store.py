@@ -78,6 +78,9 @@ _UNFINISHED = "state NOT IN ('SUCCESS', 'WARNING', 'FAILED', 'KILLED', 'CANCELLE
 
 _LEVEL_BY_RANK = {level.rank: level for level in LogLevel}
 
+#: Log lines read per query when a whole log is walked (`Store.iter_logs`).
+LOG_BATCH = 5_000
+
 
 class StoreError(Exception):
     """A store operation failed (SQLite error, full disk, read-only store, bad argument)."""
@@ -239,13 +242,18 @@ ORDER BY kind, seq
 _EXECUTION_ROW_COLUMNS = """
 seq, id, namespace, flow_id, flow_revision, state, start_date, end_date, labels, parent_id, trigger_type
 """
-_SELECT_LOGS = """
-SELECT id, execution_id, namespace, flow_id, task_id, task_run_id, attempt, level, timestamp, message
+# Keyset paging on the row id, which the logs_execution index (execution_id, id) walks either way.
+_LOGS_WHERE = """
 FROM logs
-WHERE execution_id = ? AND id > ? AND level >= ? AND (? IS NULL OR task_id = ?)
-ORDER BY id
-LIMIT ?
+WHERE execution_id = ? AND id > ? AND id < ? AND level >= ? AND (? IS NULL OR task_id = ?)
 """
+_LOG_COLUMNS = (
+    "id, execution_id, namespace, flow_id, task_id, task_run_id, attempt, level, timestamp, message"
+)
+_SELECT_LOGS = f"SELECT {_LOG_COLUMNS} {_LOGS_WHERE} ORDER BY id LIMIT ?"
+_SELECT_LOGS_NEWEST = f"SELECT {_LOG_COLUMNS} {_LOGS_WHERE} ORDER BY id DESC LIMIT ?"
+#: The largest integer SQLite stores: above every row id it hands out in practice.
+_NO_ROW_ID = (1 << 63) - 1
 
 _UPSERT_KV = """
 INSERT INTO kv (namespace, key, value, expires_at, updated) VALUES (?, ?, ?, ?, ?)
@@ -504,6 +512,9 @@ def _log_params(entry: LogEntry) -> tuple[Any, ...]:
 
 
 def _log_entry(row: Sequence[Any]) -> LogEntry:
+    stamp = row[8]
+    # Stored by `iso` (UTC, ending in Z), which fromisoformat reads as it is: the fast path of a log read.
+    timestamp = datetime.fromisoformat(stamp) if stamp.endswith("Z") else parse_iso(stamp)
     return LogEntry(
         execution_id=row[1],
         namespace=row[2],
@@ -511,8 +522,8 @@ def _log_entry(row: Sequence[Any]) -> LogEntry:
         task_id=row[4],
         task_run_id=row[5],
         attempt=row[6],
-        level=_LEVEL_BY_RANK.get(int(row[7]), LogLevel.INFO),
-        timestamp=parse_iso(row[8]),
+        level=_LEVEL_BY_RANK.get(row[7], LogLevel.INFO),
+        timestamp=timestamp,
         message=row[9],
     )
 
@@ -1231,16 +1242,24 @@ class Store:
         level: str | None = None,
         task_id: str | None = None,
         after: int = 0,
+        before: int | None = None,
         limit: int | None = None,
+        newest: bool = False,
     ) -> list[tuple[int, LogEntry]]:
         """Log lines of an execution in insertion order, as (row id, entry).
+
+        A log may hold millions of lines: read it a page at a time (`limit`, then `after` or
+        `before` the row id at the page's edge), or walk it whole with `iter_logs`.
 
         Args:
             execution_id: The execution.
             level: The minimum level (TRACE < DEBUG < INFO < WARN < ERROR).
             task_id: Only lines of this task.
             after: Only lines after this row id (the last one seen, to follow a running execution).
-            limit: At most this many lines.
+            before: Only lines before this row id (the first one shown, to page back).
+            limit: At most this many lines (None: every line in the range).
+            newest: Take the newest `limit` lines of the range instead of the oldest; they are
+                still returned oldest first.
 
         Raises:
             ValueError: `level` is not a log level.
@@ -1253,8 +1272,55 @@ class Store:
                 raise ValueError(
                     f"unknown log level {level!r} (use TRACE, DEBUG, INFO, WARN or ERROR)"
                 ) from None
-        params = (execution_id, after, rank, task_id, task_id, -1 if limit is None else max(0, limit))
-        return [(int(row[0]), _log_entry(row)) for row in await self._fetchall(_SELECT_LOGS, params)]
+        upper = _NO_ROW_ID if before is None else before
+        count = -1 if limit is None else max(0, limit)
+        params = (execution_id, after, upper, rank, task_id, task_id, count)
+        rows = await self._fetchall(_SELECT_LOGS_NEWEST if newest else _SELECT_LOGS, params)
+        if newest:
+            rows.reverse()
+        return [(int(row[0]), _log_entry(row)) for row in rows]
+
+    async def iter_logs(
+        self,
+        execution_id: str,
+        *,
+        level: str | None = None,
+        task_id: str | None = None,
+        after: int = 0,
+        batch: int = LOG_BATCH,
+    ) -> AsyncIterator[list[tuple[int, LogEntry]]]:
+        """An execution's log lines, oldest first, in batches of at most `batch` (row id, entry).
+
+        Each batch is one query resuming after the last row id seen, so memory stays bounded by
+        two batches whatever the log's size: the next one is read while the caller handles this one.
+        Lines written while walking are included up to the end.
+
+        Raises:
+            ValueError: `level` is not a log level.
+        """
+        size = max(1, batch)
+
+        def read(start: int) -> asyncio.Task[list[tuple[int, LogEntry]]]:
+            return asyncio.ensure_future(
+                self.logs(execution_id, level=level, task_id=task_id, after=start, limit=size)
+            )
+
+        pending = read(after)
+        try:
+            while True:
+                rows = await pending
+                if not rows:
+                    return
+                if len(rows) == size:
+                    pending = read(rows[-1][0])
+                yield rows
+                if len(rows) < size:
+                    return
+        finally:
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StoreError):
+                    await pending
 
     # -- key-value store -----------------------------------------------------------------------
 

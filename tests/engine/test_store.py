@@ -431,6 +431,40 @@ async def test_logs_filters_and_follow(store: Store) -> None:
         await store.logs(execution.id, level="LOUD")
 
 
+async def test_logs_are_paged_by_row_id_both_ways(store: Store) -> None:
+    execution = make_execution()
+    other = make_execution()
+    await store.append_logs(
+        [
+            log(execution if i % 4 else other, f"line {i}", LogLevel.ERROR if i % 3 == 0 else LogLevel.INFO)
+            for i in range(40)
+        ]
+    )
+    ours = [f"line {i}" for i in range(40) if i % 4]
+
+    def messages(rows: list[tuple[int, LogEntry]]) -> list[str]:
+        return [entry.message for _, entry in rows]
+
+    tail = await store.logs(execution.id, limit=5, newest=True)
+    assert messages(tail) == ours[-5:]
+    before = await store.logs(execution.id, before=tail[0][0], limit=5, newest=True)
+    assert messages(before) == ours[-10:-5]
+    assert messages(await store.logs(execution.id, after=before[0][0], before=tail[-1][0])) == ours[-9:-1]
+    errors = [f"line {i}" for i in range(40) if i % 4 and i % 3 == 0]
+    assert messages(await store.logs(execution.id, level="ERROR", limit=2, newest=True)) == errors[-2:]
+
+    batches = [batch async for batch in store.iter_logs(execution.id, batch=7)]
+    assert [len(batch) for batch in batches] == [7, 7, 7, 7, 2]
+    assert [m for batch in batches for m in messages(batch)] == ours
+    halves = [batch async for batch in store.iter_logs(execution.id, batch=15)]
+    assert [len(batch) for batch in halves] == [15, 15]  # an exact multiple ends on an empty read
+    assert [batch async for batch in store.iter_logs(execution.id, after=tail[-1][0])] == []
+    every_error = [
+        m async for batch in store.iter_logs(execution.id, level="ERROR", batch=2) for m in messages(batch)
+    ]
+    assert every_error == errors
+
+
 async def test_close_commits_queued_logs(tmp_path: Path) -> None:
     path = tmp_path / "t.db"
     store = await Store.open(path)
