@@ -34,7 +34,7 @@ from tiercel.engine.webhook import WebhookServer
 
 from .actions import DashboardActions
 from .commands import TiercelCommands
-from .widgets.detail import DetailPane
+from .widgets.detail import LOG_KEEP, DetailPane
 from .widgets.executions import ExecutionsTable, Summary, matches_filter, trigger_name
 from .widgets.namespaces import NamespaceTree, NodeRef
 from .widgets.shown import ControlFilter, shown
@@ -411,7 +411,8 @@ class TiercelApp(DashboardActions):
             self._update_titles()
             return
         execution = await self.engine.execution(execution_id)
-        history = [entry for _, entry in await self.engine.logs(execution_id)]
+        # The newest lines only: a log may hold millions; older ones are read on demand (`[`).
+        history = [entry for _, entry in await self.engine.logs(execution_id, limit=LOG_KEEP, newest=True)]
         if self.detail.execution_id == execution_id:
             self.detail.finish_loading(execution, history)
             self._update_titles()

@@ -44,6 +44,7 @@ PANE_KEYS: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
             ("n N", "next and previous matching line"),
             ("f", "show only the matching lines, or all lines again"),
             ("end", "follow the tail again after scrolling up"),
+            ("[ ]", "read older lines, then newer ones, from the store (the pane holds 20,000)"),
         ),
     ),
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections import deque
 from collections.abc import Iterable
@@ -29,7 +30,10 @@ from ..screens.viewer import ViewerScreen, as_json
 from .shown import masker_of, shown, shown_value
 from .states import GLYPHS, fmt_duration, glyph
 
+#: Log lines the pane holds: the newest ones when an execution opens, older pages on demand.
 LOG_KEEP = 20_000
+#: Log lines read from the store by one `[` (older) or `]` (newer).
+LOG_PAGE = 5_000
 LEVELS = list(LogLevel)
 
 
@@ -194,6 +198,8 @@ class DetailPane(Horizontal):
         Binding("g", "toggle_timeline", "Timeline"),
         Binding("o", "outputs", "Outputs"),
         Binding("y", "app.execution_source", "Source", show=False),
+        Binding("left_square_bracket", "older_lines", "Older lines", show=False),
+        Binding("right_square_bracket", "newer_lines", "Newer lines", show=False),
     ]
 
     def __init__(self, **kwargs: object) -> None:
@@ -214,6 +220,10 @@ class DetailPane(Horizontal):
         self._held: list[LogEntry] = []
         self._stored: set[tuple[str | None, str | None, str, str]] = set()
         self.unseen = 0
+        # The held lines end at the log's newest line (live lines are added), or else `_window`
+        # holds them with their row ids: a stretch of older lines read with `[` and `]`.
+        self._window: list[tuple[int, LogEntry]] | None = None
+        self.more_before = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="runs-side"):
@@ -252,6 +262,8 @@ class DetailPane(Horizontal):
         self._stored = set()
         self._loading = execution_id is not None
         self.unseen = 0
+        self._window = None
+        self.more_before = False
         self._update_subtitle()
         self.log_widget.auto_scroll = True
         self.log_widget.clear()
@@ -259,10 +271,21 @@ class DetailPane(Horizontal):
         self.timeline.show(None)
 
     def finish_loading(self, execution: Execution | None, history: Iterable[LogEntry]) -> None:
-        """Show the stored execution and log history, then the live lines held meanwhile."""
+        """Show the stored execution and its log's newest lines, then the live lines held meanwhile.
+
+        `history` is the tail of the log, at most LOG_KEEP lines (`Engine.logs(..., limit=LOG_KEEP,
+        newest=True)`); older lines are read on demand with `[`.
+        """
         self.update_execution(execution)
         stored = list(history)
+        self.more_before = len(stored) >= LOG_KEEP
+        self._show_tail(stored)
+
+    def _show_tail(self, stored: list[LogEntry]) -> None:
+        """Hold the log's newest stored lines and the live lines held meanwhile; follow the tail."""
+        self._window = None
         self._stored = {entry_key(e) for e in stored}
+        self.entries.clear()
         self.entries.extend(stored)
         self.entries.extend(e for e in self._held if entry_key(e) not in self._stored)
         self._held.clear()
@@ -320,10 +343,18 @@ class DetailPane(Horizontal):
             return True
         return self.search.lower() in format_entry(entry, stamps=self.stamps).lower()
 
+    @property
+    def at_tail(self) -> bool:
+        """Whether the held lines end at the log's newest line (live lines are then shown)."""
+        return self._window is None
+
     def add_entries(self, entries: Iterable[LogEntry]) -> None:
-        """Buffer live lines of the selected execution (others are ignored)."""
+        """Buffer live lines of the selected execution (others are ignored).
+
+        While older lines are shown, live lines are left in the store: `]` reads them in order.
+        """
         for entry in entries:
-            if entry.execution_id != self.execution_id:
+            if entry.execution_id != self.execution_id or (self._window is not None and not self._loading):
                 continue
             if self._loading:
                 self._held.append(entry)
@@ -383,9 +414,120 @@ class DetailPane(Horizontal):
 
     def _update_subtitle(self) -> None:
         parts = [self.filter_text()]
+        if self.more_before:
+            parts.append("[ older")
+        if self._window is not None:
+            parts.append("older lines shown, ] newer")
         if self.unseen:
             parts.append(f"{self.unseen} new lines ↓")
         self.border_subtitle = escape(" · ".join(part for part in parts if part))
+
+    # -- paging through a long log ---------------------------------------------------------------
+    def action_older_lines(self) -> None:
+        """Read the LOG_PAGE lines before the first one held (the newest held go beyond LOG_KEEP)."""
+        if self.execution_id is not None and not self._loading:
+            self.run_worker(self._read_older(self.execution_id), group="log-page", exclusive=True)
+
+    def action_newer_lines(self) -> None:
+        """Read the LOG_PAGE lines after the last one held, back to following the tail at the end."""
+        if self._window is None:
+            self.app.notify("The log already shows its newest lines")
+        elif self.execution_id is not None and not self._loading:
+            self.run_worker(self._read_newer(self.execution_id), group="log-page", exclusive=True)
+
+    async def _read_older(self, execution_id: str) -> None:
+        engine = getattr(self.app, "engine", None)
+        if engine is None:
+            return
+        self._loading = True  # live lines are held until the pages are in
+        try:
+            window = self._window
+            if window is None:  # the newest lines again, now with their row ids
+                window = await engine.logs(execution_id, limit=LOG_KEEP, newest=True)
+            page: list[tuple[int, LogEntry]] = []
+            if window:  # one line more than a page tells whether older lines remain
+                page = await engine.logs(execution_id, before=window[0][0], limit=LOG_PAGE + 1, newest=True)
+        except Exception as error:
+            self._page_failed(execution_id, error)
+            return
+        finally:
+            if self.execution_id == execution_id:
+                self._loading = False
+        if self.execution_id != execution_id:
+            return
+        if not page:
+            self.more_before = False
+            self.app.notify("This is the start of the log")
+            if self._window is None:
+                self._show_tail([entry for _, entry in window])
+            else:
+                self._held.clear()
+                self._update_subtitle()
+            return
+        self.more_before = len(page) > LOG_PAGE
+        page = page[-LOG_PAGE:]
+        joined = page + window
+        if self._window is None and len(joined) <= LOG_KEEP:  # a short log: still the whole tail
+            self._show_tail([entry for _, entry in joined])
+        else:
+            self._held.clear()
+            self._show_window(joined[:LOG_KEEP])
+        self._scroll_to_entry(len(page))
+
+    async def _read_newer(self, execution_id: str) -> None:
+        engine = getattr(self.app, "engine", None)
+        window = self._window
+        if engine is None or not window:
+            return
+        self._loading = True
+        try:
+            page = await engine.logs(execution_id, after=window[-1][0], limit=LOG_PAGE + 1)
+        except Exception as error:
+            self._page_failed(execution_id, error)
+            return
+        finally:
+            if self.execution_id == execution_id:
+                self._loading = False
+        if self.execution_id != execution_id:
+            return
+        newest = len(page) <= LOG_PAGE  # the log's newest line is in: follow the tail again
+        page = page[:LOG_PAGE]
+        joined = window + page
+        kept = joined[-LOG_KEEP:]
+        self.more_before = self.more_before or len(kept) < len(joined)
+        if newest:
+            self._show_tail([entry for _, entry in kept])
+        else:
+            self._held.clear()
+            self._show_window(kept)
+        self._scroll_to_entry(len(kept) - len(page))
+
+    def _page_failed(self, execution_id: str, error: Exception) -> None:
+        """Say why the log could not be read; keep the lines held, with the live ones met meanwhile."""
+        if self.execution_id != execution_id:
+            return
+        self.app.notify(f"Could not read the log: {error}", severity="error")
+        if self._window is None:
+            self._show_tail(list(self.entries))
+        else:
+            self._held.clear()
+
+    def _show_window(self, window: list[tuple[int, LogEntry]]) -> None:
+        self._window = window
+        self._stored = set()
+        self.entries.clear()
+        self.entries.extend(entry for _, entry in window)
+        self.rerender()
+        self.log_widget.auto_scroll = False
+
+    def _scroll_to_entry(self, index: int) -> None:
+        """Scroll so the held line at `index` (or the first shown after it) is near the top."""
+        if self._text is not None:
+            return
+        shown_before = sum(1 for entry in itertools.islice(self.entries, index) if self.passes(entry))
+        log = self.log_widget
+        log.auto_scroll = self._window is None and shown_before >= log.line_count
+        log.scroll_to(y=max(shown_before - 2, 0), animate=False)
 
     # -- actions --------------------------------------------------------------------------------
     def action_cycle_level(self) -> None:
