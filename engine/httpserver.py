@@ -321,6 +321,10 @@ class HttpServer:
         if received - len(protocol.trailing_data[0]) > MAX_HEAD_BYTES:
             raise BadRequest(431, f"Request head larger than {MAX_HEAD_BYTES} bytes")
         head = _parse_head(event)
+        if protocol.they_are_waiting_for_100_continue and connection.writer is not None:
+            # `Expect: 100-continue` (curl sends it for large bodies): the head is accepted, go on.
+            go_on = h11.InformationalResponse(status_code=100, headers=[])
+            connection.writer.write(protocol.send(go_on) or b"")
         body = await _read_body(connection, protocol, reader, loop.time() + BODY_SECONDS)
         return Request(head.method, head.target, head.version, head.headers, body)
 

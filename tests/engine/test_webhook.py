@@ -359,6 +359,23 @@ async def test_pipelined_requests_are_answered_in_order(tmp_path: Path) -> None:
             writer.close()
 
 
+async def test_expect_100_continue_is_answered_before_the_body_is_sent(tmp_path: Path) -> None:
+    async with serving(tmp_path, HOOKED) as (_, server):
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        try:
+            body = b'{"name": "patient"}'
+            head = f"POST {HOOK_PATH} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode())
+            await writer.drain()
+            interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert interim.startswith(b"HTTP/1.1 100 ")
+            writer.write(body)
+            final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert final.startswith(b"HTTP/1.1 200 ")
+        finally:
+            writer.close()
+
+
 async def test_http_1_0_is_answered_and_closed(tmp_path: Path) -> None:
     async with serving(tmp_path, HOOKED) as (_, server):
         reader, writer = await asyncio.open_connection(server.host, server.port)
