@@ -36,8 +36,8 @@ HEAD_SECONDS = 5.0
 BODY_SECONDS = 30.0
 # A client must take an answer within this time (one that never reads would hold its connection).
 SEND_SECONDS = 30.0
-# Open connections in all and per client address. Past either cap, the connection that has waited
-# longest for a request is closed to make room; a newcomer is refused only when none is waiting.
+# Open connections in all and per client address. Past either cap, the connection idle longest is
+# closed to make room; a newcomer is refused (503) only when none is idle.
 MAX_CONNECTIONS = 512
 MAX_PER_CLIENT = 64
 # How long a connection refused with an error still reads (and drops) the rest of its request, and
@@ -115,7 +115,12 @@ class _Connection:
 class _CountingProtocol(asyncio.StreamReaderProtocol):
     """The stream protocol, counting what arrives the moment it arrives (before any task runs)."""
 
-    def __init__(self, reader: asyncio.StreamReader, serve: Any, connection: _Connection) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+        connection: _Connection,
+    ) -> None:
         super().__init__(reader, serve)
         self._connection = connection
 
@@ -183,11 +188,6 @@ class HttpServer:
     def url(self) -> str:
         """The server's base URL."""
         return f"http://{self.host}:{self.port}"
-
-    @property
-    def open_connections(self) -> int:
-        """How many connections are open and admitted."""
-        return self._count
 
     # -- admission -------------------------------------------------------------------------------
 
