@@ -110,6 +110,8 @@ class _Connection:
     received: int = 0
     consumed: int = 0
     closed_for_room: bool = False
+    # The method of the request being answered: the answer to a HEAD request has no body.
+    method: bytes = b""
 
 
 class _CountingProtocol(asyncio.StreamReaderProtocol):
@@ -235,7 +237,7 @@ class HttpServer:
         try:
             if not self._admit(connection):
                 message = "Too many connections busy with requests: try again shortly"
-                await self._send(writer, protocol, error_response(503, message), keep_alive=False)
+                await self._send(connection, protocol, error_response(503, message), keep_alive=False)
                 await _linger(connection, reader, writer, REFUSED_LINGER_SECONDS)
                 return
             await self._converse(connection, protocol, reader, writer)
@@ -249,7 +251,7 @@ class HttpServer:
             if protocol.our_state in (h11.IDLE, h11.SEND_RESPONSE) and not connection.closed_for_room:
                 with contextlib.suppress(Exception, asyncio.CancelledError):  # stopping ends the linger
                     answer = error_response(500, f"Internal error: {type(unexpected).__name__}: {unexpected}")
-                    await self._send(writer, protocol, answer, keep_alive=False)
+                    await self._send(connection, protocol, answer, keep_alive=False)
                     await _linger(connection, reader, writer, LINGER_SECONDS)
         finally:
             self._release(connection)
@@ -274,7 +276,7 @@ class HttpServer:
                 if connection.closed_for_room:
                     return
                 refusal = error_response(bad.status, _short(str(bad)))
-                await self._send(writer, protocol, refusal, keep_alive=False)
+                await self._send(connection, protocol, refusal, keep_alive=False)
                 await _linger(connection, reader, writer, LINGER_SECONDS)
                 return
             if request is None:
@@ -283,7 +285,7 @@ class HttpServer:
             if answer is None:
                 return  # the client went away while its request was handled
             keep_alive = request.keep_alive
-            await self._send(writer, protocol, answer, keep_alive)
+            await self._send(connection, protocol, answer, keep_alive)
             if not keep_alive or protocol.our_state is not h11.DONE:
                 return
             protocol.start_next_cycle()
@@ -297,6 +299,7 @@ class HttpServer:
         idle_deadline = loop.time() + IDLE_SECONDS
         head_deadline = loop.time() + HEAD_SECONDS if received else None
         connection.idle_since = None if received else loop.time()
+        connection.method = b""
         while True:
             event = _next_event(protocol)
             if isinstance(event, h11.Request):
@@ -320,6 +323,7 @@ class HttpServer:
         # h11 caps an incomplete head; a complete one that arrived in a single read is checked here.
         if received - len(protocol.trailing_data[0]) > MAX_HEAD_BYTES:
             raise BadRequest(431, f"Request head larger than {MAX_HEAD_BYTES} bytes")
+        connection.method = event.method
         head = _parse_head(event)
         if protocol.they_are_waiting_for_100_continue and connection.writer is not None:
             # `Expect: 100-continue` (curl sends it for large bodies): the head is accepted, go on.
@@ -358,8 +362,10 @@ class HttpServer:
             return error_response(500, f"Internal error: {type(unexpected).__name__}: {unexpected}")
 
     async def _send(
-        self, writer: asyncio.StreamWriter, protocol: h11.Connection, response: Response, keep_alive: bool
+        self, connection: _Connection, protocol: h11.Connection, response: Response, keep_alive: bool
     ) -> None:
+        writer = connection.writer
+        assert writer is not None  # set before anything is read or sent
         payload = b""
         if response.body is not None:
             payload = json.dumps(self._mask(response.body), default=str).encode()
@@ -372,7 +378,7 @@ class HttpServer:
         headers.extend((name, str(self._mask(value))) for name, value in response.headers.items())
         reason = HTTPStatus(response.status).phrase.encode()
         data = protocol.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
-        if payload:
+        if payload and connection.method != b"HEAD":  # HEAD: the headers of the answer only
             data += protocol.send(h11.Data(data=payload)) or b""
         data += protocol.send(h11.EndOfMessage()) or b""
         writer.write(data or b"")

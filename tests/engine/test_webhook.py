@@ -324,6 +324,17 @@ async def test_other_methods_are_405(tmp_path: Path) -> None:
         assert response.status_code == 405 and response.headers["allow"] == "GET, POST, PUT"
 
 
+async def test_head_is_405_without_a_body_and_nothing_is_reported(tmp_path: Path) -> None:
+    async with serving(tmp_path, HOOKED) as (engine, server), httpx.AsyncClient() as client:
+        events = engine.events.subscribe()
+        response = await client.head(url(server, "hooked"))
+        assert response.status_code == 405 and response.content == b""
+        assert response.headers["allow"] == "GET, POST, PUT"
+        assert (await client.post(url(server, "hooked"), json={})).status_code == 200
+        assert not [e for e in engine.events.drain(events) if isinstance(e, EngineError)]
+        assert await engine.store.count_executions() == 1
+
+
 async def test_keep_alive_serves_several_requests_on_one_connection(tmp_path: Path) -> None:
     async with serving(tmp_path, HOOKED) as (engine, server):
         reader, writer = await asyncio.open_connection(server.host, server.port)
