@@ -28,18 +28,33 @@ class UsageError(Exception):
 # -- locations --------------------------------------------------------------------------------
 
 
+# The default database, for every command: in the folder the command runs from, so that `run FILE`,
+# `run --flows DIR`, the dashboard and `executions` started in one folder all see the same executions,
+# and a database never lands outside the current folder (or the one --db names).
+DEFAULT_DB = Path(".tiercel") / "tiercel.db"
+
+
 def default_flows_dir() -> Path:
     return Path("flows") if Path("flows").is_dir() else Path(".")
 
 
-def resolve_db(db: str | None, flows_dir: Path | None) -> Path:
-    """--db, else TIERCEL_DB, else .tiercel/tiercel.db beside the flows folder."""
+def flows_folder(name: str | None) -> Path:
+    """The flows folder --flows names (it must exist: a usage error otherwise), else the default one."""
+    if not name:
+        return default_flows_dir()
+    folder = Path(name)
+    if not folder.is_dir():
+        raise UsageError(f"{name}: no such flows folder")
+    return folder
+
+
+def resolve_db(db: str | None) -> Path:
+    """--db, else TIERCEL_DB, else .tiercel/tiercel.db in the current folder."""
     if db:
         return Path(db)
     if os.environ.get("TIERCEL_DB"):
         return Path(os.environ["TIERCEL_DB"])
-    folder = (flows_dir or default_flows_dir()).resolve()
-    return folder.parent / ".tiercel" / "tiercel.db"
+    return DEFAULT_DB
 
 
 def parse_pairs(pairs: Sequence[str], what: str) -> dict[str, str]:
@@ -81,7 +96,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     from tiercel.engine.parser import FlowParseError, parse_flow_file
 
     target: list[str] = args.target
-    flows_dir = Path(args.flows) if args.flows else None
+    flows_dir = flows_folder(args.flows) if args.flows else None
     file: Path | None = None
     if len(target) == 1:
         file = Path(target[0])
@@ -101,7 +116,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("run takes a flow FILE, or a NAMESPACE and a FLOW_ID")
     inputs = parse_pairs(args.input or [], "--input")
     labels = [Label(k, v) for k, v in parse_pairs(args.label or [], "--label").items()]
-    db = resolve_db(args.db, flows_dir)
+    db = resolve_db(args.db)
     engine = await open_engine(db, flows_dir)
     if engine is None:
         return EXIT_USAGE
@@ -135,8 +150,11 @@ async def cmd_run(args: argparse.Namespace) -> int:
             while True:
                 event = await events.get()
                 if isinstance(event, LogsAppended):
-                    for entry in event.entries:
-                        say(format_log(entry), err=args.json)
+                    try:
+                        for entry in event.entries:
+                            say(format_log(entry), err=args.json)
+                    except BrokenPipeError:
+                        return  # the reader left (`| head`): the execution still runs to its end
 
         streamer = asyncio.create_task(stream())
         stop_on_signals(engine, execution_id)
@@ -213,11 +231,18 @@ def stop_on_signals(engine: Any, execution_id: str) -> None:
 
 
 def flow_files(paths: Sequence[str]) -> list[Path]:
+    """The YAML files named, and those under the folders named, as the watcher sees them: without
+    dot-folders or dot-files (.git, .venv, .tiercel) and without following links to folders."""
     files: list[Path] = []
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            files.extend(p for p in sorted(path.rglob("*")) if p.suffix in (".yml", ".yaml") and p.is_file())
+            found: list[Path] = []
+            for root, dirs, names in os.walk(path):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                yaml = (n for n in names if Path(n).suffix in (".yml", ".yaml"))
+                found.extend(Path(root) / n for n in yaml if not n.startswith("."))
+            files.extend(sorted(p for p in found if p.is_file()))
         elif path.is_file():
             files.append(path)
         else:
@@ -265,7 +290,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 async def _open_readonly(args: argparse.Namespace) -> Any:
     from tiercel.engine.store import Store
 
-    db = resolve_db(args.db, None)
+    db = resolve_db(args.db)
     if not db.exists():
         raise UsageError(f"no database at {db} (give --db or set TIERCEL_DB)")
     return await Store.open(db, readonly=True)
@@ -335,10 +360,11 @@ async def cmd_logs(args: argparse.Namespace) -> int:
 
 async def cmd_control(args: argparse.Namespace) -> int:
     from tiercel.engine.engine import EngineCommandError, parse_state
+    from tiercel.engine.inputs import InputError
     from tiercel.engine.model import StateType
     from tiercel.engine.store import Store, StoreError, StoreLockedError
 
-    db = resolve_db(args.db, None)
+    db = resolve_db(args.db)
     if not db.exists():
         raise UsageError(f"no database at {db} (give --db or set TIERCEL_DB)")
     inputs = parse_pairs(getattr(args, "input", None) or [], "--input")
@@ -377,6 +403,11 @@ async def cmd_control(args: argparse.Namespace) -> int:
     except EngineCommandError as error:
         say(f"tiercel: {error}", err=True)
         return EXIT_FAILED
+    except InputError as error:  # resume: the onResume inputs given are missing or wrong
+        say(f"tiercel: invalid inputs to resume {args.execution_id}:", err=True)
+        for message in error.errors:
+            say(f"  {message}", err=True)
+        return EXIT_USAGE
     finally:
         await engine.stop()
     state = execution.state.current
@@ -409,10 +440,10 @@ async def _control_running_engine(db: Path, request: dict[str, Any]) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     """Open the dashboard on a flows folder; the engine runs inside it and stops with it."""
-    flows_dir = Path(args.flows) if args.flows else default_flows_dir()
+    flows_dir = flows_folder(args.flows)
     if not flows_dir.is_dir():
         raise UsageError(f"{flows_dir}: no such flows folder")
-    db = resolve_db(args.db, flows_dir)
+    db = resolve_db(args.db)
     problem = asyncio.run(_store_problem(db))
     if problem:  # said before the screen switches, so the message stays readable
         say(f"tiercel: {problem}", err=True)
@@ -458,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run one execution of a flow to its end")
     run.add_argument("--flows", help="flows folder (default: the file's folder, ./flows or .)")
-    run.add_argument("--db", help="database file (default: .tiercel/tiercel.db beside the flows folder)")
+    run.add_argument("--db", help="database file (default: .tiercel/tiercel.db in the current folder)")
     run.add_argument("--input", action="append", metavar="KEY=VALUE")
     run.add_argument("--label", action="append", metavar="KEY=VALUE")
     run.add_argument("--json", action="store_true", help="print the final execution as JSON, nothing else")
@@ -555,6 +586,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except (KeyboardInterrupt, asyncio.CancelledError):
         return 130
+    except BrokenPipeError:
+        return _reader_left()
     except Exception as error:
         # The store's own errors (unreadable file, incomplete install ...) are messages, not tracebacks.
         from tiercel.engine.store import StoreError
@@ -563,6 +596,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         say(f"tiercel: {error}", err=True)
         return EXIT_FAILED
+
+
+def _reader_left() -> int:
+    """Standard output was closed early (`tiercel executions | head -2`): end quietly, as a program
+    stopped by SIGPIPE does, without a traceback nor an error when Python flushes it at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .cli import EXIT_FAILED, EXIT_OK, UsageError, default_flows_dir, flow_files, resolve_db, say
+from .cli import EXIT_FAILED, EXIT_OK, UsageError, flow_files, flows_folder, resolve_db, say
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,17 +38,17 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _folder(args: argparse.Namespace) -> Path:
-    folder = Path(args.flows) if args.flows else default_flows_dir()
+    folder = flows_folder(args.flows)
     if not folder.is_dir():
         raise UsageError(f"{folder}: no such flows folder")
     return folder
 
 
-async def _stored(args: argparse.Namespace, folder: Path) -> Any:
+async def _stored(args: argparse.Namespace) -> Any:
     """The store, read-only, or None when there is no database yet."""
     from tiercel.engine.store import Store
 
-    db = resolve_db(args.db, folder)
+    db = resolve_db(args.db)
     return await Store.open(db, readonly=True) if db.exists() else None
 
 
@@ -74,7 +74,7 @@ def _parse_folder(folder: Path) -> tuple[list[Any], list[tuple[Path, Any]], Any]
 async def cmd_flows(args: argparse.Namespace) -> int:
     folder = _folder(args)
     flows, errors, _ = _parse_folder(folder)
-    store = await _stored(args, folder)
+    store = await _stored(args)
     revisions: dict[tuple[str, str], tuple[int, bool]] = {}
     try:
         for flow in flows:
@@ -134,7 +134,7 @@ async def cmd_namespaces(args: argparse.Namespace) -> int:
             tree.setdefault(".".join(parts[:depth]), [])
     for flow in flows:
         tree[flow.namespace].append(flow.id)
-    store = await _stored(args, folder)
+    store = await _stored(args)
     try:
         for namespace in sorted(tree):
             depth = namespace.count(".")
@@ -160,10 +160,9 @@ async def cmd_namespaces(args: argparse.Namespace) -> int:
 
 
 async def cmd_revisions(args: argparse.Namespace) -> int:
-    folder = Path(args.flows) if args.flows else default_flows_dir()
-    store = await _stored(args, folder)
+    store = await _stored(args)
     if store is None:
-        raise UsageError(f"no database at {resolve_db(args.db, folder)} (give --db or set TIERCEL_DB)")
+        raise UsageError(f"no database at {resolve_db(args.db)} (give --db or set TIERCEL_DB)")
     try:
         revisions = await store.flow_revisions(args.namespace, args.flow_id)
     finally:

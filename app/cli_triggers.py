@@ -19,7 +19,7 @@ from .cli import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
-    default_flows_dir,
+    flows_folder,
     open_engine,
     parse_pairs,
     resolve_db,
@@ -52,7 +52,42 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _db(args: argparse.Namespace) -> Path:
-    return resolve_db(args.db, Path(args.flows) if args.flows else default_flows_dir())
+    return resolve_db(args.db)
+
+
+async def _check_trigger(db: Path, namespace: str, flow_id: str, trigger_id: str) -> None:
+    """Refuse (a usage error) a flow or trigger the database does not know, rather than switch a
+    trigger that does not exist."""
+    from tiercel.engine.parser import FlowParseError, parse_flow
+    from tiercel.engine.store import Store
+
+    async with await Store.open(db, readonly=True) as store:
+        found = await store.flow_source(namespace, flow_id)
+    if found is None:
+        raise UsageError(f"no flow {namespace}.{flow_id} in {db} (`tiercel triggers` lists the triggers)")
+    try:
+        flow = parse_flow(found[1])
+    except FlowParseError:
+        return  # a revision this version cannot read again: let the engine decide
+    known = [trigger.id for trigger in flow.triggers]
+    if trigger_id not in known:
+        has = f"its triggers: {', '.join(known)}" if known else "it has none"
+        raise UsageError(f"flow {namespace}.{flow_id} has no trigger `{trigger_id}` ({has})")
+
+
+def _date(option: str, text: str | None) -> None:
+    """Refuse a --start or --end that is not an ISO 8601 date with a time zone (a usage error)."""
+    from tiercel.engine.requests import parse_date
+
+    try:
+        date = parse_date(text)
+    except ValueError:
+        date = None
+    if text and (date is None or date.tzinfo is None):
+        raise UsageError(
+            f"{option} `{text}` is not a date with a time zone: give it as ISO 8601, "
+            "for instance 2025-01-01T00:00:00Z or 2025-01-01T09:00:00+02:00"
+        )
 
 
 async def _to_owner(db: Path, request: dict[str, Any]) -> dict[str, Any] | None:
@@ -80,6 +115,7 @@ async def cmd_triggers(args: argparse.Namespace) -> int:
         raise UsageError(f"no database at {db} (give --db or set TIERCEL_DB)")
     chosen = args.enable or args.disable
     if chosen:
+        await _check_trigger(db, *chosen)
         request = {
             "command": "set-trigger",
             "namespace": chosen[0],
@@ -152,6 +188,9 @@ async def cmd_backfill(args: argparse.Namespace) -> int:
     action = args.action or "start"
     if action == "start" and not args.start:
         raise UsageError("backfill needs --start (or one of --pause, --resume, --cancel)")
+    _date("--start", args.start)
+    _date("--end", args.end)
+    flows_dir = flows_folder(args.flows)
     inputs = parse_pairs(args.input or [], "--input")
     labels = parse_pairs(args.label or [], "--label")
     request = {"command": "backfill", "action": action, **trigger, "start": args.start, "end": args.end}
@@ -165,17 +204,22 @@ async def cmd_backfill(args: argparse.Namespace) -> int:
     if action in ("pause", "cancel"):
         say(f"tiercel: no engine runs on {db}, so no backfill is advancing to {action}", err=True)
         return EXIT_FAILED
-    return await _backfill_here(args, db, action, inputs, labels)
+    return await _backfill_here(args, db, flows_dir, action, inputs, labels)
 
 
 async def _backfill_here(
-    args: argparse.Namespace, db: Path, action: str, inputs: dict[str, str], labels: dict[str, str]
+    args: argparse.Namespace,
+    db: Path,
+    flows_dir: Path,
+    action: str,
+    inputs: dict[str, str],
+    labels: dict[str, str],
 ) -> int:
     """Run an engine here until the backfill is done and its executions ended; Ctrl-C pauses it."""
     from tiercel.engine.requests import parse_date
     from tiercel.engine.scheduler import SchedulerError
 
-    engine = await open_engine(db, Path(args.flows) if args.flows else default_flows_dir())
+    engine = await open_engine(db, flows_dir)
     if engine is None:
         return EXIT_USAGE
     await engine.start(control=True, triggers=True)

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "server", help="run the engine, watcher, scheduler and webhooks without the dashboard"
     )
     server.add_argument("--flows", help="flows folder (default: ./flows or .)")
-    server.add_argument("--db", help="database file (default: .tiercel/tiercel.db beside the flows folder)")
+    server.add_argument("--db", help="database file (default: .tiercel/tiercel.db in the current folder)")
     server.add_argument("--host", default="127.0.0.1", help="address for webhooks (default: 127.0.0.1)")
     server.add_argument(
         "--port", type=int, default=8080, help="port for webhooks (default: 8080; 0: any free)"
@@ -32,7 +32,7 @@ async def cmd_server(args: argparse.Namespace) -> int:
     flows_dir = Path(args.flows) if args.flows else default_flows_dir()
     if not flows_dir.is_dir():
         raise UsageError(f"{flows_dir}: no such flows folder")
-    db = resolve_db(args.db, flows_dir)
+    db = resolve_db(args.db)
     engine = await open_engine(db, flows_dir)
     if engine is None:
         return EXIT_USAGE

@@ -385,20 +385,67 @@ def test_logs_are_printed_while_the_flow_runs(flows_dir: Path, tmp_path: Path, b
 # -- run: the database ---------------------------------------------------------------------------------
 
 
-def test_default_database_sits_beside_the_flows_folder(flows_dir: Path, tmp_path: Path) -> None:
-    write(flows_dir, "hello.yml", HELLO)
+def test_default_database_is_in_the_current_folder_for_every_command(flows_dir: Path, tmp_path: Path) -> None:
+    write(flows_dir, "acme/hello.yml", HELLO)
     default_db = tmp_path / ".tiercel" / "tiercel.db"
     assert tiercel("run", "acme", "hello", cwd=tmp_path).returncode == 0  # ./flows is the default folder
-    assert tiercel("run", "flows/hello.yml", cwd=tmp_path).returncode == 0
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    assert tiercel("run", "--flows", flows_dir, "acme", "hello", cwd=elsewhere).returncode == 0
-    assert default_db.is_file()
-    assert not (elsewhere / ".tiercel").exists()
+    assert tiercel("run", "flows/acme/hello.yml", cwd=tmp_path).returncode == 0  # a file deeper down
+    assert tiercel("run", "--flows", "flows", "acme", "hello", cwd=tmp_path).returncode == 0
+    assert not (flows_dir / ".tiercel").exists() and not (flows_dir / "acme" / ".tiercel").exists()
     assert len(executions(default_db)) == 3
     listed = tiercel("executions", "--json", cwd=tmp_path)  # the same default for queries
     assert listed.returncode == 0, listed.stderr
     assert len(json.loads(listed.stdout)) == 3
+    # From another folder, the database is that folder's: never beside the flows folder it names.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert tiercel("run", "--flows", flows_dir, "acme", "hello", cwd=elsewhere).returncode == 0
+    assert len(executions(elsewhere / ".tiercel" / "tiercel.db")) == 1
+    assert len(executions(default_db)) == 3
+
+
+def test_a_folder_without_flows_never_uses_the_database_of_the_folder_above(tmp_path: Path) -> None:
+    # A sibling project keeps its database in the parent folder's .tiercel: a bare command in a
+    # project without ./flows must not open it.
+    project = tmp_path / "project"
+    write(project, "hello.yml", HELLO)
+    server = subprocess.Popen(
+        [str(TIERCEL), "server", "--port", "0"],
+        cwd=project,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=0,
+    )
+    try:
+        said = read_until(server.stderr, b"webhooks on", timeout=20)
+    finally:
+        server.terminate()
+        server.communicate(timeout=15)
+    assert (
+        str(project / ".tiercel" / "tiercel.db").encode() in said or b"database .tiercel/tiercel.db" in said
+    )
+    assert not (tmp_path / ".tiercel").exists()
+
+
+def test_a_missing_flows_folder_is_a_usage_error_and_creates_nothing(tmp_path: Path) -> None:
+    here = tmp_path / "here"
+    here.mkdir()
+    for command in (("run", "--flows", tmp_path / "missing", "acme", "hello"), ("flows", "--flows", "nope")):
+        result = tiercel(*command, cwd=here)
+        assert result.returncode == 2, result.stderr
+        assert "no such flows folder" in result.stderr
+    assert not (tmp_path / ".tiercel").exists() and not (here / ".tiercel").exists()
+
+
+def test_validate_without_arguments_skips_dot_folders(tmp_path: Path) -> None:
+    write(tmp_path, "hello.yml", HELLO)
+    write(tmp_path, ".venv/lib/site-packages/pkg/config.yaml", "not: [a flow")
+    write(tmp_path, ".git/hooks/x.yml", "nor: this")
+    result = tiercel("validate", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert "1 files, 0 invalid" in result.stderr
+    assert ".venv" not in result.stdout and ".git" not in result.stdout
 
 
 def test_tiercel_db_overrides_the_default(flows_dir: Path, tmp_path: Path) -> None:
@@ -905,7 +952,7 @@ def test_backfill_runs_here_when_no_engine_owns_the_database(flows_dir: Path, tm
     no_start = tiercel("backfill", *args)
     assert no_start.returncode == 2 and "--start" in no_start.stderr
     naive = tiercel("backfill", *args, "--start", "2025-01-01T00:00:00")
-    assert naive.returncode == 1 and "time zone" in naive.stderr
+    assert naive.returncode == 2 and "time zone" in naive.stderr
 
 
 def test_trigger_commands_reach_the_running_server(
@@ -922,7 +969,7 @@ def test_trigger_commands_reach_the_running_server(
     assert tiercel("triggers", "--db", db, "--disable", "acme.sched", "hourly", "every_hour").returncode == 0
     assert json.loads(tiercel("triggers", "--db", db, "--json").stdout)[0]["enabled"] is False
     unknown = tiercel("triggers", "--db", db, "--enable", "acme.sched", "hourly", "nope")
-    assert unknown.returncode == 1 and "nope" in unknown.stderr
+    assert unknown.returncode == 2 and "nope" in unknown.stderr
     assert tiercel("triggers", "--db", db, "--enable", "acme.sched", "hourly", "every_hour").returncode == 0
 
     sent = tiercel(
@@ -1016,3 +1063,110 @@ def test_run_copies_a_local_file_named_for_a_file_input(flows_dir: Path, tmp_pat
     code, execution = run_json("--db", tmp_path / "t.db", "--input", f"doc={local}", flow_file)
     assert code == 0, execution
     assert execution["inputs"]["doc"].startswith("kestra:///acme/upload/executions/")
+
+
+# -- bad arguments are usage errors, and output cut short ends quietly -------------------------------
+
+APPROVAL = f"""
+id: approval
+namespace: acme
+tasks:
+  - id: wait
+    type: io.kestra.plugin.core.flow.Pause
+    onResume:
+      - id: count
+        type: INT
+  - id: after
+    type: {LOG}
+    message: "count {{{{ outputs.wait.onResume.count }}}}"
+"""
+
+SCHEDULED = f"""
+id: scheduled
+namespace: acme
+tasks:
+  - id: tick
+    type: {LOG}
+    message: tick
+triggers:
+  - id: nightly
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "0 2 * * *"
+"""
+
+
+@pytest.mark.parametrize("given", [(), ("--input", "count=many")])
+def test_resume_with_missing_or_wrong_on_resume_inputs_is_a_usage_error(
+    flows_dir: Path, tmp_path: Path, given: tuple[str, ...]
+) -> None:
+    db = tmp_path / "t.db"
+    code, paused = run_json(write(flows_dir, "approval.yml", APPROVAL), "--db", db)
+    assert code == 3
+    result = tiercel("resume", paused["id"], "--db", db, *given)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "count" in result.stderr
+    assert executions(db)[0]["state"]["current"] == "PAUSED"  # still waiting for a good answer
+    assert tiercel("resume", paused["id"], "--db", db, "--input", "count=3").returncode == 0
+
+
+def test_switching_an_unknown_flow_or_trigger_is_a_usage_error(flows_dir: Path, tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    write(flows_dir, "scheduled.yml", SCHEDULED)
+    assert tiercel("run", "--flows", flows_dir, "--db", db, "acme", "scheduled").returncode == 0
+    typo = tiercel("triggers", "--db", db, "--disable", "acme", "scheduled", "nightlyy")
+    assert typo.returncode == 2, typo.stdout
+    assert "disabled" not in typo.stdout
+    assert "no trigger `nightlyy`" in typo.stderr and "nightly" in typo.stderr
+    unknown = tiercel("triggers", "--db", db, "--enable", "acme", "nope", "nightly")
+    assert unknown.returncode == 2
+    assert "no flow acme.nope" in unknown.stderr
+    listed = json.loads(tiercel("triggers", "--db", db, "--json").stdout)
+    assert all(row["triggerId"] == "nightly" and row["flowId"] == "scheduled" for row in listed)
+    assert tiercel("triggers", "--db", db, "--disable", "acme", "scheduled", "nightly").returncode == 0
+
+
+@pytest.mark.parametrize("start", ["yesterday", "2025-01-01T00:00:00"])
+def test_a_backfill_start_that_is_not_a_dated_instant_is_a_usage_error(
+    flows_dir: Path, tmp_path: Path, start: str
+) -> None:
+    write(flows_dir, "scheduled.yml", SCHEDULED)
+    result = tiercel(
+        "backfill",
+        "--flows",
+        flows_dir,
+        "--db",
+        tmp_path / "t.db",
+        "acme",
+        "scheduled",
+        "nightly",
+        "--start",
+        start,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"--start `{start}`" in result.stderr
+    assert "2025-01-01T00:00:00Z" in result.stderr  # the expected form, as an example
+    assert "Invalid isoformat" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["executions", "validate", "run"])
+def test_output_closed_early_ends_quietly(flows_dir: Path, tmp_path: Path, command: str) -> None:
+    db = tmp_path / "t.db"
+    write(flows_dir, "levels.yml", LEVELS)
+    assert tiercel("run", "--flows", flows_dir, "--db", db, "acme.finance", "levels").returncode == 0
+    args = {
+        "executions": ["executions", "--db", str(db)],
+        "validate": ["validate", str(flows_dir)],
+        "run": ["run", "--flows", str(flows_dir), "--db", str(db), "acme.finance", "levels"],
+    }[command]
+    read, write_end = os.pipe()
+    os.close(read)  # the reader is gone before anything is written, as after `| head -0`
+    try:
+        result = subprocess.run(
+            [str(TIERCEL), *args], stdout=write_end, stderr=subprocess.PIPE, env=clean_env(), timeout=30
+        )
+    finally:
+        os.close(write_end)
+    assert b"Traceback" not in result.stderr and b"BrokenPipeError" not in result.stderr, result.stderr
+    # A listing stops as a program stopped by SIGPIPE does; a run still says how its execution ended.
+    assert result.returncode == (0 if command == "run" else 141)
