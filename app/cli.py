@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -76,6 +77,24 @@ def say(text: str = "", *, err: bool = False) -> None:
     as it is: ``json.dumps`` already escapes them (keep its default ``ensure_ascii``).
     """
     print(visible(text), file=sys.stderr if err else sys.stdout, flush=True)
+
+
+class _SayHandler(logging.Handler):
+    """The engine's warnings and errors, printed through `say`: they may quote a webhook's body."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            say(f"tiercel: {self.format(record)}", err=True)
+        except Exception:
+            self.handleError(record)
+
+
+def report_engine_warnings() -> None:
+    """Print the engine's warnings and errors on stderr (instead of Python's bare last resort)."""
+    logger = logging.getLogger("tiercel")
+    if not any(isinstance(handler, _SayHandler) for handler in logger.handlers):
+        handler = _SayHandler(logging.WARNING)
+        logger.addHandler(handler)
 
 
 def format_log(entry: Any) -> str:
@@ -546,6 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    report_engine_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     command = args.command or "ui"
