@@ -15,6 +15,9 @@ import re
 # obey like ESC-prefixed sequences). A carriage return is shown too unless it ends a line (CRLF):
 # alone it moves the cursor back and lets the rest of the line overwrite what came before.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
+# One character class, CR included: scanned several times faster than the alternation above, so
+# the common line without any control character costs only this scan.
+_ANY_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _shown(match: re.Match[str]) -> str:
@@ -34,6 +37,6 @@ def visible(text: str) -> str:
     Returns:
         The text, safe to write to a terminal.
     """
-    if _CONTROL.search(text) is None:
+    if _ANY_CONTROL.search(text) is None:
         return text
     return _CONTROL.sub(_shown, text)
