@@ -32,7 +32,7 @@ import logging
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -411,6 +411,12 @@ def _check_database_files(held: Sequence[tuple[int, Path]]) -> None:
         check_private_path(companion, f"database's {companion.name[len(db.name) :]} file")
 
 
+def _close_all(fds: Iterable[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
 def _read_pid(fd: int) -> int | None:
     try:
         text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
@@ -716,6 +722,7 @@ class Store:
         self.on_error = None
         self.schema_version = 0
         self._lock_fd: int | None = None
+        self._database_fds: list[int] = []
         self._writer: _Writer | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._queue: asyncio.Queue[_Write | None] = asyncio.Queue()
@@ -785,6 +792,7 @@ class Store:
                 raise StoreError(f"cannot create the folder {db.parent}: {exc.strerror}") from exc
             self._lock_fd = _acquire_lock(db)
             held: list[tuple[int, Path]] = []
+            opened = False
             try:
                 held = _open_database_files(db)
                 conn = _open_writer(db, busy_timeout)
@@ -793,6 +801,7 @@ class Store:
                 except BaseException:
                     conn.close()
                     raise
+                opened = True
             except UnsafeFileError as exc:
                 raise StoreError(str(exc)) from exc
             except OSError as exc:
@@ -800,8 +809,13 @@ class Store:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open the database {db}: {exc}") from exc
             finally:
-                for fd, _ in held:
-                    os.close(fd)
+                if not opened:
+                    _close_all(fd for fd, _ in held)
+        # SQLite's locks on these files are POSIX locks, which belong to the process: closing any
+        # descriptor of a file drops them all, and another process would then take the WAL index
+        # for unused and rebuild it under the engine ("disk I/O error"). So they stay open as long
+        # as the store.
+        self._database_fds = [fd for fd, _ in held]
         self._writer = _Writer(conn)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiercel-store-writer")
         loop = asyncio.get_running_loop()
@@ -867,6 +881,8 @@ class Store:
                 self._writer.conn.close()
         if self._thread is not None:
             self._thread.shutdown(wait=False)
+        _close_all(self._database_fds)
+        self._database_fds = []
         if self._lock_fd is not None:
             _release_lock(self._lock_fd)
             self._lock_fd = None
@@ -889,6 +905,8 @@ class Store:
         if self._writer is not None and self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._writer.close)
             self._thread.shutdown(wait=False)
+        _close_all(self._database_fds)
+        self._database_fds = []
         if self._lock_fd is not None:
             _release_lock(self._lock_fd)
             self._lock_fd = None

@@ -7,6 +7,8 @@ import dataclasses
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -950,3 +952,24 @@ async def test_a_store_without_its_migrations_folder_refuses_to_open(
     finally:
         monkeypatch.undo()
         store_module.migrations.cache_clear()
+
+
+async def test_another_process_reading_the_database_does_not_break_the_store(store: Store) -> None:
+    # SQLite's locks are per process: if the store dropped them (by closing a descriptor of the
+    # database or its -shm file), a reader in another process would rebuild the WAL index under it.
+    reader = (
+        "import sqlite3, sys\n"
+        "for _ in range(20):\n"
+        "    conn = sqlite3.connect(sys.argv[1])\n"
+        "    conn.execute('SELECT count(*) FROM executions').fetchone()\n"
+        "    conn.close()\n"
+    )
+    for n in range(5):
+        execution = make_execution()
+        await store.save_execution(execution, [make_run(execution, f"t{n}")])
+        result = subprocess.run(
+            [sys.executable, "-c", reader, str(store.path)], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        loaded = await store.get_execution(execution.id)
+        assert loaded is not None and [run.task_id for run in loaded.task_runs] == [f"t{n}"]
