@@ -3,10 +3,12 @@
 The webhook route needs one handler behind a port that a hostile client cannot wear down, so what
 matters here is exact limits rather than features: a capped request head and body, timeouts for a
 silent connection, a slow head and a slow body, keep-alive, and a share of connections per client
-address. A client at its share (or a server at its total) makes room by closing its connection that
-has been idle longest (nothing of a next request received, not even in the socket's buffer): idle
-connections cost a client nothing to open, so they must not crowd out requests. Only when every
-connection is busy with a request is a newcomer refused with 503.
+address. A client at its share (or a server at its total) makes room by closing one of its
+connections that has no whole request yet: idle or slow connections cost a client nothing to hold,
+so they must not crowd out requests. The one silent longest goes first (nothing of a next request
+received, not even in the socket's buffer), else the one whose request head has been longest on its
+way (a real client sends its head at once). Only when every connection is busy with a request is a
+newcomer refused with 503.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ HEAD_SECONDS = 5.0
 BODY_SECONDS = 30.0
 # A client must take an answer within this time (one that never reads would hold its connection).
 SEND_SECONDS = 30.0
-# Open connections in all and per client address. Past either cap, the connection idle longest is
-# closed to make room; a newcomer is refused (503) only when none is idle.
+# Open connections in all and per client address. Past either cap, a connection without a whole
+# request yet is closed to make room; a newcomer is refused (503) only when there is none.
 MAX_CONNECTIONS = 512
 MAX_PER_CLIENT = 64
 # How long a connection refused with an error still reads (and drops) the rest of its request, and
@@ -104,8 +106,9 @@ class _Connection:
 
     host: str = ""
     writer: asyncio.StreamWriter | None = None
-    # Set while waiting for a next request of which nothing has been read yet.
-    idle_since: float | None = None
+    # Set while waiting for the head of a next request; `heard` once some of it was read.
+    waiting_since: float | None = None
+    heard: bool = False
     # Bytes the transport delivered and bytes handed to the parser: unequal while some are buffered.
     received: int = 0
     consumed: int = 0
@@ -202,7 +205,7 @@ class HttpServer:
         elif self._count >= MAX_CONNECTIONS:
             crowded = max(self._by_host.values(), key=len)  # the heaviest client gives way first
         if crowded is not None:
-            victim = _longest_idle(crowded)
+            victim = _first_to_go(crowded)
             if victim is None:
                 return False
             self._release(victim)
@@ -298,7 +301,7 @@ class HttpServer:
         received = len(protocol.trailing_data[0])  # a pipelined request may already be here
         idle_deadline = loop.time() + IDLE_SECONDS
         head_deadline = loop.time() + HEAD_SECONDS if received else None
-        connection.idle_since = None if received else loop.time()
+        connection.waiting_since, connection.heard = loop.time(), bool(received)
         connection.method = b""
         while True:
             event = _next_event(protocol)
@@ -313,7 +316,7 @@ class HttpServer:
                 if data is None:
                     return None  # idle for too long: closed without an answer
                 head_deadline = loop.time() + HEAD_SECONDS
-                connection.idle_since = None
+                connection.heard = True
             else:
                 data = await _read(connection, reader, head_deadline)
                 if data is None:
@@ -323,6 +326,7 @@ class HttpServer:
         # h11 caps an incomplete head; a complete one that arrived in a single read is checked here.
         if received - len(protocol.trailing_data[0]) > MAX_HEAD_BYTES:
             raise BadRequest(431, f"Request head larger than {MAX_HEAD_BYTES} bytes")
+        connection.waiting_since = None  # a whole head: busy with a request from now on
         connection.method = event.method
         head = _parse_head(event)
         if protocol.they_are_waiting_for_100_continue and connection.writer is not None:
@@ -479,10 +483,18 @@ def _unread(writer: asyncio.StreamWriter | None) -> bool:
     return bool(struct.unpack("i", answer)[0])
 
 
-def _longest_idle(connections: set[_Connection]) -> _Connection | None:
-    quiet = [c for c in connections if c.idle_since is not None and c.received == c.consumed]
-    quiet.sort(key=lambda c: c.idle_since or 0.0)
-    return next((c for c in quiet if not _unread(c.writer)), None)  # one syscall per candidate
+def _first_to_go(connections: set[_Connection]) -> _Connection | None:
+    """The connection to close for room: the one silent longest, else the one waiting longest.
+
+    Silent: nothing of a next request read, buffered, or in its socket. Failing one, the connection
+    whose request head has been longest in coming goes (a real client sends its head at once).
+    """
+    waiting = sorted(
+        (c for c in connections if c.waiting_since is not None), key=lambda c: c.waiting_since or 0.0
+    )
+    quiet = (c for c in waiting if not c.heard and c.received == c.consumed)
+    silent = (c for c in quiet if not _unread(c.writer))  # one syscall each, until one is found
+    return next(silent, waiting[0] if waiting else None)
 
 
 def _short(message: str) -> str:

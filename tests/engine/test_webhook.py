@@ -438,6 +438,28 @@ async def test_idle_connections_give_way_to_a_request_from_the_same_address(
                 writer.close()
 
 
+async def test_unfinished_request_heads_give_way_to_a_whole_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(httpserver, "MAX_PER_CLIENT", 4)
+    async with serving(tmp_path, HOOKED) as (_, server):
+        slow = []
+        for _ in range(4):
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            writer.write(b"POST /x HTTP/1.1\r\nX-Never-Ends: ")
+            await writer.drain()
+            slow.append((reader, writer))
+        await asyncio.sleep(0.2)  # their heads have begun
+        try:
+            status, _ = await raw(server, post(server, "hooked", b"{}"))
+            assert status == 200  # not 503 until the slow heads time out
+            await asyncio.sleep(0.2)
+            assert [reader.at_eof() for reader, _ in slow] == [True, False, False, False]
+        finally:
+            for _, writer in slow:
+                writer.close()
+
+
 async def test_at_the_servers_cap_the_busiest_address_gives_way(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
