@@ -179,12 +179,16 @@ class WebhookServer:
             try:
                 checked = ConditionContext(flow, self._render, utcnow(), stub, context)
                 held = conditions_hold(conditions, checked)
-            except ConditionError as error:
+            except (ConditionError, ExpressionError) as error:
                 self._report(f"Webhook trigger `{trigger.id}` of {flow.namespace}.{flow.id}: {error}")
                 return _error(422, f"Invalid condition: {error}")
             if not held:
                 return Response(204)
         try:
+            # Costly filters (jq, regexps) run in a worker under the render's time limit, off the loop.
+            await self.engine.renderer.prefetch(
+                [trigger.props.get("inputs"), trigger.props.get("labels")], context
+            )
             inputs = self.engine.renderer.render_value(trigger.props.get("inputs") or {}, context)
             labels = _trigger_labels(self.engine.renderer.render_value(trigger.props.get("labels"), context))
             execution = self.engine.new_execution(flow, inputs, labels, trigger=spec)

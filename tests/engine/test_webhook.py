@@ -171,6 +171,40 @@ async def test_conditions_decide_between_204_and_an_execution(tmp_path: Path) ->
         assert "push" in [entry.message for entry in await logs_of(engine, ended.id)]
 
 
+async def test_a_condition_that_fails_to_render_is_422_with_its_message(tmp_path: Path) -> None:
+    source = GUARDED.replace("trigger.body.kind == 'push'", "trigger.body.nope.deeper == 'push'")
+    async with serving(tmp_path, source) as (engine, server), httpx.AsyncClient() as client:
+        response = await client.post(url(server, "guarded", key="guarded-key"), json={"kind": "push"})
+        assert response.status_code == 422
+        assert "Invalid condition" in response.json()["message"]
+        assert await engine.store.count_executions() == 0
+
+
+async def test_costly_webhook_inputs_render_off_the_event_loop(tmp_path: Path) -> None:
+    # A runaway jq program in the trigger's inputs fails at the render's time limit (5 s), and the
+    # engine's loop stays free meanwhile.
+    source = HOOKED.replace(
+        "{{ trigger.body.name ?? 'text' }}", "{{ trigger.body.name | jq('last(range(3e8))') }}"
+    )
+    async with serving(tmp_path, source) as (engine, server), httpx.AsyncClient(timeout=30) as client:
+        lags: list[float] = []
+
+        async def watch_the_loop() -> None:
+            while True:
+                before = asyncio.get_running_loop().time()
+                await asyncio.sleep(0.01)
+                lags.append(asyncio.get_running_loop().time() - before - 0.01)
+
+        watcher = asyncio.create_task(watch_the_loop())
+        try:
+            response = await client.post(url(server, "hooked"), json={"name": 1})
+        finally:
+            watcher.cancel()
+        assert response.status_code == 422
+        assert "took longer than" in response.json()["message"]
+        assert max(lags) < 0.5
+
+
 async def test_unknown_flow_or_wrong_key_is_404_and_creates_nothing(tmp_path: Path) -> None:
     async with serving(tmp_path, HOOKED) as (engine, server), httpx.AsyncClient() as client:
         wrong_key = await client.post(url(server, "hooked", key=KEY + "x"), json={})
