@@ -450,7 +450,7 @@ async def _control_running_engine(db: Path, request: dict[str, Any]) -> int:
         return EXIT_FAILED
     if not reply.get("ok"):
         say(f"tiercel: {reply.get('error')}", err=True)
-        return EXIT_FAILED
+        return EXIT_USAGE if reply.get("usage") else EXIT_FAILED
     if reply.get("executionId"):
         say(str(reply["executionId"]))
     say(f"{command} sent to the engine running on {db}", err=bool(reply.get("executionId")))

@@ -103,6 +103,9 @@ async def handle(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
             await actions[action](*trigger)
         else:
             return {"ok": False, "error": f"unknown command `{command}`"}
-    except (EngineCommandError, InputError, SchedulerError, ValueError) as error:
+    except InputError as error:
+        # The caller's own values are wrong (resume's onResume inputs): a usage error for the CLI.
+        return {"ok": False, "error": str(error), "usage": True}
+    except (EngineCommandError, SchedulerError, ValueError) as error:
         return {"ok": False, "error": str(error)}
     return {"ok": True}

@@ -1110,6 +1110,23 @@ def test_resume_with_missing_or_wrong_on_resume_inputs_is_a_usage_error(
     assert tiercel("resume", paused["id"], "--db", db, "--input", "count=3").returncode == 0
 
 
+def test_resume_with_wrong_inputs_through_a_running_server_is_a_usage_error(
+    flows_dir: Path, tmp_path: Path, background: list[Any]
+) -> None:
+    db = tmp_path / "t.db"
+    code, paused = run_json(write(flows_dir, "approval.yml", APPROVAL), "--db", db)
+    assert code == 3
+    server = start("server", "--flows", flows_dir, "--db", db, "--port", "0")
+    background.append(server)
+    read_until(server.stderr, b"webhooks on http://", timeout=20)
+    wrong = tiercel("resume", paused["id"], "--db", db, "--input", "count=many")
+    assert wrong.returncode == 2, wrong.stderr
+    assert "count" in wrong.stderr and "Traceback" not in wrong.stderr
+    assert tiercel("resume", paused["id"], "--db", db, "--input", "count=3").returncode == 0
+    server.send_signal(15)
+    server.communicate(timeout=15)
+
+
 def test_switching_an_unknown_flow_or_trigger_is_a_usage_error(flows_dir: Path, tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     write(flows_dir, "scheduled.yml", SCHEDULED)
