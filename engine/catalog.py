@@ -5,7 +5,9 @@ The catalog is the one place that turns files into flow revisions. Rules:
 - a deleted file, or a file whose id or namespace changed, retires the flow it defined (its
   revisions are kept in the store);
 - a broken file keeps the last good revision of its flow running and records the error;
-- two files defining the same flow: the first one keeps it, the other one gets an error.
+- two files defining the same flow: the first one keeps it, the other one gets an error;
+- a flow whose subflow calls lead back to itself is refused as `tiercel validate` refuses it (the file
+  that closes the cycle gets the error); it is checked again whenever other flows change.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from .model import Flow
 from .namespaces import NAMESPACE_FILES, Namespaces
-from .parser import FlowError, FlowParseError, parse_flow, parse_flow_file
+from .parser import FlowError, FlowParseError, parse_flow, parse_flow_file, subflow_calls, validate_flows
 from .store import Store, source_hash
 
 FLOW_SUFFIXES = (".yml", ".yaml")
@@ -76,6 +78,8 @@ class FlowCatalog:
         self._stored: dict[str, tuple[FlowUid, int, str | None]] = {}
         self._adopted = False
         self._lock = asyncio.Lock()
+        # Files refused because their flow closes a cycle of subflow calls: checked at every sync.
+        self._cyclic: set[str] = set()
         self._resolved: tuple[Path, Path] | None = None  # (folder, folder resolved) during a sync
 
     # -- paths ---------------------------------------------------------------------------------
@@ -138,6 +142,9 @@ class FlowCatalog:
             keys |= {key for key in self._owner if any(Path(key).is_relative_to(f) for f in folders)}
         for key in sorted(keys):
             changed |= await self._sync_file(key)
+        for key in sorted(self._cyclic - keys):  # a change elsewhere may have broken their cycle
+            self._stamps.pop(key, None)
+            changed |= await self._sync_file(key)
         return changed
 
     async def _adopt_stored(self) -> None:
@@ -167,6 +174,7 @@ class FlowCatalog:
         folder = self.folder or path.parent
         if stat is None or not is_flow_file(folder, path, resolved=self._folder_resolved()):
             self._stamps.pop(key, None)
+            self._cyclic.discard(key)
             had_error = self.errors.pop(key, None) is not None
             if had_error:
                 await self.store.save_flow_error(key, None)
@@ -191,6 +199,11 @@ class FlowCatalog:
                 "each flow id must be unique in its namespace"
             )
             return await self._broken(key, [FlowError(key, 1, 1, "", message)], previous)
+        cycle = self.cycle_errors(flow)
+        if cycle:
+            self._cyclic.add(key)
+            return await self._broken(key, cycle, previous)
+        self._cyclic.discard(key)
         if holder is not None:
             self._disown(holder)
         if self.errors.pop(key, None) is not None:
@@ -220,6 +233,25 @@ class FlowCatalog:
             if not keys:
                 del self._holders[uid]
 
+    def cycle_errors(self, flow: Flow) -> list[FlowError]:
+        """The errors `tiercel validate` gives `flow` for subflow calls that lead back to it.
+
+        Only the flows its calls reach are checked (not the whole catalog), so a folder of many flows
+        syncs at the same pace.
+        """
+        waiting = subflow_calls(flow)
+        if not waiting:
+            return []
+        involved = {flow.uid: flow}
+        while waiting:
+            uid = waiting.pop()
+            other = self.flows.get(uid)
+            if uid in involved or other is None:
+                continue
+            involved[uid] = other
+            waiting.extend(subflow_calls(other))
+        return [error for error in validate_flows(list(involved.values())) if error.path == flow.path]
+
     async def _broken(self, key: str, errors: list[FlowError], previous: FlowUid | None) -> bool:
         """Record a file's errors; the flow it defined keeps its last good revision."""
         changed = self.errors.get(key) != errors
@@ -228,7 +260,7 @@ class FlowCatalog:
             await self.store.save_flow_error(key, "\n".join(str(error) for error in errors))
         if previous is not None and previous not in self.flows:
             last_good = await self._stored_flow(previous, key)
-            if last_good is not None:
+            if last_good is not None and not self.cycle_errors(last_good):
                 self.flows[previous] = last_good
                 changed = True
         return changed
@@ -257,6 +289,9 @@ class FlowCatalog:
             FlowParseError: The file is not a valid flow.
         """
         flow = parse_flow_file(path, defaults=self.namespaces.plugin_defaults)
+        cycle = self.cycle_errors(flow)
+        if cycle:
+            raise FlowParseError(cycle)
         revision, _ = await self.store.save_flow(flow.namespace, flow.id, flow.source, path=str(path))
         flow = flow.with_revision(revision)
         self.flows[flow.uid] = flow

@@ -64,6 +64,32 @@ _log = logging.getLogger(__name__)
 # up to MAX_SAVE_FAILURES failures in a row; then the execution fails (see `_save_failed`).
 SAVE_RETRY_SECONDS = 1.0
 MAX_SAVE_FAILURES = 3
+# An executor step longer than this is followed by a rest as long as the step (capped), during which
+# the execution's messages wait and the others' go first (see `Engine._rest`).
+HEAVY_STEP_SECONDS = 0.02
+MAX_REST_SECONDS = 2.0
+GIVE_BACK_DELAY = 1.0
+# How many Subflow calls may nest below a root execution. A flow that calls itself (directly, through
+# other flows, or through an expression no check can follow) then fails at this depth instead of
+# growing without end. TIERCEL_MAX_SUBFLOW_DEPTH overrides it.
+MAX_SUBFLOW_DEPTH = 10
+
+
+def max_subflow_depth() -> int:
+    """How deep Subflow calls may nest: TIERCEL_MAX_SUBFLOW_DEPTH, else MAX_SUBFLOW_DEPTH."""
+    text = os.environ.get("TIERCEL_MAX_SUBFLOW_DEPTH", "").strip()
+    if not text:
+        return MAX_SUBFLOW_DEPTH
+    try:
+        depth = int(text)
+    except ValueError:
+        depth = 0
+    if depth < 1:
+        _log.warning(
+            "TIERCEL_MAX_SUBFLOW_DEPTH=%r is not a positive integer: %d is used", text, MAX_SUBFLOW_DEPTH
+        )
+        return MAX_SUBFLOW_DEPTH
+    return depth
 
 
 def _secrets_file() -> Path | None:
@@ -110,6 +136,22 @@ def namespace_file(flows_dir: Path | None, namespace: str, name: str) -> Path:
     return path
 
 
+def _with_descendants(roots: Collection[str], executions: Sequence[Execution]) -> set[str]:
+    """`roots` and every execution among `executions` whose chain of parents leads to one of them."""
+    children: dict[str, list[str]] = {}
+    for execution in executions:
+        if execution.parent_id is not None:
+            children.setdefault(execution.parent_id, []).append(execution.id)
+    found = set(roots)
+    waiting = list(roots)
+    while waiting:
+        for child_id in children.get(waiting.pop(), ()):
+            if child_id not in found:
+                found.add(child_id)
+                waiting.append(child_id)
+    return found
+
+
 def _grouped(batch: list[_Message]) -> list[tuple[str, list[_Message]]]:
     """Consecutive task results of one execution go together (one executor step for all);
     any other message is a group of its own. Order per execution is kept."""
@@ -142,8 +184,10 @@ class Engine:
         secrets: Secrets | None = None,
         kill_grace: float = KILL_GRACE_SECONDS,
         clock: Clock | None = None,
+        subflow_depth: int | None = None,
     ) -> None:
         self.store = store
+        self.max_subflow_depth = subflow_depth or max_subflow_depth()
         self.flows_dir = flows_dir
         # Execution files (kestra:// URIs) live in a folder beside the database.
         self.storage = Storage(store.path.parent / "storage")
@@ -276,7 +320,12 @@ class Engine:
         starts: list[tuple[Flow, Execution, TaskRun]] = []
         posts: list[_Message] = []
         attempts_cut: list[str] = []
-        for execution in await self.store.unfinished_executions():
+        unfinished = await self.store.unfinished_executions()
+        if only is not None:
+            # With the subflow executions below them: a parent waits for its children, and a kill
+            # must reach them (`tiercel kill` with no engine running).
+            only = _with_descendants(only, unfinished)
+        for execution in unfinished:
             if only is not None and execution.id not in only:
                 continue
             flow = await self.flow_revision(execution.namespace, execution.flow_id, execution.flow_revision)
@@ -527,11 +576,30 @@ class Engine:
         return self.storage.put_file(base, source.name, source)
 
     async def kill(self, execution_id: str) -> None:
-        await self._command(execution_id, "kill")
-        for child_id, (parent_id, _) in list(self._subflow_parents.items()):
-            if parent_id == execution_id:
-                with contextlib.suppress(EngineCommandError):  # it may have ended meanwhile
-                    await self.kill(child_id)
+        """Kill an execution and every subflow execution it waits for, however deep the tree.
+
+        The kills are posted together and applied in one batch: a tree of thousands of executions is
+        walked with a queue, not with a call per level.
+        """
+        await self._require(execution_id)
+        waits_for: dict[str, list[str]] = {}
+        for child_id, (parent_id, _) in self._subflow_parents.items():
+            waits_for.setdefault(parent_id, []).append(child_id)
+        tree = [execution_id]
+        seen = {execution_id}
+        for current in tree:  # breadth first; the list grows while it is walked
+            for child_id in waits_for.get(current, ()):
+                if child_id not in seen:
+                    seen.add(child_id)
+                    tree.append(child_id)
+        loop = asyncio.get_running_loop()
+        applied = []
+        for target in tree:
+            if target in self._live:  # a descendant may have ended meanwhile
+                future: asyncio.Future[None] = loop.create_future()
+                self._post(_Message(target, "kill", applied=future))
+                applied.append(future)
+        await asyncio.gather(*applied)
 
     async def resume(self, execution_id: str, inputs: Mapping[str, Any] | None = None) -> None:
         execution = await self._require(execution_id)
@@ -892,6 +960,14 @@ class Engine:
                 build_context(flow, parent, task, run, extra=self._functions(parent, [])),
             )
             namespace, flow_id = str(props["namespace"]), str(props["flowId"])
+            chain = await self._subflow_chain(parent)
+            if len(chain) > self.max_subflow_depth:
+                calls = " -> ".join([*chain, f"{namespace}.{flow_id}"])
+                raise EngineCommandError(
+                    f"the subflow depth limit ({self.max_subflow_depth}) is reached: {calls}. A flow that "
+                    "calls itself, directly or through other flows, never ends; raise the limit with "
+                    "TIERCEL_MAX_SUBFLOW_DEPTH if this nesting is intended"
+                )
             child_flow = self.flows.get((namespace, flow_id))
             own = {label.key for label in child_flow.labels} if child_flow else set()
             # Kestra: inherited labels give way to the child flow's own; system labels always pass.
@@ -932,8 +1008,26 @@ class Engine:
         self._post(_Message(parent.id, "link", (run.id, child_id)))
         if props.get("wait", True):
             self._subflow_parents[child_id] = (parent.id, run.id)
+            live = self._live.get(parent.id)
+            if live is None or live[1].state.current in (StateType.KILLING, StateType.KILLED):
+                # Killed while the child was being created: the kill did not see it, so it goes now.
+                with contextlib.suppress(EngineCommandError):
+                    await self.kill(child_id)
         else:
             self._on_result(parent.id, WorkerResult(run.id, StateType.SUCCESS, {"executionId": child_id}))
+
+    async def _subflow_chain(self, execution: Execution) -> list[str]:
+        """The flows from the root execution down to `execution` (at most the depth limit + 1)."""
+        chain = [f"{execution.namespace}.{execution.flow_id}"]
+        parent_id = execution.parent_id
+        while parent_id is not None and len(chain) <= self.max_subflow_depth:
+            live = self._live.get(parent_id)
+            parent = live[1] if live is not None else await self.execution(parent_id)
+            if parent is None:
+                break
+            chain.append(f"{parent.namespace}.{parent.flow_id}")
+            parent_id = parent.parent_id
+        return chain[::-1]
 
     async def _subflow_ended(self, parent: tuple[str, str], child: Execution) -> None:
         try:

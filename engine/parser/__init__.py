@@ -28,6 +28,7 @@ __all__ = [
     "NamespaceDefaults",
     "parse_flow",
     "parse_flow_file",
+    "subflow_calls",
     "validate_flows",
 ]
 
@@ -146,6 +147,11 @@ def validate_flows(flows: Sequence[Flow]) -> list[FlowError]:
             )
             errors.append(FlowError(flow.path, line, column, format_path(task_path), message))
     return errors
+
+
+def subflow_calls(flow: Flow) -> list[FlowUid]:
+    """The flows a flow calls through Subflow tasks whose namespace and flowId are literal text."""
+    return [target for _, task in walk_tasks(flow) if (target := _subflow_target(task)) is not None]
 
 
 def walk_tasks(flow: Flow) -> Iterator[tuple[YamlPath, TaskSpec]]:
