@@ -12,24 +12,32 @@ from typing import Any
 
 from .model import Execution, Flow, TaskRun, TaskSpec, iso
 
-# One cache slot per execution object: executions are immutable, so the derived outputs tree of a
-# given object never changes, and rendering several properties of one task reuses it.
-_OUTPUTS_CACHE: dict[int, tuple[Execution, dict[str, Any]]] = {}
+# One cache slot per execution, for its latest object: executions are immutable, so the derived
+# outputs tree of a given object never changes, and rendering several properties of one task (or the
+# tasks one step starts) reuses it. An older object of the same execution gives way: a large fan-out
+# must not keep a tree per step. `release` drops an execution's slots when it ends.
+_OUTPUTS_CACHE: dict[str, tuple[Execution, dict[str, Any]]] = {}
 _CACHE_SIZE = 64
+
+
+def release(execution_id: str) -> None:
+    """Forget what is cached for an execution (it ended)."""
+    _OUTPUTS_CACHE.pop(execution_id, None)
+    _ENVS_CACHE.pop(execution_id, None)
 
 
 def outputs_tree(execution: Execution) -> dict[str, Any]:
     """Task outputs by task id, nested by the loop values of the task run and its parents."""
-    cached = _OUTPUTS_CACHE.get(id(execution))
+    cached = _OUTPUTS_CACHE.get(execution.id)
     if cached is not None and cached[0] is execution:
         return cached[1]
     tree: dict[str, Any] = {}
     for run in execution.task_runs:
         if run.outputs is not None:
             add_output(tree, run, execution.parents_of(run))
-    if len(_OUTPUTS_CACHE) >= _CACHE_SIZE:
+    if len(_OUTPUTS_CACHE) >= _CACHE_SIZE and execution.id not in _OUTPUTS_CACHE:
         _OUTPUTS_CACHE.clear()
-    _OUTPUTS_CACHE[id(execution)] = (execution, tree)
+    _OUTPUTS_CACHE[execution.id] = (execution, tree)
     return tree
 
 

@@ -20,6 +20,7 @@ import dataclasses
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,11 +31,13 @@ from . import requests
 from .catalog import NAMESPACE_FILES_FOLDER, FlowCatalog
 from .concurrency import Admission, ConcurrencySlots, limit_of
 from .context import build_context
+from .context import release as release_context
 from .control import ControlServer
 from .events import EngineError, EventBus, ExecutionChanged, FlowsChanged, LogsAppended, TaskRunChanged
 from .executor import Executor, WorkerResult
 from .expressions import ExpressionError, Renderer
 from .inputs import InputError, input_json_value, resolve_inputs
+from .memory import LARGE_EXECUTION_RUNS, give_back
 from .model import Execution, Flow, Label, LogEntry, LogLevel, State, StateType, TaskRun, new_id, utcnow
 from .parser import FlowError, FlowParseError, parse_flow
 from .process import kill_leftovers, prefer_pidfd_child_watcher
@@ -154,11 +157,20 @@ def _with_descendants(roots: Collection[str], executions: Sequence[Execution]) -
 
 def _grouped(batch: list[_Message]) -> list[tuple[str, list[_Message]]]:
     """Consecutive task results of one execution go together (one executor step for all);
-    any other message is a group of its own. Order per execution is kept."""
+    any other message is a group of its own. Order per execution is kept.
+
+    Every step advances its execution as far as it goes, so a wake is dropped when the batch holds
+    another message for the same execution (a large fan-out then takes one step per batch, not two).
+    """
     groups: list[tuple[str, list[_Message]]] = []
     last_result: dict[str, list[_Message]] = {}
+    stepped = {message.execution_id for message in batch if message.kind != "wake"}
     for message in batch:
         key = message.execution_id
+        if message.kind == "wake":
+            if key in stepped:
+                continue
+            stepped.add(key)
         if message.kind == "result" and key in last_result:
             last_result[key].append(message)
             continue
@@ -235,6 +247,9 @@ class Engine:
         # Failed saves in a row per execution, and executions failed for it whose end is not stored yet.
         self._save_failures: dict[str, int] = {}
         self._unsaved: dict[str, Execution] = {}
+        # Executions whose last step was long, with the messages held back meanwhile (see `_rest`).
+        self._resting: dict[str, list[_Message]] = {}
+        self._rest_timers: dict[str, asyncio.TimerHandle] = {}
         self.flow_triggers = FlowTriggers(self)
         self.scheduler = Scheduler(self, clock)
 
@@ -298,7 +313,7 @@ class Engine:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        for timer in self._timers.values():
+        for timer in [*self._timers.values(), *self._rest_timers.values()]:
             timer.cancel()
 
     async def _kill_leftover_processes(self) -> None:
@@ -751,24 +766,33 @@ class Engine:
         try:
             await self._process_batch(batch)
         finally:
+            resting = {id(message) for messages in self._resting.values() for message in messages}
             for message in batch:
-                if message.applied is not None and not message.applied.done():
+                if message.applied is not None and not message.applied.done() and id(message) not in resting:
                     message.applied.set_result(None)
 
     async def _process_batch(self, batch: list[_Message]) -> None:
         outcomes: dict[str, list[Outcome]] = {}
         handled: dict[str, list[_Message]] = {}
+        heavy: dict[str, float] = {}  # executions whose step was long, with when it began
         for execution_id, messages in _grouped(batch):
             live = self._live.get(execution_id)
             if live is None:
                 continue
+            resting = self._resting.get(execution_id)
+            if resting is not None:
+                resting.extend(messages)
+                continue
             flow, execution = live
+            began = time.perf_counter()
             try:
                 outcome = self._apply(flow, execution, messages)
             except Exception as error:  # one broken execution must not hold up the others
                 message = f"Internal error, the execution cannot go on: {type(error).__name__}: {error}"
                 outcome = self.executor.crash(flow, execution, utcnow(), message)
                 self.events.publish(EngineError(message, execution_id))
+            if time.perf_counter() - began >= HEAVY_STEP_SECONDS:
+                heavy.setdefault(execution_id, began)
             self._live[execution_id] = (flow, outcome.execution)
             outcomes.setdefault(execution_id, []).append(outcome)
             handled.setdefault(execution_id, []).extend(messages)
@@ -810,7 +834,13 @@ class Engine:
                 for run in step.subflows:
                     self._spawn(self._launch_subflow(flow, execution, execution.task_run(run.id)))
             self._schedule(execution_id, steps[-1].wake_at)
+            if steps[-1].more and not execution.state.current.is_terminated:
+                # A large fan-out goes on in the next batch, behind what others have queued meanwhile.
+                self._post(_Message(execution_id, "wake"))
             self._notify(execution)
+        for execution_id, began in heavy.items():
+            if execution_id in self._live:
+                self._rest(execution_id, time.perf_counter() - began)
 
     def _apply(self, flow: Flow, execution: Execution, messages: list[_Message]) -> Outcome:
         now = utcnow()
@@ -856,6 +886,23 @@ class Engine:
             )
         message = f"Failed: the flow's concurrency limit ({limit}) is reached"
         return Outcome(execution.to(StateType.FAILED, now), logs=[self._entry(execution, None, message)])
+
+    def _rest(self, execution_id: str, seconds: float) -> None:
+        """Hold an execution's next messages back for as long as its last step took (with its save).
+
+        A step costs time in proportion to the execution's task runs (a ForEach over 100,000 values);
+        resting that long after it leaves every other execution at least half of the loop, so their
+        tasks and webhooks are answered while the large one goes on.
+        """
+        self._resting[execution_id] = []
+        self._rest_timers[execution_id] = asyncio.get_running_loop().call_later(
+            min(seconds, MAX_REST_SECONDS), self._rested, execution_id
+        )
+
+    def _rested(self, execution_id: str) -> None:
+        self._rest_timers.pop(execution_id, None)
+        for message in self._resting.pop(execution_id, []):
+            self._post(message)
 
     def _schedule(self, execution_id: str, wake_at: Any) -> None:
         timer = self._timers.pop(execution_id, None)
@@ -943,6 +990,10 @@ class Engine:
             self._errors.pop(execution.id, None)
             self._secret_inputs.pop(execution.id, None)
             self.masker.release(execution.id)
+            release_context(execution.id)
+            if len(execution.task_runs) >= LARGE_EXECUTION_RUNS:
+                # Once this step's references are gone too: the loop then holds none of it.
+                asyncio.get_running_loop().call_later(GIVE_BACK_DELAY, give_back)
             parent = self._subflow_parents.pop(execution.id, None)
             if parent is not None:
                 self._spawn(self._subflow_ended(parent, execution))

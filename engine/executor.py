@@ -224,25 +224,41 @@ class Executor:
 
     def _pass(self, work: Work) -> bool:
         changed = False
+        running: list[TaskRun] = []
+        # One scan over every task run (a large fan-out has many): start, wake, and note the running.
         for run in list(work.runs):
             state = run.state.current
+            if state.is_terminated:
+                continue
             if state is S.CREATED:
                 self._start(work, run)
                 changed = True
+                run = work.run(run.id)
             elif run.due is not None and run.due <= work.now and state in (S.RETRYING, S.PAUSED, S.RUNNING):
                 self._due(work, run)
                 changed = True
+                run = work.run(run.id)
+            if run.state.current is S.RUNNING:
+                running.append(run)
         # Deepest flowables first, so that a parent sees its children's end states in the same pass.
-        for run in reversed([r for r in work.runs if r.state.current is S.RUNNING]):
+        for run in reversed(running):
             task = work.task(run)
             if self.kind(task) is not Kind.FLOWABLE or run.due is not None or attempt_open(run):
                 continue
+            if work.room <= 0:
+                work.outcome.more = True  # this step created its share: the next one goes on
+                continue
             handler = self.flowable(task)
             try:
-                for resolved in handler.nexts(work, task, run):
+                nexts = handler.nexts(work, task, run)
+                if len(nexts) > work.room:
+                    work.outcome.more = True
+                    nexts = nexts[: work.room]
+                for resolved in nexts:
                     work.create(resolved, run)
                     changed = True
-                end = handler.state(work, task, run)
+                # A flowable that just created a child cannot end in this pass: the child has not run.
+                end = None if nexts else handler.state(work, task, run)
             except (TaskError, ExpressionError) as error:
                 work.log(LogLevel.ERROR, str(error), run)
                 end = S.FAILED

@@ -9,7 +9,7 @@ length of one step; the executor freezes it back into an Execution at the end.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 
 S = StateType
 T = TypeVar("T")
+# At most this many task runs are created in one executor step; a larger fan-out (a ForEach over
+# 100,000 values) goes on in later steps, so other executions' messages are handled in between and
+# no single step holds the event loop for long.
+FANOUT_SLICE = 1_000
 # How a Kestra state ranks when several children end differently (worst first).
 _WORST_FIRST = (S.KILLED, S.FAILED, S.CANCELLED, S.WARNING, S.PAUSED)
 
@@ -60,6 +64,8 @@ class Outcome:
     cancel: list[TaskRun] = field(default_factory=list)
     logs: list[LogEntry] = field(default_factory=list)
     wake_at: datetime | None = None
+    # The step stopped creating task runs at FANOUT_SLICE: take the next step soon, after others.
+    more: bool = False
 
 
 class FlowableHandler(Protocol):
@@ -89,13 +95,17 @@ class Work:
         self._index()
         self.outcome = Outcome(execution)
         self._snapshot: Execution | None = execution
+        # Task runs this step may still create (see FANOUT_SLICE).
+        self.room = FANOUT_SLICE
         self._memo: dict[tuple[str, str], tuple[TaskRun, Any]] = {}
+        # Counts every change of a task run in this step (see `memo_live`).
+        self.version = 0
+        self._live_memo: dict[tuple[str, str], tuple[int, Any]] = {}
         # The outputs tree of expressions, kept up to date as task runs change (built on first use).
         self._outputs: dict[str, Any] | None = None
         # Where each (task, loop values) lands in the outputs tree: the newest run of a key wins.
-        self._latest_of_key: dict[tuple[str, tuple[str, ...]], int] = {}
-        for index, run in enumerate(self.runs):
-            self._latest_of_key[self._output_key(run)] = index
+        # Built with the tree: a step that renders nothing does not pay for it.
+        self._latest_of_key: dict[tuple[str, tuple[str, ...]], int] | None = None
 
     def _index(self) -> None:
         # children by parent, and each parent's children by (task, value, iteration): the flowable
@@ -117,6 +127,16 @@ class Work:
         if found is None or found[0] is not run:
             found = (run, compute())
             self._memo[key] = found
+        value: T = found[1]
+        return value
+
+    def memo_live(self, run: TaskRun, what: str, compute: Callable[[], T]) -> T:
+        """`compute()` again only once any task run changed: for what depends on a run's children."""
+        key = (run.id, what)
+        found = self._live_memo.get(key)
+        if found is None or found[0] != self.version:
+            found = (self.version, compute())
+            self._live_memo[key] = found
         value: T = found[1]
         return value
 
@@ -142,17 +162,20 @@ class Work:
 
     # -- writing ---------------------------------------------------------------------------
     def put(self, run: TaskRun) -> TaskRun:
+        self.version += 1
         index = self.position.get(run.id)
         if index is None:
             index = self.position[run.id] = len(self.runs)
             self.runs.append(run)
             self._add_to_index(run)
-            self._latest_of_key[self._output_key(run)] = index
+            if self._latest_of_key is not None:
+                self._latest_of_key[self._output_key(run)] = index
         else:
             previous = self.runs[index]
             self.runs[index] = run
-            if self._outputs is not None and run.outputs is not previous.outputs:
-                if run.outputs is not None and self._latest_of_key.get(self._output_key(run)) == index:
+            latest = self._latest_of_key
+            if self._outputs is not None and latest is not None and run.outputs is not previous.outputs:
+                if run.outputs is not None and latest.get(self._output_key(run)) == index:
                     add_output(self._outputs, run, self._parents(run))
                 else:
                     self._outputs = None  # an older run changed: rebuild when next needed
@@ -178,6 +201,7 @@ class Work:
 
     def outputs_tree(self) -> dict[str, Any]:
         if self._outputs is None:
+            self._latest_of_key = {self._output_key(run): index for index, run in enumerate(self.runs)}
             self._outputs = {}
             for run in self.runs:
                 if run.outputs is not None:
@@ -185,10 +209,11 @@ class Work:
         return self._outputs
 
     def remove(self, run_ids: set[str]) -> None:
+        self.version += 1
         self.runs = [run for run in self.runs if run.id not in run_ids]
         self.position = {run.id: index for index, run in enumerate(self.runs)}
         self._index()
-        self._latest_of_key = {self._output_key(run): index for index, run in enumerate(self.runs)}
+        self._latest_of_key = None
         self._outputs = None
         self._snapshot = None
 
@@ -197,6 +222,7 @@ class Work:
         self._snapshot = None
 
     def create(self, resolved: Resolved, parent: TaskRun | None) -> TaskRun:
+        self.room -= 1
         run = TaskRun(
             id=new_id(),
             execution_id=self.header.id,
@@ -353,7 +379,11 @@ def close_attempt(run: TaskRun, attempt_state: StateType, run_state: StateType, 
 
 
 def worst_state(runs: Iterable[TaskRun]) -> StateType:
-    states = {run.state.current for run in runs}
+    return worst_of({run.state.current for run in runs})
+
+
+def worst_of(states: Collection[StateType]) -> StateType:
+    """The state that ranks worst among `states` (SUCCESS when none ranks)."""
     return next((state for state in _WORST_FIRST if state in states), S.SUCCESS)
 
 

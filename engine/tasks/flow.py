@@ -10,16 +10,18 @@ import dataclasses
 import json
 import shutil
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from ..durations import parse_duration
 from ..expressions import to_text
 from ..model import DagNode, LogLevel, StateType, TaskRun, TaskSpec
-from ..work import Resolved, TaskError, Work, resolve
+from ..work import Resolved, TaskError, Work, allowed, resolve, worst_of
 from .base import TaskContext
 
 S = StateType
+_ENDED = frozenset(state for state in StateType if state.is_terminated)
 
 
 def _int(value: Any, name: str, default: int) -> int:
@@ -152,8 +154,52 @@ def loop_values(work: Work, task: TaskSpec, run: TaskRun, prop: str) -> tuple[st
     return tuple(distinct)
 
 
+@dataclass(frozen=True, slots=True)
+class LoopProgress:
+    """Where a loop's groups stand, read in one scan of its children (a loop may have 100,000).
+
+    Attributes:
+        counts: Child runs created per loop value, in creation order.
+        open_values: The values with a child run not ended yet.
+        states: The states of every child run of the groups.
+        finished: Every child of every value ran and ended.
+    """
+
+    counts: dict[str, int]
+    open_values: set[str]
+    states: set[StateType]
+    finished: bool
+
+
+def loop_progress(
+    work: Work, run: TaskRun, children: Sequence[Resolved], values: Sequence[str]
+) -> LoopProgress:
+    """The progress of the groups (`children` once per value) under a loop's task run."""
+    ids = {resolved.task.id for resolved in children}
+    counts: dict[str, int] = {}
+    open_values: set[str] = set()
+    states: set[StateType] = set()
+    runs, position, ended = work.runs, work.position, _ENDED
+    for run_id in work.children.get(run.id, ()):
+        child = runs[position[run_id]]
+        value = child.value
+        if value is None or child.task_id not in ids:
+            continue  # an errors or finally task of the loop itself
+        counts[value] = counts.get(value, 0) + 1
+        state = child.state.current
+        states.add(state)
+        if state not in ended:
+            open_values.add(value)
+    finished = not open_values and sum(counts.values()) >= len(children) * len(values)
+    return LoopProgress(counts, open_values, states, finished)
+
+
 class ForEach(Sequential):
-    """For each value, the children in sequence; `concurrencyLimit` values at a time (0: all)."""
+    """For each value, the children in sequence; `concurrencyLimit` values at a time (0: all).
+
+    Kestra's rules for a Sequential, read from one LoopProgress rather than from the flat list of
+    every (child, value): a step costs one scan of the loop's children, whatever their number.
+    """
 
     values_prop = "values"
 
@@ -180,22 +226,94 @@ class ForEach(Sequential):
             resolve(task.props.get("finally") or ()),
         )
 
-    def main_nexts(self, work: Work, task: TaskSpec, run: TaskRun, tasks: list[Resolved]) -> list[Resolved]:
-        limit = self.limit(task)
+    def _parts(
+        self, work: Work, task: TaskSpec, run: TaskRun
+    ) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
+        """The loop's children (once, without a value), its errors and its finally tasks."""
+        return work.memo(
+            run,
+            "parts",
+            lambda: (
+                resolve(task.props.get("tasks") or ()),
+                resolve(task.props.get("errors") or ()),
+                resolve(task.props.get("finally") or ()),
+            ),
+        )
+
+    def _progress(self, work: Work, run: TaskRun, children: list[Resolved]) -> LoopProgress:
+        values = run.loop_values or ()
+        return work.memo_live(run, "progress", lambda: loop_progress(work, run, children, values))
+
+    def _branch(
+        self,
+        work: Work,
+        run: TaskRun,
+        progress: LoopProgress,
+        errors: list[Resolved],
+        finally_: list[Resolved],
+    ) -> list[Resolved] | None:
+        """Work.current_branch on the progress: None for the loop's groups, else the list that runs."""
+        failed = S.FAILED in progress.states
+        if failed or work.runs_for(run, errors):
+            if progress.open_values:
+                return []
+            if finally_ and (not errors or work.is_terminated(run, errors)):
+                return finally_
+            return errors
+        if finally_ and progress.finished:
+            return finally_
+        return None
+
+    def nexts(self, work: Work, task: TaskSpec, run: TaskRun) -> list[Resolved]:
+        children, errors, finally_ = self._parts(work, task, run)
+        progress = self._progress(work, run, children)
+        branch = self._branch(work, run, progress, errors, finally_)
+        if branch is not None:
+            return work.sequential_nexts(run, branch)
+        if not children or work.killing:
+            return []
+        return self.group_nexts(task, run, children, progress, work.room)
+
+    def group_nexts(
+        self, task: TaskSpec, run: TaskRun, children: list[Resolved], progress: LoopProgress, room: int
+    ) -> list[Resolved]:
+        """The next child of each group whose last child ended, then new groups up to the limit."""
+        size = len(children)
         nexts: list[Resolved] = []
-        waiting: list[list[Resolved]] = []
-        active = 0
-        for group in work.memo(run, "groups", lambda: self.groups(task, run)):
-            if not group:
-                continue
-            if not work.runs_for(run, group):
-                waiting.append(group)
-            elif not work.is_terminated(run, group):
-                active += 1
-                nexts.extend(work.sequential_nexts(run, group))
-        free = len(waiting) if limit <= 0 else max(limit - active, 0)
-        nexts.extend(group[0] for group in waiting[:free])
+        active = len(progress.open_values)
+        for value, count in progress.counts.items():
+            if count < size and value not in progress.open_values:
+                active += 1  # between two children: the group is still going
+                nexts.append(Resolved(children[count].task, value))
+        limit = self.limit(task)
+        free = room if limit <= 0 else min(max(limit - active, 0), room)
+        if free > 0:
+            for value in run.loop_values or ():
+                if value not in progress.counts:
+                    nexts.append(Resolved(children[0].task, value))
+                    free -= 1
+                    if free == 0:
+                        break
         return nexts
+
+    def state(self, work: Work, task: TaskSpec, run: TaskRun) -> StateType | None:
+        """Work.resolve_state on the progress (see `_branch`)."""
+        children, errors, finally_ = self._parts(work, task, run)
+        has_groups = bool(children) and bool(run.loop_values)
+        if not has_groups and not errors and not finally_:
+            return S.SUCCESS
+        progress = self._progress(work, run, children)
+        branch = self._branch(work, run, progress, errors, finally_)
+        if branch is None:
+            if has_groups and not progress.finished:
+                return None
+        elif branch:
+            if not work.is_terminated(run, branch):
+                return None
+        elif not (S.FAILED in progress.states and not progress.open_values):
+            return None if has_groups else S.SUCCESS
+        states = progress.states | {child.state.current for child in work.runs_for(run, finally_)}
+        return allowed(worst_of(states), self.allow_failure, False)
 
 
 class EachSequential(ForEach):
@@ -211,6 +329,9 @@ class EachParallel(ForEach):
     """The deprecated EachParallel: every child of every value at once (`concurrent` caps it)."""
 
     values_prop = "value"
+    # Every (child, value) pair is its own branch here, not a group in sequence: Sequential's rules.
+    nexts = Sequential.nexts
+    state = Sequential.state
 
     def main_nexts(self, work: Work, task: TaskSpec, run: TaskRun, tasks: list[Resolved]) -> list[Resolved]:
         return work.parallel_nexts(run, tasks, _int(task.props.get("concurrent"), "concurrent", 0))
