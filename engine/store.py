@@ -32,7 +32,7 @@ import logging
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -51,6 +51,7 @@ from .process import ProcessRecord
 __all__ = [
     "ExecutionRow",
     "FlowRow",
+    "FlowSave",
     "Store",
     "StoreError",
     "StoreLockedError",
@@ -109,11 +110,55 @@ class FlowRow:
     updated: datetime
     deleted: bool
     source_hash: str | None = None
+    # The revision's outline: its trigger types, and what it was checked with (None: not known).
+    trigger_types: tuple[str, ...] | None = None
+    checked_with: str | None = None
 
 
 def source_hash(source: str) -> str:
     """The content hash kept with a flow's current revision (SHA-256 of its UTF-8 text)."""
     return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _trigger_types_json(types: Collection[str] | None) -> str | None:
+    return None if types is None else json.dumps(sorted(types))
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSave:
+    """A flow source to store as its next revision, with its file and its outline (see `save_flow`)."""
+
+    namespace: str
+    flow_id: str
+    source: str
+    path: str | None = None
+    trigger_types: Collection[str] | None = None
+    checked_with: str | None = None
+
+
+_FLOWS_PER_WRITE = 1_000
+
+
+def _save_flow(conn: sqlite3.Connection, save: FlowSave, now: str | None) -> tuple[int, bool]:
+    """Store one flow's source as its next revision unless identical to the latest: (revision, created)."""
+    namespace, flow_id, source, path = save.namespace, save.flow_id, save.source, save.path
+    digest = source_hash(source)
+    types, checked = _trigger_types_json(save.trigger_types), save.checked_with
+    row = conn.execute(_SELECT_LATEST_FLOW, (namespace, flow_id)).fetchone()
+    if row is None:
+        conn.execute(_INSERT_FLOW, (namespace, flow_id, 1, path, now, digest, types, checked))
+        conn.execute(_INSERT_FLOW_REVISION, (namespace, flow_id, 1, source, now))
+        return (1, True)
+    revision, deleted, old_path, old_source, old_digest, old_types, old_checked = row
+    if not deleted and old_source == source:
+        outline = types is not None and (types, checked) != (old_types, old_checked)
+        if (path is not None and path != old_path) or old_digest != digest or outline:
+            conn.execute(_UPDATE_FLOW_PATH, (path, now, digest, types, checked, namespace, flow_id))
+        return (int(revision), False)
+    revision = int(revision) + 1
+    conn.execute(_INSERT_FLOW_REVISION, (namespace, flow_id, revision, source, now))
+    conn.execute(_UPDATE_FLOW_REVISION, (revision, path, now, digest, types, checked, namespace, flow_id))
+    return (revision, True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,21 +192,28 @@ _PRAGMAS_WRITER = (
 )
 
 _SELECT_LATEST_FLOW = """
-SELECT f.revision, f.deleted, f.path, r.source, f.source_hash
+SELECT f.revision, f.deleted, f.path, r.source, f.source_hash, f.trigger_types, f.checked_with
 FROM flows AS f JOIN flow_revisions AS r
     ON r.namespace = f.namespace AND r.flow_id = f.flow_id AND r.revision = f.revision
 WHERE f.namespace = ? AND f.flow_id = ?
 """
 _INSERT_FLOW = """
-INSERT INTO flows (namespace, flow_id, revision, path, updated, deleted, source_hash)
-VALUES (?, ?, ?, ?, ?, 0, ?)
+INSERT INTO flows
+    (namespace, flow_id, revision, path, updated, deleted, source_hash, trigger_types, checked_with)
+VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)
 """
 _UPDATE_FLOW_REVISION = """
-UPDATE flows SET revision = ?, path = coalesce(?, path), updated = ?, deleted = 0, source_hash = ?
+UPDATE flows SET revision = ?, path = coalesce(?, path), updated = ?, deleted = 0, source_hash = ?,
+    trigger_types = ?, checked_with = ?
 WHERE namespace = ? AND flow_id = ?
 """
 _UPDATE_FLOW_PATH = """
-UPDATE flows SET path = coalesce(?, path), updated = ?, source_hash = ? WHERE namespace = ? AND flow_id = ?
+UPDATE flows SET path = coalesce(?, path), updated = ?, source_hash = ?,
+    trigger_types = coalesce(?, trigger_types), checked_with = coalesce(?, checked_with)
+WHERE namespace = ? AND flow_id = ?
+"""
+_UPDATE_FLOW_OUTLINE = """
+UPDATE flows SET trigger_types = ?, checked_with = ? WHERE namespace = ? AND flow_id = ? AND revision = ?
 """
 _INSERT_FLOW_REVISION = """
 INSERT INTO flow_revisions (namespace, flow_id, revision, source, created) VALUES (?, ?, ?, ?, ?)
@@ -182,7 +234,8 @@ _SELECT_FLOW_REVISIONS = """
 SELECT revision, source, created FROM flow_revisions WHERE namespace = ? AND flow_id = ? ORDER BY revision
 """
 _SELECT_FLOWS = """
-SELECT namespace, flow_id, revision, path, updated, deleted, source_hash FROM flows
+SELECT namespace, flow_id, revision, path, updated, deleted, source_hash, trigger_types, checked_with
+FROM flows
 WHERE deleted = 0 OR ? ORDER BY namespace, flow_id
 """
 _UPSERT_FLOW_ERROR = """
@@ -1024,7 +1077,14 @@ class Store:
     # -- flows ---------------------------------------------------------------------------------
 
     async def save_flow(
-        self, namespace: str, flow_id: str, source: str, *, path: str | None = None
+        self,
+        namespace: str,
+        flow_id: str,
+        source: str,
+        *,
+        path: str | None = None,
+        trigger_types: Collection[str] | None = None,
+        checked_with: str | None = None,
     ) -> tuple[int, bool]:
         """Store the source as the next revision unless identical to the latest; return (revision, created).
 
@@ -1036,28 +1096,44 @@ class Store:
             flow_id: The flow's id.
             source: The YAML text.
             path: The file it came from (None keeps the known path).
+            trigger_types: The types of the flow's triggers, kept as the revision's outline.
+            checked_with: A fingerprint of what the source was checked with, kept with the outline.
         """
 
-        digest = source_hash(source)
+        save = FlowSave(namespace, flow_id, source, path, trigger_types, checked_with)
+        return await self._write(lambda conn: _save_flow(conn, save, iso(utcnow())))
 
-        def write(conn: sqlite3.Connection) -> tuple[int, bool]:
-            now = iso(utcnow())
-            row = conn.execute(_SELECT_LATEST_FLOW, (namespace, flow_id)).fetchone()
-            if row is None:
-                conn.execute(_INSERT_FLOW, (namespace, flow_id, 1, path, now, digest))
-                conn.execute(_INSERT_FLOW_REVISION, (namespace, flow_id, 1, source, now))
-                return (1, True)
-            revision, deleted, old_path, old_source, old_digest = row
-            if not deleted and old_source == source:
-                if (path is not None and path != old_path) or old_digest != digest:
-                    conn.execute(_UPDATE_FLOW_PATH, (path, now, digest, namespace, flow_id))
-                return (int(revision), False)
-            revision = int(revision) + 1
-            conn.execute(_INSERT_FLOW_REVISION, (namespace, flow_id, revision, source, now))
-            conn.execute(_UPDATE_FLOW_REVISION, (revision, path, now, digest, namespace, flow_id))
-            return (revision, True)
+    async def save_flows(self, saves: Sequence[FlowSave]) -> list[tuple[int, bool]]:
+        """`save_flow` for many flows, a transaction per thousand: (revision, created) of each, in order.
 
-        return await self._write(write)
+        A folder of many new flows is stored at once instead of a transaction per flow.
+        """
+        results: list[tuple[int, bool]] = []
+        for start in range(0, len(saves), _FLOWS_PER_WRITE):
+            chunk = saves[start : start + _FLOWS_PER_WRITE]
+
+            def write(conn: sqlite3.Connection, chunk: Sequence[FlowSave] = chunk) -> list[tuple[int, bool]]:
+                now = iso(utcnow())
+                return [_save_flow(conn, save, now) for save in chunk]
+
+            results += await self._write(write)
+        return results
+
+    async def save_flow_outlines(
+        self, outlines: Sequence[tuple[str, str, int, Collection[str], str]]
+    ) -> None:
+        """Keep the outline of current revisions, in one transaction.
+
+        Args:
+            outlines: (namespace, flow id, revision, trigger types, checked with) each; a revision
+                that is no longer the current one is left alone.
+        """
+        rows = [
+            (_trigger_types_json(types), checked, namespace, flow_id, revision)
+            for namespace, flow_id, revision, types, checked in outlines
+        ]
+        if rows:
+            await self._write(_statements(_UPDATE_FLOW_OUTLINE, rows))
 
     async def flow_source(
         self, namespace: str, flow_id: str, revision: int | None = None
@@ -1090,6 +1166,8 @@ class Store:
                 updated=parse_iso(row[4]),
                 deleted=bool(row[5]),
                 source_hash=row[6],
+                trigger_types=None if row[7] is None else tuple(json.loads(row[7])),
+                checked_with=row[8],
             )
             for row in rows
         ]
