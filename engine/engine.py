@@ -36,6 +36,7 @@ from .control import ControlServer
 from .events import EngineError, EventBus, ExecutionChanged, FlowsChanged, LogsAppended, TaskRunChanged
 from .executor import Executor, WorkerResult
 from .expressions import ExpressionError, Renderer
+from .flow_table import FlowTable
 from .inputs import InputError, input_json_value, resolve_inputs
 from .memory import LARGE_EXECUTION_RUNS, give_back
 from .model import Execution, Flow, Label, LogEntry, LogLevel, State, StateType, TaskRun, new_id, utcnow
@@ -406,8 +407,8 @@ class Engine:
 
     # -- flows ------------------------------------------------------------------------------
     @property
-    def flows(self) -> dict[tuple[str, str], Flow]:
-        """The current revision of every flow, by (namespace, flow id)."""
+    def flows(self) -> FlowTable:
+        """The current revision of every flow, by (namespace, flow id), each parsed on first use."""
         return self.catalog.flows
 
     @property

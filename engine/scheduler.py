@@ -447,7 +447,11 @@ class Scheduler:
         """Match the triggers to the engine's current flows (new ones start from now)."""
         now = self.clock.now()
         current: dict[tuple[str, str, str], _Trigger] = {}
-        for flow in list(self.engine.flows.values()):
+        flows = self.engine.flows
+        for uid in flows.with_triggers():  # not every flow: most need not be parsed
+            flow = flows.get(uid)
+            if flow is None:
+                continue
             for spec in flow.triggers:
                 key = _key(flow.namespace, flow.id, spec.id)
                 known = self._triggers.get(key)

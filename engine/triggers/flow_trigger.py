@@ -346,8 +346,10 @@ class FlowTriggers:
         started: list[str] = []
         now = self.clock()
         variables = trigger_variables(execution)
-        for flow in list(self.engine.flows.values()):
-            if flow.disabled or flow.uid == (execution.namespace, execution.flow_id):
+        flows = self.engine.flows
+        for uid in flows.with_triggers(FLOW):  # the flows with a Flow trigger, not every flow
+            flow = flows.get(uid)
+            if flow is None or flow.disabled or flow.uid == (execution.namespace, execution.flow_id):
                 continue  # Kestra never lets a flow trigger itself
             for trigger in flow.triggers:
                 if trigger.type != FLOW or trigger.disabled:

@@ -1,12 +1,18 @@
-"""The catalog across restarts: an unchanged flow file is recognised by its content hash."""
+"""The catalog across restarts: an unchanged flow file is recognised by its content hash, and is
+parsed when first used rather than at start."""
 
 from __future__ import annotations
 
+import sqlite3
 import textwrap
 from pathlib import Path
 
 from tiercel.engine.engine import Engine
+from tiercel.engine.flow_table import FlowTable, StoredFlow
+from tiercel.engine.model import Flow
 from tiercel.engine.store import Store, source_hash
+
+SCHEDULE = "io.kestra.plugin.core.trigger.Schedule"
 
 
 def flow_source(flow_id: str, message: str = "hello") -> str:
@@ -63,3 +69,130 @@ async def test_a_file_moved_while_nothing_ran_keeps_its_revision_and_learns_its_
     finally:
         await store.close()
     assert row.path == str(folder / "new" / "a.yml")
+
+
+SCHEDULED = """\
+id: nightly
+namespace: acme.team
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.debug.Return
+    format: "night"
+triggers:
+  - id: cron
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "0 3 * * *"
+"""
+
+
+def parsed(engine: Engine) -> set[str]:
+    return {flow_id for (_, flow_id) in engine.flows if engine.flows.is_parsed((_, flow_id))}
+
+
+async def test_a_restart_parses_only_the_flows_with_triggers_and_the_others_when_used(tmp_path: Path) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        (folder / f"{name}.yml").write_text(flow_source(name))
+    (folder / "nightly.yml").write_text(SCHEDULED)
+    await start_and_stop(tmp_path)
+
+    store = await Store.open(tmp_path / "tiercel.db")
+    engine = Engine(store, flows_dir=folder)
+    await engine.start(control=False)
+    try:
+        assert set(engine.flows) == {("acme.team", name) for name in ("a", "b", "c", "nightly")}
+        assert parsed(engine) == {"nightly"}  # the scheduler needed it; the others wait until used
+        assert [state.trigger_id for state in engine.scheduler.triggers()] == ["cron"]
+        flow = engine.flows[("acme.team", "b")]
+        assert (flow.revision, flow.path, flow.source) == (1, str(folder / "b.yml"), flow_source("b"))
+        assert parsed(engine) == {"nightly", "b"}
+        execution_id = await engine.trigger("acme.team", "c")
+        execution = await engine.wait(execution_id)
+        assert execution.state.current.value == "SUCCESS"
+        assert execution.task_runs[0].outputs == {"value": "hello"}
+    finally:
+        await engine.stop()
+
+
+async def test_files_changed_or_broken_while_nothing_ran_are_checked_at_start(tmp_path: Path) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        (folder / f"{name}.yml").write_text(flow_source(name))
+    await start_and_stop(tmp_path)
+    (folder / "b.yml").write_text(flow_source("b", "edited"))
+    (folder / "c.yml").write_text(flow_source("c").replace("tasks:", "taskz:"))
+
+    store = await Store.open(tmp_path / "tiercel.db")
+    engine = Engine(store, flows_dir=folder)
+    await engine.start(control=False, triggers=False)
+    try:
+        # The edited file, and the broken one's last good revision (read back from the store); not a.
+        assert parsed(engine) == {"b", "c"}
+        assert engine.flows[("acme.team", "b")].revision == 2
+        assert list(engine.flow_errors) == [str(folder / "c.yml")]
+        assert engine.flows[("acme.team", "c")].source == flow_source("c")
+    finally:
+        await engine.stop()
+
+
+async def test_flows_are_checked_again_at_start_when_namespace_defaults_changed(tmp_path: Path) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "a.yml").write_text(flow_source("a"))
+    await start_and_stop(tmp_path)
+    (folder / "_namespace.yml").write_text(
+        "id: acme.team\npluginDefaults:\n  - type: io.kestra.plugin.core.debug.Return\n"
+        "    values:\n      format: from defaults\n"
+    )
+    store = await Store.open(tmp_path / "tiercel.db")
+    engine = Engine(store, flows_dir=folder)
+    await engine.start(control=False, triggers=False)
+    try:
+        assert parsed(engine) == {"a"}  # its outline was checked with other defaults: not trusted
+    finally:
+        await engine.stop()
+    # Checked with these defaults now: the next start trusts it again.
+    store = await Store.open(tmp_path / "tiercel.db")
+    engine = Engine(store, flows_dir=folder)
+    await engine.start(control=False, triggers=False)
+    try:
+        assert parsed(engine) == set()
+    finally:
+        await engine.stop()
+
+
+async def test_flows_stored_without_an_outline_are_parsed_once_and_outlined(tmp_path: Path) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "a.yml").write_text(flow_source("a"))
+    (folder / "nightly.yml").write_text(SCHEDULED)
+    await start_and_stop(tmp_path)
+    with sqlite3.connect(tmp_path / "tiercel.db") as conn:  # as a database from before outlines
+        conn.execute("UPDATE flows SET trigger_types = NULL, checked_with = NULL")
+    store = await Store.open(tmp_path / "tiercel.db")
+    engine = Engine(store, flows_dir=folder)
+    await engine.start(control=False, triggers=False)
+    try:
+        assert parsed(engine) == {"a", "nightly"}
+        rows = {row.flow_id: row for row in await store.list_flows()}
+    finally:
+        await engine.stop()
+    assert rows["a"].trigger_types == () and rows["nightly"].trigger_types == (SCHEDULE,)
+    assert rows["a"].checked_with is not None and rows["a"].revision == 1
+    assert rows["nightly"].revision == 1
+
+
+def test_a_flow_table_entry_that_no_longer_parses_is_left_out() -> None:
+    broken: list[str] = []
+
+    def parse(entry: StoredFlow) -> Flow:
+        broken.append(entry.path)
+        raise KeyError(entry.uid)
+
+    table = FlowTable(parse)
+    table.add_stored(StoredFlow(("ns", "x"), 3, "id: x", "x.yml", frozenset({SCHEDULE})))
+    assert ("ns", "x") in table and len(table) == 1 and table.with_triggers(SCHEDULE) == [("ns", "x")]
+    assert table.get(("ns", "x")) is None
+    assert broken == ["x.yml"] and ("ns", "x") not in table and table.with_triggers() == []

@@ -633,3 +633,22 @@ async def test_a_complete_set_is_kept_until_every_set_is_complete(tmp_path: Path
             )
         await run_and_settle(engine, "up_c")
         assert len(await executions_of(engine, "joined")) == 1
+
+
+async def test_a_flow_trigger_reacts_after_a_restart_without_parsing_unrelated_flows(tmp_path: Path) -> None:
+    others = [upstream(f"other_{index}", "x") for index in range(30)]
+    async with running_engine(tmp_path, EXTRACT, TRANSFORM, *others) as engine:
+        await run_and_settle(engine, "extract")
+    # The same files at the restart: only the flow with a Flow trigger is parsed, and it still reacts,
+    # also to a flow parsed on demand; executions of other flows parse nothing more.
+    async with running_engine(tmp_path, EXTRACT, TRANSFORM, *others) as engine:
+        assert len(engine.flows) == 32
+        assert [uid for uid in engine.flows if engine.flows.is_parsed(uid)] == [("acme.etl", "transform")]
+        await run_and_settle(engine, "extract")
+        await run_and_settle(engine, "other_3")
+        assert len(await executions_of(engine, "transform")) == 2
+        assert {uid for uid in engine.flows if engine.flows.is_parsed(uid)} == {
+            ("acme.etl", "extract"),
+            ("acme.etl", "transform"),
+            ("acme.etl", "other_3"),
+        }

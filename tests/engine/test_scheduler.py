@@ -690,3 +690,27 @@ async def test_the_schedule_keeps_the_fire_records_of_a_backfill_under_way(tmp_p
         "WHERE json_extract(labels, '$.\"system.backfill\"') = 'true'",
     )
     assert stored == distinct == 3 * 24 + 1
+
+
+async def test_a_schedule_among_many_unparsed_flows_fires_after_a_restart(tmp_path: Path) -> None:
+    plain = [
+        f"id: plain_{index}\nnamespace: sched\ntasks:\n  - id: r\n"
+        "    type: io.kestra.plugin.core.debug.Return\n    format: x\n"
+        for index in range(30)
+    ]
+    clock = ManualClock(START + timedelta(seconds=30))
+    async with scheduled(tmp_path, clock, flow_source("*/10 * * * *"), *plain) as engine:
+        clock.advance(timedelta(minutes=10))
+        await settle(engine)
+    # At the restart the flow files are unchanged: only the flow with a trigger is parsed, and fires.
+    async with scheduled(tmp_path, clock) as engine:
+        assert len(engine.flows) == 31
+        assert [uid for uid in engine.flows if engine.flows.is_parsed(uid)] == [("sched", "tick")]
+        clock.advance(timedelta(minutes=20))
+        await settle(engine)
+        assert dates(await executions(engine)) == [
+            "2025-01-01T00:10:00Z",
+            "2025-01-01T00:20:00Z",
+            "2025-01-01T00:30:00Z",
+        ]
+        assert [uid for uid in engine.flows if engine.flows.is_parsed(uid)] == [("sched", "tick")]
