@@ -296,11 +296,14 @@ class FlowCatalog:
         for row in await self.store.list_flows():
             if row.path is None:
                 continue
-            key = row.path if row.path in scanned else self.key(Path(row.path))
-            if Path(key) != Path(row.path) and not Path(row.path).resolve().is_relative_to(
-                self._folder_resolved()
-            ):
-                continue
+            if row.path in scanned:
+                key = row.path  # found where it was: its own key
+            else:
+                key = self.key(Path(row.path))
+                if Path(key) != Path(row.path) and not Path(row.path).resolve().is_relative_to(
+                    self._folder_resolved()
+                ):
+                    continue
             if key not in self._owner:
                 self._own(key, (row.namespace, row.flow_id))
                 self._stored[key] = _Stored(
