@@ -234,6 +234,10 @@ class FlowCatalog:
                 self._batch = []
             try:
                 changed = await self._sync(paths)
+            except BaseException:
+                for save in self._batch or ():  # not stored: read again at the next sync
+                    self._forget_unstored(save)
+                raise
             finally:
                 self._resolved = None
                 batch, self._batch = self._batch or [], None

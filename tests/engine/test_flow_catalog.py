@@ -196,3 +196,25 @@ def test_a_flow_table_entry_that_no_longer_parses_is_left_out() -> None:
     assert ("ns", "x") in table and len(table) == 1 and table.with_triggers(SCHEDULE) == [("ns", "x")]
     assert table.get(("ns", "x")) is None
     assert broken == ["x.yml"] and ("ns", "x") not in table and table.with_triggers() == []
+
+
+async def test_flows_not_parsed_yet_follow_their_files_edited_or_deleted(tmp_path: Path) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name}.yml").write_text(flow_source(name))
+    await start_and_stop(tmp_path)
+    store = await Store.open(tmp_path / "tiercel.db")
+    engine = Engine(store, flows_dir=folder)
+    await engine.start(control=False, triggers=False)
+    try:
+        assert parsed(engine) == set()
+        (folder / "a.yml").write_text(flow_source("a", "edited"))
+        (folder / "b.yml").unlink()
+        await engine.sync_flows({folder / "a.yml", folder / "b.yml"})
+        assert set(engine.flows) == {("acme.team", "a")}
+        assert engine.flows[("acme.team", "a")].revision == 2
+        assert engine.flows[("acme.team", "a")].source == flow_source("a", "edited")
+        assert {row.flow_id for row in await store.list_flows()} == {"a"}
+    finally:
+        await engine.stop()
