@@ -3,8 +3,8 @@
 The program runs in a session (and process group) of its own, with stdin from /dev/null and an extra
 environment variable ``TIERCEL_PROCESS_TOKEN`` holding a random token. On Linux the engine is a child
 subreaper, so descendants that leave the group, shed the token and lose their parent are re-parented
-to the engine rather than to init, where `engine.proctree` finds them; elsewhere only the group (and
-session) can be reached.
+to the engine rather than to init, where `engine.proctree` finds them (by what they hold, or else by
+when they started); elsewhere only the group (and session) can be reached.
 
 Stopping follows Kestra's task semantics:
 
@@ -37,7 +37,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .proctree import HAS_PROC, TASK_FOLDER_PREFIX, TOKEN_ENV, ProgramTree, become_subreaper, leftovers
+from .proctree import (
+    HAS_PROC,
+    TASK_FOLDER_PREFIX,
+    TOKEN_ENV,
+    ProgramTree,
+    become_subreaper,
+    leftovers,
+    spawning,
+)
 from .secrets import ENV_PREFIX
 
 __all__ = [
@@ -64,6 +72,8 @@ _REAP_POLL = 0.0005
 _PIPE_IDLE = 0.5
 # ... or after this long in total, even if such a process keeps writing.
 _PIPE_FINISH_LIMIT = 10.0
+# The longest wait for the engine's other starts to end before orphans that may be theirs are judged.
+_START_WAIT = 5.0
 
 
 # The variables the engine reads secrets from, beside ``SECRET_*`` (see engine.secrets).
@@ -198,22 +208,23 @@ async def run_process(
     token = (watch.token_prefix if watch is not None else "") + secrets.token_hex(16)
     # Before the first program starts: its orphans must come to the engine, not to init.
     become_subreaper()
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            env={**env, TOKEN_ENV: token},
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            limit=_READ_CHUNK,
-        )
-    except OSError as exc:
-        raise ProcessError(_start_failure(argv[0], cwd, exc)) from exc
-
-    assert proc.stdout is not None and proc.stderr is not None
-    tree = ProgramTree(proc.pid, token, str(cwd), _pipe_names(proc))
+    # Until its tree is registered, the new program must not pass for another program's orphan.
+    with spawning() as spawn:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=cwd,
+                env={**env, TOKEN_ENV: token},
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                limit=_READ_CHUNK,
+            )
+        except OSError as exc:
+            raise ProcessError(_start_failure(argv[0], cwd, exc)) from exc
+        assert proc.stdout is not None and proc.stderr is not None
+        tree = ProgramTree(proc.pid, token, str(cwd), _pipe_names(proc), since=spawn.since)
     try:
         pumps = [
             _Pump(proc.stdout, False, on_line, drain, max_line_chars),
@@ -521,8 +532,16 @@ class _Stopper:
                 # Processes forked meanwhile get their SIGTERM too, each only once.
                 tree.signal(signal.SIGTERM, live, once=True)
                 tree.signal(signal.SIGCONT, live, once=True)
-        while live:
-            tree.signal(signal.SIGKILL, live, once=False)
+        await self._kill(tree, live)
+        # Nothing of the program is left. Orphans that started while it and others ran, and that
+        # waited for it, are its now if those others are done: finish and look again in one step.
+        tree.finish()
+        live = tree.live()
+        waited_until = loop.time() + _START_WAIT
+        while True:
+            await self._kill(tree, live)
+            if not (tree.waiting and loop.time() < waited_until):
+                break
             await asyncio.sleep(_POLL)
             live = tree.live()
         await self._exited
@@ -532,6 +551,14 @@ class _Stopper:
         if not self._waiter.done():
             self._waiter.cancel()
             await asyncio.gather(self._waiter, return_exceptions=True)
+
+    @staticmethod
+    async def _kill(tree: ProgramTree, live: set[int]) -> None:
+        """SIGKILL ``live`` and what the program still has until none is left."""
+        while live:
+            tree.signal(signal.SIGKILL, live, once=False)
+            await asyncio.sleep(_POLL)
+            live = tree.live()
 
     async def _finish_reading(self, loop: asyncio.AbstractEventLoop) -> None:
         started = loop.time()

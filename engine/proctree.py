@@ -10,10 +10,20 @@ than to init. A program's processes are then:
 * processes in its group or session, and holders of its token (as before the subreaper);
 * orphans the engine adopted that show where they come from: the program's working folder as their
   working directory, the program's output pipes among their descendants, or its token; and
-  everything below them.
+  everything below them;
+* orphans the engine adopted that show nothing (they moved to ``/``, closed their output and cleared
+  their environment), by their start time, and everything below them.
 
-An adopted orphan that shows none of these (it moved to ``/``, closed its output and cleared its
-environment) cannot be told apart from a child the engine started itself, so it is left alone.
+The last rule rests on two facts. The engine registers every child it starts itself (`spawning`), so
+any other child of the engine outside its own session was adopted: it descends from a task program.
+And a process starts while its ancestors live, so it descends from one of the programs whose tree was
+alive when it started. Each program has a window of clock ticks, from its start until the moment
+none of its processes is left (`ProgramTree.finish`). An adopted orphan whose start lies in the
+window of one program only is that program's; one that started while several programs ran is
+claimed once all of them have finished, by the last to finish (finishing and looking again happen in
+one step of the event loop, so two programs ending together cannot both leave it to the other).
+While the engine is starting a child, an unregistered child that started since then may be that one:
+it is not judged until the start is over.
 
 Adopted orphans become the engine's children, and their exit must be waited for or they stay
 zombies. Only processes known to belong to a program are reaped (never ``waitpid(-1)``), so the
@@ -24,9 +34,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import os
 import sys
-from collections.abc import Iterable, Mapping
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 __all__ = [
@@ -35,11 +48,14 @@ __all__ = [
     "TOKEN_ENV",
     "ProcStat",
     "ProgramTree",
+    "Spawn",
     "become_subreaper",
     "holds",
     "leftovers",
+    "now_ticks",
     "read_stat",
     "snapshot",
+    "spawning",
 ]
 
 TOKEN_ENV = "TIERCEL_PROCESS_TOKEN"
@@ -53,6 +69,14 @@ _PR_GET_CHILD_SUBREAPER = 37
 _subreaper: bool | None = None
 # The programs being followed now, by pid: their own exit is asyncio's to wait for.
 _TREES: dict[int, ProgramTree] = {}
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# Children the engine started itself (pid -> start): never claimed, never waited for here. Guarded by
+# _LOCK, as children are also started from threads.
+_LOCK = threading.Lock()
+_OWN_CHILDREN: dict[int, int] = {}
+# Starts under way: id -> a tick no later than the child's start.
+_STARTING: dict[int, int] = {}
+_start_ids = itertools.count()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +117,48 @@ def become_subreaper() -> bool:
             except (OSError, AttributeError):
                 pass
     return _subreaper
+
+
+def now_ticks() -> int:
+    """The clock as ``/proc/<pid>/stat`` counts start times: clock ticks since boot."""
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * _TICKS_PER_S)
+
+
+class Spawn:
+    """A child of the engine being started; see `spawning`.
+
+    Attributes:
+        since: A tick no later than the start of the child.
+    """
+
+    def __init__(self, since: int) -> None:
+        self.since = since
+
+    def started(self, pid: int) -> None:
+        """The child is `pid`: it is the engine's own and no program's orphan."""
+        stat = read_stat(pid) if HAS_PROC else None
+        if stat is not None:
+            with _LOCK:
+                _OWN_CHILDREN[pid] = stat.start
+
+
+@contextlib.contextmanager
+def spawning() -> Iterator[Spawn]:
+    """Start a child of the engine inside this block and give its pid to `Spawn.started`.
+
+    Every process the engine starts itself goes through here (task programs, expression workers):
+    an unregistered child of the engine is taken for an orphan of a task program.
+    """
+    key = next(_start_ids)
+    # One tick of margin: the clock is read before the fork, but ticks are truncated.
+    spawn = Spawn(now_ticks() - 1 if HAS_PROC else 0)
+    with _LOCK:
+        _STARTING[key] = spawn.since
+    try:
+        yield spawn
+    finally:
+        with _LOCK:
+            del _STARTING[key]
 
 
 def read_stat(pid: int) -> ProcStat | None:
@@ -204,9 +270,13 @@ class ProgramTree:
         cwd: Its working folder: an adopted orphan working there is the program's, unless the engine
             itself works there too.
         pipes: Its output pipes (``pipe:[inode]``): an adopted orphan holding one is the program's.
+        since: A tick no later than the program's start, used if its start cannot be read.
+
+    Attributes:
+        waiting: The last `live` left an orphan unjudged because the engine was starting a child.
     """
 
-    def __init__(self, pid: int, token: str, cwd: str, pipes: Iterable[str] = ()) -> None:
+    def __init__(self, pid: int, token: str, cwd: str, pipes: Iterable[str] = (), since: int = 0) -> None:
         self.pid = pid
         self._needle = f"{TOKEN_ENV}={token}".encode()
         self._own = os.getpid()
@@ -220,7 +290,23 @@ class ProgramTree:
         self.start_ticks = stat.start if stat is not None else 0
         if stat is not None:
             self._known[pid] = stat.start
+        # The window of ticks in which a process of the program may start (see the module).
+        self._window_start = self.start_ticks or since
+        self._window_end: int | None = None
+        self.waiting = False
         _TREES[pid] = self
+
+    def finish(self) -> None:
+        """None of the program's processes is left: later processes cannot be its.
+
+        Call `live` again at once (without awaiting in between): orphans that waited for this
+        program, and no other still running, are now claimed.
+        """
+        if self._window_end is None:
+            self._window_end = now_ticks() + 1
+
+    def _covers(self, start: int) -> bool:
+        return self._window_start <= start and (self._window_end is None or start <= self._window_end)
 
     def close(self) -> None:
         """The program is no longer followed."""
@@ -254,6 +340,7 @@ class ProgramTree:
             ):
                 seeds.add(pid)
         seeds |= self._adopted(stats, seeds)
+        seeds |= self._started_within(stats, seeds)
         members = descendants(seeds, children)
         # Token holders the parent links did not reach (re-parented to an outer subreaper or init).
         for pid, stat in stats.items():
@@ -280,21 +367,32 @@ class ProgramTree:
 
     def _adopted(self, stats: Mapping[int, ProcStat], seeds: set[int]) -> set[int]:
         """The engine's adopted orphans that show they are this program's (see the module)."""
-        if not _subreaper:
-            return set()
-        own_session = os.getsid(0)
         found: set[int] = set()
-        for pid, stat in stats.items():
-            if (
-                stat.ppid != self._own
-                or pid in seeds
-                or pid in _TREES
-                or stat.dead
-                or stat.session == own_session  # a task's process never joins the engine's session
-                or stat.start < self.start_ticks
-            ):
+        for pid, stat in _orphans(stats)[0].items():
+            if pid in seeds or stat.dead or stat.start < self.start_ticks:
                 continue
             if self._shows_origin(pid):
+                found.add(pid)
+        return found
+
+    def _started_within(self, stats: Mapping[int, ProcStat], seeds: set[int]) -> set[int]:
+        """The engine's adopted orphans that started in this program's window and no running other's.
+
+        Dead ones are included, so that they are reaped.
+        """
+        self.waiting = False
+        orphans, starting = _orphans(stats)
+        if not orphans:
+            return set()
+        others = [tree for tree in _TREES.values() if tree is not self and tree._window_end is None]
+        found: set[int] = set()
+        for pid, stat in orphans.items():
+            if pid in seeds or not self._covers(stat.start):
+                continue
+            if starting is not None and stat.start >= starting:
+                self.waiting = True  # may be the child being started
+                continue
+            if not any(tree._covers(stat.start) for tree in others):
                 found.add(pid)
         return found
 
@@ -306,6 +404,40 @@ class ProgramTree:
         if self._pipes and self._pipes & _open_pipes(pid):
             return True
         return holds(pid, (self._needle,)) is not None
+
+
+def _orphans(stats: Mapping[int, ProcStat]) -> tuple[dict[int, ProcStat], int | None]:
+    """The engine's children it did not start itself, outside its session: adopted orphans.
+
+    Returns:
+        Those orphans, and the oldest tick a start under way may give its child (None if there is
+        no such start): an orphan started since may be that child, registered a moment later.
+        Both are read together, so that a child is either registered or covered by its start.
+    """
+    if not _subreaper:
+        return {}, None
+    own = os.getpid()
+    own_session = os.getsid(0)
+    with _LOCK:
+        for pid, start in list(_OWN_CHILDREN.items()):
+            stat = stats.get(pid)
+            if stat is None or stat.start != start:
+                # The snapshot may predate the child: ask again before forgetting it.
+                fresh = read_stat(pid)
+                if fresh is None or fresh.start != start:
+                    del _OWN_CHILDREN[pid]
+        own_children = dict(_OWN_CHILDREN)
+        starting = min(_STARTING.values(), default=None)
+    orphans = {
+        pid: stat
+        for pid, stat in stats.items()
+        if stat.ppid == own
+        and pid not in _TREES
+        and own_children.get(pid) != stat.start
+        # A task's process never joins the engine's session: children there are the engine's own.
+        and stat.session != own_session
+    }
+    return orphans, starting
 
 
 def _reap(stats: Mapping[int, ProcStat]) -> None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
+from ..proctree import spawning
 from .core import LimitExceeded, RenderFailure, RenderState
 from .costly import Job, Outcome, describe, is_cheap, perform
 
@@ -130,7 +131,8 @@ def _spawn() -> _Worker:
     # A fresh interpreter rather than a fork: forking a threaded asyncio process is unsafe, and
     # multiprocessing's spawn would import the engine's main script again in the worker.
     ours, theirs = socket.socketpair()
-    with ours, theirs:
+    # Registered as the engine's own child: never taken for a task program's orphan.
+    with ours, theirs, spawning() as spawn:
         process = subprocess.Popen(
             [sys.executable, "-m", _WORKER_MODULE, str(theirs.fileno())],
             stdin=subprocess.DEVNULL,
@@ -140,6 +142,7 @@ def _spawn() -> _Worker:
             env={name: os.environ[name] for name in _WORKER_ENV if name in os.environ},
             start_new_session=True,  # the terminal's Ctrl+C is the engine's to handle
         )
+        spawn.started(process.pid)
         return _Worker(process, Connection(ours.detach()))
 
 

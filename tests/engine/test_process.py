@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tiercel.engine.process import TOKEN_ENV, ProcessError, ProcessResult, _LineSplitter, run_process
+from tiercel.engine.proctree import spawning
 
 REPO = Path(__file__).resolve().parents[2]
 LINUX = sys.platform.startswith("linux") and Path("/proc/self/environ").exists()
@@ -403,7 +404,9 @@ async def test_normal_exit_kills_double_forked_processes_left_behind(tmp_path: P
 @needs_proc
 async def test_adopted_orphans_are_reaped_and_other_children_left_alone(tmp_path: Path) -> None:
     marker = "301.015625"
-    other = subprocess.Popen(["sleep", "30"], start_new_session=True)  # the engine's own child
+    with spawning() as spawn:  # the engine's own child, registered as the engine registers its own
+        other = subprocess.Popen(["sleep", "30"], start_new_session=True)
+        spawn.started(other.pid)
     try:
         await run(sh(f"{ESCAPE.format(n=marker)}sleep 0.2"), cwd=tmp_path)
         zombies = [
@@ -416,6 +419,29 @@ async def test_adopted_orphans_are_reaped_and_other_children_left_alone(tmp_path
     finally:
         other.kill()
         assert other.wait() == -signal.SIGKILL, "its exit status is still its owner's to read"
+
+
+@needs_proc
+async def test_children_the_engine_starts_during_a_program_are_left_alone(tmp_path: Path) -> None:
+    marker, stray = "301.0078125", "301.00390625"
+    lines = Lines()
+    task = asyncio.create_task(run(sh("echo ready; sleep 0.3"), lines, cwd=tmp_path))
+    await wait_for_line(lines, "ready")
+    # Both start while the program runs, in a session of their own, as children of the engine; only
+    # the first is registered as the engine's own (as expression workers are).
+    with spawning() as spawn:
+        own = subprocess.Popen(["sleep", marker], start_new_session=True)
+        spawn.started(own.pid)
+    unregistered = subprocess.Popen(["sleep", stray], start_new_session=True)
+    try:
+        await task
+        assert own.poll() is None, "the engine's own child is never touched"
+        assert escaped(stray) == [], "any other child of the engine is an orphan of the program"
+    finally:
+        own.kill()
+        assert own.wait() == -signal.SIGKILL, "its exit status is still its owner's to read"
+        unregistered.kill()
+        unregistered.wait()
 
 
 def _stat(pid: int) -> tuple[str, int] | None:

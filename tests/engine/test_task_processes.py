@@ -130,6 +130,109 @@ async def test_what_a_finished_task_leaves_behind_is_killed(tmp_path: Path) -> N
     assert alive_with(marker) == []
 
 
+# A fully detached orphan: it works in /, holds no pipe of the task and has no token.
+DETACHED = "(cd / && env -i setsid sh -c 'exec sleep {n}' </dev/null >/dev/null 2>&1 &)"
+
+
+def detached_flow(orphan: str, foreground: str | None, extra: str = "") -> str:
+    commands = [DETACHED.format(n=orphan), "trap '' TERM"]
+    if foreground is not None:
+        commands.append(f"sleep {foreground}")
+    body = "".join(f"\n      - {command}" for command in commands)
+    return flow(
+        f"""
+        tasks:
+          - id: detached
+            type: io.kestra.plugin.scripts.shell.Commands
+            {extra}
+            commands:{{body}}
+        """
+    ).replace("{body}", body)
+
+
+async def test_kill_reaches_an_orphan_that_shows_nothing_of_its_task(tmp_path: Path) -> None:
+    async with engine_on(tmp_path, detached_flow("3011", "3012")) as engine:
+        execution_id = await engine.trigger("ns", "f")
+        await wait_for("3011", 1)
+        await wait_for("3012", 1)
+        started = time.monotonic()
+        await engine.kill(execution_id)
+        final = await asyncio.wait_for(engine.wait(execution_id), 10)
+        elapsed = time.monotonic() - started
+    print(f"kill of the detached-orphan task: {elapsed:.3f} s (grace {GRACE} s)")
+    assert final.state.current is S.KILLED
+    assert alive_with("sleep 3011") == []
+    assert alive_with("sleep 3012") == []
+    assert GRACE <= elapsed < GRACE + 1.0, elapsed
+
+
+async def test_timeout_reaches_an_orphan_that_shows_nothing_of_its_task(tmp_path: Path) -> None:
+    source = detached_flow("3011.25", "3012.25", extra="timeout: PT1S")
+    async with engine_on(tmp_path, source) as engine:
+        started = time.monotonic()
+        execution = await run(engine, "ns", "f")
+        elapsed = time.monotonic() - started
+    assert states(execution)["detached"] is S.FAILED
+    assert alive_with("3011.25") == []
+    assert alive_with("3012.25") == []
+    assert elapsed < 1 + GRACE + 1.0, elapsed
+
+
+async def test_an_orphan_that_shows_nothing_is_killed_at_its_tasks_end(tmp_path: Path) -> None:
+    async with engine_on(tmp_path, detached_flow("3011.5", None)) as engine:
+        execution = await run(engine, "ns", "f")
+    assert states(execution)["detached"] is S.SUCCESS
+    assert alive_with("3011.5") == []
+
+
+@pytest.mark.parametrize("first", ["a", "b", "both"])
+async def test_an_orphan_started_while_two_tasks_ran_dies_once_both_ended(tmp_path: Path, first: str) -> None:
+    source = flow(
+        """
+        inputs:
+          - {id: orphan, type: STRING}
+          - {id: foreground, type: STRING}
+        tasks:
+          - id: detached
+            type: io.kestra.plugin.scripts.shell.Commands
+            commands:
+              - "(cd / && env -i setsid sh -c 'exec sleep {{ inputs.orphan }}' </dev/null >/dev/null 2>&1 &)"
+              - sleep {{ inputs.foreground }}
+        """
+    )
+    a_orphan, a_sleep, b_orphan, b_sleep = "3013.1", "3013.2", "3013.3", "3013.4"
+    async with engine_on(tmp_path, source) as engine:
+        # a's orphan starts while only a runs; b starts later, so b's orphan starts while both run.
+        a = await engine.trigger("ns", "f", {"orphan": a_orphan, "foreground": a_sleep})
+        await wait_for(a_orphan, 1)
+        await wait_for(a_sleep, 1)
+        await asyncio.sleep(0.05)  # a clock tick (10 ms) apart
+        b = await engine.trigger("ns", "f", {"orphan": b_orphan, "foreground": b_sleep})
+        await wait_for(b_orphan, 1)
+        await wait_for(b_sleep, 1)
+        if first == "both":
+            # Each ends while the other still runs: the last to finish must claim b's orphan.
+            await asyncio.gather(engine.kill(a), engine.kill(b))
+            await asyncio.wait_for(asyncio.gather(engine.wait(a), engine.wait(b)), 10)
+            assert alive_with(a_orphan) == []
+            assert alive_with(b_orphan) == []
+            return
+        killed, other = (a, b) if first == "a" else (b, a)
+        await engine.kill(killed)
+        await asyncio.wait_for(engine.wait(killed), 10)
+        if first == "a":
+            assert alive_with(a_orphan) == [], "a's own orphan dies with a"
+            assert alive_with(b_orphan) != [], "b's orphan may be a's or b's: it waits for b"
+        else:
+            assert alive_with(a_orphan) != [], "a's orphan started before b: never b's"
+            assert alive_with(b_orphan) != [], "b's orphan may be a's or b's: it waits for a"
+        assert alive_with(b_sleep if first == "b" else a_sleep) == []
+        await engine.kill(other)
+        await asyncio.wait_for(engine.wait(other), 10)
+        assert alive_with(a_orphan) == []
+        assert alive_with(b_orphan) == []
+
+
 SECRET = "s3cr3t-Argv-7b1d"
 
 
