@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from tiercel.engine.model import StateType
+from tiercel.engine.flow_table import FlowUid
+from tiercel.engine.model import Flow, StateType
 
 from .widgets.executions import Summary
 from .widgets.namespaces import NodeRef
@@ -44,17 +45,25 @@ async def commands_of(app: TiercelApp) -> list[Command]:
     if engine is None:
         return []
     found: list[Command] = []
-    flows = sorted(engine.flows.values(), key=lambda f: (f.namespace, f.id))
-    for flow in flows:
-        name = f"{flow.namespace}.{flow.id}"
-        found.append((f"Run flow {name}", partial(app.run_flow, flow), "a form first when it has inputs"))
-        found.append((f"Show flow source {name}", partial(app.show_flow_source, flow), "its YAML"))
-        found.append((f"Revisions of flow {name}", partial(app.show_revisions, flow), "diff two revisions"))
-        if flow.triggers:
-            found.append((f"Triggers of {name}", partial(app.show_triggers, flow), "on/off, backfills"))
-        if flow.path and app.can_edit:
-            found.append((f"Edit flow {name}", partial(app.edit_flow, flow), flow.path))
-    for namespace in namespaces_of([flow.namespace for flow in flows]):
+    # The palette names every flow without parsing it: a flow is parsed when its command is chosen.
+    table = engine.flows
+    uids = sorted(table)
+    triggered = set(table.with_triggers())
+    for uid in uids:
+        name = ".".join(uid)
+
+        def on(action: Callable[[Flow], Any], uid: FlowUid = uid) -> Callable[[], Any]:
+            return lambda: action(table[uid]) if uid in table else None
+
+        found.append((f"Run flow {name}", on(app.run_flow), "a form first when it has inputs"))
+        found.append((f"Show flow source {name}", on(app.show_flow_source), "its YAML"))
+        found.append((f"Revisions of flow {name}", on(app.show_revisions), "diff two revisions"))
+        if uid in triggered:
+            found.append((f"Triggers of {name}", on(app.show_triggers), "on/off, backfills"))
+        path = table.path(uid)
+        if path and app.can_edit:
+            found.append((f"Edit flow {name}", on(app.edit_flow), path))
+    for namespace in namespaces_of([namespace for namespace, _ in uids]):
         go = partial(app.go_to, NodeRef("namespace", namespace))
         found.append((f"Go to namespace {namespace}", go, ""))
     for summary in recent_executions(app):

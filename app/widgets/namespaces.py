@@ -13,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from tiercel.engine.flow_table import FlowTable
 from tiercel.engine.model import Flow
 
 from .shown import shown
@@ -59,15 +60,22 @@ class NamespaceTree(Tree[NodeRef]):
 
     def rebuild(
         self,
-        flows: Mapping[tuple[str, str], Flow],
+        flows: FlowTable,
         errors: Mapping[str, Sequence[object]],
         flows_dir: Path | None,
     ) -> None:
-        """Rebuild the whole tree, keeping the highlighted node when it still exists."""
+        """Rebuild the whole tree, keeping the highlighted node when it still exists.
+
+        Only flows with triggers are parsed (for their badges): the others may still be stored
+        sources that the engine parses on first use, and a tree of 10,000 flows needs only their ids.
+        """
         current = self.cursor_node.data if self.cursor_node is not None else None
         self.clear()
         self._flow_nodes.clear()
-        self._flows = dict(flows)
+        self._flows = {}
+        for uid in flows.with_triggers():
+            with contextlib.suppress(KeyError):  # a stored revision that no longer parses is left out
+                self._flows[uid] = flows[uid]
         namespaces: dict[str, TreeNode[NodeRef]] = {}
 
         def namespace_node(name: str) -> TreeNode[NodeRef]:

@@ -610,3 +610,23 @@ async def test_resume_with_on_resume_inputs_shows_errors_in_the_form(
     await pilot.press("enter")
     await until(pilot, lambda: only_state(app) == "SUCCESS")
     await until(pilot, lambda: any("approved=true" in line.lower() for line in app.detail.log_widget.lines))
+
+
+async def test_the_tree_and_the_palette_parse_only_flows_with_triggers_after_a_restart(
+    flows: Path, db: Path
+) -> None:
+    engine = await Engine.open(db, flows_dir=flows)
+    await engine.start(control=False)
+    await engine.stop()  # every flow is now stored with its outline
+    app = create_app(flows, db, control=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
+        table = app.engine.flows
+        triggered = set(table.with_triggers())
+        assert triggered and len(triggered) < len(table)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.5)
+        await pilot.press("escape")
+        assert {uid for uid in table if table.is_parsed(uid)} <= triggered
+        assert any("⏱" in label for label in labels(app))  # badges still come from the parsed ones
+        assert ("acme", "hello_world") in table and not table.is_parsed(("acme", "hello_world"))
