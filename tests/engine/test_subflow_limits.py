@@ -97,7 +97,9 @@ async def test_recursion_through_an_expression_stops_at_the_depth_limit(tmp_path
         root = await run(engine, "ns", "chain", {"until": 1000})
         logs = await logs_of(engine, root.id)
         executions = await engine.list_executions(limit=1000)
-        deepest = next(row for row in executions if row.state == "FAILED" and row.parent_id and row.id != root.id)
+        deepest = next(
+            row for row in executions if row.state == "FAILED" and row.parent_id and row.id != root.id
+        )
         deepest_logs = [entry.message for entry in await logs_of(engine, deepest.id)]
     finally:
         await engine.stop()

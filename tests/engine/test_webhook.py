@@ -186,7 +186,7 @@ async def test_costly_webhook_inputs_render_off_the_event_loop(tmp_path: Path) -
     source = HOOKED.replace(
         "{{ trigger.body.name ?? 'text' }}", "{{ trigger.body.name | jq('last(range(3e8))') }}"
     )
-    async with serving(tmp_path, source) as (engine, server), httpx.AsyncClient(timeout=30) as client:
+    async with serving(tmp_path, source) as (_engine, server), httpx.AsyncClient(timeout=30) as client:
         lags: list[float] = []
 
         async def watch_the_loop() -> None:
