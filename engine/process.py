@@ -314,12 +314,23 @@ async def _uninterruptible(coro: Coroutine[Any, Any, None]) -> None:
         raise asyncio.CancelledError
 
 
-class _LineSplitter:
-    """Bytes in, lines out, holding at most ``max_chars + 1`` characters of an unfinished line."""
+#: Lines of Kestra's output protocol (``::{"outputs": ...}::``) are data, not log text: they may be
+#: this long before they are cut into pieces like any other long line.
+MAX_PROTOCOL_LINE_CHARS = 16 * 1024 * 1024
 
-    def __init__(self, emit: Callable[[str], None], max_chars: int) -> None:
+
+class _LineSplitter:
+    """Bytes in, lines out, holding at most ``max_chars + 1`` characters of an unfinished line.
+
+    A line that starts as Kestra's output protocol (``::{``) may grow to ``max_protocol_chars``.
+    """
+
+    def __init__(
+        self, emit: Callable[[str], None], max_chars: int, max_protocol_chars: int = MAX_PROTOCOL_LINE_CHARS
+    ) -> None:
         self._emit = emit
         self._max = max_chars
+        self._max_protocol = max(max_chars, max_protocol_chars)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._pending = ""
 
@@ -343,6 +354,8 @@ class _LineSplitter:
         else:
             self._pending += text
         size = len(self._pending)
+        if self._pending.startswith("::{") and size <= self._max_protocol + 1:
+            return
         # Keep one character more than a piece: a "\r" waiting for its "\n" must not become content.
         if size > self._max + 1:
             count = (size - 2) // self._max
@@ -351,7 +364,7 @@ class _LineSplitter:
             self._pending = self._pending[count * self._max :]
 
     def _emit_pieces(self, line: str) -> None:
-        if len(line) <= self._max:
+        if len(line) <= self._max or (line.startswith("::{") and len(line) <= self._max_protocol):
             self._emit(line)
             return
         for start in range(0, len(line), self._max):

@@ -207,6 +207,18 @@ def test_splitter_gives_the_same_lines_whatever_the_chunks(max_chars: int) -> No
     assert "".join(whole) == "héllo wörldabcdefghij\rk€€€€\r\ufffd tail"
 
 
+def test_splitter_keeps_an_output_protocol_line_whole_up_to_its_own_limit() -> None:
+    lines: list[str] = []
+    splitter = _LineSplitter(lines.append, 8, max_protocol_chars=64)
+    protocol = '::{"outputs": {"x": "' + "z" * 30 + '"}}::'
+    splitter.feed(f"{protocol}\n{'a' * 20}\n::{{{'b' * 100}\n".encode())
+    splitter.close()
+    assert lines[0] == protocol
+    assert lines[1:4] == ["a" * 8, "a" * 8, "a" * 4]  # other lines are cut at max_chars
+    assert all(len(piece) <= 8 for piece in lines[4:])  # a protocol line over its limit is cut too
+    assert "".join(lines[4:]) == "::{" + "b" * 100
+
+
 _MEMORY_PROBE = textwrap.dedent(
     """
     import asyncio, json, os, sys

@@ -58,6 +58,29 @@ async def test_outputs_protocol_logs_and_exit_code(tmp_path: Path) -> None:
     assert not any(line.startswith("::") for line in by_message)
 
 
+async def test_an_output_line_longer_than_a_log_line_is_read_whole(tmp_path: Path) -> None:
+    # Log lines are cut at 64 KiB; an output protocol line is data and reaches the next task whole.
+    execution, logs = await run_flow(
+        tmp_path,
+        flow(
+            """
+            tasks:
+              - id: big
+                type: io.kestra.plugin.scripts.python.Script
+                script: |
+                  import json
+                  print("::" + json.dumps({"outputs": {"blob": "y" * 1_000_000}}) + "::")
+              - id: use
+                type: io.kestra.plugin.core.log.Log
+                message: "length {{ outputs.big.vars.blob | length }}"
+            """
+        ),
+    )
+    assert execution.state.current is S.SUCCESS
+    assert "length 1000000" in messages(logs)
+    assert not any("yyyy" in entry.message for entry in logs)
+
+
 async def test_stderr_makes_a_warning_by_default(tmp_path: Path) -> None:
     execution, _ = await run_flow(
         tmp_path,
