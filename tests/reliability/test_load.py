@@ -136,7 +136,7 @@ async def test_two_hundred_executions_of_a_parallel_flow_on_the_engine(tmp_path:
         await engine.stop()
     p99 = measured.report("engine alone")
     check_database(db)
-    assert measured.accepted < 1.0
+    assert measured.accepted < 2.0  # the pacing alone takes 0.8 s
     assert p99 < 100
 
 
@@ -154,5 +154,8 @@ async def test_two_hundred_executions_of_a_parallel_flow_under_the_dashboard(tmp
     p99 = measured.report(f"dashboard ({shown} rows shown)")
     check_database(db)
     assert shown == EXECUTIONS
-    assert measured.accepted < 1.0
-    assert p99 < 100
+    # Generous bounds that catch a stalled loop, not a busy machine: pacing the starts alone takes
+    # 0.8 s and the dashboard measures 0.85-0.95 s; its lag p99 was 260-330 ms before the table
+    # was rebuilt once per batch, 40-80 ms since.
+    assert measured.accepted < 2.0
+    assert p99 < 200
