@@ -6,10 +6,10 @@ import contextlib
 import itertools
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from rich.highlighter import Highlighter
 from rich.markup import escape
@@ -34,6 +34,7 @@ from .states import GLYPHS, fmt_duration, glyph
 LOG_KEEP = 20_000
 #: Log lines read from the store by one `[` (older) or `]` (newer).
 LOG_PAGE = 5_000
+_T = TypeVar("_T")
 LEVELS = list(LogLevel)
 
 
@@ -435,26 +436,37 @@ class DetailPane(Horizontal):
         elif self.execution_id is not None and not self._loading:
             self.run_worker(self._read_newer(self.execution_id), group="log-page", exclusive=True)
 
+    async def _read_pages(self, execution_id: str, read: Callable[[], Awaitable[_T]]) -> _T | None:
+        """Run `read` with live lines held; None when it failed (and said so) or the pane moved on."""
+        self._loading = True
+        try:
+            found = await read()
+        except Exception as error:
+            self._page_failed(execution_id, error)
+            return None
+        finally:
+            if self.execution_id == execution_id:
+                self._loading = False
+        return found if self.execution_id == execution_id else None
+
     async def _read_older(self, execution_id: str) -> None:
         engine = getattr(self.app, "engine", None)
         if engine is None:
             return
-        self._loading = True  # live lines are held until the pages are in
-        try:
+
+        async def read() -> tuple[list[tuple[int, LogEntry]], list[tuple[int, LogEntry]]]:
             window = self._window
             if window is None:  # the newest lines again, now with their row ids
                 window = await engine.logs(execution_id, limit=LOG_KEEP, newest=True)
             page: list[tuple[int, LogEntry]] = []
             if window:  # one line more than a page tells whether older lines remain
                 page = await engine.logs(execution_id, before=window[0][0], limit=LOG_PAGE + 1, newest=True)
-        except Exception as error:
-            self._page_failed(execution_id, error)
+            return window, page
+
+        found = await self._read_pages(execution_id, read)
+        if found is None:
             return
-        finally:
-            if self.execution_id == execution_id:
-                self._loading = False
-        if self.execution_id != execution_id:
-            return
+        window, page = found
         if not page:
             self.more_before = False
             self.app.notify("This is the start of the log")
@@ -479,16 +491,10 @@ class DetailPane(Horizontal):
         window = self._window
         if engine is None or not window:
             return
-        self._loading = True
-        try:
-            page = await engine.logs(execution_id, after=window[-1][0], limit=LOG_PAGE + 1)
-        except Exception as error:
-            self._page_failed(execution_id, error)
-            return
-        finally:
-            if self.execution_id == execution_id:
-                self._loading = False
-        if self.execution_id != execution_id:
+        page = await self._read_pages(
+            execution_id, lambda: engine.logs(execution_id, after=window[-1][0], limit=LOG_PAGE + 1)
+        )
+        if page is None:
             return
         newest = len(page) <= LOG_PAGE  # the log's newest line is in: follow the tail again
         page = page[:LOG_PAGE]
