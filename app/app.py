@@ -30,7 +30,7 @@ from tiercel.engine.events import (
 from tiercel.engine.model import Execution
 from tiercel.engine.secrets import SecretError
 from tiercel.engine.store import Store, StoreError
-from tiercel.engine.webhook import WebhookServer
+from tiercel.engine.triggers.webhook import WebhookServer
 
 from .actions import DashboardActions
 from .commands import TiercelCommands

@@ -270,8 +270,8 @@ def flow_files(paths: Sequence[str]) -> list[Path]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from tiercel.engine.catalog import NAMESPACE_FILES_FOLDER
-    from tiercel.engine.namespaces import NAMESPACE_FILES, Namespaces
+    from tiercel.engine.flows.catalog import NAMESPACE_FILES_FOLDER
+    from tiercel.engine.flows.namespaces import NAMESPACE_FILES, Namespaces
     from tiercel.engine.parser import FlowParseError, parse_flow_file, validate_flows
 
     paths = args.paths or [str(default_flows_dir())]

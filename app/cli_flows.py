@@ -53,8 +53,8 @@ async def _stored(args: argparse.Namespace) -> Any:
 
 
 def _parse_folder(folder: Path) -> tuple[list[Any], list[tuple[Path, Any]], Any]:
-    from tiercel.engine.catalog import is_flow_file
-    from tiercel.engine.namespaces import Namespaces
+    from tiercel.engine.flows.catalog import is_flow_file
+    from tiercel.engine.flows.namespaces import Namespaces
     from tiercel.engine.parser import FlowParseError, parse_flow_file
 
     namespaces = Namespaces()

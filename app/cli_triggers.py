@@ -171,8 +171,8 @@ async def _stored_triggers(db: Path) -> list[dict[str, Any]]:
 
 
 async def _switch_stored(db: Path, key: list[str], enabled: bool) -> dict[str, Any]:
-    from tiercel.engine.scheduler import switched
     from tiercel.engine.store import Store, TriggerRow
+    from tiercel.engine.triggers.schedule import switched
 
     async with await Store.open(db) as store:
         rows = {(r.namespace, r.flow_id, r.trigger_id): r for r in await store.trigger_rows()}
@@ -217,7 +217,7 @@ async def _backfill_here(
 ) -> int:
     """Run an engine here until the backfill is done and its executions ended; Ctrl-C pauses it."""
     from tiercel.engine.requests import parse_date
-    from tiercel.engine.scheduler import SchedulerError
+    from tiercel.engine.triggers.schedule import SchedulerError
 
     engine = await open_engine(db, flows_dir)
     if engine is None:

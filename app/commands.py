@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from tiercel.engine.flow_table import FlowUid
+from tiercel.engine.flows.table import FlowUid
 from tiercel.engine.model import Flow, StateType
 
 from .widgets.executions import Summary

@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 async def cmd_server(args: argparse.Namespace) -> int:
-    from tiercel.engine.webhook import WebhookServer
+    from tiercel.engine.triggers.webhook import WebhookServer
 
     flows_dir = Path(args.flows) if args.flows else default_flows_dir()
     if not flows_dir.is_dir():

@@ -10,7 +10,7 @@ from textual.app import App
 
 from tiercel.engine.engine import Engine
 from tiercel.engine.model import Flow
-from tiercel.engine.scheduler import SchedulerError, TriggerState
+from tiercel.engine.triggers.schedule import SchedulerError, TriggerState
 
 from .screens.backfill_form import BackfillFormScreen
 from .screens.confirm import ConfirmScreen

@@ -25,35 +25,48 @@ from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import requests
-from .catalog import NAMESPACE_FILES_FOLDER, FlowCatalog
-from .concurrency import Admission, ConcurrencySlots, limit_of
-from .context import build_context
-from .context import release as release_context
+from .commands import BackfillAction, Commands
 from .control import ControlServer
 from .events import EngineError, EventBus, ExecutionChanged, FlowsChanged, LogsAppended, TaskRunChanged
-from .executor import Executor, WorkerResult
+from .executor.concurrency import Admission, ConcurrencySlots, limit_of
+from .executor.decisions import Executor, WorkerResult
+from .executor.recovery import INTERRUPTED_MESSAGE, rerun, runs_again
+from .executor.replay import ReplayError, replayed
+from .executor.variables import build_context
+from .executor.variables import release as release_context
+from .executor.working_copy import Outcome
 from .expressions import ExpressionError, Renderer
-from .flow_table import FlowTable
+from .flows.catalog import NAMESPACE_FILES_FOLDER, FlowCatalog
+from .flows.table import FlowTable
+from .flows.watcher import FlowWatcher
 from .inputs import InputError, input_json_value, resolve_inputs
+from .internal_storage import Storage, StorageError, safe_relative
 from .memory import LARGE_EXECUTION_RUNS, give_back
-from .model import Execution, Flow, Label, LogEntry, LogLevel, State, StateType, TaskRun, new_id, utcnow
+from .model import (
+    Execution,
+    ExecutionSummary,
+    Flow,
+    Label,
+    LogEntry,
+    LogLevel,
+    State,
+    StateType,
+    TaskRun,
+    new_id,
+    utcnow,
+)
 from .parser import FlowError, FlowParseError, parse_flow
-from .process import kill_leftovers, prefer_pidfd_child_watcher
-from .recovery import INTERRUPTED_MESSAGE, rerun, runs_again
-from .replay import ReplayError, replayed
-from .runner import Runner, attempt_token_prefix
-from .scheduler import Clock, Scheduler
 from .secrets import Masker, SecretError, Secrets
-from .storage import Storage, StorageError, safe_relative
-from .store import ExecutionRow, Store
+from .store import Store
 from .tasks.core import labels_of
 from .tasks.registry import Kind, Registry, registry
-from .triggers.flow_trigger import FlowTriggers
-from .watcher import FlowWatcher
-from .work import Outcome
+from .triggers.flow import FlowTriggers
+from .triggers.schedule import Clock, Scheduler, TriggerState
+from .worker.process import kill_leftovers, prefer_pidfd_child_watcher
+from .worker.runner import Runner, attempt_token_prefix
 
 LOG_FLUSH_SECONDS = 0.05
 # A task that logs faster than the store writes waits once this many lines (or characters) are
@@ -686,6 +699,38 @@ class Engine:
         await self.store.save_execution(changed, (), [self._entry(execution, None, note, LogLevel.INFO)])
         self.events.publish(ExecutionChanged(changed))
 
+    # -- trigger commands -----------------------------------------------------------------------
+    async def trigger_states(self) -> list[TriggerState]:
+        """Every trigger of the current flows with its state."""
+        return self.scheduler.triggers()
+
+    async def set_trigger_enabled(self, namespace: str, flow_id: str, trigger_id: str, enabled: bool) -> None:
+        await self.scheduler.set_enabled(namespace, flow_id, trigger_id, enabled)
+
+    async def start_backfill(
+        self,
+        namespace: str,
+        flow_id: str,
+        trigger_id: str,
+        start: datetime,
+        end: datetime | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        labels: Sequence[Label] | Mapping[str, str] | None = None,
+    ) -> str:
+        return await self.scheduler.backfill(namespace, flow_id, trigger_id, start, end, inputs, labels)
+
+    async def change_backfill(
+        self, namespace: str, flow_id: str, trigger_id: str, action: BackfillAction
+    ) -> None:
+        changes = {
+            "pause": self.scheduler.pause_backfill,
+            "resume": self.scheduler.resume_backfill,
+            "cancel": self.scheduler.cancel_backfill,
+        }
+        if action not in changes:
+            raise EngineCommandError(f"unknown backfill action `{action}`")
+        await changes[action](namespace, flow_id, trigger_id)
+
     async def _require(self, execution_id: str) -> Execution:
         live = self._live.get(execution_id)
         if live is None:
@@ -1256,7 +1301,7 @@ class Engine:
         state: str | Sequence[str] | None = None,
         limit: int = 100,
         before: str | None = None,
-    ) -> list[ExecutionRow]:
+    ) -> list[ExecutionSummary]:
         """A page of executions, newest first (see Store.list_executions)."""
         return await self.store.list_executions(
             namespace=namespace, flow_id=flow_id, state=state, limit=limit, before=before
@@ -1275,3 +1320,7 @@ class Engine:
 
 
 __all__ = ["Engine", "EngineCommandError", "FlowParseError", "InputError"]
+
+
+if TYPE_CHECKING:  # the Engine is the local implementation of the command surface
+    _: type[Commands] = Engine

@@ -561,3 +561,23 @@ class LogEntry:
             "level": self.level.value,
             "message": self.message,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionSummary:
+    """An execution as lists show it: its indexed columns, without task runs.
+
+    `cursor` is the paging key: pass it as `before` to `Store.list_executions` for the next page.
+    """
+
+    id: str
+    namespace: str
+    flow_id: str
+    flow_revision: int
+    state: str
+    start_date: datetime | None
+    end_date: datetime | None
+    labels: Mapping[str, str]
+    parent_id: str | None
+    trigger_type: str | None
+    cursor: str

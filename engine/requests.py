@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .inputs import InputError
 from .model import iso
-from .scheduler import SchedulerError, TriggerState
+from .triggers.schedule import SchedulerError, TriggerState
 
 if TYPE_CHECKING:
     from .engine import Engine

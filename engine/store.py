@@ -44,12 +44,11 @@ from urllib.parse import quote
 
 import aiosqlite
 
-from .model import Execution, LogEntry, LogLevel, TaskRun, iso, parse_iso, utcnow
+from .model import Execution, ExecutionSummary, LogEntry, LogLevel, TaskRun, iso, parse_iso, utcnow
 from .private_files import UnsafeFileError, check_private_path, open_private, same_file
-from .process import ProcessRecord
+from .worker.process import ProcessRecord
 
 __all__ = [
-    "ExecutionRow",
     "FlowRow",
     "FlowSave",
     "Store",
@@ -159,26 +158,6 @@ def _save_flow(conn: sqlite3.Connection, save: FlowSave, now: str | None) -> tup
     conn.execute(_INSERT_FLOW_REVISION, (namespace, flow_id, revision, source, now))
     conn.execute(_UPDATE_FLOW_REVISION, (revision, path, now, digest, types, checked, namespace, flow_id))
     return (revision, True)
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionRow:
-    """The indexed columns of an execution, as the executions list shows them.
-
-    `cursor` is the paging key: pass it as `before` to `Store.list_executions` for the next page.
-    """
-
-    id: str
-    namespace: str
-    flow_id: str
-    flow_revision: int
-    state: str
-    start_date: datetime | None
-    end_date: datetime | None
-    labels: Mapping[str, str]
-    parent_id: str | None
-    trigger_type: str | None
-    cursor: str
 
 
 # ---------------------------------------------------------------------------------------------
@@ -596,8 +575,8 @@ def _ordered_changes(execution: Execution, changed: Sequence[TaskRun]) -> Sequen
     return sorted(changed, key=lambda run: position.get(run.id, end))
 
 
-def _execution_row(row: Sequence[Any]) -> ExecutionRow:
-    return ExecutionRow(
+def _execution_row(row: Sequence[Any]) -> ExecutionSummary:
+    return ExecutionSummary(
         id=row[1],
         namespace=row[2],
         flow_id=row[3],
@@ -1277,7 +1256,7 @@ class Store:
         state: str | Sequence[str] | None = None,
         limit: int = 100,
         before: str | None = None,
-    ) -> list[ExecutionRow]:
+    ) -> list[ExecutionSummary]:
         """A page of executions, newest first.
 
         Args:

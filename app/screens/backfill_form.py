@@ -14,7 +14,7 @@ from textual.widgets import Button, Input, Label, Static
 from tiercel.engine.engine import Engine
 from tiercel.engine.inputs import InputError, resolve_inputs
 from tiercel.engine.model import Flow
-from tiercel.engine.scheduler import SchedulerError
+from tiercel.engine.triggers.schedule import SchedulerError
 
 from .form import FormScreen
 from .run_form import _show, default_text, input_title

@@ -12,7 +12,7 @@ from textual.coordinate import Coordinate
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Label, ProgressBar, Static
 
-from tiercel.engine.scheduler import TriggerState
+from tiercel.engine.triggers.schedule import TriggerState
 
 from ..widgets.trigger_rows import backfill_summary, is_schedule, row_cells, under_way
 

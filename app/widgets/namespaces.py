@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from tiercel.engine.flow_table import FlowTable
+from tiercel.engine.flows.table import FlowTable
 from tiercel.engine.model import Flow
 
 from .shown import shown

@@ -13,7 +13,7 @@ from .loader import YamlPath
 from .tasks import TaskParser, parse_retry
 from .triggers import parse_triggers
 
-# The plugin defaults a namespace declares (engine/namespaces.py), by namespace.
+# The plugin defaults a namespace declares (engine/flows/namespaces.py), by namespace.
 NamespaceDefaults = Callable[[str], Sequence[PluginDefault]]
 
 FLOW_KEYS = frozenset(

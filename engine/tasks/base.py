@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ..expressions import Renderer
-    from ..storage import Storage
+    from ..internal_storage import Storage
     from ..store import Store
 
 

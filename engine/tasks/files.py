@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..expressions import to_text
+from ..internal_storage import StorageError, files_matching, write_into
 from ..model import LogLevel
-from ..storage import StorageError, files_matching, write_into
 from .base import TaskContext, TaskFailure
 
 CORE = "io.kestra.plugin.core"

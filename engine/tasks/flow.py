@@ -15,9 +15,9 @@ from datetime import timedelta
 from typing import Any
 
 from ..durations import parse_duration
+from ..executor.working_copy import Resolved, TaskError, Work, allowed, resolve, worst_of
 from ..expressions import to_text
 from ..model import DagNode, LogLevel, StateType, TaskRun, TaskSpec
-from ..work import Resolved, TaskError, Work, allowed, resolve, worst_of
 from .base import TaskContext
 
 S = StateType

@@ -41,8 +41,8 @@ import httpx
 
 from ..durations import parse_duration
 from ..expressions import to_text
+from ..internal_storage import StorageError
 from ..model import LogLevel
-from ..storage import StorageError
 from .base import TaskContext, TaskFailure
 
 CORE_HTTP = "io.kestra.plugin.core.http"

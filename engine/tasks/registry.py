@@ -117,7 +117,8 @@ class Registry:
 def _load() -> Registry:
     import dataclasses
 
-    from . import catalog, core, files, flow, http, scripts
+    from . import core, files, flow, http, scripts
+    from . import types as catalog
 
     handlers = {**core.HANDLERS, **flow.HANDLERS, **scripts.HANDLERS, **http.HANDLERS, **files.HANDLERS}
     registry = Registry()

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ..expressions import to_text
+from ..internal_storage import StorageError, files_matching, write_into
 from ..model import LogLevel
-from ..process import PROCESS_WATCH, TASK_FOLDER_PREFIX, ProcessError, engine_environment, run_process
-from ..storage import StorageError, files_matching, write_into
+from ..worker.process import PROCESS_WATCH, TASK_FOLDER_PREFIX, ProcessError, engine_environment, run_process
 from .base import TaskContext, TaskFailure
 
 SCRIPTS = "io.kestra.plugin.scripts"

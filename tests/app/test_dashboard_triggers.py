@@ -17,8 +17,8 @@ from tiercel.app.screens.backfill_form import BackfillFormScreen
 from tiercel.app.screens.confirm import ConfirmScreen
 from tiercel.app.screens.triggers import TriggersScreen
 from tiercel.app.widgets.states import fmt_start
-from tiercel.engine.scheduler import TriggerState
 from tiercel.engine.store import Store
+from tiercel.engine.triggers.schedule import TriggerState
 
 __all__ = ["db", "flows"]  # fixtures shared with test_dashboard
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tiercel.engine.cron import next_fire, previous_fire, zone
+from tiercel.engine.triggers.cron import next_fire, previous_fire, zone
 
 PARIS = zone("Europe/Paris")
 

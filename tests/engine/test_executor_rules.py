@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tiercel.engine.executor import may_retry, retry_delay
+from tiercel.engine.executor.decisions import may_retry, retry_delay
+from tiercel.engine.executor.working_copy import allowed, worst_state
 from tiercel.engine.model import RetrySpec, State, StateType, TaskRun
-from tiercel.engine.work import allowed, worst_state
 
 S = StateType
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from tiercel.engine.executor import Executor, WorkerResult
+from tiercel.engine.executor.decisions import Executor, WorkerResult
+from tiercel.engine.executor.working_copy import FANOUT_SLICE
 from tiercel.engine.expressions import Renderer
 from tiercel.engine.model import Execution, State, StateType, utcnow
 from tiercel.engine.parser import parse_flow
 from tiercel.engine.tasks.registry import registry
-from tiercel.engine.work import FANOUT_SLICE
 
 S = StateType
 

@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 from tiercel.engine.engine import Engine
-from tiercel.engine.flow_table import FlowTable, StoredFlow
+from tiercel.engine.flows.table import FlowTable, StoredFlow
 from tiercel.engine.model import Flow
 from tiercel.engine.store import Store, source_hash
 

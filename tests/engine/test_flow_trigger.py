@@ -15,7 +15,7 @@ from tiercel.engine.events import EngineError
 from tiercel.engine.model import Execution, StateType
 from tiercel.engine.parser import FlowParseError, parse_flow
 from tiercel.engine.store import Store
-from tiercel.engine.triggers.flow_trigger import window_bounds
+from tiercel.engine.triggers.flow import window_bounds
 
 S = StateType
 FLOW = "io.kestra.plugin.core.trigger.Flow"

@@ -18,8 +18,8 @@ def _loaded_after(statement: str) -> set[str]:
 
 def test_engine_imports_neither_textual_nor_rich() -> None:
     loaded = _loaded_after(
-        "import tiercel.engine, tiercel.engine.engine, tiercel.engine.executor, tiercel.engine.store,"
-        " tiercel.engine.parser, tiercel.engine.expressions"
+        "import tiercel.engine, tiercel.engine.engine, tiercel.engine.executor.decisions,"
+        " tiercel.engine.store, tiercel.engine.parser, tiercel.engine.expressions"
     )
     assert "tiercel.engine" in loaded
     assert not loaded & {"textual", "rich", "tiercel.app"}

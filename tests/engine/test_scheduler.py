@@ -19,8 +19,8 @@ from tiercel.engine.engine import Engine
 from tiercel.engine.events import EngineError, TriggerChanged
 from tiercel.engine.model import Execution, StateType
 from tiercel.engine.parser import FlowParseError, parse_flow
-from tiercel.engine.scheduler import MAX_BATCH, SchedulerError
 from tiercel.engine.store import Store
+from tiercel.engine.triggers.schedule import MAX_BATCH, SchedulerError
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 SCHEDULE = "io.kestra.plugin.core.trigger.Schedule"

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from tiercel.engine.storage import Storage, StorageError, files_matching, safe_relative, write_into
+from tiercel.engine.internal_storage import Storage, StorageError, files_matching, safe_relative, write_into
 
 NS, FLOW, EXEC = "company.team.data", "nightly_load", "4wjtkzwVGBM9yKnjm3yv8r"
 TASK_URI = "kestra:///company/team/data/nightly_load/executions/4wjtkzwVGBM9yKnjm3yv8r/tasks/extract/run1"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.engine.helpers import logs_of, run, running_engine
+from tiercel.engine.internal_storage import Storage, StorageError
 from tiercel.engine.model import StateType
-from tiercel.engine.storage import Storage, StorageError
 
 UPSTREAM = {"variables": {"namespace": "other.team", "flowId": "producer", "executionId": "p1"}}
 

@@ -20,6 +20,7 @@ import tiercel.engine.store as store_module
 from tiercel.engine.model import (
     Attempt,
     Execution,
+    ExecutionSummary,
     Label,
     LogEntry,
     LogLevel,
@@ -28,7 +29,7 @@ from tiercel.engine.model import (
     TaskRun,
     new_id,
 )
-from tiercel.engine.store import ExecutionRow, Store, StoreError, StoreLockedError, migrations
+from tiercel.engine.store import Store, StoreError, StoreLockedError, migrations
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -302,7 +303,7 @@ async def test_list_executions_filters_and_namespace_prefix(store: Store) -> Non
         await store.save_execution(execution)
         saved.append(execution)
 
-    def namespaces(rows: list[ExecutionRow]) -> list[str]:
+    def namespaces(rows: list[ExecutionSummary]) -> list[str]:
         return [row.namespace for row in rows]
 
     assert namespaces(await store.list_executions(namespace="acme")) == [

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from tests.engine.helpers import run, running_engine
-from tiercel.engine.webhook import WebhookServer
+from tiercel.engine.triggers.webhook import WebhookServer
 
 UPSTREAM = """
 id: upstream

@@ -17,12 +17,13 @@ import httpx
 import pytest
 
 from tests.engine.helpers import logs_of, running_engine
-from tiercel.engine import httpserver, webhook
+from tiercel.engine import httpserver
 from tiercel.engine.engine import Engine
 from tiercel.engine.events import EngineError
 from tiercel.engine.inputs import InputError
 from tiercel.engine.model import StateType
-from tiercel.engine.webhook import MAX_BODY_BYTES, WebhookServer
+from tiercel.engine.triggers import webhook
+from tiercel.engine.triggers.webhook import MAX_BODY_BYTES, WebhookServer
 
 KEY = "s3cr3t-Key_4wjtkzwVGBM9"
 HOOKED = f"""

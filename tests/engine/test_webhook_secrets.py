@@ -12,7 +12,7 @@ import pytest
 
 from tests.engine.helpers import running_engine
 from tiercel.engine.engine import Engine
-from tiercel.engine.webhook import WebhookServer
+from tiercel.engine.triggers.webhook import WebhookServer
 
 TOKEN = "wh-Secret-Token-981"
 FLOWS = [

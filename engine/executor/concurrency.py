@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from enum import Enum
 
-from .model import Flow
+from ..model import Flow
 
 FlowUid = tuple[str, str]
 

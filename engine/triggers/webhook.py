@@ -16,17 +16,17 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .context import build_context
-from .events import EngineError
-from .expressions import ExpressionError
-from .httpserver import MAX_BODY_BYTES, BadRequest, HttpServer, Request, Response
-from .httpserver import error_response as _error
-from .inputs import InputError
-from .model import Execution, Flow, Label, State, StateType, TriggerSpec, new_id, utcnow
-from .secrets import SecretError
-from .tasks.base import TaskFailure
-from .tasks.core import labels_of
-from .triggers.conditions import ConditionContext, ConditionError, conditions_hold
+from ..events import EngineError
+from ..executor.variables import build_context
+from ..expressions import ExpressionError
+from ..httpserver import MAX_BODY_BYTES, BadRequest, HttpServer, Request, Response
+from ..httpserver import error_response as _error
+from ..inputs import InputError
+from ..model import Execution, Flow, Label, State, StateType, TriggerSpec, new_id, utcnow
+from ..secrets import SecretError
+from ..tasks.base import TaskFailure
+from ..tasks.core import labels_of
+from .conditions import ConditionContext, ConditionError, conditions_hold
 
 WEBHOOK = "io.kestra.plugin.core.trigger.Webhook"
 # A `wait: true` webhook answers with the execution as it is after this long, as Kestra's server does

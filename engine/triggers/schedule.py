@@ -34,18 +34,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .context import build_context
+from ..events import EngineError, ExecutionChanged, FlowsChanged, TriggerChanged
+from ..executor.variables import build_context
+from ..expressions import ExpressionError
+from ..inputs import InputError
+from ..model import Execution, Flow, Label, State, TriggerSpec, iso, new_id, parse_iso, utcnow
+from ..store import AlreadyFiredError, Store, TriggerRow
+from ..tasks.core import labels_of
+from .conditions import ConditionContext, ConditionError, conditions_hold
 from .cron import fires_after, next_fire, previous_fire, zone
-from .events import EngineError, ExecutionChanged, FlowsChanged, TriggerChanged
-from .expressions import ExpressionError
-from .inputs import InputError
-from .model import Execution, Flow, Label, State, TriggerSpec, iso, new_id, parse_iso, utcnow
-from .store import AlreadyFiredError, Store, TriggerRow
-from .tasks.core import labels_of
-from .triggers.conditions import ConditionContext, ConditionError, conditions_hold
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ..engine import Engine
 
 SCHEDULE = "io.kestra.plugin.core.trigger.Schedule"
 BACKFILL_LABEL = "system.backfill"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
-from .model import Attempt, Execution, Flow, RetrySpec, State, StateType, TaskRun
+from ..model import Attempt, Execution, Flow, RetrySpec, State, StateType, TaskRun
 
 NOT_IDEMPOTENT_LABEL = "tiercel.notIdempotent"
 INTERRUPTED_MESSAGE = "engine stopped while the task was running"

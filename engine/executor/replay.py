@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
-from .model import Execution, State, StateType, TaskRun, new_id
+from ..model import Execution, State, StateType, TaskRun, new_id
 
 
 class ReplayError(Exception):

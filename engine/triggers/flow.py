@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
 
-from ..context import build_context
 from ..durations import parse_duration
 from ..events import EngineError, ExecutionChanged
+from ..executor.variables import build_context
 from ..expressions import ExpressionError, is_truthy
 from ..inputs import InputError
 from ..mappings import deep_merge

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .mappings import deep_merge
-from .model import NamespaceSpec, PluginDefault
-from .parser.errors import FlowError, FlowParseError
-from .parser.namespace import parse_namespace
+from ..mappings import deep_merge
+from ..model import NamespaceSpec, PluginDefault
+from ..parser.errors import FlowError, FlowParseError
+from ..parser.namespace import parse_namespace
 
 NAMESPACE_FILES = frozenset({"_namespace.yml", "_namespace.yaml"})
 _MAX_BYTES = 1024 * 1024

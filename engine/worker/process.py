@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..secrets import ENV_PREFIX
 from .proctree import (
     HAS_PROC,
     TASK_FOLDER_PREFIX,
@@ -46,7 +47,6 @@ from .proctree import (
     leftovers,
     spawning,
 )
-from .secrets import ENV_PREFIX
 
 __all__ = [
     "PROCESS_WATCH",

@@ -24,10 +24,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from .flow_table import FlowTable, StoredFlow, trigger_types
-from .model import Flow
-from .namespaces import NAMESPACE_FILES, Namespaces
-from .parser import (
+from ..model import Flow
+from ..parser import (
     MAX_FLOW_BYTES,
     FlowError,
     FlowParseError,
@@ -36,8 +34,10 @@ from .parser import (
     subflow_calls,
     validate_flows,
 )
-from .store import FlowSave, Store, source_hash
-from .tasks.registry import registry
+from ..store import FlowSave, Store, source_hash
+from ..tasks.registry import registry
+from .namespaces import NAMESPACE_FILES, Namespaces
+from .table import FlowTable, StoredFlow, trigger_types
 
 FLOW_SUFFIXES = (".yml", ".yaml")
 # <flows folder>/_files/<namespace>/...: Kestra's namespace files, for namespaceFiles and read().

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 
-from .model import Flow, TriggerSpec
+from ..model import Flow, TriggerSpec
 
 FlowUid = tuple[str, str]
 

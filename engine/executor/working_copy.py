@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from .context import add_output, build_context
-from .model import (
+from ..model import (
     Attempt,
     Execution,
     Flow,
@@ -27,9 +26,10 @@ from .model import (
     TaskSpec,
     new_id,
 )
+from .variables import add_output, build_context
 
 if TYPE_CHECKING:
-    from .executor import Executor
+    from .decisions import Executor
 
 S = StateType
 T = TypeVar("T")

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .expressions import ExpressionError, Renderer
-from .inputs import InputError
-from .model import (
+from ..expressions import ExpressionError, Renderer
+from ..inputs import InputError
+from ..model import (
     Execution,
     Flow,
     Label,
@@ -28,8 +28,8 @@ from .model import (
     TaskRun,
     TaskSpec,
 )
-from .tasks.registry import Kind, Registry
-from .work import (
+from ..tasks.registry import Kind, Registry
+from .working_copy import (
     FlowableHandler,
     Outcome,
     Resolved,
@@ -306,8 +306,8 @@ class Executor:
         work.set_header(header.to(end, work.now))
 
     def _flow_outputs(self, work: Work) -> dict[str, Any]:
-        from .inputs import coerce_input, input_json_value
-        from .model import InputSpec
+        from ..inputs import coerce_input, input_json_value
+        from ..model import InputSpec
 
         values: dict[str, Any] = {}
         for output in work.flow.outputs:

@@ -9,21 +9,21 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .context import build_context
-from .durations import parse_duration
-from .executor import WorkerResult
-from .expressions import ExpressionError, Renderer
-from .model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
+from ..durations import parse_duration
+from ..executor.decisions import WorkerResult
+from ..executor.variables import build_context
+from ..expressions import ExpressionError, Renderer
+from ..model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
+from ..tasks.base import TaskContext, TaskFailure
+from ..tasks.registry import Kind, Registry
+from ..tasks.scripts import copy_namespace_files, write_input_files
 from .process import PROCESS_WATCH, ProcessRecord
-from .tasks.base import TaskContext, TaskFailure
-from .tasks.registry import Kind, Registry
-from .tasks.scripts import copy_namespace_files, write_input_files
 
 WORKING_DIRECTORY = "io.kestra.plugin.core.flow.WorkingDirectory"
 
 if TYPE_CHECKING:
-    from .storage import Storage
-    from .store import Store
+    from ..internal_storage import Storage
+    from ..store import Store
 
 
 def attempt_token_prefix(task_run_id: str, attempt: int) -> str:
