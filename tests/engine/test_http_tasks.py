@@ -29,6 +29,7 @@ from tiercel.engine.model import Execution, LogLevel, State, StateType, TaskRun,
 from tiercel.engine.parser import parse_flow
 from tiercel.engine.tasks import http
 from tiercel.engine.tasks.base import TaskContext, TaskFailure
+from tiercel.engine.tasks.http import response as http_response
 
 REQUEST = "io.kestra.plugin.core.http.Request"
 DOWNLOAD = "io.kestra.plugin.core.http.Download"
@@ -532,7 +533,7 @@ async def test_download_over_the_size_cap_is_refused_and_leaves_nothing(
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    monkeypatch.setattr(http, "MAX_DOWNLOAD_BYTES", 1024 * 1024)
+    monkeypatch.setattr(http_response, "MAX_DOWNLOAD_BYTES", 1024 * 1024)
     with pytest.raises(TaskFailure, match=r"downloads are limited to 1.0 MiB"):
         await Run(DOWNLOAD, storage, uri=f"{server}/big").download()
     assert list(scratch.iterdir()) == []
