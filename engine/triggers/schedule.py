@@ -349,9 +349,15 @@ class Scheduler:
     async def set_enabled(self, namespace: str, flow_id: str, trigger_id: str, enabled: bool) -> None:
         """Enable or disable a trigger; the choice is stored. Enabling a schedule starts from now.
 
+        While the scheduler does not run (an engine started for one command), only the stored state
+        changes, as `switched` describes: the next engine to run the triggers takes it up.
+
         Raises:
-            SchedulerError: No such trigger in the current flows.
+            SchedulerError: No such trigger in the current flows (while the scheduler runs).
         """
+        if not self._started:
+            await self._switch_stored(namespace, flow_id, trigger_id, enabled)
+            return
         async with self._lock:
             found = self._require(namespace, flow_id, trigger_id)
             if found.row.enabled == enabled:
@@ -361,6 +367,15 @@ class Scheduler:
                 row = dataclasses.replace(row, next_date=self._first_from(found.schedule, self.clock.now()))
             await self._save(found, row)
         self._wake.set()
+
+    async def _switch_stored(self, namespace: str, flow_id: str, trigger_id: str, enabled: bool) -> None:
+        key = _key(namespace, flow_id, trigger_id)
+        rows = {_key(r.namespace, r.flow_id, r.trigger_id): r for r in await self._store.trigger_rows()}
+        row = rows.get(key) or TriggerRow(*key)
+        if row.enabled != enabled:
+            row = switched(row, enabled)
+            await self._store.save_trigger(row)
+            self._rows[key] = row
 
     async def backfill(
         self,
