@@ -62,7 +62,8 @@ from .parser import FlowError, FlowParseError, parse_flow
 from .secrets import Masker, SecretError, Secrets
 from .store import Store
 from .tasks.core import labels_of
-from .tasks.registry import Kind, Registry, registry
+from .tasks.registry import Registry, registry
+from .tasks.types import Kind
 from .triggers.flow import FlowTriggers
 from .triggers.schedule import Clock, Scheduler, TriggerState
 from .worker.process import kill_leftovers, prefer_pidfd_child_watcher

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .model import LogLevel
 from .tasks.base import RunnableHandler, TaskContext, TaskFailure
-from .tasks.registry import Kind, Registry, TaskType
+from .tasks.registry import Registry
+from .tasks.types import Kind, TaskType
 
 __all__ = ["Kind", "LogLevel", "Registry", "RunnableHandler", "TaskContext", "TaskFailure", "TaskType"]

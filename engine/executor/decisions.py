@@ -1,16 +1,16 @@
 """Pure execution decisions: (flow, execution, now) -> the next execution and what to start.
 
 This follows Kestra's ExecutorService: task runs are started, retried, ended, killed, restarted
-and resumed here; flowable tasks are resolved through engine.work (Kestra's FlowableUtils rules),
-runnable tasks are handed to the runner, subflows to the engine. Nothing here does I/O, so every
-rule can be tested on plain data.
+and resumed here; flowable tasks answer through the working copy (Kestra's FlowableUtils rules,
+engine.executor.working_copy), runnable tasks are handed to the worker, subflows to the engine.
+Nothing here does I/O, so every rule can be tested on plain data (tests/engine/test_executor_*.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,26 +21,16 @@ from ..model import (
     Execution,
     Flow,
     Label,
-    LogEntry,
     LogLevel,
     RetrySpec,
     StateType,
     TaskRun,
     TaskSpec,
 )
-from ..tasks.registry import Kind, Registry
-from .working_copy import (
-    FlowableHandler,
-    Outcome,
-    Resolved,
-    TaskError,
-    Work,
-    allowed,
-    attempt_open,
-    close_attempt,
-    descendants,
-    resolve,
-)
+from ..tasks.flowable import FlowableHandler, Resolved, TaskError, allowed, resolve
+from ..tasks.registry import Registry
+from ..tasks.types import Kind
+from .working_copy import Functions, Outcome, Work, attempt_open, close_attempt, descendants
 
 S = StateType
 
@@ -96,7 +86,7 @@ class Executor:
         self,
         registry: Registry,
         renderer: Renderer,
-        functions: Callable[[Execution, list[LogEntry]], dict[str, Any]] | None = None,
+        functions: Functions | None = None,
     ) -> None:
         self.registry = registry
         self.renderer = renderer
@@ -114,6 +104,9 @@ class Executor:
             self._roots[id(flow)] = found
         return found[1]
 
+    def _work(self, flow: Flow, execution: Execution, now: datetime) -> Work:
+        return Work(self.renderer, self.functions, flow, execution, now)
+
     def flowable(self, task: TaskSpec) -> FlowableHandler:
         task_type = self.registry.lookup(task.type)
         assert task_type is not None and task_type.kind is Kind.FLOWABLE
@@ -130,17 +123,17 @@ class Executor:
         self, flow: Flow, execution: Execution, results: Sequence[WorkerResult], now: datetime
     ) -> Outcome:
         """Record what attempts gave, then take the next step."""
-        work = Work(self, flow, execution, now)
+        work = self._work(flow, execution, now)
         for result in results:
             if result.task_run_id in work.position:
                 self._apply(work, result)
         return self._step(work)
 
     def advance(self, flow: Flow, execution: Execution, now: datetime) -> Outcome:
-        return self._step(Work(self, flow, execution, now))
+        return self._step(self._work(flow, execution, now))
 
     def kill(self, flow: Flow, execution: Execution, now: datetime) -> Outcome:
-        work = Work(self, flow, execution, now)
+        work = self._work(flow, execution, now)
         if not execution.state.current.is_terminated and execution.state.current is not S.KILLING:
             work.set_header(execution.to(S.KILLING, now))
         return self._step(work)
@@ -149,7 +142,7 @@ class Executor:
         self, flow: Flow, execution: Execution, now: datetime, outputs: Mapping[str, Any] | None = None
     ) -> Outcome:
         """Resume every paused task run (Pause tasks), with the onResume inputs as outputs."""
-        work = Work(self, flow, execution, now)
+        work = self._work(flow, execution, now)
         if execution.state.current is not S.PAUSED:
             return self._step(work)
         for run in list(work.runs):
@@ -164,7 +157,7 @@ class Executor:
 
     def crash(self, flow: Flow, execution: Execution, now: datetime, message: str) -> Outcome:
         """End an execution the engine cannot go on with: FAILED, its running tasks stopped."""
-        work = Work(self, flow, execution, now)
+        work = self._work(flow, execution, now)
         work.log(LogLevel.ERROR, message)
         for run in list(work.runs):
             if run.state.current.is_terminated:
@@ -182,14 +175,14 @@ class Executor:
         self, flow: Flow, execution: Execution, now: datetime, task_run_id: str, child_id: str
     ) -> Outcome:
         """Remember which execution a Subflow task run started (to wait for it across restarts)."""
-        work = Work(self, flow, execution, now)
+        work = self._work(flow, execution, now)
         if task_run_id in work.position:
             work.put(dataclasses.replace(work.run(task_run_id), child_execution_id=child_id))
         return self._step(work)
 
     def restart(self, flow: Flow, execution: Execution, now: datetime) -> Outcome:
         """Kestra's restart: failed task runs run again (new attempt) in the same execution."""
-        work = Work(self, flow, execution, now)
+        work = self._work(flow, execution, now)
         failed = [run for run in work.runs if run.state.current in (S.FAILED, S.KILLED)]
         if not execution.state.current.is_terminated or not failed:
             return self._step(work)

@@ -1,19 +1,21 @@
 """One execution's working copy during an executor step, and Kestra's rules for flowables.
 
-`Work` is what flowable handlers (engine.tasks.flow) and the executor read and change: the task runs
-indexed by parent and by (task, loop value, iteration), the expression context, and Kestra's
-FlowableUtils rules (which branch runs, what comes next, how a parent ends). It is mutable for the
-length of one step; the executor freezes it back into an Execution at the end.
+`Work` is what flowable handlers (engine.tasks.flow, through engine.tasks.flowable.WorkingCopy) and
+the executor read and change: the task runs indexed by parent and by (task, loop value, iteration),
+the expression context, and Kestra's FlowableUtils rules (which branch runs, what comes next, how a
+parent ends). It is mutable for the length of one step; the executor freezes it back into an
+Execution at the end.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
+from ..expressions import Renderer
 from ..model import (
     Attempt,
     Execution,
@@ -26,10 +28,8 @@ from ..model import (
     TaskSpec,
     new_id,
 )
+from ..tasks.flowable import Resolved, allowed, worst_state
 from .variables import add_output, build_context
-
-if TYPE_CHECKING:
-    from .decisions import Executor
 
 S = StateType
 T = TypeVar("T")
@@ -37,21 +37,9 @@ T = TypeVar("T")
 # 100,000 values) goes on in later steps, so other executions' messages are handled in between and
 # no single step holds the event loop for long.
 FANOUT_SLICE = 1_000
-# How a Kestra state ranks when several children end differently (worst first).
-_WORST_FIRST = (S.KILLED, S.FAILED, S.CANCELLED, S.WARNING, S.PAUSED)
-
-
-class TaskError(Exception):
-    """A task cannot go on; the message is logged at ERROR on its task run."""
-
-
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    """A task to run under a parent, with the loop value it runs for."""
-
-    task: TaskSpec
-    value: str | None = None
-    iteration: int | None = None
+# Expression functions that read engine state (kv, secret, read), given the execution being rendered
+# and the step's log entries (to which they may add).
+Functions = Callable[[Execution, list[LogEntry]], dict[str, Any]]
 
 
 @dataclass
@@ -68,25 +56,19 @@ class Outcome:
     more: bool = False
 
 
-class FlowableHandler(Protocol):
-    """How one flowable task type creates its children and derives its own state."""
-
-    def start(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun: ...
-
-    def nexts(self, work: Work, task: TaskSpec, run: TaskRun) -> list[Resolved]: ...
-
-    def state(self, work: Work, task: TaskSpec, run: TaskRun) -> StateType | None: ...
-
-    def outputs(self, work: Work, task: TaskSpec, run: TaskRun) -> Mapping[str, Any] | None: ...
-
-    def on_due(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun: ...
-
-
 class Work:
     """A mutable working copy of one execution during one step; frozen again at the end."""
 
-    def __init__(self, executor: Executor, flow: Flow, execution: Execution, now: datetime) -> None:
-        self.executor = executor
+    def __init__(
+        self,
+        renderer: Renderer,
+        functions: Functions | None,
+        flow: Flow,
+        execution: Execution,
+        now: datetime,
+    ) -> None:
+        self.renderer = renderer
+        self.functions = functions
         self.flow = flow
         self.now = now
         self.header = execution
@@ -255,7 +237,7 @@ class Work:
     def context(self, run: TaskRun | None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         task = self.task(run) if run else None
         # The header and the live outputs tree, not a snapshot: building one costs O(task runs).
-        functions = self.executor.functions
+        functions = self.functions
         outputs = self.outputs_tree() if self.runs else None
         parents = self._parents(run) if run else None
         context = build_context(
@@ -266,12 +248,12 @@ class Work:
         return context
 
     def render(self, value: Any, run: TaskRun | None, extra: Mapping[str, Any] | None = None) -> Any:
-        return self.executor.renderer.render_value(value, self.context(run, extra))
+        return self.renderer.render_value(value, self.context(run, extra))
 
     def truthy(self, template: Any, run: TaskRun | None) -> bool:
         if isinstance(template, bool):
             return template
-        return self.executor.renderer.is_truthy(str(template), self.context(run))
+        return self.renderer.is_truthy(str(template), self.context(run))
 
     # -- Kestra's FlowableUtils ------------------------------------------------------------
     def runs_for(self, parent: TaskRun | None, resolved: Sequence[Resolved]) -> list[TaskRun]:
@@ -376,30 +358,6 @@ def close_attempt(run: TaskRun, attempt_state: StateType, run_state: StateType, 
     if attempts and not attempts[-1].state.current.is_terminated:
         attempts = (*attempts[:-1], Attempt(attempts[-1].state.to(attempt_state, now)))
     return dataclasses.replace(run, attempts=attempts, state=run.state.to(run_state, now))
-
-
-def worst_state(runs: Iterable[TaskRun]) -> StateType:
-    return worst_of({run.state.current for run in runs})
-
-
-def worst_of(states: Collection[StateType]) -> StateType:
-    """The state that ranks worst among `states` (SUCCESS when none ranks)."""
-    return next((state for state in _WORST_FIRST if state in states), S.SUCCESS)
-
-
-def allowed(state: StateType, allow_failure: bool, allow_warning: bool) -> StateType:
-    if state is S.FAILED and allow_failure:
-        return S.SUCCESS if allow_warning else S.WARNING
-    if state is S.WARNING and allow_warning:
-        return S.SUCCESS
-    return state
-
-
-def resolve(
-    tasks: Iterable[TaskSpec], value: str | None = None, iteration: int | None = None
-) -> list[Resolved]:
-    """Kestra's ResolvedTask list: disabled tasks are left out."""
-    return [Resolved(task, value, iteration) for task in tasks if not task.disabled]
 
 
 def attempt_open(run: TaskRun) -> bool:

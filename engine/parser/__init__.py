@@ -15,7 +15,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..model import DagNode, Flow, TaskSpec
-from ..tasks.registry import Kind, registry
+from ..tasks.registry import registry
+from ..tasks.types import Kind
 from .context import Context, is_expression
 from .errors import FlowError, FlowParseError
 from .flow import NamespaceDefaults, build_flow

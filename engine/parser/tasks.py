@@ -9,14 +9,14 @@ from typing import Any
 
 from ..durations import parse_duration
 from ..model import DagNode, PluginDefault, RetrySpec, TaskSpec
-from ..tasks.registry import (
+from ..tasks.registry import registry
+from ..tasks.types import (
     COMMON_PROPERTIES,
     FLOWABLE_PROPERTIES,
     SPEC_FIELDS,
     ChildShape,
     Kind,
     TaskType,
-    registry,
 )
 from .context import ID_PATTERN, Context, is_expression, java_text, suggestion, type_name
 from .loader import YamlPath

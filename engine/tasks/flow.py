@@ -1,7 +1,8 @@
 """Flowable tasks: they run no code of their own, they decide which children run and how they end.
 
-Each handler answers the executor's questions (see engine.executor.FlowableHandler); the shared
-rules (error branches, finally, end states) live in engine.executor.Work.
+Each handler answers the executor's questions (engine.tasks.flowable.FlowableHandler) through the
+execution's working copy (engine.tasks.flowable.WorkingCopy), which holds the shared rules: error
+branches, finally, end states.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from datetime import timedelta
 from typing import Any
 
 from ..durations import parse_duration
-from ..executor.working_copy import Resolved, TaskError, Work, allowed, resolve, worst_of
 from ..expressions import to_text
 from ..model import DagNode, LogLevel, StateType, TaskRun, TaskSpec
 from .base import TaskContext
+from .flowable import Resolved, TaskError, WorkingCopy, allowed, resolve, worst_of
 
 S = StateType
 _ENDED = frozenset(state for state in StateType if state.is_terminated)
@@ -33,7 +34,7 @@ def _int(value: Any, name: str, default: int) -> int:
         raise TaskError(f"`{name}` must be an integer, got `{value}`") from None
 
 
-def _duration(work: Work, run: TaskRun, value: Any, name: str) -> timedelta:
+def _duration(work: WorkingCopy, run: TaskRun, value: Any, name: str) -> timedelta:
     text = work.render(value, run)
     try:
         return parse_duration(str(text))
@@ -47,7 +48,7 @@ class Sequential:
     allow_failure = False
 
     def branches(
-        self, work: Work, task: TaskSpec, run: TaskRun
+        self, work: WorkingCopy, task: TaskSpec, run: TaskRun
     ) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
         return (
             resolve(task.props.get("tasks") or ()),
@@ -55,27 +56,29 @@ class Sequential:
             resolve(task.props.get("finally") or ()),
         )
 
-    def start(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
+    def start(self, work: WorkingCopy, task: TaskSpec, run: TaskRun) -> TaskRun:
         return run
 
-    def nexts(self, work: Work, task: TaskSpec, run: TaskRun) -> list[Resolved]:
+    def nexts(self, work: WorkingCopy, task: TaskSpec, run: TaskRun) -> list[Resolved]:
         tasks, errors, finally_ = work.memo(run, "branches", lambda: self.branches(work, task, run))
         current = work.current_branch(run, tasks, errors, finally_)
         if current is tasks:
             return self.main_nexts(work, task, run, tasks)
         return work.sequential_nexts(run, current)
 
-    def main_nexts(self, work: Work, task: TaskSpec, run: TaskRun, tasks: list[Resolved]) -> list[Resolved]:
+    def main_nexts(
+        self, work: WorkingCopy, task: TaskSpec, run: TaskRun, tasks: list[Resolved]
+    ) -> list[Resolved]:
         return work.sequential_nexts(run, tasks)
 
-    def state(self, work: Work, task: TaskSpec, run: TaskRun) -> StateType | None:
+    def state(self, work: WorkingCopy, task: TaskSpec, run: TaskRun) -> StateType | None:
         tasks, errors, finally_ = work.memo(run, "branches", lambda: self.branches(work, task, run))
         return work.resolve_state(run, tasks, errors, finally_, allow_failure=self.allow_failure)
 
-    def outputs(self, work: Work, task: TaskSpec, run: TaskRun) -> Mapping[str, Any] | None:
+    def outputs(self, work: WorkingCopy, task: TaskSpec, run: TaskRun) -> Mapping[str, Any] | None:
         return run.outputs
 
-    def on_due(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
+    def on_due(self, work: WorkingCopy, task: TaskSpec, run: TaskRun) -> TaskRun:
         return dataclasses.replace(run, due=None)
 
 
@@ -88,7 +91,9 @@ class AllowFailure(Sequential):
 class Parallel(Sequential):
     """Children at once, at most `concurrent` at a time (0: no limit)."""
 
-    def main_nexts(self, work: Work, task: TaskSpec, run: TaskRun, tasks: list[Resolved]) -> list[Resolved]:
+    def main_nexts(
+        self, work: WorkingCopy, task: TaskSpec, run: TaskRun, tasks: list[Resolved]
+    ) -> list[Resolved]:
         limit = _int(task.props.get("concurrent"), "concurrent", 0)
         return work.parallel_nexts(run, tasks, limit)
 
@@ -96,12 +101,12 @@ class Parallel(Sequential):
 class If(Sequential):
     """`then` when the condition is truthy (Kestra's rule), else `else`; decided once, at start."""
 
-    def start(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
+    def start(self, work: WorkingCopy, task: TaskSpec, run: TaskRun) -> TaskRun:
         result = work.truthy(task.props["condition"], run)
         return dataclasses.replace(run, outputs={"evaluationResult": result})
 
     def branches(
-        self, work: Work, task: TaskSpec, run: TaskRun
+        self, work: WorkingCopy, task: TaskSpec, run: TaskRun
     ) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
         branch = "then" if (run.outputs or {}).get("evaluationResult") else "else"
         return (
@@ -114,7 +119,7 @@ class If(Sequential):
 class Switch(Sequential):
     """The case whose key equals the rendered value, else `defaults`."""
 
-    def start(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
+    def start(self, work: WorkingCopy, task: TaskSpec, run: TaskRun) -> TaskRun:
         value = to_text(work.render(task.props["value"], run))
         cases: Mapping[str, Any] = task.props.get("cases") or {}
         if value not in cases and not task.props.get("defaults"):
@@ -124,7 +129,7 @@ class Switch(Sequential):
         return dataclasses.replace(run, outputs={"value": value, "defaults": value not in cases})
 
     def branches(
-        self, work: Work, task: TaskSpec, run: TaskRun
+        self, work: WorkingCopy, task: TaskSpec, run: TaskRun
     ) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
         outputs = run.outputs or {}
         cases: Mapping[str, Any] = task.props.get("cases") or {}
@@ -136,7 +141,7 @@ class Switch(Sequential):
         )
 
 
-def loop_values(work: Work, task: TaskSpec, run: TaskRun, prop: str) -> tuple[str, ...]:
+def loop_values(work: WorkingCopy, task: TaskSpec, run: TaskRun, prop: str) -> tuple[str, ...]:
     """Render a loop's values (a list, or text holding a JSON list) into Kestra's value strings."""
     raw = task.props.get(prop)
     rendered = work.render(raw, run)
@@ -172,16 +177,15 @@ class LoopProgress:
 
 
 def loop_progress(
-    work: Work, run: TaskRun, children: Sequence[Resolved], values: Sequence[str]
+    work: WorkingCopy, run: TaskRun, children: Sequence[Resolved], values: Sequence[str]
 ) -> LoopProgress:
     """The progress of the groups (`children` once per value) under a loop's task run."""
     ids = {resolved.task.id for resolved in children}
     counts: dict[str, int] = {}
     open_values: set[str] = set()
     states: set[StateType] = set()
-    runs, position, ended = work.runs, work.position, _ENDED
-    for run_id in work.children.get(run.id, ()):
-        child = runs[position[run_id]]
+    ended = _ENDED
+    for child in work.children_of(run.id):
         value = child.value
         if value is None or child.task_id not in ids:
             continue  # an errors or finally task of the loop itself
@@ -206,7 +210,7 @@ class ForEach(Sequential):
     def limit(self, task: TaskSpec) -> int:
         return _int(task.props.get("concurrencyLimit"), "concurrencyLimit", 1)
 
-    def start(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
+    def start(self, work: WorkingCopy, task: TaskSpec, run: TaskRun) -> TaskRun:
         return dataclasses.replace(run, loop_values=loop_values(work, task, run, self.values_prop))
 
     def groups(self, task: TaskSpec, run: TaskRun) -> list[list[Resolved]]:
@@ -214,7 +218,7 @@ class ForEach(Sequential):
         return [resolve(children, value) for value in run.loop_values or ()]
 
     def branches(
-        self, work: Work, task: TaskSpec, run: TaskRun
+        self, work: WorkingCopy, task: TaskSpec, run: TaskRun
     ) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
         return (
             [
@@ -227,7 +231,7 @@ class ForEach(Sequential):
         )
 
     def _parts(
-        self, work: Work, task: TaskSpec, run: TaskRun
+        self, work: WorkingCopy, task: TaskSpec, run: TaskRun
     ) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
         """The loop's children (once, without a value), its errors and its finally tasks."""
         return work.memo(
@@ -240,19 +244,19 @@ class ForEach(Sequential):
             ),
         )
 
-    def _progress(self, work: Work, run: TaskRun, children: list[Resolved]) -> LoopProgress:
+    def _progress(self, work: WorkingCopy, run: TaskRun, children: list[Resolved]) -> LoopProgress:
         values = run.loop_values or ()
         return work.memo_live(run, "progress", lambda: loop_progress(work, run, children, values))
 
     def _branch(
         self,
-        work: Work,
+        work: WorkingCopy,
         run: TaskRun,
         progress: LoopProgress,
         errors: list[Resolved],
         finally_: list[Resolved],
     ) -> list[Resolved] | None:
-        """Work.current_branch on the progress: None for the loop's groups, else the list that runs."""
+        """WorkingCopy.current_branch on the progress: None for the loop's groups, else the list that runs."""
         failed = S.FAILED in progress.states
         if failed or work.runs_for(run, errors):
             if progress.open_values:
@@ -264,7 +268,7 @@ class ForEach(Sequential):
             return finally_
         return None
 
-    def nexts(self, work: Work, task: TaskSpec, run: TaskRun) -> list[Resolved]:
+    def nexts(self, work: WorkingCopy, task: TaskSpec, run: TaskRun) -> list[Resolved]:
         children, errors, finally_ = self._parts(work, task, run)
         progress = self._progress(work, run, children)
         branch = self._branch(work, run, progress, errors, finally_)
@@ -296,8 +300,8 @@ class ForEach(Sequential):
                         break
         return nexts
 
-    def state(self, work: Work, task: TaskSpec, run: TaskRun) -> StateType | None:
-        """Work.resolve_state on the progress (see `_branch`)."""
+    def state(self, work: WorkingCopy, task: TaskSpec, run: TaskRun) -> StateType | None:
+        """WorkingCopy.resolve_state on the progress (see `_branch`)."""
         children, errors, finally_ = self._parts(work, task, run)
         has_groups = bool(children) and bool(run.loop_values)
         if not has_groups and not errors and not finally_:
@@ -333,14 +337,18 @@ class EachParallel(ForEach):
     nexts = Sequential.nexts
     state = Sequential.state
 
-    def main_nexts(self, work: Work, task: TaskSpec, run: TaskRun, tasks: list[Resolved]) -> list[Resolved]:
+    def main_nexts(
+        self, work: WorkingCopy, task: TaskSpec, run: TaskRun, tasks: list[Resolved]
+    ) -> list[Resolved]:
         return work.parallel_nexts(run, tasks, _int(task.props.get("concurrent"), "concurrent", 0))
 
 
 class Dag(Sequential):
     """Children once their `dependsOn` tasks ended well; `concurrent` caps how many run at once."""
 
-    def main_nexts(self, work: Work, task: TaskSpec, run: TaskRun, tasks: list[Resolved]) -> list[Resolved]:
+    def main_nexts(
+        self, work: WorkingCopy, task: TaskSpec, run: TaskRun, tasks: list[Resolved]
+    ) -> list[Resolved]:
         if work.killing:
             return []
         nodes: Sequence[DagNode] = task.props.get("tasks") or ()
@@ -362,7 +370,7 @@ class Dag(Sequential):
         return ready
 
     def branches(
-        self, work: Work, task: TaskSpec, run: TaskRun
+        self, work: WorkingCopy, task: TaskSpec, run: TaskRun
     ) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
         nodes: Sequence[DagNode] = task.props.get("tasks") or ()
         return (
@@ -375,13 +383,13 @@ class Dag(Sequential):
 class Pause(Sequential):
     """Pauses until resumed, or for `delay`; `timeout` (or pauseDuration + behavior) bounds the wait."""
 
-    def start(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
+    def start(self, work: WorkingCopy, task: TaskSpec, run: TaskRun) -> TaskRun:
         props = task.props
         wait = props.get("delay") or props.get("pauseDuration") or props.get("timeout")
         due = work.now + _duration(work, run, wait, "delay") if wait else None
         return dataclasses.replace(run.to(S.PAUSED, work.now), due=due)
 
-    def on_due(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
+    def on_due(self, work: WorkingCopy, task: TaskSpec, run: TaskRun) -> TaskRun:
         props = task.props
         if props.get("delay"):
             behavior = "RESUME"
@@ -416,11 +424,11 @@ class WaitFor(Sequential):
         """The current round, counted from 0 (outputs.iterationCount counts from 1)."""
         return int((run.outputs or {}).get("iterationCount", 1)) - 1
 
-    def start(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
+    def start(self, work: WorkingCopy, task: TaskSpec, run: TaskRun) -> TaskRun:
         return dataclasses.replace(run, outputs={"iterationCount": 1})
 
     def branches(
-        self, work: Work, task: TaskSpec, run: TaskRun
+        self, work: WorkingCopy, task: TaskSpec, run: TaskRun
     ) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
         return (
             resolve(task.props.get("tasks") or (), iteration=self._iteration(run)),
@@ -428,7 +436,7 @@ class WaitFor(Sequential):
             resolve(task.props.get("finally") or ()),
         )
 
-    def state(self, work: Work, task: TaskSpec, run: TaskRun) -> StateType | None:
+    def state(self, work: WorkingCopy, task: TaskSpec, run: TaskRun) -> StateType | None:
         tasks, errors, finally_ = work.memo(run, "branches", lambda: self.branches(work, task, run))
         end = work.resolve_state(run, tasks, errors, finally_)
         if end is None or (end is not S.SUCCESS and end is not S.WARNING):
@@ -446,7 +454,7 @@ class WaitFor(Sequential):
         work.put(dataclasses.replace(run, due=work.now + max(interval, MIN_WAIT_INTERVAL)))
         return None
 
-    def on_due(self, work: Work, task: TaskSpec, run: TaskRun) -> TaskRun:
+    def on_due(self, work: WorkingCopy, task: TaskSpec, run: TaskRun) -> TaskRun:
         count = self._iteration(run) + 2
         return dataclasses.replace(run, due=None, outputs={**(run.outputs or {}), "iterationCount": count})
 

@@ -1,12 +1,88 @@
-"""The built-in task types: names, aliases and the properties each accepts.
+"""What a task type is (`TaskType`), and the built-in ones: names, aliases, the properties each accepts.
 
-This module is data only; handlers live beside it (core.py for runnable tasks, flow.py for flowable
-ones) and are attached by name when the registry is built.
+This module is data only and imports nothing of the engine: the parser checks flows against it, the
+registry (engine.tasks.registry) attaches handlers to it by name (core.py for runnable tasks, flow.py
+for flowable ones) and adds the plugins' task types.
 """
 
 from __future__ import annotations
 
-from .registry import ChildShape, Kind, TaskType
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class ChildShape(Enum):
+    """How a property holds child tasks."""
+
+    LIST = "list"  # tasks: [ {id, type ...}, ... ]
+    CASES = "cases"  # Switch.cases: {value: [tasks]}
+    DAG = "dag"  # Dag.tasks: [ {task: {...}, dependsOn: [ids]} ]
+
+
+class Kind(Enum):
+    """Who runs a task: the runner (RUNNABLE), the executor (FLOWABLE), or a child execution."""
+
+    RUNNABLE = "runnable"
+    FLOWABLE = "flowable"
+    SUBFLOW = "subflow"
+
+
+# Properties every task has that become TaskSpec fields rather than staying in `props`.
+SPEC_FIELDS = frozenset(
+    {
+        "id",
+        "type",
+        "description",
+        "retry",
+        "timeout",
+        "disabled",
+        "allowFailure",
+        "allowWarning",
+        "runIf",
+        "logLevel",
+    }
+)
+# Every property any task accepts (the others are accepted and ignored: they concern Kestra's workers).
+COMMON_PROPERTIES = SPEC_FIELDS | {"logToFile", "workerGroup", "version"}
+# Flowable tasks have their own error and finally branches.
+FLOWABLE_PROPERTIES = frozenset({"errors", "finally"})
+
+
+@dataclass(frozen=True)
+class TaskType:
+    """What the engine knows of one task type."""
+
+    name: str
+    kind: Kind
+    properties: frozenset[str] = frozenset()
+    required: frozenset[str] = frozenset()
+    children: Mapping[str, ChildShape] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    handler: Any = None
+    # Properties that also accept the spelling of an older Kestra version (e.g. ForEach `value`).
+    deprecated: frozenset[str] = frozenset()
+    # Properties that declare inputs (Pause's onResume): parsed and checked like flow inputs.
+    input_props: frozenset[str] = frozenset()
+
+    def child_shapes(self) -> dict[str, ChildShape]:
+        """Every property that holds child tasks, including a flowable's `errors` and `finally`."""
+        shapes = dict(self.children)
+        if self.kind is Kind.FLOWABLE:
+            shapes.update({name: ChildShape.LIST for name in FLOWABLE_PROPERTIES})
+        return shapes
+
+    def accepts(self, prop: str) -> bool:
+        if (
+            prop in COMMON_PROPERTIES
+            or prop in self.properties
+            or prop in self.children
+            or prop in self.input_props
+        ):
+            return True
+        return self.kind is Kind.FLOWABLE and prop in FLOWABLE_PROPERTIES
+
 
 LIST = ChildShape.LIST
 CORE = "io.kestra.plugin.core"
@@ -53,7 +129,7 @@ _LEGACY_SCRIPT_PROPS = _props(
 _HTTP_PROPS = _props("uri", "method", "body", "formData", "contentType", "headers", "options", "sslOptions")
 
 
-TASK_TYPES: tuple[TaskType, ...] = (
+BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
     # --- runnable tasks ---------------------------------------------------------------------
     TaskType(
         f"{CORE}.log.Log",

@@ -15,8 +15,9 @@ from ..executor.variables import build_context
 from ..expressions import ExpressionError, Renderer
 from ..model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
 from ..tasks.base import TaskContext, TaskFailure
-from ..tasks.registry import Kind, Registry
+from ..tasks.registry import Registry
 from ..tasks.scripts import copy_namespace_files, write_input_files
+from ..tasks.types import Kind
 from .process import PROCESS_WATCH, ProcessRecord
 
 WORKING_DIRECTORY = "io.kestra.plugin.core.flow.WorkingDirectory"

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tiercel.engine.executor.decisions import may_retry, retry_delay
-from tiercel.engine.executor.working_copy import allowed, worst_state
 from tiercel.engine.model import RetrySpec, State, StateType, TaskRun
+from tiercel.engine.tasks.flowable import allowed, worst_state
 
 S = StateType
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
