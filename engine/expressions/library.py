@@ -26,7 +26,6 @@ from jinja2 import pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context, Undefined
 
-from . import javadate, offload
 from .core import (
     MAX_INT_BITS,
     MAX_ITEMS,
@@ -40,6 +39,8 @@ from .core import (
 )
 from .costly import Job
 from .costly import check_items as _check_items
+from .javadate import DateError, add_to_date, format_date, format_in_zone, to_datetime, zone_of
+from .offload import run as run_offloaded
 
 __all__ = ["FILTERS", "FUNCTIONS", "HELPERS", "TESTS", "binop"]
 
@@ -56,7 +57,7 @@ def _checked(func: Callable[P, R]) -> Callable[P, R]:
         fail_if_undefined(*args, *kwargs.values())
         try:
             return func(*args, **kwargs)
-        except javadate.DateError as exc:
+        except DateError as exc:
             raise RenderFailure(f"{func.__name__.removeprefix('f_')}: {exc}") from None
 
     return wrapper
@@ -92,7 +93,7 @@ def _need_int(value: Any, what: str) -> int:
 
 def _costly(op: str, *args: Any) -> Any:
     """Run a jq program, a regular expression or a large parse under the render's time limit."""
-    return offload.run(Job(op, args), current_state())
+    return run_offloaded(Job(op, args), current_state())
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -438,7 +439,7 @@ def f_date(
     """``date(format, timeZone, existingFormat)``: print a date with a Java pattern or named format."""
     if value is None:
         return None
-    return javadate.format_date(value, format, timeZone, existingFormat)
+    return format_date(value, format, timeZone, existingFormat)
 
 
 @_checked
@@ -454,16 +455,16 @@ def f_date_add(
     """``dateAdd(amount, unit, format, timeZone, existingFormat)``: add a Java ChronoUnit amount."""
     if value is None:
         return None
-    zone = javadate.zone_of(timeZone)
-    moment = javadate.to_datetime(value, zone, existingFormat)
-    moved = javadate.add_to_date(moment, _need_int(amount, "the dateAdd amount"), _need_str(unit, "dateAdd"))
-    return javadate.format_in_zone(moved, format or "iso", zone)
+    zone = zone_of(timeZone)
+    moment = to_datetime(value, zone, existingFormat)
+    moved = add_to_date(moment, _need_int(amount, "the dateAdd amount"), _need_str(unit, "dateAdd"))
+    return format_in_zone(moved, format or "iso", zone)
 
 
 def _epoch(value: Any, timeZone: Any, existingFormat: Any, unit: timedelta) -> int | None:
     if value is None:
         return None
-    moment = javadate.to_datetime(value, javadate.zone_of(timeZone), existingFormat)
+    moment = to_datetime(value, zone_of(timeZone), existingFormat)
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // unit
 
 
@@ -1188,8 +1189,8 @@ def fn_now(
     locale: Any = None,
 ) -> str:
     """``now(format, timeZone)``: the current time, ISO 8601 with microseconds by default."""
-    zone = javadate.zone_of(timeZone)
-    return javadate.format_in_zone(datetime.now(UTC), format or "iso", zone)
+    zone = zone_of(timeZone)
+    return format_in_zone(datetime.now(UTC), format or "iso", zone)
 
 
 @_checked
