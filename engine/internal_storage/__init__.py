@@ -1,0 +1,39 @@
+"""Kestra's internal storage on a local folder, and safe file names inside task working folders.
+
+Kestra addresses execution files with URIs such as
+``kestra:///company/team/my_flow/executions/<executionId>/tasks/<taskId>/<taskRunId>/out.csv``
+(the namespace's dots become folders). :class:`Storage` maps those URIs onto a private folder beside the
+database; :func:`safe_relative`, :func:`write_into` and :func:`files_matching` handle the relative
+names a flow gives for ``inputFiles`` and ``outputFiles``.
+
+Every name and URI comes from flow text, so each one is checked twice: lexically (no ``..``, ``.``,
+empty segment, backslash or control character) and physically (the path, with every symlink
+resolved, must stay inside its folder). The threat is a flow reaching outside its folder by name;
+processes running as the same user can touch the files anyway, so no effort is spent on races
+against them.
+
+The modules: ``names`` (the lexical checks), ``uris`` (the ``kestra:///`` scheme and which files an
+execution may read), ``folders`` (writing and walking inside a folder), ``globs`` (``outputFiles``)
+and ``storage`` (the :class:`Storage` folder of execution files).
+"""
+
+from __future__ import annotations
+
+from .folders import DIR_MODE, FILE_MODE, write_into
+from .globs import files_matching
+from .names import StorageError, safe_relative
+from .storage import DEFAULT_MAX_BYTES, Storage
+from .uris import SCHEME, URI_PREFIX
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DIR_MODE",
+    "FILE_MODE",
+    "SCHEME",
+    "URI_PREFIX",
+    "Storage",
+    "StorageError",
+    "files_matching",
+    "safe_relative",
+    "write_into",
+]

@@ -1,0 +1,231 @@
+"""Kestra's internal storage on a private local folder: the files of executions."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .folders import DIR_MODE, inside, open_new_file, walk_files, write_fd
+from .names import StorageError, safe_relative, segment_problem
+from .uris import check_readable, execution_uri, input_uri, join_uri, parse_uri, task_uri
+
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+
+
+class Storage:
+    """Kestra's internal storage kept in a private local folder.
+
+    Attributes:
+        root: The storage folder (absolute); created with mode 0700, files are written 0600.
+    """
+
+    def __init__(self, root: Path) -> None:
+        """Create (or reuse) the storage folder.
+
+        Args:
+            root: The folder, usually beside the database.
+        """
+        self.root: Path = Path(os.path.abspath(root))
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.root, DIR_MODE)  # explicit, because mkdir's mode is filtered by the umask
+            self._real_root = self.root.resolve(strict=True)
+        except OSError as error:
+            raise StorageError(f"Cannot create the storage folder '{self.root}': {error.strerror}") from error
+
+    # URIs -------------------------------------------------------------------------------------------
+
+    # A URI does not depend on the folder: the scheme and the reading rules live in uris.py.
+
+    def execution_uri(self, namespace: str, flow_id: str, execution_id: str) -> str:
+        """The folder URI of an execution: ``kestra:///<ns as folders>/<flowId>/executions/<id>``."""
+        return execution_uri(namespace, flow_id, execution_id)
+
+    def task_uri(
+        self, namespace: str, flow_id: str, execution_id: str, task_id: str, task_run_id: str
+    ) -> str:
+        """The folder URI of a task run: ``<execution>/tasks/<taskId>/<taskRunId>``."""
+        return task_uri(namespace, flow_id, execution_id, task_id, task_run_id)
+
+    def input_uri(self, namespace: str, flow_id: str, execution_id: str, input_id: str) -> str:
+        """The folder URI of a FILE input: ``<execution>/inputs/<inputId>``."""
+        return input_uri(namespace, flow_id, execution_id, input_id)
+
+    def check_readable(self, uri: str, namespace: str, trigger: Mapping[str, Any] | None = None) -> None:
+        """Refuse a file that an execution of `namespace` may not read (see :func:`.uris.check_readable`).
+
+        Raises:
+            StorageError: For a malformed URI or a file outside what the execution may read.
+        """
+        check_readable(uri, namespace, trigger)
+
+    def _locate(self, uri: str) -> tuple[tuple[str, ...], Path]:
+        segments = parse_uri(uri)
+        target = self.root.joinpath(*segments)
+        if not inside(target, self._real_root):
+            raise StorageError(
+                f"Storage URI '{uri}' refused: path traversal (it resolves outside the storage folder)"
+            )
+        return segments, target
+
+    def path(self, uri: str) -> Path:
+        """The local path of a URI; it must resolve inside :attr:`root` but may not exist yet.
+
+        Raises:
+            StorageError: For another scheme, a malformed URI or any path traversal.
+        """
+        return self._locate(uri)[1]
+
+    # writing ----------------------------------------------------------------------------------------
+
+    def _put(self, base_uri: str, name: str, data: bytes | BinaryIO) -> str:
+        parts = (*parse_uri(base_uri), *safe_relative(name).parts)
+        uri = join_uri(parts)
+        self._locate(uri)  # refuses a target that resolves outside through symlinks
+        fd = open_new_file(self.root, self._real_root, parts, f"Storage URI '{uri}'")
+        write_fd(fd, data, f"Storage URI '{uri}'")
+        return uri
+
+    def put_bytes(self, base_uri: str, name: str, data: bytes) -> str:
+        """Store bytes as ``base_uri/name`` and return the file's ``kestra:///`` URI.
+
+        Raises:
+            StorageError: For an unsafe URI or name, or when writing fails.
+        """
+        return self._put(base_uri, name, data)
+
+    def put_file(self, base_uri: str, name: str, source: Path) -> str:
+        """Copy a local file to ``base_uri/name`` and return the file's ``kestra:///`` URI.
+
+        Raises:
+            StorageError: For an unsafe URI or name, a missing source or a failed copy.
+        """
+        try:
+            handle = open(source, "rb")  # noqa: SIM115 - closed below, opened first to fail early
+        except OSError as error:
+            raise StorageError(f"Cannot store '{source}' as '{name}': {error.strerror}") from error
+        with handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise StorageError(f"Cannot store '{source}' as '{name}': it is not a regular file")
+            return self._put(base_uri, name, handle)
+
+    # reading ----------------------------------------------------------------------------------------
+
+    def exists(self, uri: str) -> bool:
+        """Whether a file or folder exists at the URI (traversal attempts raise, they do not hide)."""
+        return self.path(uri).exists()
+
+    def size(self, uri: str) -> int:
+        """The size of a stored file in bytes.
+
+        Raises:
+            StorageError: When the file is missing or is a folder.
+        """
+        target = self.path(uri)
+        try:
+            info = target.stat()
+        except FileNotFoundError:
+            raise StorageError(f"File '{uri}' does not exist in the internal storage") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise StorageError(f"'{uri}' is a folder, not a file")
+        return info.st_size
+
+    def read_bytes(self, uri: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+        """Read a stored file, refusing files larger than ``max_bytes``.
+
+        Raises:
+            StorageError: When the file is missing, is a folder or is over the cap.
+        """
+        target = self.path(uri)
+        try:
+            with open(target, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size > max_bytes:
+                    raise StorageError(
+                        f"File '{uri}' is {size} bytes, over the read limit of {max_bytes} bytes"
+                    )
+                data = handle.read(max_bytes + 1)  # the file may grow after fstat
+        except FileNotFoundError:
+            raise StorageError(f"File '{uri}' does not exist in the internal storage") from None
+        except IsADirectoryError:
+            raise StorageError(f"'{uri}' is a folder, not a file") from None
+        except OSError as error:
+            raise StorageError(f"Cannot read '{uri}': {error.strerror}") from error
+        if len(data) > max_bytes:
+            raise StorageError(f"File '{uri}' is over the read limit of {max_bytes} bytes")
+        return data
+
+    def read_text(self, uri: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+        """Read a stored file as UTF-8 text.
+
+        Raises:
+            StorageError: As :meth:`read_bytes`, or when the content is not UTF-8.
+        """
+        data = self.read_bytes(uri, max_bytes)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise StorageError(f"File '{uri}' is not UTF-8 text (byte {error.start})") from None
+
+    def list(self, base_uri: str) -> list[str]:
+        """The URIs of the files under a prefix, sorted; a file URI lists itself, a missing one nothing.
+
+        Symlinks are skipped: the storage never creates them.
+        """
+        segments, target = self._locate(base_uri)
+        if target.is_file() and not target.is_symlink():
+            return [join_uri(segments)]
+        if not target.is_dir():
+            return []
+        uris: list[str] = []
+        for relative in walk_files(target, self._real_root):
+            if (target / relative).is_symlink():
+                continue
+            parts = (*segments, *relative.parts)
+            if all(segment_problem(part) is None for part in parts):
+                uris.append(join_uri(parts))
+        return sorted(uris)
+
+    # deleting ---------------------------------------------------------------------------------------
+
+    def delete(self, uri: str) -> bool:
+        """Delete one stored file; return False when it did not exist.
+
+        Raises:
+            StorageError: For a folder (use :meth:`delete_execution`) or a failed delete.
+        """
+        segments, target = self._locate(uri)
+        if not segments:
+            raise StorageError(f"Storage URI '{uri}' refused: cannot delete the storage folder")
+        if target.is_dir() and not target.is_symlink():
+            raise StorageError(f"'{uri}' is a folder, not a file")
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as error:
+            raise StorageError(f"Cannot delete '{uri}': {error.strerror}") from error
+        return True
+
+    def delete_execution(self, namespace: str, flow_id: str, execution_id: str) -> int:
+        """Delete every file of an execution (task outputs and inputs); return how many were removed.
+
+        Empty namespace and flow folders are left in place so concurrent writers never lose a parent.
+        """
+        uri = self.execution_uri(namespace, flow_id, execution_id)
+        target = self.path(uri)
+        if target.is_symlink() or not target.is_dir():
+            return 0
+        count = 0
+        for folder, dirs, files in os.walk(target, followlinks=False):
+            count += len(files)
+            count += sum(1 for name in dirs if os.path.islink(os.path.join(folder, name)))
+        try:
+            shutil.rmtree(target)
+        except OSError as error:
+            raise StorageError(f"Cannot delete '{uri}': {error.strerror}") from error
+        return count
