@@ -378,7 +378,7 @@ async def cmd_logs(args: argparse.Namespace) -> int:
 
 
 async def cmd_control(args: argparse.Namespace) -> int:
-    from tiercel.engine.engine import EngineCommandError, parse_state
+    from tiercel.engine.commands import EngineCommandError, parse_state
     from tiercel.engine.inputs import InputError
     from tiercel.engine.model import StateType
     from tiercel.engine.store import Store, StoreError, StoreLockedError

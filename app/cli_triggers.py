@@ -77,7 +77,7 @@ async def _check_trigger(db: Path, namespace: str, flow_id: str, trigger_id: str
 
 def _date(option: str, text: str | None) -> None:
     """Refuse a --start or --end that is not an ISO 8601 date with a time zone (a usage error)."""
-    from tiercel.engine.requests import parse_date
+    from tiercel.engine.commands import parse_date
 
     try:
         date = parse_date(text)
@@ -216,7 +216,7 @@ async def _backfill_here(
     labels: dict[str, str],
 ) -> int:
     """Run an engine here until the backfill is done and its executions ended; Ctrl-C pauses it."""
-    from tiercel.engine.requests import parse_date
+    from tiercel.engine.commands import parse_date
     from tiercel.engine.triggers.schedule import SchedulerError
 
     engine = await open_engine(db, flows_dir)

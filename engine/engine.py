@@ -27,8 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import requests
-from .commands import BackfillAction, Commands
+from .commands import BackfillAction, Commands, EngineCommandError, answer
 from .control import ControlServer
 from .events import EngineError, EventBus, ExecutionChanged, FlowsChanged, LogsAppended, TaskRunChanged
 from .executor.concurrency import Admission, ConcurrencySlots, limit_of
@@ -116,10 +115,6 @@ def _secrets_file() -> Path | None:
     return Path(name) if name else None
 
 
-class EngineCommandError(Exception):
-    """A command cannot be carried out (unknown flow, bad inputs, wrong state ...)."""
-
-
 @dataclass(frozen=True)
 class _Message:
     execution_id: str
@@ -127,15 +122,6 @@ class _Message:
     payload: Any = None
     # Commands resolve this once their effect is in the store.
     applied: asyncio.Future[None] | None = None
-
-
-def parse_state(text: Any) -> StateType:
-    """A state name from a command (any case); EngineCommandError names the choices otherwise."""
-    try:
-        return StateType(str(text).upper())
-    except ValueError:
-        choices = ", ".join(s.value for s in StateType if s.is_terminated and s is not StateType.RETRIED)
-        raise EngineCommandError(f"Unknown state `{text}`: use one of {choices}") from None
 
 
 def _closing(run: TaskRun) -> bool:
@@ -1266,7 +1252,7 @@ class Engine:
 
     async def _on_control(self, request: dict[str, Any]) -> dict[str, Any]:
         """Commands from other processes (tiercel kill, replay, triggers ...) on the control channel."""
-        return await requests.handle(self, request)
+        return await answer(self, request)
 
     # -- queries --------------------------------------------------------------------------------
     async def execution(self, execution_id: str) -> Execution | None:
