@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.engine.clock import ManualClock
+from tests.waiting import until
 from tiercel.engine.engine import Engine
 from tiercel.engine.events import EngineError, TriggerChanged
 from tiercel.engine.model import Execution, StateType
@@ -394,14 +395,6 @@ async def test_changed_cron_continues_from_the_last_fired_date(tmp_path: Path) -
     assert dates(found) == ["2025-01-01T00:10:00Z", "2025-01-01T00:12:00Z", "2025-01-01T00:15:00Z"]
 
 
-async def wait_for(predicate: Any, timeout: float = 20) -> None:
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(poll(), timeout)
-
-
 async def test_backfill_pause_resume_cancel_and_progress(tmp_path: Path) -> None:
     clock = ManualClock(datetime(2025, 2, 1, 0, 0, 30, tzinfo=UTC))
     source = flow_source(
@@ -424,7 +417,7 @@ async def test_backfill_pause_resume_cancel_and_progress(tmp_path: Path) -> None
         )
         with pytest.raises(SchedulerError, match="already has a backfill"):
             await engine.scheduler.backfill("sched", "tick", "cron", day)
-        await wait_for(lambda: progress(engine).fired >= 3)
+        await until(lambda: progress(engine).fired >= 3)
         await engine.scheduler.pause_backfill("sched", "tick", "cron")
         await settle(engine)
         paused = progress(engine)
@@ -449,7 +442,7 @@ async def test_backfill_pause_resume_cancel_and_progress(tmp_path: Path) -> None
         await engine.scheduler.backfill(
             "sched", "tick", "cron", day + timedelta(days=1), day + timedelta(days=2)
         )
-        await wait_for(lambda: progress(engine).fired >= 2)
+        await until(lambda: progress(engine).fired >= 2)
         await engine.scheduler.cancel_backfill("sched", "tick", "cron")
         await settle(engine)
         cancelled = progress(engine)
@@ -546,7 +539,7 @@ async def test_a_failing_trigger_state_write_is_reported_and_firing_goes_on(tmp_
         events = engine.events.subscribe()
         refuse_writes(engine.store.path, "triggers")
         clock.advance(timedelta(minutes=2))
-        await wait_for(lambda: bool(engine_errors(engine, events)))
+        await until(lambda: bool(engine_errors(engine, events)))
         assert await executions(engine) == []
         accept_writes(engine.store.path, "triggers")
         clock.advance(timedelta(minutes=1))  # past the back-off
@@ -577,13 +570,11 @@ async def test_a_failing_stop_after_write_is_retried_and_the_consumer_survives(t
         clock.advance(timedelta(minutes=1))
         await engine.scheduler.settled()
         refuse_writes(engine.store.path, "triggers")  # the disable after FAILED cannot be stored
-        await wait_for(
-            lambda: any("disk I/O trouble" in message for message in engine_errors(engine, events))
-        )
+        await until(lambda: any("disk I/O trouble" in message for message in engine_errors(engine, events)))
         assert engine.scheduler.triggers()[0].enabled
         accept_writes(engine.store.path, "triggers")
         clock.advance(timedelta(seconds=10))  # past the back-off: the disable is tried again
-        await wait_for(lambda: not engine.scheduler.triggers()[0].enabled)
+        await until(lambda: not engine.scheduler.triggers()[0].enabled)
         clock.advance(timedelta(minutes=5))
         await settle(engine)
         assert len(await executions(engine)) == 1
@@ -670,7 +661,7 @@ async def test_the_schedule_keeps_the_fire_records_of_a_backfill_under_way(tmp_p
         await engine.scheduler.backfill(
             "sched", "tick", "cron", datetime(2024, 12, 1, tzinfo=UTC), datetime(2024, 12, 4, tzinfo=UTC)
         )
-        await wait_for(lambda: engine.scheduler.triggers()[0].backfill.fired >= 3)
+        await until(lambda: engine.scheduler.triggers()[0].backfill.fired >= 3)
         await engine.scheduler.pause_backfill("sched", "tick", "cron")
         await settle(engine)
         [(paused,)] = rows(db, backfill_keys)

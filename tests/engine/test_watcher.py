@@ -7,11 +7,12 @@ import os
 import shutil
 import textwrap
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from tests.engine.helpers import run
+from tests.waiting import until
 from tiercel.engine.engine import Engine
 from tiercel.engine.events import FlowsChanged
 from tiercel.engine.model import StateType
@@ -44,15 +45,6 @@ async def watching(tmp_path: Path) -> AsyncIterator[Engine]:
         await engine.stop()
 
 
-async def until(check: Callable[[], bool], timeout: float = 10) -> float:
-    """Seconds until `check()` holds (fails the test after `timeout`)."""
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, "the change was not picked up"
-        await asyncio.sleep(0.02)
-    return time.monotonic() - started
-
-
 def revision(engine: Engine, flow_id: str, namespace: str = "acme.team") -> int | None:
     flow = engine.flows.get((namespace, flow_id))
     return flow.revision if flow else None
@@ -68,8 +60,9 @@ async def test_edits_breaks_fixes_and_deletes_become_revisions_and_errors(tmp_pa
         assert revision(engine, "report") == 1
 
         file.write_text(flow_source("report", "two"))
-        seconds = await until(lambda: revision(engine, "report") == 2)
-        print(f"an edited flow became revision 2 after {seconds * 1000:.0f} ms")
+        started = time.monotonic()
+        await until(lambda: revision(engine, "report") == 2)
+        print(f"an edited flow became revision 2 after {(time.monotonic() - started) * 1000:.0f} ms")
         assert any(isinstance(event, FlowsChanged) for event in engine.events.drain(events))
         execution = await run(engine, "acme.team", "report")
         assert execution.flow_revision == 2
