@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from pathlib import Path
 
 from tests.engine.helpers import (
@@ -302,13 +301,12 @@ async def test_timeout_fails_a_long_sleep(tmp_path: Path) -> None:
     source = flow(
         """
         tasks:
-          - {id: nap, type: io.kestra.plugin.core.flow.Sleep, duration: PT5S, timeout: PT0.1S}
+          - {id: nap, type: io.kestra.plugin.core.flow.Sleep, duration: PT1H, timeout: PT0.1S}
           - {id: never, type: io.kestra.plugin.core.log.Log, message: never}
         """
     )
-    started = time.monotonic()
+    # run_flow's timeout is far shorter than the hour-long sleep: the flow ends only if the timeout cuts it.
     execution, logs = await run_flow(tmp_path, source)
-    assert time.monotonic() - started < 2
     assert execution.state.current is S.FAILED
     assert states(execution) == {"nap": S.FAILED}
     assert any("Timeout" in e.message for e in logs if e.task_id == "nap" and e.level is LogLevel.ERROR)
@@ -726,14 +724,13 @@ async def test_exponential_retry_delay_is_capped_by_max_interval(tmp_path: Path)
               type: exponential
               interval: PT0.05S
               maxInterval: PT0.06S
-              delayFactor: 10
+              delayFactor: 1000
               maxAttempt: 4
         """
     )
-    started = time.monotonic()
+    # Uncapped the waits would be 0.05 s, 50 s and 14 hours: the flow ends within run_flow's
+    # timeout only if each wait is capped.
     execution, _ = await run_flow(tmp_path, source)
-    # Uncapped the waits would be 0.05 + 0.5 + 5 s.
-    assert time.monotonic() - started < 1.5
     assert len(one_run(execution, "fail").attempts) == 4
 
 
@@ -752,7 +749,8 @@ async def test_random_retry_waits_between_min_and_max(tmp_path: Path) -> None:
     for a, b in itertools.pairwise(attempts):
         assert a.state.end_date is not None
         gap = (b.state.start_date - a.state.end_date).total_seconds()
-        assert 0.045 <= gap < 2.0, gap
+        # The upper bound (maxInterval) is checked on retry_delay itself, where no clock is involved.
+        assert gap >= 0.045, gap
 
 
 async def test_max_duration_cuts_retries_short(tmp_path: Path) -> None:
