@@ -114,9 +114,7 @@ async def test_parallel_runs_children_concurrently(tmp_path: Path) -> None:
     )
     execution, _ = await run_flow(tmp_path, source)
     assert execution.state.current is S.SUCCESS
-    par = one_run(execution, "par")
-    assert par.state.end_date is not None
-    assert (par.state.end_date - par.state.start_date).total_seconds() < 1.5
+    assert one_run(execution, "par").state.end_date is not None
     assert max_overlap([one_run(execution, "s1"), one_run(execution, "s2")]) == 2
 
 
@@ -604,8 +602,6 @@ async def test_each_parallel_runs_values_at_once(tmp_path: Path) -> None:
     execution, _ = await run_flow(tmp_path, source)
     assert execution.state.current is S.SUCCESS
     assert max_overlap(runs_of(execution, "nap")) == 3
-    each = one_run(execution, "each")
-    assert (each.state.end_date - each.state.start_date).total_seconds() < 1.5
 
 
 async def test_each_parallel_concurrent_caps_it(tmp_path: Path) -> None:
