@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..expressions import ExpressionError, Renderer
-from ..inputs import InputError
+from ..inputs import InputError, coerce_input, input_json_value
 from ..model import (
     Execution,
     Flow,
+    InputSpec,
     Label,
     LogLevel,
     RetrySpec,
@@ -299,9 +300,6 @@ class Executor:
         work.set_header(header.to(end, work.now))
 
     def _flow_outputs(self, work: Work) -> dict[str, Any]:
-        from ..inputs import coerce_input, input_json_value
-        from ..model import InputSpec
-
         values: dict[str, Any] = {}
         for output in work.flow.outputs:
             rendered = work.render(output.value, None)

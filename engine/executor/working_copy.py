@@ -264,10 +264,6 @@ class Work:
         found = (keyed.get((r.task.id, r.value, r.iteration)) for r in resolved)
         return [self.runs[self.position[run_id]] for run_id in found if run_id is not None]
 
-    def run_of(self, parent: TaskRun | None, resolved: Resolved) -> TaskRun | None:
-        found = self.runs_for(parent, [resolved])
-        return found[-1] if found else None
-
     def is_terminated(self, parent: TaskRun | None, resolved: Sequence[Resolved]) -> bool:
         runs = self.runs_for(parent, resolved)
         return len(runs) >= len(resolved) and all(run.state.current.is_terminated for run in runs)
