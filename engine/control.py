@@ -7,6 +7,9 @@ server answers only processes of its user. One request per connection: a JSON li
 out. Both sides read with
 limits sized to the protocol (a request is small, a reply such as the trigger list can be large), and
 every failure, on either side, becomes an answer of the form {"ok": false, "error": message}.
+
+The requests are those of the dispatch table in `commands.py`: the engine answers them with
+`commands.answer`, and `ControlClient` is the `Commands` that sends them.
 """
 
 from __future__ import annotations
@@ -18,12 +21,17 @@ import os
 import socket
 import stat
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .commands import BackfillAction, Commands, EngineCommandError, trigger_from_json
+from .inputs import InputError
+from .model import Execution, ExecutionSummary, Label, LogEntry, StateType
 from .private_files import UnsafeFileError, check_private, check_private_path, user_name
-from .store import StoreError
+from .store import Store, StoreError
+from .triggers.schedule import TriggerState
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 MAX_REQUEST_BYTES = 1 << 20
@@ -203,3 +211,160 @@ async def send(db: Path, request: dict[str, Any], timeout: float = 30.0) -> dict
     except (json.JSONDecodeError, UnicodeDecodeError):
         return _failure("bad answer from the engine: not JSON")
     return reply if isinstance(reply, dict) else _failure("bad answer from the engine")
+
+
+class ControlClient:
+    """The `Commands` of the engine that owns `db`, reached through its control channel.
+
+    Each command is one request of `commands.COMMANDS`. A refusal is raised as the engine raised it:
+    `InputError` when the caller's own values are wrong, `EngineCommandError` otherwise (its message
+    is the engine's). Queries read the store read-only, beside the engine, as every reader may.
+
+    Raises:
+        OSError: No engine answers on the socket (from any command).
+    """
+
+    def __init__(self, db: Path, timeout: float = 30.0) -> None:
+        self.db = db
+        self.timeout = timeout
+        self._reader: Store | None = None
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+
+    async def _request(self, command: str, **fields: Any) -> dict[str, Any]:
+        reply = await send(self.db, {"command": command, **fields}, self.timeout)
+        if not reply.get("ok"):
+            message = str(reply.get("error"))
+            raise InputError([message]) if reply.get("usage") else EngineCommandError(message)
+        return reply
+
+    # -- executions ---------------------------------------------------------------------------
+    async def trigger(
+        self,
+        namespace: str,
+        flow_id: str,
+        inputs: Mapping[str, Any] | None = None,
+        labels: Sequence[Label] = (),
+        *,
+        local_files: bool = False,
+    ) -> str:
+        reply = await self._request(
+            "trigger",
+            namespace=namespace,
+            flowId=flow_id,
+            inputs=dict(inputs or {}),
+            labels={label.key: label.value for label in labels},
+            localFiles=local_files,
+        )
+        return str(reply["executionId"])
+
+    async def kill(self, execution_id: str) -> None:
+        await self._request("kill", executionId=execution_id)
+
+    async def resume(self, execution_id: str, inputs: Mapping[str, Any] | None = None) -> None:
+        await self._request("resume", executionId=execution_id, inputs=dict(inputs or {}))
+
+    async def restart(self, execution_id: str) -> None:
+        await self._request("restart", executionId=execution_id)
+
+    async def replay(
+        self, execution_id: str, task_run_id: str | None = None, *, revision: int | None = None
+    ) -> str:
+        reply = await self._request(
+            "replay", executionId=execution_id, taskRunId=task_run_id, revision=revision
+        )
+        return str(reply["executionId"])
+
+    async def change_status(self, execution_id: str, state: StateType) -> None:
+        await self._request("change-status", executionId=execution_id, state=state.value)
+
+    # -- triggers -----------------------------------------------------------------------------
+    async def trigger_states(self) -> list[TriggerState]:
+        reply = await self._request("triggers")
+        return [trigger_from_json(data) for data in reply.get("triggers") or []]
+
+    async def set_trigger_enabled(self, namespace: str, flow_id: str, trigger_id: str, enabled: bool) -> None:
+        await self._request(
+            "set-trigger", namespace=namespace, flowId=flow_id, triggerId=trigger_id, enabled=enabled
+        )
+
+    async def start_backfill(
+        self,
+        namespace: str,
+        flow_id: str,
+        trigger_id: str,
+        start: datetime,
+        end: datetime | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        labels: Sequence[Label] | Mapping[str, str] | None = None,
+    ) -> str:
+        if labels is None or isinstance(labels, Mapping):
+            named = dict(labels or {})
+        else:
+            named = {label.key: label.value for label in labels}
+        reply = await self._request(
+            "backfill",
+            action="start",
+            namespace=namespace,
+            flowId=flow_id,
+            triggerId=trigger_id,
+            start=start.isoformat(),
+            end=end.isoformat() if end is not None else None,
+            inputs=dict(inputs or {}),
+            labels=named,
+        )
+        return str(reply["backfillId"])
+
+    async def change_backfill(
+        self, namespace: str, flow_id: str, trigger_id: str, action: BackfillAction
+    ) -> None:
+        await self._request(
+            "backfill", action=action, namespace=namespace, flowId=flow_id, triggerId=trigger_id
+        )
+
+    # -- queries ------------------------------------------------------------------------------
+    async def _store(self) -> Store:
+        if self._reader is None:
+            self._reader = await Store.open(self.db, readonly=True)
+        return self._reader
+
+    async def execution(self, execution_id: str) -> Execution | None:
+        return await (await self._store()).get_execution(execution_id)
+
+    async def list_executions(
+        self,
+        *,
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        state: str | Sequence[str] | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> list[ExecutionSummary]:
+        store = await self._store()
+        return await store.list_executions(
+            namespace=namespace, flow_id=flow_id, state=state, limit=limit, before=before
+        )
+
+    async def logs(
+        self,
+        execution_id: str,
+        *,
+        level: str | None = None,
+        task_id: str | None = None,
+        after: int = 0,
+        before: int | None = None,
+        limit: int | None = None,
+        newest: bool = False,
+    ) -> list[tuple[int, LogEntry]]:
+        """A page of the stored lines (lines the engine still buffers appear once it writes them)."""
+        store = await self._store()
+        return await store.logs(
+            execution_id, level=level, task_id=task_id, after=after, before=before, limit=limit, newest=newest
+        )
+
+
+if TYPE_CHECKING:  # the client is the remote implementation of the command surface
+    _: type[Commands] = ControlClient

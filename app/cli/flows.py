@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .cli import EXIT_FAILED, EXIT_OK, UsageError, flow_files, flows_folder, resolve_db, say
+from .common import EXIT_FAILED, EXIT_OK, UsageError, flow_files, flows_folder, resolve_db, say
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,0 +1,12 @@
+"""The `tiercel` command line, one module per command group.
+
+main.py holds the parser and the table of handlers; run.py (run, validate), executions.py
+(executions, logs: read-only queries), control.py (kill, resume, restart, replay, change-status),
+flows.py (flows, namespaces, revisions), triggers.py (triggers, backfill), server.py (server, ui);
+common.py what they share. Commands on executions and triggers go through `connect(db)` and the
+engine's `Commands`, whether an engine runs on the database or not.
+"""
+
+from .main import main
+
+__all__ = ["main"]

@@ -1,0 +1,154 @@
+"""What every `tiercel` command shares: exit codes, usage errors, where the database and the flows
+folder are, and printing.
+
+Exit codes: 0 success, 1 failed execution or invalid flow, 2 usage error, 3 execution left PAUSED.
+Nothing here imports more than the engine's text helpers at import time: `tiercel --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tiercel.engine.text import visible
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """A wrong command, option or argument: exit code 2 with the message."""
+
+
+# -- locations --------------------------------------------------------------------------------
+
+
+# The default database, for every command: in the folder the command runs from, so that `run FILE`,
+# `run --flows DIR`, the dashboard and `executions` started in one folder all see the same executions,
+# and a database never lands outside the current folder (or the one --db names).
+DEFAULT_DB = Path(".tiercel") / "tiercel.db"
+
+
+def default_flows_dir() -> Path:
+    return Path("flows") if Path("flows").is_dir() else Path(".")
+
+
+def flows_folder(name: str | None) -> Path:
+    """The flows folder --flows names (it must exist: a usage error otherwise), else the default one."""
+    if not name:
+        return default_flows_dir()
+    folder = Path(name)
+    if not folder.is_dir():
+        raise UsageError(f"{name}: no such flows folder")
+    return folder
+
+
+def resolve_db(db: str | None) -> Path:
+    """--db, else TIERCEL_DB, else .tiercel/tiercel.db in the current folder."""
+    if db:
+        return Path(db)
+    if os.environ.get("TIERCEL_DB"):
+        return Path(os.environ["TIERCEL_DB"])
+    return DEFAULT_DB
+
+
+def existing_db(db: str | None) -> Path:
+    """The database a command acts on, which must exist already (a usage error otherwise)."""
+    path = resolve_db(db)
+    if not path.exists():
+        raise UsageError(f"no database at {path} (give --db or set TIERCEL_DB)")
+    return path
+
+
+def flow_files(paths: Sequence[str]) -> list[Path]:
+    """The YAML files named, and those under the folders named, as the watcher sees them: without
+    dot-folders or dot-files (.git, .venv, .tiercel) and without following links to folders."""
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found: list[Path] = []
+            for root, dirs, names in os.walk(path):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                yaml = (n for n in names if Path(n).suffix in (".yml", ".yaml"))
+                found.extend(Path(root) / n for n in yaml if not n.startswith("."))
+            files.extend(sorted(p for p in found if p.is_file()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"{path}: no such file or folder")
+    return files
+
+
+def parse_pairs(pairs: Sequence[str], what: str) -> dict[str, str]:
+    """KEY=VALUE arguments into a dict."""
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} `{pair}` must look like KEY=VALUE")
+        result[key] = value
+    return result
+
+
+# -- output -----------------------------------------------------------------------------------------
+
+
+def say(text: str = "", *, err: bool = False) -> None:
+    """Print one message; every command prints through here.
+
+    What is printed holds untrusted text (log lines, ids, error messages quoting flow files), so
+    control characters are shown as ``\\xNN`` rather than obeyed by the terminal. JSON output is left
+    as it is: ``json.dumps`` already escapes them (keep its default ``ensure_ascii``).
+    """
+    print(visible(text), file=sys.stderr if err else sys.stdout, flush=True)
+
+
+class _SayHandler(logging.Handler):
+    """The engine's warnings and errors, printed through `say`: they may quote a webhook's body."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            say(f"tiercel: {self.format(record)}", err=True)
+        except Exception:
+            self.handleError(record)
+
+
+def report_engine_warnings() -> None:
+    """Print the engine's warnings and errors on stderr (instead of Python's bare last resort)."""
+    logger = logging.getLogger("tiercel")
+    if not any(isinstance(handler, _SayHandler) for handler in logger.handlers):
+        handler = _SayHandler(logging.WARNING)
+        logger.addHandler(handler)
+
+
+def format_log(entry: Any) -> str:
+    from tiercel.engine.model import iso
+
+    task = entry.task_id or "-"
+    return f"{iso(entry.timestamp)} {entry.level.value:<5} {task:<20} {entry.message}"
+
+
+# -- engines owned by the command itself (run, server) -----------------------------------------------
+
+
+async def open_engine(db: Path, flows_dir: Path | None) -> Any:
+    """An Engine owning `db` (not started), or None when it cannot be had (the message is said)."""
+    from tiercel.engine.engine import Engine
+    from tiercel.engine.secrets import SecretError
+    from tiercel.engine.store import Store, StoreError
+
+    try:
+        store = await Store.open(db)
+    except StoreError as error:
+        say(f"tiercel: {error}", err=True)
+        return None
+    try:
+        return Engine(store, flows_dir=flows_dir)
+    except SecretError as error:
+        say(f"tiercel: {error} (TIERCEL_SECRETS_FILE)", err=True)
+        await store.close()
+        return None

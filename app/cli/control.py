@@ -1,0 +1,141 @@
+"""`tiercel kill`, `resume`, `restart`, `replay` and `change-status`: commands on one execution.
+
+Each goes through `connect(db)`: to the engine that owns the database (the dashboard, `tiercel
+server`) through its control channel, which carries it out while the command reports it sent; or,
+when no engine owns it, to an engine started here that carries it out and waits for the execution
+to end or pause, as `run` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PAUSED,
+    EXIT_USAGE,
+    existing_db,
+    parse_pairs,
+    say,
+)
+
+COMMANDS = ("kill", "resume", "restart", "replay", "change-status")
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for name, text in (
+        ("kill", "kill an execution"),
+        ("resume", "resume a paused execution"),
+        ("restart", "run the failed tasks of an execution again"),
+    ):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("--db")
+        if name == "resume":
+            command.add_argument("--input", action="append", metavar="KEY=VALUE")
+        command.add_argument("execution_id")
+    replay = sub.add_parser(
+        "replay", help="run an ended execution again, from a chosen task run or the start"
+    )
+    replay.add_argument("--db")
+    replay.add_argument("--from", dest="from_task_run", metavar="TASKRUN_ID")
+    replay.add_argument("--revision", type=int, help="the flow revision to replay with (default: the same)")
+    replay.add_argument("execution_id")
+    change = sub.add_parser("change-status", help="set the state of an ended execution")
+    change.add_argument("--db")
+    change.add_argument("execution_id")
+    change.add_argument("state", help="SUCCESS, WARNING, FAILED, KILLED or CANCELLED")
+
+
+async def cmd_control(args: argparse.Namespace) -> int:
+    from tiercel.engine.commands import EngineCommandError, parse_state
+    from tiercel.engine.connect import ConnectError, connect
+    from tiercel.engine.control import ControlClient
+
+    db = existing_db(args.db)
+    inputs = parse_pairs(getattr(args, "input", None) or [], "--input")
+    try:
+        state = parse_state(args.state) if args.command == "change-status" else None
+    except EngineCommandError as error:
+        say(f"tiercel: {error}", err=True)
+        return EXIT_FAILED
+    # Only the execution the command is about comes back to life in an engine started for it.
+    live = {args.execution_id} if args.command in ("kill", "resume") else set()
+    try:
+        async with connect(db, recover=live) as commands:
+            if isinstance(commands, ControlClient):
+                return await _send(commands, args, inputs, state)
+            return await _carry_out(commands, args, inputs, state)
+    except ConnectError as error:
+        say(f"tiercel: {error}", err=True)
+        return EXIT_USAGE
+
+
+async def _call(commands: Any, args: argparse.Namespace, inputs: dict[str, str], state: Any) -> str:
+    """The command on `commands`; the id of the execution it is about (replay makes a new one)."""
+    execution_id: str = args.execution_id
+    if args.command == "kill":
+        await commands.kill(execution_id)
+    elif args.command == "resume":
+        await commands.resume(execution_id, inputs)
+    elif args.command == "replay":
+        return str(await commands.replay(execution_id, args.from_task_run, revision=args.revision))
+    elif args.command == "change-status":
+        await commands.change_status(execution_id, state)
+    else:
+        await commands.restart(execution_id)
+    return execution_id
+
+
+async def _send(commands: Any, args: argparse.Namespace, inputs: dict[str, str], state: Any) -> int:
+    """Hand the command to the engine that owns the database; it carries it out on its own."""
+    from tiercel.engine.commands import EngineCommandError
+    from tiercel.engine.inputs import InputError
+
+    db: Path = commands.db
+    try:
+        execution_id = await _call(commands, args, inputs, state)
+    except OSError as error:
+        say(f"tiercel: {db} is owned by another Tiercel process that does not answer ({error})", err=True)
+        return EXIT_FAILED
+    except InputError as error:  # the caller's own values were wrong
+        say(f"tiercel: {error}", err=True)
+        return EXIT_USAGE
+    except EngineCommandError as error:
+        say(f"tiercel: {error}", err=True)
+        return EXIT_FAILED
+    new = execution_id if args.command == "replay" else None
+    if new:
+        say(new)
+    say(f"{args.command} sent to the engine running on {db}", err=bool(new))
+    return EXIT_OK
+
+
+async def _carry_out(engine: Any, args: argparse.Namespace, inputs: dict[str, str], state: Any) -> int:
+    """Carry the command out in the engine started for it, and wait for the execution to settle."""
+    from tiercel.engine.commands import EngineCommandError
+    from tiercel.engine.inputs import InputError
+    from tiercel.engine.model import StateType
+
+    try:
+        execution_id = await _call(engine, args, inputs, state)
+        if args.command == "replay":
+            say(f"Execution {execution_id} replays {args.execution_id}", err=True)
+        execution = await engine.wait(execution_id, until_paused=True)
+    except EngineCommandError as error:
+        say(f"tiercel: {error}", err=True)
+        return EXIT_FAILED
+    except InputError as error:  # resume: the onResume inputs given are missing or wrong
+        say(f"tiercel: invalid inputs to resume {args.execution_id}:", err=True)
+        for message in error.errors:
+            say(f"  {message}", err=True)
+        return EXIT_USAGE
+    current = execution.state.current
+    say(f"Execution {execution.id} is {current.value}")
+    if args.command == "change-status" or (args.command == "kill" and current.is_terminated):
+        return EXIT_OK
+    if current in (StateType.SUCCESS, StateType.WARNING):
+        return EXIT_OK
+    return EXIT_PAUSED if current is StateType.PAUSED else EXIT_FAILED

@@ -1,0 +1,102 @@
+"""The `tiercel` command line: the parser, and one table from sub-command to handler.
+
+Headless sub-commands import only the engine (never textual), so they start fast in scripts and CI.
+Exit codes: 0 success, 1 failed execution or invalid flow, 2 usage error, 3 execution left PAUSED.
+To add a sub-command: its parser and handler in the module of its group, and a line in `HANDLERS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from .common import EXIT_FAILED, EXIT_USAGE, UsageError, report_engine_warnings, say
+from .control import COMMANDS as EXECUTION_COMMANDS
+from .control import add_parsers as add_execution_parsers
+from .control import cmd_control
+from .executions import add_parsers as add_query_parsers
+from .executions import cmd_executions, cmd_logs
+from .flows import add_parsers as add_flow_parsers
+from .flows import cmd_flows, cmd_namespaces, cmd_revisions
+from .run import add_parsers as add_run_parsers
+from .run import cmd_run, cmd_validate
+from .server import add_server_parser, add_ui_parser, cmd_server, cmd_ui
+from .triggers import add_parsers as add_trigger_parsers
+from .triggers import cmd_backfill, cmd_triggers
+
+# A handler returns its exit code, or the coroutine that does (run here, in a fresh event loop).
+Handler = Callable[[argparse.Namespace], int | Coroutine[Any, Any, int]]
+
+HANDLERS: dict[str, Handler] = {
+    "ui": cmd_ui,
+    "run": cmd_run,
+    "validate": cmd_validate,
+    "flows": cmd_flows,
+    "namespaces": cmd_namespaces,
+    "revisions": cmd_revisions,
+    "triggers": cmd_triggers,
+    "backfill": cmd_backfill,
+    "server": cmd_server,
+    "executions": cmd_executions,
+    "logs": cmd_logs,
+    **dict.fromkeys(EXECUTION_COMMANDS, cmd_control),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tiercel", description="Kestra-compatible flows, in the terminal.")
+    sub = parser.add_subparsers(dest="command")
+    # In the order `tiercel --help` lists them.
+    add_ui_parser(sub)
+    add_run_parsers(sub)
+    add_flow_parsers(sub)
+    add_trigger_parsers(sub)
+    add_server_parser(sub)
+    add_query_parsers(sub)
+    add_execution_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    report_engine_warnings()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "ui"
+    if args.command is None:
+        args.flows, args.db, args.webhooks = None, None, False
+    try:
+        result = HANDLERS[command](args)
+        return result if isinstance(result, int) else asyncio.run(result)
+    except UsageError as error:
+        say(f"tiercel: {error}", err=True)
+        return EXIT_USAGE
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return 130
+    except BrokenPipeError:
+        return _reader_left()
+    except Exception as error:
+        # The store's own errors (unreadable file, incomplete install ...) are messages, not tracebacks.
+        from tiercel.engine.store import StoreError
+
+        if not isinstance(error, StoreError):
+            raise
+        say(f"tiercel: {error}", err=True)
+        return EXIT_FAILED
+
+
+def _reader_left() -> int:
+    """Standard output was closed early (`tiercel executions | head -2`): end quietly, as a program
+    stopped by SIGPIPE does, without a traceback nor an error when Python flushes it at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

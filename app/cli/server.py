@@ -1,0 +1,121 @@
+"""`tiercel server` and `tiercel ui`: the engines that own a database until they are stopped.
+
+`server` runs the engine, the flows watcher, the triggers and the webhook port with no screen. It
+runs until SIGTERM or SIGINT, then stops cleanly: no new executions start, running tasks are
+stopped and every state reached is stored, so the next engine on the database carries on.
+`ui` opens the dashboard, with the engine running inside it. Both serve the control channel the
+other commands reach them through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from pathlib import Path
+
+from .common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    default_flows_dir,
+    flows_folder,
+    open_engine,
+    resolve_db,
+    say,
+)
+
+
+def add_ui_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ui = sub.add_parser("ui", help="open the dashboard")
+    ui.add_argument("--flows")
+    ui.add_argument("--db")
+    ui.add_argument(
+        "--webhooks", action="store_true", help="serve webhook triggers, as `tiercel server` does"
+    )
+    ui.add_argument("--host", default="127.0.0.1", help="address for webhooks (default: 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=8080, help="port for webhooks (default: 8080)")
+
+
+def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    server = sub.add_parser(
+        "server", help="run the engine, watcher, scheduler and webhooks without the dashboard"
+    )
+    server.add_argument("--flows", help="flows folder (default: ./flows or .)")
+    server.add_argument("--db", help="database file (default: .tiercel/tiercel.db in the current folder)")
+    server.add_argument("--host", default="127.0.0.1", help="address for webhooks (default: 127.0.0.1)")
+    server.add_argument(
+        "--port", type=int, default=8080, help="port for webhooks (default: 8080; 0: any free)"
+    )
+
+
+async def cmd_server(args: argparse.Namespace) -> int:
+    from tiercel.engine.triggers.webhook import WebhookServer
+
+    flows_dir = Path(args.flows) if args.flows else default_flows_dir()
+    if not flows_dir.is_dir():
+        raise UsageError(f"{flows_dir}: no such flows folder")
+    db = resolve_db(args.db)
+    engine = await open_engine(db, flows_dir)
+    if engine is None:
+        return EXIT_USAGE
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    webhooks = WebhookServer(engine, args.host, args.port)
+    # The port first: a busy one must stop us before the engine resumes anything (a rerun that is
+    # cancelled at once would use up an attempt for nothing).
+    try:
+        await webhooks.start()
+    except OSError as error:
+        await engine.store.close()
+        say(f"tiercel: cannot listen on {args.host}:{args.port}: {error.strerror or error}", err=True)
+        return EXIT_USAGE
+    await engine.start(watch=True)
+    try:
+        errors = sum(len(found) for found in engine.flow_errors.values())
+        say(
+            f"tiercel server: {len(engine.flows)} flows from {flows_dir} ({errors} errors), database {db}, "
+            f"webhooks on {webhooks.url}",
+            err=True,
+        )
+        await stopping.wait()
+        say("tiercel server: stopping", err=True)
+    finally:
+        await webhooks.stop()
+        await engine.stop()
+    return EXIT_OK
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Open the dashboard on a flows folder; the engine runs inside it and stops with it."""
+    flows_dir = flows_folder(args.flows)
+    if not flows_dir.is_dir():
+        raise UsageError(f"{flows_dir}: no such flows folder")
+    db = resolve_db(args.db)
+    problem = asyncio.run(_store_problem(db))
+    if problem:  # said before the screen switches, so the message stays readable
+        say(f"tiercel: {problem}", err=True)
+        return EXIT_USAGE
+    from ..app import create_app
+
+    webhooks = (args.host, args.port) if args.webhooks else None
+    app = create_app(flows_dir, db, webhooks=webhooks)
+    app.run()
+    if app.startup_error:
+        say(f"tiercel: {app.startup_error}", err=True)
+        return EXIT_USAGE
+    return app.return_code or EXIT_OK
+
+
+async def _store_problem(db: Path) -> str | None:
+    """Why the dashboard cannot own the database (another process holds it...), or None."""
+    from tiercel.engine.store import Store, StoreError
+
+    try:
+        store = await Store.open(db)
+    except StoreError as error:
+        return str(error)
+    await store.close()
+    return None

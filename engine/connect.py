@@ -1,0 +1,95 @@
+"""`connect(db)`: the `Commands` of a database, whether or not an engine runs on it.
+
+One engine owns a database at a time (the store's lock). When one does (the dashboard, `tiercel
+server`, a running backfill), `connect` hands out a `ControlClient` that sends each command to it.
+Otherwise it starts an engine here for the command, holding the lock until the command is done, so
+that no engine can start in between and nothing writes the store behind one; that engine stops when
+the `async with` block ends.
+
+This is the one place that decides whether an engine owns a database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Collection
+from pathlib import Path
+
+from .commands import Commands
+from .control import ControlClient
+from .engine import Engine
+from .secrets import SecretError
+from .store import Store, StoreError, StoreLockedError
+
+
+class ConnectError(Exception):
+    """No engine could be had for the database: it cannot be opened, or the engine's settings
+    (its secrets file) are wrong."""
+
+
+class NoEngineError(Exception):
+    """No engine owns the database, and none was to be started here."""
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    db: Path,
+    *,
+    local: bool = True,
+    flows_dir: Path | None = None,
+    recover: Collection[str] | None = (),
+    triggers: bool = False,
+    control: bool = False,
+) -> AsyncIterator[Commands]:
+    """The engine that owns `db` through its control channel, or else an engine started here.
+
+    Args:
+        local: Start an engine here when none owns the database; False raises NoEngineError
+            instead (and never creates the database).
+        flows_dir, recover, triggers, control: How the engine started here runs (see
+            `Engine.start`). By default it loads no flows folder, resumes no unfinished execution
+            (a command that stops again soon must not rerun tasks it has nothing to do with), fires
+            no trigger and serves no control channel.
+
+    Raises:
+        ConnectError: The database cannot be opened, or the engine's settings are wrong.
+        NoEngineError: Without `local`, when no engine owns the database.
+    """
+    store = await _own(db, local)
+    if store is None:
+        client = ControlClient(db)
+        try:
+            yield client
+        finally:
+            await client.close()
+        return
+    try:
+        engine = Engine(store, flows_dir=flows_dir)
+    except SecretError as error:
+        await store.close()
+        raise ConnectError(f"{error} (TIERCEL_SECRETS_FILE)") from None
+    try:
+        await engine.start(control=control, triggers=triggers, recover=recover)
+    except BaseException:
+        await engine.stop()
+        raise
+    try:
+        yield engine
+    finally:
+        await engine.stop()
+
+
+async def _own(db: Path, local: bool) -> Store | None:
+    """The store of `db`, locked for an engine here, or None when another engine owns it."""
+    if not local and not db.exists():
+        raise NoEngineError(f"no engine runs on {db}")
+    try:
+        store = await Store.open(db)
+    except StoreLockedError:
+        return None
+    except StoreError as error:
+        raise ConnectError(str(error)) from None
+    if not local:
+        await store.close()
+        raise NoEngineError(f"no engine runs on {db}")
+    return store
