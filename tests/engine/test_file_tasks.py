@@ -194,6 +194,7 @@ def _peak_rss_kb_of_run(tmp_path: Path, megabytes: int) -> int:
     return int(out.stdout.strip())
 
 
+@pytest.mark.slow
 def test_a_task_printing_100_mb_does_not_grow_the_engine(tmp_path: Path) -> None:
     small = _peak_rss_kb_of_run(tmp_path, 10)
     large = _peak_rss_kb_of_run(tmp_path, 100)
