@@ -10,7 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.engine.helpers import flow, logs_of, run, running_engine
+from tests.waiting import until
 from tiercel.engine.engine import Engine
 from tiercel.engine.model import StateType
 from tiercel.engine.store import Store
@@ -112,6 +115,7 @@ async def test_recursion_through_an_expression_stops_at_the_depth_limit(tmp_path
     assert logs  # the root says which subflow failed
 
 
+@pytest.mark.slow
 async def test_kill_of_a_root_reaches_a_chain_deeper_than_the_interpreter_stack(tmp_path: Path) -> None:
     depth = 1_200  # a cascade of one call per level would exceed Python's recursion limit (1,000)
     store = await Store.open(tmp_path / "tiercel.db")
@@ -121,12 +125,15 @@ async def test_kill_of_a_root_reaches_a_chain_deeper_than_the_interpreter_stack(
     await engine.start(control=False)
     try:
         root_id = await engine.trigger("ns", "chain", {"until": depth})
-        deadline = time.monotonic() + 240
-        while len(engine.live_execution_ids()) < depth + 1 or not engine._idle_paused(
-            engine._live[engine.live_execution_ids()[-1]][1]
-        ):
-            assert time.monotonic() < deadline, f"{len(engine.live_execution_ids())} executions so far"
-            await asyncio.sleep(0.2)
+        await until(
+            lambda: (
+                len(engine.live_execution_ids()) >= depth + 1
+                and engine._idle_paused(engine._live[engine.live_execution_ids()[-1]][1])
+            ),
+            timeout=240,
+            what=f"a chain of {depth + 1} executions",
+            interval=0.2,
+        )
         began = time.monotonic()
         await engine.kill(root_id)
         root = await asyncio.wait_for(engine.wait(root_id), 120)
@@ -143,10 +150,7 @@ async def test_tiercel_kill_with_no_engine_running_kills_the_subflow_executions(
     db = tmp_path / "tiercel.db"
     async with running_engine(tmp_path, CHAIN) as engine:
         root_id = await engine.trigger("ns", "chain", {"until": 4})
-        deadline = time.monotonic() + 30
-        while stored_states(db).get("PAUSED", 0) < 1:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await until(lambda: stored_states(db).get("PAUSED", 0) >= 1, what="a stored PAUSED execution")
     # The engine stopped with five executions unfinished; the command's own engine must reach all.
     done = subprocess.run(
         [str(TIERCEL), "kill", root_id, "--db", str(db)], capture_output=True, text=True, timeout=60
