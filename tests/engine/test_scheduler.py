@@ -106,6 +106,7 @@ def dates(found: list[Execution]) -> list[str]:
 # -- the year -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_every_five_minutes_for_a_year_with_twenty_restarts(tmp_path: Path) -> None:
     source = flow_source("*/5 * * * *", extra="allowConcurrent: true\n")
     clock = ManualClock(START)
@@ -648,6 +649,7 @@ async def test_fire_records_are_pruned_but_a_date_never_fires_twice(tmp_path: Pa
     assert last == "2025-01-04T00:00:00.000Z"
 
 
+@pytest.mark.slow
 async def test_the_schedule_keeps_the_fire_records_of_a_backfill_under_way(tmp_path: Path) -> None:
     clock = ManualClock(START + timedelta(seconds=30))
     db = tmp_path / "tiercel.db"
