@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
+
 from tests.engine.helpers import run
 from tests.waiting import until
 from tiercel.engine.engine import Engine
@@ -211,6 +213,7 @@ async def test_namespaces_inherit_variables_and_plugin_defaults_from_their_paren
         assert "`variables`" in engine.flow_errors[str(folder / "acme" / "_namespace.yaml")][0].message
 
 
+@pytest.mark.slow
 async def test_a_flows_folder_removed_and_made_again_is_still_watched(tmp_path: Path) -> None:
     folder = tmp_path / "flows"
     folder.mkdir()
@@ -250,6 +253,7 @@ async def running_engine_on(tmp_path: Path) -> AsyncIterator[Engine]:
         await engine.stop()
 
 
+@pytest.mark.slow
 async def test_a_flows_folder_swapped_at_once_is_still_watched(tmp_path: Path) -> None:
     # `rm -rf flows; mkdir flows` in one go: ext4 hands the freed inode number to the new folder, so
     # the folder's (device, inode) alone cannot tell the new folder from the old one.
@@ -267,6 +271,7 @@ async def test_a_flows_folder_swapped_at_once_is_still_watched(tmp_path: Path) -
         assert revision(engine, "a") is None
 
 
+@pytest.mark.slow
 async def test_a_link_to_an_ancestor_is_not_followed_and_new_folders_are_watched(tmp_path: Path) -> None:
     folder = tmp_path / "flows"
     folder.mkdir()
