@@ -9,8 +9,7 @@ to end or pause, as `run` does.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .common import (
     EXIT_FAILED,
@@ -21,6 +20,12 @@ from .common import (
     parse_pairs,
     say,
 )
+
+if TYPE_CHECKING:
+    from tiercel.engine.commands import Commands
+    from tiercel.engine.control import ControlClient
+    from tiercel.engine.engine import Engine
+    from tiercel.engine.model import StateType
 
 COMMANDS = ("kill", "resume", "restart", "replay", "change-status")
 
@@ -53,6 +58,7 @@ async def cmd_control(args: argparse.Namespace) -> int:
     from tiercel.engine.commands import EngineCommandError, parse_state
     from tiercel.engine.connect import ConnectError, connect
     from tiercel.engine.control import ControlClient
+    from tiercel.engine.engine import Engine
 
     db = existing_db(args.db)
     inputs = parse_pairs(getattr(args, "input", None) or [], "--input")
@@ -67,13 +73,16 @@ async def cmd_control(args: argparse.Namespace) -> int:
         async with connect(db, recover=live) as commands:
             if isinstance(commands, ControlClient):
                 return await _send(commands, args, inputs, state)
+            assert isinstance(commands, Engine)
             return await _carry_out(commands, args, inputs, state)
     except ConnectError as error:
         say(f"tiercel: {error}", err=True)
         return EXIT_USAGE
 
 
-async def _call(commands: Any, args: argparse.Namespace, inputs: dict[str, str], state: Any) -> str:
+async def _call(
+    commands: Commands, args: argparse.Namespace, inputs: dict[str, str], state: StateType | None
+) -> str:
     """The command on `commands`; the id of the execution it is about (replay makes a new one)."""
     execution_id: str = args.execution_id
     if args.command == "kill":
@@ -83,20 +92,23 @@ async def _call(commands: Any, args: argparse.Namespace, inputs: dict[str, str],
     elif args.command == "replay":
         return str(await commands.replay(execution_id, args.from_task_run, revision=args.revision))
     elif args.command == "change-status":
+        assert state is not None  # parsed by cmd_control
         await commands.change_status(execution_id, state)
     else:
         await commands.restart(execution_id)
     return execution_id
 
 
-async def _send(commands: Any, args: argparse.Namespace, inputs: dict[str, str], state: Any) -> int:
+async def _send(
+    client: ControlClient, args: argparse.Namespace, inputs: dict[str, str], state: StateType | None
+) -> int:
     """Hand the command to the engine that owns the database; it carries it out on its own."""
     from tiercel.engine.commands import EngineCommandError
     from tiercel.engine.inputs import InputError
 
-    db: Path = commands.db
+    db = client.db
     try:
-        execution_id = await _call(commands, args, inputs, state)
+        execution_id = await _call(client, args, inputs, state)
     except OSError as error:
         say(f"tiercel: {db} is owned by another Tiercel process that does not answer ({error})", err=True)
         return EXIT_FAILED
@@ -113,7 +125,9 @@ async def _send(commands: Any, args: argparse.Namespace, inputs: dict[str, str],
     return EXIT_OK
 
 
-async def _carry_out(engine: Any, args: argparse.Namespace, inputs: dict[str, str], state: Any) -> int:
+async def _carry_out(
+    engine: Engine, args: argparse.Namespace, inputs: dict[str, str], state: StateType | None
+) -> int:
     """Carry the command out in the engine started for it, and wait for the execution to settle."""
     from tiercel.engine.commands import EngineCommandError
     from tiercel.engine.inputs import InputError

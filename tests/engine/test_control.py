@@ -12,15 +12,27 @@ import tempfile
 import textwrap
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tiercel.engine import control
-from tiercel.engine.control import MAX_REPLY_BYTES, MAX_REQUEST_BYTES, ControlServer, send, socket_path
+from tiercel.engine.commands import EngineCommandError, answer
+from tiercel.engine.connect import NoEngineError, connect
+from tiercel.engine.control import (
+    MAX_REPLY_BYTES,
+    MAX_REQUEST_BYTES,
+    ControlClient,
+    ControlServer,
+    send,
+    socket_path,
+)
 from tiercel.engine.engine import Engine
-from tiercel.engine.store import Store, StoreError
+from tiercel.engine.inputs import InputError
+from tiercel.engine.model import Label, StateType
+from tiercel.engine.store import Store, StoreError, StoreLockedError
 
 TRIGGERS = 400
 
@@ -346,3 +358,121 @@ async def test_the_server_answers_only_its_own_user(shared_folder: Path) -> None
     answer = json.loads(out)
     assert answer["ok"] is False and "may use this engine's control channel" in answer["error"]
     assert calls == []
+
+
+# -- the command surface through the channel ----------------------------------------------------------
+
+APPROVAL = """
+id: approval
+namespace: acme.control
+tasks:
+  - id: wait
+    type: io.kestra.plugin.core.flow.Pause
+    onResume:
+      - {id: count, type: INT}
+  - {id: after, type: io.kestra.plugin.core.log.Log, message: "count {{ outputs.wait.onResume.count }}"}
+triggers:
+  - {id: nightly, type: io.kestra.plugin.core.trigger.Schedule, cron: "0 2 * * *"}
+"""
+
+
+async def test_the_client_carries_out_commands_on_the_owning_engine(tmp_path: Path) -> None:
+    async with owning_engine(tmp_path, APPROVAL) as engine:
+        client = ControlClient(engine.store.path)
+        try:
+            execution_id = await client.trigger("acme.control", "approval", labels=[Label("team", "ops")])
+            paused = await engine.wait(execution_id, until_paused=True)
+            assert paused.state.current is StateType.PAUSED
+            assert Label("team", "ops") in paused.labels
+            # The caller's own wrong values come back as they were raised: a usage error.
+            with pytest.raises(InputError, match="count"):
+                await client.resume(execution_id, {"count": "many"})
+            await client.resume(execution_id, {"count": "3"})
+            assert (await engine.wait(execution_id)).state.current is StateType.SUCCESS
+            replayed = await client.replay(execution_id)
+            assert replayed != execution_id
+            await engine.wait(replayed, until_paused=True)
+            await client.kill(replayed)
+            assert (await engine.wait(replayed)).state.current is StateType.KILLED
+            await client.change_status(replayed, StateType.CANCELLED)
+            changed = await engine.execution(replayed)
+            assert changed is not None and changed.state.current is StateType.CANCELLED
+            with pytest.raises(EngineCommandError, match="No execution nope"):
+                await client.restart("nope")
+
+            # Queries read what the engine stored.
+            assert (await client.execution(execution_id)) == await engine.execution(execution_id)
+            listed = await client.list_executions(flow_id="approval")
+            assert {row.id for row in listed} == {execution_id, replayed}
+            await engine.logs(execution_id)  # writes out the lines the engine still buffers
+            assert any("count 3" in entry.message for _, entry in await client.logs(execution_id))
+        finally:
+            await client.close()
+
+
+async def test_triggers_and_backfills_are_commands_of_the_client(tmp_path: Path) -> None:
+    async with owning_engine(tmp_path, APPROVAL) as engine:
+        client = ControlClient(engine.store.path)
+        key = ("acme.control", "approval", "nightly")
+        assert await client.trigger_states() == await engine.trigger_states()
+        await client.set_trigger_enabled(*key, False)
+        [state] = await engine.trigger_states()
+        assert state.enabled is False
+        with pytest.raises(EngineCommandError, match="No trigger `nope`"):
+            await client.set_trigger_enabled("acme.control", "approval", "nope", True)
+
+        start = datetime(2020, 1, 1, tzinfo=UTC)
+        backfill_id = await client.start_backfill(*key, start, start + timedelta(days=365), labels={"a": "b"})
+        await client.change_backfill(*key, "cancel")
+        [state] = await client.trigger_states()
+        assert state.backfill is not None
+        assert (state.backfill.id, state.backfill.status) == (backfill_id, "CANCELLED")
+        with pytest.raises(EngineCommandError, match="no backfill to paused"):
+            await client.change_backfill(*key, "pause")
+
+
+async def test_the_table_refuses_what_it_does_not_know(tmp_path: Path) -> None:
+    async with owning_engine(tmp_path) as engine:
+        assert await answer(engine, {"command": "nope"}) == {"ok": False, "error": "unknown command `nope`"}
+        assert await answer(engine, {"action": "start"}) == {"ok": False, "error": "unknown command `None`"}
+        refused = await answer(engine, {"command": "backfill", "action": "rewind"})
+        assert refused == {"ok": False, "error": "unknown backfill action `rewind`"}
+        refused = await answer(engine, {"command": "backfill"})
+        assert refused == {"ok": False, "error": "a backfill needs a start date"}
+        refused = await answer(engine, {"command": "change-status", "executionId": "x", "state": "DONE"})
+        assert refused["ok"] is False and "Unknown state `DONE`" in refused["error"]
+
+
+async def test_connect_hands_out_the_owner_or_an_engine_held_for_the_command(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.db"
+    with pytest.raises(NoEngineError):
+        async with connect(missing, local=False):
+            pass
+    assert not missing.exists()  # asking whether an engine runs creates nothing
+
+    db = tmp_path / "tiercel.db"
+    async with connect(db) as commands:
+        assert isinstance(commands, Engine)
+        # The database stays held until the command is done: no engine can start in between.
+        with pytest.raises(StoreLockedError):
+            await Store.open(db)
+    with pytest.raises(NoEngineError):
+        async with connect(db, local=False):
+            pass
+
+    async with owning_engine(tmp_path) as engine:
+        assert engine.store.path == db
+        async with connect(db) as commands:
+            assert isinstance(commands, ControlClient)
+            assert await commands.trigger_states() == []
+
+
+async def test_a_trigger_switched_with_no_engine_running_stays_switched_for_the_next(tmp_path: Path) -> None:
+    async with owning_engine(tmp_path, APPROVAL):
+        pass  # stores the flow and its trigger
+    db = tmp_path / "tiercel.db"
+    async with connect(db) as commands:
+        await commands.set_trigger_enabled("acme.control", "approval", "nightly", False)
+    async with owning_engine(tmp_path, APPROVAL) as engine:
+        [state] = await engine.trigger_states()
+        assert state.enabled is False
