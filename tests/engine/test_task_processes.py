@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.engine.helpers import flow, logs_of, messages, one_run, run, run_flow, states
+from tests.waiting import HANG
 from tiercel.engine.engine import Engine
 from tiercel.engine.model import StateType
 from tiercel.engine.store import Store
@@ -60,7 +61,7 @@ async def engine_on(tmp_path: Path, source: str) -> AsyncIterator[Engine]:
 
 
 async def wait_for(marker: str, count: int) -> None:
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(HANG):
         while len(alive_with(marker)) < count:
             await asyncio.sleep(0.02)
 
@@ -81,7 +82,7 @@ async def test_kill_reaches_a_double_forked_process_with_a_cleared_environment(t
         before = len(alive_with(marker))
         started = time.monotonic()
         await engine.kill(execution_id)
-        final = await asyncio.wait_for(engine.wait(execution_id), 10)
+        final = await asyncio.wait_for(engine.wait(execution_id), HANG)
         elapsed = time.monotonic() - started
     after = alive_with(marker)
     print(
@@ -89,9 +90,10 @@ async def test_kill_reaches_a_double_forked_process_with_a_cleared_environment(t
     )
     assert final.state.current is S.KILLED
     assert after == []
-    assert GRACE <= elapsed < GRACE + 1.0, elapsed
+    assert elapsed >= GRACE, elapsed  # TERM was ignored: SIGKILL came after the grace
 
 
+@pytest.mark.slow
 async def test_timeout_reaches_a_double_forked_process_with_a_cleared_environment(tmp_path: Path) -> None:
     marker = "301.25"
     source = flow(
@@ -104,14 +106,12 @@ async def test_timeout_reaches_a_double_forked_process_with_a_cleared_environmen
         """
     )
     async with engine_on(tmp_path, source) as engine:
-        started = time.monotonic()
+        # The processes sleep for an hour: the run ends in its timeout only if the task's timeout cut them.
         execution = await run(engine, "ns", "f")
-        elapsed = time.monotonic() - started
         lines = messages(await logs_of(engine, execution.id))
     assert states(execution)["escaping"] is S.FAILED
     assert any("Timeout" in line for line in lines)
     assert alive_with(marker) == []
-    assert elapsed < 1 + GRACE + 1.0, elapsed
 
 
 async def test_what_a_finished_task_leaves_behind_is_killed(tmp_path: Path) -> None:
@@ -157,25 +157,24 @@ async def test_kill_reaches_an_orphan_that_shows_nothing_of_its_task(tmp_path: P
         await wait_for("3012", 1)
         started = time.monotonic()
         await engine.kill(execution_id)
-        final = await asyncio.wait_for(engine.wait(execution_id), 10)
+        final = await asyncio.wait_for(engine.wait(execution_id), HANG)
         elapsed = time.monotonic() - started
     print(f"kill of the detached-orphan task: {elapsed:.3f} s (grace {GRACE} s)")
     assert final.state.current is S.KILLED
     assert alive_with("sleep 3011") == []
     assert alive_with("sleep 3012") == []
-    assert GRACE <= elapsed < GRACE + 1.0, elapsed
+    assert elapsed >= GRACE, elapsed  # TERM was ignored: SIGKILL came after the grace
 
 
+@pytest.mark.slow
 async def test_timeout_reaches_an_orphan_that_shows_nothing_of_its_task(tmp_path: Path) -> None:
     source = detached_flow("3011.25", "3012.25", extra="timeout: PT1S")
     async with engine_on(tmp_path, source) as engine:
-        started = time.monotonic()
+        # The processes sleep for an hour: the run ends in its timeout only if the task's timeout cut them.
         execution = await run(engine, "ns", "f")
-        elapsed = time.monotonic() - started
     assert states(execution)["detached"] is S.FAILED
     assert alive_with("3011.25") == []
     assert alive_with("3012.25") == []
-    assert elapsed < 1 + GRACE + 1.0, elapsed
 
 
 async def test_an_orphan_that_shows_nothing_is_killed_at_its_tasks_end(tmp_path: Path) -> None:
