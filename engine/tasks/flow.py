@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from ..durations import parse_duration
@@ -462,9 +463,16 @@ class WaitFor(Sequential):
 class WorkingDirectory(Sequential):
     """Children run one after the other in one shared folder; its output files are kept at the end.
 
-    The folder is made (with `inputFiles`) by the runner when the first child starts; `finish`
-    runs in the runner once the children are done: it stores `outputFiles` and removes the folder.
+    The folder is made by the runner when the first child starts and filled here (namespace files,
+    `inputFiles`); `finish` runs in the runner once the children are done: it stores `outputFiles`
+    and removes the folder.
     """
+
+    def prepare_working_folder(self, context: TaskContext, folder: Path) -> None:
+        from .scripts import copy_namespace_files, write_input_files
+
+        copy_namespace_files(context, folder, context.prop("namespaceFiles"))
+        write_input_files(context, folder, context.prop("inputFiles"))
 
     async def finish(self, context: TaskContext) -> Mapping[str, Any] | None:
         from .scripts import collect_output_files
