@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.engine.helpers import logs_of, running_engine
+from tests.waiting import until
 from tiercel.engine import httpserver
 from tiercel.engine.engine import Engine
 from tiercel.engine.events import EngineError
@@ -181,6 +182,7 @@ async def test_a_condition_that_fails_to_render_is_422_with_its_message(tmp_path
         assert await engine.store.count_executions() == 0
 
 
+@pytest.mark.slow
 async def test_costly_webhook_inputs_render_off_the_event_loop(tmp_path: Path) -> None:
     # A runaway jq program in the trigger's inputs fails at the render's time limit (5 s), and the
     # engine's loop stays free meanwhile.
@@ -203,7 +205,9 @@ async def test_costly_webhook_inputs_render_off_the_event_loop(tmp_path: Path) -
             watcher.cancel()
         assert response.status_code == 422
         assert "took longer than" in response.json()["message"]
-        assert max(lags) < 0.5
+        # The 10 ms watcher kept running through the seconds the render took: a render on the
+        # loop would have let it run once or twice at most.
+        assert len(lags) >= 10
 
 
 async def test_unknown_flow_or_wrong_key_is_404_and_creates_nothing(tmp_path: Path) -> None:
@@ -461,9 +465,8 @@ async def test_idle_connections_give_way_to_a_request_from_the_same_address(
     async with serving(tmp_path, HOOKED) as (_, server):
         idle = [await asyncio.open_connection(server.host, server.port) for _ in range(10)]
         try:
-            started = asyncio.get_running_loop().time()
             status, _ = await raw(server, post(server, "hooked", b"{}"))
-            assert status == 200 and asyncio.get_running_loop().time() - started < 2
+            assert status == 200
             await asyncio.sleep(0.2)
             # The longest idle ones were closed to make room; the newest stay open.
             closed = [reader.at_eof() for reader, _ in idle]
@@ -536,13 +539,13 @@ async def test_a_client_that_never_reads_its_answers_is_cut_off(
             big = post(server, "hooked", json.dumps({"name": "x" * (MAX_BODY_BYTES - 20)}).encode())
             writer.write(big * 8)
             await writer.drain()
-            deadline = asyncio.get_running_loop().time() + 20
-            status = 503  # its one connection is busy until the server gives up on it
-            while status == 503:
-                assert asyncio.get_running_loop().time() < deadline
-                await asyncio.sleep(0.1)
+
+            async def answer_once_not_busy() -> int | None:
+                # Its one connection is busy (503) until the server gives up on it.
                 status, _ = await raw(server, post(server, "hooked", b"{}"))
-            assert status == 200
+                return None if status == 503 else status
+
+            assert await until(answer_once_not_busy, what="an answer other than 503", interval=0.1) == 200
         finally:
             writer.close()
 
@@ -662,20 +665,23 @@ async def test_a_waiting_client_that_goes_away_frees_its_connection(
             writer.write(request.encode())
             await writer.drain()
             writers.append(writer)
-        deadline = asyncio.get_running_loop().time() + 20
-        while await engine.store.count_executions(flow_id="paused") < 2:
-            assert asyncio.get_running_loop().time() < deadline
-            await asyncio.sleep(0.05)
+
+        async def both_stored() -> bool:
+            return await engine.store.count_executions(flow_id="paused") >= 2
+
+        await until(both_stored, what="two stored executions")
         # Both connections are busy with a request: a third one is refused, not let in by closing one.
         status, body = await raw(server, post(server, "hooked", b'{"name": "third"}'))
         assert status == 503 and "Too many connections" in body["message"]
         for writer in writers:
             writer.close()
+
         # Both waits end with their clients, so a third client is served rather than refused with 503.
-        while status == 503 and asyncio.get_running_loop().time() < deadline:
+        async def third_answer() -> int | None:
             status, _ = await raw(server, post(server, "hooked", b'{"name": "third"}'))
-            await asyncio.sleep(0.05)
-        assert status == 200
+            return None if status == 503 else status
+
+        assert await until(third_answer, what="an answer to the third client other than 503") == 200
 
 
 # ---------------------------------------------------------------------------------------------
@@ -705,13 +711,12 @@ async def test_an_execution_stored_for_an_abandoned_request_still_starts(
         finally:
             blocker.execute("COMMIT")
             blocker.close()
-        deadline = asyncio.get_running_loop().time() + 20
-        while True:
+
+        async def all_ten_succeeded() -> bool:
             rows = await engine.store.list_executions(flow_id="hooked")
-            if len(rows) == 10 and all(row.state == "SUCCESS" for row in rows):
-                break
-            assert asyncio.get_running_loop().time() < deadline, sorted(row.state for row in rows)
-            await asyncio.sleep(0.1)
+            return len(rows) == 10 and all(row.state == "SUCCESS" for row in rows)
+
+        await until(all_ten_succeeded, what="ten successful executions", interval=0.1)
 
 
 # ---------------------------------------------------------------------------------------------
