@@ -396,10 +396,9 @@ async def test_allowed_response_codes_refuse_any_other_code(server: str) -> None
     ids=["timeout", "legacy"],
 )
 async def test_read_timeout_fails_the_task(server: str, options: dict[str, Any]) -> None:
-    started = time.monotonic()
+    # /slow answers after a second: failing with this message means the 0.2 s limit cut the wait.
     with pytest.raises(TaskFailure, match=r"sent nothing for 0.2 s") as failure:
         await request(uri=f"{server}/slow", options=options)
-    assert time.monotonic() - started < 2.0
     assert f"GET {server}/slow" in str(failure.value)
 
 
