@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -807,10 +806,9 @@ LIMIT_PAYLOADS = [
 
 @pytest.mark.parametrize("template", LIMIT_PAYLOADS)
 def test_limits_fail_fast(template: str) -> None:
-    started = time.perf_counter()
+    # Each would need gigabytes if built before the check: the limit's error means it was not built.
     with pytest.raises(ExpressionError, match=r"exceeds the limit of \d+|more than the limit of \d+"):
         render(template)
-    assert time.perf_counter() - started < 1.0
 
 
 def test_output_is_capped_at_max_output_chars() -> None:
@@ -822,10 +820,8 @@ def test_output_is_capped_at_max_output_chars() -> None:
 
 
 def test_rendering_time_is_capped() -> None:
-    started = time.perf_counter()
     with pytest.raises(ExpressionError, match=r"took longer than the limit of 0\.05 s"):
         render("{% for i in range(1, 900000) %}{% set h = 'abc' | sha256 %}{% endfor %}", timeout_s=0.05)
-    assert time.perf_counter() - started < 1.0
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -873,15 +869,16 @@ def test_validate_checks_syntax_without_rendering(renderer: Renderer) -> None:
         renderer.validate("{{ x.__class__ }}")
 
 
-def test_cached_render_is_fast(renderer: Renderer) -> None:
-    template = "{{ task.id }} > {{ taskrun.startDate }}"
+def test_a_repeated_render_uses_the_cached_template(renderer: Renderer) -> None:
+    template = "{% for part in [task.id, taskrun.startDate] %}{{ part }} {% endfor %}"
     context = {"task": {"id": "t"}, "taskrun": {"startDate": "2024-01-01T00:00:00Z"}}
     renderer.render(template, context)
+    first = renderer.cache_info()
     runs = 2000
-    started = time.perf_counter()
     for _ in range(runs):
-        renderer.render(template, context)
-    assert (time.perf_counter() - started) / runs < 0.0005
+        assert renderer.render(template, context) == "t 2024-01-01T00:00:00Z "
+    after = renderer.cache_info()
+    assert (after.hits - first.hits, after.misses - first.misses) == (runs, 0)
 
 
 def test_renderer_is_thread_safe(renderer: Renderer) -> None:
