@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import sqlite3
 import zoneinfo
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +37,7 @@ from ..store import Store, WindowUpdate
 from ..tasks.base import TaskFailure
 from ..tasks.core import labels_of
 from .conditions import ConditionContext, ConditionError, Render, conditions_hold
+from .host import TriggerFire, TriggerHost
 
 FLOW = "io.kestra.plugin.core.trigger.Flow"
 # Kestra's default `states`: every terminal state.
@@ -291,7 +291,7 @@ class FlowTriggers:
         clock: Now, as an aware datetime (injectable for tests of time windows).
     """
 
-    def __init__(self, engine: Any, clock: Clock = utcnow) -> None:
+    def __init__(self, engine: TriggerHost, clock: Clock = utcnow) -> None:
         self.engine = engine
         self.clock = clock
         self._queue: asyncio.Queue[Any] | None = None
@@ -386,7 +386,7 @@ class FlowTriggers:
         plan = await self._windows_met(scope.flow, trigger, windowed, scope.execution, scope.now)
         if plan is None:
             return None
-        store: Store = self.engine.store
+        store = self.engine.store
         if not plan.fire:
             await store.update_flow_trigger_windows(plan.otherwise)
             return None
@@ -397,7 +397,7 @@ class FlowTriggers:
                 trigger,
                 scope.execution,
                 scope.context(),
-                store.flow_trigger_windows_write(plan.on_fire),
+                Store.flow_trigger_windows_write(plan.on_fire),
             )
         except Exception:
             # Not fired: keep what this execution met, so the next matching one fires instead.
@@ -496,7 +496,7 @@ class FlowTriggers:
         trigger: TriggerSpec,
         upstream: Execution,
         context: Mapping[str, Any],
-        also: Callable[[sqlite3.Connection], None] | None = None,
+        also: TriggerFire | None = None,
     ) -> str:
         props = trigger.props
         renderer = self.engine.renderer

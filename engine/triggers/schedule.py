@@ -32,7 +32,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ..events import EngineError, ExecutionChanged, FlowsChanged, TriggerChanged
 from ..executor.variables import build_context
@@ -43,9 +43,7 @@ from ..store import AlreadyFiredError, Store, TriggerRow
 from ..tasks.core import labels_of
 from .conditions import ConditionContext, ConditionError, conditions_hold
 from .cron import fires_after, next_fire, previous_fire, zone
-
-if TYPE_CHECKING:
-    from ..engine import Engine
+from .host import TriggerHost, TriggerStore
 
 SCHEDULE = "io.kestra.plugin.core.trigger.Schedule"
 BACKFILL_LABEL = "system.backfill"
@@ -238,7 +236,7 @@ def _progress(data: Mapping[str, Any] | None) -> BackfillProgress | None:
 class Scheduler:
     """Fires the Schedule triggers of an engine's flows; keeps trigger state and backfills."""
 
-    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
+    def __init__(self, engine: TriggerHost, clock: Clock | None = None) -> None:
         self.engine = engine
         self.clock: Clock = clock or RealClock()
         self._triggers: dict[tuple[str, str, str], _Trigger] = {}
@@ -255,7 +253,7 @@ class Scheduler:
         self._settled = asyncio.Event()
 
     @property
-    def _store(self) -> Store:
+    def _store(self) -> TriggerStore:
         return self.engine.store
 
     # -- life cycle -------------------------------------------------------------------------------

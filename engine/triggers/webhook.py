@@ -27,6 +27,7 @@ from ..secrets import SecretError
 from ..tasks.base import TaskFailure
 from ..tasks.core import labels_of
 from .conditions import ConditionContext, ConditionError, conditions_hold
+from .host import TriggerHost
 
 WEBHOOK = "io.kestra.plugin.core.trigger.Webhook"
 # A `wait: true` webhook answers with the execution as it is after this long, as Kestra's server does
@@ -50,7 +51,7 @@ class WebhookServer:
         port: The port; 0 picks a free one (see `port` once started).
     """
 
-    def __init__(self, engine: Any, host: str = "127.0.0.1", port: int = 8080) -> None:
+    def __init__(self, engine: TriggerHost, host: str = "127.0.0.1", port: int = 8080) -> None:
         self.engine = engine
         self._http = HttpServer(
             self.handle,

@@ -1,0 +1,172 @@
+"""What the trigger sources need from the engine that hosts them: the `TriggerHost` protocol.
+
+The scheduler, the Flow triggers and the webhook server receive their engine as a `TriggerHost`
+and use nothing else of it. The Engine satisfies it structurally (mypy checks this where the
+engine builds its trigger sources), so this package never imports the engine.
+
+Starting an execution is two steps, because every source must answer before anything is stored:
+`new_execution` validates the inputs (a schedule skips its slot, a webhook answers 422), then
+`submit` stores the execution and starts it. A fire the trigger records (a schedule's date and
+new state, a Flow trigger's windows) goes with `submit`, written in the same transaction: a date
+fires at most once, across crashes and restarts.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from ..events import EventBus
+from ..expressions import Renderer
+from ..model import Execution, Flow, Label
+from ..secrets import Masker, Secrets
+from ..store import TriggerRow, WindowUpdate
+
+FlowUid = tuple[str, str]
+
+# A fire recorded with the execution it starts, in the same transaction (see `TriggerHost.submit`):
+# made by the store (`Store.fire_write`, `Store.flow_trigger_windows_write`); it raises
+# AlreadyFiredError when the date already fired, and then nothing is stored.
+TriggerFire = Callable[[sqlite3.Connection], None]
+
+
+class TriggerFlows(Protocol):
+    """The engine's current flows, read-only."""
+
+    def get(self, uid: FlowUid, /) -> Flow | None:
+        """The current revision of a flow (parsed on first use), or None."""
+        ...
+
+    def with_triggers(self, trigger_type: str | None = None) -> list[FlowUid]:
+        """The flows that have a trigger (of the given type), known without parsing every flow."""
+        ...
+
+
+class TriggerStateStore(Protocol):
+    """Where trigger state lives: one row per trigger, and the fires of unfinished executions."""
+
+    async def trigger_rows(self) -> list[TriggerRow]:
+        """The stored state of every trigger."""
+        ...
+
+    async def save_trigger(self, row: TriggerRow) -> None:
+        """Insert or replace one trigger's state."""
+        ...
+
+    async def running_trigger_executions(self) -> list[tuple[str, str, str, str]]:
+        """(namespace, flow id, trigger id, execution id) of every unfinished execution a trigger fired."""
+        ...
+
+
+class FlowTriggerWindows(Protocol):
+    """Where the Flow triggers keep which preconditions were met within their time windows."""
+
+    async def flow_trigger_window(
+        self, namespace: str, flow_id: str, trigger_id: str, condition_id: str
+    ) -> tuple[datetime, datetime, list[str], dict[str, Any]] | None:
+        """The stored window as (start, end, satisfied condition keys, merged outputs), or None."""
+        ...
+
+    async def update_flow_trigger_windows(self, updates: Sequence[WindowUpdate]) -> None:
+        """Save or delete (window None) several windows in one transaction."""
+        ...
+
+    async def purge_flow_trigger_windows(self, now: datetime) -> None:
+        """Delete every window that ended before `now`."""
+        ...
+
+
+class TriggerStore(TriggerStateStore, FlowTriggerWindows, Protocol):
+    """The part of the store the trigger sources read and write themselves."""
+
+
+class TriggerSwitches(Protocol):
+    """Which triggers are switched on or off by command (the scheduler keeps this state)."""
+
+    async def load(self) -> None:
+        """Read the stored switches, before any trigger source starts firing."""
+        ...
+
+    def is_enabled(self, namespace: str, flow_id: str, trigger_id: str) -> bool:
+        """Whether a trigger is enabled by command (True for a trigger without stored state)."""
+        ...
+
+
+class TriggerHost(Protocol):
+    """The engine, as the trigger sources see it."""
+
+    @property
+    def flows(self) -> TriggerFlows:
+        """The current flows."""
+        ...
+
+    @property
+    def events(self) -> EventBus:
+        """The engine's event bus: execution and flow changes come in, trigger changes and errors go out."""
+        ...
+
+    @property
+    def renderer(self) -> Renderer:
+        """Renders the expressions of trigger properties (conditions, inputs, labels, keys)."""
+        ...
+
+    @property
+    def masker(self) -> Masker:
+        """Masks secrets in what goes back to a webhook's client or onto the bus."""
+        ...
+
+    @property
+    def secrets(self) -> Secrets:
+        """The configured secrets (a webhook key may name one)."""
+        ...
+
+    @property
+    def store(self) -> TriggerStore:
+        """Trigger state and Flow trigger windows."""
+        ...
+
+    @property
+    def scheduler(self) -> TriggerSwitches:
+        """The switches set by command, shared by every trigger type."""
+        ...
+
+    def new_execution(
+        self,
+        flow: Flow,
+        inputs: Mapping[str, Any],
+        labels: Sequence[Label] = (),
+        *,
+        trigger: Mapping[str, Any] | None = None,
+    ) -> Execution:
+        """A CREATED execution of `flow` started by `trigger` (raises InputError on bad inputs)."""
+        ...
+
+    async def submit(self, flow: Flow, execution: Execution, *, also: TriggerFire | None = None) -> str:
+        """Store the execution, with the trigger's fire in the same transaction, and start it.
+
+        When the fire raises (AlreadyFiredError: that date already fired), nothing is stored or
+        started and the exception propagates.
+        """
+        ...
+
+    async def wait(self, execution_id: str) -> Execution:
+        """The execution once it has ended."""
+        ...
+
+    async def execution(self, execution_id: str) -> Execution | None:
+        """The execution as stored now, or None."""
+        ...
+
+
+__all__ = [
+    "FlowTriggerWindows",
+    "FlowUid",
+    "TriggerFire",
+    "TriggerFlows",
+    "TriggerHost",
+    "TriggerStateStore",
+    "TriggerStore",
+    "TriggerSwitches",
+]
