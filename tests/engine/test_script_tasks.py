@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.engine.helpers import flow, logs_of, messages, one_run, run, run_flow, running_engine, states
+from tests.waiting import HANG, until
 from tiercel.engine.model import StateType
 
 S = StateType
@@ -283,20 +283,15 @@ async def test_kill_takes_down_every_process_of_the_task(tmp_path: Path) -> None
     await engine.start(control=False)
     try:
         execution_id = await engine.trigger("ns", "f")
-        deadline = time.monotonic() + 10
-        while len(_processes_with(marker)) < 3 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        assert len(_processes_with(marker)) >= 3
+        await until(lambda: len(_processes_with(marker)) >= 3, what="the task's three processes")
         await asyncio.sleep(0.2)
-        started = time.monotonic()
         await engine.kill(execution_id)
-        final = await asyncio.wait_for(engine.wait(execution_id), 10)
-        elapsed = time.monotonic() - started
+        # The processes sleep for minutes and ignore TERM: the kill ends them, not their end.
+        final = await asyncio.wait_for(engine.wait(execution_id), HANG)
         lines = messages(await logs_of(engine, execution_id))
     finally:
         await engine.stop()
     assert final.state.current is S.KILLED
-    assert elapsed < 1.0 + 1.0, elapsed
     assert _processes_with(marker) == []
     assert "started" in lines, "the last line printed before the kill is kept"
 
@@ -323,15 +318,13 @@ async def test_timeout_fails_the_task_and_ends_its_process(tmp_path: Path) -> No
     engine = Engine(store, flows_dir=flows, kill_grace=1.0)
     await engine.start(control=False)
     try:
-        started = time.monotonic()
+        # The program sleeps for minutes: the run ends within its timeout only if the task's timeout cut it.
         execution = await run(engine, "ns", "f")
-        elapsed = time.monotonic() - started
         lines = messages(await logs_of(engine, execution.id))
     finally:
         await engine.stop()
     assert states(execution)["slow"] is S.FAILED
     assert any("Timeout" in line for line in lines)
-    assert elapsed < 1 + 1.0 + 1.0, elapsed
     assert _processes_with(marker) == []
 
 
