@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from tests.waiting import HANG, blocking_until
+
 TIERCEL = Path(sys.executable).parent / "tiercel"
 CONFORMANCE_FLOWS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "flows"
 
@@ -371,20 +373,19 @@ def test_run_file_whose_name_starts_with_underscore(flows_dir: Path, tmp_path: P
 def test_logs_are_printed_while_the_flow_runs(flows_dir: Path, tmp_path: Path, background: list[Any]) -> None:
     proc = start("run", "--db", tmp_path / "t.db", write(flows_dir, "sleepy.yml", sleeping("PT1S")))
     background.append(proc)
-    began = time.monotonic()
-    early = read_until(proc.stdout, b"first line", timeout=10)
-    seen_after = time.monotonic() - began
+    early = read_until(proc.stdout, b"first line", timeout=HANG)
+    # The first line arrived while the flow still ran, before the line printed after its sleep.
     assert proc.poll() is None, "the process ended before its first log line was read"
     assert b"second line" not in early
-    rest, _ = proc.communicate(timeout=15)
+    rest, _ = proc.communicate(timeout=HANG)
     assert proc.returncode == 0
     assert b"second line" in rest
-    assert time.monotonic() - began >= seen_after + 0.5
 
 
 # -- run: the database ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_default_database_is_in_the_current_folder_for_every_command(flows_dir: Path, tmp_path: Path) -> None:
     write(flows_dir, "acme/hello.yml", HELLO)
     default_db = tmp_path / ".tiercel" / "tiercel.db"
@@ -469,6 +470,7 @@ def test_db_option_overrides_tiercel_db_and_the_default(flows_dir: Path, tmp_pat
     assert not (tmp_path / ".tiercel").exists()
 
 
+@pytest.mark.slow
 def test_second_run_on_a_busy_database_is_refused(
     flows_dir: Path, tmp_path: Path, background: list[Any]
 ) -> None:
@@ -668,7 +670,7 @@ def test_namespaces_tree_shows_parents_and_flows(flows_dir: Path) -> None:
 
 def test_kill_reaches_the_running_engine(flows_dir: Path, tmp_path: Path, background: list[Any]) -> None:
     db = tmp_path / "t.db"
-    run = start("run", "--json", "--db", db, write(flows_dir, "sleepy.yml", sleeping("PT60S")))
+    run = start("run", "--json", "--db", db, write(flows_dir, "sleepy.yml", sleeping("PT1H")))
     background.append(run)
     read_until(run.stderr, b"first line", timeout=10)  # with --json, logs go to stderr
     [execution] = executions(db)
@@ -676,11 +678,9 @@ def test_kill_reaches_the_running_engine(flows_dir: Path, tmp_path: Path, backgr
     unknown = tiercel("kill", "noSuchExecution", "--db", db)
     assert unknown.returncode != 0 and "noSuchExecution" in unknown.stderr
     assert run.poll() is None
-    sent = time.monotonic()
     killed = tiercel("kill", execution["id"], "--db", db)
     assert killed.returncode == 0, killed.stderr
-    out, _ = run.communicate(timeout=10)
-    assert time.monotonic() - sent < 5
+    out, _ = run.communicate(timeout=HANG)  # the flow sleeps for an hour: it ends only if killed
     assert run.returncode == 1
     final = json.loads(out)
     assert final["id"] == execution["id"]
@@ -747,15 +747,12 @@ def test_wrong_command_or_option_exits_2_with_usage(tmp_path: Path, argv: list[s
     assert "usage:" in result.stderr
 
 
-def test_help_lists_the_sub_commands_quickly() -> None:
-    began = time.monotonic()
+def test_help_lists_the_sub_commands() -> None:
     result = tiercel("--help")
-    elapsed = time.monotonic() - began
     assert result.returncode == 0
     commands = ("run", "validate", "flows", "namespaces", "executions", "logs", "kill", "resume", "restart")
     for command in commands:
         assert re.search(rf"^\s+{command}\s", result.stdout, re.MULTILINE), command
-    assert elapsed < 3.0
 
 
 def test_importing_the_cli_does_not_import_textual() -> None:
@@ -862,13 +859,12 @@ def test_server_serves_webhooks_watches_flows_and_stops_on_sigterm(
 
     # A flow saved while the server runs is picked up: the next webhook runs the new revision.
     write(flows_dir, "hook.yml", WEBHOOK.replace("trigger.body.name", "trigger.body.name | upper"))
-    deadline = time.monotonic() + 10
-    while True:
+
+    def saved_as_revision_2() -> bool:
         rows = json.loads(tiercel("flows", "--flows", flows_dir, "--db", db, "--json").stdout)
-        if rows[0]["revision"] == 2 and not rows[0]["editedSinceRevision"]:
-            break
-        assert time.monotonic() < deadline, rows
-        time.sleep(0.1)
+        return bool(rows[0]["revision"] == 2 and not rows[0]["editedSinceRevision"])
+
+    blocking_until(saved_as_revision_2, what="revision 2 of the saved flow", interval=0.1)
     second = httpx.post(f"{base}/api/v1/executions/webhook/acme.web/hook/s3cretKey", json={"name": "ada"})
     assert second.status_code == 200
 
@@ -876,13 +872,11 @@ def test_server_serves_webhooks_watches_flows_and_stops_on_sigterm(
     busy = tiercel("run", "--db", db, "acme.web", "hook", "--flows", flows_dir)
     assert busy.returncode == 2
 
-    deadline = time.monotonic() + 15
-    while True:
+    def two_succeeded() -> dict[str, Any]:
         done = {e["id"]: e for e in executions(db) if e["state"]["current"] == "SUCCESS"}
-        if len(done) == 2:
-            break
-        assert time.monotonic() < deadline, executions(db)
-        time.sleep(0.1)
+        return done if len(done) == 2 else {}
+
+    done = blocking_until(two_succeeded, what="two successful executions", interval=0.1)
     assert task_run(done[execution_id], "said")["outputs"] == {"value": "ada"}
     assert {task_run(e, "said")["outputs"]["value"] for e in done.values()} == {"ada", "ADA"}
 
@@ -955,6 +949,7 @@ def test_backfill_runs_here_when_no_engine_owns_the_database(flows_dir: Path, tm
     assert naive.returncode == 2 and "time zone" in naive.stderr
 
 
+@pytest.mark.slow
 def test_trigger_commands_reach_the_running_server(
     flows_dir: Path, tmp_path: Path, background: list[Any]
 ) -> None:
@@ -977,15 +972,17 @@ def test_trigger_commands_reach_the_running_server(
         "--start", "2025-03-01T00:00:00Z", "--end", "2025-03-01T02:00:00Z",
     )  # fmt: skip
     assert sent.returncode == 0, sent.stderr
-    deadline = time.monotonic() + 15
-    while len([e for e in executions(db) if e["state"]["current"] == "SUCCESS"]) < 3:
-        assert time.monotonic() < deadline, executions(db)
-        time.sleep(0.1)
+    blocking_until(
+        lambda: len([e for e in executions(db) if e["state"]["current"] == "SUCCESS"]) >= 3,
+        what="three successful executions",
+        interval=0.1,
+    )
     server.send_signal(15)
     server.communicate(timeout=15)
     assert server.returncode == 0
 
 
+@pytest.mark.slow
 def test_one_off_commands_leave_other_unfinished_executions_alone(
     flows_dir: Path, tmp_path: Path, background: list[Any]
 ) -> None:
@@ -1008,6 +1005,7 @@ def test_one_off_commands_leave_other_unfinished_executions_alone(
     assert next(e for e in executions(db) if e["id"] == left["id"])["state"]["current"] == "KILLED"
 
 
+@pytest.mark.slow
 def test_server_on_a_busy_port_stops_before_resuming_anything(
     flows_dir: Path, tmp_path: Path, background: list[Any]
 ) -> None:
@@ -1095,6 +1093,7 @@ triggers:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("given", [(), ("--input", "count=many")])
 def test_resume_with_missing_or_wrong_on_resume_inputs_is_a_usage_error(
     flows_dir: Path, tmp_path: Path, given: tuple[str, ...]
