@@ -1,30 +1,57 @@
-"""Runs runnable task runs as asyncio tasks: timeouts, kill, logs, and a result for the executor."""
+"""The worker: runs task runs as asyncio tasks (timeouts, kill, logs) and reports their results.
+
+It receives `RunTaskRun` and `CancelTaskRun` messages (engine.messages) through `send`, looks the
+task's handler up in the registry, and puts a `TaskRunResult` into the executor's inbox when an
+attempt ends; log lines go to the log pipeline. It knows no task type by name: a handler that shares
+a working folder with the task runs below it (WorkingDirectory) says so by providing
+`prepare_working_folder` (see `SharesWorkingFolder`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..durations import parse_duration
 from ..executor.decisions import WorkerResult
 from ..executor.variables import build_context
 from ..expressions import ExpressionError, Renderer
+from ..messages import CancelTaskRun, ExecutorMessage, RunTaskRun, TaskRunResult, WorkerJob
 from ..model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
+from ..queue import MessageSink
 from ..tasks.base import TaskContext, TaskFailure
 from ..tasks.registry import Registry
-from ..tasks.scripts import copy_namespace_files, write_input_files
 from ..tasks.types import Kind
 from .process import PROCESS_WATCH, ProcessRecord
-
-WORKING_DIRECTORY = "io.kestra.plugin.core.flow.WorkingDirectory"
 
 if TYPE_CHECKING:
     from ..internal_storage import Storage
     from ..store import Store
+
+
+@runtime_checkable
+class SharesWorkingFolder(Protocol):
+    """A handler whose task runs below it share one folder (WorkingDirectory).
+
+    The worker makes the folder when the first task run below needs it and has the owner's handler
+    fill it (its input and namespace files); the owner's closing work (`finish`) gets it too.
+    """
+
+    def prepare_working_folder(self, context: TaskContext, folder: Path) -> None: ...
+
+
+class LogSink(Protocol):
+    """Where the worker's log lines go (engine.worker.logs.LogPipeline)."""
+
+    def append(self, entry: LogEntry) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    async def flush(self) -> None: ...
 
 
 def attempt_token_prefix(task_run_id: str, attempt: int) -> str:
@@ -52,40 +79,46 @@ class _RecordedProcesses:
 
 
 class Runner:
-    """Starts one asyncio task per attempt and reports each end through `on_result`."""
+    """The in-process worker: one asyncio task per attempt, each end reported as a `TaskRunResult`."""
 
     def __init__(
         self,
         registry: Registry,
         renderer: Renderer,
         *,
-        on_result: Callable[[str, WorkerResult], None],
-        on_log: Callable[[LogEntry], None],
+        results: MessageSink[ExecutorMessage],
+        logs: LogSink,
         context_extra: Callable[[Execution], dict[str, Any]] | None = None,
+        prefetch: Callable[[Any, Mapping[str, Any]], Awaitable[None]] | None = None,
         store: Store | None = None,
         storage: Storage | None = None,
         namespace_files: Path | None = None,
         kill_grace: float = 5.0,
-        drain: Callable[[], Awaitable[None]] | None = None,
-        flush_logs: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.registry = registry
         self.renderer = renderer
-        self.on_result = on_result
-        self.on_log = on_log
+        self.results = results
+        self.logs = logs
         self.context_extra = context_extra
+        # Reads what the task's properties need before they are rendered (kv() values).
+        self.prefetch = prefetch
         self.store = store
         self.storage = storage
         self.namespace_files = namespace_files
         self.kill_grace = kill_grace
-        self.drain = drain
-        self.flush_logs = flush_logs
         self._running: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
 
     @property
     def busy(self) -> int:
         return len(self._running)
+
+    def send(self, job: WorkerJob) -> None:
+        """Take a message from the executor: run a task run, or cancel one."""
+        if isinstance(job, RunTaskRun):
+            self.start(job.flow, job.execution, job.task_run)
+        elif isinstance(job, CancelTaskRun):
+            self.cancel(job.task_run_id)
 
     def start(self, flow: Flow, execution: Execution, run: TaskRun) -> None:
         task = asyncio.get_running_loop().create_task(self._run(flow, execution, run))
@@ -120,7 +153,7 @@ class Runner:
         attempt = len(run.attempts) - 1
 
         def emit(level: LogLevel, message: str) -> None:
-            self.on_log(
+            self.logs.append(
                 LogEntry(
                     execution_id=execution.id,
                     namespace=execution.namespace,
@@ -147,22 +180,22 @@ class Runner:
             storage=self.storage,
             namespace_files=self.namespace_files / execution.namespace if self.namespace_files else None,
             kill_grace=self.kill_grace,
-            drain=self.drain,
-            flush_logs=self.flush_logs,
+            drain=self.logs.drain,
+            flush_logs=self.logs.flush,
         )
 
     def _working_dir(self, flow: Flow, execution: Execution, run: TaskRun) -> Path | None:
-        """The folder of the nearest WorkingDirectory (the run itself or an ancestor), made on first use."""
+        """The folder shared by the nearest task run (itself or an ancestor) whose handler shares one,
+        made on first use."""
         for candidate in (run, *execution.parents_of(run)):
             task_type = self.registry.lookup(flow.tasks_by_id[candidate.task_id].type)
-            if task_type is None or task_type.name != WORKING_DIRECTORY:
+            handler = task_type.handler if task_type is not None else None
+            if not isinstance(handler, SharesWorkingFolder):
                 continue
             folder = Path(tempfile.gettempdir()) / f"tiercel-wd-{candidate.id}"
             if not folder.exists():
                 folder.mkdir(mode=0o700)
-                owner = self._context(flow, execution, candidate)
-                copy_namespace_files(owner, folder, owner.prop("namespaceFiles"))
-                write_input_files(owner, folder, owner.prop("inputFiles"))
+                handler.prepare_working_folder(self._context(flow, execution, candidate), folder)
             return folder
         return None
 
@@ -181,6 +214,8 @@ class Runner:
             # Costly filters (jq, regular expressions, large parses) run in workers, awaited here, so
             # that the handler's renders on the event loop find their results ready.
             await self.renderer.prefetch(spec.props, context.variables)
+            if self.prefetch is not None:
+                await self.prefetch(spec.props, context.variables)
             context.working_dir = self._working_dir(flow, execution, run)
             timeout = self._timeout(context)
             async with asyncio.timeout(timeout.total_seconds() if timeout else None):
@@ -207,7 +242,8 @@ class Runner:
         except Exception as error:  # a bug in a handler must fail the task, not the engine
             context.emit(LogLevel.ERROR, f"{type(error).__name__}: {error}")
             state = StateType.FAILED
-        self.on_result(execution.id, WorkerResult(run.id, state, outputs, tuple(context.labels)))
+        result = WorkerResult(run.id, state, outputs, tuple(context.labels))
+        self.results.put(TaskRunResult(execution.id, result))
 
     @staticmethod
     def _timeout(context: TaskContext) -> Any:

@@ -46,7 +46,7 @@ async def run(
 
 
 async def logs_of(engine: Engine, execution_id: str) -> list[LogEntry]:
-    await engine._flush_logs()
+    await engine.flush_logs()
     await engine.store.flush()
     return [entry for _, entry in await engine.store.logs(execution_id)]
 

@@ -55,4 +55,4 @@ async def test_a_waiter_that_gives_up_leaves_nothing_behind(tmp_path: Path) -> N
         for _ in range(50):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(engine.wait(execution_id), 0.01)
-        assert not engine._waiters.get(execution_id)
+        assert engine.loop.waiting(execution_id) == 0

@@ -128,7 +128,7 @@ async def test_kill_of_a_root_reaches_a_chain_deeper_than_the_interpreter_stack(
         await until(
             lambda: (
                 len(engine.live_execution_ids()) >= depth + 1
-                and engine._idle_paused(engine._live[engine.live_execution_ids()[-1]][1])
+                and engine.loop.idle_paused(engine.loop.live(engine.live_execution_ids()[-1])[1])
             ),
             timeout=240,
             what=f"a chain of {depth + 1} executions",

@@ -193,7 +193,7 @@ async def test_namespaces_inherit_variables_and_plugin_defaults_from_their_paren
     async with watching(tmp_path) as engine:
         execution = await run(engine, "acme.finance.reports", "report")
         assert execution.state.current is StateType.SUCCESS
-        await engine._flush_logs()
+        await engine.flush_logs()
         await engine.store.flush()
         lines = [entry for _, entry in await engine.store.logs(execution.id)]
         said = [entry for entry in lines if entry.task_id == "log"]

@@ -1,0 +1,277 @@
+"""Subflows: a Subflow task run starts a child execution, waits for it, and ends as it ended.
+
+The child is an execution like any other (admitted under its own flow's inputs and limits), with
+the parent's system labels (and the others with `inheritLabels`), a correlation id, and a trigger
+naming the parent task run. With `wait` (the default) the parent's task run ends when the child does,
+with the child's outputs (or the task's legacy `outputs` rendered on the child), FAILED unless the
+child succeeded (`transmitFailed: false` makes it SUCCESS). Nesting is limited to
+TIERCEL_MAX_SUBFLOW_DEPTH levels below the root, so a flow that calls itself fails instead of
+growing without end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, Protocol
+
+from ..commands import EngineCommandError
+from ..expressions import ExpressionError, Renderer
+from ..inputs import InputError
+from ..messages import ExecutorMessage, LinkSubflow, TaskRunResult
+from ..model import Execution, Flow, Label, LogEntry, LogLevel, StateType, TaskRun
+from ..tasks.core import labels_of
+from ..worker.logs import log_entry
+from .decisions import WorkerResult
+from .variables import build_context
+
+# How many Subflow calls may nest below a root execution. A flow that calls itself (directly, through
+# other flows, or through an expression no check can follow) then fails at this depth instead of
+# growing without end. TIERCEL_MAX_SUBFLOW_DEPTH overrides it.
+MAX_SUBFLOW_DEPTH = 10
+_log = logging.getLogger(__name__)
+
+
+def max_subflow_depth() -> int:
+    """How deep Subflow calls may nest: TIERCEL_MAX_SUBFLOW_DEPTH, else MAX_SUBFLOW_DEPTH."""
+    text = os.environ.get("TIERCEL_MAX_SUBFLOW_DEPTH", "").strip()
+    if not text:
+        return MAX_SUBFLOW_DEPTH
+    try:
+        depth = int(text)
+    except ValueError:
+        depth = 0
+    if depth < 1:
+        _log.warning(
+            "TIERCEL_MAX_SUBFLOW_DEPTH=%r is not a positive integer: %d is used", text, MAX_SUBFLOW_DEPTH
+        )
+        return MAX_SUBFLOW_DEPTH
+    return depth
+
+
+class SubflowHost(Protocol):
+    """What starting and following child executions needs from the engine."""
+
+    @property
+    def flows(self) -> Mapping[tuple[str, str], Flow]: ...
+
+    async def trigger(
+        self,
+        namespace: str,
+        flow_id: str,
+        inputs: Mapping[str, Any] | None = None,
+        labels: Sequence[Label] = (),
+        *,
+        parent_id: str | None = None,
+        trigger: Mapping[str, Any] | None = None,
+        local_files: bool = False,
+    ) -> str: ...
+
+    async def kill(self, execution_id: str) -> None: ...
+
+    async def execution(self, execution_id: str) -> Execution | None: ...
+
+    async def flow_revision(self, namespace: str, flow_id: str, revision: int) -> Flow | None: ...
+
+
+class LiveExecutions(Protocol):
+    """The executor loop as subflows see it."""
+
+    def live(self, execution_id: str) -> tuple[Flow, Execution] | None: ...
+
+    def post(self, message: ExecutorMessage) -> None: ...
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None: ...
+
+
+class Subflows:
+    """Launches child executions and reports their ends to the Subflow task runs waiting for them."""
+
+    def __init__(
+        self,
+        host: SubflowHost,
+        loop: LiveExecutions,
+        renderer: Renderer,
+        *,
+        functions: Callable[[Execution, list[LogEntry]], dict[str, Any]],
+        log: Callable[[LogEntry], None],
+        max_depth: int,
+    ) -> None:
+        self.host = host
+        self.loop = loop
+        self.renderer = renderer
+        self.functions = functions
+        self.log = log
+        self.max_depth = max_depth
+        # Child execution -> (parent execution, Subflow task run) for the children waited for.
+        self._parents: dict[str, tuple[str, str]] = {}
+
+    # -- what the loop asks -------------------------------------------------------------------
+    def launch(self, flow: Flow, parent: Execution, run: TaskRun) -> None:
+        """Start the child of a Subflow task run, beside the loop."""
+        self.loop.spawn(self._launch(flow, parent, run))
+
+    def waits_for_child(self, execution_id: str) -> bool:
+        return any(parent == execution_id for parent, _ in self._parents.values())
+
+    def ended(self, execution: Execution) -> None:
+        """An execution ended: when a parent waits for it, report its end there."""
+        parent = self._parents.pop(execution.id, None)
+        if parent is not None:
+            self.loop.spawn(self._child_ended(parent, execution))
+
+    # -- what the engine asks -----------------------------------------------------------------
+    def tree(self, execution_id: str) -> list[str]:
+        """The execution and every subflow execution below it that is waited for, breadth first."""
+        waits_for: dict[str, list[str]] = {}
+        for child_id, (parent_id, _) in self._parents.items():
+            waits_for.setdefault(parent_id, []).append(child_id)
+        tree = [execution_id]
+        seen = {execution_id}
+        for current in tree:  # the list grows while it is walked
+            for child_id in waits_for.get(current, ()):
+                if child_id not in seen:
+                    seen.add(child_id)
+                    tree.append(child_id)
+        return tree
+
+    def wait_again(self, parent_id: str, run: TaskRun, child: Execution | None) -> None:
+        """After a restart of the engine: a Subflow task run waits for its child again
+        (`child` as stored, None when it is not); a child that ended meanwhile is reported now."""
+        parent = (parent_id, run.id)
+        if child is not None and child.state.current.is_terminated:
+            self.loop.spawn(self._child_ended(parent, child))
+        else:
+            self._parents[run.child_execution_id or ""] = parent
+
+    # -- launching ------------------------------------------------------------------------------
+    async def _launch(self, flow: Flow, parent: Execution, run: TaskRun) -> None:
+        task = flow.tasks_by_id[run.task_id]
+        try:
+            props = self.renderer.render_value(
+                {k: v for k, v in task.props.items() if k != "outputs"},
+                build_context(flow, parent, task, run, extra=self.functions(parent, [])),
+            )
+            namespace, flow_id = str(props["namespace"]), str(props["flowId"])
+            chain = await self._chain(parent)
+            if len(chain) > self.max_depth:
+                calls = " -> ".join([*chain, f"{namespace}.{flow_id}"])
+                raise EngineCommandError(
+                    f"the subflow depth limit ({self.max_depth}) is reached: {calls}. A flow that "
+                    "calls itself, directly or through other flows, never ends; raise the limit with "
+                    "TIERCEL_MAX_SUBFLOW_DEPTH if this nesting is intended"
+                )
+            child_id = await self.host.trigger(
+                namespace,
+                flow_id,
+                props.get("inputs") or {},
+                self._labels(parent, props, self.host.flows.get((namespace, flow_id))),
+                parent_id=parent.id,
+                trigger=_trigger_of(parent, task.id, task.type, run),
+            )
+        except Exception as error:  # whatever it is, the Subflow task must end rather than wait forever
+            known = isinstance(error, EngineCommandError | InputError | ExpressionError | KeyError)
+            reason = str(error) if known else f"{type(error).__name__}: {error}"
+            self.log(log_entry(parent, run, f"Unable to start the subflow: {reason}", LogLevel.ERROR))
+            self._report(parent.id, WorkerResult(run.id, StateType.FAILED))
+            return
+        self.log(log_entry(parent, run, f"Started subflow execution {child_id}", LogLevel.INFO))
+        self.loop.post(LinkSubflow(parent.id, run.id, child_id))
+        if props.get("wait", True):
+            self._parents[child_id] = (parent.id, run.id)
+            live = self.loop.live(parent.id)
+            if live is None or live[1].state.current in (StateType.KILLING, StateType.KILLED):
+                # Killed while the child was being created: the kill did not see it, so it goes now.
+                with contextlib.suppress(EngineCommandError):
+                    await self.host.kill(child_id)
+        else:
+            self._report(parent.id, WorkerResult(run.id, StateType.SUCCESS, {"executionId": child_id}))
+
+    @staticmethod
+    def _labels(parent: Execution, props: Mapping[str, Any], child_flow: Flow | None) -> list[Label]:
+        own = {label.key for label in child_flow.labels} if child_flow else set()
+        # Kestra: inherited labels give way to the child flow's own; system labels always pass.
+        labels = [
+            label
+            for label in parent.labels
+            if label.key.startswith("system.") or (props.get("inheritLabels") and label.key not in own)
+        ]
+        if props.get("labels"):
+            labels.extend(labels_of(props["labels"]))
+        if "system.correlationId" not in parent.labels_map():
+            labels.append(Label("system.correlationId", parent.id))
+        return labels
+
+    async def _chain(self, execution: Execution) -> list[str]:
+        """The flows from the root execution down to `execution` (at most the depth limit + 1)."""
+        chain = [f"{execution.namespace}.{execution.flow_id}"]
+        parent_id = execution.parent_id
+        while parent_id is not None and len(chain) <= self.max_depth:
+            live = self.loop.live(parent_id)
+            parent = live[1] if live is not None else await self.host.execution(parent_id)
+            if parent is None:
+                break
+            chain.append(f"{parent.namespace}.{parent.flow_id}")
+            parent_id = parent.parent_id
+        return chain[::-1]
+
+    # -- reporting back -------------------------------------------------------------------------
+    def _report(self, parent_id: str, result: WorkerResult) -> None:
+        self.loop.post(TaskRunResult(parent_id, result))
+
+    async def _child_ended(self, parent: tuple[str, str], child: Execution) -> None:
+        try:
+            await self._report_child(parent, child)
+        except Exception as error:  # the parent's Subflow task must end rather than wait forever
+            message = (
+                f"Could not read the end of subflow execution {child.id}: {type(error).__name__}: {error}"
+            )
+            parent_id, run_id = parent
+            live = self.loop.live(parent_id)
+            if live is not None:
+                self.log(log_entry(live[1], live[1].task_run(run_id), message))
+            self._report(parent_id, WorkerResult(run_id, StateType.FAILED))
+
+    async def _report_child(self, parent: tuple[str, str], child: Execution) -> None:
+        parent_id, run_id = parent
+        live = self.loop.live(parent_id)
+        if live is None:
+            return
+        flow, execution = live
+        task = flow.tasks_by_id[execution.task_run(run_id).task_id]
+        outputs: dict[str, Any] = dict(child.outputs or {})
+        state = child.state.current
+        legacy = task.props.get("outputs")
+        if legacy and not child.outputs:  # Kestra: the child flow's own outputs win
+            child_flow = await self.host.flow_revision(child.namespace, child.flow_id, child.flow_revision)
+            try:
+                if child_flow is not None:
+                    outputs.update(self.renderer.render_value(legacy, build_context(child_flow, child)))
+            except ExpressionError as error:
+                self.log(log_entry(execution, execution.task_run(run_id), str(error), LogLevel.ERROR))
+                state = StateType.FAILED
+        if state not in (StateType.SUCCESS, StateType.WARNING) and not task.props.get("transmitFailed", True):
+            state = StateType.SUCCESS
+        result = {"executionId": child.id, "state": child.state.current.value, "outputs": outputs}
+        self._report(parent_id, WorkerResult(run_id, state, result))
+
+
+def _trigger_of(parent: Execution, task_id: str, task_type: str, run: TaskRun) -> dict[str, Any]:
+    """The child's `trigger`: the parent task run that started it."""
+    return {
+        "id": task_id,
+        "type": task_type,
+        "variables": {
+            "executionId": parent.id,
+            "namespace": parent.namespace,
+            "flowId": parent.flow_id,
+            "flowRevision": parent.flow_revision,
+            "taskRunId": run.id,
+            "taskId": task_id,
+            **({"taskRunValue": run.value} if run.value is not None else {}),
+            **({"taskRunIteration": run.iteration} if run.iteration is not None else {}),
+        },
+        "parent": {"taskrun": {"id": run.id, "value": run.value}},
+    }
