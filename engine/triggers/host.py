@@ -19,9 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ..events import EventBus
-from ..expressions import Renderer
 from ..model import Execution, Flow, Label
-from ..secrets import Masker, Secrets
 from ..store import TriggerRow, WindowUpdate
 
 FlowUid = tuple[str, str]
@@ -41,6 +39,46 @@ class TriggerFlows(Protocol):
 
     def with_triggers(self, trigger_type: str | None = None) -> list[FlowUid]:
         """The flows that have a trigger (of the given type), known without parsing every flow."""
+        ...
+
+
+class TriggerRenderer(Protocol):
+    """Renders the expressions of trigger properties (conditions, inputs, labels, keys)."""
+
+    def render(self, template: str, context: Mapping[str, Any]) -> str:
+        """One template, rendered as text."""
+        ...
+
+    def render_value(self, value: Any, context: Mapping[str, Any]) -> Any:
+        """Every template inside a value (a mapping, a list ...), rendered."""
+        ...
+
+    async def prefetch(self, value: Any, context: Mapping[str, Any]) -> None:
+        """Run the costly filters inside a value off the event loop, ahead of `render_value`."""
+        ...
+
+
+class SecretMasker(Protocol):
+    """Masks secret values in what is shown."""
+
+    def add(self, secret: str, owner: str | None = None) -> None:
+        """Mask this value from now on."""
+        ...
+
+    def mask(self, text: str) -> str:
+        """The text with every known secret masked."""
+        ...
+
+    def mask_value(self, value: Any) -> Any:
+        """A value (a mapping, a list ...) with every known secret masked in its texts."""
+        ...
+
+
+class SecretLookup(Protocol):
+    """The configured secrets."""
+
+    def get(self, name: str) -> str:
+        """The secret's value (raises SecretError when there is none)."""
         ...
 
 
@@ -108,17 +146,17 @@ class TriggerHost(Protocol):
         ...
 
     @property
-    def renderer(self) -> Renderer:
-        """Renders the expressions of trigger properties (conditions, inputs, labels, keys)."""
+    def renderer(self) -> TriggerRenderer:
+        """Renders the expressions of trigger properties."""
         ...
 
     @property
-    def masker(self) -> Masker:
+    def masker(self) -> SecretMasker:
         """Masks secrets in what goes back to a webhook's client or onto the bus."""
         ...
 
     @property
-    def secrets(self) -> Secrets:
+    def secrets(self) -> SecretLookup:
         """The configured secrets (a webhook key may name one)."""
         ...
 
@@ -163,9 +201,12 @@ class TriggerHost(Protocol):
 __all__ = [
     "FlowTriggerWindows",
     "FlowUid",
+    "SecretLookup",
+    "SecretMasker",
     "TriggerFire",
     "TriggerFlows",
     "TriggerHost",
+    "TriggerRenderer",
     "TriggerStateStore",
     "TriggerStore",
     "TriggerSwitches",
