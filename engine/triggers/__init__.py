@@ -1,4 +1,28 @@
-"""Trigger helpers shared by the scheduler and the flow trigger: Kestra's conditions."""
+"""Trigger sources: what starts an execution without a person asking for it.
+
+The trigger types and where they live:
+    Schedule    `schedule.Scheduler` fires cron slots, recovers missed ones after downtime and
+                runs backfills; its parts are `slots` (time arithmetic), `state` (trigger state
+                and its persistence), `firing` (due slots, conditions, fire records), `backfill`
+                and `clock`.
+    Flow        `flow.FlowTriggers` starts a flow when other executions change state, with
+                preconditions met within time windows.
+    Webhook     `webhook.WebhookServer` answers Kestra's webhook route; the HTTP protocol itself
+                is `engine.httpserver`.
+Shared by them: `conditions` (Kestra's trigger conditions), `cron` (cron expressions), and the
+switches set by command (the dashboard's toggle, `tiercel triggers --disable`), kept by the
+scheduler for every trigger type.
+
+Every source sees its engine as a `host.TriggerHost` and imports nothing of the engine: the
+Engine satisfies that protocol structurally, and builds the Schedule and Flow sources itself
+(the webhook server is started by the `server` command and the dashboard).
+
+To add a trigger type: its checks go in `engine/parser/triggers.py` (its properties, Kestra's
+names), its source in a module here that takes a `TriggerHost`, starts executions with
+`new_execution` then `submit` (a fire to record goes with `submit`, in the same transaction),
+and honours `host.scheduler.is_enabled`; the engine starts and stops it (`engine/engine.py`). If
+it needs more of the engine, name that in `TriggerHost`.
+"""
 
 from .conditions import (
     CONDITION_TYPES,
