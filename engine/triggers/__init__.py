@@ -5,8 +5,8 @@ The trigger types and where they live:
                 runs backfills; its parts are `slots` (time arithmetic), `state` (trigger state
                 and its persistence), `firing` (due slots, conditions, fire records), `backfill`
                 and `clock`.
-    Flow        `flow.FlowTriggers` starts a flow when other executions change state, with
-                preconditions met within time windows.
+    Flow        `flow.FlowTriggers` starts a flow when other executions change state; the rules
+                of its preconditions and their time windows are `preconditions`.
     Webhook     `webhook.WebhookServer` answers Kestra's webhook route; the HTTP protocol itself
                 is `engine.httpserver`.
 Shared by them: `conditions` (Kestra's trigger conditions), `cron` (cron expressions), and the
