@@ -56,6 +56,7 @@ from .queue import InProcessQueue
 from .secrets import Masker, Secrets
 from .store import Store
 from .tasks.registry import Registry, registry
+from .tasks.types import Kind
 from .triggers.flow import FlowTriggers
 from .triggers.schedule import Clock, Scheduler, TriggerState
 from .worker.logs import LogPipeline, log_entry
@@ -104,6 +105,8 @@ class Engine:
         self.log_pipeline = LogPipeline(store, self.events, self.masker, is_live=self._is_live)
         self.admission = Admitter(self.renderer, self.storage, self.masker)
         self.functions = ExpressionFunctions(
+            renderer=self.renderer,
+            is_flowable=self._is_flowable,
             kv=store,
             secrets=self.secrets,
             masker=self.masker,
@@ -121,7 +124,7 @@ class Engine:
             results=inbox,
             logs=self.log_pipeline,
             context_extra=lambda execution: self.functions(execution, []),
-            prefetch=functools.partial(self.functions.prefetch_kv, self.renderer),
+            prefetch=self.functions.prefetch_kv,
             store=store,
             storage=self.storage,
             namespace_files=flows_dir / NAMESPACE_FILES_FOLDER if flows_dir else None,
@@ -135,12 +138,14 @@ class Engine:
             worker=self.runner,
             logs=self.log_pipeline,
             on_end=self._ended,
+            prefetch=self.functions,
         )
         self.subflows = Subflows(
             self,
             self.loop,
             self.renderer,
             functions=self.functions,
+            prefetch=self.functions.prefetch_kv,
             log=self.log_pipeline.append,
             max_depth=subflow_depth or max_subflow_depth(),
         )
@@ -161,6 +166,10 @@ class Engine:
 
     def _is_live(self, execution_id: str) -> bool:
         return self.loop.live(execution_id) is not None
+
+    def _is_flowable(self, task_type: str) -> bool:
+        found = self.registry.lookup(task_type)
+        return found is not None and found.kind is Kind.FLOWABLE
 
     def _ended(self, execution: Execution) -> None:
         """An execution ended: what was held for it goes."""

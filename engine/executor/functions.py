@@ -22,16 +22,19 @@ from typing import Any, Protocol
 from ..expressions import ExpressionError, Renderer
 from ..flows.catalog import NAMESPACE_FILES_FOLDER
 from ..internal_storage import Storage, StorageError, safe_relative
-from ..model import Execution, LogEntry, LogLevel
+from ..model import Execution, Flow, LogEntry, LogLevel
 from ..secrets import Masker, SecretError, Secrets
+from .variables import build_context
 
 # Rounds of dry renders: each may uncover keys built from the values the previous one read.
 PREFETCH_ROUNDS = 3
+STEP_CALLS_CACHED = 4096
 # A kv() call with its arguments (one level of nested parentheses): rendered alone to learn its key.
 _KV_CALL = re.compile(r"\bkv\s*\(((?:[^()]|\([^()]*\))*)\)")
 
 # (namespace, key) -> (found, value), read for the renders of the current asyncio task.
-_PREFETCHED: contextvars.ContextVar[dict[tuple[str, str], tuple[bool, Any]] | None] = contextvars.ContextVar(
+_Values = dict[tuple[str, str], tuple[bool, Any]]
+_PREFETCHED: contextvars.ContextVar[_Values | None] = contextvars.ContextVar(
     "tiercel_kv_prefetched", default=None
 )
 
@@ -76,6 +79,8 @@ class ExpressionFunctions:
     def __init__(
         self,
         *,
+        renderer: Renderer,
+        is_flowable: Callable[[str], bool],
         kv: KeyValueReader,
         secrets: Secrets,
         masker: Masker,
@@ -85,7 +90,11 @@ class ExpressionFunctions:
         errors_of: Callable[[str], Sequence[LogEntry]],
         clear_inputs: Callable[[str], Mapping[str, Any] | None],
     ) -> None:
+        self.renderer = renderer
         self.kv_reader = kv
+        self.is_flowable = is_flowable
+        # The kv(...) calls the executor may render, by flow revision.
+        self._step_calls: dict[tuple[str, str, int], frozenset[str]] = {}
         self.secrets = secrets
         self.masker = masker
         self.storage = storage
@@ -144,24 +153,51 @@ class ExpressionFunctions:
             return prefetched[(namespace, key)]
         return self.kv_reader.kv_get_now(namespace, key)
 
-    async def prefetch_kv(self, renderer: Renderer, value: Any, variables: Mapping[str, Any]) -> None:
+    async def prefetch_kv(self, value: Any, variables: Mapping[str, Any]) -> None:
         """Read the KV keys the templates in `value` ask for, for this asyncio task's renders.
 
         Call it from the asyncio task that renders afterwards (a task run's attempt): the values
-        are kept in a context variable of that task only.
+        are kept in a context variable of that task only, read afresh by each call.
         """
-        calls = {
-            f"{{{{ kv({match.group(1)}) }}}}"
-            for text in _strings(value)
-            if "kv" in text
-            for match in _KV_CALL.finditer(text)
-        }
+        fetched: _Values = {}
+        _PREFETCHED.set(fetched)
+        await self._prefetch(_kv_calls(value), variables, fetched)
+
+    async def prefetch_step(self, flow: Flow, execution: Execution) -> None:
+        """Read the KV keys the flowable tasks of `flow` ask for, for the executor's next steps.
+
+        The values stay until `end_steps`: the loop calls it once the steps of its batch are taken.
+        """
+        key = (*flow.uid, flow.revision)
+        calls = self._step_calls.get(key)
+        if calls is None:
+            if len(self._step_calls) >= STEP_CALLS_CACHED:
+                self._step_calls.clear()
+            calls = self._step_calls[key] = _kv_calls(self._rendered_by_executor(flow))
         if not calls:
             return
         fetched = _PREFETCHED.get()
         if fetched is None:
             fetched = {}
             _PREFETCHED.set(fetched)
+        await self._prefetch(calls, build_context(flow, execution, extra=self(execution, [])), fetched)
+
+    def _rendered_by_executor(self, flow: Flow) -> list[Any]:
+        """What the executor renders itself: flowable properties, runIf, the flow's outputs."""
+        specs = flow.tasks_by_id.values()
+        rendered: list[Any] = [spec.props for spec in specs if self.is_flowable(spec.type)]
+        rendered += [spec.run_if for spec in specs if spec.run_if]
+        rendered += [output.value for output in flow.outputs]
+        return rendered
+
+    def end_steps(self) -> None:
+        """Forget what `prefetch_step` read: the next batch reads the values again."""
+        if _PREFETCHED.get() is not None:
+            _PREFETCHED.set(None)
+
+    async def _prefetch(self, calls: frozenset[str], variables: Mapping[str, Any], fetched: _Values) -> None:
+        if not calls:
+            return
         default_namespace = str((variables.get("flow") or {}).get("namespace") or "")
         wanted: list[tuple[str, str]] = []
 
@@ -177,8 +213,18 @@ class ExpressionFunctions:
             wanted.clear()
             for call in calls:
                 with contextlib.suppress(Exception):  # the render proper reports its errors
-                    renderer.render(call, dry)
+                    self.renderer.render(call, dry)
             if not wanted:
                 return
             for where in dict.fromkeys(wanted):
                 fetched[where] = await self.kv_reader.kv_get(*where)
+
+
+def _kv_calls(value: Any) -> frozenset[str]:
+    """Each kv(...) call in the strings of `value`, as a template of its own."""
+    return frozenset(
+        f"{{{{ kv({match.group(1)}) }}}}"
+        for text in _strings(value)
+        if "kv" in text
+        for match in _KV_CALL.finditer(text)
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import time
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
@@ -44,6 +45,7 @@ from .concurrency import Admission, ConcurrencySlots, limit_of
 from .decisions import Executor
 from .working_copy import Outcome
 
+_log = logging.getLogger(__name__)
 # After a failed commit (disk full, I/O error) the same messages are applied again this much later,
 # up to MAX_SAVE_FAILURES failures in a row; then the execution fails (see `_save_failed`).
 SAVE_RETRY_SECONDS = 1.0
@@ -78,6 +80,14 @@ class SubflowWatch(Protocol):
     def waits_for_child(self, execution_id: str) -> bool: ...
 
     def ended(self, execution: Execution) -> None: ...
+
+
+class StepPrefetch(Protocol):
+    """Reads, off the loop's steps, what the executor's renders will ask for (kv() values)."""
+
+    async def prefetch_step(self, flow: Flow, execution: Execution) -> None: ...
+
+    def end_steps(self) -> None: ...
 
 
 def grouped(batch: list[ExecutorMessage]) -> list[tuple[str, list[ExecutorMessage]]]:
@@ -122,6 +132,7 @@ class ExecutorLoop:
         worker: WorkerQueue,
         logs: LogPipeline,
         on_end: Callable[[Execution], None],
+        prefetch: StepPrefetch | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -130,6 +141,7 @@ class ExecutorLoop:
         self.worker = worker
         self.logs = logs
         self.on_end = on_end
+        self.prefetch = prefetch
         self.slots = ConcurrencySlots()
         self.subflows: SubflowWatch | None = None  # set once the subflows component is built
         self._live: dict[str, tuple[Flow, Execution]] = {}
@@ -262,27 +274,33 @@ class ExecutorLoop:
         outcomes: dict[str, list[Outcome]] = {}
         handled: dict[str, list[ExecutorMessage]] = {}
         heavy: dict[str, float] = {}  # executions whose step was long, with when it began
-        for execution_id, messages in grouped(batch):
-            live = self._live.get(execution_id)
-            if live is None:
-                continue
-            resting = self._resting.get(execution_id)
-            if resting is not None:
-                resting.extend(messages)
-                continue
-            flow, execution = live
-            began = time.perf_counter()
-            try:
-                outcome = self._step(flow, execution, messages)
-            except Exception as error:  # one broken execution must not hold up the others
-                message = f"Internal error, the execution cannot go on: {type(error).__name__}: {error}"
-                outcome = self.executor.crash(flow, execution, utcnow(), message)
-                self.events.publish(EngineError(message, execution_id))
-            if time.perf_counter() - began >= HEAVY_STEP_SECONDS:
-                heavy.setdefault(execution_id, began)
-            self._live[execution_id] = (flow, outcome.execution)
-            outcomes.setdefault(execution_id, []).append(outcome)
-            handled.setdefault(execution_id, []).extend(messages)
+        groups = grouped(batch)
+        await self._prefetch(groups)
+        try:
+            for execution_id, messages in groups:
+                live = self._live.get(execution_id)
+                if live is None:
+                    continue
+                resting = self._resting.get(execution_id)
+                if resting is not None:
+                    resting.extend(messages)
+                    continue
+                flow, execution = live
+                began = time.perf_counter()
+                try:
+                    outcome = self._step(flow, execution, messages)
+                except Exception as error:  # one broken execution must not hold up the others
+                    message = f"Internal error, the execution cannot go on: {type(error).__name__}: {error}"
+                    outcome = self.executor.crash(flow, execution, utcnow(), message)
+                    self.events.publish(EngineError(message, execution_id))
+                if time.perf_counter() - began >= HEAVY_STEP_SECONDS:
+                    heavy.setdefault(execution_id, began)
+                self._live[execution_id] = (flow, outcome.execution)
+                outcomes.setdefault(execution_id, []).append(outcome)
+                handled.setdefault(execution_id, []).extend(messages)
+        finally:
+            if self.prefetch is not None:
+                self.prefetch.end_steps()
         saves = []
         for execution_id, steps in outcomes.items():
             execution = steps[-1].execution
@@ -329,6 +347,19 @@ class ExecutorLoop:
         for execution_id, began in heavy.items():
             if execution_id in self._live:
                 self._rest(execution_id, time.perf_counter() - began)
+
+    async def _prefetch(self, groups: list[tuple[str, list[ExecutorMessage]]]) -> None:
+        """Read what the steps of this batch will render (best effort: a miss is read at render)."""
+        if self.prefetch is None:
+            return
+        for execution_id in dict.fromkeys(execution_id for execution_id, _ in groups):
+            live = self._live.get(execution_id)
+            if live is None or execution_id in self._resting:
+                continue
+            try:
+                await self.prefetch.prefetch_step(*live)
+            except Exception as error:  # the step itself reports what is wrong
+                _log.debug("prefetch for %s: %s", execution_id, error)
 
     def _step(self, flow: Flow, execution: Execution, messages: list[ExecutorMessage]) -> Outcome:
         now = utcnow()

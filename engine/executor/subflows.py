@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
 from ..commands import EngineCommandError
@@ -96,6 +96,7 @@ class Subflows:
         renderer: Renderer,
         *,
         functions: Callable[[Execution, list[LogEntry]], dict[str, Any]],
+        prefetch: Callable[[Any, Mapping[str, Any]], Awaitable[None]] | None = None,
         log: Callable[[LogEntry], None],
         max_depth: int,
     ) -> None:
@@ -103,6 +104,7 @@ class Subflows:
         self.loop = loop
         self.renderer = renderer
         self.functions = functions
+        self.prefetch = prefetch
         self.log = log
         self.max_depth = max_depth
         # Child execution -> (parent execution, Subflow task run) for the children waited for.
@@ -150,10 +152,11 @@ class Subflows:
     async def _launch(self, flow: Flow, parent: Execution, run: TaskRun) -> None:
         task = flow.tasks_by_id[run.task_id]
         try:
-            props = self.renderer.render_value(
-                {k: v for k, v in task.props.items() if k != "outputs"},
-                build_context(flow, parent, task, run, extra=self.functions(parent, [])),
-            )
+            wanted = {k: v for k, v in task.props.items() if k != "outputs"}
+            context = build_context(flow, parent, task, run, extra=self.functions(parent, []))
+            if self.prefetch is not None:
+                await self.prefetch(wanted, context)
+            props = self.renderer.render_value(wanted, context)
             namespace, flow_id = str(props["namespace"]), str(props["flowId"])
             chain = await self._chain(parent)
             if len(chain) > self.max_depth:
