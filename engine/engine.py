@@ -1,28 +1,22 @@
-"""The Engine facade: flows in, executions out; commands, queries and events.
+"""The Engine facade: it wires Kestra's components and answers the `Commands` protocol (engine.commands).
 
-The Engine wires Kestra's components and answers the `Commands` protocol (engine.commands):
-- the executor loop (engine.executor.loop): one asyncio task owns every live execution; each batch of
-  messages is applied through the pure executor, committed in one group of transactions, and only then
-  announced and turned into new work. So a task's success is durable before its dependants start, and
-  a restarted engine finds every execution where it was. A step that cannot be saved is retried, then
-  fails its execution (the save-failure policy, see `ExecutorLoop._save_failed`);
-- admission (engine.executor.admission): a flow, inputs and labels become a CREATED execution;
-- subflows (engine.executor.subflows): child executions, their depth limit, their ends reported back;
-- the worker (engine.worker.runner) runs task runs and reports results and logs as messages
-  (engine.messages) through in-process queues (engine.queue);
-- the log pipeline (engine.worker.logs) and the expression functions (engine.executor.functions);
-- the trigger sources (engine.triggers): schedules, backfills, flow triggers.
+- executor/: the loop owning live executions (loop.py) around the pure executor (decisions.py), with
+  admission, subflows, crash recovery at start (startup.py) and the commands on executions;
+- worker/: runs task runs (runner.py) and the log pipeline (logs.py); messages.py and queue.py are
+  what the executor and the worker exchange; flows/: the flows folder; triggers/: schedules, flow
+  triggers, backfills.
 
-After a crash, the next engine first kills the task programs the crashed one left running (they are
-recorded in the store while they run), then carries on: a task that was running runs again as a new
-attempt, or fails with "engine stopped while the task was running" when the flow's label
+Guarantees: every state change is stored, with its history, before it is announced, so a task's
+success is durable before its dependants start; a step that cannot be saved is retried, then fails
+its execution (`ExecutorLoop._save_failed`). After a crash, the next engine kills the task programs
+the crashed one left running, then carries on: a task that was running runs again as a new attempt,
+or fails with "engine stopped while the task was running" when the flow's label
 `tiercel.notIdempotent: "task_a,task_b"` (or `"*"`) names it; a task run never gets more than
-maxAttempt + 1 attempts (engine.executor.recovery; the procedure: engine.executor.startup).
+maxAttempt + 1 attempts (engine.executor.recovery).
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import os
@@ -33,33 +27,31 @@ from typing import TYPE_CHECKING, Any
 
 from .commands import BackfillAction, Commands, EngineCommandError, answer
 from .control import ControlServer
-from .events import EventBus, ExecutionChanged, FlowsChanged
+from .events import EventBus, FlowsChanged
 from .executor.admission import Admitter
 from .executor.decisions import Executor
+from .executor.executions import Executions
 from .executor.functions import ExpressionFunctions
-from .executor.loop import MAX_SAVE_FAILURES, SAVE_RETRY_SECONDS, ExecutorLoop
-from .executor.replay import ReplayError, replayed
-from .executor.startup import CrashRecovery, kill_leftover_processes
-from .executor.subflows import Subflows, max_subflow_depth
+from .executor.loop import MAX_SAVE_FAILURES, SAVE_RETRY_SECONDS
+from .executor.subflows import max_subflow_depth
 from .executor.variables import release as release_context
 from .expressions import Renderer
 from .flows.catalog import NAMESPACE_FILES_FOLDER, FlowCatalog
 from .flows.revisions import FlowRevisions
 from .flows.view import FlowsView
 from .flows.watcher import FlowWatcher
-from .inputs import InputError, input_json_value, resolve_inputs
+from .inputs import InputError
 from .internal_storage import Storage
-from .messages import ExecutorMessage, KillExecution, RestartExecution, ResumeExecution, StartExecution
-from .model import Execution, ExecutionSummary, Flow, Label, LogEntry, LogLevel, StateType, utcnow
+from .messages import ExecutorMessage
+from .model import Execution, ExecutionSummary, Flow, Label, LogEntry, StateType
 from .parser import FlowError, FlowParseError
 from .queue import InProcessQueue
 from .secrets import Masker, Secrets
 from .store import Store
 from .tasks.registry import Registry, registry
-from .tasks.types import Kind
 from .triggers.flow import FlowTriggers
 from .triggers.schedule import Clock, Scheduler, TriggerState
-from .worker.logs import LogPipeline, log_entry
+from .worker.logs import LogPipeline
 from .worker.process import prefer_pidfd_child_watcher
 from .worker.runner import Runner
 
@@ -101,12 +93,13 @@ class Engine:
         self.events = EventBus()
         self.catalog = FlowCatalog(store, flows_dir)
         self.revisions = FlowRevisions(self.catalog, store)
+        self._flows = FlowsView(self.catalog.flows)
         self.watcher: FlowWatcher | None = None
         self.log_pipeline = LogPipeline(store, self.events, self.masker, is_live=self._is_live)
         self.admission = Admitter(self.renderer, self.storage, self.masker)
         self.functions = ExpressionFunctions(
             renderer=self.renderer,
-            is_flowable=self._is_flowable,
+            registry=self.registry,
             kv=store,
             secrets=self.secrets,
             masker=self.masker,
@@ -116,7 +109,6 @@ class Engine:
             errors_of=self.log_pipeline.errors_of,
             clear_inputs=self.admission.clear_inputs,
         )
-        self.executor = Executor(self.registry, self.renderer, functions=self.functions)
         inbox: InProcessQueue[ExecutorMessage] = InProcessQueue()
         self.runner = Runner(
             self.registry,
@@ -130,46 +122,26 @@ class Engine:
             namespace_files=flows_dir / NAMESPACE_FILES_FOLDER if flows_dir else None,
             kill_grace=kill_grace,
         )
-        self.loop = ExecutorLoop(
+        self.executions = Executions(
             store=store,
-            executor=self.executor,
+            executor=Executor(self.registry, self.renderer, functions=self.functions),
+            registry=self.registry,
             events=self.events,
             inbox=inbox,
             worker=self.runner,
             logs=self.log_pipeline,
-            on_end=self._ended,
-            prefetch=self.functions,
-        )
-        self.subflows = Subflows(
-            self,
-            self.loop,
-            self.renderer,
             functions=self.functions,
-            prefetch=self.functions.prefetch_kv,
-            log=self.log_pipeline.append,
-            max_depth=subflow_depth or max_subflow_depth(),
+            host=self,
+            max_subflow_depth=subflow_depth or max_subflow_depth(),
+            on_end=self._ended,
         )
-        self.loop.subflows = self.subflows
-        self.recovery = CrashRecovery(
-            store=store,
-            registry=self.registry,
-            loop=self.loop,
-            worker=self.runner,
-            subflows=self.subflows,
-            logs=self.log_pipeline,
-            events=self.events,
-            flow_revision=self.flow_revision,
-        )
+        self.loop = self.executions.loop
         self._control: ControlServer | None = None
         self.flow_triggers = FlowTriggers(self)
         self.scheduler = Scheduler(self, clock)
 
     def _is_live(self, execution_id: str) -> bool:
         return self.loop.live(execution_id) is not None
-
-    def _is_flowable(self, task_type: str) -> bool:
-        found = self.registry.lookup(task_type)
-        return found is not None and found.kind is Kind.FLOWABLE
 
     def _ended(self, execution: Execution) -> None:
         """An execution ended: what was held for it goes."""
@@ -205,10 +177,8 @@ class Engine:
                 await self.watcher.start()
         if triggers:
             await self.flow_triggers.start()
-        self.loop.start()
         self.log_pipeline.start()
-        await kill_leftover_processes(self.store)
-        await self.recovery.recover(recover)
+        await self.executions.start(recover)
         if control:
             self._control = ControlServer(self.store.path, functools.partial(answer, self))
             await self._control.start()
@@ -222,7 +192,7 @@ class Engine:
             steps.append(self.watcher.stop)
         if self._control is not None:
             steps.append(self._control.stop)
-        steps += [self.runner.stop, self.loop.stop, self.log_pipeline.stop, self.log_pipeline.flush]
+        steps += [self.runner.stop, self.executions.stop, self.log_pipeline.stop, self.log_pipeline.flush]
         for step in steps:
             try:
                 await step()
@@ -234,7 +204,7 @@ class Engine:
     @property
     def flows(self) -> FlowsView:
         """The current revision of every flow, by (namespace, flow id), each parsed on first use."""
-        return FlowsView(self.catalog.flows)
+        return self._flows
 
     @property
     def flow_errors(self) -> dict[str, list[FlowError]]:
@@ -314,104 +284,28 @@ class Engine:
         )
 
     async def submit(self, flow: Flow, execution: Execution, *, also: Any = None) -> str:
-        """Persist a CREATED execution (with `also` in the same transaction) and start it.
-
-        When `also` raises (a trigger date that already fired), nothing is stored or started and the
-        exception propagates.
-        """
-        await self.store.save_execution(execution, execution.task_runs, also=also)
-        self.loop.adopt(flow, execution)
-        self.events.publish(ExecutionChanged(execution))
-        self.loop.post(StartExecution(execution.id))
-        return execution.id
+        """Store a CREATED execution (with a trigger's fire in the same transaction) and start it."""
+        return await self.executions.submit(flow, execution, also=also)
 
     async def kill(self, execution_id: str) -> None:
-        """Kill an execution and every subflow execution it waits for, however deep the tree.
-
-        The kills are posted together and applied in one batch: a tree of thousands of executions is
-        walked with a queue, not with a call per level.
-        """
-        await self._require(execution_id)
-        # A descendant may have ended meanwhile.
-        targets = [target for target in self.subflows.tree(execution_id) if self.loop.live(target)]
-        await asyncio.gather(*[self.loop.command(KillExecution(target)) for target in targets])
+        """Kill an execution and every subflow execution it waits for, however deep the tree."""
+        await self.executions.kill(execution_id)
 
     async def resume(self, execution_id: str, inputs: Mapping[str, Any] | None = None) -> None:
-        flow, execution = await self._require(execution_id)
-        if execution.state.current is not StateType.PAUSED:
-            raise EngineCommandError(f"Execution {execution_id} is {execution.state.current}, not PAUSED")
-        outputs = None
-        for run in execution.task_runs:
-            if run.state.current is StateType.PAUSED:
-                specs = flow.tasks_by_id[run.task_id].props.get("onResume") or ()
-                if specs:
-                    outputs = resolve_inputs(specs, inputs or {})
-                    outputs = {key: input_json_value(value) for key, value in outputs.items()}
-        await self.loop.apply(ResumeExecution(execution_id, outputs))
+        await self.executions.resume(execution_id, inputs)
 
     async def restart(self, execution_id: str) -> None:
-        execution = await self.store.get_execution(execution_id)
-        if execution is None:
-            raise EngineCommandError(f"No execution {execution_id}")
-        if execution.state.current not in (StateType.FAILED, StateType.KILLED):
-            raise EngineCommandError(
-                f"Execution {execution_id} is {execution.state.current}: "
-                "only FAILED or KILLED executions restart"
-            )
-        flow = await self.flow_revision(execution.namespace, execution.flow_id, execution.flow_revision)
-        if flow is None:
-            raise EngineCommandError(f"The flow of execution {execution_id} is gone")
-        if self.loop.live(execution_id):  # restarted meanwhile (the dashboard and a command at once)
-            raise EngineCommandError(f"Execution {execution_id} is already restarting")
-        self.loop.adopt(flow, execution)
-        await self.loop.apply(RestartExecution(execution_id))
+        await self.executions.restart(execution_id)
 
     async def replay(
         self, execution_id: str, task_run_id: str | None = None, *, revision: int | None = None
     ) -> str:
         """Start a new execution from a chosen task run of an ended one (or from the start); its id."""
-        source = await self.execution(execution_id)
-        if source is None:
-            raise EngineCommandError(f"No execution {execution_id}")
-        wanted = revision or source.flow_revision
-        flow = await self.flow_revision(source.namespace, source.flow_id, wanted)
-        if flow is None:
-            raise EngineCommandError(f"Flow {source.namespace}.{source.flow_id} has no revision {wanted}")
-        try:
-            execution = replayed(source, task_run_id, utcnow(), flow.revision)
-        except ReplayError as error:
-            raise EngineCommandError(str(error)) from None
-        return await self.submit(flow, execution)
+        return await self.executions.replay(execution_id, task_run_id, revision)
 
     async def change_status(self, execution_id: str, state: StateType) -> None:
         """Set the state of an ended execution by hand (Kestra's change status), with a log line."""
-        if not state.is_terminated or state is StateType.RETRIED:
-            raise EngineCommandError(
-                f"An execution can be set to SUCCESS, WARNING, FAILED, KILLED or CANCELLED, not {state}"
-            )
-        execution = await self.execution(execution_id)
-        if execution is None:
-            raise EngineCommandError(f"No execution {execution_id}")
-        if self.loop.live(execution_id) or not execution.state.current.is_terminated:
-            raise EngineCommandError(
-                f"Execution {execution_id} is {execution.state.current}: only ended executions change status"
-            )
-        if execution.state.current is state:
-            return
-        changed = execution.to(state)
-        note = f"Status changed by hand from {execution.state.current} to {state}"
-        await self.store.save_execution(changed, (), [log_entry(execution, None, note, LogLevel.INFO)])
-        self.events.publish(ExecutionChanged(changed))
-
-    async def _require(self, execution_id: str) -> tuple[Flow, Execution]:
-        """A live execution with its flow; EngineCommandError says why there is none."""
-        live = self.loop.live(execution_id)
-        if live is None:
-            stored = await self.store.get_execution(execution_id)
-            if stored is None:
-                raise EngineCommandError(f"No execution {execution_id}")
-            raise EngineCommandError(f"Execution {execution_id} is {stored.state.current}")
-        return live
+        await self.executions.change_status(execution_id, state)
 
     # -- trigger commands -----------------------------------------------------------------------
     async def trigger_states(self) -> list[TriggerState]:
@@ -448,15 +342,11 @@ class Engine:
     # -- queries --------------------------------------------------------------------------------
     async def wait(self, execution_id: str, *, until_paused: bool = False) -> Execution:
         """Wait for an execution to end (or to pause with nothing scheduled, when asked)."""
-        found = await self.loop.wait(execution_id, until_paused=until_paused)
-        if found is None:
-            raise EngineCommandError(f"No execution {execution_id}")
-        return found
+        return await self.executions.wait(execution_id, until_paused=until_paused)
 
     async def execution(self, execution_id: str) -> Execution | None:
         """The execution as last stored (the loop's working copy may be a step ahead)."""
-        stored = self.loop.stored(execution_id)
-        return stored if stored is not None else await self.store.get_execution(execution_id)
+        return await self.executions.execution(execution_id)
 
     async def flush_logs(self) -> None:
         """Store every log line announced so far (the `logs` query does it first)."""

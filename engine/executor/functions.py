@@ -24,6 +24,8 @@ from ..flows.catalog import NAMESPACE_FILES_FOLDER
 from ..internal_storage import Storage, StorageError, safe_relative
 from ..model import Execution, Flow, LogEntry, LogLevel
 from ..secrets import Masker, SecretError, Secrets
+from ..tasks.registry import Registry
+from ..tasks.types import Kind
 from .variables import build_context
 
 # Rounds of dry renders: each may uncover keys built from the values the previous one read.
@@ -80,7 +82,7 @@ class ExpressionFunctions:
         self,
         *,
         renderer: Renderer,
-        is_flowable: Callable[[str], bool],
+        registry: Registry,
         kv: KeyValueReader,
         secrets: Secrets,
         masker: Masker,
@@ -92,7 +94,7 @@ class ExpressionFunctions:
     ) -> None:
         self.renderer = renderer
         self.kv_reader = kv
-        self.is_flowable = is_flowable
+        self.registry = registry
         # The kv(...) calls the executor may render, by flow revision.
         self._step_calls: dict[tuple[str, str, int], frozenset[str]] = {}
         self.secrets = secrets
@@ -185,10 +187,14 @@ class ExpressionFunctions:
     def _rendered_by_executor(self, flow: Flow) -> list[Any]:
         """What the executor renders itself: flowable properties, runIf, the flow's outputs."""
         specs = flow.tasks_by_id.values()
-        rendered: list[Any] = [spec.props for spec in specs if self.is_flowable(spec.type)]
+        rendered: list[Any] = [spec.props for spec in specs if self._is_flowable(spec.type)]
         rendered += [spec.run_if for spec in specs if spec.run_if]
         rendered += [output.value for output in flow.outputs]
         return rendered
+
+    def _is_flowable(self, task_type: str) -> bool:
+        found = self.registry.lookup(task_type)
+        return found is not None and found.kind is Kind.FLOWABLE
 
     def end_steps(self) -> None:
         """Forget what `prefetch_step` read: the next batch reads the values again."""

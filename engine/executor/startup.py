@@ -16,7 +16,7 @@ from typing import Protocol
 
 from ..events import EventBus, LogsAppended
 from ..messages import ExecutorMessage, RunTaskRun, StartExecution, TaskRunResult, WakeExecution
-from ..model import Execution, Flow, LogEntry, StateType, TaskRun, utcnow
+from ..model import Execution, Flow, StateType, TaskRun, utcnow
 from ..queue import WorkerQueue
 from ..tasks.registry import Registry
 from ..tasks.types import Kind
@@ -24,12 +24,12 @@ from ..worker.logs import LogPipeline, log_entry
 from ..worker.process import ProcessRecord, kill_leftovers
 from ..worker.runner import attempt_token_prefix
 from .decisions import WorkerResult
-from .loop import ExecutorLoop
+from .loop import ExecutionStore, ExecutorLoop
 from .recovery import INTERRUPTED_MESSAGE, rerun, runs_again
 from .subflows import Subflows
 
 
-class RecoveryStore(Protocol):
+class RecoveryStore(ExecutionStore, Protocol):
     """The store as recovery uses it."""
 
     async def recorded_processes(self) -> list[ProcessRecord]: ...
@@ -37,12 +37,6 @@ class RecoveryStore(Protocol):
     async def forget_processes(self, records: Sequence[ProcessRecord]) -> None: ...
 
     async def unfinished_executions(self) -> list[Execution]: ...
-
-    async def get_execution(self, execution_id: str) -> Execution | None: ...
-
-    async def save_execution(
-        self, execution: Execution, changed: Sequence[TaskRun] = (), logs: Sequence[LogEntry] = ()
-    ) -> None: ...
 
 
 def closing(run: TaskRun) -> bool:

@@ -1,0 +1,216 @@
+"""The executor component as the engine's commands reach it: submit, kill, resume, restart, replay.
+
+It builds the executor loop with the subflows and crash recovery around it, and turns each command
+into a message for the loop (engine.messages), returning once the loop has applied and stored it.
+Commands are checked here first (the execution exists, is live, is in a state the command applies
+to), with an EngineCommandError saying why not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import Any, Protocol
+
+from ..commands import EngineCommandError
+from ..events import EventBus, ExecutionChanged
+from ..inputs import input_json_value, resolve_inputs
+from ..messages import ExecutorMessage, KillExecution, RestartExecution, ResumeExecution, StartExecution
+from ..model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
+from ..queue import MessageQueue, WorkerQueue
+from ..tasks.registry import Registry
+from ..worker.logs import LogPipeline, log_entry
+from .decisions import Executor
+from .functions import ExpressionFunctions
+from .loop import ExecutorLoop
+from .replay import ReplayError, replayed
+from .startup import CrashRecovery, RecoveryStore, kill_leftover_processes
+from .subflows import SubflowHost, Subflows
+
+
+class ExecutionsStore(RecoveryStore, Protocol):
+    """The store as the executor component uses it."""
+
+    async def save_execution(
+        self,
+        execution: Execution,
+        changed: Sequence[TaskRun] = (),
+        logs: Sequence[LogEntry] = (),
+        *,
+        removed: Sequence[str] = (),
+        also: Any = None,
+    ) -> None: ...
+
+
+class Executions:
+    """The live executions behind their commands: the loop, subflows and recovery."""
+
+    def __init__(
+        self,
+        *,
+        store: ExecutionsStore,
+        executor: Executor,
+        registry: Registry,
+        events: EventBus,
+        inbox: MessageQueue[ExecutorMessage],
+        worker: WorkerQueue,
+        logs: LogPipeline,
+        functions: ExpressionFunctions,
+        host: SubflowHost,
+        max_subflow_depth: int,
+        on_end: Callable[[Execution], None],
+    ) -> None:
+        self.store = store
+        self.events = events
+        self.flow_revision: Callable[[str, str, int], Awaitable[Flow | None]] = host.flow_revision
+        self.loop = ExecutorLoop(
+            store=store,
+            executor=executor,
+            events=events,
+            inbox=inbox,
+            worker=worker,
+            logs=logs,
+            on_end=on_end,
+            prefetch=functions,
+        )
+        self.subflows = Subflows(
+            host,
+            self.loop,
+            executor.renderer,
+            functions=functions,
+            prefetch=functions.prefetch_kv,
+            log=logs.append,
+            max_depth=max_subflow_depth,
+        )
+        self.loop.subflows = self.subflows
+        self.recovery = CrashRecovery(
+            store=store,
+            registry=registry,
+            loop=self.loop,
+            worker=worker,
+            subflows=self.subflows,
+            logs=logs,
+            events=events,
+            flow_revision=host.flow_revision,
+        )
+
+    async def start(self, recover: Collection[str] | None = None) -> None:
+        """Start the loop, kill what a crashed engine left running, resume the unfinished executions."""
+        self.loop.start()
+        await kill_leftover_processes(self.store)
+        await self.recovery.recover(recover)
+
+    async def stop(self) -> None:
+        await self.loop.stop()
+
+    # -- commands -------------------------------------------------------------------------------
+    async def submit(self, flow: Flow, execution: Execution, *, also: Any = None) -> str:
+        """Persist a CREATED execution (with `also` in the same transaction) and start it.
+
+        When `also` raises (a trigger date that already fired), nothing is stored or started and the
+        exception propagates.
+        """
+        await self.store.save_execution(execution, execution.task_runs, also=also)
+        self.loop.adopt(flow, execution)
+        self.events.publish(ExecutionChanged(execution))
+        self.loop.post(StartExecution(execution.id))
+        return execution.id
+
+    async def kill(self, execution_id: str) -> None:
+        """Kill an execution and every subflow execution it waits for, however deep the tree.
+
+        The kills are posted together and applied in one batch: a tree of thousands of executions is
+        walked with a queue, not with a call per level.
+        """
+        await self.require(execution_id)
+        # A descendant may have ended meanwhile.
+        targets = [target for target in self.subflows.tree(execution_id) if self.loop.live(target)]
+        await asyncio.gather(*[self.loop.command(KillExecution(target)) for target in targets])
+
+    async def resume(self, execution_id: str, inputs: Mapping[str, Any] | None = None) -> None:
+        flow, execution = await self.require(execution_id)
+        if execution.state.current is not StateType.PAUSED:
+            raise EngineCommandError(f"Execution {execution_id} is {execution.state.current}, not PAUSED")
+        outputs = None
+        for run in execution.task_runs:
+            if run.state.current is StateType.PAUSED:
+                specs = flow.tasks_by_id[run.task_id].props.get("onResume") or ()
+                if specs:
+                    outputs = resolve_inputs(specs, inputs or {})
+                    outputs = {key: input_json_value(value) for key, value in outputs.items()}
+        await self.loop.apply(ResumeExecution(execution_id, outputs))
+
+    async def restart(self, execution_id: str) -> None:
+        execution = await self.store.get_execution(execution_id)
+        if execution is None:
+            raise EngineCommandError(f"No execution {execution_id}")
+        if execution.state.current not in (StateType.FAILED, StateType.KILLED):
+            raise EngineCommandError(
+                f"Execution {execution_id} is {execution.state.current}: "
+                "only FAILED or KILLED executions restart"
+            )
+        flow = await self.flow_revision(execution.namespace, execution.flow_id, execution.flow_revision)
+        if flow is None:
+            raise EngineCommandError(f"The flow of execution {execution_id} is gone")
+        if self.loop.live(execution_id):  # restarted meanwhile (the dashboard and a command at once)
+            raise EngineCommandError(f"Execution {execution_id} is already restarting")
+        self.loop.adopt(flow, execution)
+        await self.loop.apply(RestartExecution(execution_id))
+
+    async def replay(self, execution_id: str, task_run_id: str | None, revision: int | None) -> str:
+        """Start a new execution from a chosen task run of an ended one (or from the start); its id."""
+        source = await self.execution(execution_id)
+        if source is None:
+            raise EngineCommandError(f"No execution {execution_id}")
+        wanted = revision or source.flow_revision
+        flow = await self.flow_revision(source.namespace, source.flow_id, wanted)
+        if flow is None:
+            raise EngineCommandError(f"Flow {source.namespace}.{source.flow_id} has no revision {wanted}")
+        try:
+            execution = replayed(source, task_run_id, utcnow(), flow.revision)
+        except ReplayError as error:
+            raise EngineCommandError(str(error)) from None
+        return await self.submit(flow, execution)
+
+    async def change_status(self, execution_id: str, state: StateType) -> None:
+        """Set the state of an ended execution by hand (Kestra's change status), with a log line."""
+        if not state.is_terminated or state is StateType.RETRIED:
+            raise EngineCommandError(
+                f"An execution can be set to SUCCESS, WARNING, FAILED, KILLED or CANCELLED, not {state}"
+            )
+        execution = await self.execution(execution_id)
+        if execution is None:
+            raise EngineCommandError(f"No execution {execution_id}")
+        if self.loop.live(execution_id) or not execution.state.current.is_terminated:
+            raise EngineCommandError(
+                f"Execution {execution_id} is {execution.state.current}: only ended executions change status"
+            )
+        if execution.state.current is state:
+            return
+        changed = execution.to(state)
+        note = f"Status changed by hand from {execution.state.current} to {state}"
+        await self.store.save_execution(changed, (), [log_entry(execution, None, note, LogLevel.INFO)])
+        self.events.publish(ExecutionChanged(changed))
+
+    async def require(self, execution_id: str) -> tuple[Flow, Execution]:
+        """A live execution with its flow; EngineCommandError says why there is none."""
+        live = self.loop.live(execution_id)
+        if live is None:
+            stored = await self.store.get_execution(execution_id)
+            if stored is None:
+                raise EngineCommandError(f"No execution {execution_id}")
+            raise EngineCommandError(f"Execution {execution_id} is {stored.state.current}")
+        return live
+
+    # -- queries --------------------------------------------------------------------------------
+    async def wait(self, execution_id: str, *, until_paused: bool = False) -> Execution:
+        """Wait for an execution to end (or to pause with nothing scheduled, when asked)."""
+        found = await self.loop.wait(execution_id, until_paused=until_paused)
+        if found is None:
+            raise EngineCommandError(f"No execution {execution_id}")
+        return found
+
+    async def execution(self, execution_id: str) -> Execution | None:
+        """The execution as last stored (the loop's working copy may be a step ahead)."""
+        stored = self.loop.stored(execution_id)
+        return stored if stored is not None else await self.store.get_execution(execution_id)
