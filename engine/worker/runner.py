@@ -14,7 +14,7 @@ import contextlib
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..durations import parse_duration
 from ..executor.decisions import WorkerResult
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from ..store import Store
 
 
-@runtime_checkable
 class SharesWorkingFolder(Protocol):
     """A handler whose task runs below it share one folder (WorkingDirectory).
 
@@ -190,12 +189,14 @@ class Runner:
         for candidate in (run, *execution.parents_of(run)):
             task_type = self.registry.lookup(flow.tasks_by_id[candidate.task_id].type)
             handler = task_type.handler if task_type is not None else None
-            if not isinstance(handler, SharesWorkingFolder):
+            # An attribute check: isinstance on a runtime protocol costs more, once per ancestor.
+            if not hasattr(handler, "prepare_working_folder"):
                 continue
+            owner = cast(SharesWorkingFolder, handler)
             folder = Path(tempfile.gettempdir()) / f"tiercel-wd-{candidate.id}"
             if not folder.exists():
                 folder.mkdir(mode=0o700)
-                handler.prepare_working_folder(self._context(flow, execution, candidate), folder)
+                owner.prepare_working_folder(self._context(flow, execution, candidate), folder)
             return folder
         return None
 
