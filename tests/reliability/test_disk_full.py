@@ -105,7 +105,7 @@ async def test_executions_fail_with_a_storage_error_and_later_ones_succeed(tmp_p
             shown = await engine.execution(execution_id)
             assert shown is not None and shown.state.current is StateType.FAILED
         assert engine.live_execution_ids() == []
-        assert engine._loop_task is not None and not engine._loop_task.done()  # the engine is up
+        assert engine.loop.running  # the engine is up
 
         # Space returns: the failures reach the database and new executions succeed.
         await store.set_max_pages(None)
