@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-import tiercel.engine.store as store_module
+import tiercel.engine.store.schema as schema_module
 from tiercel.engine.model import (
     Attempt,
     Execution,
@@ -30,6 +30,8 @@ from tiercel.engine.model import (
     new_id,
 )
 from tiercel.engine.store import Store, StoreError, StoreLockedError, migrations
+from tiercel.engine.store.executions import task_run_params
+from tiercel.engine.store.queries import queries
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -105,7 +107,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 def fresh_migrations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Migration tests start from schema version 1 alone, whatever migrations the engine ships."""
     (tmp_path / "no-migrations").mkdir()
-    monkeypatch.setattr(store_module, "_MIGRATIONS_DIR", tmp_path / "no-migrations")
+    monkeypatch.setattr(schema_module, "MIGRATIONS_DIR", tmp_path / "no-migrations")
     migrations.cache_clear()
     yield
     migrations.cache_clear()
@@ -668,7 +670,7 @@ async def test_migration_files_apply_in_order(
     (folder / "0002_notes.sql").write_text("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT);\n")
     (folder / "0003_note_author.sql").write_text("ALTER TABLE notes ADD COLUMN author TEXT;\n")
     (folder / "README.txt").write_text("not a migration")
-    monkeypatch.setattr(store_module, "_MIGRATIONS_DIR", folder)
+    monkeypatch.setattr(schema_module, "MIGRATIONS_DIR", folder)
     migrations.cache_clear()
 
     async with await Store.open(path) as store:
@@ -691,7 +693,7 @@ async def test_broken_migration_rolls_back(
     folder = tmp_path / "migrations"
     folder.mkdir()
     (folder / "0002_bad.sql").write_text("CREATE TABLE half (id INTEGER);\nTHIS IS NOT SQL;\n")
-    monkeypatch.setattr(store_module, "_MIGRATIONS_DIR", folder)
+    monkeypatch.setattr(schema_module, "MIGRATIONS_DIR", folder)
     migrations.cache_clear()
 
     with pytest.raises(StoreError, match="schema version 2"):
@@ -700,7 +702,7 @@ async def test_broken_migration_rolls_back(
     assert raw_count(path, "SELECT count(*) FROM sqlite_master WHERE name = 'half'") == 0
     # The failed open released the lock.
     (tmp_path / "none").mkdir()
-    monkeypatch.setattr(store_module, "_MIGRATIONS_DIR", tmp_path / "none")
+    monkeypatch.setattr(schema_module, "MIGRATIONS_DIR", tmp_path / "none")
     migrations.cache_clear()
     async with await Store.open(path) as store:
         assert store.schema_version == 1
@@ -712,7 +714,7 @@ async def test_gap_in_migrations_is_an_error(
     folder = tmp_path / "migrations"
     folder.mkdir()
     (folder / "0003_skip.sql").write_text("SELECT 1;")
-    monkeypatch.setattr(store_module, "_MIGRATIONS_DIR", folder)
+    monkeypatch.setattr(schema_module, "MIGRATIONS_DIR", folder)
     with pytest.raises(StoreError, match="without gaps"):
         migrations()
 
@@ -743,8 +745,8 @@ async def test_pragmas(store: Store) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         conn.close()
-    assert store._writer is not None
-    writer = store._writer.conn
+    assert store._db._writer is not None
+    writer = store._db._writer.conn
     assert writer.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert writer.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     assert writer.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
@@ -933,9 +935,9 @@ async def test_write_errors_reach_the_caller_with_the_sqlite_message(store: Stor
     await store.save_execution(execution)
     # A foreign key violation: a task run of an execution that is not stored.
     with pytest.raises(StoreError, match="FOREIGN KEY"):
-        await store._write(
+        await store._db.write(
             lambda conn: conn.execute(
-                store_module._UPSERT_TASK_RUN, store_module._task_run_params("elsewhere", orphan)
+                queries("executions")["upsert_task_run"], task_run_params("elsewhere", orphan)
             )
         )
     await store.save_execution(execution.to(StateType.SUCCESS, at(3)))
@@ -945,14 +947,14 @@ async def test_write_errors_reach_the_caller_with_the_sqlite_message(store: Stor
 async def test_a_store_without_its_migrations_folder_refuses_to_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "_MIGRATIONS_DIR", tmp_path / "missing")
-    store_module.migrations.cache_clear()
+    monkeypatch.setattr(schema_module, "MIGRATIONS_DIR", tmp_path / "missing")
+    migrations.cache_clear()
     try:
-        with pytest.raises(store_module.StoreError, match="incomplete"):
+        with pytest.raises(StoreError, match="incomplete"):
             await Store.open(tmp_path / "t.db")
     finally:
         monkeypatch.undo()
-        store_module.migrations.cache_clear()
+        migrations.cache_clear()
 
 
 async def test_another_process_reading_the_database_does_not_break_the_store(store: Store) -> None:

@@ -54,7 +54,7 @@ CREATE INDEX executions_flow ON executions (namespace, flow_id, seq);
 CREATE INDEX executions_state ON executions (state, seq);
 CREATE INDEX executions_parent ON executions (parent_id) WHERE parent_id IS NOT NULL;
 -- Only unfinished executions: what a restarted engine resumes. Keep the WHERE clause identical to
--- the one in store.py's query, or SQLite will not use this index.
+-- the queries in sql/executions.sql and sql/triggers.sql, or SQLite will not use this index.
 CREATE INDEX executions_unfinished ON executions (seq)
     WHERE state NOT IN ('SUCCESS', 'WARNING', 'FAILED', 'KILLED', 'CANCELLED', 'SKIPPED', 'RETRIED');
 

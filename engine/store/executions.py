@@ -1,0 +1,221 @@
+"""Executions and their task runs: saved together with their log lines, read back whole or listed
+a page at a time."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..model import Execution, ExecutionSummary, LogEntry, TaskRun, iso, parse_iso
+from .codec import dumps, loads
+from .errors import StoreError
+from .logs import log_params
+from .queries import Queries
+from .table import Table
+
+_SQL = Queries("executions")
+_LOGS_SQL = Queries("logs")
+
+
+def _execution_params(execution: Execution) -> tuple[Any, ...]:
+    data = dataclasses.replace(execution, task_runs=()).to_json()
+    data.pop("taskRunList", None)
+    state = execution.state
+    trigger_type = execution.trigger.get("type") if execution.trigger else None
+    return (
+        execution.id,
+        execution.namespace,
+        execution.flow_id,
+        execution.flow_revision,
+        state.current.value,
+        iso(state.histories[0].date) if state.histories else None,
+        iso(state.end_date) if state.histories else None,
+        execution.parent_id,
+        str(trigger_type) if trigger_type is not None else None,
+        dumps(execution.labels_map()),
+        dumps(data),
+    )
+
+
+def task_run_params(execution_id: str, run: TaskRun) -> tuple[Any, ...]:
+    return (
+        run.id,
+        execution_id,
+        run.task_id,
+        run.parent_task_run_id,
+        run.value,
+        run.state.current.value,
+        dumps(run.to_json()),
+    )
+
+
+def _ordered_changes(execution: Execution, changed: Sequence[TaskRun]) -> Sequence[TaskRun]:
+    """The changed task runs in the execution's order, so new ones are stored in creation order."""
+    if len(changed) < 2:
+        return changed
+    position = {run.id: index for index, run in enumerate(execution.task_runs)}
+    end = len(position)
+    return sorted(changed, key=lambda run: position.get(run.id, end))
+
+
+def _execution_summary(row: Sequence[Any]) -> ExecutionSummary:
+    return ExecutionSummary(
+        id=row[1],
+        namespace=row[2],
+        flow_id=row[3],
+        flow_revision=int(row[4]),
+        state=row[5],
+        start_date=parse_iso(row[6]) if row[6] else None,
+        end_date=parse_iso(row[7]) if row[7] else None,
+        labels=loads(row[8]) if row[8] else {},
+        parent_id=row[9],
+        trigger_type=row[10],
+        cursor=str(row[0]),
+    )
+
+
+def _execution_filters(
+    namespace: str | None, flow_id: str | None, state: str | Sequence[str] | None
+) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions of a listing, and their parameters.
+
+    The only SQL written in Python: a listing names only the filters it uses, so that SQLite picks
+    the index that fits them (one static statement with optional filters would defeat that).
+    """
+    where: list[str] = []
+    params: list[Any] = []
+    if namespace:
+        # The namespace itself, or any namespace below it: "acme" matches "acme.finance", not "acmeco".
+        where.append("(namespace = ? OR (namespace >= ? AND namespace < ?))")
+        params += [namespace, namespace + ".", namespace + "/"]
+    if flow_id is not None:
+        where.append("flow_id = ?")
+        params.append(flow_id)
+    if state is not None:
+        states = [state] if isinstance(state, str) else [str(item) for item in state]
+        where.append(f"state IN ({', '.join('?' * len(states))})")
+        params += states
+    return where, params
+
+
+def _with_where(query: str, where: Sequence[str]) -> str:
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    return _SQL[query].replace("{where}", clause)
+
+
+class ExecutionTable(Table):
+    """The `executions` and `task_runs` tables."""
+
+    async def save_execution(
+        self,
+        execution: Execution,
+        changed: Sequence[TaskRun] = (),
+        logs: Sequence[LogEntry] = (),
+        *,
+        removed: Sequence[str] = (),
+        also: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        """Upsert the execution and its changed task runs, and append logs, in one transaction.
+
+        The transaction is group-committed with the other queued writes; this returns when it is
+        durable. New task runs are stored in the order they have in `execution.task_runs`.
+
+        Args:
+            execution: The execution as it is now (its task runs are not all written: see `changed`).
+            changed: The task runs created or changed since the last save.
+            logs: Log lines to append in the same transaction.
+            removed: Ids of task runs the execution no longer holds (deleted).
+            also: A write that belongs to the same transaction (a trigger's fire record); when it
+                raises, nothing of the execution is stored and the exception propagates.
+
+        Raises:
+            StoreError: The write failed (a full disk, an I/O error); nothing of it was stored.
+        """
+        row = _execution_params(execution)
+        runs = [task_run_params(execution.id, run) for run in _ordered_changes(execution, changed)]
+        lines = [log_params(entry) for entry in logs]
+        gone = [(run_id, execution.id) for run_id in removed]
+        upsert_execution, delete_task_run = _SQL["upsert_execution"], _SQL["delete_task_run"]
+        upsert_task_run, insert_log = _SQL["upsert_task_run"], _LOGS_SQL["insert_log"]
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(upsert_execution, row)
+            if gone:
+                conn.executemany(delete_task_run, gone)
+            if runs:
+                conn.executemany(upsert_task_run, runs)
+            if lines:
+                conn.executemany(insert_log, lines)
+            if also is not None:
+                also(conn)
+
+        await self._db.write(write)
+
+    async def get_execution(self, execution_id: str) -> Execution | None:
+        """The execution with all its task runs in creation order, or None."""
+        rows = await self._db.fetchall(_SQL["select_execution"], (execution_id, execution_id))
+        if not rows or rows[0][0] != 0:
+            return None
+        data = loads(rows[0][2])
+        data["taskRunList"] = [loads(row[2]) for row in rows[1:]]
+        return Execution.from_json(data)
+
+    async def list_executions(
+        self,
+        *,
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        state: str | Sequence[str] | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> list[ExecutionSummary]:
+        """A page of executions, newest first.
+
+        Args:
+            namespace: Only this namespace and the namespaces below it ("acme" matches
+                "acme.finance", not "acmeco").
+            flow_id: Only executions of flows with this id.
+            state: Only executions in this state (or in one of these states).
+            limit: The page size.
+            before: The `cursor` of the last row of the previous page (keyset pagination).
+
+        Raises:
+            StoreError: `before` is not a cursor this store returned.
+        """
+        where, params = _execution_filters(namespace, flow_id, state)
+        if before is not None:
+            try:
+                params.append(int(before))
+            except ValueError:
+                raise StoreError(f"invalid executions cursor {before!r}") from None
+            where.append("seq < ?")
+        params.append(max(0, int(limit)))
+        rows = await self._db.fetchall(_with_where("select_executions_page", where), params)
+        return [_execution_summary(row) for row in rows]
+
+    async def count_executions(
+        self,
+        *,
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        state: str | Sequence[str] | None = None,
+    ) -> int:
+        """How many executions `list_executions` would list with the same filters, over all pages."""
+        where, params = _execution_filters(namespace, flow_id, state)
+        rows = await self._db.fetchall(_with_where("count_executions", where), params)
+        return int(rows[0][0])
+
+    async def unfinished_executions(self) -> list[Execution]:
+        """Every execution whose state is not terminal, oldest first, with its task runs."""
+        rows = await self._db.fetchall(_SQL["select_unfinished"])
+        executions: dict[str, dict[str, Any]] = {}
+        for kind, _seq, execution_id, text in rows:
+            if kind == 0:
+                data = loads(text)
+                data["taskRunList"] = []
+                executions[execution_id] = data
+            elif execution_id in executions:
+                executions[execution_id]["taskRunList"].append(loads(text))
+        return [Execution.from_json(data) for data in executions.values()]

@@ -1,0 +1,11 @@
+-- The task programs running now, so that the next engine can kill those a crash left behind.
+
+-- name: insert_process
+INSERT OR REPLACE INTO processes (task_run_id, attempt, pid, pgid, start_ticks, token, engine_pid, created)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: delete_process
+DELETE FROM processes WHERE pid = ? AND start_ticks = ?;
+
+-- name: select_processes
+SELECT pid, pgid, start_ticks, token FROM processes ORDER BY created;

@@ -1,0 +1,96 @@
+"""The store's SQL files: every named statement parses and runs against the latest schema."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import tiercel.engine.store.queries as queries_module
+from tiercel.engine.store import Store, StoreError
+from tiercel.engine.store.queries import SQL_DIR, parse_queries, queries
+from tiercel.engine.store.schema import SCHEMA_FILE
+
+GROUPS = sorted(path.stem for path in SQL_DIR.glob("*.sql"))
+
+
+def test_every_group_the_store_reads_has_its_file() -> None:
+    assert GROUPS == ["connection", "executions", "flows", "kv", "logs", "processes", "triggers"]
+
+
+@pytest.mark.parametrize("group", [group for group in GROUPS if group != "connection"])
+async def test_every_statement_compiles_against_the_latest_schema(tmp_path: Path, group: str) -> None:
+    path = tmp_path / "t.db"
+    async with await Store.open(path):
+        pass
+    conn = sqlite3.connect(path)
+    try:
+        named = queries(group)
+        assert named
+        for name, sql in named.items():
+            # EXPLAIN prepares the statement (tables, columns, syntax) without running it.
+            conn.execute(f"EXPLAIN {sql.replace('{where}', '')}", [None] * sql.count("?"))
+            assert not sql.rstrip().endswith(";"), name
+    finally:
+        conn.close()
+
+
+def test_unfinished_conditions_match_the_partial_index() -> None:
+    # SQLite uses the executions_unfinished index only for a WHERE clause identical to the index's.
+    schema = SCHEMA_FILE.read_text(encoding="utf-8")
+    index = re.search(r"CREATE INDEX executions_unfinished ON executions \(seq\)\s+WHERE (.+);", schema)
+    assert index is not None
+    clause = index.group(1)
+    uses = [
+        sql
+        for group in ("executions", "triggers")
+        for sql in queries(group).values()
+        if "NOT IN ('SUCCESS'" in sql
+    ]
+    assert len(uses) == 4
+    for sql in uses:
+        for found in re.findall(r"state NOT IN \([^)]*\)", sql):
+            assert found == clause
+
+
+def test_a_query_plan_for_unfinished_executions_uses_the_partial_index(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "plan.db")
+    try:
+        conn.executescript(SCHEMA_FILE.read_text(encoding="utf-8"))
+        plan = conn.execute("EXPLAIN QUERY PLAN " + queries("executions")["select_unfinished"]).fetchall()
+    finally:
+        conn.close()
+    assert any("executions_unfinished" in str(row[-1]) for row in plan), plan
+
+
+def test_parse_queries_names_each_statement_up_to_its_semicolon() -> None:
+    text = "-- about the file\n\n-- name: one\nSELECT 1\nFROM t;\n-- a note\n-- name: two\nSELECT 2;\n"
+    assert parse_queries(text, "x.sql") == {"one": "SELECT 1\nFROM t", "two": "SELECT 2"}
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("-- name: one\nSELECT 1;\n-- name: one\nSELECT 2;\n", "defined twice"),
+        ("-- name: one\nSELECT 1\n-- name: two\nSELECT 2;\n", "'one' does not end"),
+        ("-- name: one\nSELECT 1\n", "'one' does not end"),
+    ],
+)
+def test_malformed_query_files_are_refused(text: str, error: str) -> None:
+    with pytest.raises(StoreError, match=error):
+        parse_queries(text, "x.sql")
+
+
+async def test_a_store_without_its_query_files_refuses_to_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queries_module, "SQL_DIR", tmp_path / "missing")
+    queries.cache_clear()
+    try:
+        with pytest.raises(StoreError, match="incomplete; reinstall"):
+            await Store.open(tmp_path / "t.db")
+    finally:
+        monkeypatch.undo()
+        queries.cache_clear()
