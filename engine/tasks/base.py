@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from ..expressions import Renderer
     from ..internal_storage import Storage
-    from ..store import Store
+    from .services import KeyValueStore, LogReader
 
 
 class TaskFailure(Exception):
@@ -39,7 +39,9 @@ class TaskContext:
     # The expression context of this task run; tasks may add their own (workingDir, outputDir).
     variables: dict[str, Any]
     emit: Callable[[LogLevel, str], None]
-    store: Store | None = None
+    # The key-value store (the KV tasks) and the stored logs (log.Fetch); None without a database.
+    kv: KeyValueStore | None = None
+    log_reader: LogReader | None = None
     storage: Storage | None = None
     # The namespace files of this execution's namespace (<flows folder>/_files/<namespace>).
     namespace_files: Path | None = None

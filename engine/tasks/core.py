@@ -10,7 +10,9 @@ from typing import Any
 from ..durations import parse_duration
 from ..expressions import to_text
 from ..model import Label, LogLevel
+from ..store.errors import StoreError
 from .base import TaskContext, TaskFailure
+from .services import KeyValueStore
 
 CORE = "io.kestra.plugin.core"
 
@@ -99,15 +101,13 @@ def _kv_namespace(context: TaskContext) -> str:
     return to_text(context.prop("namespace") or context.flow.namespace)
 
 
-def _store(context: TaskContext) -> Any:
-    if context.store is None:
+def _store(context: TaskContext) -> KeyValueStore:
+    if context.kv is None:
         raise TaskFailure("The KV store needs a database")
-    return context.store
+    return context.kv
 
 
 async def kv_set(context: TaskContext) -> Mapping[str, Any] | None:
-    from ..store import StoreError
-
     ttl_text = context.prop("ttl")
     ttl = parse_duration(to_text(ttl_text)) if ttl_text else None
     value = context.prop("value")

@@ -144,15 +144,15 @@ async def local_files(context: TaskContext) -> Mapping[str, Any] | None:
 
 async def fetch_logs(context: TaskContext) -> Mapping[str, Any] | None:
     """log.Fetch: the logs of an execution (this one by default) as a JSON-lines file."""
-    if context.store is None:
+    if context.log_reader is None:
         raise TaskFailure("log.Fetch needs a database")
     execution_id = to_text(context.prop("executionId") or context.execution.id)
     level = LogLevel.parse(to_text(context.prop("level", "INFO"))).value
     tasks = context.prop("tasksId") or ([context.prop("taskId")] if context.prop("taskId") else [])
     if context.flush_logs is not None:
         await context.flush_logs()
-    await context.store.flush()
-    rows = await context.store.logs(execution_id, level=level)
+    await context.log_reader.flush()
+    rows = await context.log_reader.logs(execution_id, level=level)
     lines = [
         json.dumps(entry.to_json())
         for _, entry in rows
