@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 from datetime import datetime
@@ -32,6 +33,7 @@ from .common import (
 if TYPE_CHECKING:
     from tiercel.engine.commands import BackfillAction, Commands
     from tiercel.engine.engine import Engine
+    from tiercel.engine.triggers.schedule import BackfillProgress
 
 TriggerKey = tuple[str, str, str]
 
@@ -227,9 +229,10 @@ async def cmd_backfill(args: argparse.Namespace) -> int:
             say(f"tiercel: {error}", err=True)
             return EXIT_FAILED
     # With no engine running, this one runs the flows folder's triggers until the backfill is done.
-    options: dict[str, Any] = {"flows_dir": backfill.flows_dir, "recover": None, "triggers": True}
     try:
-        async with connect(db, control=True, **options) as commands:
+        async with connect(
+            db, flows_dir=backfill.flows_dir, recover=None, triggers=True, control=True
+        ) as commands:
             if isinstance(commands, ControlClient):
                 return await _send_backfill(commands, db, backfill)
             assert isinstance(commands, Engine)
@@ -276,7 +279,8 @@ async def _backfill_here(engine: Engine, backfill: _Backfill) -> int:
                 break
         else:
             say(f"backfill {progress.status}: {progress.fired} fired, next {progress.current}", err=True)
-        await asyncio.wait([asyncio.ensure_future(interrupted.wait())], timeout=1)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(interrupted.wait(), 1)
     if interrupted.is_set():
         await engine.change_backfill(*key, "pause")
         say("backfill paused; `tiercel backfill --resume ...` goes on from here", err=True)
@@ -287,7 +291,7 @@ async def _backfill_here(engine: Engine, backfill: _Backfill) -> int:
     return EXIT_OK
 
 
-async def _progress(commands: Commands, key: TriggerKey) -> Any:
+async def _progress(commands: Commands, key: TriggerKey) -> BackfillProgress | None:
     """The trigger's backfill progress (None when it has none)."""
     for state in await commands.trigger_states():
         if (state.namespace, state.flow_id, state.trigger_id) == key:
