@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
+from tests.waiting import until_drawn
 from tiercel.app.app import TiercelApp, create_app
 from tiercel.app.cli import main
 from tiercel.app.screens.confirm import ConfirmScreen
@@ -110,22 +110,13 @@ def db(tmp_path: Path) -> Path:
 async def running(flows: Path, db: Path) -> AsyncIterator[tuple[TiercelApp, Pilot[None]]]:
     app = create_app(flows, db, control=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
+        await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
         yield app, pilot
-
-
-async def until(pilot: Pilot[None], predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    """Let the app run until `predicate` holds, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await pilot.pause(0.05)
 
 
 async def select_flow(app: TiercelApp, pilot: Pilot[None], namespace: str, flow_id: str) -> None:
     assert app.ns_tree.select_ref(NodeRef("flow", namespace, flow_id))
-    await until(pilot, lambda: app.selected_flow is not None and app.selected_flow.id == flow_id)
+    await until_drawn(pilot, lambda: app.selected_flow is not None and app.selected_flow.id == flow_id)
     await pilot.pause()
 
 
@@ -159,7 +150,7 @@ async def test_tree_shows_namespaces_flows_and_the_broken_file(
     assert "✘1" in str(app.query_one("#left").border_title)
     error_node = next(n for n in tree.root.children if n.data == NodeRef("errors")).children[0]
     tree.move_cursor(error_node)
-    await until(pilot, lambda: any("broken.yml" in line for line in app.detail.log_widget.lines))
+    await until_drawn(pilot, lambda: any("broken.yml" in line for line in app.detail.log_widget.lines))
 
 
 async def test_run_hello_world_reaches_success_with_its_logs(
@@ -168,22 +159,23 @@ async def test_run_hello_world_reaches_success_with_its_logs(
     app, pilot = running
     await select_flow(app, pilot, "acme", "hello_world")
     await pilot.press("r")
-    await until(pilot, lambda: isinstance(app.screen, RunFormScreen))
+    await until_drawn(pilot, lambda: isinstance(app.screen, RunFormScreen))
     assert app.screen.query_one("#input-name", Input).value == "world"
     await pilot.press("enter")
-    await until(pilot, lambda: only_state(app) == "SUCCESS")
+    await until_drawn(pilot, lambda: only_state(app) == "SUCCESS")
     assert app.table.selected_id == app.detail.execution_id
-    await until(pilot, lambda: any("Hello, world!" in line for line in app.detail.log_widget.lines))
+    await until_drawn(pilot, lambda: any("Hello, world!" in line for line in app.detail.log_widget.lines))
     assert any("✔" in label and "hello_world" in label for label in labels(app))
 
 
+@pytest.mark.slow
 async def test_log_stops_following_when_scrolled_up_and_counts_new_lines(
     running: tuple[TiercelApp, Pilot[None]],
 ) -> None:
     app, pilot = running
     await select_flow(app, pilot, "acme", "hello_world")
     await pilot.press("r", "enter")
-    await until(pilot, lambda: only_state(app) == "SUCCESS" and len(app.detail.log_widget.lines) >= 2)
+    await until_drawn(pilot, lambda: only_state(app) == "SUCCESS" and len(app.detail.log_widget.lines) >= 2)
     execution_id = app.detail.execution_id
     assert execution_id is not None
 
@@ -194,32 +186,32 @@ async def test_log_stops_following_when_scrolled_up_and_counts_new_lines(
 
     log = app.detail.log_widget
     app.detail.add_entries(entries(100))
-    await until(pilot, lambda: len(log.lines) >= 102 and log.max_scroll_y > 0)
-    await until(pilot, lambda: log.scroll_y == log.max_scroll_y)
+    await until_drawn(pilot, lambda: len(log.lines) >= 102 and log.max_scroll_y > 0)
+    await until_drawn(pilot, lambda: log.scroll_y == log.max_scroll_y)
     log.scroll_home(animate=False)
     await pilot.pause()
     app.detail.add_entries(entries(5))
-    await until(pilot, lambda: app.detail.border_subtitle == "5 new lines ↓")
+    await until_drawn(pilot, lambda: app.detail.border_subtitle == "5 new lines ↓")
     assert log.scroll_y == 0
     log.scroll_end(animate=False)
-    await until(pilot, lambda: not app.detail.border_subtitle)
+    await until_drawn(pilot, lambda: not app.detail.border_subtitle)
 
 
 async def test_kill_asks_first_defaults_to_no_then_kills(running: tuple[TiercelApp, Pilot[None]]) -> None:
     app, pilot = running
     await select_flow(app, pilot, "acme.platform.ops", "sleepy")
     await pilot.press("r")
-    await until(pilot, lambda: only_state(app) == "RUNNING" and app.detail.execution_id is not None)
+    await until_drawn(pilot, lambda: only_state(app) == "RUNNING" and app.detail.execution_id is not None)
     await pilot.press("K")
-    await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+    await until_drawn(pilot, lambda: isinstance(app.screen, ConfirmScreen))
     await pilot.press("enter")
-    await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+    await until_drawn(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
     await pilot.pause(0.2)
     assert only_state(app) == "RUNNING"
     await pilot.press("K")
-    await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+    await until_drawn(pilot, lambda: isinstance(app.screen, ConfirmScreen))
     await pilot.press("y")
-    await until(pilot, lambda: only_state(app) == "KILLED")
+    await until_drawn(pilot, lambda: only_state(app) == "KILLED")
     killed = next(iter(app.table.rows_by_id.values()))
     assert killed.start and killed.end
     duration = app.table.get_cell(killed.id, "duration")
@@ -232,17 +224,17 @@ async def test_resume_a_paused_execution(running: tuple[TiercelApp, Pilot[None]]
     await pilot.press("K")  # nothing selected yet: the key is unavailable
     assert not isinstance(app.screen, ConfirmScreen)
     await pilot.press("r")
-    await until(pilot, lambda: only_state(app) == "PAUSED")
+    await until_drawn(pilot, lambda: only_state(app) == "PAUSED")
     await pilot.press("u")
-    await until(pilot, lambda: only_state(app) == "SUCCESS")
-    await until(pilot, lambda: any("resumed fine" in line for line in app.detail.log_widget.lines))
+    await until_drawn(pilot, lambda: only_state(app) == "SUCCESS")
+    await until_drawn(pilot, lambda: any("resumed fine" in line for line in app.detail.log_widget.lines))
 
 
 async def test_restart_a_failed_execution(running: tuple[TiercelApp, Pilot[None]]) -> None:
     app, pilot = running
     await select_flow(app, pilot, "acme", "failing")
     await pilot.press("r")
-    await until(pilot, lambda: only_state(app) == "FAILED")
+    await until_drawn(pilot, lambda: only_state(app) == "FAILED")
     execution_id = app.table.selected_id
     assert execution_id is not None
     await pilot.press("K")  # a finished execution cannot be killed
@@ -255,7 +247,7 @@ async def test_restart_a_failed_execution(running: tuple[TiercelApp, Pilot[None]
             return False
         return any(h.state.value == "RESTARTED" for h in shown.state.histories)
 
-    await until(pilot, restarted_and_failed_again)
+    await until_drawn(pilot, restarted_and_failed_again)
     assert only_state(app) == "FAILED" and app.table.selected_id == execution_id
 
 
@@ -265,19 +257,19 @@ async def test_inputs_form_shows_the_engine_error_for_a_bad_int(
     app, pilot = running
     await select_flow(app, pilot, "acme", "typed")
     await pilot.press("r")
-    await until(pilot, lambda: isinstance(app.screen, RunFormScreen))
+    await until_drawn(pilot, lambda: isinstance(app.screen, RunFormScreen))
     form = app.screen
     field = form.query_one("#input-count", Input)
     assert field.value == "3"
     field.value = "many"
     await pilot.press("enter")
     error = form.query_one("#error-count", Static)
-    await until(pilot, lambda: "count" in str(error.render()))
+    await until_drawn(pilot, lambda: "count" in str(error.render()))
     assert app.screen is form and not app.table.rows_by_id
     field.value = "7"
     await pilot.press("enter")
-    await until(pilot, lambda: only_state(app) == "SUCCESS")
-    await until(pilot, lambda: any("count is 7" in line for line in app.detail.log_widget.lines))
+    await until_drawn(pilot, lambda: only_state(app) == "SUCCESS")
+    await until_drawn(pilot, lambda: any("count is 7" in line for line in app.detail.log_widget.lines))
 
 
 async def test_keys_focus_panes_and_open_help(running: tuple[TiercelApp, Pilot[None]]) -> None:
@@ -291,9 +283,9 @@ async def test_keys_focus_panes_and_open_help(running: tuple[TiercelApp, Pilot[N
     await pilot.press("1")
     assert app.focused is app.ns_tree
     await pilot.press("question_mark")
-    await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+    await until_drawn(pilot, lambda: isinstance(app.screen, HelpScreen))
     await pilot.press("escape")
-    await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+    await until_drawn(pilot, lambda: not isinstance(app.screen, HelpScreen))
 
 
 async def test_executions_are_paged_and_load_more_at_the_end(flows: Path, db: Path) -> None:
@@ -307,12 +299,12 @@ async def test_executions_are_paged_and_load_more_at_the_end(flows: Path, db: Pa
     app = create_app(flows, db, control=False)
     app.page_size = 3
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
+        await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
         await select_flow(app, pilot, "acme", "typed")
-        await until(pilot, lambda: len(app.table.rows_by_id) == 3)
+        await until_drawn(pilot, lambda: len(app.table.rows_by_id) == 3)
         assert str(app.query_one("#executions-pane").border_title).endswith("3+")
         await pilot.press("2", "down", "down")
-        await until(pilot, lambda: len(app.table.rows_by_id) == 5)
+        await until_drawn(pilot, lambda: len(app.table.rows_by_id) == 5)
         starts = [s.start for s in app.table.rows_by_id.values()]
         assert starts == sorted(starts, reverse=True)
 
@@ -332,13 +324,13 @@ async def test_database_owned_elsewhere_exits_with_code_2(flows: Path, db: Path)
 async def test_the_engine_stops_with_the_app(flows: Path, db: Path) -> None:
     app = create_app(flows, db, control=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.engine is not None)
+        await until_drawn(pilot, lambda: app.engine is not None)
         await pilot.press("q")
     store = await Store.open(db)  # the lock is free again
     await store.close()
     app = create_app(flows, db, control=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.engine is not None)
+        await until_drawn(pilot, lambda: app.engine is not None)
     store = await Store.open(db)  # closing the app any other way stops the engine too
     await store.close()
 
@@ -350,12 +342,15 @@ def test_ui_refuses_a_missing_flows_folder(tmp_path: Path) -> None:
 async def run_campaign(app: TiercelApp, pilot: Pilot[None]) -> None:
     await select_flow(app, pilot, "acme.marketing.analytics", "campaign_fanout")
     await pilot.press("r")
-    await until(pilot, lambda: isinstance(app.screen, RunFormScreen))
+    await until_drawn(pilot, lambda: isinstance(app.screen, RunFormScreen))
     await pilot.press("enter")
-    await until(pilot, lambda: only_state(app) == "SUCCESS")
-    await until(pilot, lambda: any("Campaign team notified" in line for line in app.detail.log_widget.lines))
+    await until_drawn(pilot, lambda: only_state(app) == "SUCCESS")
+    await until_drawn(
+        pilot, lambda: any("Campaign team notified" in line for line in app.detail.log_widget.lines)
+    )
 
 
+@pytest.mark.slow
 async def test_log_level_timestamps_and_search(running: tuple[TiercelApp, Pilot[None]]) -> None:
     app, pilot = running
     await run_campaign(app, pilot)
@@ -364,7 +359,7 @@ async def test_log_level_timestamps_and_search(running: tuple[TiercelApp, Pilot[
     assert execution_id is not None
     warn = LogEntry(execution_id, "acme", "x", datetime.now(UTC), LogLevel.WARN, "disk nearly full")
     detail.add_entries([warn])
-    await until(pilot, lambda: any("disk nearly full" in line for line in log.lines))
+    await until_drawn(pilot, lambda: any("disk nearly full" in line for line in log.lines))
     total = len(log.lines)
     assert all(line[:8].count(":") == 2 for line in log.lines)
     await pilot.press("3", "l", "l", "l")  # TRACE -> DEBUG -> INFO -> WARN
@@ -383,7 +378,7 @@ async def test_log_level_timestamps_and_search(running: tuple[TiercelApp, Pilot[
     await pilot.press("S", "o", "c", "i", "a", "l", "t")  # typing is not taken for the pane's keys
     assert detail.min_level is LogLevel.TRACE and detail.stamps
     await pilot.press("backspace")
-    await until(pilot, lambda: detail.search == "Social")
+    await until_drawn(pilot, lambda: detail.search == "Social")
     assert len(log.lines) == total  # every line stays; the matches are highlighted
     matches = detail.matching_lines()
     assert matches and len(matches) < total
@@ -423,7 +418,7 @@ async def test_log_follows_the_selected_task_run(running: tuple[TiercelApp, Pilo
     score = next(n for n in nodes if n is not None and "score [search]" in str(n.label))
     tree.move_cursor(score)
     await pilot.press("enter")
-    await until(pilot, lambda: detail.task_filter is not None)
+    await until_drawn(pilot, lambda: detail.task_filter is not None)
     assert log.lines and all("score" in line and "search" in line for line in log.lines)
     assert "task score \\[search]" in detail.border_subtitle
     await pilot.press("a")
@@ -431,7 +426,7 @@ async def test_log_follows_the_selected_task_run(running: tuple[TiercelApp, Pilo
     loop = next(n for n in nodes if n is not None and "each_channel" in str(n.label))
     tree.move_cursor(loop)
     await pilot.press("enter")
-    await until(pilot, lambda: detail.task_filter == loop.data)
+    await until_drawn(pilot, lambda: detail.task_filter == loop.data)
     scored = [line for line in log.lines if "Scored" in line]
     assert len(scored) == 4 and len(log.lines) == 4
 
@@ -459,18 +454,19 @@ async def test_timeline_shows_nested_task_runs_and_toggles_with_g(
     assert not detail.showing_timeline and detail.query_one(TaskRunTree).display
 
 
+@pytest.mark.slow
 async def test_timeline_grows_while_running(running: tuple[TiercelApp, Pilot[None]]) -> None:
     app, pilot = running
     await select_flow(app, pilot, "acme.platform.ops", "sleepy")
     await pilot.press("r")
-    await until(pilot, lambda: app.detail.execution is not None and app.detail.execution.task_runs)
+    await until_drawn(pilot, lambda: app.detail.execution is not None and app.detail.execution.task_runs)
     await pilot.press("3", "g")
     timeline = app.detail.timeline
-    await until(pilot, lambda: "▶ nap" in timeline.render().plain)
+    await until_drawn(pilot, lambda: "▶ nap" in timeline.render().plain)
     first = timeline.render().plain.splitlines()[1].split()[-1]
-    await until(pilot, lambda: timeline.render().plain.splitlines()[1].split()[-1] != first, timeout=3)
+    await until_drawn(pilot, lambda: timeline.render().plain.splitlines()[1].split()[-1] != first)
     await app.engine.kill(app.detail.execution.id)  # type: ignore[union-attr]
-    await until(pilot, lambda: "■ nap" in timeline.render().plain)
+    await until_drawn(pilot, lambda: "■ nap" in timeline.render().plain)
 
 
 async def test_live_lines_held_while_history_loads_are_not_doubled(
@@ -490,6 +486,7 @@ async def test_live_lines_held_while_history_loads_are_not_doubled(
     assert [line.split(" ", 1)[1] for line in detail.log_widget.lines] == ["INFO  - once", "INFO  - after"]
 
 
+@pytest.mark.slow
 async def test_screenshots_script_saves_the_five_svgs(tmp_path: Path) -> None:
     saved = await take(tmp_path / "shots")
     assert sorted(path.name for path in saved) == [
@@ -514,46 +511,46 @@ async def test_outputs_of_the_execution_and_of_a_task_run(running: tuple[Tiercel
     app, pilot = running
     await select_flow(app, pilot, "acme.finance.reports", "monthly_report")
     await pilot.press("r", "enter")
-    await until(pilot, lambda: only_state(app) == "SUCCESS" and app.detail.execution is not None)
-    await until(pilot, lambda: app.detail.execution is not None and app.detail.execution.outputs)
+    await until_drawn(pilot, lambda: only_state(app) == "SUCCESS" and app.detail.execution is not None)
+    await until_drawn(pilot, lambda: app.detail.execution is not None and app.detail.execution.outputs)
     await pilot.press("3", "o")
-    await until(pilot, lambda: isinstance(app.screen, ViewerScreen))
+    await until_drawn(pilot, lambda: isinstance(app.screen, ViewerScreen))
     assert '"title": "Revenue EMEA October 2026"' in viewer_text(app)
     assert app.screen.lexer == "json"
     await pilot.press("escape")
-    await until(pilot, lambda: not isinstance(app.screen, ViewerScreen))
+    await until_drawn(pilot, lambda: not isinstance(app.screen, ViewerScreen))
     tree = app.detail.query_one(TaskRunTree)
     tree.focus()
     summary = next(n for n in tree.root.children if "summary" in str(n.label))
     tree.move_cursor(summary)
     await pilot.press("o")
-    await until(pilot, lambda: isinstance(app.screen, ViewerScreen))
+    await until_drawn(pilot, lambda: isinstance(app.screen, ViewerScreen))
     assert "Outputs of task summary" in app.screen.title_text
     assert '"values"' in viewer_text(app) and '"amount": "125000.5 EUR"' in viewer_text(app)
     await pilot.press("escape")
-    await until(pilot, lambda: not isinstance(app.screen, ViewerScreen))
+    await until_drawn(pilot, lambda: not isinstance(app.screen, ViewerScreen))
 
 
 async def test_source_of_a_flow_and_of_a_file_in_error(running: tuple[TiercelApp, Pilot[None]]) -> None:
     app, pilot = running
     await select_flow(app, pilot, "acme", "typed")
     await pilot.press("1", "y")
-    await until(pilot, lambda: isinstance(app.screen, ViewerScreen))
+    await until_drawn(pilot, lambda: isinstance(app.screen, ViewerScreen))
     assert viewer_text(app) == TYPED and app.screen.lexer == "yaml"
     await pilot.press("escape")
-    await until(pilot, lambda: not isinstance(app.screen, ViewerScreen))
+    await until_drawn(pilot, lambda: not isinstance(app.screen, ViewerScreen))
     tree = app.ns_tree
     error_node = next(n for n in tree.root.children if n.data == NodeRef("errors")).children[0]
     tree.move_cursor(error_node)
     await pilot.pause()
     await pilot.press("y")
-    await until(pilot, lambda: isinstance(app.screen, ViewerScreen))
+    await until_drawn(pilot, lambda: isinstance(app.screen, ViewerScreen))
     screen = app.screen
     assert isinstance(screen, ViewerScreen)
     assert screen.text == BROKEN and screen.notes
     assert "broken.yml" in str(screen.query_one("#viewer-notes", Static).render())
     await pilot.press("escape")
-    await until(pilot, lambda: not isinstance(app.screen, ViewerScreen))
+    await until_drawn(pilot, lambda: not isinstance(app.screen, ViewerScreen))
 
 
 async def test_filter_executions_by_state_label_and_text(flows: Path, db: Path) -> None:
@@ -567,36 +564,39 @@ async def test_filter_executions_by_state_label_and_text(flows: Path, db: Path) 
         await engine.stop()
     app = create_app(flows, db, control=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
+        await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
         assert app.ns_tree.select_ref(NodeRef("namespace", "acme"))
-        await until(pilot, lambda: len(app.table.rows_by_id) == 3)
+        await until_drawn(pilot, lambda: len(app.table.rows_by_id) == 3)
         await pilot.press("2", "slash")
         field = app.query_one("#executions-filter", Input)
-        await until(pilot, lambda: app.focused is field)
+        await until_drawn(pilot, lambda: app.focused is field)
         await pilot.press(*"state:failed")
-        await until(pilot, lambda: [s.flow_id for s in app.table.rows_by_id.values()] == ["failing"])
+        await until_drawn(pilot, lambda: [s.flow_id for s in app.table.rows_by_id.values()] == ["failing"])
         field.value = "label:team=red"
-        await until(pilot, lambda: [s.labels.get("team") for s in app.table.rows_by_id.values()] == ["red"])
+        await until_drawn(
+            pilot, lambda: [s.labels.get("team") for s in app.table.rows_by_id.values()] == ["red"]
+        )
         field.value = "TYP"
-        await until(pilot, lambda: len(app.table.rows_by_id) == 2)
+        await until_drawn(pilot, lambda: len(app.table.rows_by_id) == 2)
         await pilot.press("enter")
-        await until(pilot, lambda: app.focused is app.table and field.display)
+        await until_drawn(pilot, lambda: app.focused is app.table and field.display)
         await pilot.press("slash")
-        await until(pilot, lambda: app.focused is field)
+        await until_drawn(pilot, lambda: app.focused is field)
         await pilot.press("escape")
-        await until(pilot, lambda: len(app.table.rows_by_id) == 3)
-        await until(pilot, lambda: app.focused is app.table and not field.display and field.value == "")
+        await until_drawn(pilot, lambda: len(app.table.rows_by_id) == 3)
+        await until_drawn(pilot, lambda: app.focused is app.table and not field.display and field.value == "")
 
 
+@pytest.mark.slow
 async def test_resume_with_on_resume_inputs_shows_errors_in_the_form(
     running: tuple[TiercelApp, Pilot[None]],
 ) -> None:
     app, pilot = running
     await select_flow(app, pilot, "acme", "approval")
     await pilot.press("r")
-    await until(pilot, lambda: only_state(app) == "PAUSED")
+    await until_drawn(pilot, lambda: only_state(app) == "PAUSED")
     await pilot.press("u")
-    await until(pilot, lambda: isinstance(app.screen, ResumeFormScreen))
+    await until_drawn(pilot, lambda: isinstance(app.screen, ResumeFormScreen))
     form = app.screen
     assert form.query_one("#input-count", Input).value == "3"
     field = form.query_one("#input-approved", Input)
@@ -604,12 +604,14 @@ async def test_resume_with_on_resume_inputs_shows_errors_in_the_form(
     field.value = "maybe"
     await pilot.press("enter")
     error = form.query_one("#error-approved", Static)
-    await until(pilot, lambda: bool(str(error.render())))
+    await until_drawn(pilot, lambda: bool(str(error.render())))
     assert app.screen is form and only_state(app) == "PAUSED"
     field.value = "true"
     await pilot.press("enter")
-    await until(pilot, lambda: only_state(app) == "SUCCESS")
-    await until(pilot, lambda: any("approved=true" in line.lower() for line in app.detail.log_widget.lines))
+    await until_drawn(pilot, lambda: only_state(app) == "SUCCESS")
+    await until_drawn(
+        pilot, lambda: any("approved=true" in line.lower() for line in app.detail.log_widget.lines)
+    )
 
 
 async def test_the_tree_and_the_palette_parse_only_flows_with_triggers_after_a_restart(
@@ -620,7 +622,7 @@ async def test_the_tree_and_the_palette_parse_only_flows_with_triggers_after_a_r
     await engine.stop()  # every flow is now stored with its outline
     app = create_app(flows, db, control=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
+        await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
         table = app.engine.flows
         triggered = set(table.with_triggers())
         assert triggered and len(triggered) < len(table)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ from rich.segment import Segment
 from textual.color import Color
 from textual.pilot import Pilot
 
+from tests.waiting import until_drawn
 from tiercel.app.app import TiercelApp, create_app
 from tiercel.app.screens.viewer import ViewerScreen
 from tiercel.app.widgets.namespaces import NodeRef
@@ -53,17 +54,8 @@ async def running(
     (flows / "acme" / "hostile.yml").write_text(HOSTILE.lstrip())
     app = create_app(flows, tmp_path / "t.db", control=False)
     async with app.run_test(size=(120, 30)) as pilot:
-        await until(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
+        await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
         yield app, pilot
-
-
-async def until(pilot: Pilot[None], predicate: Callable[[], object], timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await pilot.pause(0.05)
 
 
 async def run_hostile(app: TiercelApp, pilot: Pilot[None]) -> str:
@@ -72,8 +64,10 @@ async def run_hostile(app: TiercelApp, pilot: Pilot[None]) -> str:
     execution_id = await app.engine.trigger("acme", "hostile", {}, labels)
     await asyncio.wait_for(app.engine.wait(execution_id), 30)
     assert app.ns_tree.select_ref(NodeRef("flow", "acme", "hostile"))
-    await until(pilot, lambda: app.detail.execution_id == execution_id and app.detail.execution is not None)
-    await until(pilot, lambda: any("over" in line for line in app.detail.log_widget.lines))
+    await until_drawn(
+        pilot, lambda: app.detail.execution_id == execution_id and app.detail.execution is not None
+    )
+    await until_drawn(pilot, lambda: any("over" in line for line in app.detail.log_widget.lines))
     return execution_id
 
 
@@ -104,7 +98,7 @@ async def test_labels_and_outputs_are_masked_and_escaped_on_screen_but_real_in_d
     # JSON viewers show JSON's own escapes, so the text stays valid JSON.
     assert '"raw": "\\u001b]0;PWNED\\u0007"' in text and not has_control(text)
     await pilot.press("3", "o")
-    await until(pilot, lambda: isinstance(app.screen, ViewerScreen))
+    await until_drawn(pilot, lambda: isinstance(app.screen, ViewerScreen))
     # The data keeps the real values.
     assert app.engine is not None
     stored = await app.engine.execution(execution_id)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.app.test_dashboard import until
+from tests.waiting import until_drawn
 from tiercel.app.app import create_app
 from tiercel.app.widgets.namespaces import NodeRef
 
@@ -30,7 +30,7 @@ async def test_a_webhook_starts_an_execution_that_shows_live(tmp_path: Path) -> 
     (flows / "hooked.yml").write_text(HOOKED)
     app = create_app(flows, tmp_path / "t.db", control=False, webhooks=("127.0.0.1", 0))
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: app.webhook_server is not None and app.ns_tree.flow_count == 1)
+        await until_drawn(pilot, lambda: app.webhook_server is not None and app.ns_tree.flow_count == 1)
         assert app.webhook_server is not None
         app.ns_tree.select_ref(NodeRef("flow", "acme.web", "hooked"))
         url = f"{app.webhook_server.url}/api/v1/executions/webhook/acme.web/hooked/dash-key"
@@ -38,8 +38,8 @@ async def test_a_webhook_starts_an_execution_that_shows_live(tmp_path: Path) -> 
             answer = await client.post(url, json={"word": "hello"})
         assert answer.status_code == 200, answer.text
         execution_id = answer.json()["id"]
-        await until(pilot, lambda: execution_id in app.table.rows_by_id)
-        await until(pilot, lambda: app.table.rows_by_id[execution_id].state == "SUCCESS")
+        await until_drawn(pilot, lambda: execution_id in app.table.rows_by_id)
+        await until_drawn(pilot, lambda: app.table.rows_by_id[execution_id].state == "SUCCESS")
         assert app.table.rows_by_id[execution_id].trigger == "Webhook"
         port = app.webhook_server.port
     # The port is closed with the app.

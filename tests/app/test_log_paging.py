@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 
 from tests.reliability.large_logs import NAMESPACE, create, message
+from tests.waiting import until_drawn
 from tiercel.app.app import TiercelApp, create_app
 from tiercel.app.widgets.detail import LOG_KEEP, LOG_PAGE
 from tiercel.engine.model import LogEntry, LogLevel, utcnow
 
 LINES = LOG_KEEP + 2 * LOG_PAGE + 1234
-
-
-async def until(pilot: Pilot[None], predicate: Callable[[], object], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await pilot.pause(0.05)
 
 
 def held(app: TiercelApp) -> tuple[str, str, int]:
@@ -39,16 +31,16 @@ async def opened(tmp_path: Path) -> AsyncIterator[tuple[TiercelApp, Pilot[None],
     flows.mkdir()
     app = create_app(flows, db, control=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: app.engine is not None)
+        await until_drawn(pilot, lambda: app.engine is not None)
         app.show_execution(execution_id)
-        await until(pilot, lambda: app.detail.execution is not None and len(app.detail.entries) > 0)
+        await until_drawn(pilot, lambda: app.detail.execution is not None and len(app.detail.entries) > 0)
         await pilot.press("3")
         yield app, pilot, execution_id
 
 
 async def press_and_wait(app: TiercelApp, pilot: Pilot[None], key: str, first: str) -> None:
     await pilot.press(key)
-    await until(pilot, lambda: app.detail.entries[0].message == first)
+    await until_drawn(pilot, lambda: app.detail.entries[0].message == first)
     await pilot.pause()
 
 
@@ -62,6 +54,7 @@ async def test_an_execution_opens_on_its_newest_lines_only(
     assert "[ older" in str(app.detail.border_subtitle)
 
 
+@pytest.mark.slow
 async def test_older_and_newer_pages_keep_the_pane_bounded(
     opened: tuple[TiercelApp, Pilot[None], str],
 ) -> None:
@@ -97,9 +90,10 @@ async def test_older_and_newer_pages_keep_the_pane_bounded(
 
     # Back at the tail, live lines are shown again.
     detail.add_entries([live])
-    await until(pilot, lambda: detail.entries[-1].message == "live line")
+    await until_drawn(pilot, lambda: detail.entries[-1].message == "live line")
 
 
+@pytest.mark.slow
 async def test_level_filter_applies_to_the_lines_held(opened: tuple[TiercelApp, Pilot[None], str]) -> None:
     app, pilot, _ = opened
     for _ in range(4):  # TRACE -> DEBUG -> INFO -> WARN -> ERROR

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
+from tests.waiting import until_drawn
 from tiercel.app.app import TiercelApp, create_app
 from tiercel.app.screens.confirm import ConfirmScreen
 from tiercel.app.screens.run_form import RunFormScreen
@@ -229,18 +230,10 @@ def seeded(tmp_path: Path, utc: None) -> TiercelApp:
     return create_app(flows, db, control=False)
 
 
-async def until(pilot: Pilot[None], predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await pilot.pause(0.05)
-
-
 async def select(app: TiercelApp, pilot: Pilot[None], ref: NodeRef, rows: int) -> None:
-    await until(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
+    await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
     assert app.ns_tree.select_ref(ref)
-    await until(pilot, lambda: len(app.table.rows_by_id) == rows and app.detail.execution is not None)
+    await until_drawn(pilot, lambda: len(app.table.rows_by_id) == rows and app.detail.execution is not None)
     await pilot.pause(0.2)
 
 
@@ -254,21 +247,23 @@ def test_main_screen(snap_compare: Any, seeded: TiercelApp) -> None:
     assert snap_compare(seeded, terminal_size=SIZE, run_before=before)
 
 
+@pytest.mark.slow
 def test_execution_with_timeline_and_logs(snap_compare: Any, seeded: TiercelApp) -> None:
     async def before(pilot: Pilot[None]) -> None:
         await select(seeded, pilot, NodeRef("flow", "acme.marketing.analytics", "campaign_fanout"), 1)
-        await until(pilot, lambda: any("notified" in line for line in seeded.detail.log_widget.lines))
+        await until_drawn(pilot, lambda: any("notified" in line for line in seeded.detail.log_widget.lines))
         await pilot.press("3", "g")
         await pilot.pause(0.2)
 
     assert snap_compare(seeded, terminal_size=SIZE, run_before=before)
 
 
+@pytest.mark.slow
 def test_run_form(snap_compare: Any, seeded: TiercelApp) -> None:
     async def before(pilot: Pilot[None]) -> None:
         await select(seeded, pilot, NodeRef("flow", "acme", "hello_world"), 1)
         await pilot.press("r")
-        await until(pilot, lambda: isinstance(seeded.screen, RunFormScreen))
+        await until_drawn(pilot, lambda: isinstance(seeded.screen, RunFormScreen))
         await pilot.pause(0.2)
 
     assert snap_compare(seeded, terminal_size=SIZE, run_before=before)
@@ -278,7 +273,7 @@ def test_kill_confirmation(snap_compare: Any, seeded: TiercelApp) -> None:
     async def before(pilot: Pilot[None]) -> None:
         await select(seeded, pilot, NodeRef("flow", "acme", "waiting"), 1)
         await pilot.press("2", "K")
-        await until(pilot, lambda: isinstance(seeded.screen, ConfirmScreen))
+        await until_drawn(pilot, lambda: isinstance(seeded.screen, ConfirmScreen))
         await pilot.pause(0.2)
 
     assert snap_compare(seeded, terminal_size=SIZE, run_before=before)
