@@ -20,7 +20,8 @@ test: setup
 	$(BIN)/pytest -q
 	$(BIN)/python tests/run_conformance.py
 
-# The quick loop: everything but the slow, reliability and tmux tests.
+# The quick loop (under 3 minutes on 2 cores): everything but the slow, reliability and tmux tests.
+# Mark a test `slow` when it takes seconds and a quicker test of its feature stays in this loop.
 test-fast: setup
 	$(BIN)/pytest -q -x -m "not slow and not reliability" --ignore=tests/e2e
 
