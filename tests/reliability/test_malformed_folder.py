@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.engine.clock import ManualClock
+from tests.waiting import HANG
 from tiercel.engine.engine import Engine
 from tiercel.engine.events import ExecutionChanged
 from tiercel.engine.model import StateType
@@ -122,7 +123,7 @@ async def test_a_thousand_malformed_files_at_once(tmp_path: Path) -> None:
         next_tick = started
         while not wanted <= set(engine.flow_errors):
             now = time.perf_counter()
-            assert now - started < 30, f"{len(wanted - set(engine.flow_errors))} files not reported"
+            assert now - started < HANG, f"{len(wanted - set(engine.flow_errors))} files not reported"
             if now >= next_tick:  # the schedule keeps time meanwhile: a minute every 100 ms
                 clock.advance(timedelta(minutes=1))
                 ticks[clock.now().replace(second=0).strftime("%Y-%m-%dT%H:%M:%SZ")] = now
@@ -149,7 +150,6 @@ async def test_a_thousand_malformed_files_at_once(tmp_path: Path) -> None:
         assert not without_line, without_line[:5]
         assert not wrong_path, wrong_path[:5]
         assert not unexpected, unexpected[:5]
-        assert elapsed < 10
         assert peak - baseline < 100
 
         # The valid flow kept its file and its schedule: every minute passed fired once and succeeded.
