@@ -47,7 +47,7 @@ from .model import Execution, ExecutionSummary, Flow, Label, LogEntry, StateType
 from .parser import FlowError, FlowParseError
 from .queue import InProcessQueue
 from .secrets import Masker, Secrets
-from .store import Store
+from .store import Store, TriggerFire
 from .tasks.registry import Registry, registry
 from .triggers.flow import FlowTriggers
 from .triggers.schedule import Clock, Scheduler, TriggerState
@@ -283,9 +283,9 @@ class Engine:
             flow, inputs, labels, parent_id=parent_id, trigger=trigger, local_files=local_files
         )
 
-    async def submit(self, flow: Flow, execution: Execution, *, also: Any = None) -> str:
+    async def submit(self, flow: Flow, execution: Execution, *, fire: TriggerFire | None = None) -> str:
         """Store a CREATED execution (with a trigger's fire in the same transaction) and start it."""
-        return await self.executions.submit(flow, execution, also=also)
+        return await self.executions.submit(flow, execution, fire=fire)
 
     async def kill(self, execution_id: str) -> None:
         """Kill an execution and every subflow execution it waits for, however deep the tree."""

@@ -18,6 +18,7 @@ from ..inputs import input_json_value, resolve_inputs
 from ..messages import ExecutorMessage, KillExecution, RestartExecution, ResumeExecution, StartExecution
 from ..model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
 from ..queue import MessageQueue, WorkerQueue
+from ..store import TriggerFire
 from ..tasks.registry import Registry
 from ..worker.logs import LogPipeline, log_entry
 from .decisions import Executor
@@ -38,7 +39,7 @@ class ExecutionsStore(RecoveryStore, Protocol):
         logs: Sequence[LogEntry] = (),
         *,
         removed: Sequence[str] = (),
-        also: Any = None,
+        fire: TriggerFire | None = None,
     ) -> None: ...
 
 
@@ -104,13 +105,13 @@ class Executions:
         await self.loop.stop()
 
     # -- commands -------------------------------------------------------------------------------
-    async def submit(self, flow: Flow, execution: Execution, *, also: Any = None) -> str:
-        """Persist a CREATED execution (with `also` in the same transaction) and start it.
+    async def submit(self, flow: Flow, execution: Execution, *, fire: TriggerFire | None = None) -> str:
+        """Persist a CREATED execution (with a trigger's `fire` in the same transaction) and start it.
 
-        When `also` raises (a trigger date that already fired), nothing is stored or started and the
-        exception propagates.
+        When the fire cannot be stored (AlreadyFiredError: that date already fired), nothing is stored
+        or started and the exception propagates.
         """
-        await self.store.save_execution(execution, execution.task_runs, also=also)
+        await self.store.save_execution(execution, execution.task_runs, fire=fire)
         self.loop.adopt(flow, execution)
         self.events.publish(ExecutionChanged(execution))
         self.loop.post(StartExecution(execution.id))

@@ -36,18 +36,21 @@ from .facade import Store
 from .flows import FlowRow, FlowSave, source_hash
 from .logs import LOG_BATCH
 from .schema import migrations
-from .triggers import TriggerRow, WindowUpdate
+from .triggers import ScheduleFire, TriggerFire, TriggerRow, WindowsFire, WindowUpdate
 
 __all__ = [
     "LOG_BATCH",
     "AlreadyFiredError",
     "FlowRow",
     "FlowSave",
+    "ScheduleFire",
     "Store",
     "StoreError",
     "StoreLockedError",
+    "TriggerFire",
     "TriggerRow",
     "WindowUpdate",
+    "WindowsFire",
     "migrations",
     "source_hash",
 ]

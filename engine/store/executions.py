@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ..model import Execution, ExecutionSummary, LogEntry, TaskRun, iso, parse_iso
@@ -14,6 +14,7 @@ from .errors import StoreError
 from .logs import log_params
 from .queries import Queries
 from .table import Table
+from .triggers import TriggerFire, fire_record_write
 
 _SQL = Queries("executions")
 _LOGS_SQL = Queries("logs")
@@ -115,7 +116,7 @@ class ExecutionTable(Table):
         logs: Sequence[LogEntry] = (),
         *,
         removed: Sequence[str] = (),
-        also: Callable[[sqlite3.Connection], None] | None = None,
+        fire: TriggerFire | None = None,
     ) -> None:
         """Upsert the execution and its changed task runs, and append logs, in one transaction.
 
@@ -127,7 +128,7 @@ class ExecutionTable(Table):
             changed: The task runs created or changed since the last save.
             logs: Log lines to append in the same transaction.
             removed: Ids of task runs the execution no longer holds (deleted).
-            also: A write that belongs to the same transaction (a trigger's fire record); when it
+            fire: A trigger's fire record, stored in the same transaction; when it
                 raises, nothing of the execution is stored and the exception propagates.
 
         Raises:
@@ -137,6 +138,7 @@ class ExecutionTable(Table):
         runs = [task_run_params(execution.id, run) for run in _ordered_changes(execution, changed)]
         lines = [log_params(entry) for entry in logs]
         gone = [(run_id, execution.id) for run_id in removed]
+        fire_write = fire_record_write(fire) if fire is not None else None
         upsert_execution, delete_task_run = _SQL["upsert_execution"], _SQL["delete_task_run"]
         upsert_task_run, insert_log = _SQL["upsert_task_run"], _LOGS_SQL["insert_log"]
 
@@ -148,8 +150,8 @@ class ExecutionTable(Table):
                 conn.executemany(upsert_task_run, runs)
             if lines:
                 conn.executemany(insert_log, lines)
-            if also is not None:
-                also(conn)
+            if fire_write is not None:
+                fire_write(conn)
 
         await self._db.write(write)
 

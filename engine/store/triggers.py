@@ -38,6 +38,41 @@ class TriggerRow:
     schedule: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleFire:
+    """A trigger's date fired an execution: stored with that execution, with the trigger's new state.
+
+    Storing it raises AlreadyFiredError when that date already fired, and then nothing of the
+    execution is stored either. With `prune_before`, older fire records of the same series go too
+    (see `TriggerTable.fire_write`).
+    """
+
+    row: TriggerRow
+    date_key: str
+    execution_id: str
+    prune_before: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowsFire:
+    """A Flow trigger fired: its precondition windows are saved or reset with the execution it starts."""
+
+    updates: tuple[WindowUpdate, ...]
+
+
+# What a trigger records with the execution it starts, in the same transaction (`save_execution(fire=...)`).
+TriggerFire = ScheduleFire | WindowsFire
+
+
+def fire_record_write(fire: TriggerFire) -> Callable[[sqlite3.Connection], None]:
+    """The write that stores a trigger's fire record (within an execution's transaction)."""
+    if isinstance(fire, ScheduleFire):
+        return TriggerTable.fire_write(
+            fire.row, fire.date_key, fire.execution_id, prune_before=fire.prune_before
+        )
+    return TriggerTable.flow_trigger_windows_write(fire.updates)
+
+
 def _trigger_params(row: TriggerRow) -> tuple[Any, ...]:
     backfill = dumps(row.backfill) if row.backfill is not None else None
     return (
@@ -85,11 +120,11 @@ class TriggerTable(Table):
     ) -> Callable[[sqlite3.Connection], None]:
         """A write recording that `date_key` of a trigger fired `execution_id`, and its new state.
 
-        Meant as `save_execution(also=...)`: it raises AlreadyFiredError when that date already fired,
-        so the execution is not stored either. With `prune_before`, older fire records of the same
-        series (the schedule, or this backfill) are deleted, except those of unfinished executions
-        and, for the schedule, those of a backfill still under way: the caller vouches that no date
-        before it can be fired again.
+        Written by `save_execution(fire=ScheduleFire(...))`: it raises AlreadyFiredError when that date
+        already fired, so the execution is not stored either. With `prune_before`, older fire records
+        of the same series (the schedule, or this backfill) are deleted, except those of unfinished
+        executions and, for the schedule, those of a backfill still under way: the caller vouches
+        that no date before it can be fired again.
         """
         fire = (row.namespace, row.flow_id, row.trigger_id, date_key, execution_id)
         state = _trigger_params(row)
@@ -162,8 +197,8 @@ class TriggerTable(Table):
 
     @staticmethod
     def flow_trigger_windows_write(updates: Sequence[WindowUpdate]) -> Callable[[sqlite3.Connection], None]:
-        """A write saving or deleting (window None) windows; meant as `save_execution(also=...)`, so
-        that a fire and the reset of its windows commit together."""
+        """A write saving or deleting (window None) windows; `save_execution(fire=WindowsFire(...))`
+        writes it too, so that a fire and the reset of its windows commit together."""
         saves: list[tuple[Any, ...]] = []
         deletes: list[tuple[str, str, str, str]] = []
         for key, window in updates:

@@ -24,7 +24,7 @@ from ..executor.variables import build_context
 from ..expressions import ExpressionError
 from ..inputs import InputError
 from ..model import Execution, State, iso
-from ..store import AlreadyFiredError, Store, TriggerRow
+from ..store import AlreadyFiredError, ScheduleFire, TriggerRow
 from . import backfill as backfills
 from .backfill import Backfill
 from .clock import Clock
@@ -117,11 +117,11 @@ class SlotFiring:
             before_slot[execution.id] = row
             row = _advance(row, slot, after, backfill)
             key = backfills.fire_key(slot, backfill)
-            write = Store.fire_write(row, key, execution.id, prune_before=None if submits else prune_before)
-            submits.append((execution, write, row))
+            fire = ScheduleFire(row, key, execution.id, prune_before=None if submits else prune_before)
+            submits.append((execution, fire, row))
         found.running.update(execution.id for execution, _, _ in submits)
         results = await asyncio.gather(
-            *(self._host.submit(flow, execution, also=write) for execution, write, _ in submits),
+            *(self._host.submit(flow, execution, fire=fire) for execution, fire, _ in submits),
             return_exceptions=True,
         )
         failed = False

@@ -30,7 +30,7 @@ from ..expressions import ExpressionError
 from ..inputs import InputError
 from ..mappings import deep_merge
 from ..model import Execution, Flow, Label, StateType, TriggerSpec, iso, utcnow
-from ..store import Store, WindowUpdate
+from ..store import WindowsFire, WindowUpdate
 from ..tasks.base import TaskFailure
 from ..tasks.core import labels_of
 from .conditions import ConditionContext, ConditionError, Render, conditions_hold
@@ -262,7 +262,7 @@ class FlowTriggers:
                 trigger,
                 scope.execution,
                 scope.context(),
-                Store.flow_trigger_windows_write(plan.on_fire),
+                WindowsFire(tuple(plan.on_fire)),
             )
         except Exception:
             # Not fired: keep what this execution met, so the next matching one fires instead.
@@ -361,7 +361,7 @@ class FlowTriggers:
         trigger: TriggerSpec,
         upstream: Execution,
         context: Mapping[str, Any],
-        also: TriggerFire | None = None,
+        fire: TriggerFire | None = None,
     ) -> str:
         props = trigger.props
         renderer = self.engine.renderer
@@ -372,7 +372,7 @@ class FlowTriggers:
             labels.append(Label(CORRELATION_ID, correlation))
         spec = {"id": trigger.id, "type": trigger.type, "variables": dict(context["trigger"])}
         execution = self.engine.new_execution(flow, inputs, labels, trigger=spec)
-        return str(await self.engine.submit(flow, execution, also=also))
+        return str(await self.engine.submit(flow, execution, fire=fire))
 
     def _render(self, text: str, variables: Mapping[str, Any]) -> str:
         return str(self.engine.renderer.render(text, variables))

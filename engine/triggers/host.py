@@ -13,21 +13,19 @@ fires at most once, across crashes and restarts.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from ..events import EventBus
 from ..model import Execution, Flow, Label
-from ..store import TriggerRow, WindowUpdate
+from ..store import TriggerFire, TriggerRow, WindowUpdate
 
 FlowUid = tuple[str, str]
 
 # A fire recorded with the execution it starts, in the same transaction (see `TriggerHost.submit`):
-# made by the store (`Store.fire_write`, `Store.flow_trigger_windows_write`); it raises
-# AlreadyFiredError when the date already fired, and then nothing is stored.
-TriggerFire = Callable[[sqlite3.Connection], None]
+# a schedule's date (`ScheduleFire`) or a Flow trigger's windows (`WindowsFire`), plain data the
+# store writes; a date that already fired raises AlreadyFiredError, and then nothing is stored.
 
 
 class TriggerFlows(Protocol):
@@ -181,7 +179,7 @@ class TriggerHost(Protocol):
         """A CREATED execution of `flow` started by `trigger` (raises InputError on bad inputs)."""
         ...
 
-    async def submit(self, flow: Flow, execution: Execution, *, also: TriggerFire | None = None) -> str:
+    async def submit(self, flow: Flow, execution: Execution, *, fire: TriggerFire | None = None) -> str:
         """Store the execution, with the trigger's fire in the same transaction, and start it.
 
         When the fire raises (AlreadyFiredError: that date already fired), nothing is stored or
