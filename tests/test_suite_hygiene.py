@@ -9,6 +9,7 @@ timeouts (`until`, `asyncio.wait_for`), timings are measured in bench/.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,8 +151,14 @@ def test_until_is_defined_once_in_the_shared_waiting_helper() -> None:
     assert copies == [], "import `until` from tests/waiting.py instead of defining it again"
 
 
+@functools.cache
+def _suite_wall_clock_asserts() -> dict[str, int]:
+    """Every wall-clock assert of the suite (parsed once for the tests below)."""
+    return {place: line for path in _test_files() for place, line in wall_clock_asserts(path)}
+
+
 def test_no_assert_compares_a_wall_clock_time() -> None:
-    found = {place: line for path in _test_files() for place, line in wall_clock_asserts(path)}
+    found = _suite_wall_clock_asserts()
     new = sorted(
         f"{place} (line {line})" for place, line in found.items() if place not in WALL_CLOCK_EXCEPTIONS
     )
@@ -159,8 +166,7 @@ def test_no_assert_compares_a_wall_clock_time() -> None:
 
 
 def test_every_documented_exception_still_exists() -> None:
-    found = {place for path in _test_files() for place, _ in wall_clock_asserts(path)}
-    assert sorted(WALL_CLOCK_EXCEPTIONS - found) == []
+    assert sorted(WALL_CLOCK_EXCEPTIONS - set(_suite_wall_clock_asserts())) == []
 
 
 def test_the_check_finds_wall_clock_asserts(tmp_path: Path) -> None:
