@@ -924,6 +924,7 @@ triggers:
 """
 
 
+@pytest.mark.slow
 def test_backfill_runs_here_when_no_engine_owns_the_database(flows_dir: Path, tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     write(flows_dir, "hourly.yml", HOURLY)
@@ -1109,6 +1110,7 @@ def test_resume_with_missing_or_wrong_on_resume_inputs_is_a_usage_error(
     assert tiercel("resume", paused["id"], "--db", db, "--input", "count=3").returncode == 0
 
 
+@pytest.mark.slow
 def test_resume_with_wrong_inputs_through_a_running_server_is_a_usage_error(
     flows_dir: Path, tmp_path: Path, background: list[Any]
 ) -> None:
@@ -1126,6 +1128,7 @@ def test_resume_with_wrong_inputs_through_a_running_server_is_a_usage_error(
     server.communicate(timeout=15)
 
 
+@pytest.mark.slow
 def test_switching_an_unknown_flow_or_trigger_is_a_usage_error(flows_dir: Path, tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     write(flows_dir, "scheduled.yml", SCHEDULED)
