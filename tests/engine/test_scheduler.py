@@ -627,6 +627,7 @@ async def test_a_cron_edited_while_running_follows_recover_missed_schedules(tmp_
 # -- fire records ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_fire_records_are_pruned_but_a_date_never_fires_twice(tmp_path: Path) -> None:
     clock = ManualClock(START + timedelta(seconds=30))
     source = flow_source("*/5 * * * *", extra="allowConcurrent: true\n")
