@@ -138,6 +138,7 @@ async def test_changes_made_while_no_engine_ran_are_found_at_start(tmp_path: Pat
         assert execution.task_runs[0].outputs == {"value": "good"}
 
 
+@pytest.mark.slow
 async def test_a_second_file_with_the_same_flow_gets_an_error(tmp_path: Path) -> None:
     folder = tmp_path / "flows"
     folder.mkdir()
