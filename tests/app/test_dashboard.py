@@ -614,6 +614,7 @@ async def test_resume_with_on_resume_inputs_shows_errors_in_the_form(
     )
 
 
+@pytest.mark.slow
 async def test_the_tree_and_the_palette_parse_only_flows_with_triggers_after_a_restart(
     flows: Path, db: Path
 ) -> None:
