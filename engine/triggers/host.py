@@ -23,9 +23,10 @@ from ..store import TriggerFire, TriggerRow, WindowUpdate
 
 FlowUid = tuple[str, str]
 
-# A fire recorded with the execution it starts, in the same transaction (see `TriggerHost.submit`):
-# a schedule's date (`ScheduleFire`) or a Flow trigger's windows (`WindowsFire`), plain data the
-# store writes; a date that already fired raises AlreadyFiredError, and then nothing is stored.
+# `TriggerFire`, from the store: a fire recorded with the execution it starts, in the same
+# transaction (see `TriggerHost.submit`): a schedule's date (`ScheduleFire`) or a Flow trigger's
+# windows (`WindowsFire`), plain data the store writes; a date that already fired raises
+# AlreadyFiredError, and then nothing is stored.
 
 
 class TriggerFlows(Protocol):
