@@ -25,12 +25,12 @@ from ..model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utc
 from ..queue import MessageSink
 from ..tasks.base import TaskContext, TaskFailure
 from ..tasks.registry import Registry
+from ..tasks.services import KeyValueStore, LogReader
 from ..tasks.types import Kind
 from .process import PROCESS_WATCH, ProcessRecord
 
 if TYPE_CHECKING:
     from ..internal_storage import Storage
-    from ..store import Store
 
 
 class SharesWorkingFolder(Protocol):
@@ -41,6 +41,18 @@ class SharesWorkingFolder(Protocol):
     """
 
     def prepare_working_folder(self, context: TaskContext, folder: Path) -> None: ...
+
+
+class ProcessBook(Protocol):
+    """Where the task programs of running attempts are recorded (for the next engine after a crash)."""
+
+    async def record_process(self, task_run_id: str, attempt: int, process: ProcessRecord) -> None: ...
+
+    def forget_process_nowait(self, process: ProcessRecord) -> None: ...
+
+
+class WorkerStore(KeyValueStore, LogReader, ProcessBook, Protocol):
+    """The store as the worker uses it: the tasks' KV and log reader, and the process book."""
 
 
 class LogSink(Protocol):
@@ -62,7 +74,7 @@ class _RecordedProcesses:
     """Keeps the programs one attempt starts recorded in the store while they run, so that the next
     engine can kill them if this one dies."""
 
-    def __init__(self, store: Store, task_run_id: str, attempt: int) -> None:
+    def __init__(self, store: ProcessBook, task_run_id: str, attempt: int) -> None:
         self.store = store
         self.task_run_id = task_run_id
         self.attempt = attempt
@@ -89,7 +101,7 @@ class Runner:
         logs: LogSink,
         context_extra: Callable[[Execution], dict[str, Any]] | None = None,
         prefetch: Callable[[Any, Mapping[str, Any]], Awaitable[None]] | None = None,
-        store: Store | None = None,
+        store: WorkerStore | None = None,
         storage: Storage | None = None,
         namespace_files: Path | None = None,
         kill_grace: float = 5.0,
