@@ -6,6 +6,7 @@ a queue on another machine would be.
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 from datetime import UTC, datetime
 
@@ -84,6 +85,7 @@ async def test_a_cancelled_task_run_reports_killed() -> None:
     worker = Runner(registry(), Renderer(), results=inbox, logs=lines)
     worker.send(job)
     await until(lambda: worker.is_running(job.task_run.id), what="the task run to start")
+    await asyncio.sleep(0)  # the attempt's asyncio task takes its first step
     worker.send(CancelTaskRun(job.task_run.id))
     await until(lambda: bool(inbox.messages), what="the result message")
     (message,) = inbox.messages
