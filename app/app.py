@@ -1,4 +1,9 @@
-"""The Tiercel dashboard: namespaces, executions and live detail over an embedded engine."""
+"""The Tiercel dashboard: namespaces, executions and live detail over an embedded engine.
+
+The app keeps what is app-wide: the panes' layout and titles, the engine's life cycle and its
+events, the trigger states, the command palette, help, the keymap and quit. What a key does to a
+flow, an execution or a trigger lives on the widget or screen it acts on.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.filter import LineFilter
 from textual.notifications import SeverityLevel
+from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Tree
 
 from tiercel.engine.engine import Engine
@@ -27,13 +34,21 @@ from tiercel.engine.events import (
     TaskRunChanged,
     TriggerChanged,
 )
-from tiercel.engine.model import Execution
+from tiercel.engine.model import Execution, Flow
 from tiercel.engine.secrets import SecretError
 from tiercel.engine.store import Store, StoreError
+from tiercel.engine.triggers.schedule import TriggerState
 from tiercel.engine.triggers.webhook import WebhookServer
 
-from .actions import DashboardActions
 from .commands import TiercelCommands
+from .keymap import KeymapError, binding_ids, keymap_path, load_keymap
+from .screens.backfill_form import BackfillFormScreen
+from .screens.confirm import ConfirmScreen
+from .screens.help import HelpScreen
+from .screens.revisions import RevisionsScreen
+from .screens.run_form import RunFormScreen
+from .screens.triggers import TriggersScreen
+from .screens.viewer import ViewerScreen
 from .widgets.detail import LOG_KEEP, DetailPane
 from .widgets.executions import ExecutionsTable, Summary, matches_filter, trigger_name
 from .widgets.namespaces import NamespaceTree, NodeRef
@@ -42,27 +57,34 @@ from .widgets.shown import ControlFilter, shown
 PAGE_SIZE = 200
 SEEN_LIMIT = 5_000
 LOG_FLUSH_SECONDS = 0.075
+#: Where keys 1 2 3 move the focus.
+PANES = {"namespaces": "#namespaces", "executions": "#executions", "detail": "#log"}
+#: The widgets whose actions the global keys run (`pane(...)` bindings), whichever pane has the focus.
+ACTION_PANES = {"namespaces": "#namespaces", "executions": "#executions"}
+#: App keys that do nothing while a dialog or another view is on top.
+MODAL_GATED = ("pane", "focus_pane", "help", "command_palette")
 
 
-class TiercelApp(DashboardActions):
+class TiercelApp(App[None]):
     """The dashboard; it owns the store and the engine for as long as it runs."""
 
     CSS_PATH = "app.tcss"
     TITLE = "Tiercel"
     COMMANDS = App.COMMANDS | {TiercelCommands}
+    # The flow and execution keys work from any pane: each runs the action of the pane that owns it.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "run_flow", "Run"),
-        Binding("e", "edit_flow", "Edit"),
-        Binding("K", "kill", "Kill"),
-        Binding("R", "restart", "Restart"),
-        Binding("P", "replay", "Replay"),
-        Binding("u", "resume", "Resume"),
-        Binding("ctrl+p,colon", "command_palette", "Commands", show=False),
-        Binding("1", "focus_pane('namespaces')", "Flows", show=False),
-        Binding("2", "focus_pane('executions')", "Executions", show=False),
-        Binding("3", "focus_pane('detail')", "Detail", show=False),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
+        Binding("r", "pane('namespaces', 'run_flow')", "Run", id="tiercel.run"),
+        Binding("e", "pane('namespaces', 'edit_flow')", "Edit", id="tiercel.edit"),
+        Binding("K", "pane('executions', 'kill')", "Kill", id="tiercel.kill"),
+        Binding("R", "pane('executions', 'restart')", "Restart", id="tiercel.restart"),
+        Binding("P", "pane('executions', 'replay')", "Replay", id="tiercel.replay"),
+        Binding("u", "pane('executions', 'resume')", "Resume", id="tiercel.resume"),
+        Binding("ctrl+p,colon", "command_palette", "Commands", show=False, id="tiercel.commands"),
+        Binding("1", "focus_pane('namespaces')", "Flows", show=False, id="tiercel.focus.namespaces"),
+        Binding("2", "focus_pane('executions')", "Executions", show=False, id="tiercel.focus.executions"),
+        Binding("3", "focus_pane('detail')", "Detail", show=False, id="tiercel.focus.detail"),
+        Binding("question_mark", "help", "Help", id="tiercel.help"),
+        Binding("q", "quit", "Quit", id="tiercel.quit"),
     ]
 
     def __init__(
@@ -79,7 +101,9 @@ class TiercelApp(DashboardActions):
         self.startup_error: str | None = None
         self._events: asyncio.Queue[Event] | None = None
         self._seen: dict[str, Summary] = {}
-        self._follow: str | None = None
+        self._triggers: list[TriggerState] = []
+        # The keys the user's keymap file remaps, by binding id (the help screen shows them).
+        self.user_keys: dict[str, str] = {}
         self.page_size = PAGE_SIZE
         self._more: str | None = None
         self._control_filter = ControlFilter()
@@ -102,6 +126,7 @@ class TiercelApp(DashboardActions):
 
     # -- life cycle ---------------------------------------------------------------------------
     async def on_mount(self) -> None:
+        self._apply_keymap()
         self.query_one("#left").border_title = "1 Namespaces"
         self.query_one("#executions-pane").border_title = "2 Executions"
         self.detail.border_title = "3 Detail"
@@ -138,7 +163,23 @@ class TiercelApp(DashboardActions):
         self.set_interval(1.0, self.table.tick)
         self.set_interval(1.0, self.detail.tick)
         self.ns_tree.focus()
-        self.refresh_triggers()
+        await self.refresh_triggers()
+
+    def _apply_keymap(self) -> None:
+        """The user's keymap file, when there is one; a broken file is reported and skipped in part."""
+        path = keymap_path()
+        try:
+            keymap = load_keymap(path, binding_ids(KEYED_CLASSES))
+        except KeymapError as error:
+            self.notify(str(error), title="Keymap not applied", severity="error", timeout=15)
+            return
+        if keymap.problems:
+            self.notify(
+                "\n".join(keymap.problems), title="Keymap entries skipped", severity="error", timeout=15
+            )
+        if keymap.keys:
+            self.user_keys = keymap.keys
+            self.set_keymap(keymap.keys)
 
     async def on_unmount(self) -> None:
         await self._stop_engine()
@@ -165,6 +206,108 @@ class TiercelApp(DashboardActions):
         """Labels as the executions list shows them: secret values masked (the data keeps them)."""
         masker = self.engine.masker if self.engine is not None else None
         return {key: masker.mask(value) for key, value in labels.items()} if masker else dict(labels)
+
+    # -- panes and app-wide keys ------------------------------------------------------------------
+    @property
+    def ns_tree(self) -> NamespaceTree:
+        return self.query_one(NamespaceTree)
+
+    @property
+    def table(self) -> ExecutionsTable:
+        return self.query_one(ExecutionsTable)
+
+    @property
+    def detail(self) -> DetailPane:
+        return self.query_one(DetailPane)
+
+    @property
+    def selected_ref(self) -> NodeRef | None:
+        return self.ns_tree.selected_ref
+
+    @property
+    def selected_flow(self) -> Flow | None:
+        return self.ns_tree.selected_flow
+
+    @property
+    def focused_pane(self) -> str | None:
+        """Which pane holds the focus: namespaces, executions or detail."""
+        node = self.focused
+        while node is not None:
+            if isinstance(node, NamespaceTree):
+                return "namespaces"
+            if isinstance(node, ExecutionsTable) or node.id == "executions-pane":
+                return "executions"
+            if isinstance(node, DetailPane):
+                return "detail"
+            node = node.parent  # type: ignore[assignment]
+        return None
+
+    @property
+    def can_edit(self) -> bool:
+        """Whether an editor can take over the terminal (not headless, and the driver can suspend)."""
+        driver = self._driver
+        return not self.is_headless and driver is not None and driver.can_suspend
+
+    def _pane_widget(self, pane: str) -> Widget:
+        return self.query_one(ACTION_PANES[pane])
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Gate the app keys while a dialog is open; a pane's action is as available as the pane says."""
+        if action in MODAL_GATED and isinstance(self.screen, ModalScreen):
+            return False
+        if action == "pane":
+            pane, name = (str(value) for value in parameters)
+            return self._pane_widget(pane).check_action(name, ())
+        return True
+
+    async def action_pane(self, pane: str, action: str) -> None:
+        """Run the action of the pane that owns it (the key works from any pane)."""
+        await self._pane_widget(pane).run_action(action)
+
+    def action_focus_pane(self, pane: str) -> None:
+        self.query_one(PANES[pane]).focus()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.focused_pane, keymap_path(), self.user_keys))
+
+    def started(self, execution_id: str) -> None:
+        """Select a new execution as soon as its row shows, and say it started."""
+        self.table.follow(execution_id)
+        self.notify(f"Execution {execution_id[:8]} started")
+
+    def recent_executions(self) -> list[Summary]:
+        """The executions shown plus the ones seen live, newest first."""
+        rows = {**self._seen, **self.table.rows_by_id}
+        return sorted(rows.values(), key=lambda s: s.start.timestamp() if s.start else 0.0, reverse=True)
+
+    async def reload_flows(self, paths: list[Path]) -> None:
+        """Load changed flow files now rather than waiting for the watcher."""
+        if self.engine is not None:
+            await self.engine.sync_flows(paths)
+
+    # -- triggers -----------------------------------------------------------------------------------
+    def trigger_list(self, namespace: str | None = None, flow_id: str | None = None) -> list[TriggerState]:
+        """The triggers as last read from the engine, of one flow when named."""
+        return [
+            state
+            for state in self._triggers
+            if namespace is None or (state.namespace, state.flow_id) == (namespace, flow_id)
+        ]
+
+    def trigger_states(self) -> dict[tuple[str, str, str], bool]:
+        """Whether each trigger of the current flows is enabled (by command)."""
+        return {(s.namespace, s.flow_id, s.trigger_id): s.enabled for s in self._triggers}
+
+    async def refresh_triggers(self) -> None:
+        """Read the trigger states and show them: the flows' badges and any open triggers view."""
+        if self.engine is None:
+            return
+        self._triggers = await self.engine.trigger_states()
+        states = self.trigger_states()
+        self.ns_tree.set_disabled_triggers({key for key, enabled in states.items() if not enabled})
+        for screen in self.screen_stack:
+            if isinstance(screen, TriggersScreen):
+                screen.refresh_rows()
 
     async def action_quit(self) -> None:
         await self._stop_engine()
@@ -201,12 +344,12 @@ class TiercelApp(DashboardActions):
             batch = [first, *EventBus.drain(queue)]
             try:
                 with self.batch_update():
-                    self.apply_events(batch)
+                    await self.apply_events(batch)
             except Exception as error:  # a display bug must not stop live updates
                 self.notify(f"{type(error).__name__}: {error}", title="Display error", severity="error")
             await asyncio.sleep(0.05)
 
-    def apply_events(self, batch: list[Event]) -> None:
+    async def apply_events(self, batch: list[Event]) -> None:
         """Update the panes from a batch of events."""
         latest: dict[str, Execution] = {}
         flows_changed = triggers_changed = False
@@ -227,7 +370,7 @@ class TiercelApp(DashboardActions):
         if flows_changed:
             self._rebuild_tree()
         if flows_changed or triggers_changed:
-            self.refresh_triggers()
+            await self.refresh_triggers()
         shown: list[Summary] = []
         for execution in latest.values():
             summary = Summary.of(execution, self.masked_labels)
@@ -241,9 +384,7 @@ class TiercelApp(DashboardActions):
                 self.detail.update_execution(execution)
         before = self._selection_state()
         self.table.upsert_many(shown)
-        if self._follow is not None and self._follow in self.table.rows_by_id:
-            self.table.move_cursor(row=self.table.get_row_index(self._follow))
-            self._follow = None
+        self.table.select_followed()
         if latest:
             self._update_titles()
             # The footer is rebuilt on every refresh: only when what the keys depend on changed.
@@ -252,7 +393,7 @@ class TiercelApp(DashboardActions):
 
     def _selection_state(self) -> tuple[str | None, str | None]:
         """The selected execution and its state: what greys the execution keys in or out."""
-        selected = self.selected_execution
+        selected = self.table.selected
         return (selected.id, selected.state) if selected else (None, None)
 
     # -- namespaces ---------------------------------------------------------------------------
@@ -346,7 +487,7 @@ class TiercelApp(DashboardActions):
             return
         summaries = {summary.id: summary for summary in rows}
         summaries.update({key: value for key, value in self._seen.items() if self._matches(value)})
-        keep = self._follow or self.table.selected_id
+        keep = self.table.following or self.table.selected_id
         self.table.replace_all([s for s in summaries.values() if self._matches(s)], keep=keep)
         self._update_titles()
         if self.table.selected_id != self.detail.execution_id:
@@ -417,6 +558,22 @@ class TiercelApp(DashboardActions):
             self.detail.finish_loading(execution, history)
             self._update_titles()
             self.refresh_bindings()
+
+
+#: Every class whose key bindings the keymap file may remap.
+KEYED_CLASSES: tuple[type[object], ...] = (
+    TiercelApp,
+    NamespaceTree,
+    ExecutionsTable,
+    DetailPane,
+    TriggersScreen,
+    BackfillFormScreen,
+    RunFormScreen,
+    RevisionsScreen,
+    ConfirmScreen,
+    ViewerScreen,
+    HelpScreen,
+)
 
 
 def create_app(

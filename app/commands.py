@@ -4,21 +4,47 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from tiercel.engine.flows.table import FlowUid
 from tiercel.engine.model import Flow, StateType
 
-from .widgets.executions import Summary
-from .widgets.namespaces import NodeRef
+from .host import Dashboard
+from .screens.triggers import (
+    change_backfill,
+    confirm_cancel_backfill,
+    open_backfill_form,
+    set_trigger_enabled,
+)
+from .widgets.executions import ExecutionsTable, Summary
+from .widgets.namespaces import NamespaceTree, NodeRef
 from .widgets.trigger_rows import is_schedule, under_way
 
-if TYPE_CHECKING:
-    from .app import TiercelApp
-
 Command = tuple[str, Callable[[], Any], str]
+
+
+class PaletteApp(Dashboard, Protocol):
+    """What the palette asks of the dashboard beyond what the panes do."""
+
+    @property
+    def ns_tree(self) -> NamespaceTree: ...
+
+    @property
+    def table(self) -> ExecutionsTable: ...
+
+    def recent_executions(self) -> list[Summary]:
+        """The executions shown plus the ones seen live, newest first."""
+        ...
+
+    def trigger_states(self) -> dict[tuple[str, str, str], bool]: ...
+
+    def action_focus_pane(self, pane: str) -> None: ...
+
+    def action_help(self) -> None: ...
+
+
 PANE_NAMES = {"namespaces": "Namespaces", "executions": "Executions", "detail": "Detail"}
 RECENT = 50
 
@@ -32,18 +58,12 @@ def namespaces_of(names: list[str]) -> list[str]:
     return sorted(found)
 
 
-def recent_executions(app: TiercelApp) -> list[Summary]:
-    """The executions shown plus the ones seen live, newest first, at most RECENT of them."""
-    rows = {**app._seen, **app.table.rows_by_id}
-    ordered = sorted(rows.values(), key=lambda s: s.start.timestamp() if s.start else 0.0, reverse=True)
-    return ordered[:RECENT]
-
-
-async def commands_of(app: TiercelApp) -> list[Command]:
+async def commands_of(app: PaletteApp) -> list[Command]:
     """What the palette offers right now: (name, callback, help)."""
     engine = app.engine
     if engine is None:
         return []
+    tree, executions = app.ns_tree, app.table
     found: list[Command] = []
     # The palette names every flow without parsing it: a flow is parsed when its command is chosen.
     table = engine.flows
@@ -55,32 +75,32 @@ async def commands_of(app: TiercelApp) -> list[Command]:
         def on(action: Callable[[Flow], Any], uid: FlowUid = uid) -> Callable[[], Any]:
             return lambda: action(table[uid]) if uid in table else None
 
-        found.append((f"Run flow {name}", on(app.run_flow), "a form first when it has inputs"))
-        found.append((f"Show flow source {name}", on(app.show_flow_source), "its YAML"))
-        found.append((f"Revisions of flow {name}", on(app.show_revisions), "diff two revisions"))
+        found.append((f"Run flow {name}", on(tree.run_flow), "a form first when it has inputs"))
+        found.append((f"Show flow source {name}", on(tree.show_flow_source), "its YAML"))
+        found.append((f"Revisions of flow {name}", on(tree.show_revisions), "diff two revisions"))
         if uid in triggered:
-            found.append((f"Triggers of {name}", on(app.show_triggers), "on/off, backfills"))
+            found.append((f"Triggers of {name}", on(tree.show_triggers), "on/off, backfills"))
         path = table.path(uid)
         if path and app.can_edit:
-            found.append((f"Edit flow {name}", on(app.edit_flow), path))
+            found.append((f"Edit flow {name}", on(tree.edit_flow), path))
     for namespace in namespaces_of([namespace for namespace, _ in uids]):
-        go = partial(app.go_to, NodeRef("namespace", namespace))
+        go = partial(tree.go_to, NodeRef("namespace", namespace))
         found.append((f"Go to namespace {namespace}", go, ""))
-    for summary in recent_executions(app):
+    for summary in app.recent_executions()[:RECENT]:
         short, about = summary.id[:8], f"{summary.flow_id} {summary.state}"
         state = StateType(summary.state)
         if not state.is_terminated:
-            kill = partial(app.confirm_kill, summary.id, summary.flow_id)
+            kill = partial(executions.confirm_kill, summary.id, summary.flow_id)
             found.append((f"Kill execution {short}", kill, about))
         if summary.state in ("FAILED", "KILLED"):
-            found.append((f"Restart execution {short}", partial(app.command, "restart", summary.id), about))
+            found.append((f"Restart execution {short}", partial(executions.restart, summary.id), about))
         if summary.state == "PAUSED":
-            found.append((f"Resume execution {short}", partial(app.resume_execution, summary.id), about))
+            found.append((f"Resume execution {short}", partial(executions.resume, summary.id), about))
         if state.is_terminated:
-            replay = partial(app.confirm_replay, summary.id, None)
+            replay = partial(executions.confirm_replay, summary.id, None)
             found.append((f"Replay execution {short}", replay, about))
     for (namespace, flow_id, trigger_id), enabled in sorted(app.trigger_states().items()):
-        toggle = partial(app.set_trigger_enabled, namespace, flow_id, trigger_id, not enabled)
+        toggle = partial(set_trigger_enabled, tree, namespace, flow_id, trigger_id, not enabled)
         now = "enabled" if enabled else "disabled"
         found.append((f"Toggle trigger {namespace}.{flow_id}.{trigger_id}", toggle, f"now {now}"))
     found.extend(backfill_commands(app))
@@ -90,8 +110,9 @@ async def commands_of(app: TiercelApp) -> list[Command]:
     return found
 
 
-def backfill_commands(app: TiercelApp) -> list[Command]:
+def backfill_commands(app: PaletteApp) -> list[Command]:
     """Start a backfill on a Schedule trigger, or pause, resume or cancel the one under way."""
+    node = app.ns_tree
     found: list[Command] = []
     for state in app.trigger_list():
         key = (state.namespace, state.flow_id, state.trigger_id)
@@ -100,13 +121,15 @@ def backfill_commands(app: TiercelApp) -> list[Command]:
         status = progress.status if progress is not None else None
         about = f"{status.lower()}, {progress.fired} fired" if progress is not None and status else ""
         if is_schedule(state) and not under_way(state):
-            found.append((f"Backfill {name}", partial(app.open_backfill_form, *key), "fire past slots"))
+            found.append((f"Backfill {name}", partial(open_backfill_form, node, *key), "fire past slots"))
         if status == "RUNNING":
-            found.append((f"Pause backfill of {name}", partial(app.backfill_command, "pause", *key), about))
+            pause = partial(change_backfill, node, "pause", *key)
+            found.append((f"Pause backfill of {name}", pause, about))
         if status == "PAUSED":
-            found.append((f"Resume backfill of {name}", partial(app.backfill_command, "resume", *key), about))
+            resume = partial(change_backfill, node, "resume", *key)
+            found.append((f"Resume backfill of {name}", resume, about))
         if status in ("RUNNING", "PAUSED"):
-            cancel = partial(app.confirm_cancel_backfill, *key)
+            cancel = partial(confirm_cancel_backfill, node, *key)
             found.append((f"Cancel backfill of {name}", cancel, about))
     return found
 
@@ -115,8 +138,8 @@ class TiercelCommands(Provider):
     """Flows, namespaces, executions and triggers of the dashboard as palette commands."""
 
     @property
-    def tiercel(self) -> TiercelApp:
-        return self.app  # type: ignore[return-value]
+    def tiercel(self) -> PaletteApp:
+        return cast(PaletteApp, self.app)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)

@@ -49,7 +49,7 @@ async def until(pilot: Pilot[None], predicate: Callable[[], object], timeout: fl
 
 
 def latest_state(app: TiercelApp) -> str | None:
-    selected = app.selected_execution
+    selected = app.table.selected
     return selected.state if selected else None
 
 

@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
-from tiercel.engine.engine import Engine
+from tiercel.engine.commands import Commands
 from tiercel.engine.inputs import InputError, resolve_inputs
 from tiercel.engine.model import Flow
 from tiercel.engine.triggers.schedule import SchedulerError
@@ -66,9 +66,9 @@ def field_of(error: SchedulerError) -> str:
 class BackfillFormScreen(FormScreen):
     """Starts a backfill; returns its id, or None when cancelled."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="tiercel.form.cancel")]
 
-    def __init__(self, engine: Engine, flow: Flow, trigger_id: str) -> None:
+    def __init__(self, engine: Commands, flow: Flow, trigger_id: str) -> None:
         super().__init__()
         self.engine = engine
         self.flow = flow
@@ -130,7 +130,7 @@ class BackfillFormScreen(FormScreen):
             end = parse_date(self.text("end"), "end") if self.text("end").strip() else None
             labels = parse_labels(self.text("labels"))
             inputs = self.inputs()
-            backfill_id = await self.engine.scheduler.backfill(
+            backfill_id = await self.engine.start_backfill(
                 self.flow.namespace, self.flow.id, self.trigger_id, start, end, inputs, labels
             )
         except FieldError as error:

@@ -15,9 +15,9 @@ class ConfirmScreen(ModalScreen[bool]):
     """Ask before a destructive action; Enter on the focused No button declines."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Yes"),
-        Binding("n,escape", "answer(False)", "No"),
-        Binding("left,right", "switch", "Switch", show=False),
+        Binding("y", "answer(True)", "Yes", id="tiercel.confirm.yes"),
+        Binding("n,escape", "answer(False)", "No", id="tiercel.confirm.no"),
+        Binding("left,right", "switch", "Switch", show=False, id="tiercel.confirm.switch"),
     ]
 
     def __init__(self, question: str) -> None:

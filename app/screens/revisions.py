@@ -47,8 +47,8 @@ class RevisionsScreen(ModalScreen[None]):
     """Revisions newest first; the highlighted one is diffed against its predecessor or the marked one."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q", "close", "Close"),
-        Binding("m", "mark", "Mark as base"),
+        Binding("escape,q", "close", "Close", id="tiercel.revisions.close"),
+        Binding("m", "mark", "Mark as base", id="tiercel.revisions.mark"),
     ]
 
     def __init__(self, title: str, revisions: list[Revision]) -> None:

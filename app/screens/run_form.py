@@ -11,7 +11,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
-from tiercel.engine.engine import Engine, EngineCommandError
+from tiercel.engine.commands import Commands
+from tiercel.engine.engine import EngineCommandError
 from tiercel.engine.inputs import InputError
 from tiercel.engine.model import Flow, InputSpec
 
@@ -32,11 +33,11 @@ def default_text(spec: InputSpec) -> str:
 class RunFormScreen(FormScreen):
     """Collects inputs and triggers the flow; returns the new execution id, or None if cancelled."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="tiercel.form.cancel")]
 
     verb = "Run"
 
-    def __init__(self, engine: Engine, flow: Flow) -> None:
+    def __init__(self, engine: Commands, flow: Flow) -> None:
         super().__init__()
         self.engine = engine
         self.flow = flow
@@ -123,7 +124,7 @@ class ResumeFormScreen(RunFormScreen):
 
     verb = "Resume"
 
-    def __init__(self, engine: Engine, flow: Flow, execution_id: str, specs: tuple[InputSpec, ...]) -> None:
+    def __init__(self, engine: Commands, flow: Flow, execution_id: str, specs: tuple[InputSpec, ...]) -> None:
         super().__init__(engine, flow)
         self.execution_id = execution_id
         self.specs = specs

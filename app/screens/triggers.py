@@ -1,37 +1,102 @@
-"""The triggers of one flow: on/off, last and next dates, backfills with their progress, live."""
+"""The triggers of one flow: on/off, last and next dates, backfills with their progress, live.
+
+The trigger commands are functions of the dashboard node they start from, so that this view (which
+acts on its selection) and the command palette (which names its target) share them. Refusals show
+as notifications.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.coordinate import Coordinate
+from textual.dom import DOMNode
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Label, ProgressBar, Static
 
-from tiercel.engine.triggers.schedule import TriggerState
+from tiercel.engine.commands import BackfillAction
+from tiercel.engine.engine import EngineCommandError
+from tiercel.engine.triggers.schedule import SchedulerError, TriggerState
 
+from ..host import dashboard
 from ..widgets.trigger_rows import backfill_summary, is_schedule, row_cells, under_way
-
-if TYPE_CHECKING:
-    from ..trigger_actions import TriggerActions
+from .backfill_form import BackfillFormScreen
+from .confirm import ConfirmScreen
 
 COLUMNS = ("id", "type", "on", "last", "next", "backfill")
+BACKFILL_VERBS: dict[BackfillAction, str] = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}
+
+
+async def set_trigger_enabled(
+    node: DOMNode, namespace: str, flow_id: str, trigger_id: str, enabled: bool
+) -> None:
+    """Turn a trigger on or off."""
+    host = dashboard(node)
+    if host.engine is None:
+        return
+    try:
+        await host.engine.set_trigger_enabled(namespace, flow_id, trigger_id, enabled)
+    except (SchedulerError, EngineCommandError) as error:
+        node.app.notify(str(error), title="Cannot change the trigger", severity="error")
+        return
+    await host.refresh_triggers()
+    node.app.notify(f"Trigger {flow_id}.{trigger_id} {'enabled' if enabled else 'disabled'}")
+
+
+def open_backfill_form(node: DOMNode, namespace: str, flow_id: str, trigger_id: str) -> None:
+    """The backfill form of a Schedule trigger."""
+    engine = dashboard(node).engine
+    flow = engine.flows.get((namespace, flow_id)) if engine is not None else None
+    if engine is None or flow is None:
+        return
+
+    def started(backfill_id: str | None) -> None:
+        if backfill_id is not None:
+            node.app.notify(f"Backfill {backfill_id[:8]} of {flow_id}.{trigger_id} started")
+
+    node.app.push_screen(BackfillFormScreen(engine, flow, trigger_id), started)
+
+
+async def change_backfill(
+    node: DOMNode, action: BackfillAction, namespace: str, flow_id: str, trigger_id: str
+) -> None:
+    """Pause, resume or cancel a trigger's backfill."""
+    engine = dashboard(node).engine
+    if engine is None:
+        return
+    try:
+        await engine.change_backfill(namespace, flow_id, trigger_id, action)
+    except (SchedulerError, EngineCommandError) as error:
+        node.app.notify(str(error), title=f"Cannot {action} the backfill", severity="error")
+        return
+    node.app.notify(f"Backfill of {flow_id}.{trigger_id} {BACKFILL_VERBS[action]}")
+
+
+def confirm_cancel_backfill(node: DOMNode, namespace: str, flow_id: str, trigger_id: str) -> None:
+    """Ask, then cancel the backfill for good; the dialog's default answer is No."""
+
+    async def answered(yes: bool | None) -> None:
+        if yes:
+            await change_backfill(node, "cancel", namespace, flow_id, trigger_id)
+
+    question = f"Cancel the backfill of {flow_id}.{trigger_id}? Slots not fired yet are dropped."
+    node.app.push_screen(ConfirmScreen(question), answered)
 
 
 class TriggersScreen(ModalScreen[None]):
     """A flow's triggers; the app refreshes it on every TriggerChanged event."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("space", "on_off", "On/off"),
-        Binding("b", "backfill", "Backfill"),
-        Binding("p", "pause", "Pause"),
-        Binding("u", "resume", "Resume"),
-        Binding("c", "cancel", "Cancel backfill"),
-        Binding("escape,q", "close", "Close"),
+        Binding("space", "on_off", "On/off", id="tiercel.triggers.on_off"),
+        Binding("b", "backfill", "Backfill", id="tiercel.triggers.backfill"),
+        Binding("p", "pause", "Pause", id="tiercel.triggers.pause"),
+        Binding("u", "resume", "Resume", id="tiercel.triggers.resume"),
+        Binding("c", "cancel", "Cancel backfill", id="tiercel.triggers.cancel"),
+        Binding("escape,q", "close", "Close", id="tiercel.triggers.close"),
     ]
 
     def __init__(self, namespace: str, flow_id: str) -> None:
@@ -39,10 +104,6 @@ class TriggersScreen(ModalScreen[None]):
         self.namespace = namespace
         self.flow_id = flow_id
         self.states: dict[str, TriggerState] = {}
-
-    @property
-    def tiercel(self) -> TriggerActions:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="triggers-view", classes="dialog"):
@@ -72,9 +133,9 @@ class TriggersScreen(ModalScreen[None]):
         return self.states.get(str(key.value))
 
     def refresh_rows(self) -> None:
-        """Show the scheduler's current state of the flow's triggers, in place."""
+        """Show the flow's triggers as the dashboard last read them, in place."""
         table = self.query_one(DataTable)
-        states = {s.trigger_id: s for s in self.tiercel.trigger_list(self.namespace, self.flow_id)}
+        states = {s.trigger_id: s for s in dashboard(self).trigger_list(self.namespace, self.flow_id)}
         if list(states) != list(self.states):
             keep = self.selected
             table.clear()
@@ -132,30 +193,30 @@ class TriggersScreen(ModalScreen[None]):
     async def action_on_off(self) -> None:
         state = self.selected
         if state is not None:
-            await self.tiercel.set_trigger_enabled(
-                state.namespace, state.flow_id, state.trigger_id, not state.enabled
+            await set_trigger_enabled(
+                self, state.namespace, state.flow_id, state.trigger_id, not state.enabled
             )
 
     def action_backfill(self) -> None:
         state = self.selected
         if state is not None:
-            self.tiercel.open_backfill_form(state.namespace, state.flow_id, state.trigger_id)
+            open_backfill_form(self, state.namespace, state.flow_id, state.trigger_id)
 
     async def action_pause(self) -> None:
-        await self._send("pause")
+        await self._change_backfill("pause")
 
     async def action_resume(self) -> None:
-        await self._send("resume")
+        await self._change_backfill("resume")
 
     def action_cancel(self) -> None:
         state = self.selected
         if state is not None:
-            self.tiercel.confirm_cancel_backfill(state.namespace, state.flow_id, state.trigger_id)
+            confirm_cancel_backfill(self, state.namespace, state.flow_id, state.trigger_id)
 
-    async def _send(self, command: str) -> None:
+    async def _change_backfill(self, action: BackfillAction) -> None:
         state = self.selected
         if state is not None:
-            await self.tiercel.backfill_command(command, state.namespace, state.flow_id, state.trigger_id)
+            await change_backfill(self, action, state.namespace, state.flow_id, state.trigger_id)
 
     def action_close(self) -> None:
         self.dismiss(None)

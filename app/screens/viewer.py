@@ -26,7 +26,7 @@ class ViewerScreen(ModalScreen[None]):
     The text may be a broken flow file or outputs: its control characters are shown as ``\\xNN``.
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "close", "Close", id="tiercel.viewer.close")]
 
     def __init__(self, title: str, text: str, lexer: str, notes: list[str] | None = None) -> None:
         super().__init__()

@@ -26,6 +26,8 @@ from tiercel.engine import visible
 from tiercel.engine.model import Execution, LogEntry, LogLevel, TaskRun, iso, utcnow
 from tiercel.engine.secrets import Masker
 
+from ..actions import show_execution_source
+from ..host import dashboard
 from ..screens.viewer import ViewerScreen, as_json
 from .shown import masker_of, shown, shown_value
 from .states import GLYPHS, fmt_duration, glyph
@@ -189,18 +191,18 @@ class DetailPane(Horizontal):
     """Task runs beside the log of the selected execution; live lines are flushed in batches."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("l", "cycle_level", "Level"),
-        Binding("t", "toggle_stamps", "Times"),
-        Binding("a", "all_tasks", "All tasks"),
-        Binding("slash", "search", "Search"),
-        Binding("n", "next_match", "Next match", show=False),
-        Binding("N", "previous_match", "Prev match", show=False),
-        Binding("f", "toggle_only_matches", "Only matches", show=False),
-        Binding("g", "toggle_timeline", "Timeline"),
-        Binding("o", "outputs", "Outputs"),
-        Binding("y", "app.execution_source", "Source", show=False),
-        Binding("left_square_bracket", "older_lines", "Older lines", show=False),
-        Binding("right_square_bracket", "newer_lines", "Newer lines", show=False),
+        Binding("l", "cycle_level", "Level", id="tiercel.log.level"),
+        Binding("t", "toggle_stamps", "Times", id="tiercel.log.times"),
+        Binding("a", "all_tasks", "All tasks", id="tiercel.log.all_tasks"),
+        Binding("slash", "search", "Search", id="tiercel.log.search"),
+        Binding("n", "next_match", "Next match", show=False, id="tiercel.log.next_match"),
+        Binding("N", "previous_match", "Prev match", show=False, id="tiercel.log.previous_match"),
+        Binding("f", "toggle_only_matches", "Only matches", show=False, id="tiercel.log.only_matches"),
+        Binding("g", "toggle_timeline", "Timeline", id="tiercel.detail.timeline"),
+        Binding("o", "outputs", "Outputs", id="tiercel.detail.outputs"),
+        Binding("y", "execution_source", "Source", show=False, id="tiercel.detail.source"),
+        Binding("left_square_bracket", "older_lines", "Older lines", show=False, id="tiercel.log.older"),
+        Binding("right_square_bracket", "newer_lines", "Newer lines", show=False, id="tiercel.log.newer"),
     ]
 
     def __init__(self, **kwargs: object) -> None:
@@ -450,7 +452,7 @@ class DetailPane(Horizontal):
         return found if self.execution_id == execution_id else None
 
     async def _read_older(self, execution_id: str) -> None:
-        engine = getattr(self.app, "engine", None)
+        engine = dashboard(self).engine
         if engine is None:
             return
 
@@ -487,7 +489,7 @@ class DetailPane(Horizontal):
         self._scroll_to_entry(len(page))
 
     async def _read_newer(self, execution_id: str) -> None:
-        engine = getattr(self.app, "engine", None)
+        engine = dashboard(self).engine
         window = self._window
         if engine is None or not window:
             return
@@ -614,6 +616,19 @@ class DetailPane(Horizontal):
         if self.app.focused is tree and tree.cursor_node is not None:
             run_id = tree.cursor_node.data or run_id
         return next((r for r in self.execution.task_runs if r.id == run_id), None)
+
+    def replay_start(self) -> tuple[str, str] | None:
+        """The execution and the task run to replay it from, when the task run tree has the focus."""
+        if isinstance(self.app.focused, TaskRunTree) and self.execution is not None:
+            run = self.selected_run()
+            if run is not None:
+                return self.execution.id, run.id
+        return None
+
+    async def action_execution_source(self) -> None:
+        """The source of the flow revision the execution shown ran."""
+        if self.execution_id is not None:
+            await show_execution_source(self, self.execution_id)
 
     def outputs_view(self) -> tuple[str, str] | None:
         """Title and JSON text of the selected task run's outputs, or else of the execution's.

@@ -1,8 +1,13 @@
-"""The executions pane: a keyed DataTable of execution summaries, diffed cell by cell."""
+"""The executions pane: a keyed DataTable of execution summaries, diffed cell by cell.
+
+Its actions act on the selected execution: kill (asks first), restart, resume (through a form when
+a Pause task declares onResume inputs) and replay (asks first; from the task run selected in the
+detail pane's task tree when that has the focus). The command palette calls the same methods.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
@@ -12,8 +17,15 @@ from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
-from tiercel.engine.model import Execution
+from tiercel.engine.engine import EngineCommandError
+from tiercel.engine.inputs import InputError
+from tiercel.engine.model import Execution, InputSpec, StateType
 
+from ..actions import show_execution_source
+from ..host import dashboard
+from ..screens.confirm import ConfirmScreen
+from ..screens.run_form import ResumeFormScreen
+from .detail import DetailPane
 from .shown import shown
 from .states import fmt_duration, fmt_start, state_text
 
@@ -116,8 +128,8 @@ class ExecutionsTable(DataTable[object]):
     """Executions newest first, keyed by execution id."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "app.filter_executions", "Filter"),
-        Binding("y", "app.execution_source", "Source"),
+        Binding("slash", "app.filter_executions", "Filter", id="tiercel.executions.filter"),
+        Binding("y", "execution_source", "Source", id="tiercel.executions.source"),
     ]
 
     def __init__(self, **kwargs: object) -> None:
@@ -126,6 +138,8 @@ class ExecutionsTable(DataTable[object]):
         self.cell_padding = 0
         self.rows_by_id: dict[str, Summary] = {}
         self.flow_width = MIN_FLOW_WIDTH
+        # An execution just started or replayed: selected as soon as its row shows.
+        self.following: str | None = None
 
     def on_mount(self) -> None:
         for name, header in zip(COLUMNS, HEADERS, strict=True):
@@ -147,6 +161,23 @@ class ExecutionsTable(DataTable[object]):
             return None
         key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key
         return str(key.value) if key.value is not None else None
+
+    @property
+    def selected(self) -> Summary | None:
+        """The execution under the cursor."""
+        execution_id = self.selected_id
+        return self.rows_by_id.get(execution_id) if execution_id else None
+
+    def follow(self, execution_id: str) -> None:
+        """Select an execution now when its row is shown, else as soon as it shows."""
+        self.following = execution_id
+        self.select_followed()
+
+    def select_followed(self) -> None:
+        """Move the cursor to the execution being followed once its row is there."""
+        if self.following is not None and self.following in self.rows_by_id:
+            self.move_cursor(row=self.get_row_index(self.following))
+            self.following = None
 
     def replace_all(self, summaries: Iterable[Summary], keep: str | None = None) -> None:
         """Show exactly these executions, newest first, keeping the cursor on `keep`."""
@@ -197,6 +228,152 @@ class ExecutionsTable(DataTable[object]):
         for summary in self.rows_by_id.values():
             if summary.running:
                 self.update_cell(summary.id, "duration", self.cells(summary)[4])
+
+    # -- availability -------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Grey out the execution commands that do not apply to the selected execution."""
+        if action == "replay":
+            target = self.replay_target()
+            return True if target is not None and self._terminated(target[0]) else None
+        selected = self.selected
+        state = selected.state if selected else None
+        if action == "kill":
+            return True if state and not StateType(state).is_terminated else None
+        if action == "restart":
+            return True if state in ("FAILED", "KILLED") else None
+        if action == "resume":
+            return True if state == "PAUSED" else None
+        return super().check_action(action, parameters)
+
+    def _detail(self) -> DetailPane:
+        return self.screen.query_one(DetailPane)
+
+    def replay_target(self) -> tuple[str, str | None] | None:
+        """The execution to replay and the task run to replay from (when the task tree has it)."""
+        start = self._detail().replay_start()
+        if start is not None:
+            return start
+        selected = self.selected
+        return (selected.id, None) if selected is not None else None
+
+    def _terminated(self, execution_id: str) -> bool:
+        summary = self.rows_by_id.get(execution_id)
+        if summary is not None:
+            return StateType(summary.state).is_terminated
+        execution = self._detail().execution
+        return (
+            execution is not None and execution.id == execution_id and execution.state.current.is_terminated
+        )
+
+    # -- execution commands ---------------------------------------------------------------------------
+    def action_kill(self) -> None:
+        selected = self.selected
+        if selected is not None:
+            self.confirm_kill(selected.id, selected.flow_id)
+
+    def confirm_kill(self, execution_id: str, flow_id: str) -> None:
+        """Ask, then kill; the dialog's default answer is No."""
+
+        async def answered(yes: bool | None) -> None:
+            engine = dashboard(self).engine
+            if yes and engine is not None:
+                await self._send("kill", execution_id, engine.kill)
+
+        self.app.push_screen(ConfirmScreen(f"Kill execution {execution_id[:8]} of {flow_id}?"), answered)
+
+    async def action_restart(self) -> None:
+        selected = self.selected
+        if selected is not None:
+            await self.restart(selected.id)
+
+    async def restart(self, execution_id: str) -> None:
+        """Restart a FAILED or KILLED execution from its failed task runs."""
+        engine = dashboard(self).engine
+        if engine is not None:
+            await self._send("restart", execution_id, engine.restart)
+
+    async def action_resume(self) -> None:
+        selected = self.selected
+        if selected is not None:
+            await self.resume(selected.id)
+
+    async def resume(self, execution_id: str) -> None:
+        """Resume a paused execution, through a form when its Pause task declares onResume inputs."""
+        engine = dashboard(self).engine
+        if engine is None:
+            return
+        form = await self._resume_form(execution_id)
+        if form is not None:
+            self.app.push_screen(form, self._resumed)
+            return
+        await self._send("resume", execution_id, engine.resume)
+
+    async def _resume_form(self, execution_id: str) -> ResumeFormScreen | None:
+        engine = dashboard(self).engine
+        if engine is None:
+            return None
+        execution = await engine.execution(execution_id)
+        if execution is None:
+            return None
+        flow = engine.flows.get((execution.namespace, execution.flow_id))
+        if flow is None:
+            return None
+        tasks = flow.tasks_by_id
+        for run in execution.task_runs:
+            task = tasks.get(run.task_id)
+            if run.state.current is not StateType.PAUSED or task is None:
+                continue
+            specs = task.props.get("onResume")
+            if isinstance(specs, tuple) and specs and all(isinstance(s, InputSpec) for s in specs):
+                return ResumeFormScreen(engine, flow, execution_id, specs)
+        return None
+
+    def _resumed(self, execution_id: str | None) -> None:
+        if execution_id is not None:
+            self.app.notify(f"Resume sent to {execution_id[:8]}")
+
+    def action_replay(self) -> None:
+        target = self.replay_target()
+        if target is not None:
+            self.confirm_replay(*target)
+
+    def confirm_replay(self, execution_id: str, task_run_id: str | None) -> None:
+        """Ask, then replay (from a task run, or from the start) and select the new execution."""
+        where = "from its start"
+        execution = self._detail().execution
+        if task_run_id is not None and execution is not None and execution.id == execution_id:
+            run = execution.task_runs_by_id.get(task_run_id)
+            if run is not None:
+                where = f"from task {run.task_id}" + (f" [{run.value}]" if run.value is not None else "")
+
+        async def answered(yes: bool | None) -> None:
+            host = dashboard(self)
+            if not yes or host.engine is None:
+                return
+            try:
+                new_id = await host.engine.replay(execution_id, task_run_id)
+            except (EngineCommandError, InputError) as error:
+                self.app.notify(str(error), title="Cannot replay", severity="error")
+                return
+            self.focus()
+            host.started(new_id)
+
+        self.app.push_screen(ConfirmScreen(f"Replay execution {execution_id[:8]} {where}?"), answered)
+
+    async def _send(self, verb: str, execution_id: str, send: Callable[[str], Awaitable[None]]) -> None:
+        """Send a command to the engine; its refusal shows as a notification."""
+        try:
+            await send(execution_id)
+        except (EngineCommandError, InputError) as error:
+            self.app.notify(str(error), title=f"Cannot {verb}", severity="error")
+            return
+        self.app.notify(f"{verb.capitalize()} sent to {execution_id[:8]}")
+
+    async def action_execution_source(self) -> None:
+        """The source of the flow revision the selected execution ran."""
+        selected = self.selected
+        if selected is not None:
+            await show_execution_source(self, selected.id)
 
 
 def _newest_first(summary: Summary) -> tuple[float, str]:

@@ -1,7 +1,12 @@
-"""The namespaces pane: a tree of dotted namespaces, flows as leaves, flow files in error."""
+"""The namespaces pane: a tree of dotted namespaces, flows as leaves, flow files in error.
+
+Its actions act on the selected flow: run it (through a form when it has inputs), edit its file,
+show its source, its revisions or its triggers. The command palette calls the same methods.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,9 +18,17 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from tiercel.engine.engine import EngineCommandError
 from tiercel.engine.flows.table import FlowTable
+from tiercel.engine.inputs import InputError
 from tiercel.engine.model import Flow
 
+from ..actions import editor_command
+from ..host import dashboard
+from ..screens.revisions import RevisionsScreen
+from ..screens.run_form import RunFormScreen
+from ..screens.triggers import TriggersScreen
+from ..screens.viewer import ViewerScreen
 from .shown import shown
 from .states import glyph
 
@@ -41,9 +54,9 @@ class NamespaceTree(Tree[NodeRef]):
     """Namespaces built from the dots in their names; flows carry their last execution state."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "app.show_source", "Source"),
-        Binding("v", "app.revisions", "Revisions"),
-        Binding("T", "app.triggers", "Triggers"),
+        Binding("y", "show_source", "Source", id="tiercel.flow.source"),
+        Binding("v", "revisions", "Revisions", id="tiercel.flow.revisions"),
+        Binding("T", "triggers", "Triggers", id="tiercel.flow.triggers"),
     ]
 
     def __init__(self, **kwargs: object) -> None:
@@ -58,6 +71,145 @@ class NamespaceTree(Tree[NodeRef]):
         # (namespace, flow id, trigger id) of triggers turned off at run time (the scheduler's state).
         self.disabled_triggers: set[tuple[str, str, str]] = set()
 
+    # -- the selection ----------------------------------------------------------------------------
+    @property
+    def selected_ref(self) -> NodeRef | None:
+        node = self.cursor_node
+        return node.data if node is not None else None
+
+    @property
+    def selected_flow(self) -> Flow | None:
+        ref = self.selected_ref
+        engine = dashboard(self).engine
+        if engine is None or ref is None or ref.kind != "flow":
+            return None
+        return engine.flows.get((ref.namespace, ref.flow_id))
+
+    def go_to(self, ref: NodeRef) -> None:
+        """Select a namespace or flow and take the focus."""
+        if self.select_ref(ref):
+            self.focus()
+        else:
+            self.app.notify(f"{ref.namespace or ref.path} is not in the tree", severity="warning")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Grey out the flow actions when no flow is selected (or it cannot be edited here)."""
+        if action in ("revisions", "triggers") and self.app.screen is not self.screen:
+            return False  # a dialog is open: the footer behind it does not offer views of the flow
+        if action in ("run_flow", "revisions"):
+            return True if self.selected_flow is not None else None
+        if action == "edit_flow":
+            flow = self.selected_flow
+            return True if flow is not None and flow.path and dashboard(self).can_edit else None
+        if action == "triggers":
+            flow = self.selected_flow
+            return True if flow is not None and flow.triggers else None
+        return True
+
+    # -- running ------------------------------------------------------------------------------------
+    async def action_run_flow(self) -> None:
+        flow = self.selected_flow
+        if flow is None:
+            self.app.notify("Select a flow to run", severity="warning")
+            return
+        await self.run_flow(flow)
+
+    async def run_flow(self, flow: Flow) -> None:
+        """Run a flow: through the inputs form when it declares inputs."""
+        host = dashboard(self)
+        if host.engine is None:
+            return
+        if flow.inputs:
+
+            def started(execution_id: str | None) -> None:
+                if execution_id is not None:
+                    host.started(execution_id)
+
+            self.app.push_screen(RunFormScreen(host.engine, flow), started)
+            return
+        try:
+            execution_id = await host.engine.trigger(flow.namespace, flow.id)
+        except (InputError, EngineCommandError) as error:
+            self.app.notify(str(error), title="Cannot run", severity="error")
+            return
+        host.started(execution_id)
+
+    # -- the flow's file and sources ----------------------------------------------------------------
+    async def action_edit_flow(self) -> None:
+        flow = self.selected_flow
+        if flow is not None and dashboard(self).can_edit:
+            await self.edit_flow(flow)
+
+    async def edit_flow(self, flow: Flow) -> None:
+        """Open the flow's file in the user's editor, then load the saved file at once."""
+        engine = dashboard(self).engine
+        if flow.path is None or engine is None:
+            return
+        command = [*editor_command(), flow.path]
+        # Awaited, not run blocking: the engine shares this event loop and must keep running (tasks,
+        # schedules, webhooks, the control channel) while the editor is open. The batch holds every
+        # screen update until the dashboard has the terminal back, so nothing is drawn over the editor.
+        with self.app.batch_update(), self.app.suspend():
+            try:
+                editor = await asyncio.create_subprocess_exec(*command)
+                await editor.wait()
+            except OSError as error:
+                failure: OSError | None = error
+            else:
+                failure = None
+        if failure is not None:
+            self.app.notify(f"{command[0]}: {failure}", title="Cannot start the editor", severity="error")
+            return
+        await engine.sync_flows([Path(flow.path)])
+
+    def action_show_source(self) -> None:
+        """The selected flow's YAML, or a file in error with its errors above it."""
+        ref = self.selected_ref
+        engine = dashboard(self).engine
+        if engine is None or ref is None:
+            return
+        if ref.kind == "flow":
+            flow = engine.flows.get((ref.namespace, ref.flow_id))
+            if flow is not None:
+                self.show_flow_source(flow)
+                return
+        elif ref.kind == "error":
+            try:
+                text = Path(ref.path).read_text(encoding="utf-8", errors="replace")
+            except OSError as error:
+                text = f"# cannot read the file: {error}"
+            notes = [str(error) for error in engine.flow_errors.get(ref.path, [])]
+            self.app.push_screen(ViewerScreen(ref.path, text, "yaml", notes))
+            return
+        self.app.notify("Select a flow to see its source", severity="warning")
+
+    def show_flow_source(self, flow: Flow) -> None:
+        title = f"{flow.namespace}.{flow.id} rev {flow.revision}"
+        self.app.push_screen(ViewerScreen(title, flow.source, "yaml"))
+
+    async def action_revisions(self) -> None:
+        flow = self.selected_flow
+        if flow is not None:
+            await self.show_revisions(flow)
+
+    async def show_revisions(self, flow: Flow) -> None:
+        """The flow's stored revisions, each diffed against the one before."""
+        engine = dashboard(self).engine
+        if engine is None:
+            return
+        revisions = await engine.flow_revisions(flow.namespace, flow.id)
+        self.app.push_screen(RevisionsScreen(f"{flow.namespace}.{flow.id}", revisions))
+
+    def action_triggers(self) -> None:
+        flow = self.selected_flow
+        if flow is not None and flow.triggers:
+            self.show_triggers(flow)
+
+    def show_triggers(self, flow: Flow) -> None:
+        """The triggers view of a flow: on/off, backfills."""
+        self.app.push_screen(TriggersScreen(flow.namespace, flow.id))
+
+    # -- the tree -----------------------------------------------------------------------------------
     def rebuild(
         self,
         flows: FlowTable,

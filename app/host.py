@@ -1,0 +1,65 @@
+"""What the panes and screens ask of the dashboard and of its engine, as small protocols.
+
+Widgets and screens act on their own selection and reach the rest through these protocols, so
+none of them imports the app module (which imports them all): the dashboard app satisfies
+`Dashboard`, and the local engine satisfies `DashboardEngine`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol, cast
+
+from textual.dom import DOMNode
+
+from tiercel.engine.commands import Commands
+from tiercel.engine.flows.table import FlowTable
+from tiercel.engine.model import Flow
+from tiercel.engine.triggers.schedule import TriggerState
+
+
+class DashboardEngine(Commands, Protocol):
+    """The engine as the dashboard uses it: the commands and queries, plus the flows folder's state."""
+
+    @property
+    def flows(self) -> FlowTable: ...
+
+    @property
+    def flow_errors(self) -> Mapping[str, Sequence[object]]: ...
+
+    async def sync_flows(self, paths: Iterable[Path] | None = None) -> None: ...
+
+    async def flow_revisions(self, namespace: str, flow_id: str) -> list[tuple[int, str, datetime]]: ...
+
+    async def flow_revision(self, namespace: str, flow_id: str, revision: int) -> Flow | None: ...
+
+
+class Dashboard(Protocol):
+    """The app-wide state a pane or screen needs: the engine, trigger states, the terminal."""
+
+    @property
+    def engine(self) -> DashboardEngine | None: ...
+
+    @property
+    def can_edit(self) -> bool:
+        """Whether an editor can take over the terminal (not headless, and the driver can suspend)."""
+        ...
+
+    def started(self, execution_id: str) -> None:
+        """Select a new execution in the executions pane as soon as it shows, and say it started."""
+        ...
+
+    def trigger_list(self, namespace: str | None = None, flow_id: str | None = None) -> list[TriggerState]:
+        """The triggers as last read from the engine, of one flow when named."""
+        ...
+
+    async def refresh_triggers(self) -> None:
+        """Read the trigger states again and show them wherever they are on screen."""
+        ...
+
+
+def dashboard(node: DOMNode) -> Dashboard:
+    """The dashboard that `node` runs in."""
+    return cast(Dashboard, node.app)
