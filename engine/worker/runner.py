@@ -65,6 +65,21 @@ class LogSink(Protocol):
     async def flush(self) -> None: ...
 
 
+def _entry(execution: Execution, run: TaskRun, level: LogLevel, message: str) -> LogEntry:
+    """A log line of the last attempt of a task run."""
+    return LogEntry(
+        execution_id=execution.id,
+        namespace=execution.namespace,
+        flow_id=execution.flow_id,
+        timestamp=utcnow(),
+        level=level,
+        message=message,
+        task_id=run.task_id,
+        task_run_id=run.id,
+        attempt=len(run.attempts) - 1,
+    )
+
+
 def attempt_token_prefix(task_run_id: str, attempt: int) -> str:
     """How the process tokens of one attempt start (see engine.process.kill_leftovers)."""
     return f"{task_run_id}.{attempt}."
@@ -138,6 +153,11 @@ class Runner:
         def forget(done: asyncio.Task[None]) -> None:
             if self._running.get(run.id) is done:  # a newer attempt may have taken the slot
                 del self._running[run.id]
+            if done.cancelled() and not self._stopping:
+                # Cancelled before its first step (a kill in the same batch as its start): `_run`
+                # never ran to say so.
+                self.logs.append(_entry(execution, run, LogLevel.WARN, "Killed"))
+                self.results.put(TaskRunResult(execution.id, WorkerResult(run.id, StateType.KILLED)))
 
         task.add_done_callback(forget)
 
@@ -161,22 +181,9 @@ class Runner:
     def _context(self, flow: Flow, execution: Execution, run: TaskRun) -> TaskContext:
         """What a handler sees of one attempt of one task run."""
         spec = flow.tasks_by_id[run.task_id]
-        attempt = len(run.attempts) - 1
 
         def emit(level: LogLevel, message: str) -> None:
-            self.logs.append(
-                LogEntry(
-                    execution_id=execution.id,
-                    namespace=execution.namespace,
-                    flow_id=execution.flow_id,
-                    timestamp=utcnow(),
-                    level=level,
-                    message=message,
-                    task_id=run.task_id,
-                    task_run_id=run.id,
-                    attempt=attempt,
-                )
-            )
+            self.logs.append(_entry(execution, run, level, message))
 
         extra = self.context_extra(execution) if self.context_extra else None
         return TaskContext(

@@ -92,3 +92,24 @@ async def test_a_cancelled_task_run_reports_killed() -> None:
     assert isinstance(message, TaskRunResult)
     assert message.result.state is StateType.KILLED
     assert not worker.is_running(job.task_run.id)
+
+
+async def test_a_task_run_cancelled_before_it_began_still_reports_killed() -> None:
+    """A kill applied in the same batch as the step that started the task run reaches it at once."""
+    job = first_job(
+        """
+        id: slow
+        namespace: acme
+        tasks:
+          - {id: nap, type: io.kestra.plugin.core.flow.Sleep, duration: PT1H}
+        """
+    )
+    inbox, lines = Inbox(), Lines()
+    worker = Runner(registry(), Renderer(), results=inbox, logs=lines)
+    worker.send(job)
+    worker.send(CancelTaskRun(job.task_run.id))
+    await until(lambda: bool(inbox.messages), timeout=5, what="the result message")
+    (message,) = inbox.messages
+    assert isinstance(message, TaskRunResult)
+    assert message.result.state is StateType.KILLED
+    assert [entry.message for entry in lines.entries] == ["Killed"]
