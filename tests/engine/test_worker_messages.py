@@ -108,7 +108,7 @@ async def test_a_task_run_cancelled_before_it_began_still_reports_killed() -> No
     worker = Runner(registry(), Renderer(), results=inbox, logs=lines)
     worker.send(job)
     worker.send(CancelTaskRun(job.task_run.id))
-    await until(lambda: bool(inbox.messages), timeout=5, what="the result message")
+    await until(lambda: bool(inbox.messages), what="the result message")
     (message,) = inbox.messages
     assert isinstance(message, TaskRunResult)
     assert message.result.state is StateType.KILLED
