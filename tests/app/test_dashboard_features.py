@@ -113,8 +113,8 @@ async def test_edit_is_greyed_out_without_a_terminal_and_the_editor_comes_from_t
 ) -> None:
     app, pilot = running
     await select_flow(app, pilot, "acme", "hello_world")
-    assert app.check_action("run_flow", ()) is True
-    assert app.check_action("edit_flow", ()) is None  # headless: no terminal to hand over
+    assert app.ns_tree.check_action("run_flow", ()) is True
+    assert app.ns_tree.check_action("edit_flow", ()) is None  # headless: no terminal to hand over
     monkeypatch.setenv("EDITOR", "code --wait")
     monkeypatch.setenv("VISUAL", "nano")
     assert editor_command() == ["code", "--wait"]

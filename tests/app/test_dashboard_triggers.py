@@ -125,7 +125,7 @@ async def test_triggers_view_shows_the_schedule_and_toggles_it_off_and_on(
     assert view(app).check_action("on_off", ()) is True
     await pilot.press("escape")
     await select_flow(app, pilot, "acme", "hello_world")  # no triggers: T greyed out
-    assert app.check_action("triggers", ()) is None
+    assert app.ns_tree.check_action("triggers", ()) is None
 
 
 async def test_backfill_of_three_hourly_slots_reaches_done_with_three_executions(
