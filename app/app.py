@@ -23,22 +23,24 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Tree
 
-from tiercel.engine.engine import Engine
-from tiercel.engine.events import EngineError as EngineErrorEvent
-from tiercel.engine.events import (
+from tiercel.engine import (
+    Engine,
     Event,
     EventBus,
+    Execution,
     ExecutionChanged,
+    Flow,
     FlowsChanged,
     LogsAppended,
+    SecretError,
+    Store,
+    StoreError,
     TaskRunChanged,
     TriggerChanged,
+    TriggerState,
+    WebhookServer,
 )
-from tiercel.engine.model import Execution, Flow
-from tiercel.engine.secrets import SecretError
-from tiercel.engine.store import Store, StoreError
-from tiercel.engine.triggers.schedule import TriggerState
-from tiercel.engine.triggers.webhook import WebhookServer
+from tiercel.engine import EngineError as EngineErrorEvent
 
 from .commands import TiercelCommands
 from .keymap import KeymapError, binding_ids, keymap_path, load_keymap

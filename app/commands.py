@@ -8,8 +8,7 @@ from typing import Any, Protocol, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from tiercel.engine.flows.table import FlowUid
-from tiercel.engine.model import Flow, StateType
+from tiercel.engine import Flow, FlowUid, StateType
 
 from .host import Dashboard
 from .screens.triggers import (

@@ -14,10 +14,7 @@ from typing import Protocol, cast
 
 from textual.dom import DOMNode
 
-from tiercel.engine.commands import Commands
-from tiercel.engine.flows.table import FlowTable
-from tiercel.engine.model import Flow
-from tiercel.engine.triggers.schedule import TriggerState
+from tiercel.engine import Commands, Flow, FlowTable, TriggerState
 
 
 class DashboardEngine(Commands, Protocol):

@@ -1,11 +1,127 @@
 """Tiercel's engine: a pure asyncio library that parses, stores and runs Kestra flows.
 
-It never imports textual, rich or the app package, so headless commands start fast and the
-engine can be embedded anywhere.
+This package is its public API: the dashboard and the command line import from `tiercel.engine`
+alone, never from its modules (tests/test_architecture.py keeps that true). Task plugins import from
+`tiercel.engine.plugin`. docs/ARCHITECTURE.md describes the components behind it.
+
+The names load on first use (PEP 562), so `tiercel validate` does not pay for the executor, and the
+engine never imports textual, rich or the app package.
 """
 
 from __future__ import annotations
 
-from .text import visible
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__: list[str] = ["visible"]
+if TYPE_CHECKING:
+    from .commands import (
+        BackfillAction,
+        Commands,
+        EngineCommandError,
+        parse_date,
+        parse_state,
+        trigger_json,
+    )
+    from .connection import ConnectError, NoEngineError, connect
+    from .control import ControlClient
+    from .engine import Engine
+    from .events import (
+        EngineError,
+        Event,
+        EventBus,
+        ExecutionChanged,
+        FlowsChanged,
+        LogsAppended,
+        TaskRunChanged,
+        TriggerChanged,
+    )
+    from .flows.catalog import NAMESPACE_FILES_FOLDER, is_flow_file
+    from .flows.namespaces import NAMESPACE_FILES, Namespaces
+    from .flows.table import FlowTable, FlowUid
+    from .inputs import InputError, resolve_inputs
+    from .model import (
+        Execution,
+        ExecutionSummary,
+        Flow,
+        InputSpec,
+        Label,
+        LogEntry,
+        LogLevel,
+        StateType,
+        TaskRun,
+        iso,
+        utcnow,
+    )
+    from .parser import FlowParseError, parse_flow, parse_flow_file, validate_flows
+    from .secrets import Masker, SecretError
+    from .store import Store, StoreError
+    from .text import visible
+    from .triggers.slots import SCHEDULE
+    from .triggers.state import BackfillProgress, SchedulerError, TriggerState
+    from .triggers.webhook import WebhookServer
+
+# Each public name and the module that defines it.
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(
+        ["BackfillAction", "Commands", "EngineCommandError", "parse_date", "parse_state", "trigger_json"],
+        ".commands",
+    ),
+    **dict.fromkeys(["ConnectError", "NoEngineError", "connect"], ".connection"),
+    "ControlClient": ".control",
+    "Engine": ".engine",
+    **dict.fromkeys(
+        [
+            "EngineError",
+            "Event",
+            "EventBus",
+            "ExecutionChanged",
+            "FlowsChanged",
+            "LogsAppended",
+            "TaskRunChanged",
+            "TriggerChanged",
+        ],
+        ".events",
+    ),
+    **dict.fromkeys(["NAMESPACE_FILES_FOLDER", "is_flow_file"], ".flows.catalog"),
+    **dict.fromkeys(["NAMESPACE_FILES", "Namespaces"], ".flows.namespaces"),
+    **dict.fromkeys(["FlowTable", "FlowUid"], ".flows.table"),
+    **dict.fromkeys(["InputError", "resolve_inputs"], ".inputs"),
+    **dict.fromkeys(
+        [
+            "Execution",
+            "ExecutionSummary",
+            "Flow",
+            "InputSpec",
+            "Label",
+            "LogEntry",
+            "LogLevel",
+            "StateType",
+            "TaskRun",
+            "iso",
+            "utcnow",
+        ],
+        ".model",
+    ),
+    **dict.fromkeys(["FlowParseError", "parse_flow", "parse_flow_file", "validate_flows"], ".parser"),
+    **dict.fromkeys(["Masker", "SecretError"], ".secrets"),
+    **dict.fromkeys(["Store", "StoreError"], ".store"),
+    "visible": ".text",
+    "SCHEDULE": ".triggers.slots",
+    **dict.fromkeys(["BackfillProgress", "SchedulerError", "TriggerState"], ".triggers.state"),
+    "WebhookServer": ".triggers.webhook",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tiercel.engine.text import visible
+from tiercel.engine import visible
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED = 0, 1, 2, 3
 
@@ -126,7 +126,7 @@ def report_engine_warnings() -> None:
 
 
 def format_log(entry: Any) -> str:
-    from tiercel.engine.model import iso
+    from tiercel.engine import iso
 
     task = entry.task_id or "-"
     return f"{iso(entry.timestamp)} {entry.level.value:<5} {task:<20} {entry.message}"
@@ -137,9 +137,7 @@ def format_log(entry: Any) -> str:
 
 async def open_engine(db: Path, flows_dir: Path | None) -> Any:
     """An Engine owning `db` (not started), or None when it cannot be had (the message is said)."""
-    from tiercel.engine.engine import Engine
-    from tiercel.engine.secrets import SecretError
-    from tiercel.engine.store import Store, StoreError
+    from tiercel.engine import Engine, SecretError, Store, StoreError
 
     try:
         store = await Store.open(db)

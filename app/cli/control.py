@@ -22,10 +22,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from tiercel.engine.commands import Commands
-    from tiercel.engine.control import ControlClient
-    from tiercel.engine.engine import Engine
-    from tiercel.engine.model import StateType
+    from tiercel.engine import Commands, ControlClient, Engine, StateType
 
 COMMANDS = ("kill", "resume", "restart", "replay", "change-status")
 
@@ -55,10 +52,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 async def cmd_control(args: argparse.Namespace) -> int:
-    from tiercel.engine.commands import EngineCommandError, parse_state
-    from tiercel.engine.connect import ConnectError, connect
-    from tiercel.engine.control import ControlClient
-    from tiercel.engine.engine import Engine
+    from tiercel.engine import ConnectError, ControlClient, Engine, EngineCommandError, connect, parse_state
 
     db = existing_db(args.db)
     inputs = parse_pairs(getattr(args, "input", None) or [], "--input")
@@ -103,8 +97,7 @@ async def _send(
     client: ControlClient, args: argparse.Namespace, inputs: dict[str, str], state: StateType | None
 ) -> int:
     """Hand the command to the engine that owns the database; it carries it out on its own."""
-    from tiercel.engine.commands import EngineCommandError
-    from tiercel.engine.inputs import InputError
+    from tiercel.engine import EngineCommandError, InputError
 
     db = client.db
     try:
@@ -129,9 +122,7 @@ async def _carry_out(
     engine: Engine, args: argparse.Namespace, inputs: dict[str, str], state: StateType | None
 ) -> int:
     """Carry the command out in the engine started for it, and wait for the execution to settle."""
-    from tiercel.engine.commands import EngineCommandError
-    from tiercel.engine.inputs import InputError
-    from tiercel.engine.model import StateType
+    from tiercel.engine import EngineCommandError, InputError, StateType
 
     try:
         execution_id = await _call(engine, args, inputs, state)

@@ -32,13 +32,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 async def _open_readonly(args: argparse.Namespace) -> Any:
-    from tiercel.engine.store import Store
+    from tiercel.engine import Store
 
     return await Store.open(existing_db(args.db), readonly=True)
 
 
 async def cmd_executions(args: argparse.Namespace) -> int:
-    from tiercel.engine.model import StateType
+    from tiercel.engine import StateType
 
     if args.state and args.state.upper() not in StateType.__members__:
         raise UsageError(f"unknown state `{args.state}` ({', '.join(StateType.__members__)})")
@@ -54,7 +54,7 @@ async def cmd_executions(args: argparse.Namespace) -> int:
             executions = [await store.get_execution(row.id) for row in rows]
             say(json.dumps([e.to_json() for e in executions if e is not None], indent=2))
             return EXIT_OK
-        from tiercel.engine.model import iso
+        from tiercel.engine import iso
 
         for row in rows:
             say(f"{row.id}  {row.namespace}.{row.flow_id:<28} {row.state:<9} {iso(row.start_date)}")
@@ -64,7 +64,7 @@ async def cmd_executions(args: argparse.Namespace) -> int:
 
 
 async def cmd_logs(args: argparse.Namespace) -> int:
-    from tiercel.engine.model import LogLevel
+    from tiercel.engine import LogLevel
 
     store = await _open_readonly(args)
     try:

@@ -46,16 +46,14 @@ def _folder(args: argparse.Namespace) -> Path:
 
 async def _stored(args: argparse.Namespace) -> Any:
     """The store, read-only, or None when there is no database yet."""
-    from tiercel.engine.store import Store
+    from tiercel.engine import Store
 
     db = resolve_db(args.db)
     return await Store.open(db, readonly=True) if db.exists() else None
 
 
 def _parse_folder(folder: Path) -> tuple[list[Any], list[tuple[Path, Any]], Any]:
-    from tiercel.engine.flows.catalog import is_flow_file
-    from tiercel.engine.flows.namespaces import Namespaces
-    from tiercel.engine.parser import FlowParseError, parse_flow_file
+    from tiercel.engine import FlowParseError, Namespaces, is_flow_file, parse_flow_file
 
     namespaces = Namespaces()
     namespaces.load(folder)
@@ -193,7 +191,7 @@ async def cmd_revisions(args: argparse.Namespace) -> int:
         )
         say("".join(lines).rstrip("\n"))
         return EXIT_OK
-    from tiercel.engine.model import iso
+    from tiercel.engine import iso
 
     for revision, source, created in revisions:
         say(f"{revision:>4}  {iso(created)}  {len(source.splitlines())} lines")

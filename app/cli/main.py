@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _reader_left()
     except Exception as error:
         # The store's own errors (unreadable file, incomplete install ...) are messages, not tracebacks.
-        from tiercel.engine.store import StoreError
+        from tiercel.engine import StoreError
 
         if not isinstance(error, StoreError):
             raise

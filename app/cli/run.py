@@ -43,11 +43,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
-    from tiercel.engine.commands import EngineCommandError
-    from tiercel.engine.events import LogsAppended
-    from tiercel.engine.inputs import InputError
-    from tiercel.engine.model import Label, StateType
-    from tiercel.engine.parser import FlowParseError, parse_flow_file
+    from tiercel.engine import (
+        EngineCommandError,
+        FlowParseError,
+        InputError,
+        Label,
+        LogsAppended,
+        StateType,
+        parse_flow_file,
+    )
 
     target: list[str] = args.target
     flows_dir = flows_folder(args.flows) if args.flows else None
@@ -114,8 +118,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
         stop_on_signals(engine, execution_id)
         execution = await engine.wait(execution_id, until_paused=True)
         await asyncio.sleep(0)
-        # The logs query first writes out the lines still buffered, announcing them on the bus.
-        await engine.logs(execution_id, limit=1, newest=True)
+        await engine.flush_logs()  # the lines still buffered, announced on the bus before the drain
         await asyncio.sleep(0)
         streamer.cancel()
         for event in engine.events.drain(events):
@@ -158,9 +161,14 @@ def stop_on_signals(engine: Any, execution_id: str) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from tiercel.engine.flows.catalog import NAMESPACE_FILES_FOLDER
-    from tiercel.engine.flows.namespaces import NAMESPACE_FILES, Namespaces
-    from tiercel.engine.parser import FlowParseError, parse_flow_file, validate_flows
+    from tiercel.engine import (
+        NAMESPACE_FILES,
+        NAMESPACE_FILES_FOLDER,
+        FlowParseError,
+        Namespaces,
+        parse_flow_file,
+        validate_flows,
+    )
 
     paths = args.paths or [str(default_flows_dir())]
     files = [f for f in flow_files(paths) if NAMESPACE_FILES_FOLDER not in f.parts]

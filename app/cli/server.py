@@ -50,7 +50,7 @@ def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 async def cmd_server(args: argparse.Namespace) -> int:
-    from tiercel.engine.triggers.webhook import WebhookServer
+    from tiercel.engine import WebhookServer
 
     flows_dir = Path(args.flows) if args.flows else default_flows_dir()
     if not flows_dir.is_dir():
@@ -111,7 +111,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 async def _store_problem(db: Path) -> str | None:
     """Why the dashboard cannot own the database (another process holds it...), or None."""
-    from tiercel.engine.store import Store, StoreError
+    from tiercel.engine import Store, StoreError
 
     try:
         store = await Store.open(db)

@@ -31,9 +31,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from tiercel.engine.commands import BackfillAction, Commands
-    from tiercel.engine.engine import Engine
-    from tiercel.engine.triggers.schedule import BackfillProgress
+    from tiercel.engine import BackfillAction, BackfillProgress, Commands, Engine
 
 TriggerKey = tuple[str, str, str]
 
@@ -82,8 +80,7 @@ async def cmd_triggers(args: argparse.Namespace) -> int:
 async def _check_trigger(db: Path, namespace: str, flow_id: str, trigger_id: str) -> None:
     """Refuse (a usage error) a flow or trigger the database does not know, rather than switch a
     trigger that does not exist."""
-    from tiercel.engine.parser import FlowParseError, parse_flow
-    from tiercel.engine.store import Store
+    from tiercel.engine import FlowParseError, Store, parse_flow
 
     async with await Store.open(db, readonly=True) as store:
         found = await store.flow_source(namespace, flow_id)
@@ -100,9 +97,7 @@ async def _check_trigger(db: Path, namespace: str, flow_id: str, trigger_id: str
 
 
 async def _switch(db: Path, key: TriggerKey, enabled: bool) -> int:
-    from tiercel.engine.commands import EngineCommandError
-    from tiercel.engine.connect import ConnectError, connect
-    from tiercel.engine.triggers.schedule import SchedulerError
+    from tiercel.engine import ConnectError, EngineCommandError, SchedulerError, connect
 
     try:
         async with connect(db) as commands:
@@ -118,8 +113,7 @@ async def _switch(db: Path, key: TriggerKey, enabled: bool) -> int:
 
 
 async def _list(db: Path, *, json_output: bool) -> int:
-    from tiercel.engine.commands import EngineCommandError, trigger_json
-    from tiercel.engine.connect import ConnectError, NoEngineError, connect
+    from tiercel.engine import ConnectError, EngineCommandError, NoEngineError, connect, trigger_json
 
     try:
         async with connect(db, local=False) as commands:
@@ -149,8 +143,7 @@ async def _list(db: Path, *, json_output: bool) -> int:
 
 async def _stored_triggers(db: Path) -> list[dict[str, Any]]:
     """The stored trigger states, for a database no engine runs on (read-only)."""
-    from tiercel.engine.model import iso
-    from tiercel.engine.store import Store
+    from tiercel.engine import Store, iso
 
     async with await Store.open(db, readonly=True) as store:
         rows = await store.trigger_rows()
@@ -173,7 +166,7 @@ async def _stored_triggers(db: Path) -> list[dict[str, Any]]:
 
 def _date(option: str, text: str | None) -> datetime | None:
     """A --start or --end: an ISO 8601 date with a time zone (anything else is a usage error)."""
-    from tiercel.engine.commands import parse_date
+    from tiercel.engine import parse_date
 
     try:
         date = parse_date(text)
@@ -210,9 +203,7 @@ class _Backfill:
 
 
 async def cmd_backfill(args: argparse.Namespace) -> int:
-    from tiercel.engine.connect import ConnectError, NoEngineError, connect
-    from tiercel.engine.control import ControlClient
-    from tiercel.engine.engine import Engine
+    from tiercel.engine import ConnectError, ControlClient, Engine, NoEngineError, connect
 
     db = resolve_db(args.db)
     backfill = _Backfill(args)
@@ -244,8 +235,7 @@ async def cmd_backfill(args: argparse.Namespace) -> int:
 
 async def _send_backfill(commands: Commands, db: Path, backfill: _Backfill) -> int:
     """Hand the backfill command to the engine that owns the database."""
-    from tiercel.engine.commands import EngineCommandError
-    from tiercel.engine.inputs import InputError
+    from tiercel.engine import EngineCommandError, InputError
 
     try:
         await backfill.apply(commands)
@@ -261,8 +251,7 @@ async def _send_backfill(commands: Commands, db: Path, backfill: _Backfill) -> i
 
 async def _backfill_here(engine: Engine, backfill: _Backfill) -> int:
     """Fire the backfill in this engine until it is done and its executions ended; Ctrl-C pauses it."""
-    from tiercel.engine.commands import EngineCommandError
-    from tiercel.engine.triggers.schedule import SchedulerError
+    from tiercel.engine import EngineCommandError, SchedulerError
 
     key = backfill.key
     interrupted = asyncio.Event()

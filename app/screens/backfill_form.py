@@ -11,10 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
-from tiercel.engine.commands import Commands
-from tiercel.engine.inputs import InputError, resolve_inputs
-from tiercel.engine.model import Flow
-from tiercel.engine.triggers.schedule import SchedulerError
+from tiercel.engine import Commands, Flow, InputError, SchedulerError, resolve_inputs
 
 from .form import FormScreen
 from .run_form import _show, default_text, input_title

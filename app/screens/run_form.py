@@ -11,10 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
-from tiercel.engine.commands import Commands
-from tiercel.engine.engine import EngineCommandError
-from tiercel.engine.inputs import InputError
-from tiercel.engine.model import Flow, InputSpec
+from tiercel.engine import Commands, EngineCommandError, Flow, InputError, InputSpec
 
 from ..widgets.shown import plain
 from .form import FormScreen

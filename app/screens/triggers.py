@@ -18,9 +18,7 @@ from textual.dom import DOMNode
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Label, ProgressBar, Static
 
-from tiercel.engine.commands import BackfillAction
-from tiercel.engine.engine import EngineCommandError
-from tiercel.engine.triggers.schedule import SchedulerError, TriggerState
+from tiercel.engine import BackfillAction, EngineCommandError, SchedulerError, TriggerState
 
 from ..host import dashboard
 from ..widgets.trigger_rows import backfill_summary, is_schedule, row_cells, under_way

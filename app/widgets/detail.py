@@ -22,9 +22,7 @@ from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import Input, Log, Tree
 
-from tiercel.engine import visible
-from tiercel.engine.model import Execution, LogEntry, LogLevel, TaskRun, iso, utcnow
-from tiercel.engine.secrets import Masker
+from tiercel.engine import Execution, LogEntry, LogLevel, Masker, TaskRun, iso, utcnow, visible
 
 from ..actions import show_execution_source
 from ..host import dashboard

@@ -17,9 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
-from tiercel.engine.engine import EngineCommandError
-from tiercel.engine.inputs import InputError
-from tiercel.engine.model import Execution, InputSpec, StateType
+from tiercel.engine import EngineCommandError, Execution, InputError, InputSpec, StateType
 
 from ..actions import show_execution_source
 from ..host import dashboard

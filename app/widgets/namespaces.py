@@ -18,10 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from tiercel.engine.engine import EngineCommandError
-from tiercel.engine.flows.table import FlowTable
-from tiercel.engine.inputs import InputError
-from tiercel.engine.model import Flow
+from tiercel.engine import EngineCommandError, Flow, FlowTable, InputError
 
 from ..actions import editor_command
 from ..host import dashboard

@@ -17,8 +17,7 @@ from textual.color import Color
 from textual.filter import LineFilter
 from textual.widget import Widget
 
-from tiercel.engine import visible
-from tiercel.engine.secrets import Masker
+from tiercel.engine import Masker, visible
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 

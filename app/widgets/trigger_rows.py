@@ -6,7 +6,7 @@ from datetime import datetime
 
 from rich.text import Text
 
-from tiercel.engine.triggers.schedule import SCHEDULE, BackfillProgress, TriggerState
+from tiercel.engine import SCHEDULE, BackfillProgress, TriggerState
 
 from .shown import plain
 from .states import fmt_start

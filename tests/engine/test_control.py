@@ -20,7 +20,7 @@ import pytest
 
 from tiercel.engine import control
 from tiercel.engine.commands import EngineCommandError, answer
-from tiercel.engine.connect import NoEngineError, connect
+from tiercel.engine.connection import NoEngineError, connect
 from tiercel.engine.control import (
     MAX_REPLY_BYTES,
     MAX_REQUEST_BYTES,

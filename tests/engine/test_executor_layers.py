@@ -1,33 +1,15 @@
 """The executor's layering: task types below it, and nothing that does I/O inside it.
 
-Imports are read from the source (inside functions and under TYPE_CHECKING too), so a lazy import
-cannot hide a dependency that an import at the top would show.
+Imports are read from the source by tests/imports.py, lazy ones included.
 """
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
-ENGINE = Path(__file__).resolve().parents[2] / "engine"
-
-
-def imported_modules(path: Path) -> set[str]:
-    """Every module `path` imports, as absolute `tiercel.engine...` (or top-level) names."""
-    parts = ["tiercel", "engine", *path.relative_to(ENGINE).with_suffix("").parts]
-    package = parts[:-1]  # a module's package; for an __init__, the package itself
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = package[: len(package) - node.level + 1] if node.level else []
-            module = ".".join([*base, *([node.module] if node.module else [])])
-            found.add(module)
-            found.update(f"{module}.{alias.name}" for alias in node.names)
-    return found
+from tests.imports import ENGINE, imported_modules
 
 
 def test_imported_modules_resolves_relative_imports() -> None:

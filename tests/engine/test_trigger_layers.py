@@ -1,7 +1,6 @@
 """The trigger sources sit below the engine: they see it through `triggers.host.TriggerHost` alone.
 
-Imports are read from the source (inside functions and under TYPE_CHECKING too), as in
-test_executor_layers.
+Imports are read from the source by tests/imports.py, lazy ones included.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.test_executor_layers import ENGINE, imported_modules
+from tests.imports import ENGINE, imported_modules
 
 TRIGGERS = sorted((ENGINE / "triggers").glob("*.py"))
 # The engine and the components it wires: a trigger source reaches them through its host.
@@ -18,7 +17,7 @@ ABOVE = (
     "tiercel.engine.engine",
     "tiercel.engine.commands",
     "tiercel.engine.control",
-    "tiercel.engine.connect",
+    "tiercel.engine.connection",
     "tiercel.engine.executor.loop",
     "tiercel.engine.worker",
     "tiercel.engine.flows",
