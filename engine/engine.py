@@ -1,25 +1,20 @@
 """The Engine facade: it wires Kestra's components and answers the `Commands` protocol (engine.commands).
 
-- executor/: the loop owning live executions (loop.py) around the pure executor (decisions.py), with
-  admission, subflows, crash recovery at start (startup.py) and the commands on executions;
-- worker/: runs task runs (runner.py) and the log pipeline (logs.py); messages.py and queue.py are
-  what the executor and the worker exchange; flows/: the flows folder; triggers/: schedules, flow
-  triggers, backfills.
+Components: executor/ (the loop owning live executions around the pure decisions, with admission,
+subflows and crash recovery), worker/ (task runs and the log pipeline), connected by wiring.py through
+the messages of messages.py; flows/ (the flows folder), triggers/ (schedules, flow triggers,
+backfills), control.py (the channel other processes send commands through).
 
 Guarantees: every state change is stored, with its history, before it is announced, so a task's
 success is durable before its dependants start; a step that cannot be saved is retried, then fails
-its execution (`ExecutorLoop._save_failed`). After a crash, the next engine kills the task programs
-the crashed one left running, then carries on: a task that was running runs again as a new attempt,
-or fails with "engine stopped while the task was running" when the flow's label
-`tiercel.notIdempotent: "task_a,task_b"` (or `"*"`) names it; a task run never gets more than
-maxAttempt + 1 attempts (engine.executor.recovery).
+its execution (engine.executor.loop). After a crash, the next engine kills the task programs the
+crashed one left running and carries on (engine.executor.startup, engine.executor.recovery).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -27,42 +22,27 @@ from typing import TYPE_CHECKING, Any
 
 from .commands import BackfillAction, Commands, EngineCommandError, answer
 from .control import ControlServer
-from .events import EventBus, FlowsChanged
+from .events import EventBus
 from .executor.admission import Admitter
-from .executor.decisions import Executor
-from .executor.executions import Executions
-from .executor.functions import ExpressionFunctions
 from .executor.loop import MAX_SAVE_FAILURES, SAVE_RETRY_SECONDS
-from .executor.subflows import max_subflow_depth
-from .executor.variables import release as release_context
 from .expressions import Renderer
-from .flows.catalog import NAMESPACE_FILES_FOLDER, FlowCatalog
-from .flows.revisions import FlowRevisions
+from .flows.folder import FlowFolder
 from .flows.view import FlowsView
 from .flows.watcher import FlowWatcher
-from .inputs import InputError
 from .internal_storage import Storage
-from .messages import ExecutorMessage
 from .model import Execution, ExecutionSummary, Flow, Label, LogEntry, StateType
-from .parser import FlowError, FlowParseError
-from .queue import InProcessQueue
-from .secrets import Masker, Secrets
+from .parser import FlowError
+from .secrets import Secrets
 from .store import Store, TriggerFire
 from .tasks.registry import Registry, registry
 from .triggers.flow import FlowTriggers
 from .triggers.schedule import Clock, Scheduler, TriggerState
+from .wiring import build_executor, configured_secrets, masking
 from .worker.logs import LogPipeline
 from .worker.process import prefer_pidfd_child_watcher
-from .worker.runner import Runner
 
 KILL_GRACE_SECONDS = 5.0
 _log = logging.getLogger(__name__)
-
-
-def _secrets_file() -> Path | None:
-    """TIERCEL_SECRETS_FILE names a KEY=VALUE file of plain secrets (beside SECRET_* variables)."""
-    name = os.environ.get("TIERCEL_SECRETS_FILE")
-    return Path(name) if name else None
 
 
 class Engine:
@@ -82,77 +62,26 @@ class Engine:
     ) -> None:
         self.store = store
         self.flows_dir = flows_dir
-        # Execution files (kestra:// URIs) live in a folder beside the database.
-        self.storage = Storage(store.path.parent / "storage")
-        self.secrets = secrets or Secrets(file=_secrets_file())
-        # Every configured secret is masked in what is shown, even one no task of this process used.
-        self.masker = Masker()
-        self.masker.add_all(self.secrets.values())
+        self.storage = Storage(store.path.parent / "storage")  # kestra:// files, beside the database
+        self.secrets = secrets or configured_secrets()
+        self.masker = masking(self.secrets)
         self.registry = task_registry or registry()
         self.renderer = renderer or Renderer()
         self.events = EventBus()
-        self.catalog = FlowCatalog(store, flows_dir)
-        self.revisions = FlowRevisions(self.catalog, store)
-        self._flows = FlowsView(self.catalog.flows)
-        self.watcher: FlowWatcher | None = None
-        self.log_pipeline = LogPipeline(store, self.events, self.masker, is_live=self._is_live)
+        self.folder = FlowFolder(store, flows_dir, self.events)
+        self.catalog = self.folder.catalog
+        self.log_pipeline = LogPipeline(store, self.events, self.masker, is_live=self.is_live)
         self.admission = Admitter(self.renderer, self.storage, self.masker)
-        self.functions = ExpressionFunctions(
-            renderer=self.renderer,
-            registry=self.registry,
-            kv=store,
-            secrets=self.secrets,
-            masker=self.masker,
-            storage=self.storage,
-            flows_dir=flows_dir,
-            namespaces=self.catalog.namespaces,
-            errors_of=self.log_pipeline.errors_of,
-            clear_inputs=self.admission.clear_inputs,
-        )
-        inbox: InProcessQueue[ExecutorMessage] = InProcessQueue()
-        self.runner = Runner(
-            self.registry,
-            self.renderer,
-            results=inbox,
-            logs=self.log_pipeline,
-            context_extra=lambda execution: self.functions(execution, []),
-            prefetch=self.functions.prefetch_kv,
-            store=store,
-            storage=self.storage,
-            namespace_files=flows_dir / NAMESPACE_FILES_FOLDER if flows_dir else None,
-            kill_grace=kill_grace,
-        )
-        self.executions = Executions(
-            store=store,
-            executor=Executor(self.registry, self.renderer, functions=self.functions),
-            registry=self.registry,
-            events=self.events,
-            inbox=inbox,
-            worker=self.runner,
-            logs=self.log_pipeline,
-            functions=self.functions,
-            host=self,
-            max_subflow_depth=subflow_depth or max_subflow_depth(),
-            on_end=self._ended,
-        )
+        self.runner, self.executions = build_executor(self, kill_grace, subflow_depth)
         self.loop = self.executions.loop
         self._control: ControlServer | None = None
         self.flow_triggers = FlowTriggers(self)
         self.scheduler = Scheduler(self, clock)
 
-    def _is_live(self, execution_id: str) -> bool:
-        return self.loop.live(execution_id) is not None
-
-    def _ended(self, execution: Execution) -> None:
-        """An execution ended: what was held for it goes."""
-        self.admission.release(execution.id)
-        release_context(execution.id)
-
     # -- life cycle -------------------------------------------------------------------------
     @classmethod
     async def open(cls, db: Path, *, flows_dir: Path | None = None) -> Engine:
-        store = await Store.open(db)
-        return cls(store, flows_dir=flows_dir)
+        return cls(await Store.open(db), flows_dir=flows_dir)
 
     async def start(
         self,
@@ -170,11 +99,7 @@ class Engine:
         soon must not rerun (and use up the attempts of) tasks it has nothing to do with.
         """
         prefer_pidfd_child_watcher()
-        if self.flows_dir is not None:
-            await self.sync_flows()
-            if watch:
-                self.watcher = FlowWatcher(self.flows_dir, self.sync_flows)
-                await self.watcher.start()
+        await self.folder.start(watch=watch)
         if triggers:
             await self.flow_triggers.start()
         self.log_pipeline.start()
@@ -188,8 +113,7 @@ class Engine:
     async def stop(self) -> None:
         """Stop everything the engine started; one part failing to stop does not keep the others up."""
         steps: list[Callable[[], Awaitable[None]]] = [self.scheduler.stop, self.flow_triggers.stop]
-        if self.watcher is not None:
-            steps.append(self.watcher.stop)
+        steps.append(self.folder.stop)
         if self._control is not None:
             steps.append(self._control.stop)
         steps += [self.runner.stop, self.executions.stop, self.log_pipeline.stop, self.log_pipeline.flush]
@@ -200,48 +124,36 @@ class Engine:
                 _log.error("while stopping the engine: %s: %s", type(error).__name__, error)
         await self.store.close()
 
-    # -- flows ------------------------------------------------------------------------------
+    # -- flows (engine.flows.folder) --------------------------------------------------------
     @property
     def flows(self) -> FlowsView:
         """The current revision of every flow, by (namespace, flow id), each parsed on first use."""
-        return self._flows
+        return self.folder.flows
 
     @property
     def flow_errors(self) -> dict[str, list[FlowError]]:
         """The errors of every broken flow or namespace file, by path."""
-        return {**self.catalog.namespaces.errors, **self.catalog.errors}
+        return self.folder.errors
+
+    @property
+    def watcher(self) -> FlowWatcher | None:
+        """What follows the flows folder, once started with `watch`."""
+        return self.folder.watcher
 
     async def sync_flows(self, paths: Iterable[Path] | None = None) -> None:
         """Bring the flows in step with their files (the given ones, or all); announce any change."""
-        if await self.catalog.sync(paths):
-            self.events.publish(FlowsChanged())
-
-    async def load_flows(self, folder: Path) -> None:
-        """Read every flow file under `folder` (which becomes the flows folder)."""
-        if self.catalog.folder is None or self.catalog.folder.resolve() != folder.resolve():
-            self.catalog.folder = folder
-        await self.sync_flows()
+        await self.folder.sync(paths)
 
     async def load_flow_file(self, path: Path) -> Flow:
-        """Parse one file and make it the current revision of its flow (raises FlowParseError)."""
-        flow = await self.catalog.add_file(path)
-        self.events.publish(FlowsChanged())
-        return flow
-
-    def with_flow(self, flow: Flow) -> None:
-        """Register a flow parsed elsewhere (tests, one-off files)."""
-        self.catalog.flows[flow.uid] = flow
-        self.events.publish(FlowsChanged())
+        return await self.folder.load_file(path)
 
     async def flow_revisions(self, namespace: str, flow_id: str) -> list[tuple[int, str, datetime]]:
-        """Every stored revision of a flow, oldest first, as (revision, source, created)."""
-        return await self.store.flow_revisions(namespace, flow_id)
+        return await self.folder.history(namespace, flow_id)
 
     async def flow_revision(self, namespace: str, flow_id: str, revision: int) -> Flow | None:
-        """A given revision of a flow, parsed from the store (cached)."""
-        return await self.revisions.get(namespace, flow_id, revision)
+        return await self.folder.revision(namespace, flow_id, revision)
 
-    # -- commands -----------------------------------------------------------------------------
+    # -- commands (engine.executor.executions) ----------------------------------------------
     async def trigger(
         self,
         namespace: str,
@@ -258,11 +170,7 @@ class Engine:
         `local_files` lets a FILE input name a local file to copy in; only the user's own commands
         (`tiercel run`, the dashboard's run form) set it. Otherwise only kestra:// URIs are taken.
         """
-        flow = self.flows.get((namespace, flow_id))
-        if flow is None:
-            raise EngineCommandError(f"No flow `{flow_id}` in namespace `{namespace}`")
-        if flow.disabled:
-            raise EngineCommandError(f"Flow {namespace}.{flow_id} is disabled")
+        flow = self.folder.runnable(namespace, flow_id)
         execution = self.new_execution(
             flow, inputs or {}, labels, parent_id=parent_id, trigger=trigger, local_files=local_files
         )
@@ -304,12 +212,10 @@ class Engine:
         return await self.executions.replay(execution_id, task_run_id, revision)
 
     async def change_status(self, execution_id: str, state: StateType) -> None:
-        """Set the state of an ended execution by hand (Kestra's change status), with a log line."""
         await self.executions.change_status(execution_id, state)
 
-    # -- trigger commands -----------------------------------------------------------------------
+    # -- trigger commands (engine.triggers.schedule) --------------------------------------------
     async def trigger_states(self) -> list[TriggerState]:
-        """Every trigger of the current flows with its state."""
         return self.scheduler.triggers()
 
     async def set_trigger_enabled(self, namespace: str, flow_id: str, trigger_id: str, enabled: bool) -> None:
@@ -330,14 +236,7 @@ class Engine:
     async def change_backfill(
         self, namespace: str, flow_id: str, trigger_id: str, action: BackfillAction
     ) -> None:
-        changes = {
-            "pause": self.scheduler.pause_backfill,
-            "resume": self.scheduler.resume_backfill,
-            "cancel": self.scheduler.cancel_backfill,
-        }
-        if action not in changes:
-            raise EngineCommandError(f"unknown backfill action `{action}`")
-        await changes[action](namespace, flow_id, trigger_id)
+        await self.scheduler.change_backfill(namespace, flow_id, trigger_id, action)
 
     # -- queries --------------------------------------------------------------------------------
     async def wait(self, execution_id: str, *, until_paused: bool = False) -> Execution:
@@ -363,12 +262,8 @@ class Engine:
         limit: int | None = None,
         newest: bool = False,
     ) -> list[tuple[int, LogEntry]]:
-        """A page of an execution's log lines as (row id, entry), including every line already announced.
-
-        See `Store.logs`: pass a `limit` (with `newest` for the tail) for logs that may be large.
-        """
-        await self.log_pipeline.flush()
-        return await self.store.logs(
+        """A page of an execution's log lines as (row id, entry); see `LogPipeline.read`."""
+        return await self.log_pipeline.read(
             execution_id, level=level, task_id=task_id, after=after, before=before, limit=limit, newest=newest
         )
 
@@ -389,18 +284,15 @@ class Engine:
     def live_execution_ids(self) -> list[str]:
         return self.loop.live_ids()
 
+    def is_live(self, execution_id: str) -> bool:
+        return self.loop.live(execution_id) is not None
+
     def is_idle(self) -> bool:
         return self.loop.is_idle()
 
 
-__all__ = [
-    "MAX_SAVE_FAILURES",
-    "SAVE_RETRY_SECONDS",
-    "Engine",
-    "EngineCommandError",
-    "FlowParseError",
-    "InputError",
-]
+# Re-exported: callers import the loop's limits and the command error from this module too.
+__all__ = ["MAX_SAVE_FAILURES", "SAVE_RETRY_SECONDS", "Engine", "EngineCommandError"]
 
 
 if TYPE_CHECKING:  # the Engine is the local implementation of the command surface

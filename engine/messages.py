@@ -2,8 +2,8 @@
 
 The executor loop takes `ExecutorMessage`s from its inbox (engine.queue): commands (start, kill,
 resume, restart), a task run's result, a subflow's link, or a wake-up when a timer is due. It sends
-the worker `RunTaskRun` and `CancelTaskRun`. The worker answers with `TaskRunResult` (into the
-executor's inbox) and log lines (engine.worker.logs). What changed is announced on the event bus
+the worker `RunTaskRun` and `CancelTaskRun`. The worker answers with `TaskRunResult` (a `WorkerResult`, into
+the executor's inbox) and log lines (engine.worker.logs). What changed is announced on the event bus
 (engine.events: ExecutionChanged, TaskRunChanged, LogsAppended) once it is stored.
 
 Every message names its execution, so a queue shared by several engines (a PostgreSQL table) can
@@ -14,11 +14,11 @@ the command's effect is in the store (or the command found nothing to act on).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .executor.decisions import WorkerResult
-from .model import Execution, Flow, TaskRun
+from .model import Execution, Flow, Label, StateType, TaskRun
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,16 @@ class StartExecution(ExecutorMessage):
 @dataclass(frozen=True)
 class WakeExecution(ExecutorMessage):
     """Step the execution again: a timer is due (retry, pause, WaitFor), or a fan-out goes on."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerResult:
+    """What running one attempt of a task run gave."""
+
+    task_run_id: str
+    state: StateType
+    outputs: Mapping[str, Any] | None = None
+    labels: tuple[Label, ...] = ()
 
 
 @dataclass(frozen=True)

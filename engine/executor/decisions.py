@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from ..expressions import ExpressionError, Renderer
 from ..inputs import InputError, coerce_input, input_json_value
+from ..messages import WorkerResult
 from ..model import (
     Execution,
     Flow,
@@ -38,16 +38,6 @@ S = StateType
 
 # A step applies rules until nothing changes; a flow that never settles is a bug, not a workload.
 MAX_PASSES = 100_000
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerResult:
-    """What running one attempt of a task run gave."""
-
-    task_run_id: str
-    state: StateType
-    outputs: Mapping[str, Any] | None = None
-    labels: tuple[Label, ...] = ()
 
 
 def retry_delay(retry: RetrySpec, attempt: int) -> timedelta:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Protocol
 
 from ..events import EventBus, LogsAppended
-from ..messages import ExecutorMessage, RunTaskRun, StartExecution, TaskRunResult, WakeExecution
+from ..messages import ExecutorMessage, RunTaskRun, StartExecution, TaskRunResult, WakeExecution, WorkerResult
 from ..model import Execution, Flow, StateType, TaskRun, utcnow
 from ..queue import WorkerQueue
 from ..tasks.registry import Registry
@@ -23,7 +23,6 @@ from ..tasks.types import Kind
 from ..worker.logs import LogPipeline, log_entry
 from ..worker.process import ProcessRecord, kill_leftovers
 from ..worker.runner import attempt_token_prefix
-from .decisions import WorkerResult
 from .loop import ExecutionStore, ExecutorLoop
 from .recovery import INTERRUPTED_MESSAGE, rerun, runs_again
 from .subflows import Subflows

@@ -20,11 +20,10 @@ from typing import Any, Protocol
 from ..commands import EngineCommandError
 from ..expressions import ExpressionError, Renderer
 from ..inputs import InputError
-from ..messages import ExecutorMessage, LinkSubflow, TaskRunResult
+from ..messages import ExecutorMessage, LinkSubflow, TaskRunResult, WorkerResult
 from ..model import Execution, Flow, Label, LogEntry, LogLevel, StateType, TaskRun
 from ..tasks.core import labels_of
 from ..worker.logs import log_entry
-from .decisions import WorkerResult
 from .variables import build_context
 
 # How many Subflow calls may nest below a root execution. A flow that calls itself (directly, through

@@ -203,6 +203,17 @@ class Scheduler:
         """Stop the trigger's backfill for good (executions already created go on)."""
         await self._backfill_status(namespace, flow_id, trigger_id, ("RUNNING", "PAUSED"), "CANCELLED")
 
+    async def change_backfill(self, namespace: str, flow_id: str, trigger_id: str, action: str) -> None:
+        """Pause, resume or cancel the trigger's backfill, by the action's name (a command's word)."""
+        changes = {
+            "pause": self.pause_backfill,
+            "resume": self.resume_backfill,
+            "cancel": self.cancel_backfill,
+        }
+        if action not in changes:
+            raise SchedulerError(f"unknown backfill action `{action}`")
+        await changes[action](namespace, flow_id, trigger_id)
+
     async def _backfill_status(
         self, namespace: str, flow_id: str, trigger_id: str, allowed: tuple[str, ...], status: str
     ) -> None:

@@ -26,10 +26,22 @@ LOG_BUFFER_LINES = 10_000
 LOG_BUFFER_CHARS = 8 * 1024 * 1024
 
 
-class LogWriter(Protocol):
-    """The store as the log pipeline uses it."""
+class LogStore(Protocol):
+    """The store as the log pipeline writes and reads it."""
 
     async def append_logs(self, logs: Sequence[LogEntry]) -> None: ...
+
+    async def logs(
+        self,
+        execution_id: str,
+        *,
+        level: str | None = None,
+        task_id: str | None = None,
+        after: int = 0,
+        before: int | None = None,
+        limit: int | None = None,
+        newest: bool = False,
+    ) -> list[tuple[int, LogEntry]]: ...
 
 
 def log_entry(
@@ -53,9 +65,9 @@ class LogPipeline:
     """Masks, buffers, announces and stores log lines; keeps the live executions' errors."""
 
     def __init__(
-        self, writer: LogWriter, events: EventBus, masker: Masker, is_live: Callable[[str], bool]
+        self, store: LogStore, events: EventBus, masker: Masker, is_live: Callable[[str], bool]
     ) -> None:
-        self.writer = writer
+        self.store = store
         self.events = events
         self.masker = masker
         self.is_live = is_live
@@ -98,7 +110,7 @@ class LogPipeline:
 
     async def flush(self) -> None:
         """Announce and store every buffered line; returns once they are stored (or failed to be)."""
-        # One flush at a time: a reader that flushes first (see `Engine.logs`) then also waits for
+        # One flush at a time: a reader that flushes first (see `read`) then also waits for
         # lines another flush has announced but not yet stored.
         async with self._lock:
             if not self._buffer:
@@ -107,9 +119,29 @@ class LogPipeline:
             self._chars = 0
             self.events.publish(LogsAppended(tuple(entries)))
             try:
-                await self.writer.append_logs(entries)
+                await self.store.append_logs(entries)
             except Exception as error:
                 self.events.publish(EngineError(f"Could not save {len(entries)} log lines: {error}"))
+
+    async def read(
+        self,
+        execution_id: str,
+        *,
+        level: str | None = None,
+        task_id: str | None = None,
+        after: int = 0,
+        before: int | None = None,
+        limit: int | None = None,
+        newest: bool = False,
+    ) -> list[tuple[int, LogEntry]]:
+        """A page of an execution's stored log lines as (row id, entry); see `Store.logs`.
+
+        It flushes first, so the page holds every line the bus has already carried.
+        """
+        await self.flush()
+        return await self.store.logs(
+            execution_id, level=level, task_id=task_id, after=after, before=before, limit=limit, newest=newest
+        )
 
     def start(self) -> None:
         """Flush every LOG_FLUSH_SECONDS from now on."""

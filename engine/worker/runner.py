@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..durations import parse_duration
-from ..executor.decisions import WorkerResult
 from ..executor.variables import build_context
 from ..expressions import ExpressionError, Renderer
-from ..messages import CancelTaskRun, ExecutorMessage, RunTaskRun, TaskRunResult, WorkerJob
+from ..messages import CancelTaskRun, ExecutorMessage, RunTaskRun, TaskRunResult, WorkerJob, WorkerResult
 from ..model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
 from ..queue import MessageSink
 from ..tasks.base import TaskContext, TaskFailure

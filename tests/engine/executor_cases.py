@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tiercel.engine.executor.decisions import Executor, WorkerResult
+from tiercel.engine.executor.decisions import Executor
 from tiercel.engine.executor.working_copy import Outcome
 from tiercel.engine.expressions import Renderer
+from tiercel.engine.messages import WorkerResult
 from tiercel.engine.model import Execution, Flow, State, StateType, TaskRun
 from tiercel.engine.parser import parse_flow
 from tiercel.engine.tasks.registry import registry

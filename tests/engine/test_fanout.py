@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from tiercel.engine.executor.decisions import Executor, WorkerResult
+from tiercel.engine.executor.decisions import Executor
 from tiercel.engine.executor.working_copy import FANOUT_SLICE
 from tiercel.engine.expressions import Renderer
+from tiercel.engine.messages import WorkerResult
 from tiercel.engine.model import Execution, State, StateType, utcnow
 from tiercel.engine.parser import parse_flow
 from tiercel.engine.tasks.registry import registry

@@ -1,0 +1,92 @@
+"""The flows folder as the engine holds it: the catalog of its files, older revisions, the watcher.
+
+Every change of the current flows is announced as FlowsChanged once the catalog has taken it in, so
+the trigger sources and the dashboard see the flows the engine runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from ..commands import EngineCommandError
+from ..events import EventBus, FlowsChanged
+from ..model import Flow
+from ..parser import FlowError
+from ..store import Store
+from .catalog import FlowCatalog
+from .revisions import FlowRevisions
+from .view import FlowsView
+from .watcher import FlowWatcher
+
+
+class FlowFolder:
+    """The current flows of one folder (or of none), their stored revisions, and their errors."""
+
+    def __init__(self, store: Store, folder: Path | None, events: EventBus) -> None:
+        self.store = store
+        self.events = events
+        self.catalog = FlowCatalog(store, folder)
+        self.revisions = FlowRevisions(self.catalog, store)
+        # The current revision of every flow, by (namespace, flow id), each parsed on first use.
+        self.flows = FlowsView(self.catalog.flows)
+        self.watcher: FlowWatcher | None = None
+
+    @property
+    def errors(self) -> dict[str, list[FlowError]]:
+        """The errors of every broken flow or namespace file, by path."""
+        return {**self.catalog.namespaces.errors, **self.catalog.errors}
+
+    async def start(self, *, watch: bool) -> None:
+        """Read the folder (when there is one); with `watch`, follow its files as they change."""
+        folder = self.catalog.folder
+        if folder is None:
+            return
+        await self.sync()
+        if watch:
+            self.watcher = FlowWatcher(folder, self.sync)
+            await self.watcher.start()
+
+    async def stop(self) -> None:
+        if self.watcher is not None:
+            await self.watcher.stop()
+
+    def runnable(self, namespace: str, flow_id: str) -> Flow:
+        """The current revision of a flow a command starts; EngineCommandError when it cannot start."""
+        flow = self.flows.get((namespace, flow_id))
+        if flow is None:
+            raise EngineCommandError(f"No flow `{flow_id}` in namespace `{namespace}`")
+        if flow.disabled:
+            raise EngineCommandError(f"Flow {namespace}.{flow_id} is disabled")
+        return flow
+
+    async def sync(self, paths: Iterable[Path] | None = None) -> None:
+        """Bring the flows in step with their files (the given ones, or all); announce any change."""
+        if await self.catalog.sync(paths):
+            self.events.publish(FlowsChanged())
+
+    async def load(self, folder: Path) -> None:
+        """Read every flow file under `folder` (which becomes the flows folder)."""
+        if self.catalog.folder is None or self.catalog.folder.resolve() != folder.resolve():
+            self.catalog.folder = folder
+        await self.sync()
+
+    async def load_file(self, path: Path) -> Flow:
+        """Parse one file and make it the current revision of its flow (raises FlowParseError)."""
+        flow = await self.catalog.add_file(path)
+        self.events.publish(FlowsChanged())
+        return flow
+
+    def add(self, flow: Flow) -> None:
+        """Register a flow parsed elsewhere (tests, one-off files)."""
+        self.catalog.flows[flow.uid] = flow
+        self.events.publish(FlowsChanged())
+
+    async def history(self, namespace: str, flow_id: str) -> list[tuple[int, str, datetime]]:
+        """Every stored revision of a flow, oldest first, as (revision, source, created)."""
+        return await self.store.flow_revisions(namespace, flow_id)
+
+    async def revision(self, namespace: str, flow_id: str, revision: int) -> Flow | None:
+        """A given revision of a flow, parsed from the store (cached)."""
+        return await self.revisions.get(namespace, flow_id, revision)

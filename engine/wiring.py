@@ -1,0 +1,111 @@
+"""How the executor and the worker are built and connected around the engine's shared parts.
+
+They share one inbox (the worker's results and the commands go to the executor loop) and the
+expression functions (kv, secret, read ...), which the worker's task contexts get too. An execution's
+end releases what was held for it: its secret inputs and its cached rendering context.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+from .events import EventBus
+from .executor.admission import Admitter
+from .executor.decisions import Executor
+from .executor.executions import Executions
+from .executor.functions import ExpressionFunctions
+from .executor.subflows import SubflowHost, max_subflow_depth
+from .executor.variables import release as release_context
+from .expressions import Renderer
+from .flows.catalog import NAMESPACE_FILES_FOLDER
+from .flows.folder import FlowFolder
+from .internal_storage import Storage
+from .messages import ExecutorMessage
+from .model import Execution
+from .queue import InProcessQueue
+from .secrets import Masker, Secrets
+from .store import Store
+from .tasks.registry import Registry
+from .worker.logs import LogPipeline
+from .worker.runner import Runner
+
+
+def configured_secrets() -> Secrets:
+    """SECRET_* variables, and the KEY=VALUE file of plain secrets TIERCEL_SECRETS_FILE names."""
+    name = os.environ.get("TIERCEL_SECRETS_FILE")
+    return Secrets(file=Path(name) if name else None)
+
+
+def masking(secrets: Secrets) -> Masker:
+    """A masker that knows every configured secret, even one no task of this process used."""
+    masker = Masker()
+    masker.add_all(secrets.values())
+    return masker
+
+
+class EngineParts(SubflowHost, Protocol):
+    """The engine's shared parts the executor and the worker are built on (the Engine holds them)."""
+
+    store: Store
+    flows_dir: Path | None
+    registry: Registry
+    renderer: Renderer
+    secrets: Secrets
+    masker: Masker
+    storage: Storage
+    events: EventBus
+    folder: FlowFolder
+    log_pipeline: LogPipeline
+    admission: Admitter
+
+
+def build_executor(
+    parts: EngineParts, kill_grace: float, subflow_depth: int | None
+) -> tuple[Runner, Executions]:
+    """The worker and the executor component; the engine is the subflows' host."""
+    functions = ExpressionFunctions(
+        renderer=parts.renderer,
+        registry=parts.registry,
+        kv=parts.store,
+        secrets=parts.secrets,
+        masker=parts.masker,
+        storage=parts.storage,
+        flows_dir=parts.flows_dir,
+        namespaces=parts.folder.catalog.namespaces,
+        errors_of=parts.log_pipeline.errors_of,
+        clear_inputs=parts.admission.clear_inputs,
+    )
+    inbox: InProcessQueue[ExecutorMessage] = InProcessQueue()
+    runner = Runner(
+        parts.registry,
+        parts.renderer,
+        results=inbox,
+        logs=parts.log_pipeline,
+        context_extra=lambda execution: functions(execution, []),
+        prefetch=functions.prefetch_kv,
+        store=parts.store,
+        storage=parts.storage,
+        namespace_files=parts.flows_dir / NAMESPACE_FILES_FOLDER if parts.flows_dir else None,
+        kill_grace=kill_grace,
+    )
+
+    def ended(execution: Execution) -> None:
+        parts.admission.release(execution.id)
+        release_context(execution.id)
+
+    executions = Executions(
+        store=parts.store,
+        executor=Executor(parts.registry, parts.renderer, functions=functions),
+        registry=parts.registry,
+        events=parts.events,
+        inbox=inbox,
+        worker=runner,
+        logs=parts.log_pipeline,
+        functions=functions,
+        host=parts,
+        max_subflow_depth=subflow_depth or max_subflow_depth(),
+        on_end=ended,
+    )
+    return runner, executions
