@@ -25,6 +25,7 @@ from textual.widgets import DataTable, Footer, Input, Tree
 
 from tiercel.engine import (
     Engine,
+    EngineError as EngineErrorEvent,
     Event,
     EventBus,
     Execution,
@@ -40,7 +41,6 @@ from tiercel.engine import (
     TriggerState,
     WebhookServer,
 )
-from tiercel.engine import EngineError as EngineErrorEvent
 
 from .commands import TiercelCommands
 from .keymap import KeymapError, binding_ids, keymap_path, load_keymap
@@ -51,7 +51,8 @@ from .screens.revisions import RevisionsScreen
 from .screens.run_form import RunFormScreen
 from .screens.triggers import TriggersScreen
 from .screens.viewer import ViewerScreen
-from .widgets.detail import LOG_KEEP, DetailPane
+from .widgets.detail import DetailPane
+from .widgets.execution_log import LOG_KEEP
 from .widgets.executions import ExecutionsTable, Summary, matches_filter, trigger_name
 from .widgets.namespaces import NamespaceTree, NodeRef
 from .widgets.shown import ControlFilter, shown

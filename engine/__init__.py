@@ -13,52 +13,61 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and linters
     from .commands import (
-        BackfillAction,
-        Commands,
-        EngineCommandError,
-        parse_date,
-        parse_state,
-        trigger_json,
+        BackfillAction as BackfillAction,
+        Commands as Commands,
+        EngineCommandError as EngineCommandError,
+        parse_date as parse_date,
+        parse_state as parse_state,
+        trigger_json as trigger_json,
     )
-    from .connection import ConnectError, NoEngineError, connect
-    from .control import ControlClient
-    from .engine import Engine
+    from .connection import ConnectError as ConnectError, NoEngineError as NoEngineError, connect as connect
+    from .control import ControlClient as ControlClient
+    from .engine import Engine as Engine
     from .events import (
-        EngineError,
-        Event,
-        EventBus,
-        ExecutionChanged,
-        FlowsChanged,
-        LogsAppended,
-        TaskRunChanged,
-        TriggerChanged,
+        EngineError as EngineError,
+        Event as Event,
+        EventBus as EventBus,
+        ExecutionChanged as ExecutionChanged,
+        FlowsChanged as FlowsChanged,
+        LogsAppended as LogsAppended,
+        TaskRunChanged as TaskRunChanged,
+        TriggerChanged as TriggerChanged,
     )
-    from .flows.catalog import NAMESPACE_FILES_FOLDER, is_flow_file
-    from .flows.namespaces import NAMESPACE_FILES, Namespaces
-    from .flows.table import FlowTable, FlowUid
-    from .inputs import InputError, resolve_inputs
+    from .flows.catalog import NAMESPACE_FILES_FOLDER as NAMESPACE_FILES_FOLDER, is_flow_file as is_flow_file
+    from .flows.namespaces import NAMESPACE_FILES as NAMESPACE_FILES, Namespaces as Namespaces
+    from .flows.table import FlowTable as FlowTable, FlowUid as FlowUid
+    from .inputs import InputError as InputError, resolve_inputs as resolve_inputs
     from .model import (
-        Execution,
-        ExecutionSummary,
-        Flow,
-        InputSpec,
-        Label,
-        LogEntry,
-        LogLevel,
-        StateType,
-        TaskRun,
-        iso,
-        utcnow,
+        Execution as Execution,
+        ExecutionSummary as ExecutionSummary,
+        Flow as Flow,
+        InputSpec as InputSpec,
+        Label as Label,
+        LogEntry as LogEntry,
+        LogLevel as LogLevel,
+        StateType as StateType,
+        TaskRun as TaskRun,
+        iso as iso,
+        utcnow as utcnow,
     )
-    from .parser import FlowParseError, parse_flow, parse_flow_file, validate_flows
-    from .secrets import Masker, SecretError
-    from .store import Store, StoreError
-    from .text import visible
-    from .triggers.slots import SCHEDULE
-    from .triggers.state import BackfillProgress, SchedulerError, TriggerState
-    from .triggers.webhook import WebhookServer
+    from .parser import (
+        FlowParseError as FlowParseError,
+        parse_flow as parse_flow,
+        parse_flow_file as parse_flow_file,
+        validate_flows as validate_flows,
+    )
+    from .secrets import Masker as Masker, SecretError as SecretError
+    from .store import Store as Store, StoreError as StoreError
+    from .text import visible as visible
+    from .triggers.slots import SCHEDULE as SCHEDULE
+    from .triggers.state import (
+        BackfillProgress as BackfillProgress,
+        SchedulerError as SchedulerError,
+        TriggerState as TriggerState,
+    )
+    from .triggers.webhook import WebhookServer as WebhookServer
 
 # Each public name and the module that defines it.
 _EXPORTS: dict[str, str] = {

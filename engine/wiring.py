@@ -17,8 +17,8 @@ from .executor.decisions import Executor
 from .executor.executions import Executions
 from .executor.functions import ExpressionFunctions
 from .executor.subflows import SubflowHost, max_subflow_depth
-from .executor.variables import release as release_context
 from .expressions import Renderer
+from .expressions.variables import release as release_context
 from .flows.catalog import NAMESPACE_FILES_FOLDER
 from .flows.folder import FlowFolder
 from .internal_storage import Storage

@@ -16,18 +16,12 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from .common import EXIT_FAILED, EXIT_USAGE, UsageError, report_engine_warnings, say
-from .control import COMMANDS as EXECUTION_COMMANDS
-from .control import add_parsers as add_execution_parsers
-from .control import cmd_control
-from .executions import add_parsers as add_query_parsers
-from .executions import cmd_executions, cmd_logs
-from .flows import add_parsers as add_flow_parsers
-from .flows import cmd_flows, cmd_namespaces, cmd_revisions
-from .run import add_parsers as add_run_parsers
-from .run import cmd_run, cmd_validate
+from .control import COMMANDS as EXECUTION_COMMANDS, add_parsers as add_execution_parsers, cmd_control
+from .executions import add_parsers as add_query_parsers, cmd_executions, cmd_logs
+from .flows import add_parsers as add_flow_parsers, cmd_flows, cmd_namespaces, cmd_revisions
+from .run import add_parsers as add_run_parsers, cmd_run, cmd_validate
 from .server import add_server_parser, add_ui_parser, cmd_server, cmd_ui
-from .triggers import add_parsers as add_trigger_parsers
-from .triggers import cmd_backfill, cmd_triggers
+from .triggers import add_parsers as add_trigger_parsers, cmd_backfill, cmd_triggers
 
 # A handler returns its exit code, or the coroutine that does (run here, in a fresh event loop).
 Handler = Callable[[argparse.Namespace], int | Coroutine[Any, Any, int]]

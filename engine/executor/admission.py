@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from ..expressions import Renderer
+from ..expressions.variables import build_context
 from ..inputs import InputError, input_json_value, resolve_inputs
 from ..internal_storage import Storage, StorageError
 from ..model import Execution, Flow, Label, State, new_id
 from ..secrets import Masker
-from .variables import build_context
 
 
 class Admitter:

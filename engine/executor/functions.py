@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..expressions import ExpressionError, Renderer
+from ..expressions.variables import build_context
 from ..flows.catalog import NAMESPACE_FILES_FOLDER
 from ..internal_storage import Storage, StorageError, safe_relative
 from ..model import Execution, Flow, LogEntry, LogLevel
 from ..secrets import Masker, SecretError, Secrets
 from ..tasks.registry import Registry
 from ..tasks.types import Kind
-from .variables import build_context
 
 # Rounds of dry renders: each may uncover keys built from the values the previous one read.
 PREFETCH_ROUNDS = 3

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ..expressions import Renderer
+from ..expressions.variables import add_output, build_context
 from ..model import (
     Attempt,
     Execution,
@@ -29,7 +30,6 @@ from ..model import (
     new_id,
 )
 from ..tasks.flowable import Resolved, allowed, worst_state
-from .variables import add_output, build_context
 
 S = StateType
 T = TypeVar("T")

@@ -11,8 +11,7 @@ import time
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import date, datetime
-from datetime import time as dtime
+from datetime import date, datetime, time as dtime
 from decimal import Decimal
 from typing import Any, Final, NoReturn
 

@@ -37,8 +37,7 @@ from .core import (
     to_json,
     to_text,
 )
-from .costly import Job
-from .costly import check_items as _check_items
+from .costly import Job, check_items as _check_items
 from .javadate import DateError, add_to_date, format_date, format_in_zone, to_datetime, zone_of
 from .offload import run as run_offloaded
 

@@ -20,8 +20,8 @@ import dataclasses
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from ..executor.variables import build_context
 from ..expressions import ExpressionError
+from ..expressions.variables import build_context
 from ..inputs import InputError
 from ..model import Execution, State, iso
 from ..store import AlreadyFiredError, ScheduleFire, TriggerRow

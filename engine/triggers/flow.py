@@ -25,8 +25,8 @@ from datetime import datetime
 from typing import Any
 
 from ..events import EngineError, ExecutionChanged
-from ..executor.variables import build_context
 from ..expressions import ExpressionError
+from ..expressions.variables import build_context
 from ..inputs import InputError
 from ..mappings import deep_merge
 from ..model import Execution, Flow, Label, StateType, TriggerSpec, iso, utcnow

@@ -17,10 +17,9 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..events import EngineError
-from ..executor.variables import build_context
 from ..expressions import ExpressionError
-from ..httpserver import MAX_BODY_BYTES, BadRequest, HttpServer, Request, Response
-from ..httpserver import error_response as _error
+from ..expressions.variables import build_context
+from ..httpserver import MAX_BODY_BYTES, BadRequest, HttpServer, Request, Response, error_response as _error
 from ..inputs import InputError
 from ..model import Execution, Flow, Label, State, StateType, TriggerSpec, new_id, utcnow
 from ..secrets import SecretError

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..durations import parse_duration
-from ..executor.variables import build_context
 from ..expressions import ExpressionError, Renderer
+from ..expressions.variables import build_context
 from ..messages import CancelTaskRun, ExecutorMessage, RunTaskRun, TaskRunResult, WorkerJob, WorkerResult
 from ..model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
 from ..queue import MessageSink

@@ -34,9 +34,11 @@ def test_the_flowable_api_sits_on_the_model_alone() -> None:
     assert engine and all(m.startswith("tiercel.engine.model") for m in engine), sorted(engine)
 
 
-@pytest.mark.parametrize("name", ["decisions.py", "working_copy.py", "variables.py"])
+@pytest.mark.parametrize(
+    "name", ["executor/decisions.py", "executor/working_copy.py", "expressions/variables.py"]
+)
 def test_the_executor_decides_without_io(name: str) -> None:
-    imported = imported_modules(ENGINE / "executor" / name)
+    imported = imported_modules(ENGINE / name)
     forbidden = (
         "asyncio",
         "sqlite3",
@@ -47,3 +49,10 @@ def test_the_executor_decides_without_io(name: str) -> None:
     )
     forbidden += ("tiercel.engine.engine", "tiercel.engine.internal_storage", "tiercel.engine.flows")
     assert not {m for m in imported if m.startswith(forbidden)}
+
+
+@pytest.mark.parametrize("path", sorted((ENGINE / "worker").rglob("*.py")), ids=lambda p: p.name)
+def test_the_worker_does_not_import_the_executor(path: Path) -> None:
+    # They meet through engine.messages and engine.queue alone, so either can run without the other.
+    executor = {name for name in imported_modules(path) if name.startswith("tiercel.engine.executor")}
+    assert not executor, f"{path.name} imports {sorted(executor)}"

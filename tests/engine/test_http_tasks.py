@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from tests.engine.helpers import flow, one_run, run_flow
-from tiercel.engine.executor.variables import build_context
 from tiercel.engine.expressions import Renderer
+from tiercel.engine.expressions.variables import build_context
 from tiercel.engine.internal_storage import Storage
 from tiercel.engine.model import Execution, LogLevel, State, StateType, TaskRun, new_id
 from tiercel.engine.parser import parse_flow

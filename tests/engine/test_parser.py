@@ -14,11 +14,11 @@ from tiercel.engine.parser import (
     MAX_FLOW_BYTES,
     FlowError,
     FlowParseError,
+    loader as parser_yaml,
     parse_flow,
     parse_flow_file,
     validate_flows,
 )
-from tiercel.engine.parser import loader as parser_yaml
 
 CONFORMANCE_FLOWS = Path(__file__).parents[3] / "shared" / "conformance" / "flows"
 INVALID_FLOWS = Path(__file__).parent / "flows_invalid"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tiercel.engine.executor.variables import build_context
 from tiercel.engine.expressions import Renderer
+from tiercel.engine.expressions.variables import build_context
 from tiercel.engine.model import Execution, State, TaskRun, new_id
 from tiercel.engine.parser import parse_flow
 from tiercel.engine.plugin import KeyValueStore, StoreError, TaskContext, TaskFailure
