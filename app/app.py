@@ -42,8 +42,8 @@ from tiercel.engine import (
     WebhookServer,
 )
 
-from .commands import TiercelCommands
 from .keymap import KeymapError, binding_ids, keymap_path, load_keymap
+from .palette import TiercelCommands
 from .screens.backfill_form import BackfillFormScreen
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
