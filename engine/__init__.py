@@ -61,12 +61,12 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
     from .secrets import Masker as Masker, SecretError as SecretError
     from .store import Store as Store, StoreError as StoreError
     from .text import visible as visible
-    from .triggers.slots import SCHEDULE as SCHEDULE
     from .triggers.state import (
         BackfillProgress as BackfillProgress,
         SchedulerError as SchedulerError,
         TriggerState as TriggerState,
     )
+    from .triggers.types import SCHEDULE as SCHEDULE
     from .triggers.webhook import WebhookServer as WebhookServer
 
 # Each public name and the module that defines it.
@@ -115,7 +115,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["Masker", "SecretError"], ".secrets"),
     **dict.fromkeys(["Store", "StoreError"], ".store"),
     "visible": ".text",
-    "SCHEDULE": ".triggers.slots",
+    "SCHEDULE": ".triggers.types",
     **dict.fromkeys(["BackfillProgress", "SchedulerError", "TriggerState"], ".triggers.state"),
     "WebhookServer": ".triggers.webhook",
 }

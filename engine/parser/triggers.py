@@ -11,16 +11,11 @@ from croniter import croniter
 
 from ..model import PluginDefault, StateType, TriggerSpec
 from ..triggers.conditions import SCHEDULE_CONDITION_TYPES, condition_problem, condition_type
+from ..triggers.types import FLOW, SCHEDULE, TRIGGER_ALIASES, WEBHOOK
 from .context import ID_PATTERN, Context, type_name
 from .loader import YamlPath
 from .tasks import apply_defaults, defaults_for, parse_duration_value
 
-SCHEDULE = "io.kestra.plugin.core.trigger.Schedule"
-TRIGGER_ALIASES = {
-    "io.kestra.core.models.triggers.types.Schedule": SCHEDULE,
-    "io.kestra.core.models.triggers.types.Flow": "io.kestra.plugin.core.trigger.Flow",
-    "io.kestra.core.models.triggers.types.Webhook": "io.kestra.plugin.core.trigger.Webhook",
-}
 # AbstractTrigger's properties (Kestra's AbstractTrigger.java), common to every trigger type.
 _ABSTRACT_TRIGGER_KEYS = frozenset(
     {
@@ -88,9 +83,9 @@ def parse_triggers(
         entry = apply_defaults(entry, defaults_for(written, kind, defaults))
         if kind == SCHEDULE:
             _check_schedule(ctx, entry, path, trigger_id)
-        elif kind == FLOW_TRIGGER:
+        elif kind == FLOW:
             _check_flow_trigger(ctx, entry, path, trigger_id)
-        elif kind == WEBHOOK_TRIGGER:
+        elif kind == WEBHOOK:
             _check_webhook(ctx, entry, path, trigger_id)
         props = {key: value for key, value in entry.items() if key not in ("id", "type", "disabled")}
         disabled = ctx.boolean(entry, "disabled", path, "`disabled`", False)
@@ -210,8 +205,6 @@ def cron_problem(expression: str, with_seconds: bool = False) -> str | None:
 # Flow and Webhook triggers (Kestra's Flow.java with its Preconditions, and Webhook.java)
 # ---------------------------------------------------------------------------------------------
 
-FLOW_TRIGGER = "io.kestra.plugin.core.trigger.Flow"
-WEBHOOK_TRIGGER = "io.kestra.plugin.core.trigger.Webhook"
 _FLOW_KEYS = _ABSTRACT_TRIGGER_KEYS | {"inputs", "states", "preconditions"}
 _WEBHOOK_KEYS = _ABSTRACT_TRIGGER_KEYS | {
     "key",

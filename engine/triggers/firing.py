@@ -30,8 +30,9 @@ from .backfill import Backfill
 from .clock import Clock
 from .conditions import ConditionContext, ConditionError, conditions_hold
 from .host import TriggerFire, TriggerHost
-from .slots import SCHEDULE, Schedule
+from .slots import Schedule
 from .state import LiveTrigger, TriggerStates
+from .types import SCHEDULE
 
 # Slots fired in one group of transactions when a trigger allows concurrent executions.
 MAX_BATCH = 256

@@ -36,8 +36,8 @@ from ..tasks.core import labels_of
 from .conditions import ConditionContext, ConditionError, Render, conditions_hold
 from .host import TriggerFire, TriggerHost
 from .preconditions import is_multiple_condition, precondition_keys, precondition_results, window_bounds
+from .types import FLOW
 
-FLOW = "io.kestra.plugin.core.trigger.Flow"
 # Kestra's default `states`: every terminal state.
 DEFAULT_STATES = frozenset(state.value for state in StateType if state.is_terminated)
 CORRELATION_ID = "system.correlationId"
@@ -384,7 +384,6 @@ class FlowTriggers:
 
 __all__ = [
     "DEFAULT_STATES",
-    "FLOW",
     "FlowTriggers",
     "is_multiple_condition",
     "precondition_keys",

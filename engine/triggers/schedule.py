@@ -34,7 +34,7 @@ from .backfill import BACKFILL_LABEL
 from .clock import Clock, RealClock
 from .firing import MAX_BATCH, SlotFiring
 from .host import TriggerHost
-from .slots import SCHEDULE, Schedule, starting_row
+from .slots import Schedule, starting_row
 from .state import (
     BackfillProgress,
     LiveTrigger,
@@ -44,6 +44,7 @@ from .state import (
     TriggerStates,
     switched,
 )
+from .types import SCHEDULE
 
 # After an unexpected failure (a store error while saving state ...), wait this long, by the clock.
 ERROR_BACKOFF = timedelta(seconds=5)
@@ -391,7 +392,6 @@ __all__ = [
     "BACKFILL_LABEL",
     "ERROR_BACKOFF",
     "MAX_BATCH",
-    "SCHEDULE",
     "BackfillProgress",
     "Clock",
     "RealClock",

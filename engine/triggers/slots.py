@@ -21,7 +21,6 @@ from ..store import TriggerRow
 from ..tasks.core import labels_of
 from .cron import fires_after, next_fire, previous_fire, zone
 
-SCHEDULE = "io.kestra.plugin.core.trigger.Schedule"
 TICK = timedelta(microseconds=1)
 
 
@@ -131,4 +130,4 @@ def starting_row(row: TriggerRow, schedule: Schedule | None, now: datetime, *, r
     return row
 
 
-__all__ = ["SCHEDULE", "TICK", "Schedule", "starting_row"]
+__all__ = ["TICK", "Schedule", "starting_row"]

@@ -27,8 +27,8 @@ from ..tasks.base import TaskFailure
 from ..tasks.core import labels_of
 from .conditions import ConditionContext, ConditionError, conditions_hold
 from .host import TriggerHost
+from .types import WEBHOOK
 
-WEBHOOK = "io.kestra.plugin.core.trigger.Webhook"
 # A `wait: true` webhook answers with the execution as it is after this long, as Kestra's server does
 # when its 60-minute idle timeout ends the wait; a client that goes away stops the wait at once.
 WAIT_SECONDS = 3600.0
@@ -272,7 +272,6 @@ def _trigger_labels(value: Any) -> list[Label]:
 
 __all__ = [
     "MAX_BODY_BYTES",
-    "WEBHOOK",
     "BadRequest",
     "Request",
     "Response",

@@ -1,0 +1,12 @@
+"""Kestra's names of the trigger types, and the older names flows may still use for them."""
+
+from __future__ import annotations
+
+SCHEDULE = "io.kestra.plugin.core.trigger.Schedule"
+FLOW = "io.kestra.plugin.core.trigger.Flow"
+WEBHOOK = "io.kestra.plugin.core.trigger.Webhook"
+TRIGGER_ALIASES = {
+    "io.kestra.core.models.triggers.types.Schedule": SCHEDULE,
+    "io.kestra.core.models.triggers.types.Flow": FLOW,
+    "io.kestra.core.models.triggers.types.Webhook": WEBHOOK,
+}
