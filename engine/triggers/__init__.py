@@ -17,11 +17,11 @@ Every source sees its engine as a `host.TriggerHost` and imports nothing of the 
 Engine satisfies that protocol structurally, and builds the Schedule and Flow sources itself
 (the webhook server is started by the `server` command and the dashboard).
 
-To add a trigger type: its checks go in `engine/parser/triggers.py` (its properties, Kestra's
-names), its source in a module here that takes a `TriggerHost`, starts executions with
-`new_execution` then `submit` (a fire to record goes with `submit`, in the same transaction),
-and honours `host.scheduler.is_enabled`; the engine starts and stops it (`engine/engine.py`). If
-it needs more of the engine, name that in `TriggerHost`.
+To add a trigger type: its name goes in `types.py`, its checks in `engine/parser/triggers.py` (its
+properties, Kestra's names), its source in a module here that takes a `TriggerHost`, starts
+executions with `new_execution` then `submit` (a fire to record goes with `submit`, in the same
+transaction), and honours `host.scheduler.is_enabled`; the engine starts and stops it
+(`engine/engine.py`). If it needs more of the engine, name that in `TriggerHost`.
 """
 
 from .conditions import (
