@@ -17,6 +17,7 @@ from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.dom import DOMNode
 from textual.filter import LineFilter
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
@@ -234,7 +235,7 @@ class TiercelApp(App[None]):
     @property
     def focused_pane(self) -> str | None:
         """Which pane holds the focus: namespaces, executions or detail."""
-        node = self.focused
+        node: DOMNode | None = self.focused
         while node is not None:
             if isinstance(node, NamespaceTree):
                 return "namespaces"
@@ -242,7 +243,7 @@ class TiercelApp(App[None]):
                 return "executions"
             if isinstance(node, DetailPane):
                 return "detail"
-            node = node.parent  # type: ignore[assignment]
+            node = node.parent
         return None
 
     @property

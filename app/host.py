@@ -7,21 +7,40 @@ none of them imports the app module (which imports them all): the dashboard app 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol, cast
 
 from textual.dom import DOMNode
 
-from tiercel.engine import Commands, Flow, FlowTable, TriggerState
+from tiercel.engine import Commands, Flow, FlowUid, TriggerState
+
+
+class EngineFlows(Protocol):
+    """The engine's current flows, read-only (`Engine.flows`): a mapping by (namespace, flow id) that
+    parses a flow on first access, and tells which flows have triggers and their files without parsing."""
+
+    def __getitem__(self, uid: FlowUid, /) -> Flow: ...
+
+    def __contains__(self, uid: object, /) -> bool: ...
+
+    def __iter__(self) -> Iterator[FlowUid]: ...
+
+    def __len__(self) -> int: ...
+
+    def get(self, uid: FlowUid, /) -> Flow | None: ...
+
+    def path(self, uid: FlowUid) -> str | None: ...
+
+    def with_triggers(self, trigger_type: str | None = None) -> list[FlowUid]: ...
 
 
 class DashboardEngine(Commands, Protocol):
     """The engine as the dashboard uses it: the commands and queries, plus the flows folder's state."""
 
     @property
-    def flows(self) -> FlowTable: ...
+    def flows(self) -> EngineFlows: ...
 
     @property
     def flow_errors(self) -> Mapping[str, Sequence[object]]: ...

@@ -74,8 +74,8 @@ def load_keymap(path: Path, known: set[str]) -> Keymap:
         if problem is None:
             keymap.keys[binding_id] = value if isinstance(value, str) else ",".join(value)
         else:
-            line = _line_of(text, binding_id)
-            keymap.problems.append(f"{path}{f', line {line}' if line else ''}: {problem}")
+            number = _line_of(text, binding_id)
+            keymap.problems.append(f"{path}{f', line {number}' if number else ''}: {problem}")
     return keymap
 
 

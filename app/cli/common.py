@@ -12,9 +12,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tiercel.engine import visible
+
+if TYPE_CHECKING:
+    from tiercel.engine import Engine, LogEntry
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED = 0, 1, 2, 3
 
@@ -125,7 +128,7 @@ def report_engine_warnings() -> None:
         logger.addHandler(handler)
 
 
-def format_log(entry: Any) -> str:
+def format_log(entry: LogEntry) -> str:
     from tiercel.engine import iso
 
     task = entry.task_id or "-"
@@ -135,7 +138,7 @@ def format_log(entry: Any) -> str:
 # -- engines owned by the command itself (run, server) -----------------------------------------------
 
 
-async def open_engine(db: Path, flows_dir: Path | None) -> Any:
+async def open_engine(db: Path, flows_dir: Path | None) -> Engine | None:
     """An Engine owning `db` (not started), or None when it cannot be had (the message is said)."""
     from tiercel.engine import Engine, SecretError, Store, StoreError
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .common import EXIT_FAILED, EXIT_OK, UsageError, existing_db, format_log, say
+
+if TYPE_CHECKING:
+    from tiercel.engine import Store
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,7 +34,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     logs.add_argument("execution_id")
 
 
-async def _open_readonly(args: argparse.Namespace) -> Any:
+async def _open_readonly(args: argparse.Namespace) -> Store:
     from tiercel.engine import Store
 
     return await Store.open(existing_db(args.db), readonly=True)

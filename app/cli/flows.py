@@ -10,9 +10,12 @@ import argparse
 import difflib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from .common import EXIT_FAILED, EXIT_OK, UsageError, flow_files, flows_folder, resolve_db, say
+
+if TYPE_CHECKING:
+    from tiercel.engine import Flow, FlowParseError, Namespaces, Store
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,7 +47,7 @@ def _folder(args: argparse.Namespace) -> Path:
     return folder
 
 
-async def _stored(args: argparse.Namespace) -> Any:
+async def _stored(args: argparse.Namespace) -> Store | None:
     """The store, read-only, or None when there is no database yet."""
     from tiercel.engine import Store
 
@@ -52,12 +55,13 @@ async def _stored(args: argparse.Namespace) -> Any:
     return await Store.open(db, readonly=True) if db.exists() else None
 
 
-def _parse_folder(folder: Path) -> tuple[list[Any], list[tuple[Path, Any]], Any]:
+def _parse_folder(folder: Path) -> tuple[list[Flow], list[tuple[Path, FlowParseError]], Namespaces]:
     from tiercel.engine import FlowParseError, Namespaces, is_flow_file, parse_flow_file
 
     namespaces = Namespaces()
     namespaces.load(folder)
-    flows, errors = [], []
+    flows: list[Flow] = []
+    errors: list[tuple[Path, FlowParseError]] = []
     for file in flow_files([str(folder)]):
         if not is_flow_file(folder, file):
             continue
@@ -67,6 +71,19 @@ def _parse_folder(folder: Path) -> tuple[list[Any], list[tuple[Path, Any]], Any]
             errors.append((file, error))
     errors += [(Path(path), FlowParseError(found)) for path, found in namespaces.errors.items()]
     return flows, errors, namespaces
+
+
+class _FlowRow(TypedDict):
+    """A flow as `tiercel flows --json` prints it."""
+
+    namespace: str
+    id: str
+    revision: int | None
+    editedSinceRevision: bool
+    path: str | None
+    tasks: int
+    triggers: list[str]
+    disabled: bool
 
 
 async def cmd_flows(args: argparse.Namespace) -> int:
@@ -82,7 +99,7 @@ async def cmd_flows(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             await store.close()
-    rows = []
+    rows: list[_FlowRow] = []
     for flow in sorted(flows, key=lambda f: (f.namespace, f.id)):
         revision, edited = revisions.get(flow.uid, (None, False))
         rows.append(
@@ -99,7 +116,7 @@ async def cmd_flows(args: argparse.Namespace) -> int:
         )
     problems = [{"path": str(file), "errors": [str(e) for e in error.errors]} for file, error in errors]
     if args.json:
-        say(json.dumps(rows + problems, indent=2))
+        say(json.dumps([*rows, *problems], indent=2))
         return EXIT_OK
     for row in rows:
         shown = (

@@ -10,7 +10,7 @@ import asyncio
 import json
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .common import (
     EXIT_FAILED,
@@ -27,6 +27,9 @@ from .common import (
     resolve_db,
     say,
 )
+
+if TYPE_CHECKING:
+    from tiercel.engine import Commands
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -141,7 +144,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_PAUSED if state is StateType.PAUSED else EXIT_FAILED
 
 
-def stop_on_signals(engine: Any, execution_id: str) -> None:
+def stop_on_signals(engine: Commands, execution_id: str) -> None:
     """Ctrl-C (or SIGTERM) kills the execution cleanly; a second one leaves it unfinished at once."""
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()

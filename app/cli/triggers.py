@@ -16,7 +16,7 @@ import json
 import signal
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal
 
 from .common import (
     EXIT_FAILED,
@@ -185,7 +185,8 @@ class _Backfill:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.key: TriggerKey = (args.namespace, args.flow_id, args.trigger_id)
-        self.action: str = args.action or "start"
+        # argparse gives one of --pause, --resume or --cancel, or None for a start
+        self.action: Literal["start"] | BackfillAction = args.action or "start"
         if self.action == "start" and not args.start:
             raise UsageError("backfill needs --start (or one of --pause, --resume, --cancel)")
         self.start = _date("--start", args.start)
@@ -198,8 +199,8 @@ class _Backfill:
         if self.action == "start":
             assert self.start is not None  # asked for above
             await commands.start_backfill(*self.key, self.start, self.end, self.inputs, self.labels)
-        else:  # argparse allows only pause, resume or cancel
-            await commands.change_backfill(*self.key, cast("BackfillAction", self.action))
+        else:
+            await commands.change_backfill(*self.key, self.action)
 
 
 async def cmd_backfill(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ import contextlib
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import ClassVar
+from typing import ClassVar, Unpack
 
 from rich.markup import escape
 from textual import events, on
@@ -24,6 +24,7 @@ from tiercel.engine import Execution, LogEntry, LogLevel, TaskRun
 
 from ..actions import show_execution_source
 from ..screens.viewer import ViewerScreen
+from . import WidgetArgs
 from .execution_log import LOG_KEEP, LOG_PAGE, ExecutionLog
 from .outputs import outputs_view
 from .shown import masker_of, shown
@@ -52,8 +53,8 @@ class DetailPane(Horizontal):
         Binding("right_square_bracket", "newer_lines", "Newer lines", show=False, id="tiercel.log.newer"),
     ]
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Unpack[WidgetArgs]) -> None:
+        super().__init__(**kwargs)
         self.execution_id: str | None = None
         self.execution: Execution | None = None
         self.task_filter: str | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from typing import TypeVar, Unpack
 
 from rich.highlighter import Highlighter
 from rich.text import Text
@@ -19,6 +19,7 @@ from textual.widgets import Log
 from tiercel.engine import LogEntry, LogLevel, iso, visible
 
 from ..host import dashboard
+from . import WidgetArgs
 
 #: Log lines the pane holds: the newest ones when an execution opens, older pages on demand.
 LOG_KEEP = 20_000
@@ -66,8 +67,8 @@ class ExecutionLog(Log):
     #: What the pane's subtitle says of the log: its filters, older lines, unseen lines, the match shown.
     status: var[str] = var("", always_update=True)
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(max_lines=LOG_KEEP, auto_scroll=True, highlight=True, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Unpack[WidgetArgs]) -> None:
+        super().__init__(max_lines=LOG_KEEP, auto_scroll=True, highlight=True, **kwargs)
         self._marks = SearchHighlighter()
         self.highlighter = self._marks
         self.execution_id: str | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import ClassVar, Unpack
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
@@ -23,6 +23,7 @@ from ..actions import show_execution_source
 from ..host import dashboard
 from ..screens.confirm import ConfirmScreen
 from ..screens.run_form import ResumeFormScreen
+from . import WidgetArgs
 from .detail import DetailPane
 from .shown import shown
 from .states import fmt_duration, fmt_start, state_text
@@ -130,8 +131,8 @@ class ExecutionsTable(DataTable[object]):
         Binding("y", "execution_source", "Source", id="tiercel.executions.source"),
     ]
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Unpack[WidgetArgs]) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         # Gaps come from the cells themselves (one space on the left) to fit 80 columns.
         self.cell_padding = 0
         self.rows_by_id: dict[str, Summary] = {}

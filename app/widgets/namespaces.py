@@ -11,21 +11,22 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Unpack
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from tiercel.engine import EngineCommandError, Flow, FlowTable, InputError
+from tiercel.engine import EngineCommandError, Flow, InputError
 
 from ..actions import editor_command
-from ..host import dashboard
+from ..host import EngineFlows, dashboard
 from ..screens.revisions import RevisionsScreen
 from ..screens.run_form import RunFormScreen
 from ..screens.triggers import TriggersScreen
 from ..screens.viewer import ViewerScreen
+from . import WidgetArgs
 from .shown import shown
 from .states import glyph
 
@@ -56,8 +57,8 @@ class NamespaceTree(Tree[NodeRef]):
         Binding("T", "triggers", "Triggers", id="tiercel.flow.triggers"),
     ]
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__("flows", data=NodeRef("namespace"), **kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Unpack[WidgetArgs]) -> None:
+        super().__init__("flows", data=NodeRef("namespace"), **kwargs)
         self.show_root = False
         self.guide_depth = 2
         self.last_states: dict[tuple[str, str], str] = {}
@@ -209,7 +210,7 @@ class NamespaceTree(Tree[NodeRef]):
     # -- the tree -----------------------------------------------------------------------------------
     def rebuild(
         self,
-        flows: FlowTable,
+        flows: EngineFlows,
         errors: Mapping[str, Sequence[object]],
         flows_dir: Path | None,
     ) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 from rich.text import Text
 from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
 
 from tiercel.engine import Execution, Masker, TaskRun
 
+from . import WidgetArgs
 from .shown import masker_of, shown
 from .states import fmt_duration, glyph
 
@@ -52,8 +56,8 @@ def run_label(run: TaskRun, depth: int = 0, masker: Masker | None = None) -> Tex
 class TaskRunTree(Tree[str]):
     """Task runs nested by parent, with state glyphs and durations."""
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__("task runs", **kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Unpack[WidgetArgs]) -> None:
+        super().__init__("task runs", **kwargs)
         self.show_root = False
         self.guide_depth = 2
 
@@ -63,21 +67,21 @@ class TaskRunTree(Tree[str]):
         self.clear()
         if execution is None:
             return
-        nodes: dict[str, object] = {}
+        nodes: dict[str, TreeNode[str]] = {}
         masker = masker_of(self)
         for run, _ in nested_runs(execution):
             label = run_label(run, masker=masker)
             if run.state.current.is_terminated:
                 label.append(" " + fmt_duration(run.state.duration()), style="dim")
             parent = nodes.get(run.parent_task_run_id or "", self.root)
-            nodes[run.id] = parent.add(label, data=run.id, expand=True)  # type: ignore[attr-defined]
+            nodes[run.id] = parent.add(label, data=run.id, expand=True)
         for node in nodes.values():
-            if not node.children:  # type: ignore[attr-defined]
-                node.allow_expand = False  # type: ignore[attr-defined]
+            if not node.children:
+                node.allow_expand = False
         self.root.expand()
         if keep in nodes:
             _ = self.last_line  # lay the lines out so the node's line is known
-            self.move_cursor(nodes[keep])  # type: ignore[arg-type]
+            self.move_cursor(nodes[keep])
 
     def on_focus(self) -> None:
         if self.cursor_line < 0 and self.root.children:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import Unpack
 
 from rich.text import Text
 from textual.widget import Widget
 
 from tiercel.engine import Execution, Masker, utcnow
 
+from . import WidgetArgs
 from .shown import masker_of
 from .states import GLYPHS, fmt_duration
 from .task_runs import nested_runs, run_label
@@ -55,8 +57,8 @@ class Timeline(Widget):
 
     DEFAULT_CSS = "Timeline { height: auto; }"
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Unpack[WidgetArgs]) -> None:
+        super().__init__(**kwargs)
         self.execution: Execution | None = None
 
     def show(self, execution: Execution | None) -> None:
