@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from tiercel.app.app import TiercelApp, create_app  # noqa: E402
 from tiercel.app.widgets.namespaces import NodeRef  # noqa: E402
-from tiercel.engine.engine import EngineCommandError  # noqa: E402
+from tiercel.engine.errors import EngineCommandError  # noqa: E402
 from tiercel.engine.model import Execution, History, State, StateType  # noqa: E402
 from tiercel.engine.store import Store  # noqa: E402
 

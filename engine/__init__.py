@@ -17,7 +17,6 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
     from .commands import (
         BackfillAction as BackfillAction,
         Commands as Commands,
-        EngineCommandError as EngineCommandError,
         parse_date as parse_date,
         parse_state as parse_state,
         trigger_json as trigger_json,
@@ -25,6 +24,7 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
     from .connection import ConnectError as ConnectError, NoEngineError as NoEngineError, connect as connect
     from .control import ControlClient as ControlClient
     from .engine import Engine as Engine
+    from .errors import EngineCommandError as EngineCommandError
     from .events import (
         EngineError as EngineError,
         Event as Event,
@@ -72,11 +72,12 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
 # Each public name and the module that defines it.
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(
-        ["BackfillAction", "Commands", "EngineCommandError", "parse_date", "parse_state", "trigger_json"],
+        ["BackfillAction", "Commands", "parse_date", "parse_state", "trigger_json"],
         ".commands",
     ),
     **dict.fromkeys(["ConnectError", "NoEngineError", "connect"], ".connection"),
     "ControlClient": ".control",
+    "EngineCommandError": ".errors",
     "Engine": ".engine",
     **dict.fromkeys(
         [

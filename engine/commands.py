@@ -2,7 +2,7 @@
 
 `Commands` is implemented by the local `Engine` and by the control-channel client
 (`control.ControlClient`) that reaches the engine another process runs on the same database;
-`connect.connect(db)` hands out whichever applies. Callers hold a `Commands` and never know which.
+`connection.connect(db)` hands out whichever applies. Callers hold a `Commands` and never know which.
 Triggers and backfills are commands like the others: no caller reaches into the scheduler.
 
 `COMMANDS` is the one dispatch table of the control channel: each command by name, with how its JSON
@@ -18,16 +18,13 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, get_args
 
+from .errors import EngineCommandError
 from .inputs import InputError
 from .model import Execution, ExecutionSummary, Label, LogEntry, StateType, iso, parse_iso
-from .triggers.schedule import BackfillProgress, SchedulerError, TriggerState
+from .triggers.state import BackfillProgress, SchedulerError, TriggerState
 
 BackfillAction = Literal["pause", "resume", "cancel"]
 BACKFILL_ACTIONS: tuple[BackfillAction, ...] = get_args(BackfillAction)
-
-
-class EngineCommandError(Exception):
-    """A command cannot be carried out (unknown flow, bad inputs, wrong state ...)."""
 
 
 def parse_state(text: Any) -> StateType:

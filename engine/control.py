@@ -26,12 +26,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .commands import BackfillAction, Commands, EngineCommandError, trigger_from_json
+from .commands import BackfillAction, Commands, trigger_from_json
+from .errors import EngineCommandError
 from .inputs import InputError
 from .model import Execution, ExecutionSummary, Label, LogEntry, StateType
 from .private_files import UnsafeFileError, check_private, check_private_path, user_name
 from .store import Store, StoreError
-from .triggers.schedule import TriggerState
+from .triggers.state import TriggerState
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 MAX_REQUEST_BYTES = 1 << 20

@@ -20,11 +20,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .commands import BackfillAction, Commands, EngineCommandError, answer
+from .commands import BackfillAction, Commands, answer
 from .control import ControlServer
 from .events import EventBus
 from .executor.admission import Admitter
-from .executor.loop import MAX_SAVE_FAILURES, SAVE_RETRY_SECONDS
 from .expressions import Renderer
 from .flows.folder import FlowFolder
 from .flows.view import FlowsView
@@ -289,10 +288,6 @@ class Engine:
 
     def is_idle(self) -> bool:
         return self.loop.is_idle()
-
-
-# Re-exported: callers import the loop's limits and the command error from this module too.
-__all__ = ["MAX_SAVE_FAILURES", "SAVE_RETRY_SECONDS", "Engine", "EngineCommandError"]
 
 
 if TYPE_CHECKING:  # the Engine is the local implementation of the command surface

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
-from ..commands import EngineCommandError
+from ..errors import EngineCommandError
 from ..events import EventBus, ExecutionChanged
 from ..inputs import input_json_value, resolve_inputs
 from ..messages import ExecutorMessage, KillExecution, RestartExecution, ResumeExecution, StartExecution

@@ -17,7 +17,7 @@ import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
-from ..commands import EngineCommandError
+from ..errors import EngineCommandError
 from ..expressions import ExpressionError, Renderer
 from ..expressions.variables import build_context
 from ..inputs import InputError

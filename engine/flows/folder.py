@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from ..commands import EngineCommandError
+from ..errors import EngineCommandError
 from ..events import EventBus, FlowsChanged
 from ..model import Flow
 from ..parser import FlowError

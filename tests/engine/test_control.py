@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tiercel.engine import control
-from tiercel.engine.commands import EngineCommandError, answer
+from tiercel.engine.commands import answer
 from tiercel.engine.connection import NoEngineError, connect
 from tiercel.engine.control import (
     MAX_REPLY_BYTES,
@@ -30,6 +30,7 @@ from tiercel.engine.control import (
     socket_path,
 )
 from tiercel.engine.engine import Engine
+from tiercel.engine.errors import EngineCommandError
 from tiercel.engine.inputs import InputError
 from tiercel.engine.model import Label, StateType
 from tiercel.engine.store import Store, StoreError, StoreLockedError

@@ -13,7 +13,8 @@ import pytest
 from tests.engine.helpers import flow, logs_of, one_run, run, running_engine, states
 from tests.engine.test_flowable_tasks import max_overlap
 from tests.waiting import HANG, until
-from tiercel.engine.engine import Engine, EngineCommandError
+from tiercel.engine.engine import Engine
+from tiercel.engine.errors import EngineCommandError
 from tiercel.engine.events import Event, ExecutionChanged, LogsAppended, TaskRunChanged
 from tiercel.engine.inputs import InputError
 from tiercel.engine.model import Execution, LogEntry, LogLevel, StateType

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.engine.helpers import logs_of, run, running_engine
-from tiercel.engine.engine import EngineCommandError
+from tiercel.engine.errors import EngineCommandError
 from tiercel.engine.model import StateType
 
 FLOW = """

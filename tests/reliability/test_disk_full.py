@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.waiting import HANG, until
-from tiercel.engine.engine import MAX_SAVE_FAILURES, SAVE_RETRY_SECONDS, Engine
+from tiercel.engine.engine import Engine
 from tiercel.engine.events import EngineError, Event, ExecutionChanged, LogsAppended
+from tiercel.engine.executor.loop import MAX_SAVE_FAILURES, SAVE_RETRY_SECONDS
 from tiercel.engine.model import Execution, StateType
 from tiercel.engine.store import Store
 
