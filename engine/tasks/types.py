@@ -1,8 +1,8 @@
 """What a task type is (`TaskType`), and the built-in ones: names, aliases, the properties each accepts.
 
 This module is data only and imports nothing of the engine: the parser checks flows against it, the
-registry (engine.tasks.registry) attaches handlers to it by name (core.py for runnable tasks, flow.py
-for flowable ones) and adds the plugins' task types.
+registry (engine.tasks.registry) attaches handlers to it by name (the `HANDLERS` of each family
+module: core, flow, scripts, files, http) and adds the plugins' task types.
 """
 
 from __future__ import annotations
