@@ -24,7 +24,7 @@ from .common import (
 if TYPE_CHECKING:
     from tiercel.engine import Commands, ControlClient, Engine, StateType
 
-COMMANDS = ("kill", "resume", "restart", "replay", "change-status")
+EXECUTION_COMMANDS = ("kill", "resume", "restart", "replay", "change-status")
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from .common import EXIT_FAILED, EXIT_USAGE, UsageError, report_engine_warnings, say
-from .control import COMMANDS as EXECUTION_COMMANDS, add_parsers as add_execution_parsers, cmd_control
+from .control import EXECUTION_COMMANDS, add_parsers as add_execution_parsers, cmd_control
 from .executions import add_parsers as add_query_parsers, cmd_executions, cmd_logs
 from .flows import add_parsers as add_flow_parsers, cmd_flows, cmd_namespaces, cmd_revisions
 from .run import add_parsers as add_run_parsers, cmd_run, cmd_validate
