@@ -1,8 +1,8 @@
 """The Engine facade: it wires Kestra's components and answers the `Commands` protocol (engine.commands).
 
 Components: executor/ (the loop owning live executions around the pure decisions, with admission,
-subflows and crash recovery), worker/ (task runs and the log pipeline), connected by wiring.py through
-the messages of messages.py; flows/ (the flows folder), triggers/ (schedules, flow triggers,
+subflows and crash recovery), worker/ (task runs), connected by wiring.py through the messages of
+messages.py and the log pipeline of logs.py; flows/ (the flows folder), triggers/ (schedules, flow triggers,
 backfills), control.py (the channel other processes send commands through).
 
 Guarantees: every state change is stored, with its history, before it is announced, so a task's
@@ -29,16 +29,16 @@ from .flows.folder import FlowFolder
 from .flows.view import FlowsView
 from .flows.watcher import FlowWatcher
 from .internal_storage import Storage
+from .logs import LogPipeline
 from .model import Execution, ExecutionSummary, Flow, Label, LogEntry, StateType
 from .parser import FlowError
+from .processes.run import prefer_pidfd_child_watcher
 from .secrets import Secrets
 from .store import Store, TriggerFire
 from .tasks.registry import Registry, registry
 from .triggers.flow import FlowTriggers
 from .triggers.schedule import Clock, Scheduler, TriggerState
 from .wiring import build_executor, configured_secrets, masking
-from .worker.logs import LogPipeline
-from .worker.process import prefer_pidfd_child_watcher
 
 KILL_GRACE_SECONDS = 5.0
 _log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 The executor loop takes `ExecutorMessage`s from its inbox (engine.queue): commands (start, kill,
 resume, restart), a task run's result, a subflow's link, or a wake-up when a timer is due. It sends
 the worker `RunTaskRun` and `CancelTaskRun`. The worker answers with `TaskRunResult` (a `WorkerResult`, into
-the executor's inbox) and log lines (engine.worker.logs). What changed is announced on the event bus
+the executor's inbox) and log lines (engine.logs). What changed is announced on the event bus
 (engine.events: ExecutionChanged, TaskRunChanged, LogsAppended) once it is stored.
 
 Every message names its execution, so a queue shared by several engines (a PostgreSQL table) can

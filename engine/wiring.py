@@ -22,13 +22,13 @@ from .expressions.variables import release as release_context
 from .flows.catalog import NAMESPACE_FILES_FOLDER
 from .flows.folder import FlowFolder
 from .internal_storage import Storage
+from .logs import LogPipeline
 from .messages import ExecutorMessage
 from .model import Execution
 from .queue import InProcessQueue
 from .secrets import Masker, Secrets
 from .store import Store
 from .tasks.registry import Registry
-from .worker.logs import LogPipeline
 from .worker.runner import Runner
 
 

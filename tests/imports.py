@@ -7,6 +7,7 @@ dependency that an import at the top would show. The architecture tests build on
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -106,3 +107,33 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
                     if len(component) > 1:
                         found.append(sorted(component))
     return found
+
+
+def reachable(graph: dict[str, set[str]], roots: Iterable[str]) -> set[str]:
+    """Every module `roots` import, directly or through others (the roots themselves only when an
+    import leads back to them)."""
+    found: set[str] = set()
+    waiting = [target for root in roots for target in graph.get(root, ())]
+    while waiting:
+        module = waiting.pop()
+        if module not in found:
+            found.add(module)
+            waiting.extend(graph.get(module, ()))
+    return found
+
+
+def package_graph(graph: dict[str, set[str]], package: str) -> dict[str, set[str]]:
+    """`graph` restricted to `package` and collapsed to its first level: `package.sub.mod` becomes
+    `package.sub`; a module directly in `package` stays a node of its own."""
+    depth = package.count(".") + 2
+
+    def node(module: str) -> str:
+        return ".".join(module.split(".")[:depth])
+
+    inside = {module for module in graph if module == package or module.startswith(package + ".")}
+    collapsed: dict[str, set[str]] = {node(module): set() for module in inside}
+    for module in inside:
+        collapsed[node(module)] |= {node(target) for target in graph[module] if target in inside}
+    for name, targets in collapsed.items():
+        targets.discard(name)
+    return collapsed

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.imports import APP, ENGINE, REPOSITORY, cycles, import_graph, imported_modules, source_modules
+from tests.imports import (
+    APP,
+    ENGINE,
+    REPOSITORY,
+    cycles,
+    import_graph,
+    imported_modules,
+    package_graph,
+    source_modules,
+)
 
 MAX_MODULE_LINES = 600
 # Modules that are tables by nature: one short entry per Pebble filter or function, or per Java date
@@ -39,6 +48,31 @@ def test_there_is_no_import_cycle_in_the_engine_or_the_app() -> None:
     assert not found, "import cycles:\n" + "\n".join(" <-> ".join(cycle) for cycle in found)
 
 
+def test_the_package_graph_collapses_modules_to_the_engines_packages() -> None:
+    graph = {
+        "tiercel.engine": {"tiercel.engine.a.x"},
+        "tiercel.engine.a.x": {"tiercel.engine.a.y", "tiercel.engine.top"},
+        "tiercel.engine.a.y": {"tiercel.engine.b"},
+        "tiercel.engine.b": {"tiercel.engine.top.z"},
+        "tiercel.engine.top": set(),
+        "tiercel.engine.top.z": set(),
+        "tiercel.app.app": {"tiercel.engine"},
+    }
+    assert package_graph(graph, "tiercel.engine") == {
+        "tiercel.engine": {"tiercel.engine.a"},
+        "tiercel.engine.a": {"tiercel.engine.top", "tiercel.engine.b"},
+        "tiercel.engine.b": {"tiercel.engine.top"},
+        "tiercel.engine.top": set(),
+    }
+
+
+def test_there_is_no_import_cycle_between_the_engines_packages() -> None:
+    # Modules of different packages importing each other in a ring tie the packages together: none
+    # can be moved, replaced or run elsewhere (a remote worker) without the others.
+    found = cycles(package_graph(import_graph(), "tiercel.engine"))
+    assert not found, "package cycles:\n" + "\n".join(" <-> ".join(cycle) for cycle in found)
+
+
 @pytest.mark.parametrize("path", sorted(ENGINE.rglob("*.py")), ids=lambda p: str(p.relative_to(ENGINE)))
 def test_the_engine_imports_neither_the_app_nor_a_ui_library(path: Path) -> None:
     bad = {
@@ -49,13 +83,39 @@ def test_the_engine_imports_neither_the_app_nor_a_ui_library(path: Path) -> None
     assert not bad, f"{path.name} imports {sorted(bad)}"
 
 
+def past_the_public_api(imported: set[str], modules: set[str]) -> set[str]:
+    """The names of `imported` that reach into the engine past tiercel.engine: a module of it (taken
+    from the package or imported whole), or a name taken from one."""
+    deep = set()
+    for name in imported:
+        if not name.startswith("tiercel.engine."):
+            continue
+        parent = name.rpartition(".")[0]
+        if name in modules:
+            deep.add(name)
+        elif parent != "tiercel.engine":
+            deep.add(parent)
+    return deep
+
+
+def test_the_public_api_rule_catches_modules_reached_through_the_package() -> None:
+    modules = {"tiercel.engine", "tiercel.engine.store", "tiercel.engine.store.codec"}
+    # `from tiercel.engine import Engine, store`
+    assert past_the_public_api(
+        {"tiercel.engine", "tiercel.engine.Engine", "tiercel.engine.store"}, modules
+    ) == {"tiercel.engine.store"}
+    # `import tiercel.engine.store.codec`
+    assert past_the_public_api({"tiercel.engine.store.codec"}, modules) == {"tiercel.engine.store.codec"}
+    # `from tiercel.engine.store import Store`
+    assert past_the_public_api({"tiercel.engine.store", "tiercel.engine.store.Store"}, modules) == {
+        "tiercel.engine.store"
+    }
+    assert past_the_public_api({"tiercel.engine", "tiercel.engine.Engine"}, modules) == set()
+
+
 @pytest.mark.parametrize("path", sorted(APP.rglob("*.py")), ids=lambda p: str(p.relative_to(APP)))
 def test_the_app_uses_the_engine_through_its_public_api(path: Path) -> None:
-    deep = {
-        m.rpartition(".")[0] if m.rpartition(".")[0].startswith("tiercel.engine.") else m
-        for m in imported_modules(path)
-        if m.startswith("tiercel.engine.") and m.rpartition(".")[0] != "tiercel.engine"
-    }
+    deep = past_the_public_api(imported_modules(path), set(source_modules()))
     assert not deep, f"{path.name} imports {sorted(deep)}: import from tiercel.engine (engine/__init__.py)"
 
 

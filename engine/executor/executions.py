@@ -15,12 +15,12 @@ from typing import Any, Protocol
 from ..errors import EngineCommandError
 from ..events import EventBus, ExecutionChanged
 from ..inputs import input_json_value, resolve_inputs
+from ..logs import LogPipeline, log_entry
 from ..messages import ExecutorMessage, KillExecution, RestartExecution, ResumeExecution, StartExecution
 from ..model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
 from ..queue import MessageQueue, WorkerQueue
 from ..store import TriggerFire
 from ..tasks.registry import Registry
-from ..worker.logs import LogPipeline, log_entry
 from .decisions import Executor
 from .functions import ExpressionFunctions
 from .loop import ExecutorLoop

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ..events import EngineError, EventBus, ExecutionChanged, LogsAppended, TaskRunChanged
+from ..logs import LogPipeline, log_entry
 from ..memory import LARGE_EXECUTION_RUNS, give_back
 from ..messages import (
     CancelTaskRun,
@@ -40,7 +41,6 @@ from ..messages import (
 )
 from ..model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
 from ..queue import MessageQueue, WorkerQueue
-from ..worker.logs import LogPipeline, log_entry
 from .concurrency import Admission, ConcurrencySlots, limit_of
 from .decisions import Executor
 from .working_copy import Outcome

@@ -15,14 +15,14 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Protocol
 
 from ..events import EventBus, LogsAppended
+from ..logs import LogPipeline, log_entry
 from ..messages import ExecutorMessage, RunTaskRun, StartExecution, TaskRunResult, WakeExecution, WorkerResult
 from ..model import Execution, Flow, StateType, TaskRun, utcnow
+from ..processes.leftovers import kill_leftovers
+from ..processes.record import ProcessRecord, attempt_token_prefix
 from ..queue import WorkerQueue
 from ..tasks.registry import Registry
 from ..tasks.types import Kind
-from ..worker.logs import LogPipeline, log_entry
-from ..worker.process import ProcessRecord, kill_leftovers
-from ..worker.runner import attempt_token_prefix
 from .loop import ExecutionStore, ExecutorLoop
 from .recovery import INTERRUPTED_MESSAGE, rerun, runs_again
 from .subflows import Subflows

@@ -21,10 +21,10 @@ from ..errors import EngineCommandError
 from ..expressions import ExpressionError, Renderer
 from ..expressions.variables import build_context
 from ..inputs import InputError
+from ..logs import log_entry
 from ..messages import ExecutorMessage, LinkSubflow, TaskRunResult, WorkerResult
 from ..model import Execution, Flow, Label, LogEntry, LogLevel, StateType, TaskRun
 from ..tasks.core import labels_of
-from ..worker.logs import log_entry
 
 # How many Subflow calls may nest below a root execution. A flow that calls itself (directly, through
 # other flows, or through an expression no check can follow) then fails at this depth instead of

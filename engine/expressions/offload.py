@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
-from ..worker.proctree import spawning
+from ..processes.tree import spawning
 from .core import LimitExceeded, RenderFailure, RenderState
 from .costly import Job, Outcome, describe, is_cheap, perform
 

@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 
 from ..model import iso, utcnow
-from ..worker.process import ProcessRecord
+from ..processes.record import ProcessRecord
 from .queries import Queries
 from .table import Table
 from .writer import statement, statements

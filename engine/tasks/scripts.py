@@ -27,7 +27,7 @@ from typing import Any
 from ..expressions import to_text
 from ..internal_storage import StorageError, files_matching, write_into
 from ..model import LogLevel
-from ..worker.process import PROCESS_WATCH, TASK_FOLDER_PREFIX, ProcessError, engine_environment, run_process
+from ..processes.run import PROCESS_WATCH, TASK_FOLDER_PREFIX, ProcessError, engine_environment, run_process
 from .base import TaskContext, TaskFailure
 
 SCRIPTS = "io.kestra.plugin.scripts"

@@ -21,12 +21,13 @@ from ..expressions import ExpressionError, Renderer
 from ..expressions.variables import build_context
 from ..messages import CancelTaskRun, ExecutorMessage, RunTaskRun, TaskRunResult, WorkerJob, WorkerResult
 from ..model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
+from ..processes.record import ProcessRecord, attempt_token_prefix
+from ..processes.run import PROCESS_WATCH
 from ..queue import MessageSink
 from ..tasks.base import TaskContext, TaskFailure
 from ..tasks.registry import Registry
 from ..tasks.services import KeyValueStore, LogReader
 from ..tasks.types import Kind
-from .process import PROCESS_WATCH, ProcessRecord
 
 if TYPE_CHECKING:
     from ..internal_storage import Storage
@@ -55,7 +56,7 @@ class WorkerStore(KeyValueStore, LogReader, ProcessBook, Protocol):
 
 
 class LogSink(Protocol):
-    """Where the worker's log lines go (engine.worker.logs.LogPipeline)."""
+    """Where the worker's log lines go (engine.logs.LogPipeline)."""
 
     def append(self, entry: LogEntry) -> None: ...
 
@@ -77,11 +78,6 @@ def _entry(execution: Execution, run: TaskRun, level: LogLevel, message: str) ->
         task_run_id=run.id,
         attempt=len(run.attempts) - 1,
     )
-
-
-def attempt_token_prefix(task_run_id: str, attempt: int) -> str:
-    """How the process tokens of one attempt start (see engine.process.kill_leftovers)."""
-    return f"{task_run_id}.{attempt}."
 
 
 class _RecordedProcesses:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.imports import ENGINE, imported_modules
+from tests.imports import ENGINE, import_graph, imported_modules, reachable
 
 
 def test_imported_modules_resolves_relative_imports() -> None:
@@ -51,8 +51,25 @@ def test_the_executor_decides_without_io(name: str) -> None:
     assert not {m for m in imported if m.startswith(forbidden)}
 
 
-@pytest.mark.parametrize("path", sorted((ENGINE / "worker").rglob("*.py")), ids=lambda p: p.name)
-def test_the_worker_does_not_import_the_executor(path: Path) -> None:
-    # They meet through engine.messages and engine.queue alone, so either can run without the other.
-    executor = {name for name in imported_modules(path) if name.startswith("tiercel.engine.executor")}
-    assert not executor, f"{path.name} imports {sorted(executor)}"
+EXECUTOR = "tiercel.engine.executor"
+WORKER = "tiercel.engine.worker"
+
+
+def _modules_of(package: str, graph: dict[str, set[str]]) -> list[str]:
+    return sorted(m for m in graph if m == package or m.startswith(package + "."))
+
+
+def test_the_executor_does_not_reach_the_worker() -> None:
+    # They meet through engine.messages and engine.queue alone, so a remote worker can replace the
+    # in-process one: not even a module the executor imports may import the worker.
+    graph = import_graph()
+    for module in _modules_of(EXECUTOR, graph):
+        worker = {m for m in reachable(graph, [module]) if m == WORKER or m.startswith(WORKER + ".")}
+        assert not worker, f"{module} reaches {sorted(worker)}"
+
+
+def test_the_worker_does_not_reach_the_executor() -> None:
+    graph = import_graph()
+    for module in _modules_of(WORKER, graph):
+        executor = {m for m in reachable(graph, [module]) if m == EXECUTOR or m.startswith(EXECUTOR + ".")}
+        assert not executor, f"{module} reaches {sorted(executor)}"

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.waiting import HANG
-from tiercel.engine.worker.process import TOKEN_ENV, ProcessError, ProcessResult, _LineSplitter, run_process
-from tiercel.engine.worker.proctree import spawning
+from tiercel.engine.processes.run import ProcessError, ProcessResult, _LineSplitter, run_process
+from tiercel.engine.processes.tree import TOKEN_ENV, spawning
 
 REPO = Path(__file__).resolve().parents[2]
 LINUX = sys.platform.startswith("linux") and Path("/proc/self/environ").exists()
@@ -224,7 +224,7 @@ _MEMORY_PROBE = textwrap.dedent(
     """
     import asyncio, json, os, sys
     from pathlib import Path
-    from tiercel.engine.worker.process import run_process
+    from tiercel.engine.processes.run import run_process
 
     def status(field):
         for line in Path("/proc/self/status").read_text().splitlines():

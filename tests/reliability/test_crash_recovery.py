@@ -172,7 +172,7 @@ def test_kill_9_then_restart_ends_descendants_with_a_cleared_environment(
 ) -> None:
     """What recovery finds of processes that shed the token: by the task folder they work in, or as
     descendants of the recorded program. One that also leaves the folder and closes its output after
-    a double fork shows nothing that ties it to the task: it is not found (see engine.proctree)."""
+    a double fork shows nothing that ties it to the task: it is not found (see engine.processes.tree)."""
     flows, db = tmp_path / "flows", tmp_path / "tiercel.db"
     write_flow(
         flows,

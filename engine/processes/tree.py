@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 TOKEN_ENV = "TIERCEL_PROCESS_TOKEN"
-# Task working folders start with this, then the token prefix of their attempt (see kill_leftovers).
+# Task working folders start with this, then the token prefix of their attempt (see leftovers.py).
 TASK_FOLDER_PREFIX = "tiercel-task-"
 PROC = "/proc"
 HAS_PROC = sys.platform.startswith("linux") and os.path.isdir(f"{PROC}/self")

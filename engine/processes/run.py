@@ -3,7 +3,7 @@
 The program runs in a session (and process group) of its own, with stdin from /dev/null and an extra
 environment variable ``TIERCEL_PROCESS_TOKEN`` holding a random token. On Linux the engine is a child
 subreaper, so descendants that leave the group, shed the token and lose their parent are re-parented
-to the engine rather than to init, where `engine.proctree` finds them (by what they hold, or else by
+to the engine rather than to init, where `engine.processes.tree` finds them (by what they hold, or else by
 when they started); elsewhere only the group (and session) can be reached.
 
 Stopping follows Kestra's task semantics:
@@ -16,9 +16,9 @@ Stopping follows Kestra's task semantics:
   delivered.
 
 While a program runs, the ``ProcessWatch`` set in ``PROCESS_WATCH`` (if any) holds a ``ProcessRecord``
-of it: its group, the start time of its leader and its token. The engine keeps these records in its
-store, so that after a crash the next engine kills what is left (``kill_leftovers``) without ever
-hitting an unrelated process that reuses a pid.
+of it (engine.processes.record): its group, the start time of its leader and its token. The engine keeps
+these records in its store, so that after a crash the next engine kills what is left
+(engine.processes.leftovers) without ever hitting an unrelated process that reuses a pid.
 """
 
 from __future__ import annotations
@@ -31,33 +31,24 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..secrets import ENV_PREFIX
-from .proctree import (
-    HAS_PROC,
-    TASK_FOLDER_PREFIX,
-    TOKEN_ENV,
-    ProgramTree,
-    become_subreaper,
-    leftovers,
-    spawning,
-)
+from .record import ProcessRecord
+from .tree import HAS_PROC, TASK_FOLDER_PREFIX, TOKEN_ENV, ProgramTree, become_subreaper, spawning
 
 __all__ = [
     "PROCESS_WATCH",
     "TASK_FOLDER_PREFIX",
     "TOKEN_ENV",
     "ProcessError",
-    "ProcessRecord",
     "ProcessResult",
     "ProcessWatch",
     "engine_environment",
-    "kill_leftovers",
     "run_process",
 ]
 
@@ -112,30 +103,12 @@ class ProcessResult:
     stderr_lines: int
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessRecord:
-    """A running program as the store records it.
-
-    Attributes:
-        pid: The program's pid.
-        pgid: Its process group (and session): the program leads both.
-        start_ticks: The start time of the program (field 22 of ``/proc/<pid>/stat``, clock ticks since
-            boot); 0 where there is no /proc.
-        token: The value of ``TIERCEL_PROCESS_TOKEN`` in its environment.
-    """
-
-    pid: int
-    pgid: int
-    start_ticks: int
-    token: str
-
-
 class ProcessWatch(Protocol):
     """Told of every program `run_process` starts and of the end of its process group.
 
     Attributes:
         token_prefix: Put before the random part of each program's token, so that programs can be
-            found by what they run for (`kill_leftovers`) even before their record is stored.
+            found by what they run for (`leftovers.kill_leftovers`) even before their record is stored.
     """
 
     token_prefix: str
@@ -418,41 +391,6 @@ class _Pump:
             splitter.close()
             raise
         splitter.close()
-
-
-async def kill_leftovers(
-    records: Iterable[ProcessRecord], *, token_prefixes: Iterable[str] = (), timeout: float = 10.0
-) -> int:
-    """SIGKILL every process still alive of programs an earlier engine started; return how many.
-
-    A program's group is killed only while its leader is gone or still the process recorded (same
-    start time); descendants that left the group are found by their token, by working in the task
-    folder of their attempt, or as descendants of those. Processes started before the program never
-    match by group or token, so a reused pid is never hit. Processes of `token_prefixes` (programs
-    started just before a crash, not recorded yet) are killed too. Without /proc nothing can be
-    checked and nothing is killed.
-    """
-    records = [record for record in records if record.start_ticks > 0]
-    prefixes = [prefix for prefix in token_prefixes if prefix]
-    if not HAS_PROC or not (records or prefixes):
-        return 0
-    groups = {record.pgid: record.start_ticks for record in records}
-    tokens = {record.token: record.start_ticks for record in records}
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    killed: set[int] = set()
-    while True:
-        live = leftovers(groups, tokens, prefixes)
-        if not live:
-            break
-        for pid in live:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        killed |= live
-        if loop.time() >= deadline:
-            break
-        await asyncio.sleep(_POLL)
-    return len(killed)
 
 
 def _open_pidfd(pid: int) -> int | None:

@@ -17,9 +17,9 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from ..events import EngineError, EventBus, LogsAppended
-from ..model import Execution, LogEntry, LogLevel, TaskRun, utcnow
-from ..secrets import Masker
+from .events import EngineError, EventBus, LogsAppended
+from .model import Execution, LogEntry, LogLevel, TaskRun, utcnow
+from .secrets import Masker
 
 LOG_FLUSH_SECONDS = 0.05
 LOG_BUFFER_LINES = 10_000
