@@ -93,8 +93,9 @@ class RunTaskRun:
 
 @dataclass(frozen=True)
 class CancelTaskRun:
-    """For the worker: stop a running attempt; it reports KILLED."""
+    """For the worker: stop a running attempt of the execution; it reports KILLED."""
 
+    execution_id: str
     task_run_id: str
 
 

@@ -333,7 +333,7 @@ class ExecutorLoop:
             flow, execution = self._live[execution_id]
             for step in steps:
                 for run in step.cancel:
-                    self.worker.send(CancelTaskRun(run.id))
+                    self.worker.send(CancelTaskRun(execution_id, run.id))
                 for run in step.dispatch:
                     self.worker.send(RunTaskRun(flow, execution, execution.task_run(run.id)))
                 if step.subflows and self.subflows is not None:
@@ -465,7 +465,7 @@ class ExecutorLoop:
         outcome = self.executor.crash(flow, persisted, utcnow(), message)
         failed = outcome.execution
         for run in outcome.cancel:
-            self.worker.send(CancelTaskRun(run.id))
+            self.worker.send(CancelTaskRun(execution_id, run.id))
         known = persisted.task_runs_by_id
         changed = [run for run in failed.task_runs if known.get(run.id) is not run]
         logs = [self.logs.masked(entry) for entry in outcome.logs]

@@ -86,7 +86,7 @@ async def test_a_cancelled_task_run_reports_killed() -> None:
     worker.send(job)
     await until(lambda: worker.is_running(job.task_run.id), what="the task run to start")
     await asyncio.sleep(0)  # the attempt's asyncio task takes its first step
-    worker.send(CancelTaskRun(job.task_run.id))
+    worker.send(CancelTaskRun(job.execution.id, job.task_run.id))
     await until(lambda: bool(inbox.messages), what="the result message")
     (message,) = inbox.messages
     assert isinstance(message, TaskRunResult)
@@ -107,7 +107,7 @@ async def test_a_task_run_cancelled_before_it_began_still_reports_killed() -> No
     inbox, lines = Inbox(), Lines()
     worker = Runner(registry(), Renderer(), results=inbox, logs=lines)
     worker.send(job)
-    worker.send(CancelTaskRun(job.task_run.id))
+    worker.send(CancelTaskRun(job.execution.id, job.task_run.id))
     await until(lambda: bool(inbox.messages), what="the result message")
     (message,) = inbox.messages
     assert isinstance(message, TaskRunResult)
