@@ -1,6 +1,6 @@
 """The Engine facade: it wires Kestra's components and answers the `Commands` protocol (engine.commands).
 
-Components: executor/ (the loop owning live executions around the pure decisions, with admission,
+Components: executor/ (the loop owning live executions around the pure decisions, with new executions,
 subflows and crash recovery), worker/ (task runs), connected by wiring.py through the messages of
 messages.py and the log pipeline of logs.py; flows/ (the flows folder), triggers/ (schedules, flow triggers,
 backfills), control.py (the channel other processes send commands through).
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .commands import BackfillAction, Commands, answer
 from .control import ControlServer
 from .events import EventBus
-from .executor.admission import Admitter
+from .executor.new_executions import NewExecutions
 from .expressions import Renderer
 from .flows.folder import FlowFolder
 from .flows.view import FlowsView
@@ -70,7 +70,7 @@ class Engine:
         self.folder = FlowFolder(store, flows_dir, self.events)
         self.catalog = self.folder.catalog
         self.log_pipeline = LogPipeline(store, self.events, self.masker, is_live=self.is_live)
-        self.admission = Admitter(self.renderer, self.storage, self.masker)
+        self.new_executions = NewExecutions(self.renderer, self.storage, self.masker)
         self.runner, self.executions = build_executor(self, kill_grace, subflow_depth)
         self.loop = self.executions.loop
         self._control: ControlServer | None = None
@@ -185,8 +185,8 @@ class Engine:
         trigger: Mapping[str, Any] | None = None,
         local_files: bool = False,
     ) -> Execution:
-        """Validate inputs and build a CREATED execution (raises InputError); see `Admitter`."""
-        return self.admission.new_execution(
+        """Validate inputs and build a CREATED execution (raises InputError); see `NewExecutions`."""
+        return self.new_executions.new_execution(
             flow, inputs, labels, parent_id=parent_id, trigger=trigger, local_files=local_files
         )
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Protocol
 
 from .events import EventBus
-from .executor.admission import Admitter
 from .executor.decisions import Executor
 from .executor.executions import Executions
 from .executor.functions import ExpressionFunctions
+from .executor.new_executions import NewExecutions
 from .executor.subflows import SubflowHost, max_subflow_depth
 from .expressions import Renderer
 from .expressions.variables import release as release_context
@@ -58,7 +58,7 @@ class EngineParts(SubflowHost, Protocol):
     events: EventBus
     folder: FlowFolder
     log_pipeline: LogPipeline
-    admission: Admitter
+    new_executions: NewExecutions
 
 
 def build_executor(
@@ -75,7 +75,7 @@ def build_executor(
         flows_dir=parts.flows_dir,
         namespaces=parts.folder.catalog.namespaces,
         errors_of=parts.log_pipeline.errors_of,
-        clear_inputs=parts.admission.clear_inputs,
+        clear_inputs=parts.new_executions.clear_inputs,
     )
     inbox: InProcessQueue[ExecutorMessage] = InProcessQueue()
     runner = Runner(
@@ -92,7 +92,7 @@ def build_executor(
     )
 
     def ended(execution: Execution) -> None:
-        parts.admission.release(execution.id)
+        parts.new_executions.release(execution.id)
         release_context(execution.id)
 
     executions = Executions(

@@ -1,4 +1,4 @@
-"""Admission: a flow, inputs and labels become a CREATED execution, ready to be stored.
+"""New executions: a flow, inputs and labels become a CREATED execution, ready to be stored.
 
 Inputs are checked and typed against the flow's input specs (engine.inputs). A FILE input is a
 kestra:// URI this execution may read, or (only from the user's own commands: `tiercel run`, the
@@ -21,7 +21,7 @@ from ..model import Execution, Flow, Label, State, new_id
 from ..secrets import Masker
 
 
-class Admitter:
+class NewExecutions:
     """Builds CREATED executions, and holds the clear values of their SECRET inputs."""
 
     def __init__(self, renderer: Renderer, storage: Storage, masker: Masker) -> None:
