@@ -33,12 +33,12 @@ from .logs import LogPipeline
 from .model import Execution, ExecutionSummary, Flow, Label, LogEntry, StateType
 from .parser import FlowError
 from .processes.run import prefer_pidfd_child_watcher
-from .secrets import Secrets
+from .secrets import Secrets, configured_secrets, masking
 from .store import Store, TriggerFire
 from .tasks.registry import Registry, registry
 from .triggers.flow import FlowTriggers
 from .triggers.schedule import Clock, Scheduler, TriggerState
-from .wiring import build_executor, configured_secrets, masking
+from .wiring import build_executor_and_worker
 
 KILL_GRACE_SECONDS = 5.0
 _log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class Engine:
         self.catalog = self.folder.catalog
         self.log_pipeline = LogPipeline(store, self.events, self.masker, is_live=self.is_live)
         self.new_executions = NewExecutions(self.renderer, self.storage, self.masker)
-        self.runner, self.executions = build_executor(self, kill_grace, subflow_depth)
+        self.runner, self.executions = build_executor_and_worker(self, kill_grace, subflow_depth)
         self.loop = self.executions.loop
         self._control: ControlServer | None = None
         self.flow_triggers = FlowTriggers(self)

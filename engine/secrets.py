@@ -459,3 +459,16 @@ class Masker:
             masked = self.mask(text)
             return value if masked == text else masked
         return value
+
+
+def configured_secrets() -> Secrets:
+    """SECRET_* variables, and the KEY=VALUE file of plain secrets TIERCEL_SECRETS_FILE names."""
+    name = os.environ.get("TIERCEL_SECRETS_FILE")
+    return Secrets(file=Path(name) if name else None)
+
+
+def masking(secrets: Secrets) -> Masker:
+    """A masker that knows every configured secret, even one no task of this process used."""
+    masker = Masker()
+    masker.add_all(secrets.values())
+    return masker

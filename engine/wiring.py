@@ -7,7 +7,6 @@ end releases what was held for it: its secret inputs and its cached rendering co
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Protocol
 
@@ -32,19 +31,6 @@ from .tasks.registry import Registry
 from .worker.runner import Runner
 
 
-def configured_secrets() -> Secrets:
-    """SECRET_* variables, and the KEY=VALUE file of plain secrets TIERCEL_SECRETS_FILE names."""
-    name = os.environ.get("TIERCEL_SECRETS_FILE")
-    return Secrets(file=Path(name) if name else None)
-
-
-def masking(secrets: Secrets) -> Masker:
-    """A masker that knows every configured secret, even one no task of this process used."""
-    masker = Masker()
-    masker.add_all(secrets.values())
-    return masker
-
-
 class EngineParts(SubflowHost, Protocol):
     """The engine's shared parts the executor and the worker are built on (the Engine holds them)."""
 
@@ -61,7 +47,7 @@ class EngineParts(SubflowHost, Protocol):
     new_executions: NewExecutions
 
 
-def build_executor(
+def build_executor_and_worker(
     parts: EngineParts, kill_grace: float, subflow_depth: int | None
 ) -> tuple[Runner, Executions]:
     """The worker and the executor component; the engine is the subflows' host."""
