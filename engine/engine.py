@@ -76,6 +76,7 @@ class Engine:
         self._control: ControlServer | None = None
         self.flow_triggers = FlowTriggers(self)
         self.scheduler = Scheduler(self, clock)
+        self.trigger_switches = self.scheduler  # kept by the scheduler for every trigger type
 
     # -- life cycle -------------------------------------------------------------------------
     @classmethod

@@ -20,7 +20,7 @@ Engine satisfies that protocol structurally, and builds the Schedule and Flow so
 To add a trigger type: its name goes in `types.py`, its checks in `engine/parser/triggers.py` (its
 properties, Kestra's names), its source in a module here that takes a `TriggerHost`, starts
 executions with `new_execution` then `submit` (a fire to record goes with `submit`, in the same
-transaction), and honours `host.scheduler.is_enabled`; the engine starts and stops it
+transaction), and honours `host.trigger_switches.is_enabled`; the engine starts and stops it
 (`engine/engine.py`). If it needs more of the engine, name that in `TriggerHost`.
 """
 

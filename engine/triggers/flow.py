@@ -165,7 +165,7 @@ class FlowTriggers:
 
     async def start(self) -> None:
         # Triggers switched off by command must be known before the first state change is tested.
-        await self.engine.scheduler.load()
+        await self.engine.trigger_switches.load()
         self._queue = self.engine.events.subscribe()
         self._task = asyncio.create_task(self._run(), name="tiercel-flow-triggers")
 
@@ -219,7 +219,7 @@ class FlowTriggers:
             for trigger in flow.triggers:
                 if trigger.type != FLOW or trigger.disabled:
                     continue
-                if not self.engine.scheduler.is_enabled(flow.namespace, flow.id, trigger.id):
+                if not self.engine.trigger_switches.is_enabled(flow.namespace, flow.id, trigger.id):
                     continue  # switched off by command (the dashboard, `tiercel triggers --disable`)
                 scope = _Scope(flow, execution, now, dict(variables), self._render)
                 try:

@@ -165,7 +165,7 @@ class TriggerHost(Protocol):
         ...
 
     @property
-    def scheduler(self) -> TriggerSwitches:
+    def trigger_switches(self) -> TriggerSwitches:
         """The switches set by command, shared by every trigger type."""
         ...
 

@@ -121,7 +121,8 @@ class WebhookServer:
         trigger = self._matching_trigger(flow, key)
         if trigger is None:
             return _error(404, "Webhook not found")
-        if trigger.disabled or not self.engine.scheduler.is_enabled(flow.namespace, flow.id, trigger.id):
+        switches = self.engine.trigger_switches
+        if trigger.disabled or not switches.is_enabled(flow.namespace, flow.id, trigger.id):
             return _error(409, f"Cannot execute flow: trigger `{trigger.id}` is disabled.")
         variables = {
             "body": _body_value(text) if request.body else None,
