@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 from typing import TYPE_CHECKING
 
@@ -83,11 +84,13 @@ async def cmd_logs(args: argparse.Namespace) -> int:
         # never held whole.
         after = 0
         while True:
-            async for batch in store.iter_logs(
-                args.execution_id, level=level, task_id=args.task, after=after
-            ):
-                after = batch[-1][0]
-                say("\n".join(format_log(entry) for _, entry in batch))
+            # aclosing: when a write fails (the reader left), the read of the next batch ends here,
+            # before the store closes, not later as an error of its own.
+            batches = store.iter_logs(args.execution_id, level=level, task_id=args.task, after=after)
+            async with contextlib.aclosing(batches):
+                async for batch in batches:
+                    after = batch[-1][0]
+                    say("\n".join(format_log(entry) for _, entry in batch))
             if not args.follow:
                 break
             execution = await store.get_execution(args.execution_id)

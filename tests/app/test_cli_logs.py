@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -66,3 +67,19 @@ async def test_follow_streams_new_lines_until_the_execution_ends(tmp_path: Path)
             follower.wait()
     assert follower.returncode == 0, err
     assert messages(first + out) == [message(index) for index in range(LINES)]
+
+
+async def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    # `tiercel logs ID | head -1` on a log of several batches: the next batch is being read when the
+    # write fails, and that read must end with the command, not as an error printed after it.
+    db = tmp_path / "t.db"
+    execution_id = await create(db, LINES)
+    logs = subprocess.Popen(
+        [TIERCEL, "logs", "--db", db, execution_id], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert logs.stdout is not None and logs.stderr is not None
+    assert logs.stdout.readline().rstrip(b"\n").endswith(message(0).encode())
+    logs.stdout.close()  # the reader leaves, as `head -1` does
+    errors = logs.stderr.read().decode()
+    assert logs.wait(timeout=60) == 128 + signal.SIGPIPE  # as a program stopped by SIGPIPE
+    assert errors == ""
