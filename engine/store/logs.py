@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -129,7 +129,7 @@ class LogTable(Table):
         task_id: str | None = None,
         after: int = 0,
         batch: int = LOG_BATCH,
-    ) -> AsyncIterator[list[tuple[int, LogEntry]]]:
+    ) -> AsyncGenerator[list[tuple[int, LogEntry]], None]:
         """An execution's log lines, oldest first, in batches of at most `batch` (row id, entry).
 
         Each batch is one query resuming after the last row id seen, so memory stays bounded by
