@@ -67,7 +67,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
             flow = parse_flow_file(file)
         except FlowParseError as error:
             say(str(error), err=True)
-            return EXIT_USAGE
+            return EXIT_FAILED  # an invalid flow, as `validate` reports it (2 is for usage errors)
         flows_dir = flows_dir or file.parent
         namespace, flow_id = flow.namespace, flow.id
     elif len(target) == 2:
