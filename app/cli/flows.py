@@ -135,7 +135,10 @@ async def cmd_flows(args: argparse.Namespace) -> int:
             err=True,
         )
     for problem in problems:
-        say(f"INVALID {problem['path']}: {problem['errors'][0] if problem['errors'] else ''}")
+        first = problem["errors"][0] if problem["errors"] else ""
+        # A flow error names its file already (path:line:column: message).
+        named = first if first.startswith(problem["path"]) else f"{problem['path']}: {first}"
+        say(f"INVALID {named}")
     return EXIT_OK
 
 

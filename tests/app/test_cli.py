@@ -642,6 +642,13 @@ def test_flows_json_lists_valid_and_invalid_files(flows_dir: Path) -> None:
     assert "Lgo" in " ".join(broken[0]["errors"])
 
 
+def test_flows_names_an_invalid_file_once_with_its_line(flows_dir: Path) -> None:
+    broken = write(flows_dir, "broken.yml", HELLO.replace(LOG, "io.kestra.plugin.core.log.Lgo"))
+    result = tiercel("flows", "--flows", flows_dir)
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("INVALID")]
+    assert line.startswith(f"INVALID {broken}:5:") and line.count(str(broken)) == 1, line
+
+
 def test_namespaces_tree_shows_parents_and_flows(flows_dir: Path) -> None:
     write(flows_dir, "a.yml", FAILING)  # acme.ops
     write(flows_dir, "b.yml", LEVELS.replace("acme.finance", "acme.finance.reports"))
