@@ -134,11 +134,10 @@ async def cmd_flows(args: argparse.Namespace) -> int:
             "* the file changed since that revision; a running engine stores the new one as it sees it",
             err=True,
         )
-    for problem in problems:
-        first = problem["errors"][0] if problem["errors"] else ""
+    for file, error in errors:
+        first = str(error.errors[0]) if error.errors else ""
         # A flow error names its file already (path:line:column: message).
-        named = first if first.startswith(problem["path"]) else f"{problem['path']}: {first}"
-        say(f"INVALID {named}")
+        say(f"INVALID {first}" if first.startswith(str(file)) else f"INVALID {file}: {first}")
     return EXIT_OK
 
 
