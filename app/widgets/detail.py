@@ -10,6 +10,7 @@ import contextlib
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import replace
+from datetime import datetime
 from typing import ClassVar, Unpack
 
 from rich.markup import escape
@@ -33,6 +34,13 @@ from .timeline import Timeline, timeline_text
 
 # Names that lived here before the log, task runs and timeline had modules of their own.
 __all__ = ["LOG_KEEP", "LOG_PAGE", "DetailPane", "TaskRunTree", "timeline_text"]
+
+
+def last_change(execution: Execution) -> datetime:
+    """When the execution or one of its task runs last changed state."""
+    dates = [execution.state.histories[-1].date]
+    dates.extend(run.state.histories[-1].date for run in execution.task_runs)
+    return max(dates)
 
 
 class DetailPane(Horizontal):
@@ -141,7 +149,10 @@ class DetailPane(Horizontal):
         `history` is the tail of the log, at most LOG_KEEP lines (`Engine.logs(..., limit=LOG_KEEP,
         newest=True)`); older lines are read on demand with `[`.
         """
-        self.update_execution(execution)
+        live = self.execution
+        # A live snapshot that came while the store was read may be newer than what was read.
+        if execution is None or live is None or last_change(execution) >= last_change(live):
+            self.update_execution(execution)
         self.log_widget.show_history(history)
 
     def update_execution(self, execution: Execution | None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ from tiercel.app.widgets.detail import TaskRunTree, timeline_text
 from tiercel.app.widgets.namespaces import NodeRef
 from tiercel.app.widgets.states import fmt_duration
 from tiercel.engine.engine import Engine
-from tiercel.engine.model import Label, LogEntry, LogLevel
+from tiercel.engine.model import Execution, Label, LogEntry, LogLevel, State, StateType, TaskRun
 from tiercel.engine.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -462,11 +462,16 @@ async def test_timeline_grows_while_running(running: tuple[TiercelApp, Pilot[Non
     await until_drawn(pilot, lambda: app.detail.execution is not None and app.detail.execution.task_runs)
     await pilot.press("3", "g")
     timeline = app.detail.timeline
-    await until_drawn(pilot, lambda: "▶ nap" in timeline.render().plain)
+    await until_drawn(pilot, lambda: "▶ nap" in timeline.render().plain, what="the running bar")
     first = timeline.render().plain.splitlines()[1].split()[-1]
-    await until_drawn(pilot, lambda: timeline.render().plain.splitlines()[1].split()[-1] != first)
+    await until_drawn(
+        pilot, lambda: timeline.render().plain.splitlines()[1].split()[-1] != first, what="a longer bar"
+    )
     await app.engine.kill(app.detail.execution.id)  # type: ignore[union-attr]
-    await until_drawn(pilot, lambda: "■ nap" in timeline.render().plain)
+    try:
+        await until_drawn(pilot, lambda: "■ nap" in timeline.render().plain, what="the killed bar")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; the timeline shows:\n{timeline.render().plain}") from None
 
 
 async def test_live_lines_held_while_history_loads_are_not_doubled(
@@ -484,6 +489,28 @@ async def test_live_lines_held_while_history_loads_are_not_doubled(
     detail.add_entries([live])  # its event arrives after the history that already held it
     await pilot.pause()
     assert [line.split(" ", 1)[1] for line in detail.log_widget.lines] == ["INFO  - once", "INFO  - after"]
+
+
+async def test_a_stored_snapshot_read_during_live_updates_does_not_undo_them(
+    running: tuple[TiercelApp, Pilot[None]],
+) -> None:
+    app, pilot = running
+    detail = app.detail
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    run = TaskRun("run", "some-execution", "acme", "x", "nap", State.new(StateType.RUNNING, moment))
+    stored = Execution("some-execution", "acme", "x", 1, State.new(StateType.RUNNING, moment), (run,))
+    killed = run.to(StateType.KILLED, moment + timedelta(seconds=1))
+    live = dataclasses.replace(
+        stored, state=stored.state.to(StateType.KILLED, killed.state.end_date), task_runs=(killed,)
+    )
+    detail.begin("some-execution")
+    detail.update_execution(live)  # its event came while the store was being read
+    detail.finish_loading(stored, [])
+    await pilot.pause()
+    assert detail.execution is live
+    assert "■ nap" in detail.timeline.render().plain
+    detail.finish_loading(live, [])  # a read at least as new is shown
+    assert detail.execution is live
 
 
 @pytest.mark.slow
