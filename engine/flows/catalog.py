@@ -367,7 +367,10 @@ class FlowCatalog:
         self._cyclic.discard(key)
         if holder is not None:
             self._disown(holder)
-        if self.errors.pop(key, None) is not None:
+        # A fix that restores the stored content (an undo) creates no revision, but its error going
+        # away is still a change to announce.
+        cleared = self.errors.pop(key, None) is not None
+        if cleared:
             await self.store.save_flow_error(key, None)
         self._own(key, flow.uid)
         if previous is not None and previous != flow.uid:
@@ -396,7 +399,7 @@ class FlowCatalog:
             )
         current_source, current_path = self.flows.source(flow.uid), self.flows.path(flow.uid)
         self.flows[flow.uid] = flow.with_revision(revision)
-        return created or current_source != flow.source or current_path != flow.path
+        return cleared or created or current_source != flow.source or current_path != flow.path
 
     def _unchanged(self, key: str, path: Path, size: int, previous: FlowUid | None) -> bool:
         """At start, take a file whose content is its flow's stored current revision as it is, to be

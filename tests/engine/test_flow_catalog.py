@@ -7,7 +7,10 @@ import sqlite3
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tiercel.engine.engine import Engine
+from tiercel.engine.events import FlowsChanged
 from tiercel.engine.flows.table import FlowTable, StoredFlow
 from tiercel.engine.model import Flow
 from tiercel.engine.store import Store, source_hash
@@ -216,5 +219,63 @@ async def test_flows_not_parsed_yet_follow_their_files_edited_or_deleted(tmp_pat
         assert engine.flows[("acme.team", "a")].revision == 2
         assert engine.flows[("acme.team", "a")].source == flow_source("a", "edited")
         assert {row.flow_id for row in await store.list_flows()} == {"a"}
+    finally:
+        await engine.stop()
+
+
+BROKEN = "id: a\nnamespace: acme.team\ntasks: 3\n"
+
+
+@pytest.mark.parametrize("restarted", [False, True], ids=["same engine", "after a restart"])
+async def test_undoing_a_break_clears_the_error_and_announces_it_without_a_new_revision(
+    tmp_path: Path, restarted: bool
+) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    file = folder / "a.yml"
+    file.write_text(flow_source("a"))
+    if restarted:  # the flow is then taken from the store unparsed, by its content hash
+        await start_and_stop(tmp_path)
+    store = await Store.open(tmp_path / "tiercel.db")
+    engine = Engine(store, flows_dir=folder)
+    await engine.start(control=False, triggers=False)
+    events = engine.events.subscribe()
+    try:
+        file.write_text(BROKEN)
+        await engine.sync_flows({file})
+        assert str(file) in engine.flow_errors
+        assert str(file) in await store.flow_errors()
+        engine.events.drain(events)
+
+        file.write_text(flow_source("a"))  # the undo: exactly the stored revision again
+        await engine.sync_flows({file})
+        assert engine.flow_errors == {}
+        assert await store.flow_errors() == {}
+        assert any(isinstance(event, FlowsChanged) for event in engine.events.drain(events))
+        assert engine.flows[("acme.team", "a")].source == flow_source("a")
+        assert [revision for revision, _, _ in await engine.flow_revisions("acme.team", "a")] == [1]
+    finally:
+        await engine.stop()
+
+
+async def test_a_file_broken_while_nothing_ran_then_undone_clears_its_error(tmp_path: Path) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    file = folder / "a.yml"
+    file.write_text(flow_source("a"))
+    await start_and_stop(tmp_path)
+    file.write_text(BROKEN)
+    store = await Store.open(tmp_path / "tiercel.db")
+    engine = Engine(store, flows_dir=folder)
+    await engine.start(control=False, triggers=False)
+    events = engine.events.subscribe()
+    try:
+        assert str(file) in engine.flow_errors
+        file.write_text(flow_source("a"))
+        await engine.sync_flows({file})
+        assert engine.flow_errors == {} and await store.flow_errors() == {}
+        assert any(isinstance(event, FlowsChanged) for event in engine.events.drain(events))
+        assert engine.flows[("acme.team", "a")].revision == 1
+        assert [revision for revision, _, _ in await engine.flow_revisions("acme.team", "a")] == [1]
     finally:
         await engine.stop()

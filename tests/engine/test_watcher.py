@@ -107,6 +107,31 @@ async def test_edits_breaks_fixes_and_deletes_become_revisions_and_errors(tmp_pa
         assert revision(engine, "other") == 1
 
 
+async def test_an_undone_break_clears_the_error_shown_and_keeps_the_revision(tmp_path: Path) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    file = folder / "report.yml"
+    file.write_text(flow_source("report", "one"))
+    async with watching(tmp_path) as engine:
+        file.write_text(flow_source("report", "one").replace("tasks:", "taskz:"))  # a typo
+        await until(lambda: str(file) in engine.flow_errors)
+        events = engine.events.subscribe()
+
+        file.write_text(flow_source("report", "one"))  # undone: the stored revision again
+        changed: list[bool] = []
+
+        def announced() -> bool:
+            changed.extend(isinstance(event, FlowsChanged) for event in engine.events.drain(events))
+            return any(changed)
+
+        # What the dashboard redraws on: the change is announced, with the error gone by then.
+        await until(announced, what="FlowsChanged after the undo")
+        assert engine.flow_errors == {}
+        assert await engine.store.flow_errors() == {}
+        assert revision(engine, "report") == 1
+        assert [r for r, _, _ in await engine.flow_revisions("acme.team", "report")] == [1]
+
+
 async def test_a_removed_folder_retires_its_flows(tmp_path: Path) -> None:
     folder = tmp_path / "flows" / "team"
     folder.mkdir(parents=True)
