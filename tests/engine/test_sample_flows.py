@@ -2,12 +2,19 @@
 
 Every sample is validated by `tiercel validate` and run on a real engine and SQLite file. What a
 sample shows is then checked on its own: the long run's progress, the approval resumed with inputs
-through `tiercel resume`, and the webhook called through `tiercel server`.
+through `tiercel resume`, the webhook called through `tiercel server`, files passed between real
+shell and Python processes, an HTTP call against a local server (the machine has no internet), the
+KV store across two runs, and a secret plus namespace files.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import csv
+import hashlib
+import hmac
+import io
 import json
 import os
 import re
@@ -15,17 +22,19 @@ import select
 import shutil
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.engine.helpers import logs_of, messages, run, runs_of
+from tests.engine.helpers import logs_of, messages, one_run, run, runs_of
 from tests.waiting import HANG, blocking_until, until
 from tiercel.engine.engine import Engine
 from tiercel.engine.model import LogLevel, StateType
@@ -46,9 +55,67 @@ EXPECTED = {
     ("acme.platform.ops", "sleepy"): StateType.SUCCESS,
     ("acme.finance.payments", "payout_approval"): StateType.PAUSED,  # waits for a person to resume it
     ("acme.sales.crm", "new_lead"): StateType.SUCCESS,  # a manual run, without a webhook body
+    ("acme.data.pipelines", "orders_etl"): StateType.SUCCESS,
+    ("acme.data.ingest", "exchange_rates"): StateType.SUCCESS,  # against RatesServer
+    ("acme.data.ingest", "incremental_orders"): StateType.SUCCESS,
+    ("acme.data.warehouse", "daily_revenue"): StateType.SUCCESS,  # with the signing key set
 }
 # The sleepy sample lasts about two minutes by default; these inputs keep its shape and take a second.
 SHORT_SLEEPY = {"batches": 3, "batch_time": "PT0.05S"}
+SIGNING_KEY = "dev-signing-key-4f1c"
+RATES = {
+    "amount": 1.0,
+    "base": "EUR",
+    "date": "2026-10-01",
+    "rates": {"GBP": 0.8412, "JPY": 162.3, "USD": 1.0876},
+}
+
+
+class RatesServer:
+    """A local stand-in for the public exchange-rates API, on 127.0.0.1 in a thread."""
+
+    def __init__(self) -> None:
+        self.body = json.dumps(RATES).encode()
+        self.requests: list[tuple[str, str | None]] = []  # (path, Accept header)
+        served = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                served.requests.append((self.path, self.headers.get("Accept")))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(served.body)))
+                self.end_headers()
+                self.wfile.write(served.body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_port}/v1/latest?base=EUR&symbols=USD,GBP,JPY"
+        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
+
+    def __enter__(self) -> RatesServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def rates_server() -> Iterator[RatesServer]:
+    with RatesServer() as server:
+        yield server
+
+
+@pytest.fixture
+def signing_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The secret REPORT_SIGNING_KEY, set as Kestra's open-source edition reads it (base64)."""
+    monkeypatch.setenv("SECRET_REPORT_SIGNING_KEY", base64.b64encode(SIGNING_KEY.encode()).decode())
+    return SIGNING_KEY
 
 
 @asynccontextmanager
@@ -64,9 +131,13 @@ async def sample_engine(tmp_path: Path) -> AsyncIterator[Engine]:
         await engine.stop()
 
 
-def inputs_for(uid: tuple[str, str]) -> dict[str, Any]:
+def inputs_for(uid: tuple[str, str], rates: RatesServer) -> dict[str, Any]:
     """The inputs a sample runs with here."""
-    return SHORT_SLEEPY if uid == ("acme.platform.ops", "sleepy") else {}
+    if uid == ("acme.platform.ops", "sleepy"):
+        return SHORT_SLEEPY
+    if uid == ("acme.data.ingest", "exchange_rates"):
+        return {"url": rates.url}
+    return {}
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -110,9 +181,11 @@ def test_tiercel_validate_accepts_every_sample() -> None:
 
 
 @pytest.mark.parametrize(("namespace", "flow_id"), sorted(EXPECTED))
-async def test_sample_flow_ends_as_described(tmp_path: Path, namespace: str, flow_id: str) -> None:
+async def test_sample_flow_ends_as_described(
+    tmp_path: Path, rates_server: RatesServer, signing_key: str, namespace: str, flow_id: str
+) -> None:
     async with sample_engine(tmp_path) as engine:
-        inputs = inputs_for((namespace, flow_id))
+        inputs = inputs_for((namespace, flow_id), rates_server)
         execution = await run(engine, namespace, flow_id, inputs, timeout=HANG)
         lines = messages(await logs_of(engine, execution.id))
     assert execution.state.current is EXPECTED[(namespace, flow_id)], lines
@@ -278,3 +351,136 @@ def test_new_lead_runs_when_its_webhook_is_called_on_tiercel_server(tmp_path: Pa
     assert "New lead ada@example.org from Analytical Engines, plan enterprise" in logs
     assert "Lead ada@example.org assigned to enterprise-sales@acme.example" in logs
     assert server.returncode == 0
+
+
+# -- scripts and files ------------------------------------------------------------------------------
+
+
+async def test_orders_etl_passes_files_between_a_shell_and_a_python_process(tmp_path: Path) -> None:
+    async with sample_engine(tmp_path) as engine:
+        execution = await run(engine, "acme.data.pipelines", "orders_etl", timeout=HANG)
+        lines = messages(await logs_of(engine, execution.id))
+        extract, transform = one_run(execution, "extract"), one_run(execution, "transform")
+        assert extract.outputs is not None and transform.outputs is not None
+        orders = engine.storage.read_text(extract.outputs["outputFiles"]["orders.csv"])
+        revenue = json.loads(
+            engine.storage.read_text(transform.outputs["outputFiles"]["revenue_by_country.json"])
+        )
+    assert execution.state.current is StateType.SUCCESS, lines
+    # The shell dropped the row without an amount and the duplicate; Python summed the rest.
+    assert [row["order_id"] for row in csv.DictReader(io.StringIO(orders))] == [
+        "1001", "1002", "1004", "1005", "1006"
+    ]  # fmt: skip
+    assert extract.outputs["vars"] == {"rows": 5}
+    assert revenue == {"FR": 1300.4, "GB": 5120.0, "US": 3240.25}
+    assert transform.outputs["vars"] == {"total": 9660.65, "top_country": "GB", "countries": 3}
+    assert "Extracted 5 clean orders of 2026-10-01 (2 rows dropped)" in lines
+    assert "2026-10-01: 5 orders, 9660.65 in 3 countries, led by GB;" in lines[-1]
+    assert execution.outputs is not None
+    assert (
+        execution.outputs["revenue_by_country"] == transform.outputs["outputFiles"]["revenue_by_country.json"]
+    )
+
+
+# -- HTTP ---------------------------------------------------------------------------------------------
+
+
+async def test_exchange_rates_reads_json_and_archives_the_raw_answer(
+    tmp_path: Path, rates_server: RatesServer
+) -> None:
+    async with sample_engine(tmp_path) as engine:
+        inputs = {"url": rates_server.url, "currency": "GBP"}
+        execution = await run(engine, "acme.data.ingest", "exchange_rates", inputs, timeout=HANG)
+        lines = messages(await logs_of(engine, execution.id))
+        archive = one_run(execution, "archive")
+        assert archive.outputs is not None
+        archived = engine.storage.read_bytes(archive.outputs["uri"])
+    assert execution.state.current is StateType.SUCCESS, lines
+    assert "1 EUR = 0.8412 GBP on 2026-10-01 (HTTP 200)" in lines
+    assert one_run(execution, "rates").outputs == {"values": {"date": "2026-10-01", "rate": "0.8412"}}
+    assert archived == rates_server.body
+    # The Request (asking for JSON), then the Download, of the URL given as an input.
+    path = "/v1/latest?base=EUR&symbols=USD,GBP,JPY"
+    assert [request[0] for request in rates_server.requests] == [path, path]
+    assert rates_server.requests[0][1] == "application/json"
+
+
+# -- KV store ------------------------------------------------------------------------------------------
+
+
+async def test_incremental_orders_starts_where_the_last_run_stopped(tmp_path: Path) -> None:
+    async with sample_engine(tmp_path) as engine:
+        first = await run(engine, "acme.data.ingest", "incremental_orders", {"new_orders": 100})
+        second = await run(engine, "acme.data.ingest", "incremental_orders", {"new_orders": 50})
+        first_lines = messages(await logs_of(engine, first.id))
+        second_lines = messages(await logs_of(engine, second.id))
+        watermark = await engine.store.kv_get("acme.data.ingest", "orders_watermark")
+        last_run = await engine.store.kv_get("acme.data.ingest", "orders_last_run")
+    assert first.state.current is StateType.SUCCESS and second.state.current is StateType.SUCCESS
+    assert first_lines[0] == "Loading 100 orders after order id 0 (first run: full load)"
+    assert second_lines[0] == "Loading 50 orders after order id 100 (incremental)"
+    assert second_lines[-1] == f"Watermark now 150, saved by execution {second.id}"
+    assert watermark == (True, 150)
+    assert last_run == (True, {"execution": second.id, "loaded": 50})
+
+
+# -- secrets and namespace files ---------------------------------------------------------------------
+
+
+async def test_daily_revenue_runs_a_namespace_sql_file_and_signs_with_a_secret(
+    tmp_path: Path, signing_key: str
+) -> None:
+    async with sample_engine(tmp_path) as engine:
+        execution = await run(engine, "acme.data.warehouse", "daily_revenue", timeout=HANG)
+        lines = messages(await logs_of(engine, execution.id))
+        report = one_run(execution, "report")
+        assert report.outputs is not None
+        signed = engine.storage.read_bytes(report.outputs["outputFiles"]["daily_revenue.csv"])
+    assert execution.state.current is StateType.SUCCESS, lines
+    sql = (SAMPLES / "_files" / "acme.data.warehouse" / "queries" / "daily_revenue.sql").read_text()
+    assert lines[0] == f"Running queries/daily_revenue.sql for 2026-10-01:\n{sql}"  # read()
+    # The namespace's query ran on the namespace's seed file (its 2026-10-02 orders left out).
+    assert signed.decode().splitlines() == [
+        "country,orders,revenue",
+        "GB,1,5120.0",
+        "US,2,3240.25",
+        "FR,2,1300.4",
+    ]
+    # The task got the secret's real value: its signature checks out with the key.
+    expected = hmac.new(signing_key.encode(), signed, hashlib.sha256).hexdigest()
+    assert report.outputs["vars"]["signature"] == expected
+    assert lines[-1] == f"Revenue of 2026-10-01: 9660.65 in 3 countries, signed {expected}"
+    assert not any(signing_key in line for line in lines)
+
+
+async def test_daily_revenue_without_its_secret_fails_and_says_which(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SECRET_REPORT_SIGNING_KEY", raising=False)
+    monkeypatch.delenv("TIERCEL_SECRETS_FILE", raising=False)
+    async with sample_engine(tmp_path) as engine:
+        execution = await run(engine, "acme.data.warehouse", "daily_revenue")
+        logs = await logs_of(engine, execution.id)
+    assert execution.state.current is StateType.FAILED
+    assert runs_of(execution, "publish") == []
+    errors = [entry.message for entry in logs if entry.level is LogLevel.ERROR and entry.task_id == "report"]
+    assert errors == ["Cannot find secret for key 'REPORT_SIGNING_KEY'."]
+
+
+def test_daily_revenue_reads_its_secret_from_a_secrets_file_through_tiercel_run(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text(f"REPORT_SIGNING_KEY={SIGNING_KEY}\n")
+    secrets.chmod(0o600)
+    env = clean_env(TIERCEL_SECRETS_FILE=str(secrets))
+    env = {key: value for key, value in env.items() if not key.startswith("SECRET_")}
+    db = tmp_path / "t.db"
+    done = tiercel(
+        "run", "--db", db, "--flows", SAMPLES, "--json", "acme.data.warehouse", "daily_revenue", env=env
+    )
+    assert done.returncode == 0, done.stderr
+    execution = json.loads(done.stdout)
+    (report,) = [run for run in execution["taskRunList"] if run["taskId"] == "report"]
+    # csv.writer ends its lines with CRLF, as RFC 4180 says.
+    signed = b"country,orders,revenue\r\nGB,1,5120.0\r\nUS,2,3240.25\r\nFR,2,1300.4\r\n"
+    expected = hmac.new(SIGNING_KEY.encode(), signed, hashlib.sha256).hexdigest()
+    assert report["outputs"]["vars"]["signature"] == expected
