@@ -5,8 +5,10 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
+from ..durations import parse_duration
 from ..model import Position
 from .errors import FlowError
 from .loader import SourceMap, YamlPath, format_path
@@ -144,3 +146,28 @@ class Context:
                 f"(letters, digits, {'`.`, ' if '.' in pattern.pattern else ''}`_` and `-`, "
                 "starting with a letter or digit)",
             )
+
+
+def parse_duration_value(ctx: Context, value: Any, path: YamlPath, what: str) -> timedelta | None:
+    """A duration written as ISO 8601 text (PT30S) or as a number of seconds."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            delta = timedelta(seconds=value)
+        except (OverflowError, ValueError):  # infinite, NaN, or beyond a billion days
+            ctx.error(path, f"{what} must be a duration such as PT30S or a number of seconds, not `{value}`")
+            return None
+    elif isinstance(value, str):
+        try:
+            delta = parse_duration(value)
+        except ValueError as exc:
+            ctx.error(path, f"{what}: {exc}")
+            return None
+    else:
+        ctx.error(path, f"{what} must be an ISO 8601 duration such as PT30S, not {type_name(value)}")
+        return None
+    if delta < timedelta(0):
+        ctx.error(path, f"{what} must not be negative (`{value}`)")
+        return None
+    return delta

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
-from ..durations import parse_duration
 from ..model import DagNode, PluginDefault, RetrySpec, TaskSpec
 from ..tasks.registry import registry
 from ..tasks.types import (
@@ -18,8 +16,16 @@ from ..tasks.types import (
     Kind,
     TaskType,
 )
-from .context import ID_PATTERN, Context, is_expression, java_text, suggestion, type_name
+from .context import (
+    ID_PATTERN,
+    Context,
+    java_text,
+    parse_duration_value,
+    suggestion,
+    type_name,
+)
 from .loader import YamlPath
+from .properties import check_task_values
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 MAX_TASK_ID = 256
@@ -102,27 +108,6 @@ def _force(target: dict[str, Any], forced: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # Durations and retries
 # ---------------------------------------------------------------------------------------------
-
-
-def parse_duration_value(ctx: Context, value: Any, path: YamlPath, what: str) -> timedelta | None:
-    """A duration written as ISO 8601 text (PT30S) or as a number of seconds."""
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        delta = timedelta(seconds=value)
-    elif isinstance(value, str):
-        try:
-            delta = parse_duration(value)
-        except ValueError as exc:
-            ctx.error(path, f"{what}: {exc}")
-            return None
-    else:
-        ctx.error(path, f"{what} must be an ISO 8601 duration such as PT30S, not {type_name(value)}")
-        return None
-    if delta < timedelta(0):
-        ctx.error(path, f"{what} must not be negative (`{value}`)")
-        return None
-    return delta
 
 
 def parse_retry(ctx: Context, value: Any, path: YamlPath) -> RetrySpec | None:
@@ -227,8 +212,10 @@ class TaskParser:
             )
             ctx.error((*path, "type"), f"Unknown task type `{written}` on {label}.{tail}")
             return None
+        own = frozenset(data)
         data = apply_defaults(data, defaults_for(written, task_type.name, self.defaults))
         self._check_properties(data, task_type, path, task_id)
+        data = check_task_values(ctx, data, task_type, path, own)
         props = self._props(data, task_type, path, task_id)
         retry = data.get("retry")
         log_level = ctx.text(data, "logLevel", path, "`logLevel`")
@@ -242,7 +229,7 @@ class TaskParser:
             props=props,
             description=ctx.text(data, "description", path, "`description`"),
             retry=parse_retry(ctx, retry, (*path, "retry")) if retry is not None else None,
-            timeout=self._timeout(data.get("timeout"), (*path, "timeout")),
+            timeout=timeout if isinstance(timeout := data.get("timeout"), str) else None,
             disabled=ctx.boolean(data, "disabled", path, "`disabled`", False),
             allow_failure=ctx.boolean(data, "allowFailure", path, "`allowFailure`", False),
             allow_warning=ctx.boolean(data, "allowWarning", path, "`allowWarning`", False),
@@ -417,13 +404,3 @@ class TaskParser:
                     trail.append(dependency)
                     on_trail.add(dependency)
                     stack.append(iter(edges[dependency]))
-
-    def _timeout(self, value: Any, path: YamlPath) -> str | None:
-        if value is None:
-            return None
-        if isinstance(value, str) and is_expression(value):
-            return value
-        delta = parse_duration_value(self.ctx, value, path, "`timeout`")
-        if delta is None:
-            return None
-        return value if isinstance(value, str) else f"PT{value}S"

@@ -12,9 +12,9 @@ from croniter import croniter
 from ..model import PluginDefault, StateType, TriggerSpec
 from ..triggers.conditions import SCHEDULE_CONDITION_TYPES, condition_problem, condition_type
 from ..triggers.types import FLOW, SCHEDULE, TRIGGER_ALIASES, WEBHOOK
-from .context import ID_PATTERN, Context, type_name
+from .context import ID_PATTERN, Context, parse_duration_value, type_name
 from .loader import YamlPath
-from .tasks import apply_defaults, defaults_for, parse_duration_value
+from .tasks import apply_defaults, defaults_for
 
 # AbstractTrigger's properties (Kestra's AbstractTrigger.java), common to every trigger type.
 _ABSTRACT_TRIGGER_KEYS = frozenset(

@@ -65,6 +65,9 @@ class TaskType:
     deprecated: frozenset[str] = frozenset()
     # Properties that declare inputs (Pause's onResume): parsed and checked like flow inputs.
     input_props: frozenset[str] = frozenset()
+    # Properties holding an ISO 8601 duration, checked when the flow loads unless they hold an
+    # expression; a dotted name reaches into a mapping (WaitFor's `checkFrequency.interval`).
+    durations: frozenset[str] = frozenset()
 
     def child_shapes(self) -> dict[str, ChildShape]:
         """Every property that holds child tasks, including a flowable's `errors` and `finally`."""
@@ -127,6 +130,15 @@ _LEGACY_SCRIPT_PROPS = _props(
     "dockerOptions",
 )
 _HTTP_PROPS = _props("uri", "method", "body", "formData", "contentType", "headers", "options", "sslOptions")
+# Kestra's HttpConfiguration durations, the older top-level ones and those under `timeout`.
+_HTTP_DURATIONS = _props(
+    "options.timeout.connectTimeout",
+    "options.timeout.readIdleTimeout",
+    "options.connectTimeout",
+    "options.readTimeout",
+    "options.readIdleTimeout",
+    "options.connectionPoolIdleTimeout",
+)
 
 
 BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
@@ -176,12 +188,14 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         _props("duration"),
         required=_props("duration"),
         aliases=(f"{LEGACY}.flows.Sleep",),
+        durations=_props("duration"),
     ),
     TaskType(
         f"{CORE}.kv.Set",
         Kind.RUNNABLE,
         _props("key", "value", "namespace", "overwrite", "ttl", "kvType", "kvDescription"),
         required=_props("key", "value"),
+        durations=_props("ttl"),
     ),
     TaskType(
         f"{CORE}.kv.Get",
@@ -269,6 +283,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         Kind.RUNNABLE,
         _HTTP_PROPS | _props("allowFailed", "encryptBody"),
         required=_props("uri"),
+        durations=_HTTP_DURATIONS,
         aliases=("io.kestra.plugin.fs.http.Request",),
     ),
     TaskType(
@@ -276,6 +291,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         Kind.RUNNABLE,
         _HTTP_PROPS | _props("failOnEmptyResponse", "allowFailed"),
         required=_props("uri"),
+        durations=_HTTP_DURATIONS,
         aliases=("io.kestra.plugin.fs.http.Download",),
     ),
     # --- flowable tasks ---------------------------------------------------------------------
@@ -356,6 +372,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         children={"tasks": LIST},
         input_props=_props("onResume"),
         aliases=(f"{LEGACY}.flows.Pause",),
+        durations=_props("delay", "timeout", "pauseDuration"),
     ),
     TaskType(
         f"{CORE}.flow.WaitFor",
@@ -364,6 +381,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         children={"tasks": LIST},
         required=_props("condition", "tasks"),
         aliases=(f"{CORE}.flow.LoopUntil",),
+        durations=_props("checkFrequency.interval", "checkFrequency.maxDuration"),
     ),
     TaskType(
         f"{CORE}.flow.WorkingDirectory",
