@@ -1,0 +1,83 @@
+"""Per flow of a namespace: the last state, how many runs, the success rate and durations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from rich.text import Text
+
+from tiercel.engine import visible
+
+from .charts import RunLike, oldest_first, percentile, seconds, short_duration, success_rate
+from .history_chart import when_label
+from .states import state_text
+
+COLUMNS = ("flow", "last", "runs", "ok", "p50", "p95", "last run")
+
+
+class FlowRunLike(RunLike, Protocol):
+    """A run that names its flow; the engine's `ExecutionSummary` is one."""
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def flow_id(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FlowStats:
+    """One flow's figures over the runs given."""
+
+    namespace: str
+    flow_id: str
+    last: RunLike
+    runs: int
+    ok: int
+    finished: int
+    p50: float | None
+    p95: float | None
+
+    def cells(self, namespace: str, now: datetime) -> tuple[str | Text, ...]:
+        """The table row: the flow named below `namespace`, its last state, counts and durations."""
+        name = f"{self.namespace}.{self.flow_id}"
+        if namespace and name.startswith(namespace + "."):
+            name = name[len(namespace) + 1 :]
+        rate = f"{round(100 * self.ok / self.finished)}%" if self.finished else "-"
+        return (
+            visible(name),
+            state_text(self.last.state),
+            str(self.runs),
+            rate,
+            short_duration(self.p50) if self.p50 is not None else "-",
+            short_duration(self.p95) if self.p95 is not None else "-",
+            when_label(self.last, now),
+        )
+
+
+def flow_stats(runs: Iterable[FlowRunLike], now: datetime) -> list[FlowStats]:
+    """The figures of each flow among `runs`, by namespace then flow id."""
+    by_flow: dict[tuple[str, str], list[FlowRunLike]] = {}
+    for run in runs:
+        by_flow.setdefault((run.namespace, run.flow_id), []).append(run)
+    stats = []
+    for (namespace, flow_id), flow_runs in sorted(by_flow.items()):
+        ordered = oldest_first(flow_runs, now)
+        ok, finished = success_rate(ordered)
+        done = [seconds(run, now) for run in ordered if run.end_date is not None]
+        stats.append(
+            FlowStats(
+                namespace,
+                flow_id,
+                ordered[-1],
+                len(ordered),
+                ok,
+                finished,
+                percentile(done, 0.5),
+                percentile(done, 0.95),
+            )
+        )
+    return stats
