@@ -83,7 +83,7 @@ def build_flow(
     after_execution = parser.tasks(data.get("afterExecution"), ("afterExecution",), "`afterExecution`")
     listeners = _listeners(ctx, data.get("listeners"), parser)
     triggers = parse_triggers(ctx, data.get("triggers"), defaults, parser.task_ids)
-    inputs = parse_inputs(ctx, data.get("inputs"))
+    inputs = parse_inputs(ctx, data.get("inputs"), rendered=True)
     outputs = parse_outputs(ctx, data.get("outputs"))
     labels = _labels(ctx, data.get("labels"), ("labels",))
     concurrency = _concurrency(ctx, data.get("concurrency"))

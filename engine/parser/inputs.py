@@ -8,6 +8,7 @@ from typing import Any
 from ..model import InputSpec, OutputSpec
 from .context import DOTTED_ID_PATTERN, Context, java_text, suggestion, type_name
 from .loader import YamlPath
+from .templates import check_templates
 
 INPUT_TYPES = (
     "STRING",
@@ -56,8 +57,14 @@ _CHOICE_INPUTS = ("SELECT", "ENUM", "MULTISELECT")
 _OUTPUT_KEYS = frozenset({"id", "type", "value", "description", "required", "displayName"})
 
 
-def parse_inputs(ctx: Context, raw: Any, where: YamlPath = ("inputs",)) -> tuple[InputSpec, ...]:
-    """Inputs (the flow's, or a Pause's onResume): ids, types, settings, `dependsOn` references."""
+def parse_inputs(
+    ctx: Context, raw: Any, where: YamlPath = ("inputs",), *, rendered: bool = False
+) -> tuple[InputSpec, ...]:
+    """Inputs (the flow's, or a Pause's onResume): ids, types, settings, `dependsOn` references.
+
+    With `rendered` (the flow's inputs), a default written as text and the `expression` listing a
+    choice's values are rendered when an execution starts: their templates are checked.
+    """
     items = ctx.sequence(raw, where, f"`{where[-1]}`")
     inputs: list[InputSpec] = []
     seen: dict[str, YamlPath] = {}
@@ -77,6 +84,8 @@ def parse_inputs(ctx: Context, raw: Any, where: YamlPath = ("inputs",)) -> tuple
             _check_duplicate(ctx, "input", input_id, (*path, id_key), seen)
         kind = _data_type(ctx, entry, path, f"input `{input_id}`")
         references.extend(_input_specifics(ctx, entry, kind, path, input_id))
+        if rendered:
+            _check_rendered(ctx, entry, kind, path)
         inputs.append(
             InputSpec(
                 id=input_id,
@@ -152,6 +161,13 @@ def _input_specifics(
     return references
 
 
+def _check_rendered(ctx: Context, entry: dict[str, Any], kind: str | None, path: YamlPath) -> None:
+    if isinstance(entry.get("defaults"), str):
+        check_templates(ctx, entry["defaults"], (*path, "defaults"))
+    if kind in _CHOICE_INPUTS and entry.get("values") is None and entry.get("options") is None:
+        check_templates(ctx, entry.get("expression"), (*path, "expression"))
+
+
 def _check_regex(ctx: Context, validator: Any, path: YamlPath, input_id: str) -> None:
     if not isinstance(validator, str):
         ctx.error(path, f"`validator` must be a regular expression (text), not {type_name(validator)}")
@@ -181,6 +197,7 @@ def parse_outputs(ctx: Context, raw: Any) -> tuple[OutputSpec, ...]:
             ctx.check_id(output_id, (*path, "id"), "Output id", DOTTED_ID_PATTERN)
             _check_duplicate(ctx, "output", output_id, (*path, "id"), seen)
         kind = _data_type(ctx, entry, path, f"output `{output_id}`")
+        check_templates(ctx, entry.get("value"), (*path, "value"))
         if entry.get("value") is None:
             ctx.error(
                 path,

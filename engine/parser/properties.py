@@ -1,8 +1,8 @@
-"""The values a task's type declares: its durations.
+"""The values a task's type declares: its durations and its rendered text.
 
-Kestra refuses a flow whose duration property is not a duration when the flow is saved: it is
-reported when the flow loads, where it is written. A value set by a plugin default is reported on
-the task it applies to.
+Kestra refuses a flow whose duration property is not a duration when the flow is saved; a template
+with a syntax error fails only when its task runs. Both are reported when the flow loads, where they
+are written. A value set by a plugin default is reported on the task it applies to.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from ..durations import format_duration
 from ..tasks.types import TaskType
 from .context import Context, is_expression, parse_duration_value
 from .loader import YamlPath
+from .templates import check_templates
 
 FROM_DEFAULT = " (set by a plugin default)"
 # Every task's own durations (Kestra's `timeout`, common to all tasks), besides its type's.
@@ -23,7 +24,7 @@ COMMON_DURATIONS = frozenset({"timeout"})
 def check_task_values(
     ctx: Context, data: dict[str, Any], task_type: TaskType, path: YamlPath, written: Collection[str]
 ) -> dict[str, Any]:
-    """Check a task's durations; `written` are the properties the task sets itself.
+    """Check a task's durations and templates; `written` are the properties the task sets itself.
 
     Returns:
         The task's properties, with each duration written as a number of seconds turned into ISO
@@ -31,6 +32,9 @@ def check_task_values(
     """
     for name in sorted(task_type.durations | COMMON_DURATIONS):
         data = _duration(ctx, data, name, path, _note(name, written))
+    for key, value in data.items():
+        if task_type.renders(key):
+            check_templates(ctx, value, (*path, key), note=_note(key, written))
     return data
 
 

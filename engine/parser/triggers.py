@@ -15,6 +15,7 @@ from ..triggers.types import FLOW, SCHEDULE, TRIGGER_ALIASES, WEBHOOK
 from .context import ID_PATTERN, Context, parse_duration_value, type_name
 from .loader import YamlPath
 from .tasks import apply_defaults, defaults_for
+from .templates import check_templates
 
 # AbstractTrigger's properties (Kestra's AbstractTrigger.java), common to every trigger type.
 _ABSTRACT_TRIGGER_KEYS = frozenset(
@@ -57,6 +58,8 @@ _CRON_FIELDS = (
     ("day-of-week", "0-7 or SUN-SAT"),
 )
 _RECOVER = ("ALL", "LAST", "NONE")
+# What a trigger renders when it fires, by trigger type (a Schedule's inputs are passed as written).
+_RENDERED = {FLOW: ("inputs", "labels"), WEBHOOK: ("key", "inputs", "labels")}
 
 
 def parse_triggers(
@@ -87,6 +90,8 @@ def parse_triggers(
             _check_flow_trigger(ctx, entry, path, trigger_id)
         elif kind == WEBHOOK:
             _check_webhook(ctx, entry, path, trigger_id)
+        for key in _RENDERED.get(kind, ()):
+            check_templates(ctx, entry.get(key), (*path, key))
         props = {key: value for key, value in entry.items() if key not in ("id", "type", "disabled")}
         disabled = ctx.boolean(entry, "disabled", path, "`disabled`", False)
         triggers.append(TriggerSpec(trigger_id, kind, props, disabled, ctx.position(path)))
@@ -277,6 +282,20 @@ def _check_conditions(ctx: Context, value: Any, path: YamlPath, owner: str) -> N
         problem = condition_problem(condition)
         if problem:
             ctx.error((*path, index), f"Invalid condition in {owner}: {problem}")
+        else:
+            _check_condition_templates(ctx, condition, (*path, index))
+
+
+def _check_condition_templates(ctx: Context, condition: Any, path: YamlPath) -> None:
+    """The text a condition renders: an `expression` (Expression, ExecutionOutputs), a date
+    condition's `date`, and the same in the conditions a Not or an Or holds."""
+    if not isinstance(condition, dict):
+        return
+    for key in ("expression", "date"):
+        check_templates(ctx, condition.get(key), (*path, key))
+    inner = condition.get("conditions")
+    for index, item in enumerate(inner if isinstance(inner, list) else ()):
+        _check_condition_templates(ctx, item, (*path, "conditions", index))
 
 
 def _check_multiple_condition(ctx: Context, data: dict[str, Any], path: YamlPath, owner: str) -> None:
@@ -295,6 +314,8 @@ def _check_multiple_condition(ctx: Context, data: dict[str, Any], path: YamlPath
         problem = condition_problem(member)
         if problem:
             ctx.error((*path, "conditions", name), f"Invalid condition `{name}` in {owner}: {problem}")
+        else:
+            _check_condition_templates(ctx, member, (*path, "conditions", name))
     ctx.boolean(data, "resetOnSuccess", path, "`resetOnSuccess`", True)
     for key in ("window", "windowAdvance"):
         parse_duration_value(ctx, data.get(key), (*path, key), f"`{key}`")
@@ -361,6 +382,8 @@ def _check_where(ctx: Context, value: Any, path: YamlPath) -> None:
             ctx.error(where, f"A {kind} filter on {entry.get('field')} needs a `value`")
         elif kind == "REGEX":
             _check_regex(ctx, entry.get("value"), (*where, "value"))
+        if entry.get("field") == "EXPRESSION":  # its value is the expression rendered
+            check_templates(ctx, entry.get("value"), (*where, "value"))
 
 
 def _check_regex(ctx: Context, value: Any, path: YamlPath) -> None:

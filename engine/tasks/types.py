@@ -48,6 +48,8 @@ SPEC_FIELDS = frozenset(
 COMMON_PROPERTIES = SPEC_FIELDS | {"logToFile", "workerGroup", "version"}
 # Flowable tasks have their own error and finally branches.
 FLOWABLE_PROPERTIES = frozenset({"errors", "finally"})
+# The common properties whose text is rendered as a template when the task runs.
+RENDERED_COMMON_PROPERTIES = frozenset({"runIf", "timeout"})
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,10 @@ class TaskType:
     # Properties holding an ISO 8601 duration, checked when the flow loads unless they hold an
     # expression; a dotted name reaches into a mapping (WaitFor's `checkFrequency.interval`).
     durations: frozenset[str] = frozenset()
+    # Properties whose text is not a template, so not checked as one: read as written here (counts,
+    # switches, runner settings), or fixed values in Kestra. Every other property is rendered when
+    # the task runs, as `TaskContext.prop` does.
+    static: frozenset[str] = frozenset()
 
     def child_shapes(self) -> dict[str, ChildShape]:
         """Every property that holds child tasks, including a flowable's `errors` and `finally`."""
@@ -85,6 +91,12 @@ class TaskType:
         ):
             return True
         return self.kind is Kind.FLOWABLE and prop in FLOWABLE_PROPERTIES
+
+    def renders(self, prop: str) -> bool:
+        """Whether the engine renders this property's text as a template when the task runs."""
+        if prop in self.static or prop in self.child_shapes() or prop in self.input_props:
+            return False
+        return prop in self.properties or prop in self.deprecated or prop in RENDERED_COMMON_PROPERTIES
 
 
 LIST = ChildShape.LIST
@@ -139,6 +151,10 @@ _HTTP_DURATIONS = _props(
     "options.readIdleTimeout",
     "options.connectionPoolIdleTimeout",
 )
+# Where and how a script runs: read as written, by this engine (which runs scripts as local
+# processes) or not at all.
+_SCRIPT_STATIC = _props("taskRunner", "containerImage", "runner", "docker", "targetOS", "outputDirectory")
+_LEGACY_SCRIPT_STATIC = _props("runner", "dockerOptions", "outputDirs")
 
 
 BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
@@ -196,6 +212,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         _props("key", "value", "namespace", "overwrite", "ttl", "kvType", "kvDescription"),
         required=_props("key", "value"),
         durations=_props("ttl"),
+        static=_props("kvDescription"),
     ),
     TaskType(
         f"{CORE}.kv.Get",
@@ -223,6 +240,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
             Kind.RUNNABLE,
             _SCRIPT_PROPS | extra | {"commands" if kind == "Commands" else "script"},
             required=_props("commands" if kind == "Commands" else "script"),
+            static=_SCRIPT_STATIC | extra,
         )
         for language, extra in (
             ("shell", _props()),
@@ -236,11 +254,13 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         Kind.RUNNABLE,
         _LEGACY_SCRIPT_PROPS,
         required=_props("commands"),
+        static=_LEGACY_SCRIPT_STATIC,
     ),
     TaskType(
         f"{LEGACY}.scripts.Python",
         Kind.RUNNABLE,
         _LEGACY_SCRIPT_PROPS | _props("requirements", "virtualEnv", "pythonPath"),
+        static=_LEGACY_SCRIPT_STATIC | _props("requirements", "virtualEnv", "pythonPath"),
     ),
     # --- files in the internal storage --------------------------------------------------------
     TaskType(
@@ -309,6 +329,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         children={"tasks": LIST},
         required=_props("tasks"),
         aliases=(f"{LEGACY}.flows.Parallel",),
+        static=_props("concurrent"),
     ),
     TaskType(
         f"{CORE}.flow.If",
@@ -333,6 +354,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         children={"tasks": LIST},
         required=_props("values", "tasks"),
         aliases=(f"{LEGACY}.flows.ForEach",),
+        static=_props("concurrencyLimit"),
     ),
     TaskType(
         f"{CORE}.flow.EachSequential",
@@ -349,6 +371,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         children={"tasks": LIST},
         required=_props("value", "tasks"),
         aliases=(f"{LEGACY}.flows.EachParallel",),
+        static=_props("concurrent"),
     ),
     TaskType(
         f"{CORE}.flow.Dag",
@@ -357,6 +380,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         children={"tasks": ChildShape.DAG},
         required=_props("tasks"),
         aliases=(f"{LEGACY}.flows.Dag",),
+        static=_props("concurrent"),
     ),
     TaskType(
         f"{CORE}.flow.AllowFailure",
@@ -373,6 +397,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         input_props=_props("onResume"),
         aliases=(f"{LEGACY}.flows.Pause",),
         durations=_props("delay", "timeout", "pauseDuration"),
+        static=_props("behavior"),
     ),
     TaskType(
         f"{CORE}.flow.WaitFor",
@@ -382,6 +407,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         required=_props("condition", "tasks"),
         aliases=(f"{CORE}.flow.LoopUntil",),
         durations=_props("checkFrequency.interval", "checkFrequency.maxDuration"),
+        static=_props("checkFrequency", "failOnMaxReached"),
     ),
     TaskType(
         f"{CORE}.flow.WorkingDirectory",
@@ -390,6 +416,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         children={"tasks": LIST},
         required=_props("tasks"),
         aliases=(f"{LEGACY}.flows.WorkingDirectory", f"{LEGACY}.flows.Worker"),
+        static=_props("cache", "taskRunner", "containerImage"),
     ),
     TaskType(
         f"{CORE}.flow.Subflow",
@@ -409,5 +436,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         ),
         required=_props("namespace", "flowId"),
         aliases=(f"{LEGACY}.flows.Subflow", f"{LEGACY}.flows.Flow"),
+        # Fixed values in Kestra, though rendered here.
+        static=_props("revision", "wait", "transmitFailed", "inheritLabels", "restartBehavior"),
     ),
 )
