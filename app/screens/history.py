@@ -1,0 +1,206 @@
+"""The history of a flow or a namespace, in pictures.
+
+For a flow: its last executions as bars (duration and state, oldest left) with a summary line, and
+below them, when the screen is tall enough, its executions per state over time. For a namespace
+(and the namespaces below it): executions per state over time, and a table of each flow's last
+state, success rate and durations.
+
+The dashboard opens it with `HistoryScreen(engine, namespace, flow_id)` (flow_id None for a
+namespace). It reads executions through `ExecutionSource` alone, at most `scan` of them, newest
+first. `r` reads them again; the dashboard may also call `executions_changed()` on every batch of
+ExecutionChanged events, which rereads at most once a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import ClassVar, Protocol
+
+from textual import events, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Label
+
+from tiercel.engine import ExecutionSummary, utcnow, visible
+
+from ..widgets.flow_stats import COLUMNS, flow_stats
+from ..widgets.history_chart import MAX_BARS, HistoryChart
+from ..widgets.state_chart import StateChart
+
+#: How many executions a history reads at most (newest first): enough for weeks of an hourly flow.
+SCAN = 5_000
+PAGE = 500
+#: Below this height a flow's history shows its bars only.
+BOTH_CHARTS_HEIGHT = 30
+#: The least time between two rereads caused by `executions_changed`.
+REREAD_SECONDS = 1.0
+
+
+class ExecutionSource(Protocol):
+    """Where the history reads executions: `Engine.list_executions` (a page, newest first)."""
+
+    async def list_executions(
+        self,
+        *,
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> list[ExecutionSummary]: ...
+
+
+async def read_executions(
+    source: ExecutionSource, namespace: str, flow_id: str | None, scan: int = SCAN
+) -> tuple[list[ExecutionSummary], bool]:
+    """The newest executions of a flow (or of a namespace and those below it), and whether more exist.
+
+    The store matches a namespace with the ones below it; a flow's history keeps its own namespace.
+    """
+    found: list[ExecutionSummary] = []
+    before: str | None = None
+    read = 0
+    while True:
+        # Past `scan`, one more row only tells whether older executions were left out.
+        limit = min(PAGE, scan - read) if read < scan else 1
+        page = await source.list_executions(
+            namespace=namespace or None, flow_id=flow_id, limit=limit, before=before
+        )
+        if read >= scan:
+            return found, bool(page)
+        read += len(page)
+        found.extend(row for row in page if flow_id is None or row.namespace == namespace)
+        if len(page) < limit:
+            return found, False
+        before = page[-1].cursor
+
+
+class HistoryScreen(ModalScreen[None]):
+    """Charts of a flow's or a namespace's executions; escape or q closes it."""
+
+    DEFAULT_CSS = """
+    HistoryScreen { align: center top; }
+    #history-view {
+        width: 100%; height: 100%;
+        border: thick $accent; background: $surface; padding: 0 1;
+    }
+    #history-title { height: 1; width: 100%; }
+    #history-bars { height: 1fr; min-height: 6; }
+    #history-states { height: 1fr; min-height: 6; margin-top: 1; }
+    #history-flows { height: 1fr; margin-top: 1; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "reread", "Refresh", id="tiercel.history.refresh"),
+        Binding("escape,q", "close", "Close", id="tiercel.history.close"),
+    ]
+
+    def __init__(
+        self,
+        source: ExecutionSource,
+        namespace: str,
+        flow_id: str | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        scan: int = SCAN,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.namespace = namespace
+        self.flow_id = flow_id
+        self.clock = clock
+        self.scan = scan
+        self.executions: list[ExecutionSummary] = []
+        self.more = False
+        self.loaded = 0  # how many times the executions were read: tests wait on it
+        self._reread: Timer | None = None
+
+    @property
+    def target(self) -> str:
+        """What the history is of: the flow's full name, or the namespace ("all namespaces" at the root)."""
+        if self.flow_id is not None:
+            return f"{self.namespace}.{self.flow_id}" if self.namespace else self.flow_id
+        return self.namespace or "all namespaces"
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="history-view"):
+            yield Label(visible(f"History of {self.target}"), id="history-title", markup=False)
+            if self.flow_id is not None:
+                yield HistoryChart(self.clock, id="history-bars")
+            yield StateChart(self.clock, id="history-states")
+            if self.flow_id is None:
+                yield DataTable(id="history-flows", cursor_type="row", zebra_stripes=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#history-view").border_title = "History"
+        if self.flow_id is None:
+            table = self.query_one("#history-flows", DataTable)
+            for name in COLUMNS:
+                table.add_column(name, key=name)
+            table.focus()
+        self._fit(self.size.height)
+        self.reread()
+        # Bars of running executions grow: redraw while one runs (no store read).
+        self.set_interval(1.0, self._tick)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.height)
+
+    def _fit(self, height: int) -> None:
+        """A flow's state chart only when there is room for both charts."""
+        if self.flow_id is not None:
+            self.query_one(StateChart).display = height >= BOTH_CHARTS_HEIGHT
+
+    def _tick(self) -> None:
+        if any(row.end_date is None for row in self.executions):
+            for chart in self.query(HistoryChart):
+                chart.refresh()
+            for states in self.query(StateChart):
+                states.refresh()
+
+    def executions_changed(self) -> None:
+        """Executions changed somewhere: read them again soon (at most once per REREAD_SECONDS)."""
+        if self._reread is None:
+            self._reread = self.set_timer(REREAD_SECONDS, self._reread_now)
+
+    def _reread_now(self) -> None:
+        self._reread = None
+        self.reread()
+
+    def action_reread(self) -> None:
+        self.reread()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    @work(exclusive=True, group="history")
+    async def reread(self) -> None:
+        """Read the executions and redraw the charts (and the table of flows)."""
+        rows, more = await read_executions(self.source, self.namespace, self.flow_id, self.scan)
+        self.show(rows, more)
+
+    def show(self, rows: Sequence[ExecutionSummary], more: bool) -> None:
+        """Draw these executions (newest first, as read)."""
+        self.executions, self.more = list(rows), more
+        title = f"History of {self.target}: {len(rows):,} execution{'s' * (len(rows) != 1)}"
+        if more:
+            title += f" (the newest {len(rows):,}; older ones are not counted)"
+        self.query_one("#history-title", Label).update(visible(title))
+        if self.flow_id is not None:
+            self.query_one(HistoryChart).show(rows[:MAX_BARS])
+        self.query_one(StateChart).show(rows)
+        if self.flow_id is None:
+            self._fill_table(rows)
+        self.loaded += 1
+
+    def _fill_table(self, rows: Sequence[ExecutionSummary]) -> None:
+        table = self.query_one("#history-flows", DataTable)
+        now = self.clock()
+        with self.app.batch_update():
+            table.clear()
+            for stats in flow_stats(rows, now):
+                table.add_row(*stats.cells(self.namespace, now), key=f"{stats.namespace}\0{stats.flow_id}")
