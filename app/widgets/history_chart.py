@@ -138,7 +138,7 @@ def _cell(filled: int, resolution: int, dense: bool) -> str:
 class HistoryChart(Widget):
     """The summary line above the bar chart of `runs`, redrawn to the widget's size."""
 
-    DEFAULT_CSS = "HistoryChart { height: 1fr; min-height: 6; }"
+    DEFAULT_CSS = "HistoryChart { height: 1fr; min-height: 6; text-wrap: nowrap; text-overflow: ellipsis; }"
 
     def __init__(self, clock: Callable[[], datetime] = utcnow, **kwargs: Unpack[WidgetArgs]) -> None:
         super().__init__(**kwargs)
@@ -159,7 +159,6 @@ class HistoryChart(Widget):
         width, height = max(self.size.width, 20), max(self.size.height, 3)
         shown = fit_runs(self.runs, width, now)
         summary = history_summary(shown, now)
-        summary.no_wrap, summary.overflow = True, "ellipsis"
-        if not shown:
-            return summary
-        return Text("\n").join([summary, history_bars(shown, width, height - 1, now)])
+        text = Text("\n").join([summary, history_bars(shown, width, height - 1, now)]) if shown else summary
+        text.no_wrap, text.overflow = True, "ellipsis"
+        return text

@@ -211,7 +211,7 @@ def _index(moment: datetime, size: int) -> int:
 class StateChart(Widget):
     """Runs per state over time, redrawn to the widget's size."""
 
-    DEFAULT_CSS = "StateChart { height: 1fr; min-height: 6; }"
+    DEFAULT_CSS = "StateChart { height: 1fr; min-height: 6; text-wrap: nowrap; text-overflow: clip; }"
 
     def __init__(self, clock: Callable[[], datetime] = utcnow, **kwargs: Unpack[WidgetArgs]) -> None:
         super().__init__(**kwargs)

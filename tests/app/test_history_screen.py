@@ -185,3 +185,12 @@ async def test_on_the_dashboard_r_and_q_act_on_the_history(flows: Path, tmp_path
         await pilot.press("q")  # closes the history; the dashboard goes on
         await until_drawn(pilot, lambda: app.screen is not screen)
         assert app.is_running and app.engine is not None
+
+
+async def test_on_a_narrow_screen_the_summary_is_cut_rather_than_wrapped(engine: Engine) -> None:
+    await save(engine.store, [execution(i, "acme", "etl", STATES[i % 5], 100 - i) for i in range(40)])
+    screen = HistoryScreen(engine, "acme", "etl", clock=lambda: NOW)
+    async with shown(screen, (36, 10)) as pilot:
+        rows = screen_text(pilot).split("\n")
+        summary = next(index for index, row in enumerate(rows) if "ok (" in row)
+        assert "…" in rows[summary] and "┤" in rows[summary + 1]
