@@ -106,6 +106,19 @@ def _with_where(query: str, where: Sequence[str]) -> str:
     return _SQL[query].replace("{where}", clause)
 
 
+def _prefix_bound(prefix: str) -> str:
+    """The least text above every text that starts with `prefix`: its last character raised by one.
+
+    SQLite compares text as UTF-8 bytes, which sort as code points do (surrogates are skipped).
+    """
+    head, last = prefix[:-1], ord(prefix[-1])
+    if last == 0x10FFFF:  # no character above it: bound the shorter prefix
+        # (a prefix of U+10FFFF alone gets an approximate bound: no id Tiercel makes holds one)
+        return _prefix_bound(head) if head else prefix + prefix
+    following = last + 1 if last + 1 != 0xD800 else 0xE000
+    return head + chr(following)
+
+
 class ExecutionTable(Table):
     """The `executions` and `task_runs` tables."""
 
@@ -208,6 +221,15 @@ class ExecutionTable(Table):
         where, params = _execution_filters(namespace, flow_id, state)
         rows = await self._db.fetchall(_with_where("count_executions", where), params)
         return int(rows[0][0])
+
+    async def execution_ids(self, prefix: str, *, limit: int) -> list[str]:
+        """Up to `limit` execution ids that start with `prefix`, in order (an index range, not a scan)."""
+        if not prefix:
+            return []
+        rows = await self._db.fetchall(
+            _SQL["select_execution_ids_from"], (prefix, _prefix_bound(prefix), max(0, int(limit)))
+        )
+        return [str(row[0]) for row in rows]
 
     async def unfinished_executions(self) -> list[Execution]:
         """Every execution whose state is not terminal, oldest first, with its task runs."""

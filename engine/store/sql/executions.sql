@@ -61,3 +61,8 @@ FROM executions {where} ORDER BY seq DESC LIMIT ?;
 
 -- name: count_executions
 SELECT count(*) FROM executions {where};
+
+-- The ids that start with a prefix, in order: `id >= prefix AND id < bound` (the prefix with its last
+-- character raised by one) reads the unique index on `id` as a range, with no pattern to escape.
+-- name: select_execution_ids_from
+SELECT id FROM executions WHERE id >= ? AND id < ? ORDER BY id LIMIT ?;
