@@ -15,10 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and linters
     from .commands import (
+        AmbiguousExecutionIdError as AmbiguousExecutionIdError,
         BackfillAction as BackfillAction,
         Commands as Commands,
+        EngineAbout as EngineAbout,
+        ExecutionIds as ExecutionIds,
         parse_date as parse_date,
         parse_state as parse_state,
+        resolve_execution_id as resolve_execution_id,
         trigger_json as trigger_json,
     )
     from .connection import ConnectError as ConnectError, NoEngineError as NoEngineError, connect as connect
@@ -72,7 +76,17 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
 # Each public name and the module that defines it.
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(
-        ["BackfillAction", "Commands", "parse_date", "parse_state", "trigger_json"],
+        [
+            "AmbiguousExecutionIdError",
+            "BackfillAction",
+            "Commands",
+            "EngineAbout",
+            "ExecutionIds",
+            "parse_date",
+            "parse_state",
+            "resolve_execution_id",
+            "trigger_json",
+        ],
         ".commands",
     ),
     **dict.fromkeys(["ConnectError", "NoEngineError", "connect"], ".connection"),

@@ -9,14 +9,23 @@ Triggers and backfills are commands like the others: no caller reaches into the 
 request becomes a call on a `Commands` and how the result becomes the answer. `answer` serves a
 request by it; the client sends the requests it decodes. To add a command: a method here, its
 implementation on the Engine, an entry in `COMMANDS`, and the matching method of `ControlClient`.
+Two requests answer what only the engine knows: `wait` (an execution settled, asked again until it
+is) and `about` (whether the engine watches a flows folder, so that it may be handed runs).
+
+Execution ids typed by users are resolved here too (`resolve_execution_id`): a whole id or a unique
+prefix, read from any `ExecutionIds` (the store, the control client) with an indexed range query.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from .errors import EngineCommandError
 from .inputs import InputError
@@ -25,6 +34,44 @@ from .triggers.state import BackfillProgress, SchedulerError, TriggerState
 
 BackfillAction = Literal["pause", "resume", "cancel"]
 BACKFILL_ACTIONS: tuple[BackfillAction, ...] = get_args(BackfillAction)
+
+
+# How many of the ids an ambiguous prefix matches are named in the error (then "...").
+SHOWN_MATCHES = 5
+
+
+class AmbiguousExecutionIdError(EngineCommandError):
+    """An execution id prefix that more than one execution id starts with: a usage error."""
+
+    def __init__(self, prefix: str, matches: Sequence[str], more: bool) -> None:
+        self.prefix, self.matches, self.more = prefix, tuple(matches), more
+        listed = ", ".join(self.matches) + (", ..." if more else "")
+        super().__init__(f"`{prefix}` is the start of several execution ids: {listed}; give more of it")
+
+
+class ExecutionIds(Protocol):
+    """Where the ids of a database's executions are looked up (a `Store`, a `ControlClient`)."""
+
+    async def execution_ids(self, prefix: str, *, limit: int) -> list[str]: ...
+
+
+async def resolve_execution_id(ids: ExecutionIds, text: str) -> str:
+    """The execution id `text` names: itself, or the one id it is a unique prefix of.
+
+    Text that no id starts with comes back unchanged, so the command refuses it with its usual
+    "No execution" message.
+
+    Raises:
+        AmbiguousExecutionIdError: Several ids start with `text` and none is `text` itself.
+    """
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # undecodable bytes from the command line: no id holds them
+        return text
+    found = await ids.execution_ids(text, limit=SHOWN_MATCHES + 1)
+    if len(found) <= 1 or text in found:
+        return found[0] if len(found) == 1 else text
+    raise AmbiguousExecutionIdError(text, found[:SHOWN_MATCHES], len(found) > SHOWN_MATCHES)
 
 
 def parse_state(text: Any) -> StateType:
@@ -61,6 +108,10 @@ class Commands(Protocol):
     ) -> str: ...
 
     async def change_status(self, execution_id: str, state: StateType) -> None: ...
+
+    async def wait(self, execution_id: str, *, until_paused: bool = False) -> Execution:
+        """The execution once it ended (or, with `until_paused`, paused with nothing scheduled)."""
+        ...
 
     # -- triggers -----------------------------------------------------------------------------
     async def trigger_states(self) -> list[TriggerState]: ...
@@ -243,6 +294,70 @@ async def _change_status(commands: Commands, request: Request) -> Reply:
     return {}
 
 
+# The longest one `wait` request holds its connection: a caller waiting longer asks again, so an
+# engine that stops is noticed within this time.
+MAX_WAIT_SECONDS = 10.0
+
+
+async def _wait(commands: Commands, request: Request) -> Reply:
+    """The execution once it settles within `seconds`, else {"execution": null}: ask again."""
+    execution_id = _text(request, "executionId")
+    seconds = min(max(float(request.get("seconds") or 0), 0.0), MAX_WAIT_SECONDS)
+    settled = commands.wait(execution_id, until_paused=bool(request.get("untilPaused")))
+    try:
+        execution = await asyncio.wait_for(settled, seconds)
+    except TimeoutError:
+        return {"execution": None}
+    # The logs query stores the lines still buffered first: a caller that reads the execution's
+    # logs after this answer finds every line.
+    await commands.logs(execution_id, newest=True, limit=1)
+    return {"execution": execution.to_json()}
+
+
+@runtime_checkable
+class _FollowsFlows(Protocol):
+    """An engine with a flows folder, which it may watch (the Engine)."""
+
+    flows_dir: Path | None
+
+    @property
+    def watcher(self) -> object | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EngineAbout:
+    """What the engine owning a database is, as its control channel says.
+
+    `watching`: it follows its flows folder and runs until stopped (the dashboard, `tiercel
+    server`); a one-off engine (`tiercel run`, a backfill) stops once its own work is done.
+    """
+
+    pid: int | None
+    flows_dir: Path | None
+    watching: bool
+
+    def to_json(self) -> dict[str, Any]:
+        folder = str(self.flows_dir) if self.flows_dir is not None else None
+        return {"pid": self.pid, "flowsDir": folder, "watching": self.watching}
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> EngineAbout:
+        pid, folder = data.get("pid"), data.get("flowsDir")
+        return EngineAbout(
+            pid=int(pid) if pid is not None else None,
+            flows_dir=Path(str(folder)) if folder else None,
+            watching=bool(data.get("watching")),
+        )
+
+
+async def _about(commands: Commands, request: Request) -> Reply:
+    folder, watching = None, False
+    if isinstance(commands, _FollowsFlows):
+        folder = commands.flows_dir.resolve() if commands.flows_dir is not None else None
+        watching = commands.watcher is not None
+    return EngineAbout(os.getpid(), folder, watching).to_json()
+
+
 async def _triggers(commands: Commands, request: Request) -> Reply:
     return {"triggers": [trigger_json(state) for state in await commands.trigger_states()]}
 
@@ -281,6 +396,8 @@ COMMANDS: Mapping[str, Dispatch] = MappingProxyType(
         "restart": _restart,
         "replay": _replay,
         "change-status": _change_status,
+        "wait": _wait,
+        "about": _about,
         "triggers": _triggers,
         "set-trigger": _set_trigger,
         "backfill": _backfill,

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .commands import BackfillAction, Commands, trigger_from_json
+from .commands import MAX_WAIT_SECONDS, BackfillAction, Commands, EngineAbout, ExecutionIds, trigger_from_json
 from .errors import EngineCommandError
 from .inputs import InputError
 from .model import Execution, ExecutionSummary, Label, LogEntry, StateType
@@ -282,6 +282,24 @@ class ControlClient:
     async def change_status(self, execution_id: str, state: StateType) -> None:
         await self._request("change-status", executionId=execution_id, state=state.value)
 
+    async def wait(self, execution_id: str, *, until_paused: bool = False) -> Execution:
+        """Wait as `Engine.wait` does, a bounded request at a time.
+
+        Raises:
+            OSError, EngineCommandError: The engine stopped (or never answered) meanwhile.
+        """
+        seconds = min(MAX_WAIT_SECONDS, self.timeout / 2)
+        while True:
+            reply = await self._request(
+                "wait", executionId=execution_id, untilPaused=until_paused, seconds=seconds
+            )
+            if reply.get("execution"):
+                return Execution.from_json(reply["execution"])
+
+    async def about(self) -> EngineAbout:
+        """What the engine is: its pid, its flows folder, whether it watches it."""
+        return EngineAbout.from_json(await self._request("about"))
+
     # -- triggers -----------------------------------------------------------------------------
     async def trigger_states(self) -> list[TriggerState]:
         reply = await self._request("triggers")
@@ -335,6 +353,13 @@ class ControlClient:
     async def execution(self, execution_id: str) -> Execution | None:
         return await (await self._store()).get_execution(execution_id)
 
+    async def execution_ids(self, prefix: str, *, limit: int) -> list[str]:
+        return await (await self._store()).execution_ids(prefix, limit=limit)
+
+    async def flow_source(self, namespace: str, flow_id: str) -> tuple[int, str] | None:
+        """The (revision, source) of the flow's current revision, as the engine stored it."""
+        return await (await self._store()).flow_source(namespace, flow_id)
+
     async def list_executions(
         self,
         *,
@@ -369,3 +394,4 @@ class ControlClient:
 
 if TYPE_CHECKING:  # the client is the remote implementation of the command surface
     _: type[Commands] = ControlClient
+    _ids: type[ExecutionIds] = ControlClient
