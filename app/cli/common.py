@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tiercel.engine import visible
 
 if TYPE_CHECKING:
-    from tiercel.engine import Engine, LogEntry
+    from tiercel.engine import Engine, ExecutionIds, Flow, InputError, LogEntry
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED = 0, 1, 2, 3
 
@@ -64,6 +64,31 @@ def existing_db(db: str | None) -> Path:
     if not path.exists():
         raise UsageError(f"no database at {path} (give --db or set TIERCEL_DB)")
     return path
+
+
+async def full_execution_id(db: Path, text: str) -> str:
+    """The execution id a command names: a whole id, or any prefix of one id alone.
+
+    Looked up in the database read-only, so it works the same whether an engine owns it or not. Text
+    that starts no id comes back as it is: the command then says there is no such execution.
+
+    Raises:
+        UsageError: Several ids start with `text` (the message lists some).
+    """
+    from tiercel.engine import Store
+
+    async with await Store.open(db, readonly=True) as store:
+        return await execution_id_in(store, text)
+
+
+async def execution_id_in(ids: ExecutionIds, text: str) -> str:
+    """`full_execution_id` on an open store."""
+    from tiercel.engine import AmbiguousExecutionIdError, resolve_execution_id
+
+    try:
+        return await resolve_execution_id(ids, text)
+    except AmbiguousExecutionIdError as error:
+        raise UsageError(str(error)) from None
 
 
 def flow_files(paths: Sequence[str]) -> list[Path]:
@@ -126,6 +151,33 @@ def report_engine_warnings() -> None:
     if not any(isinstance(handler, _SayHandler) for handler in logger.handlers):
         handler = _SayHandler(logging.WARNING)
         logger.addHandler(handler)
+
+
+def report_input_error(error: InputError, heading: str) -> None:
+    """Inputs the engine refused: the heading, then one problem a line."""
+    say(f"tiercel: {heading}", err=True)
+    for message in error.errors:
+        for line in message.splitlines():
+            say(f"  {line}", err=True)
+
+
+def warn_undeclared(given: Iterable[str], declared: Sequence[str], owner: str, kind: str = "input") -> None:
+    """One warning line for the inputs given that `owner` does not declare.
+
+    Kestra ignores them, and so does the engine; said here so that a typo in a name does not pass
+    unseen (the input then runs with its default).
+    """
+    unknown = [name for name in given if name not in declared]
+    if not unknown:
+        return
+    names = ", ".join(f"`{name}`" for name in unknown)
+    known = f"its {kind}s: {', '.join(declared)}" if declared else f"it declares no {kind}s"
+    plural = "s" if len(unknown) > 1 else ""
+    say(f"tiercel: warning: {owner} does not declare the {kind}{plural} {names}, ignored ({known})", err=True)
+
+
+def warn_undeclared_inputs(given: Iterable[str], flow: Flow) -> None:
+    warn_undeclared(given, [spec.id for spec in flow.inputs], f"flow {flow.namespace}.{flow.id}")
 
 
 def format_log(entry: LogEntry) -> str:

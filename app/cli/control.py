@@ -9,6 +9,7 @@ to end or pause, as `run` does.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .common import (
@@ -17,8 +18,10 @@ from .common import (
     EXIT_PAUSED,
     EXIT_USAGE,
     existing_db,
+    full_execution_id,
     parse_pairs,
     say,
+    warn_undeclared,
 )
 
 if TYPE_CHECKING:
@@ -55,7 +58,10 @@ async def cmd_control(args: argparse.Namespace) -> int:
     from tiercel.engine import ConnectError, ControlClient, Engine, EngineCommandError, connect, parse_state
 
     db = existing_db(args.db)
+    args.execution_id = await full_execution_id(db, args.execution_id)
     inputs = parse_pairs(getattr(args, "input", None) or [], "--input")
+    if inputs:
+        await _warn_undeclared_on_resume(db, args.execution_id, inputs)
     try:
         state = parse_state(args.state) if args.command == "change-status" else None
     except EngineCommandError as error:
@@ -72,6 +78,28 @@ async def cmd_control(args: argparse.Namespace) -> int:
     except ConnectError as error:
         say(f"tiercel: {error}", err=True)
         return EXIT_USAGE
+
+
+async def _warn_undeclared_on_resume(db: Path, execution_id: str, inputs: dict[str, str]) -> None:
+    """Warn about the inputs no paused task of the execution declares in its onResume (ignored)."""
+    from tiercel.engine import FlowParseError, StateType, Store, parse_flow
+
+    async with await Store.open(db, readonly=True) as store:
+        execution = await store.get_execution(execution_id)
+        if execution is None:
+            return  # the command itself says so
+        found = await store.flow_source(execution.namespace, execution.flow_id, execution.flow_revision)
+    if found is None:
+        return
+    try:
+        flow = parse_flow(found[1])
+    except FlowParseError:
+        return
+    for run in execution.task_runs:
+        task = flow.tasks_by_id.get(run.task_id)
+        if run.state.current is StateType.PAUSED and task is not None:
+            declared = [spec.id for spec in task.props.get("onResume") or ()]
+            warn_undeclared(inputs, declared, f"the paused task `{run.task_id}`", "onResume input")
 
 
 async def _call(

@@ -12,7 +12,8 @@ import contextlib
 import json
 from typing import TYPE_CHECKING
 
-from .common import EXIT_FAILED, EXIT_OK, UsageError, existing_db, format_log, say
+from .common import EXIT_FAILED, EXIT_OK, UsageError, execution_id_in, existing_db, format_log, say
+from .tables import table
 
 if TYPE_CHECKING:
     from tiercel.engine import Store
@@ -60,8 +61,17 @@ async def cmd_executions(args: argparse.Namespace) -> int:
             return EXIT_OK
         from tiercel.engine import iso
 
-        for row in rows:
-            say(f"{row.id}  {row.namespace}.{row.flow_id:<28} {row.state:<9} {iso(row.start_date)}")
+        cells = [
+            [
+                row.id,
+                f"{row.namespace}.{row.flow_id}",
+                row.state,
+                iso(row.start_date) or "-",
+            ]
+            for row in rows
+        ]
+        if cells:
+            say("\n".join(table(cells)))
     finally:
         await store.close()
     return EXIT_OK
@@ -72,6 +82,7 @@ async def cmd_logs(args: argparse.Namespace) -> int:
 
     store = await _open_readonly(args)
     try:
+        args.execution_id = await execution_id_in(store, args.execution_id)
         execution = await store.get_execution(args.execution_id)
         if execution is None:
             say(f"tiercel: no execution {args.execution_id}", err=True)
