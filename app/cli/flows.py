@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from .common import EXIT_FAILED, EXIT_OK, UsageError, flow_files, flows_folder, resolve_db, say
+from .tables import table, width
 
 if TYPE_CHECKING:
     from tiercel.engine import Flow, FlowParseError, Namespaces, Store
@@ -118,17 +119,8 @@ async def cmd_flows(args: argparse.Namespace) -> int:
     if args.json:
         say(json.dumps([*rows, *problems], indent=2))
         return EXIT_OK
-    for row in rows:
-        shown = (
-            "-"
-            if row["revision"] is None
-            else f"{row['revision']}{'*' if row['editedSinceRevision'] else ''}"
-        )
-        triggers = ",".join(row["triggers"]) or "-"
-        say(
-            f"{row['namespace']:<28} {row['id']:<28} rev={shown:<4} tasks={row['tasks']:<3} "
-            f"triggers={triggers}  {row['path']}"
-        )
+    if rows:
+        say("\n".join(table([_flow_cells(row) for row in rows])))
     if any(row["editedSinceRevision"] for row in rows):
         say(
             "* the file changed since that revision; a running engine stores the new one as it sees it",
@@ -139,6 +131,20 @@ async def cmd_flows(args: argparse.Namespace) -> int:
         # A flow error names its file already (path:line:column: message).
         say(f"INVALID {first}" if first.startswith(str(file)) else f"INVALID {file}: {first}")
     return EXIT_OK
+
+
+def _flow_cells(row: _FlowRow) -> list[str]:
+    revision = row["revision"]
+    shown = "-" if revision is None else f"{revision}{'*' if row['editedSinceRevision'] else ''}"
+    triggers = ",".join(row["triggers"]) or "-"
+    return [
+        row["namespace"],
+        row["id"],
+        f"rev={shown}",
+        f"tasks={row['tasks']}",
+        f"triggers={triggers}",
+        row["path"] or "-",
+    ]
 
 
 async def cmd_namespaces(args: argparse.Namespace) -> int:
@@ -153,26 +159,27 @@ async def cmd_namespaces(args: argparse.Namespace) -> int:
         tree[flow.namespace].append(flow.id)
     store = await _stored(args)
     try:
-        for namespace in sorted(tree):
-            depth = namespace.count(".")
-            pad = "  " * (depth + 1)
-            description = namespaces.description(namespace)
-            say(
-                "  " * depth
-                + namespace.rsplit(".", 1)[-1]
-                + f"  ({namespace})"
-                + (f"  {description}" if description else "")
-            )
-            declared = namespaces.declared.get(namespace)
-            for key, value in (declared.variables if declared else {}).items():
-                say(f"{pad}var {key} = {json.dumps(value)}")
-            for key in await store.kv_keys(namespace) if store else []:
-                say(f"{pad}kv  {key}")
-            for flow_id in sorted(tree[namespace]):
-                say(f"{pad}- {flow_id}")
+        keys = {namespace: await store.kv_keys(namespace) if store else [] for namespace in tree}
     finally:
         if store is not None:
             await store.close()
+    labels = {namespace: "  " * namespace.count(".") + namespace.rsplit(".", 1)[-1] for namespace in tree}
+    label_width = max((width(label) for label in labels.values()), default=0)
+    for namespace in sorted(tree):
+        description = namespaces.description(namespace)
+        label = labels[namespace]
+        heading = label + " " * (label_width - width(label)) + f"  ({namespace})"
+        say(heading + (f"  {description}" if description else ""))
+        pad = "  " * (namespace.count(".") + 1)
+        declared = namespaces.declared.get(namespace)
+        variables = declared.variables if declared else {}
+        key_width = max((width(key) for key in variables), default=0)
+        for key, value in variables.items():
+            say(f"{pad}var {key}{' ' * (key_width - width(key))} = {json.dumps(value)}")
+        for key in keys[namespace]:
+            say(f"{pad}kv  {key}")
+        for flow_id in sorted(tree[namespace]):
+            say(f"{pad}- {flow_id}")
     return EXIT_OK
 
 
@@ -212,6 +219,8 @@ async def cmd_revisions(args: argparse.Namespace) -> int:
         return EXIT_OK
     from tiercel.engine import iso
 
-    for revision, source, created in revisions:
-        say(f"{revision:>4}  {iso(created)}  {len(source.splitlines())} lines")
+    cells = [
+        [str(n), iso(created) or "-", f"{len(source.splitlines())} lines"] for n, source, created in revisions
+    ]
+    say("\n".join(table(cells, align=(">", "<", ">"))))
     return EXIT_OK

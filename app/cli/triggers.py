@@ -29,6 +29,7 @@ from .common import (
     resolve_db,
     say,
 )
+from .tables import table
 
 if TYPE_CHECKING:
     from tiercel.engine import BackfillAction, BackfillProgress, Commands, Engine
@@ -129,16 +130,19 @@ async def _list(db: Path, *, json_output: bool) -> int:
     if json_output:
         say(json.dumps(rows, indent=2))
         return EXIT_OK
-    for row in rows:
-        state = "on" if row["enabled"] and not row.get("disabled") else "off"
-        kind = (row.get("type") or "").rsplit(".", 1)[-1] or "-"
-        backfill = row.get("backfill")
-        progress = f"  backfill {backfill['status']} {backfill['fired']} fired" if backfill else ""
-        say(
-            f"{row['namespace']}.{row['flowId']}.{row['triggerId']:<20} {kind:<9} {state:<3} "
-            f"last={row['lastDate'] or '-'} next={row['nextDate'] or '-'}{progress}"
-        )
+    if rows:
+        say("\n".join(table([_trigger_cells(row) for row in rows])))
     return EXIT_OK
+
+
+def _trigger_cells(row: dict[str, Any]) -> list[str]:
+    """A trigger's line: its three ids apart (as --enable and --disable take them), then its state."""
+    state = "on" if row["enabled"] and not row.get("disabled") else "off"
+    kind = (row.get("type") or "").rsplit(".", 1)[-1] or "-"
+    backfill = row.get("backfill")
+    cells = [row["namespace"], row["flowId"], row["triggerId"], kind, state]
+    cells += [f"last={row['lastDate'] or '-'}", f"next={row['nextDate'] or '-'}"]
+    return cells + ([f"backfill {backfill['status']} {backfill['fired']} fired"] if backfill else [])
 
 
 async def _stored_triggers(db: Path) -> list[dict[str, Any]]:
