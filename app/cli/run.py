@@ -1,35 +1,36 @@
 """`tiercel run` and `tiercel validate`: one execution of a flow to its end, and checking flow files.
 
-`run` owns the database while it runs: its engine loads the flows folder and fires no trigger.
+`run` owns the database while it runs: its engine loads the flows folder and fires no trigger. When
+the dashboard or a server owns the database, the run goes to that engine instead (following.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
-    EXIT_PAUSED,
     EXIT_USAGE,
     UsageError,
     default_flows_dir,
     flow_files,
     flows_folder,
-    format_log,
-    open_engine,
     parse_pairs,
+    report_input_error,
     resolve_db,
     say,
+    warn_undeclared_inputs,
 )
+from .progress import RunView
+from .remote_run import run_through
+from .running import RunRequest, finish, stop_on_signals
 
 if TYPE_CHECKING:
-    from tiercel.engine import Commands
+    from tiercel.engine import Engine, Event, TaskRun
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,20 +46,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     validate.add_argument("paths", nargs="*")
 
 
-async def cmd_run(args: argparse.Namespace) -> int:
-    from tiercel.engine import (
-        EngineCommandError,
-        FlowParseError,
-        InputError,
-        Label,
-        LogsAppended,
-        StateType,
-        parse_flow_file,
-    )
+def _request(args: argparse.Namespace) -> RunRequest | int:
+    """The run asked for, or the exit code when the flow file is invalid (said already)."""
+    from tiercel.engine import FlowParseError, Label, parse_flow_file
 
     target: list[str] = args.target
     flows_dir = flows_folder(args.flows) if args.flows else None
-    file: Path | None = None
+    file, flow = None, None
     if len(target) == 1:
         file = Path(target[0])
         if not file.is_file():
@@ -68,99 +62,118 @@ async def cmd_run(args: argparse.Namespace) -> int:
         except FlowParseError as error:
             say(str(error), err=True)
             return EXIT_FAILED  # an invalid flow, as `validate` reports it (2 is for usage errors)
-        flows_dir = flows_dir or file.parent
         namespace, flow_id = flow.namespace, flow.id
     elif len(target) == 2:
         namespace, flow_id = target
-        flows_dir = flows_dir or default_flows_dir()
     else:
         raise UsageError("run takes a flow FILE, or a NAMESPACE and a FLOW_ID")
     inputs = parse_pairs(args.input or [], "--input")
     labels = [Label(k, v) for k, v in parse_pairs(args.label or [], "--label").items()]
+    folder = flows_dir or (file.parent if file is not None else default_flows_dir())
+    return RunRequest(
+        namespace, flow_id, folder, flows_dir is not None, file, flow, inputs, labels, args.json
+    )
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    """Run here when the database is free; through its owner's control channel when the dashboard
+    or a server owns it."""
+    from tiercel.engine import ConnectError, ControlClient, Engine, connect
+
+    request = _request(args)
+    if isinstance(request, int):
+        return request
     db = resolve_db(args.db)
-    engine = await open_engine(db, flows_dir)
-    if engine is None:
-        return EXIT_USAGE
-    await engine.start(triggers=False, recover=())
+    view = RunView(json_output=request.json_output)
     try:
-        if file is not None:
-            # The file named on the command line is what runs, whatever else the folder holds.
-            await engine.load_flow_file(file)
-        if (namespace, flow_id) not in engine.flows:
-            problems = [str(e) for errors in engine.flow_errors.values() for e in errors]
-            say(f"tiercel: no valid flow `{flow_id}` in namespace `{namespace}` under {flows_dir}", err=True)
-            for problem in problems:
+        async with connect(
+            db, flows_dir=request.flows_dir, recover=(), triggers=False, control=True
+        ) as commands:
+            if isinstance(commands, ControlClient):
+                return await run_through(commands, request, view)
+            assert isinstance(commands, Engine)
+            return await _run_here(commands, request, view)
+    except ConnectError as error:
+        say(f"tiercel: {error}", err=True)
+        return EXIT_USAGE
+    finally:
+        view.close()
+
+
+async def _run_here(engine: Engine, request: RunRequest, view: RunView) -> int:
+    """Run in the engine this command owns; it loads the flows folder and fires no trigger."""
+    from tiercel.engine import EngineCommandError, InputError
+
+    namespace, flow_id = request.namespace, request.flow_id
+    if request.file is not None:
+        # The file named on the command line is what runs, whatever else the folder holds.
+        await engine.load_flow_file(request.file)
+    if (namespace, flow_id) not in engine.flows:
+        say(
+            f"tiercel: no valid flow `{flow_id}` in namespace `{namespace}` under {request.flows_dir}",
+            err=True,
+        )
+        for errors in engine.flow_errors.values():
+            for problem in errors:
                 say(f"  {problem}", err=True)
-            return EXIT_USAGE
-        events = engine.events.subscribe()
-        try:
-            # The user names a local file for a FILE input here; triggers may pass only kestra:// URIs.
-            execution_id = await engine.trigger(namespace, flow_id, inputs, labels, local_files=True)
-        except InputError as error:
-            say(f"tiercel: invalid inputs for {namespace}.{flow_id}:", err=True)
-            for message in error.errors:
-                say(f"  {message}", err=True)
-            return EXIT_USAGE
-        except EngineCommandError as error:
-            say(f"tiercel: {error}", err=True)
-            return EXIT_USAGE
-        if not args.json:
-            say(f"Execution {execution_id} of {namespace}.{flow_id} started", err=True)
-
-        async def stream() -> None:
-            while True:
-                event = await events.get()
-                if isinstance(event, LogsAppended):
-                    try:
-                        for entry in event.entries:
-                            say(format_log(entry), err=args.json)
-                    except BrokenPipeError:
-                        return  # the reader left (`| head`): the execution still runs to its end
-
-        streamer = asyncio.create_task(stream())
-        stop_on_signals(engine, execution_id)
+        return EXIT_USAGE
+    warn_undeclared_inputs(request.inputs, engine.flows[(namespace, flow_id)])
+    events = engine.events.subscribe()
+    try:
+        # The user names a local file for a FILE input here; triggers may pass only kestra:// URIs.
+        execution_id = await engine.trigger(
+            namespace, flow_id, request.inputs, request.labels, local_files=True
+        )
+    except InputError as error:
+        report_input_error(error, f"invalid inputs for {namespace}.{flow_id}:")
+        return EXIT_USAGE
+    except EngineCommandError as error:
+        say(f"tiercel: {error}", err=True)
+        return EXIT_USAGE
+    view.say(f"Execution {execution_id} of {namespace}.{flow_id} started")
+    view.start()
+    streamer = asyncio.create_task(_stream(events, execution_id, view))
+    stop_on_signals(engine, execution_id, view)
+    try:
         execution = await engine.wait(execution_id, until_paused=True)
         await asyncio.sleep(0)
         await engine.flush_logs()  # the lines still buffered, announced on the bus before the drain
         await asyncio.sleep(0)
-        streamer.cancel()
-        for event in engine.events.drain(events):
-            if isinstance(event, LogsAppended):
-                for entry in event.entries:
-                    say(format_log(entry), err=args.json)
     finally:
-        await engine.stop()
-    state = execution.state.current
-    if args.json:
-        say(json.dumps(execution.to_json(), indent=2))
-    else:
-        seconds = execution.state.duration().total_seconds()
-        say(
-            f"Execution {execution.id} ended {state.value} in {seconds:.3f} s",
-            err=True,
-        )
-    if state in (StateType.SUCCESS, StateType.WARNING):
-        return EXIT_OK
-    return EXIT_PAUSED if state is StateType.PAUSED else EXIT_FAILED
+        streamer.cancel()
+    _show(engine.events.drain(events), execution_id, view)
+    return finish(execution, view)
 
 
-def stop_on_signals(engine: Commands, execution_id: str) -> None:
-    """Ctrl-C (or SIGTERM) kills the execution cleanly; a second one leaves it unfinished at once."""
-    loop = asyncio.get_running_loop()
-    main = asyncio.current_task()
-    pending: set[asyncio.Task[None]] = set()
+async def _stream(events: asyncio.Queue[Event], execution_id: str, view: RunView) -> None:
+    from tiercel.engine import EventBus
 
-    def on_signal() -> None:
-        if pending:
-            if main is not None:
-                main.cancel()
-            return
-        say(f"Killing execution {execution_id} (interrupt again to stop at once)", err=True)
-        task = loop.create_task(engine.kill(execution_id))
-        pending.add(task)
+    while True:
+        batch = [await events.get(), *EventBus.drain(events)]
+        try:
+            _show(batch, execution_id, view)
+        except BrokenPipeError:
+            return  # the reader left (`| head`): the execution still runs to its end
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
+
+def _show(events: list[Event], execution_id: str, view: RunView) -> None:
+    """Log lines (of the execution and of its subflows), and the execution's task runs: those
+    announced together are shown together, in the order they changed."""
+    from tiercel.engine import ExecutionChanged, LogsAppended, TaskRunChanged
+
+    runs: list[TaskRun] = []
+    for event in events:
+        if isinstance(event, TaskRunChanged) and event.execution_id == execution_id:
+            runs.append(event.task_run)
+            continue
+        if runs:
+            view.task_runs(runs)
+            runs = []
+        if isinstance(event, LogsAppended):
+            view.logs(event.entries)
+        elif isinstance(event, ExecutionChanged) and event.execution.id == execution_id:
+            view.execution(event.execution)
+    view.task_runs(runs)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

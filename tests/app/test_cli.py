@@ -875,9 +875,9 @@ def test_server_serves_webhooks_watches_flows_and_stops_on_sigterm(
     second = httpx.post(f"{base}/api/v1/executions/webhook/acme.web/hook/s3cretKey", json={"name": "ada"})
     assert second.status_code == 200
 
-    # The server owns the database: a second engine is refused, commands go through the control channel.
-    busy = tiercel("run", "--db", db, "acme.web", "hook", "--flows", flows_dir)
-    assert busy.returncode == 2
+    # The server owns the database: a second engine is refused.
+    busy = tiercel("server", "--flows", flows_dir, "--db", db, "--port", "0")
+    assert busy.returncode == 2 and "in use" in busy.stderr
 
     def two_succeeded() -> dict[str, Any]:
         done = {e["id"]: e for e in executions(db) if e["state"]["current"] == "SUCCESS"}
@@ -911,7 +911,7 @@ def test_namespaces_show_declared_variables_and_kv_keys(flows_dir: Path, tmp_pat
     assert tiercel("run", "--db", db, "--flows", flows_dir, file).returncode == 0
     result = tiercel("namespaces", "--flows", flows_dir, "--db", db)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"^acme  \(acme\)  The company$", result.stdout, re.M), result.stdout
+    assert re.search(r"^acme +\(acme\)  The company$", result.stdout, re.M), result.stdout
     assert re.search(r"^  var region = \"eu\"$", result.stdout, re.M), result.stdout
     assert re.search(r"^    kv  last_run$", result.stdout, re.M), result.stdout
     assert tiercel("validate", flows_dir).returncode == 0
