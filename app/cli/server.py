@@ -1,8 +1,9 @@
 """`tiercel server` and `tiercel ui`: the engines that own a database until they are stopped.
 
-`server` runs the engine, the flows watcher, the triggers and the webhook port with no screen. It
-runs until SIGTERM or SIGINT, then stops cleanly: no new executions start, running tasks are
-stopped and every state reached is stored, so the next engine on the database carries on.
+`server` runs the engine, the flows watcher, the triggers and the webhook port with no screen, and
+logs its executions and flow files on stderr (activity.py). It runs until SIGTERM or SIGINT, then
+stops cleanly: no new executions start, running tasks are stopped and every state reached is
+stored, so the next engine on the database carries on.
 `ui` opens the dashboard, with the engine running inside it. Both serve the control channel the
 other commands reach them through.
 """
@@ -14,6 +15,7 @@ import asyncio
 import signal
 from pathlib import Path
 
+from .activity import ServerActivity, log_line
 from .common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -73,18 +75,20 @@ async def cmd_server(args: argparse.Namespace) -> int:
         say(f"tiercel: cannot listen on {args.host}:{args.port}: {error.strerror or error}", err=True)
         return EXIT_USAGE
     await engine.start(watch=True)
+    activity = ServerActivity(engine)
     try:
         errors = sum(len(found) for found in engine.flow_errors.values())
-        say(
+        log_line(
             f"tiercel server: {len(engine.flows)} flows from {flows_dir} ({errors} errors), database {db}, "
-            f"webhooks on {webhooks.url}",
-            err=True,
+            f"webhooks on {webhooks.url}"
         )
+        activity.start()
         await stopping.wait()
-        say("tiercel server: stopping", err=True)
+        log_line("tiercel server: stopping")
     finally:
         await webhooks.stop()
         await engine.stop()
+        await activity.stop()
     return EXIT_OK
 
 
