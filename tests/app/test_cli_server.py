@@ -48,9 +48,14 @@ class Server:
     def __init__(self, flows_dir: Path, db: Path) -> None:
         self.db = db
         self.proc = start("server", "--flows", flows_dir, "--db", db, "--port", "0")
-        self.log = read_until(self.proc.stderr, b"webhooks on http://", timeout=HANG)
-        while not re.search(rb"webhooks on http://[\d.]+:\d+\n", self.log):
-            self.log += read_until(self.proc.stderr, b"\n", timeout=HANG)
+        try:
+            self.log = read_until(self.proc.stderr, b"webhooks on http://", timeout=HANG)
+            while not re.search(rb"webhooks on http://[\d.]+:\d+\n", self.log):
+                self.log += read_until(self.proc.stderr, b"\n", timeout=HANG)
+        except BaseException:  # a server that never came up is not left behind
+            self.proc.kill()
+            self.proc.communicate(timeout=HANG)
+            raise
         url = re.search(rb"webhooks on (http://[\d.]+:\d+)", self.log)
         assert url is not None, self.log
         self.url = url.group(1).decode()
