@@ -424,7 +424,7 @@ async def test_password_in_the_url_is_not_shown(server: str) -> None:
 
 async def test_bad_option_values_fail_clearly(server: str) -> None:
     with pytest.raises(TaskFailure, match=r"`options.timeout.connectTimeout`"):
-        await request(uri=f"{server}/json", options={"timeout": {"connectTimeout": "soon"}})
+        await request(uri=f"{server}/json", options={"timeout": {"connectTimeout": "{{ 'soon' }}"}})
     with pytest.raises(TaskFailure, match=r"`options.followRedirects` must be true or false"):
         await request(uri=f"{server}/json", options={"followRedirects": "maybe"})
     with pytest.raises(TaskFailure, match=r"`method`"):
