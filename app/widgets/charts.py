@@ -8,12 +8,17 @@ input and are tested without an app.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, Unpack
 
 from rich.text import Text
+from textual.widget import Widget
+
+from tiercel.engine import utcnow
+
+from . import WidgetArgs
 
 #: The categories the charts colour, bottom of a stack first; every state falls in one of them.
 CATEGORIES: tuple[str, ...] = ("SUCCESS", "WARNING", "FAILED", "STOPPED", "RUNNING")
@@ -181,3 +186,16 @@ def finish(lines: list[Text]) -> Text:
     text.no_wrap = True
     text.overflow = "crop"
     return text
+
+
+class RunsChart(Widget):
+    """A chart of runs, redrawn to the widget's size; subclasses render `self.runs` at `self.clock()`."""
+
+    def __init__(self, clock: Callable[[], datetime] = utcnow, **kwargs: Unpack[WidgetArgs]) -> None:
+        super().__init__(**kwargs)
+        self.clock = clock
+        self.runs: list[RunLike] = []
+
+    def show(self, runs: Sequence[RunLike]) -> None:
+        self.runs = list(runs)
+        self.refresh()

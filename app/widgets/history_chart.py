@@ -7,18 +7,14 @@ half row on top), so that neighbours stay apart at half the height resolution.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Unpack
 
 from rich.text import Text
-from textual.widget import Widget
 
-from tiercel.engine import utcnow
-
-from . import WidgetArgs
 from .charts import (
     RunLike,
+    RunsChart,
     axis_rows,
     baseline,
     colour,
@@ -135,19 +131,10 @@ def _cell(filled: int, resolution: int, dense: bool) -> str:
     return _EIGHTHS[filled]
 
 
-class HistoryChart(Widget):
+class HistoryChart(RunsChart):
     """The summary line above the bar chart of `runs`, redrawn to the widget's size."""
 
     DEFAULT_CSS = "HistoryChart { height: 1fr; min-height: 6; text-wrap: nowrap; text-overflow: ellipsis; }"
-
-    def __init__(self, clock: Callable[[], datetime] = utcnow, **kwargs: Unpack[WidgetArgs]) -> None:
-        super().__init__(**kwargs)
-        self.clock = clock
-        self.runs: list[RunLike] = []
-
-    def show(self, runs: Sequence[RunLike]) -> None:
-        self.runs = list(runs)
-        self.refresh()
 
     @property
     def running(self) -> bool:

@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Unpack
 
 from rich.text import Text
-from textual.widget import Widget
 
-from tiercel.engine import utcnow
-
-from . import WidgetArgs
 from .charts import (
     CATEGORIES,
     CATEGORY_NAMES,
     COLOURS,
     SHORT_NAMES,
     RunLike,
+    RunsChart,
     axis_rows,
     baseline,
     category,
@@ -208,19 +204,10 @@ def _index(moment: datetime, size: int) -> int:
     return (int(moment.timestamp()) + _offset(moment)) // size
 
 
-class StateChart(Widget):
+class StateChart(RunsChart):
     """Runs per state over time, redrawn to the widget's size."""
 
     DEFAULT_CSS = "StateChart { height: 1fr; min-height: 6; text-wrap: nowrap; text-overflow: clip; }"
-
-    def __init__(self, clock: Callable[[], datetime] = utcnow, **kwargs: Unpack[WidgetArgs]) -> None:
-        super().__init__(**kwargs)
-        self.clock = clock
-        self.runs: list[RunLike] = []
-
-    def show(self, runs: Sequence[RunLike]) -> None:
-        self.runs = list(runs)
-        self.refresh()
 
     def render(self) -> Text:
         return state_chart(self.runs, max(self.size.width, 20), max(self.size.height, 4), self.clock())

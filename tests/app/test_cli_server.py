@@ -17,6 +17,7 @@ from tests.app.test_cli import (
     HELLO,
     PAUSING,
     TYPED,
+    WEBHOOK,
     executions,
     read_until,
     sleeping,
@@ -27,19 +28,6 @@ from tests.app.test_cli import (
 from tests.waiting import HANG
 
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
-
-WEBHOOK = """
-id: hook
-namespace: acme.web
-tasks:
-  - id: said
-    type: io.kestra.plugin.core.debug.Return
-    format: "{{ trigger.body.name }}"
-triggers:
-  - id: incoming
-    type: io.kestra.plugin.core.trigger.Webhook
-    key: s3cretKey
-"""
 
 
 class Server:
