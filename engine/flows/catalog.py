@@ -456,9 +456,10 @@ class FlowCatalog:
     async def _broken(self, key: str, errors: list[FlowError], previous: FlowUid | None) -> bool:
         """Record a file's errors; the flow it defined keeps its last good revision."""
         changed = self.errors.get(key) != errors
-        self.errors[key] = errors
         if changed:
+            # Stored before it is shown: whoever sees the error in memory also finds it stored.
             await self.store.save_flow_error(key, "\n".join(str(error) for error in errors))
+        self.errors[key] = errors
         if previous is not None and previous not in self.flows:
             last_good = await self._stored_flow(previous, key)
             if last_good is not None and not self.cycle_errors(last_good):

@@ -1,6 +1,6 @@
-"""One engine per database: a second engine (`tiercel run`, `tiercel server` or the dashboard) on a
-database that an engine owns refuses to start within a second, saying which database and which
-process holds it, and leaves the owner and the database untouched."""
+"""One engine per database: a second engine (`tiercel server` or the dashboard) on a database that an
+engine owns refuses to start within a second, saying which database and which process holds it, and
+leaves the owner and the database untouched; `tiercel run` there hands its execution to the owner."""
 
 from __future__ import annotations
 
@@ -39,11 +39,10 @@ triggers:
 @pytest.mark.parametrize(
     "command",
     [
-        ["run", "rel.owner", "hello"],
         ["server", "--port", "0"],
         ["ui"],
     ],
-    ids=["run", "server", "dashboard"],
+    ids=["server", "dashboard"],
 )
 def test_a_second_engine_on_the_same_database_is_refused(
     tmp_path: Path, engines: list[EngineProcess], command: list[str]
@@ -78,6 +77,36 @@ def test_a_second_engine_on_the_same_database_is_refused(
     assert sorted(executions(db)) == sorted([before, after])
     assert integrity_check(db) == "ok"
     print(f"\nsecond engine ({command[0]}): refused in {refused_in * 1000:.0f} ms with: {message}")
+
+
+def test_run_on_a_database_another_engine_owns_is_run_by_the_owner(
+    tmp_path: Path, engines: list[EngineProcess]
+) -> None:
+    flows, db = tmp_path / "flows", tmp_path / "tiercel.db"
+    write_flow(flows, "hello.yml", HELLO)
+    owner = start_server(flows, db)
+    engines.append(owner)
+    before = owner.webhook("rel.owner", "hello", "owner-key")["id"]
+
+    handed = subprocess.run(
+        [str(TIERCEL), "run", "rel.owner", "hello", "--flows", str(flows), "--db", str(db)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert handed.returncode == 0, handed.stderr
+    assert f"started by the engine running on {db}" in handed.stderr
+    run_id = handed.stderr.split("Execution ", 1)[1].split()[0]
+
+    # One engine wrote everything: the owner runs on, and the handed run is stored with the others.
+    assert owner.proc.poll() is None
+    after = owner.webhook("rel.owner", "hello", "owner-key")["id"]
+    assert wait_until(lambda: {e["state"]["current"] for e in executions(db).values()} == {"SUCCESS"}, 10)
+    owner.stop()
+    assert owner.proc.returncode == 0, owner.stderr()
+    assert sorted(executions(db)) == sorted([before, run_id, after])
+    assert integrity_check(db) == "ok"
 
 
 async def test_the_dashboard_app_refuses_a_database_another_engine_owns(
