@@ -19,6 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
+from textual.message import Message
 from textual.widgets import Input, Tree
 
 from tiercel.engine import Execution, LogEntry, LogLevel, TaskRun
@@ -46,6 +47,13 @@ def last_change(execution: Execution) -> datetime:
 class DetailPane(Horizontal):
     """Task runs beside the log of the selected execution; live lines are flushed in batches."""
 
+    class OpenExecution(Message):
+        """Enter on a task run that started a child execution (a Subflow): the app may show it."""
+
+        def __init__(self, execution_id: str) -> None:
+            super().__init__()
+            self.execution_id = execution_id
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("l", "cycle_level", "Level", id="tiercel.log.level"),
         Binding("t", "toggle_stamps", "Times", id="tiercel.log.times"),
@@ -54,7 +62,15 @@ class DetailPane(Horizontal):
         Binding("n", "next_match", "Next match", show=False, id="tiercel.log.next_match"),
         Binding("N", "previous_match", "Prev match", show=False, id="tiercel.log.previous_match"),
         Binding("f", "toggle_only_matches", "Only matches", show=False, id="tiercel.log.only_matches"),
-        Binding("g", "toggle_timeline", "Timeline", id="tiercel.detail.timeline"),
+        Binding("v", "toggle_timeline", "Timeline", id="tiercel.detail.timeline"),
+        Binding(
+            "w",
+            "toggle_wrap",
+            "Wrap",
+            show=False,
+            id="tiercel.log.wrap",
+            tooltip="Wrap long log lines at the pane's width instead of scrolling sideways",
+        ),
         Binding("o", "outputs", "Outputs", id="tiercel.detail.outputs"),
         Binding("y", "execution_source", "Source", show=False, id="tiercel.detail.source"),
         Binding("left_square_bracket", "older_lines", "Older lines", show=False, id="tiercel.log.older"),
@@ -175,10 +191,11 @@ class DetailPane(Horizontal):
         runs.insert(index, run)
         self.update_execution(replace(execution, task_runs=tuple(runs)))
 
-    def tick(self) -> None:
-        """Let the bars of a running execution grow."""
+    def tick(self, now: datetime | None = None) -> None:
+        """Let the bars of a running execution grow, and its running task runs' times."""
         if self.execution is not None and not self.execution.state.current.is_terminated:
             with contextlib.suppress(NoMatches):  # not while the app shuts down
+                self.query_one(TaskRunTree).tick(now)
                 self.timeline.refresh()
 
     def show_text(self, lines: list[str]) -> None:
@@ -257,6 +274,9 @@ class DetailPane(Horizontal):
     def action_newer_lines(self) -> None:
         self.log_widget.read_newer()
 
+    def action_toggle_wrap(self) -> None:
+        self.log_widget.toggle_wrap()
+
     def action_toggle_timeline(self) -> None:
         self.toggle_class("timeline")
         if self.app.focused is None or not self.app.focused.display:
@@ -303,6 +323,11 @@ class DetailPane(Horizontal):
         event.stop()
         if event.node.data is not None:
             self.follow_task(event.node.data)
+
+    @on(TaskRunTree.OpenChild)
+    def _open_child(self, event: TaskRunTree.OpenChild) -> None:
+        event.stop()
+        self.post_message(self.OpenExecution(event.execution_id))
 
     @on(Input.Changed, "#log-search")
     def _search_changed(self, event: Input.Changed) -> None:

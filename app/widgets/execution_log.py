@@ -9,10 +9,14 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar, Unpack
+from typing import ClassVar, TypeVar, Unpack
 
+from rich.cells import cell_len, chop_cells
 from rich.highlighter import Highlighter
 from rich.text import Text
+from textual import events
+from textual.actions import SkipAction
+from textual.binding import Binding, BindingType
 from textual.reactive import var
 from textual.widgets import Log
 
@@ -25,6 +29,8 @@ from . import WidgetArgs
 LOG_KEEP = 20_000
 #: Log lines read from the store by one `[` (older) or `]` (newer).
 LOG_PAGE = 5_000
+#: Rows the log holds while lines wrap: a long line takes several, and the lines held stay LOG_KEEP.
+WRAP_KEEP = 8 * LOG_KEEP
 _T = TypeVar("_T")
 LEVELS = list(LogLevel)
 
@@ -36,6 +42,19 @@ def format_entry(entry: LogEntry, *, stamps: bool = True) -> str:
     if not stamps:
         return text
     return f"{entry.timestamp.astimezone().strftime('%H:%M:%S')} {text}"
+
+
+def wrap_line(line: str, width: int) -> list[str]:
+    """The rows a line takes when wrapped at `width` cells (one row when it fits, or no width)."""
+    line = line.expandtabs()  # as Log shows tabs, so the rows measure what is drawn
+    if width <= 0 or (len(line) <= width and line.isascii()) or cell_len(line) <= width:
+        return [line]
+    return chop_cells(line, width)
+
+
+def new_lines_text(count: int) -> str:
+    """What the status says of lines written below the view while the log does not follow."""
+    return f"{count} new line{'' if count == 1 else 's'} ↓ (End follows)"
 
 
 def entry_key(entry: LogEntry) -> tuple[str | None, str | None, str, str]:
@@ -62,12 +81,27 @@ class SearchHighlighter(Highlighter):
 
 
 class ExecutionLog(Log):
-    """One execution's log lines, filtered by level, task run and search; live lines flushed in batches."""
+    """One execution's log lines, filtered by level, task run and search; live lines flushed in batches.
+
+    `auto_scroll` is whether the log follows its tail: scrolling up by any means stops it, reaching
+    the bottom by any means (End, G, the wheel, the scrollbar) starts it again.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("end,G", "follow", "Follow", show=False, id="tiercel.log.follow"),
+        Binding("home,g", "top", "Top", show=False, id="tiercel.log.top"),
+        Binding("j", "scroll_down", "Line down", show=False, id="tiercel.vim.log_down"),
+        Binding("k", "scroll_up", "Line up", show=False, id="tiercel.vim.log_up"),
+    ]
 
     #: What the pane's subtitle says of the log: its filters, older lines, unseen lines, the match shown.
     status: var[str] = var("", always_update=True)
 
     def __init__(self, **kwargs: Unpack[WidgetArgs]) -> None:
+        # Before Log's own __init__, which sets auto_scroll and so runs its watcher.
+        self.unseen = 0
+        # Set while the lines are written again, when scroll moves say nothing of the user's wish.
+        self._rewriting = False
         super().__init__(max_lines=LOG_KEEP, auto_scroll=True, highlight=True, **kwargs)
         self._marks = SearchHighlighter()
         self.highlighter = self._marks
@@ -85,10 +119,12 @@ class ExecutionLog(Log):
         self._loading = False
         self._held: list[LogEntry] = []
         self._stored: set[tuple[str | None, str | None, str, str]] = set()
-        self.unseen = 0
         # None at the tail; else the window's lines with their row ids, to read the next page from.
         self._window: list[tuple[int, LogEntry]] | None = None
         self.more_before = False
+        self.wrap = False
+        # The width the rows held were wrapped at (0: not wrapped); a resize to another rewraps.
+        self._wrap_width = 0
 
     @property
     def at_tail(self) -> bool:
@@ -127,7 +163,7 @@ class ExecutionLog(Log):
     def show_text(self, lines: list[str]) -> None:
         """Show plain text (a flow file's errors) instead of an execution's lines."""
         self._text = [visible(line) for line in lines]
-        self.write_lines(self._text)
+        self._write(self._text)
 
     def _show_tail(self, stored: list[LogEntry]) -> None:
         """Hold the log's newest stored lines and the live lines held meanwhile; follow the tail."""
@@ -159,19 +195,121 @@ class ExecutionLog(Log):
 
     def flush(self) -> None:
         """Write buffered lines in one batch; follow the tail unless the user scrolled up."""
-        following = self.scroll_y >= self.max_scroll_y
-        if following and self.unseen:
-            self.unseen = 0
-            self._update_status()
         if not self._pending:
             return
         lines, self._pending = self._pending, []
-        self.auto_scroll = following
-        self.write_lines(lines)
+        self._write(lines)
         self.refresh()
-        if not following:
+        if not self.auto_scroll:
             self.unseen += len(lines)
             self._update_status()
+
+    def _write(self, lines: list[str]) -> None:
+        """Write lines (wrapped when asked) and stay at the tail when following it."""
+        if self.wrap:
+            lines = [row for line in lines for row in wrap_line(line, self._wrap_width)]
+        self.write_lines(lines, scroll_end=False)
+        if self.auto_scroll:
+            # Not Log's own check (was the view at the end before the write): a resize or a scroll
+            # under way can leave the view short of the end, and following must still catch up.
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    # -- following the tail ----------------------------------------------------------------------
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self._rewriting:
+            return
+        if new_value >= self.max_scroll_y:
+            self.auto_scroll = True
+        elif new_value < old_value:
+            self.auto_scroll = False
+
+    def watch_auto_scroll(self, following: bool) -> None:
+        if following and self.unseen:
+            self.unseen = 0
+            self._update_status()
+
+    def action_follow(self) -> None:
+        """Jump to the newest line and follow the lines that come."""
+        self.auto_scroll = True
+        self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def action_top(self) -> None:
+        self.scroll_home(animate=False, x_axis=False)
+
+    # The inherited keys scroll at once: an animation would end short of a tail that keeps growing.
+    def action_scroll_end(self) -> None:
+        self.action_follow()
+
+    def action_scroll_home(self) -> None:
+        self.action_top()
+
+    def action_scroll_down(self) -> None:
+        self._vertical(lambda: self.scroll_down(animate=False))
+
+    def action_scroll_up(self) -> None:
+        self._vertical(lambda: self.scroll_up(animate=False))
+
+    def action_page_down(self) -> None:
+        self._vertical(lambda: self.scroll_page_down(animate=False))
+
+    def action_page_up(self) -> None:
+        self._vertical(lambda: self.scroll_page_up(animate=False))
+
+    def _vertical(self, scroll: Callable[[], object]) -> None:
+        if not self.allow_vertical_scroll:
+            raise SkipAction()
+        scroll()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.wrap and self._content_width() != self._wrap_width:
+            self._rewrap()
+        elif self.auto_scroll:  # a shorter pane (the timeline shown) must not drop the tail
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    # -- wrapping long lines ---------------------------------------------------------------------
+    def toggle_wrap(self) -> None:
+        """Wrap long lines at the pane's width, or scroll sideways to read them again."""
+        self.wrap = not self.wrap
+        self.styles.overflow_x = "hidden" if self.wrap else "scroll"
+        self.max_lines = WRAP_KEEP if self.wrap else LOG_KEEP
+        self._rewrap()
+        self._update_status()
+
+    def _content_width(self) -> int:
+        return self.scrollable_content_region.width
+
+    def _shown_lines(self) -> list[str]:
+        """The lines through the filters, before any wrapping."""
+        if self._text is not None:
+            return self._text
+        return [format_entry(e, stamps=self.stamps) for e in self.entries if self.passes(e)]
+
+    def _rows(self, lines: list[str], width: int) -> list[int]:
+        """How many rows each line takes, wrapped at `width` (0: not wrapped)."""
+        return [len(wrap_line(line, width)) if width else 1 for line in lines]
+
+    def _rewrap(self) -> None:
+        """Write the lines again at the current wrapping, keeping the follow state and the place."""
+        lines = self._shown_lines()
+        before = self._rows(lines, self._wrap_width)
+        top, row = 0, int(self.scroll_y)
+        while top < len(before) - 1 and row >= before[top]:
+            row -= before[top]
+            top += 1
+        if not self.auto_scroll:
+            self.unseen += len(self._pending)
+        self._pending.clear()
+        self._rewriting = True
+        try:
+            self.clear()
+            self._wrap_width = self._content_width() if self.wrap else 0
+            self._write(lines)
+        finally:
+            self._rewriting = False
+        if not self.auto_scroll:
+            self.scroll_to(y=sum(self._rows(lines[:top], self._wrap_width)), animate=False)
+            self.auto_scroll = False  # staying on the lines read, even when they are the last
 
     # -- filters ---------------------------------------------------------------------------------
     def passes(self, entry: LogEntry) -> bool:
@@ -188,12 +326,14 @@ class ExecutionLog(Log):
         """Write the held lines again through the current filters, following the tail."""
         self._pending.clear()
         self.unseen = 0
-        self.clear()
-        self.auto_scroll = True
-        if self._text is not None:
-            self.write_lines(self._text)
-        else:
-            self.write_lines([format_entry(e, stamps=self.stamps) for e in self.entries if self.passes(e)])
+        self._rewriting = True
+        try:
+            self.clear()
+            self.auto_scroll = True
+            self._wrap_width = self._content_width() if self.wrap else 0
+            self._write(self._shown_lines())
+        finally:
+            self._rewriting = False
         self._update_status()
 
     def filter_tasks(self, task_ids: set[str] | None, label: str = "") -> None:
@@ -230,8 +370,10 @@ class ExecutionLog(Log):
             parts.append("[ older")
         if self._window is not None:
             parts.append("older lines shown, ] newer")
+        if self.wrap:
+            parts.append("wrap")
         if self.unseen:
-            parts.append(f"{self.unseen} new lines ↓")
+            parts.append(new_lines_text(self.unseen))
         self.status = " · ".join(part for part in parts if part)
 
     # -- search ----------------------------------------------------------------------------------
@@ -259,8 +401,8 @@ class ExecutionLog(Log):
         else:
             here = self.match_line if self.match_line is not None else int(self.scroll_y) + self.size.height
             self.match_line = next((i for i in reversed(found) if i < here), found[-1])
-        self.auto_scroll = False
         self.scroll_to(y=max(self.match_line - self.size.height // 2, 0), animate=False)
+        self.auto_scroll = False  # stay on the match, even one among the last lines
         position = found.index(self.match_line) + 1
         self.status = f"{self.filter_text()} · match {position}/{len(found)}"
 
@@ -371,6 +513,9 @@ class ExecutionLog(Log):
         """Scroll so the held line at `index` (or the first shown after it) is near the top."""
         if self._text is not None:
             return
-        shown_before = sum(1 for entry in itertools.islice(self.entries, index) if self.passes(entry))
-        self.auto_scroll = self._window is None and shown_before >= self.line_count
-        self.scroll_to(y=max(shown_before - 2, 0), animate=False)
+        before = [entry for entry in itertools.islice(self.entries, index) if self.passes(entry)]
+        rows = len(before)
+        if self._wrap_width:
+            rows = sum(self._rows([format_entry(e, stamps=self.stamps) for e in before], self._wrap_width))
+        self.scroll_to(y=max(rows - 2, 0), animate=False)
+        self.auto_scroll = self._window is None and rows >= self.line_count

@@ -191,7 +191,7 @@ async def test_log_stops_following_when_scrolled_up_and_counts_new_lines(
     log.scroll_home(animate=False)
     await pilot.pause()
     app.detail.add_entries(entries(5))
-    await until_drawn(pilot, lambda: app.detail.border_subtitle == "5 new lines ↓")
+    await until_drawn(pilot, lambda: app.detail.border_subtitle == "5 new lines ↓ (End follows)")
     assert log.scroll_y == 0
     log.scroll_end(animate=False)
     await until_drawn(pilot, lambda: not app.detail.border_subtitle)
@@ -431,13 +431,13 @@ async def test_log_follows_the_selected_task_run(running: tuple[TiercelApp, Pilo
     assert len(scored) == 4 and len(log.lines) == 4
 
 
-async def test_timeline_shows_nested_task_runs_and_toggles_with_g(
+async def test_timeline_shows_nested_task_runs_and_toggles_with_v(
     running: tuple[TiercelApp, Pilot[None]],
 ) -> None:
     app, pilot = running
     await run_campaign(app, pilot)
     detail = app.detail
-    await pilot.press("3", "g")
+    await pilot.press("3", "v")
     assert detail.showing_timeline and detail.timeline.display
     assert detail.timeline.region.width >= 50 and app.focused is detail.log_widget
     execution = detail.execution
@@ -450,7 +450,7 @@ async def test_timeline_shows_nested_task_runs_and_toggles_with_g(
     assert bars["each_channel"] <= bars["wrap_up"]
     shown = detail.timeline.render().plain
     assert "score [display]" in shown and "✔ notify" in shown
-    await pilot.press("g")
+    await pilot.press("v")
     assert not detail.showing_timeline and detail.query_one(TaskRunTree).display
 
 
@@ -460,7 +460,7 @@ async def test_timeline_grows_while_running(running: tuple[TiercelApp, Pilot[Non
     await select_flow(app, pilot, "acme.platform.ops", "sleepy")
     await pilot.press("r")
     await until_drawn(pilot, lambda: app.detail.execution is not None and app.detail.execution.task_runs)
-    await pilot.press("3", "g")
+    await pilot.press("3", "v")
     timeline = app.detail.timeline
     await until_drawn(pilot, lambda: "▶ nap" in timeline.render().plain, what="the running bar")
     first = timeline.render().plain.splitlines()[1].split()[-1]

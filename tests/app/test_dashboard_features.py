@@ -179,8 +179,8 @@ async def test_replay_from_a_task_run_selects_the_new_execution(
     await until_drawn(pilot, lambda: only_state(app) == "FAILED")
     first = app.table.selected_id
     assert first is not None
-    await pilot.press("3", "g")  # the task tree is the default view; g twice keeps it
-    await pilot.press("g")
+    await pilot.press("3", "v")  # the task tree is the default view; v twice keeps it
+    await pilot.press("v")
     app.detail.query_one("#taskruns").focus()
     await pilot.pause()
     await pilot.press("P")

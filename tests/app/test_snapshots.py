@@ -252,7 +252,7 @@ def test_execution_with_timeline_and_logs(snap_compare: Any, seeded: TiercelApp)
     async def before(pilot: Pilot[None]) -> None:
         await select(seeded, pilot, NodeRef("flow", "acme.marketing.analytics", "campaign_fanout"), 1)
         await until_drawn(pilot, lambda: any("notified" in line for line in seeded.detail.log_widget.lines))
-        await pilot.press("3", "g")
+        await pilot.press("3", "v")
         await pilot.pause(0.2)
 
     assert snap_compare(seeded, terminal_size=SIZE, run_before=before)
