@@ -7,14 +7,15 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Button, Input, Label, Static
+from textual.widget import Widget
+from textual.widgets import Button, Footer, Input, Label, Static
 
 from tiercel.engine import Commands, Flow, InputError, SchedulerError, resolve_inputs
 
-from .form import FormScreen
-from .run_form import _show, default_text, input_title
+from .form import FORM_BINDINGS, FormScreen
+from .run_form import _show, dom_id, field_text, input_field, input_title, shown_field
 
 DATE_HINT = "YYYY-MM-DD HH:MM in local time, or ISO 8601 with an offset"
 
@@ -63,13 +64,20 @@ def field_of(error: SchedulerError) -> str:
 class BackfillFormScreen(FormScreen):
     """Starts a backfill; returns its id, or None when cancelled."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="tiercel.form.cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = list(FORM_BINDINGS)
+
+    DEFAULT_CSS = """
+    BackfillFormScreen Select { margin-bottom: 1; }
+    """
 
     def __init__(self, engine: Commands, flow: Flow, trigger_id: str) -> None:
         super().__init__()
         self.engine = engine
         self.flow = flow
         self.trigger_id = trigger_id
+        # The flow's inputs by id: their widgets, and where each one's message goes.
+        self.fields: dict[str, Widget] = {}
+        self.input_errors: dict[str, Static] = {}
 
     def compose(self) -> ComposeResult:
         midnight = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
@@ -81,16 +89,18 @@ class BackfillFormScreen(FormScreen):
             )
             yield from self.field("end", "end [dim]empty: now[/dim]", "", placeholder="now")
             yield from self.field("labels", "labels [dim]key=value, ...[/dim]", "", placeholder="team=data")
-            for spec in self.flow.inputs:
-                yield from self.field(
-                    f"input-{spec.id}",
-                    input_title(spec, f"input {spec.type}"),
-                    default_text(spec),
-                    placeholder=spec.description or "",
-                )
+            for index, spec in enumerate(self.flow.inputs):
+                yield Label(input_title(spec, f"input {spec.type}"))
+                widget = input_field(spec, dom_id("field-input", index, spec.id))
+                self.fields[spec.id] = widget
+                yield shown_field(spec, widget)
+                error = Static("", id=dom_id("error-input", index, spec.id), classes="error")
+                self.input_errors[spec.id] = error
+                yield error
             with Horizontal(classes="buttons"):
                 yield Button("Backfill", id="run", variant="primary")
                 yield Button("Cancel", id="cancel")
+        yield Footer()
 
     def field(self, name: str, title: str | Text, value: str, placeholder: str = "") -> ComposeResult:
         yield Label(title)
@@ -105,8 +115,8 @@ class BackfillFormScreen(FormScreen):
 
     def inputs(self) -> dict[str, Any]:
         """Typed inputs, checked as the execution will check them; empty ones are left out."""
-        values = {spec.id: self.text(f"input-{spec.id}") for spec in self.flow.inputs}
-        values = {key: value for key, value in values.items() if value != ""}
+        texts = {spec.id: field_text(spec, self.fields[spec.id]) for spec in self.flow.inputs}
+        values = {key: value for key, value in texts.items() if value is not None}
         spec = next((t for t in self.flow.triggers if t.id == self.trigger_id), None)
         own = dict(spec.props.get("inputs") or {}) if spec is not None else {}
         checked = [spec for spec in self.flow.inputs if spec.type != "FILE"]
@@ -135,12 +145,13 @@ class BackfillFormScreen(FormScreen):
             return
         except InputError as error:
             for input_id, messages in error.fields.items():
-                self.show_error(f"input-{input_id}", "\n".join(messages))
+                shown_at = self.input_errors.get(input_id)
+                if shown_at is not None:
+                    _show(shown_at, "\n".join(messages))
+                else:
+                    self.show_error("general", "\n".join(messages))
             return
         except SchedulerError as error:
             self.show_error(field_of(error), str(error))
             return
         self.dismiss(backfill_id)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label
+from textual.widgets import Button, Footer, Label
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -30,6 +30,8 @@ class ConfirmScreen(ModalScreen[bool]):
             with Horizontal(classes="buttons"):
                 yield Button("No", id="no", variant="primary")
                 yield Button("Yes", id="yes", variant="error")
+        # Its own keys: the screen below it may bind the same letters to other things.
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input
+
+#: The forms' own keys, shown in their footers. Enter submits from a text field too, but a
+#: drop-down or a list takes enter for itself: ctrl+s submits from any field.
+FORM_BINDINGS = (
+    Binding("ctrl+s", "submit", "Submit", id="tiercel.form.submit"),
+    Binding("escape", "cancel", "Cancel", id="tiercel.form.cancel"),
+)
 
 
 class FormScreen(ModalScreen[str | None]):
@@ -12,6 +20,12 @@ class FormScreen(ModalScreen[str | None]):
     async def submit(self) -> None:
         """Check and send the values; show the problems beside the fields, or dismiss with the result."""
         raise NotImplementedError
+
+    async def action_submit(self) -> None:
+        await self.submit()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
     async def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

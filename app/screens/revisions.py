@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Label, OptionList, Static
+from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tiercel.engine import visible
@@ -70,6 +70,7 @@ class RevisionsScreen(ModalScreen[None]):
                 )
                 with VerticalScroll(id="diff-scroll"):
                     yield Static("", id="diff")
+        yield Footer()
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)

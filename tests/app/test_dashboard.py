@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Static
+from textual.widgets import Input, Static, Switch
 
 from tests.waiting import until_drawn
 from tiercel.app.app import TiercelApp, create_app
@@ -626,15 +626,12 @@ async def test_resume_with_on_resume_inputs_shows_errors_in_the_form(
     await until_drawn(pilot, lambda: isinstance(app.screen, ResumeFormScreen))
     form = app.screen
     assert form.query_one("#input-count", Input).value == "3"
-    field = form.query_one("#input-approved", Input)
-    field.focus()
-    field.value = "maybe"
-    await pilot.press("enter")
+    form.query_one("#input-approved", Switch).focus()
+    await pilot.press("enter")  # the switch is not set yet: approved is missing
     error = form.query_one("#error-approved", Static)
     await until_drawn(pilot, lambda: bool(str(error.render())))
     assert app.screen is form and only_state(app) == "PAUSED"
-    field.value = "true"
-    await pilot.press("enter")
+    await pilot.press("space", "enter")
     await until_drawn(pilot, lambda: only_state(app) == "SUCCESS")
     await until_drawn(
         pilot, lambda: any("approved=true" in line.lower() for line in app.detail.log_widget.lines)

@@ -34,9 +34,9 @@ def test_every_binding_has_an_id_and_the_ids_are_unique() -> None:
         for binding in getattr(cls, "BINDINGS", ()):
             assert binding.id, f"{cls.__name__}: {binding.key} -> {binding.action} has no id"
             seen.append(binding.id)
-    # One id may serve a single binding only, except the forms' shared cancel.
+    # One id may serve a single binding only, except the forms' shared submit and cancel.
     repeated = {binding_id for binding_id in seen if seen.count(binding_id) > 1}
-    assert repeated <= {"tiercel.form.cancel"}
+    assert repeated <= {"tiercel.form.submit", "tiercel.form.cancel"}
 
 
 def test_keymap_path_follows_xdg_config_home(tmp_path: Path) -> None:
