@@ -7,7 +7,7 @@ detail pane's task tree when that has the focus). The command palette calls the 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar, Unpack
@@ -23,28 +23,48 @@ from ..actions import show_execution_source
 from ..host import dashboard
 from ..screens.confirm import ConfirmScreen
 from ..screens.run_form import ResumeFormScreen
-from . import WidgetArgs
+from . import VIM_LIST_KEYS, WidgetArgs
 from .detail import DetailPane
 from .shown import shown
 from .states import fmt_duration, fmt_start, state_text
 
 COLUMNS = ("id", "flow", "state", "start", "duration", "trigger", "labels")
 HEADERS = ("id", "flow", "state", "start", "took", "trigger", "labels")
+HEADER_WIDTHS = tuple(len(header) + 1 for header in HEADERS)
 ID_WIDTH = 6
-# Every column but flow and labels at its widest (state, start on another day, trigger), with the
-# one-space gap before each: what is left of the table's width goes to the flow id.
-FIXED_WIDTH = (ID_WIDTH + 1) + 10 + 12 + 6 + 9 + 1
-MIN_FLOW_WIDTH = 10
-
-
-def clip(text: str, width: int) -> str:
-    """`text` cut to `width` characters, an ellipsis marking the cut."""
-    return text if len(text) <= width else text[: max(width - 1, 1)] + "…"
+# The narrowest each column is laid out (its one-space gap included), so that the usual cells fit
+# without the table being laid out again: a RUNNING state, a start today, a duration up to 99h59m.
+MIN_WIDTHS = (ID_WIDTH + 1, 5, 10, 9, 6, 8, 0)
+FLOW, LABELS = COLUMNS.index("flow"), COLUMNS.index("labels")
+# A flow id is cut no shorter than this (its start and an ellipsis: the other columns all fit at 80
+# columns, when the table is 54 wide); labels narrower than this give their room to the flow id.
+MIN_FLOW_WIDTH = 9
+MIN_LABELS_WIDTH = 8
 
 
 def gap(cell: object) -> Text:
-    """A cell with the one-space gap that separates it from the column on its left."""
-    return Text.assemble(" ", cell if isinstance(cell, Text) else str(cell))
+    """A cell with the one-space gap that separates it from the column on its left.
+
+    A cell wider than its column ends with an ellipsis (the columns are laid out to the table's width).
+    """
+    return Text.assemble(" ", cell if isinstance(cell, Text) else str(cell), overflow="ellipsis")
+
+
+def fit_columns(width: int, widest: Sequence[int]) -> tuple[int, ...]:
+    """Column widths for a table `width` cells wide, from each column's widest cell (gap included).
+
+    Every column but flow and labels gets its widest cell. The flow id gets its own from what is
+    left, cut (down to MIN_FLOW_WIDTH) only to leave labels some room; labels take the rest, which
+    may be nothing in a narrow table. A table narrower than all that scrolls sideways.
+    """
+    widths = [max(found, least) for found, least in zip(widest, MIN_WIDTHS, strict=True)]
+    rest = width - sum(w for i, w in enumerate(widths) if i not in (FLOW, LABELS))
+    flow = min(widths[FLOW], max(rest - MIN_LABELS_WIDTH, MIN_FLOW_WIDTH))
+    if rest - flow < MIN_LABELS_WIDTH:  # a sliver of labels says less than the flow id would
+        flow = min(widths[FLOW], max(rest, MIN_FLOW_WIDTH))
+    widths[FLOW] = flow
+    widths[LABELS] = max(rest - flow, 0)
+    return tuple(widths)
 
 
 def trigger_name(trigger_type: object) -> str:
@@ -86,15 +106,15 @@ class Summary:
     def running(self) -> bool:
         return self.end is None and self.state not in ("PAUSED", "CREATED", "QUEUED")
 
-    def cells(self, flow_width: int = 40) -> tuple[Text, ...]:
-        """Cell values in column order, the flow id cut to `flow_width`; control characters shown."""
+    def cells(self) -> tuple[Text, ...]:
+        """Cell values in column order, whole (the table cuts them to fit); control characters shown."""
         end = self.end if self.end is not None else (datetime.now(UTC) if self.running else None)
         duration = fmt_duration(end - self.start) if (end and self.start) else ""
         labels = " ".join(f"{k}={v}" for k, v in self.labels.items())
         start = fmt_start(self.start)
         values = (
             shown(self.id[:ID_WIDTH]),
-            clip(shown(self.flow_id), flow_width),
+            shown(self.flow_id),
             state_text(self.state),
             start,
             duration,
@@ -129,6 +149,10 @@ class ExecutionsTable(DataTable[object]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "app.filter_executions", "Filter", id="tiercel.executions.filter"),
         Binding("y", "execution_source", "Source", id="tiercel.executions.source"),
+        # In a row table DataTable's own home and end scroll sideways: here they go to the first and last row.
+        Binding("home", "scroll_top", "First", show=False, id="tiercel.executions.first"),
+        Binding("end", "scroll_bottom", "Last", show=False, id="tiercel.executions.last"),
+        *VIM_LIST_KEYS,
     ]
 
     def __init__(self, **kwargs: Unpack[WidgetArgs]) -> None:
@@ -136,22 +160,45 @@ class ExecutionsTable(DataTable[object]):
         # Gaps come from the cells themselves (one space on the left) to fit 80 columns.
         self.cell_padding = 0
         self.rows_by_id: dict[str, Summary] = {}
-        self.flow_width = MIN_FLOW_WIDTH
+        # Each column's widest cell (header included) among the rows shown, and the widths laid out.
+        self.widest = HEADER_WIDTHS
+        self.widths: tuple[int, ...] = ()
         # An execution just started or replayed: selected as soon as its row shows.
         self.following: str | None = None
 
     def on_mount(self) -> None:
-        for name, header in zip(COLUMNS, HEADERS, strict=True):
-            self.add_column(gap(header), key=name)
+        self._add_columns()
 
     def on_resize(self) -> None:
-        width = max(self.size.width - FIXED_WIDTH, MIN_FLOW_WIDTH)
-        if width != self.flow_width:
-            self.flow_width = width
+        if self._fitted() != self.widths:
             self.replace_all(list(self.rows_by_id.values()), keep=self.selected_id)
 
     def cells(self, summary: Summary) -> tuple[Text, ...]:
-        return summary.cells(self.flow_width)
+        return summary.cells()
+
+    # -- column widths --------------------------------------------------------------------------------
+    def _fitted(self) -> tuple[int, ...]:
+        """The widths for the table's width now, the vertical scrollbar's room always kept.
+
+        Keeping it even when the rows fit means the widths do not change when a scrollbar comes and
+        goes (which would make a horizontal one appear for a column's worth).
+        """
+        width = self.size.width - self.styles.scrollbar_size_vertical
+        return fit_columns(width, self.widest)
+
+    def _add_columns(self) -> None:
+        self.widths = self._fitted()
+        for name, header, width in zip(COLUMNS, HEADERS, self.widths, strict=True):
+            self.add_column(gap(header), key=name, width=width)
+
+    def _grows(self, rows: Iterable[tuple[Text, ...]]) -> bool:
+        """Take these rows' cells into each column's widest; True when a column needs more room."""
+        widest = list(self.widest)
+        for cells in rows:
+            widest = [max(w, cell.cell_len) for w, cell in zip(widest, cells, strict=True)]
+        grown = tuple(widest) != self.widest
+        self.widest = tuple(widest)
+        return grown and self._fitted() != self.widths
 
     @property
     def selected_id(self) -> str | None:
@@ -179,21 +226,31 @@ class ExecutionsTable(DataTable[object]):
             self.following = None
 
     def replace_all(self, summaries: Iterable[Summary], keep: str | None = None) -> None:
-        """Show exactly these executions, newest first, keeping the cursor on `keep`."""
+        """Show exactly these executions, newest first, keeping the cursor on `keep`.
+
+        The columns are laid out again for these rows: DataTable has no call to resize a column.
+        """
         ordered = sorted(summaries, key=_newest_first)
-        self.clear()
+        rows = [(summary, self.cells(summary)) for summary in ordered]
+        self.widest = HEADER_WIDTHS
+        self._grows(cells for _, cells in rows)  # the widths are laid out below in any case
+        self.clear(columns=True)
+        self._add_columns()
         self.rows_by_id = {s.id: s for s in ordered}
-        for summary in ordered:
-            self.add_row(*self.cells(summary), key=summary.id)
+        for summary, cells in rows:
+            self.add_row(*cells, key=summary.id)
         if keep is not None and keep in self.rows_by_id:
             self.move_cursor(row=self.get_row_index(keep))
 
     def append(self, summaries: Iterable[Summary]) -> None:
         """Add older executions below the rows shown (paging)."""
-        for summary in summaries:
-            if summary.id not in self.rows_by_id:
-                self.rows_by_id[summary.id] = summary
-                self.add_row(*self.cells(summary), key=summary.id)
+        rows = [(s, self.cells(s)) for s in summaries if s.id not in self.rows_by_id]
+        if self._grows(cells for _, cells in rows):
+            self.replace_all([*self.rows_by_id.values(), *(s for s, _ in rows)], keep=self.selected_id)
+            return
+        for summary, cells in rows:
+            self.rows_by_id[summary.id] = summary
+            self.add_row(*cells, key=summary.id)
 
     def upsert(self, summary: Summary) -> bool:
         """Update a row in place (True), or add a new one in its newest-first place (False)."""
@@ -218,7 +275,11 @@ class ExecutionsTable(DataTable[object]):
     def _update_row(self, summary: Summary) -> None:
         old = self.rows_by_id[summary.id]
         self.rows_by_id[summary.id] = summary
-        for column, new, previous in zip(COLUMNS, self.cells(summary), self.cells(old), strict=True):
+        cells = self.cells(summary)
+        if self._grows([cells]):
+            self.replace_all(list(self.rows_by_id.values()), keep=self.selected_id)
+            return
+        for column, new, previous in zip(COLUMNS, cells, self.cells(old), strict=True):
             if str(new) != str(previous) or column in ("state", "duration"):
                 self.update_cell(summary.id, column, new)
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Unpack
 
+from rich.cells import cell_len
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import Tree
@@ -26,7 +28,7 @@ from ..screens.revisions import RevisionsScreen
 from ..screens.run_form import RunFormScreen
 from ..screens.triggers import TriggersScreen
 from ..screens.viewer import ViewerScreen
-from . import WidgetArgs
+from . import VIM_TREE_KEYS, WidgetArgs, collapse_or_parent, expand_or_child
 from .shown import shown
 from .states import glyph
 
@@ -36,6 +38,19 @@ BADGES = {"Schedule": "⏱", "Flow": "↪", "Webhook": "⚡"}
 def trigger_badge(trigger_type: str) -> str:
     """The one-character badge of a trigger type (by its short name)."""
     return BADGES.get(trigger_type.rsplit(".", 1)[-1], "◆")
+
+
+def fit_label(head: Text, name: Text, tail: Text, width: int) -> Text:
+    """head + name + tail in `width` cells: only the name is cut, with an ellipsis after its start.
+
+    The head (a state glyph) and the tail (trigger badges, a count) say something about the whole
+    row, so they stay whole; the name keeps at least its first character.
+    """
+    room = width - head.cell_len - tail.cell_len
+    if name.cell_len > room:
+        name = name.copy()
+        name.truncate(max(room, 2), overflow="ellipsis")
+    return Text.assemble(head, name, tail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +70,9 @@ class NamespaceTree(Tree[NodeRef]):
         Binding("y", "show_source", "Source", id="tiercel.flow.source"),
         Binding("v", "revisions", "Revisions", id="tiercel.flow.revisions"),
         Binding("T", "triggers", "Triggers", id="tiercel.flow.triggers"),
+        Binding("left", "collapse_or_parent", "Collapse", show=False, id="tiercel.tree.collapse"),
+        Binding("right", "expand_or_child", "Expand", show=False, id="tiercel.tree.expand"),
+        *VIM_TREE_KEYS,
     ]
 
     def __init__(self, **kwargs: Unpack[WidgetArgs]) -> None:
@@ -66,6 +84,7 @@ class NamespaceTree(Tree[NodeRef]):
         self._flows: dict[tuple[str, str], Flow] = {}
         self.flow_count = 0
         self.error_count = 0
+        self._error_files = 0
         # (namespace, flow id, trigger id) of triggers turned off at run time (the scheduler's state).
         self.disabled_triggers: set[tuple[str, str, str]] = set()
 
@@ -103,6 +122,13 @@ class NamespaceTree(Tree[NodeRef]):
             flow = self.selected_flow
             return True if flow is not None and flow.triggers else None
         return True
+
+    # -- moving -------------------------------------------------------------------------------------
+    def action_collapse_or_parent(self) -> None:
+        collapse_or_parent(self)
+
+    def action_expand_or_child(self) -> None:
+        expand_or_child(self)
 
     # -- running ------------------------------------------------------------------------------------
     async def action_run_flow(self) -> None:
@@ -244,9 +270,9 @@ class NamespaceTree(Tree[NodeRef]):
             self._flow_nodes[(namespace, flow_id)] = node
         self.flow_count = len(flows)
         self.error_count = sum(len(found) or 1 for found in errors.values())
+        self._error_files = len(errors)
         if errors:
-            title = Text(f"✘ invalid files ({len(errors)})", style="bold red")
-            group = self.root.add(title, data=NodeRef("errors"), expand=True)
+            group = self.root.add(Text.assemble(*self._errors_parts()), data=NodeRef("errors"), expand=True)
             for path, found in sorted(errors.items()):
                 for error in found or [path]:
                     group.add_leaf(_error_label(error, flows_dir), data=NodeRef("error", path=path))
@@ -255,17 +281,71 @@ class NamespaceTree(Tree[NodeRef]):
             self.select_ref(current)
 
     def _flow_label(self, namespace: str, flow_id: str) -> Text:
+        return Text.assemble(*self._flow_parts(namespace, flow_id))
+
+    def _flow_parts(self, namespace: str, flow_id: str) -> tuple[Text, Text, Text]:
+        """The state glyph, the flow id and the trigger badges (struck through when off)."""
         state = self.last_states.get((namespace, flow_id))
-        label = Text()
-        label.append_text(glyph(state) if state else Text("○", style="dim"))
-        label.append(" " + shown(flow_id))
+        head = Text.assemble(glyph(state) if state else Text("○", style="dim"), " ")
+        tail = Text()
         flow = self._flows.get((namespace, flow_id))
         if flow is not None and flow.triggers:
-            label.append(" ")
+            tail.append(" ")
             for trigger in flow.triggers:
                 off = trigger.disabled or (namespace, flow_id, trigger.id) in self.disabled_triggers
-                label.append(trigger_badge(trigger.type), style="dim strike" if off else "cyan")
-        return label
+                tail.append(trigger_badge(trigger.type), style="dim strike" if off else "cyan")
+        return head, Text(shown(flow_id)), tail
+
+    def _errors_parts(self) -> tuple[Text, Text, Text]:
+        """The title of the files in error, its count kept whole when the title is cut."""
+        style = "bold red"
+        return Text("✘ ", style), Text("invalid files", style), Text(f" ({self._error_files})", style)
+
+    # -- labels that fit the pane ---------------------------------------------------------------------
+    def render_label(self, node: TreeNode[NodeRef], base_style: Style, style: Style) -> Text:
+        """The label cut to the width the line has left after its guides and toggle icon.
+
+        The tree's pane may be two dozen columns wide: a cut name keeps its start, and the glyph and
+        badges around it stay (rather than the line's end falling off the pane).
+        """
+        full = super().render_label(node, base_style, style)
+        room = self._label_room(node)
+        if room is None or full.cell_len <= room + self._toggle_width(node):
+            return full
+        ref = node.data
+        if ref is not None and ref.kind == "flow":
+            parts = self._flow_parts(ref.namespace, ref.flow_id)
+        elif ref is not None and ref.kind == "errors":
+            parts = self._errors_parts()
+        else:
+            parts = (Text(), _text(node.label), Text())
+        label = fit_label(*parts, room)
+        label.stylize(style)
+        prefix = full[: len(full) - len(node.label)]  # the toggle icon, with its click meta
+        return Text.assemble(prefix, label)
+
+    def get_label_width(self, node: TreeNode[NodeRef]) -> int:
+        """The width render_label gives, without building the label (the tree asks for every line)."""
+        width = self._toggle_width(node) + cell_len(str(node.label))
+        room = self._label_room(node)
+        return width if room is None else min(width, self._toggle_width(node) + max(room, 0))
+
+    def _toggle_width(self, node: TreeNode[NodeRef]) -> int:
+        if not node.allow_expand:
+            return 0
+        return cell_len(self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE)
+
+    def _label_room(self, node: TreeNode[NodeRef]) -> int | None:
+        """The cells left for a node's label (without its toggle icon); None before the tree is laid out."""
+        width = self.scrollable_content_region.width
+        if width <= 0:
+            return None
+        depth = 0
+        parent = node.parent
+        while parent is not None and (parent is not self.root or self.show_root):
+            depth += 1
+            parent = parent.parent
+        return width - depth * self.guide_depth - self._toggle_width(node)
 
     def set_disabled_triggers(self, disabled: set[tuple[str, str, str]]) -> None:
         """Show which triggers are turned off, relabelling only the flows that changed."""
@@ -295,6 +375,10 @@ class NamespaceTree(Tree[NodeRef]):
                 self.move_cursor(node)
                 return True
         return False
+
+
+def _text(label: str | Text) -> Text:
+    return label.copy() if isinstance(label, Text) else Text(label)
 
 
 def _walk(node: TreeNode[NodeRef]) -> list[TreeNode[NodeRef]]:
