@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from rich.markup import escape
 from textual import events, on, work
+from textual.actions import parse as parse_action
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -45,28 +46,45 @@ from tiercel.engine import (
 
 from .keymap import KeymapError, binding_ids, keymap_path, load_keymap
 from .palette import TiercelCommands
+from .preferences import load_preferences, preferences_path, save_preferences
 from .screens.backfill_form import BackfillFormScreen
 from .screens.confirm import ConfirmScreen
+from .screens.dag import DagScreen, flow_has_dag
 from .screens.help import HelpScreen
+from .screens.history import HistoryScreen
 from .screens.revisions import RevisionsScreen
 from .screens.run_form import RunFormScreen
 from .screens.triggers import TriggersScreen
 from .screens.viewer import ViewerScreen
+from .widgets import Pane
 from .widgets.detail import DetailPane
 from .widgets.execution_log import LOG_KEEP
-from .widgets.executions import ExecutionsTable, Summary, matches_filter, trigger_name
+from .widgets.executions import ExecutionsTable, Summary
+from .widgets.executions_pane import PAGE_SIZE, ExecutionsPane
 from .widgets.namespaces import NamespaceTree, NodeRef
 from .widgets.shown import ControlFilter, shown
 
-PAGE_SIZE = 200
-SEEN_LIMIT = 5_000
 LOG_FLUSH_SECONDS = 0.075
 #: Where keys 1 2 3 move the focus.
 PANES = {"namespaces": "#namespaces", "executions": "#executions", "detail": "#log"}
 #: The widgets whose actions the global keys run (`pane(...)` bindings), whichever pane has the focus.
-ACTION_PANES = {"namespaces": "#namespaces", "executions": "#executions"}
+ACTION_PANES = {"namespaces": "#namespaces", "executions": "#executions", "detail": "#detail"}
 #: App keys that do nothing while a dialog or another view is on top.
-MODAL_GATED = ("pane", "focus_pane", "help", "command_palette")
+MODAL_GATED = frozenset({"pane", "focus_pane", "help", "command_palette", "quit", "zoom", "go_back", "dag"})
+#: Below this width the tree is a narrow column, hidden while the detail pane has the focus.
+NARROW_WIDTH = 100
+#: Why a flow or execution key did nothing, by the pane action it runs.
+WHY_NOT = {
+    "run_flow": "Select a flow first (1, then ↑↓ in the namespaces)",
+    "edit_flow": "Select a flow first (1, then ↑↓ in the namespaces)",
+    "kill": "Only an execution that has not ended can be killed",
+    "restart": "Only a FAILED or KILLED execution restarts",
+    "resume": "Only a PAUSED execution resumes",
+    "replay": "Only an ended execution can be replayed",
+    "history": "Select a flow or a namespace first",
+    "dag": "The flow has no Dag task",
+    "copy_id": "Select an execution first",
+}
 
 
 class TiercelApp(App[None]):
@@ -78,11 +96,16 @@ class TiercelApp(App[None]):
     # The flow and execution keys work from any pane: each runs the action of the pane that owns it.
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "pane('namespaces', 'run_flow')", "Run", id="tiercel.run"),
-        Binding("e", "pane('namespaces', 'edit_flow')", "Edit", id="tiercel.edit"),
+        Binding("e", "pane('namespaces', 'edit_flow')", "Edit", show=False, id="tiercel.edit"),
         Binding("K", "pane('executions', 'kill')", "Kill", id="tiercel.kill"),
         Binding("R", "pane('executions', 'restart')", "Restart", id="tiercel.restart"),
-        Binding("P", "pane('executions', 'replay')", "Replay", id="tiercel.replay"),
+        Binding("P", "pane('executions', 'replay')", "Replay", show=False, id="tiercel.replay"),
         Binding("u", "pane('executions', 'resume')", "Resume", id="tiercel.resume"),
+        Binding("z", "zoom", "Zoom", id="tiercel.zoom"),
+        Binding("H", "pane('namespaces', 'history')", "History", show=False, id="tiercel.history"),
+        Binding("D", "dag", "Dag", show=False, id="tiercel.dag"),
+        Binding("c", "pane('detail', 'copy_id')", "Copy id", show=False, id="tiercel.copy_id"),
+        Binding("backspace", "go_back", "Back", show=False, id="tiercel.back"),
         Binding("ctrl+p,colon", "command_palette", "Commands", show=False, id="tiercel.commands"),
         Binding("1", "focus_pane('namespaces')", "Flows", show=False, id="tiercel.focus.namespaces"),
         Binding("2", "focus_pane('executions')", "Executions", show=False, id="tiercel.focus.executions"),
@@ -104,35 +127,33 @@ class TiercelApp(App[None]):
         self.engine: Engine | None = None
         self.startup_error: str | None = None
         self._events: asyncio.Queue[Event] | None = None
-        self._seen: dict[str, Summary] = {}
         self._triggers: list[TriggerState] = []
         # The keys the user's keymap file remaps, by binding id (the help screen shows them).
         self.user_keys: dict[str, str] = {}
-        self.page_size = PAGE_SIZE
-        self._more: str | None = None
         self._control_filter = ControlFilter()
-        self.row_filter = ""
+        # Executions read per page (a test may lower it before the app starts).
+        self.page_size = PAGE_SIZE
+        self.preferences = load_preferences(preferences_path())
+        # Executions left for a subflow's child, most recent last (backspace goes back).
+        self._back: list[str] = []
 
     # -- layout -------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
-            with Vertical(id="left", classes="pane"):
+            with Pane(id="left", classes="pane"):
                 yield NamespaceTree(id="namespaces")
             with Vertical(id="right"):
-                with Vertical(id="executions-pane", classes="pane"):
-                    yield Input(
-                        placeholder="filter: state:FAILED label:k=v trigger:Schedule text (escape clears)",
-                        id="executions-filter",
-                    )
-                    yield ExecutionsTable(id="executions")
+                yield ExecutionsPane(self.page_size, id="executions-pane", classes="pane")
                 yield DetailPane(id="detail", classes="pane")
         yield Footer()
 
     # -- life cycle ---------------------------------------------------------------------------
     async def on_mount(self) -> None:
         self._apply_keymap()
+        if self.preferences.theme in self.available_themes:
+            self.theme = self.preferences.theme or self.theme
+        self.watch(self.screen, "focused", self._focus_moved)
         self.query_one("#left").border_title = "1 Namespaces"
-        self.query_one("#executions-pane").border_title = "2 Executions"
         self.detail.border_title = "3 Detail"
         try:
             store = await Store.open(self.db)
@@ -162,6 +183,8 @@ class TiercelApp(App[None]):
             self.notify(f"Webhooks on {self.webhook_server.url}", title="Webhooks")
         await self._load_last_states()
         self._rebuild_tree()
+        # Start on the flow used last in this folder, else on the first one.
+        self.ns_tree.select_flow_or_first(self.preferences.last_flow(self.flows_dir))
         self.drain_events()
         self.set_interval(LOG_FLUSH_SECONDS, self.detail.flush)
         self.set_interval(1.0, self.table.tick)
@@ -187,6 +210,10 @@ class TiercelApp(App[None]):
 
     async def on_unmount(self) -> None:
         await self._stop_engine()
+        self.preferences.theme = self.theme
+        problem = save_preferences(preferences_path(), self.preferences)
+        if problem is not None:
+            self.log.warning(f"dashboard state not saved: {problem}")
 
     def get_line_filters(self) -> Sequence[LineFilter]:
         """Textual's filters, then one that keeps control characters off the terminal."""
@@ -215,6 +242,10 @@ class TiercelApp(App[None]):
     @property
     def ns_tree(self) -> NamespaceTree:
         return self.query_one(NamespaceTree)
+
+    @property
+    def executions_pane(self) -> ExecutionsPane:
+        return self.query_one(ExecutionsPane)
 
     @property
     def table(self) -> ExecutionsTable:
@@ -256,13 +287,49 @@ class TiercelApp(App[None]):
         return self.query_one(ACTION_PANES[pane])
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Gate the app keys while a dialog is open; a pane's action is as available as the pane says."""
+        """Gate the app keys while a dialog is open; a pane's action shows only when it applies (the
+        footer is short: a key that does not apply now says why when pressed, see `on_key`)."""
         if action in MODAL_GATED and isinstance(self.screen, ModalScreen):
             return False
         if action == "pane":
             pane, name = (str(value) for value in parameters)
-            return self._pane_widget(pane).check_action(name, ())
+            return bool(self._pane_widget(pane).check_action(name, ()))
+        if action == "go_back":
+            return bool(self._back)
+        if action == "dag":
+            return self._dag_flow() is not None
         return True
+
+    def on_key(self, event: events.Key) -> None:
+        """A flow or execution key that does not apply now says why, rather than nothing."""
+        if isinstance(self.screen, ModalScreen) or isinstance(self.focused, Input):
+            return
+        for binding in self.BINDINGS:
+            if not isinstance(binding, Binding):
+                continue
+            _, action, parameters = parse_action(binding.action)
+            name = str(parameters[1]) if action == "pane" else action
+            keys = self.user_keys.get(binding.id or "", binding.key).split(",")
+            if name in WHY_NOT and event.key in keys:
+                if not self.check_action(action, parameters):  # else the binding has just run
+                    self.notify(WHY_NOT[name], title=binding.description)
+                return
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.screen.set_class(event.size.width < NARROW_WIDTH, "-narrow")
+
+    def _focus_moved(self, focused: Widget | None) -> None:
+        # At narrow widths the detail pane takes the tree's columns while it has the focus.
+        self.screen.set_class(self.focused_pane == "detail", "-detail-focus")
+
+    def action_zoom(self) -> None:
+        """The focused pane alone on the screen, or back to all panes."""
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+        elif self.focused is not None:
+            panes = [node for node in self.focused.ancestors_with_self if node.has_class("pane")]
+            if panes and isinstance(panes[0], Widget):
+                self.screen.maximize(panes[0], container=False)
 
     async def action_pane(self, pane: str, action: str) -> None:
         """Run the action of the pane that owns it (the key works from any pane)."""
@@ -270,6 +337,45 @@ class TiercelApp(App[None]):
 
     def action_focus_pane(self, pane: str) -> None:
         self.query_one(PANES[pane]).focus()
+
+    def _dag_flow(self) -> Flow | None:
+        """The flow of the execution shown, else the selected flow, when it has a Dag task."""
+        flow = self.detail.flow() or self.selected_flow
+        return flow if flow is not None and flow_has_dag(flow) else None
+
+    def action_dag(self) -> None:
+        """The graph of the flow's Dag tasks, coloured by the execution shown when it is of that flow."""
+        flow = self._dag_flow()
+        if flow is not None:
+            execution = self.detail.execution
+            same = execution is not None and (execution.namespace, execution.flow_id) == flow.uid
+            self.push_screen(DagScreen(flow, execution if same else None))
+
+    def on_detail_pane_open_execution(self, message: DetailPane.OpenExecution) -> None:
+        """A subflow's child execution: show it, and remember where to come back to."""
+        current = self.detail.execution_id
+        if current is not None and current != message.execution_id:
+            self._back.append(current)
+        self.go_to_execution(message.execution_id)
+        self.notify("backspace goes back", title=f"Child execution {message.execution_id[:8]}")
+
+    def action_go_back(self) -> None:
+        if self._back:
+            self.go_to_execution(self._back.pop())
+
+    @work(group="go-to")
+    async def go_to_execution(self, execution_id: str) -> None:
+        """Show an execution wherever it is: its flow in the tree, its row, its detail."""
+        if self.engine is None:
+            return
+        execution = await self.engine.execution(execution_id)
+        if execution is None:
+            self.notify(f"No execution {execution_id}", title="Go to execution", severity="error")
+            return
+        self.table.follow(execution_id)
+        ref = NodeRef("flow", execution.namespace, execution.flow_id)
+        if self.selected_ref == ref or not self.ns_tree.select_ref(ref):
+            self.executions_pane.load()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.focused_pane, keymap_path(), self.user_keys))
@@ -281,8 +387,7 @@ class TiercelApp(App[None]):
 
     def recent_executions(self) -> list[Summary]:
         """The executions shown plus the ones seen live, newest first."""
-        rows = {**self._seen, **self.table.rows_by_id}
-        return sorted(rows.values(), key=lambda s: s.start.timestamp() if s.start else 0.0, reverse=True)
+        return self.executions_pane.recent()
 
     async def reload_flows(self, paths: list[Path]) -> None:
         """Load changed flow files now rather than waiting for the watcher."""
@@ -375,21 +480,19 @@ class TiercelApp(App[None]):
             self._rebuild_tree()
         if flows_changed or triggers_changed:
             await self.refresh_triggers()
-        shown: list[Summary] = []
-        for execution in latest.values():
-            summary = Summary.of(execution, self.masked_labels)
-            self._seen[execution.id] = summary
-            if len(self._seen) > SEEN_LIMIT:
-                del self._seen[next(iter(self._seen))]
-            self.ns_tree.set_last_state(execution.namespace, execution.flow_id, summary.state)
-            if self._matches(summary):
-                shown.append(summary)
-            if execution.id == self.detail.execution_id:
-                self.detail.update_execution(execution)
+        summaries = [Summary.of(execution, self.masked_labels) for execution in latest.values()]
+        for summary in summaries:
+            self.ns_tree.set_last_state(summary.namespace, summary.flow_id, summary.state)
+        if self.detail.execution_id in latest:
+            self.detail.update_execution(latest[self.detail.execution_id])
         before = self._selection_state()
-        self.table.upsert_many(shown)
-        self.table.select_followed()
+        self.executions_pane.record(summaries)
         if latest:
+            for screen in self.screen_stack:
+                if isinstance(screen, HistoryScreen):
+                    screen.executions_changed()
+                elif isinstance(screen, DagScreen) and screen.execution and screen.execution.id in latest:
+                    screen.update_execution(latest[screen.execution.id])
             self._update_titles()
             # The footer is rebuilt on every refresh: only when what the keys depend on changed.
             if self._selection_state() != before:
@@ -413,28 +516,14 @@ class TiercelApp(App[None]):
         if tree.error_count:
             title += f" [red]✘{tree.error_count}[/]"
         self.query_one("#left").border_title = title
-        more = "+" if self._more else ""
-        self.query_one("#executions-pane").border_title = f"2 Executions {self.table.row_count}{more}"
         execution = self.detail.execution
         if execution is not None:
-            self.detail.border_title = (
-                f"3 {execution.flow_id} {execution.id[:8]} {execution.state.current.value}"
+            # The full id: it is what `tiercel logs`, the API and a search take (`c` copies it).
+            self.detail.border_title = escape(
+                f"3 {execution.flow_id} {execution.id} {execution.state.current.value}"
             )
         else:
             self.detail.border_title = "3 Detail"
-
-    def _matches(self, summary: Summary) -> bool:
-        if self.row_filter and not matches_filter(summary, self.row_filter):
-            return False
-        ref = self.selected_ref
-        if ref is None:
-            return False
-        if ref.kind == "flow":
-            return (summary.namespace, summary.flow_id) == (ref.namespace, ref.flow_id)
-        if ref.kind == "namespace":
-            ns = ref.namespace
-            return not ns or summary.namespace == ns or summary.namespace.startswith(ns + ".")
-        return False
 
     @on(Tree.NodeHighlighted, "#namespaces")
     def _tree_moved(self, event: Tree.NodeHighlighted[NodeRef]) -> None:
@@ -443,107 +532,28 @@ class TiercelApp(App[None]):
             errors = self.engine.flow_errors.get(ref.path, [])
             self.detail.show_text([shown(error) for error in errors] or [shown(ref.path)])
             self.detail.border_title = "3 Flow file in error"
-            self._more = None
-            self.table.replace_all([])
-            self._update_titles()
-        else:
-            self.load_executions()
+        elif ref is not None and ref.kind == "flow":
+            self.preferences.remember_flow(self.flows_dir, ref.namespace, ref.flow_id)
+        self.executions_pane.show_scope(ref)
         self.refresh_bindings()
 
     def action_filter_executions(self) -> None:
-        field = self.query_one("#executions-filter", Input)
-        field.display = True
-        field.focus()
+        self.executions_pane.open_filter()
 
-    @on(Input.Changed, "#executions-filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        self.row_filter = event.value.strip()
-        subtitle = escape(f"/{self.row_filter}") if self.row_filter else ""
-        self.query_one("#executions-pane").border_subtitle = subtitle
-        self.load_executions()
-
-    @on(Input.Submitted, "#executions-filter")
-    def _filter_done(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._close_filter(keep=True)
-
-    def _close_filter(self, *, keep: bool) -> None:
-        field = self.query_one("#executions-filter", Input)
-        if not keep and field.value:
-            field.value = ""  # Input.Changed reloads the rows
-        field.display = keep and bool(field.value)
-        self.table.focus()
-
-    def on_key(self, event: events.Key) -> None:
-        if event.key == "escape" and self.focused is self.query_one("#executions-filter", Input):
-            event.stop()
-            self._close_filter(keep=False)
-
-    @work(exclusive=True, group="executions")
-    async def load_executions(self) -> None:
-        """First page of executions for the selected namespace or flow."""
-        ref = self.selected_ref
-        if self.engine is None or ref is None:
-            return
-        rows = await self._page(ref, None)
-        if ref != self.selected_ref:
-            return
-        summaries = {summary.id: summary for summary in rows}
-        summaries.update({key: value for key, value in self._seen.items() if self._matches(value)})
-        keep = self.table.following or self.table.selected_id
-        self.table.replace_all([s for s in summaries.values() if self._matches(s)], keep=keep)
+    @on(ExecutionsPane.Loaded)
+    def _executions_loaded(self) -> None:
         self._update_titles()
-        if self.table.selected_id != self.detail.execution_id:
-            self.show_execution(self.table.selected_id)
-
-    @work(exclusive=True, group="more")
-    async def load_more(self) -> None:
-        """The next (older) page, appended below the rows shown."""
-        ref = self.selected_ref
-        if self.engine is None or ref is None or self._more is None:
-            return
-        rows = await self._page(ref, self._more)
-        if ref != self.selected_ref:
-            return
-        self.table.append([s for s in rows if self._matches(s)])
-        self._update_titles()
-
-    async def _page(self, ref: NodeRef, before: str | None) -> list[Summary]:
-        """A page of executions under `ref`, remembering where the next page starts."""
-        assert self.engine is not None
-        if ref.kind not in ("namespace", "flow"):
-            self._more = None
-            return []
-        rows = await self.engine.list_executions(
-            namespace=ref.namespace or None,
-            flow_id=ref.flow_id if ref.kind == "flow" else None,
-            limit=self.page_size,
-            before=before,
-        )
-        self._more = rows[-1].cursor if len(rows) == self.page_size else None
-        return [
-            Summary(
-                row.id,
-                row.namespace,
-                row.flow_id,
-                row.state,
-                row.start_date,
-                row.end_date,
-                self.masked_labels(row.labels),
-                trigger_name(row.trigger_type),
-            )
-            for row in rows
-        ]
+        # An execution asked for (a new run, a child, a search) shows even before its row does.
+        wanted = self.table.following or self.table.selected_id
+        if wanted != self.detail.execution_id:
+            self.show_execution(wanted)
 
     # -- executions and detail ------------------------------------------------------------------
     @on(DataTable.RowHighlighted, "#executions")
     def _row_moved(self, event: DataTable.RowHighlighted) -> None:
         # The cursor as it is now: a table rebuilt for new rows moves it and puts it back, and the
         # highlights it posted on the way are stale by the time they arrive.
-        execution_id = self.table.selected_id
-        if self._more is not None and event.cursor_row >= self.table.row_count - 1:
-            self.load_more()
+        execution_id = cast(ExecutionsTable, event.data_table).selected_id  # (no query: may be closing)
         if execution_id != self.detail.execution_id:
             self.show_execution(execution_id)
 
@@ -577,6 +587,8 @@ KEYED_CLASSES: tuple[type[object], ...] = (
     ConfirmScreen,
     ViewerScreen,
     HelpScreen,
+    HistoryScreen,
+    DagScreen,
 )
 
 

@@ -51,6 +51,8 @@ class DashboardEngine(Commands, Protocol):
 
     async def flow_revision(self, namespace: str, flow_id: str, revision: int) -> Flow | None: ...
 
+    async def execution_ids(self, prefix: str, *, limit: int) -> list[str]: ...
+
 
 class Dashboard(Protocol):
     """The app-wide state a pane or screen needs: the engine, trigger states, the terminal."""

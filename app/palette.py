@@ -43,9 +43,16 @@ class PaletteApp(Dashboard, Protocol):
 
     def action_help(self) -> None: ...
 
+    def go_to_execution(self, execution_id: str) -> object:
+        """Show an execution wherever it is: its flow in the tree, its row, its detail."""
+        ...
+
 
 PANE_NAMES = {"namespaces": "Namespaces", "executions": "Executions", "detail": "Detail"}
 RECENT = 50
+#: A query of at least this many id characters is also looked up among every stored execution id.
+ID_QUERY_LENGTH = 4
+ID_HITS = 10
 
 
 def namespaces_of(names: list[str]) -> list[str]:
@@ -79,6 +86,8 @@ async def commands_of(app: PaletteApp) -> list[Command]:
         found.append((f"Revisions of flow {name}", on(tree.show_revisions), "diff two revisions"))
         if uid in triggered:
             found.append((f"Triggers of {name}", on(tree.show_triggers), "on/off, backfills"))
+        go_flow = partial(tree.go_to, NodeRef("flow", *uid))
+        found.append((f"Go to flow {name}", go_flow, ""))
         path = table.path(uid)
         if path and app.can_edit:
             found.append((f"Edit flow {name}", on(tree.edit_flow), path))
@@ -87,6 +96,7 @@ async def commands_of(app: PaletteApp) -> list[Command]:
         found.append((f"Go to namespace {namespace}", go, ""))
     for summary in app.recent_executions()[:RECENT]:
         short, about = summary.id[:8], f"{summary.flow_id} {summary.state}"
+        found.append((f"Go to execution {short}", partial(app.go_to_execution, summary.id), about))
         state = StateType(summary.state)
         if not state.is_terminated:
             kill = partial(executions.confirm_kill, summary.id, summary.flow_id)
@@ -146,6 +156,17 @@ class TiercelCommands(Provider):
             score = matcher.match(name)
             if score > 0:
                 yield Hit(score, matcher.highlight(name), callback, text=name, help=help_text or None)
+        for execution_id in await self.ids_starting(query):
+            name = f"Go to execution {execution_id}"
+            go = partial(self.tiercel.go_to_execution, execution_id)
+            yield Hit(1.0, name, go, text=name, help="by its id, from the store")
+
+    async def ids_starting(self, query: str) -> list[str]:
+        """The stored execution ids a typed id (or its start) names, beyond the recent ones listed."""
+        engine, text = self.tiercel.engine, query.strip()
+        if engine is None or len(text) < ID_QUERY_LENGTH or not text.replace("-", "").isalnum():
+            return []
+        return await engine.execution_ids(text, limit=ID_HITS)
 
     async def discover(self) -> Hits:
         for name, callback, help_text in await commands_of(self.tiercel):

@@ -281,6 +281,10 @@ class Engine:
             namespace=namespace, flow_id=flow_id, state=state, limit=limit, before=before
         )
 
+    async def execution_ids(self, prefix: str, *, limit: int) -> list[str]:
+        """Ids starting with `prefix`, in order (see `resolve_execution_id`)."""
+        return await self.store.execution_ids(prefix, limit=limit)
+
     def live_execution_ids(self) -> list[str]:
         return self.loop.live_ids()
 

@@ -15,3 +15,11 @@ def flows_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "flows"
     folder.mkdir()
     return folder
+
+
+@pytest.fixture(autouse=True)
+def private_user_folders(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user's keymap and dashboard state come from a fresh folder per test, never from ~."""
+    home = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))

@@ -20,7 +20,14 @@ PANE_KEYS: dict[str, tuple[str, tuple[KeyHelp, ...]]] = {
     "namespaces": (
         "Namespaces",
         (
-            ("↑ ↓ ← →", "move; a namespace shows the executions of every flow below it"),
+            ("↑ ↓", "move; a namespace shows the executions of every flow below it"),
+            ("j k", "move down and up, as ↓ ↑", "tiercel.vim.tree_down tiercel.vim.tree_up"),
+            (
+                "← →",
+                "collapse or go to the parent; expand or go to the first child",
+                "tiercel.tree.collapse tiercel.tree.expand",
+            ),
+            ("h l", "as ← →", "tiercel.vim.tree_collapse tiercel.vim.tree_expand"),
             ("enter", "expand or collapse a namespace"),
             ("y", "YAML source of the flow (or of a file in error, with its errors)", "tiercel.flow.source"),
             (
@@ -33,12 +40,16 @@ PANE_KEYS: dict[str, tuple[str, tuple[KeyHelp, ...]]] = {
                 "triggers of the flow: on/off (space), backfill (b), pause (p), resume (u), cancel (c)",
                 "tiercel.flow.triggers",
             ),
+            ("H", "history charts of the flow, or of every flow in the namespace", "tiercel.history"),
         ),
     ),
     "executions": (
         "Executions",
         (
             ("↑ ↓", "move; the detail pane follows (older pages load at the end)"),
+            ("j k", "move down and up, as ↓ ↑", "tiercel.vim.list_down tiercel.vim.list_up"),
+            ("home end", "first and last row", "tiercel.executions.first tiercel.executions.last"),
+            ("g G", "as home end", "tiercel.vim.list_first tiercel.vim.list_last"),
             (
                 "/",
                 "filter: state:FAILED label:key=value trigger:Schedule text (escape clears)",
@@ -50,13 +61,15 @@ PANE_KEYS: dict[str, tuple[str, tuple[KeyHelp, ...]]] = {
     "detail": (
         "Detail",
         (
-            ("g", "task run tree or timeline (Gantt)", "tiercel.detail.timeline"),
-            ("enter", "task run tree: show only that task run's log (and the runs below it)"),
+            ("v", "task run tree or timeline (Gantt)", "tiercel.detail.timeline"),
+            ("enter", "task run tree: only that task run's log; on a Subflow, open its child execution"),
+            ("backspace", "back to the execution a child was opened from", "tiercel.back"),
             ("P", "task run tree: replay the execution from that task run (asks first)", "tiercel.replay"),
             ("a", "log of all task runs again", "tiercel.log.all_tasks"),
             ("o", "outputs of the task run (or of the execution) as JSON", "tiercel.detail.outputs"),
             ("l", "minimum log level (TRACE DEBUG INFO WARN ERROR)", "tiercel.log.level"),
             ("t", "timestamps on or off", "tiercel.log.times"),
+            ("w", "wrap long lines, or cut them at the pane's edge", "tiercel.log.wrap"),
             (
                 "/",
                 "search the log: matches are highlighted (enter keeps it, escape clears)",
@@ -64,15 +77,20 @@ PANE_KEYS: dict[str, tuple[str, tuple[KeyHelp, ...]]] = {
             ),
             ("n N", "next and previous matching line", "tiercel.log.next_match tiercel.log.previous_match"),
             ("f", "show only the matching lines, or all lines again", "tiercel.log.only_matches"),
-            ("end", "follow the tail again after scrolling up"),
+            ("end G", "follow the tail again after scrolling up", "tiercel.log.follow"),
+            ("home g", "first line held", "tiercel.log.top"),
+            ("j k", "scroll the log a line down and up", "tiercel.vim.log_down tiercel.vim.log_up"),
             (
                 "[ ]",
                 "read older lines, then newer ones, from the store (the pane holds 20,000)",
                 "tiercel.log.older tiercel.log.newer",
             ),
+            ("D", "graph of the flow's Dag tasks, coloured by this execution", "tiercel.dag"),
+            ("c", "copy the execution's full id (through the terminal)", "tiercel.copy_id"),
         ),
     ),
 }
+
 
 GLOBAL_KEYS: tuple[KeyHelp, ...] = (
     ("r", "run the selected flow (a form when it has inputs)", "tiercel.run"),
@@ -87,9 +105,10 @@ GLOBAL_KEYS: tuple[KeyHelp, ...] = (
         "tiercel.focus.namespaces tiercel.focus.executions tiercel.focus.detail",
     ),
     ("tab", "next pane"),
+    ("z", "zoom: the focused pane alone on the screen, or all panes again", "tiercel.zoom"),
     (
         "ctrl+p  :",
-        "command palette: run flow, go to namespace, kill, replay, toggle trigger, backfill ...",
+        "command palette: go to a flow, namespace or execution (type its id), run, kill, backfill ...",
         "tiercel.commands",
     ),
     ("?", "this help", "tiercel.help"),

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from textual.binding import Binding, BindingType
+from textual.containers import Vertical
 from textual.widgets import Tree
+
+
+class Pane(Vertical):
+    """A bordered pane of the main screen: `z` zooms it to the whole screen."""
+
+    ALLOW_MAXIMIZE = True
 
 
 class WidgetArgs(TypedDict, total=False):

@@ -22,9 +22,10 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Input, Tree
 
-from tiercel.engine import Execution, LogEntry, LogLevel, TaskRun
+from tiercel.engine import Execution, Flow, LogEntry, LogLevel, TaskRun
 
 from ..actions import show_execution_source
+from ..host import dashboard
 from ..screens.viewer import ViewerScreen
 from . import WidgetArgs
 from .execution_log import LOG_KEEP, LOG_PAGE, ExecutionLog
@@ -46,6 +47,8 @@ def last_change(execution: Execution) -> datetime:
 
 class DetailPane(Horizontal):
     """Task runs beside the log of the selected execution; live lines are flushed in batches."""
+
+    ALLOW_MAXIMIZE = True  # `z` zooms it
 
     class OpenExecution(Message):
         """Enter on a task run that started a child execution (a Subflow): the app may show it."""
@@ -253,6 +256,8 @@ class DetailPane(Horizontal):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("next_match", "previous_match", "toggle_only_matches"):
             return True if self.search else None
+        if action == "copy_id":
+            return True if self.execution_id is not None else None
         return True
 
     def _set_search(self, term: str) -> None:
@@ -299,6 +304,19 @@ class DetailPane(Horizontal):
             if run is not None:
                 return self.execution.id, run.id
         return None
+
+    def flow(self) -> Flow | None:
+        """The flow (its current revision) of the execution shown."""
+        engine = dashboard(self).engine
+        if self.execution is None or engine is None:
+            return None
+        return engine.flows.get((self.execution.namespace, self.execution.flow_id))
+
+    def action_copy_id(self) -> None:
+        """The execution's full id to the clipboard (the terminal's, through OSC 52)."""
+        if self.execution_id is not None:
+            self.app.copy_to_clipboard(self.execution_id)
+            self.app.notify(escape(self.execution_id), title="Copied the execution id")
 
     async def action_execution_source(self) -> None:
         """The source of the flow revision the execution shown ran."""

@@ -24,6 +24,7 @@ from tiercel.engine import EngineCommandError, Flow, InputError
 
 from ..actions import editor_command
 from ..host import EngineFlows, dashboard
+from ..screens.history import HistoryScreen
 from ..screens.revisions import RevisionsScreen
 from ..screens.run_form import RunFormScreen
 from ..screens.triggers import TriggersScreen
@@ -121,6 +122,9 @@ class NamespaceTree(Tree[NodeRef]):
         if action == "triggers":
             flow = self.selected_flow
             return True if flow is not None and flow.triggers else None
+        if action == "history":
+            ref = self.selected_ref
+            return True if ref is not None and ref.kind in ("flow", "namespace") else None
         return True
 
     # -- moving -------------------------------------------------------------------------------------
@@ -223,6 +227,14 @@ class NamespaceTree(Tree[NodeRef]):
             return
         revisions = await engine.flow_revisions(flow.namespace, flow.id)
         self.app.push_screen(RevisionsScreen(f"{flow.namespace}.{flow.id}", revisions))
+
+    def action_history(self) -> None:
+        """Charts of the selected flow's executions, or of a namespace's."""
+        ref = self.selected_ref
+        engine = dashboard(self).engine
+        if engine is not None and ref is not None and ref.kind in ("flow", "namespace"):
+            flow_id = ref.flow_id if ref.kind == "flow" else None
+            self.app.push_screen(HistoryScreen(engine, ref.namespace, flow_id))
 
     def action_triggers(self) -> None:
         flow = self.selected_flow
@@ -375,6 +387,14 @@ class NamespaceTree(Tree[NodeRef]):
                 self.move_cursor(node)
                 return True
         return False
+
+    def select_flow_or_first(self, uid: tuple[str, str] | None) -> None:
+        """Select a flow by (namespace, id) if it is in the tree, else the first flow shown."""
+        if uid is not None and self.select_ref(NodeRef("flow", *uid)):
+            return
+        first = next((node.data for node in _walk(self.root) if node.data and node.data.kind == "flow"), None)
+        if first is not None:
+            self.select_ref(first)
 
 
 def _text(label: str | Text) -> Text:

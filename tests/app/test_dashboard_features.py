@@ -98,14 +98,15 @@ async def test_command_palette_runs_a_flow_goes_to_a_namespace_and_kills(
     assert app.selected_ref == NodeRef("namespace", "acme.finance.reports")
     assert app.focused is app.ns_tree
     await palette(pilot, app, "ctrl+p", "run flow acme.platform.ops.sleepy")
+    seen = app.executions_pane.seen
     await until_drawn(
-        pilot, lambda: any(s.flow_id == "sleepy" and s.state == "RUNNING" for s in app._seen.values())
+        pilot, lambda: any(s.flow_id == "sleepy" and s.state == "RUNNING" for s in seen.values())
     )
-    sleepy = next(s for s in app._seen.values() if s.flow_id == "sleepy")
+    sleepy = next(s for s in seen.values() if s.flow_id == "sleepy")
     await palette(pilot, app, "colon", f"kill execution {sleepy.id[:8]}")
     await until_drawn(pilot, lambda: isinstance(app.screen, ConfirmScreen))
     await pilot.press("y")
-    await until_drawn(pilot, lambda: app._seen[sleepy.id].state == "KILLED")
+    await until_drawn(pilot, lambda: seen[sleepy.id].state == "KILLED")
 
 
 async def test_edit_is_greyed_out_without_a_terminal_and_the_editor_comes_from_the_environment(

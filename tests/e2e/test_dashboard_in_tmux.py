@@ -22,11 +22,17 @@ def tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
 
 
+def private(folder: Path) -> str:
+    """An `env` prefix giving the dashboard its own keymap and state folders (tmux's server keeps the
+    environment it started with, not the test's)."""
+    return f"env XDG_CONFIG_HOME={folder / 'config'} XDG_STATE_HOME={folder / 'state'}"
+
+
 @pytest.fixture
 def session(tmp_path: Path) -> Iterator[str]:
     shutil.copytree(REPO / "sample_flows", tmp_path / "flows")
     name = f"tiercel-{uuid.uuid4().hex[:8]}"
-    command = f"{TIERCEL} ui --flows {tmp_path / 'flows'} --db {tmp_path / 't.db'}"
+    command = f"{private(tmp_path)} {TIERCEL} ui --flows {tmp_path / 'flows'} --db {tmp_path / 't.db'}"
     tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", command)
     try:
         yield name
@@ -48,9 +54,19 @@ def wait_for(name: str, text: str, timeout: float = 15) -> str:
     raise AssertionError(f"{text!r} never appeared; the screen shows:\n{screen(name)}")
 
 
+def go_to_flow(name: str, flow: str) -> None:
+    """Select a flow as a user would who knows its name: the command palette's Go to flow."""
+    wait_for(name, "1 Namespaces")
+    tmux("send-keys", "-t", name, ":")
+    wait_for(name, "Search for commands")
+    tmux("send-keys", "-t", name, "-l", f"go to flow {flow}")
+    wait_for(name, f"Go to flow {flow}")
+    tmux("send-keys", "-t", name, "Enter")
+
+
 def test_run_a_flow_from_the_keyboard_at_80x24(session: str) -> None:
-    wait_for(session, "hello_world")
-    tmux("send-keys", "-t", session, "1", "Down", "Down", "r")
+    go_to_flow(session, "acme.hello_world")
+    tmux("send-keys", "-t", session, "r")
     wait_for(session, "Run acme.hello_world")
     tmux("send-keys", "-t", session, "Enter")
     shown = wait_for(session, "SUCCESS")
@@ -75,11 +91,12 @@ def test_e_opens_the_flow_in_the_editor_and_the_saved_change_shows(tmp_path: Pat
     )
     editor.chmod(0o755)
     name = f"tiercel-{uuid.uuid4().hex[:8]}"
-    command = f"env EDITOR={editor} {TIERCEL} ui --flows {tmp_path / 'flows'} --db {tmp_path / 't.db'}"
+    flows, db = tmp_path / "flows", tmp_path / "t.db"
+    command = f"{private(tmp_path)} EDITOR={editor} {TIERCEL} ui --flows {flows} --db {db}"
     tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", command)
     try:
-        wait_for(name, "hello_world")
-        tmux("send-keys", "-t", name, "1", "Down", "Down", "e")
+        go_to_flow(name, "acme.hello_world")
+        tmux("send-keys", "-t", name, "e")
         wait_for(name, "hello_edited")
         # The whole dashboard comes back after the editor; under load its panes may be drawn
         # a moment after the tree's new row.
