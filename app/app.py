@@ -145,7 +145,7 @@ class TiercelApp(App[None]):
             with Vertical(id="right"):
                 yield ExecutionsPane(self.page_size, id="executions-pane", classes="pane")
                 yield DetailPane(id="detail", classes="pane")
-        yield Footer()
+        yield Footer(compact=True)
 
     # -- life cycle ---------------------------------------------------------------------------
     async def on_mount(self) -> None:

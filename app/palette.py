@@ -152,11 +152,15 @@ class TiercelCommands(Provider):
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for name, callback, help_text in await commands_of(self.tiercel):
+        commands = await commands_of(self.tiercel)
+        for name, callback, help_text in commands:
             score = matcher.match(name)
             if score > 0:
                 yield Hit(score, matcher.highlight(name), callback, text=name, help=help_text or None)
+        listed = {name for name, _, _ in commands}
         for execution_id in await self.ids_starting(query):
+            if f"Go to execution {execution_id[:8]}" in listed:
+                continue  # a recent one, already offered
             name = f"Go to execution {execution_id}"
             go = partial(self.tiercel.go_to_execution, execution_id)
             yield Hit(1.0, name, go, text=name, help="by its id, from the store")

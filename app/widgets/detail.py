@@ -59,7 +59,7 @@ class DetailPane(Horizontal):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("l", "cycle_level", "Level", id="tiercel.log.level"),
-        Binding("t", "toggle_stamps", "Times", id="tiercel.log.times"),
+        Binding("t", "toggle_stamps", "Times", show=False, id="tiercel.log.times"),
         Binding("a", "all_tasks", "All tasks", id="tiercel.log.all_tasks"),
         Binding("slash", "search", "Search", id="tiercel.log.search"),
         Binding("n", "next_match", "Next match", show=False, id="tiercel.log.next_match"),
@@ -224,6 +224,7 @@ class DetailPane(Horizontal):
         self.task_filter = task_run_id
         self._filter_log(task_run_id)
         self.log_widget.rerender()
+        self.refresh_bindings()
 
     def _filter_log(self, task_run_id: str | None) -> None:
         """Give the log the ids of the task run followed and those below it, and its name."""
@@ -256,6 +257,8 @@ class DetailPane(Horizontal):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("next_match", "previous_match", "toggle_only_matches"):
             return True if self.search else None
+        if action == "all_tasks":  # shown only while one task run's log is followed
+            return self.task_filter is not None
         if action == "copy_id":
             return True if self.execution_id is not None else None
         return True
