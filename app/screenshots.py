@@ -2,7 +2,8 @@
 
 The dashboard runs under Textual's Pilot on a temporary copy of sample_flows and a temporary
 database, runs real executions, and saves SVGs of the main screen, an execution's timeline and
-logs, the run form, the kill confirmation and a flow's triggers after a backfill.
+logs, the run form, the kill confirmation, a flow's triggers after a backfill, that flow's history
+charts, and the layout of an 80x24 terminal with the detail pane focused.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from textual.widgets import Input
 from .app import TiercelApp, create_app
 from .screens.backfill_form import BackfillFormScreen
 from .screens.confirm import ConfirmScreen
+from .screens.history import HistoryScreen
 from .screens.run_form import RunFormScreen
 from .screens.triggers import TriggersScreen
 from .widgets.namespaces import NodeRef
@@ -127,7 +129,16 @@ async def take(out: Path) -> list[Path]:
             await until(pilot, lambda: latest_state(app) == "KILLED")
             await backfill_nightly(app, pilot)
             await save("triggers.svg")
-            await pilot.press("escape", "q")
+            await pilot.press("escape", "1", "H")
+            await until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded > 0)
+            await save("history.svg")
+            await pilot.press("escape")
+            await pilot.resize_terminal(80, 24)
+            await select(app, pilot, NodeRef("flow", "acme.marketing.analytics", "campaign_fanout"))
+            await until(pilot, lambda: app.detail.execution is not None)
+            await pilot.press("3")
+            await save("narrow_80x24.svg")
+            await pilot.press("q")
     return saved
 
 

@@ -1,4 +1,5 @@
-"""SVG snapshots of the main screens at 100x32, from a store seeded with hand-built executions.
+"""SVG snapshots of the main screens (100x32 unless said), the 80x24 layout, history and Dag views,
+from a store seeded with hand-built executions.
 
 Everything on screen is fixed: execution ids, dates and durations come from the seed, times are
 shown in UTC, and only finished or paused executions are seeded so nothing ticks.
@@ -20,6 +21,8 @@ from textual.pilot import Pilot
 from tests.waiting import until_drawn
 from tiercel.app.app import TiercelApp, create_app
 from tiercel.app.screens.confirm import ConfirmScreen
+from tiercel.app.screens.dag import DagScreen
+from tiercel.app.screens.history import HistoryScreen
 from tiercel.app.screens.run_form import RunFormScreen
 from tiercel.app.widgets.namespaces import NodeRef
 from tiercel.engine.model import Attempt, Execution, History, LogEntry, LogLevel, State, StateType, TaskRun
@@ -72,6 +75,21 @@ id: flaky_sync
 namespace: acme.platform.ops
 tasks:
   - {{id: sync, type: {LOG}, message: sync}}
+""",
+    "acme/platform/ops/dagged.yml": f"""
+id: dagged
+namespace: acme.platform.ops
+tasks:
+  - id: graph
+    type: io.kestra.plugin.core.flow.Dag
+    tasks:
+      - task: {{id: extract, type: {LOG}, message: e}}
+      - task: {{id: clean, type: {LOG}, message: c}}
+        dependsOn: [extract]
+      - task: {{id: enrich, type: {LOG}, message: n}}
+        dependsOn: [extract]
+      - task: {{id: load, type: {LOG}, message: l}}
+        dependsOn: [clean, enrich]
 """,
     "acme/platform/ops/nightly_pipeline.yml": f"""
 id: nightly_pipeline
@@ -277,3 +295,51 @@ def test_kill_confirmation(snap_compare: Any, seeded: TiercelApp) -> None:
         await pilot.pause(0.2)
 
     assert snap_compare(seeded, terminal_size=SIZE, run_before=before)
+
+
+def test_narrow_terminal_with_the_detail_pane_focused(snap_compare: Any, seeded: TiercelApp) -> None:
+    """80x24: the tree gives its columns to the detail pane while that has the focus."""
+
+    async def before(pilot: Pilot[None]) -> None:
+        await select(seeded, pilot, NodeRef("flow", "acme.marketing.analytics", "campaign_fanout"), 1)
+        await until_drawn(pilot, lambda: any("notified" in line for line in seeded.detail.log_widget.lines))
+        await pilot.press("3")
+        await pilot.pause(0.2)
+
+    assert snap_compare(seeded, terminal_size=(80, 24), run_before=before)
+
+
+@pytest.mark.slow
+def test_main_screen_at_120x40(snap_compare: Any, seeded: TiercelApp) -> None:
+    async def before(pilot: Pilot[None]) -> None:
+        await select(seeded, pilot, NodeRef("namespace", ""), 5)
+
+    assert snap_compare(seeded, terminal_size=(120, 40), run_before=before)
+
+
+@pytest.mark.slow
+def test_namespace_history(snap_compare: Any, seeded: TiercelApp) -> None:
+    """The charts of a namespace's executions, as of a fixed moment after the seeded runs."""
+
+    async def before(pilot: Pilot[None]) -> None:
+        await select(seeded, pilot, NodeRef("namespace", "acme"), 5)
+        assert seeded.engine is not None
+        screen = HistoryScreen(seeded.engine, "acme", clock=lambda: T0 + timedelta(hours=1))
+        await seeded.push_screen(screen)
+        await until_drawn(pilot, lambda: screen.loaded > 0)
+        await pilot.pause(0.2)
+
+    assert snap_compare(seeded, terminal_size=(120, 40), run_before=before)
+
+
+@pytest.mark.slow
+def test_dag_graph(snap_compare: Any, seeded: TiercelApp) -> None:
+    async def before(pilot: Pilot[None]) -> None:
+        await until_drawn(pilot, lambda: seeded.engine is not None and seeded.ns_tree.flow_count > 0)
+        assert seeded.ns_tree.select_ref(NodeRef("flow", "acme.platform.ops", "dagged"))
+        await until_drawn(pilot, lambda: seeded.selected_flow is not None)
+        await pilot.press("D")
+        await until_drawn(pilot, lambda: isinstance(seeded.screen, DagScreen))
+        await pilot.pause(0.2)
+
+    assert snap_compare(seeded, terminal_size=(80, 24), run_before=before)
