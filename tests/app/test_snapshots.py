@@ -250,6 +250,8 @@ def seeded(tmp_path: Path, utc: None) -> TiercelApp:
 
 async def select(app: TiercelApp, pilot: Pilot[None], ref: NodeRef, rows: int) -> None:
     await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
+    # The flow the dashboard starts on shows first: its execution stays selected in a namespace.
+    await until_drawn(pilot, lambda: app.executions_pane.loads > 0 and app.detail.execution is not None)
     assert app.ns_tree.select_ref(ref)
     await until_drawn(pilot, lambda: len(app.table.rows_by_id) == rows and app.detail.execution is not None)
     await pilot.pause(0.2)
