@@ -211,5 +211,5 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for problem in validate_flows(flows):
         failed += 1
         say(str(problem))
-    say(f"{len(files)} files, {failed} invalid", err=True)
+    say(f"{len(files)} file{'' if len(files) == 1 else 's'}, {failed} invalid", err=True)
     return EXIT_FAILED if failed else EXIT_OK

@@ -445,7 +445,7 @@ def test_validate_without_arguments_skips_dot_folders(tmp_path: Path) -> None:
     write(tmp_path, ".git/hooks/x.yml", "nor: this")
     result = tiercel("validate", cwd=tmp_path)
     assert result.returncode == 0, result.stdout
-    assert "1 files, 0 invalid" in result.stderr
+    assert "1 file, 0 invalid" in result.stderr
     assert ".venv" not in result.stdout and ".git" not in result.stdout
 
 

@@ -64,8 +64,14 @@ async def run_hostile(app: TiercelApp, pilot: Pilot[None]) -> str:
     execution_id = await app.engine.trigger("acme", "hostile", {}, labels)
     await asyncio.wait_for(app.engine.wait(execution_id), 30)
     assert app.ns_tree.select_ref(NodeRef("flow", "acme", "hostile"))
+    # The dashboard may show it live from its start: wait for its end to reach the screen.
     await until_drawn(
-        pilot, lambda: app.detail.execution_id == execution_id and app.detail.execution is not None
+        pilot,
+        lambda: (
+            app.detail.execution_id == execution_id
+            and app.detail.execution is not None
+            and app.detail.execution.state.current.is_terminated
+        ),
     )
     await until_drawn(pilot, lambda: any("over" in line for line in app.detail.log_widget.lines))
     return execution_id
