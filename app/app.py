@@ -560,7 +560,8 @@ class TiercelApp(App[None]):
     @work(exclusive=True, group="detail")
     async def show_execution(self, execution_id: str | None) -> None:
         """Load an execution and its log history into the detail pane."""
-        self.detail.begin(execution_id)
+        detail = self.detail
+        detail.begin(execution_id)
         self.refresh_bindings()
         if execution_id is None or self.engine is None:
             self._update_titles()
@@ -568,8 +569,8 @@ class TiercelApp(App[None]):
         execution = await self.engine.execution(execution_id)
         # The newest lines only: a log may hold millions; older ones are read on demand (`[`).
         history = [entry for _, entry in await self.engine.logs(execution_id, limit=LOG_KEEP, newest=True)]
-        if self.detail.execution_id == execution_id:
-            self.detail.finish_loading(execution, history)
+        if detail.is_attached and detail.execution_id == execution_id:  # (not if the app is closing)
+            detail.finish_loading(execution, history)
             self._update_titles()
             self.refresh_bindings()
 

@@ -59,6 +59,11 @@ class ExecutionsPane(Vertical):
         self.update_title()
 
     @property
+    def closing(self) -> bool:
+        """The app is shutting down: the table may already be gone while a page was being read."""
+        return not self.query(ExecutionsTable)
+
+    @property
     def table(self) -> ExecutionsTable:
         return self.query_one(ExecutionsTable)
 
@@ -121,7 +126,7 @@ class ExecutionsPane(Vertical):
         if scope is None:
             return
         rows = await self._page(scope, None)
-        if rows is None or scope != self.scope:
+        if rows is None or scope != self.scope or self.closing:
             return
         summaries = {summary.id: summary for summary in rows}
         summaries.update({key: value for key, value in self.seen.items() if self.matches(value)})
@@ -142,7 +147,7 @@ class ExecutionsPane(Vertical):
         if scope is None or self.more is None:
             return
         rows = await self._page(scope, self.more)
-        if rows is None or scope != self.scope:
+        if rows is None or scope != self.scope or self.closing:
             return
         self.table.append([s for s in rows if self.matches(s)])
         self.update_title()
