@@ -56,7 +56,7 @@ from .screens.revisions import RevisionsScreen
 from .screens.run_form import RunFormScreen
 from .screens.triggers import TriggersScreen
 from .screens.viewer import ViewerScreen
-from .widgets import Pane
+from .widgets import Pane, retitle
 from .widgets.detail import DetailPane
 from .widgets.execution_log import LOG_KEEP
 from .widgets.executions import ExecutionsTable, Summary
@@ -311,7 +311,7 @@ class TiercelApp(App[None]):
             name = str(parameters[1]) if action == "pane" else action
             keys = self.user_keys.get(binding.id or "", binding.key).split(",")
             if name in WHY_NOT and event.key in keys:
-                if not self.check_action(action, parameters):  # else the binding has just run
+                if not self.check_action(action, parameters):  # else its binding runs it
                     self.notify(WHY_NOT[name], title=binding.description)
                 return
 
@@ -515,15 +515,11 @@ class TiercelApp(App[None]):
         title = f"1 Namespaces {tree.flow_count}"
         if tree.error_count:
             title += f" [red]✘{tree.error_count}[/]"
-        self.query_one("#left").border_title = title
+        retitle(self.query_one("#left"), title)
         execution = self.detail.execution
-        if execution is not None:
-            # The full id: it is what `tiercel logs`, the API and a search take (`c` copies it).
-            self.detail.border_title = escape(
-                f"3 {execution.flow_id} {execution.id} {execution.state.current.value}"
-            )
-        else:
-            self.detail.border_title = "3 Detail"
+        # The full id: it is what `tiercel logs`, the API and a search take (`c` copies it).
+        full = f"3 {execution.flow_id} {execution.id} {execution.state.current.value}" if execution else ""
+        retitle(self.detail, escape(full) if full else "3 Detail")
 
     @on(Tree.NodeHighlighted, "#namespaces")
     def _tree_moved(self, event: Tree.NodeHighlighted[NodeRef]) -> None:

@@ -6,7 +6,15 @@ from typing import Any, TypedDict
 
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.widget import Widget
 from textual.widgets import Tree
+
+
+def retitle(widget: Widget, title: str) -> None:
+    """Set a border title when it differs: every set repaints the widget, and live updates come
+    many times a second with the same title."""
+    if widget.border_title != title:
+        widget.border_title = title
 
 
 class Pane(Vertical):

@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Input
 
 from ..host import Dashboard
-from . import WidgetArgs
+from . import WidgetArgs, retitle
 from .executions import ExecutionsTable, Summary, matches_filter, trigger_name
 from .namespaces import NodeRef
 
@@ -73,7 +73,7 @@ class ExecutionsPane(Vertical):
 
     def update_title(self) -> None:
         more = "+" if self.more else ""
-        self.border_title = f"2 Executions {self.table.row_count}{more}"
+        retitle(self, f"2 Executions {self.table.row_count}{more}")
 
     # -- scope and live rows ----------------------------------------------------------------------
     def show_scope(self, scope: NodeRef | None) -> None:

@@ -13,7 +13,7 @@ from textual.widgets.tree import TreeNode
 
 from tiercel.engine import Execution, Masker, TaskRun, utcnow
 
-from . import WidgetArgs
+from . import WidgetArgs, retitle
 from .shown import masker_of, shown
 from .states import fmt_duration, glyph
 
@@ -125,7 +125,7 @@ class TaskRunTree(Tree[str]):
         self._ticking.clear()
         self._child_executions.clear()
         done, total = progress(execution)
-        self.border_title = f"{done}/{total} done" if total else ""
+        retitle(self, f"{done}/{total} done" if total else "")
         if execution is None:
             return
         now = now or utcnow()
