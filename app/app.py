@@ -530,6 +530,7 @@ class TiercelApp(App[None]):
             self.detail.border_title = "3 Flow file in error"
         elif ref is not None and ref.kind == "flow":
             self.preferences.remember_flow(self.flows_dir, ref.namespace, ref.flow_id)
+            save_preferences(preferences_path(), self.preferences)  # now: a killed dashboard keeps it
         self.executions_pane.show_scope(ref)
         self.refresh_bindings()
 

@@ -103,6 +103,8 @@ async def test_it_starts_on_a_flow_and_next_time_on_the_last_one_used(tmp_path: 
         assert first is not None and first.kind == "flow"  # never an empty screen
         assert app.executions_pane.scope == first
         await select(app, pilot, NodeRef("flow", "acme.team", "child"))
+        # Written as the user moves, not only on quitting: a killed dashboard keeps it too.
+        assert load_preferences(preferences_path()).last_flow(flows) == ("acme.team", "child")
         await pilot.press("ctrl+q")
     saved = load_preferences(preferences_path())
     assert saved.last_flow(flows) == ("acme.team", "child")
