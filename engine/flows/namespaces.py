@@ -98,13 +98,17 @@ class Namespaces:
         return declared.description if declared else None
 
     def context(self, namespace: str) -> dict[str, Any]:
-        """`namespace` in expressions: its id, description and inherited variables (shared: read-only)."""
+        """`namespace` in expressions (shared: read-only): the inherited variables by name, as Kestra
+        has them (`{{ namespace.region }}`), beside `id`, `description` and `variables` (the same
+        variables, an older spelling); a variable of one of those names wins over it, as in Kestra."""
         found = self._contexts.get(namespace)
         if found is None:
+            variables = self.variables(namespace)
             found = {
                 "id": namespace,
                 "description": self.description(namespace),
-                "variables": self.variables(namespace),
+                "variables": variables,
+                **variables,
             }
             self._contexts[namespace] = found
         return found

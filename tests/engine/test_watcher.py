@@ -181,6 +181,8 @@ async def test_a_second_file_with_the_same_flow_gets_an_error(tmp_path: Path) ->
 
 
 async def test_namespaces_inherit_variables_and_plugin_defaults_from_their_parents(tmp_path: Path) -> None:
+    """Namespace variables read as `{{ namespace.x }}`, Kestra's form (Enterprise docs, "Namespace
+    variables"); `{{ namespace.variables.x }}` stays an alias."""
     folder = tmp_path / "flows"
     (folder / "acme" / "finance").mkdir(parents=True)
     (folder / "acme" / "_namespace.yaml").write_text(
@@ -209,10 +211,10 @@ async def test_namespaces_inherit_variables_and_plugin_defaults_from_their_paren
             tasks:
               - id: log
                 type: io.kestra.plugin.core.log.Log
-                message: "{{ namespace.id }} {{ namespace.variables.region }} {{ namespace.variables.owner }}"
+                message: "{{ namespace.id }} {{ namespace.region }} {{ namespace.owner }}"
               - id: db
                 type: io.kestra.plugin.core.debug.Return
-                format: "{{ namespace.variables.db.host }}:{{ namespace.variables.db.port }}"
+                format: "{{ namespace.db.host }}:{{ namespace.variables.db.port }}"
             """
         )
     )
