@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..durations import parse_duration
+from ..durations import format_duration, parse_duration
 from ..expressions import to_text
 from ..model import Label, LogLevel
 from ..store.errors import StoreError
@@ -90,10 +90,12 @@ async def labels(context: TaskContext) -> Mapping[str, Any] | None:
 async def sleep(context: TaskContext) -> Mapping[str, Any] | None:
     text = to_text(context.prop("duration"))
     try:
-        seconds = parse_duration(text).total_seconds()
+        delta = parse_duration(text)
     except ValueError as error:
         raise TaskFailure(f"`duration`: {error}") from None
-    await asyncio.sleep(max(seconds, 0))
+    # Kestra's line, with Java's spelling of the duration (log.Fetch and log counts see it).
+    context.log(LogLevel.INFO, f"Waiting for {format_duration(delta)}")
+    await asyncio.sleep(max(delta.total_seconds(), 0))
     return None
 
 

@@ -17,6 +17,7 @@ from tests.engine.helpers import (
     runs_of,
     states,
 )
+from tiercel.engine.durations import format_duration, parse_duration
 from tiercel.engine.model import Execution, Label, LogEntry, LogLevel, StateType
 
 S = StateType
@@ -284,17 +285,26 @@ async def test_labels_task_refuses_system_keys(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-async def test_sleep_lasts_its_duration(tmp_path: Path) -> None:
+async def test_sleep_lasts_its_duration_and_says_so(tmp_path: Path) -> None:
+    """Kestra's Sleep logs "Waiting for {}" with Java's Duration.toString (core/.../flow/Sleep.java):
+    PT0.2S, and PT1M30S for ninety seconds (Java writes no days: PT24H)."""
     source = flow(
         """
         tasks:
           - {id: nap, type: io.kestra.plugin.core.flow.Sleep, duration: PT0.2S}
+          - {id: none, type: io.kestra.plugin.core.flow.Sleep, duration: PT0S}
         """
     )
-    execution, _ = await run_flow(tmp_path, source)
+    execution, logs = await run_flow(tmp_path, source)
     assert execution.state.current is S.SUCCESS
     start, end = running_window(one_run(execution, "nap"))
     assert (end - start).total_seconds() >= 0.19
+    assert [(entry.task_id, entry.level.name, entry.message) for entry in logs] == [
+        ("nap", "INFO", "Waiting for PT0.2S"),
+        ("none", "INFO", "Waiting for PT0S"),
+    ]
+    assert format_duration(parse_duration("PT90S")) == "PT1M30S"
+    assert format_duration(parse_duration("P1D")) == "PT24H"
 
 
 async def test_timeout_fails_a_long_sleep(tmp_path: Path) -> None:
