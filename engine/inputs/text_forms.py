@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from ..durations import format_duration
-from ..model import InputSpec, iso
+from ..model import InputSpec
 
 _MAX_ECHO = 200
 
@@ -41,11 +41,11 @@ def input_to_text(spec: InputSpec, value: Any) -> str:
 def input_json_value(value: Any) -> Any:
     """Convert a typed input value into what an execution's JSON stores, as Kestra prints it.
 
-    date -> "2024-01-01", datetime -> "2024-01-01T10:00:00.000Z", time -> "10:00:00",
+    date -> "2024-01-01", datetime -> "2024-01-01T10:00:00Z" (Java's Instant), time -> "10:00:00",
     timedelta -> "PT5M"; mappings and lists are converted item by item; anything else is kept.
     """
     if isinstance(value, datetime):
-        return iso(value if value.tzinfo else value.replace(tzinfo=UTC))
+        return instant_text(value if value.tzinfo else value.replace(tzinfo=UTC))
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, time):

@@ -834,10 +834,14 @@ def test_input_to_text_round_trips(input_spec: InputSpec, value: Any) -> None:
 
 
 def test_input_json_value_prints_like_kestra() -> None:
+    """A DATETIME input is a java.time.Instant in Kestra (core/.../models/flows/input/DateTimeInput.java):
+    shown as Instant.toString prints it, `...49Z` and `...49.120Z`, never `...49.000Z`."""
     typed = {
         "date": date(2024, 1, 1),
         "instant": datetime(2024, 1, 1, 10, 0, tzinfo=UTC),
         "naive": datetime(2024, 1, 1, 10, 0),
+        "millis": datetime(2024, 1, 1, 10, 0, 49, 120_000, tzinfo=UTC),
+        "micros": datetime(2024, 1, 1, 10, 0, 49, 120_500, tzinfo=UTC),
         "time": time(10, 0),
         "duration": timedelta(minutes=5),
         "nested": {"list": [date(2024, 1, 2), ("t", 1)]},
@@ -845,8 +849,10 @@ def test_input_json_value_prints_like_kestra() -> None:
     }
     assert input_json_value(typed) == {
         "date": "2024-01-01",
-        "instant": "2024-01-01T10:00:00.000Z",
-        "naive": "2024-01-01T10:00:00.000Z",
+        "instant": "2024-01-01T10:00:00Z",  # Java's Instant.toString: no fraction when it is zero
+        "naive": "2024-01-01T10:00:00Z",
+        "millis": "2024-01-01T10:00:49.120Z",
+        "micros": "2024-01-01T10:00:49.120500Z",
         "time": "10:00:00",
         "duration": "PT5M",
         "nested": {"list": ["2024-01-02", ["t", 1]]},
@@ -862,7 +868,7 @@ def test_resolved_inputs_serialise_to_json() -> None:
         specs, {"when": "2024-01-01T10:00:00+02:00", "wait": "PT1H", "list": '["2024-01-01"]'}
     )
     assert json.loads(json.dumps(input_json_value(resolved))) == {
-        "when": "2024-01-01T08:00:00.000Z",
+        "when": "2024-01-01T08:00:00Z",
         "wait": "PT1H",
         "list": ["2024-01-01"],
     }
