@@ -33,7 +33,12 @@ from .base import TaskContext, TaskFailure
 SCRIPTS = "io.kestra.plugin.scripts"
 LEGACY = "io.kestra.core.tasks.scripts"
 _PROTOCOL = re.compile(r"^::(\{.*\})::\s*$")
-_LEVELS = {level.value: level for level in LogLevel} | {"WARNING": LogLevel.WARN}
+# Python's level names too: Kestra has no level above ERROR, so CRITICAL (and FATAL) log at ERROR.
+_LEVELS = {level.value: level for level in LogLevel} | {
+    "WARNING": LogLevel.WARN,
+    "CRITICAL": LogLevel.ERROR,
+    "FATAL": LogLevel.ERROR,
+}
 
 # What Kestra's Python helper library (`from kestra import Kestra`) provides, printed with the same
 # protocol, so that Python scripts written for Kestra run unchanged.

@@ -211,6 +211,31 @@ async def test_python_commands_and_the_legacy_bash_task(tmp_path: Path) -> None:
     assert set((one_run(execution, "bash").outputs or {})["outputFiles"]) == {"result"}
 
 
+async def test_the_python_helpers_logger_levels_map_to_kestras(tmp_path: Path) -> None:
+    """Kestra's logs have no level above ERROR: `Kestra.logger().critical()` logs at ERROR, and
+    `warning()` at WARN (kestra-io/libs, python/src/kestra.py: its log formatter's level names)."""
+    execution, logs = await run_flow(
+        tmp_path,
+        flow(
+            """
+            tasks:
+              - id: py
+                type: io.kestra.plugin.scripts.python.Script
+                script: |
+                  from kestra import Kestra
+                  log = Kestra.logger()
+                  log.debug("d")
+                  log.warning("w")
+                  log.error("e")
+                  log.critical("c")
+            """
+        ),
+    )
+    assert execution.state.current is S.SUCCESS, messages(logs)
+    said = [(entry.level.name, entry.message) for entry in logs if entry.message in ("d", "w", "e", "c")]
+    assert said == [("DEBUG", "d"), ("WARN", "w"), ("ERROR", "e"), ("ERROR", "c")]
+
+
 async def test_a_docker_runner_runs_locally_and_says_so_once(tmp_path: Path) -> None:
     _, logs = await run_flow(
         tmp_path,
