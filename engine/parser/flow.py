@@ -54,6 +54,10 @@ _PLUGIN_DEFAULT_KEYS = frozenset({"type", "values", "forced"})
 _LISTENER_KEYS = frozenset({"conditions", "tasks", "description"})
 CONCURRENCY_BEHAVIORS = ("QUEUE", "CANCEL", "FAIL")
 
+#: The `system.` labels a flow may carry itself: Kestra lets `system.readOnly` mark a flow that its
+#: UI shows as read-only; every other `system.` label is the engine's to set.
+FLOW_SYSTEM_LABELS = frozenset({"system.readOnly"})
+
 
 def build_flow(
     ctx: Context, root: Any, text: str, path: str | None, namespace_defaults: NamespaceDefaults | None = None
@@ -214,7 +218,7 @@ def _labels(ctx: Context, raw: Any, path: YamlPath) -> tuple[Label, ...]:
         if not isinstance(key, str) or not key:
             ctx.error(key_path, "A label needs a non-empty `key`", key=is_key)
             continue
-        if key.startswith("system."):
+        if key.startswith("system.") and key not in FLOW_SYSTEM_LABELS:
             ctx.error(
                 key_path,
                 f"Label `{key}` uses the reserved `system.` prefix: those labels are set by the engine; "

@@ -705,6 +705,13 @@ def test_reserved_labels_are_refused_in_both_forms() -> None:
     error_at(text, "Label `ok` has no value", 6, 5, "labels[1].value")
 
 
+def test_a_flow_may_mark_itself_read_only() -> None:
+    """`system.readOnly` is the one system label a flow sets itself: Kestra's UI shows such a flow
+    read-only (Label.READ_ONLY in core/.../models/Label.java; Kestra's "System labels" docs)."""
+    flow = parse(HEAD.replace("tasks:", 'labels:\n  system.readOnly: "true"\ntasks:', 1))
+    assert [(label.key, label.value) for label in flow.labels] == [("system.readOnly", "true")]
+
+
 def test_concurrency_rules() -> None:
     text = wrap_tasks("- {id: t, type: io.kestra.plugin.core.log.Log, message: hi}\n") + (
         "concurrency:\n  limit: 0\n  behavior: DROP\n"
