@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
     from .flows.table import FlowTable as FlowTable, FlowUid as FlowUid
     from .inputs import InputError as InputError, resolve_inputs as resolve_inputs
     from .model import (
+        CORRELATION_ID as CORRELATION_ID,
         Execution as Execution,
         ExecutionSummary as ExecutionSummary,
         Flow as Flow,
@@ -112,6 +113,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["InputError", "resolve_inputs"], ".inputs"),
     **dict.fromkeys(
         [
+            "CORRELATION_ID",
             "Execution",
             "ExecutionSummary",
             "Flow",

@@ -17,7 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
-from tiercel.engine import EngineCommandError, Execution, InputError, InputSpec, StateType
+from tiercel.engine import CORRELATION_ID, EngineCommandError, Execution, InputError, InputSpec, StateType
 
 from ..actions import show_execution_source
 from ..host import dashboard
@@ -110,7 +110,8 @@ class Summary:
         """Cell values in column order, whole (the table cuts them to fit); control characters shown."""
         end = self.end if self.end is not None else (datetime.now(UTC) if self.running else None)
         duration = fmt_duration(end - self.start) if (end and self.start) else ""
-        labels = " ".join(f"{k}={v}" for k, v in self.labels.items())
+        # The correlation id every execution carries stays out of the list (the filter still sees it).
+        labels = " ".join(f"{k}={v}" for k, v in self.labels.items() if k != CORRELATION_ID)
         start = fmt_start(self.start)
         values = (
             shown(self.id[:ID_WIDTH]),

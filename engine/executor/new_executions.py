@@ -17,7 +17,7 @@ from ..expressions import Renderer
 from ..expressions.variables import build_context
 from ..inputs import InputError, input_json_value, resolve_inputs
 from ..internal_storage import Storage, StorageError
-from ..model import Execution, Flow, Label, State, new_id
+from ..model import CORRELATION_ID, Execution, Flow, Label, State, new_id
 from ..secrets import Masker
 
 
@@ -84,6 +84,7 @@ class NewExecutions:
             self._secret_inputs[execution_id] = secret_values
         merged = {label.key: label.value for label in flow.labels}
         merged.update({label.key: label.value for label in labels})
+        merged.setdefault(CORRELATION_ID, execution_id)  # unless it comes from upstream
         return Execution(
             id=execution_id,
             namespace=flow.namespace,

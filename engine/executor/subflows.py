@@ -23,7 +23,7 @@ from ..expressions.variables import build_context
 from ..inputs import InputError
 from ..logs import log_entry
 from ..messages import ExecutorMessage, LinkSubflow, TaskRunResult, WorkerResult
-from ..model import Execution, Flow, Label, LogEntry, LogLevel, StateType, TaskRun
+from ..model import CORRELATION_ID, Execution, Flow, Label, LogEntry, LogLevel, StateType, TaskRun
 from ..tasks.core import labels_of
 
 # How many Subflow calls may nest below a root execution. A flow that calls itself (directly, through
@@ -202,8 +202,8 @@ class Subflows:
         ]
         if props.get("labels"):
             labels.extend(labels_of(props["labels"]))
-        if "system.correlationId" not in parent.labels_map():
-            labels.append(Label("system.correlationId", parent.id))
+        if CORRELATION_ID not in parent.labels_map():  # a parent stored before every execution had one
+            labels.append(Label(CORRELATION_ID, parent.id))
         return labels
 
     async def _chain(self, execution: Execution) -> list[str]:

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..model import Execution, Flow, TaskRun, TaskSpec, iso
+from ..model import Execution, Flow, TaskRun, TaskSpec, iso, nested_labels
 
 # One cache slot per execution, for its latest object: executions are immutable, so the derived
 # outputs tree of a given object never changes, and rendering several properties of one task (or the
@@ -90,7 +90,7 @@ def build_context(
             "originalId": execution.original_id or execution.id,
             "state": (execution.after_execution_state or execution.state.current).value,
         },
-        "labels": execution.labels_map(),
+        "labels": nested_labels(execution.labels),
         "envs": _envs(execution.id),
     }
     if flow.inputs or execution.inputs:

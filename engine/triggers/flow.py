@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,7 +29,7 @@ from ..expressions import ExpressionError
 from ..expressions.variables import build_context
 from ..inputs import InputError
 from ..mappings import deep_merge
-from ..model import Execution, Flow, Label, StateType, TriggerSpec, iso, utcnow
+from ..model import CORRELATION_ID, Execution, Flow, Label, StateType, TriggerSpec, iso, nested_labels, utcnow
 from ..store import WindowsFire, WindowUpdate
 from ..tasks.base import TaskFailure
 from ..tasks.core import labels_of
@@ -40,30 +40,12 @@ from .types import FLOW
 
 # Kestra's default `states`: every terminal state.
 DEFAULT_STATES = frozenset(state.value for state in StateType if state.is_terminated)
-CORRELATION_ID = "system.correlationId"
 # State changes remembered per execution, to react to transitions only.
 _SEEN_EXECUTIONS = 10_000
 
 _log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-
-def _nested_labels(labels: Sequence[Label]) -> dict[str, Any]:
-    """Kestra's Label.toNestedMap: `a.b: c` becomes {a: {b: c}}."""
-    tree: dict[str, Any] = {}
-    for label in labels:
-        if label.key == CORRELATION_ID:
-            continue
-        *parents, leaf = label.key.split(".")
-        node = tree
-        for part in parents:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {}
-            node = child
-        node[leaf] = label.value
-    return tree
 
 
 def trigger_variables(execution: Execution, outputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -75,7 +57,8 @@ def trigger_variables(execution: Execution, outputs: Mapping[str, Any] | None = 
         "flowId": execution.flow_id,
         "flowRevision": execution.flow_revision,
         "state": execution.state.current.value,
-        "executionLabels": _nested_labels(execution.labels),
+        # Without the correlation id, which says nothing about the upstream execution itself.
+        "executionLabels": nested_labels(label for label in execution.labels if label.key != CORRELATION_ID),
         "startDate": iso(execution.state.start_date),
         "endDate": iso(execution.state.end_date),
         "firstFailedTaskId": failed,

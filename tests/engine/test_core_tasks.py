@@ -242,6 +242,7 @@ async def test_labels_task_map_form_merges_into_execution_labels(tmp_path: Path)
         stored = await engine.store.get_execution(execution.id)
     assert execution.state.current is S.SUCCESS
     expected = {"owner": "alice", "team": "data", "env": "ns", "run": "manual"}
+    expected["system.correlationId"] = execution.id
     assert execution.labels_map() == expected
     assert stored is not None and stored.labels_map() == expected
     assert one_run(execution, "read").outputs == {"value": "data"}
@@ -260,7 +261,11 @@ async def test_labels_task_list_form(tmp_path: Path) -> None:
     )
     execution, _ = await run_flow(tmp_path, source)
     assert execution.state.current is S.SUCCESS
-    assert execution.labels_map() == {"color": "blue", "size": "large"}
+    assert execution.labels_map() == {
+        "system.correlationId": execution.id,
+        "color": "blue",
+        "size": "large",
+    }
 
 
 async def test_labels_task_refuses_system_keys(tmp_path: Path) -> None:
@@ -276,7 +281,7 @@ async def test_labels_task_refuses_system_keys(tmp_path: Path) -> None:
     execution, logs = await run_flow(tmp_path, source)
     assert execution.state.current is S.FAILED
     assert states(execution) == {"labels": S.FAILED}
-    assert "system.correlationId" not in execution.labels_map()
+    assert execution.labels_map()["system.correlationId"] == execution.id  # not forged
     assert any("system." in e.message for e in logs if e.level is LogLevel.ERROR)
 
 
@@ -917,7 +922,7 @@ async def test_labels_task_turns_values_into_text(tmp_path: Path) -> None:
         """
     )
     execution, _ = await run_flow(tmp_path, source)
-    assert execution.labels_map() == {"number": "1", "flag": "true"}
+    assert execution.labels_map() == {"number": "1", "flag": "true", "system.correlationId": execution.id}
 
 
 async def test_kv_set_with_a_number_type(tmp_path: Path) -> None:

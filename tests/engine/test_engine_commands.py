@@ -525,7 +525,7 @@ async def test_the_stored_execution_equals_the_final_execution(tmp_path: Path) -
     assert stored is not None
     assert stored.to_json() == execution.to_json()
     assert stored.outputs == {"out": "b"}
-    assert stored.labels_map() == {"team": "core", "stage": "done"}
+    assert stored.labels_map() == {"team": "core", "stage": "done", "system.correlationId": execution.id}
     assert [row.id for row in listed] == [execution.id]
     # The JSON form uses Kestra's field names.
     data = json.loads(json.dumps(stored.to_json()))

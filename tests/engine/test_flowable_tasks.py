@@ -939,7 +939,12 @@ async def test_flow_labels_are_set_on_executions(tmp_path: Path) -> None:
     )
     async with running_engine(tmp_path, source) as engine:
         execution = await run(engine, "ns", "f", labels=[Label("tier", "2"), Label("who", "me")])
-    assert execution.labels_map() == {"team": "data", "tier": "2", "who": "me"}
+    assert execution.labels_map() == {
+        "team": "data",
+        "tier": "2",
+        "who": "me",
+        "system.correlationId": execution.id,
+    }
     assert one_run(execution, "ret").outputs == {"value": "data"}
 
 
@@ -1445,3 +1450,32 @@ async def test_subflow_with_invalid_inputs_fails_the_task(tmp_path: Path) -> Non
     assert execution.state.current is S.FAILED
     assert one_run(execution, "call").state.current is S.FAILED
     assert any("Invalid value for input `n`" in e.message for e in logs if e.task_id == "call")
+
+
+async def test_every_execution_carries_the_correlation_id_of_its_chain(tmp_path: Path) -> None:
+    """Kestra gives every new execution the label `system.correlationId`: its own id, or the one its
+    parent carries (Execution.newExecution and SubflowService in kestra-io/kestra), and expressions
+    read labels as a nested map (Label.toNestedMap): `{{ labels.system.correlationId }}`."""
+
+    def chained(flow_id: str, calls: str | None, returns: str = "{{ labels.system.correlationId }}") -> str:
+        call = f"  - {{id: call, type: io.kestra.plugin.core.flow.Subflow, namespace: ns, flowId: {calls}}}\n"
+        return (
+            f"id: {flow_id}\nnamespace: ns\nlabels: {{team: data}}\ntasks:\n"
+            f'  - {{id: mine, type: io.kestra.plugin.core.debug.Return, format: "{returns}"}}\n'
+            + (call if calls else "")
+        )
+
+    top = chained("top", "middle", "{{ labels.system.correlationId }} {{ labels.team }}")
+    middle, bottom = chained("middle", "bottom"), chained("bottom", None)
+    async with running_engine(tmp_path, top, middle, bottom) as engine:
+        execution = await run(engine, "ns", "top")
+        middle_run = await engine.store.get_execution(one_run(execution, "call").outputs["executionId"])
+        assert middle_run is not None
+        bottom_run = await engine.store.get_execution(one_run(middle_run, "call").outputs["executionId"])
+        assert bottom_run is not None
+    assert execution.state.current is S.SUCCESS
+    assert execution.labels_map()["system.correlationId"] == execution.id
+    assert one_run(execution, "mine").outputs == {"value": f"{execution.id} data"}
+    for child in (middle_run, bottom_run):
+        assert child.labels_map()["system.correlationId"] == execution.id
+        assert one_run(child, "mine").outputs == {"value": execution.id}

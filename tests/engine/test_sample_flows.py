@@ -232,8 +232,11 @@ def test_sleepy_logs_its_progress_batch_by_batch(tmp_path: Path) -> None:
     progress = [fields[3] for fields in progress if len(fields) == 4 and fields[1] == "INFO"]
     assert progress == [
         "Loading 3 batches of clickstream events, PT0.05S each",
+        "Waiting for PT0.05S",  # each Sleep says so, as Kestra's does
         "Batch 1/3 loaded",
+        "Waiting for PT0.05S",
         "Batch 2/3 loaded",
+        "Waiting for PT0.05S",
         "Batch 3/3 loaded",
         "All 3 batches loaded",
     ]
