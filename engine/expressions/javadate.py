@@ -12,6 +12,7 @@ import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from email.utils import parsedate_to_datetime
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -394,6 +395,17 @@ def _rfc_1123(dt: datetime) -> str:
     )
 
 
+def _parse_rfc_1123(text: str) -> datetime:
+    """`Tue, 3 Jun 2008 11:05:30 GMT` (the day name optional, GMT or an offset such as +0200)."""
+    try:
+        moment = parsedate_to_datetime(text.strip())
+    except (TypeError, ValueError):
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise DateError(f"Text '{text}' could not be parsed with the pattern 'rfc_1123_date_time'")
+    return moment
+
+
 _PATTERN_FORMATS: Final = {
     "iso": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX",
     "iso_sec": "yyyy-MM-dd'T'HH:mm:ssXXX",
@@ -577,6 +589,8 @@ def parse_pattern(text: str, pattern: str, zone: Zone) -> datetime:
     if pattern in ("iso_date_time", "iso_zoned_date_time", "iso_local_date_time", "iso_local_date",
                    "iso_date", "iso_instant"):  # fmt: skip
         return _parse_iso(text, zone)
+    if pattern == "rfc_1123_date_time":
+        return _parse_rfc_1123(text)
     regex, kinds = _parser(_PATTERN_FORMATS.get(pattern, pattern))
     match = regex.fullmatch(text.strip())
     if match is None:

@@ -1273,11 +1273,12 @@ def fn_current_each_output(context: Context, outputs: Any) -> Any:
 
 @_checked
 def fn_random_int(lower: Any, upper: Any) -> int:
-    """``randomInt(lower, upper)``: a random integer, ``lower`` included and ``upper`` excluded."""
+    """``randomInt(lower, upper)``: a random integer, ``lower`` included and ``upper`` excluded;
+    ``lower`` itself when they are equal (Kestra's RandomIntFunction refuses only upper < lower)."""
     low, high = _need_int(lower, "lower"), _need_int(upper, "upper")
-    if low >= high:
-        raise RenderFailure("randomInt() needs 'lower' to be smaller than 'upper'")
-    return random.randrange(low, high)
+    if high < low:
+        raise RenderFailure("randomInt() needs 'upper' to be at least 'lower'")
+    return low if low == high else random.randrange(low, high)
 
 
 def fn_uuid() -> str:

@@ -356,6 +356,14 @@ def test_random_int_stays_in_bounds() -> None:
     assert len(values) > 1
 
 
+def test_random_int_of_equal_bounds_is_that_bound() -> None:
+    """Kestra's RandomIntFunction (core/.../pebble/functions/RandomIntFunction.java) refuses only
+    upper < lower: floor(random * 0) + lower is lower."""
+    assert render("{{ randomInt(10, 10) }}") == "10"
+    with pytest.raises(ExpressionError, match="'upper' to be at least 'lower'"):
+        render("{{ randomInt(10, 9) }}")
+
+
 def test_uuid_is_random_and_well_formed() -> None:
     first, second = render("{{ uuid() }}"), render("{{ uuid() }}")
     assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", first)
@@ -481,6 +489,16 @@ def test_date_formats(fmt: str, expected: str) -> None:
         ),
         ("{{ '20240102' | date('yyyy-MM-dd', existingFormat='yyyyMMdd') }}", "2024-01-02"),
         ("{{ 'Jan 5, 2024 3:04 PM' | date('HH:mm', existingFormat='MMM d, yyyy h:mm a') }}", "15:04"),
+        # Named formats read as well as print (Java's DateTimeFormatter.RFC_1123_DATE_TIME).
+        (
+            "{{ 'Tue, 3 Jun 2008 11:05:30 GMT' | date('iso_sec', existingFormat='rfc_1123_date_time') }}",
+            "2008-06-03T11:05:30Z",
+        ),
+        (
+            "{{ '3 Jun 2008 11:05:30 +0200' | date('rfc_1123_date_time', "
+            "existingFormat='rfc_1123_date_time') }}",
+            "Tue, 3 Jun 2008 09:05:30 GMT",
+        ),
         ("{{ '2024-01-31T10:00:00Z' | dateAdd(1, 'MONTHS', 'yyyy-MM-dd') }}", "2024-02-29"),
         ("{{ '2024-01-01T00:00:00Z' | dateAdd(-1, 'DAYS', 'yyyy-MM-dd') }}", "2023-12-31"),
         ("{{ '2024-01-01T00:00:00Z' | dateAdd(90, 'MINUTES', 'HH:mm') }}", "01:30"),
