@@ -26,6 +26,7 @@ from jinja2 import pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context, Undefined
 
+from ..model import new_id
 from .core import (
     MAX_INT_BITS,
     MAX_ITEMS,
@@ -1037,6 +1038,53 @@ def _ends_with(value: Any, suffix: Any) -> bool:
     return value is not None and to_text(value).endswith(to_text(suffix))
 
 
+# escapeChar's types: what is replaced, by what (Kestra's EscapeCharFilter).
+_ESCAPES: Final = {"single": ("'", "\\'"), "double": ('"', '\\"'), "shell": ("'", "'\\''")}
+
+
+@_checked
+def f_escape_char(value: Any, type: Any = None) -> Any:
+    """``escapeChar(type)``: escape the quotes of text (in every string of a mapping or list) for a
+    single-quoted, double-quoted or shell single-quoted string."""
+    if value is None:
+        return None
+    if type is None:
+        raise RenderFailure("The 'escapeChar' filter expects an argument 'type'")
+    pair = _ESCAPES.get(str(type).lower())
+    if pair is None:
+        raise RenderFailure("The 'escapeChar' filter expects 'type' to be 'single', 'double' or 'shell'")
+
+    def escape(item: Any) -> Any:
+        if isinstance(item, Mapping):
+            return {key: escape(inner) for key, inner in item.items()}
+        if isinstance(item, list | tuple):
+            return [escape(inner) for inner in item]
+        return to_text(item).replace(*pair)
+
+    return escape(value)
+
+
+# The Java class a value would have in Kestra's Pebble (numbers read from text are Longs and Doubles).
+_JAVA_CLASSES: Final = (
+    (bool, "java.lang.Boolean"),
+    (int, "java.lang.Long"),
+    (float, "java.lang.Double"),
+    (Decimal, "java.math.BigDecimal"),
+    (str, "java.lang.String"),
+    (Mapping, "java.util.LinkedHashMap"),
+    (list | tuple, "java.util.ArrayList"),
+    (datetime, "java.time.ZonedDateTime"),
+)
+
+
+@_checked
+def f_class_name(value: Any) -> str | None:
+    """``className``: the Java class name of a value, as Kestra's ClassNameFilter prints it."""
+    if value is None:
+        return None
+    return next((name for kind, name in _JAVA_CLASSES if isinstance(value, kind)), "java.lang.Object")
+
+
 FILTERS: Final[dict[str, Callable[..., Any]]] = {
     "abbreviate": f_abbreviate,
     "abs": f_abs,
@@ -1044,11 +1092,13 @@ FILTERS: Final[dict[str, Callable[..., Any]]] = {
     "base64encode": f_base64encode,
     "capitalize": _text_filter(_capitalize),
     "chunk": f_chunk,
+    "className": f_class_name,
     "date": f_date,
     "dateAdd": f_date_add,
     "default": f_default,
     "distinct": f_distinct,
     "endsWith": _checked(_ends_with),
+    "escapeChar": f_escape_char,
     "first": f_first,
     "flatten": f_flatten,
     "float": f_float,
@@ -1281,6 +1331,11 @@ def fn_random_int(lower: Any, upper: Any) -> int:
     return low if low == high else random.randrange(low, high)
 
 
+def fn_id() -> str:
+    """``id()``: a new random id, shaped like execution ids (Kestra's IdUtils.create)."""
+    return new_id()
+
+
 def fn_uuid() -> str:
     """``uuid()``: a random UUID."""
     return str(uuid_module.uuid4())
@@ -1306,5 +1361,6 @@ FUNCTIONS: Final[dict[str, Callable[..., Any]]] = {
     "render": fn_render,
     "renderOnce": fn_render_once,
     "uuid": fn_uuid,
+    "id": fn_id,
     "yaml": fn_yaml,
 }

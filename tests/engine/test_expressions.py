@@ -356,6 +356,41 @@ def test_random_int_stays_in_bounds() -> None:
     assert len(values) > 1
 
 
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        # Kestra's EscapeCharFilter: single and double quotes backslashed, shell quotes closed and reopened.
+        ("{{ \"it's\" | escapeChar('single') }}", "it\\'s"),
+        ("{{ 'say \"hi\"' | escapeChar(type='double') }}", 'say \\"hi\\"'),
+        ("{{ \"it's\" | escapeChar('SHELL') }}", "it'\\''s"),
+        (
+            "{{ {'a': \"x'y\", 'b': [\"'\"]} | escapeChar('single') | json }}",
+            '{"a":"x\\\\\'y","b":["\\\\\'"]}',
+        ),
+        # ClassNameFilter: the Java class of the value.
+        ("{{ 'a' | className }}", "java.lang.String"),
+        ("{{ 1 | className }}", "java.lang.Long"),
+        ("{{ 1.5 | className }}", "java.lang.Double"),
+        ("{{ true | className }}", "java.lang.Boolean"),
+        ("{{ [1] | className }}", "java.util.ArrayList"),
+        ("{{ {'a': 1} | className }}", "java.util.LinkedHashMap"),
+    ],
+)
+def test_escape_char_and_class_name_filters(template: str, expected: str) -> None:
+    assert render(template) == expected
+
+
+def test_escape_char_needs_a_known_type() -> None:
+    with pytest.raises(ExpressionError, match="'single', 'double' or 'shell'"):
+        render("{{ 'a' | escapeChar('csv') }}")
+
+
+def test_id_is_a_new_execution_shaped_id() -> None:
+    """Kestra's IDFunction returns IdUtils.create(): the shape of execution ids."""
+    first, second = render("{{ id() }}"), render("{{ id() }}")
+    assert re.fullmatch(r"[0-9A-Za-z]{22}", first) and first != second
+
+
 def test_random_int_of_equal_bounds_is_that_bound() -> None:
     """Kestra's RandomIntFunction (core/.../pebble/functions/RandomIntFunction.java) refuses only
     upper < lower: floor(random * 0) + lower is lower."""
