@@ -43,8 +43,8 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
     from .flows.namespaces import NAMESPACE_FILES as NAMESPACE_FILES, Namespaces as Namespaces
     from .flows.table import FlowTable as FlowTable, FlowUid as FlowUid
     from .inputs import InputError as InputError, resolve_inputs as resolve_inputs
+    from .labels import CORRELATION_ID as CORRELATION_ID
     from .model import (
-        CORRELATION_ID as CORRELATION_ID,
         Execution as Execution,
         ExecutionSummary as ExecutionSummary,
         Flow as Flow,
@@ -111,9 +111,9 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["NAMESPACE_FILES", "Namespaces"], ".flows.namespaces"),
     **dict.fromkeys(["FlowTable", "FlowUid"], ".flows.table"),
     **dict.fromkeys(["InputError", "resolve_inputs"], ".inputs"),
+    "CORRELATION_ID": ".labels",
     **dict.fromkeys(
         [
-            "CORRELATION_ID",
             "Execution",
             "ExecutionSummary",
             "Flow",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -68,27 +68,6 @@ def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-#: The label every execution carries: its own id, or the id its chain of executions started from
-#: (a subflow's child and a Flow trigger's execution keep the upstream one), as in Kestra.
-CORRELATION_ID = "system.correlationId"
-
-
-def nested_labels(labels: Iterable[Label]) -> dict[str, Any]:
-    """Kestra's Label.toNestedMap, the `labels` of expressions: `system.correlationId: x` becomes
-    {system: {correlationId: x}}. A key that is both a value and a parent keeps the first one seen."""
-    tree: dict[str, Any] = {}
-    for label in labels:
-        *parents, leaf = label.key.split(".")
-        node: Any = tree
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                break
-        else:
-            node.setdefault(leaf, label.value)
-    return tree
 
 
 def parse_iso(text: str) -> datetime:

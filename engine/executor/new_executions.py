@@ -17,7 +17,8 @@ from ..expressions import Renderer
 from ..expressions.variables import build_context
 from ..inputs import InputError, input_json_value, resolve_inputs
 from ..internal_storage import Storage, StorageError
-from ..model import CORRELATION_ID, Execution, Flow, Label, State, new_id
+from ..labels import CORRELATION_ID
+from ..model import Execution, Flow, Label, State, new_id
 from ..secrets import Masker
 
 

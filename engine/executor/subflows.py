@@ -21,9 +21,10 @@ from ..errors import EngineCommandError
 from ..expressions import ExpressionError, Renderer
 from ..expressions.variables import build_context
 from ..inputs import InputError
+from ..labels import CORRELATION_ID
 from ..logs import log_entry
 from ..messages import ExecutorMessage, LinkSubflow, TaskRunResult, WorkerResult
-from ..model import CORRELATION_ID, Execution, Flow, Label, LogEntry, LogLevel, StateType, TaskRun
+from ..model import Execution, Flow, Label, LogEntry, LogLevel, StateType, TaskRun
 from ..tasks.core import labels_of
 
 # How many Subflow calls may nest below a root execution. A flow that calls itself (directly, through

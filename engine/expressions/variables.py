@@ -10,7 +10,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..model import Execution, Flow, TaskRun, TaskSpec, iso, nested_labels
+from ..labels import nested_labels
+from ..model import Execution, Flow, TaskRun, TaskSpec, iso
 
 # One cache slot per execution, for its latest object: executions are immutable, so the derived
 # outputs tree of a given object never changes, and rendering several properties of one task (or the

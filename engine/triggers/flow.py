@@ -28,8 +28,9 @@ from ..events import EngineError, ExecutionChanged
 from ..expressions import ExpressionError
 from ..expressions.variables import build_context
 from ..inputs import InputError
+from ..labels import CORRELATION_ID, nested_labels
 from ..mappings import deep_merge
-from ..model import CORRELATION_ID, Execution, Flow, Label, StateType, TriggerSpec, iso, nested_labels, utcnow
+from ..model import Execution, Flow, Label, StateType, TriggerSpec, iso, utcnow
 from ..store import WindowsFire, WindowUpdate
 from ..tasks.base import TaskFailure
 from ..tasks.core import labels_of
