@@ -273,7 +273,9 @@ def _program(context: TaskContext, flavour: Flavour, folder: Path) -> tuple[list
         interpreter = [to_text(context.prop("interpreter", "/bin/bash"))]
         interpreter += _text_list(context.prop("interpreterArgs", ["-c"]), "interpreterArgs")
         fail_fast = bool(context.prop("exitOnFailed", True))
-        default = ["python main.py"] if flavour.language == "python" else []
+        # The legacy Python task runs main.py with its `args`, unless `commands` say otherwise.
+        args = " ".join(_text_list(context.prop("args"), "args"))
+        default = [f"python main.py {args}".rstrip()] if flavour.language == "python" else []
         body = _text_list(context.prop("commands", default), "commands")
         before: list[str] = []
     else:

@@ -244,7 +244,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         )
         for language, extra in (
             ("shell", _props()),
-            ("python", _props("dependencies", "pythonVersion", "dependencyCacheEnabled")),
+            ("python", _props("dependencies", "pythonVersion", "dependencyCacheEnabled", "packageManager")),
             ("node", _props("dependencies")),
         )
         for kind in ("Commands", "Script")
@@ -259,7 +259,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
     TaskType(
         f"{LEGACY}.scripts.Python",
         Kind.RUNNABLE,
-        _LEGACY_SCRIPT_PROPS | _props("requirements", "virtualEnv", "pythonPath"),
+        _LEGACY_SCRIPT_PROPS | _props("requirements", "virtualEnv", "pythonPath", "args"),
         static=_LEGACY_SCRIPT_STATIC | _props("requirements", "virtualEnv", "pythonPath"),
     ),
     # --- files in the internal storage --------------------------------------------------------

@@ -211,6 +211,35 @@ async def test_python_commands_and_the_legacy_bash_task(tmp_path: Path) -> None:
     assert set((one_run(execution, "bash").outputs or {})["outputFiles"]) == {"result"}
 
 
+async def test_current_python_properties_and_the_legacy_tasks_args(tmp_path: Path) -> None:
+    """`packageManager` (UV or PIP) is a property of today's python Script and Commands
+    (plugin-scripts, python/internals/PythonBasedPlugin.java); the legacy Python task passes its
+    `args` to main.py (io.kestra.core.tasks.scripts.Python)."""
+    execution, logs = await run_flow(
+        tmp_path,
+        flow(
+            """
+            tasks:
+              - id: py
+                type: io.kestra.plugin.scripts.python.Script
+                packageManager: UV
+                script: print("modern")
+              - id: legacy
+                type: io.kestra.core.tasks.scripts.Python
+                args: ["--name", "{{ flow.id }}"]
+                inputFiles:
+                  main.py: |
+                    import sys
+                    print("args", sys.argv[1:])
+            """
+        ),
+    )
+    assert execution.state.current is S.SUCCESS, messages(logs)
+    said = messages(logs)
+    assert "modern" in said
+    assert any(line == "args ['--name', 'f']" for line in said), said
+
+
 async def test_the_python_helpers_logger_levels_map_to_kestras(tmp_path: Path) -> None:
     """Kestra's logs have no level above ERROR: `Kestra.logger().critical()` logs at ERROR, and
     `warning()` at WARN (kestra-io/libs, python/src/kestra.py: its log formatter's level names)."""
