@@ -183,6 +183,9 @@ def _listeners(ctx: Context, raw: Any, parser: TaskParser) -> tuple[Mapping[str,
         if entry is None:
             continue
         ctx.unknown_keys(entry, _LISTENER_KEYS, path, "a listener")
+        if not entry.get("tasks"):  # Kestra's Listener: `tasks` is @NotEmpty
+            ctx.error(path, "A listener needs at least one task in `tasks`")
+            continue
         # Kept as written; its tasks are checked like any other (ids, types, properties).
         parser.tasks(entry.get("tasks"), (*path, "tasks"), "`tasks` of a listener")
         listeners.append(entry)

@@ -705,6 +705,12 @@ def test_reserved_labels_are_refused_in_both_forms() -> None:
     error_at(text, "Label `ok` has no value", 6, 5, "labels[1].value")
 
 
+def test_a_listener_without_tasks_is_refused() -> None:
+    """Kestra's Listener declares `tasks` @NotEmpty (core/.../models/listeners/Listener.java)."""
+    text = HEAD + "listeners:\n  - description: nothing to do\n    tasks: []\n"
+    error_at(text, "A listener needs at least one task in `tasks`", 5, 5, "listeners[0]")
+
+
 def test_a_flow_may_mark_itself_read_only() -> None:
     """`system.readOnly` is the one system label a flow sets itself: Kestra's UI shows such a flow
     read-only (Label.READ_ONLY in core/.../models/Label.java; Kestra's "System labels" docs)."""
