@@ -319,7 +319,7 @@ class DetailPane(Horizontal):
         """The execution's full id to the clipboard (the terminal's, through OSC 52)."""
         if self.execution_id is not None:
             self.app.copy_to_clipboard(self.execution_id)
-            self.app.notify(escape(self.execution_id), title="Copied the execution id")
+            self.app.notify(self.execution_id, title="Copied the execution id")  # shown as plain text
 
     async def action_execution_source(self) -> None:
         """The source of the flow revision the execution shown ran."""
