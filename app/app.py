@@ -514,7 +514,7 @@ class TiercelApp(App[None]):
         tree = self.ns_tree
         title = f"1 Namespaces {tree.flow_count}"
         if tree.error_count:
-            title += f" [red]✘{tree.error_count}[/]"
+            title += f" [red]✘{tree.error_count}[/red]"  # as border_title reads back: retitle compares
         retitle(self.query_one("#left"), title)
         execution = self.detail.execution
         # The full id: it is what `tiercel logs`, the API and a search take (`c` copies it).
