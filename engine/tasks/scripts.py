@@ -29,6 +29,7 @@ from ..internal_storage import StorageError, files_matching, write_into
 from ..model import LogLevel
 from ..processes.run import PROCESS_WATCH, TASK_FOLDER_PREFIX, ProcessError, engine_environment, run_process
 from .base import TaskContext, TaskFailure
+from .storage_uris import LocalCopies, copy_stored_file
 
 SCRIPTS = "io.kestra.plugin.scripts"
 LEGACY = "io.kestra.core.tasks.scripts"
@@ -216,13 +217,16 @@ def write_input_files(context: TaskContext, folder: Path, files: Any) -> None:
     if not isinstance(files, Mapping):
         raise TaskFailure("`inputFiles` must be a map of file names to contents")
     for name, content in files.items():
-        data: bytes | str = to_text(content)
-        if isinstance(content, str) and content.startswith("kestra://"):
-            data = context.require_storage().read_bytes(content)
+        is_uri = isinstance(content, str) and content.startswith("kestra://")
         try:
-            write_into(folder, str(name), data)
+            target = write_into(folder, str(name), b"" if is_uri else to_text(content))
         except StorageError as error:
             raise TaskFailure(f"inputFiles `{name}`: {error}") from None
+        if is_uri:
+            try:
+                copy_stored_file(context, content, target)
+            except TaskFailure as error:
+                raise TaskFailure(f"inputFiles `{name}`: {error}") from None
 
 
 def copy_namespace_files(context: TaskContext, folder: Path, settings: Any) -> None:
@@ -243,14 +247,15 @@ def copy_namespace_files(context: TaskContext, folder: Path, settings: Any) -> N
         raise TaskFailure(f"namespaceFiles: {error}") from None
 
 
-def _environment(context: TaskContext, extra: Any) -> dict[str, str]:
+def _environment(context: TaskContext, extra: Any, local: LocalCopies) -> dict[str, str]:
     # The task's own `env` may hold rendered secrets (asked for); the engine's secret variables not.
+    # A storage URI in a value becomes a local copy, as in the commands.
     env = engine_environment()
     tools = str(toolbox())
     env["PATH"] = tools + os.pathsep + env.get("PATH", "/usr/bin:/bin")
     env["PYTHONPATH"] = tools + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     if isinstance(extra, Mapping):
-        env.update({str(k): to_text(v) for k, v in extra.items()})
+        env.update({str(k): local.replace(to_text(v)) for k, v in extra.items()})
     elif extra is not None:
         raise TaskFailure("`env` must be a map of names to values")
     return env
@@ -261,12 +266,15 @@ _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox
 _OPTIONS_ENDING_IN_C = re.compile(r"^-[A-Za-z]*c$")
 
 
-def _program(context: TaskContext, flavour: Flavour, folder: Path) -> tuple[list[str], Path | None]:
+def _program(
+    context: TaskContext, flavour: Flavour, folder: Path, local: LocalCopies
+) -> tuple[list[str], Path | None]:
     """The argv that runs this task (an interpreter and one shell program), and the script file.
 
     As in Kestra, the lines (beforeCommands, then commands or the script) are joined into one program
-    for the interpreter. The program itself goes into a file of the working folder, readable by the
-    user only, and the argv only names that file: rendered secrets must not show in `ps`.
+    for the interpreter, and the `kestra://` URIs in them become local copies (storage_uris.py).
+    The program itself goes into a file of the working folder, readable by the user only, and the
+    argv only names that file: rendered secrets must not show in `ps`.
     """
     props = context.task.props
     if flavour.legacy:
@@ -283,7 +291,7 @@ def _program(context: TaskContext, flavour: Flavour, folder: Path) -> tuple[list
         fail_fast = bool(context.prop("failFast", True))
         before = _text_list(context.prop("beforeCommands"), "beforeCommands")
         if flavour.script:
-            script = to_text(context.prop("script"))
+            script = local.replace(to_text(context.prop("script")))
             if flavour.language == "shell":
                 body = [script]
             else:
@@ -294,7 +302,7 @@ def _program(context: TaskContext, flavour: Flavour, folder: Path) -> tuple[list
             body = _text_list(context.prop("commands"), "commands")
     if "dependencies" in props or "requirements" in props:
         context.log(LogLevel.WARN, "Dependencies are not installed by this engine: install them beforehand")
-    program = "\n".join((["set -e"] if fail_fast else []) + before + body)
+    program = local.replace("\n".join((["set -e"] if fail_fast else []) + before + body))
     if not interpreter or not _OPTIONS_ENDING_IN_C.match(interpreter[-1]):
         # An interpreter that takes its program some other way (`cmd /c`, `pwsh -Command`): as is.
         return [*interpreter, program], None
@@ -335,8 +343,9 @@ async def run_script(context: TaskContext, flavour: Flavour) -> Mapping[str, Any
             for name in _text_list(declared, "outputFiles"):
                 legacy_outputs[name] = folder / name
             context.variables["outputFiles"] = {name: str(path) for name, path in legacy_outputs.items()}
-        argv, script_file = _program(context, flavour, folder)
-        env = _environment(context, context.prop("env"))
+        local = LocalCopies(context, folder)
+        argv, script_file = _program(context, flavour, folder, local)
+        env = _environment(context, context.prop("env"), local)
         if flavour.language == "python":
             await asyncio.to_thread(settle_python)
         collected = _Run(context, {})
