@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, BinaryIO, Final
+from typing import IO, Any, Final
 
 __all__ = ["IonError", "dumps", "iter_lines", "loads", "loads_all"]
 
@@ -564,7 +564,7 @@ def dumps(value: Any) -> str:
     return "".join(out)
 
 
-def iter_lines(handle: BinaryIO) -> Iterator[bytes]:
+def iter_lines(handle: IO[bytes]) -> Iterator[bytes]:
     """The lines of a file as Java's ``readLine`` splits them (\\n, \\r\\n or \\r), without their ends.
 
     The file is read as it goes, never whole.

@@ -2,7 +2,7 @@
 
 This module is data only and imports nothing of the engine: the parser checks flows against it, the
 registry (engine.tasks.registry) attaches handlers to it by name (the `HANDLERS` of each family
-module: core, flow, scripts, files, http) and adds the plugins' task types.
+module: core, flow, scripts, files, http, items) and adds the plugins' task types.
 """
 
 from __future__ import annotations
@@ -296,6 +296,32 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         Kind.RUNNABLE,
         _props("inputs", "outputs"),
         aliases=(f"{LEGACY}.storages.LocalFiles",),
+    ),
+    TaskType(
+        f"{CORE}.storage.DeduplicateItems",
+        Kind.RUNNABLE,
+        _props("from", "expr"),
+        required=_props("from", "expr"),
+        aliases=(f"{LEGACY}.storages.DeduplicateItems",),
+    ),
+    TaskType(
+        f"{CORE}.storage.FilterItems",
+        Kind.RUNNABLE,
+        _props("from", "filterCondition", "filterType", "errorOrNullBehavior"),
+        required=_props("from", "filterCondition"),
+        aliases=(f"{LEGACY}.storages.FilterItems",),
+    ),
+    TaskType(
+        f"{CORE}.storage.Reverse",
+        Kind.RUNNABLE,
+        _props("from", "separator", "charset"),
+        required=_props("from"),
+        aliases=(f"{LEGACY}.storages.Reverse",),
+    ),
+    TaskType(
+        f"{CORE}.storage.PurgeCurrentExecutionFiles",
+        Kind.RUNNABLE,
+        aliases=(f"{LEGACY}.storages.PurgeExecution", f"{CORE}.storage.PurgeExecution"),
     ),
     # --- HTTP ----------------------------------------------------------------------------------
     TaskType(
