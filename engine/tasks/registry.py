@@ -45,10 +45,10 @@ class Registry:
 
 def _load() -> Registry:
     # The handler modules import what their tasks need (processes, HTTP, storage): loaded on first use.
-    from . import core, files, flow, http, items, scripts
+    from . import core, files, flow, http, items, scripts, state
 
     handlers = {**core.HANDLERS, **flow.HANDLERS, **scripts.HANDLERS, **http.HANDLERS, **files.HANDLERS}
-    handlers |= items.HANDLERS
+    handlers |= {**items.HANDLERS, **state.HANDLERS}
     registry = Registry()
     for task_type in BUILT_IN_TASK_TYPES:
         registry.add(dataclasses.replace(task_type, handler=handlers.get(task_type.name)))

@@ -2,7 +2,7 @@
 
 This module is data only and imports nothing of the engine: the parser checks flows against it, the
 registry (engine.tasks.registry) attaches handlers to it by name (the `HANDLERS` of each family
-module: core, flow, scripts, files, http, items) and adds the plugins' task types.
+module: core, flow, scripts, files, http, items, state) and adds the plugins' task types.
 """
 
 from __future__ import annotations
@@ -322,6 +322,25 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         f"{CORE}.storage.PurgeCurrentExecutionFiles",
         Kind.RUNNABLE,
         aliases=(f"{LEGACY}.storages.PurgeExecution", f"{CORE}.storage.PurgeExecution"),
+    ),
+    # --- the deprecated state store (kept in the KV store, as Kestra does) ----------------------
+    TaskType(
+        f"{CORE}.state.Get",
+        Kind.RUNNABLE,
+        _props("name", "namespace", "taskrunValue", "errorOnMissing"),
+        aliases=(f"{LEGACY}.states.Get",),
+    ),
+    TaskType(
+        f"{CORE}.state.Set",
+        Kind.RUNNABLE,
+        _props("name", "namespace", "taskrunValue", "data"),
+        aliases=(f"{LEGACY}.states.Set",),
+    ),
+    TaskType(
+        f"{CORE}.state.Delete",
+        Kind.RUNNABLE,
+        _props("name", "namespace", "taskrunValue", "errorOnMissing"),
+        aliases=(f"{LEGACY}.states.Delete",),
     ),
     # --- HTTP ----------------------------------------------------------------------------------
     TaskType(
