@@ -90,12 +90,31 @@ def parse_triggers(
             _check_flow_trigger(ctx, entry, path, trigger_id)
         elif kind == WEBHOOK:
             _check_webhook(ctx, entry, path, trigger_id)
+        else:
+            _unknown_type(ctx, written, (*path, "type"), trigger_id)
+            continue
         for key in _RENDERED.get(kind, ()):
             check_templates(ctx, entry.get(key), (*path, key))
         props = {key: value for key, value in entry.items() if key not in ("id", "type", "disabled")}
         disabled = ctx.boolean(entry, "disabled", path, "`disabled`", False)
         triggers.append(TriggerSpec(trigger_id, kind, props, disabled, ctx.position(path)))
     return tuple(triggers)
+
+
+def _unknown_type(ctx: Context, written: str, path: YamlPath, trigger_id: str) -> None:
+    """Refuse a trigger type this engine cannot fire, as an unknown task type is refused."""
+    import difflib  # only a flow with an unknown type needs it
+
+    known = (SCHEDULE, FLOW, WEBHOOK, *TRIGGER_ALIASES)
+    short = written.rsplit(".", 1)[-1].lower()
+    matches = [name for name in (SCHEDULE, FLOW, WEBHOOK) if name.rsplit(".", 1)[-1].lower() == short]
+    matches = matches or difflib.get_close_matches(written, known, n=1, cutoff=0.8)
+    tail = (
+        f" Did you mean `{TRIGGER_ALIASES.get(matches[0], matches[0])}`?"
+        if matches
+        else f" This engine fires {', '.join(f'`{name}`' for name in (SCHEDULE, FLOW, WEBHOOK))}."
+    )
+    ctx.error(path, f"Unknown trigger type `{written}` on trigger `{trigger_id}`.{tail}")
 
 
 def _check_trigger_id(

@@ -1185,6 +1185,27 @@ def test_trigger_ids_and_types() -> None:
     assert "Trigger `typeless` has no `type`" in errors[3].message
 
 
+@pytest.mark.parametrize(
+    ("written", "hint"),
+    [
+        ("io.kestra.plugin.core.trigger.Sheduler", "Did you mean `io.kestra.plugin.core.trigger.Schedule`?"),
+        ("io.kestra.plugin.scripts.python.ScriptTrigger", "This engine fires"),
+        ("io.kestra.plugin.gcp.pubsub.Trigger", "This engine fires"),
+        (
+            "io.kestra.core.models.triggers.types.Webhok",
+            "Did you mean `io.kestra.plugin.core.trigger.Webhook`?",
+        ),
+        ("com.example.Made.Up", "This engine fires"),
+    ],
+)
+def test_an_unknown_trigger_type_is_refused_like_an_unknown_task(written: str, hint: str) -> None:
+    """Kestra refuses a flow whose trigger type no plugin provides (its JSON type resolution fails);
+    a trigger accepted but never fired would be worse than the error."""
+    text = triggers_flow(f"- id: t1\n  type: {written}\n  interval: PT1M\n")
+    error = error_at(text, f"Unknown trigger type `{written}` on trigger `t1`.", 6, 11, "triggers[0].type")
+    assert hint in error.message
+
+
 # ---------------------------------------------------------------------------------------------
 # All errors at once
 # ---------------------------------------------------------------------------------------------
