@@ -5,10 +5,9 @@ subflows and crash recovery), worker/ (task runs), connected by wiring.py throug
 messages.py and the log pipeline of logs.py; flows/ (the flows folder), triggers/ (schedules, flow triggers,
 backfills), control.py (the channel other processes send commands through).
 
-Guarantees: every state change is stored, with its history, before it is announced, so a task's
-success is durable before its dependants start; a step that cannot be saved is retried, then fails
-its execution (engine.executor.loop). After a crash, the next engine kills the task programs the
-crashed one left running and carries on (engine.executor.startup, engine.executor.recovery).
+Guarantees: every state change is stored, with its history, before it is announced; a step that
+cannot be saved is retried, then fails its execution (executor/loop.py). After a crash, the next
+engine kills the task programs the crashed one left running and carries on (executor/startup.py).
 """
 
 from __future__ import annotations
@@ -93,10 +92,9 @@ class Engine:
     ) -> None:
         """Load flows, start the loop, resume unfinished executions, open the control channel.
 
-        With `watch`, flow files saved, added or deleted later are picked up as they change. Without
-        `triggers` (one-off commands such as `tiercel run`), no schedule or flow trigger fires. With
-        `recover`, only those unfinished executions are resumed: a one-off command that stops again
-        soon must not rerun (and use up the attempts of) tasks it has nothing to do with.
+        With `watch`, flow files are picked up as they change. Without `triggers` (one-off commands
+        such as `tiercel run`), no schedule or flow trigger fires. With `recover`, only those unfinished
+        executions are resumed: a one-off command must not rerun tasks it has nothing to do with.
         """
         prefer_pidfd_child_watcher()
         await self.folder.start(watch=watch)
@@ -113,9 +111,7 @@ class Engine:
     async def stop(self) -> None:
         """Stop everything the engine started; one part failing to stop does not keep the others up."""
         steps: list[Callable[[], Awaitable[None]]] = [self.scheduler.stop, self.flow_triggers.stop]
-        steps.append(self.folder.stop)
-        if self._control is not None:
-            steps.append(self._control.stop)
+        steps += [self.folder.stop, *([self._control.stop] if self._control else [])]
         steps += [self.runner.stop, self.executions.stop, self.log_pipeline.stop, self.log_pipeline.flush]
         for step in steps:
             try:
@@ -185,15 +181,19 @@ class Engine:
         parent_id: str | None = None,
         trigger: Mapping[str, Any] | None = None,
         local_files: bool = False,
+        check_inputs: bool = True,
     ) -> Execution:
         """Validate inputs and build a CREATED execution (raises InputError); see `NewExecutions`."""
         return self.new_executions.new_execution(
-            flow, inputs, labels, parent_id=parent_id, trigger=trigger, local_files=local_files
-        )
+            flow, inputs, labels, parent_id=parent_id, trigger=trigger, local_files=local_files,
+            check_inputs=check_inputs,
+        )  # fmt: skip
 
-    async def submit(self, flow: Flow, execution: Execution, *, fire: TriggerFire | None = None) -> str:
-        """Store a CREATED execution (with a trigger's fire in the same transaction) and start it."""
-        return await self.executions.submit(flow, execution, fire=fire)
+    async def submit(
+        self, flow: Flow, execution: Execution, *, fire: TriggerFire | None = None, failure: str | None = None
+    ) -> str:
+        """Store a CREATED execution (and a trigger's fire) and start it; see `Executions.submit`."""
+        return await self.executions.submit(flow, execution, fire=fire, failure=failure)
 
     async def kill(self, execution_id: str) -> None:
         """Kill an execution and every subflow execution it waits for, however deep the tree."""

@@ -105,12 +105,24 @@ class Executions:
         await self.loop.stop()
 
     # -- commands -------------------------------------------------------------------------------
-    async def submit(self, flow: Flow, execution: Execution, *, fire: TriggerFire | None = None) -> str:
+    async def submit(
+        self, flow: Flow, execution: Execution, *, fire: TriggerFire | None = None, failure: str | None = None
+    ) -> str:
         """Persist a CREATED execution (with a trigger's `fire` in the same transaction) and start it.
+
+        With a `failure` (a trigger's execution whose inputs are invalid), the execution is stored
+        FAILED with that message as its ERROR log line, and not started: as Kestra does, the user
+        sees the execution and why it failed.
 
         When the fire cannot be stored (AlreadyFiredError: that date already fired), nothing is stored
         or started and the exception propagates.
         """
+        if failure is not None:
+            failed = execution.to(StateType.FAILED)
+            line = log_entry(failed, None, failure)
+            await self.store.save_execution(failed, (), (line,), fire=fire)
+            self.events.publish(ExecutionChanged(failed))
+            return failed.id
         await self.store.save_execution(execution, execution.task_runs, fire=fire)
         self.loop.adopt(flow, execution)
         self.events.publish(ExecutionChanged(execution))

@@ -50,10 +50,13 @@ class NewExecutions:
         parent_id: str | None = None,
         trigger: Mapping[str, Any] | None = None,
         local_files: bool = False,
+        check_inputs: bool = True,
     ) -> Execution:
         """Validate inputs and build a CREATED execution (raises InputError).
 
         A FILE input may name a local file only when `local_files` is set (see `Engine.trigger`).
+        Without `check_inputs`, the execution has no inputs: one that is to be stored FAILED
+        because its inputs were invalid (see `Executions.submit`).
         """
         execution_id = new_id()
         stub = Execution(execution_id, flow.namespace, flow.id, flow.revision, State.new())
@@ -61,7 +64,7 @@ class NewExecutions:
         def render_default(value: Any) -> Any:
             return self.renderer.render_value(value, build_context(flow, stub))
 
-        typed = resolve_inputs(flow.inputs, inputs, render=render_default)
+        typed = resolve_inputs(flow.inputs, inputs, render=render_default) if check_inputs else {}
         stored = {key: input_json_value(value) for key, value in typed.items()}
         secret_values: dict[str, Any] = {}
         try:

@@ -355,7 +355,12 @@ class FlowTriggers:
         if correlation is not None:
             labels.append(Label(CORRELATION_ID, correlation))
         spec = {"id": trigger.id, "type": trigger.type, "variables": dict(context["trigger"])}
-        execution = self.engine.new_execution(flow, inputs, labels, trigger=spec)
+        try:
+            execution = self.engine.new_execution(flow, inputs, labels, trigger=spec)
+        except InputError as error:
+            # As Kestra: the execution is created, and FAILED with the reason, rather than not at all.
+            execution = self.engine.new_execution(flow, {}, labels, trigger=spec, check_inputs=False)
+            return str(await self.engine.submit(flow, execution, fire=fire, failure=str(error)))
         return str(await self.engine.submit(flow, execution, fire=fire))
 
     def _render(self, text: str, variables: Mapping[str, Any]) -> str:

@@ -176,13 +176,20 @@ class TriggerHost(Protocol):
         labels: Sequence[Label] = (),
         *,
         trigger: Mapping[str, Any] | None = None,
+        check_inputs: bool = True,
     ) -> Execution:
-        """A CREATED execution of `flow` started by `trigger` (raises InputError on bad inputs)."""
+        """A CREATED execution of `flow` started by `trigger` (raises InputError on bad inputs).
+
+        Without `check_inputs`: an execution without inputs, to be submitted with a `failure`.
+        """
         ...
 
-    async def submit(self, flow: Flow, execution: Execution, *, fire: TriggerFire | None = None) -> str:
+    async def submit(
+        self, flow: Flow, execution: Execution, *, fire: TriggerFire | None = None, failure: str | None = None
+    ) -> str:
         """Store the execution, with the trigger's fire in the same transaction, and start it.
 
+        With a `failure`, the execution is stored FAILED with that message logged, not started.
         When the fire raises (AlreadyFiredError: that date already fired), nothing is stored or
         started and the exception propagates.
         """

@@ -277,6 +277,40 @@ async def test_a_bad_trigger_expression_is_reported_and_other_triggers_still_fir
         assert len(await executions_of(engine, "fine")) == 1
 
 
+NEEDS_INPUT = f"""
+id: needs_input
+namespace: ops
+inputs:
+  - {{id: region, type: STRING}}
+  - {{id: size, type: INT, required: false}}
+tasks:
+  - {{id: log, type: io.kestra.plugin.core.log.Log, message: "{{{{ inputs.region }}}}"}}
+triggers:
+  - id: watch
+    type: {FLOW}
+    inputs:
+      size: "{{{{ trigger.outputs.size ?? 'not a number' }}}}"
+    conditions:
+      - {{type: io.kestra.plugin.core.condition.ExecutionFlow, namespace: acme.etl, flowId: extract}}
+"""
+
+
+async def test_a_missing_required_input_starts_the_execution_and_fails_it(tmp_path: Path) -> None:
+    """Kestra creates the triggered execution and fails it when its inputs are invalid (Kestra's
+    Flow trigger documentation: "the flow will be created and already state as FAILED"); refusing
+    to start it would leave no trace of the trigger."""
+    async with running_engine(tmp_path, EXTRACT, NEEDS_INPUT) as engine:
+        await run_and_settle(engine, "extract")
+        [failed] = await executions_of(engine, "needs_input")
+        assert failed.state.current is S.FAILED
+        assert [entry.state for entry in failed.state.histories] == [S.CREATED, S.FAILED]
+        assert failed.task_runs == () and failed.inputs == {}
+        assert failed.trigger is not None and failed.trigger["id"] == "watch"
+        lines = [entry for _, entry in await engine.store.logs(failed.id)]
+        assert [line.level.value for line in lines] == ["ERROR"]
+        assert "region" in lines[0].message and "size" in lines[0].message, lines[0].message
+
+
 def refuse_executions_of(db: Path, flow_id: str) -> None:
     """Make SQLite refuse to store executions of one flow (as a failing disk would)."""
     with sqlite3.connect(db, timeout=30) as conn:
