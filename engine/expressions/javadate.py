@@ -586,9 +586,12 @@ def parse_pattern(text: str, pattern: str, zone: Zone) -> datetime:
     Raises:
         DateError: The text does not match the pattern.
     """
-    if pattern in ("iso_date_time", "iso_zoned_date_time", "iso_local_date_time", "iso_local_date",
-                   "iso_date", "iso_instant"):  # fmt: skip
+    if pattern in ("iso_date_time", "iso_zoned_date_time", "iso_local_date_time", "iso_instant"):
         return _parse_iso(text, zone)
+    if pattern in _ISO_DATE_ONLY:
+        return _parse_iso_date_only(text, pattern, zone)
+    if pattern in ("iso_time", "iso_local_time", "iso_offset_time"):
+        raise DateError(f"Text '{text}' holds no date: the format '{pattern}' cannot be read into a date")
     if pattern == "rfc_1123_date_time":
         return _parse_rfc_1123(text)
     regex, kinds = _parser(_PATTERN_FORMATS.get(pattern, pattern))
@@ -635,6 +638,37 @@ def parse_pattern(text: str, pattern: str, zone: Zone) -> datetime:
 
 
 _BRACKET_ZONE_RE: Final = re.compile(r"^(.*?)\[([^\]]+)\]$")
+
+
+_ISO_OFFSET_SUFFIX: Final = r"(?:Z|[+-]\d{2}:\d{2}(?::\d{2})?)?"
+# Java's ISO date formats without a time; Kestra reads them as LocalDate, so any offset is dropped and
+# the day starts at midnight in the zone.
+_ISO_DATE_ONLY: Final = {
+    "iso_local_date": re.compile(r"(?P<y>[+-]?\d{4,9})-(?P<m>\d{2})-(?P<d>\d{2})"),
+    "iso_date": re.compile(r"(?P<y>[+-]?\d{4,9})-(?P<m>\d{2})-(?P<d>\d{2})" + _ISO_OFFSET_SUFFIX),
+    "iso_ordinal_date": re.compile(r"(?P<y>[+-]?\d{4,9})-(?P<yd>\d{3})" + _ISO_OFFSET_SUFFIX),
+    "iso_week_date": re.compile(r"(?P<y>[+-]?\d{4,9})-W(?P<w>\d{2})-(?P<wd>[1-7])" + _ISO_OFFSET_SUFFIX),
+}
+
+
+def _parse_iso_date_only(text: str, pattern: str, zone: Zone) -> datetime:
+    match = _ISO_DATE_ONLY[pattern].fullmatch(text.strip())
+    if match is None:
+        raise DateError(f"Text '{text}' could not be parsed with the pattern '{pattern}'")
+    parts = match.groupdict()
+    year = int(parts["y"])
+    try:
+        if parts.get("yd") is not None:
+            if not 1 <= int(parts["yd"]) <= (366 if calendar.isleap(year) else 365):
+                raise ValueError("day of year out of range")
+            day = date(year, 1, 1) + timedelta(days=int(parts["yd"]) - 1)
+        elif parts.get("w") is not None:
+            day = date.fromisocalendar(year, int(parts["w"]), int(parts["wd"]))
+        else:
+            day = date(year, int(parts["m"]), int(parts["d"]))
+    except ValueError as exc:
+        raise DateError(f"Text '{text}' could not be parsed: {exc}") from None
+    return datetime.combine(day, time(0), tzinfo=zone.tz)
 
 
 def _parse_iso(text: str, zone: Zone) -> datetime:
