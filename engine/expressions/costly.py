@@ -23,6 +23,7 @@ import jq
 import yaml
 
 from .core import MAX_ITEMS, LimitExceeded, RenderFailure
+from .ion import IonError, from_ion
 
 __all__ = [
     "Job",
@@ -170,12 +171,21 @@ def parse_yaml(text: str) -> Any:
         raise RenderFailure(f"invalid YAML: {exc}") from None
 
 
+def parse_ion(text: str) -> Any:
+    """Parse the first value of an Ion text."""
+    try:
+        return from_ion(text)
+    except IonError as exc:
+        raise RenderFailure(f"Invalid ion: {exc}") from None
+
+
 OPERATIONS: Final[dict[str, Callable[..., Any]]] = {
     "jq": jq_results,
     "replace": regex_replace,
     "split": regex_split,
     "json": parse_json,
     "yaml": parse_yaml,
+    "ion": parse_ion,
 }
 
 
@@ -199,7 +209,8 @@ def describe(job: Job) -> str:
         return f"jq '{_clip(job.args[0])}'"
     if job.op in ("replace", "split"):
         return f"the regular expression '{_clip(job.args[0])}'"
-    return f"parsing {'JSON' if job.op == 'json' else 'YAML'} of {len(job.args[0])} characters"
+    kind = {"json": "JSON", "ion": "Ion"}.get(job.op, "YAML")
+    return f"parsing {kind} of {len(job.args[0])} characters"
 
 
 def _clip(text: str) -> str:
@@ -248,7 +259,7 @@ def is_cheap(job: Job) -> bool:
         return len(job.args[1 if job.op == "split" else 2]) <= INLINE_TEXT_CHARS and _linear_regex(
             job.args[0]
         )
-    if job.op == "json":
+    if job.op in ("json", "ion"):
         return len(job.args[0]) <= INLINE_JSON_CHARS
     return len(job.args[0]) <= INLINE_YAML_CHARS
 
