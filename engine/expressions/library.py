@@ -13,6 +13,7 @@ import json
 import math
 import random
 import re
+import socket
 import unicodedata
 import uuid as uuid_module
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -21,7 +22,6 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Final, ParamSpec, TypeVar
 from urllib.parse import quote_plus, unquote_plus
 
-import yaml
 from jinja2 import pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context, Undefined
@@ -39,8 +39,11 @@ from .core import (
     to_text,
 )
 from .costly import Job, check_items as _check_items
+from .ion import to_ion
 from .javadate import DateError, add_to_date, format_date, format_in_zone, to_datetime, zone_of
+from .javanum import JavaBigInteger, JavaFloat, JavaInteger, NumberError, parse_number
 from .offload import run as run_offloaded
+from .yamltext import to_yaml
 
 __all__ = ["FILTERS", "FUNCTIONS", "HELPERS", "TESTS", "binop"]
 
@@ -795,36 +798,16 @@ def f_nindent(value: Any, amount: Any, prefix: Any = " ") -> str | None:
     return _indent(value, amount, prefix, first_line=True)
 
 
-def _parse_number(text: str, kind: str | None) -> int | float | Decimal:
-    raw = text.strip()
-    try:
-        if kind in ("INT", "LONG", "BIGINTEGER"):
-            return int(raw)
-        if kind in ("FLOAT", "DOUBLE"):
-            return float(raw)
-        if kind == "BIGDECIMAL":
-            return Decimal(raw)
-        body = raw.lstrip("+-")
-        if body[:2].lower() == "0x":
-            return int(raw[: len(raw) - len(body)] + body[2:], 16)
-        if raw[-1:] in "lL" and raw[:-1].lstrip("+-").isdigit():
-            return int(raw[:-1])
-        if raw[-1:] in "fFdD":
-            return float(raw[:-1])
-        try:
-            return int(raw)
-        except ValueError:
-            return float(raw)
-    except (ValueError, InvalidOperation, IndexError):
-        raise RenderFailure(f"'{text}' is not a valid number") from None
-
-
 @_checked
 def f_number(value: Any, type: Any = None) -> Any:
     """``number(type)``: parse text into a number (``INT``, ``LONG``, ``FLOAT``, ``DOUBLE``...)."""
     if value is None or _is_number(value):
         return value
-    return _parse_number(_need_str(value, "number"), None if type is None else to_text(type).upper())
+    text = _need_str(value, "number")
+    try:
+        return parse_number(text, None if type is None else to_text(type).upper())
+    except NumberError:
+        raise RenderFailure(f"'{text}' is not a valid number") from None
 
 
 def _decimal_format(number: Any, pattern: str) -> str:
@@ -864,7 +847,10 @@ def f_numberformat(value: Any, format: Any = None) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        value = _parse_number(value, None)
+        try:
+            value = parse_number(value, None)
+        except NumberError:
+            raise RenderFailure(f"'{value}' is not a valid number") from None
     if not _is_number(value) or isinstance(value, bool):
         raise RenderFailure(f"the 'numberformat' filter expects a number, not a {_type_name(value)}")
     if isinstance(value, float) and not math.isfinite(value):
@@ -1022,20 +1008,30 @@ def f_base64decode(value: Any) -> str | None:
 
 @_checked
 def f_yaml(value: Any) -> str:
-    """``yaml``: YAML text of a value."""
-    plain = json.loads(to_json(value))
-    text = yaml.safe_dump(plain, sort_keys=False, allow_unicode=True, default_flow_style=False)
-    return text.removesuffix("...\n") if not isinstance(plain, dict | list) else text
+    """``yaml``: YAML text of a value, laid out as Kestra's Jackson writer does (``null`` for null)."""
+    if value is None:
+        return "null"
+    to_json(value)  # enforces the output limit before the text is built
+    return to_yaml(value)
 
 
-def _starts_with(value: Any, prefix: Any) -> bool:
-    fail_if_undefined(value, prefix)
-    return value is not None and to_text(value).startswith(to_text(prefix))
+@_checked
+def f_to_ion(value: Any) -> str:
+    """``toIon``: compact Ion text of a value (``null`` for null), as Kestra's ToIonFilter writes it."""
+    to_json(value)  # enforces the output limit before the text is built
+    return to_ion(value)
 
 
-def _ends_with(value: Any, suffix: Any) -> bool:
-    fail_if_undefined(value, suffix)
-    return value is not None and to_text(value).endswith(to_text(suffix))
+def _starts_with(subject: Any, /, value: Any) -> bool:
+    """``startsWith(value)``: whether the printed subject starts with the printed value."""
+    fail_if_undefined(subject, value)
+    return subject is not None and to_text(subject).startswith(to_text(value))
+
+
+def _ends_with(subject: Any, /, value: Any) -> bool:
+    """``endsWith(value)``: whether the printed subject ends with the printed value."""
+    fail_if_undefined(subject, value)
+    return subject is not None and to_text(subject).endswith(to_text(value))
 
 
 # escapeChar's types: what is replaced, by what (Kestra's EscapeCharFilter).
@@ -1067,6 +1063,9 @@ def f_escape_char(value: Any, type: Any = None) -> Any:
 # The Java class a value would have in Kestra's Pebble (numbers read from text are Longs and Doubles).
 _JAVA_CLASSES: Final = (
     (bool, "java.lang.Boolean"),
+    (JavaInteger, "java.lang.Integer"),
+    (JavaBigInteger, "java.math.BigInteger"),
+    (JavaFloat, "java.lang.Float"),
     (int, "java.lang.Long"),
     (float, "java.lang.Double"),
     (Decimal, "java.math.BigDecimal"),
@@ -1142,6 +1141,7 @@ FILTERS: Final[dict[str, Callable[..., Any]]] = {
     "timestampMilli": f_timestamp_milli,
     "timestampNano": f_timestamp_nano,
     "title": _text_filter(_title),
+    "toIon": f_to_ion,
     "toJson": f_json,
     "trim": _text_filter(str.strip),
     "unique": f_distinct,
@@ -1349,14 +1349,49 @@ def fn_yaml(yaml_text: Any) -> Any:
     return _costly("yaml", to_text(yaml_text))
 
 
+def fn_from_ion(*args: Any, **kwargs: Any) -> Any:
+    """``fromIon(ion)``: parse the first value of an Ion text (null gives null)."""
+    if not args and "ion" not in kwargs:
+        raise RenderFailure("The 'fromIon' function expects an argument 'ion'.")
+    ion = args[0] if args else kwargs["ion"]
+    fail_if_undefined(ion)
+    if ion is None:
+        return None
+    if not isinstance(ion, str):
+        raise RenderFailure("The 'fromIon' function expects an argument 'ion' with type string.")
+    return _costly("ion", ion)
+
+
+@pass_context
+def fn_fetch_context(context: Context) -> dict[str, Any]:
+    """``fetchContext()`` / ``printContext()``: every variable of the render, as a map."""
+    return {
+        name: value
+        for name, value in context.get_all().items()
+        if not name.startswith("_pb_") and not callable(value) and not isinstance(value, Undefined)
+    }
+
+
+def fn_random_port() -> int:
+    """``randomPort()``: a TCP port that was free a moment ago (the system picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
 FUNCTIONS: Final[dict[str, Callable[..., Any]]] = {
     "currentEachOutput": fn_current_each_output,
+    "fetchContext": fn_fetch_context,
+    "fromIon": fn_from_ion,
     "fromJson": fn_from_json,
     "json": fn_from_json,
     "max": fn_max,
     "min": fn_min,
     "now": fn_now,
+    "printContext": fn_fetch_context,
     "randomInt": fn_random_int,
+    "randomPort": fn_random_port,
     "range": f_range,
     "render": fn_render,
     "renderOnce": fn_render_once,
