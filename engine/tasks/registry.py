@@ -45,11 +45,13 @@ class Registry:
 
 def _load() -> Registry:
     # The handler modules import what their tasks need (processes, HTTP, storage): loaded on first use.
-    from . import core, files, flow, http, items, scripts, state
+    from . import core, files, flow, http, items, scripts, state, templating
 
+    registry = Registry()
     handlers = {**core.HANDLERS, **flow.HANDLERS, **scripts.HANDLERS, **http.HANDLERS, **files.HANDLERS}
     handlers |= {**items.HANDLERS, **state.HANDLERS}
-    registry = Registry()
+    # The templated task looks its inner task up in this registry, complete by the time it runs.
+    handlers[templating.TEMPLATED] = templating.handler(registry.lookup)
     for task_type in BUILT_IN_TASK_TYPES:
         registry.add(dataclasses.replace(task_type, handler=handlers.get(task_type.name)))
     for entry in entry_points(group="tiercel.tasks"):

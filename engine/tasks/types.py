@@ -2,7 +2,7 @@
 
 This module is data only and imports nothing of the engine: the parser checks flows against it, the
 registry (engine.tasks.registry) attaches handlers to it by name (the `HANDLERS` of each family
-module: core, flow, scripts, files, http, items, state) and adds the plugins' task types.
+module: core, flow, scripts, files, http, items, state, templating) and adds the plugins' task types.
 """
 
 from __future__ import annotations
@@ -341,6 +341,14 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         Kind.RUNNABLE,
         _props("name", "namespace", "taskrunValue", "errorOnMissing"),
         aliases=(f"{LEGACY}.states.Delete",),
+    ),
+    # --- a task defined by a template -----------------------------------------------------------
+    TaskType(
+        f"{CORE}.templating.TemplatedTask",
+        Kind.RUNNABLE,
+        _props("spec"),
+        required=_props("spec"),
+        aliases=(f"{LEGACY}.templating.TemplatedTask",),
     ),
     # --- HTTP ----------------------------------------------------------------------------------
     TaskType(
