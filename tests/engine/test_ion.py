@@ -44,7 +44,8 @@ def test_the_text_is_kestras() -> None:
     assert dumps(datetime(2008, 12, 25, 15, 30, tzinfo=UTC)) == "2008-12-25T15:30:00.000Z"
     assert dumps(date(2008, 12, 25)) == "2008-12-25T"
     assert dumps(datetime(2008, 12, 25, 15, 30, 0, 123000)) == 'LocalDateTime::"2008-12-25T15:30:00.123"'
-    assert dumps(datetime(2008, 12, 25, 15, 30, tzinfo=PARIS)) == 'OffsetDateTime::"2008-12-25T15:30:00+01:00"'
+    offset = datetime(2008, 12, 25, 15, 30, tzinfo=PARIS)
+    assert dumps(offset) == 'OffsetDateTime::"2008-12-25T15:30:00+01:00"'
     assert dumps(time(15, 30, 0, 123456)) == 'LocalTime::"15:30:00.123456"'
     assert dumps([1.5, 0.1, Decimal("2"), Decimal("-0.05"), None, True]) == "[1.5e0,0.1e0,2.,-0.05,null,true]"
     assert dumps({"a b": 1, "null": 2, "ok_1": 3}) == "{'a b':1,'null':2,ok_1:3}"
@@ -101,6 +102,6 @@ def test_invalid_text_is_refused(text: str) -> None:
 
 def test_lines_split_as_java_reads_them() -> None:
     """BufferedReader.readLine: \\n, \\r\\n and \\r end a line; a last line without an end counts."""
-    data = b'{a:1}\r\n{a:2}\n{a:3}\r{a:4}'
+    data = b"{a:1}\r\n{a:2}\n{a:3}\r{a:4}"
     assert list(iter_lines(io.BytesIO(data))) == [b"{a:1}", b"{a:2}", b"{a:3}", b"{a:4}"]
     assert list(iter_lines(io.BytesIO(b""))) == []
