@@ -91,6 +91,7 @@ def build_executor_and_worker(
         logs=parts.log_pipeline,
         functions=functions,
         host=parts,
+        store_input_file=parts.new_executions.store_input_file,
         max_subflow_depth=subflow_depth or max_subflow_depth(),
         on_end=ended,
     )

@@ -43,6 +43,14 @@ class ExecutionsStore(RecoveryStore, Protocol):
     ) -> None: ...
 
 
+class StoreInputFile(Protocol):
+    """Stores a FILE input's value (a local path, or a kestra:// URI it checks) for an execution."""
+
+    def __call__(
+        self, flow: Flow, execution_id: str, input_id: str, value: str, *, local_files: bool = False
+    ) -> str: ...
+
+
 class Executions:
     """The live executions behind their commands: the loop, subflows and recovery."""
 
@@ -58,11 +66,13 @@ class Executions:
         logs: LogPipeline,
         functions: ExpressionFunctions,
         host: SubflowHost,
+        store_input_file: StoreInputFile,
         max_subflow_depth: int,
         on_end: Callable[[Execution], None],
     ) -> None:
         self.store = store
         self.events = events
+        self.store_input_file = store_input_file
         self.flow_revision: Callable[[str, str, int], Awaitable[Flow | None]] = host.flow_revision
         self.loop = ExecutorLoop(
             store=store,
@@ -151,6 +161,11 @@ class Executions:
                 if specs:
                     outputs = resolve_inputs(specs, inputs or {})
                     outputs = {key: input_json_value(value) for key, value in outputs.items()}
+                    for spec in specs:  # a FILE goes into the execution's storage, as a flow input's
+                        if spec.type == "FILE" and outputs.get(spec.id) is not None:
+                            outputs[spec.id] = self.store_input_file(
+                                flow, execution_id, spec.id, str(outputs[spec.id]), local_files=True
+                            )
         await self.loop.apply(ResumeExecution(execution_id, outputs))
 
     async def restart(self, execution_id: str) -> None:

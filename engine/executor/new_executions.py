@@ -73,7 +73,7 @@ class NewExecutions:
                 if value is None:
                     continue
                 if spec.type == "FILE":
-                    stored[spec.id] = self._store_input_file(
+                    stored[spec.id] = self.store_input_file(
                         flow, execution_id, spec.id, str(value), local_files=local_files, trigger=trigger
                     )
                 elif spec.type == "SECRET":
@@ -101,7 +101,7 @@ class NewExecutions:
             trigger=trigger,
         )
 
-    def _store_input_file(
+    def store_input_file(
         self,
         flow: Flow,
         execution_id: str,

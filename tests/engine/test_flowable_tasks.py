@@ -1126,6 +1126,35 @@ async def test_pause_without_delay_waits_for_resume_with_on_resume_inputs(tmp_pa
     assert S.PAUSED in history and history[-1] is S.SUCCESS
 
 
+async def test_a_file_given_on_resume_becomes_a_file_of_the_execution(tmp_path: Path) -> None:
+    """Kestra's ExecutionService.resume reads the onResume inputs as a flow's inputs are read: a FILE
+    is stored under the execution's inputs folder and the output is its kestra:// URI."""
+    source = flow(
+        """
+        tasks:
+          - id: pause
+            type: io.kestra.plugin.core.flow.Pause
+            onResume:
+              - {id: doc, type: FILE}
+          - id: after
+            type: io.kestra.plugin.core.debug.Return
+            format: "{{ read(outputs.pause.onResume.doc) }}"
+        """
+    )
+    local = tmp_path / "approval.txt"
+    local.write_text("signed by ada")
+    async with running_engine(tmp_path, source) as engine:
+        paused = await run(engine, "ns", "f")
+        with pytest.raises(InputError):
+            await engine.resume(paused.id, {"doc": str(tmp_path / "missing.txt")})
+        await engine.resume(paused.id, {"doc": str(local)})
+        execution = await asyncio.wait_for(engine.wait(paused.id), 10)
+    assert execution.state.current is S.SUCCESS
+    uri = one_run(execution, "pause").outputs["onResume"]["doc"]
+    assert uri == f"kestra:///ns/f/executions/{execution.id}/inputs/doc/approval.txt"
+    assert one_run(execution, "after").outputs == {"value": "signed by ada"}
+
+
 async def test_pause_delay_resumes_by_itself(tmp_path: Path) -> None:
     source = flow(
         """
