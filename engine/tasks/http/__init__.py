@@ -14,6 +14,9 @@ Semantics follow Kestra's `io.kestra.plugin.core.http` tasks:
 - A response code >= 400 fails the task with Kestra's message ("Failed http request with response
   code '404' ...") unless failed responses are allowed.
 
+A trigger that polls an endpoint (`io.kestra.plugin.core.http.Trigger`) sends the same request as the
+Request task: it renders the properties itself and calls `send_request` with a `RenderedRequest`.
+
 Defaults chosen here: a connection must open within 30 s and the server may stay silent for at most
 5 minutes (Kestra's read idle timeout); a Request keeps at most 10 MiB of body (Kestra's default) and a
 Download stores at most 1 GiB. Proxies from the environment (HTTP_PROXY ...) are not used, as in Kestra.
@@ -27,15 +30,16 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 
-from ...internal_storage import StorageError
+from ...internal_storage import Storage, StorageError
 from ...model import LogLevel
 from ..base import TaskContext, TaskFailure
-from .call import CORE_HTTP, LOGGED_BODY_CHARS, Call, flag, prepare, shorten
+from .call import CORE_HTTP, LOGGED_BODY_CHARS, Call, RequestSource, flag, prepare, shorten
 from .response import (
     MAX_DOWNLOAD_BYTES,
     decode,
@@ -61,18 +65,56 @@ async def request(context: TaskContext) -> Mapping[str, Any] | None:
         TaskFailure: The request could not be made, the response code is not accepted, or the body is
             larger than `options.maxContentLength`.
     """
-    call = prepare(context, for_download=False)
-    if flag(context.prop("encryptBody"), "encryptBody", False):
-        context.log(
-            LogLevel.WARN, "`encryptBody` is not supported by this engine: the body is kept in `body`"
-        )
+    return await send_request(context)
+
+
+async def send_request(source: RequestSource, *, allow_failed: bool = False) -> dict[str, Any]:
+    """Send the request the properties of `source` describe; return the Request task's outputs.
+
+    With `allow_failed`, any response code is accepted (the caller judges the response itself).
+
+    Raises:
+        TaskFailure: As `request`.
+    """
+    call = prepare(source, for_download=False)
+    if allow_failed:
+        call.allow_failed = True
+    if flag(source.prop("encryptBody"), "encryptBody", False):
+        source.log(LogLevel.WARN, "`encryptBody` is not supported by this engine: the body is kept in `body`")
     started = time.monotonic()
-    response, data = await _exchange(context, call, started, lambda r: read_capped(call, r))
-    log_exchange(context, call, response, len(data), time.monotonic() - started)
+    response, data = await _exchange(source, call, started, lambda r: read_capped(call, r))
+    log_exchange(source, call, response, len(data), time.monotonic() - started)
     body = decode(response, data)
     if "RESPONSE_BODY" in call.logs and body:
-        context.log(LogLevel.INFO, f"Response body:\n{shorten(body, LOGGED_BODY_CHARS)}")
+        source.log(LogLevel.INFO, f"Response body:\n{shorten(body, LOGGED_BODY_CHARS)}")
     return {"uri": call.url, "code": response.status_code, "headers": headers_map(response), "body": body}
+
+
+@dataclass
+class RenderedRequest:
+    """A request's properties already rendered by their owner (a trigger), for `send_request`.
+
+    Attributes:
+        props: The Request task's properties (`uri`, `method`, `headers`, `options` ...), rendered.
+        emit: Where the call's log lines go.
+        storage: The internal storage, for multipart files given as kestra:// URIs.
+    """
+
+    props: Mapping[str, Any]
+    emit: Callable[[LogLevel, str], None]
+    storage: Storage | None = None
+
+    def prop(self, name: str, default: Any = None) -> Any:
+        value = self.props.get(name)
+        return default if value is None else value
+
+    def log(self, level: LogLevel, message: str) -> None:
+        self.emit(level, message)
+
+    def require_storage(self) -> Storage:
+        if self.storage is None:
+            raise TaskFailure("This request needs the internal storage, which is not available here")
+        return self.storage
 
 
 async def download(context: TaskContext) -> Mapping[str, Any] | None:
@@ -115,7 +157,7 @@ async def download(context: TaskContext) -> Mapping[str, Any] | None:
 
 
 async def _exchange(
-    context: TaskContext,
+    context: RequestSource,
     call: Call,
     started: float,
     consume: Callable[[httpx.Response], Awaitable[R]],
@@ -143,4 +185,4 @@ HANDLERS: dict[str, Any] = {
 }
 
 
-__all__ = ["HANDLERS", "MAX_DOWNLOAD_BYTES", "download", "request"]
+__all__ = ["HANDLERS", "MAX_DOWNLOAD_BYTES", "RenderedRequest", "download", "request", "send_request"]

@@ -13,14 +13,17 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import httpx
 
 from ...durations import parse_duration
 from ...expressions import to_text
 from ...model import LogLevel
-from ..base import TaskContext, TaskFailure
+from ..base import TaskFailure
+
+if TYPE_CHECKING:
+    from ...internal_storage import Storage
 
 CORE_HTTP = "io.kestra.plugin.core.http"
 
@@ -60,6 +63,22 @@ _KNOWN_OPTIONS = frozenset(
         "logLevel",
     }
 )
+
+
+class RequestSource(Protocol):
+    """Where a call's properties come from: a task run (`TaskContext`), or a trigger that rendered them."""
+
+    def prop(self, name: str, default: Any = None) -> Any:
+        """A property, rendered (None when absent)."""
+        ...
+
+    def log(self, level: LogLevel, message: str) -> None:
+        """Log a line about the call."""
+        ...
+
+    def require_storage(self) -> Storage:
+        """The internal storage (multipart files name kestra:// URIs); raises TaskFailure without one."""
+        ...
 
 
 @dataclass
@@ -117,7 +136,8 @@ class Call:
         return client.build_request(self.method, self.url, headers=self.headers, files=opened)
 
 
-def prepare(context: TaskContext, *, for_download: bool) -> Call:
+def prepare(context: RequestSource, *, for_download: bool) -> Call:
+    """The call the properties describe, checked (raises TaskFailure on a bad property)."""
     options = _mapping(context.prop("options"), "options")
     for key in sorted(set(options) - _KNOWN_OPTIONS):
         context.log(LogLevel.WARN, f"`options.{key}` is not supported by this engine and is ignored")
@@ -133,7 +153,7 @@ def prepare(context: TaskContext, *, for_download: bool) -> Call:
     call = Call(method=method, url=url, headers=[("User-Agent", USER_AGENT)])
 
     form = _mapping(context.prop("formData"), "formData")
-    body = context.task.props.get("body")
+    body = context.prop("body")
     if form:
         if content_type.split(";")[0].strip().lower() == "multipart/form-data":
             call.parts = _multipart(context, form, charset)
@@ -142,7 +162,7 @@ def prepare(context: TaskContext, *, for_download: bool) -> Call:
             call.content = urllib.parse.urlencode(pairs, encoding=charset).encode("ascii")
             _set_header(call, "Content-Type", f"application/x-www-form-urlencoded; charset={charset.upper()}")
     elif body is not None:
-        call.content = to_text(context.prop("body")).encode(charset)
+        call.content = to_text(body).encode(charset)
         _set_header(call, "Content-Type", _with_charset(content_type, charset))
     elif content_type:
         _set_header(call, "Content-Type", content_type)
@@ -201,7 +221,7 @@ def _url(value: Any) -> str:
 
 
 def _multipart(
-    context: TaskContext, form: Mapping[str, Any], charset: str
+    context: RequestSource, form: Mapping[str, Any], charset: str
 ) -> list[tuple[str, tuple[str | None, str | Path, str]]]:
     text_type = f"text/plain; charset={charset.upper()}"
     parts: list[tuple[str, tuple[str | None, str | Path, str]]] = []
@@ -218,7 +238,7 @@ def _multipart(
     return parts
 
 
-def _stored_file(context: TaskContext, uri: str, field_name: str) -> Path:
+def _stored_file(context: RequestSource, uri: str, field_name: str) -> Path:
     storage = context.require_storage()
     try:
         path = Path(storage.path(uri))
@@ -304,7 +324,7 @@ def _log_types(options: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(chosen)
 
 
-def _log_request(context: TaskContext, call: Call) -> None:
+def _log_request(context: RequestSource, call: Call) -> None:
     if "REQUEST_HEADERS" in call.logs:
         shown = "\n".join(f"{name}: {value}" for name, value in call.headers)
         context.log(LogLevel.INFO, f"Request headers:\n{shown}")

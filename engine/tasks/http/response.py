@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 
 from ...model import LogLevel
-from ..base import TaskContext, TaskFailure
-from .call import CORE_HTTP, Call, redacted
+from ..base import TaskFailure
+from .call import CORE_HTTP, Call, RequestSource, redacted
 
 MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024
 
@@ -177,7 +177,7 @@ def _reason(error: BaseException) -> str:
 
 
 def log_exchange(
-    context: TaskContext, call: Call, response: httpx.Response, size: int, seconds: float
+    context: RequestSource, call: Call, response: httpx.Response, size: int, seconds: float
 ) -> None:
     took = f"{seconds * 1000:.0f} ms"
     line = f"{call.method} {call.shown_url} -> {response.status_code} ({_size(size)} in {took}"
