@@ -1,4 +1,4 @@
-"""Flow triggers: ids, plugin defaults, and Kestra's checks of a Schedule (cron, time zone)."""
+"""Flow triggers: ids, plugin defaults, and Kestra's checks of each trigger type's properties."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from croniter import croniter
 
 from ..model import PluginDefault, StateType, TriggerSpec
 from ..triggers.conditions import SCHEDULE_CONDITION_TYPES, condition_problem, condition_type
-from ..triggers.types import FLOW, SCHEDULE, TRIGGER_ALIASES, WEBHOOK
+from ..triggers.types import FLOW, HTTP, SCHEDULE, TRIGGER_ALIASES, WEBHOOK
 from .context import ID_PATTERN, Context, parse_duration_value, type_name
 from .loader import YamlPath
 from .tasks import apply_defaults, defaults_for
@@ -59,7 +59,11 @@ _CRON_FIELDS = (
 )
 _RECOVER = ("ALL", "LAST", "NONE")
 # What a trigger renders when it fires, by trigger type (a Schedule's inputs are passed as written).
-_RENDERED = {FLOW: ("inputs", "labels"), WEBHOOK: ("key", "inputs", "labels")}
+_RENDERED = {
+    FLOW: ("inputs", "labels"),
+    WEBHOOK: ("key", "inputs", "labels"),
+    HTTP: ("uri", "method", "body", "formData", "contentType", "headers", "options", "responseCondition"),
+}
 
 
 def parse_triggers(
@@ -90,6 +94,8 @@ def parse_triggers(
             _check_flow_trigger(ctx, entry, path, trigger_id)
         elif kind == WEBHOOK:
             _check_webhook(ctx, entry, path, trigger_id)
+        elif kind == HTTP:
+            _check_http_trigger(ctx, entry, path, trigger_id)
         else:
             _unknown_type(ctx, written, (*path, "type"), trigger_id)
             continue
@@ -105,14 +111,14 @@ def _unknown_type(ctx: Context, written: str, path: YamlPath, trigger_id: str) -
     """Refuse a trigger type this engine cannot fire, as an unknown task type is refused."""
     import difflib  # only a flow with an unknown type needs it
 
-    known = (SCHEDULE, FLOW, WEBHOOK, *TRIGGER_ALIASES)
+    known = (SCHEDULE, FLOW, WEBHOOK, HTTP, *TRIGGER_ALIASES)
     short = written.rsplit(".", 1)[-1].lower()
-    matches = [name for name in (SCHEDULE, FLOW, WEBHOOK) if name.rsplit(".", 1)[-1].lower() == short]
+    matches = [name for name in (SCHEDULE, FLOW, WEBHOOK, HTTP) if name.rsplit(".", 1)[-1].lower() == short]
     matches = matches or difflib.get_close_matches(written, known, n=1, cutoff=0.8)
     tail = (
         f" Did you mean `{TRIGGER_ALIASES.get(matches[0], matches[0])}`?"
         if matches
-        else f" This engine fires {', '.join(f'`{name}`' for name in (SCHEDULE, FLOW, WEBHOOK))}."
+        else f" This engine fires {', '.join(f'`{name}`' for name in (SCHEDULE, FLOW, WEBHOOK, HTTP))}."
     )
     ctx.error(path, f"Unknown trigger type `{written}` on trigger `{trigger_id}`.{tail}")
 
@@ -468,3 +474,61 @@ def _check_webhook(ctx: Context, entry: dict[str, Any], path: YamlPath, trigger_
     wait = ctx.boolean(entry, "wait", path, "`wait`", False)
     if ctx.boolean(entry, "returnOutputs", path, "`returnOutputs`", False) and not wait:
         ctx.error((*path, "returnOutputs"), f"{owner}: `returnOutputs` requires `wait: true`")
+
+
+# ---------------------------------------------------------------------------------------------
+# The HTTP polling trigger (Kestra's io.kestra.plugin.core.http.Trigger)
+# ---------------------------------------------------------------------------------------------
+
+_HTTP_KEYS = _ABSTRACT_TRIGGER_KEYS | {
+    "interval",
+    "responseCondition",
+    "uri",
+    "method",
+    "body",
+    "params",
+    "formData",
+    "contentType",
+    "headers",
+    "options",
+    "encryptBody",
+    "sslOptions",
+}
+
+
+def _check_http_trigger(ctx: Context, entry: dict[str, Any], path: YamlPath, trigger_id: str) -> None:
+    """Kestra's Trigger.java: a required `uri`, a positive `interval`, the Request task's properties."""
+    owner = f"HTTP trigger `{trigger_id}`"
+    ctx.unknown_keys(entry, _HTTP_KEYS, path, owner)
+    uri = ctx.required_text(
+        entry,
+        "uri",
+        path,
+        f"{owner} has no `uri`: add the URL to poll, e.g. `uri: https://example.com/status`",
+    )
+    if uri is not None and "{{" not in uri and not uri.strip().lower().startswith(("http://", "https://")):
+        ctx.error((*path, "uri"), f"{owner}: `uri` must be an http:// or https:// URL, not `{uri}`")
+    interval = parse_duration_value(ctx, entry.get("interval"), (*path, "interval"), "`interval`")
+    if interval is not None and interval.total_seconds() <= 0:
+        ctx.error((*path, "interval"), f"{owner}: `interval` must be a positive duration such as PT60S")
+    for key in ("method", "body", "contentType", "responseCondition"):
+        value = entry.get(key)
+        if key != "body" and value is not None and not isinstance(value, str):
+            ctx.error((*path, key), f"{owner}: `{key}` must be text, not {type_name(value)}")
+    for key in ("headers", "formData", "params", "options", "sslOptions"):
+        if entry.get(key) is not None:
+            ctx.mapping(entry[key], (*path, key), f"`{key}` of {owner}")
+    ctx.boolean(entry, "encryptBody", path, "`encryptBody`", False)
+    _check_conditions(ctx, entry.get("conditions"), (*path, "conditions"), owner)
+    written = entry.get("conditions")
+    for index, condition in enumerate(written if isinstance(written, list) else []):
+        kind = condition_type(condition) if isinstance(condition, dict) else None
+        if kind is not None and kind not in SCHEDULE_CONDITION_TYPES:
+            ctx.error(
+                (*path, "conditions", index, "type"),
+                f"{owner}: `{condition['type']}` tests the execution that triggered, "
+                "and a polling trigger has none (use a date condition or an Expression)",
+            )
+    if entry.get("stopAfter") is not None:
+        _check_states(ctx, entry["stopAfter"], (*path, "stopAfter"), owner)
+    ctx.boolean(entry, "allowConcurrent", path, "`allowConcurrent`", False)

@@ -5,8 +5,10 @@ from __future__ import annotations
 SCHEDULE = "io.kestra.plugin.core.trigger.Schedule"
 FLOW = "io.kestra.plugin.core.trigger.Flow"
 WEBHOOK = "io.kestra.plugin.core.trigger.Webhook"
+HTTP = "io.kestra.plugin.core.http.Trigger"
 TRIGGER_ALIASES = {
     "io.kestra.core.models.triggers.types.Schedule": SCHEDULE,
     "io.kestra.core.models.triggers.types.Flow": FLOW,
     "io.kestra.core.models.triggers.types.Webhook": WEBHOOK,
+    "io.kestra.plugin.fs.http.Trigger": HTTP,
 }
