@@ -109,23 +109,40 @@ def build_context(
     if task is not None:
         context["task"] = {"id": task.id, "type": task.type}
     if run is not None:
-        context["taskrun"] = {
-            "id": run.id,
-            "startDate": iso(run.state.start_date),
-            "attemptsCount": max(len(run.attempts) - 1, 0),
-            "parentId": run.parent_task_run_id,
-            "value": run.value,
-            "iteration": run.iteration,
-        }
+        context["taskrun"] = taskrun_variables(run)
         if parents is None:
             parents = execution.parents_of(run)
-        if parents:
-            chain = [_parent_entry(flow, p) for p in parents]
+        # Kestra's Execution.parents: the nearest first, leaving out the flowables that hold neither
+        # a loop value nor outputs (a Sequential, a ForEach itself), so that parents[1] of a task
+        # in a Switch in a ForEach in a Switch in a ForEach is the outer loop's Switch.
+        chain = [_parent_entry(flow, p) for p in parents if p.value is not None or p.outputs]
+        if chain:
             context["parent"] = chain[0]
             context["parents"] = chain
     if extra:
         context.update(extra)
     return context
+
+
+def taskrun_variables(run: TaskRun) -> dict[str, Any]:
+    """`taskrun`: what an expression sees of a task run."""
+    return {
+        "id": run.id,
+        "startDate": iso(run.state.start_date),
+        "attemptsCount": max(len(run.attempts) - 1, 0),
+        "parentId": run.parent_task_run_id,
+        "value": run.value,
+        "iteration": run.iteration,
+    }
+
+
+def in_working_directory(context: dict[str, Any], owner: TaskRun) -> None:
+    """A task run below a WorkingDirectory sees its task run as `workerTaskrun`, and its loop value
+    as `taskrun.value` (Kestra's RunContextInitializer.forWorkingDirectory, then forWorker)."""
+    worker = taskrun_variables(owner)
+    context["workerTaskrun"] = worker
+    if worker["value"] is not None and "taskrun" in context:
+        context["taskrun"] = {**context["taskrun"], "value": worker["value"]}
 
 
 def _parent_entry(flow: Flow, run: TaskRun) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..durations import parse_duration
 from ..expressions import ExpressionError, Renderer
-from ..expressions.variables import build_context
+from ..expressions.variables import build_context, in_working_directory
 from ..messages import CancelTaskRun, ExecutorMessage, RunTaskRun, TaskRunResult, WorkerJob, WorkerResult
 from ..model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
 from ..processes.record import ProcessRecord, attempt_token_prefix
@@ -198,9 +198,9 @@ class Runner:
             flush_logs=self.logs.flush,
         )
 
-    def _working_dir(self, flow: Flow, execution: Execution, run: TaskRun) -> Path | None:
+    def _working_dir(self, flow: Flow, execution: Execution, run: TaskRun) -> tuple[Path, TaskRun] | None:
         """The folder shared by the nearest task run (itself or an ancestor) whose handler shares one,
-        made on first use."""
+        made on first use, and that task run."""
         for candidate in (run, *execution.parents_of(run)):
             task_type = self.registry.lookup(flow.tasks_by_id[candidate.task_id].type)
             handler = task_type.handler if task_type is not None else None
@@ -212,7 +212,7 @@ class Runner:
             if not folder.exists():
                 folder.mkdir(mode=0o700)
                 owner.prepare_working_folder(self._context(flow, execution, candidate), folder)
-            return folder
+            return folder, candidate
         return None
 
     async def _run(self, flow: Flow, execution: Execution, run: TaskRun) -> None:
@@ -227,12 +227,16 @@ class Runner:
         try:
             if task_type is None or task_type.handler is None:
                 raise TaskFailure(f"No handler for task type `{spec.type}`")
+            shared = self._working_dir(flow, execution, run)
+            if shared is not None:
+                context.working_dir, owner = shared
+                if owner is not run:
+                    in_working_directory(context.variables, owner)
             # Costly filters (jq, regular expressions, large parses) run in workers, awaited here, so
             # that the handler's renders on the event loop find their results ready.
             await self.renderer.prefetch(spec.props, context.variables)
             if self.prefetch is not None:
                 await self.prefetch(spec.props, context.variables)
-            context.working_dir = self._working_dir(flow, execution, run)
             timeout = self._timeout(context)
             async with asyncio.timeout(timeout.total_seconds() if timeout else None):
                 if task_type.kind is Kind.FLOWABLE:
