@@ -430,7 +430,12 @@ class Execution:
     trigger: Mapping[str, Any] | None = None
     # Set while the final state is known but `afterExecution` tasks still run.
     after_execution_state: StateType | None = None
+    # A CREATED execution with a due date starts then (a retry that creates a new execution).
     due: datetime | None = None
+    # Kestra's metadata: the attempt this execution is (replays and retries count up from 1), and
+    # when the first attempt was created.
+    attempt_number: int = 1
+    original_created: datetime | None = None
 
     @cached_property
     def task_runs_by_id(self) -> dict[str, TaskRun]:
@@ -490,6 +495,10 @@ class Execution:
                 else {}
             ),
             **({"due": iso(self.due)} if self.due else {}),
+            "metadata": {
+                "attemptNumber": self.attempt_number,
+                "originalCreatedDate": iso(self.original_created or self.state.start_date),
+            },
         }
 
     @staticmethod
@@ -512,7 +521,14 @@ class Execution:
                 StateType(data["afterExecutionState"]) if data.get("afterExecutionState") else None
             ),
             due=parse_iso(data["due"]) if data.get("due") else None,
+            attempt_number=int((data.get("metadata") or {}).get("attemptNumber") or 1),
+            original_created=_original_created(data),
         )
+
+
+def _original_created(data: Mapping[str, Any]) -> datetime | None:
+    created = (data.get("metadata") or {}).get("originalCreatedDate")
+    return parse_iso(created) if created else None
 
 
 class LogLevel(StrEnum):

@@ -194,7 +194,7 @@ class Executor:
         if header.state.current.is_terminated:
             return self._finish(work)
         if header.state.current in (S.CREATED, S.RESTARTED, S.QUEUED):
-            work.set_header(header.to(S.RUNNING, work.now))
+            work.set_header(dataclasses.replace(header.to(S.RUNNING, work.now), due=None))
         if work.killing:
             self._kill_pass(work)
             return self._finish(work)
@@ -376,8 +376,13 @@ class Executor:
         if run.state.current is S.KILLING or work.killing:
             state = S.KILLED if state is S.FAILED or not state.is_terminated else state
         if state is S.FAILED:
+            retry = self._retry_for(work, run)
+            if retry is not None and retry.behavior == "CREATE_NEW_EXECUTION":
+                if self._retry_as_new_execution(work, run, retry):
+                    return
+                retry = None
             first = run.attempts[0].state.start_date if run.attempts else run.state.start_date
-            delay = may_retry(self._retry_for(work, run), len(run.attempts), first, work.now)
+            delay = may_retry(retry, len(run.attempts), first, work.now)
             if delay is not None:
                 retrying = close_attempt(run, S.FAILED, S.RETRYING, work.now)
                 work.put(dataclasses.replace(retrying, due=work.now + delay))
@@ -390,6 +395,26 @@ class Executor:
                 final = S.WARNING
             final = allowed(final, False, task.allow_warning)
         work.put(close_attempt(run, state, final, work.now))
+
+    @staticmethod
+    def _retry_as_new_execution(work: Work, run: TaskRun, retry: RetrySpec) -> bool:
+        """Kestra's CREATE_NEW_EXECUTION retry: the failed task run and the execution end RETRIED, and
+        a new attempt of the whole execution starts after the retry's delay. Attempts are counted
+        by execution (`attempt_number`) and `maxDuration` from the first attempt's creation."""
+        header = work.header
+        first = header.original_created or header.state.start_date
+        delay = may_retry(retry, header.attempt_number, first, work.now)
+        if delay is None:
+            return False
+        work.put(close_attempt(run, S.FAILED, S.RETRIED, work.now))
+        for other in list(work.runs):  # what else was under way belongs to the abandoned attempt
+            if not other.state.current.is_terminated:
+                if attempt_open(other):
+                    work.outcome.cancel.append(other)
+                work.put(dataclasses.replace(close_attempt(other, S.KILLED, S.RETRIED, work.now), due=None))
+        work.set_header(header.to(S.RETRIED, work.now))
+        work.outcome.retry_at = work.now + delay
+        return True
 
     @staticmethod
     def _retry_for(work: Work, run: TaskRun) -> RetrySpec | None:

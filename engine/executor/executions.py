@@ -40,6 +40,7 @@ class ExecutionsStore(RecoveryStore, Protocol):
         *,
         removed: Sequence[str] = (),
         fire: TriggerFire | None = None,
+        also: Sequence[Execution] = (),
     ) -> None: ...
 
 

@@ -43,6 +43,7 @@ from ..model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utc
 from ..queue import MessageQueue, WorkerQueue
 from .concurrency import Admission, ConcurrencySlots, limit_of
 from .decisions import Executor
+from .replay import retried
 from .working_copy import Outcome
 
 _log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class ExecutionStore(Protocol):
         logs: Sequence[LogEntry] = (),
         *,
         removed: Sequence[str] = (),
+        also: Sequence[Execution] = (),
     ) -> None: ...
 
     async def get_execution(self, execution_id: str) -> Execution | None: ...
@@ -313,11 +315,13 @@ class ExecutorLoop:
                 self.logs.remember_error(entry)
             if before is execution and not logs:
                 continue
-            saves.append((execution, changed, logs, removed))
+            retries = [retried(execution, step.retry_at) for step in steps if step.retry_at is not None]
+            saves.append((execution, changed, logs, removed, retries))
         results = await asyncio.gather(
-            *(self.store.save_execution(e, c, lg, removed=r) for e, c, lg, r in saves), return_exceptions=True
+            *(self.store.save_execution(e, c, lg, removed=r, also=a) for e, c, lg, r, a in saves),
+            return_exceptions=True,
         )
-        for (execution, changed, logs, _), result in zip(saves, results, strict=True):
+        for (execution, changed, logs, _, retries), result in zip(saves, results, strict=True):
             if isinstance(result, Exception):
                 outcomes.pop(execution.id, None)
                 self._save_failed(execution.id, result, handled.get(execution.id, []))
@@ -329,6 +333,10 @@ class ExecutorLoop:
             self.events.publish(ExecutionChanged(execution))
             if logs:
                 self.events.publish(LogsAppended(tuple(logs)))
+            for attempt in retries:  # stored with the RETRIED one: it starts when due
+                self.adopt(self._live[execution.id][0], attempt)
+                self.events.publish(ExecutionChanged(attempt))
+                self.post(StartExecution(attempt.id))
         for execution_id, steps in outcomes.items():
             flow, execution = self._live[execution_id]
             for step in steps:
@@ -369,6 +377,8 @@ class ExecutorLoop:
             StateType.CREATED,
             StateType.QUEUED,
         ):
+            if execution.due is not None and execution.due > now:
+                return Outcome(execution, wake_at=execution.due)  # a retry's new attempt, not due yet
             held = self._held_back(flow, execution, now)
             if held is not None:
                 return held

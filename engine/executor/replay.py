@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
-from ..model import Execution, State, StateType, TaskRun, new_id
+from ..model import Execution, State, StateType, TaskRun, new_id, utcnow
 
 
 class ReplayError(Exception):
@@ -59,6 +59,8 @@ def replayed(
         parent_id=source.parent_id,
         original_id=source.original_id or source.id,
         trigger=source.trigger,
+        attempt_number=source.attempt_number + 1,
+        original_created=source.original_created or source.state.start_date,
     )
 
 
@@ -66,3 +68,9 @@ def _reopened(run: TaskRun, now: datetime) -> TaskRun:
     """A flowable around the replayed task run: running again, its end and outputs forgotten."""
     state = run.state if run.state.current is StateType.RUNNING else run.state.to(StateType.RUNNING, now)
     return dataclasses.replace(run, state=state, outputs=None, due=None)
+
+
+def retried(source: Execution, due: datetime) -> Execution:
+    """The next attempt of an execution that ended RETRIED (a CREATE_NEW_EXECUTION retry): the
+    whole flow again, as a replay from the start, created now and started at `due`."""
+    return dataclasses.replace(replayed(source, None, utcnow()), due=due)

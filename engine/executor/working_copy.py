@@ -52,6 +52,8 @@ class Outcome:
     cancel: list[TaskRun] = field(default_factory=list)
     logs: list[LogEntry] = field(default_factory=list)
     wake_at: datetime | None = None
+    # The execution ended RETRIED: a new attempt of it (a replay from the start) starts at this date.
+    retry_at: datetime | None = None
     # The step stopped creating task runs at FANOUT_SLICE: take the next step soon, after others.
     more: bool = False
 

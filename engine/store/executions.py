@@ -130,6 +130,7 @@ class ExecutionTable(Table):
         *,
         removed: Sequence[str] = (),
         fire: TriggerFire | None = None,
+        also: Sequence[Execution] = (),
     ) -> None:
         """Upsert the execution and its changed task runs, and append logs, in one transaction.
 
@@ -143,11 +144,14 @@ class ExecutionTable(Table):
             removed: Ids of task runs the execution no longer holds (deleted).
             fire: A trigger's fire record, stored in the same transaction; when it
                 raises, nothing of the execution is stored and the exception propagates.
+            also: New executions without task runs to store in the same transaction (the next
+                attempt of an execution that ended RETRIED).
 
         Raises:
             StoreError: The write failed (a full disk, an I/O error); nothing of it was stored.
         """
         row = _execution_params(execution)
+        others = [_execution_params(other) for other in also]
         runs = [task_run_params(execution.id, run) for run in _ordered_changes(execution, changed)]
         lines = [log_params(entry) for entry in logs]
         gone = [(run_id, execution.id) for run_id in removed]
@@ -157,6 +161,8 @@ class ExecutionTable(Table):
 
         def write(conn: sqlite3.Connection) -> None:
             conn.execute(upsert_execution, row)
+            if others:
+                conn.executemany(upsert_execution, others)
             if gone:
                 conn.executemany(delete_task_run, gone)
             if runs:
