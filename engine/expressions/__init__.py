@@ -74,9 +74,9 @@ _SEQUENCE_METHODS: Final = frozenset({"index", "count"})
 _PLAIN_TYPES: Final = (str, bytes, int, float, bool, list, tuple, dict, set, frozenset, Decimal, type(None))
 
 
-# Filters and functions that may hand work to a worker process (jq, regular expressions, parsing), and
-# render(), whose template is known only when it runs.
-_COSTLY_NAMES: Final = re.compile(r"\b(?:jq|replace|split|fromJson|json|yaml|render|renderOnce)\b")
+# Filters and functions that may hand work to a worker process (jq, regular expressions, parsing,
+# http()), and render(), whose template is known only when it runs.
+_COSTLY_NAMES: Final = re.compile(r"\b(?:jq|replace|split|fromJson|json|yaml|render|renderOnce|http)\b")
 
 
 @functools.lru_cache(maxsize=4096)

@@ -1,4 +1,4 @@
-"""Filter operations whose cost a template does not bound: jq programs, regular expressions, parsing.
+"""Operations whose cost a template does not bound: jq programs, regular expressions, parsing, HTTP.
 
 A jq program such as ``last(range(3e8))`` or a regular expression such as ``^(a+)+$`` can run for minutes
 inside C code that no check of the render's time limit interrupts. Each such operation is a plain
@@ -23,6 +23,7 @@ import jq
 import yaml
 
 from .core import MAX_ITEMS, LimitExceeded, RenderFailure
+from .httpjob import http_request
 from .ion import IonError, from_ion
 
 __all__ = [
@@ -186,6 +187,7 @@ OPERATIONS: Final[dict[str, Callable[..., Any]]] = {
     "json": parse_json,
     "yaml": parse_yaml,
     "ion": parse_ion,
+    "http": http_request,
 }
 
 
@@ -209,6 +211,8 @@ def describe(job: Job) -> str:
         return f"jq '{_clip(job.args[0])}'"
     if job.op in ("replace", "split"):
         return f"the regular expression '{_clip(job.args[0])}'"
+    if job.op == "http":
+        return f"the HTTP request {job.args[0]} {_clip(job.args[1])}"
     kind = {"json": "JSON", "ion": "Ion"}.get(job.op, "YAML")
     return f"parsing {kind} of {len(job.args[0])} characters"
 
@@ -253,6 +257,8 @@ def _linear_regex(pattern: str) -> bool:
 
 def is_cheap(job: Job) -> bool:
     """Whether a job is bounded by the size of its input, so that it may run without a time limit."""
+    if job.op == "http":
+        return False  # a server may take any time to answer
     if job.op == "jq":
         return len(job.args[1]) <= INLINE_TEXT_CHARS and _linear_jq(job.args[0])
     if job.op in ("replace", "split"):

@@ -27,6 +27,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context, Undefined
 
 from ..model import new_id
+from .calendar_functions import CALENDAR_FUNCTIONS
 from .core import (
     MAX_INT_BITS,
     MAX_ITEMS,
@@ -39,6 +40,9 @@ from .core import (
     to_text,
 )
 from .costly import Job, check_items as _check_items
+from .crypto import CRYPTO_FUNCTIONS
+from .httpcall import fn_http
+from .identifiers import IDENTIFIER_FUNCTIONS
 from .ion import to_ion
 from .javadate import DateError, add_to_date, format_date, format_in_zone, to_datetime, zone_of
 from .javanum import JavaBigInteger, JavaFloat, JavaInteger, NumberError, parse_number
@@ -1398,4 +1402,8 @@ FUNCTIONS: Final[dict[str, Callable[..., Any]]] = {
     "uuid": fn_uuid,
     "id": fn_id,
     "yaml": fn_yaml,
+    "http": fn_http,
+    **CALENDAR_FUNCTIONS,
+    **CRYPTO_FUNCTIONS,
+    **IDENTIFIER_FUNCTIONS,
 }
