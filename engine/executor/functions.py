@@ -1,4 +1,5 @@
-"""The expression functions that read engine state: errorLogs(), kv(), secret(), read(), namespace.
+"""The expression functions that read engine state: errorLogs(), kv(), secret(), namespace, the file
+functions read(), fileURI(), fileExists(), fileSize() and isFileEmpty(), and tasksWithState().
 
 Rendering is synchronous (the executor's steps, a handler's properties), but reading the KV store is
 not: before a task's properties are rendered, `prefetch_kv` reads the keys their templates ask for
@@ -8,6 +9,13 @@ it is asked (a key built from another key's value takes one more round). A key n
 flowable's condition rendered by the executor, a key the dry render could not reach) is read at once
 from the store's read-only connection, as before: the semantics stay "the value at the time of
 rendering".
+
+The file functions take a `kestra:///` URI of the internal storage, an `nsfile:///path` or
+`nsfile://<namespace>/path` URI, or a plain path (a namespace file of the flow's namespace, or of the
+`namespace` argument). An execution reads the execution files that `Storage.check_readable` allows,
+and the namespace files of its own namespace and of its parent namespaces; `fileURI(path)` gives
+`kestra:///<namespace as folders>/_files/<path>`, which the other functions read back as that
+namespace file. `file://` URIs are refused: Tiercel has no allowed local paths.
 """
 
 from __future__ import annotations
@@ -16,13 +24,16 @@ import contextlib
 import contextvars
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..expressions import ExpressionError, Renderer
+from ..expressions.core import fail_if_undefined
 from ..expressions.variables import build_context
 from ..flows.catalog import NAMESPACE_FILES_FOLDER
 from ..internal_storage import Storage, StorageError, safe_relative
+from ..internal_storage.uris import parse_uri
 from ..model import Execution, Flow, LogEntry, LogLevel
 from ..secrets import Masker, SecretError, Secrets
 from ..tasks.registry import Registry
@@ -33,6 +44,8 @@ PREFETCH_ROUNDS = 3
 STEP_CALLS_CACHED = 4096
 # A kv() call with its arguments (one level of nested parentheses): rendered alone to learn its key.
 _KV_CALL = re.compile(r"\bkv\s*\(((?:[^()]|\([^()]*\))*)\)")
+# A text that starts with a URI scheme (Kestra's AbstractFileFunction.URI_PATTERN).
+_URI_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 # (namespace, key) -> (found, value), read for the renders of the current asyncio task.
 _Values = dict[tuple[str, str], tuple[bool, Any]]
@@ -53,15 +66,96 @@ class NamespaceContexts(Protocol):
     def context(self, namespace: str) -> dict[str, Any]: ...
 
 
-def namespace_file(flows_dir: Path | None, namespace: str, name: str) -> Path:
-    """The path of a namespace file, refusing anything outside the namespace's folder."""
+def namespace_path(flows_dir: Path | None, namespace: str, name: str) -> Path:
+    """Where a namespace file is or would be, refusing anything outside the namespace's folder."""
     if flows_dir is None:
         raise StorageError("namespace files need a flows folder")
     folder = flows_dir / NAMESPACE_FILES_FOLDER / namespace
-    path = (folder / safe_relative(name)).resolve()
-    if not path.is_relative_to(folder.resolve()) or not path.is_file():
+    path = (folder / safe_relative(name.lstrip("/"))).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise StorageError(f"namespace file `{name}` refused: it is outside namespace `{namespace}`")
+    return path
+
+
+def namespace_file(flows_dir: Path | None, namespace: str, name: str) -> Path:
+    """The path of an existing namespace file, refusing anything outside the namespace's folder."""
+    path = namespace_path(flows_dir, namespace, name)
+    if not path.is_file():
         raise StorageError(f"no namespace file `{name}` in namespace `{namespace}`")
     return path
+
+
+def file_uri(namespace: str, path: Any) -> str:
+    """Kestra's fileURI(): the internal-storage URI of a namespace file, `kestra:///a/b/_files/<path>`."""
+    return f"kestra:///{namespace.replace('.', '/')}/{NAMESPACE_FILES_FOLDER}/{path}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file a file function names: a `kestra:///` URI of the storage, or a namespace file."""
+
+    uri: str | None = None
+    namespace: str = ""
+    name: str = ""
+
+
+def _may_read_namespace(target: str, own: str) -> bool:
+    """An execution reads the namespace files of its own namespace and of its parent namespaces."""
+    return target == own or own.startswith(target + ".")
+
+
+def locate_file(path: Any, namespace: Any, execution: Execution, storage: Storage) -> FileRef:
+    """What a file function's `path` (and `namespace`) name, as Kestra's AbstractFileFunction reads
+    them, with the reading rules of the module's description.
+
+    Raises:
+        StorageError: For an unsupported scheme, a malformed URI or a file the execution may not read.
+    """
+    text, own = str(path), execution.namespace
+    if namespace is not None and not isinstance(namespace, str):
+        raise StorageError("the `namespace` argument must be a string")
+    target = own
+    if text.startswith("kestra://"):
+        segments = parse_uri(text)
+        if NAMESPACE_FILES_FOLDER in segments[:-1]:
+            index = segments.index(NAMESPACE_FILES_FOLDER)
+            target, name = ".".join(segments[:index]), "/".join(segments[index + 1 :])
+        else:
+            storage.check_readable(text, own, execution.trigger)
+            return FileRef(uri=text)
+    elif text.startswith("nsfile://"):
+        authority, _, name = text.removeprefix("nsfile://").partition("/")
+        if authority and namespace is not None:
+            raise StorageError("You cannot set a namespace both as the function argument and inside the URI")
+        target = authority or namespace or own
+    elif text.startswith("file:"):
+        raise StorageError(f"`{text}` refused: local files (file://) are not readable from expressions")
+    elif _URI_SCHEME.match(text):
+        raise StorageError(f"Cannot process the URI {text}: scheme not supported.")
+    else:
+        target, name = namespace or own, text
+    if not _may_read_namespace(target, own):
+        raise StorageError(
+            f"namespace file `{name}` of namespace `{target}` refused: an execution of `{own}` reads "
+            "only the namespace files of its own namespace and of its parent namespaces"
+        )
+    return FileRef(namespace=target, name=name)
+
+
+def tasks_with_state(execution: Execution, state: Any) -> list[dict[str, Any]]:
+    """Kestra's tasksWithState(state): `{taskId, state}` of each task run in that state (its latest run
+    of each loop value, with `value` then), from the `tasks` map Kestra builds of an execution."""
+    if state is None:
+        raise ExpressionError("The 'tasksWithState' function expects an argument 'state'.")
+    wanted = str(state).upper()
+    latest: dict[tuple[str, str | None], str] = {}
+    for run in execution.task_runs:
+        latest[(run.task_id, run.value)] = run.state.current.value
+    return [
+        {"taskId": task_id, "state": current} | ({} if value is None else {"value": value})
+        for (task_id, value), current in latest.items()
+        if current.upper() == wanted
+    ]
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -127,27 +221,85 @@ class ExpressionFunctions:
             self.masker.add(value)
             return value
 
-        def read(path: str) -> str:
-            """A kestra:// file of the internal storage, or a namespace file of this namespace."""
-            try:
-                if str(path).startswith("kestra://"):
-                    self.storage.check_readable(str(path), execution.namespace, execution.trigger)
-                    return self.storage.read_text(str(path))
-                return namespace_file(self.flows_dir, execution.namespace, str(path)).read_text()
-            except (StorageError, OSError) as error:
-                raise ExpressionError(f"read(`{path}`): {error}") from None
-
         functions: dict[str, Any] = {
             "errorLogs": error_logs,
             "kv": kv,
             "secret": secret,
-            "read": read,
+            **self._file_functions(execution),
+            "tasksWithState": lambda state=None: tasks_with_state(execution, state),
             "namespace": self.namespaces.context(execution.namespace),
         }
         clear = self.clear_inputs(execution.id)
         if clear:
             functions["inputs"] = {**execution.inputs, **clear}
         return functions
+
+    def _file_functions(self, execution: Execution) -> dict[str, Callable[..., Any]]:
+        """read(), fileExists(), fileSize(), isFileEmpty() and fileURI() for one execution."""
+
+        def on_file(
+            name: str,
+            path: Any,
+            namespace: Any,
+            stored: Callable[[str], Any],
+            namespace_file_: Callable[[Path, FileRef], Any],
+        ) -> Any:
+            fail_if_undefined(path, namespace)
+            if path is None:
+                raise ExpressionError(f"The '{name}' function expects an argument 'path'.")
+            try:
+                found = locate_file(path, namespace, execution, self.storage)
+                if found.uri is not None:
+                    return stored(found.uri)
+                return namespace_file_(namespace_path(self.flows_dir, found.namespace, found.name), found)
+            except (StorageError, OSError) as error:
+                raise ExpressionError(f"{name}(`{path}`): {error}") from None
+
+        def existing(where: Path, found: FileRef) -> Path:
+            if not where.is_file():
+                raise StorageError(f"no namespace file `{found.name}` in namespace `{found.namespace}`")
+            return where
+
+        def size(name: str, path: Any, namespace: Any) -> int:
+            return int(
+                on_file(name, path, namespace, self.storage.size,
+                        lambda where, found: existing(where, found).stat().st_size)
+            )  # fmt: skip
+
+        def read(path: Any = None, namespace: Any = None) -> str:
+            """A kestra:// file of the internal storage, or a namespace file."""
+            return str(
+                on_file("read", path, namespace, self.storage.read_text,
+                        lambda where, found: existing(where, found).read_text())
+            )  # fmt: skip
+
+        def file_exists(path: Any = None, namespace: Any = None) -> bool:
+            return bool(
+                on_file("fileExists", path, namespace, lambda uri: self.storage.path(uri).is_file(),
+                        lambda where, _: where.is_file())
+            )  # fmt: skip
+
+        def file_size(path: Any = None, namespace: Any = None) -> int:
+            return size("fileSize", path, namespace)
+
+        def is_file_empty(path: Any = None, namespace: Any = None) -> bool:
+            return size("isFileEmpty", path, namespace) == 0
+
+        def file_uri_of(path: Any = None) -> str:
+            fail_if_undefined(path)
+            if path is None:
+                raise ExpressionError(
+                    "The 'fileURI' function expects an argument 'path' that is a path to a namespace file."
+                )
+            return file_uri(execution.namespace, path)
+
+        return {
+            "read": read,
+            "fileExists": file_exists,
+            "fileSize": file_size,
+            "isFileEmpty": is_file_empty,
+            "fileURI": file_uri_of,
+        }
 
     def _kv_value(self, namespace: str, key: str) -> tuple[bool, Any]:
         prefetched = _PREFETCHED.get()
