@@ -461,7 +461,8 @@ class WaitFor(Sequential):
 
 
 class WorkingDirectory(Sequential):
-    """Children run one after the other in one shared folder; its output files are kept at the end.
+    """Children run one after the other in one shared folder; its output files are kept at the end,
+    and its `cache` from one run to the next (working_cache.py).
 
     The folder is made by the runner when the first child starts and filled here (namespace files,
     `inputFiles`); `finish` runs in the runner once the children are done: it stores `outputFiles`
@@ -469,12 +470,15 @@ class WorkingDirectory(Sequential):
     """
 
     def prepare_working_folder(self, context: TaskContext, folder: Path) -> None:
+        from . import working_cache
         from .scripts import copy_namespace_files, write_input_files
 
+        working_cache.restore(context, folder)
         copy_namespace_files(context, folder, context.prop("namespaceFiles"))
         write_input_files(context, folder, context.prop("inputFiles"))
 
     async def finish(self, context: TaskContext) -> Mapping[str, Any] | None:
+        from . import working_cache
         from .scripts import collect_output_files
 
         folder = context.working_dir
@@ -482,6 +486,7 @@ class WorkingDirectory(Sequential):
             return None
         try:
             files = collect_output_files(context, folder, context.prop("outputFiles"))
+            working_cache.save(context, folder)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return {"outputFiles": files} if files else None
