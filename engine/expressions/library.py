@@ -43,7 +43,7 @@ from .costly import Job, check_items as _check_items
 from .crypto import CRYPTO_FUNCTIONS
 from .httpcall import fn_http
 from .identifiers import IDENTIFIER_FUNCTIONS
-from .ion import to_ion
+from ..ion import dumps as dump_ion
 from .javadate import DateError, add_to_date, format_date, format_in_zone, to_datetime, zone_of
 from .javanum import JavaBigInteger, JavaFloat, JavaInteger, NumberError, parse_number
 from .offload import run as run_offloaded
@@ -1023,7 +1023,7 @@ def f_yaml(value: Any) -> str:
 def f_to_ion(value: Any) -> str:
     """``toIon``: compact Ion text of a value (``null`` for null), as Kestra's ToIonFilter writes it."""
     to_json(value)  # enforces the output limit before the text is built
-    return to_ion(value)
+    return dump_ion(value, default=json_default)
 
 
 def _starts_with(subject: Any, /, value: Any) -> bool:
@@ -1376,6 +1376,18 @@ def fn_fetch_context(context: Context) -> dict[str, Any]:
     }
 
 
+@pass_context
+def fn_env(context: Context, name: Any = None, default: Any = None) -> Any:
+    """``env(name, default=null)``: the `envs` variable named ``name`` (a name built at render time),
+    or ``default`` when it is missing or empty."""
+    fail_if_undefined(name, default)
+    if name is None:
+        raise RenderFailure("The 'env' function expects an argument 'name'.")
+    envs = context.resolve_or_missing("envs")
+    value = envs.get(to_text(name)) if isinstance(envs, Mapping) else None
+    return default if value is None or to_text(value) == "" else value
+
+
 def fn_random_port() -> int:
     """``randomPort()``: a TCP port that was free a moment ago (the system picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -1386,6 +1398,7 @@ def fn_random_port() -> int:
 
 FUNCTIONS: Final[dict[str, Callable[..., Any]]] = {
     "currentEachOutput": fn_current_each_output,
+    "env": fn_env,
     "fetchContext": fn_fetch_context,
     "fromIon": fn_from_ion,
     "fromJson": fn_from_json,

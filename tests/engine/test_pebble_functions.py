@@ -137,6 +137,17 @@ def test_calendar_errors(template: str, message: str) -> None:
         render(template)
 
 
+def test_env_reads_envs_by_a_computed_name() -> None:
+    """EnvFunctionTest: the `envs` entry named at render time, `default` when missing or empty."""
+    context = {"envs": {"api_url_prod": "https://prod", "blank": ""}, "stage": "prod"}
+    assert render("{{ env('api_url_' ~ stage) }}", context) == "https://prod"
+    assert render("{{ env('missing', 'localhost') }}", context) == "localhost"
+    assert render("{{ env('blank', default='fallback') }}", context) == "fallback"
+    assert render("{{ env('missing') is null }}", context) == "true"
+    with pytest.raises(ExpressionError, match="expects an argument 'name'"):
+        render("{{ env() }}", context)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # ksuid() and nanoId()
 # ---------------------------------------------------------------------------------------------------------
