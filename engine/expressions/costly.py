@@ -22,9 +22,9 @@ from typing import Any, Final, NamedTuple
 import jq
 import yaml
 
+from ..ion import IonError, loads as load_ion
 from .core import MAX_ITEMS, LimitExceeded, RenderFailure
 from .httpjob import http_request
-from .ion import IonError, from_ion
 
 __all__ = [
     "Job",
@@ -175,7 +175,7 @@ def parse_yaml(text: str) -> Any:
 def parse_ion(text: str) -> Any:
     """Parse the first value of an Ion text."""
     try:
-        return from_ion(text)
+        return load_ion(text)
     except IonError as exc:
         raise RenderFailure(f"Invalid ion: {exc}") from None
 

@@ -26,6 +26,7 @@ from jinja2 import pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context, Undefined
 
+from ..ion import dumps as dump_ion
 from ..model import new_id
 from .calendar_functions import CALENDAR_FUNCTIONS
 from .core import (
@@ -43,7 +44,6 @@ from .costly import Job, check_items as _check_items
 from .crypto import CRYPTO_FUNCTIONS
 from .httpcall import fn_http
 from .identifiers import IDENTIFIER_FUNCTIONS
-from ..ion import dumps as dump_ion
 from .javadate import DateError, add_to_date, format_date, format_in_zone, to_datetime, zone_of
 from .javanum import JavaBigInteger, JavaFloat, JavaInteger, NumberError, parse_number
 from .offload import run as run_offloaded

@@ -17,8 +17,8 @@ from typing import IO, Any
 
 from ..expressions import ExpressionError, to_text
 from ..internal_storage import StorageError
-from ..internal_storage.ion import IonError, iter_lines, loads
 from ..internal_storage.purge import purge_execution
+from ..ion import IonError, iter_lines, loads
 from .base import TaskContext, TaskFailure
 
 CORE = "io.kestra.plugin.core"

@@ -1,4 +1,6 @@
-"""The Ion text reader and writer of Kestra's internal storage files (engine/internal_storage/ion.py)."""
+"""The Ion text reader and writer (engine/ion.py) of Kestra's internal storage files, ``toIon`` and
+``fromIon()``: Kestra's one Ion mapper (JacksonMapper.ofIon, with its IonModule, IonParser and
+IonGenerator over ion-java), as FileSerdeTest, ToIonFilterTest and FromIonFunctionTest pin it."""
 
 from __future__ import annotations
 
@@ -7,12 +9,18 @@ import math
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from tiercel.engine.internal_storage.ion import IonError, dumps, iter_lines, loads, loads_all
+from tiercel.engine.expressions.core import json_default
+from tiercel.engine.ion import IonError, dumps, iter_lines, loads, loads_all
 
 PARIS = timezone(timedelta(hours=1))
+
+# ---------------------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -25,6 +33,7 @@ PARIS = timezone(timedelta(hours=1))
         datetime(2008, 12, 25, 15, 30, 0, 123000, tzinfo=UTC),
         datetime(2008, 12, 25, 15, 30, 0, 123000),
         datetime(2008, 12, 25, 15, 30, 0, 123000, tzinfo=PARIS),
+        datetime(2008, 12, 25, 15, 30, 0, 123000, tzinfo=ZoneInfo("Europe/Paris")),
         time(15, 30, 0, 123456),
         [1.1, 2.2, 3.3],
         {"x": 4.1, "y": 0.1, "z": 3.1},
@@ -38,19 +47,75 @@ def test_a_value_reads_back_as_written(value: Any) -> None:
 
 
 def test_the_text_is_kestras() -> None:
-    """The forms Kestra's IonModule writes: instants as millisecond timestamps, dates as day
-    timestamps, other java.time values as strings annotated with their class, floats with an exponent."""
+    """The forms Kestra's IonModule and IonGenerator write: instants as millisecond timestamps, dates as day
+    timestamps, other java.time values as strings annotated with their class, floats with an exponent.
+
+    A date is ion-java's ``Timestamp.forDay``, printed without a trailing ``T`` (Timestamp.print returns
+    after the day at day precision). A datetime at a fixed offset is Kestra's ZonedDateTime, as its
+    IonParser reads an offset timestamp (``instant.atOffset(zoneOffset).toZonedDateTime()``) and as
+    ToIonFilterTest writes one (``ZonedDateTime::"2013-09-08T16:19:00+02:00"``).
+    """
     assert dumps({"key": "k1", "value": 1}) == '{key:"k1",value:1}'
     assert dumps(datetime(2008, 12, 25, 15, 30, tzinfo=UTC)) == "2008-12-25T15:30:00.000Z"
-    assert dumps(date(2008, 12, 25)) == "2008-12-25T"
+    assert dumps(date(2008, 12, 25)) == "2008-12-25"
     assert dumps(datetime(2008, 12, 25, 15, 30, 0, 123000)) == 'LocalDateTime::"2008-12-25T15:30:00.123"'
     offset = datetime(2008, 12, 25, 15, 30, tzinfo=PARIS)
-    assert dumps(offset) == 'OffsetDateTime::"2008-12-25T15:30:00+01:00"'
+    assert dumps(offset) == 'ZonedDateTime::"2008-12-25T15:30:00+01:00"'
     assert dumps(time(15, 30, 0, 123456)) == 'LocalTime::"15:30:00.123456"'
+    assert dumps(time(15, 30, tzinfo=PARIS)) == 'OffsetTime::"15:30:00+01:00"'
     assert dumps([1.5, 0.1, Decimal("2"), Decimal("-0.05"), None, True]) == "[1.5e0,0.1e0,2.,-0.05,null,true]"
     assert dumps({"a b": 1, "null": 2, "ok_1": 3}) == "{'a b':1,'null':2,ok_1:3}"
     assert dumps('say "hi"\n\\') == r'"say \"hi\"\n\\"'
     assert dumps(b"hello") == "{{aGVsbG8=}}"
+    assert dumps((1, {2})) == "[1,[2]]"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (100.0, "100e0"),
+        (1e10, "1.0E10"),
+        (1.5e-5, "1.5E-5"),
+        (12345678.9, "1.23456789E7"),
+        (-0.0, "-0e0"),
+        (float("inf"), "+inf"),
+        (float("nan"), "nan"),
+        (Decimal("1.50"), "1.50"),
+        (Decimal("2"), "2."),
+        (Decimal("1E+3"), "1d3"),
+        (Decimal("1E-9"), "1d-9"),
+        (Decimal("0.00"), "0.00"),
+        ({"null": 1, "a b": 2, "$7": 3, "ok_$1": 4, "": 5}, "{'null':1,'a b':2,'$7':3,ok_$1:4,'':5}"),
+        ('tab\there "q" \\ é \x85', '"tab\\there \\"q\\" \\\\ é \\x85"'),
+        (b"hello", "{{aGVsbG8=}}"),
+        (datetime(2024, 1, 2, 3, 4, 5, tzinfo=ZoneInfo("Europe/Paris")), None),
+    ],
+)
+def test_scalars_as_ion_java_prints_them(value: Any, expected: str | None) -> None:
+    """ion-java's text writer (_Private_IonTextAppender): Double.toString with 'e0' added, decimals with a
+    'd' exponent, field names quoted only when they are not identifiers or are keywords; a zoned
+    date-time in ISO_ZONED_DATE_TIME (Kestra's IonModule)."""
+    if expected is None:
+        assert dumps(value) == 'ZonedDateTime::"2024-01-02T03:04:05+01:00[Europe/Paris]"'
+    else:
+        assert dumps(value) == expected
+
+
+def test_other_values_go_through_the_default_hook() -> None:
+    class Thing:
+        def __str__(self) -> str:
+            return "thing"
+
+    with pytest.raises(IonError):
+        dumps(Thing())
+    with pytest.raises(IonError):
+        dumps(Decimal("NaN"))
+    assert dumps({"t": Thing()}, default=json_default) == '{t:"thing"}'
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------------------
 
 
 def test_kestras_timestamps_read_as_its_parser_reads_them() -> None:
@@ -62,8 +127,18 @@ def test_kestras_timestamps_read_as_its_parser_reads_them() -> None:
     assert loads("2008T") == date(2008, 1, 1)
     zoned = loads('ZonedDateTime::"2008-12-25T15:30:00.123+01:00[Europe/Paris]"')
     assert zoned == datetime(2008, 12, 25, 15, 30, 0, 123000, tzinfo=PARIS)
+    assert dumps(zoned) == 'ZonedDateTime::"2008-12-25T15:30:00.123+01:00[Europe/Paris]"'
     assert loads('LocalDate::"2008-12-25"') == date(2008, 12, 25)
+    assert loads('Instant::"2008-12-25T15:30:00Z"') == datetime(2008, 12, 25, 15, 30, tzinfo=UTC)
+    assert loads('OffsetTime::"15:30:00+01:00"') == time(15, 30, tzinfo=PARIS)
     assert loads('Other::"2008-12-25"') == "2008-12-25"
+
+
+@pytest.mark.parametrize("text", ['LocalDate::"soon"', "LocalDate::1", 'LocalDateTime::"2008-12-25T15:30Z"'])
+def test_a_java_time_string_that_does_not_parse_fails(text: str) -> None:
+    """IonParser.getEmbeddedObject parses the string with the class's ``parse``, which throws."""
+    with pytest.raises(IonError):
+        loads(text)
 
 
 def test_the_whole_text_grammar_reads() -> None:
@@ -92,12 +167,54 @@ def test_the_whole_text_grammar_reads() -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
-    ['{key:"open', "{key:1", "[1 2]", "{1:2}", "2008-13-01T", "12abc", "null.nothing", "1 2", "", '"\\q"'],
+    ("text", "expected"),
+    [
+        ("$ion_1_0 {a: 1}", {"a": 1}),
+        ("[1, 2.5, 2.5e0, 0x1F, -0b101, 1_000]", [1, Decimal("2.5"), 2.5, 31, -5, 1000]),
+        ("[null, null.int, true, false, +inf, -inf]", [None, None, True, False, float("inf"), -float("inf")]),
+        (
+            "['quoted sym', bare_sym, \"s\\x41\\u00e9\", '''long''' '''s''']",
+            ["quoted sym", "bare_sym", "sAé", "longs"],
+        ),
+        ('[{{aGVsbG8=}}, {{"clob"}}]', [b"hello", b"clob"]),
+        ("ann::other::(+ 1 a-b)", ["+", 1, "a", "-", "b"]),
+        (
+            "[2007T, 2007-02-23, 2007-02-23T12:14Z]",
+            [date(2007, 1, 1), date(2007, 2, 23), datetime(2007, 2, 23, 12, 14, tzinfo=UTC)],
+        ),
+        ("/* c */ {'x y': 1, \"q\": 2, // c\n r: 1d2}", {"x y": 1, "q": 2, "r": Decimal("1E+2")}),
+        ("1 2", 1),
+    ],
 )
+def test_the_first_value_reads_as_jackson_reads_it(text: str, expected: Any) -> None:
+    """FromIonFunction and FileSerde read with Jackson's Ion mapper: plain maps and lists, decimals
+    BigDecimal, only the first top-level value: FileSerde's ``convert`` (``MAPPER.readValue(row, ...)``)
+    reads one value of a line and leaves the rest unread, and FromIonFunction takes the first value
+    (``flux.take(1)``), so ``1 2`` reads as 1.
+
+    Timestamps come out as Kestra's IonParser.getEmbeddedObject makes them: day and year precision and
+    midnight UTC as a LocalDate, another UTC time as an Instant.
+    """
+    assert loads(text) == expected
+
+
+INVALID = [
+    '{key:"open', "{key:1", "[1 2]", "{1:2}", "2008-13-01T", "12abc", "null.nothing", "", "// none",
+    '"\\q"', "[1,,2]", "{a 1}", "1.2.3", "{{!!}}", "+1",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", INVALID)
 def test_invalid_text_is_refused(text: str) -> None:
+    """FromIonFunctionTest.exception: text that is not Ion fails, as does text holding no value."""
     with pytest.raises(IonError):
         loads(text)
+
+
+def test_a_round_trip() -> None:
+    """What toIon writes, fromIon reads back."""
+    value = {"a": [1, 2.5, "x'y\"z"], "b": {"c": None, "true": False}, "d": Decimal("0.001"), "$ion_1_0": 1}
+    assert loads(dumps(value)) == value
 
 
 def test_lines_split_as_java_reads_them() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.engine.helpers import flow, logs_of, messages, one_run, running_engine
-from tiercel.engine.internal_storage.ion import loads
+from tiercel.engine.ion import loads
 from tiercel.engine.model import Execution, LogEntry, StateType
 
 S = StateType

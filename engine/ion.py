@@ -1,20 +1,25 @@
-"""Amazon Ion text, the format of Kestra's internal storage files: one value per line.
+"""Amazon Ion text as Kestra reads and writes it: its internal storage files, ``toIon`` and ``fromIon()``.
 
-Kestra writes its item files with Jackson's Ion mapper: structs, lists, strings, numbers, timestamps
-and, for java.time values other than instants and dates, strings annotated with the class name
-(``LocalDateTime::"2024-01-02T10:00"``). :func:`loads` reads any Ion text value (the whole text
-grammar: comments, long strings, symbols, s-expressions, blobs, clobs, typed nulls, annotations)
-into plain Python values; :func:`dumps` writes one value the way Kestra's mapper does, so a file
-written here reads back the same in Kestra. The binary encoding is not supported: Kestra never
-writes it to storage.
+Kestra goes through one mapper for all three (``JacksonMapper.ofIon()``: Jackson's Ion module over
+ion-java, with Kestra's ``IonModule``, ``IonParser`` and ``IonGenerator``), so one reader and one writer
+serve them. :func:`dumps` writes a value compactly on one line; :func:`loads` reads the first value of a
+text (a line of an item file, the text given to ``fromIon``), :func:`loads_all` every top-level value.
+The reader takes the whole text grammar (comments, long strings, symbols, s-expressions, blobs, clobs,
+typed nulls, annotations, ``$ion_1_0``); Kestra never writes the binary encoding.
 
-Values read:
-    struct -> dict (a repeated field keeps its last value), list and s-expression -> list,
-    string and symbol -> str, int -> int, decimal -> Decimal, float -> float, bool -> bool,
-    null and typed nulls -> None, blob and clob -> bytes, timestamp -> datetime (timezone-aware),
-    or date for a day-precision timestamp without a time, as Kestra reads it; strings annotated
-    ``LocalDateTime``, ``LocalDate``, ``LocalTime``, ``OffsetDateTime``, ``ZonedDateTime`` or
-    ``OffsetTime`` -> the matching datetime, date or time. Other annotations are dropped.
+Read, as Kestra's ``IonParser`` gives them: struct -> dict (a repeated field keeps its last value), list
+and s-expression -> list, string and symbol -> str, int, decimal -> Decimal, float, bool, null and typed
+nulls -> None, blob and clob -> bytes; a timestamp at midnight UTC (or of day precision) -> date, another
+UTC or unknown-offset one -> datetime in UTC (an Instant), one at another offset -> datetime at that
+offset (a ZonedDateTime); a string annotated ``Instant``, ``LocalDateTime``, ``LocalDate``, ``LocalTime``,
+``OffsetDateTime``, ``ZonedDateTime`` or ``OffsetTime`` (first annotation) -> that datetime, date or time.
+Other annotations are dropped (Kestra hands such a value on as an ion-java ``IonValue``).
+
+Written, as Kestra's mapper writes them: floats as ion-java prints them (``1.5e0``, ``1.0E10``), Decimal
+as an Ion decimal (``2.``, ``1d3``, ``1d-9``), mapping keys as symbols quoted only when they must be,
+tuples and sets as lists, bytes as a blob; a datetime in UTC as a millisecond timestamp (an Instant),
+another aware one as ``ZonedDateTime::"..."``, a naive one as ``LocalDateTime::"..."``, a date as a day
+timestamp (``2008-12-25``), a time as ``LocalTime::"..."`` or ``OffsetTime::"..."``.
 """
 
 from __future__ import annotations
@@ -23,29 +28,28 @@ import base64
 import binascii
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any, Final
+from zoneinfo import ZoneInfo
 
 __all__ = ["IonError", "dumps", "iter_lines", "loads", "loads_all"]
 
 
 class IonError(ValueError):
-    """The text is not valid Ion (or holds a value this reader cannot represent)."""
+    """Text that is not valid Ion, or a value Ion (or this module) cannot hold."""
 
 
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _OPERATOR: Final = re.compile(r"[!#%&*+\-./;<=>?@^`|~]+")
+_SIGNED_NUMBER: Final = re.compile(r"-[0-9]|[-+]inf(?![A-Za-z0-9_$])")
 _NUMERIC: Final = re.compile(r"[-+0-9A-Za-z_.:]+")
 _KEYWORDS: Final = frozenset({"null", "true", "false", "nan"})
-_NULL_TYPES: Final = frozenset(
-    {"null", "bool", "int", "float", "decimal", "timestamp", "symbol", "string", "clob", "blob", "list",
-     "sexp", "struct"}
-)  # fmt: skip
+_NULL_TYPES: Final = frozenset({"null", "bool", "int", "float", "decimal", "timestamp", "symbol", "string",
+                                "clob", "blob", "list", "sexp", "struct"})  # fmt: skip
 _INT: Final = re.compile(r"-?(?:0|[1-9](?:_?[0-9])*)")
-_HEX: Final = re.compile(r"-?0[xX][0-9a-fA-F](?:_?[0-9a-fA-F])*")
-_BIN: Final = re.compile(r"-?0[bB][01](?:_?[01])*")
+_RADIX: Final = re.compile(r"-?0(?:[xX][0-9a-fA-F](?:_?[0-9a-fA-F])*|[bB][01](?:_?[01])*)")
 _DIGITS: Final = r"[0-9](?:_?[0-9])*"
 _DECIMAL: Final = re.compile(rf"-?(?:0|[1-9](?:_?[0-9])*)(?:\.(?:{_DIGITS})?)?(?:[dD][-+]?[0-9]+)?")
 _FLOAT: Final = re.compile(rf"-?(?:0|[1-9](?:_?[0-9])*)(?:\.(?:{_DIGITS})?)?[eE][-+]?[0-9]+")
@@ -57,9 +61,10 @@ _ESCAPES: Final = {
     "0": "\0", "a": "\a", "b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", "v": "\v",
     '"': '"', "'": "'", "?": "?", "\\": "\\", "/": "/",
 }  # fmt: skip
-_JAVA_TIME: Final = {
-    "LocalDateTime", "LocalDate", "LocalTime", "OffsetDateTime", "ZonedDateTime", "OffsetTime",
-}  # fmt: skip
+_JAVA_TIME: Final = frozenset(
+    {"Instant", "LocalDateTime", "LocalDate", "LocalTime", "OffsetDateTime", "ZonedDateTime", "OffsetTime"}
+)
+_VERSION_MARKER: Final = re.compile(r"\$ion_1_0(?![A-Za-z0-9_$:])")
 
 
 class _Reader:
@@ -68,8 +73,6 @@ class _Reader:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
-
-    # -- low level -----------------------------------------------------------------------------------
 
     def fail(self, message: str) -> IonError:
         return IonError(f"{message} at offset {self.pos}")
@@ -101,10 +104,13 @@ class _Reader:
         self.pos += 1
 
     def at_end(self) -> bool:
-        self.skip_blanks()
-        return self.pos >= len(self.text)
-
-    # -- values --------------------------------------------------------------------------------------
+        """Whether only blanks and version markers are left (the markers are skipped)."""
+        while True:
+            self.skip_blanks()
+            marker = _VERSION_MARKER.match(self.text, self.pos)
+            if marker is None:
+                return self.pos >= len(self.text)
+            self.pos = marker.end()
 
     def value(self, in_sexp: bool = False) -> Any:
         annotations: list[str] = []
@@ -112,17 +118,14 @@ class _Reader:
             self.skip_blanks()
             start = self.pos
             symbol = self.symbol_token()
-            if symbol is None:
-                break
             self.skip_blanks()
-            if self.text.startswith("::", self.pos):
-                self.pos += 2
-                annotations.append(symbol)
-                continue
-            self.pos = start
-            break
+            if symbol is None or not self.text.startswith("::", self.pos):
+                self.pos = start
+                break
+            self.pos += 2
+            annotations.append(symbol)
         value = self.bare_value(in_sexp)
-        if annotations and annotations[0] in _JAVA_TIME and isinstance(value, str):
+        if annotations and annotations[0] in _JAVA_TIME:
             return _java_time(annotations[0], value)
         return value
 
@@ -142,12 +145,8 @@ class _Reader:
         char = self.peek()
         if not char:
             raise self.fail("Expected a value")
-        if char == '"':
-            return self.quoted('"')
-        if self.text.startswith("'''", self.pos):
-            return self.long_strings()
-        if char == "'":
-            return self.quoted("'")
+        if (text := self.quoted_text()) is not None:
+            return text
         if self.text.startswith("{{", self.pos):
             return self.lob()
         if char == "{":
@@ -158,23 +157,26 @@ class _Reader:
             return self.sequence(")")
         if char.isalpha() or char in "_$":
             return self.word()
-        signed_number = char in "-+" and self.text[self.pos + 1 : self.pos + 2].isalnum()
-        if in_sexp and not signed_number and (operator := _OPERATOR.match(self.text, self.pos)):
-            self.pos = operator.end()
-            return operator.group()
+        if in_sexp and not _SIGNED_NUMBER.match(self.text, self.pos):
+            operator = _OPERATOR.match(self.text, self.pos)
+            if operator:
+                self.pos = operator.end()
+                return operator.group()
         return self.number_or_timestamp()
+
+    def quoted_text(self) -> str | None:
+        """A "string", '''long strings''' or a 'symbol' at the position, read; else None."""
+        if self.peek() == '"':
+            return self.quoted('"')
+        if self.text.startswith("'''", self.pos):
+            return self.long_strings()
+        return self.quoted("'") if self.peek() == "'" else None
 
     def word(self) -> Any:
         match = _IDENTIFIER.match(self.text, self.pos)
         assert match is not None
         word = match.group()
         self.pos = match.end()
-        if word == "true":
-            return True
-        if word == "false":
-            return False
-        if word == "nan":
-            return math.nan
         if word == "null":
             if self.peek() == ".":
                 typed = _IDENTIFIER.match(self.text, self.pos + 1)
@@ -182,7 +184,7 @@ class _Reader:
                     raise self.fail("Unknown typed null")
                 self.pos = typed.end()
             return None
-        return word
+        return {"true": True, "false": False, "nan": math.nan}.get(word, word)
 
     def number_or_timestamp(self) -> Any:
         match = _NUMERIC.match(self.text, self.pos)
@@ -192,17 +194,16 @@ class _Reader:
         self.pos = match.end()
         if token in ("+inf", "-inf"):
             return math.inf if token[0] == "+" else -math.inf
+        plain = token.replace("_", "")
         if _INT.fullmatch(token):
-            return int(token.replace("_", ""))
-        if _HEX.fullmatch(token):
-            return int(token.replace("_", ""), 16)
-        if _BIN.fullmatch(token):
-            return int(token.replace("_", ""), 2)
+            return int(plain)
+        if _RADIX.fullmatch(token):
+            return int(plain, 0) if plain[0] != "-" else -int(plain[1:], 0)
         if _FLOAT.fullmatch(token):
-            return float(token.replace("_", ""))
+            return float(plain)
         if _DECIMAL.fullmatch(token):
             try:
-                return Decimal(token.replace("_", "").replace("d", "e").replace("D", "e"))
+                return Decimal(plain.replace("d", "e").replace("D", "e"))
             except InvalidOperation:
                 raise self.fail(f"Invalid decimal {token!r}") from None
         if stamp := _TIMESTAMP.fullmatch(token):
@@ -309,10 +310,10 @@ class _Reader:
         try:
             return data.encode("latin-1")
         except UnicodeEncodeError:
-            raise self.fail("A clob holds only 7-bit text") from None
+            raise self.fail("A clob holds only 8-bit characters") from None
 
     def skip_inline_blanks(self) -> None:
-        while self.peek() and self.peek() in " \t\n\r\v\f":
+        while self.pos < len(self.text) and self.text[self.pos] in " \t\n\r\v\f":
             self.pos += 1
 
     def struct(self) -> dict[str, Any]:
@@ -333,13 +334,8 @@ class _Reader:
                 raise self.fail("Expected ',' or '}' in a struct")
 
     def field_name(self) -> str:
-        char = self.peek()
-        if char == '"':
-            return self.quoted('"')
-        if self.text.startswith("'''", self.pos):
-            return self.long_strings()
-        if char == "'":
-            return self.quoted("'")
+        if (name := self.quoted_text()) is not None:
+            return name
         match = _IDENTIFIER.match(self.text, self.pos)
         if not match:
             raise self.fail("Expected a field name")
@@ -366,10 +362,9 @@ class _Reader:
 
 
 def _timestamp(match: re.Match[str], token: str) -> date | datetime:
+    """As Kestra's IonParser: UTC or unknown offset, an Instant (a LocalDate at midnight); else zoned."""
     parts = match.groupdict()
-    year = int(parts["year"])
-    month = int(parts["month"] or 1)
-    day = int(parts["day"] or 1)
+    year, month, day = int(parts["year"]), int(parts["month"] or 1), int(parts["day"] or 1)
     try:
         if parts["hour"] is None:
             return date(year, month, day)
@@ -384,29 +379,34 @@ def _timestamp(match: re.Match[str], token: str) -> date | datetime:
             year, month, day, int(parts["hour"]), int(parts["minute"]), int(parts["second"] or 0),
             int(fraction), tzinfo=zone,
         )  # fmt: skip
-        # Kestra's IonParser reads an instant at midnight UTC as a LocalDate.
-        if zone is UTC and moment.time() == time(0):
-            return moment.date()
-        return moment
     except ValueError:
         raise IonError(f"Invalid timestamp {token!r}") from None
+    if zone is UTC and moment.time() == time(0):
+        return moment.date()
+    return moment
 
 
-def _java_time(kind: str, text: str) -> Any:
-    """A java.time value Kestra wrote as an annotated string, or the string when it does not parse."""
+def _java_time(kind: str, value: Any) -> Any:
+    """The java.time value Kestra wrote as a string annotated with its class, as its IonParser parses it."""
+    if not isinstance(value, str):
+        raise IonError(f"A {kind} annotation on a value that is not text")
     try:
-        if kind == "LocalDate":
-            return date.fromisoformat(text)
-        if kind in ("LocalTime", "OffsetTime"):
-            return time.fromisoformat(text)
-        # ZonedDateTime may end with the zone's name in brackets: 2024-01-02T10:00+01:00[Europe/Paris]
-        return datetime.fromisoformat(text.split("[", 1)[0])
-    except ValueError:
-        return text
+        if kind in ("LocalDate", "LocalTime", "OffsetTime"):
+            return (date if kind == "LocalDate" else time).fromisoformat(value)
+        # A ZonedDateTime may end with its zone's name: 2024-01-02T10:00+01:00[Europe/Paris]
+        text, _, zone = value.partition("[")
+        moment = datetime.fromisoformat(text)
+        if zone and moment.tzinfo is not None:
+            moment = moment.astimezone(ZoneInfo(zone.rstrip("]")))
+    except (ValueError, KeyError):
+        raise IonError(f"Invalid {kind} {value!r}") from None
+    if (kind == "LocalDateTime") != (moment.tzinfo is None):
+        raise IonError(f"Invalid {kind} {value!r}")
+    return moment
 
 
 def loads_all(text: str) -> list[Any]:
-    """Every top-level value of an Ion text (the ``$ion_1_0`` version marker is skipped).
+    """Every top-level value of an Ion text, as Kestra's ``FileSerde.readAll`` streams them.
 
     Raises:
         IonError: The text is not valid Ion.
@@ -414,101 +414,125 @@ def loads_all(text: str) -> list[Any]:
     reader = _Reader(text)
     values = []
     while not reader.at_end():
-        value = reader.value()
-        if value == "$ion_1_0" and reader.text[reader.pos - 8 : reader.pos] == "$ion_1_0":
-            continue
-        values.append(value)
+        values.append(reader.value())
     return values
 
 
 def loads(text: str) -> Any:
-    """The single value of an Ion text, such as one line of a Kestra item file.
+    """The first value of an Ion text (a line of an item file, ``fromIon``'s text); what follows it is left
+    unread, as Jackson's ``readValue`` leaves it.
 
     Raises:
-        IonError: The text is not valid Ion, or holds no value or more than one.
+        IonError: The text holds no value, or its first value is not valid Ion.
     """
-    values = loads_all(text)
-    if len(values) != 1:
-        raise IonError(f"Expected one Ion value, found {len(values)}")
-    return values[0]
+    reader = _Reader(text)
+    if reader.at_end():
+        raise IonError("Expected an Ion value, found none")
+    return reader.value()
 
 
 # -- writing --------------------------------------------------------------------------------------------
 
+# ion-java's escapes for a quoted string or symbol (_Private_IonTextAppender); other characters below
+# U+0020 and U+007F to U+009F become \xNN, and the rest is written as it is.
+_WRITE_ESCAPES: Final = {0: "\\0", 7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r"}
+_SYMBOL_KEYWORD: Final = re.compile(r"false|null|nan|true|\$[0-9]+")
 
-def _string(value: str, quote: str = '"') -> str:
+
+def _quoted(text: str, quote: str) -> str:
     out = [quote]
-    for char in value:
+    for char in text:
         code = ord(char)
         if char == quote or char == "\\":
             out.append("\\" + char)
-        elif code < 0x20 or code == 0x7F:
-            named = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}.get(char)
-            out.append(named or f"\\x{code:02x}")
+        elif code in _WRITE_ESCAPES:
+            out.append(_WRITE_ESCAPES[code])
+        elif code < 0x20 or 0x7F <= code <= 0x9F:
+            out.append(f"\\x{code:02x}")
         else:
             out.append(char)
     out.append(quote)
     return "".join(out)
 
 
-def _field(name: str) -> str:
-    if _IDENTIFIER.fullmatch(name) and name not in _KEYWORDS and not name.startswith("$"):
+def _symbol(name: str) -> str:
+    """A field name as ion-java writes a symbol: bare when an identifier that is not a keyword."""
+    if _IDENTIFIER.fullmatch(name) and not _SYMBOL_KEYWORD.fullmatch(name):
         return name
-    return _string(name, "'")
+    return _quoted(name, "'")
 
 
 def _float(value: float) -> str:
+    """ion-java's printFloat: Java's ``Double.toString``, its ``.0`` replaced by ``e0``, else ``e0`` added
+    when it has no exponent."""
+    if value == 0:
+        return "-0e0" if math.copysign(1.0, value) < 0 else "0e0"
     if math.isnan(value):
         return "nan"
     if math.isinf(value):
         return "+inf" if value > 0 else "-inf"
-    text = repr(value)
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        return f"{mantissa}e{int(exponent)}"
-    return text + "e0"
+    if 1e-3 <= abs(value) < 1e7:  # Java's plain form, which repr shares in this range
+        text = repr(value)
+        return text[:-2] + "e0" if text.endswith(".0") else text + "e0"
+    mantissa, _, power = f"{Decimal(repr(value)).normalize():e}".partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    return f"{mantissa}E{int(power)}"
 
 
 def _decimal(value: Decimal) -> str:
+    """ion-java's printDecimal of a Java BigDecimal (which has no negative zero)."""
     if not value.is_finite():
-        raise IonError(f"Ion decimals have no {value}")
+        raise IonError(f"Ion has no decimal {value}")
     sign, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
-    text = "".join(map(str, digits))
-    if exponent > 0:
-        text = f"{text}d{exponent}"
-    else:
-        whole = text[: len(text) + exponent] or "0"
-        fraction = text[len(text) + exponent :].rjust(-exponent, "0")
-        text = f"{whole}.{fraction}"
-    return ("-" if sign else "") + text
+    unscaled = str(int("".join(map(str, digits)) or "0"))
+    prefix = "-" if sign and value else ""
+    if exponent >= 0:
+        return f"{prefix}{unscaled}." if exponent == 0 else f"{prefix}{unscaled}d{exponent}"
+    scale = -exponent
+    whole = len(unscaled) - scale
+    if whole > 0:
+        return f"{prefix}{unscaled[:whole]}.{unscaled[whole:]}"
+    if whole - 1 >= -6:
+        return f"{prefix}0.{'0' * -whole}{unscaled}"
+    return f"{prefix}{unscaled}d-{scale}"
 
 
 def _java_iso(value: datetime | time) -> str:
-    """Java's ISO format of a date-time or time: seconds always, the fraction without trailing zeros."""
-    text = value.strftime("%H:%M:%S") if isinstance(value, time) else value.strftime("%Y-%m-%dT%H:%M:%S")
+    """Java's ISO_LOCAL/ISO_OFFSET format: seconds always, the fraction without trailing zeros."""
+    text = f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
+    if isinstance(value, datetime):
+        text = f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{text}"
     if value.microsecond:
         text += f".{value.microsecond:06d}".rstrip("0")
     offset = value.utcoffset()
     if offset is not None:
         if not offset:
             return text + "Z"
-        minutes = int(offset.total_seconds()) // 60
-        text += f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+        seconds = int(offset.total_seconds())
+        hours, rest = divmod(abs(seconds), 3600)
+        text += f"{'-' if seconds < 0 else '+'}{hours:02d}:{rest // 60:02d}"
+        if rest % 60:
+            text += f":{rest % 60:02d}"
     return text
 
 
 def _datetime(value: datetime) -> str:
-    """An instant (UTC) as Kestra's timestamp; a local or offset date-time as its annotated string."""
+    """An instant (UTC) as Kestra's IonGenerator writes it, a millisecond timestamp; a zoned or local
+    date-time as Kestra's IonModule writes it, a string annotated with its class."""
     offset = value.utcoffset()
     if offset is None:
-        return f"LocalDateTime::{_string(_java_iso(value))}"
+        return f'LocalDateTime::"{_java_iso(value)}"'
+    if isinstance(value.tzinfo, ZoneInfo):
+        return f'ZonedDateTime::"{_java_iso(value)}[{value.tzinfo.key}]"'
     if offset:
-        return f"OffsetDateTime::{_string(_java_iso(value))}"
-    return value.strftime("%Y-%m-%dT%H:%M:%S") + f".{value.microsecond // 1000:03d}Z"
+        return f'ZonedDateTime::"{_java_iso(value)}"'
+    moment = value.astimezone(UTC).replace(tzinfo=None)
+    return f"{_java_iso(moment.replace(microsecond=0))}.{moment.microsecond // 1000:03d}Z"
 
 
-def _write(value: Any, out: list[str]) -> None:
+def _write(value: Any, out: list[str], default: Callable[[Any], Any] | None) -> None:
     if value is None:
         out.append("null")
     elif isinstance(value, bool):
@@ -520,55 +544,48 @@ def _write(value: Any, out: list[str]) -> None:
     elif isinstance(value, Decimal):
         out.append(_decimal(value))
     elif isinstance(value, str):
-        out.append(_string(value))
+        out.append(_quoted(value, '"'))
     elif isinstance(value, datetime):
         out.append(_datetime(value))
     elif isinstance(value, date):
-        out.append(value.isoformat() + "T")
+        out.append(f"{value.year:04d}-{value.month:02d}-{value.day:02d}")
     elif isinstance(value, time):
-        kind = "LocalTime" if value.tzinfo is None else "OffsetTime"
-        out.append(f"{kind}::{_string(_java_iso(value))}")
-    elif isinstance(value, (bytes, bytearray)):
+        out.append(f'{"LocalTime" if value.utcoffset() is None else "OffsetTime"}::"{_java_iso(value)}"')
+    elif isinstance(value, bytes | bytearray):
         out.append("{{" + base64.b64encode(bytes(value)).decode("ascii") + "}}")
     elif isinstance(value, Mapping):
         out.append("{")
         for index, (key, item) in enumerate(value.items()):
-            if index:
-                out.append(",")
-            out.append(_field(str(key)) + ":")
-            _write(item, out)
+            out.append(("," if index else "") + _symbol(str(key)) + ":")
+            _write(item, out, default)
         out.append("}")
-    elif isinstance(value, (list, tuple)):
+    elif isinstance(value, list | tuple | set | frozenset):
         out.append("[")
         for index, item in enumerate(value):
-            if index:
-                out.append(",")
-            _write(item, out)
+            out.append("," if index else "")
+            _write(item, out, default)
         out.append("]")
+    elif default is not None:
+        _write(default(value), out, None)
     else:
         raise IonError(f"Cannot write a {type(value).__name__} as Ion")
 
 
-def dumps(value: Any) -> str:
-    """One value as Ion text on one line, as Kestra's Jackson Ion mapper writes it.
-
-    Floats carry an exponent (``1.5e0``), Decimals are Ion decimals, aware datetimes are timestamps
-    at millisecond precision, dates are day timestamps (``2024-01-02T``), naive datetimes and times
-    are annotated strings, bytes are blobs; mappings and lists nest.
+def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> str:
+    """One value as compact Ion text on one line (``null`` for None), as Kestra's Ion mapper writes it;
+    ``default`` is called with a value of another type, and what it returns is written instead.
 
     Raises:
-        IonError: For a value of another type, or a Decimal NaN or infinity.
+        IonError: For a value of another type without ``default``, or a Decimal NaN or infinity.
     """
     out: list[str] = []
-    _write(value, out)
+    _write(value, out, default)
     return "".join(out)
 
 
 def iter_lines(handle: IO[bytes]) -> Iterator[bytes]:
-    """The lines of a file as Java's ``readLine`` splits them (\\n, \\r\\n or \\r), without their ends.
-
-    The file is read as it goes, never whole.
-    """
+    """The lines of a file as Java's ``readLine`` splits them (\\n, \\r\\n or \\r), without their ends,
+    read as it goes, never whole."""
     for raw in handle:
         line = raw[:-1] if raw.endswith(b"\n") else raw
         if line.endswith(b"\r"):
