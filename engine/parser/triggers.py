@@ -107,14 +107,20 @@ def parse_triggers(
     return tuple(triggers)
 
 
+def _short(type_name: str) -> str:
+    return ".".join(type_name.rsplit(".", 2)[-2:]).lower()
+
+
 def _unknown_type(ctx: Context, written: str, path: YamlPath, trigger_id: str) -> None:
     """Refuse a trigger type this engine cannot fire, as an unknown task type is refused."""
     import difflib  # only a flow with an unknown type needs it
 
     known = (SCHEDULE, FLOW, WEBHOOK, HTTP, *TRIGGER_ALIASES)
-    short = written.rsplit(".", 1)[-1].lower()
-    matches = [name for name in (SCHEDULE, FLOW, WEBHOOK, HTTP) if name.rsplit(".", 1)[-1].lower() == short]
-    matches = matches or difflib.get_close_matches(written, known, n=1, cutoff=0.8)
+    # The class name with its package (`trigger.Schedule`, `http.Trigger`): a plugin's `pubsub.Trigger`
+    # is another trigger, not a misspelt `http.Trigger`.
+    by_short = {_short(name): name for name in known}
+    close = difflib.get_close_matches(_short(written), by_short, n=1, cutoff=0.8)
+    matches = [by_short[name] for name in close]
     tail = (
         f" Did you mean `{TRIGGER_ALIASES.get(matches[0], matches[0])}`?"
         if matches
