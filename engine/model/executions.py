@@ -1,325 +1,17 @@
-"""The engine's data model: flows as parsed, executions as run.
-
-Everything here is a frozen dataclass: the executor derives a new execution from the old one, and
-the store persists what changed (compared by identity). Field names follow Kestra's so that the JSON
-form (`Execution.to_json`) is what Kestra tooling reads.
-"""
+"""Executions as run: task runs with their attempts, log lines, listing summaries."""
 
 from __future__ import annotations
 
 import dataclasses
-import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
-
-class StateType(StrEnum):
-    """Kestra's execution and task run states."""
-
-    CREATED = "CREATED"
-    RUNNING = "RUNNING"
-    PAUSED = "PAUSED"
-    RESTARTED = "RESTARTED"
-    KILLING = "KILLING"
-    SUCCESS = "SUCCESS"
-    WARNING = "WARNING"
-    FAILED = "FAILED"
-    KILLED = "KILLED"
-    CANCELLED = "CANCELLED"
-    QUEUED = "QUEUED"
-    RETRYING = "RETRYING"
-    RETRIED = "RETRIED"
-    SKIPPED = "SKIPPED"
-    BREAKPOINT = "BREAKPOINT"
-    RESUBMITTED = "RESUBMITTED"
-
-    @property
-    def is_terminated(self) -> bool:
-        return self in _TERMINATED
-
-    @property
-    def is_running(self) -> bool:
-        return self in (StateType.RUNNING, StateType.KILLING)
-
-
-_TERMINATED = frozenset(
-    {
-        StateType.SUCCESS,
-        StateType.WARNING,
-        StateType.FAILED,
-        StateType.KILLED,
-        StateType.CANCELLED,
-        StateType.SKIPPED,
-        StateType.RETRIED,
-    }
-)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(moment: datetime | None) -> str | None:
-    """Kestra's instant format: ISO 8601 in UTC with milliseconds and a Z."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def parse_iso(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-_ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def new_id() -> str:
-    """A 22-character random id, shaped like Kestra's short UUIDs (base62 of 128 random bits)."""
-    number = int.from_bytes(secrets.token_bytes(16))
-    digits = []
-    for _ in range(22):
-        number, digit = divmod(number, 62)
-        digits.append(_ID_ALPHABET[digit])
-    return "".join(digits)
-
-
-@dataclass(frozen=True, slots=True)
-class History:
-    state: StateType
-    date: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class State:
-    """A current state and every state it went through, oldest first."""
-
-    current: StateType
-    histories: tuple[History, ...]
-
-    @staticmethod
-    def new(state: StateType = StateType.CREATED, at: datetime | None = None) -> State:
-        return State(state, (History(state, at or utcnow()),))
-
-    def to(self, state: StateType, at: datetime | None = None) -> State:
-        return State(state, (*self.histories, History(state, at or utcnow())))
-
-    @property
-    def start_date(self) -> datetime:
-        return self.histories[0].date
-
-    @property
-    def end_date(self) -> datetime | None:
-        return self.histories[-1].date if self.current.is_terminated else None
-
-    def duration(self, now: datetime | None = None) -> timedelta:
-        return (self.end_date or now or utcnow()) - self.start_date
-
-    def first_date(self, state: StateType) -> datetime | None:
-        return next((h.date for h in self.histories if h.state is state), None)
-
-    def to_json(self) -> dict[str, Any]:
-        end = self.end_date
-        return {
-            "current": self.current.value,
-            "histories": [{"state": h.state.value, "date": iso(h.date)} for h in self.histories],
-            "startDate": iso(self.start_date),
-            **({"endDate": iso(end), "duration": _duration_text(end - self.start_date)} if end else {}),
-        }
-
-    @staticmethod
-    def from_json(data: Mapping[str, Any]) -> State:
-        return State(
-            StateType(data["current"]),
-            tuple(History(StateType(h["state"]), parse_iso(h["date"])) for h in data["histories"]),
-        )
-
-
-def _duration_text(delta: timedelta) -> str:
-    """ISO 8601 duration, as Java prints it (PT1.234S)."""
-    seconds = delta.total_seconds()
-    return f"PT{seconds:.3f}S".replace(".000S", "S")
-
-
-# ---------------------------------------------------------------------------------------------
-# Flows
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    """Where something is in its source file (1-based line and column)."""
-
-    line: int
-    column: int
-
-
-@dataclass(frozen=True, slots=True)
-class Label:
-    key: str
-    value: str
-
-
-@dataclass(frozen=True, slots=True)
-class RetrySpec:
-    """A retry policy: `constant`, `exponential` or `random` (Kestra's three types)."""
-
-    type: str
-    interval: timedelta | None = None
-    max_interval: timedelta | None = None
-    min_interval: timedelta | None = None
-    delay_factor: float | None = None
-    max_attempt: int | None = None
-    max_duration: timedelta | None = None
-    warning_on_retry: bool = False
-    behavior: str = "RETRY_FAILED_TASK"
-
-
-@dataclass(frozen=True, slots=True)
-class TaskSpec:
-    """One task as written in a flow, after plugin defaults were applied.
-
-    `props` holds the task-specific properties as written (expressions unrendered); properties that
-    hold child tasks are already parsed into TaskSpecs: a list becomes a tuple of TaskSpec, Switch's
-    `cases` a dict of tuples, and Dag's `tasks` a tuple of DagNode.
-    """
-
-    id: str
-    type: str
-    props: Mapping[str, Any] = field(default_factory=dict)
-    description: str | None = None
-    retry: RetrySpec | None = None
-    timeout: str | None = None
-    disabled: bool = False
-    allow_failure: bool = False
-    allow_warning: bool = False
-    run_if: str | None = None
-    log_level: str | None = None
-    position: Position | None = None
-
-    def children(self) -> Iterator[TaskSpec]:
-        """Every TaskSpec held directly in this task's properties."""
-        for value in self.props.values():
-            yield from _task_specs_in(value)
-
-
-def _task_specs_in(value: Any) -> Iterator[TaskSpec]:
-    if isinstance(value, TaskSpec):
-        yield value
-    elif isinstance(value, DagNode):
-        yield value.task
-    elif isinstance(value, tuple):
-        for item in value:
-            yield from _task_specs_in(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _task_specs_in(item)
-
-
-@dataclass(frozen=True, slots=True)
-class DagNode:
-    task: TaskSpec
-    depends_on: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class InputSpec:
-    """A flow input. `props` keeps type-specific settings (min, max, values, validator ...)."""
-
-    id: str
-    type: str
-    required: bool = True
-    defaults: Any = None
-    description: str | None = None
-    display_name: str | None = None
-    props: Mapping[str, Any] = field(default_factory=dict)
-    position: Position | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OutputSpec:
-    id: str
-    type: str
-    value: Any
-    description: str | None = None
-    required: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class TriggerSpec:
-    id: str
-    type: str
-    props: Mapping[str, Any] = field(default_factory=dict)
-    disabled: bool = False
-    position: Position | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PluginDefault:
-    type: str
-    values: Mapping[str, Any]
-    forced: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class NamespaceSpec:
-    """A namespace declared in a `_namespace.yaml` file: what its flows (and its children's) inherit."""
-
-    id: str
-    description: str | None = None
-    variables: Mapping[str, Any] = field(default_factory=dict)
-    plugin_defaults: tuple[PluginDefault, ...] = ()
-    path: str | None = None
-
-
-@dataclass(frozen=True)
-class Flow:
-    """A parsed, valid flow revision."""
-
-    id: str
-    namespace: str
-    tasks: tuple[TaskSpec, ...]
-    revision: int = 1
-    description: str | None = None
-    labels: tuple[Label, ...] = ()
-    inputs: tuple[InputSpec, ...] = ()
-    variables: Mapping[str, Any] = field(default_factory=dict)
-    errors: tuple[TaskSpec, ...] = ()
-    finally_: tuple[TaskSpec, ...] = ()
-    after_execution: tuple[TaskSpec, ...] = ()
-    triggers: tuple[TriggerSpec, ...] = ()
-    plugin_defaults: tuple[PluginDefault, ...] = ()
-    concurrency: Mapping[str, Any] | None = None
-    outputs: tuple[OutputSpec, ...] = ()
-    retry: RetrySpec | None = None
-    disabled: bool = False
-    listeners: tuple[Mapping[str, Any], ...] = ()
-    source: str = ""
-    path: str | None = None
-
-    @property
-    def uid(self) -> tuple[str, str]:
-        return (self.namespace, self.id)
-
-    def all_tasks(self) -> Iterator[TaskSpec]:
-        """Every task of the flow, depth first, in every branch."""
-        pending = [*self.tasks, *self.errors, *self.finally_, *self.after_execution][::-1]
-        while pending:
-            task = pending.pop()
-            yield task
-            pending.extend(reversed(list(task.children())))
-
-    @cached_property
-    def tasks_by_id(self) -> dict[str, TaskSpec]:
-        return {task.id: task for task in self.all_tasks()}
-
-    def with_revision(self, revision: int) -> Flow:
-        return dataclasses.replace(self, revision=revision)
-
+from .flows import Label
+from .states import State, StateType, iso, parse_iso
 
 # ---------------------------------------------------------------------------------------------
 # Executions
@@ -436,6 +128,8 @@ class Execution:
     # when the first attempt was created.
     attempt_number: int = 1
     original_created: datetime | None = None
+    # The MAX_DURATION SLAs already violated (each is checked once, when its duration is over).
+    sla_violations: tuple[str, ...] = ()
 
     @cached_property
     def task_runs_by_id(self) -> dict[str, TaskRun]:
@@ -495,6 +189,7 @@ class Execution:
                 else {}
             ),
             **({"due": iso(self.due)} if self.due else {}),
+            **({"slaViolations": list(self.sla_violations)} if self.sla_violations else {}),
             "metadata": {
                 "attemptNumber": self.attempt_number,
                 "originalCreatedDate": iso(self.original_created or self.state.start_date),
@@ -503,6 +198,7 @@ class Execution:
 
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> Execution:
+        metadata = data.get("metadata") or {}
         return Execution(
             id=data["id"],
             namespace=data["namespace"],
@@ -521,14 +217,10 @@ class Execution:
                 StateType(data["afterExecutionState"]) if data.get("afterExecutionState") else None
             ),
             due=parse_iso(data["due"]) if data.get("due") else None,
-            attempt_number=int((data.get("metadata") or {}).get("attemptNumber") or 1),
-            original_created=_original_created(data),
+            attempt_number=int(metadata.get("attemptNumber") or 1),
+            original_created=parse_iso(c) if (c := metadata.get("originalCreatedDate")) else None,
+            sla_violations=tuple(data.get("slaViolations") or ()),
         )
-
-
-def _original_created(data: Mapping[str, Any]) -> datetime | None:
-    created = (data.get("metadata") or {}).get("originalCreatedDate")
-    return parse_iso(created) if created else None
 
 
 class LogLevel(StrEnum):

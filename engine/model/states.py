@@ -1,0 +1,138 @@
+"""States of executions and task runs, their history, and the time helpers they use."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+
+class StateType(StrEnum):
+    """Kestra's execution and task run states."""
+
+    CREATED = "CREATED"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    RESTARTED = "RESTARTED"
+    KILLING = "KILLING"
+    SUCCESS = "SUCCESS"
+    WARNING = "WARNING"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+    CANCELLED = "CANCELLED"
+    QUEUED = "QUEUED"
+    RETRYING = "RETRYING"
+    RETRIED = "RETRIED"
+    SKIPPED = "SKIPPED"
+    BREAKPOINT = "BREAKPOINT"
+    RESUBMITTED = "RESUBMITTED"
+
+    @property
+    def is_terminated(self) -> bool:
+        return self in _TERMINATED
+
+    @property
+    def is_running(self) -> bool:
+        return self in (StateType.RUNNING, StateType.KILLING)
+
+
+_TERMINATED = frozenset(
+    {
+        StateType.SUCCESS,
+        StateType.WARNING,
+        StateType.FAILED,
+        StateType.KILLED,
+        StateType.CANCELLED,
+        StateType.SKIPPED,
+        StateType.RETRIED,
+    }
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Kestra's instant format: ISO 8601 in UTC with milliseconds and a Z."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+_ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def new_id() -> str:
+    """A 22-character random id, shaped like Kestra's short UUIDs (base62 of 128 random bits)."""
+    number = int.from_bytes(secrets.token_bytes(16))
+    digits = []
+    for _ in range(22):
+        number, digit = divmod(number, 62)
+        digits.append(_ID_ALPHABET[digit])
+    return "".join(digits)
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    state: StateType
+    date: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """A current state and every state it went through, oldest first."""
+
+    current: StateType
+    histories: tuple[History, ...]
+
+    @staticmethod
+    def new(state: StateType = StateType.CREATED, at: datetime | None = None) -> State:
+        return State(state, (History(state, at or utcnow()),))
+
+    def to(self, state: StateType, at: datetime | None = None) -> State:
+        return State(state, (*self.histories, History(state, at or utcnow())))
+
+    @property
+    def start_date(self) -> datetime:
+        return self.histories[0].date
+
+    @property
+    def end_date(self) -> datetime | None:
+        return self.histories[-1].date if self.current.is_terminated else None
+
+    def duration(self, now: datetime | None = None) -> timedelta:
+        return (self.end_date or now or utcnow()) - self.start_date
+
+    def first_date(self, state: StateType) -> datetime | None:
+        return next((h.date for h in self.histories if h.state is state), None)
+
+    def to_json(self) -> dict[str, Any]:
+        end = self.end_date
+        return {
+            "current": self.current.value,
+            "histories": [{"state": h.state.value, "date": iso(h.date)} for h in self.histories],
+            "startDate": iso(self.start_date),
+            **({"endDate": iso(end), "duration": _duration_text(end - self.start_date)} if end else {}),
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> State:
+        return State(
+            StateType(data["current"]),
+            tuple(History(StateType(h["state"]), parse_iso(h["date"])) for h in data["histories"]),
+        )
+
+
+def _duration_text(delta: timedelta) -> str:
+    """ISO 8601 duration, as Java prints it (PT1.234S)."""
+    seconds = delta.total_seconds()
+    return f"PT{seconds:.3f}S".replace(".000S", "S")
