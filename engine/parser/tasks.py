@@ -223,7 +223,7 @@ class TaskParser:
             ctx.error(
                 (*path, "logLevel"), f"Unknown log level `{log_level}`: use one of {', '.join(LOG_LEVELS)}"
             )
-        return TaskSpec(
+        spec = TaskSpec(
             id=task_id,
             type=task_type.name,
             props=props,
@@ -237,6 +237,9 @@ class TaskParser:
             log_level=log_level,
             position=ctx.position(path),
         )
+        # A type that runs internal tasks of its own (ForEachItem's split, items and merge) adds them.
+        internal = getattr(task_type.handler, "internal_tasks", None)
+        return internal(spec) if internal is not None else spec
 
     def _task_id(self, data: dict[str, Any], path: YamlPath) -> str:
         ctx = self.ctx

@@ -108,6 +108,11 @@ def _props(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
+# What ForEachItem passes on to the subflow executions it starts (Kestra's ForEachItemExecutable).
+_FOR_EACH_ITEM_SUBFLOW = _props("namespace", "flowId", "revision", "inputs", "labels", "wait") | _props(
+    "transmitFailed", "inheritLabels", "scheduleDate", "restartBehavior"
+)
+_FIXED_SUBFLOW = _props("revision", "wait", "transmitFailed", "inheritLabels", "restartBehavior")
 SCRIPTS = "io.kestra.plugin.scripts"
 # Kestra's script task properties (io.kestra.plugin.scripts.exec.scripts.models and the runners).
 _SCRIPT_PROPS = _props(
@@ -491,5 +496,31 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         aliases=(f"{LEGACY}.flows.Subflow", f"{LEGACY}.flows.Flow"),
         # Fixed values in Kestra, though rendered here.
         static=_props("revision", "wait", "transmitFailed", "inheritLabels", "restartBehavior"),
+    ),
+    # Kestra's ForEachItem runs three internal tasks, `<id>_split`, `<id>_items` and `<id>_merge`,
+    # which its handler adds to the task as its `tasks` (engine.tasks.for_each_item).
+    TaskType(
+        f"{CORE}.flow.ForEachItem",
+        Kind.FLOWABLE,
+        _FOR_EACH_ITEM_SUBFLOW | _props("items", "batch"),
+        required=_props("items", "namespace", "flowId"),
+        aliases=(f"{LEGACY}.flows.ForEachItem",),
+        static=_FIXED_SUBFLOW,
+    ),
+    *(
+        TaskType(
+            f"{CORE}.flow.ForEachItem${name}", kind, props, aliases=(f"{LEGACY}.flows.ForEachItem${name}",)
+        )
+        for name, kind, props in (
+            ("ForEachItemSplit", Kind.RUNNABLE, _props("items", "batch")),
+            ("ForEachItemMergeOutputs", Kind.RUNNABLE, frozenset()),
+        )
+    ),
+    TaskType(
+        f"{CORE}.flow.ForEachItem$ForEachItemExecutable",
+        Kind.SUBFLOW,
+        _FOR_EACH_ITEM_SUBFLOW,
+        aliases=(f"{LEGACY}.flows.ForEachItem$ForEachItemExecutable",),
+        static=_FIXED_SUBFLOW,
     ),
 )
