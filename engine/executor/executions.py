@@ -93,6 +93,7 @@ class Executions:
             prefetch=functions.prefetch_kv,
             log=logs.append,
             max_depth=max_subflow_depth,
+            storage=functions.storage,
         )
         self.loop.subflows = self.subflows
         self.recovery = CrashRecovery(

@@ -7,11 +7,16 @@ with the child's outputs (or the task's legacy `outputs` rendered on the child),
 child succeeded (`transmitFailed: false` makes it SUCCESS). Nesting is limited to
 TIERCEL_MAX_SUBFLOW_DEPTH levels below the root, so a flow that calls itself fails instead of
 growing without end.
+
+A ForEachItem's `_items` task run (engine.tasks.for_each_item) starts one child per batch the same
+way, with `taskrun.items` and `taskrun.iteration` in its inputs, and ends once they all have
+(engine.executor.for_each_item counts them).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -21,11 +26,15 @@ from ..errors import EngineCommandError
 from ..expressions import ExpressionError, Renderer
 from ..expressions.variables import build_context
 from ..inputs import InputError
+from ..internal_storage import Storage, StorageError
+from ..ion import IonError
 from ..labels import CORRELATION_ID
 from ..logs import log_entry
 from ..messages import ExecutorMessage, LinkSubflow, TaskRunResult, WorkerResult
-from ..model import Execution, Flow, Label, LogEntry, LogLevel, StateType, TaskRun
+from ..model import Execution, Flow, Label, LogEntry, LogLevel, StateType, TaskRun, TaskSpec
 from ..tasks.core import labels_of
+from ..tasks.for_each_item import EXECUTABLE, OUTPUTS_FILE, batch_uris, outputs_line
+from .for_each_item import Batches, splits_uri, with_batch
 
 # How many Subflow calls may nest below a root execution. A flow that calls itself (directly, through
 # other flows, or through an expression no check can follow) then fails at this depth instead of
@@ -99,6 +108,7 @@ class Subflows:
         prefetch: Callable[[Any, Mapping[str, Any]], Awaitable[None]] | None = None,
         log: Callable[[LogEntry], None],
         max_depth: int,
+        storage: Storage | None = None,
     ) -> None:
         self.host = host
         self.loop = loop
@@ -107,13 +117,19 @@ class Subflows:
         self.prefetch = prefetch
         self.log = log
         self.max_depth = max_depth
+        self.storage = storage
         # Child execution -> (parent execution, Subflow task run) for the children waited for.
         self._parents: dict[str, tuple[str, str]] = {}
+        # ForEachItem `_items` task run -> the children it started and how they ended.
+        self._batches: dict[str, Batches] = {}
 
     # -- what the loop asks -------------------------------------------------------------------
     def launch(self, flow: Flow, parent: Execution, run: TaskRun) -> None:
-        """Start the child of a Subflow task run, beside the loop."""
-        self.loop.spawn(self._launch(flow, parent, run))
+        """Start the child of a Subflow task run (the children of a ForEachItem's), beside the loop."""
+        if flow.tasks_by_id[run.task_id].type == EXECUTABLE:
+            self.loop.spawn(self._launch_batches(flow, parent, run))
+        else:
+            self.loop.spawn(self._launch(flow, parent, run))
 
     def waits_for_child(self, execution_id: str) -> bool:
         return any(parent == execution_id for parent, _ in self._parents.values())
@@ -152,45 +168,117 @@ class Subflows:
     async def _launch(self, flow: Flow, parent: Execution, run: TaskRun) -> None:
         task = flow.tasks_by_id[run.task_id]
         try:
-            wanted = {k: v for k, v in task.props.items() if k != "outputs"}
-            context = build_context(flow, parent, task, run, extra=self.functions(parent, []))
-            if self.prefetch is not None:
-                await self.prefetch(wanted, context)
-            props = self.renderer.render_value(wanted, context)
-            namespace, flow_id = str(props["namespace"]), str(props["flowId"])
-            chain = await self._chain(parent)
-            if len(chain) > self.max_depth:
-                calls = " -> ".join([*chain, f"{namespace}.{flow_id}"])
-                raise EngineCommandError(
-                    f"the subflow depth limit ({self.max_depth}) is reached: {calls}. A flow that "
-                    "calls itself, directly or through other flows, never ends; raise the limit with "
-                    "TIERCEL_MAX_SUBFLOW_DEPTH if this nesting is intended"
-                )
-            child_id = await self.host.trigger(
-                namespace,
-                flow_id,
-                props.get("inputs") or {},
-                self._labels(parent, props, self.host.flows.get((namespace, flow_id))),
-                parent_id=parent.id,
-                trigger=_trigger_of(parent, task.id, task.type, run),
-            )
+            props = await self._render(flow, parent, task, run, leave_out=("outputs",))
+            await self._check_depth(parent, props)
+            child_id = await self._start_child(parent, task, run, props, props.get("inputs") or {})
         except Exception as error:  # whatever it is, the Subflow task must end rather than wait forever
-            known = isinstance(error, EngineCommandError | InputError | ExpressionError | KeyError)
-            reason = str(error) if known else f"{type(error).__name__}: {error}"
-            self.log(log_entry(parent, run, f"Unable to start the subflow: {reason}", LogLevel.ERROR))
-            self._report(parent.id, WorkerResult(run.id, StateType.FAILED))
+            self._unable_to_start(parent, run, error, "the subflow")
             return
-        self.log(log_entry(parent, run, f"Started subflow execution {child_id}", LogLevel.INFO))
         self.loop.post(LinkSubflow(parent.id, run.id, child_id))
         if props.get("wait", True):
             self._parents[child_id] = (parent.id, run.id)
-            live = self.loop.live(parent.id)
-            if live is None or live[1].state.current in (StateType.KILLING, StateType.KILLED):
+            if self._killed(parent.id):
                 # Killed while the child was being created: the kill did not see it, so it goes now.
                 with contextlib.suppress(EngineCommandError):
                     await self.host.kill(child_id)
         else:
             self._report(parent.id, WorkerResult(run.id, StateType.SUCCESS, {"executionId": child_id}))
+
+    async def _launch_batches(self, flow: Flow, parent: Execution, run: TaskRun) -> None:
+        """A ForEachItem's `_items` task run: one child per batch of its `_split` sibling."""
+        task = flow.tasks_by_id[run.task_id]
+        if self.storage is None:
+            self._unable_to_start(parent, run, EngineCommandError("no internal storage"), "the subflows")
+            return
+        batches = Batches(
+            parent.id,
+            run.id,
+            wait=bool(task.props.get("wait", True)),
+            transmit_failed=bool(task.props.get("transmitFailed", True)),
+            base_uri=self.storage.task_uri(parent.namespace, parent.flow_id, parent.id, task.id, run.id),
+        )
+        try:
+            props = await self._render(flow, parent, task, run, leave_out=("inputs",))
+            listing = splits_uri(parent, run)
+            if listing is None:
+                raise EngineCommandError("the split task gave no `splits` file")
+            uris = batch_uris(self.storage.read_text(listing))
+            if not uris:  # Kestra: no batch, no subflow execution, and no outputs
+                self._report(parent.id, WorkerResult(run.id, StateType.SUCCESS))
+                return
+            await self._check_depth(parent, props)
+            self._batches[run.id] = batches
+            inputs = task.props.get("inputs") or {}
+            context = build_context(flow, parent, task, run, extra=self.functions(parent, []))
+            if self.prefetch is not None:
+                await self.prefetch(inputs, context)
+            for iteration, uri in enumerate(uris):
+                if self._killed(parent.id):
+                    break  # the batches not started yet never will be
+                rendered = self.renderer.render_value(inputs, with_batch(context, uri, iteration))
+                batch_run = dataclasses.replace(run, iteration=iteration)
+                child_id = await self._start_child(parent, task, batch_run, props, rendered)
+                batches.children[child_id] = iteration
+                if batches.wait:
+                    self._parents[child_id] = (parent.id, run.id)
+                    if self._killed(parent.id):
+                        with contextlib.suppress(EngineCommandError):
+                            await self.host.kill(child_id)
+        except Exception as error:  # the task run must end rather than wait forever
+            self._batches.pop(run.id, None)
+            for child_id in batches.children:  # started by a task run that failed: they go too
+                if self._parents.pop(child_id, None) is not None:
+                    with contextlib.suppress(EngineCommandError):
+                        await self.host.kill(child_id)
+            self._unable_to_start(parent, run, error, "the subflows")
+            return
+        batches.launched = True
+        self._end_batches(batches)
+
+    async def _render(
+        self, flow: Flow, parent: Execution, task: TaskSpec, run: TaskRun, *, leave_out: Sequence[str]
+    ) -> dict[str, Any]:
+        wanted = {k: v for k, v in task.props.items() if k not in leave_out}
+        context = build_context(flow, parent, task, run, extra=self.functions(parent, []))
+        if self.prefetch is not None:
+            await self.prefetch(wanted, context)
+        props: dict[str, Any] = self.renderer.render_value(wanted, context)
+        return props
+
+    async def _check_depth(self, parent: Execution, props: Mapping[str, Any]) -> None:
+        chain = await self._chain(parent)
+        if len(chain) > self.max_depth:
+            calls = " -> ".join([*chain, f"{props['namespace']}.{props['flowId']}"])
+            raise EngineCommandError(
+                f"the subflow depth limit ({self.max_depth}) is reached: {calls}. A flow that "
+                "calls itself, directly or through other flows, never ends; raise the limit with "
+                "TIERCEL_MAX_SUBFLOW_DEPTH if this nesting is intended"
+            )
+
+    async def _start_child(
+        self, parent: Execution, task: TaskSpec, run: TaskRun, props: Mapping[str, Any], inputs: Any
+    ) -> str:
+        namespace, flow_id = str(props["namespace"]), str(props["flowId"])
+        child_id = await self.host.trigger(
+            namespace,
+            flow_id,
+            inputs,
+            self._labels(parent, props, self.host.flows.get((namespace, flow_id))),
+            parent_id=parent.id,
+            trigger=_trigger_of(parent, task.id, task.type, run),
+        )
+        self.log(log_entry(parent, run, f"Started subflow execution {child_id}", LogLevel.INFO))
+        return child_id
+
+    def _unable_to_start(self, parent: Execution, run: TaskRun, error: Exception, what: str) -> None:
+        known = isinstance(error, EngineCommandError | InputError | ExpressionError | KeyError | StorageError)
+        reason = str(error) if known else f"{type(error).__name__}: {error}"
+        self.log(log_entry(parent, run, f"Unable to start {what}: {reason}", LogLevel.ERROR))
+        self._report(parent.id, WorkerResult(run.id, StateType.FAILED))
+
+    def _killed(self, parent_id: str) -> bool:
+        live = self.loop.live(parent_id)
+        return live is None or live[1].state.current in (StateType.KILLING, StateType.KILLED)
 
     @staticmethod
     def _labels(parent: Execution, props: Mapping[str, Any], child_flow: Flow | None) -> list[Label]:
@@ -225,6 +313,9 @@ class Subflows:
         self.loop.post(TaskRunResult(parent_id, result))
 
     async def _child_ended(self, parent: tuple[str, str], child: Execution) -> None:
+        if parent[1] in self._batches:
+            self._batch_child_ended(self._batches[parent[1]], child)
+            return
         try:
             await self._report_child(parent, child)
         except Exception as error:  # the parent's Subflow task must end rather than wait forever
@@ -259,6 +350,31 @@ class Subflows:
             state = StateType.SUCCESS
         result = {"executionId": child.id, "state": child.state.current.value, "outputs": outputs}
         self._report(parent_id, WorkerResult(run_id, state, result))
+
+    def _batch_child_ended(self, batches: Batches, child: Execution) -> None:
+        """One batch's child ended: keep its outputs for the merge, and end the task run after the last."""
+        state = child.state.current
+        iteration = batches.children.get(child.id)
+        if child.outputs is not None and iteration is not None and self.storage is not None:
+            try:
+                data = outputs_line(child.outputs)
+                self.storage.put_bytes(batches.base_uri, f"{iteration}/{OUTPUTS_FILE}", data)
+            except (StorageError, IonError, OSError) as error:
+                live = self.loop.live(batches.parent_id)
+                if live is not None:
+                    message = f"Failed to extract outputs with the error: '{error}'"
+                    run = live[1].task_run(batches.run_id)
+                    self.log(log_entry(live[1], run, message, LogLevel.WARN))
+                state = StateType.FAILED
+        batches.child_ended(state)
+        self._end_batches(batches)
+
+    def _end_batches(self, batches: Batches) -> None:
+        if batches.wait and not batches.done:
+            return
+        self._batches.pop(batches.run_id, None)
+        result = WorkerResult(batches.run_id, batches.state(), batches.outputs())
+        self._report(batches.parent_id, result)
 
 
 def _trigger_of(parent: Execution, task_id: str, task_type: str, run: TaskRun) -> dict[str, Any]:
