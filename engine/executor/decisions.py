@@ -31,6 +31,7 @@ from ..model import (
 from ..tasks.flowable import FlowableHandler, Resolved, TaskError, allowed, resolve
 from ..tasks.registry import Registry
 from ..tasks.types import Kind
+from .sla import check_slas, next_deadline
 from .working_copy import Functions, Outcome, Work, attempt_open, close_attempt, descendants
 
 S = StateType
@@ -195,6 +196,9 @@ class Executor:
             return self._finish(work)
         if header.state.current in (S.CREATED, S.RESTARTED, S.QUEUED):
             work.set_header(dataclasses.replace(header.to(S.RUNNING, work.now), due=None))
+        check_slas(work)
+        if work.header.state.current.is_terminated:
+            return self._finish(work)
         if work.killing:
             self._kill_pass(work)
             return self._finish(work)
@@ -496,5 +500,7 @@ class Executor:
         outcome = work.outcome
         outcome.execution = work.snapshot()
         dues = [run.due for run in work.runs if run.due is not None and not run.state.current.is_terminated]
+        deadline = next_deadline(work) if not outcome.execution.state.current.is_terminated else None
+        dues += [deadline] if deadline is not None else []
         outcome.wake_at = min(dues) if dues else None
         return outcome

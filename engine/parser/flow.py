@@ -10,6 +10,7 @@ from ..model import Flow, Label, PluginDefault
 from .context import Context, java_text, type_name
 from .inputs import parse_inputs, parse_outputs
 from .loader import YamlPath
+from .sla import parse_sla
 from .tasks import TaskParser, parse_retry
 from .triggers import parse_triggers
 
@@ -92,6 +93,7 @@ def build_flow(
     labels = _labels(ctx, data.get("labels"), ("labels",))
     concurrency = _concurrency(ctx, data.get("concurrency"))
     retry = parse_retry(ctx, data["retry"], ("retry",)) if data.get("retry") is not None else None
+    sla = parse_sla(ctx, data.get("sla"), _labels)
     variables = ctx.mapping(data["variables"], ("variables",), "`variables`") if data.get("variables") else {}
     description = ctx.text(data, "description", (), "`description`")
     disabled = ctx.boolean(data, "disabled", (), "`disabled`", False)
@@ -116,6 +118,7 @@ def build_flow(
         retry=retry,
         disabled=disabled,
         listeners=listeners,
+        sla=sla,
         source=text,
         path=path,
     )
