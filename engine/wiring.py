@@ -2,14 +2,18 @@
 
 They share one inbox (the worker's results and the commands go to the executor loop) and the
 expression functions (kv, secret, read ...), which the worker's task contexts get too. An execution's
-end releases what was held for it: its secret inputs and its cached rendering context.
+end releases what was held for it: its secret inputs and its cached rendering context. The tasks
+that act on other executions and on triggers (execution.Resume, trigger.Toggle) reach the engine's
+commands through `TaskCommands`, never the engine itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from .errors import EngineCommandError
 from .events import EventBus
 from .executor.decisions import Executor
 from .executor.executions import Executions
@@ -20,10 +24,11 @@ from .expressions import Renderer
 from .expressions.variables import release as release_context
 from .flows.catalog import NAMESPACE_FILES_FOLDER
 from .flows.folder import FlowFolder
+from .flows.view import FlowsView
 from .internal_storage import Storage
 from .logs import LogPipeline
 from .messages import ExecutorMessage
-from .model import Execution
+from .model import Execution, Flow, StateType
 from .queue import InProcessQueue
 from .secrets import Masker, Secrets
 from .store import Store
@@ -45,6 +50,53 @@ class EngineParts(SubflowHost, Protocol):
     folder: FlowFolder
     log_pipeline: LogPipeline
     new_executions: NewExecutions
+
+    @property
+    def flows(self) -> FlowsView: ...
+
+    async def execution(self, execution_id: str) -> Execution | None: ...
+
+    async def flow_revision(self, namespace: str, flow_id: str, revision: int) -> Flow | None: ...
+
+    async def resume(self, execution_id: str, inputs: Mapping[str, Any] | None = None) -> None: ...
+
+    async def set_trigger_enabled(
+        self, namespace: str, flow_id: str, trigger_id: str, enabled: bool
+    ) -> None: ...
+
+
+class TaskCommands:
+    """The engine's commands as task handlers may use them (the worker's `WorkerCommands`)."""
+
+    def __init__(self, parts: EngineParts) -> None:
+        self.parts = parts
+
+    async def execution(self, execution_id: str) -> Execution | None:
+        return await self.parts.execution(execution_id)
+
+    async def resume(self, execution_id: str, inputs: Mapping[str, Any] | None = None) -> None:
+        """Resume as the user's command does, except that a FILE input takes stored files only (a
+        kestra:// URI): a flow never copies a file of the engine's machine in."""
+        execution = await self.parts.execution(execution_id)
+        if execution is not None and inputs:
+            flow = await self.parts.flow_revision(
+                execution.namespace, execution.flow_id, execution.flow_revision
+            )
+            paused = [run.task_id for run in execution.task_runs if run.state.current is StateType.PAUSED]
+            for task_id in paused:
+                spec = flow.tasks_by_id.get(task_id) if flow is not None else None
+                for item in (spec.props.get("onResume") or ()) if spec is not None else ():
+                    value = inputs.get(item.id)
+                    if item.type == "FILE" and value is not None and not str(value).startswith("kestra://"):
+                        raise EngineCommandError(f"Input `{item.id}` is a FILE: give it a kestra:// URI")
+        await self.parts.resume(execution_id, inputs)
+
+    def trigger_ids(self, namespace: str, flow_id: str) -> Collection[str] | None:
+        flow = self.parts.flows.get((namespace, flow_id))
+        return None if flow is None else [trigger.id for trigger in flow.triggers]
+
+    async def set_trigger_enabled(self, namespace: str, flow_id: str, trigger_id: str, enabled: bool) -> None:
+        await self.parts.set_trigger_enabled(namespace, flow_id, trigger_id, enabled)
 
 
 def build_executor_and_worker(
@@ -74,6 +126,7 @@ def build_executor_and_worker(
         store=parts.store,
         storage=parts.storage,
         namespace_files=parts.flows_dir / NAMESPACE_FILES_FOLDER if parts.flows_dir else None,
+        commands=TaskCommands(parts),
         kill_grace=kill_grace,
     )
 

@@ -9,13 +9,16 @@ from types import TracebackType
 from .database import Database
 from .executions import ExecutionTable
 from .flows import FlowTable
+from .housekeeping import HousekeepingTable
 from .kv import KeyValueTable
 from .logs import LogTable
 from .processes import ProcessTable
 from .triggers import TriggerTable
 
 
-class Store(FlowTable, ExecutionTable, LogTable, KeyValueTable, TriggerTable, ProcessTable):
+class Store(
+    FlowTable, ExecutionTable, LogTable, KeyValueTable, TriggerTable, ProcessTable, HousekeepingTable
+):
     """Tiercel's SQLite store behind one interface.
 
     Open it with `await Store.open(path)` and close it with `await store.close()` (or use it as an

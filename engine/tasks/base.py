@@ -13,7 +13,14 @@ if TYPE_CHECKING:
 
     from ..expressions import Renderer
     from ..internal_storage import Storage
-    from .services import KeyValueStore, LogReader
+    from .services import (
+        ExecutionControl,
+        ExecutionRecords,
+        KeyValueStore,
+        LogReader,
+        NamespaceFiles,
+        TriggerSwitches,
+    )
 
 
 class TaskFailure(Exception):
@@ -45,6 +52,13 @@ class TaskContext:
     storage: Storage | None = None
     # The namespace files of this execution's namespace (<flows folder>/_files/<namespace>).
     namespace_files: Path | None = None
+    # Every namespace's files, for the namespace.* tasks (None without a flows folder).
+    namespace_store: NamespaceFiles | None = None
+    # The history of executions (execution.Count, the purge tasks), commands on other executions
+    # (execution.Resume) and the triggers' switches (trigger.Toggle); None when not provided.
+    records: ExecutionRecords | None = None
+    control: ExecutionControl | None = None
+    trigger_switches: TriggerSwitches | None = None
     # Set when a WorkingDirectory parent shares its folder with its children.
     working_dir: Path | None = None
     kill_grace: float = 5.0

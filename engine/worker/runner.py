@@ -25,8 +25,9 @@ from ..processes.record import ProcessRecord, attempt_token_prefix
 from ..processes.run import PROCESS_WATCH
 from ..queue import MessageSink
 from ..tasks.base import TaskContext, TaskFailure
+from ..tasks.namespace_folder import NamespaceFolder
 from ..tasks.registry import Registry
-from ..tasks.services import KeyValueStore, LogReader
+from ..tasks.services import ExecutionControl, ExecutionRecords, KeyValueStore, LogReader, TriggerSwitches
 from ..tasks.types import Kind
 
 if TYPE_CHECKING:
@@ -51,8 +52,12 @@ class ProcessBook(Protocol):
     def forget_process_nowait(self, process: ProcessRecord) -> None: ...
 
 
-class WorkerStore(KeyValueStore, LogReader, ProcessBook, Protocol):
-    """The store as the worker uses it: the tasks' KV and log reader, and the process book."""
+class WorkerStore(KeyValueStore, LogReader, ExecutionRecords, ProcessBook, Protocol):
+    """The store as the worker uses it: the tasks' KV, log reader and history, and the process book."""
+
+
+class WorkerCommands(ExecutionControl, TriggerSwitches, Protocol):
+    """The engine's commands the tasks may use (execution.Resume, trigger.Toggle)."""
 
 
 class LogSink(Protocol):
@@ -114,6 +119,7 @@ class Runner:
         store: WorkerStore | None = None,
         storage: Storage | None = None,
         namespace_files: Path | None = None,
+        commands: WorkerCommands | None = None,
         kill_grace: float = 5.0,
     ) -> None:
         self.registry = registry
@@ -126,6 +132,8 @@ class Runner:
         self.store = store
         self.storage = storage
         self.namespace_files = namespace_files
+        self.namespace_store = NamespaceFolder(namespace_files) if namespace_files else None
+        self.commands = commands
         self.kill_grace = kill_grace
         self._running: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
@@ -193,6 +201,10 @@ class Runner:
             log_reader=self.store,
             storage=self.storage,
             namespace_files=self.namespace_files / execution.namespace if self.namespace_files else None,
+            namespace_store=self.namespace_store,
+            records=self.store,
+            control=self.commands,
+            trigger_switches=self.commands,
             kill_grace=self.kill_grace,
             drain=self.logs.drain,
             flush_logs=self.logs.flush,
