@@ -45,10 +45,11 @@ class Registry:
 
 def _load() -> Registry:
     # The handler modules import what their tasks need (processes, HTTP, storage): loaded on first use.
-    from . import core, files, flow, for_each_item, http, items, scripts, state, templating
+    from . import core, files, flow, for_each_item, http, items, namespace, scripts, state, system, templating
 
     registry = Registry()
     handlers = {**core.HANDLERS, **flow.HANDLERS, **scripts.HANDLERS, **http.HANDLERS, **files.HANDLERS}
+    handlers |= {**system.HANDLERS, **namespace.HANDLERS}
     handlers |= {**items.HANDLERS, **state.HANDLERS, **for_each_item.HANDLERS}
     # The templated task looks its inner task up in this registry, complete by the time it runs.
     handlers[templating.TEMPLATED] = templating.handler(registry.lookup)

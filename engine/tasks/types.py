@@ -2,7 +2,8 @@
 
 This module is data only and imports nothing of the engine: the parser checks flows against it, the
 registry (engine.tasks.registry) attaches handlers to it by name (the `HANDLERS` of each family
-module: core, flow, scripts, files, http, items, state, templating) and adds the plugins' task types.
+module: core, flow, scripts, files, http, items, state, system, namespace, templating) and adds the
+plugins' task types.
 """
 
 from __future__ import annotations
@@ -327,6 +328,61 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         f"{CORE}.storage.PurgeCurrentExecutionFiles",
         Kind.RUNNABLE,
         aliases=(f"{LEGACY}.storages.PurgeExecution", f"{CORE}.storage.PurgeExecution"),
+    ),
+    # --- other executions, logs and triggers (engine.tasks.system) ------------------------------
+    TaskType(
+        f"{CORE}.execution.Count",
+        Kind.RUNNABLE,
+        _props("flows", "states", "startDate", "endDate", "expression", "namespaces"),
+        required=_props("startDate", "expression"),
+        aliases=(f"{LEGACY}.executions.Counts",),
+        # Kestra reads `flows` as written; `expression` is rendered for each flow with its `count`.
+        static=_props("flows", "expression"),
+    ),
+    TaskType(
+        f"{CORE}.execution.PurgeExecutions",
+        Kind.RUNNABLE,
+        _props("namespace", "flowId", "startDate", "endDate", "states", "batchSize")
+        | _props("purgeExecution", "purgeLog", "purgeMetric", "purgeStorage"),
+        required=_props("endDate"),
+        aliases=(f"{LEGACY}.storages.Purge", f"{CORE}.storage.Purge"),
+    ),
+    TaskType(
+        f"{CORE}.log.PurgeLogs",
+        Kind.RUNNABLE,
+        _props("namespace", "flowId", "executionId", "logLevels", "startDate", "endDate", "batchSize")
+        | _props("purgeExecutionLogs", "purgeNonExecutionLogs"),
+        required=_props("endDate"),
+    ),
+    TaskType(
+        f"{CORE}.execution.Resume", Kind.RUNNABLE, _props("namespace", "flowId", "executionId", "inputs")
+    ),
+    TaskType(
+        f"{CORE}.trigger.Toggle",
+        Kind.RUNNABLE,
+        _props("namespace", "flowId", "trigger", "enabled"),
+        required=_props("trigger"),
+        aliases=(f"{LEGACY}.trigger.Toggle",),
+        static=_props("enabled"),
+    ),
+    # --- namespace files (engine.tasks.namespace) ------------------------------------------------
+    TaskType(
+        f"{CORE}.namespace.UploadFiles",
+        Kind.RUNNABLE,
+        _props("namespace", "files", "filesMap", "destination", "conflict"),
+        required=_props("namespace"),
+    ),
+    TaskType(
+        f"{CORE}.namespace.DownloadFiles",
+        Kind.RUNNABLE,
+        _props("namespace", "files", "destination"),
+        required=_props("namespace", "files"),
+    ),
+    TaskType(
+        f"{CORE}.namespace.DeleteFiles",
+        Kind.RUNNABLE,
+        _props("namespace", "files", "deleteParentFolder"),
+        required=_props("namespace", "files"),
     ),
     # --- the deprecated state store (kept in the KV store, as Kestra does) ----------------------
     TaskType(
