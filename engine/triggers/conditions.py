@@ -1,13 +1,16 @@
 """Kestra's trigger conditions: validation and evaluation.
 
 A condition is the mapping written in the flow (`type` plus properties). Every condition of a trigger
-must hold for the trigger to fire. Date conditions (DayWeek, DayWeekInMonth, Weekend, TimeBetween,
-DateTimeBetween) test `ctx.date` unless the condition sets its own `date` expression; execution
-conditions (ExecutionStatus, ExecutionFlow, ...) test `ctx.execution`, the execution that triggered.
+must hold for the trigger to fire. Date conditions (DayWeek, DayWeekInMonth, Weekend, PublicHoliday,
+TimeBetween, DateTimeBetween) test `ctx.date` unless the condition sets its own `date` expression;
+execution conditions (ExecutionStatus, ExecutionFlow, ...) test `ctx.execution`, the execution that
+triggered.
 """
 
 from __future__ import annotations
 
+import functools
+import locale
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -176,6 +179,37 @@ def _weekend(condition: Mapping[str, Any], ctx: ConditionContext) -> bool:
     return _date_of(condition, ctx, "Weekend").weekday() >= 5
 
 
+@functools.lru_cache(maxsize=64)
+def _holiday_calendar(country: str, subdivision: str | None) -> Any:
+    """The public holidays of a country (or of one of its subdivisions), by the `holidays` package,
+    the counterpart of the Jollyday calendars Kestra uses; years are filled in as they are asked."""
+    import holidays  # loaded by the first PublicHoliday condition only
+
+    try:
+        return holidays.country_holidays(country, subdiv=subdivision)
+    except NotImplementedError as error:
+        raise ConditionError(f"PublicHoliday: {error}") from None
+
+
+def _default_country() -> str:
+    """The country of the default locale (as Jollyday's HolidayManager.getInstance() takes it)."""
+    name = locale.getlocale()[0] or ""
+    country = name.partition("_")[2][:2]
+    if not country:
+        raise ConditionError("PublicHoliday: set `country`, the default locale names no country")
+    return country
+
+
+def _public_holiday(condition: Mapping[str, Any], ctx: ConditionContext) -> bool:
+    day = _date_of(condition, ctx, "PublicHoliday").date()
+    written_country, written_subdivision = condition.get("country"), condition.get("subDivision")
+    country = ctx.render(str(written_country), ctx.variables).strip() if written_country is not None else ""
+    subdivision = None
+    if written_subdivision is not None:
+        subdivision = ctx.render(str(written_subdivision), ctx.variables).strip().upper() or None
+    return day in _holiday_calendar((country or _default_country()).upper(), subdivision)
+
+
 def _time_between(condition: Mapping[str, Any], ctx: ConditionContext) -> bool:
     moment = _date_of(condition, ctx, "TimeBetween")
     offset = moment.utcoffset() or timedelta(0)
@@ -270,6 +304,14 @@ def _check_date(condition: Mapping[str, Any], name: str) -> str | None:
     if written is not None and not isinstance(written, str):
         return f"{name}: `date` must be text (an ISO 8601 date or an expression)"
     return None
+
+
+def _check_public_holiday(condition: Mapping[str, Any], name: str) -> str | None:
+    for key in ("country", "subDivision"):
+        value = condition.get(key)
+        if value is not None and not isinstance(value, str):
+            return f"{name}: `{key}` must be text (a code or an expression)"
+    return _check_date(condition, name)
 
 
 def _check_day_week(condition: Mapping[str, Any], name: str) -> str | None:
@@ -381,6 +423,12 @@ _SPECS: dict[str, tuple[_Test, _Check, frozenset[str], tuple[str, ...]]] = {
         ("DayWeekInMonthCondition",),
     ),
     "Weekend": (_weekend, _check_date, frozenset({"date"}), ("WeekendCondition",)),
+    "PublicHoliday": (
+        _public_holiday,
+        _check_public_holiday,
+        frozenset({"date", "country", "subDivision"}),
+        ("PublicHolidayCondition",),
+    ),
     "TimeBetween": (
         _time_between,
         _check_between(_parse_offset_time, "16:19:12+02:00"),
@@ -454,6 +502,7 @@ SCHEDULE_CONDITION_TYPES = frozenset(
         "DayWeek",
         "DayWeekInMonth",
         "Weekend",
+        "PublicHoliday",
         "TimeBetween",
         "DateTimeBetween",
         "Expression",
