@@ -363,6 +363,7 @@ async def test_without_wait_the_items_task_ends_once_the_subflows_are_started(tm
     wait: false
     inputs:
       items: "{{ taskrun.items }}"
+      sleep: PT2S
 """,
     )
     async with running_engine(tmp_path, source, SLEEPING_SUBFLOW) as engine:
