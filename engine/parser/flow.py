@@ -10,6 +10,7 @@ from ..model import Flow, Label, PluginDefault
 from .context import Context, java_text, type_name
 from .inputs import parse_inputs, parse_outputs
 from .loader import YamlPath
+from .oss_rules import check_oss_rules
 from .sla import parse_sla
 from .tasks import TaskParser, parse_retry
 from .triggers import parse_triggers
@@ -87,6 +88,7 @@ def build_flow(
     finally_ = parser.tasks(data.get("finally"), ("finally",), "`finally`")
     after_execution = parser.tasks(data.get("afterExecution"), ("afterExecution",), "`afterExecution`")
     listeners = _listeners(ctx, data.get("listeners"), parser)
+    check_oss_rules(ctx, data)
     triggers = parse_triggers(ctx, data.get("triggers"), defaults, parser.task_ids)
     inputs = parse_inputs(ctx, data.get("inputs"), rendered=True)
     outputs = parse_outputs(ctx, data.get("outputs"))
