@@ -25,6 +25,7 @@ import yaml
 from ..ion import IonError, loads as load_ion
 from .core import MAX_ITEMS, LimitExceeded, RenderFailure
 from .httpjob import http_request
+from .javaregex import JavaRegexError, compile_java, expand, java_replacement
 
 __all__ = [
     "Job",
@@ -90,47 +91,49 @@ def jq_results(expression: str, text: str) -> list[Any]:
     return results
 
 
-@functools.lru_cache(maxsize=256)
-def compile_regex(pattern: str) -> re.Pattern[str]:
-    """A compiled regular expression, or a :class:`RenderFailure` naming the invalid pattern."""
+def compile_regex(pattern: str, invalid: str = "invalid regular expression") -> re.Pattern[str]:
+    """A Java pattern compiled for Python (:mod:`.javaregex`), or a :class:`RenderFailure` naming it."""
     try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise RenderFailure(f"invalid regular expression '{pattern}': {exc}") from None
+        return compile_java(pattern)
+    except JavaRegexError as exc:
+        raise RenderFailure(f"{invalid} '{pattern}': {exc}") from None
 
 
-_JAVA_GROUP_RE: Final = re.compile(r"\\(.)|\$(\d+)|\$\{(\w+)\}")
+def regex_replace(pattern: str, replacement: str, text: str, max_chars: int, kestra: bool = False) -> str:
+    """Java's ``Matcher.replaceAll``: every match of ``pattern`` replaced, ``$1`` naming groups.
 
-
-def _java_replacement(replacement: str) -> str:
-    """Convert a Java ``replaceAll`` replacement (``$1``, ``${name}``, ``\\$``) for ``re.sub``."""
-
-    def convert(match: re.Match[str]) -> str:
-        if match.group(1) is not None:
-            return "\\\\" if match.group(1) == "\\" else match.group(1)
-        return f"\\g<{match.group(2) or match.group(3)}>"
-
-    escaped = ""
-    last = 0
-    for match in _JAVA_GROUP_RE.finditer(replacement):
-        escaped += replacement[last : match.start()].replace("\\", "\\\\") + convert(match)
-        last = match.end()
-    return escaped + replacement[last:].replace("\\", "\\\\")
-
-
-def regex_replace(pattern: str, replacement: str, text: str, max_chars: int) -> str:
-    """Java's ``String.replaceAll``: every match of ``pattern`` replaced, ``$1`` naming groups."""
-    compiled = compile_regex(pattern)
+    ``kestra`` words an invalid pattern as Kestra's regex filters do ("Invalid regex ...").
+    """
+    compiled = compile_regex(pattern, "Invalid regex" if kestra else "invalid regular expression")
+    try:
+        parts = java_replacement(replacement, compiled)
+    except JavaRegexError as exc:
+        raise RenderFailure(f"invalid replacement '{replacement}': {exc}") from None
     count = sum(1 for _ in compiled.finditer(text))
     size = len(text) + count * len(replacement)
     if size > max_chars:
         raise LimitExceeded(
             f"replace result of {size} characters exceeds the limit of {max_chars} characters"
         )
-    try:
-        return compiled.sub(_java_replacement(replacement), text)
-    except (re.error, IndexError) as exc:
-        raise RenderFailure(f"invalid replacement '{replacement}': {exc}") from None
+    return compiled.sub(lambda match: expand(parts, match), text)
+
+
+def regex_find(pattern: str, text: str) -> bool:
+    """Java's ``Matcher.find``: whether some part of ``text`` matches ``pattern``."""
+    return compile_regex(pattern, "Invalid regex").search(text) is not None
+
+
+def regex_extract(pattern: str, text: str, group: int) -> str | None:
+    """Group ``group`` of the first match of ``pattern`` in ``text`` (null without a match or a group)."""
+    compiled = compile_regex(pattern, "Invalid regex")
+    match = compiled.search(text)
+    if match is None:
+        return None
+    if group > compiled.groups:
+        raise RenderFailure(
+            f"Group index {group} is out of bounds: the pattern has only {compiled.groups} capture group(s)."
+        )
+    return match.group(group)
 
 
 def regex_split(pattern: str, text: str, max_parts: int) -> list[str]:
@@ -183,6 +186,8 @@ def parse_ion(text: str) -> Any:
 OPERATIONS: Final[dict[str, Callable[..., Any]]] = {
     "jq": jq_results,
     "replace": regex_replace,
+    "regex_find": regex_find,
+    "regex_extract": regex_extract,
     "split": regex_split,
     "json": parse_json,
     "yaml": parse_yaml,
@@ -209,7 +214,7 @@ def describe(job: Job) -> str:
     """The operation of a job as an error message names it."""
     if job.op == "jq":
         return f"jq '{_clip(job.args[0])}'"
-    if job.op in ("replace", "split"):
+    if job.op in _REGEX_OPS:
         return f"the regular expression '{_clip(job.args[0])}'"
     if job.op == "http":
         return f"the HTTP request {job.args[0]} {_clip(job.args[1])}"
@@ -234,6 +239,7 @@ _JQ_TOKEN: Final = re.compile(
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
 )
 _REGEX_REPEATS: Final = frozenset("*+?{|")
+_REGEX_OPS: Final = frozenset({"replace", "split", "regex_find", "regex_extract"})
 
 
 @functools.lru_cache(maxsize=1024)
@@ -261,10 +267,9 @@ def is_cheap(job: Job) -> bool:
         return False  # a server may take any time to answer
     if job.op == "jq":
         return len(job.args[1]) <= INLINE_TEXT_CHARS and _linear_jq(job.args[0])
-    if job.op in ("replace", "split"):
-        return len(job.args[1 if job.op == "split" else 2]) <= INLINE_TEXT_CHARS and _linear_regex(
-            job.args[0]
-        )
+    if job.op in _REGEX_OPS:
+        text = job.args[2 if job.op == "replace" else 1]
+        return len(text) <= INLINE_TEXT_CHARS and _linear_regex(job.args[0])
     if job.op in ("json", "ion"):
         return len(job.args[0]) <= INLINE_JSON_CHARS
     return len(job.args[0]) <= INLINE_YAML_CHARS
