@@ -269,7 +269,8 @@ def h_contains(container: Any, item: Any) -> bool:
 
 
 def h_in(item: Any, container: Any) -> bool:
-    """Kestra's ``in``: compares printed values with list items, or map keys and values."""
+    """Kestra's ``isIn`` (and ``in``): the printed value among the printed list items, or map keys and
+    values; false when either side is null or the right side is neither a list nor a map."""
     fail_if_undefined(item, container)
     if item is None or container is None:
         return False
@@ -279,6 +280,80 @@ def h_in(item: Any, container: Any) -> bool:
     if isinstance(container, list | tuple | set | frozenset):
         return any(to_text(element) == text for element in container)
     return False
+
+
+def _below(order: int) -> bool:
+    return order < 0
+
+
+def _at_most(order: int) -> bool:
+    return order <= 0
+
+
+def _above(order: int) -> bool:
+    return order > 0
+
+
+def _at_least(order: int) -> bool:
+    return order >= 0
+
+
+_COMPARISONS: Final[dict[str, tuple[str, Callable[[int], bool]]]] = {
+    "<": ("less than", _below),
+    "<=": ("less than equals", _at_most),
+    ">": ("greater than", _above),
+    ">=": ("greater than equals", _at_least),
+}
+
+
+def _java_string_order(left: str, right: str) -> int:
+    """Java's ``String.compareTo``: UTF-16 code units in order (Python orders code points)."""
+    if max(left, default="\0") > "\uffff" or max(right, default="\0") > "\uffff":
+        left_units = left.encode("utf-16-be", "surrogatepass")
+        right_units = right.encode("utf-16-be", "surrogatepass")
+        return (left_units > right_units) - (left_units < right_units)
+    return (left > right) - (left < right)
+
+
+def _decimal_of(number: Any, what: str) -> Decimal:
+    if isinstance(number, float):
+        if not math.isfinite(number):
+            raise RenderFailure(f"Could not perform {what} comparison: {to_text(number)} is not a number")
+        return Decimal(to_text(number))
+    return Decimal(number)
+
+
+def _number_order(left: Any, right: Any, what: str) -> int:
+    """Pebble's comparison of numbers: in their class when both share it, else as decimals."""
+    if isinstance(left, float) and isinstance(right, float) and type(left) is type(right):
+        # Double.compareTo: NaN above every number, -0.0 below 0.0.
+        if math.isnan(left) or math.isnan(right):
+            return int(math.isnan(left)) - int(math.isnan(right))
+        if left == right:
+            left, right = math.copysign(1.0, left), math.copysign(1.0, right)
+        return int(left > right) - int(left < right)
+    if isinstance(left, float) or isinstance(right, float):
+        left, right = _decimal_of(left, what), _decimal_of(right, what)
+    return int(left > right) - int(left < right)
+
+
+def h_compare(op: str, left: Any, right: Any) -> bool:
+    """Kestra's ``<``, ``<=``, ``>``, ``>=``: strings in Java's order, numbers by value, null is false.
+
+    Other operands (booleans, lists, maps, dates) cannot be compared, as in Pebble.
+    """
+    fail_if_undefined(left, right)
+    what, holds = _COMPARISONS[op]
+    if isinstance(left, str) and isinstance(right, str):
+        return holds(_java_string_order(left, right))
+    if left is None or right is None:
+        return False
+    if isinstance(left, bool) or isinstance(right, bool) or not (_is_number(left) and _is_number(right)):
+        raise RenderFailure(
+            f"Could not perform {what} comparison: '{op}' is not supported between a "
+            f"{_type_name(left)} and a {_type_name(right)}"
+        )
+    return holds(_number_order(left, right, what))
 
 
 def h_has(value: Any) -> bool:
@@ -363,13 +438,15 @@ def f_range(start: Any, end: Any = None, increment: Any = 1) -> list[Any]:
 
 
 def _bounded_range(first: int, last: int, step: int) -> range:
-    if (step > 0 and last < first) or (step < 0 and last > first):
-        return range(0)
+    # Kestra's BoundedRangeFunction counts before looking at the direction, as here.
     count = abs(last - first) // abs(step) + 1
     if count > MAX_ITEMS:
         raise LimitExceeded(
-            f"range() would produce {count} items, which exceeds the limit of {MAX_ITEMS} items"
+            f"The range function cannot produce more than {MAX_ITEMS} elements, but this call would "
+            f"produce {count} (it exceeds the limit of {MAX_ITEMS} items)."
         )
+    if (step > 0 and last < first) or (step < 0 and last > first):
+        return range(0)
     return range(first, last + (1 if step > 0 else -1), step)
 
 
@@ -383,6 +460,7 @@ HELPERS: Final[dict[str, Callable[..., Any]]] = {
     "_pb_concat": h_concat,
     "_pb_contains": h_contains,
     "_pb_in": h_in,
+    "_pb_cmp": h_compare,
     "_pb_has": h_has,
     "_pb_nc": h_nc,
     "_pb_uc": h_uc,
@@ -710,6 +788,50 @@ def f_replace(value: Any, replace_pairs: Any, *rest: Any, regexp: Any = False) -
             "the 'replace' filter expects a map of replacements, or a search and a replacement"
         )
     return _replace_any(value, pairs, bool(regexp))
+
+
+def _required(value: Any, name: str) -> str:
+    if value is None:
+        raise RenderFailure(f"The argument '{name}' is required.")
+    return to_text(value)
+
+
+@_checked
+def f_regex_match(value: Any, regex: Any = None) -> bool:
+    """``regexMatch(regex)``: whether some part of the text matches (Java's ``find``); null is false."""
+    if value is None:
+        return False
+    found: bool = _costly("regex_find", _required(regex, "regex"), to_text(value))
+    return found
+
+
+@_checked
+def f_regex_replace(value: Any, regex: Any = None, replacement: Any = None) -> str | None:
+    """``regexReplace(regex, replacement)``: every match replaced, ``$1`` naming a group (Java's
+    ``replaceAll``)."""
+    if value is None:
+        return None
+    pattern, text = _required(regex, "regex"), _required(replacement, "replacement")
+    result: str = _costly("replace", pattern, text, to_text(value), current_state().max_output_chars, True)
+    return result
+
+
+@_checked
+def f_regex_extract(value: Any, regex: Any = None, group: Any = None) -> str | None:
+    """``regexExtract(regex, group=0)``: the group of the first match; null without a match."""
+    if value is None:
+        return None
+    pattern = _required(regex, "regex")
+    if group is None:
+        index = 0
+    elif isinstance(group, bool) or not _is_number(group):
+        raise RenderFailure(f"The argument 'group' must be a number, not {to_text(group)!r}")
+    else:
+        index = int(group)  # Number.intValue() truncates
+    if index < 0:
+        raise RenderFailure(f"Group index {index} is out of bounds: must be >= 0.")
+    extracted: str | None = _costly("regex_extract", pattern, to_text(value), index)
+    return extracted
 
 
 def _substring(value: Any, separator: Any, *, after: bool, last: bool) -> str | None:
@@ -1123,6 +1245,9 @@ FILTERS: Final[dict[str, Callable[..., Any]]] = {
     "numberFormat": f_numberformat,
     "numberformat": f_numberformat,
     "replace": f_replace,
+    "regexExtract": f_regex_extract,
+    "regexMatch": f_regex_match,
+    "regexReplace": f_regex_replace,
     "reverse": f_reverse,
     "round": f_round,
     "rsort": f_rsort,

@@ -343,3 +343,197 @@ def test_date_existing_format_without_a_date_fails(name: str) -> None:
     """AbstractDate.convert: a time alone is not a date (Java's LocalDate.parse fails)."""
     with pytest.raises(ExpressionError, match="holds no date"):
         render("{{ '16:19:12' | date('yyyy', existingFormat='" + name + "') }}", {})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# regexMatch, regexReplace, regexExtract (RegexFilterTest; filters/Regex*Filter.java)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ 'hello world' | regexMatch(regex='hello.*') }}", "true"),
+        ("{{ 'hello world' | regexMatch(regex='^\\\\d+$') }}", "false"),
+        ("{{ 'order-12345-done' | regexMatch(regex='\\\\d+') }}", "true"),
+        ("{{ null | regexMatch(regex='.*') }}", "false"),
+        ("{{ 'hello world' | regexReplace(regex='world', replacement='java') }}", "hello java"),
+        ("{{ 'aa1bb2cc3' | regexReplace(regex='\\\\d', replacement='-') }}", "aa-bb-cc-"),
+        ("{{ 'aa1bb2cc3' | regexReplace(regex='(\\\\d)', replacement='[$1]') }}", "aa[1]bb[2]cc[3]"),
+        ("{{ 'hello' | regexReplace(regex='\\\\d+', replacement='X') }}", "hello"),
+        ("{{ null | regexReplace(regex='.*', replacement='x') }}", ""),
+        ("{{ 'order-12345-done' | regexExtract(regex='\\\\d+') }}", "12345"),
+        (
+            "{{ 'order-111-222-333-done' | regexExtract(regex='order-(\\\\d+)-(\\\\d+)-(\\\\d+)', "
+            "group=2) }}",
+            "222",
+        ),
+        ("{{ 'abc-123-def-456' | regexExtract(regex='\\\\d+') }}", "123"),
+        ("{{ 'hello' | regexExtract(regex='\\\\d+') }}", ""),
+        ("{{ null | regexExtract(regex='\\\\d+') }}", ""),
+    ],
+)
+def test_regex_filters(template: str, expected: str) -> None:
+    """RegexFilterTest: regexMatch uses find() (a partial match is true), regexReplace replaces every
+    match with $n group references, regexExtract gives the first match or its group; null input gives
+    false, null and null."""
+    assert render(template) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        (
+            "{{ 'order-12345' | regexExtract(regex='order-(\\\\d+)', group=5) }}",
+            "Group index 5 is out of bounds",
+        ),
+        (
+            "{{ 'order-12345' | regexExtract(regex='order-(\\\\d+)', group=-1) }}",
+            "Group index -1 is out of bounds",
+        ),
+        ("{{ 'hello' | regexMatch() }}", "The argument 'regex' is required"),
+        ("{{ 'hello' | regexReplace(replacement='x') }}", "The argument 'regex' is required"),
+        ("{{ 'hello' | regexReplace(regex='\\\\d+') }}", "The argument 'replacement' is required"),
+        ("{{ 'hello' | regexExtract() }}", "The argument 'regex' is required"),
+        ("{{ 'hello' | regexMatch(regex='[unclosed') }}", "Invalid regex"),
+        ("{{ 'hello' | regexReplace(regex='[unclosed', replacement='x') }}", "Invalid regex"),
+        ("{{ 'hello' | regexExtract(regex='[unclosed') }}", "Invalid regex"),
+    ],
+)
+def test_regex_filters_fail(template: str, message: str) -> None:
+    """RegexFilterTest: out-of-bounds groups, missing arguments and invalid patterns fail the render."""
+    with pytest.raises(ExpressionError, match=message):
+        render(template)
+
+
+@pytest.mark.parametrize("template", [
+    "{{ body | regexMatch(regex='(.*a){25}') }}",
+    "{{ body | regexReplace(regex='(.*a){25}', replacement='x') }}",
+    "{{ body | regexExtract(regex='(.*a){25}') }}",
+])  # fmt: skip
+def test_regex_filters_stop_a_catastrophic_pattern(template: str) -> None:
+    """RegexFilterTest.regex*ReDoSShouldTimeout: '(.*a){25}' on 25 'a' then 'b' backtracks without end;
+    Kestra stops it at its regex timeout, Tiercel at the render's time limit (the worker is killed)."""
+    with pytest.raises(ExpressionError, match="took longer than 1 s"):
+        Renderer(timeout_s=1).render(template, {"body": "a" * 25 + "b"})
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        # ASCII classes, as Java's \d, \w and \b without (?U)
+        ("{{ 'x٣y' | regexMatch(regex='\\\\d') }}", "false"),
+        ("{{ 'x٣y' | regexMatch(regex='(?U)\\\\d') }}", "true"),
+        ("{{ 'é' | regexMatch(regex='\\\\w') }}", "false"),
+        # named groups and their references
+        (
+            "{{ '2024-07' | regexReplace(regex='(?<y>\\\\d+)-(?<m>\\\\d+)', replacement='${m}/${y}') }}",
+            "07/2024",
+        ),
+        ("{{ 'abab' | regexMatch(regex='^(?<p>ab)\\\\k<p>$') }}", "true"),
+        # POSIX and Unicode properties, quoting, unions, inline flags anywhere
+        ("{{ 'abc1' | regexExtract(regex='\\\\p{Alpha}+') }}", "abc"),
+        ("{{ '1éa' | regexExtract(regex='\\\\p{L}+') }}", "éa"),
+        ("{{ 'a.b axb' | regexReplace(regex='\\\\Qa.b\\\\E', replacement='-') }}", "- axb"),
+        ("{{ 'y' | regexMatch(regex='[a-c[x-z]]') }}", "true"),
+        ("{{ 'aB' | regexMatch(regex='^a(?i)b$') }}", "true"),
+        ("{{ 'AB' | regexMatch(regex='^a(?i)b$') }}", "false"),
+        # $12 is group 1 then '2' when there are fewer than 12 groups; \\$ is a dollar
+        ("{{ 'ab' | regexReplace(regex='(a)', replacement='$12') }}", "a2b"),
+        ("{{ 'ab' | regexReplace(regex='a', replacement='\\\\$') }}", "$b"),
+    ],
+)
+def test_regex_filters_read_patterns_as_java(template: str, expected: str) -> None:
+    """java.util.regex.Pattern (Java 21): \\d, \\w, \\b are ASCII unless UNICODE_CHARACTER_CLASS, (?<name>)
+    and \\k<name>, \\p{Alpha} and \\p{L}, \\Q...\\E, nested classes as unions, flags that hold from where they
+    stand; Matcher.appendReplacement reads $n greedily while the group exists, ${name} and \\$."""
+    assert render(template) == expected
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [("[a-z&&[^aeiou]]", "intersection"), ("\\\\p{IsLatin}", "Unsupported character property")],
+)
+def test_regex_java_features_python_lacks_fail_clearly(pattern: str, message: str) -> None:
+    """Class intersections and scripts have no equivalent in Python's re: a clear error, not a wrong match."""
+    with pytest.raises(ExpressionError, match=message):
+        render("{{ 'a' | regexMatch(regex='" + pattern + "') }}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Operators of Kestra's extension: isIn, <, <=, >, >= (expression/*Expression.java)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("template", "context", "expected"),
+    [
+        ("{{ state isIn ['SUCCESS', 'WARNING'] }}", {"state": "SUCCESS"}, "true"),
+        ("{{ state isIn ['FAILED', 'KILLED'] }}", {"state": "SUCCESS"}, "false"),
+        ("{{ key isIn map }}", {"map": {"key": "value"}, "key": "key"}, "true"),
+        ("{{ value isIn map }}", {"map": {"key": "value"}, "value": "value"}, "true"),
+        # items are compared printed, null and non-collections give false
+        ("{{ 1 isIn ['1', '2'] }}", {}, "true"),
+        ("{{ null isIn ['a'] }}", {}, "false"),
+        ("{{ 'a' isIn 'abc' }}", {}, "false"),
+        # at the precedence of ==: below filters and arithmetic, above 'and'
+        ("{{ 1 + 1 isIn [2] and 'B' | lower isIn ['b'] }}", {}, "true"),
+    ],
+)
+def test_is_in(template: str, context: dict[str, Any], expected: str) -> None:
+    """InExpressionTest.inList and inMap; InExpression: both sides printed (toString), a map matches a key
+    or a value, null on either side or another right side is false; Extension registers it at 30."""
+    assert render(template, context) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "context", "expected"),
+    [
+        ("{{ left >= right }}", {"left": "b", "right": "a"}, "true"),
+        ("{{ left >= left }}", {"left": "b"}, "true"),
+        ("{{ right >= left }}", {"left": "b", "right": "a"}, "false"),
+        ("{{ left < right }}", {"left": "a", "right": "b"}, "true"),
+        ("{{ left < left }}", {"left": "a"}, "false"),
+        ("{{ left > right }}", {"left": "b", "right": "a"}, "true"),
+        ("{{ left <= right }}", {"left": "a", "right": "b"}, "true"),
+        ("{{ five >= three }}", {"five": 5, "three": 3}, "true"),
+        ("{{ three < five }}", {"five": 5, "three": 3}, "true"),
+        ("{{ five <= three }}", {"five": 5, "three": 3}, "false"),
+        ("{{ '2024-01-02' > '2023-12-31' }}", {}, "true"),
+        # String.compareTo orders UTF-16 units: a supplementary character sorts below U+FFFD
+        ("{{ '\U0001f600' < '\ufffd' }}", {}, "true"),
+        # numbers of different kinds compare as decimals; null compares false
+        ("{{ 0.1 == 0.1 and small < 1 }}", {"small": Decimal("0.5")}, "true"),
+        ("{{ missing > 1 }}", {"missing": None}, "false"),
+    ],
+)
+def test_comparison_operators(template: str, context: dict[str, Any], expected: str) -> None:
+    """GreaterThan(Equals)ExpressionTest and LessThan(Equals)ExpressionTest: strings compare with
+    String.compareTo, numbers as Pebble's OperatorUtils does (null on either side is false)."""
+    assert render(template, context) == expected
+
+
+@pytest.mark.parametrize("template", ["{{ 'a' < 1 }}", "{{ [1] < [2] }}", "{{ true > false }}"])
+def test_comparison_of_other_operands_fails(template: str) -> None:
+    """GreaterThanExpression: operands that are neither two strings nor two numbers cannot be compared
+    ("Could not perform greater than comparison")."""
+    with pytest.raises(ExpressionError, match=r"Could not perform .* comparison"):
+        render(template)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# range() bounded (BoundedRangeFunctionTest; functions/BoundedRangeFunction.java)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_bounded_range() -> None:
+    """BoundedRangeFunctionTest: a normal range renders; 2e9 elements, ascending or descending, fail
+    with 'cannot produce more than' (the size is counted before the direction is looked at)."""
+    assert render("{{ range(1, 5) }}") == "[1,2,3,4,5]"
+    for template in (
+        "{{ range(0, 2000000000) }}",
+        "{{ range(2000000000, 0, -1) }}",
+        "{{ range(0, 2000000000, -1) }}",
+    ):
+        with pytest.raises(ExpressionError, match="cannot produce more than 1000000 elements"):
+            render(template)

@@ -25,17 +25,19 @@ class _Code:
     kind: _Kind
 
 
-# Pebble's binary operators and precedences (higher binds tighter); "**" and "//" are Jinja extras.
+# Pebble's binary operators and precedences (higher binds tighter), with those Kestra's extension adds
+# ("isIn" and its own "<", "<=", ">", ">="); "**" and "//" are Jinja extras.
 _BINARY: Final = {
     "or": 10, "and": 15,
     "is": 20, "contains": 20, "in": 20, "not in": 20,
-    "==": 30, "equals": 30, "!=": 30, "<": 30, ">": 30, "<=": 30, ">=": 30,
+    "==": 30, "equals": 30, "!=": 30, "<": 30, ">": 30, "<=": 30, ">=": 30, "isIn": 30,
     "+": 40, "-": 40,
     "*": 60, "/": 60, "%": 60, "//": 60,
     "**": 65,
     "|": 100, "~": 110, "..": 120, "??": 120, "???": 120,
 }  # fmt: skip
-_WORD_OPS: Final = frozenset({"or", "and", "is", "contains", "in", "equals"})
+_WORD_OPS: Final = frozenset({"or", "and", "is", "contains", "in", "isIn", "equals"})
+_COMPARISONS: Final = frozenset({"<", "<=", ">", ">="})
 TRUE_NAMES: Final = frozenset({"true", "True", "TRUE"})
 FALSE_NAMES: Final = frozenset({"false", "False", "FALSE"})
 NULL_NAMES: Final = frozenset({"null", "none", "None", "NULL"})
@@ -179,8 +181,10 @@ class Parser:
             return _Code(f"({h}bool({lt}) {op} {h}bool({rt}))", "expr")
         if op == "contains":
             return _Code(f"{h}contains({lt}, {rt})", "expr")
-        if op == "in":
+        if op == "in" or op == "isIn":
             return _Code(f"{h}in({lt}, {rt})", "expr")
+        if op in _COMPARISONS:
+            return _Code(f"{h}cmp('{op}', {lt}, {rt})", "expr")
         if op == "not in":
             return _Code(f"(not {h}in({lt}, {rt}))", "expr")
         if op == "equals":
