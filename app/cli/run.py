@@ -117,7 +117,10 @@ async def _run_here(engine: Engine, request: RunRequest, view: RunView) -> int:
             for problem in errors:
                 say(f"  {problem}", err=True)
         return EXIT_USAGE
-    warn_undeclared_inputs(request.inputs, engine.flows[(namespace, flow_id)])
+    flow = engine.flows[(namespace, flow_id)]
+    for warning in flow.warnings:  # what the flow asks for that this engine does not do
+        say(f"warning: {warning}", err=True)
+    warn_undeclared_inputs(request.inputs, flow)
     events = engine.events.subscribe()
     try:
         # The user names a local file for a FILE input here; triggers may pass only kestra:// URIs.
@@ -208,6 +211,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         flows.append(flow)
         say(f"OK {file} ({flow.namespace}.{flow.id})")
+        for warning in flow.warnings:
+            say(f"warning: {warning}")
     for problem in validate_flows(flows):
         failed += 1
         say(str(problem))

@@ -176,6 +176,8 @@ class Flow:
     disabled: bool = False
     listeners: tuple[Mapping[str, Any], ...] = ()
     sla: tuple[SlaSpec, ...] = ()
+    # What the flow asks for that this engine accepts but does not do, as `file:line:col: message`.
+    warnings: tuple[str, ...] = ()
     source: str = ""
     path: str | None = None
 

@@ -9,6 +9,7 @@ module is the public face and holds the checks across flows.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -71,6 +72,9 @@ def parse_flow(text: str, path: str | None = None, *, defaults: NamespaceDefault
             ctx.errors.append(FlowError(path, None, None, "", message))
     if ctx.errors or flow is None:
         raise FlowParseError(sorted(ctx.errors, key=FlowError.sort_key))
+    if ctx.warnings:
+        warnings = tuple(str(warning) for warning in sorted(ctx.warnings, key=FlowError.sort_key))
+        flow = dataclasses.replace(flow, warnings=warnings)
     return flow
 
 

@@ -61,6 +61,9 @@ class Context:
         self.source = source
         self.file = file
         self.errors: list[FlowError] = []
+        # What the engine accepts but does not do (a Docker runner, dependencies to install ...): the
+        # flow is valid and runs, and `tiercel validate` says what differs from Kestra.
+        self.warnings: list[FlowError] = []
 
     # -- reporting ---------------------------------------------------------------------------
 
@@ -69,6 +72,12 @@ class Context:
         position = self.source.position(path, key=key)
         line, column = position if position else (None, None)
         self.errors.append(FlowError(self.file, line, column, format_path(path), message))
+
+    def warn(self, path: YamlPath, message: str, *, key: bool = False) -> None:
+        """Note something accepted but not honoured at `path`; the flow stays valid."""
+        position = self.source.position(path, key=key)
+        line, column = position if position else (None, None)
+        self.warnings.append(FlowError(self.file, line, column, format_path(path), message))
 
     def position(self, path: YamlPath) -> Position | None:
         found = self.source.position(path)

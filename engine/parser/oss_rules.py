@@ -1,13 +1,18 @@
-"""Rules of Kestra's open-source edition that a flow's tasks and triggers must follow.
+"""Rules of Kestra's open-source edition, and what this engine accepts without doing it.
 
-- `workerGroup` (on the flow, a task or a trigger) is an Enterprise Edition feature: Kestra OSS
-  refuses the flow ("Worker Group is an Enterprise Edition functionality", its WorkerGroupValidator).
-- A WorkingDirectory holds runnable tasks only: no flowable (Pause, If, ForEach ...) and no Subflow
+Refused, as Kestra OSS refuses them:
+- `workerGroup` (on the flow, a task or a trigger) is an Enterprise Edition feature ("Worker Group is
+  an Enterprise Edition functionality", its WorkerGroupValidator);
+- a WorkingDirectory holds runnable tasks only: no flowable (Pause, If, ForEach ...) and no Subflow
   (its WorkingDirectoryTaskValidator), since its tasks run one after the other in one worker.
+Accepted with a validation warning (the flow runs, and `tiercel validate` says what differs): a
+task runner other than Process, flow `checks` and `workerSelector`. Task properties that are not
+honoured are declared with their task type (`TaskType.ignored`, checked by the task parser).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from ..tasks.registry import registry
@@ -17,32 +22,49 @@ from .loader import YamlPath
 
 WORKER_GROUP = "Worker Group is an Enterprise Edition functionality"
 WORKING_DIRECTORY = "io.kestra.plugin.core.flow.WorkingDirectory"
+PROCESS_RUNNERS = frozenset(
+    {"io.kestra.plugin.core.runner.Process", "io.kestra.plugin.scripts.runner.Process"}
+)
+_FLOW_IGNORED = {
+    "checks": "the flow's checks are not evaluated by this engine: executions start without them",
+    "workerSelector": "this engine runs every task on its own worker",
+}
 
 
 def check_oss_rules(ctx: Context, root: dict[str, Any]) -> None:
-    """Report every place of the flow document that breaks one of the rules above."""
+    """Report every place of the flow document that breaks a rule above, and warn of the rest."""
     if root.get("workerGroup") is not None:
         ctx.error(("workerGroup",), WORKER_GROUP, key=True)
+    for key, reason in _FLOW_IGNORED.items():
+        if root.get(key):
+            ctx.warn((key,), f"`{key}` is not applied: {reason}", key=True)
+    for path, entry in plugin_entries(root):
+        if entry.get("workerGroup") is not None:
+            ctx.error((*path, "workerGroup"), WORKER_GROUP, key=True)
+        task_type = registry().lookup(entry["type"])
+        if task_type is not None and task_type.name == WORKING_DIRECTORY:
+            _check_working_directory(ctx, entry.get("tasks"), (*path, "tasks"))
+        _warn_runner(ctx, entry, path)
+
+
+def plugin_entries(root: dict[str, Any]) -> Iterator[tuple[YamlPath, dict[str, Any]]]:
+    """Every task, trigger or nested plugin of the document (a mapping with a `type`), with its path."""
     for key in ("tasks", "errors", "finally", "afterExecution", "triggers", "listeners"):
-        _walk(ctx, root.get(key), (key,))
+        yield from _entries(root.get(key), (key,))
 
 
-def _walk(ctx: Context, value: Any, path: YamlPath) -> None:
+def _entries(value: Any, path: YamlPath) -> Iterator[tuple[YamlPath, dict[str, Any]]]:
     if isinstance(value, list):
         for index, item in enumerate(value):
-            _walk(ctx, item, (*path, index))
+            yield from _entries(item, (*path, index))
         return
     if not isinstance(value, dict):
         return
     if isinstance(value.get("type"), str):
-        if value.get("workerGroup") is not None:
-            ctx.error((*path, "workerGroup"), WORKER_GROUP, key=True)
-        task_type = registry().lookup(value["type"])
-        if task_type is not None and task_type.name == WORKING_DIRECTORY:
-            _check_working_directory(ctx, value.get("tasks"), (*path, "tasks"))
+        yield path, value
     for key, item in value.items():
         if isinstance(item, list | dict):
-            _walk(ctx, item, (*path, key))
+            yield from _entries(item, (*path, key))
 
 
 def _check_working_directory(ctx: Context, tasks: Any, path: YamlPath) -> None:
@@ -57,3 +79,16 @@ def _check_working_directory(ctx: Context, tasks: Any, path: YamlPath) -> None:
                 f"Only runnable tasks are allowed as children of a WorkingDirectory task, not {short} "
                 f"(task `{task.get('id')}`)",
             )
+
+
+def _warn_runner(ctx: Context, entry: dict[str, Any], path: YamlPath) -> None:
+    """A script asking for Docker, Kubernetes or a cloud batch runner runs as a local process."""
+    runner = entry.get("taskRunner")
+    kind = runner.get("type") if isinstance(runner, dict) else None
+    legacy = str(entry.get("runner") or "").upper() == "DOCKER"
+    if (isinstance(kind, str) and kind not in PROCESS_RUNNERS) or legacy:
+        where = (*path, "taskRunner") if kind else (*path, "runner")
+        asked = kind if kind else "DOCKER"
+        ctx.warn(
+            where, f"task `{entry.get('id')}` asks for the `{asked}` runner: it runs as a local process here"
+        )

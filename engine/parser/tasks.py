@@ -9,6 +9,7 @@ from typing import Any
 from ..model import DagNode, PluginDefault, RetrySpec, TaskSpec
 from ..tasks.registry import registry
 from ..tasks.types import (
+    COMMON_IGNORED,
     COMMON_PROPERTIES,
     FLOWABLE_PROPERTIES,
     SPEC_FIELDS,
@@ -215,6 +216,10 @@ class TaskParser:
         own = frozenset(data)
         data = apply_defaults(data, defaults_for(written, task_type.name, self.defaults))
         self._check_properties(data, task_type, path, task_id)
+        for key in data:
+            reason = task_type.ignored.get(key) or COMMON_IGNORED.get(key)
+            if reason is not None and data[key] not in (None, False):
+                ctx.warn((*path, key), f"`{key}` of task `{task_id}` is not applied: {reason}", key=True)
         data = check_task_values(ctx, data, task_type, path, own)
         props = self._props(data, task_type, path, task_id)
         retry = data.get("retry")

@@ -11,7 +11,8 @@ import dataclasses
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 
-from .types import BUILT_IN_TASK_TYPES, TaskType
+from .builtin_types import BUILT_IN_TASK_TYPES
+from .types import TaskType
 
 
 class Registry:
