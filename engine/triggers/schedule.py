@@ -5,11 +5,13 @@ then fires every due slot of every Schedule trigger of the engine's current flow
     slots       the schedule's time arithmetic, where a trigger goes on from after downtime
     state       trigger state for listings, and its persistence (switches, last and next dates)
     firing      firing due slots: executions, conditions, fire records, no overlap
+    http        the HTTP polling triggers, polled beside the schedules (Kestra's polling triggers)
     backfill    the rules of backfills (ranges, pause, resume, cancel, progress)
     clock       the system clock, or one a test drives
 
 Kestra's rules followed here (see the parts for the others):
-- `stopAfter` lists execution states; an execution of the trigger ending in one disables the trigger.
+- `stopAfter` lists execution states; an execution of the trigger ending in one disables the trigger
+  (schedules and HTTP triggers alike).
 - A trigger disabled (by command or in the flow) lets its slots pass: enabling it again starts from now.
 
 A store failure never stops the scheduler: the trigger (or the whole pass) is tried again after
@@ -34,6 +36,7 @@ from .backfill import BACKFILL_LABEL
 from .clock import Clock, RealClock
 from .firing import MAX_BATCH, SlotFiring
 from .host import TriggerHost
+from .http import HttpPolling
 from .slots import Schedule, starting_row
 from .state import (
     BackfillProgress,
@@ -44,7 +47,10 @@ from .state import (
     TriggerStates,
     switched,
 )
-from .types import SCHEDULE
+from .types import HTTP, SCHEDULE
+
+# The trigger types whose executions the scheduler follows (no overlap, stopAfter).
+_FOLLOWED = (SCHEDULE, HTTP)
 
 # After an unexpected failure (a store error while saving state ...), wait this long, by the clock.
 ERROR_BACKOFF = timedelta(seconds=5)
@@ -62,6 +68,9 @@ class Scheduler:
         self._firing = SlotFiring(engine, self._states, self.clock, self._error)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._polling = HttpPolling(
+            engine, self.clock, self._states, self._lock, self._triggers_get, self._error
+        )
         self._stopping = False
         self._started = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -89,6 +98,7 @@ class Scheduler:
                 found = self._triggers.get((namespace, flow_id, trigger_id))
                 if found is not None:
                     found.running.add(execution_id)
+            self._polling.sync(self._triggers.values())
         self._started = True
         self._tasks = [
             asyncio.create_task(self._run(), name="tiercel-scheduler"),
@@ -104,6 +114,8 @@ class Scheduler:
         async with self._lock:
             for task in self._tasks:
                 task.cancel()
+            self._polling.cancel()
+        await self._polling.wait_stopped()
         for task in self._tasks:
             # A task that died of an error was reported then; stopping must go on regardless.
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -131,6 +143,9 @@ class Scheduler:
     def triggers(self) -> list[TriggerState]:
         """Every trigger of the current flows with its state, sorted by namespace, flow and id."""
         return [found.state() for _, found in sorted(self._triggers.items())]
+
+    def _triggers_get(self, key: TriggerKey) -> LiveTrigger | None:
+        return self._triggers.get(key)
 
     def is_enabled(self, namespace: str, flow_id: str, trigger_id: str) -> bool:
         """Whether a trigger is enabled by command (True for a trigger without stored state)."""
@@ -287,6 +302,7 @@ class Scheduler:
             except BaseException:
                 self._flows_dirty = True
                 raise
+            self._polling.sync(self._triggers.values())
         await self._fire_due()
 
     async def _back_off(self) -> None:
@@ -352,7 +368,7 @@ class Scheduler:
 
     def _ended(self, execution: Execution) -> TriggerKey | None:
         trigger = execution.trigger or {}
-        if trigger.get("type") != SCHEDULE:
+        if trigger.get("type") not in _FOLLOWED:
             return None
         key = (execution.namespace, execution.flow_id, str(trigger.get("id")))
         found = self._triggers.get(key)
@@ -360,7 +376,7 @@ class Scheduler:
             return None
         found.running.discard(execution.id)
         self._wake.set()
-        if found.schedule is not None and execution.state.current.value in found.schedule.stop_after:
+        if execution.state.current.value in found.stop_after:
             return key
         return None
 

@@ -108,9 +108,14 @@ class LiveTrigger:
     def active(self) -> bool:
         return self.row.enabled and not self.spec.disabled and not self.flow.disabled
 
+    @property
+    def stop_after(self) -> frozenset[str]:
+        """The execution states that disable the trigger (Kestra's AbstractTrigger `stopAfter`)."""
+        return frozenset(str(state) for state in self.spec.props.get("stopAfter") or ())
+
     def blocked(self) -> bool:
-        """A non-concurrent schedule waits for its running execution."""
-        return bool(self.running) and not (self.schedule is not None and self.schedule.allow_concurrent)
+        """A non-concurrent trigger (schedule, polling) waits for its running execution."""
+        return bool(self.running) and not bool(self.spec.props.get("allowConcurrent", False))
 
     def state(self) -> TriggerState:
         row = self.row
