@@ -11,9 +11,11 @@ import functools
 import hashlib
 import json
 import math
+import os
 import random
 import re
 import socket
+import time
 import unicodedata
 import uuid as uuid_module
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -1466,8 +1468,13 @@ def fn_id() -> str:
 
 
 def fn_uuid() -> str:
-    """``uuid()``: a random UUID."""
-    return str(uuid_module.uuid4())
+    """A time-ordered UUID (version 7: 48 bits of Unix milliseconds, then random bits), as Kestra's
+    UUIDFunction makes with its time-based epoch generator."""
+    millis = time.time_ns() // 1_000_000
+    value = (millis & (2**48 - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | 0x7 << 76  # version 7
+    value = (value & ~(0x3 << 62)) | 0x2 << 62  # RFC 4122 variant
+    return str(uuid_module.UUID(int=value))
 
 
 @_checked

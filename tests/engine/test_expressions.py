@@ -399,10 +399,14 @@ def test_random_int_of_equal_bounds_is_that_bound() -> None:
         render("{{ randomInt(10, 9) }}")
 
 
-def test_uuid_is_random_and_well_formed() -> None:
+def test_uuid_is_a_time_ordered_version_7_uuid() -> None:
+    """Kestra's UUIDFunction: Generators.timeBasedEpochRandomGenerator, a UUIDv7."""
+    before = int(datetime.now(UTC).timestamp() * 1000)
     first, second = render("{{ uuid() }}"), render("{{ uuid() }}")
-    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", first)
+    after = int(datetime.now(UTC).timestamp() * 1000)
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", first)
     assert first != second
+    assert before <= int(first.replace("-", "")[:12], 16) <= after  # its first 48 bits: the millisecond
 
 
 def test_now_prints_iso_with_microseconds_in_utc() -> None:
