@@ -10,6 +10,7 @@ the one written in the text, never converted to UTC: ``2025-01-06T00:30:00+02:00
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Final
@@ -212,6 +213,33 @@ def fn_is_date_between(date: Any = None, after: Any = None, before: Any = None) 
     return low < moment < high
 
 
+@functools.lru_cache(maxsize=64)
+def holiday_calendar(country: str, subdivision: str | None) -> Any:
+    """The public holidays of a country (or of one of its subdivisions), by the `holidays` package,
+    the counterpart of the Jollyday calendars Kestra uses; years are filled in as they are asked.
+
+    Raises:
+        NotImplementedError: For a country or subdivision the package does not know.
+    """
+    import holidays  # loaded by the first holiday asked for only
+
+    return holidays.country_holidays(country, subdiv=subdivision)
+
+
+def fn_is_public_holiday(date: Any = None, countryCode: Any = None, subDivision: Any = None) -> bool:
+    """``isPublicHoliday(date, countryCode, subDivision)``: whether the day is a public holiday of the
+    country (or of its subdivision; a blank one means the country), as Kestra's function says."""
+    day = _date_argument("isPublicHoliday", date)
+    if countryCode is None:
+        raise RenderFailure("The 'isPublicHoliday()' function expects a 'countryCode' argument.")
+    subdivision = str(subDivision).strip().upper() if subDivision is not None else ""
+    try:
+        calendar = holiday_calendar(str(countryCode).strip().upper(), subdivision or None)
+    except NotImplementedError as error:
+        raise RenderFailure(f"The 'isPublicHoliday()' function: {error}") from None
+    return day in calendar
+
+
 CALENDAR_FUNCTIONS: Final = {
     "dayOfMonth": fn_day_of_month,
     "dayOfWeek": fn_day_of_week,
@@ -219,6 +247,7 @@ CALENDAR_FUNCTIONS: Final = {
     "isDateBetween": fn_is_date_between,
     "isDayWeekInMonth": fn_is_day_week_in_month,
     "isLastWorkingDay": fn_is_last_working_day,
+    "isPublicHoliday": fn_is_public_holiday,
     "isWeekend": fn_is_weekend,
     "monthOfYear": fn_month_of_year,
 }

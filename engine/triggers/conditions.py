@@ -9,7 +9,6 @@ triggered.
 
 from __future__ import annotations
 
-import functools
 import locale
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from ..expressions.calendar_functions import holiday_calendar
 from ..model import Execution, Flow, StateType
 
 _CORE = "io.kestra.plugin.core.condition."
@@ -179,14 +179,9 @@ def _weekend(condition: Mapping[str, Any], ctx: ConditionContext) -> bool:
     return _date_of(condition, ctx, "Weekend").weekday() >= 5
 
 
-@functools.lru_cache(maxsize=64)
 def _holiday_calendar(country: str, subdivision: str | None) -> Any:
-    """The public holidays of a country (or of one of its subdivisions), by the `holidays` package,
-    the counterpart of the Jollyday calendars Kestra uses; years are filled in as they are asked."""
-    import holidays  # loaded by the first PublicHoliday condition only
-
     try:
-        return holidays.country_holidays(country, subdiv=subdivision)
+        return holiday_calendar(country, subdivision)
     except NotImplementedError as error:
         raise ConditionError(f"PublicHoliday: {error}") from None
 

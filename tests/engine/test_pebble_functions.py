@@ -459,3 +459,32 @@ async def test_tasks_with_state(tmp_path: Path) -> None:
         {"taskId": "inner", "state": "SUCCESS", "value": "b"},
     ]
     assert empty == "true"
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ isPublicHoliday('2024-12-25', 'FR') }}", "true"),
+        ("{{ isPublicHoliday('2024-03-12', 'FR') }}", "false"),
+        ("{{ isPublicHoliday('2024-12-25T10:00:00Z', 'FR') }}", "true"),
+        ("{{ isPublicHoliday('2024-11-11', 'FR', '') }}", "true"),
+    ],
+)
+def test_is_public_holiday(template: str, expected: str) -> None:
+    """Kestra's IsPublicHolidayFunctionTest (Jollyday there, the `holidays` package here)."""
+    assert render(template) == expected
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ isPublicHoliday() }}",
+        "{{ isPublicHoliday('2024-12-25') }}",
+        "{{ isPublicHoliday('not-a-date', 'FR') }}",
+        "{{ isPublicHoliday('2024-12-25', 'XX') }}",
+    ],
+)
+def test_is_public_holiday_refuses_what_kestra_refuses(template: str) -> None:
+    """IsPublicHolidayFunctionTest: a missing date or country, a bad date or country fail the render."""
+    with pytest.raises(ExpressionError):
+        render(template)
