@@ -138,8 +138,7 @@ class HttpPolling:
 
     async def wait_stopped(self) -> None:
         """Wait for the cancelled polls to end."""
-        retired, self._retired = self._retired, set()
-        for task in retired:
+        for task in list(self._retired):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 

@@ -7,6 +7,7 @@ requests, never in seconds.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import textwrap
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.engine.helpers import flow, running_engine
-from tests.waiting import until
+from tests.waiting import HANG, until
 from tiercel.engine.engine import Engine
 from tiercel.engine.events import EngineError
 from tiercel.engine.model import Execution, StateType
@@ -37,6 +38,8 @@ class Site:
         self.ready = False
         self.headers: dict[str, str] = {}
         self.lock = threading.Lock()
+        # /hold answers only once this is set (or after a while, so that no thread lingers).
+        self.release = threading.Event()
 
 
 class Server(ThreadingHTTPServer):
@@ -57,7 +60,10 @@ class Handler(BaseHTTPRequestHandler):
             site.hits[path] += 1
             site.headers = {name.lower(): value for name, value in self.headers.items()}
             ready = site.ready
-        if path == "/tick":
+        if path == "/hold":
+            site.release.wait(30)
+            self.reply(200, b"{}")
+        elif path == "/tick":
             self.reply(503, b"not today")
         elif path == "/missing":
             self.reply(404, b"no such page")
@@ -284,6 +290,23 @@ async def test_flow_edits_are_followed(tmp_path: Path, site: tuple[Site, str]) -
         hits = server.hits["/moved"]
         await polls_go_by(server)
         assert server.hits["/moved"] == hits
+
+
+async def test_stopping_cancels_the_polls_and_their_requests(tmp_path: Path, site: tuple[Site, str]) -> None:
+    """Kestra's AbstractScheduler.close stops the evaluation of triggers; here a poll whose request
+    is still waiting for its response is cancelled too, rather than waited for."""
+    server, base = site
+    try:
+        async with running_engine(tmp_path, polling_flow("held", f"{base}/hold")) as engine:
+            await until(lambda: server.hits["/hold"] >= 1, what="a request under way")
+            await asyncio.wait_for(engine.scheduler.stop(), HANG)
+            polls = [
+                task for task in asyncio.all_tasks() if task.get_name().startswith("tiercel-http-trigger")
+            ]
+            assert polls == []
+            assert await executions_of(engine, "held") == []
+    finally:
+        server.release.set()
 
 
 def test_parser_reports_bad_http_trigger_properties() -> None:
