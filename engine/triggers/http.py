@@ -54,7 +54,17 @@ from .types import HTTP
 DEFAULT_INTERVAL = timedelta(seconds=60)
 DEFAULT_RESPONSE_CONDITION = "{{ response.statusCode < 400 }}"
 # The properties a poll sends: the Request task's.
-REQUEST_PROPERTIES = ("uri", "method", "body", "formData", "contentType", "headers", "options", "sslOptions")
+REQUEST_PROPERTIES = (
+    "uri",
+    "method",
+    "body",
+    "formData",
+    "contentType",
+    "headers",
+    "options",
+    "sslOptions",
+    "encryptBody",
+)
 
 _log = logging.getLogger(__name__)
 
