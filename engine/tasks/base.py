@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..expressions import to_text
 from ..model import Execution, Flow, Label, LogLevel, TaskRun, TaskSpec
 
 if TYPE_CHECKING:
@@ -81,6 +82,20 @@ class TaskContext:
         """A property of the task, rendered."""
         value = self.task.props.get(name, default)
         return self.render(value) if value is not None else default
+
+    def flag(self, name: str, default: bool) -> bool:
+        """A true/false property, rendered (`true`, `false` in any case, or a boolean).
+
+        Raises:
+            TaskFailure: When it is anything else.
+        """
+        value = self.prop(name, default)
+        if isinstance(value, bool):
+            return value
+        text = to_text(value).strip().lower()
+        if text not in ("true", "false"):
+            raise TaskFailure(f"`{name}` must be true or false, got `{text}`")
+        return text == "true"
 
     def task_uri(self) -> str:
         """Where this task run's files go in the internal storage (kestra:///...)."""

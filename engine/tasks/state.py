@@ -79,21 +79,12 @@ def slugify(text: str) -> str:
     return slug.lower()
 
 
-def _flag(context: TaskContext, name: str, default: bool) -> bool:
-    value = context.prop(name, default)
-    if isinstance(value, bool):
-        return value
-    text = to_text(value).strip().lower()
-    if text not in ("true", "false"):
-        raise TaskFailure(f"`{name}` must be true or false, got `{text}`")
-    return text == "true"
-
 
 def state_key(context: TaskContext) -> str:
     """The KV key of the task's state, as Kestra's StateStore builds it."""
     name = to_text(context.prop("name", "default"))
-    shared = _flag(context, "namespace", False)
-    value = context.run.value if _flag(context, "taskrunValue", True) else None
+    shared = context.flag("namespace", False)
+    value = context.run.value if context.flag("taskrunValue", True) else None
     key = ("" if shared else slugify(context.flow.id) + "_") + "states_tasks-states_" + name
     return key if value is None else key + "_" + murmur3_128_hex(value)
 
@@ -138,7 +129,7 @@ async def get(context: TaskContext) -> Mapping[str, Any] | None:
     key = state_key(context)
     data = await _read(context, key)
     if data is None:
-        if _flag(context, "errorOnMissing", False):
+        if context.flag("errorOnMissing", False):
             raise TaskFailure(f"State {key} not found")
         data = {}
     return {"count": len(data), "data": data}
@@ -160,7 +151,7 @@ async def set_(context: TaskContext) -> Mapping[str, Any] | None:
 async def delete(context: TaskContext) -> Mapping[str, Any] | None:
     key = state_key(context)
     deleted = await _kv(context).kv_delete(context.execution.namespace, key)
-    if not deleted and _flag(context, "errorOnMissing", False):
+    if not deleted and context.flag("errorOnMissing", False):
         raise TaskFailure(f"Unable to find the state file '{to_text(context.prop('name', 'default'))}'")
     return {"deleted": deleted}
 

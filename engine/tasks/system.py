@@ -61,15 +61,6 @@ def _required_date(context: TaskContext, name: str) -> datetime:
     return moment
 
 
-def _flag(context: TaskContext, name: str, default: bool) -> bool:
-    value = context.prop(name, default)
-    if isinstance(value, bool):
-        return value
-    text = to_text(value).strip().lower()
-    if text not in ("true", "false"):
-        raise TaskFailure(f"`{name}` must be true or false, got `{text}`")
-    return text == "true"
-
 
 def _list(context: TaskContext, name: str) -> list[Any] | None:
     """A list property: a YAML list, or an expression rendering to a JSON list."""
@@ -172,9 +163,9 @@ async def purge_executions(context: TaskContext) -> Mapping[str, Any] | None:
     ExecutionService.purge does: an execution still running has no end date, so it stays."""
     records = _records(context)
     namespace, flow_id = _text(context, "namespace"), _text(context, "flowId")
-    purge_execution_rows = _flag(context, "purgeExecution", True)
-    purge_log, purge_storage = _flag(context, "purgeLog", True), _flag(context, "purgeStorage", True)
-    _flag(context, "purgeMetric", True)  # no metrics are kept here: nothing to purge
+    purge_execution_rows = context.flag("purgeExecution", True)
+    purge_log, purge_storage = context.flag("purgeLog", True), context.flag("purgeStorage", True)
+    context.flag("purgeMetric", True)  # no metrics are kept here: nothing to purge
     size = _batch_size(context, 100) or 100
     found = await records.ended_executions(
         namespace=namespace,
@@ -227,8 +218,8 @@ def _levels(context: TaskContext) -> list[LogLevel] | None:
 async def purge_logs(context: TaskContext) -> Mapping[str, Any] | None:
     """Delete log lines in bulk by date, namespace (exact), flow, execution and levels."""
     records = _records(context)
-    execution_logs = _flag(context, "purgeExecutionLogs", True)
-    other_logs = _flag(context, "purgeNonExecutionLogs", True)
+    execution_logs = context.flag("purgeExecutionLogs", True)
+    other_logs = context.flag("purgeNonExecutionLogs", True)
     _batch_size(context, None)  # Kestra batches only on MySQL: checked, not needed
     levels = _levels(context)
     start, end = _date(context, "startDate"), _required_date(context, "endDate")
