@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..expressions import to_text
+from ..expressions.javaregex import JavaRegexError, compile_java
 from ..internal_storage import StorageError, files_matching, write_into
 from ..model import LogLevel
 from .base import TaskContext, TaskFailure
@@ -84,41 +85,108 @@ def _byte_size(text: str) -> int:
     return int(float(number) * _UNITS[unit.upper()])
 
 
-async def split(context: TaskContext) -> Mapping[str, Any] | None:
-    """Split a file by size (`bytes`), into `partitions`, or every `rows` lines."""
-    storage = context.require_storage()
+# Java's BufferedReader.readLine ends a line at \n, \r or \r\n, and reads no empty line after the last end.
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def java_lines(data: bytes) -> list[str]:
+    """The lines of a file as Java's readLine reads them (UTF-8, a malformed byte replaced)."""
+    text = data.decode("utf-8", errors="replace")
+    if not text:
+        return []
+    lines = _LINE_END.split(text)
+    if text[-1] in "\r\n":
+        lines.pop()
+    return lines
+
+
+def _batches(rows: list[bytes], closes: Any) -> list[bytes]:
+    """Rows into batches, a new batch started before a row when `closes(bytes, rows)` of the current."""
+    chunks: list[list[bytes]] = []
+    size = count = 0
+    for row in rows:
+        if not chunks or closes(size, count):
+            chunks.append([])
+            size = count = 0
+        chunks[-1].append(row)
+        size += len(row)
+        count += 1
+    return [b"".join(chunk) for chunk in chunks]
+
+
+def split_chunks(
+    data: bytes,
+    separator: str,
+    *,
+    regex: str | None = None,
+    size: int | None = None,
+    partitions: int | None = None,
+    rows: int | None = None,
+) -> list[bytes]:
+    """Kestra's StorageService.split: each line followed by `separator`, grouped by the first of
+    `regex` (lines by their first group's value, lines that do not match dropped), `size` (a batch
+    closes once it holds that many bytes or more), `partitions` (round-robin, empty ones dropped) or
+    `rows` (a batch closes once it holds that many lines)."""
+    texts = java_lines(data)
+    lines = [(text + separator).encode("utf-8", errors="replace") for text in texts]
+    if regex is not None:
+        try:
+            pattern = compile_java(regex)
+        except JavaRegexError as error:
+            raise TaskFailure(f"`regexPattern` is not a valid regular expression: {error}") from None
+        groups: dict[str | None, list[bytes]] = {}
+        for text, line in zip(texts, lines, strict=True):
+            match = pattern.search(text)
+            if match and pattern.groups:
+                groups.setdefault(match.group(1), []).append(line)
+        return [chunk for chunk in (b"".join(group) for group in groups.values()) if chunk]
+    if size is not None:
+        return _batches(lines, lambda total, _count: total >= size)
+    if partitions is not None:
+        if partitions < 1:
+            raise TaskFailure(f"`partitions` must be 1 or more, got {partitions}")
+        parts: list[list[bytes]] = [[] for _ in range(partitions)]
+        for index, line in enumerate(lines):
+            parts[index % partitions].append(line)
+        return [chunk for chunk in (b"".join(part) for part in parts) if chunk]
+    if rows is not None:
+        return _batches(lines, lambda _total, count: count >= rows)
+    raise TaskFailure("Split needs one of `regexPattern`, `bytes`, `partitions` or `rows`")
+
+
+def _int_prop(context: TaskContext, name: str) -> int | None:
+    value = context.prop(name)
+    if value is None:
+        return None
     try:
-        data = storage.read_bytes(_uri(context, "from"))
+        return int(to_text(value).strip())
+    except ValueError:
+        raise TaskFailure(f"`{name}` must be a whole number, got `{to_text(value)[:100]}`") from None
+
+
+async def split(context: TaskContext) -> Mapping[str, Any] | None:
+    """Split a file by `regexPattern`, `bytes`, `partitions` or `rows`, as Kestra's Split does."""
+    storage = context.require_storage()
+    source = _uri(context, "from")
+    try:
+        data = storage.read_bytes(source)
     except StorageError as error:
         raise TaskFailure(str(error)) from None
-    separator = to_text(context.prop("separator", "\n")).encode()
-    rows = [row + separator for row in data.split(separator)]
-    if rows and rows[-1] == separator:
-        rows.pop()
-    elif rows and not data.endswith(separator):
-        rows[-1] = rows[-1][: -len(separator)]
-    chunks: list[bytes]
-    if context.prop("rows") is not None:
-        per = max(int(context.prop("rows")), 1)
-        chunks = [b"".join(rows[i : i + per]) for i in range(0, len(rows), per)]
-    elif context.prop("partitions") is not None:
-        count = max(int(context.prop("partitions")), 1)
-        per = max(-(-len(rows) // count), 1)
-        chunks = [b"".join(rows[i : i + per]) for i in range(0, len(rows), per)]
-    elif context.prop("bytes") is not None:
-        limit = _byte_size(to_text(context.prop("bytes")))
-        chunks, current = [], b""
-        for row in rows:
-            if current and len(current) + len(row) > limit:
-                chunks.append(current)
-                current = b""
-            current += row
-        if current:
-            chunks.append(current)
-    else:
-        raise TaskFailure("Split needs one of `bytes`, `partitions` or `rows`")
+    regex = context.prop("regexPattern")
+    limit = context.prop("bytes")
+    chunks = split_chunks(
+        data,
+        to_text(context.prop("separator", "\n")),
+        regex=None if regex is None else to_text(regex),
+        size=None if limit is None else _byte_size(to_text(limit)),
+        partitions=_int_prop(context, "partitions"),
+        rows=_int_prop(context, "rows"),
+    )
+    last = source.rstrip("/").rsplit("/", 1)[-1]
+    extension = last[last.rindex(".") :] if "." in last else ".tmp"
     base = context.task_uri()
-    return {"uris": [storage.put_bytes(base, f"split-{i}", chunk) for i, chunk in enumerate(chunks)]}
+    names = (f"split-{index}{extension}" for index in range(len(chunks)))
+    return {"uris": [storage.put_bytes(base, name, chunk) for name, chunk in zip(names, chunks, strict=True)]}
 
 
 async def local_files(context: TaskContext) -> Mapping[str, Any] | None:
@@ -148,7 +216,7 @@ async def fetch_logs(context: TaskContext) -> Mapping[str, Any] | None:
         raise TaskFailure("log.Fetch needs a database")
     execution_id = to_text(context.prop("executionId") or context.execution.id)
     level = LogLevel.parse(to_text(context.prop("level", "INFO"))).value
-    tasks = context.prop("tasksId") or ([context.prop("taskId")] if context.prop("taskId") else [])
+    tasks = context.prop("tasksId") or []
     if context.flush_logs is not None:
         await context.flush_logs()
     await context.log_reader.flush()

@@ -14,6 +14,7 @@ import pytest
 
 from tests.engine.helpers import flow, logs_of, messages, one_run, run, run_flow, running_engine, states
 from tiercel.engine.model import StateType
+from tiercel.engine.tasks.files import java_lines, split_chunks
 
 S = StateType
 
@@ -234,3 +235,66 @@ async def test_namespace_files_reach_scripts_and_read(tmp_path: Path) -> None:
     assert "notes.md" not in lines
     assert states(execution)["escape"] is S.FAILED
     assert "other namespace" not in lines
+
+
+# Kestra's SplitTest (core/src/test/java/io/kestra/plugin/core/storage/SplitTest.java): lines of
+# 20 characters (numbers left-padded), split by partitions, rows and bytes.
+def _padded(count: int) -> bytes:
+    return ("\n".join(str(value).rjust(20) for value in range(count)) + "\n").encode()
+
+
+def test_split_partitions_as_kestra_split_test() -> None:
+    chunks = split_chunks(_padded(1000), "\n", partitions=8)
+    assert len(chunks) == 8
+    assert sum(chunk.count(b"\n") for chunk in chunks) == 1000
+    # Round-robin: the first partition holds lines 0, 8, 16 ...
+    assert chunks[0].splitlines()[:2] == [b"0".rjust(20), b"8".rjust(20)]
+
+
+def test_split_rows_as_kestra_split_test() -> None:
+    chunks = split_chunks(_padded(1000), "\n", rows=10)
+    assert len(chunks) == 100
+    assert b"".join(chunks) == _padded(1000)
+
+
+def test_split_bytes_closes_a_batch_once_it_holds_the_size_or_more() -> None:
+    # SplitTest.bytes: 12288 lines of 21 bytes, `bytes: 1KB` -> batches of 49 lines (1029 bytes).
+    chunks = split_chunks(_padded(12288), "\n", size=1024)
+    assert len(chunks) == 251
+    assert len(chunks[0]) == 49 * 21
+    assert b"".join(chunks) == _padded(12288)
+
+
+def test_split_reads_lines_as_java_and_writes_each_with_the_separator() -> None:
+    assert java_lines(b"a\r\nb\rc\n\nd") == ["a", "b", "c", "", "d"]
+    assert java_lines(b"a\n") == ["a"] and java_lines(b"") == []
+    # A last line without its end still gets the separator; CRLF lines are rewritten with `separator`.
+    assert split_chunks(b"a\r\nb\r\nc", ";", rows=2) == [b"a;b;", b"c;"]
+
+
+def test_split_partitions_drops_the_empty_ones() -> None:
+    assert split_chunks(b"x\ny\n", "\n", partitions=4) == [b"x\n", b"y\n"]
+
+
+def test_split_by_regex_groups_lines_by_the_first_group() -> None:
+    data = b"[a] 1\n[b] 2\nno tag\n[a] 3\n"
+    assert split_chunks(data, "\n", regex=r"\[(\w+)\]") == [b"[a] 1\n[a] 3\n", b"[b] 2\n"]
+
+
+async def test_split_keeps_the_extension_of_its_file(tmp_path: Path) -> None:
+    execution, _ = await run_flow(
+        tmp_path,
+        flow(
+            "tasks:"
+            + MAKE_FILE
+            + """
+  - id: split
+    type: io.kestra.plugin.core.storage.Split
+    from: "{{ outputs.make.outputFiles['rows.txt'] }}"
+    bytes: 6B
+"""
+        ),
+    )
+    uris = (one_run(execution, "split").outputs or {})["uris"]
+    # 'l1\n' is 3 bytes: a batch closes at 6, so two lines each, and the last alone.
+    assert len(uris) == 3 and all(uri.endswith(".txt") for uri in uris)
