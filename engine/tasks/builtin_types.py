@@ -31,18 +31,21 @@ _SCRIPT_IGNORED = {
     "docker": f"{_LOCAL}, Docker is not used",
     "targetOS": f"{_LOCAL}, on this machine's OS",
 }
-_DEPENDENCIES_IGNORED = {"dependencies": _NOT_INSTALLED}
 _PYTHON_IGNORED = {
-    **_DEPENDENCIES_IGNORED,
+    "dependencies": _NOT_INSTALLED,
     "pythonVersion": "the `python` on the engine's PATH runs the script",
     "dependencyCacheEnabled": _NOT_INSTALLED,
     "packageManager": _NOT_INSTALLED,
+    "uvAutoInstallEnabled": _NOT_INSTALLED,
+    "uvInstallerVersion": _NOT_INSTALLED,
+    "uvInstallerSha256": _NOT_INSTALLED,
 }
 _LEGACY_SCRIPT_IGNORED = {
     "dockerOptions": f"{_LOCAL}, Docker is not used",
     "requirements": _NOT_INSTALLED,
     "virtualEnv": "the `python` on the engine's PATH runs the script",
     "pythonPath": "the `python` on the engine's PATH runs the script",
+    "packageManager": _NOT_INSTALLED,
 }
 # Kestra's script task properties (io.kestra.plugin.scripts.exec.scripts.models and the runners).
 _SCRIPT_PROPS = _props(
@@ -111,7 +114,6 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         f"{CORE}.debug.Echo",
         Kind.RUNNABLE,
         _props("format", "level"),
-        required=_props("format"),
         aliases=(f"{LEGACY}.debugs.Echo", f"{CORE}.log.Echo"),
     ),
     TaskType(
@@ -165,8 +167,9 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
     TaskType(
         f"{CORE}.log.Fetch",
         Kind.RUNNABLE,
-        _props("executionId", "level", "tasksId", "taskId"),
+        _props("executionId", "level", "tasksId", "namespace", "flowId"),
         aliases=(f"{LEGACY}.log.Fetch",),
+        ignored=dict.fromkeys(("namespace", "flowId"), "the execution is found by its id alone"),
     ),
     # --- script tasks (run as local processes) ---------------------------------------------
     *(
@@ -181,7 +184,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         for language, extra in (
             ("shell", {}),
             ("python", _PYTHON_IGNORED),
-            ("node", _DEPENDENCIES_IGNORED),
+            ("node", {}),
         )
         for kind in ("Commands", "Script")
     ),
@@ -196,8 +199,8 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
     TaskType(
         f"{LEGACY}.scripts.Python",
         Kind.RUNNABLE,
-        _LEGACY_SCRIPT_PROPS | _props("requirements", "virtualEnv", "pythonPath", "args"),
-        static=_LEGACY_SCRIPT_STATIC | _props("requirements", "virtualEnv", "pythonPath"),
+        _LEGACY_SCRIPT_PROPS | _props("requirements", "virtualEnv", "pythonPath", "args", "packageManager"),
+        static=_LEGACY_SCRIPT_STATIC | _props("requirements", "virtualEnv", "pythonPath", "packageManager"),
         ignored=_LEGACY_SCRIPT_IGNORED,
     ),
     # --- files in the internal storage --------------------------------------------------------
@@ -225,7 +228,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
     TaskType(
         f"{CORE}.storage.Split",
         Kind.RUNNABLE,
-        _props("from", "bytes", "partitions", "rows", "separator"),
+        _props("from", "bytes", "partitions", "rows", "regexPattern", "separator"),
         required=_props("from"),
         aliases=(f"{LEGACY}.storages.Split",),
     ),
@@ -259,7 +262,12 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
     TaskType(
         f"{CORE}.storage.PurgeCurrentExecutionFiles",
         Kind.RUNNABLE,
+        _props("includeChildExecutions", "includeStates"),
         aliases=(f"{LEGACY}.storages.PurgeExecution", f"{CORE}.storage.PurgeExecution"),
+        # Kestra reads both but purges the execution's own files whatever they say.
+        ignored=dict.fromkeys(
+            ("includeChildExecutions", "includeStates"), "only this execution's own files are purged"
+        ),
     ),
     # --- other executions, logs and triggers (engine.tasks.system) ------------------------------
     TaskType(
@@ -458,11 +466,11 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
     TaskType(
         f"{CORE}.flow.WorkingDirectory",
         Kind.FLOWABLE,
-        _props("inputFiles", "outputFiles", "namespaceFiles", "cache", "taskRunner", "containerImage"),
+        _props("inputFiles", "outputFiles", "namespaceFiles", "cache"),
         children={"tasks": LIST},
         required=_props("tasks"),
         aliases=(f"{LEGACY}.flows.WorkingDirectory", f"{LEGACY}.flows.Worker"),
-        static=_props("cache", "taskRunner", "containerImage"),
+        static=_props("cache"),
     ),
     TaskType(
         f"{CORE}.flow.Subflow",
