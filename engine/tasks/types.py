@@ -45,10 +45,23 @@ SPEC_FIELDS = frozenset(
         "logLevel",
     }
 )
-# Every property any task accepts (the others are accepted and ignored: they concern Kestra's workers).
-COMMON_PROPERTIES = SPEC_FIELDS | {"logToFile", "workerGroup", "version"}
+# Every property any task accepts (Kestra's Task): what a TaskSpec holds, and properties that concern
+# Kestra's workers or services, accepted and ignored (COMMON_IGNORED says what happens instead).
+COMMON_PROPERTIES = SPEC_FIELDS | {
+    "logToFile",
+    "workerGroup",
+    "version",
+    "pluginDefaultsRef",
+    "taskCache",
+    "assets",
+}
 # Common properties accepted but not honoured, with what happens instead (validation warnings).
-COMMON_IGNORED = {"logToFile": "log lines are kept in the database with the others"}
+COMMON_IGNORED = {
+    "logToFile": "log lines are kept in the database with the others",
+    "pluginDefaultsRef": "only the flow's and its namespaces' plugin defaults apply",
+    "taskCache": "the task runs every time, its outputs are not cached",
+    "assets": "assets are not tracked by this engine",
+}
 # Flowable tasks have their own error and finally branches.
 FLOWABLE_PROPERTIES = frozenset({"errors", "finally"})
 # The common properties whose text is rendered as a template when the task runs.
