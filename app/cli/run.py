@@ -102,7 +102,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
 
 async def _run_here(engine: Engine, request: RunRequest, view: RunView) -> int:
     """Run in the engine this command owns; it loads the flows folder and fires no trigger."""
-    from tiercel.engine import EngineCommandError, InputError
+    from tiercel.engine import EngineCommandError, InputError, StateType
 
     namespace, flow_id = request.namespace, request.flow_id
     if request.file is not None:
@@ -135,33 +135,46 @@ async def _run_here(engine: Engine, request: RunRequest, view: RunView) -> int:
         return EXIT_USAGE
     view.say(f"Execution {execution_id} of {namespace}.{flow_id} started")
     view.start()
-    streamer = asyncio.create_task(_stream(events, execution_id, view))
-    stop_on_signals(engine, execution_id, view)
-    try:
-        execution = await engine.wait(execution_id, until_paused=True)
-        await asyncio.sleep(0)
-        await engine.flush_logs()  # the lines still buffered, announced on the bus before the drain
-        await asyncio.sleep(0)
-    finally:
-        streamer.cancel()
-    _show(engine.events.drain(events), execution_id, view)
-    return finish(execution, view)
+    # A retry with `behavior: CREATE_NEW_EXECUTION` ends an execution RETRIED and starts the next
+    # attempt as a new execution: the run follows the attempts to the last one.
+    attempts: dict[tuple[str, int], str] = {}
+    while True:
+        streamer = asyncio.create_task(_stream(events, execution_id, view, attempts))
+        stop_on_signals(engine, execution_id, view)
+        try:
+            execution = await engine.wait(execution_id, until_paused=True)
+            await asyncio.sleep(0)
+            await engine.flush_logs()  # the lines still buffered, announced on the bus before the drain
+            await asyncio.sleep(0)
+        finally:
+            streamer.cancel()
+        _show(engine.events.drain(events), execution_id, view, attempts)
+        following = attempts.get((execution.original_id or execution.id, execution.attempt_number + 1))
+        if execution.state.current is not StateType.RETRIED or following is None:
+            return finish(execution, view)
+        view.say(f"Execution {execution_id} RETRIED: attempt {execution.attempt_number + 1} is {following}")
+        execution_id = following
 
 
-async def _stream(events: asyncio.Queue[Event], execution_id: str, view: RunView) -> None:
+async def _stream(
+    events: asyncio.Queue[Event], execution_id: str, view: RunView, attempts: dict[tuple[str, int], str]
+) -> None:
     from tiercel.engine import EventBus
 
     while True:
         batch = [await events.get(), *EventBus.drain(events)]
         try:
-            _show(batch, execution_id, view)
+            _show(batch, execution_id, view, attempts)
         except BrokenPipeError:
             return  # the reader left (`| head`): the execution still runs to its end
 
 
-def _show(events: list[Event], execution_id: str, view: RunView) -> None:
+def _show(
+    events: list[Event], execution_id: str, view: RunView, attempts: dict[tuple[str, int], str]
+) -> None:
     """Log lines (of the execution and of its subflows), and the execution's task runs: those
-    announced together are shown together, in the order they changed."""
+    announced together are shown together, in the order they changed. New attempts of executions
+    (retries that create one) are noted in `attempts`, by first execution and attempt number."""
     from tiercel.engine import ExecutionChanged, LogsAppended, TaskRunChanged
 
     runs: list[TaskRun] = []
@@ -176,6 +189,9 @@ def _show(events: list[Event], execution_id: str, view: RunView) -> None:
             view.logs(event.entries)
         elif isinstance(event, ExecutionChanged) and event.execution.id == execution_id:
             view.execution(event.execution)
+        elif isinstance(event, ExecutionChanged) and event.execution.attempt_number > 1:
+            attempt = event.execution
+            attempts.setdefault((attempt.original_id or attempt.id, attempt.attempt_number), attempt.id)
     view.task_runs(runs)
 
 

@@ -183,3 +183,29 @@ def test_an_undeclared_on_resume_input_is_warned_about(flows_dir: Path, tmp_path
     [warning] = warnings(result.stderr)
     assert "`extra`" in warning and "`wait`" in warning and "onResume inputs: count" in warning
     assert executions(db)[0]["state"]["current"] == "SUCCESS"
+
+
+RETRIED = """
+id: flaky
+namespace: acme
+retry:
+  behavior: CREATE_NEW_EXECUTION
+  type: constant
+  interval: PT0.2S
+  maxAttempt: 3
+tasks:
+  - id: fail
+    type: io.kestra.plugin.core.execution.Fail
+"""
+
+
+def test_run_follows_the_new_executions_of_a_retry(flows_dir: Path, tmp_path: Path) -> None:
+    """With `behavior: CREATE_NEW_EXECUTION` each attempt is a new execution: the run shows them all
+    and ends with the last one's state."""
+    flow = write(flows_dir, "flaky.yml", RETRIED)
+    result = tiercel("run", "--db", tmp_path / "t.db", flow, timeout=HANG)
+    assert result.returncode == 1, result.stderr
+    notes = re.findall(r"Execution (\w+) RETRIED: attempt (\d) is (\w+)", result.stdout + result.stderr)
+    assert [attempt for _, attempt, _ in notes] == ["2", "3"]
+    assert notes[0][2] == notes[1][0]  # each note names the attempt the next one follows
+    assert re.search(rf"Execution {notes[1][2]} ended FAILED", result.stdout + result.stderr)
