@@ -362,6 +362,9 @@ class Executor:
         task = work.task(run)
         outputs = result.outputs if result.outputs is not None else run.outputs
         run = dataclasses.replace(run, outputs=outputs)
+        if not result.state.is_terminated:  # outputs while it runs (a ForEachItem's `iterations`)
+            work.put(run)
+            return
         if self.kind(task) is Kind.FLOWABLE:
             # A flowable's closing work ended: its state is its children's, or worse.
             end = self.flowable(task).state(work, task, run) or S.FAILED

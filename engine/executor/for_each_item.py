@@ -5,7 +5,8 @@ in its task run's `iterations` output (ExecutableUtils.manageIterations): the ta
 batch's execution has ended, FAILED when one failed (KILLED when one was killed, WARNING when one
 warned), unless `transmitFailed` is false; without `wait`, it ends SUCCESS as soon as they are
 started. Its outputs are then `iterations`, `numberOfBatches` and `subflowOutputsBaseUri` (the
-folder under which each batch's subflow outputs go, as `<iteration>/outputs.ion`).
+folder under which each batch's subflow outputs go, as `<iteration>/outputs.ion`). While they run,
+its outputs hold `iterations` and `numberOfBatches`, updated as each one ends (`progress`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Batches:
     base_uri: str
     children: dict[str, int] = field(default_factory=dict)
     ended: Counter[str] = field(default_factory=Counter)
+    # How many batches the split gave (the subflow executions started or to start).
+    total: int = 0
     # Every batch is started (or starting stopped): the task run may end once the children have.
     launched: bool = False
 
@@ -52,7 +55,13 @@ class Batches:
             # Kestra reports each one SUCCESS at once: the RUNNING count went down to 0.
             return {"RUNNING": 0, "SUCCESS": len(self.children)}
         running = len(self.children) - sum(self.ended.values())
-        return {"CREATED": 0, "RUNNING": running, **dict(self.ended)}
+        # Kestra counts the batches not started yet as CREATED (0 once all are).
+        created = 0 if self.launched else max(0, self.total - len(self.children))
+        return {"CREATED": created, "RUNNING": running, **dict(self.ended)}
+
+    def progress(self) -> dict[str, Any]:
+        """The outputs while the subflow executions run (ExecutableUtils.manageIterations)."""
+        return {"iterations": self.iterations(), "numberOfBatches": self.total}
 
     def state(self) -> StateType:
         if not self.wait or not self.transmit_failed:

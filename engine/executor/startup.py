@@ -5,7 +5,9 @@ A starting engine first kills the task programs a previous engine on the same da
 - a runnable task run that was running gets a note "engine stopped while the task was running" and
   runs again as a new attempt, or fails when its flow marks it not idempotent or it used its
   attempts (its retry policy then applies);
-- a Subflow task run waits for its child again (and hears of it at once if the child ended);
+- a Subflow task run waits for its child again (and hears of it at once if the child ended), and a
+  ForEachItem's `_items` task run for its children (counting those that ended, starting the
+  batches it had not started yet);
 - everything else resumes where the store says it was, under its flow's concurrency limit.
 """
 
@@ -21,6 +23,7 @@ from ..model import Execution, Flow, StateType, TaskRun, utcnow
 from ..processes.leftovers import kill_leftovers
 from ..processes.record import ProcessRecord, attempt_token_prefix
 from ..queue import WorkerQueue
+from ..tasks.for_each_item import EXECUTABLE
 from ..tasks.registry import Registry
 from ..tasks.types import Kind
 from .loop import ExecutionStore, ExecutorLoop
@@ -94,6 +97,7 @@ class CrashRecovery:
     async def recover(self, only: Collection[str] | None = None) -> None:
         """Resume the unfinished executions (only those of `only` and their subflows, when given)."""
         waiting_on: list[tuple[str, TaskRun]] = []
+        following: list[tuple[str, TaskRun]] = []
         starts: list[tuple[Flow, Execution, TaskRun]] = []
         posts: list[ExecutorMessage] = []
         attempts_cut: list[str] = []
@@ -120,6 +124,8 @@ class CrashRecovery:
                 kind = task_type.kind if task_type else Kind.RUNNABLE
                 if kind is Kind.SUBFLOW and run.child_execution_id:
                     waiting_on.append((execution.id, run))
+                elif kind is Kind.SUBFLOW and flow.tasks_by_id[run.task_id].type == EXECUTABLE:
+                    following.append((execution.id, run))
                 elif kind is not Kind.FLOWABLE or closing(run):
                     notes.append(log_entry(execution, run, INTERRUPTED_MESSAGE))
                     attempts_cut.append(attempt_token_prefix(run.id, len(run.attempts) - 1))
@@ -154,6 +160,10 @@ class CrashRecovery:
             child_id = run.child_execution_id or ""
             child = None if self.loop.live(child_id) else await self.store.get_execution(child_id)
             self.subflows.wait_again(parent_id, run, child)
+        for parent_id, run in following:
+            live = self.loop.live(parent_id)
+            if live is not None:
+                self.subflows.follow_again(live[0], live[1], run)
 
     def _fill_freed_slots(self) -> None:
         """Slots freed while no engine ran go to the queued executions now."""

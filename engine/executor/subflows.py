@@ -10,7 +10,15 @@ growing without end.
 
 A ForEachItem's `_items` task run (engine.tasks.for_each_item) starts one child per batch the same
 way, with `taskrun.items` and `taskrun.iteration` in its inputs, and ends once they all have
-(engine.executor.for_each_item counts them).
+(engine.executor.for_each_item counts them, and the task run's `iterations` follow their ends).
+
+A restart of the parent execution runs its failed Subflow (or `_items`) task run again. With
+`restartBehavior: RETRY_FAILED` (the default) the child executions it started before are found again,
+as Kestra's ExecutableUtils.subflowExecution finds them (the child's trigger names the task run and
+its iteration): each failed (or killed) one is restarted in place as a new attempt, the others keep
+their results, and a batch without one gets a new execution. With `NEW_EXECUTION` new child
+executions are started. An engine restarted while a task run waited follows its children again the
+same way, without restarting them (`wait_again`, `follow_again`).
 """
 
 from __future__ import annotations
@@ -31,7 +39,17 @@ from ..ion import IonError
 from ..labels import CORRELATION_ID
 from ..logs import log_entry
 from ..messages import ExecutorMessage, LinkSubflow, TaskRunResult, WorkerResult
-from ..model import Execution, Flow, Label, LogEntry, LogLevel, StateType, TaskRun, TaskSpec
+from ..model import (
+    Execution,
+    ExecutionSummary,
+    Flow,
+    Label,
+    LogEntry,
+    LogLevel,
+    StateType,
+    TaskRun,
+    TaskSpec,
+)
 from ..tasks.core import labels_of
 from ..tasks.for_each_item import EXECUTABLE, OUTPUTS_FILE, batch_uris, outputs_line
 from .for_each_item import Batches, splits_uri, with_batch
@@ -40,6 +58,10 @@ from .for_each_item import Batches, splits_uri, with_batch
 # other flows, or through an expression no check can follow) then fails at this depth instead of
 # growing without end. TIERCEL_MAX_SUBFLOW_DEPTH overrides it.
 MAX_SUBFLOW_DEPTH = 10
+# The child executions a RETRY_FAILED restart restarts (the states an execution restarts from).
+RESTARTABLE = (StateType.FAILED, StateType.KILLED)
+# How many executions a search for the earlier children of a task run reads at once.
+_PAGE = 500
 _log = logging.getLogger(__name__)
 
 
@@ -58,6 +80,17 @@ def max_subflow_depth() -> int:
         )
         return MAX_SUBFLOW_DEPTH
     return depth
+
+
+def restarted(run: TaskRun) -> bool:
+    """Whether a restart of its execution put the task run back to CREATED (not a retry, not a
+    first start): it may have started child executions before."""
+    return any(history.state is StateType.CREATED for history in run.state.histories[1:])
+
+
+def retries_failed(task: TaskSpec) -> bool:
+    """Kestra's `restartBehavior`: RETRY_FAILED (the default) rather than NEW_EXECUTION."""
+    return str(task.props.get("restartBehavior") or "RETRY_FAILED").upper() != "NEW_EXECUTION"
 
 
 class SubflowHost(Protocol):
@@ -79,6 +112,18 @@ class SubflowHost(Protocol):
     ) -> str: ...
 
     async def kill(self, execution_id: str) -> None: ...
+
+    async def restart(self, execution_id: str) -> None: ...
+
+    async def list_executions(
+        self,
+        *,
+        namespace: str | None = None,
+        flow_id: str | None = None,
+        state: str | Sequence[str] | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> list[ExecutionSummary]: ...
 
     async def execution(self, execution_id: str) -> Execution | None: ...
 
@@ -125,9 +170,14 @@ class Subflows:
 
     # -- what the loop asks -------------------------------------------------------------------
     def launch(self, flow: Flow, parent: Execution, run: TaskRun) -> None:
-        """Start the child of a Subflow task run (the children of a ForEachItem's), beside the loop."""
-        if flow.tasks_by_id[run.task_id].type == EXECUTABLE:
-            self.loop.spawn(self._launch_batches(flow, parent, run))
+        """Start the child of a Subflow task run (the children of a ForEachItem's), beside the loop;
+        a task run restarted with RETRY_FAILED restarts the children that failed instead."""
+        task = flow.tasks_by_id[run.task_id]
+        again = restarted(run) and retries_failed(task)
+        if task.type == EXECUTABLE:
+            self.loop.spawn(self._launch_batches(flow, parent, run, earlier=again, restart=again))
+        elif again:
+            self.loop.spawn(self._retry_child(flow, parent, run))
         else:
             self.loop.spawn(self._launch(flow, parent, run))
 
@@ -164,6 +214,11 @@ class Subflows:
         else:
             self._parents[run.child_execution_id or ""] = parent
 
+    def follow_again(self, flow: Flow, parent: Execution, run: TaskRun) -> None:
+        """After a restart of the engine: a ForEachItem's `_items` task run follows the children it
+        started again (those that ended meanwhile are counted now) and starts the batches it had not."""
+        self.loop.spawn(self._launch_batches(flow, parent, run, earlier=True, restart=False))
+
     # -- launching ------------------------------------------------------------------------------
     async def _launch(self, flow: Flow, parent: Execution, run: TaskRun) -> None:
         task = flow.tasks_by_id[run.task_id]
@@ -184,8 +239,78 @@ class Subflows:
         else:
             self._report(parent.id, WorkerResult(run.id, StateType.SUCCESS, {"executionId": child_id}))
 
-    async def _launch_batches(self, flow: Flow, parent: Execution, run: TaskRun) -> None:
-        """A ForEachItem's `_items` task run: one child per batch of its `_split` sibling."""
+    async def _retry_child(self, flow: Flow, parent: Execution, run: TaskRun) -> None:
+        """A restarted Subflow task run: its failed child restarts, one that ended otherwise is
+        reported again, and without a child (or with `wait: false`) a new one starts."""
+        task = flow.tasks_by_id[run.task_id]
+        child_id = run.child_execution_id or str((run.outputs or {}).get("executionId") or "")
+        if not child_id or not task.props.get("wait", True):
+            await self._launch(flow, parent, run)
+            return
+        try:
+            followed = await self._follow(parent, run, child_id, restart=True)
+        except Exception as error:  # the Subflow task must end rather than wait forever
+            self._unable_to_start(parent, run, error, "the subflow")
+            return
+        if not followed:
+            await self._launch(flow, parent, run)
+
+    async def _follow(self, parent: Execution, run: TaskRun, child_id: str, *, restart: bool) -> bool:
+        """Wait for a child started before, restarting it first when it failed (and `restart`);
+        one that ended is reported at once. False when the child is not found."""
+        key = (parent.id, run.id)
+        self._parents[child_id] = key  # before reading it: its end, from now on, is heard
+        child = await self.host.execution(child_id)
+        if child is None:
+            self._parents.pop(child_id, None)
+            return False
+        if restart and child.state.current in RESTARTABLE:
+            try:
+                await self.host.restart(child_id)
+            except Exception:
+                self._parents.pop(child_id, None)
+                raise
+            self.log(log_entry(parent, run, f"Restarted subflow execution {child_id}", LogLevel.INFO))
+        elif child.state.current.is_terminated and self._parents.pop(child_id, None) is not None:
+            await self._child_ended(key, child)
+        if self._killed(parent.id) and child_id in self._parents:
+            with contextlib.suppress(EngineCommandError):
+                await self.host.kill(child_id)
+        return True
+
+    async def _started_before(
+        self, parent: Execution, run: TaskRun, props: Mapping[str, Any], wanted: int
+    ) -> dict[int, str]:
+        """The children a task run started before, by iteration (the newest of each): the executions
+        of the subflow whose trigger names the task run, newest first, back to the parent's creation."""
+        found: dict[int, str] = {}
+        since = parent.state.start_date
+        before = None
+        while len(found) < wanted:
+            page = await self.host.list_executions(
+                namespace=str(props["namespace"]), flow_id=str(props["flowId"]), limit=_PAGE, before=before
+            )
+            for summary in page:
+                if summary.start_date is not None and summary.start_date < since:
+                    return found  # older than the parent: no child of it is further on
+                if summary.parent_id != parent.id:
+                    continue
+                child = await self.host.execution(summary.id)
+                variables = ((child.trigger or {}).get("variables") or {}) if child is not None else {}
+                iteration = variables.get("taskRunIteration")
+                if variables.get("taskRunId") == run.id and isinstance(iteration, int):
+                    found.setdefault(iteration, summary.id)
+            if len(page) < _PAGE:
+                break
+            before = page[-1].cursor
+        return found
+
+    async def _launch_batches(
+        self, flow: Flow, parent: Execution, run: TaskRun, *, earlier: bool = False, restart: bool = False
+    ) -> None:
+        """A ForEachItem's `_items` task run: one child per batch of its `_split` sibling. With
+        `earlier`, the children it started before are followed (restarted when failed, with
+        `restart`) and only the batches without one get a new execution."""
         task = flow.tasks_by_id[run.task_id]
         if self.storage is None:
             self._unable_to_start(parent, run, EngineCommandError("no internal storage"), "the subflows")
@@ -207,7 +332,9 @@ class Subflows:
                 self._report(parent.id, WorkerResult(run.id, StateType.SUCCESS))
                 return
             await self._check_depth(parent, props)
+            batches.total = len(uris)
             self._batches[run.id] = batches
+            before = await self._started_before(parent, run, props, len(uris)) if earlier else {}
             inputs = task.props.get("inputs") or {}
             context = build_context(flow, parent, task, run, extra=self.functions(parent, []))
             if self.prefetch is not None:
@@ -215,6 +342,9 @@ class Subflows:
             for iteration, uri in enumerate(uris):
                 if self._killed(parent.id):
                     break  # the batches not started yet never will be
+                earlier_id = before.get(iteration)
+                if earlier_id and await self._take_up(batches, parent, run, earlier_id, iteration, restart):
+                    continue
                 rendered = self.renderer.render_value(inputs, with_batch(context, uri, iteration))
                 batch_run = dataclasses.replace(run, iteration=iteration)
                 child_id = await self._start_child(parent, task, batch_run, props, rendered)
@@ -234,6 +364,26 @@ class Subflows:
             return
         batches.launched = True
         self._end_batches(batches)
+
+    async def _take_up(
+        self, batches: Batches, parent: Execution, run: TaskRun, child_id: str, iteration: int, restart: bool
+    ) -> bool:
+        """A batch's child started before counts again: followed (restarted when it failed and
+        `restart`), or only restarted when the task run does not wait. False when it is gone."""
+        batches.children[child_id] = iteration
+        if batches.wait:
+            if await self._follow(parent, run, child_id, restart=restart):
+                return True
+            del batches.children[child_id]
+            return False
+        child = await self.host.execution(child_id)
+        if child is None:
+            del batches.children[child_id]
+            return False
+        if restart and child.state.current in RESTARTABLE:
+            await self.host.restart(child_id)
+            self.log(log_entry(parent, run, f"Restarted subflow execution {child_id}", LogLevel.INFO))
+        return True
 
     async def _render(
         self, flow: Flow, parent: Execution, task: TaskSpec, run: TaskRun, *, leave_out: Sequence[str]
@@ -371,6 +521,9 @@ class Subflows:
 
     def _end_batches(self, batches: Batches) -> None:
         if batches.wait and not batches.done:
+            if batches.launched:  # Kestra updates the counts as the children change state
+                progress = WorkerResult(batches.run_id, StateType.RUNNING, batches.progress())
+                self._report(batches.parent_id, progress)
             return
         self._batches.pop(batches.run_id, None)
         result = WorkerResult(batches.run_id, batches.state(), batches.outputs())
