@@ -24,7 +24,8 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Final, ParamSpec, TypeVar
 from urllib.parse import quote_plus, unquote_plus
 
-from jinja2 import pass_context
+from jinja2 import Environment, pass_context
+from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context, Undefined
 
@@ -35,6 +36,7 @@ from .core import (
     MAX_INT_BITS,
     MAX_ITEMS,
     LimitExceeded,
+    MissingVariable,
     RenderFailure,
     current_state,
     fail_if_undefined,
@@ -373,6 +375,41 @@ def h_uc(value: Any, fallback: Any) -> Any:
     return fallback if isinstance(value, Undefined) else value
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled_subexpression(env: Environment, source: str) -> TemplateExpression:
+    return env.compile_expression(source, undefined_to_none=False)
+
+
+def _evaluate_sub(context: Context, subs: Sequence[str], index: int, scope: Mapping[str, Any]) -> Any:
+    expression = _compiled_subexpression(context.environment, subs[index])
+    return expression({**context.get_all(), **scope, "_pb_subs": subs})
+
+
+@pass_context
+def h_try(context: Context, subs: Sequence[str], index: int, scope: Mapping[str, Any]) -> Any:
+    """Left side of ``??`` or ``???`` that is more than a variable path (``subs[index]``).
+
+    Kestra's operators catch a missing variable or attribute met anywhere while evaluating their left
+    side (Pebble's ``AttributeNotFoundException``), and other failures go through: the value, or undefined
+    when the evaluation used a missing variable. ``scope`` holds the variables the expression reads, as
+    the calling template sees them (loop variables and ``set`` ones included).
+    """
+    try:
+        return _evaluate_sub(context, subs, index, scope)
+    except MissingVariable as missing_:
+        return context.environment.undefined(name=missing_.name)
+
+
+@pass_context
+def h_coalesce(
+    context: Context, op: str, subs: Sequence[str], left: int, right: int, scope: Mapping[str, Any]
+) -> Any:
+    """``a ?? b`` or ``a ??? b`` whose sides are both sub-expressions: b is evaluated only when needed."""
+    value = h_try(context, subs, left, scope)
+    keep = h_has(value) if op == "??" else not isinstance(value, Undefined)
+    return value if keep else _evaluate_sub(context, subs, right, scope)
+
+
 class _LoopIterator:
     """Iterator of a ``for`` tag: counts iterations against the render limits."""
 
@@ -466,6 +503,8 @@ HELPERS: Final[dict[str, Callable[..., Any]]] = {
     "_pb_has": h_has,
     "_pb_nc": h_nc,
     "_pb_uc": h_uc,
+    "_pb_try": h_try,
+    "_pb_coalesce": h_coalesce,
     "_pb_iter": h_iter,
     "_pb_items": h_items,
     "_pb_range": h_range,

@@ -138,10 +138,6 @@ def test_rendering_happens_once(renderer: Renderer) -> None:
         ("{{ inputs.missing.deep.path ?? 'deep' }}", "deep"),
         ("{{ inputs.name ?? undefinedButNotNeeded }}", "joe"),
         ("{{ inputs.name ?? undefinedFn() }}", "joe"),
-        # Pebble precedence: ?? binds tighter than ~ and |
-        ("{{ inputs.missing ?? 'ab' | upper }}", "AB"),
-        ("{{ 'p-' ~ inputs.missing ?? 'x' }}", "p-x"),
-        ("{{ inputs.missing ?? 1 + 1 }}", "2"),
         # ternary
         ("{{ taskrun.attemptsCount == 3 ? 'ok' : ko }}", "ok"),
         ("{{ inputs.n > 5 ? 'big' : inputs.n > 2 ? 'mid' : 'small' }}", "mid"),
@@ -212,6 +208,75 @@ def test_rendering_happens_once(renderer: Renderer) -> None:
 def test_pebble_expressions(template: str, expected: str) -> None:
     context = {**CTX, "outputs": {**CTX["outputs"], "error-t1": {"value": "E"}}}
     assert render(template, context) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        # filters, ~ and arithmetic bind tighter than ?? and ???
+        ("{{ inputs.missing ?? 'ab' | upper }}", "AB"),
+        ("{{ 'p-' ~ inputs.missing ?? 'x' }}", "x"),
+        ("{{ 'p-' ~ inputs.name ?? 'x' }}", "p-joe"),
+        ("{{ 'p-' ~ (inputs.missing ?? 'x') }}", "p-x"),
+        ("{{ inputs.missing ?? 'a' ~ 'b' }}", "ab"),
+        ("{{ inputs.missing ?? 1 + 1 }}", "2"),
+        ("{{ inputs.missing.size + 1 ?? 0 }}", "0"),
+        ("{{ inputs.missing | upper ?? 'none' }}", "none"),
+        ("{{ inputs.name | upper ?? 'none' }}", "JOE"),
+        # the filters of kestra.io's "null values" guide apply to the fallback only
+        ("{{ inputs.start ?? '2024-05-31' | dateAdd(-1, 'MONTHS') | date('yyyy-MM-dd') }}", "2024-04-30"),
+        ("{{ inputs.name ?? '2024-05-31' | dateAdd(-1, 'MONTHS') | date('yyyy-MM-dd') }}", "joe"),
+        # null concatenates as nothing: the left side is "p-", not null
+        ("{{ 'p-' ~ inputs.nothing ?? 'x' }}", "p-"),
+        ("{{ 'p-' ~ inputs.nothing ??? 'x' }}", "p-"),
+        ("{{ 'p-' ~ inputs.missing ??? 'x' }}", "x"),
+        ("{{ inputs.missing ??? 'u' ~ '!' }}", "u!"),
+        # the level of ==, < and isIn, left to right
+        ("{{ inputs.n > inputs.missing ?? 'no number' }}", "no number"),
+        ("{{ inputs.missing == 1 ?? 'no value' }}", "no value"),
+        ("{{ inputs.missing ?? 'a' == 'a' }}", "true"),
+        ("{{ inputs.missing ?? 3 > 2 }}", "true"),
+        # above contains, and, or and the ternary
+        ("{{ numbers contains inputs.missing ?? 2 }}", "true"),
+        ("{{ inputs.missing ?? false or true }}", "true"),
+        ("{{ 'a' ~ inputs.missing ?? false ? 'yes' : 'no' }}", "no"),
+        # chains go left to right, and a failing fallback falls to the next one
+        ("{{ inputs.missing ~ 1 ?? inputs.missing2 ~ 2 ?? 'third' }}", "third"),
+        ("{{ ('a' ~ (inputs.missing ~ 'b' ?? 'c')) ?? 'd' }}", "ac"),
+        # the left side sees loop variables, set variables and works inside interpolation
+        ("{% for n in numbers %}{{ n ~ inputs.missing ?? n * 10 }},{% endfor %}", "30,10,20,"),
+        ("{% for n in numbers %}{{ loop.index ~ inputs.missing ?? loop.index }}{% endfor %}", "012"),
+        ("{% set p = 'P' %}{{ p ~ inputs.missing ?? p ~ '?' }}", "P?"),
+        ('{{ "<#{inputs.name ~ inputs.missing ?? inputs.name}>" }}', "<joe>"),
+        ("{% if 'a' ~ inputs.missing ?? false %}yes{% else %}no{% endif %}", "no"),
+        # a variable named like the helpers' own names stays a variable
+        ("{{ result ~ inputs.missing ?? result }}", "R"),
+    ],
+)
+def test_coalescing_operators_bind_below_filters_and_arithmetic(template: str, expected: str) -> None:
+    """Kestra PR #16127 ("operators should have a lower precedence than filters") registers ``??`` and
+    ``???`` at precedence 30, with ``==`` and ``isIn`` (Extension.java at 1e87364a): ``'p-' ~ x ?? 'y'`` reads
+    ``('p-' ~ x) ?? 'y'``. NullCoalescingExpression and UndefinedCoalescingExpression catch the
+    AttributeNotFoundException thrown anywhere while evaluating that left side, so a missing variable inside
+    it gives the fallback (``x``, where the old reading gave ``p-x``)."""
+    assert render(template, {**CTX, "result": "R"}) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ 1 / 0 ?? 'x' }}", "division by zero"),
+        ("{{ 'x' | fromJson ?? 'y' }}", "invalid JSON"),
+        ("{{ 1 < 'a' ??? 'z' }}", "not supported"),
+        ("{{ 'p-' ~ inputs.missing ?? 'q-' ~ inputs.other }}", "Unable to find `other`"),
+    ],
+)
+def test_coalescing_operators_catch_only_missing_variables(template: str, message: str) -> None:
+    """NullCoalescingExpression and UndefinedCoalescingExpression (Kestra PR #16127) catch only Pebble's
+    AttributeNotFoundException: other failures of the left side, and any failure of the fallback, are
+    errors."""
+    with pytest.raises(ExpressionError, match=re.escape(message)):
+        render(template, CTX)
 
 
 @pytest.mark.parametrize(

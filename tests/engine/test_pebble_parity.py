@@ -524,6 +524,47 @@ def test_comparison_of_other_operands_fails(template: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# ?? and ??? (expression/NullCoalescingExpressionTest.java, UndefinedCoalescingExpressionTest.java)
+# ---------------------------------------------------------------------------------------------------------
+
+BLOCK: dict[str, Any] = {"block": {"test": {"child": "awesome"}}, "inner": "test"}
+
+
+@pytest.mark.parametrize(
+    ("template", "context", "expected"),
+    [
+        # firstDefined
+        ("{{ inner.bla ?? block.test.child }}", BLOCK, "awesome"),
+        ("{{ block.test.child ?? inner.bla }}", BLOCK, "awesome"),
+        # firstDefinedEval
+        ("{{ block.test.child ?? null }}", BLOCK, "awesome"),
+        ("{{ block[inner].child ?? null }}", BLOCK, "awesome"),
+        ("{{ block[missing].child ?? block[inner].child }}", BLOCK, "awesome"),
+        ("{{ block[missing].child ?? block[missing2].child ?? block[inner].child }}", BLOCK, "awesome"),
+        ("{{ missing ?? block.test.child }}", BLOCK, "awesome"),
+        # emptyObject
+        ("{{ block ?? 'UNDEFINED' }}", {"block": {}}, "{}"),
+        # nullOrUndefined, for ?? then ???
+        ("{{ null ?? 'IS NULL' }}", {"null": None}, "IS NULL"),
+        ("{{ undefined ?? 'IS UNDEFINED' }}", {"null": None}, "IS UNDEFINED"),
+        ("{{ null ??? 'IS NULL' }}", {"null": None}, ""),
+        ("{{ undefined ??? 'IS UNDEFINED' }}", {"null": None}, "IS UNDEFINED"),
+    ],
+)
+def test_null_coalescing(template: str, context: dict[str, Any], expected: str) -> None:
+    """NullCoalescingExpressionTest (firstDefined, firstDefinedEval, emptyObject, nullOrUndefined) and
+    UndefinedCoalescingExpressionTest.nullOrUndefined: ``??`` falls back on a missing or null left side,
+    ``???`` on a missing one only; a missing variable used as a key (``block[missing]``) is caught too."""
+    assert render(template, context) == expected
+
+
+def test_null_coalescing_of_two_missing_values_fails() -> None:
+    """NullCoalescingExpressionTest.firstDefined and firstDefinedEval: ``missing ?? missing2`` throws."""
+    with pytest.raises(ExpressionError, match="Unable to find `missing2`"):
+        render("{{ missing ?? missing2 }}", BLOCK)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # range() bounded (BoundedRangeFunctionTest; functions/BoundedRangeFunction.java)
 # ---------------------------------------------------------------------------------------------------------
 

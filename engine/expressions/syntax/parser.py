@@ -3,6 +3,13 @@
 The output is fully parenthesized and calls the ``_pb_*`` helpers wherever Pebble's semantics differ
 from Jinja's (``??``, ``contains``, ``a..b``, ``~`` ...); names, attributes and filters the sandbox
 forbids are refused here, before Jinja sees them.
+
+Kestra's ``a ?? b`` and ``a ??? b`` catch a missing variable or attribute met anywhere while evaluating
+``a``, and ``a`` can be a whole expression (``'p-' ~ x ?? 'none'`` reads ``('p-' ~ x) ?? 'none'``).
+Jinja has no way to catch an error inside an expression, so such a left side is written as a separate
+Jinja expression in the template's list of sub-expressions, ``_pb_subs``, which a helper evaluates with
+the variables it names, catching the missing variable. A literal or a variable path cannot fail and stays
+inline.
 """
 
 from __future__ import annotations
@@ -26,16 +33,21 @@ class _Code:
 
 
 # Pebble's binary operators and precedences (higher binds tighter), with those Kestra's extension adds
-# ("isIn" and its own "<", "<=", ">", ">="); "**" and "//" are Jinja extras.
+# ("??", "???", "isIn" and its own "<", "<=", ">", ">=", all at 30 since Kestra PR #16127); "**" and "//"
+# are Jinja extras. All are left-associative except "**".
 _BINARY: Final = {
     "or": 10, "and": 15,
     "is": 20, "contains": 20, "in": 20, "not in": 20,
     "==": 30, "equals": 30, "!=": 30, "<": 30, ">": 30, "<=": 30, ">=": 30, "isIn": 30,
+    "??": 30, "???": 30,
     "+": 40, "-": 40,
     "*": 60, "/": 60, "%": 60, "//": 60,
     "**": 65,
-    "|": 100, "~": 110, "..": 120, "??": 120, "???": 120,
+    "|": 100, "~": 110, "..": 120,
 }  # fmt: skip
+_COALESCING: Final = frozenset({"??", "???"})
+# The template's sub-expressions (left sides of ?? and ??? that are more than a variable path).
+SUBS_NAME: Final = f"{HELPER_PREFIX}subs"
 _WORD_OPS: Final = frozenset({"or", "and", "is", "contains", "in", "isIn", "equals"})
 _COMPARISONS: Final = frozenset({"<", "<=", ">", ">="})
 TRUE_NAMES: Final = frozenset({"true", "True", "TRUE"})
@@ -61,6 +73,7 @@ class Parser:
         filters: Collection[str],
         tests: Collection[str],
         in_loop: bool,
+        subs: list[str] | None = None,
     ) -> None:
         self.tokens = tokens
         self.i = 0
@@ -68,6 +81,10 @@ class Parser:
         self.filters = filters
         self.tests = tests
         self.in_loop = in_loop
+        # Sub-expressions, shared by every parser of one template (see the module's docstring).
+        self.subs: list[str] = [] if subs is None else subs
+        # The variable names read so far, in order, so that a sub-expression knows the ones it needs.
+        self.names: list[str] = []
 
     # -- token helpers ---------------------------------------------------------------------------------
 
@@ -144,6 +161,7 @@ class Parser:
         return None
 
     def binary(self, min_prec: int) -> _Code:
+        first_name = len(self.names)
         left = self.unary()
         while True:
             found = self.peek_binary()
@@ -158,6 +176,9 @@ class Parser:
                 left = self.filter_call(left)
             elif op == "is":
                 left = self.test_call(left)
+            elif op in _COALESCING:
+                right = self.binary(prec + 1)
+                left = self.coalesce(op, left, right, self.names[first_name:])
             else:
                 right = self.binary(prec if op == "**" else prec + 1)
                 left = self.combine(op, left, right)
@@ -193,16 +214,35 @@ class Parser:
             return _Code(f"{h}concat({lt}, {rt})", "expr")
         if op == "..":
             return _Code(f"{h}range({lt}, {rt})", "expr")
-        if op == "??":
-            # Both sides are evaluated eagerly only when that cannot fail or have effects.
-            if right.kind != "expr":
-                return _Code(f"{h}nc({lt}, {rt})", "expr")
-            return _Code(f"({lt} if {h}has({lt}) else {rt})", "expr")
-        if op == "???":
-            if right.kind != "expr":
-                return _Code(f"{h}uc({lt}, {rt})", "expr")
-            return _Code(f"({lt} if {lt} is defined else {rt})", "expr")
         return _Code(f"({lt} {op} {rt})", "expr")
+
+    def coalesce(self, op: str, left: _Code, right: _Code, names: list[str]) -> _Code:
+        """``left ?? right`` (null or missing) or ``left ??? right`` (missing only).
+
+        ``names`` are the variables both sides read. A side is evaluated eagerly only when that cannot
+        fail or have effects (a literal or a variable path), and the right side only when it is needed.
+        """
+        h = HELPER_PREFIX
+        lt, rt = left.text, right.text
+        pick = f"{h}nc" if op == "??" else f"{h}uc"
+        if left.kind != "expr":
+            if right.kind != "expr":
+                return _Code(f"{pick}({lt}, {rt})", "expr")
+            test = f"{h}has({lt})" if op == "??" else f"{lt} is defined"
+            return _Code(f"({lt} if {test} else {rt})", "expr")
+        scope = "{" + ", ".join(f"{name!r}: {name}" for name in dict.fromkeys(names)) + "}"
+        first = self.sub(left)
+        if right.kind != "expr":
+            return _Code(f"{pick}({h}try({SUBS_NAME}, {first}, {scope}), {rt})", "expr")
+        return _Code(f"{h}coalesce({op!r}, {SUBS_NAME}, {first}, {self.sub(right)}, {scope})", "expr")
+
+    def sub(self, code: _Code) -> int:
+        """Index of ``code`` among the template's sub-expressions."""
+        try:
+            return self.subs.index(code.text)
+        except ValueError:
+            self.subs.append(code.text)
+            return len(self.subs) - 1
 
     def arguments(self) -> str:
         """Parse ``( ... )`` (the "(" is current) into Jinja call arguments."""
@@ -283,7 +323,8 @@ class Parser:
                 if key.kind == "lit" and key.text[:1] in "'\"" and key.text[1:3] == "__":
                     problem = f"access to item {key.text} is not allowed"
                     raise TemplateProblem(problem, self.pos(), security=True)
-                kind: _Kind = "path" if code.kind != "expr" and key.kind != "expr" else "expr"
+                # A computed key can fail (``m[missing]``), so only a literal key keeps a path.
+                kind: _Kind = "path" if code.kind != "expr" and key.kind == "lit" else "expr"
                 code = _Code(f"{code.text}[{key.text}]", kind)
             elif self.at_op("("):
                 code = _Code(f"{code.text}({self.arguments()})", "expr")
@@ -308,10 +349,16 @@ class Parser:
                     pieces.append(repr(part))
                 else:
                     sub = Parser(
-                        list(part), tok.pos, filters=self.filters, tests=self.tests, in_loop=self.in_loop
+                        list(part),
+                        tok.pos,
+                        filters=self.filters,
+                        tests=self.tests,
+                        in_loop=self.in_loop,
+                        subs=self.subs,
                     )
                     pieces.append(sub.expression().text)
                     sub.expect_end()
+                    self.names.extend(sub.names)
             return _Code(f"{HELPER_PREFIX}concat({', '.join(pieces)})", "expr")
         if tok.kind == "name":
             name = tok.value
@@ -327,6 +374,7 @@ class Parser:
                 raise TemplateProblem(f"`{name}` is a reserved name", tok.pos)
             if name in ("not", "is", "and", "or", "in", "contains", "equals", "if", "else"):
                 raise TemplateProblem(f"Unexpected '{name}'", tok.pos)
+            self.names.append(name)
             return _Code(name, "path")
         if tok.value == "(":
             inner = self.expression()

@@ -13,6 +13,7 @@ from .parser import (
     HELPER_PREFIX,
     NULL_NAMES,
     RESERVED_NAMES,
+    SUBS_NAME,
     TRUE_NAMES,
     Parser,
 )
@@ -41,12 +42,15 @@ class _Translator:
         self.tests = tests
         self.out: list[str] = []
         self.blocks: list[_Block] = []
+        self.subs: list[str] = []
 
     def in_loop(self) -> bool:
         return any(block.tag == "for" for block in self.blocks)
 
     def parser(self, tokens: list[Tok], end: int) -> Parser:
-        return Parser(tokens, end, filters=self.filters, tests=self.tests, in_loop=self.in_loop())
+        return Parser(
+            tokens, end, filters=self.filters, tests=self.tests, in_loop=self.in_loop(), subs=self.subs
+        )
 
     def emit(self, open_: str, lead: bool, body: str, trail: bool, close: str, start: int, end: int) -> None:
         # Keep the source's line breaks so Jinja's line numbers match the original template.
@@ -94,6 +98,10 @@ class _Translator:
         if self.blocks:
             block = self.blocks[-1]
             raise TemplateProblem(f"Unclosed '{block.tag}' tag", block.pos)
+        if self.subs:
+            # Defined first, on the first line, so that every scope of the template sees it.
+            items = "".join(f"{sub!r}, " for sub in self.subs)
+            self.out.insert(0, f"{{% set {SUBS_NAME} = ({items}) %}}")
         return "".join(self.out)
 
     def raw_block(self, raw: re.Match[str]) -> int:
