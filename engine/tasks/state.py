@@ -79,7 +79,6 @@ def slugify(text: str) -> str:
     return slug.lower()
 
 
-
 def state_key(context: TaskContext) -> str:
     """The KV key of the task's state, as Kestra's StateStore builds it."""
     name = to_text(context.prop("name", "default"))

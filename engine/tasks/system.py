@@ -61,7 +61,6 @@ def _required_date(context: TaskContext, name: str) -> datetime:
     return moment
 
 
-
 def _list(context: TaskContext, name: str) -> list[Any] | None:
     """A list property: a YAML list, or an expression rendering to a JSON list."""
     value = context.prop(name)
