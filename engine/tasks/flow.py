@@ -215,8 +215,9 @@ class ForEach(Sequential):
         return dataclasses.replace(run, loop_values=loop_values(work, task, run, self.values_prop))
 
     def groups(self, task: TaskSpec, run: TaskRun) -> list[list[Resolved]]:
+        # Kestra's resolveEachTasks: each value's task runs carry its position as `iteration`.
         children = task.props.get("tasks") or ()
-        return [resolve(children, value) for value in run.loop_values or ()]
+        return [resolve(children, value, index) for index, value in enumerate(run.loop_values or ())]
 
     def branches(
         self, work: WorkingCopy, task: TaskSpec, run: TaskRun
@@ -277,10 +278,17 @@ class ForEach(Sequential):
             return work.sequential_nexts(run, branch)
         if not children or work.killing:
             return []
-        return self.group_nexts(task, run, children, progress, work.room)
+        positions = work.memo(run, "positions", lambda: {v: i for i, v in enumerate(run.loop_values or ())})
+        return self.group_nexts(task, run, children, progress, work.room, positions)
 
     def group_nexts(
-        self, task: TaskSpec, run: TaskRun, children: list[Resolved], progress: LoopProgress, room: int
+        self,
+        task: TaskSpec,
+        run: TaskRun,
+        children: list[Resolved],
+        progress: LoopProgress,
+        room: int,
+        positions: Mapping[str, int],
     ) -> list[Resolved]:
         """The next child of each group whose last child ended, then new groups up to the limit."""
         size = len(children)
@@ -289,13 +297,13 @@ class ForEach(Sequential):
         for value, count in progress.counts.items():
             if count < size and value not in progress.open_values:
                 active += 1  # between two children: the group is still going
-                nexts.append(Resolved(children[count].task, value))
+                nexts.append(Resolved(children[count].task, value, positions.get(value)))
         limit = self.limit(task)
         free = room if limit <= 0 else min(max(limit - active, 0), room)
         if free > 0:
             for value in run.loop_values or ():
                 if value not in progress.counts:
-                    nexts.append(Resolved(children[0].task, value))
+                    nexts.append(Resolved(children[0].task, value, positions.get(value)))
                     free -= 1
                     if free == 0:
                         break

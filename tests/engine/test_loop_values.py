@@ -116,3 +116,36 @@ async def test_a_task_outside_any_working_directory_has_no_worker_taskrun(tmp_pa
         ),
     )
     assert (one_run(execution, "plain").outputs or {})["value"] == "none", messages(logs)
+
+
+async def test_loop_task_runs_carry_their_values_position_as_iteration(tmp_path: Path) -> None:
+    """FlowableUtils.resolveEachTasks: each distinct value's task runs have `iteration` 0, 1, 2 ...
+    (Kestra's docs: `taskrun.iteration` is zero-based), in ForEach and the deprecated Each tasks."""
+    execution, logs = await run_flow(
+        tmp_path,
+        flow(
+            """
+            tasks:
+              - id: each
+                type: io.kestra.plugin.core.flow.ForEach
+                values: ["x", "y", "x", "z"]
+                concurrencyLimit: 0
+                tasks:
+                  - {id: a, type: io.kestra.plugin.core.debug.Return, format: "{{ taskrun.iteration }}"}
+                  - {id: b, type: io.kestra.plugin.core.debug.Return, format: "{{ taskrun.iteration }}"}
+              - id: par
+                type: io.kestra.core.tasks.flows.EachParallel
+                value: ["p", "q"]
+                tasks:
+                  - {id: c, type: io.kestra.plugin.core.debug.Return, format: "{{ taskrun.iteration }}"}
+            """
+        ),
+    )
+    assert execution.state.current is S.SUCCESS, messages(logs)
+    for task_id, expected in (("a", {"x": "0", "y": "1", "z": "2"}), ("b", {"x": "0", "y": "1", "z": "2"})):
+        found = {run.value: (run.outputs or {})["value"] for run in runs_of(execution, task_id)}
+        assert found == expected
+    assert {run.value: (run.outputs or {})["value"] for run in runs_of(execution, "c")} == {
+        "p": "0",
+        "q": "1",
+    }

@@ -211,12 +211,16 @@ async def test_labels_task_accepts_json_text_and_loops_see_iteration(tmp_path: P
                 type: io.kestra.plugin.core.flow.ForEach
                 values: ["a"]
                 tasks:
-                  - {id: show, type: io.kestra.plugin.core.log.Log, message: "parent={{ parent.task.id }}"}
+                  - id: show
+                    type: io.kestra.plugin.core.log.Log
+                    message: "value={{ taskrun.value }} iteration={{ taskrun.iteration }}"
             """
         ),
     )
     assert execution.labels_map()["stage"] == "prod"
-    assert "parent=each" in messages(logs)
+    # A ForEach holds neither a value nor outputs, so it is not one of `parents` (Kestra's
+    # Execution.parents); the loop's value and iteration are the task run's own.
+    assert "value=a iteration=0" in messages(logs)
     assert len(runs_of(execution, "show")) == 1
 
 
