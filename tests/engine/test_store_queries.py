@@ -17,7 +17,8 @@ GROUPS = sorted(path.stem for path in SQL_DIR.glob("*.sql"))
 
 
 def test_every_group_the_store_reads_has_its_file() -> None:
-    assert GROUPS == ["connection", "executions", "flows", "kv", "logs", "processes", "triggers"]
+    files = ["connection", "executions", "flows", "housekeeping", "kv", "logs", "processes", "triggers"]
+    assert files == GROUPS
 
 
 @pytest.mark.parametrize("group", [group for group in GROUPS if group != "connection"])
