@@ -157,6 +157,11 @@ async def _carry_out(
         if args.command == "replay":
             say(f"Execution {execution_id} replays {args.execution_id}", err=True)
         execution = await engine.wait(execution_id, until_paused=True)
+        if args.command == "kill":
+            # The subflow executions killed with it end too before this engine stops; it runs
+            # nothing else (it resumed only the killed execution and the ones below it).
+            for other in engine.live_execution_ids():
+                await engine.wait(other, until_paused=True)
     except EngineCommandError as error:
         say(f"tiercel: {error}", err=True)
         return EXIT_FAILED
