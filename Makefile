@@ -20,10 +20,11 @@ test: setup
 	$(BIN)/pytest -q
 	$(BIN)/python tests/run_conformance.py
 
-# The quick loop (under 3 minutes on 2 cores): everything but the slow, reliability and tmux tests.
+# The quick loop (under 3 minutes on 2 cores): everything but the slow, reliability and tmux tests,
+# in 4 workers (pytest-xdist; the tests mostly wait on processes and timers, so 4 keep 2 cores busy).
 # Mark a test `slow` when it takes seconds and a quicker test of its feature stays in this loop.
 test-fast: setup
-	$(BIN)/pytest -q -x -m "not slow and not reliability" --ignore=tests/e2e
+	$(BIN)/pytest -q -x -n 4 -m "not slow and not reliability" --ignore=tests/e2e
 
 lint: setup
 	$(BIN)/ruff check .
