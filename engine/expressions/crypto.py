@@ -10,12 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from typing import Any, Final
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING, Any, Final
 
 from .core import RenderFailure, fail_if_undefined
+
+if TYPE_CHECKING:  # the cryptography package loads with the first encrypt() or decrypt()
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = ["CRYPTO_FUNCTIONS", "decrypt", "encrypt"]
 
@@ -31,6 +31,8 @@ def _b64decode(text: str, what: str) -> bytes:
 
 
 def _cipher(key: str) -> AESGCM:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     raw = _b64decode(key, "the key")
     if len(raw) not in _KEY_BYTES:
         raise RenderFailure(
@@ -51,6 +53,8 @@ def decrypt(key: str, encrypted: str) -> str:
     data = _b64decode(encrypted, "the encrypted value")
     # Java's Arrays.copyOf pads a short input with zeros: such a value then fails its tag check.
     iv = data[:IV_BYTES].ljust(IV_BYTES, b"\0")
+    from cryptography.exceptions import InvalidTag
+
     try:
         plain = cipher.decrypt(iv, data[IV_BYTES:], None)
     except InvalidTag:

@@ -7,8 +7,6 @@ import re
 import zoneinfo
 from typing import Any
 
-from croniter import croniter
-
 from ..model import PluginDefault, StateType, TriggerSpec
 from ..triggers.conditions import SCHEDULE_CONDITION_TYPES, condition_problem, condition_type
 from ..triggers.types import FLOW, HTTP, SCHEDULE, TRIGGER_ALIASES, WEBHOOK
@@ -227,6 +225,8 @@ def cron_problem(expression: str, with_seconds: bool = False) -> str | None:
                 "or set `withSeconds: true` to add a leading seconds field"
             )
         return f"it has {len(fields)} fields, expected {len(names)} ({' '.join(name for name, _ in names)})"
+    from croniter import croniter  # loaded by the first flow with a cron only
+
     for index, (name, allowed) in enumerate(names):
         probe = ["*"] * len(names)
         probe[index] = fields[index]
