@@ -6,6 +6,7 @@ render identically here and on a Kestra cluster.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -24,7 +25,6 @@ _CACHE_SIZE = 64
 def release(execution_id: str) -> None:
     """Forget what is cached for an execution (it ended)."""
     _OUTPUTS_CACHE.pop(execution_id, None)
-    _ENVS_CACHE.pop(execution_id, None)
 
 
 def outputs_tree(execution: Execution) -> dict[str, Any]:
@@ -56,20 +56,11 @@ def add_output(tree: dict[str, Any], run: TaskRun, parents: list[TaskRun]) -> No
     node[values[-1]] = dict(run.outputs or {})
 
 
-# `envs` of each recent execution: reading os.environ costs ~90 µs, paid once per execution rather
-# than once per task run (a ForEach over 1,000 values read it 1,000 times).
-_ENVS_CACHE: dict[str, dict[str, str]] = {}
-
-
-def _envs(execution_id: str) -> dict[str, str]:
-    """Kestra exposes ENV_* variables of the server as `envs.*` (prefix dropped, lower case)."""
-    found = _ENVS_CACHE.get(execution_id)
-    if found is None:
-        found = {key[4:].lower(): value for key, value in os.environ.items() if key.startswith("ENV_")}
-        if len(_ENVS_CACHE) >= _CACHE_SIZE:
-            _ENVS_CACHE.clear()
-        _ENVS_CACHE[execution_id] = found
-    return dict(found)
+@functools.cache
+def _server_envs() -> dict[str, str]:
+    """The process's ENV_* variables, read once: as Kestra reads its server's environment at start
+    (reading os.environ costs ~90 µs, which every task run and every execution would pay again)."""
+    return {key[4:].lower(): value for key, value in os.environ.items() if key.startswith("ENV_")}
 
 
 def build_context(
@@ -92,7 +83,7 @@ def build_context(
             "state": (execution.after_execution_state or execution.state.current).value,
         },
         "labels": nested_labels(execution.labels),
-        "envs": _envs(execution.id),
+        "envs": dict(_server_envs()),  # Kestra's `envs.*`: ENV_* without the prefix, lower case
     }
     if flow.inputs or execution.inputs:
         context["inputs"] = dict(execution.inputs)
