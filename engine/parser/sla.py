@@ -7,9 +7,10 @@ execution (Kestra's models/flows/sla). The executor applies them (engine.executo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from ..model import SlaSpec
+from ..model import Label, SlaSpec
 from .context import Context, parse_duration_value
 from .loader import YamlPath
 from .templates import check_templates
@@ -19,7 +20,9 @@ SLA_BEHAVIORS = ("FAIL", "CANCEL", "NONE")
 _KEYS = ("id", "type", "behavior", "labels", "duration", "assert")
 
 
-def parse_sla(ctx: Context, raw: Any, labels_of: Any) -> tuple[SlaSpec, ...]:
+def parse_sla(
+    ctx: Context, raw: Any, labels_of: Callable[[Context, Any, YamlPath], tuple[Label, ...]]
+) -> tuple[SlaSpec, ...]:
     """The flow's SLAs; `labels_of(ctx, raw, path)` reads labels as the flow's own are read."""
     items = ctx.sequence(raw, ("sla",), "`sla`")
     found: list[SlaSpec] = []
