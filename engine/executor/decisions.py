@@ -39,6 +39,9 @@ S = StateType
 
 # A step applies rules until nothing changes; a flow that never settles is a bug, not a workload.
 MAX_PASSES = 100_000
+# Working copies kept between steps, one per live execution (beyond this, the oldest is rebuilt
+# from its execution when next needed).
+KEPT_WORKING_COPIES = 4_096
 
 
 def retry_delay(retry: RetrySpec, attempt: int) -> timedelta:
@@ -86,6 +89,9 @@ class Executor:
         # The root branches of each recent flow revision, resolved once: every pass of every step
         # needs them, and resolving a flow of n tasks builds n objects.
         self._roots: dict[int, tuple[Flow, tuple[list[Resolved], list[Resolved], list[Resolved]]]] = {}
+        # The working copy of each live execution as its last step left it, by execution id: the
+        # next step starts from it when it is given that very execution (see `_work`).
+        self._kept: dict[str, Work] = {}
 
     def _root_branches(self, flow: Flow) -> tuple[list[Resolved], list[Resolved], list[Resolved]]:
         found = self._roots.get(id(flow))
@@ -97,7 +103,20 @@ class Executor:
         return found[1]
 
     def _work(self, flow: Flow, execution: Execution, now: datetime) -> Work:
+        """A working copy of `execution`: the one its last step left when `execution` is the very
+        result of that step (immutable, so nothing changed since), else one built from it."""
+        kept = self._kept.pop(execution.id, None)
+        if kept is not None and kept.flow is flow and kept.snapshot() is execution:
+            kept.begin_step(now)
+            return kept
         return Work(self.renderer, self.functions, flow, execution, now)
+
+    def _keep(self, work: Work, execution: Execution) -> None:
+        if execution.state.current.is_terminated:
+            return
+        if len(self._kept) >= KEPT_WORKING_COPIES:
+            del self._kept[next(iter(self._kept))]
+        self._kept[execution.id] = work
 
     def flowable(self, task: TaskSpec) -> FlowableHandler:
         task_type = self.registry.lookup(task.type)
@@ -213,11 +232,9 @@ class Executor:
     def _pass(self, work: Work) -> bool:
         changed = False
         running: list[TaskRun] = []
-        # One scan over every task run (a large fan-out has many): start, wake, and note the running.
-        for run in list(work.runs):
+        # One scan over the task runs not ended: start, wake, and note the running.
+        for run in work.unfinished_runs():
             state = run.state.current
-            if state.is_terminated:
-                continue
             if state is S.CREATED:
                 self._start(work, run)
                 changed = True
@@ -467,10 +484,8 @@ class Executor:
     # -- kill --------------------------------------------------------------------------------
     def _kill_pass(self, work: Work) -> None:
         busy = False
-        for run in list(work.runs):
+        for run in work.unfinished_runs():
             state = run.state.current
-            if state.is_terminated:
-                continue
             kind = self.kind(work.task(run))
             if kind is Kind.FLOWABLE and not attempt_open(run):
                 continue
@@ -483,9 +498,8 @@ class Executor:
                 work.put(dataclasses.replace(run.to(S.KILLED, work.now), due=None))
         if busy:
             return
-        for run in list(work.runs):
-            if not run.state.current.is_terminated:
-                work.put(dataclasses.replace(run.to(S.KILLED, work.now), due=None))
+        for run in work.unfinished_runs():
+            work.put(dataclasses.replace(run.to(S.KILLED, work.now), due=None))
         work.set_header(work.header.to(S.KILLED, work.now))
 
     # -- wrapping up ---------------------------------------------------------------------------
@@ -493,7 +507,7 @@ class Executor:
         header = work.header
         if header.state.current.is_terminated:
             return
-        paused = any(run.state.current is S.PAUSED for run in work.runs)
+        paused = any(run.state.current is S.PAUSED for run in work.unfinished_runs())
         if paused and header.state.current is S.RUNNING:
             work.set_header(header.to(S.PAUSED, work.now))
         elif not paused and header.state.current is S.PAUSED:
@@ -502,7 +516,8 @@ class Executor:
     def _finish(self, work: Work) -> Outcome:
         outcome = work.outcome
         outcome.execution = work.snapshot()
-        dues = [run.due for run in work.runs if run.due is not None and not run.state.current.is_terminated]
+        self._keep(work, outcome.execution)
+        dues = [run.due for run in work.unfinished_runs() if run.due is not None]
         deadline = next_deadline(work) if not outcome.execution.state.current.is_terminated else None
         dues += [deadline] if deadline is not None else []
         outcome.wake_at = min(dues) if dues else None

@@ -276,6 +276,7 @@ class ExecutorLoop:
         outcomes: dict[str, list[Outcome]] = {}
         handled: dict[str, list[ExecutorMessage]] = {}
         heavy: dict[str, float] = {}  # executions whose step was long, with when it began
+        began_from: dict[str, Execution] = {}  # the execution each one's first step started from
         groups = grouped(batch)
         await self._prefetch(groups)
         try:
@@ -288,6 +289,7 @@ class ExecutorLoop:
                     resting.extend(messages)
                     continue
                 flow, execution = live
+                began_from.setdefault(execution_id, execution)
                 began = time.perf_counter()
                 try:
                     outcome = self._step(flow, execution, messages)
@@ -307,9 +309,7 @@ class ExecutorLoop:
         for execution_id, steps in outcomes.items():
             execution = steps[-1].execution
             before = self._persisted.get(execution_id)
-            known = before.task_runs_by_id if before else {}
-            changed = [run for run in execution.task_runs if known.get(run.id) is not run]
-            removed = [run_id for run_id in known if run_id not in execution.task_runs_by_id]
+            changed, removed = changes(before, execution, steps, began_from.get(execution_id))
             logs = [self.logs.masked(entry) for step in steps for entry in step.logs]
             for entry in logs:
                 self.logs.remember_error(entry)
@@ -528,3 +528,22 @@ class ExecutorLoop:
             for future in self._waiters.pop(execution.id, []):
                 if not future.done():
                     future.set_result(execution)
+
+
+def changes(
+    before: Execution | None, after: Execution, steps: Sequence[Outcome], began_from: Execution | None
+) -> tuple[list[TaskRun], list[str]]:
+    """The task runs to store and the ids of those to delete, going from the stored execution
+    `before` to `after` through `steps`; new task runs come in the order they were created.
+
+    When the steps started from the stored execution, they say what they changed; otherwise (after
+    a failed save, or when a step removed task runs) the two executions are compared.
+    """
+    if before is not None and began_from is before and all(step.changed is not None for step in steps):
+        ids = dict.fromkeys(run_id for step in steps for run_id in step.changed or ())
+        now, then = after.task_runs_by_id, before.task_runs_by_id
+        return [now[run_id] for run_id in ids if now[run_id] is not then.get(run_id)], []
+    known = before.task_runs_by_id if before else {}
+    changed = [run for run in after.task_runs if known.get(run.id) is not run]
+    removed = [run_id for run_id in known if run_id not in after.task_runs_by_id]
+    return changed, removed

@@ -10,13 +10,14 @@ Execution at the end.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from typing import Any, TypeVar
 
 from ..expressions import Renderer
-from ..expressions.variables import add_output, build_context
+from ..expressions.variables import add_output, build_context, share_outputs
 from ..model import (
     Attempt,
     Execution,
@@ -30,6 +31,7 @@ from ..model import (
     new_id,
 )
 from ..tasks.flowable import Resolved, allowed, worst_state
+from .tallies import Key, Tally, key_of
 
 S = StateType
 T = TypeVar("T")
@@ -37,6 +39,8 @@ T = TypeVar("T")
 # 100,000 values) goes on in later steps, so other executions' messages are handled in between and
 # no single step holds the event loop for long.
 FANOUT_SLICE = 1_000
+# Tallies kept per parent: the branches of its task, plus lists resolved again after it changed.
+TALLIES_PER_PARENT = 8
 # Expression functions that read engine state (kv, secret, read), given the execution being rendered
 # and the step's log entries (to which they may add).
 Functions = Callable[[Execution, list[LogEntry]], dict[str, Any]]
@@ -56,10 +60,19 @@ class Outcome:
     retry_at: datetime | None = None
     # The step stopped creating task runs at FANOUT_SLICE: take the next step soon, after others.
     more: bool = False
+    # The ids of the task runs this step created or changed, as they were (so new ones in creation
+    # order); None when unknown (it removed some, or no working copy made the outcome): then only a
+    # comparison with the stored execution tells.
+    changed: dict[str, None] | None = None
 
 
 class Work:
-    """A mutable working copy of one execution during one step; frozen again at the end."""
+    """A mutable working copy of one execution during one step; frozen again at the end.
+
+    Its indexes are kept up to date as task runs change, never rebuilt, so that the executor can
+    keep a working copy from one step to the next (see `begin_step`) and a step costs what it
+    changes, not what the execution holds.
+    """
 
     def __init__(
         self,
@@ -77,7 +90,7 @@ class Work:
         self.runs: list[TaskRun] = list(execution.task_runs)
         self.position = {run.id: index for index, run in enumerate(self.runs)}
         self._index()
-        self.outcome = Outcome(execution)
+        self.outcome = Outcome(execution, changed={})
         self._snapshot: Execution | None = execution
         # Task runs this step may still create (see FANOUT_SLICE).
         self.room = FANOUT_SLICE
@@ -87,17 +100,34 @@ class Work:
         self._live_memo: dict[tuple[str, str], tuple[int, Any]] = {}
         # The outputs tree of expressions, kept up to date as task runs change (built on first use).
         self._outputs: dict[str, Any] | None = None
+        # Once handed to a snapshot, the tree is copied on write (the top level, and each nested
+        # node not in `_fresh`), so the snapshot's tree stays as it was.
+        self._outputs_shared = False
+        self._fresh: dict[int, Any] = {}
         # Where each (task, loop values) lands in the outputs tree: the newest run of a key wins.
         # Built with the tree: a step that renders nothing does not pay for it.
         self._latest_of_key: dict[tuple[str, tuple[str, ...]], int] | None = None
+
+    def begin_step(self, now: datetime) -> None:
+        """Take another step from the execution this working copy froze last (`snapshot()`)."""
+        self.now = now
+        self.outcome = Outcome(self.snapshot(), changed={})
+        self.room = FANOUT_SLICE
 
     def _index(self) -> None:
         # children by parent, and each parent's children by (task, value, iteration): the flowable
         # rules look runs up this way many times per step, so lookups must not scan.
         self.children: dict[str | None, list[str]] = {}
-        self.keyed: dict[str | None, dict[tuple[str, str | None, int | None], str]] = {}
+        self.keyed: dict[str | None, dict[Key, str]] = {}
+        # The task runs not ended yet, and every task run by id, as the executor scans them.
+        self.unfinished: dict[str, None] = {}
+        self.by_id: dict[str, TaskRun] = {}
+        self.tallies: dict[str | None, dict[int, Tally]] = {}
         for run in self.runs:
             self._add_to_index(run)
+            self.by_id[run.id] = run
+            if not run.state.current.is_terminated:
+                self.unfinished[run.id] = None
 
     def _add_to_index(self, run: TaskRun) -> None:
         parent = run.parent_task_run_id
@@ -128,6 +158,11 @@ class Work:
     def run(self, run_id: str) -> TaskRun:
         return self.runs[self.position[run_id]]
 
+    def unfinished_runs(self) -> list[TaskRun]:
+        """The task runs not ended yet, in creation order."""
+        position = self.position
+        return [self.runs[i] for i in sorted(position[run_id] for run_id in self.unfinished)]
+
     def children_of(self, parent_id: str | None) -> list[TaskRun]:
         return [self.runs[self.position[i]] for i in self.children.get(parent_id, ())]
 
@@ -135,9 +170,16 @@ class Work:
         return self.flow.tasks_by_id[run.task_id]
 
     def snapshot(self) -> Execution:
-        """The execution as it stands now (for rendering contexts)."""
+        """The execution as it stands now, frozen."""
         if self._snapshot is None:
-            self._snapshot = dataclasses.replace(self.header, task_runs=tuple(self.runs))
+            snapshot = dataclasses.replace(self.header, task_runs=tuple(self.runs))
+            # Its index by id is a copy of ours, and its outputs tree ours: built from the runs, each
+            # would cost a Python loop over every task run at every step.
+            vars(snapshot)["task_runs_by_id"] = dict(self.by_id)
+            if self.runs:
+                share_outputs(snapshot, self.outputs_tree())
+                self._outputs_shared = True
+            self._snapshot = snapshot
         return self._snapshot
 
     @property
@@ -147,7 +189,17 @@ class Work:
     # -- writing ---------------------------------------------------------------------------
     def put(self, run: TaskRun) -> TaskRun:
         self.version += 1
+        if self.outcome.changed is not None:
+            self.outcome.changed[run.id] = None
+        self.by_id[run.id] = run
+        if run.state.current.is_terminated:
+            self.unfinished.pop(run.id, None)
+        else:
+            self.unfinished[run.id] = None
         index = self.position.get(run.id)
+        tallies = self.tallies.get(run.parent_task_run_id)
+        if tallies:
+            self._count(run, index, tallies.values())
         if index is None:
             index = self.position[run.id] = len(self.runs)
             self.runs.append(run)
@@ -160,11 +212,48 @@ class Work:
             latest = self._latest_of_key
             if self._outputs is not None and latest is not None and run.outputs is not previous.outputs:
                 if run.outputs is not None and latest.get(self._output_key(run)) == index:
-                    add_output(self._outputs, run, self._parents(run))
+                    self._add_output(run)
                 else:
                     self._outputs = None  # an older run changed: rebuild when next needed
         self._snapshot = None
         return run
+
+    def _count(self, run: TaskRun, index: int | None, tallies: Iterable[Tally]) -> None:
+        """Move `run` in its parent's tallies (before it is stored at `index`, None when new)."""
+        key: Key = (run.task_id, run.value, run.iteration)
+        keyed_id = self.keyed.get(run.parent_task_run_id, {}).get(key)
+        if index is None:  # a new child: it becomes the one its key finds
+            before = self.run(keyed_id).state.current if keyed_id is not None else None
+        elif keyed_id == run.id:
+            before = self.runs[index].state.current
+        else:
+            return  # an older child of the same key: the tallies count the newest
+        after = run.state.current
+        if before is after:
+            return
+        for tally in tallies:
+            if key in tally.positions:
+                tally.count(before, after)
+
+    def _tally(self, parent: TaskRun | None, resolved: Sequence[Resolved]) -> Tally | None:
+        """The tally of `parent`'s children for `resolved`, made on first use and kept up to date."""
+        parent_id = parent.id if parent else None
+        tallies = self.tallies.setdefault(parent_id, {})
+        tally = tallies.get(id(resolved))
+        if tally is not None and tally.resolved is resolved:
+            return tally
+        tally = Tally.of(resolved)
+        if tally is None:
+            return None
+        keyed = self.keyed.get(parent_id, {})
+        for key in tally.positions:
+            run_id = keyed.get(key)
+            if run_id is not None:
+                tally.count(None, self.run(run_id).state.current)
+        if len(tallies) >= TALLIES_PER_PARENT:
+            tallies.clear()  # lists resolved for an older version of the parent
+        tallies[id(resolved)] = tally
+        return tally
 
     def _output_key(self, run: TaskRun) -> tuple[str, tuple[str, ...]]:
         values = [p.value for p in self._parents(run) if p.value is not None]
@@ -186,14 +275,21 @@ class Work:
     def outputs_tree(self) -> dict[str, Any]:
         if self._outputs is None:
             self._latest_of_key = {self._output_key(run): index for index, run in enumerate(self.runs)}
-            self._outputs = {}
+            self._outputs, self._outputs_shared, self._fresh = {}, False, {}
             for run in self.runs:
                 if run.outputs is not None:
                     add_output(self._outputs, run, self._parents(run))
         return self._outputs
 
+    def _add_output(self, run: TaskRun) -> None:
+        assert self._outputs is not None
+        if self._outputs_shared:
+            self._outputs, self._outputs_shared, self._fresh = dict(self._outputs), False, {}
+        add_output(self._outputs, run, self._parents(run), self._fresh)
+
     def remove(self, run_ids: set[str]) -> None:
         self.version += 1
+        self.outcome.changed = None
         self.runs = [run for run in self.runs if run.id not in run_ids]
         self.position = {run.id: index for index, run in enumerate(self.runs)}
         self._index()
@@ -267,15 +363,31 @@ class Work:
         return [self.runs[self.position[run_id]] for run_id in found if run_id is not None]
 
     def is_terminated(self, parent: TaskRun | None, resolved: Sequence[Resolved]) -> bool:
+        tally = self._tally(parent, resolved)
+        if tally is not None:
+            return tally.terminated
         runs = self.runs_for(parent, resolved)
         return len(runs) >= len(resolved) and all(run.state.current.is_terminated for run in runs)
 
     def has_failed(self, parent: TaskRun | None, resolved: Sequence[Resolved]) -> bool:
+        tally = self._tally(parent, resolved)
+        if tally is not None:
+            return tally.failed > 0
         return any(run.state.current is S.FAILED for run in self.runs_for(parent, resolved))
 
     def has_active(self, parent: TaskRun | None, resolved: Sequence[Resolved]) -> bool:
         """Whether a child has not ended yet (a paused one included: it will end later)."""
+        tally = self._tally(parent, resolved)
+        if tally is not None:
+            return tally.active > 0
         return any(not run.state.current.is_terminated for run in self.runs_for(parent, resolved))
+
+    def _first_not_started(self, tally: Tally, keyed: Mapping[Key, str]) -> int:
+        """Where the first entry of the tally's list without a task run is (its length if none)."""
+        resolved = tally.resolved
+        while tally.cursor < len(resolved) and key_of(resolved[tally.cursor]) in keyed:
+            tally.cursor += 1
+        return tally.cursor
 
     def current_branch(
         self,
@@ -303,6 +415,12 @@ class Work:
         keyed = self.keyed.get(parent.id if parent else None)
         if not keyed:
             return [current[0]]
+        tally = self._tally(parent, current)
+        if tally is not None:
+            if tally.active:
+                return []
+            first = self._first_not_started(tally, keyed)
+            return [current[first]] if first < len(current) else []
         first_missing: Resolved | None = None
         for resolved in current:  # one pass: this runs at every step of a long sequence
             run_id = keyed.get((resolved.task.id, resolved.value, resolved.iteration))
@@ -318,6 +436,17 @@ class Work:
     ) -> list[Resolved]:
         if not current or self.killing:
             return []
+        tally = self._tally(parent, current)
+        if tally is not None:
+            keyed = self.keyed.get(parent.id if parent else None, {})
+            free = len(current) if limit <= 0 else max(limit - tally.active, 0)
+            waiting: list[Resolved] = []
+            for resolved in islice(current, self._first_not_started(tally, keyed), None):
+                if len(waiting) >= free:
+                    break
+                if key_of(resolved) not in keyed:
+                    waiting.append(resolved)
+            return waiting
         runs = self.runs_for(parent, current)
         started = {(run.task_id, run.value, run.iteration) for run in runs}
         waiting = [r for r in current if (r.task.id, r.value, r.iteration) not in started]

@@ -42,17 +42,39 @@ def outputs_tree(execution: Execution) -> dict[str, Any]:
     return tree
 
 
-def add_output(tree: dict[str, Any], run: TaskRun, parents: list[TaskRun]) -> None:
-    """Put a task run's outputs in the tree, under its task id and the loop values above it."""
+def share_outputs(execution: Execution, tree: dict[str, Any]) -> None:
+    """Give `execution` its outputs tree, built by whoever made the execution (the executor keeps
+    one up to date), so that rendering for it does not build the tree again. The tree must not
+    change afterwards: see `add_output`'s `fresh`."""
+    if len(_OUTPUTS_CACHE) >= _CACHE_SIZE and execution.id not in _OUTPUTS_CACHE:
+        _OUTPUTS_CACHE.clear()
+    _OUTPUTS_CACHE[execution.id] = (execution, tree)
+
+
+def add_output(
+    tree: dict[str, Any], run: TaskRun, parents: list[TaskRun], fresh: dict[int, Any] | None = None
+) -> None:
+    """Put a task run's outputs in the tree, under its task id and the loop values above it.
+
+    With `fresh` (the nested nodes made since the tree was last shared, by id), a shared node on
+    the way is copied before it changes, so a tree handed out earlier stays as it was; the caller
+    copies the top level itself."""
     values = [p.value for p in reversed(parents) if p.value is not None]
     if run.value is not None:
         values.append(run.value)
     if not values:
         tree[run.task_id] = dict(run.outputs or {})
         return
-    node = tree.setdefault(run.task_id, {})
-    for value in values[:-1]:
-        node = node.setdefault(value, {})
+    node = tree
+    for name in (run.task_id, *values[:-1]):
+        child = node.get(name)
+        if fresh is not None and (child is None or id(child) not in fresh):
+            child = dict(child) if isinstance(child, dict) else {}
+            fresh[id(child)] = child
+            node[name] = child
+        elif not isinstance(child, dict):
+            child = node[name] = {}
+        node = child
     node[values[-1]] = dict(run.outputs or {})
 
 
