@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,22 @@ WriteFn = Callable[[sqlite3.Connection], Any]
 Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
 
 #: The settings of the writer connection, by name in sql/connection.sql.
-_WRITER_PRAGMAS = ("foreign_keys", "synchronous_normal", "temp_store_memory")
+_WRITER_PRAGMAS = ("foreign_keys", "temp_store_memory")
+#: How durable a commit is (SQLite's `synchronous` in WAL mode), by the name TIERCEL_SQLITE_SYNC
+#: gives: FULL syncs the WAL at every commit, so a stored execution survives a power loss or an OS
+#: crash; NORMAL syncs only at checkpoints, so it survives the process's crash but may lose the last
+#: commits to a power loss. Commits are grouped (see `Writer.run_batch`), so FULL costs one sync
+#: per group, not per execution.
+SYNC_SETTINGS = {"FULL": "synchronous_full", "NORMAL": "synchronous_normal"}
+SYNC_VARIABLE = "TIERCEL_SQLITE_SYNC"
+
+
+def sync_setting() -> str:
+    """FULL, or what TIERCEL_SQLITE_SYNC names (StoreError for anything else)."""
+    name = os.environ.get(SYNC_VARIABLE, "FULL").strip().upper()
+    if name not in SYNC_SETTINGS:
+        raise StoreError(f"{SYNC_VARIABLE}={name!r}: use FULL or NORMAL")
+    return name
 
 
 @dataclass(slots=True)
@@ -123,7 +139,7 @@ def open_writer(path: Path, busy_timeout: float) -> sqlite3.Connection:
         mode = conn.execute(sql["journal_mode_wal"]).fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"cannot put {path} in WAL mode (journal mode is {mode})")
-        for pragma in _WRITER_PRAGMAS:
+        for pragma in (*_WRITER_PRAGMAS, SYNC_SETTINGS[sync_setting()]):
             conn.execute(sql[pragma])
         conn.execute(busy_timeout_pragma(busy_timeout))
         # The first read opens (creates) the -wal and -shm files.

@@ -748,8 +748,29 @@ async def test_pragmas(store: Store) -> None:
     assert store._db._writer is not None
     writer = store._db._writer.conn
     assert writer.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    assert writer.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert writer.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: a commit survives a power loss
     assert writer.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+
+
+@pytest.mark.parametrize(("setting", "level"), [("NORMAL", 1), ("full", 2), (" Normal ", 1)])
+async def test_the_durability_setting_is_taken_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str, level: int
+) -> None:
+    monkeypatch.setenv("TIERCEL_SQLITE_SYNC", setting)
+    async with await Store.open(tmp_path / "t.db") as store:
+        assert store._db._writer is not None
+        assert store._db._writer.conn.execute("PRAGMA synchronous").fetchone()[0] == level
+
+
+async def test_an_unknown_durability_setting_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIERCEL_SQLITE_SYNC", "OFF")
+    with pytest.raises(StoreError, match="TIERCEL_SQLITE_SYNC='OFF': use FULL or NORMAL"):
+        await Store.open(tmp_path / "t.db")
+    monkeypatch.setenv("TIERCEL_SQLITE_SYNC", "FULL")
+    async with await Store.open(tmp_path / "t.db"):  # the refused open left no lock behind
+        pass
 
 
 async def test_files_are_private_under_umask_022(tmp_path: Path) -> None:

@@ -10,6 +10,9 @@ PRAGMA foreign_keys = ON;
 -- name: synchronous_normal
 PRAGMA synchronous = NORMAL;
 
+-- name: synchronous_full
+PRAGMA synchronous = FULL;
+
 -- name: temp_store_memory
 PRAGMA temp_store = MEMORY;
 
