@@ -1,14 +1,22 @@
 """Kestra's published benchmark flow fired at increasing rates through `tiercel server` on loopback.
 
 The flow is Kestra's "Benchmark 1" (a Webhook trigger, an OutputValues task and a Log task reading
-its output). For each rate, requests are sent on a fixed schedule for --seconds over a pool of
-keep-alive connections; the latency of an execution runs from the time its request was due (so a
-client that falls behind counts against the server) to the SUCCESS entry of its state history,
-read from the SQLite file (read-only) once the step has drained. A rate is sustained when every
-request was answered 200, every execution ended SUCCESS, and the p95 latency stayed under 1 s.
-Steps stop at the first rate not sustained.
+its output), with `wait: true` on the trigger: the server answers a request once the execution has
+ended and its end is stored, with the stored execution. So the latency measured is what a client
+sees: from the time its request was due (a client that falls behind counts against the server) to
+its reading the stored SUCCESS in the answer.
 
-    .venv/bin/python bench/server_load.py [--seconds 20] [--rates 1000,2000,...] [--json out.json]
+Each rate runs --runs times, each on a server started cold (a new process on a new database, one
+request answered before the clock starts) and for --seconds. Requests go on a fixed schedule over
+48 keep-alive connections (the server takes up to 64 from one address); a request due while all of
+them wait for their executions waits for one, and that wait counts in its latency. A rate is held
+when, in every run, every request was answered 200 with a SUCCESS execution and every execution is
+in the database as SUCCESS, and the p99 over all runs is under --p99-ms. Rates stop at the first
+one not held. The server's SQLite durability setting is stated
+(`TIERCEL_SQLITE_SYNC`, FULL unless --sync says otherwise).
+
+    .venv/bin/python bench/server_load.py [--seconds 20] [--runs 3] [--rates 6000,30000,...]
+        [--sync FULL|NORMAL] [--json out.json]
 """
 
 from __future__ import annotations
@@ -16,15 +24,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +43,7 @@ triggers:
   - id: webhook
     type: io.kestra.plugin.core.trigger.Webhook
     key: benchmark
+    wait: true
 
 inputs:
   - id: name
@@ -56,59 +64,55 @@ REQUEST = (
     f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
     "Content-Length: 2\r\nConnection: keep-alive\r\n\r\n{}"
 ).encode()
-SUCCESS_LATENCY_S = 1.0
+# Keep-alive connections, under the server's cap per client address (64); a request due while all
+# of them wait for their executions waits for one, and that wait counts in its latency.
+CONNECTIONS = 48
+SHARES = (0.50, 0.95, 0.99)
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The nearest-rank percentile (`share` of 1), NaN when there is nothing."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(share * len(ordered) + 0.5) - 1))]
 
 
 @dataclass
-class Step:
+class Run:
+    """One cold run at one rate."""
+
     rate_per_min: int
     seconds: float
     sent: int = 0
-    answered_ok: int = 0
+    succeeded: int = 0
     errors: list[str] = field(default_factory=list)
-    due: dict[str, float] = field(default_factory=dict)  # execution id -> wall time its request was due
     latencies: list[float] = field(default_factory=list)
-    unfinished: int = 0
-    failed: int = 0
+    stored_success: int = 0
+    connections: int = 0
     max_send_lag_s: float = 0.0
+    server_cpu_s: float = 0.0  # the server's CPU time (user + system) while the requests ran
 
     @property
-    def sustained(self) -> bool:
-        return (
-            not self.errors
-            and self.answered_ok == self.sent
-            and self.unfinished == 0
-            and self.failed == 0
-            and bool(self.latencies)
-            and self.p95 < SUCCESS_LATENCY_S
-        )
-
-    @property
-    def p50(self) -> float:
-        return statistics.median(self.latencies) if self.latencies else float("nan")
-
-    @property
-    def p95(self) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+    def complete(self) -> bool:
+        """Every request answered with a SUCCESS execution, every one stored so."""
+        return not self.errors and self.succeeded == self.sent == self.stored_success and self.sent > 0
 
     def to_json(self) -> dict[str, object]:
         return {
-            "rate_per_min": self.rate_per_min,
-            "seconds": self.seconds,
             "sent": self.sent,
-            "answered_ok": self.answered_ok,
+            "succeeded": self.succeeded,
+            "stored_success": self.stored_success,
             "errors": self.errors[:5],
-            "succeeded": len(self.latencies),
-            "failed": self.failed,
-            "unfinished": self.unfinished,
-            "p50_s": self.p50,
-            "p95_s": self.p95,
-            "max_s": max(self.latencies) if self.latencies else None,
+            "error_count": len(self.errors),
+            "p50_s": percentile(self.latencies, 0.50),
+            "p95_s": percentile(self.latencies, 0.95),
+            "p99_s": percentile(self.latencies, 0.99),
+            "max_s": max(self.latencies, default=float("nan")),
+            "connections": self.connections,
             "max_send_lag_s": self.max_send_lag_s,
-            "sustained": self.sustained,
+            "server_cpu_ms_per_execution": self.server_cpu_s * 1000 / self.sent if self.sent else None,
+            "complete": self.complete,
         }
 
 
@@ -116,6 +120,11 @@ class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
 
     async def post(self) -> tuple[int, bytes]:
         self.writer.write(REQUEST)
@@ -130,91 +139,78 @@ class Connection:
         body = await self.reader.readexactly(length) if length else b""
         return status, body
 
-
-async def open_pool(port: int, size: int) -> asyncio.Queue[Connection]:
-    pool: asyncio.Queue[Connection] = asyncio.Queue()
-    for _ in range(size):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        pool.put_nowait(Connection(reader, writer))
-    return pool
+    def close(self) -> None:
+        self.writer.close()
 
 
-async def fire(port: int, step: Step, pool: asyncio.Queue[Connection]) -> None:
-    interval = 60.0 / step.rate_per_min
-    count = int(step.seconds * step.rate_per_min / 60)
-    start_wall, start_mono = time.time(), time.monotonic()
+async def fire(port: int, run: Run) -> list[str]:
+    """Send the run's requests on schedule; the ids of the executions they started."""
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(CONNECTIONS):
+        idle.put_nowait(await Connection.open(port))
+    run.connections = CONNECTIONS
+    interval = 60.0 / run.rate_per_min
+    count = int(run.seconds * run.rate_per_min / 60)
+    start = time.monotonic()
     pending: set[asyncio.Task[None]] = set()
+    ids: list[str] = []
 
-    async def one(offset: float) -> None:
-        conn = await pool.get()
-        lag = time.monotonic() - start_mono - offset
-        step.max_send_lag_s = max(step.max_send_lag_s, lag)
+    async def one(due: float) -> None:
+        conn = await idle.get()
+        run.max_send_lag_s = max(run.max_send_lag_s, time.monotonic() - due)
         try:
             status, body = await conn.post()
         except (OSError, asyncio.IncompleteReadError) as exc:
-            step.errors.append(f"{type(exc).__name__}: {exc}")
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            conn = Connection(reader, writer)
+            run.errors.append(f"{type(exc).__name__}: {exc}")
+            conn.close()
+            idle.put_nowait(await Connection.open(port))
+            return
+        seen = time.monotonic()
+        idle.put_nowait(conn)
+        if status != 200:
+            run.errors.append(f"HTTP {status}: {body[:200]!r}")
+            return
+        execution = json.loads(body)
+        ids.append(execution["id"])
+        if execution["state"]["current"] == "SUCCESS":
+            run.succeeded += 1
+            run.latencies.append(seen - due)
         else:
-            if status == 200:
-                step.answered_ok += 1
-                step.due[json.loads(body)["id"]] = start_wall + offset
-            else:
-                step.errors.append(f"HTTP {status}: {body[:200]!r}")
-        finally:
-            pool.put_nowait(conn)
+            run.errors.append(f"execution {execution['id']} answered {execution['state']['current']}")
 
     for index in range(count):
-        offset = index * interval
-        delay = start_mono + offset - time.monotonic()
+        due = start + index * interval
+        delay = due - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(one(offset))
+        task = asyncio.create_task(one(due))
         pending.add(task)
         task.add_done_callback(pending.discard)
-        step.sent += 1
+        run.sent += 1
     if pending:
         await asyncio.wait(pending)
+    while not idle.empty():
+        idle.get_nowait().close()
+    return ids
 
 
-def _success_time(data: dict[str, object]) -> float | None:
-    state = data.get("state")
-    if not isinstance(state, dict):
-        return None
-    for history in state.get("histories") or ():
-        if history["state"] == "SUCCESS":
-            return datetime.fromisoformat(history["date"].replace("Z", "+00:00")).timestamp()
-    return None
-
-
-def collect(db: Path, step: Step, drain_seconds: float) -> None:
-    """Wait until the step's executions are terminal (or drain_seconds pass), then read latencies."""
-    ids = list(step.due)
-    deadline = time.monotonic() + drain_seconds
-    terminal = ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED")
+def stored_successes(db: Path, ids: list[str]) -> int:
+    """How many of the executions the database holds as SUCCESS (read after the server stopped)."""
+    found = 0
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
-        while True:
-            rows: list[tuple[str, str, str]] = []
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows += conn.execute(
-                    f"SELECT id, state, json FROM executions WHERE id IN ({marks})", chunk
-                ).fetchall()
-            done = [row for row in rows if row[1] in terminal]
-            if len(done) == len(ids) or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-    step.unfinished = len(ids) - len(done)
-    for execution_id, state, text in done:
-        if state != "SUCCESS":
-            step.failed += 1
-            continue
-        at = _success_time(json.loads(text))
-        if at is None:
-            step.failed += 1
-        else:
-            step.latencies.append(at - step.due[execution_id])
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found += conn.execute(
+                f"SELECT count(*) FROM executions WHERE state = 'SUCCESS' AND id IN ({marks})", chunk
+            ).fetchone()[0]
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far, user and system (Linux's /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -229,53 +225,92 @@ async def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 
         if proc.poll() is not None:
             raise SystemExit(f"tiercel server exited with {proc.returncode}")
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            conn = await Connection.open(port)
         except OSError:
             await asyncio.sleep(0.1)
             continue
-        status, _ = await Connection(reader, writer).post()
-        writer.close()
+        status, _ = await conn.post()
+        conn.close()
         if status == 200:
             return
         await asyncio.sleep(0.2)
     raise SystemExit("tiercel server did not answer the webhook in time")
 
 
-async def run(rates: list[int], seconds: float, connections: int, folder: Path) -> list[Step]:
-    (folder / "flows").mkdir()
+async def cold_run(rate: int, seconds: float, sync: str, folder: Path) -> Run:
+    """A new server on a new database, `seconds` at `rate`, then the server stopped and the
+    database read."""
+    (folder / "flows").mkdir(parents=True)
     (folder / "flows" / "benchmark01.yml").write_text(FLOW)
     db = folder / "bench.db"
     port = free_port()
-    log = (folder / "server.log").open("wb")
     command = [str(ROOT / ".venv/bin/tiercel"), "server", "--flows", str(folder / "flows"), "--db", str(db)]
-    proc = subprocess.Popen([*command, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    steps: list[Step] = []
-    try:
-        await wait_ready(port, proc)
-        pool = await open_pool(port, connections)
-        for rate in rates:
-            step = Step(rate, seconds)
-            await fire(port, step, pool)
-            collect(db, step, drain_seconds=max(10.0, seconds))
-            steps.append(step)
+    env = {**os.environ, "TIERCEL_SQLITE_SYNC": sync}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # measured as installed software runs
+    with (folder / "server.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [*command, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        run = Run(rate, seconds)
+        try:
+            await wait_ready(port, proc)
+            cpu = cpu_seconds(proc.pid)
+            ids = await fire(port, run)
+            run.server_cpu_s = cpu_seconds(proc.pid) - cpu
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    run.stored_success = stored_successes(db, ids)
+    return run
+
+
+def summary(rate: int, runs: list[Run], p99_limit: float) -> dict[str, object]:
+    pooled = [latency for run in runs for latency in run.latencies]
+    p99 = percentile(pooled, 0.99)
+    return {
+        "rate_per_min": rate,
+        "runs": [run.to_json() for run in runs],
+        "p50_s": percentile(pooled, 0.50),
+        "p95_s": percentile(pooled, 0.95),
+        "p99_s": p99,
+        "held": all(run.complete for run in runs) and p99 < p99_limit,
+    }
+
+
+def milliseconds(latencies: list[float]) -> str:
+    return " ".join(f"p{int(share * 100)} {percentile(latencies, share) * 1000:6.1f} ms" for share in SHARES)
+
+
+async def measure(
+    rates: list[int], seconds: float, runs: int, sync: str, p99_limit: float
+) -> list[dict[str, object]]:
+    steps = []
+    for rate in rates:
+        done = []
+        for index in range(runs):
+            with tempfile.TemporaryDirectory(prefix="tiercel-load-") as tmp:
+                run = await cold_run(rate, seconds, sync, Path(tmp))
+            done.append(run)
             print(
-                f"{rate:>6}/min sent {step.sent:>6} ok {step.answered_ok:>6} "
-                f"success {len(step.latencies):>6} "
-                f"p50 {step.p50:.3f} s p95 {step.p95:.3f} s send lag {step.max_send_lag_s:.3f} s "
-                f"{'sustained' if step.sustained else 'NOT sustained'}",
+                f"{rate:>6}/min run {index + 1}: sent {run.sent:>6} success {run.succeeded:>6} "
+                f"stored {run.stored_success:>6} {milliseconds(run.latencies)} "
+                f"connections {run.connections} "
+                f"server CPU {run.server_cpu_s * 1000 / max(run.sent, 1):.2f} ms/exec"
+                + (f" errors {len(run.errors)}, first: {run.errors[0]}" if run.errors else ""),
                 file=sys.stderr,
                 flush=True,
             )
-            if not step.sustained:
-                break
-            await asyncio.sleep(2)  # let the store checkpoint between steps
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        step = summary(rate, done, p99_limit)
+        steps.append(step)
+        pooled = [latency for run in done for latency in run.latencies]
+        verdict = "held" if step["held"] else "NOT held"
+        print(f"{rate:>6}/min, {runs} runs: {milliseconds(pooled)} {verdict}", file=sys.stderr, flush=True)
+        if not step["held"]:
+            break
     return steps
 
 
@@ -283,26 +318,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of each rate step")
-    parser.add_argument("--rates", default="1000,6000,15000,30000,45000,60000,75000,90000")
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each run")
+    parser.add_argument("--runs", type=int, default=3, help="cold runs per rate")
+    parser.add_argument("--rates", default="6000,30000,45000,60000")
+    parser.add_argument(
+        "--sync", default="FULL", choices=("FULL", "NORMAL"), help="SQLite synchronous setting"
+    )
+    parser.add_argument("--p99-ms", type=float, default=100.0, help="a rate is held with p99 under this")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rates = [int(rate) for rate in args.rates.split(",")]
-    with tempfile.TemporaryDirectory(prefix="tiercel-load-") as tmp:
-        steps = asyncio.run(run(rates, args.seconds, args.connections, Path(tmp)))
-    sustained = [step for step in steps if step.sustained]
-    best = sustained[-1] if sustained else None
+    steps = asyncio.run(measure(rates, args.seconds, args.runs, args.sync, args.p99_ms / 1000))
+    held = [step for step in steps if step["held"]]
+    best = held[-1] if held else None
     if best:
-        print(f"highest sustained: {best.rate_per_min}/min, p50 {best.p50:.3f} s, p95 {best.p95:.3f} s")
+        print(
+            f"highest rate held (p99 < {args.p99_ms:.0f} ms, synchronous={args.sync}): "
+            f"{best['rate_per_min']}/min"
+        )
     else:
-        print("no rate sustained")
+        print("no rate held")
     if args.json:
         payload = {
-            "seconds_per_step": args.seconds,
-            "connections": args.connections,
-            "steps": [step.to_json() for step in steps],
-            "highest_sustained_per_min": best.rate_per_min if best else None,
+            "seconds_per_run": args.seconds,
+            "runs_per_rate": args.runs,
+            "synchronous": args.sync,
+            "p99_limit_ms": args.p99_ms,
+            "steps": steps,
+            "highest_held_per_min": best["rate_per_min"] if best else None,
         }
         args.json.write_text(json.dumps(payload, indent=2))
 

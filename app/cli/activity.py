@@ -24,9 +24,13 @@ REMEMBERED_ENDS = 10_000
 
 def log_line(text: str) -> None:
     """One line of the server's log, on stderr, after the time it is written (UTC)."""
+    say(_stamped(text), err=True)
+
+
+def _stamped(text: str) -> str:
     from tiercel.engine import iso, utcnow
 
-    say(f"{iso(utcnow())} {text}", err=True)
+    return f"{iso(utcnow())} {text}"
 
 
 def trigger_text(execution: Execution) -> str:
@@ -49,6 +53,7 @@ class ServerActivity:
         self._errors = self._error_texts()
         self._events = engine.events.subscribe()
         self._task: asyncio.Task[None] | None = None
+        self._lines: list[str] | None = None  # while a batch of events is shown
 
     def start(self) -> None:
         """Log the files in error the engine started with, then follow its events."""
@@ -68,7 +73,19 @@ class ServerActivity:
 
     async def _follow(self) -> None:
         while True:
-            self._show(await self._events.get())
+            # What was announced together is written together: under load, one write for many lines.
+            self._lines = []
+            for event in [await self._events.get(), *self.engine.events.drain(self._events)]:
+                self._show(event)
+            lines, self._lines = self._lines, None
+            if lines:
+                say("\n".join(lines), err=True)
+
+    def _line(self, text: str) -> None:
+        if self._lines is None:
+            log_line(text)
+        else:
+            self._lines.append(_stamped(text))
 
     def _show(self, event: Event) -> None:
         from tiercel.engine import ExecutionChanged, FlowsChanged
@@ -86,7 +103,7 @@ class ServerActivity:
             if execution.id not in self._live:
                 self._live.add(execution.id)
                 restarted = self._ended.pop(execution.id, None) is not None
-                log_line(f"{'restarted' if restarted else 'started'}  {about}")
+                self._line(f"{'restarted' if restarted else 'started'}  {about}")
             return
         if self._ended.get(execution.id) is state:
             return
@@ -96,7 +113,7 @@ class ServerActivity:
         while len(self._ended) > REMEMBERED_ENDS:
             self._ended.popitem(last=False)
         took = seconds_text(execution.state.duration().total_seconds())
-        log_line(f"ended    {about}  {state.value} in {took}")
+        self._line(f"ended    {about}  {state.value} in {took}")
 
     # -- flow files ---------------------------------------------------------------------------------
     def _flow_files(self) -> dict[FlowUid, tuple[str | None, str | None]]:

@@ -236,10 +236,12 @@ class ExecutorLoop:
             waiters = self._waiters.setdefault(execution_id, [])
             waiters.append(future)
             try:
-                await future
+                ended = await future
             finally:  # a waiter that gave up (a timeout, a client gone) leaves nothing behind
                 if future in waiters:
                     waiters.remove(future)
+            if ended.state.current.is_terminated:
+                return ended  # as stored (or kept unsaved, see `_save_failed`): no need to read it back
 
     def waiting(self, execution_id: str) -> int:
         """How many callers of `wait` wait for an execution."""

@@ -53,7 +53,10 @@ _TERMINATED = frozenset(
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, to the millisecond: the precision dates are stored and shown with (see `iso`), so an
+    execution in memory holds the very dates a reader of the store gets back."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
 
 
 def iso(moment: datetime | None) -> str | None:
