@@ -147,6 +147,8 @@ class WebhookServer:
         raw = trigger.props.get("key")
         if raw is None:
             return None
+        if not any(mark in str(raw) for mark in ("{{", "{%", "{#")):
+            return str(raw).strip()  # a plain key: no context to build for every request
         try:
             rendered = self.engine.renderer.render(str(raw), self._flow_context(flow, None))
         except (ExpressionError, SecretError) as error:
