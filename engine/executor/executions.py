@@ -120,7 +120,8 @@ class Executions:
     async def submit(
         self, flow: Flow, execution: Execution, *, fire: TriggerFire | None = None, failure: str | None = None
     ) -> str:
-        """Persist a CREATED execution (with a trigger's `fire` in the same transaction) and start it.
+        """Persist a new execution and start it; return once it is stored (its first step with it,
+        or, with a trigger's `fire`, as CREATED with the fire in the same transaction).
 
         With a `failure` (a trigger's execution whose inputs are invalid), the execution is stored
         FAILED with that message as its ERROR log line, and not started: as Kestra does, the user
@@ -135,6 +136,9 @@ class Executions:
             await self.store.save_execution(failed, (), (line,), fire=fire)
             self.events.publish(ExecutionChanged(failed))
             return failed.id
+        if fire is None:  # stored with its first step, in one write
+            await self.loop.start_new(flow, execution)
+            return execution.id
         await self.store.save_execution(execution, execution.task_runs, fire=fire)
         self.loop.adopt(flow, execution)
         self.events.publish(ExecutionChanged(execution))

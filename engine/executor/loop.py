@@ -155,6 +155,8 @@ class ExecutorLoop:
         # Failed saves in a row per execution, and executions failed for it whose end is not stored yet.
         self._save_failures: dict[str, int] = {}
         self._unsaved: dict[str, Execution] = {}
+        # New executions not stored yet, with what their submitter waits on (see `start_new`).
+        self._unborn: dict[str, asyncio.Future[None]] = {}
         # Executions whose last step was long, with the messages held back meanwhile (see `_rest`).
         self._resting: dict[str, list[ExecutorMessage]] = {}
         self._rest_timers: dict[str, asyncio.TimerHandle] = {}
@@ -195,6 +197,20 @@ class ExecutorLoop:
         """Take a stored execution in (a new one, a restart, one found unfinished at start)."""
         self._live[execution.id] = (flow, execution)
         self._persisted[execution.id] = execution
+
+    def start_new(self, flow: Flow, execution: Execution) -> asyncio.Future[None]:
+        """Take in a new execution that is not stored yet, and start it.
+
+        Its creation is stored with its first step, in one write: the future is done once that
+        write is durable. When the write fails, the execution is dropped as if it had never been
+        submitted (nothing of it ran: work is sent out only after a step is stored), and the
+        future raises the store's error.
+        """
+        self._live[execution.id] = (flow, execution)
+        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._unborn[execution.id] = stored
+        self.post(StartExecution(execution.id))
+        return stored
 
     def is_idle(self) -> bool:
         return not self._live and self.inbox.empty()
@@ -324,12 +340,18 @@ class ExecutorLoop:
             return_exceptions=True,
         )
         for (execution, changed, logs, _, retries), result in zip(saves, results, strict=True):
+            unborn = self._unborn.pop(execution.id, None)
             if isinstance(result, Exception):
                 outcomes.pop(execution.id, None)
-                self._save_failed(execution.id, result, handled.get(execution.id, []))
+                if unborn is not None:
+                    self._drop_unborn(execution.id, result, unborn)
+                else:
+                    self._save_failed(execution.id, result, handled.get(execution.id, []))
                 continue
             self._save_failures.pop(execution.id, None)
             self._persisted[execution.id] = execution
+            if unborn is not None and not unborn.done():
+                unborn.set_result(None)
             for run in changed:
                 self.events.publish(TaskRunChanged(execution.id, run))
             self.events.publish(ExecutionChanged(execution))
@@ -492,6 +514,14 @@ class ExecutorLoop:
             self.events.publish(LogsAppended(tuple(logs)))
         self._notify(failed)
         self.spawn(self._store_failure(failed, changed, logs))
+
+    def _drop_unborn(self, execution_id: str, error: Exception, stored: asyncio.Future[None]) -> None:
+        """A new execution's first write failed: forget it, and tell its submitter why."""
+        flow, _ = self._live.pop(execution_id)
+        for queued_id in self.slots.release(flow, execution_id):
+            self.post(StartExecution(queued_id))
+        if not stored.done():
+            stored.set_exception(error)
 
     async def _store_failure(self, failed: Execution, changed: list[TaskRun], logs: list[LogEntry]) -> None:
         """Store an execution failed by `_save_failed` once the store takes writes again."""
