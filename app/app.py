@@ -435,12 +435,7 @@ class TiercelApp(App[None]):
 
     async def _load_last_states(self) -> None:
         assert self.engine is not None
-        for namespace, flow_id in self.engine.flows:
-            rows = await self.engine.list_executions(namespace=namespace, flow_id=flow_id, limit=20)
-            for row in rows:
-                if row.namespace == namespace:
-                    self.ns_tree.last_states[(namespace, flow_id)] = row.state
-                    break
+        self.ns_tree.last_states.update(await self.engine.last_states())
 
     # -- events -------------------------------------------------------------------------------
     @work(exclusive=True, group="events")

@@ -187,6 +187,38 @@ def load_section(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _percentiles(figures: dict[str, float] | None) -> str:
+    if not figures:
+        return "-"
+    return " / ".join(f"{figures[key]:.2f}" for key in ("p50_ms", "p95_ms", "p99_ms")) + " ms"
+
+
+def store_reads(data: dict[str, Any]) -> list[str]:
+    """The first pages and the last states, warm, in a new process and from a disk-cold cache."""
+    if "namespace_warm" not in data:
+        return []
+    reads = (
+        ("namespace", '`Store.list_executions(namespace="company")` first page (three namespaces below it)'),
+        ("all", "`Store.list_executions()` first page, unfiltered"),
+        ("last_states", "`Store.last_states()`: the last state of all 16 flows, one query"),
+    )
+    return [
+        f"The dashboard's reads, p50 / p95 / p99: warm ({data['page_calls']} calls in one process), "
+        f"in a new process ({data['cold_runs']} processes, each timing its first call on a store it "
+        "just opened) and disk-cold (the same, after the database's files were dropped from the OS "
+        "page cache with posix_fadvise(DONTNEED), so that every page it reads comes from the disk).",
+        "",
+        "| read | warm | new process | disk-cold |",
+        "| --- | --- | --- | --- |",
+        *(
+            f"| {label} | {_percentiles(data.get(f'{name}_warm'))} | "
+            f"{_percentiles(data.get(f'{name}_new_process'))} | {_percentiles(data.get(f'{name}_cold'))} |"
+            for name, label in reads
+        ),
+        "",
+    ]
+
+
 def store_section(data: dict[str, Any]) -> list[str]:
     return [
         "## The store at scale (bench/store_scale.py)",
@@ -206,6 +238,7 @@ def store_section(data: dict[str, Any]) -> list[str]:
         f"| `tiercel executions --json` (whole process) | {_s(data['command_json_s'])} |",
         f"| `tiercel executions --help` (start-up floor) | {_s(data['command_help_s'])} |",
         "",
+        *store_reads(data),
     ]
 
 
@@ -266,6 +299,24 @@ def targets(
     if store:
         page = store["all_median_ms"]
         rows.append(("executions list first page < 50 ms at 100k", f"{page:.2f} ms", page < 50))
+        warm, fresh, cold = (store.get(f"namespace_{when}") for when in ("warm", "new_process", "cold"))
+        if warm and fresh:
+            worst = max(warm["p95_ms"], fresh["p95_ms"])
+            rows.append(
+                (
+                    "namespace-filtered first page < 2 ms at 100k (p95, warm and in a new process)",
+                    f"{warm['p95_ms']:.2f} ms warm, {fresh['p95_ms']:.2f} ms new process",
+                    worst < 2,
+                )
+            )
+        if cold and store.get("all_cold"):
+            rows.append(
+                (
+                    "namespace-filtered first page < 2 ms at 100k, disk-cold (p50)",
+                    f"{cold['p50_ms']:.2f} ms (unfiltered page: {store['all_cold']['p50_ms']:.2f} ms)",
+                    cold["p50_ms"] < 2,
+                )
+            )
     if load:
         best = next((s for s in reversed(load["steps"]) if s["sustained"]), None)
         text = f"{best['rate_per_min']:,}/min, p95 {best['p95_s'] * 1000:.0f} ms" if best else "none"

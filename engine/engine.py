@@ -59,6 +59,7 @@ class Engine:
         subflow_depth: int | None = None,
     ) -> None:
         self.store = store
+        self.last_states = store.last_states  # the newest execution's state of each flow, one query
         self.flows_dir = flows_dir
         self.storage = Storage(store.path.parent / "storage")  # kestra:// files, beside the database
         self.secrets = secrets or configured_secrets()

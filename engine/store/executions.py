@@ -3,10 +3,13 @@ a page at a time."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import heapq
+import itertools
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 from ..model import Execution, ExecutionSummary, LogEntry, TaskRun, iso, parse_iso
 from .codec import dumps, loads
@@ -52,15 +55,6 @@ def task_run_params(execution_id: str, run: TaskRun) -> tuple[Any, ...]:
     )
 
 
-def _ordered_changes(execution: Execution, changed: Sequence[TaskRun]) -> Sequence[TaskRun]:
-    """The changed task runs in the execution's order, so new ones are stored in creation order."""
-    if len(changed) < 2:
-        return changed
-    position = {run.id: index for index, run in enumerate(execution.task_runs)}
-    end = len(position)
-    return sorted(changed, key=lambda run: position.get(run.id, end))
-
-
 def _execution_summary(row: Sequence[Any]) -> ExecutionSummary:
     return ExecutionSummary(
         id=row[1],
@@ -77,13 +71,21 @@ def _execution_summary(row: Sequence[Any]) -> ExecutionSummary:
     )
 
 
+def _states(state: str | Sequence[str] | None) -> list[str] | None:
+    """The states a listing asks for, each once (None: any state)."""
+    if state is None:
+        return None
+    return list(dict.fromkeys([state] if isinstance(state, str) else [str(item) for item in state]))
+
+
 def _execution_filters(
     namespace: str | None, flow_id: str | None, state: str | Sequence[str] | None
 ) -> tuple[list[str], list[Any]]:
     """The WHERE conditions of a listing, and their parameters.
 
-    The only SQL written in Python: a listing names only the filters it uses, so that SQLite picks
-    the index that fits them (one static statement with optional filters would defeat that).
+    SQL written in Python (with `_page_parts`): a listing names only the filters it uses, so that
+    SQLite picks the index that fits them (one static statement with optional filters would defeat
+    that).
     """
     where: list[str] = []
     params: list[Any] = []
@@ -94,11 +96,77 @@ def _execution_filters(
     if flow_id is not None:
         where.append("flow_id = ?")
         params.append(flow_id)
-    if state is not None:
-        states = [state] if isinstance(state, str) else [str(item) for item in state]
+    states = _states(state)
+    if states is not None:
         where.append(f"state IN ({', '.join('?' * len(states))})")
         params += states
     return where, params
+
+
+# A page merged from more sub-selects than this runs as several statements (SQLite's compound SELECT
+# takes at most 500), their pages merged here.
+_PARTS_PER_STATEMENT = 100
+
+_Part = tuple[list[str], list[Any]]
+
+
+def _page_parts(
+    namespace: str | None,
+    below: Sequence[str],
+    flow_id: str | None,
+    states: Sequence[str] | None,
+    before: int | None,
+) -> list[_Part]:
+    """The sub-selects a page is merged from: each one reads an index in `seq` order.
+
+    With states, one per state (the index on (state, seq), the namespace checked on each row), so
+    that a rare state is found without reading the namespace's other executions. Else with a
+    namespace, one for it and one for each namespace `below` it (the index on (namespace, seq), or
+    on (namespace, flow_id, seq) with a flow id). Else one.
+    """
+    common: list[str] = []
+    common_params: list[Any] = []
+    if flow_id is not None:
+        common.append("flow_id = ?")
+        common_params.append(flow_id)
+    if before is not None:
+        common.append("seq < ?")
+        common_params.append(before)
+    if states is not None:
+        where, params = _execution_filters(namespace, None, None)
+        return [(["state = ?", *where, *common], [one, *params, *common_params]) for one in states]
+    if namespace:
+        return [(["namespace = ?", *common], [name, *common_params]) for name in (namespace, *below)]
+    return [(common, common_params)]
+
+
+def page_statements(
+    namespace: str | None,
+    below: Sequence[str],
+    flow_id: str | None,
+    states: Sequence[str] | None,
+    before: int | None,
+    limit: int,
+) -> list[tuple[str, list[Any]]]:
+    """The statements (with their parameters) that read a page of a listing, each merging up to
+    _PARTS_PER_STATEMENT index-ordered sub-selects (see `_page_parts`): their pages merged by
+    descending `seq` and cut at `limit` are the listing's page.
+
+    Args:
+        below: The namespaces below `namespace` that have executions (`select_namespaces_below`).
+        states: The states asked for, each once (None: any).
+    """
+    parts = _page_parts(namespace, below, flow_id, states, before)
+    statements = []
+    for first in range(0, len(parts), _PARTS_PER_STATEMENT):
+        selects, params = [], []
+        for where, part_params in parts[first : first + _PARTS_PER_STATEMENT]:
+            clause = f"WHERE {' AND '.join(where)}" if where else ""
+            selects.append(_SQL["select_executions_part"].replace("{where}", clause))
+            params += part_params
+        sql = _SQL["select_executions_page"].replace("{parts}", "\nUNION ALL\n".join(selects))
+        statements.append((sql, [*params, limit]))
+    return statements
 
 
 def _with_where(query: str, where: Sequence[str]) -> str:
@@ -119,6 +187,30 @@ def _prefix_bound(prefix: str) -> str:
     return head + chr(following)
 
 
+_T = TypeVar("_T")
+# Reads left to finish after their caller was cancelled (a task needs a reference until it ends).
+_UNAWAITED: set[asyncio.Task[Any]] = set()
+
+
+async def _to_the_end(work: Coroutine[Any, Any, _T]) -> _T:
+    """The result of `work`, run in a task of its own that a cancelled caller leaves to finish.
+
+    A cancelled await on a connection does not cancel its statement, which still runs, in order, on
+    the connection's thread: a read transaction must run to its COMMIT before its connection goes
+    back to the pool, or the next read there would start inside it.
+    """
+    task = asyncio.ensure_future(work)
+    _UNAWAITED.add(task)
+    task.add_done_callback(_finished)
+    return await asyncio.shield(task)
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    _UNAWAITED.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a read nobody awaits any more fails silently
+
+
 class ExecutionTable(Table):
     """The `executions` and `task_runs` tables."""
 
@@ -135,11 +227,13 @@ class ExecutionTable(Table):
         """Upsert the execution and its changed task runs, and append logs, in one transaction.
 
         The transaction is group-committed with the other queued writes; this returns when it is
-        durable. New task runs are stored in the order they have in `execution.task_runs`.
+        durable. Task runs are stored in the order given: new ones must come in creation order
+        (their order of storage is the order a reader gets them back in).
 
         Args:
             execution: The execution as it is now (its task runs are not all written: see `changed`).
-            changed: The task runs created or changed since the last save.
+            changed: The task runs created or changed since the last save, new ones in creation
+                order.
             logs: Log lines to append in the same transaction.
             removed: Ids of task runs the execution no longer holds (deleted).
             fire: A trigger's fire record, stored in the same transaction; when it
@@ -152,7 +246,7 @@ class ExecutionTable(Table):
         """
         row = _execution_params(execution)
         others = [_execution_params(other) for other in also]
-        runs = [task_run_params(execution.id, run) for run in _ordered_changes(execution, changed)]
+        runs = [task_run_params(execution.id, run) for run in changed]
         lines = [log_params(entry) for entry in logs]
         gone = [(run_id, execution.id) for run_id in removed]
         fire_write = fire_record_write(fire) if fire is not None else None
@@ -205,16 +299,51 @@ class ExecutionTable(Table):
         Raises:
             StoreError: `before` is not a cursor this store returned.
         """
-        where, params = _execution_filters(namespace, flow_id, state)
+        cursor: int | None = None
         if before is not None:
             try:
-                params.append(int(before))
+                cursor = int(before)
             except ValueError:
                 raise StoreError(f"invalid executions cursor {before!r}") from None
-            where.append("seq < ?")
-        params.append(max(0, int(limit)))
-        rows = await self._db.fetchall(_with_where("select_executions_page", where), params)
-        return [_execution_summary(row) for row in rows]
+        limit = max(0, int(limit))
+        states = _states(state)
+        if states == []:
+            return []
+
+        def plan(below: Sequence[str]) -> list[tuple[str, list[Any]]]:
+            return page_statements(namespace, below, flow_id, states, cursor, limit)
+
+        # A namespace without a state filter: its page merges one read per namespace below it.
+        below_of = namespace if namespace and states is None else None
+        if below_of is None:
+            statements = plan(())
+            if len(statements) == 1:
+                sql, params = statements[0]
+                return [_execution_summary(row) for row in await self._db.fetchall(sql, params)]
+        pages = await _to_the_end(self._read_in_snapshot(plan, below_of))
+        rows = pages[0] if len(pages) == 1 else heapq.merge(*pages, key=lambda row: -int(row[0]))
+        return [_execution_summary(row) for row in itertools.islice(rows, limit)]
+
+    async def _read_in_snapshot(
+        self, plan: Callable[[Sequence[str]], list[tuple[str, list[Any]]]], below_of: str | None
+    ) -> list[list[Sequence[Any]]]:
+        """The rows of each statement of `plan`, all read in one snapshot (a read transaction).
+
+        `plan` is given the namespaces below `below_of` that have executions in that snapshot
+        (none when `below_of` is None).
+        """
+        async with self._db.reader() as conn:
+            await conn.execute(_SQL["begin_read"])
+            try:
+                below: list[str] = []
+                if below_of is not None:
+                    found = await conn.execute_fetchall(
+                        _SQL["select_namespaces_below"], (below_of + ".", below_of + "/")
+                    )
+                    below = [str(row[0]) for row in found]
+                return [list(await conn.execute_fetchall(sql, params)) for sql, params in plan(below)]
+            finally:
+                await conn.execute(_SQL["end_read"])
 
     async def count_executions(
         self,
@@ -227,6 +356,14 @@ class ExecutionTable(Table):
         where, params = _execution_filters(namespace, flow_id, state)
         rows = await self._db.fetchall(_with_where("count_executions", where), params)
         return int(rows[0][0])
+
+    async def last_states(self) -> dict[tuple[str, str], str]:
+        """The state of the newest execution of each flow that has executions, by (namespace, flow id).
+
+        One query for every flow: an index seek per flow, whatever the number of executions.
+        """
+        rows = await self._db.fetchall(_SQL["select_last_states"])
+        return {(str(namespace), str(flow_id)): str(state) for namespace, flow_id, state in rows}
 
     async def execution_ids(self, prefix: str, *, limit: int) -> list[str]:
         """Up to `limit` execution ids that start with `prefix`, in order (an index range, not a scan)."""

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import tiercel.engine.store.queries as queries_module
 from tiercel.engine.store import Store, StoreError
+from tiercel.engine.store.executions import page_statements
 from tiercel.engine.store.queries import SQL_DIR, parse_queries, queries
 from tiercel.engine.store.schema import SCHEMA_FILE
 
@@ -19,6 +22,12 @@ GROUPS = sorted(path.stem for path in SQL_DIR.glob("*.sql"))
 def test_every_group_the_store_reads_has_its_file() -> None:
     files = ["connection", "executions", "flows", "housekeeping", "kv", "logs", "processes", "triggers"]
     assert files == GROUPS
+
+
+def parameter_count(sql: str) -> int:
+    """How many parameters a statement binds: one per `?`, or the highest `?N`."""
+    numbered = [int(number) for number in re.findall(r"\?(\d+)", sql)]
+    return max(numbered) if numbered else sql.count("?")
 
 
 @pytest.mark.parametrize("group", [group for group in GROUPS if group != "connection"])
@@ -32,7 +41,9 @@ async def test_every_statement_compiles_against_the_latest_schema(tmp_path: Path
         assert named
         for name, sql in named.items():
             # EXPLAIN prepares the statement (tables, columns, syntax) without running it.
-            conn.execute(f"EXPLAIN {sql.replace('{where}', '')}", [None] * sql.count("?"))
+            runnable = sql.replace("{parts}", queries("executions")["select_executions_part"])
+            runnable = runnable.replace("{where}", "")
+            conn.execute(f"EXPLAIN {runnable}", [None] * parameter_count(runnable))
             assert not sql.rstrip().endswith(";"), name
     finally:
         conn.close()
@@ -95,3 +106,59 @@ async def test_a_store_without_its_query_files_refuses_to_open(
     finally:
         monkeypatch.undo()
         queries.cache_clear()
+
+
+def plan(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[str]:
+    return [str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+
+
+@pytest.mark.parametrize(
+    ("flow_id", "states", "before", "index"),
+    [
+        (None, None, None, "executions_namespace (namespace=?)"),
+        (None, None, 500, "executions_namespace (namespace=? AND seq<?)"),
+        ("daily", None, None, "executions_flow (namespace=? AND flow_id=?)"),
+        ("daily", None, 500, "executions_flow (namespace=? AND flow_id=? AND seq<?)"),
+        (None, ["FAILED"], None, "executions_state (state=?)"),
+        (None, ["FAILED", "RUNNING"], 500, "executions_state (state=? AND seq<?)"),
+    ],
+)
+def test_a_namespace_page_reads_indexes_in_order_and_sorts_nothing(
+    tmp_path: Path, flow_id: str | None, states: list[str] | None, before: int | None, index: str
+) -> None:
+    # Each sub-select reads an index in `seq` order and SQLite merges them: no sort of all the rows
+    # that match (a "USE TEMP B-TREE FOR ORDER BY"), however many executions the namespaces hold.
+    conn = sqlite3.connect(tmp_path / "plan.db")
+    try:
+        conn.executescript(SCHEMA_FILE.read_text(encoding="utf-8"))
+        below = ["acme.finance", "acme.finance.daily", "acme.ops"]
+        ((sql, params),) = page_statements("acme", below, flow_id, states, before, 100)
+        steps = plan(conn, sql, params)
+        reads = [step for step in steps if "executions" in step]
+        assert len(reads) == (len(states) if states else 1 + len(below)), steps
+        assert all(step == f"SEARCH executions USING INDEX {index}" for step in reads), steps
+        assert not any("TEMP B-TREE" in step for step in steps), steps
+        if states is None:
+            assert "MERGE (UNION ALL)" in steps
+        found = plan(conn, queries("executions")["select_namespaces_below"], ("acme.", "acme/"))
+        assert [step for step in found if "executions" in step] == [
+            "SEARCH executions USING COVERING INDEX executions_namespace (namespace>? AND namespace<?)",
+            "SEARCH e USING COVERING INDEX executions_namespace (namespace>? AND namespace<?)",
+        ]
+    finally:
+        conn.close()
+
+
+def test_last_states_seek_each_flow_and_sort_nothing(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "plan.db")
+    try:
+        conn.executescript(SCHEMA_FILE.read_text(encoding="utf-8"))
+        steps = plan(conn, queries("executions")["select_last_states"], ())
+    finally:
+        conn.close()
+    assert not any("TEMP B-TREE" in step for step in steps), steps
+    # The first pair is the first entry of the index (LIMIT 1); every other read is a seek.
+    assert [step for step in steps if step.startswith("SCAN executions")] == [
+        "SCAN executions USING COVERING INDEX executions_flow"
+    ]
+    assert "SEARCH e USING INDEX executions_flow (namespace=? AND flow_id=?)" in steps

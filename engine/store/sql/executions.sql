@@ -53,11 +53,57 @@ FROM task_runs AS t WHERE t.execution_id IN (
 )
 ORDER BY kind, seq;
 
--- A page of executions, newest first. `{where}` is the filter the caller asked for (see executions.py):
--- only the conditions used are written, so that SQLite picks the index that fits them.
--- name: select_executions_page
+-- A page of executions, newest first, merged from sub-selects that each read one index in `seq` order
+-- (one per namespace, or one per state: see executions.py). `{parts}` is them joined by UNION ALL and
+-- `{where}` the filter of one: only the conditions used are written, so that SQLite picks the index
+-- that fits them. SQLite merges the ordered parts and stops at the LIMIT, so a page reads about as
+-- many rows as it shows, where one OR of namespaces would sort every row that matches.
+-- name: select_executions_part
 SELECT seq, id, namespace, flow_id, flow_revision, state, start_date, end_date, labels, parent_id, trigger_type
-FROM executions {where} ORDER BY seq DESC LIMIT ?;
+FROM executions {where};
+
+-- name: select_executions_page
+{parts} ORDER BY seq DESC LIMIT ?;
+
+-- The namespaces strictly below one that have executions, in order: the range [?1, ?2) (the namespace
+-- followed by '.' then by '/') of the index on (namespace, seq), read one distinct value at a time:
+-- one index seek per namespace, however many executions each holds.
+-- name: select_namespaces_below
+WITH RECURSIVE below (name) AS (
+    SELECT (SELECT namespace FROM executions WHERE namespace >= ?1 AND namespace < ?2
+            ORDER BY namespace LIMIT 1)
+    UNION ALL
+    SELECT (SELECT e.namespace FROM executions AS e WHERE e.namespace > below.name AND e.namespace < ?2
+            ORDER BY e.namespace LIMIT 1)
+    FROM below WHERE below.name IS NOT NULL
+)
+SELECT name FROM below WHERE name IS NOT NULL;
+
+-- A listing that needs several statements reads them all in one snapshot.
+-- name: begin_read
+BEGIN DEFERRED;
+
+-- name: end_read
+COMMIT;
+
+-- The state of the newest execution of each (namespace, flow id) that has one. The pairs are read from
+-- the index on (namespace, flow_id, seq) one distinct pair at a time (the next flow id in the same
+-- namespace, else the first of the next namespace), then the newest execution of each: an index seek
+-- per flow, however many executions each holds.
+-- name: select_last_states
+WITH RECURSIVE flows_run (namespace, flow_id) AS (
+    SELECT * FROM (SELECT namespace, flow_id FROM executions ORDER BY namespace, flow_id LIMIT 1)
+    UNION ALL
+    SELECT e.namespace, e.flow_id
+    FROM flows_run AS f JOIN executions AS e ON e.seq = coalesce(
+        (SELECT seq FROM executions WHERE namespace = f.namespace AND flow_id > f.flow_id
+         ORDER BY flow_id LIMIT 1),
+        (SELECT seq FROM executions WHERE namespace > f.namespace ORDER BY namespace, flow_id LIMIT 1))
+)
+SELECT f.namespace, f.flow_id,
+    (SELECT e.state FROM executions AS e WHERE e.namespace = f.namespace AND e.flow_id = f.flow_id
+     ORDER BY e.seq DESC LIMIT 1)
+FROM flows_run AS f;
 
 -- name: count_executions
 SELECT count(*) FROM executions {where};
