@@ -186,9 +186,10 @@ async def test_task_runs_keep_creation_order_across_saves(store: Store) -> None:
     runs = [make_run(execution, f"t{i}") for i in range(6)]
     execution = execution.with_task_runs(runs[:2])
     await store.save_execution(execution, runs[:2])
-    # Later runs passed out of order: the execution's order wins.
-    execution = execution.with_task_runs(runs[2:])
-    await store.save_execution(execution, [runs[5], runs[3], runs[2], runs[4]])
+    # Later runs passed with a changed earlier one: new ones keep the order given (creation order).
+    moved = runs[1].to(StateType.RUNNING, at(8))
+    execution = execution.with_task_runs([moved, *runs[2:]])
+    await store.save_execution(execution, [runs[2], moved, runs[3], runs[4], runs[5]])
     # Updating an early run does not move it.
     updated = runs[0].to(StateType.RUNNING, at(9))
     execution = execution.with_task_run(updated)
