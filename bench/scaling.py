@@ -1,7 +1,7 @@
 """Does a step cost what it changes? Engine time of sequences and fan-outs as they grow.
 
 Workloads (generated, each run on a fresh database with `tiercel run --json`):
-  seqN   N Return tasks in sequence, each reading the previous one's output (N = 100 ... 2,000)
+  seqN   N Return tasks in sequence, each returning the previous one's output (N = 100 ... 2,000)
   fanN   a ForEach over N values, all at once, one Return task each, then one reading them all
 
 Engine time is the execution's own duration as stored (from CREATED to its end state): what the
@@ -36,7 +36,7 @@ def sequence(size: int) -> str:
     first = '  - id: t0\n    type: io.kestra.plugin.core.debug.Return\n    format: "0"\n'
     rest = "".join(
         f"  - id: t{i}\n    type: io.kestra.plugin.core.debug.Return\n"
-        f'    format: "{{{{ outputs.t{i - 1}.value | length }}}}"\n'
+        f'    format: "{{{{ outputs.t{i - 1}.value }}}}"\n'
         for i in range(1, size)
     )
     return f"id: seq{size}\nnamespace: bench\ntasks:\n{first}{rest}"
