@@ -431,6 +431,7 @@ class TiercelApp(App[None]):
             return
         if self._events is not None:
             engine.events.unsubscribe(self._events)
+        self.workers.cancel_all()  # the panes' reads: the store is about to close under them
         await engine.stop()
 
     async def _load_last_states(self) -> None:
