@@ -7,6 +7,9 @@ Workloads (generated into a temporary folder, each run on a fresh database):
   shell20  20 shell tasks running `echo hi`, compared with 20 bare `sh -c "echo hi"` spawns timed
            in this process in the same run: the overhead per shell task is
            (shell20 - empty) / 20 - one bare spawn
+  python40 bench/peers/tiercel/python40.yml (a ForEach over 40 values, one at a time, a python
+           Script task computing fib(10)), compared with 40 bare `python -c "print(1)"` spawns of
+           the interpreter the tasks use, timed in this process in the same run
 
 Runs are alternated between workloads (a warm-up first), and medians reported, so that noise on a
 shared machine hits every workload alike. Per-task overhead = (seq100 - empty) / 100.
@@ -26,7 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
 
 WORKLOADS: dict[str, str] = {
     "empty": """
@@ -62,6 +68,7 @@ tasks:
         f'  - id: s{i}\n    type: io.kestra.plugin.scripts.shell.Commands\n    commands: ["echo hi"]\n'
         for i in range(20)
     ),
+    "python40": (BENCH / "peers/tiercel/python40.yml").read_text(),
 }
 
 
@@ -69,18 +76,18 @@ tasks:
 ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
 
 
-def bare_spawn_seconds(count: int = 20) -> float:
-    """Median time of one `sh -c "echo hi"` spawned and read with asyncio, as script tasks do."""
+def bare_spawns(argv: Sequence[str], count: int) -> list[float]:
+    """The times of `count` spawns of `argv`, one after the other, read with asyncio as script tasks
+    are (a session of their own, stdout and stderr piped)."""
 
     async def once() -> float:
         started = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
-            "/bin/sh",
-            "-c",
-            "echo hi",
+            *argv,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            env=ENV,
         )
         await proc.communicate()
         return time.perf_counter() - started
@@ -88,7 +95,20 @@ def bare_spawn_seconds(count: int = 20) -> float:
     async def many() -> list[float]:
         return [await once() for _ in range(count)]
 
-    return statistics.median(asyncio.run(many()))
+    return asyncio.run(many())
+
+
+def task_python() -> str:
+    """The interpreter python tasks run: `python3` on PATH as the engine finds it, past any shim."""
+    found = shutil.which("python3", path=ENV.get("PATH")) or sys.executable
+    done = subprocess.run(
+        [found, "-c", "import sys; print(sys.executable)"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=True,
+    )
+    return done.stdout.strip() or found
 
 
 def tiercel() -> str:
@@ -134,11 +154,14 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in WORKLOADS}
         for name in WORKLOADS:  # warm-up: disk cache, bytecode
             run_once(command, folder, name)
-        spawns: list[float] = []
+        python = task_python()
+        shells: list[list[float]] = []
+        pythons: list[list[float]] = []
         for _ in range(args.runs):
             for name in WORKLOADS:
                 times[name].append(run_once(command, folder, name))
-            spawns.append(bare_spawn_seconds())
+            shells.append(bare_spawns(["/bin/sh", "-c", "echo hi"], 20))
+            pythons.append(bare_spawns([python, "-c", "print(1)"], 40))
     medians = {name: statistics.median(values) for name, values in times.items()}
     overhead_ms = (medians["seq100"] - medians["empty"]) / 100 * 1000
     each_ms = (medians["each1000"] - medians["empty"]) / 1000 * 1000
@@ -147,10 +170,19 @@ def main() -> None:
         print(f"{name:<10} {medians[name]:>9.3f} {min(values):>7.3f} {max(values):>7.3f}")
     print(f"per-task overhead, sequential: {overhead_ms:.2f} ms  ((seq100 - empty) / 100)")
     print(f"per-task overhead, ForEach:    {each_ms:.2f} ms  ((each1000 - empty) / 1000, 1,001 task runs)")
-    spawn_ms = statistics.median(spawns) * 1000
+    # Medians over the runs: of one spawn, and of the whole series (what a workload is beside).
+    spawn_ms = statistics.median(statistics.median(run) for run in shells) * 1000
+    shell20_bare_s = statistics.median(sum(run) for run in shells)
     shell_ms = (medians["shell20"] - medians["empty"]) / 20 * 1000
-    print(f"bare spawn of sh -c 'echo hi':  {spawn_ms:.2f} ms")
+    print(f"bare spawn of sh -c 'echo hi':  {spawn_ms:.2f} ms; 20 of them: {shell20_bare_s:.3f} s")
     print(f"per shell task: {shell_ms:.2f} ms, overhead over a bare spawn: {shell_ms - spawn_ms:.2f} ms")
+    python_spawn_ms = statistics.median(statistics.median(run) for run in pythons) * 1000
+    python40_bare_s = statistics.median(sum(run) for run in pythons)
+    python_ms = (medians["python40"] - medians["empty"]) / 40 * 1000
+    print(
+        f"bare spawn of {python} -c 'print(1)': {python_spawn_ms:.2f} ms; 40 of them: {python40_bare_s:.3f} s"
+    )
+    print(f"python40: {medians['python40']:.3f} s whole process; per python task: {python_ms:.2f} ms")
     print(f"seq100 / empty: {medians['seq100'] / medians['empty']:.2f}x")
     if args.json:
         args.json.write_text(
@@ -163,6 +195,11 @@ def main() -> None:
                     "bare_spawn_ms": spawn_ms,
                     "shell_task_ms": shell_ms,
                     "shell_overhead_ms": shell_ms - spawn_ms,
+                    "shell20_bare_s": shell20_bare_s,
+                    "python_interpreter": python,
+                    "bare_python_ms": python_spawn_ms,
+                    "python40_bare_s": python40_bare_s,
+                    "python_task_ms": python_ms,
                 },
                 indent=2,
             )

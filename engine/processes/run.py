@@ -24,9 +24,6 @@ these records in its store, so that after a crash the next engine kills what is 
 from __future__ import annotations
 
 import asyncio
-import codecs
-import contextlib
-import errno
 import os
 import secrets
 import signal
@@ -38,8 +35,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..secrets import ENV_PREFIX
+from .lines import Pump
+from .program import ProcessError, Program, Start, spawn_program
 from .record import ProcessRecord
-from .tree import HAS_PROC, TASK_FOLDER_PREFIX, TOKEN_ENV, ProgramTree, become_subreaper, spawning
+from .tree import TASK_FOLDER_PREFIX, TOKEN_ENV, ProgramTree, become_subreaper, spawning
 
 __all__ = [
     "PROCESS_WATCH",
@@ -52,12 +51,8 @@ __all__ = [
     "run_process",
 ]
 
-_READ_CHUNK = 64 * 1024
 # Seconds between checks while waiting for processes to exit.
 _POLL = 0.02
-# Seconds between checks of the program's exit status: without a pidfd, and right after it fires.
-_EXIT_POLL = 0.1
-_REAP_POLL = 0.0005
 # Once every known process is gone, a pipe still open is held by something that escaped both the
 # group and the token (e.g. ``env -i setsid``): stop reading it after this long without data ...
 _PIPE_IDLE = 0.5
@@ -82,10 +77,6 @@ def engine_environment() -> dict[str, str]:
         for name, value in os.environ.items()
         if not name.startswith(ENV_PREFIX) and name != SECRETS_FILE_ENV
     }
-
-
-class ProcessError(Exception):
-    """The program cannot be started (not found, not executable, bad working directory ...)."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +142,7 @@ async def run_process(
     drain: Callable[[], Awaitable[None]] | None = None,
     kill_grace: float = 5.0,
     max_line_chars: int = 64 * 1024,
+    start: Start | None = None,
 ) -> ProcessResult:
     """Run a program to its end, streaming its output line by line.
 
@@ -165,6 +157,8 @@ async def run_process(
             not read, so a slow log store slows the program down instead of growing memory.
         kill_grace: Seconds between SIGTERM and SIGKILL when the call is cancelled.
         max_line_chars: The longest piece of a line delivered at once.
+        start: Starts the program another way than spawning ``argv`` (a warm interpreter forks
+            it, see engine.processes.forkserver); when it returns None, ``argv`` is spawned.
 
     Returns:
         The exit code and the number of lines delivered per stream.
@@ -181,32 +175,24 @@ async def run_process(
     token = (watch.token_prefix if watch is not None else "") + secrets.token_hex(16)
     # Before the first program starts: its orphans must come to the engine, not to init.
     become_subreaper()
+    environment = {**env, TOKEN_ENV: token}
     # Until its tree is registered, the new program must not pass for another program's orphan.
     with spawning() as spawn:
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=cwd,
-                env={**env, TOKEN_ENV: token},
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-                limit=_READ_CHUNK,
-            )
-        except OSError as exc:
-            raise ProcessError(_start_failure(argv[0], cwd, exc)) from exc
-        assert proc.stdout is not None and proc.stderr is not None
-        tree = ProgramTree(proc.pid, token, str(cwd), _pipe_names(proc), since=spawn.since)
+        program = await start(environment) if start is not None else None
+        if program is None:
+            program = await spawn_program(argv, cwd, environment)
+        tree = ProgramTree(
+            program.pid, token, str(cwd), program.pipe_names(), since=spawn.since, start=program.start_ticks
+        )
     try:
         pumps = [
-            _Pump(proc.stdout, False, on_line, drain, max_line_chars),
-            _Pump(proc.stderr, True, on_line, drain, max_line_chars),
+            Pump(program.stdout, False, on_line, drain, max_line_chars),
+            Pump(program.stderr, True, on_line, drain, max_line_chars),
         ]
-        stop = _Stopper(proc, tree, pumps)
-        record = ProcessRecord(proc.pid, proc.pid, tree.start_ticks, token)
+        stop = _Stopper(program, tree, pumps)
+        record = ProcessRecord(program.pid, program.pid, tree.start_ticks, token)
         try:
-            return await _follow(proc, stop, pumps, kill_grace, watch, record)
+            return await _follow(program, stop, pumps, kill_grace, watch, record)
         finally:
             if watch is not None:
                 watch.ended(record)
@@ -214,25 +200,10 @@ async def run_process(
         tree.close()
 
 
-def _pipe_names(proc: asyncio.subprocess.Process) -> list[str]:
-    """The program's output pipes as /proc names them (``pipe:[inode]``): who holds one is its."""
-    transport = getattr(proc, "_transport", None)
-    if not HAS_PROC or not isinstance(transport, asyncio.SubprocessTransport):
-        return []
-    names = []
-    for fd in (1, 2):
-        pipe = transport.get_pipe_transport(fd)
-        file = pipe.get_extra_info("pipe") if pipe is not None else None
-        if file is not None:
-            with contextlib.suppress(AttributeError, OSError, ValueError):
-                names.append(f"pipe:[{os.fstat(file.fileno()).st_ino}]")
-    return names
-
-
 async def _follow(
-    proc: asyncio.subprocess.Process,
+    program: Program,
     stop: _Stopper,
-    pumps: list[_Pump],
+    pumps: list[Pump],
     kill_grace: float,
     watch: ProcessWatch | None,
     record: ProcessRecord,
@@ -256,19 +227,11 @@ async def _follow(
     failure = stop.reader_failure()
     if failure is not None:
         raise failure
-    exit_code = proc.returncode
+    if program.start_error is not None:
+        raise ProcessError(program.start_error)
+    exit_code = program.returncode
     assert exit_code is not None
     return ProcessResult(exit_code, pumps[0].lines, pumps[1].lines)
-
-
-def _start_failure(program: str, cwd: Path, exc: OSError) -> str:
-    reason = exc.strerror or str(exc)
-    if exc.filename is not None and str(exc.filename) == str(cwd) and str(cwd) != program:
-        reason = f"working directory {cwd}: {reason}"
-    elif exc.errno == errno.ENOENT:
-        where = "or its #! interpreter is missing" if "/" in program else "not found on PATH"
-        reason = f"{reason} ({where})"
-    return f"cannot start `{program}`: {reason}"
 
 
 async def _uninterruptible(coro: Coroutine[Any, Any, None]) -> None:
@@ -287,167 +250,15 @@ async def _uninterruptible(coro: Coroutine[Any, Any, None]) -> None:
         raise asyncio.CancelledError
 
 
-#: Lines of Kestra's output protocol (``::{"outputs": ...}::``) are data, not log text: they may be
-#: this long before they are cut into pieces like any other long line.
-MAX_PROTOCOL_LINE_CHARS = 16 * 1024 * 1024
-
-
-class _LineSplitter:
-    """Bytes in, lines out, holding at most ``max_chars + 1`` characters of an unfinished line.
-
-    A line that starts as Kestra's output protocol (``::{``) may grow to ``max_protocol_chars``.
-    """
-
-    def __init__(
-        self, emit: Callable[[str], None], max_chars: int, max_protocol_chars: int = MAX_PROTOCOL_LINE_CHARS
-    ) -> None:
-        self._emit = emit
-        self._max = max_chars
-        self._max_protocol = max(max_chars, max_protocol_chars)
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._pending = ""
-
-    def feed(self, data: bytes) -> None:
-        self._push(self._decoder.decode(data))
-
-    def close(self) -> None:
-        """Deliver what is left: a final line without a newline, an incomplete UTF-8 sequence."""
-        self._push(self._decoder.decode(b"", final=True))
-        rest, self._pending = self._pending.removesuffix("\r"), ""
-        if rest:
-            self._emit_pieces(rest)
-
-    def _push(self, text: str) -> None:
-        if "\n" in text:
-            parts = text.split("\n")
-            self._emit_pieces((self._pending + parts[0]).removesuffix("\r"))
-            for part in parts[1:-1]:
-                self._emit_pieces(part.removesuffix("\r"))
-            self._pending = parts[-1]
-        else:
-            self._pending += text
-        size = len(self._pending)
-        if self._pending.startswith("::{") and size <= self._max_protocol + 1:
-            return
-        # Keep one character more than a piece: a "\r" waiting for its "\n" must not become content.
-        if size > self._max + 1:
-            count = (size - 2) // self._max
-            for start in range(0, count * self._max, self._max):
-                self._emit(self._pending[start : start + self._max])
-            self._pending = self._pending[count * self._max :]
-
-    def _emit_pieces(self, line: str) -> None:
-        if len(line) <= self._max or (line.startswith("::{") and len(line) <= self._max_protocol):
-            self._emit(line)
-            return
-        for start in range(0, len(line), self._max):
-            self._emit(line[start : start + self._max])
-
-
-class _Pump:
-    """Reads one pipe in bounded chunks and delivers its lines."""
-
-    def __init__(
-        self,
-        stream: asyncio.StreamReader,
-        is_stderr: bool,
-        on_line: Callable[[str, bool], None],
-        drain: Callable[[], Awaitable[None]] | None,
-        max_chars: int,
-    ) -> None:
-        self.stream = stream
-        self.is_stderr = is_stderr
-        self.lines = 0
-        self._on_line = on_line
-        self._drain = drain
-        self._max_chars = max_chars
-        # Since when the pump has been waiting on the pipe; None while it delivers or drains.
-        self.waiting_since: float | None = None
-
-    def idle_for(self, now: float) -> float:
-        """Seconds the pump has been waiting on its pipe; 0 while it delivers lines or drains."""
-        return 0.0 if self.waiting_since is None else now - self.waiting_since
-
-    def _emit(self, line: str) -> None:
-        self.lines += 1
-        self._on_line(line, self.is_stderr)
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        splitter = _LineSplitter(self._emit, self._max_chars)
-        try:
-            while True:
-                self.waiting_since = loop.time()
-                data = await self.stream.read(_READ_CHUNK)
-                self.waiting_since = None
-                if not data:
-                    break
-                before = self.lines
-                splitter.feed(data)
-                if self._drain is not None and self.lines != before:
-                    await self._drain()
-        except asyncio.CancelledError:
-            # The pipe is abandoned: still deliver the unfinished last line.
-            splitter.close()
-            raise
-        splitter.close()
-
-
-def _open_pidfd(pid: int) -> int | None:
-    """A descriptor that becomes readable when the process exits (Linux 5.3+), or None."""
-    pidfd_open = getattr(os, "pidfd_open", None)
-    if pidfd_open is None:
-        return None
-    try:
-        fd: int = pidfd_open(pid)
-    except OSError:
-        return None  # already reaped, or a kernel without pidfd
-    return fd
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 class _Stopper:
     """Waits for the program and stops whatever is left of it."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, tree: ProgramTree, pumps: list[_Pump]) -> None:
-        self._proc = proc
+    def __init__(self, program: Program, tree: ProgramTree, pumps: list[Pump]) -> None:
+        self._program = program
         self._tree = tree
         self._pumps = pumps
         self._readers = [asyncio.create_task(pump.run()) for pump in pumps]
-        # Process.wait() also waits for the pipes to close, which a background child can hold open
-        # forever: the program's own exit is watched separately.
-        self._waiter = asyncio.create_task(proc.wait())
-        self._exited = asyncio.create_task(self._watch_exit())
-
-    async def _watch_exit(self) -> None:
-        """Return once the program itself has exited and been reaped."""
-        loop = asyncio.get_running_loop()
-        pidfd = _open_pidfd(self._proc.pid) if self._proc.returncode is None else None
-        try:
-            if pidfd is not None:
-                readable: asyncio.Future[None] = loop.create_future()
-                try:
-                    loop.add_reader(pidfd, _resolve, readable)
-                except (OSError, ValueError, NotImplementedError):
-                    os.close(pidfd)  # a loop that cannot watch descriptors: poll instead
-                    pidfd = None
-                else:
-                    try:
-                        await readable
-                    finally:
-                        loop.remove_reader(pidfd)
-            # With a pidfd the exit status is set by the child watcher a moment after it fires;
-            # without one, polling is the only way to see an exit while the pipes stay open.
-            delay = _REAP_POLL if pidfd is not None else _EXIT_POLL
-            while self._proc.returncode is None:
-                await asyncio.wait([self._waiter], timeout=delay)
-        finally:
-            if pidfd is not None:
-                os.close(pidfd)
+        self._exited = asyncio.create_task(program.exited())
 
     async def wait_exit(self) -> BaseException | None:
         """Wait until the program exits; return the error of a failed reader instead, if any."""
@@ -471,7 +282,12 @@ class _Stopper:
         """Stop every remaining process (SIGTERM and ``grace`` first if positive), then finish reading."""
         loop = asyncio.get_running_loop()
         tree = self._tree
-        live = tree.live()
+        # The usual end (the program exited and left nothing) is shown without reading every process;
+        # then no orphan waits either, and nothing runs until the second look: it is skipped.
+        gone = tree.gone()
+        live = set() if gone else tree.live()
+        if live:
+            self._program.stopping()
         if live and grace > 0:
             tree.signal(signal.SIGTERM, live, once=True)
             # A stopped process acts on SIGTERM only once continued.
@@ -487,7 +303,7 @@ class _Stopper:
         # Nothing of the program is left. Orphans that started while it and others ran, and that
         # waited for it, are its now if those others are done: finish and look again in one step.
         tree.finish()
-        live = tree.live()
+        live = set() if gone else tree.live()
         waited_until = loop.time() + _START_WAIT
         while True:
             await self._kill(tree, live)
@@ -497,11 +313,7 @@ class _Stopper:
             live = tree.live()
         await self._exited
         await self._finish_reading(loop)
-        # The pipes are closed now, so asyncio's own wait ends at once.
-        await asyncio.wait([self._waiter], timeout=_PIPE_IDLE)
-        if not self._waiter.done():
-            self._waiter.cancel()
-            await asyncio.gather(self._waiter, return_exceptions=True)
+        await self._program.finish()
 
     @staticmethod
     async def _kill(tree: ProgramTree, live: set[int]) -> None:
@@ -528,7 +340,5 @@ class _Stopper:
                     reader.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
                 # Close our ends of the pipes an escaped process still holds.
-                transport = getattr(self._proc, "_transport", None)
-                if isinstance(transport, asyncio.BaseTransport):
-                    transport.close()
+                self._program.close_pipes()
                 break

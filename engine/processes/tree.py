@@ -77,6 +77,8 @@ _OWN_CHILDREN: dict[int, int] = {}
 # Starts under way: id -> a tick no later than the child's start.
 _STARTING: dict[int, int] = {}
 _start_ids = itertools.count()
+# The kernel lists each thread's children (CONFIG_PROC_CHILDREN): `ProgramTree.gone` can use them.
+_CHILDREN_LISTS = HAS_PROC and os.path.exists(f"{PROC}/{os.getpid()}/task/{os.getpid()}/children")
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,12 +273,21 @@ class ProgramTree:
             itself works there too.
         pipes: Its output pipes (``pipe:[inode]``): an adopted orphan holding one is the program's.
         since: A tick no later than the program's start, used if its start cannot be read.
+        start: The program's start, when its starter read it already.
 
     Attributes:
         waiting: The last `live` left an orphan unjudged because the engine was starting a child.
     """
 
-    def __init__(self, pid: int, token: str, cwd: str, pipes: Iterable[str] = (), since: int = 0) -> None:
+    def __init__(
+        self,
+        pid: int,
+        token: str,
+        cwd: str,
+        pipes: Iterable[str] = (),
+        since: int = 0,
+        start: int | None = None,
+    ) -> None:
         self.pid = pid
         self._needle = f"{TOKEN_ENV}={token}".encode()
         self._own = os.getpid()
@@ -288,7 +299,10 @@ class ProgramTree:
         self._signalled: dict[int, set[int]] = {}
         stat = read_stat(pid) if HAS_PROC else None
         self.start_ticks = stat.start if stat is not None else 0
-        if stat is not None:
+        if start is not None:
+            # Read by whoever started it, before it could end and be waited for by someone else.
+            self.start_ticks = start
+        if stat is not None and stat.start == self.start_ticks:
             self._known[pid] = stat.start
         # The window of ticks in which a process of the program may start (see the module).
         self._window_start = self.start_ticks or since
@@ -312,6 +326,26 @@ class ProgramTree:
         """The program is no longer followed."""
         if _TREES.get(self.pid) is self:
             del _TREES[self.pid]
+
+    def gone(self) -> bool:
+        """Whether no process of the program is left, shown without reading every process.
+
+        Once the leader has exited, every live descendant has an ancestor that lost its parent and
+        was re-parented to the engine, the nearest subreaper: with the group empty and no adopted
+        orphan among the engine's children, nothing is left. False means "look with `live`".
+        """
+        if not (_subreaper and _CHILDREN_LISTS):
+            return False
+        stat = read_stat(self.pid)
+        if stat is not None and stat.start == self.start_ticks:
+            return False  # the leader runs, or is a zombie not yet waited for
+        try:
+            os.killpg(self.pid, 0)
+        except ProcessLookupError:
+            return not _adopted_any()
+        except PermissionError:
+            pass
+        return False
 
     def live(self) -> set[int]:
         """Pids of the program's live (not zombie) processes; reaps the dead ones the engine adopted.
@@ -438,6 +472,40 @@ def _orphans(stats: Mapping[int, ProcStat]) -> tuple[dict[int, ProcStat], int | 
         and stat.session != own_session
     }
     return orphans, starting
+
+
+def _adopted_any() -> bool:
+    """Whether the engine has a child it may have adopted: one it did not start, outside its session.
+
+    Reads the children of each of the engine's threads (a child belongs to the thread that started
+    it); an unreadable list counts as an adopted child.
+    """
+    own = os.getpid()
+    own_session = os.getsid(0)
+    try:
+        threads = os.listdir(f"{PROC}/{own}/task")
+    except OSError:
+        return True
+    for tid in threads:
+        try:
+            with open(f"{PROC}/{own}/task/{tid}/children", "rb") as file:
+                pids = file.read().split()
+        except FileNotFoundError:
+            continue  # the thread ended
+        except OSError:
+            return True
+        for text in pids:
+            pid = int(text)
+            if pid in _TREES:
+                continue
+            stat = read_stat(pid)
+            if stat is None:
+                continue
+            with _LOCK:
+                own_child = _OWN_CHILDREN.get(pid) == stat.start
+            if not own_child and stat.session != own_session:
+                return True
+    return False
 
 
 def _reap(stats: Mapping[int, ProcStat]) -> None:

@@ -9,6 +9,7 @@ stderr lines ERROR logs, and a `::{"outputs": ...}::` line sets outputs instead 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import re
@@ -27,6 +28,7 @@ from typing import Any
 from ..expressions import to_text
 from ..internal_storage import StorageError, files_matching, write_into
 from ..model import LogLevel
+from ..processes.forkserver import python_start
 from ..processes.run import PROCESS_WATCH, TASK_FOLDER_PREFIX, ProcessError, engine_environment, run_process
 from .base import TaskContext, TaskFailure
 from .storage_uris import LocalCopies, copy_stored_file
@@ -86,12 +88,16 @@ class Kestra:
 def toolbox() -> Path:
     """A folder put first on PATH and PYTHONPATH: `python` (Kestra images have one) and `kestra`."""
     folder = Path(tempfile.mkdtemp(prefix="tiercel-toolbox-"))
+    # One per engine process, removed when it exits (tasks and forkservers are gone by then).
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     (folder / "python").symlink_to(shutil.which("python3") or sys.executable)
     (folder / "kestra.py").write_text(_KESTRA_PY)
     return folder
 
 
 _SETTLE_LOCK = threading.Lock()
+# Once the link is settled, Python tasks no longer go through a worker thread for it.
+_settled = False
 
 
 def settle_python() -> None:
@@ -101,8 +107,10 @@ def settle_python() -> None:
     much as Python's own start-up), so the interpreter it selects is asked once for its own path,
     on the first Python task, and the link is replaced atomically. Runs in worker threads.
     """
+    global _settled
     with _SETTLE_LOCK:
         _settle_python_once()
+        _settled = True
 
 
 @cache
@@ -113,8 +121,9 @@ def _settle_python_once() -> None:
         with open(found, "rb") as head:
             if head.read(4) == b"\x7fELF":
                 return
+        # Isolated and without site: the answer is the same, and it comes sooner.
         done = subprocess.run(
-            [found, "-c", "import sys; print(sys.executable)"],
+            [found, "-I", "-S", "-c", "import sys; print(sys.executable)"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -182,12 +191,16 @@ class _Run:
         return True
 
 
-def _docker_note(context: TaskContext) -> None:
-    props = context.task.props
+def _docker_asked(props: Mapping[str, Any]) -> bool:
     runner = props.get("taskRunner")
     runner_type = str(runner.get("type", "")) if isinstance(runner, Mapping) else ""
     legacy_runner = str(props.get("runner", "")).upper()
-    if "docker" in runner_type.lower() or legacy_runner == "DOCKER" or "docker" in props:
+    return "docker" in runner_type.lower() or legacy_runner == "DOCKER" or "docker" in props
+
+
+def _docker_note(context: TaskContext) -> None:
+    props = context.task.props
+    if _docker_asked(props):
         context.log(
             LogLevel.INFO,
             "A Docker task runner was asked for; this engine runs the task as a local process "
@@ -268,8 +281,9 @@ _OPTIONS_ENDING_IN_C = re.compile(r"^-[A-Za-z]*c$")
 
 def _program(
     context: TaskContext, flavour: Flavour, folder: Path, local: LocalCopies
-) -> tuple[list[str], Path | None]:
-    """The argv that runs this task (an interpreter and one shell program), and the script file.
+) -> tuple[list[str], Path | None, list[str] | None]:
+    """The argv that runs this task (an interpreter and one shell program), the file holding that
+    program, and the words of the one plain `python` command the program is, if it is one.
 
     As in Kestra, the lines (beforeCommands, then commands or the script) are joined into one program
     for the interpreter, and the `kestra://` URIs in them become local copies (storage_uris.py).
@@ -305,14 +319,27 @@ def _program(
     program = local.replace("\n".join((["set -e"] if fail_fast else []) + before + body))
     if not interpreter or not _OPTIONS_ENDING_IN_C.match(interpreter[-1]):
         # An interpreter that takes its program some other way (`cmd /c`, `pwsh -Command`): as is.
-        return [*interpreter, program], None
+        return [*interpreter, program], None, None
     path = folder / f".commands-{context.run.id}.sh"
     _write_private(path, program + "\n")
     if Path(interpreter[0]).name in _SHELLS:
-        return [*interpreter, f". {shlex.quote(str(path))}"], path
+        words = None
+        if flavour.language == "python" and not flavour.legacy and interpreter == ["/bin/sh", "-c"]:
+            words = _plain_command(program.removeprefix("set -e\n") if fail_fast else program)
+        return [*interpreter, f". {shlex.quote(str(path))}"], path, words
     # Another `-c` interpreter (`python -c`): the file takes the program's place.
     last = interpreter[-1][:-1]
-    return [*interpreter[:-1], *([last] if last != "-" else []), str(path)], path
+    return [*interpreter[:-1], *([last] if last != "-" else []), str(path)], path, None
+
+
+# One command the shell runs as written: words without quotes, variables, globs or redirections.
+_PLAIN_COMMAND = re.compile(r"[A-Za-z0-9_@%+=:,./-]+(?:[ \t]+[A-Za-z0-9_@%+=:,./-]+)*")
+
+
+def _plain_command(program: str) -> list[str] | None:
+    """The words of `program` if it is one such command (a Python task that can be forked)."""
+    line = program.strip(" \t")
+    return line.split() if _PLAIN_COMMAND.fullmatch(line) else None
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -344,10 +371,14 @@ async def run_script(context: TaskContext, flavour: Flavour) -> Mapping[str, Any
                 legacy_outputs[name] = folder / name
             context.variables["outputFiles"] = {name: str(path) for name, path in legacy_outputs.items()}
         local = LocalCopies(context, folder)
-        argv, script_file = _program(context, flavour, folder, local)
+        argv, script_file, words = _program(context, flavour, folder, local)
         env = _environment(context, context.prop("env"), local)
-        if flavour.language == "python":
+        if flavour.language == "python" and not _settled:
             await asyncio.to_thread(settle_python)
+        # A plain `python script.py` is forked from a warm interpreter when it can be.
+        start = None
+        if words and not _docker_asked(context.task.props):
+            start = python_start(words, folder, argv, str(toolbox() / "python"))
         collected = _Run(context, {})
         try:
             result = await run_process(
@@ -357,6 +388,7 @@ async def run_script(context: TaskContext, flavour: Flavour) -> Mapping[str, Any
                 on_line=collected.on_line,
                 drain=context.drain,
                 kill_grace=context.kill_grace,
+                start=start,
             )
         except ProcessError as error:
             raise TaskFailure(str(error)) from None

@@ -21,6 +21,7 @@ from ..expressions import ExpressionError, Renderer
 from ..expressions.variables import build_context, in_working_directory
 from ..messages import CancelTaskRun, ExecutorMessage, RunTaskRun, TaskRunResult, WorkerJob, WorkerResult
 from ..model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
+from ..processes.forkserver import FORKSERVERS, ForkServers
 from ..processes.record import ProcessRecord, attempt_token_prefix
 from ..processes.run import PROCESS_WATCH
 from ..queue import MessageSink
@@ -137,6 +138,8 @@ class Runner:
         self.kill_grace = kill_grace
         self._running: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
+        # Warm interpreters that Python tasks are forked from, closed when the worker stops.
+        self.forkservers = ForkServers()
 
     @property
     def busy(self) -> int:
@@ -180,6 +183,7 @@ class Runner:
         for task in list(self._running.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.forkservers.close()
 
     def _context(self, flow: Flow, execution: Execution, run: TaskRun) -> TaskContext:
         """What a handler sees of one attempt of one task run."""
@@ -228,6 +232,7 @@ class Runner:
         return None
 
     async def _run(self, flow: Flow, execution: Execution, run: TaskRun) -> None:
+        FORKSERVERS.set(self.forkservers)
         if self.store is not None:
             # This asyncio task runs in a copy of the context: the watch stays with this attempt.
             PROCESS_WATCH.set(_RecordedProcesses(self.store, run.id, len(run.attempts) - 1))

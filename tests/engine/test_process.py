@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.waiting import HANG
-from tiercel.engine.processes.run import ProcessError, ProcessResult, _LineSplitter, run_process
+from tiercel.engine.processes.lines import LineSplitter
+from tiercel.engine.processes.run import ProcessError, ProcessResult, run_process
 from tiercel.engine.processes.tree import TOKEN_ENV, spawning
 
 REPO = Path(__file__).resolve().parents[2]
@@ -195,11 +196,11 @@ async def test_long_line_is_split_into_pieces_without_losing_characters() -> Non
 def test_splitter_gives_the_same_lines_whatever_the_chunks(max_chars: int) -> None:
     data = "héllo wörld\r\n\r\nabcdefghij\rk\n€€€€\r".encode() + b"\xff tail"
     whole: list[str] = []
-    splitter = _LineSplitter(whole.append, max_chars)
+    splitter = LineSplitter(whole.append, max_chars)
     splitter.feed(data)
     splitter.close()
     by_byte: list[str] = []
-    splitter = _LineSplitter(by_byte.append, max_chars)
+    splitter = LineSplitter(by_byte.append, max_chars)
     for index in range(len(data)):
         splitter.feed(data[index : index + 1])
     splitter.close()
@@ -210,7 +211,7 @@ def test_splitter_gives_the_same_lines_whatever_the_chunks(max_chars: int) -> No
 
 def test_splitter_keeps_an_output_protocol_line_whole_up_to_its_own_limit() -> None:
     lines: list[str] = []
-    splitter = _LineSplitter(lines.append, 8, max_protocol_chars=64)
+    splitter = LineSplitter(lines.append, 8, max_protocol_chars=64)
     protocol = '::{"outputs": {"x": "' + "z" * 30 + '"}}::'
     splitter.feed(f"{protocol}\n{'a' * 20}\n::{{{'b' * 100}\n".encode())
     splitter.close()
