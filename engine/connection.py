@@ -40,6 +40,7 @@ async def connect(
     recover: Collection[str] | None = (),
     triggers: bool = False,
     control: bool = False,
+    flows_on_demand: bool = False,
 ) -> AsyncIterator[Commands]:
     """The engine that owns `db` through its control channel, or else an engine started here.
 
@@ -50,6 +51,8 @@ async def connect(
             `Engine.start`). By default it loads no flows folder, resumes no unfinished execution
             (a command that stops again soon must not rerun tasks it has nothing to do with), fires
             no trigger and serves no control channel.
+        flows_on_demand: The engine started here reads only the flow files it is asked for, with the
+            flows they name, not the whole folder (`FlowFolder.read_on_demand`).
 
     Raises:
         ConnectError: The database cannot be opened, or the engine's settings are wrong.
@@ -68,6 +71,8 @@ async def connect(
     except SecretError as error:
         await store.close()
         raise ConnectError(f"{error} (TIERCEL_SECRETS_FILE)") from None
+    if flows_on_demand:
+        engine.folder.read_on_demand()
     try:
         await engine.start(control=control, triggers=triggers, recover=recover)
     except BaseException:

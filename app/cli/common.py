@@ -181,10 +181,9 @@ def warn_undeclared_inputs(given: Iterable[str], flow: Flow) -> None:
 
 
 def format_log(entry: LogEntry) -> str:
-    from tiercel.engine import iso
-
-    task = entry.task_id or "-"
-    return f"{iso(entry.timestamp)} {entry.level.value:<5} {task:<20} {entry.message}"
+    """A log line as `run` and `logs` print it (before `visible`)."""
+    # The level formats as its name (a StrEnum), without the enum's slower `.value`.
+    return f"{entry.stamp} {entry.level:<5} {entry.task_id or '-':<20} {entry.message}"
 
 
 # -- engines owned by the command itself (run, server) -----------------------------------------------

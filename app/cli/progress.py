@@ -77,12 +77,23 @@ class RunView:
             self._redraws = asyncio.get_running_loop().create_task(self._redraw_forever())
 
     def logs(self, entries: Iterable[LogEntry]) -> None:
-        lines = [visible(format_log(entry)) for entry in entries]
-        self._write(sys.stderr if self.json_output else sys.stdout, lines)
+        """A batch of log lines, written at once."""
+        lines = [format_log(entry) for entry in entries]
+        if not lines:
+            return
+        text = "\n".join(lines)
+        # One scan of the batch finds no control character in the common case; otherwise each line is
+        # made visible alone (a carriage return ending a line is shown, not taken for a CRLF).
+        if visible(text) is not text:
+            text = "\n".join(visible(line) for line in lines)
+        self._write(sys.stderr if self.json_output else sys.stdout, [text])
 
-    def execution(self, execution: Execution) -> None:
-        """A snapshot of the execution: its task runs that changed are shown."""
+    def execution(self, execution: Execution, *, task_runs: bool = True) -> None:
+        """A snapshot of the execution: its task runs that changed are shown (unless they are
+        announced one by one: comparing them all at every change would cost O(task runs))."""
         self._started_at = self._started_at or execution.state.start_date
+        if not task_runs:
+            return
         changed = [run for run in execution.task_runs if self._changed(run)]
         if changed:
             self.task_runs(changed)

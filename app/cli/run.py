@@ -86,8 +86,14 @@ async def cmd_run(args: argparse.Namespace) -> int:
     db = resolve_db(args.db)
     view = RunView(json_output=request.json_output)
     try:
+        # A file's run reads only that file and the flows it names, not every flow beside it.
         async with connect(
-            db, flows_dir=request.flows_dir, recover=(), triggers=False, control=True
+            db,
+            flows_dir=request.flows_dir,
+            recover=(),
+            triggers=False,
+            control=True,
+            flows_on_demand=request.file is not None,
         ) as commands:
             if isinstance(commands, ControlClient):
                 return await run_through(commands, request, view)
@@ -102,12 +108,16 @@ async def cmd_run(args: argparse.Namespace) -> int:
 
 async def _run_here(engine: Engine, request: RunRequest, view: RunView) -> int:
     """Run in the engine this command owns; it loads the flows folder and fires no trigger."""
-    from tiercel.engine import EngineCommandError, InputError, StateType
+    from tiercel.engine import EngineCommandError, FlowParseError, InputError, StateType
 
     namespace, flow_id = request.namespace, request.flow_id
     if request.file is not None:
         # The file named on the command line is what runs, whatever else the folder holds.
-        await engine.load_flow_file(request.file)
+        try:
+            await engine.load_flow_file(request.file)
+        except FlowParseError as error:  # its subflow calls lead back to it, as `validate` says
+            say(str(error), err=True)
+            return EXIT_FAILED
     if (namespace, flow_id) not in engine.flows:
         say(
             f"tiercel: no valid flow `{flow_id}` in namespace `{namespace}` under {request.flows_dir}",
@@ -188,7 +198,7 @@ def _show(
         if isinstance(event, LogsAppended):
             view.logs(event.entries)
         elif isinstance(event, ExecutionChanged) and event.execution.id == execution_id:
-            view.execution(event.execution)
+            view.execution(event.execution, task_runs=False)  # each came as a TaskRunChanged
         elif isinstance(event, ExecutionChanged) and event.execution.attempt_number > 1:
             attempt = event.execution
             attempts.setdefault((attempt.original_id or attempt.id, attempt.attempt_number), attempt.id)

@@ -483,14 +483,45 @@ class FlowCatalog:
         self.flows.discard(uid)
         await self.store.delete_flow(*uid)
 
+    # -- reading on demand ---------------------------------------------------------------------------
+    async def load_flow(self, uid: FlowUid, *, besides: Path | None = None) -> bool:
+        """Read the files that may define `uid` and no others; True when it is then known.
+
+        They are the files whose text holds its id (found without parsing) and those the store last
+        knew it from (one may define another flow now, which frees the id). `besides` is left out.
+        """
+        if self.folder is None:
+            return False
+        async with self._lock:
+            if not self._adopted:
+                await self._adopt_stored({})
+            keys = set(self._holders.get(uid, ()))
+        for key, stat in self._scan().items():
+            source = _read_source(Path(key), stat.st_size)
+            if source is not None and uid[1] in source:
+                keys.add(key)
+        if besides is not None:
+            keys.discard(self.key(besides))
+        if keys:
+            await self.sync([Path(key) for key in sorted(keys)])
+        return uid in self.flows
+
     # -- one-off files -----------------------------------------------------------------------------
-    async def add_file(self, path: Path) -> Flow:
+    def parse_file(self, path: Path) -> Flow:
+        """Parse a file with the plugin defaults of its namespace (raises FlowParseError)."""
+        return parse_flow_file(path, defaults=self.namespaces.plugin_defaults)
+
+    async def add_file(self, path: Path, parsed: Flow | None = None) -> Flow:
         """Parse a file outside the sync rules (`tiercel run FILE`) and make it the current revision.
+
+        Args:
+            path: The flow file.
+            parsed: Its flow, when `parse_file` has read it already.
 
         Raises:
             FlowParseError: The file is not a valid flow.
         """
-        flow = parse_flow_file(path, defaults=self.namespaces.plugin_defaults)
+        flow = parsed or self.parse_file(path)
         cycle = self.cycle_errors(flow)
         if cycle:
             raise FlowParseError(cycle)

@@ -16,6 +16,7 @@ from ..model import Flow
 from ..parser import FlowError
 from ..store import Store
 from .catalog import FlowCatalog
+from .needs import flows_named
 from .revisions import FlowRevisions
 from .view import FlowsView
 from .watcher import FlowWatcher
@@ -32,17 +33,29 @@ class FlowFolder:
         # The current revision of every flow, by (namespace, flow id), each parsed on first use.
         self.flows = FlowsView(self.catalog.flows)
         self.watcher: FlowWatcher | None = None
+        self._on_demand = False
 
     @property
     def errors(self) -> dict[str, list[FlowError]]:
         """The errors of every broken flow or namespace file, by path."""
         return {**self.catalog.namespaces.errors, **self.catalog.errors}
 
+    def read_on_demand(self) -> None:
+        """Read no flow file at start, only those `load_file` needs: the file, and the flows it names
+        (subflows ...) found in the folder. For a one-off run of a file (`tiercel run FILE`), which
+        need not parse every flow beside it. Call before `start`; a watching engine reads all."""
+        self._on_demand = True
+
     async def start(self, *, watch: bool) -> None:
         """Read the folder (when there is one); with `watch`, follow its files as they change."""
         folder = self.catalog.folder
         if folder is None:
             return
+        if self._on_demand and not watch:
+            # Declarations are read all the same: their plugin defaults apply to the flows read later.
+            self.catalog.namespaces.load(folder)
+            return
+        self._on_demand = False
         await self.sync()
         if watch:
             self.watcher = FlowWatcher(folder, self.sync)
@@ -74,9 +87,33 @@ class FlowFolder:
 
     async def load_file(self, path: Path) -> Flow:
         """Parse one file and make it the current revision of its flow (raises FlowParseError)."""
-        flow = await self.catalog.add_file(path)
+        flow = self.catalog.parse_file(path)
+        if self._on_demand:
+            await self._load_named(flow, path)
+        flow = await self.catalog.add_file(path, flow)
         self.events.publish(FlowsChanged())
         return flow
+
+    async def _load_named(self, flow: Flow, path: Path) -> None:
+        """Read the flows `flow` names from the folder, and those they name in turn. The whole folder
+        is read, as at a full start, when a name is known only at run time or is not found."""
+        done = {flow.uid}
+        waiting = [flow]
+        while waiting:
+            named = flows_named(waiting.pop())
+            if named is None:
+                return await self._load_all()
+            for uid in sorted(named - done):
+                done.add(uid)
+                found = uid in self.flows or await self.catalog.load_flow(uid, besides=path)
+                other = self.flows.get(uid) if found else None  # None also when it no longer parses
+                if other is None:
+                    return await self._load_all()
+                waiting.append(other)
+
+    async def _load_all(self) -> None:
+        self._on_demand = False
+        await self.sync()
 
     def add(self, flow: Flow) -> None:
         """Register a flow parsed elsewhere (tests, one-off files)."""

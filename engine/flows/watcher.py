@@ -8,10 +8,12 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-
-from watchfiles import Change, awatch
+from typing import TYPE_CHECKING
 
 from .catalog import FLOW_SUFFIXES, NAMESPACE_FILES_FOLDER
+
+if TYPE_CHECKING:
+    from watchfiles import Change
 
 # Changes are grouped until the folder has been quiet for STEP_MS (at most DEBOUNCE_MS): an editor's
 # save (temporary file, rename) arrives as one burst, and a saved file shows up well within a second.
@@ -94,6 +96,8 @@ class FlowWatcher:
 
     async def _watch(self, folder: Path, held: int) -> None:
         """Hand changes over until stopped, or until the folder is removed or replaced."""
+        from watchfiles import awatch  # only engines that watch load it (`tiercel run` does not)
+
         folders = _folders(folder)
         catch_up = False
         while not self._stop.is_set():

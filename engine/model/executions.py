@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import Any
 
 from .flows import Label
-from .states import State, StateType, iso, parse_iso
+from .states import State, StateType, iso, iso_text, parse_iso
 
 # ---------------------------------------------------------------------------------------------
 # Executions
@@ -256,6 +256,24 @@ class LogEntry:
     task_id: str | None = None
     task_run_id: str | None = None
     attempt: int | None = None
+    # `timestamp` as `iso` formats it, once: a line is written to the store and often to a screen.
+    # Not an argument, so that `dataclasses.replace` (which may change the timestamp) formats anew.
+    _stamp: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def stamp(self) -> str:
+        """The timestamp in Kestra's instant format (`iso`), formatted on first use."""
+        stamp = self._stamp
+        if stamp is None:
+            stamp = iso_text(self.timestamp)
+            object.__setattr__(self, "_stamp", stamp)
+        return stamp
+
+    def with_stamp(self, stamp: str) -> LogEntry:
+        """This line, its timestamp already formatted as `stamp` (read back from the store, where
+        `iso` wrote it): it is not formatted again."""
+        object.__setattr__(self, "_stamp", stamp)
+        return self
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -265,7 +283,7 @@ class LogEntry:
             "taskId": self.task_id,
             "taskRunId": self.task_run_id,
             "attemptNumber": self.attempt,
-            "timestamp": iso(self.timestamp),
+            "timestamp": self.stamp,
             "level": self.level.value,
             "message": self.message,
         }

@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from typing import Any
 
-from ..model import LogEntry, LogLevel, iso, parse_iso
+from ..model import LogEntry, LogLevel, parse_iso
 from .errors import StoreError
 from .queries import Queries
 from .table import Table
@@ -17,6 +17,9 @@ from .writer import statements
 _SQL = Queries("logs")
 
 _LEVEL_BY_RANK = {level.rank: level for level in LogLevel}
+# By level, and by its name (a StrEnum hashes as its value): a line written costs one lookup.
+_RANK_BY_LEVEL = {level: level.rank for level in LogLevel}
+_STAMP_LENGTH = len("2024-01-01T00:00:00.000Z")
 
 #: Log lines read per query when a whole log is walked (`LogTable.iter_logs`).
 LOG_BATCH = 5_000
@@ -33,17 +36,15 @@ def log_params(entry: LogEntry) -> tuple[Any, ...]:
         entry.task_id,
         entry.task_run_id,
         entry.attempt,
-        LogLevel(entry.level).rank,
-        iso(entry.timestamp),
+        _RANK_BY_LEVEL[entry.level],
+        entry.stamp,
         entry.message,
     )
 
 
 def _log_entry(row: Sequence[Any]) -> LogEntry:
     stamp = row[8]
-    # Stored by `iso` (UTC, ending in Z), which fromisoformat reads as it is: the fast path of a log read.
-    timestamp = datetime.fromisoformat(stamp) if stamp.endswith("Z") else parse_iso(stamp)
-    return LogEntry(
+    entry = LogEntry(
         execution_id=row[1],
         namespace=row[2],
         flow_id=row[3],
@@ -51,9 +52,12 @@ def _log_entry(row: Sequence[Any]) -> LogEntry:
         task_run_id=row[5],
         attempt=row[6],
         level=_LEVEL_BY_RANK.get(row[7], LogLevel.INFO),
-        timestamp=timestamp,
+        # Stored by `iso` (UTC, ending in Z), which fromisoformat reads as it is: the fast path of a read.
+        timestamp=datetime.fromisoformat(stamp) if stamp.endswith("Z") else parse_iso(stamp),
         message=row[9],
     )
+    # What `iso` wrote is what it would write again: a line read back is not formatted anew.
+    return entry.with_stamp(stamp) if len(stamp) == _STAMP_LENGTH and stamp.endswith("Z") else entry
 
 
 class LogTable(Table):

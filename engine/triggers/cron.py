@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+if TYPE_CHECKING:
+    from croniter import croniter
 
 # A wall-clock slot maps to an instant no more than this far from the naive iteration; walking more
 # slots than this without passing the reference means the cron has no such instant.
@@ -72,6 +74,8 @@ def previous_fire(cron: str, tz: tzinfo, before: datetime, *, with_seconds: bool
 
 
 def _walker(cron: str, start: datetime, with_seconds: bool) -> croniter:
+    from croniter import croniter  # loaded by the first schedule: a run or `validate` without one skips it
+
     return croniter(cron.strip(), start, second_at_beginning=with_seconds)
 
 

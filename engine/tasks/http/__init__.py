@@ -32,9 +32,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...internal_storage import Storage, StorageError
 from ...model import LogLevel
@@ -51,6 +49,9 @@ from .response import (
     refusal,
     stream_to_file,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 R = TypeVar("R")
 
@@ -163,6 +164,8 @@ async def _exchange(
     consume: Callable[[httpx.Response], Awaitable[R]],
 ) -> tuple[httpx.Response, R]:
     """Send the call, refuse a response whose code is not accepted, then let `consume` read it."""
+    import httpx  # loaded by the first HTTP call: `validate`, and runs without one, never need it
+
     with ExitStack() as files:
         async with call.client() as client:
             try:

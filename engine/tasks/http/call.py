@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-import httpx
-
 from ...durations import parse_duration
 from ...expressions import to_text
 from ...model import LogLevel
 from ..base import TaskFailure
 
 if TYPE_CHECKING:
+    import httpx
+
     from ...internal_storage import Storage
 
 CORE_HTTP = "io.kestra.plugin.core.http"
@@ -110,6 +110,8 @@ class Call:
 
     def client(self) -> httpx.AsyncClient:
         """A client for this call only; the caller closes it."""
+        import httpx  # loaded by the first HTTP call (see `_exchange`)
+
         return httpx.AsyncClient(
             timeout=httpx.Timeout(
                 connect=self.connect_timeout,
@@ -211,6 +213,8 @@ def _url(value: Any) -> str:
         raise TaskFailure("`uri` is required: the http:// or https:// URL to call")
     # Kestra encodes the one character people most often leave in a URL.
     text = to_text(value).strip().replace(" ", "%20")
+    import httpx
+
     try:
         parsed = httpx.URL(text)
     except httpx.InvalidURL as error:
@@ -269,6 +273,8 @@ def _apply_auth(call: Call, options: Mapping[str, Any]) -> None:
     if not auth:
         return
     kind = to_text(auth.get("type") or "BASIC").strip().upper()
+    import httpx
+
     if kind == "BASIC":
         call.auth = httpx.BasicAuth(to_text(auth.get("username")), to_text(auth.get("password")))
     elif kind == "DIGEST":
@@ -300,6 +306,8 @@ def _proxy(options: Mapping[str, Any]) -> httpx.Proxy | None:
     port = _positive_int(proxy.get("port"), "options.proxy.port") if proxy.get("port") is not None else 80
     username, password = proxy.get("username"), proxy.get("password")
     auth = (to_text(username), to_text(password)) if username is not None and password is not None else None
+    import httpx
+
     try:
         return httpx.Proxy(f"http://{address}:{port}", auth=auth)
     except (ValueError, httpx.InvalidURL) as error:

@@ -12,12 +12,14 @@ import re
 import unicodedata
 import urllib.parse
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from ...model import LogLevel
 from ..base import TaskFailure
 from .call import CORE_HTTP, Call, RequestSource, redacted
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024
 
@@ -153,6 +155,8 @@ def _sanitise(name: str) -> str:
 
 
 def network_failure(call: Call, error: httpx.HTTPError) -> TaskFailure:
+    import httpx
+
     where = f"{call.method} {call.shown_url}"
     if isinstance(error, httpx.ConnectTimeout):
         reason = f"no connection within {call.connect_timeout:g} s (options.timeout.connectTimeout)"
