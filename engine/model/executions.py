@@ -167,15 +167,16 @@ class Execution:
     def labels_map(self) -> dict[str, str]:
         return {label.key: label.value for label in self.labels}
 
-    def to_json(self) -> dict[str, Any]:
-        """The execution in Kestra's JSON shape."""
+    def to_json(self, *, task_runs: bool = True) -> dict[str, Any]:
+        """The execution in Kestra's JSON shape (without `taskRunList` when `task_runs` is false:
+        the store keeps task runs in rows of their own)."""
         return {
             "id": self.id,
             "namespace": self.namespace,
             "flowId": self.flow_id,
             "flowRevision": self.flow_revision,
             "state": self.state.to_json(),
-            "taskRunList": [run.to_json() for run in self.task_runs] or None,
+            **({"taskRunList": [run.to_json() for run in self.task_runs] or None} if task_runs else {}),
             "inputs": dict(self.inputs) if self.inputs else None,
             "outputs": dict(self.outputs) if self.outputs is not None else None,
             "labels": [{"key": label.key, "value": label.value} for label in self.labels],

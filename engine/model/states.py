@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -95,19 +95,26 @@ _ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def new_id() -> str:
-    """A 22-character random id, shaped like Kestra's short UUIDs (base62 of 128 random bits)."""
-    number = int.from_bytes(secrets.token_bytes(16))
-    digits = []
-    for _ in range(22):
-        number, digit = divmod(number, 62)
-        digits.append(_ID_ALPHABET[digit])
-    return "".join(digits)
+    """A 22-character random id, shaped like Kestra's short UUIDs (22 base62 characters).
+
+    Each character is a random byte below 248 (4 x 62) taken modulo 62, so all are equally likely;
+    a byte above is drawn again. One read of 32 bytes nearly always gives the 22 characters.
+    """
+    found = ""
+    while len(found) < 22:
+        found += "".join(_ID_ALPHABET[byte % 62] for byte in secrets.token_bytes(32) if byte < 248)
+    return found[:22]
 
 
 @dataclass(frozen=True, slots=True)
 class History:
     state: StateType
     date: datetime
+    # `iso(date)`, formatted once: a state is written to the store and answered many times.
+    text: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", iso_text(self.date))
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +149,13 @@ class State:
         end = self.end_date
         return {
             "current": self.current.value,
-            "histories": [{"state": h.state.value, "date": iso(h.date)} for h in self.histories],
-            "startDate": iso(self.start_date),
-            **({"endDate": iso(end), "duration": _duration_text(end - self.start_date)} if end else {}),
+            "histories": [{"state": h.state.value, "date": h.text} for h in self.histories],
+            "startDate": self.histories[0].text,
+            **(
+                {"endDate": self.histories[-1].text, "duration": _duration_text(end - self.start_date)}
+                if end
+                else {}
+            ),
         }
 
     @staticmethod

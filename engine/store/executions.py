@@ -4,7 +4,6 @@ a page at a time."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import heapq
 import itertools
 import sqlite3
@@ -24,8 +23,7 @@ _LOGS_SQL = Queries("logs")
 
 
 def _execution_params(execution: Execution) -> tuple[Any, ...]:
-    data = dataclasses.replace(execution, task_runs=()).to_json()
-    data.pop("taskRunList", None)
+    data = execution.to_json(task_runs=False)
     state = execution.state
     trigger_type = execution.trigger.get("type") if execution.trigger else None
     return (
