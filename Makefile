@@ -43,7 +43,9 @@ bench: setup bench-setup
 	mkdir -p bench/.results
 	$(BIN)/python bench/engine_overhead.py --runs 5 --json bench/.results/overhead.json
 	$(BIN)/python bench/compare.py --runs 3 --json bench/.results/compare.json
-	$(BIN)/python bench/server_load.py --seconds 60 --rates 6000,30000,60000,75000 --json bench/.results/load.json
+	$(BIN)/python bench/scaling.py --runs 3 --json bench/.results/scaling.json
+	$(BIN)/python bench/server_load.py --seconds 20 --runs 3 --rates 6000,30000,45000,60000,75000 --json bench/.results/load.json
+	$(BIN)/python bench/server_load.py --seconds 20 --runs 3 --rates 60000 --sync NORMAL --json bench/.results/load_normal.json
 	$(BIN)/python bench/store_scale.py --json bench/.results/store.json
 	$(BIN)/python bench/ui_responsiveness.py
 	$(BIN)/python bench/report.py bench/.results bench/RESULTS.md
