@@ -2,8 +2,9 @@
 
 Peak memory is the larger of two figures: the sum of the resident set sizes of the process and all
 its descendants, sampled from /proc every few milliseconds (this catches helper processes such as
-Prefect's temporary API server), and the process's own `ru_maxrss` from wait4 (this catches a peak
-between two samples).
+Prefect's temporary API server), and the process's own high-water mark (VmHWM) at its last sample
+(this catches a peak between two samples). Not `ru_maxrss` from wait4: Linux carries the peak of
+the process a child was forked from across its exec, so it would report the benchmark's own size.
 """
 
 from __future__ import annotations
@@ -48,6 +49,17 @@ def _rss(pid: int) -> int:
     return int(fields[1]) * _PAGE
 
 
+def high_water(pid: int) -> int:
+    """The peak resident set size of `pid` since its exec, in bytes (0 once it has gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def tree_rss(root: int) -> int:
     """The summed resident set size of `root` and its live descendants, in bytes."""
     total, pending, seen = 0, [root], set()
@@ -79,7 +91,7 @@ def measure(
         def sample() -> None:
             nonlocal peak
             while not stop.is_set():
-                peak = max(peak, tree_rss(proc.pid))
+                peak = max(peak, tree_rss(proc.pid), high_water(proc.pid))
                 stop.wait(interval)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -87,7 +99,7 @@ def measure(
         killer = threading.Timer(timeout, proc.kill) if timeout is not None else None
         if killer is not None:
             killer.start()
-        _, status, rusage = os.wait4(proc.pid, 0)
+        _, status, _ = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - started
         if killer is not None:
             killer.cancel()
@@ -99,7 +111,7 @@ def measure(
         err.seek(0)
         return Measured(
             seconds=elapsed,
-            peak_rss_bytes=max(peak, rusage.ru_maxrss * 1024),
+            peak_rss_bytes=peak,
             returncode=TIMED_OUT if timed_out else proc.returncode,
             stdout=out.read().decode(errors="replace"),
             stderr=err.read().decode(errors="replace"),
