@@ -22,6 +22,8 @@ _FOR_EACH_ITEM_SUBFLOW = _props("namespace", "flowId", "revision", "inputs", "la
     "transmitFailed", "inheritLabels", "scheduleDate", "restartBehavior"
 )
 _FIXED_SUBFLOW = _props("revision", "wait", "transmitFailed", "inheritLabels", "restartBehavior")
+# Kestra holds a subflow execution with a `scheduleDate` in CREATED until that date.
+_SUBFLOW_IGNORED = {"scheduleDate": "the subflow execution starts at once: executions are not scheduled"}
 SCRIPTS = "io.kestra.plugin.scripts"
 # What a script task may ask for that this engine does not do, and what it does instead.
 _LOCAL = "this engine runs scripts as local processes"
@@ -492,6 +494,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         aliases=(f"{LEGACY}.flows.Subflow", f"{LEGACY}.flows.Flow"),
         # Fixed values in Kestra, though rendered here.
         static=_props("revision", "wait", "transmitFailed", "inheritLabels", "restartBehavior"),
+        ignored=_SUBFLOW_IGNORED,
     ),
     # Kestra's ForEachItem runs three internal tasks, `<id>_split`, `<id>_items` and `<id>_merge`,
     # which its handler adds to the task as its `tasks` (engine.tasks.for_each_item).
@@ -502,6 +505,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         required=_props("items", "namespace", "flowId"),
         aliases=(f"{LEGACY}.flows.ForEachItem",),
         static=_FIXED_SUBFLOW,
+        ignored=_SUBFLOW_IGNORED,
     ),
     *(
         TaskType(

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..expressions import to_text
 from ..expressions.javaregex import JavaRegexError, compile_java
 from ..internal_storage import StorageError, files_matching, write_into
+from ..ion import iter_lines
 from ..model import LogLevel
 from .base import TaskContext, TaskFailure
 
@@ -85,73 +87,58 @@ def _byte_size(text: str) -> int:
     return int(float(number) * _UNITS[unit.upper()])
 
 
-# Java's BufferedReader.readLine ends a line at \n, \r or \r\n, and reads no empty line after the last end.
-_LINE_END = re.compile(r"\r\n|\r|\n")
-
-
-def java_lines(data: bytes) -> list[str]:
-    """The lines of a file as Java's readLine reads them (UTF-8, a malformed byte replaced)."""
-    text = data.decode("utf-8", errors="replace")
-    if not text:
-        return []
-    lines = _LINE_END.split(text)
-    if text[-1] in "\r\n":
-        lines.pop()
-    return lines
-
-
-def _batches(rows: list[bytes], closes: Any) -> list[bytes]:
-    """Rows into batches, a new batch started before a row when `closes(bytes, rows)` of the current."""
-    chunks: list[list[bytes]] = []
-    size = count = 0
-    for row in rows:
-        if not chunks or closes(size, count):
-            chunks.append([])
-            size = count = 0
-        chunks[-1].append(row)
-        size += len(row)
-        count += 1
-    return [b"".join(chunk) for chunk in chunks]
-
-
-def split_chunks(
-    data: bytes,
-    separator: str,
+def split_batches(
+    lines: Iterable[bytes],
+    separator: bytes,
     *,
-    regex: str | None = None,
+    regex: re.Pattern[str] | None = None,
     size: int | None = None,
     partitions: int | None = None,
     rows: int | None = None,
-) -> list[bytes]:
-    """Kestra's StorageService.split: each line followed by `separator`, grouped by the first of
-    `regex` (lines by their first group's value, lines that do not match dropped), `size` (a batch
-    closes once it holds that many bytes or more), `partitions` (round-robin, empty ones dropped) or
-    `rows` (a batch closes once it holds that many lines)."""
-    texts = java_lines(data)
-    lines = [(text + separator).encode("utf-8", errors="replace") for text in texts]
+) -> Iterator[bytes]:
+    """Kestra's StorageService.split, as the Split task and ForEachItem's batches use it: each line
+    (Java's readLine) ends with `separator` in its batch, and the first given of these decides.
+
+    With `regex`, the lines are grouped by the value of the pattern's first group, in the order the
+    values first appear, and lines it does not match are left out; with `size`, a batch is closed
+    once it holds `size` bytes or more; with `partitions`, the lines are dealt round-robin and empty
+    partitions are left out; else a batch holds `rows` lines (1 when not given).
+    """
     if regex is not None:
-        try:
-            pattern = compile_java(regex)
-        except JavaRegexError as error:
-            raise TaskFailure(f"`regexPattern` is not a valid regular expression: {error}") from None
         groups: dict[str | None, list[bytes]] = {}
-        for text, line in zip(texts, lines, strict=True):
-            match = pattern.search(text)
-            if match and pattern.groups:
-                groups.setdefault(match.group(1), []).append(line)
-        return [chunk for chunk in (b"".join(group) for group in groups.values()) if chunk]
-    if size is not None:
-        return _batches(lines, lambda total, _count: total >= size)
+        for line in lines:
+            match = regex.search(line.decode("utf-8", errors="replace"))
+            if match and regex.groups:
+                groups.setdefault(match.group(1), []).append(line + separator)
+        yield from (b"".join(group) for group in groups.values())
+        return
     if partitions is not None:
-        if partitions < 1:
-            raise TaskFailure(f"`partitions` must be 1 or more, got {partitions}")
-        parts: list[list[bytes]] = [[] for _ in range(partitions)]
+        dealt: list[list[bytes]] = [[] for _ in range(partitions)]
         for index, line in enumerate(lines):
-            parts[index % partitions].append(line)
-        return [chunk for chunk in (b"".join(part) for part in parts) if chunk]
-    if rows is not None:
-        return _batches(lines, lambda _total, count: count >= rows)
-    raise TaskFailure("Split needs one of `regexPattern`, `bytes`, `partitions` or `rows`")
+            dealt[index % partitions].append(line + separator)
+        yield from (b"".join(part) for part in dealt if part)
+        return
+    current: list[bytes] = []
+    count = used = 0
+    for line in lines:
+        full = used >= size if size is not None else count >= (rows or 1)
+        if current and full:
+            yield b"".join(current)
+            current, count, used = [], 0, 0
+        data = line + separator
+        current.append(data)
+        count += 1
+        used += len(data)
+    if current:
+        yield b"".join(current)
+
+
+def java_regex(pattern: Any, name: str) -> re.Pattern[str]:
+    """`pattern` compiled as Java reads it; a TaskFailure naming property `name` when invalid."""
+    try:
+        return compile_java(to_text(pattern))
+    except JavaRegexError as error:
+        raise TaskFailure(f"`{name}` is not a valid regular expression: {error}") from None
 
 
 def _int_prop(context: TaskContext, name: str) -> int | None:
@@ -172,16 +159,17 @@ async def split(context: TaskContext) -> Mapping[str, Any] | None:
         data = storage.read_bytes(source)
     except StorageError as error:
         raise TaskFailure(str(error)) from None
-    regex = context.prop("regexPattern")
-    limit = context.prop("bytes")
-    chunks = split_chunks(
-        data,
-        to_text(context.prop("separator", "\n")),
-        regex=None if regex is None else to_text(regex),
-        size=None if limit is None else _byte_size(to_text(limit)),
-        partitions=_int_prop(context, "partitions"),
-        rows=_int_prop(context, "rows"),
-    )
+    pattern, limit = context.prop("regexPattern"), context.prop("bytes")
+    regex = None if pattern is None else java_regex(pattern, "regexPattern")
+    size = None if limit is None else _byte_size(to_text(limit))
+    partitions, rows = _int_prop(context, "partitions"), _int_prop(context, "rows")
+    if regex is None and size is None and partitions is None and rows is None:
+        raise TaskFailure("Split needs one of `regexPattern`, `bytes`, `partitions` or `rows`")
+    if partitions is not None and partitions < 1:
+        raise TaskFailure(f"`partitions` must be 1 or more, got {partitions}")
+    separator = to_text(context.prop("separator", "\n")).encode()
+    lines = iter_lines(io.BytesIO(data))
+    chunks = list(split_batches(lines, separator, regex=regex, size=size, partitions=partitions, rows=rows))
     last = source.rstrip("/").rsplit("/", 1)[-1]
     extension = last[last.rindex(".") :] if "." in last else ".tmp"
     base = context.task_uri()

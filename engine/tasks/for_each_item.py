@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..expressions import to_text
@@ -32,6 +32,7 @@ from ..internal_storage.uris import URI_PREFIX
 from ..ion import dumps, iter_lines
 from ..model import Execution, TaskRun, TaskSpec
 from .base import TaskContext, TaskFailure
+from .files import java_regex, split_batches
 from .flow import Sequential
 
 FOR_EACH_ITEM = "io.kestra.plugin.core.flow.ForEachItem"
@@ -120,48 +121,17 @@ def _positive(value: Any, name: str) -> int:
     return number
 
 
-def split_batches(
-    lines: Iterable[bytes],
-    separator: bytes,
-    *,
-    rows: int | None = None,
-    size: int | None = None,
-    partitions: int | None = None,
-) -> Iterator[bytes]:
-    """Kestra's StorageService.split: each line (Java's readLine) ends with `separator` in its batch.
-
-    With `size`, a batch is closed once it holds `size` bytes or more; with `partitions`, the lines
-    are dealt round-robin and empty partitions are left out; else a batch holds `rows` lines.
-    """
-    if partitions is not None:
-        dealt: list[list[bytes]] = [[] for _ in range(partitions)]
-        for index, line in enumerate(lines):
-            dealt[index % partitions].append(line + separator)
-        yield from (b"".join(part) for part in dealt if part)
-        return
-    current: list[bytes] = []
-    count = used = 0
-    for line in lines:
-        full = size is not None and used >= size
-        if current and (full or (size is None and rows is not None and count >= rows)):
-            yield b"".join(current)
-            current, count, used = [], 0, 0
-        data = line + separator
-        current.append(data)
-        count += 1
-        used += len(data)
-    if current:
-        yield b"".join(current)
-
-
 def _batching(batch: Any) -> dict[str, Any]:
-    """The rendered `batch` as split_batches takes it; Kestra's order: bytes, partitions, rows."""
+    """The rendered `batch` as split_batches takes it; Kestra's order: regexPattern, bytes,
+    partitions, rows."""
     if batch is None:
         batch = {}
     if not isinstance(batch, Mapping):
-        raise TaskFailure(f"`batch` must be a map (rows, bytes, partitions, separator), got `{batch}`")
+        raise TaskFailure(
+            f"`batch` must be a map (rows, bytes, partitions, regexPattern, separator), got `{batch}`"
+        )
     if batch.get("regexPattern") is not None:
-        raise TaskFailure("`batch.regexPattern` is not supported: split by `rows`, `bytes` or `partitions`")
+        return {"regex": java_regex(batch["regexPattern"], "batch.regexPattern")}
     if batch.get("bytes") is not None:
         return {"size": byte_size(batch["bytes"])}
     if batch.get("partitions") is not None:

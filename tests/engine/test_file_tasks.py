@@ -3,18 +3,22 @@ under a task that prints a lot."""
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import resource
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.engine.helpers import flow, logs_of, messages, one_run, run, run_flow, running_engine, states
+from tiercel.engine.ion import iter_lines
 from tiercel.engine.model import StateType
-from tiercel.engine.tasks.files import java_lines, split_chunks
+from tiercel.engine.tasks.files import split_batches
 
 S = StateType
 
@@ -243,6 +247,10 @@ def _padded(count: int) -> bytes:
     return ("\n".join(str(value).rjust(20) for value in range(count)) + "\n").encode()
 
 
+def split_chunks(data: bytes, separator: str, **how: Any) -> list[bytes]:
+    return list(split_batches(iter_lines(io.BytesIO(data)), separator.encode(), **how))
+
+
 def test_split_partitions_as_kestra_split_test() -> None:
     chunks = split_chunks(_padded(1000), "\n", partitions=8)
     assert len(chunks) == 8
@@ -266,8 +274,8 @@ def test_split_bytes_closes_a_batch_once_it_holds_the_size_or_more() -> None:
 
 
 def test_split_reads_lines_as_java_and_writes_each_with_the_separator() -> None:
-    assert java_lines(b"a\r\nb\rc\n\nd") == ["a", "b", "c", "", "d"]
-    assert java_lines(b"a\n") == ["a"] and java_lines(b"") == []
+    assert split_chunks(b"a\r\nb\rc\n\nd", "|", rows=9) == [b"a|b|c||d|"]
+    assert split_chunks(b"a\n", "|", rows=9) == [b"a|"] and split_chunks(b"", "|", rows=1) == []
     # A last line without its end still gets the separator; CRLF lines are rewritten with `separator`.
     assert split_chunks(b"a\r\nb\r\nc", ";", rows=2) == [b"a;b;", b"c;"]
 
@@ -278,7 +286,7 @@ def test_split_partitions_drops_the_empty_ones() -> None:
 
 def test_split_by_regex_groups_lines_by_the_first_group() -> None:
     data = b"[a] 1\n[b] 2\nno tag\n[a] 3\n"
-    assert split_chunks(data, "\n", regex=r"\[(\w+)\]") == [b"[a] 1\n[a] 3\n", b"[b] 2\n"]
+    assert split_chunks(data, "\n", regex=re.compile(r"\[(\w+)\]")) == [b"[a] 1\n[a] 3\n", b"[b] 2\n"]
 
 
 async def test_split_keeps_the_extension_of_its_file(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from tiercel.engine.ion import loads
 from tiercel.engine.labels import CORRELATION_ID
 from tiercel.engine.model import Execution, LogEntry, StateType
 from tiercel.engine.parser import parse_flow
-from tiercel.engine.tasks.for_each_item import split_batches
+from tiercel.engine.tasks.files import split_batches
 
 S = StateType
 NS = "io.kestra.tests"
@@ -229,11 +229,16 @@ def batching_flow(batch: str) -> str:
         ("{rows: 3, separator: ';'}", ["aaaa;bbbb;cccc;", "dddd;eeee;"]),
         # rows is 1 by default.
         ("{}", ["aaaa\n", "bbbb\n", "cccc\n", "dddd\n", "eeee\n"]),
+        # regexPattern comes first (rows has a default): lines grouped by the first group's value, in
+        # the order the values first appear; a line it does not match is left out.
+        ("{regexPattern: '^([a-c])', rows: 2}", ["aaaa\n", "bbbb\n", "cccc\n"]),
+        ("{regexPattern: '([ae])\\1'}", ["aaaa\n", "eeee\n"]),
     ],
 )
 async def test_batches_by_bytes_partitions_or_rows(tmp_path: Path, batch: str, expected: list[str]) -> None:
-    """ForEachItem.Batch and Kestra's StorageService.split: `bytes`, then `partitions`, then `rows`
-    (default 1), each line ending with `separator`; the batch files keep the items' extension."""
+    """ForEachItem.Batch and Kestra's StorageService.split: `regexPattern`, then `bytes`, then
+    `partitions`, then `rows` (default 1), each line ending with `separator`; the batch files keep
+    the items' extension."""
     parent, children, _, _ = await run_parent(
         tmp_path, [batching_flow(batch), BATCH_SUBFLOW], "aaaa\nbbbb\r\ncccc\ndddd\neeee", "items.csv"
     )

@@ -80,3 +80,20 @@ def test_the_common_properties_of_kestras_task_are_accepted_with_a_warning() -> 
         "tasks[0].assets",
         "tasks[0].pluginDefaultsRef",
     ]
+
+
+def test_a_subflow_schedule_date_is_a_warning() -> None:
+    """Kestra's Subflow and ForEachItem `scheduleDate` holds the child execution until that date;
+    here the child starts at once, and validation says so at the property."""
+    tasks = (
+        "  - id: sub\n    type: io.kestra.plugin.core.flow.Subflow\n    namespace: ns\n    flowId: child\n"
+        "    scheduleDate: \"{{ now() | dateAdd(1, 'HOURS') }}\"\n"
+        '  - id: each\n    type: io.kestra.plugin.core.flow.ForEachItem\n    items: "{{ inputs.f }}"\n'
+        "    namespace: ns\n    flowId: child\n    scheduleDate: '2030-01-01T00:00:00Z'\n"
+    )
+    flow = parse_flow("id: c\nnamespace: ns\ntasks:\n" + tasks, "c.yml")
+    assert [warning.split(": ")[:2] for warning in flow.warnings] == [
+        ["c.yml:8:5", "tasks[0].scheduleDate"],
+        ["c.yml:14:5", "tasks[1].scheduleDate"],
+    ]
+    assert all("starts at once" in warning for warning in flow.warnings)
