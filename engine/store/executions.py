@@ -155,11 +155,15 @@ def page_statements(
         states: The states asked for, each once (None: any).
     """
     parts = _page_parts(namespace, below, flow_id, states, before)
+    # A flow's executions are read from its own index: the namespace's index holds the listed columns,
+    # which would otherwise make it the planner's pick, and a rare flow would then cost a scan of its
+    # namespace's every execution.
+    hint = "INDEXED BY executions_flow " if namespace and flow_id is not None and states is None else ""
     statements = []
     for first in range(0, len(parts), _PARTS_PER_STATEMENT):
         selects, params = [], []
         for where, part_params in parts[first : first + _PARTS_PER_STATEMENT]:
-            clause = f"WHERE {' AND '.join(where)}" if where else ""
+            clause = hint + (f"WHERE {' AND '.join(where)}" if where else "")
             selects.append(_SQL["select_executions_part"].replace("{where}", clause))
             params += part_params
         sql = _SQL["select_executions_page"].replace("{parts}", "\nUNION ALL\n".join(selects))

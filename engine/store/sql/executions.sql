@@ -89,7 +89,8 @@ COMMIT;
 -- The state of the newest execution of each (namespace, flow id) that has one. The pairs are read from
 -- the index on (namespace, flow_id, seq) one distinct pair at a time (the next flow id in the same
 -- namespace, else the first of the next namespace), then the newest execution of each: an index seek
--- per flow, however many executions each holds.
+-- per flow, however many executions each holds (named: the namespace's index also holds `state`, but
+-- finding a flow's newest execution there would read its namespace's newer executions of other flows).
 -- name: select_last_states
 WITH RECURSIVE flows_run (namespace, flow_id) AS (
     SELECT * FROM (SELECT namespace, flow_id FROM executions ORDER BY namespace, flow_id LIMIT 1)
@@ -101,8 +102,8 @@ WITH RECURSIVE flows_run (namespace, flow_id) AS (
         (SELECT seq FROM executions WHERE namespace > f.namespace ORDER BY namespace, flow_id LIMIT 1))
 )
 SELECT f.namespace, f.flow_id,
-    (SELECT e.state FROM executions AS e WHERE e.namespace = f.namespace AND e.flow_id = f.flow_id
-     ORDER BY e.seq DESC LIMIT 1)
+    (SELECT e.state FROM executions AS e INDEXED BY executions_flow
+     WHERE e.namespace = f.namespace AND e.flow_id = f.flow_id ORDER BY e.seq DESC LIMIT 1)
 FROM flows_run AS f;
 
 -- name: count_executions
