@@ -149,8 +149,8 @@ def test_a_namespace_page_reads_indexes_in_order_and_sorts_nothing(
             assert "MERGE (UNION ALL)" in steps
         found = plan(conn, queries("executions")["select_namespaces_below"], ("acme.", "acme/"))
         assert [step for step in found if "executions" in step] == [
-            "SEARCH executions USING COVERING INDEX executions_flow (namespace>? AND namespace<?)",
-            "SEARCH e USING COVERING INDEX executions_flow (namespace>? AND namespace<?)",
+            "SEARCH executions USING COVERING INDEX executions_namespace (namespace>? AND namespace<?)",
+            "SEARCH e USING COVERING INDEX executions_namespace (namespace>? AND namespace<?)",
         ]
     finally:
         conn.close()

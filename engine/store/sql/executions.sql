@@ -67,14 +67,15 @@ FROM executions {where};
 
 -- The namespaces strictly below one that have executions, in order: the range [?1, ?2) (the namespace
 -- followed by '.' then by '/') of the index on (namespace, seq), read one distinct value at a time:
--- one index seek per namespace, however many executions each holds.
+-- one index seek per namespace, however many executions each holds. The index is named: it is the one
+-- the page reads next, so the pages these seeks read are those the page needs.
 -- name: select_namespaces_below
 WITH RECURSIVE below (name) AS (
-    SELECT (SELECT namespace FROM executions WHERE namespace >= ?1 AND namespace < ?2
-            ORDER BY namespace LIMIT 1)
+    SELECT (SELECT namespace FROM executions INDEXED BY executions_namespace
+            WHERE namespace >= ?1 AND namespace < ?2 ORDER BY namespace LIMIT 1)
     UNION ALL
-    SELECT (SELECT e.namespace FROM executions AS e WHERE e.namespace > below.name AND e.namespace < ?2
-            ORDER BY e.namespace LIMIT 1)
+    SELECT (SELECT e.namespace FROM executions AS e INDEXED BY executions_namespace
+            WHERE e.namespace > below.name AND e.namespace < ?2 ORDER BY e.namespace LIMIT 1)
     FROM below WHERE below.name IS NOT NULL
 )
 SELECT name FROM below WHERE name IS NOT NULL;
