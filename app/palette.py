@@ -81,13 +81,14 @@ async def commands_of(app: PaletteApp) -> list[Command]:
         def on(action: Callable[[Flow], Any], uid: FlowUid = uid) -> Callable[[], Any]:
             return lambda: action(table[uid]) if uid in table else None
 
+        # A flow's name matches all its commands alike, and equal matches keep this order: going to
+        # the flow comes first, so that typing a name and Enter moves there and never starts a run.
+        found.append((f"Go to flow {name}", partial(tree.go_to, NodeRef("flow", *uid)), ""))
         found.append((f"Run flow {name}", on(tree.run_flow), "a form first when it has inputs"))
         found.append((f"Show flow source {name}", on(tree.show_flow_source), "its YAML"))
         found.append((f"Revisions of flow {name}", on(tree.show_revisions), "diff two revisions"))
         if uid in triggered:
             found.append((f"Triggers of {name}", on(tree.show_triggers), "on/off, backfills"))
-        go_flow = partial(tree.go_to, NodeRef("flow", *uid))
-        found.append((f"Go to flow {name}", go_flow, ""))
         path = table.path(uid)
         if path and app.can_edit:
             found.append((f"Edit flow {name}", on(tree.edit_flow), path))

@@ -109,6 +109,16 @@ async def test_command_palette_runs_a_flow_goes_to_a_namespace_and_kills(
     await until_drawn(pilot, lambda: seen[sleepy.id].state == "KILLED")
 
 
+async def test_a_flow_name_typed_in_the_palette_goes_to_the_flow_and_runs_nothing(
+    running: tuple[TiercelApp, Pilot[None]],
+) -> None:
+    app, pilot = running
+    assert app.engine is not None
+    await palette(pilot, app, "ctrl+p", "sleepy")
+    assert app.selected_ref == NodeRef("flow", "acme.platform.ops", "sleepy")
+    assert await app.engine.list_executions() == []
+
+
 async def test_edit_is_greyed_out_without_a_terminal_and_the_editor_comes_from_the_environment(
     running: tuple[TiercelApp, Pilot[None]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
