@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import socket
 import stat
 import struct
+import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .commands import MAX_WAIT_SECONDS, BackfillAction, Commands, EngineAbout, ExecutionIds, trigger_from_json
+from .db_target import DbTarget, describe_target, local_path
 from .errors import EngineCommandError
 from .inputs import InputError
 from .model import Execution, ExecutionSummary, Label, LogEntry, StateType
@@ -41,8 +44,25 @@ MAX_REPLY_BYTES = 16 << 20
 READ_SECONDS = 10.0
 
 
-def socket_path(db: Path) -> Path:
-    return db.with_name(db.name + ".sock")
+# A Unix socket's path holds at most 108 bytes on Linux (104 on macOS).
+_MAX_SOCKET_PATH = 100
+
+
+def _short_folder() -> Path:
+    """A private folder for the sockets of stores whose own folder is too deep for one."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"tiercel-{os.getuid()}"
+
+
+def socket_path(db: DbTarget) -> Path:
+    """The control socket of the engine that owns `db`: beside its local files, or when that
+    path is too long for a socket, in a private folder of the user's, named by a digest of it."""
+    path = local_path(db)
+    beside = path.with_name(path.name + ".sock")
+    if len(os.fsencode(beside)) <= _MAX_SOCKET_PATH:
+        return beside
+    digest = hashlib.sha256(os.fsencode(beside.absolute())).hexdigest()[:24]
+    return _short_folder() / f"{digest}.sock"
 
 
 def _failure(message: str) -> dict[str, Any]:
@@ -66,7 +86,7 @@ def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
 class ControlServer:
     """Serves requests with `handler` until stopped."""
 
-    def __init__(self, db: Path, handler: Handler) -> None:
+    def __init__(self, db: DbTarget, handler: Handler) -> None:
         self.path = socket_path(db)
         self.handler = handler
         self._server: asyncio.AbstractServer | None = None
@@ -78,6 +98,15 @@ class ControlServer:
             StoreError: Something other than this user's private socket is in the way (a link,
                 another user's file), or the socket was replaced as it was made.
         """
+        if self.path.parent == _short_folder():
+            try:
+                self.path.parent.mkdir(mode=0o700, exist_ok=True)
+                folder = os.lstat(self.path.parent)
+                check_private(folder, self.path.parent, "socket folder", kind=stat.S_ISDIR, single_link=False)
+            except UnsafeFileError as exc:
+                raise StoreError(str(exc)) from exc
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder {self.path.parent}: {exc.strerror}") from exc
         try:
             info = os.lstat(self.path)
         except FileNotFoundError:
@@ -162,7 +191,7 @@ def _encode_reply(reply: dict[str, Any]) -> bytes:
     return data + b"\n"
 
 
-async def send(db: Path, request: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+async def send(db: DbTarget, request: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
     """Send one request to the engine owning `db` and return its answer.
 
     The request goes only to this user's own socket, served by a process of this user: anything
@@ -200,9 +229,9 @@ async def send(db: Path, request: dict[str, Any], timeout: float = 30.0) -> dict
     except asyncio.IncompleteReadError as error:
         line = error.partial
     except TimeoutError:
-        return _failure(f"the engine on {db} did not answer within {timeout:g} s")
+        return _failure(f"the engine on {describe_target(db)} did not answer within {timeout:g} s")
     except ConnectionError as error:
-        return _failure(f"the engine on {db} closed the connection ({error})")
+        return _failure(f"the engine on {describe_target(db)} closed the connection ({error})")
     finally:
         writer.close()
     if not line.strip():
@@ -225,7 +254,7 @@ class ControlClient:
         OSError: No engine answers on the socket (from any command).
     """
 
-    def __init__(self, db: Path, timeout: float = 30.0) -> None:
+    def __init__(self, db: DbTarget, timeout: float = 30.0) -> None:
         self.db = db
         self.timeout = timeout
         self._reader: Store | None = None
