@@ -6,7 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from ..db_target import DbTarget, is_url
 from .database import Database
+from .errors import StoreError
 from .executions import ExecutionTable
 from .flows import FlowTable
 from .housekeeping import HousekeepingTable
@@ -33,7 +35,7 @@ class Store(
     @classmethod
     async def open(
         cls,
-        path: str | Path,
+        path: DbTarget,
         *,
         readonly: bool = False,
         max_pages: int | None = None,
@@ -43,8 +45,10 @@ class Store(
         """Open (creating it and its folder if needed) the database at `path`.
 
         Args:
-            path: The database file. Its folder is created with mode 0700, the file (and its -wal,
-                -shm and .lock companions) with mode 0600.
+            path: The database file, or a `postgresql://` URL: the store is then created in that
+                database, or in the schema its `options=-csearch_path=<schema>` names. A file's
+                folder is created with mode 0700, the file (and its -wal, -shm and .lock
+                companions) with mode 0600.
             readonly: Open the file read-only without taking the lock, beside a running engine.
                 The database must exist and be at this Tiercel's schema version.
             max_pages: A limit on the database size in pages (`PRAGMA max_page_count` on the writer
@@ -62,6 +66,16 @@ class Store(
                 companion file or the lock is a symbolic link, another user's, writable by group or
                 others, or hard-linked.
         """
+        if is_url(path):
+            try:  # psycopg loads only for a PostgreSQL store
+                from .postgres import PostgresDatabase
+            except ModuleNotFoundError as exc:
+                if exc.name != "psycopg":
+                    raise
+                raise StoreError(
+                    "a PostgreSQL store needs psycopg: pip install 'tiercel[postgres]'"
+                ) from None
+            return cls(await PostgresDatabase.open_url(str(path), readonly=readonly, readers=readers))
         db = Path(path).expanduser().absolute()
         database = await Database.open(
             db, readonly=readonly, max_pages=max_pages, busy_timeout=busy_timeout, readers=readers

@@ -26,6 +26,8 @@ LOG_BATCH = 5_000
 
 #: The largest integer SQLite stores: above every row id it hands out in practice.
 _NO_ROW_ID = (1 << 63) - 1
+# A LIMIT that keeps every row (SQLite reads -1 so, PostgreSQL refuses a negative one).
+_ALL_ROWS = 2**62
 
 
 def log_params(entry: LogEntry) -> tuple[Any, ...]:
@@ -118,7 +120,7 @@ class LogTable(Table):
                     f"unknown log level {level!r} (use TRACE, DEBUG, INFO, WARN or ERROR)"
                 ) from None
         upper = _NO_ROW_ID if before is None else before
-        count = -1 if limit is None else max(0, limit)
+        count = _ALL_ROWS if limit is None else max(0, limit)
         params = (execution_id, after, upper, rank, task_id, task_id, count)
         rows = await self._db.fetchall(_SQL["select_logs_newest" if newest else "select_logs"], params)
         if newest:

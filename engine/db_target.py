@@ -1,0 +1,54 @@
+"""Where a store lives: an SQLite file (a Path) or a PostgreSQL database (its `postgresql://` URL).
+
+Commands name a store by either (`--db`, `TIERCEL_DB`); what the engine keeps on the local disk
+beside a store (the control socket, the files of its executions) goes beside an SQLite file, and for
+a PostgreSQL store in a folder of its own under `$XDG_DATA_HOME/tiercel/` (see `local_path`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DbTarget = Path | str  # a str is always a postgresql:// URL: see `as_target`
+
+_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_url(target: object) -> bool:
+    """True when `target` names a PostgreSQL database rather than an SQLite file."""
+    return isinstance(target, str) and target.startswith(_SCHEMES)
+
+
+def as_target(text: str | Path) -> DbTarget:
+    """`--db`'s text as a store's location: a URL stays text, anything else is a file's path."""
+    return str(text) if is_url(text) else Path(text)
+
+
+def describe_target(target: DbTarget) -> str:
+    """The store's location for messages: a file's path, or the URL without its password."""
+    if not is_url(target):
+        return str(target)
+    url = str(target)
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+
+
+def target_exists(target: DbTarget) -> bool:
+    """False for a file that is not there; a database is there as far as this side can tell."""
+    return is_url(target) or Path(target).exists()
+
+
+def local_path(target: DbTarget) -> Path:
+    """The path that the local files of a store are named after: the SQLite file itself, or for a
+    PostgreSQL store `$XDG_DATA_HOME/tiercel/postgres-<digest of its URL>/store` (a name, not a
+    file: its folder holds the store's `storage/` and `store.sock`)."""
+    if not is_url(target):
+        return Path(target)
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    digest = hashlib.sha256(describe_target(target).encode()).hexdigest()[:16]
+    return base / "tiercel" / f"postgres-{digest}" / "store"

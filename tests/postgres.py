@@ -1,0 +1,63 @@
+"""A real PostgreSQL server for tests: a database per test process, a schema per store.
+
+The server is the one on 127.0.0.1:5432 (trust authentication), or the one TIERCEL_TEST_PG names
+(a libpq URL to a database the tests may create databases from). Each test process creates its own
+database on first use and drops it when it ends; each store gets a fresh schema in it, dropped
+after its test, so nothing assumes an empty server and nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import uuid
+from urllib.parse import quote
+
+import psycopg
+import pytest
+
+ADMIN_URL = os.environ.get("TIERCEL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+_database: str | None = None
+
+
+def _admin() -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
+
+
+def _drop_database(name: str) -> None:
+    try:
+        with _admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except psycopg.Error:
+        pass
+
+
+def test_database() -> str:
+    """The URL of this process's test database, created on first use (the test is skipped with
+    a clear reason when no server answers)."""
+    global _database
+    base = ADMIN_URL.rsplit("/", 1)[0]
+    if _database is None:
+        name = f"tiercel_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        try:
+            with _admin() as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        except psycopg.OperationalError as exc:
+            pytest.skip(f"no PostgreSQL server at {ADMIN_URL}: {exc}")
+        _database = name
+        atexit.register(_drop_database, name)
+    return f"{base}/{_database}"
+
+
+def new_schema_url() -> tuple[str, str]:
+    """A fresh schema in the test database: (the store URL that uses it, the schema's name)."""
+    url = test_database()
+    schema = f"s_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return f"{url}?options={quote(f'-csearch_path={schema}')}", schema
+
+
+def drop_schema(schema: str) -> None:
+    with psycopg.connect(test_database(), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
