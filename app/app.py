@@ -26,6 +26,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Tree
 
 from tiercel.engine import (
+    DbTarget,
     Engine,
     EngineError as EngineErrorEvent,
     Event,
@@ -115,7 +116,7 @@ class TiercelApp(App[None]):
     ]
 
     def __init__(
-        self, flows_dir: Path, db: Path, *, control: bool = True, webhooks: tuple[str, int] | None = None
+        self, flows_dir: Path, db: DbTarget, *, control: bool = True, webhooks: tuple[str, int] | None = None
     ) -> None:
         super().__init__()
         self.flows_dir = flows_dir
@@ -587,7 +588,7 @@ KEYED_CLASSES: tuple[type[object], ...] = (
 
 
 def create_app(
-    flows_dir: Path, db: Path, *, control: bool = True, webhooks: tuple[str, int] | None = None
+    flows_dir: Path, db: DbTarget, *, control: bool = True, webhooks: tuple[str, int] | None = None
 ) -> TiercelApp:
     """The dashboard on a flows folder and a database file (serving webhooks on `webhooks`)."""
     return TiercelApp(flows_dir, db, control=control, webhooks=webhooks)

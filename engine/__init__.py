@@ -27,6 +27,12 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
     )
     from .connection import ConnectError as ConnectError, NoEngineError as NoEngineError, connect as connect
     from .control import ControlClient as ControlClient
+    from .db_target import (
+        DbTarget as DbTarget,
+        as_target as as_target,
+        describe_target as describe_target,
+        target_exists as target_exists,
+    )
     from .engine import Engine as Engine
     from .errors import EngineCommandError as EngineCommandError
     from .events import (
@@ -131,6 +137,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["FlowParseError", "parse_flow", "parse_flow_file", "validate_flows"], ".parser"),
     **dict.fromkeys(["Masker", "SecretError"], ".secrets"),
     **dict.fromkeys(["Store", "StoreError"], ".store"),
+    **dict.fromkeys(["DbTarget", "as_target", "describe_target", "target_exists"], ".db_target"),
     "visible": ".text",
     "SCHEDULE": ".triggers.types",
     **dict.fromkeys(["BackfillProgress", "SchedulerError", "TriggerState"], ".triggers.state"),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .commands import Commands
 from .control import ControlClient
+from .db_target import DbTarget, describe_target, target_exists
 from .engine import Engine
 from .secrets import SecretError
 from .store import Store, StoreError, StoreLockedError
@@ -33,7 +34,7 @@ class NoEngineError(Exception):
 
 @contextlib.asynccontextmanager
 async def connect(
-    db: Path,
+    db: DbTarget,
     *,
     local: bool = True,
     flows_dir: Path | None = None,
@@ -84,10 +85,10 @@ async def connect(
         await engine.stop()
 
 
-async def _own(db: Path, local: bool) -> Store | None:
+async def _own(db: DbTarget, local: bool) -> Store | None:
     """The store of `db`, locked for an engine here, or None when another engine owns it."""
-    if not local and not db.exists():
-        raise NoEngineError(f"no engine runs on {db}")
+    if not local and not target_exists(db):
+        raise NoEngineError(f"no engine runs on {describe_target(db)}")
     try:
         store = await Store.open(db)
     except StoreLockedError:
@@ -96,5 +97,5 @@ async def _own(db: Path, local: bool) -> Store | None:
         raise ConnectError(str(error)) from None
     if not local:
         await store.close()
-        raise NoEngineError(f"no engine runs on {db}")
+        raise NoEngineError(f"no engine runs on {describe_target(db)}")
     return store

@@ -44,7 +44,7 @@ _log = logging.getLogger(__name__)
 
 
 class Engine:
-    """Runs flows from a folder against one SQLite store."""
+    """Runs flows from a folder against one store (SQLite, or PostgreSQL)."""
 
     def __init__(
         self,
@@ -80,7 +80,7 @@ class Engine:
 
     # -- life cycle -------------------------------------------------------------------------
     @classmethod
-    async def open(cls, db: Path, *, flows_dir: Path | None = None) -> Engine:
+    async def open(cls, db: Path | str, *, flows_dir: Path | None = None) -> Engine:
         return cls(await Store.open(db), flows_dir=flows_dir)
 
     async def start(

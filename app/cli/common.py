@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tiercel.engine import visible
+from tiercel.engine import DbTarget, as_target, describe_target, target_exists, visible
 
 if TYPE_CHECKING:
     from tiercel.engine import Engine, ExecutionIds, Flow, InputError, LogEntry
@@ -49,24 +49,25 @@ def flows_folder(name: str | None) -> Path:
     return folder
 
 
-def resolve_db(db: str | None) -> Path:
-    """--db, else TIERCEL_DB, else .tiercel/tiercel.db in the current folder."""
+def resolve_db(db: str | None) -> DbTarget:
+    """--db, else TIERCEL_DB, else .tiercel/tiercel.db in the current folder: an SQLite file, or a
+    PostgreSQL database by its postgresql:// URL."""
     if db:
-        return Path(db)
+        return as_target(db)
     if os.environ.get("TIERCEL_DB"):
-        return Path(os.environ["TIERCEL_DB"])
+        return as_target(os.environ["TIERCEL_DB"])
     return DEFAULT_DB
 
 
-def existing_db(db: str | None) -> Path:
+def existing_db(db: str | None) -> DbTarget:
     """The database a command acts on, which must exist already (a usage error otherwise)."""
-    path = resolve_db(db)
-    if not path.exists():
-        raise UsageError(f"no database at {path} (give --db or set TIERCEL_DB)")
-    return path
+    target = resolve_db(db)
+    if not target_exists(target):
+        raise UsageError(f"no database at {describe_target(target)} (give --db or set TIERCEL_DB)")
+    return target
 
 
-async def full_execution_id(db: Path, text: str) -> str:
+async def full_execution_id(db: DbTarget, text: str) -> str:
     """The execution id a command names: a whole id, or any prefix of one id alone.
 
     Looked up in the database read-only, so it works the same whether an engine owns it or not. Text
@@ -189,7 +190,7 @@ def format_log(entry: LogEntry) -> str:
 # -- engines owned by the command itself (run, server) -----------------------------------------------
 
 
-async def open_engine(db: Path, flows_dir: Path | None) -> Engine | None:
+async def open_engine(db: DbTarget, flows_dir: Path | None) -> Engine | None:
     """An Engine owning `db` (not started), or None when it cannot be had (the message is said)."""
     from tiercel.engine import Engine, SecretError, Store, StoreError
 

@@ -9,7 +9,6 @@ to end or pause, as `run` does.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .common import (
@@ -25,7 +24,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from tiercel.engine import Commands, ControlClient, Engine, StateType
+    from tiercel.engine import Commands, ControlClient, DbTarget, Engine, StateType
 
 EXECUTION_COMMANDS = ("kill", "resume", "restart", "replay", "change-status")
 
@@ -80,7 +79,7 @@ async def cmd_control(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
-async def _warn_undeclared_on_resume(db: Path, execution_id: str, inputs: dict[str, str]) -> None:
+async def _warn_undeclared_on_resume(db: DbTarget, execution_id: str, inputs: dict[str, str]) -> None:
     """Warn about the inputs no paused task of the execution declares in its onResume (ignored)."""
     from tiercel.engine import FlowParseError, StateType, Store, parse_flow
 
@@ -131,7 +130,10 @@ async def _send(
     try:
         execution_id = await _call(client, args, inputs, state)
     except OSError as error:
-        say(f"tiercel: {db} is owned by another Tiercel process that does not answer ({error})", err=True)
+        say(
+            f"tiercel: {db} is owned by another Tiercel process that does not answer ({error})",
+            err=True,
+        )
         return EXIT_FAILED
     except InputError as error:  # the caller's own values were wrong
         say(f"tiercel: {error}", err=True)

@@ -50,10 +50,10 @@ def _folder(args: argparse.Namespace) -> Path:
 
 async def _stored(args: argparse.Namespace) -> Store | None:
     """The store, read-only, or None when there is no database yet."""
-    from tiercel.engine import Store
+    from tiercel.engine import Store, target_exists
 
     db = resolve_db(args.db)
-    return await Store.open(db, readonly=True) if db.exists() else None
+    return await Store.open(db, readonly=True) if target_exists(db) else None
 
 
 def _parse_folder(folder: Path) -> tuple[list[Flow], list[tuple[Path, FlowParseError]], Namespaces]:

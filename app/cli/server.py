@@ -14,8 +14,14 @@ import argparse
 import asyncio
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tiercel.engine import describe_target
 
 from .activity import ServerActivity, log_line
+
+if TYPE_CHECKING:
+    from tiercel.engine import DbTarget
 from .common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -79,8 +85,8 @@ async def cmd_server(args: argparse.Namespace) -> int:
     try:
         errors = sum(len(found) for found in engine.flow_errors.values())
         log_line(
-            f"tiercel server: {len(engine.flows)} flows from {flows_dir} ({errors} errors), database {db}, "
-            f"webhooks on {webhooks.url}"
+            f"tiercel server: {len(engine.flows)} flows from {flows_dir} ({errors} errors), "
+            f"database {describe_target(db)}, webhooks on {webhooks.url}"
         )
         activity.start()
         await stopping.wait()
@@ -113,7 +119,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return app.return_code or EXIT_OK
 
 
-async def _store_problem(db: Path) -> str | None:
+async def _store_problem(db: DbTarget) -> str | None:
     """Why the dashboard cannot own the database (another process holds it...), or None."""
     from tiercel.engine import Store, StoreError
 

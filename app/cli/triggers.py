@@ -15,7 +15,6 @@ import contextlib
 import json
 import signal
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .common import (
@@ -32,7 +31,7 @@ from .common import (
 from .tables import table
 
 if TYPE_CHECKING:
-    from tiercel.engine import BackfillAction, BackfillProgress, Commands, Engine
+    from tiercel.engine import BackfillAction, BackfillProgress, Commands, DbTarget, Engine
 
 TriggerKey = tuple[str, str, str]
 
@@ -61,7 +60,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     backfill.add_argument("trigger_id")
 
 
-def _unanswered(db: Path, error: OSError) -> str:
+def _unanswered(db: DbTarget, error: OSError) -> str:
     return f"tiercel: {db} is owned by a Tiercel process that does not answer ({error})"
 
 
@@ -78,7 +77,7 @@ async def cmd_triggers(args: argparse.Namespace) -> int:
     return await _list(db, json_output=args.json)
 
 
-async def _check_trigger(db: Path, namespace: str, flow_id: str, trigger_id: str) -> None:
+async def _check_trigger(db: DbTarget, namespace: str, flow_id: str, trigger_id: str) -> None:
     """Refuse (a usage error) a flow or trigger the database does not know, rather than switch a
     trigger that does not exist."""
     from tiercel.engine import FlowParseError, Store, parse_flow
@@ -97,7 +96,7 @@ async def _check_trigger(db: Path, namespace: str, flow_id: str, trigger_id: str
         raise UsageError(f"flow {namespace}.{flow_id} has no trigger `{trigger_id}` ({has})")
 
 
-async def _switch(db: Path, key: TriggerKey, enabled: bool) -> int:
+async def _switch(db: DbTarget, key: TriggerKey, enabled: bool) -> int:
     from tiercel.engine import ConnectError, EngineCommandError, SchedulerError, connect
 
     try:
@@ -113,7 +112,7 @@ async def _switch(db: Path, key: TriggerKey, enabled: bool) -> int:
     return EXIT_OK
 
 
-async def _list(db: Path, *, json_output: bool) -> int:
+async def _list(db: DbTarget, *, json_output: bool) -> int:
     from tiercel.engine import ConnectError, EngineCommandError, NoEngineError, connect, trigger_json
 
     try:
@@ -145,7 +144,7 @@ def _trigger_cells(row: dict[str, Any]) -> list[str]:
     return cells + ([f"backfill {backfill['status']} {backfill['fired']} fired"] if backfill else [])
 
 
-async def _stored_triggers(db: Path) -> list[dict[str, Any]]:
+async def _stored_triggers(db: DbTarget) -> list[dict[str, Any]]:
     """The stored trigger states, for a database no engine runs on (read-only)."""
     from tiercel.engine import Store, iso
 
@@ -238,7 +237,7 @@ async def cmd_backfill(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
-async def _send_backfill(commands: Commands, db: Path, backfill: _Backfill) -> int:
+async def _send_backfill(commands: Commands, db: DbTarget, backfill: _Backfill) -> int:
     """Hand the backfill command to the engine that owns the database."""
     from tiercel.engine import EngineCommandError, InputError
 

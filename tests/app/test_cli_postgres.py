@@ -1,0 +1,80 @@
+"""The command line on a PostgreSQL store: `--db postgresql://...` (and TIERCEL_DB) for every
+command, on the real server; each test in a schema of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.postgres import drop_schema, new_schema_url
+
+TIERCEL = Path(sys.executable).parent / "tiercel"
+
+FLOW = """
+id: greet
+namespace: acme.pg
+inputs:
+  - id: name
+    type: STRING
+    defaults: world
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: "Hello, {{ inputs.name }}"
+  - id: count
+    type: io.kestra.plugin.core.kv.Set
+    key: greeted
+    value: "{{ inputs.name }}"
+"""
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    url, schema = new_schema_url()
+    yield url
+    drop_schema(schema)
+
+
+def tiercel(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(TIERCEL), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "XDG_DATA_HOME": str(cwd / "data"), **(env or {})},
+    )
+
+
+def test_run_executions_and_logs_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    (tmp_path / "greet.yml").write_text(FLOW)
+    ran = tiercel("run", "--db", pg_url, "greet.yml", "--input", "name=pg", "--json", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    execution = json.loads(ran.stdout)
+    assert execution["state"]["current"] == "SUCCESS"
+    # Nothing was written to an SQLite file: the store is the database.
+    assert not (tmp_path / ".tiercel").exists()
+    listed = tiercel("executions", "--json", cwd=tmp_path, env={"TIERCEL_DB": pg_url})
+    assert listed.returncode == 0, listed.stderr
+    assert [row["id"] for row in json.loads(listed.stdout)] == [execution["id"]]
+    logs = tiercel("logs", "--db", pg_url, execution["id"][:6], cwd=tmp_path)
+    assert logs.returncode == 0, logs.stderr
+    assert "Hello, pg" in logs.stdout
+    namespaces = tiercel("namespaces", "--db", pg_url, cwd=tmp_path)
+    assert namespaces.returncode == 0, namespaces.stderr
+    assert "greeted" in namespaces.stdout  # the KV key, stored in PostgreSQL
+
+
+def test_an_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "greet.yml").write_text(FLOW)
+    url = "postgresql://nobody:secret@127.0.0.1:1/nowhere"
+    ran = tiercel("run", "--db", url, "greet.yml", cwd=tmp_path)
+    assert ran.returncode != 0
+    assert "cannot connect to postgresql://nobody:***@127.0.0.1:1/nowhere" in ran.stderr
+    assert "secret" not in ran.stderr and "Traceback" not in ran.stderr
