@@ -32,7 +32,7 @@ def _drop_database(name: str) -> None:
         pass
 
 
-def test_database() -> str:
+def postgres_database() -> str:
     """The URL of this process's test database, created on first use (the test is skipped with
     a clear reason when no server answers)."""
     global _database
@@ -51,7 +51,7 @@ def test_database() -> str:
 
 def new_schema_url() -> tuple[str, str]:
     """A fresh schema in the test database: (the store URL that uses it, the schema's name)."""
-    url = test_database()
+    url = postgres_database()
     schema = f"s_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
@@ -59,5 +59,5 @@ def new_schema_url() -> tuple[str, str]:
 
 
 def drop_schema(schema: str) -> None:
-    with psycopg.connect(test_database(), autocommit=True) as conn:
+    with psycopg.connect(postgres_database(), autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -26,7 +26,7 @@ from ...db_target import describe_target as safe_url, local_path
 from ..database import Database
 from ..errors import StoreError, StoreLockedError
 from .connection import AsyncConnection, SyncConnection
-from .schema import latest_version, migrate, stored_version
+from .schema import ensure_schema, latest_version, migrate, stored_version
 from .writer import PostgresWriter
 
 # The advisory lock that marks a store's owner: one key per database and schema.
@@ -89,6 +89,7 @@ class PostgresDatabase(Database):
             raise StoreError(f"cannot connect to {safe_url(self.url)}: {str(exc).strip()}") from exc
         self._writer = PostgresWriter(conn)  # type: ignore[assignment]
         try:
+            await loop.run_in_executor(self._thread, ensure_schema, conn)
             await loop.run_in_executor(self._thread, self._take_owner_lock, conn)
             self.schema_version = await loop.run_in_executor(self._thread, migrate, conn)
         except psycopg.Error as exc:

@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from psycopg import sql
+
 from ..errors import StoreError
 from .connection import SyncConnection
 
@@ -51,6 +53,17 @@ def migrations() -> tuple[tuple[int, str], ...]:
 
 def latest_version() -> int:
     return migrations()[-1][0]
+
+
+def ensure_schema(conn: SyncConnection) -> None:
+    """Create the schema the URL's search_path names first, when it does not exist yet."""
+    if conn.raw.execute("SELECT current_schema()").fetchone()[0] is not None:
+        return
+    path = str(conn.raw.execute("SHOW search_path").fetchone()[0])
+    first = path.split(",")[0].strip().strip('"')
+    if not first or first == "$user":
+        raise StoreError(f"no schema to create the store in (search_path is {path!r})")
+    conn.raw.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(first)))
 
 
 def migrate(conn: SyncConnection) -> int:
