@@ -484,13 +484,16 @@ async def test_a_database_too_deep_for_a_socket_beside_it_is_still_reached(
 ) -> None:
     """A Unix socket's path holds about 100 bytes: for a deeper database, the socket goes in a
     private folder of the user's, named by a digest of the database's path, and clients find it."""
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
-    (tmp_path / "run").mkdir(mode=0o700)
+    run = Path(tempfile.mkdtemp(prefix="run"))  # short, as a real XDG_RUNTIME_DIR is
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     deep.mkdir(parents=True)
-    async with serving(deep, answer_ok) as db:
-        path = socket_path(db)
-        assert path.parent == tmp_path / "run" / f"tiercel-{os.getuid()}"
-        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-        assert await send(db, {"command": "triggers"}) == {"ok": True}
-    assert not path.exists()
+    try:
+        async with serving(deep, answer_ok) as db:
+            path = socket_path(db)
+            assert path.parent == run / f"tiercel-{os.getuid()}"
+            assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+            assert await send(db, {"command": "triggers"}) == {"ok": True}
+        assert not path.exists()
+    finally:
+        shutil.rmtree(run)
