@@ -19,7 +19,9 @@ def flows_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def private_user_folders(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The user's keymap and dashboard state come from a fresh folder per test, never from ~."""
+    """The user's keymap, dashboard state and data (a PostgreSQL store's local files) live in a fresh
+    folder per test, never in ~."""
     home = tmp_path_factory.mktemp("user")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))

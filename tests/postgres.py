@@ -3,7 +3,9 @@
 The server is the one on 127.0.0.1:5432 (trust authentication), or the one TIERCEL_TEST_PG names
 (a libpq URL to a database the tests may create databases from). Each test process creates its own
 database on first use and drops it when it ends; each store gets a fresh schema in it, dropped
-after its test, so nothing assumes an empty server and nothing is left behind.
+after its test or with the database, so nothing assumes an empty server and nothing is left
+behind. TIERCEL_TEST_STORE=postgres runs the engine's tests on PostgreSQL stores instead of
+SQLite files (`engine_store`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import atexit
 import os
 import uuid
+from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
@@ -56,6 +59,14 @@ def new_schema_url() -> tuple[str, str]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     return f"{url}?options={quote(f'-csearch_path={schema}')}", schema
+
+
+def engine_store(folder: Path) -> Path | str:
+    """The store an engine test runs on: `folder`/tiercel.db, or with TIERCEL_TEST_STORE=postgres
+    a fresh schema of the test database (dropped with it when the test process ends)."""
+    if os.environ.get("TIERCEL_TEST_STORE", "sqlite") != "postgres":
+        return folder / "tiercel.db"
+    return new_schema_url()[0]
 
 
 def drop_schema(schema: str) -> None:

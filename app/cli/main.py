@@ -19,6 +19,7 @@ from .common import EXIT_FAILED, EXIT_USAGE, UsageError, report_engine_warnings,
 from .control import EXECUTION_COMMANDS, add_parsers as add_execution_parsers, cmd_control
 from .executions import add_parsers as add_query_parsers, cmd_executions, cmd_logs
 from .flows import add_parsers as add_flow_parsers, cmd_flows, cmd_namespaces, cmd_revisions
+from .migrate import add_parsers as add_migrate_parsers, cmd_migrate
 from .run import add_parsers as add_run_parsers, cmd_run, cmd_validate
 from .server import add_server_parser, add_ui_parser, cmd_server, cmd_ui
 from .triggers import add_parsers as add_trigger_parsers, cmd_backfill, cmd_triggers
@@ -38,6 +39,7 @@ HANDLERS: dict[str, Handler] = {
     "server": cmd_server,
     "executions": cmd_executions,
     "logs": cmd_logs,
+    "migrate": cmd_migrate,
     **dict.fromkeys(EXECUTION_COMMANDS, cmd_control),
 }
 
@@ -53,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_server_parser(sub)
     add_query_parsers(sub)
     add_execution_parsers(sub)
+    add_migrate_parsers(sub)
     return parser
 
 

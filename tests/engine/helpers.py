@@ -1,4 +1,4 @@
-"""Run flows through a real Engine on a real SQLite file, for engine tests."""
+"""Run flows through a real Engine on a real SQLite file (or PostgreSQL store), for engine tests."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from tiercel.engine.engine import Engine
 from tiercel.engine.model import Execution, Label, LogEntry, StateType, TaskRun
 from tiercel.engine.store import Store
 
+from ..postgres import engine_store
+
 
 @asynccontextmanager
 async def running_engine(folder: Path, *flows: str) -> AsyncIterator[Engine]:
@@ -24,7 +26,7 @@ async def running_engine(folder: Path, *flows: str) -> AsyncIterator[Engine]:
     flows_dir.mkdir(parents=True, exist_ok=True)
     for index, source in enumerate(flows):
         (flows_dir / f"flow_{index}.yml").write_text(textwrap.dedent(source))
-    store = await Store.open(folder / "tiercel.db")
+    store = await Store.open(engine_store(folder))
     engine = Engine(store, flows_dir=flows_dir)
     await engine.start(control=False)
     try:
