@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup ui test test-fast lint typecheck conformance bench bench-setup check screenshots
+.PHONY: setup ui test test-fast test-postgres lint typecheck conformance bench bench-setup check screenshots
 
 $(BIN)/tiercel: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: setup
 # Mark a test `slow` when it takes seconds and a quicker test of its feature stays in this loop.
 test-fast: setup
 	$(BIN)/pytest -q -x -n 4 -m "not slow and not reliability" --ignore=tests/e2e
+
+# The engine's tests with every engine on a PostgreSQL store (a schema of its own per test) instead
+# of an SQLite file: the server on 127.0.0.1:5432, or TIERCEL_TEST_PG (see tests/postgres.py).
+test-postgres: setup
+	TIERCEL_TEST_STORE=postgres $(BIN)/pytest -q -n 4 -m "not slow and not reliability" tests/engine
 
 lint: setup
 	$(BIN)/ruff check .
