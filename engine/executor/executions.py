@@ -96,6 +96,8 @@ class Executions:
             storage=functions.storage,
         )
         self.loop.subflows = self.subflows
+        # Executions whose restart command is under way, before the loop has adopted them.
+        self._restarting: set[str] = set()
         self.recovery = CrashRecovery(
             store=store,
             registry=registry,
@@ -175,20 +177,28 @@ class Executions:
         await self.loop.apply(ResumeExecution(execution_id, outputs))
 
     async def restart(self, execution_id: str) -> None:
-        execution = await self.store.get_execution(execution_id)
-        if execution is None:
-            raise EngineCommandError(f"No execution {execution_id}")
-        if execution.state.current not in (StateType.FAILED, StateType.KILLED):
-            raise EngineCommandError(
-                f"Execution {execution_id} is {execution.state.current}: "
-                "only FAILED or KILLED executions restart"
-            )
-        flow = await self.flow_revision(execution.namespace, execution.flow_id, execution.flow_revision)
-        if flow is None:
-            raise EngineCommandError(f"The flow of execution {execution_id} is gone")
-        if self.loop.live(execution_id):  # restarted meanwhile (the dashboard and a command at once)
+        # Two restarts at once (the dashboard and a command): the second is refused before either
+        # reads the store, however long the reads take.
+        if execution_id in self._restarting:
             raise EngineCommandError(f"Execution {execution_id} is already restarting")
-        self.loop.adopt(flow, execution)
+        self._restarting.add(execution_id)
+        try:
+            execution = await self.store.get_execution(execution_id)
+            if execution is None:
+                raise EngineCommandError(f"No execution {execution_id}")
+            if execution.state.current not in (StateType.FAILED, StateType.KILLED):
+                raise EngineCommandError(
+                    f"Execution {execution_id} is {execution.state.current}: "
+                    "only FAILED or KILLED executions restart"
+                )
+            flow = await self.flow_revision(execution.namespace, execution.flow_id, execution.flow_revision)
+            if flow is None:
+                raise EngineCommandError(f"The flow of execution {execution_id} is gone")
+            if self.loop.live(execution_id):
+                raise EngineCommandError(f"Execution {execution_id} is already restarting")
+            self.loop.adopt(flow, execution)
+        finally:
+            self._restarting.discard(execution_id)
         await self.loop.apply(RestartExecution(execution_id))
 
     async def replay(self, execution_id: str, task_run_id: str | None, revision: int | None) -> str:
