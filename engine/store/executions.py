@@ -96,7 +96,8 @@ def _execution_filters(
         params.append(flow_id)
     states = _states(state)
     if states is not None:
-        where.append(f"state IN ({', '.join('?' * len(states))})")
+        # An empty list matches nothing (SQLite reads `IN ()` so; PostgreSQL refuses it).
+        where.append(f"state IN ({', '.join('?' * len(states))})" if states else "1 = 0")
         params += states
     return where, params
 
