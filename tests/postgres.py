@@ -11,6 +11,7 @@ SQLite files (`engine_store`).
 from __future__ import annotations
 
 import atexit
+import hashlib
 import os
 import uuid
 from pathlib import Path
@@ -63,10 +64,14 @@ def new_schema_url() -> tuple[str, str]:
 
 def engine_store(folder: Path) -> Path | str:
     """The store an engine test runs on: `folder`/tiercel.db, or with TIERCEL_TEST_STORE=postgres
-    a fresh schema of the test database (dropped with it when the test process ends)."""
+    a schema of the test database named after the folder (dropped with the database when the test
+    process ends)."""
     if os.environ.get("TIERCEL_TEST_STORE", "sqlite") != "postgres":
         return folder / "tiercel.db"
-    return new_schema_url()[0]
+    # One schema per folder, so that an engine started again on the folder finds its store (the
+    # store makes the schema on its first open).
+    schema = "f_" + hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:20]
+    return f"{postgres_database()}?options={quote(f'-csearch_path={schema}')}"
 
 
 def drop_schema(schema: str) -> None:

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from tests.engine.helpers import logs_of, running_engine
+from tests.postgres import engine_store
 from tiercel.engine.engine import Engine
 from tiercel.engine.events import ExecutionChanged
 from tiercel.engine.model import Execution, StateType
@@ -153,7 +154,7 @@ async def test_queued_executions_start_in_order_after_a_restart(tmp_path: Path) 
         await wait_state(engine, ids[0], StateType.RUNNING)
     # The first one was interrupted (it runs again under the recovery policy, until killed): the queue
     # then moves on in order.
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     engine = Engine(store, flows_dir=tmp_path / "flows")
     watch = Watch(engine)
     await engine.start(control=False)

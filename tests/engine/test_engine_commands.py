@@ -536,6 +536,7 @@ async def test_the_stored_execution_equals_the_final_execution(tmp_path: Path) -
     )
 
 
+@pytest.mark.sqlite_only
 async def test_events_arrive_and_announce_only_persisted_states(tmp_path: Path) -> None:
     db = tmp_path / "tiercel.db"
     seen_in_store: list[tuple[str, str | None]] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from tests.postgres import engine_store
 from tests.waiting import until
 from tiercel.engine.events import EventBus
 from tiercel.engine.executor.decisions import Executor
@@ -49,7 +50,7 @@ async def test_a_kill_sends_a_cancel_that_names_the_execution(tmp_path: Path) ->
             """
         )
     )
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     events = EventBus()
     jobs = Jobs()
     loop = ExecutorLoop(

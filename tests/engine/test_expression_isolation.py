@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.engine.helpers import flow, logs_of
+from tests.postgres import engine_store
 from tests.waiting import HANG
 from tiercel.engine.engine import Engine
 from tiercel.engine.expressions import ExpressionError, Renderer
@@ -192,7 +193,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     (flows / "bad.yml").write_text(flow(body.format(json.dumps(RUNAWAY_JQ)), "bad"))
     quick = "{{ 'ab' | replace({'(a)(b)': '$2$1'}, regexp=true) }}"
     (flows / "good.yml").write_text(flow(body.format(json.dumps(quick)), "good"))
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     engine = Engine(store, flows_dir=flows, renderer=Renderer(timeout_s=2))
     await engine.start(control=False, triggers=False)
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres import engine_store
 from tiercel.engine.engine import Engine
 from tiercel.engine.events import FlowsChanged
 from tiercel.engine.flows.table import FlowTable, StoredFlow
@@ -33,7 +34,7 @@ def flow_source(flow_id: str, message: str = "hello") -> str:
 
 async def start_and_stop(tmp_path: Path) -> dict[str, tuple[int, str | None]]:
     """Start an engine on the folder, stop it, and return what the store holds: id -> (revision, hash)."""
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     engine = Engine(store, flows_dir=tmp_path / "flows")
     await engine.start(control=False, triggers=False)
     rows = await store.list_flows()
@@ -66,7 +67,7 @@ async def test_a_file_moved_while_nothing_ran_keeps_its_revision_and_learns_its_
     (folder / "new").mkdir()
     (folder / "old" / "a.yml").rename(folder / "new" / "a.yml")
     assert (await start_and_stop(tmp_path))["a"][0] == 1
-    store = await Store.open(tmp_path / "tiercel.db", readonly=True)
+    store = await Store.open(engine_store(tmp_path), readonly=True)
     try:
         [row] = await store.list_flows()
     finally:
@@ -100,7 +101,7 @@ async def test_a_restart_parses_only_the_flows_with_triggers_and_the_others_when
     (folder / "nightly.yml").write_text(SCHEDULED)
     await start_and_stop(tmp_path)
 
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     engine = Engine(store, flows_dir=folder)
     await engine.start(control=False)
     try:
@@ -127,7 +128,7 @@ async def test_files_changed_or_broken_while_nothing_ran_are_checked_at_start(tm
     (folder / "b.yml").write_text(flow_source("b", "edited"))
     (folder / "c.yml").write_text(flow_source("c").replace("tasks:", "taskz:"))
 
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     engine = Engine(store, flows_dir=folder)
     await engine.start(control=False, triggers=False)
     try:
@@ -149,7 +150,7 @@ async def test_flows_are_checked_again_at_start_when_namespace_defaults_changed(
         "id: acme.team\npluginDefaults:\n  - type: io.kestra.plugin.core.debug.Return\n"
         "    values:\n      format: from defaults\n"
     )
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     engine = Engine(store, flows_dir=folder)
     await engine.start(control=False, triggers=False)
     try:
@@ -157,7 +158,7 @@ async def test_flows_are_checked_again_at_start_when_namespace_defaults_changed(
     finally:
         await engine.stop()
     # Checked with these defaults now: the next start trusts it again.
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     engine = Engine(store, flows_dir=folder)
     await engine.start(control=False, triggers=False)
     try:
@@ -166,6 +167,7 @@ async def test_flows_are_checked_again_at_start_when_namespace_defaults_changed(
         await engine.stop()
 
 
+@pytest.mark.sqlite_only
 async def test_flows_stored_without_an_outline_are_parsed_once_and_outlined(tmp_path: Path) -> None:
     folder = tmp_path / "flows"
     folder.mkdir()
@@ -174,7 +176,7 @@ async def test_flows_stored_without_an_outline_are_parsed_once_and_outlined(tmp_
     await start_and_stop(tmp_path)
     with sqlite3.connect(tmp_path / "tiercel.db") as conn:  # as a database from before outlines
         conn.execute("UPDATE flows SET trigger_types = NULL, checked_with = NULL")
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     engine = Engine(store, flows_dir=folder)
     await engine.start(control=False, triggers=False)
     try:
@@ -207,7 +209,7 @@ async def test_flows_not_parsed_yet_follow_their_files_edited_or_deleted(tmp_pat
     for name in ("a", "b"):
         (folder / f"{name}.yml").write_text(flow_source(name))
     await start_and_stop(tmp_path)
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     engine = Engine(store, flows_dir=folder)
     await engine.start(control=False, triggers=False)
     try:
@@ -236,7 +238,7 @@ async def test_undoing_a_break_clears_the_error_and_announces_it_without_a_new_r
     file.write_text(flow_source("a"))
     if restarted:  # the flow is then taken from the store unparsed, by its content hash
         await start_and_stop(tmp_path)
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     engine = Engine(store, flows_dir=folder)
     await engine.start(control=False, triggers=False)
     events = engine.events.subscribe()
@@ -265,7 +267,7 @@ async def test_a_file_broken_while_nothing_ran_then_undone_clears_its_error(tmp_
     file.write_text(flow_source("a"))
     await start_and_stop(tmp_path)
     file.write_text(BROKEN)
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     engine = Engine(store, flows_dir=folder)
     await engine.start(control=False, triggers=False)
     events = engine.events.subscribe()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.engine.helpers import run, running_engine
+from tests.postgres import engine_store
 from tiercel.engine.engine import Engine
 from tiercel.engine.events import EngineError
 from tiercel.engine.model import Execution, StateType
@@ -325,6 +326,7 @@ def accept_executions_of(db: Path, flow_id: str) -> None:
         conn.execute(f"DROP TRIGGER refuse_{flow_id}")
 
 
+@pytest.mark.sqlite_only
 async def test_a_store_failure_of_one_trigger_does_not_stop_the_next_flows(tmp_path: Path) -> None:
     async with running_engine(tmp_path, EXTRACT, watcher("a_fails", ""), watcher("b_fine", "")) as engine:
         order = [flow_id for _, flow_id in engine.flows]
@@ -343,7 +345,7 @@ async def test_a_trigger_switched_off_is_known_before_the_scheduler_starts(tmp_p
         await engine.scheduler.set_enabled("ops", "w", "watch", False)
         extract = await run_and_settle(engine, "extract")
         assert await executions_of(engine, "w") == []
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     engine = Engine(store, flows_dir=tmp_path / "flows")
     try:
         # The start order of Engine.start: flows, then Flow triggers; the scheduler comes last.
@@ -608,6 +610,7 @@ def test_the_legacy_type_name_is_accepted() -> None:
     assert parse_flow(source).triggers[0].type == FLOW
 
 
+@pytest.mark.sqlite_only
 async def test_a_fire_that_cannot_be_stored_keeps_the_window(tmp_path: Path) -> None:
     flows = (upstream("up_a", "a"), upstream("up_b", "b"), joined(SLIDING))
     async with running_engine(tmp_path, *flows) as engine:

@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 
 from tests.engine.helpers import logs_of, messages, one_run, run, runs_of
+from tests.postgres import engine_store
 from tests.waiting import HANG, blocking_until, until
 from tiercel.engine.engine import Engine
 from tiercel.engine.model import LogLevel, StateType
@@ -122,7 +123,7 @@ def signing_key(monkeypatch: pytest.MonkeyPatch) -> str:
 async def sample_engine(tmp_path: Path) -> AsyncIterator[Engine]:
     """An engine on a copy of sample_flows (namespace files included) and a fresh database."""
     shutil.copytree(SAMPLES, tmp_path / "flows")
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     engine = Engine(store, flows_dir=tmp_path / "flows")
     await engine.start(control=False)
     try:

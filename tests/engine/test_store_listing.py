@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.postgres import engine_store
 from tiercel.engine.model import ExecutionSummary, StateType
 from tiercel.engine.store import Store
 
@@ -58,17 +58,15 @@ def reference(
     return [row[1] for row in sorted(kept, key=lambda row: -row[0])[:limit]]
 
 
-def all_rows(path: Path) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("SELECT seq, id, namespace, flow_id, state FROM executions").fetchall()
-    finally:
-        conn.close()
+async def all_rows(store: Store) -> list[tuple[Any, ...]]:
+    """Every execution's row, read past the listing under test."""
+    rows = await store._db.fetchall("SELECT seq, id, namespace, flow_id, state FROM executions")
+    return [tuple(row) for row in rows]
 
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "tiercel.db")
+    opened = await Store.open(engine_store(tmp_path))
     try:
         yield opened
     finally:
@@ -107,7 +105,7 @@ async def test_every_page_of_every_filter_is_the_reference_answer(
     store: Store, state: str | list[str] | None
 ) -> None:
     await fill(store, 400)
-    rows = all_rows(store.path)
+    rows = await all_rows(store)
     whole = {row.id: row for row in await store.list_executions(limit=1000)}
     assert len(whole) == 400
     states = None if state is None else ([state] if isinstance(state, str) else state)
@@ -137,7 +135,7 @@ async def test_a_namespace_with_hundreds_below_it_pages_like_the_plain_filter(st
     executions = [make_execution(chooser.choice(names), "f") for _ in range(700)]
     for first in range(0, len(executions), 100):
         await asyncio.gather(*(store.save_execution(e) for e in executions[first : first + 100]))
-    rows = all_rows(store.path)
+    rows = await all_rows(store)
     for namespace in ("big", "big.n007"):
         for limit in (1, 50, 333):
             listed = await pages(store, limit, namespace=namespace)
@@ -148,7 +146,7 @@ async def test_a_namespace_with_hundreds_below_it_pages_like_the_plain_filter(st
 
 async def test_empty_and_long_state_lists(store: Store) -> None:
     await fill(store, 120)
-    rows = all_rows(store.path)
+    rows = await all_rows(store)
     assert await store.list_executions(state=[]) == []
     assert await store.list_executions(namespace="acme", state=[]) == []
     assert await store.count_executions(state=[]) == 0
@@ -174,7 +172,7 @@ async def test_an_execution_of_a_new_namespace_appears_on_the_next_first_page(st
 async def test_last_states_are_the_newest_execution_of_each_flow(store: Store) -> None:
     assert await store.last_states() == {}
     await fill(store, 300)
-    rows = all_rows(store.path)
+    rows = await all_rows(store)
     newest: dict[tuple[str, str], tuple[int, str]] = {}
     for seq, _id, namespace, flow_id, state in rows:
         if (namespace, flow_id) not in newest or newest[(namespace, flow_id)][0] < seq:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.engine.helpers import flow, logs_of, run, running_engine
+from tests.postgres import engine_store
 from tests.waiting import until
 from tiercel.engine.engine import Engine
 from tiercel.engine.model import StateType
@@ -58,9 +59,19 @@ CHAIN = flow(
 )
 
 
+_COUNT_STATES = "SELECT state, count(*) FROM executions GROUP BY state"
+
+
 def stored_states(db: Path) -> dict[str, int]:
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT state, count(*) FROM executions GROUP BY state").fetchall()
+        rows = conn.execute(_COUNT_STATES).fetchall()
+    return {str(state): int(count) for state, count in rows}
+
+
+async def states_in_store(folder: Path) -> dict[str, int]:
+    """The executions by state in the store an engine of `folder` used (SQLite or PostgreSQL)."""
+    async with await Store.open(engine_store(folder), readonly=True) as store:
+        rows = await store._db.fetchall(_COUNT_STATES)
     return {str(state): int(count) for state, count in rows}
 
 
@@ -91,7 +102,7 @@ async def test_a_cycle_through_two_files_is_refused_on_the_file_that_closes_it(t
 
 
 async def test_recursion_through_an_expression_stops_at_the_depth_limit(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "chain.yml").write_text(CHAIN)
     engine = Engine(store, flows_dir=tmp_path / "flows", subflow_depth=3)
@@ -118,7 +129,7 @@ async def test_recursion_through_an_expression_stops_at_the_depth_limit(tmp_path
 @pytest.mark.slow
 async def test_kill_of_a_root_reaches_a_chain_deeper_than_the_interpreter_stack(tmp_path: Path) -> None:
     depth = 1_200  # a cascade of one call per level would exceed Python's recursion limit (1,000)
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "chain.yml").write_text(CHAIN)
     engine = Engine(store, flows_dir=tmp_path / "flows", subflow_depth=depth + 1)
@@ -143,9 +154,10 @@ async def test_kill_of_a_root_reaches_a_chain_deeper_than_the_interpreter_stack(
         await engine.stop()
     print(f"kill of a chain of {depth + 1} executions: {took:.1f} s")
     assert root.state.current is S.KILLED
-    assert stored_states(tmp_path / "tiercel.db") == {"KILLED": depth + 1}
+    assert await states_in_store(tmp_path) == {"KILLED": depth + 1}
 
 
+@pytest.mark.sqlite_only
 async def test_tiercel_kill_with_no_engine_running_kills_the_subflow_executions(tmp_path: Path) -> None:
     db = tmp_path / "tiercel.db"
     async with running_engine(tmp_path, CHAIN) as engine:

@@ -28,6 +28,7 @@ tasks:
 """
 
 
+@pytest.mark.sqlite_only
 async def test_a_new_execution_whose_first_write_fails_is_not_run_and_its_submitter_is_told(
     tmp_path: Path,
 ) -> None:

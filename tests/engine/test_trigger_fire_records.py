@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres import engine_store
 from tiercel.engine.model import Execution, State
 from tiercel.engine.store import AlreadyFiredError, ScheduleFire, Store, TriggerRow, WindowsFire
 
@@ -16,7 +17,7 @@ def _execution(execution_id: str) -> Execution:
 
 
 async def test_a_date_fires_once_and_a_second_fire_stores_nothing(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     try:
         date = datetime(2026, 1, 1, tzinfo=UTC)
         row = TriggerRow("acme", "nightly", "daily", last_date=date)
@@ -33,7 +34,7 @@ async def test_a_date_fires_once_and_a_second_fire_stores_nothing(tmp_path: Path
 
 
 async def test_a_flow_trigger_resets_its_windows_with_the_execution_it_starts(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     try:
         key = ("acme", "nightly", "after_etl", "upstream")
         start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.engine.helpers import run
+from tests.postgres import engine_store
 from tests.waiting import until
 from tiercel.engine.engine import Engine
 from tiercel.engine.events import FlowsChanged
@@ -36,7 +37,7 @@ def flow_source(flow_id: str, message: str = "hello", namespace: str = "acme.tea
 
 @asynccontextmanager
 async def watching(tmp_path: Path) -> AsyncIterator[Engine]:
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     engine = Engine(store, flows_dir=tmp_path / "flows")
     await engine.start(control=False, watch=True)
     assert engine.watcher is not None
@@ -272,7 +273,7 @@ async def test_a_same_size_save_within_one_clock_tick_is_not_missed(tmp_path: Pa
 
 @asynccontextmanager
 async def running_engine_on(tmp_path: Path) -> AsyncIterator[Engine]:
-    store = await Store.open(tmp_path / "tiercel.db")
+    store = await Store.open(engine_store(tmp_path))
     engine = Engine(store, flows_dir=tmp_path / "flows")
     await engine.start(control=False)
     try:
