@@ -4,6 +4,7 @@ an advisory lock, read-only stores beside the owner. On the real server."""
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 
@@ -66,3 +67,26 @@ async def test_stores_in_two_schemas_of_one_database_are_apart(pg_url: str) -> N
             assert await second.kv_get("ns", "where") == (False, None)
     finally:
         drop_schema(schema)
+
+
+def _cut_connections(url: str) -> int:
+    """End every server connection of this process to the store's database, as a restart would."""
+    with psycopg.connect(postgres_database(), autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s AND pid <> pg_backend_pid()",
+            [f"tiercel pid {os.getpid()} on {socket.gethostname()}"],
+        ).fetchall()
+    return len(rows)
+
+
+async def test_lost_connections_are_opened_again_and_the_lock_taken_again(pg_url: str) -> None:
+    async with await Store.open(pg_url) as store:
+        await store.kv_set("ns", "before", 1)
+        assert store.kv_get_now("ns", "before") == (True, 1)
+        assert _cut_connections(pg_url) >= 2  # the writer, the readers, the one for reads on the loop
+        await store.kv_set("ns", "after", 2)  # the writer opens a new connection and writes
+        assert await store.kv_get("ns", "before") == (True, 1)  # a reader too
+        assert store.kv_get_now("ns", "after") == (True, 2)
+        with pytest.raises(StoreLockedError):  # the new writer connection holds the owner's lock
+            await Store.open(pg_url)

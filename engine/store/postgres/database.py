@@ -87,7 +87,7 @@ class PostgresDatabase(Database):
             conn = await loop.run_in_executor(self._thread, connect)
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to {safe_url(self.url)}: {str(exc).strip()}") from exc
-        self._writer = PostgresWriter(conn)  # type: ignore[assignment]
+        self._writer = PostgresWriter(conn, self._connect_owner)  # type: ignore[assignment]
         try:
             await loop.run_in_executor(self._thread, ensure_schema, conn)
             await loop.run_in_executor(self._thread, self._take_owner_lock, conn)
@@ -95,6 +95,16 @@ class PostgresDatabase(Database):
         except psycopg.Error as exc:
             raise StoreError(f"cannot open {safe_url(self.url)}: {str(exc).strip()}") from exc
         self._writer_task = asyncio.create_task(self._write_loop(), name="tiercel-store-writer")
+
+    def _connect_owner(self) -> SyncConnection:
+        """A new writer connection holding the owner's lock again (after a lost connection)."""
+        conn = SyncConnection.connect(self.url, application_name=self._application)
+        try:
+            self._take_owner_lock(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def _take_owner_lock(self, conn: SyncConnection) -> None:
         key = conn.raw.execute(_OWNER_KEY).fetchone()[0]
@@ -161,21 +171,43 @@ class PostgresDatabase(Database):
             raise StoreError(f"the store {safe_url(self.url)} is closed")
         conn = await self._pg_queue.get()
         try:
+            if conn.raw.closed:  # lost since its last use: a new one in its place
+                conn = await self._replace_reader(conn)
             yield conn
         except psycopg.Error as exc:
             raise StoreError(str(exc).strip()) from exc
         finally:
             self._pg_queue.put_nowait(conn)
 
+    async def _replace_reader(self, old: AsyncConnection) -> AsyncConnection:
+        new: AsyncConnection = await self._connect(AsyncConnection.connect)
+        self._pg_readers = [new if conn is old else conn for conn in self._pg_readers]
+        return new
+
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+        # A connection lost meanwhile (the server restarted) is found so only when used: the pool
+        # replaces it and the read goes on the next one, each of the pool's at most once.
+        for _ in range(len(self._pg_readers)):
+            try:
+                async with self.reader() as conn:
+                    return list(await conn.execute_fetchall(sql, params))
+            except StoreError as exc:
+                if not isinstance(exc.__cause__, psycopg.OperationalError):
+                    raise
         async with self.reader() as conn:
             return list(await conn.execute_fetchall(sql, params))
 
     def fetchall_now(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """A read without awaiting, on a private connection opened on first use."""
-        if self._now is None:
-            self._now = SyncConnection.connect(self.url, application_name=self._application)
-        try:
-            return list(self._now.execute(sql, params).fetchall())
-        except psycopg.Error as exc:
-            raise StoreError(str(exc).strip()) from exc
+        for attempt in range(2):  # a connection found lost is opened again once
+            if self._now is None or self._now.raw.closed:
+                try:
+                    self._now = SyncConnection.connect(self.url, application_name=self._application)
+                except psycopg.Error as exc:
+                    raise StoreError(str(exc).strip()) from exc
+            try:
+                return list(self._now.execute(sql, params).fetchall())
+            except psycopg.Error as exc:
+                if attempt or not self._now.raw.closed:
+                    raise StoreError(str(exc).strip()) from exc
+        raise AssertionError("unreachable")

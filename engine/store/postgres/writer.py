@@ -7,7 +7,8 @@ awaitable resolves after that commit, as on SQLite.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -15,6 +16,9 @@ import psycopg
 from ..errors import StoreError
 from ..writer import Outcome, WriteFn
 from .connection import SyncConnection
+
+#: How long a lost writer connection is tried again before its writes fail.
+RECONNECT_SECONDS = 30.0
 
 
 def failure(exc: BaseException) -> Outcome:
@@ -24,43 +28,77 @@ def failure(exc: BaseException) -> Outcome:
 
 
 class PostgresWriter:
-    """The writer connection and the thread it lives on; every method runs on that thread."""
+    """The writer connection and the thread it lives on; every method runs on that thread.
 
-    def __init__(self, conn: SyncConnection) -> None:
+    A lost connection (the server restarted, a network cut) is opened again, with growing pauses
+    for up to `RECONNECT_SECONDS`, taking the owner's lock again, and the batch runs again: its
+    transaction never committed, unless the connection went down during the COMMIT itself.
+    """
+
+    def __init__(self, conn: SyncConnection, reconnect: Callable[[], SyncConnection]) -> None:
         self.conn = conn
         self.commits = 0
+        self._reconnect_fn = reconnect
 
     def run_batch(self, fns: Sequence[WriteFn]) -> list[Outcome]:
         """Run the requests in one transaction, each in a savepoint; commit once."""
-        conn = self.conn
-        try:
-            conn.run("BEGIN")
-            outcomes: list[Outcome] = []
-            for fn in fns:
-                conn.run("SAVEPOINT request")
+        while True:
+            if self.conn.raw.closed:
                 try:
-                    result: Any = fn(conn)  # type: ignore[arg-type]
-                except Exception as exc:
-                    conn.run("ROLLBACK TO SAVEPOINT request")
-                    conn.run("RELEASE SAVEPOINT request")
-                    outcomes.append(failure(exc))
-                else:
-                    conn.run("RELEASE SAVEPOINT request")
-                    outcomes.append((True, result))
-            conn.run("COMMIT")
-        except psycopg.Error as exc:
-            self._rollback()
-            if len(fns) == 1:
-                return [failure(exc)]
-            # Something failed the whole batch (a lost connection): each request alone, so that
-            # only the requests that cannot be stored fail.
-            return [self.run_batch([fn])[0] for fn in fns]
-        self.commits += 1
+                    self._reconnect()
+                except StoreError as exc:
+                    return [(False, exc)] * len(fns)
+            try:
+                outcomes = self._transaction(fns)
+            except psycopg.Error as exc:
+                self._rollback()
+                if self.conn.raw.closed:
+                    continue  # the connection went down: open it again and run the batch again
+                if len(fns) == 1:
+                    return [failure(exc)]
+                # Something failed the whole batch: each request alone, so that only the requests
+                # that cannot be stored fail.
+                return [self.run_batch([fn])[0] for fn in fns]
+            self.commits += 1
+            return outcomes
+
+    def _transaction(self, fns: Sequence[WriteFn]) -> list[Outcome]:
+        conn = self.conn
+        conn.run("BEGIN")
+        outcomes: list[Outcome] = []
+        for fn in fns:
+            conn.run("SAVEPOINT request")
+            try:
+                result: Any = fn(conn)  # type: ignore[arg-type]
+            except Exception as exc:
+                if conn.raw.closed:
+                    raise
+                conn.run("ROLLBACK TO SAVEPOINT request")
+                conn.run("RELEASE SAVEPOINT request")
+                outcomes.append(failure(exc))
+            else:
+                conn.run("RELEASE SAVEPOINT request")
+                outcomes.append((True, result))
+        conn.run("COMMIT")
         return outcomes
+
+    def _reconnect(self) -> None:
+        """A new writer connection, retried with growing pauses; StoreError when it cannot be had."""
+        deadline = time.monotonic() + RECONNECT_SECONDS
+        pause = 0.1
+        while True:
+            try:
+                self.conn = self._reconnect_fn()
+                return
+            except psycopg.OperationalError as exc:
+                if time.monotonic() + pause > deadline:
+                    raise StoreError(f"lost the connection to the store: {str(exc).strip()}") from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
     def _rollback(self) -> None:
         try:
-            if self.conn.in_transaction:
+            if not self.conn.raw.closed and self.conn.in_transaction:
                 self.conn.run("ROLLBACK")
         except psycopg.Error:
             pass
