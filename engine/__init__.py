@@ -71,7 +71,7 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
     )
     from .secrets import Masker as Masker, SecretError as SecretError
     from .store import Store as Store, StoreError as StoreError
-    from .store.copy import copy_store as copy_store
+    from .store.copy import copy_files as copy_files, copy_store as copy_store
     from .text import visible as visible
     from .triggers.state import (
         BackfillProgress as BackfillProgress,
@@ -138,7 +138,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["FlowParseError", "parse_flow", "parse_flow_file", "validate_flows"], ".parser"),
     **dict.fromkeys(["Masker", "SecretError"], ".secrets"),
     **dict.fromkeys(["Store", "StoreError"], ".store"),
-    "copy_store": ".store.copy",
+    **dict.fromkeys(["copy_files", "copy_store"], ".store.copy"),
     **dict.fromkeys(["DbTarget", "as_target", "describe_target", "target_exists"], ".db_target"),
     "visible": ".text",
     "SCHEDULE": ".triggers.types",

@@ -28,14 +28,30 @@ def as_target(text: str | Path) -> DbTarget:
 
 
 def describe_target(target: DbTarget) -> str:
-    """The store's location for messages: a file's path, or the URL without its password."""
+    """The store's location for messages: a file's path, or the URL without its password (in the
+    user part or as a `password=` parameter)."""
     if not is_url(target):
         return str(target)
-    url = str(target)
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+    parts = urlsplit(str(target))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = "&".join(
+        f"{key}=***" if key.lower() == "password" else f"{key}={value}"
+        for key, value in (pair.partition("=")[::2] for pair in parts.query.split("&") if pair)
+    )
+    return parts._replace(netloc=netloc, query=query).geturl()
+
+
+def _identity(target: str) -> str:
+    """What names a PostgreSQL store apart from how its URL is spelled: user, host, port, database
+    and options (the schema), without the password."""
+    parts = urlsplit(target)
+    options = sorted(
+        pair for pair in parts.query.split("&") if pair and not pair.lower().startswith("password=")
+    )
+    host = (parts.hostname or "").lower()
+    return f"{parts.username or ''}@{host}:{parts.port or 5432}/{parts.path.strip('/')}?{'&'.join(options)}"
 
 
 def target_exists(target: DbTarget) -> bool:
@@ -50,5 +66,5 @@ def local_path(target: DbTarget) -> Path:
     if not is_url(target):
         return Path(target)
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    digest = hashlib.sha256(describe_target(target).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(_identity(str(target)).encode()).hexdigest()[:16]
     return base / "tiercel" / f"postgres-{digest}" / "store"

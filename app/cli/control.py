@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from tiercel.engine import describe_target
+
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -130,8 +132,9 @@ async def _send(
     try:
         execution_id = await _call(client, args, inputs, state)
     except OSError as error:
+        where = describe_target(db)
         say(
-            f"tiercel: {db} is owned by another Tiercel process that does not answer ({error})",
+            f"tiercel: {where} is owned by another Tiercel process that does not answer ({error})",
             err=True,
         )
         return EXIT_FAILED
@@ -144,7 +147,8 @@ async def _send(
     new = execution_id if args.command == "replay" else None
     if new:
         say(new)
-    say(f"{args.command} sent to the engine running on {db}", err=bool(new))
+    where = describe_target(db)
+    say(f"{args.command} sent to the engine running on {where}", err=bool(new))
     return EXIT_OK
 
 

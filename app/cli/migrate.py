@@ -21,7 +21,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:
-    from tiercel.engine import Store, StoreError, as_target, copy_store, describe_target, target_exists
+    from tiercel.engine import (
+        Store,
+        StoreError,
+        as_target,
+        copy_files,
+        copy_store,
+        describe_target,
+        target_exists,
+    )
 
     source, target = as_target(args.source), as_target(args.target)
     if not target_exists(source):
@@ -34,12 +42,17 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
             say(f"{table}: {rows:,} rows so far", err=True)
 
     try:
+        # Read-only first: a store that is not there (a mistyped URL) is not made by the copy.
+        async with await Store.open(source, readonly=True):
+            pass
         async with await Store.open(source) as old, await Store.open(target) as new:
             copied = await copy_store(old, new, progress)
+            files = copy_files(old, new)
     except StoreError as error:
         say(f"tiercel: {error}", err=True)
         return EXIT_FAILED
     for table, rows in copied.items():
         say(f"{table:<22} {rows:>12,} rows")
+    say(f"{'files':<22} {files:>12,} files")
     say(f"copied {describe_target(source)} into {describe_target(target)}")
     return EXIT_OK

@@ -14,6 +14,8 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tiercel.engine import describe_target
+
 from .common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -85,8 +87,9 @@ async def _owner(client: ControlClient) -> EngineAbout | None:
     try:
         about = await client.about()
     except OSError as error:
+        where = describe_target(db)
         say(
-            f"tiercel: database {db} is in use by another Tiercel process that does not answer ({error})",
+            f"tiercel: database {where} is in use by another Tiercel process that does not answer ({error})",
             err=True,
         )
         return None
@@ -95,8 +98,9 @@ async def _owner(client: ControlClient) -> EngineAbout | None:
     if about is not None and about.watching:
         return about
     owner = f"pid {about.pid}" if about is not None and about.pid is not None else "pid unknown"
+    where = describe_target(db)
     say(
-        f"tiercel: database {db} is in use by another Tiercel process ({owner}) that takes no new runs "
+        f"tiercel: database {where} is in use by another Tiercel process ({owner}) that takes no new runs "
         "(a run or a backfill, which stops once done): wait for it, or give another --db",
         err=True,
     )
@@ -114,8 +118,9 @@ async def _engine_flow(client: ControlClient, request: RunRequest, about: Engine
     if request.file_flow is not None:
         if stored is None or stored[1] != request.file_flow.source:
             differs = "have no flow" if stored is None else f"hold another content (revision {stored[0]})"
+            where = describe_target(db)
             say(
-                f"tiercel: {request.file}: the engine running on {db} runs the flows of {folder}, which "
+                f"tiercel: {request.file}: the engine running on {where} runs the flows of {folder}, which "
                 f"{differs} for {uid}: save this file there, or give another --db to run it apart",
                 err=True,
             )
@@ -123,8 +128,9 @@ async def _engine_flow(client: ControlClient, request: RunRequest, about: Engine
     elif (
         request.flows_named and about.flows_dir is not None and request.flows_dir.resolve() != about.flows_dir
     ):
+        where = describe_target(db)
         say(
-            f"tiercel: the engine running on {db} runs the flows of {folder}, not {request.flows_dir}: "
+            f"tiercel: the engine running on {where} runs the flows of {folder}, not {request.flows_dir}: "
             "run without --flows, or give another --db",
             err=True,
         )

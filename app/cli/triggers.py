@@ -17,6 +17,8 @@ import signal
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from tiercel.engine import describe_target
+
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -61,7 +63,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _unanswered(db: DbTarget, error: OSError) -> str:
-    return f"tiercel: {db} is owned by a Tiercel process that does not answer ({error})"
+    where = describe_target(db)
+    return f"tiercel: {where} is owned by a Tiercel process that does not answer ({error})"
 
 
 # -- triggers ---------------------------------------------------------------------------------------
@@ -85,7 +88,8 @@ async def _check_trigger(db: DbTarget, namespace: str, flow_id: str, trigger_id:
     async with await Store.open(db, readonly=True) as store:
         found = await store.flow_source(namespace, flow_id)
     if found is None:
-        raise UsageError(f"no flow {namespace}.{flow_id} in {db} (`tiercel triggers` lists the triggers)")
+        where = describe_target(db)
+        raise UsageError(f"no flow {namespace}.{flow_id} in {where} (`tiercel triggers` lists the triggers)")
     try:
         flow = parse_flow(found[1])
     except FlowParseError:
@@ -217,7 +221,8 @@ async def cmd_backfill(args: argparse.Namespace) -> int:
             async with connect(db, local=False) as commands:
                 return await _send_backfill(commands, db, backfill)
         except NoEngineError:
-            nothing = f"no engine runs on {db}, so no backfill is advancing to {backfill.action}"
+            where = describe_target(db)
+            nothing = f"no engine runs on {where}, so no backfill is advancing to {backfill.action}"
             say(f"tiercel: {nothing}", err=True)
             return EXIT_FAILED
         except ConnectError as error:
@@ -249,7 +254,10 @@ async def _send_backfill(commands: Commands, db: DbTarget, backfill: _Backfill) 
     except (EngineCommandError, InputError) as error:
         say(f"tiercel: {error}", err=True)
         return EXIT_FAILED
-    say(f"backfill {backfill.action} sent to the engine running on {db}; follow it with `tiercel triggers`")
+    where = describe_target(db)
+    say(
+        f"backfill {backfill.action} sent to the engine running on {where}; follow it with `tiercel triggers`"
+    )
     return EXIT_OK
 
 

@@ -5,12 +5,14 @@ copy is table by table, in an order that keeps foreign keys whole, a page of row
 order of each table's key (so that a million log lines never sit in memory at once), and each page
 written in one group commit. Row ids (`seq` of executions and task runs, `id` of log lines) are kept,
 so that pages and cursors read the same after the copy; a PostgreSQL target then moves its
-sequences past them. The records of running processes are not copied: they belong to the machine
-and the engine that ran them.
+sequences past them. The files of executions (the internal storage beside the store on this
+machine) are copied too. The records of running processes are not: they belong to the machine and
+the engine that ran them.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -129,6 +131,16 @@ async def copy_store(
         if table.identity is not None and count:
             await target._db.write(_move_sequence(target, table))
     return copied
+
+
+def copy_files(source: Store, target: Store) -> int:
+    """Copy the files of the source's executions and namespaces (its internal storage, beside it on
+    this machine) to the target's; the number of files copied."""
+    here, there = source.path.parent / "storage", target.path.parent / "storage"
+    if not here.is_dir():
+        return 0
+    shutil.copytree(here, there, dirs_exist_ok=True, symlinks=True)
+    return sum(1 for path in here.rglob("*") if path.is_file())
 
 
 def _rows_write(sql: str, rows: Sequence[Sequence[Any]]) -> Callable[[Any], None]:

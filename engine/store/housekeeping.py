@@ -19,12 +19,6 @@ def _json_list(values: Sequence[str] | None) -> str | None:
     return None if values is None else json.dumps(list(values))
 
 
-def _like_prefix(namespace: str) -> str:
-    """A LIKE pattern for the namespaces below `namespace` (its own wildcards escaped)."""
-    escaped = namespace.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + ".%"
-
-
 class HousekeepingTable(Table):
     """Counts and deletions over the `executions`, `task_runs` and `logs` tables."""
 
@@ -68,7 +62,7 @@ class HousekeepingTable(Table):
         """
         begin = iso(start)
         state_list = _json_list(states)
-        prefix = _like_prefix(namespace) if namespace is not None else None
+        below = (namespace + ".", namespace + "/") if namespace is not None else (None, None)
         params = (
             iso(end),
             begin,
@@ -78,7 +72,7 @@ class HousekeepingTable(Table):
             namespace,
             namespace,
             flow_id,
-            prefix,
+            *below,
             state_list,
             state_list,
         )

@@ -30,6 +30,11 @@ tasks:
     type: io.kestra.plugin.core.kv.Set
     key: last
     value: "{{ execution.id }}"
+  - id: report
+    type: io.kestra.plugin.scripts.shell.Commands
+    outputFiles: [report.txt]
+    commands:
+      - printf rows-3 > report.txt
 """
 
 
@@ -83,6 +88,11 @@ def test_a_store_moves_to_postgresql_and_back_whole(tmp_path: Path, pg_url: str)
     assert listing(back, tmp_path) == after
     namespaces = tiercel("namespaces", "--db", back, cwd=tmp_path)
     assert "last" in namespaces.stdout  # the KV pair came along
+    # And the executions' files, into the storage of each new store.
+    data = Path(os.environ["XDG_DATA_HOME"])
+    in_postgres = list(data.glob("tiercel/postgres-*/storage/**/report.txt"))
+    assert len(in_postgres) == 4 and {path.read_text() for path in in_postgres} == {"rows-3"}
+    assert len(list((tmp_path / "storage").glob("**/report.txt"))) == 4
 
 
 def test_a_target_that_holds_data_is_refused(tmp_path: Path) -> None:

@@ -1022,3 +1022,17 @@ async def test_another_process_reading_the_database_does_not_break_the_store(sql
         assert result.returncode == 0, result.stderr
         loaded = await store.get_execution(execution.id)
         assert loaded is not None and [run.task_id for run in loaded.task_runs] == [f"t{n}"]
+
+
+async def test_a_nul_character_in_logs_and_outputs_loses_nothing(store: Store) -> None:
+    """A script's binary output may hold NUL, which PostgreSQL's text cannot: the line is kept (its
+    NUL shown as U+FFFD there), the other lines of its batch too, and the execution still purges."""
+    execution = make_execution()
+    run = dataclasses.replace(make_run(execution, "t"), outputs={"raw": "a\x00b"})
+    await store.save_execution(execution, [run])
+    await store.append_logs([log(execution, "before"), log(execution, "bin\x00ary"), log(execution, "after")])
+    messages = [entry.message for _, entry in await store.logs(execution.id)]
+    assert messages[0] == "before" and messages[2] == "after"
+    assert messages[1] in ("bin\x00ary", "bin\ufffdary")
+    assert await store.delete_executions([execution.id]) == (1, 1)
+    assert await store.get_execution(execution.id) is None

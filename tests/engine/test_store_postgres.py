@@ -90,3 +90,20 @@ async def test_lost_connections_are_opened_again_and_the_lock_taken_again(pg_url
         assert store.kv_get_now("ns", "after") == (True, 2)
         with pytest.raises(StoreLockedError):  # the new writer connection holds the owner's lock
             await Store.open(pg_url)
+
+
+async def test_a_missing_first_schema_is_made_even_when_a_later_one_exists() -> None:
+    """`search_path=team,public` without a `team` schema: the store goes in `team`, not `public`."""
+    name = f"s_{uuid.uuid4().hex[:12]}"
+    url = f"{postgres_database()}?options=-csearch_path%3D{name},public"
+    try:
+        async with await Store.open(url):
+            pass
+        with psycopg.connect(postgres_database()) as conn:
+            found = conn.execute(
+                "SELECT table_schema FROM information_schema.tables WHERE table_name = 'executions'"
+            ).fetchall()
+        schemas = {row[0] for row in found}
+        assert name in schemas and "public" not in schemas
+    finally:
+        drop_schema(name)

@@ -6,6 +6,11 @@ these wrappers give psycopg's connections that shape, each statement first put i
 dialect (`dialect.statement`). Parameters are bound on the client side (psycopg's ClientCursor):
 the statements were written for SQLite, where a NULL parameter needs no type (`? IS NULL`), and a
 literal NULL needs none in PostgreSQL either. Python booleans are stored as 0 and 1, as SQLite does.
+PostgreSQL's text holds no NUL character, which SQLite's does: a NUL in a value (a script's binary
+output in a log line) is stored as U+FFFD, so that its line, and the lines written with it, are kept.
+
+Connections time out and probe an idle server (`_CONNECTION_DEFAULTS`, unless the URL says
+otherwise), so that a server gone silent fails a call instead of hanging it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,35 @@ def _configure(conn: Any) -> None:
     conn.adapters.register_dumper(bool, _BoolAsInt)
 
 
+# libpq settings a store's connections get unless its URL sets them.
+_CONNECTION_DEFAULTS = {
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "60000",
+}
+
+
+def _conninfo(url: str) -> str:
+    """The URL with the defaults it does not set."""
+    try:
+        given = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:  # libpq's message repeats the text, password and all
+        raise psycopg.ProgrammingError("not a valid PostgreSQL URL (check its %-escapes)") from None
+    missing = {key: value for key, value in _CONNECTION_DEFAULTS.items() if key not in given}
+    return psycopg.conninfo.make_conninfo(url, **missing)
+
+
+def _clean(value: Any) -> Any:
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+
+
+def _bound(found: Any, params: Sequence[Any]) -> list[Any]:
+    return [_clean(value) for value in found.params(params)]
+
+
 class SyncConnection:
     """A blocking psycopg connection in the shape of an `sqlite3.Connection` (the writer's)."""
 
@@ -42,19 +76,22 @@ class SyncConnection:
     @classmethod
     def connect(cls, url: str, *, application_name: str) -> SyncConnection:
         conn = psycopg.connect(
-            url, autocommit=True, cursor_factory=psycopg.ClientCursor, application_name=application_name
+            _conninfo(url),
+            autocommit=True,
+            cursor_factory=psycopg.ClientCursor,
+            application_name=application_name,
         )
         _configure(conn)
         return cls(conn)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         found = statement(sql)
-        return self.raw.execute(found.text, list(found.params(params)))
+        return self.raw.execute(found.text, _bound(found, params))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
         found = statement(sql)
         cursor = self.raw.cursor()
-        cursor.executemany(found.text, [list(found.params(row)) for row in rows])
+        cursor.executemany(found.text, [_bound(found, row) for row in rows])
         return cursor
 
     def run(self, sql: str) -> None:
@@ -78,7 +115,7 @@ class AsyncConnection:
     @classmethod
     async def connect(cls, url: str, *, application_name: str) -> AsyncConnection:
         conn = await psycopg.AsyncConnection.connect(
-            url,
+            _conninfo(url),
             autocommit=True,
             cursor_factory=psycopg.AsyncClientCursor,
             application_name=application_name,
@@ -88,7 +125,7 @@ class AsyncConnection:
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         found = statement(sql)
-        return await self.raw.execute(found.text, list(found.params(params)))
+        return await self.raw.execute(found.text, _bound(found, params))
 
     async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         cursor = await self.execute(sql, params)

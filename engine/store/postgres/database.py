@@ -192,7 +192,11 @@ class PostgresDatabase(Database):
                 async with self.reader() as conn:
                     return list(await conn.execute_fetchall(sql, params))
             except StoreError as exc:
-                if not isinstance(exc.__cause__, psycopg.OperationalError):
+                cause = exc.__cause__
+                lost = isinstance(cause, psycopg.OperationalError) and not isinstance(
+                    cause, psycopg.errors.QueryCanceled
+                )
+                if not lost:  # a statement timeout is not read again
                     raise
         async with self.reader() as conn:
             return list(await conn.execute_fetchall(sql, params))

@@ -56,13 +56,18 @@ def latest_version() -> int:
 
 
 def ensure_schema(conn: SyncConnection) -> None:
-    """Create the schema the URL's search_path names first, when it does not exist yet."""
-    if conn.raw.execute("SELECT current_schema()").fetchone()[0] is not None:
-        return
+    """Create the schema the URL's search_path names first, when it does not exist yet (else the
+    store would land in the next one that does, `public` as a rule)."""
     path = str(conn.raw.execute("SHOW search_path").fetchone()[0])
-    first = path.split(",")[0].strip().strip('"')
-    if not first or first == "$user":
+    first = path.split(",")[0].strip()
+    if first.startswith('"') and first.endswith('"'):
+        first = first[1:-1].replace('""', '"')
+    if first == "$user":
+        return  # PostgreSQL's default path: the user's schema if there is one, else `public`
+    if not first:
         raise StoreError(f"no schema to create the store in (search_path is {path!r})")
+    if conn.raw.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [first]).fetchone():
+        return
     conn.raw.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(first)))
 
 

@@ -18,7 +18,7 @@ ORDER BY namespace, flow_id;
 
 -- Ended executions (an end date at or before `end`), oldest first: a running or paused execution has
 -- no end date, so it is never listed. The namespace is exact with a flow id, else a prefix
--- (the namespace or any below it).
+-- (the namespace or any below it: the range from the namespace and '.' to it and '/', case and all).
 -- name: select_ended_executions
 SELECT id, namespace, flow_id
 FROM executions
@@ -27,7 +27,7 @@ WHERE end_date IS NOT NULL AND end_date <= ?
   AND (? IS NULL OR flow_id = ?)
   AND (? IS NULL
        OR namespace = ?
-       OR (? IS NULL AND namespace LIKE ? ESCAPE '\'))
+       OR (? IS NULL AND namespace >= ? AND namespace < ?))
   AND (? IS NULL OR state IN (SELECT value FROM json_each(?)))
 ORDER BY seq;
 

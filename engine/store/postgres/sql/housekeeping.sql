@@ -20,14 +20,17 @@ WHERE end_date IS NOT NULL AND end_date <= ?
   AND (? IS NULL OR flow_id = ?)
   AND (? IS NULL
        OR namespace = ?
-       OR (? IS NULL AND namespace LIKE ? ESCAPE '\'))
+       OR (? IS NULL AND namespace >= ? AND namespace < ?))
   AND (? IS NULL OR state IN (SELECT jsonb_array_elements_text(?::jsonb)))
 ORDER BY seq;
 
--- JSON's null is no output, as SQLite's json_extract gives NULL for it.
+-- JSON's null is no output, as SQLite's json_extract gives NULL for it. PostgreSQL refuses to read
+-- the \u0000 that a NUL in an output is written as: it is read as another character here (the
+-- stored JSON is left as it is).
 -- name: count_task_outputs
 SELECT count(*) FROM task_runs
-WHERE execution_id = ? AND coalesce(json::jsonb -> 'outputs', 'null'::jsonb) <> 'null'::jsonb;
+WHERE execution_id = ?
+  AND coalesce(replace(json, '\u0000', '\ufffd')::jsonb -> 'outputs', 'null'::jsonb) <> 'null'::jsonb;
 
 -- name: purge_logs
 DELETE FROM logs
