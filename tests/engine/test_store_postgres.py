@@ -13,6 +13,8 @@ import pytest
 
 from tests.postgres import drop_schema, new_schema_url, postgres_database
 from tiercel.engine.store import Store, StoreError, StoreLockedError
+from tiercel.engine.store.postgres.connection import SyncConnection
+from tiercel.engine.store.postgres.writer import PostgresWriter
 
 
 @pytest.fixture
@@ -107,3 +109,25 @@ async def test_a_missing_first_schema_is_made_even_when_a_later_one_exists() -> 
         assert name in schemas and "public" not in schemas
     finally:
         drop_schema(name)
+
+
+def test_a_batch_whose_commit_was_cut_runs_again_only_if_it_did_not_commit(pg_url: str) -> None:
+    """When the connection goes down during COMMIT, the writer asks the server, on its new
+    connection, whether that transaction committed: a committed batch is not run again (its log
+    lines would be stored twice, its trigger fires refused as already fired)."""
+
+    def connect() -> SyncConnection:
+        return SyncConnection.connect(pg_url, application_name="tiercel test")
+
+    writer = PostgresWriter(connect(), connect)
+    conn = writer.conn
+    try:
+        for end, expected in (("COMMIT", [(True, "stored")]), ("ROLLBACK", None)):
+            conn.run("BEGIN")
+            txid = int(conn.raw.execute("SELECT txid_current()").fetchone()[0])
+            conn.run(end)
+            writer._committing = (txid, [(True, "stored")])
+            assert writer._committed_before_the_loss() == expected
+            assert writer._committing is None
+    finally:
+        writer.close()
