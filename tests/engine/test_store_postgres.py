@@ -131,3 +131,10 @@ def test_a_batch_whose_commit_was_cut_runs_again_only_if_it_did_not_commit(pg_ur
             assert writer._committing is None
     finally:
         writer.close()
+
+
+async def test_a_store_closed_can_be_owned_again_at_once(pg_url: str) -> None:
+    """The owner's lock is given back by the close itself, not when the server ends the session."""
+    for _ in range(100):
+        store = await Store.open(pg_url)
+        await store.close()

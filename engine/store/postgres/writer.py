@@ -7,6 +7,7 @@ awaitable resolves after that commit, as on SQLite.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -131,4 +132,9 @@ class PostgresWriter:
             pass
 
     def close(self) -> None:
+        # Let go of the owner's lock before the connection ends: the server ends a closed session a
+        # moment later, and an engine opening the store meanwhile would find it still held.
+        if not self.conn.raw.closed:
+            with contextlib.suppress(psycopg.Error):
+                self.conn.run("SELECT pg_advisory_unlock_all()")
         self.conn.close()
