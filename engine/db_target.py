@@ -2,7 +2,9 @@
 
 Commands name a store by either (`--db`, `TIERCEL_DB`); what the engine keeps on the local disk
 beside a store (the control socket, the files of its executions) goes beside an SQLite file, and for
-a PostgreSQL store in a folder of its own under `$XDG_DATA_HOME/tiercel/` (see `local_path`).
+a PostgreSQL store in a folder of its own under `$XDG_DATA_HOME/tiercel/` (see `local_path`). The
+files of executions go in the folder TIERCEL_STORAGE names instead, when it is set
+(`internal_storage.storage_root`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from __future__ import annotations
 from .folders import DIR_MODE, FILE_MODE, write_into
 from .globs import files_matching
 from .names import StorageError, safe_relative
-from .storage import DEFAULT_MAX_BYTES, Storage
+from .storage import DEFAULT_MAX_BYTES, STORAGE_VARIABLE, Storage, storage_root
 from .uris import SCHEME, URI_PREFIX
 
 __all__ = [
@@ -30,10 +30,12 @@ __all__ = [
     "DIR_MODE",
     "FILE_MODE",
     "SCHEME",
+    "STORAGE_VARIABLE",
     "URI_PREFIX",
     "Storage",
     "StorageError",
     "files_matching",
     "safe_relative",
+    "storage_root",
     "write_into",
 ]

@@ -16,6 +16,17 @@ from .uris import check_readable, execution_uri, input_uri, join_uri, parse_uri,
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 
 
+STORAGE_VARIABLE = "TIERCEL_STORAGE"
+
+
+def storage_root(path: Path) -> Path:
+    """The folder of the `kestra://` files of the store named after `path` (`Store.path`):
+    TIERCEL_STORAGE when set (a folder shared by the machines of a PostgreSQL store, say), else
+    `storage/` beside the store's local files."""
+    shared = os.environ.get(STORAGE_VARIABLE, "").strip()
+    return Path(shared).expanduser().absolute() if shared else path.parent / "storage"
+
+
 class Storage:
     """Kestra's internal storage kept in a private local folder.
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..internal_storage import storage_root
 from .errors import StoreError
 from .facade import Store
 
@@ -136,8 +137,8 @@ async def copy_store(
 def copy_files(source: Store, target: Store) -> int:
     """Copy the files of the source's executions and namespaces (its internal storage, beside it on
     this machine) to the target's; the number of files copied."""
-    here, there = source.path.parent / "storage", target.path.parent / "storage"
-    if not here.is_dir():
+    here, there = storage_root(source.path), storage_root(target.path)
+    if not here.is_dir() or here == there:  # one folder for both (TIERCEL_STORAGE): nothing to copy
         return 0
     shutil.copytree(here, there, dirs_exist_ok=True, symlinks=True)
     return sum(1 for path in here.rglob("*") if path.is_file())

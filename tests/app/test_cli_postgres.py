@@ -78,3 +78,33 @@ def test_an_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
     assert ran.returncode != 0
     assert "cannot connect to postgresql://nobody:***@127.0.0.1:1/nowhere" in ran.stderr
     assert "secret" not in ran.stderr and "Traceback" not in ran.stderr
+
+
+REPORT = """
+id: report
+namespace: acme.pg
+tasks:
+  - id: write
+    type: io.kestra.plugin.scripts.shell.Commands
+    outputFiles: [out.txt]
+    commands:
+      - printf shared > out.txt
+  - id: read
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - cat {{ outputs.write.outputFiles['out.txt'] }}
+"""
+
+
+def test_tiercel_storage_puts_the_files_of_executions_in_a_shared_folder(tmp_path: Path, pg_url: str) -> None:
+    """Machines that share a PostgreSQL store share their files through TIERCEL_STORAGE (a shared
+    mount): the files go there, for a file store as well, and a task reads its upstream's file."""
+    (tmp_path / "report.yml").write_text(REPORT)
+    shared = tmp_path / "shared"
+    env = {"TIERCEL_STORAGE": str(shared)}
+    for db in (pg_url, str(tmp_path / "local.db")):
+        ran = tiercel("run", "--db", db, "report.yml", "--json", cwd=tmp_path, env=env)
+        assert ran.returncode == 0, ran.stderr
+        assert json.loads(ran.stdout)["state"]["current"] == "SUCCESS"
+    assert [path.read_text() for path in shared.glob("**/out.txt")] == ["shared", "shared"]
+    assert not list((tmp_path / "data").glob("**/out.txt")) and not (tmp_path / "storage").exists()
