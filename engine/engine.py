@@ -61,7 +61,7 @@ class Engine:
         self.store = store
         self.last_states = store.last_states  # the newest execution's state of each flow, one query
         self.flows_dir = flows_dir
-        self.storage = Storage(storage_root(store.path))  # kestra:// files, beside the database
+        self.storage = Storage(storage_root(store.path))  # kestra:// files (TIERCEL_STORAGE or beside)
         self.secrets = secrets or configured_secrets()
         self.masker = masking(self.secrets)
         self.registry = task_registry or registry()

@@ -6,12 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-
-from tests.postgres import drop_schema, new_schema_url
 
 TIERCEL = Path(sys.executable).parent / "tiercel"
 
@@ -36,13 +31,6 @@ tasks:
     commands:
       - printf rows-3 > report.txt
 """
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    url, schema = new_schema_url()
-    yield url
-    drop_schema(schema)
 
 
 def tiercel(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -7,12 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-
-from tests.postgres import drop_schema, new_schema_url
 
 TIERCEL = Path(sys.executable).parent / "tiercel"
 
@@ -32,13 +27,6 @@ tasks:
     key: greeted
     value: "{{ inputs.name }}"
 """
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    url, schema = new_schema_url()
-    yield url
-    drop_schema(schema)
 
 
 def tiercel(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -15,13 +14,6 @@ from tests.postgres import drop_schema, new_schema_url, postgres_database
 from tiercel.engine.store import Store, StoreError, StoreLockedError
 from tiercel.engine.store.postgres.connection import SyncConnection
 from tiercel.engine.store.postgres.writer import PostgresWriter
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    url, schema = new_schema_url()
-    yield url
-    drop_schema(schema)
 
 
 async def test_the_schema_the_url_names_is_created_on_the_first_open() -> None:

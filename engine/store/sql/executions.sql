@@ -94,7 +94,7 @@ COMMIT;
 -- finding a flow's newest execution there would read its namespace's newer executions of other flows).
 -- name: select_last_states
 WITH RECURSIVE flows_run (namespace, flow_id) AS (
-    SELECT * FROM (SELECT namespace, flow_id FROM executions ORDER BY namespace, flow_id LIMIT 1)
+    SELECT * FROM (SELECT namespace, flow_id FROM executions ORDER BY namespace, flow_id LIMIT 1) AS head
     UNION ALL
     SELECT e.namespace, e.flow_id
     FROM flows_run AS f JOIN executions AS e ON e.seq = coalesce(

@@ -46,7 +46,7 @@ SELECT revision, source, created FROM flow_revisions WHERE namespace = ? AND flo
 -- name: select_flows
 SELECT namespace, flow_id, revision, path, updated, deleted, source_hash, trigger_types, checked_with
 FROM flows
-WHERE deleted = 0 OR ? ORDER BY namespace, flow_id;
+WHERE deleted = 0 OR ? <> 0 ORDER BY namespace, flow_id;
 
 -- name: upsert_flow_error
 INSERT INTO flow_errors (path, message, updated) VALUES (?, ?, ?)

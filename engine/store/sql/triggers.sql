@@ -16,8 +16,9 @@ ON CONFLICT (namespace, flow_id, trigger_id) DO UPDATE SET enabled = excluded.en
     schedule = excluded.schedule, updated = excluded.updated;
 
 -- name: insert_fire
-INSERT OR IGNORE INTO trigger_fires (namespace, flow_id, trigger_id, date, execution_id)
-VALUES (?, ?, ?, ?, ?);
+INSERT INTO trigger_fires (namespace, flow_id, trigger_id, date, execution_id)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING;
 
 -- Fire records of a schedule older than a date: plain dates, and dates of backfills other than `?`.
 -- name: prune_fires
@@ -55,9 +56,12 @@ SELECT start_date, end_date, results, outputs FROM flow_trigger_windows
 WHERE namespace = ? AND flow_id = ? AND trigger_id = ? AND condition_id = ?;
 
 -- name: save_window
-INSERT OR REPLACE INTO flow_trigger_windows
+INSERT INTO flow_trigger_windows
     (namespace, flow_id, trigger_id, condition_id, start_date, end_date, results, outputs, updated)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (namespace, flow_id, trigger_id, condition_id) DO UPDATE SET
+    start_date = excluded.start_date, end_date = excluded.end_date, results = excluded.results,
+    outputs = excluded.outputs, updated = excluded.updated;
 
 -- name: delete_window
 DELETE FROM flow_trigger_windows WHERE namespace = ? AND flow_id = ? AND trigger_id = ? AND condition_id = ?;

@@ -1,9 +1,5 @@
--- The statements of sql/triggers.sql that PostgreSQL needs written otherwise, by the same names.
-
--- name: insert_fire
-INSERT INTO trigger_fires (namespace, flow_id, trigger_id, date, execution_id)
-VALUES (?, ?, ?, ?, ?)
-ON CONFLICT DO NOTHING;
+-- The statements of sql/triggers.sql that PostgreSQL needs written otherwise, by the same names:
+-- strpos where SQLite has instr.
 
 -- name: prune_fires
 DELETE FROM trigger_fires
@@ -22,11 +18,3 @@ WHERE namespace = ? AND flow_id = ? AND trigger_id = ? AND date < ?
         SELECT 1 FROM executions AS e WHERE e.id = trigger_fires.execution_id
             AND e.state NOT IN ('SUCCESS', 'WARNING', 'FAILED', 'KILLED', 'CANCELLED', 'SKIPPED', 'RETRIED')
     );
-
--- name: save_window
-INSERT INTO flow_trigger_windows
-    (namespace, flow_id, trigger_id, condition_id, start_date, end_date, results, outputs, updated)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (namespace, flow_id, trigger_id, condition_id) DO UPDATE SET
-    start_date = excluded.start_date, end_date = excluded.end_date, results = excluded.results,
-    outputs = excluded.outputs, updated = excluded.updated;
