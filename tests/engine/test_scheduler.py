@@ -117,6 +117,10 @@ async def test_every_five_minutes_for_a_year_with_twenty_restarts(tmp_path: Path
         async with scheduled(tmp_path, clock, *([source] if restart == 0 else [])) as engine:
             stop_at = end if restart == 20 else START + segment * (restart + 1)
             while moment < stop_at:
+                if restart == 20:
+                    # The executions of the last days end before the next group fires: a group prunes
+                    # only the fire records of ended executions, whatever the machine's load.
+                    await settle(engine, timeout=120)
                 moment = min(moment + timedelta(days=2), stop_at)
                 clock.set(moment)
                 await engine.scheduler.settled()
