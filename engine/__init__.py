@@ -14,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and linters
+    from .cluster import cluster_worker as cluster_worker, shared_worker_pool as shared_worker_pool
     from .commands import (
         AmbiguousExecutionIdError as AmbiguousExecutionIdError,
         BackfillAction as BackfillAction,
@@ -80,6 +81,7 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
     )
     from .triggers.types import SCHEDULE as SCHEDULE
     from .triggers.webhook import WebhookServer as WebhookServer
+    from .wiring import WorkerPoolFactory as WorkerPoolFactory
 
 # Each public name and the module that defines it.
 _EXPORTS: dict[str, str] = {
@@ -97,6 +99,7 @@ _EXPORTS: dict[str, str] = {
         ],
         ".commands",
     ),
+    **dict.fromkeys(["cluster_worker", "shared_worker_pool"], ".cluster"),
     **dict.fromkeys(["ConnectError", "NoEngineError", "connect"], ".connection"),
     "ControlClient": ".control",
     "EngineCommandError": ".errors",
@@ -144,6 +147,7 @@ _EXPORTS: dict[str, str] = {
     "SCHEDULE": ".triggers.types",
     **dict.fromkeys(["BackfillProgress", "SchedulerError", "TriggerState"], ".triggers.state"),
     "WebhookServer": ".triggers.webhook",
+    "WorkerPoolFactory": ".wiring",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,13 +1,12 @@
 """The Engine facade: it wires Kestra's components and answers the `Commands` protocol (engine.commands).
 
 Components: executor/ (the loop owning live executions around the pure decisions, with new executions,
-subflows and crash recovery), worker/ (task runs), connected by wiring.py through the messages of
-messages.py and the log pipeline of logs.py; flows/ (the flows folder), triggers/ (schedules, flow triggers,
-backfills), control.py (the channel other processes send commands through).
+subflows and crash recovery), worker/ (task runs; cluster/ shares them through PostgreSQL), connected by
+wiring.py through messages.py and the log pipeline of logs.py; flows/, triggers/ (schedules, flow
+triggers, backfills), control.py (the channel other processes send commands through).
 
-Guarantees: every state change is stored, with its history, before it is announced; a step that
-cannot be saved is retried, then fails its execution (executor/loop.py). After a crash, the next
-engine kills the task programs the crashed one left running and carries on (executor/startup.py).
+Guarantees: every state change is stored before it is announced, an unsaved step fails (executor/loop.py);
+after a crash the next engine kills what the crashed one left running and carries on (executor/startup.py).
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from .store import Store, TriggerFire
 from .tasks.registry import Registry, registry
 from .triggers.flow import FlowTriggers
 from .triggers.schedule import Clock, Scheduler, TriggerState
-from .wiring import build_executor_and_worker
+from .wiring import WorkerPoolFactory, build_executor_and_worker
 
 KILL_GRACE_SECONDS = 5.0
 _log = logging.getLogger(__name__)
@@ -57,6 +56,7 @@ class Engine:
         kill_grace: float = KILL_GRACE_SECONDS,
         clock: Clock | None = None,
         subflow_depth: int | None = None,
+        workers: WorkerPoolFactory | None = None,
     ) -> None:
         self.store = store
         self.last_states = store.last_states  # the newest execution's state of each flow, one query
@@ -71,7 +71,7 @@ class Engine:
         self.catalog = self.folder.catalog
         self.log_pipeline = LogPipeline(store, self.events, self.masker, is_live=self.is_live)
         self.new_executions = NewExecutions(self.renderer, self.storage, self.masker)
-        self.runner, self.executions = build_executor_and_worker(self, kill_grace, subflow_depth)
+        self.workers, self.executions = build_executor_and_worker(self, kill_grace, subflow_depth, workers)
         self.loop = self.executions.loop
         self._control: ControlServer | None = None
         self.flow_triggers = FlowTriggers(self)
@@ -113,7 +113,7 @@ class Engine:
         """Stop everything the engine started; one part failing to stop does not keep the others up."""
         steps: list[Callable[[], Awaitable[None]]] = [self.scheduler.stop, self.flow_triggers.stop]
         steps += [self.folder.stop, *([self._control.stop] if self._control else [])]
-        steps += [self.runner.stop, self.executions.stop, self.log_pipeline.stop, self.log_pipeline.flush]
+        steps += [self.workers.stop, self.executions.stop, self.log_pipeline.stop, self.log_pipeline.flush]
         for step in steps:
             try:
                 await step()

@@ -1,7 +1,8 @@
 """The messages the engine's components exchange, as plain data.
 
 The executor loop takes `ExecutorMessage`s from its inbox (engine.queue): commands (start, kill,
-resume, restart), a task run's result, a subflow's link, or a wake-up when a timer is due. It sends
+resume, restart), a task run's result (or its loss with its worker), a subflow's link, or a
+wake-up when a timer is due. It sends
 the worker `RunTaskRun` and `CancelTaskRun`. The worker answers with `TaskRunResult` (a `WorkerResult`, into
 the executor's inbox) and log lines (engine.logs). What changed is announced on the event bus
 (engine.events: ExecutionChanged, TaskRunChanged, LogsAppended) once it is stored.
@@ -55,6 +56,15 @@ class TaskRunResult(ExecutorMessage):
     """One attempt of a task run ended (from the worker, or a subflow's end reported back)."""
 
     result: WorkerResult
+
+
+@dataclass(frozen=True)
+class TaskRunLost(ExecutorMessage):
+    """The worker running an attempt of a task run is gone (it stopped heartbeating): the attempt
+    ends as an engine crash would end it (engine.executor.recovery)."""
+
+    task_run_id: str
+    attempt: int
 
 
 @dataclass(frozen=True)

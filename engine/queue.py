@@ -10,6 +10,7 @@ two protocols, without a change to the executor or to the tasks.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Generic, Protocol, TypeVar
 
 from .messages import WorkerJob
@@ -40,6 +41,19 @@ class WorkerQueue(Protocol):
     def send(self, job: WorkerJob) -> None: ...
 
     def is_running(self, task_run_id: str) -> bool: ...
+
+
+class WorkerPool(WorkerQueue, Protocol):
+    """The engine's workers as it starts and stops them: the in-process runner, or a shared queue."""
+
+    async def open(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def held(self, attempts: Sequence[tuple[str, int]]) -> set[str]:
+        """Of these (task run id, attempt) pairs found running at start, the task runs whose attempt
+        still runs (or has ended and will be reported): recovery leaves them alone."""
+        ...
 
 
 class InProcessQueue(Generic[T]):

@@ -9,7 +9,7 @@ commands through `TaskCommands`, never the engine itself.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,11 +29,14 @@ from .internal_storage import Storage
 from .logs import LogPipeline
 from .messages import ExecutorMessage
 from .model import Execution, Flow, StateType
-from .queue import InProcessQueue
+from .queue import InProcessQueue, MessageSink, WorkerPool
 from .secrets import Masker, Secrets
 from .store import Store
 from .tasks.registry import Registry
-from .worker.runner import Runner
+from .worker.runner import Runner, WorkerStore
+
+# Builds the engine's worker pool from its inbox and in-process runner (engine.cluster's shared queue).
+WorkerPoolFactory = Callable[[MessageSink[ExecutorMessage], Runner], WorkerPool]
 
 
 class EngineParts(SubflowHost, Protocol):
@@ -99,11 +102,32 @@ class TaskCommands:
         await self.parts.set_trigger_enabled(namespace, flow_id, trigger_id, enabled)
 
 
-def build_executor_and_worker(
-    parts: EngineParts, kill_grace: float, subflow_depth: int | None
-) -> tuple[Runner, Executions]:
-    """The worker and the executor component; the engine is the subflows' host."""
-    functions = ExpressionFunctions(
+def build_runner(
+    parts: EngineParts,
+    functions: ExpressionFunctions,
+    results: MessageSink[ExecutorMessage],
+    kill_grace: float,
+    store: WorkerStore | None = None,
+) -> Runner:
+    """The in-process worker: its results go to `results`, its programs are recorded in `store`."""
+    return Runner(
+        parts.registry,
+        parts.renderer,
+        results=results,
+        logs=parts.log_pipeline,
+        context_extra=lambda execution: functions(execution, []),
+        prefetch=functions.prefetch_kv,
+        store=store or parts.store,
+        storage=parts.storage,
+        namespace_files=parts.flows_dir / NAMESPACE_FILES_FOLDER if parts.flows_dir else None,
+        commands=TaskCommands(parts),
+        kill_grace=kill_grace,
+    )
+
+
+def expression_functions(parts: EngineParts) -> ExpressionFunctions:
+    """The expression functions (kv, secret, read ...) of the executor's and the worker's renders."""
+    return ExpressionFunctions(
         renderer=parts.renderer,
         registry=parts.registry,
         kv=parts.store,
@@ -115,20 +139,17 @@ def build_executor_and_worker(
         errors_of=parts.log_pipeline.errors_of,
         clear_inputs=parts.new_executions.clear_inputs,
     )
+
+
+def build_executor_and_worker(
+    parts: EngineParts, kill_grace: float, subflow_depth: int | None, workers: WorkerPoolFactory | None = None
+) -> tuple[WorkerPool, Executions]:
+    """The worker (the in-process runner, or `workers` around it) and the executor component; the
+    engine is the subflows' host."""
+    functions = expression_functions(parts)
     inbox: InProcessQueue[ExecutorMessage] = InProcessQueue()
-    runner = Runner(
-        parts.registry,
-        parts.renderer,
-        results=inbox,
-        logs=parts.log_pipeline,
-        context_extra=lambda execution: functions(execution, []),
-        prefetch=functions.prefetch_kv,
-        store=parts.store,
-        storage=parts.storage,
-        namespace_files=parts.flows_dir / NAMESPACE_FILES_FOLDER if parts.flows_dir else None,
-        commands=TaskCommands(parts),
-        kill_grace=kill_grace,
-    )
+    runner = build_runner(parts, functions, inbox, kill_grace)
+    pool: WorkerPool = workers(inbox, runner) if workers is not None else runner
 
     def ended(execution: Execution) -> None:
         parts.new_executions.release(execution.id)
@@ -140,7 +161,7 @@ def build_executor_and_worker(
         registry=parts.registry,
         events=parts.events,
         inbox=inbox,
-        worker=runner,
+        worker=pool,
         logs=parts.log_pipeline,
         functions=functions,
         host=parts,
@@ -148,4 +169,4 @@ def build_executor_and_worker(
         max_subflow_depth=subflow_depth or max_subflow_depth(),
         on_end=ended,
     )
-    return runner, executions
+    return pool, executions

@@ -7,8 +7,11 @@ Nothing here imports more than the engine's text helpers at import time: `tierce
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -17,9 +20,31 @@ from typing import TYPE_CHECKING
 from tiercel.engine import DbTarget, as_target, describe_target, target_exists, visible
 
 if TYPE_CHECKING:
-    from tiercel.engine import Engine, ExecutionIds, Flow, InputError, LogEntry
+    from tiercel.engine import Engine, ExecutionIds, Flow, InputError, LogEntry, WorkerPoolFactory
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED = 0, 1, 2, 3
+# Task runs a worker of a cluster runs at once, unless told.
+DEFAULT_CONCURRENCY = 16
+
+
+def stop_requested() -> asyncio.Event:
+    """An event set on SIGTERM or SIGINT: a long-running command's cue to stop cleanly."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    return stopping
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {value}")
+    return value
 
 
 class UsageError(Exception):
@@ -190,17 +215,22 @@ def format_log(entry: LogEntry) -> str:
 # -- engines owned by the command itself (run, server) -----------------------------------------------
 
 
-async def open_engine(db: DbTarget, flows_dir: Path | None) -> Engine | None:
-    """An Engine owning `db` (not started), or None when it cannot be had (the message is said)."""
+async def open_engine(
+    db: DbTarget, flows_dir: Path | None, *, workers: WorkerPoolFactory | None = None, member: bool = False
+) -> Engine | None:
+    """An Engine owning `db` (not started), or None when it cannot be had (the message is said).
+
+    `workers` gives it a cluster's shared worker queue; `member` opens a cluster's store without
+    owning it (for a worker)."""
     from tiercel.engine import Engine, SecretError, Store, StoreError
 
     try:
-        store = await Store.open(db)
+        store = await Store.open(db, member=member)
     except StoreError as error:
         say(f"tiercel: {error}", err=True)
         return None
     try:
-        return Engine(store, flows_dir=flows_dir)
+        return Engine(store, flows_dir=flows_dir, workers=workers)
     except SecretError as error:
         say(f"tiercel: {error} (TIERCEL_SECRETS_FILE)", err=True)
         await store.close()

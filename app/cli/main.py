@@ -23,6 +23,7 @@ from .migrate import add_parsers as add_migrate_parsers, cmd_migrate
 from .run import add_parsers as add_run_parsers, cmd_run, cmd_validate
 from .server import add_server_parser, add_ui_parser, cmd_server, cmd_ui
 from .triggers import add_parsers as add_trigger_parsers, cmd_backfill, cmd_triggers
+from .worker import add_parsers as add_worker_parsers, cmd_worker
 
 # A handler returns its exit code, or the coroutine that does (run here, in a fresh event loop).
 Handler = Callable[[argparse.Namespace], int | Coroutine[Any, Any, int]]
@@ -40,6 +41,7 @@ HANDLERS: dict[str, Handler] = {
     "executions": cmd_executions,
     "logs": cmd_logs,
     "migrate": cmd_migrate,
+    "worker": cmd_worker,
     **dict.fromkeys(EXECUTION_COMMANDS, cmd_control),
 }
 
@@ -53,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flow_parsers(sub)
     add_trigger_parsers(sub)
     add_server_parser(sub)
+    add_worker_parsers(sub)
     add_query_parsers(sub)
     add_execution_parsers(sub)
     add_migrate_parsers(sub)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,14 +22,17 @@ from .activity import ServerActivity, log_line
 if TYPE_CHECKING:
     from tiercel.engine import DbTarget
 from .common import (
+    DEFAULT_CONCURRENCY,
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
     default_flows_dir,
     flows_folder,
     open_engine,
+    positive_int,
     resolve_db,
     say,
+    stop_requested,
 )
 
 
@@ -55,22 +57,35 @@ def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     server.add_argument(
         "--port", type=int, default=8080, help="port for webhooks (default: 8080; 0: any free)"
     )
+    cluster = server.add_argument_group("with a PostgreSQL store (--db postgresql://...)")
+    cluster.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="run no worker here (`tiercel worker` processes run the tasks)",
+    )
+    cluster.add_argument(
+        "--concurrency", type=positive_int, default=DEFAULT_CONCURRENCY,
+        help=f"task runs the local worker runs at once (default: {DEFAULT_CONCURRENCY})",
+    )  # fmt: skip
+    cluster.add_argument(
+        "--heartbeat-timeout", type=float, default=10.0, metavar="SECONDS",
+        help="a worker silent this long is taken as gone, its task runs handed to others (default: 10)",
+    )  # fmt: skip
 
 
 async def cmd_server(args: argparse.Namespace) -> int:
-    from tiercel.engine import WebhookServer
+    from tiercel.engine import WebhookServer, cluster_worker, shared_worker_pool
 
     flows_dir = Path(args.flows) if args.flows else default_flows_dir()
     if not flows_dir.is_dir():
         raise UsageError(f"{flows_dir}: no such flows folder")
     db = resolve_db(args.db)
-    engine = await open_engine(db, flows_dir)
+    url = db if isinstance(db, str) else None  # PostgreSQL: task runs go through the shared queue
+    workers = shared_worker_pool(url, heartbeat_timeout=args.heartbeat_timeout) if url else None
+    engine = await open_engine(db, flows_dir, workers=workers)
     if engine is None:
         return EXIT_USAGE
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
+    stopping = stop_requested()
     webhooks = WebhookServer(engine, args.host, args.port)
     # The port first: a busy one must stop us before the engine resumes anything (a rerun that is
     # cancelled at once would use up an attempt for nothing).
@@ -81,6 +96,10 @@ async def cmd_server(args: argparse.Namespace) -> int:
         say(f"tiercel: cannot listen on {args.host}:{args.port}: {error.strerror or error}", err=True)
         return EXIT_USAGE
     await engine.start(watch=True)
+    local = None
+    if url and not args.no_worker:
+        local = cluster_worker(engine, url, concurrency=args.concurrency)
+        await local.start()
     activity = ServerActivity(engine)
     try:
         errors = sum(len(found) for found in engine.flow_errors.values())
@@ -93,6 +112,8 @@ async def cmd_server(args: argparse.Namespace) -> int:
         log_line("tiercel server: stopping")
     finally:
         await webhooks.stop()
+        if local is not None:
+            await local.stop()
         await engine.stop()
         await activity.stop()
     return EXIT_OK

@@ -31,6 +31,7 @@ from ..model import (
 from ..tasks.flowable import FlowableHandler, Resolved, TaskError, allowed, resolve
 from ..tasks.registry import Registry
 from ..tasks.types import Kind
+from .recovery import WORKER_LOST_MESSAGE, rerun, runs_again
 from .sla import check_slas, next_deadline
 from .working_copy import Functions, Outcome, Work, attempt_open, close_attempt, descendants
 
@@ -181,6 +182,23 @@ class Executor:
         if not execution.state.current.is_terminated:
             work.set_header(work.header.to(S.FAILED, now))
         return self._finish(work)
+
+    def lost(
+        self, flow: Flow, execution: Execution, now: datetime, task_run_id: str, attempt: int
+    ) -> Outcome:
+        """The worker running an attempt is gone: the attempt FAILED, and a new one is sent out or
+        the task run fails, by crash recovery's rules (engine.executor.recovery)."""
+        work = self._work(flow, execution, now)
+        run = work.run(task_run_id) if task_run_id in work.position else None
+        if run is None or run.state.current.is_terminated or len(run.attempts) - 1 != attempt:
+            return self._step(work)
+        work.log(LogLevel.ERROR, WORKER_LOST_MESSAGE, run)
+        if runs_again(flow, work.snapshot(), run):
+            work.outcome.dispatch.append(work.put(rerun(run, now)))
+        else:
+            end = S.KILLED if work.killing else S.FAILED
+            self._apply(work, WorkerResult(run.id, end))
+        return self._step(work)
 
     def link_subflow(
         self, flow: Flow, execution: Execution, now: datetime, task_run_id: str, child_id: str

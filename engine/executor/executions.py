@@ -18,7 +18,7 @@ from ..inputs import input_json_value, resolve_inputs
 from ..logs import LogPipeline, log_entry
 from ..messages import ExecutorMessage, KillExecution, RestartExecution, ResumeExecution, StartExecution
 from ..model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
-from ..queue import MessageQueue, WorkerQueue
+from ..queue import MessageQueue, WorkerPool
 from ..store import TriggerFire
 from ..tasks.registry import Registry
 from .decisions import Executor
@@ -63,7 +63,7 @@ class Executions:
         registry: Registry,
         events: EventBus,
         inbox: MessageQueue[ExecutorMessage],
-        worker: WorkerQueue,
+        worker: WorkerPool,
         logs: LogPipeline,
         functions: ExpressionFunctions,
         host: SubflowHost,
@@ -72,6 +72,7 @@ class Executions:
         on_end: Callable[[Execution], None],
     ) -> None:
         self.store = store
+        self.worker = worker
         self.events = events
         self.store_input_file = store_input_file
         self.flow_revision: Callable[[str, str, int], Awaitable[Flow | None]] = host.flow_revision
@@ -112,6 +113,7 @@ class Executions:
     async def start(self, recover: Collection[str] | None = None) -> None:
         """Start the loop, kill what a crashed engine left running, resume the unfinished executions."""
         self.loop.start()
+        await self.worker.open()
         await kill_leftover_processes(self.store)
         await self.recovery.recover(recover)
 

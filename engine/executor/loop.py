@@ -36,6 +36,7 @@ from ..messages import (
     ResumeExecution,
     RunTaskRun,
     StartExecution,
+    TaskRunLost,
     TaskRunResult,
     WakeExecution,
 )
@@ -415,6 +416,8 @@ class ExecutorLoop:
             return executor.resume(flow, execution, now, message.outputs)
         if isinstance(message, RestartExecution):
             return executor.restart(flow, execution, now)
+        if isinstance(message, TaskRunLost):
+            return executor.lost(flow, execution, now, message.task_run_id, message.attempt)
         if isinstance(message, LinkSubflow):
             return executor.link_subflow(flow, execution, now, message.task_run_id, message.child_id)
         return executor.advance(flow, execution, now)

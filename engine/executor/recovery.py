@@ -11,6 +11,9 @@ Policy (the engine applies it at start, to every unfinished execution it finds):
 * A task run never gets more than ``maxAttempt + 1`` attempts (``maxAttempt`` of the retry that
   applies to it, 1 without one): an interrupted attempt that was already the last one allowed fails.
 * A task run being killed (or in an execution being killed) ends KILLED.
+
+The same rules apply to the task runs of a worker of a cluster that stops heartbeating
+(engine.cluster), with "the worker running the task stopped heartbeating" in their log.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from ..model import Attempt, Execution, Flow, RetrySpec, State, StateType, TaskR
 
 NOT_IDEMPOTENT_LABEL = "tiercel.notIdempotent"
 INTERRUPTED_MESSAGE = "engine stopped while the task was running"
+WORKER_LOST_MESSAGE = "the worker running the task stopped heartbeating: it is taken as stopped"
 
 
 def not_idempotent(flow: Flow, task_id: str) -> bool:

@@ -22,7 +22,7 @@ from ..messages import ExecutorMessage, RunTaskRun, StartExecution, TaskRunResul
 from ..model import Execution, Flow, StateType, TaskRun, utcnow
 from ..processes.leftovers import kill_leftovers
 from ..processes.record import ProcessRecord, attempt_token_prefix
-from ..queue import WorkerQueue
+from ..queue import WorkerPool
 from ..tasks.for_each_item import EXECUTABLE
 from ..tasks.registry import Registry
 from ..tasks.types import Kind
@@ -79,7 +79,7 @@ class CrashRecovery:
         store: RecoveryStore,
         registry: Registry,
         loop: ExecutorLoop,
-        worker: WorkerQueue,
+        worker: WorkerPool,
         subflows: Subflows,
         logs: LogPipeline,
         events: EventBus,
@@ -106,9 +106,18 @@ class CrashRecovery:
             # With the subflow executions below them: a parent waits for its children, and a kill
             # must reach them (`tiercel kill` with no engine running).
             only = with_descendants(only, unfinished)
+        if only is not None:
+            unfinished = [execution for execution in unfinished if execution.id in only]
+        # Attempts a worker of a cluster still runs (or has reported on) are waited for, not rerun.
+        held = await self.worker.held(
+            [
+                (run.id, len(run.attempts) - 1)
+                for execution in unfinished
+                for run in execution.task_runs
+                if run.state.current.is_running and run.attempts
+            ]
+        )
         for execution in unfinished:
-            if only is not None and execution.id not in only:
-                continue
             flow = await self.flow_revision(execution.namespace, execution.flow_id, execution.flow_revision)
             if flow is None:
                 failed = execution.to(StateType.FAILED)
@@ -118,7 +127,7 @@ class CrashRecovery:
             again = []
             notes = []
             for run in execution.task_runs:
-                if not run.state.current.is_running:
+                if not run.state.current.is_running or run.id in held:
                     continue
                 task_type = self.registry.lookup(flow.tasks_by_id[run.task_id].type)
                 kind = task_type.kind if task_type else Kind.RUNNABLE

@@ -1,8 +1,10 @@
 """Rules of Kestra's open-source edition, and what this engine accepts without doing it.
 
 Refused, as Kestra OSS refuses them:
-- `workerGroup` (on the flow, a task or a trigger) is an Enterprise Edition feature ("Worker Group is
-  an Enterprise Edition functionality", its WorkerGroupValidator);
+- `workerGroup` on the flow or a trigger is an Enterprise Edition feature ("Worker Group is an
+  Enterprise Edition functionality", its WorkerGroupValidator). On a task it is accepted with that
+  warning, as Kestra's Enterprise Edition does: a PostgreSQL cluster runs the task on the workers of
+  its group (engine.cluster);
 - a WorkingDirectory holds runnable tasks only: no flowable (Pause, If, ForEach ...) and no Subflow
   (its WorkingDirectoryTaskValidator), since its tasks run one after the other in one worker.
 Accepted with a validation warning (the flow runs, and `tiercel validate` says what differs): a
@@ -21,6 +23,10 @@ from .context import Context
 from .loader import YamlPath
 
 WORKER_GROUP = "Worker Group is an Enterprise Edition functionality"
+TASK_WORKER_GROUP = (
+    f"{WORKER_GROUP}: Kestra OSS refuses this flow. Here the task runs on the workers of that group "
+    "(`tiercel worker --group KEY`) when the store is PostgreSQL, else on the engine's own worker"
+)
 WORKING_DIRECTORY = "io.kestra.plugin.core.flow.WorkingDirectory"
 PROCESS_RUNNERS = frozenset(
     {"io.kestra.plugin.core.runner.Process", "io.kestra.plugin.scripts.runner.Process"}
@@ -40,7 +46,10 @@ def check_oss_rules(ctx: Context, root: dict[str, Any]) -> None:
             ctx.warn((key,), f"`{key}` is not applied: {reason}", key=True)
     for path, entry in plugin_entries(root):
         if entry.get("workerGroup") is not None:
-            ctx.error((*path, "workerGroup"), WORKER_GROUP, key=True)
+            if path[0] == "triggers":
+                ctx.error((*path, "workerGroup"), WORKER_GROUP, key=True)
+            else:
+                ctx.warn((*path, "workerGroup"), TASK_WORKER_GROUP, key=True)
         task_type = registry().lookup(entry["type"])
         if task_type is not None and task_type.name == WORKING_DIRECTORY:
             _check_working_directory(ctx, entry.get("tasks"), (*path, "tasks"))

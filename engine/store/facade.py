@@ -41,6 +41,7 @@ class Store(
         max_pages: int | None = None,
         busy_timeout: float = 5.0,
         readers: int = 2,
+        member: bool = False,
     ) -> Store:
         """Open (creating it and its folder if needed) the database at `path`.
 
@@ -55,6 +56,8 @@ class Store(
                 connection); see `set_max_pages`.
             busy_timeout: Seconds a connection waits for a lock held by another connection.
             readers: How many read connections to keep.
+            member: (PostgreSQL) Open as a member of a cluster (a worker), writable without
+                taking the owner's lock.
 
         Returns:
             The open store.
@@ -75,7 +78,9 @@ class Store(
                 raise StoreError(
                     "a PostgreSQL store needs psycopg: pip install 'tiercel[postgres]'"
                 ) from None
-            return cls(await PostgresDatabase.open_url(str(path), readonly=readonly, readers=readers))
+            return cls(
+                await PostgresDatabase.open_url(str(path), readonly=readonly, readers=readers, member=member)
+            )
         db = Path(path).expanduser().absolute()
         database = await Database.open(
             db, readonly=readonly, max_pages=max_pages, busy_timeout=busy_timeout, readers=readers

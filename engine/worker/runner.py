@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -175,14 +175,22 @@ class Runner:
         if task is not None:
             task.cancel()
 
-    async def stop(self) -> None:
-        """Cancel every attempt without reporting: the next engine decides what they become."""
+    async def abandon(self) -> None:
+        """Cancel every attempt without reporting: someone else decides what they become."""
         self._stopping = True
-        for task in list(self._running.values()):
-            task.cancel()
-        for task in list(self._running.values()):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        try:
+            for task in list(self._running.values()):
+                task.cancel()
+            for task in list(self._running.values()):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        finally:
+            self._stopping = False
+
+    async def stop(self) -> None:
+        """Abandon every attempt (the next engine decides what they become) and stop."""
+        await self.abandon()
+        self._stopping = True
         await self.forkservers.close()
 
     def _context(self, flow: Flow, execution: Execution, run: TaskRun) -> TaskContext:
@@ -214,15 +222,33 @@ class Runner:
             flush_logs=self.logs.flush,
         )
 
-    def _working_dir(self, flow: Flow, execution: Execution, run: TaskRun) -> tuple[Path, TaskRun] | None:
-        """The folder shared by the nearest task run (itself or an ancestor) whose handler shares one,
-        made on first use, and that task run."""
+    async def open(self) -> None:
+        """Nothing to open: attempts start as they are sent."""
+
+    async def held(self, attempts: Sequence[tuple[str, int]]) -> set[str]:
+        """None of a stopped engine's attempts outlives it in this process (see SharedWorkerQueue)."""
+        return set()
+
+    def _folder_owner(self, flow: Flow, execution: Execution, run: TaskRun) -> tuple[TaskRun, Any] | None:
+        """The nearest task run (itself or an ancestor) whose handler shares a working folder."""
         for candidate in (run, *execution.parents_of(run)):
             task_type = self.registry.lookup(flow.tasks_by_id[candidate.task_id].type)
             handler = task_type.handler if task_type is not None else None
             # An attribute check: isinstance on a runtime protocol costs more, once per ancestor.
-            if not hasattr(handler, "prepare_working_folder"):
-                continue
+            if hasattr(handler, "prepare_working_folder"):
+                return candidate, handler
+        return None
+
+    def shares_folder(self, flow: Flow, execution: Execution, run: TaskRun) -> bool:
+        """Whether the task run works in a folder shared with others (it must run where they do)."""
+        return self._folder_owner(flow, execution, run) is not None
+
+    def _working_dir(self, flow: Flow, execution: Execution, run: TaskRun) -> tuple[Path, TaskRun] | None:
+        """The folder shared by the nearest task run (itself or an ancestor) whose handler shares one,
+        made on first use, and that task run."""
+        found = self._folder_owner(flow, execution, run)
+        if found is not None:
+            candidate, handler = found
             owner = cast(SharesWorkingFolder, handler)
             folder = Path(tempfile.gettempdir()) / f"tiercel-wd-{candidate.id}"
             if not folder.exists():

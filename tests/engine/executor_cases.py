@@ -10,6 +10,7 @@ Events (one string each):
     warn a / killed a   (WARNING, KILLED); `ok a[2]` is task `a` for the loop value 2
     timeout a           the worker's result after the task's `timeout`: FAILED, like any failure
     wait 1.5            the clock moves 1.5 s and the executor takes a step (the engine's wake-up)
+    lost a              the worker running task `a`'s attempt is gone (it stopped heartbeating)
     kill / restart      the user's commands
     resume              resume a paused execution
 
@@ -130,6 +131,9 @@ class Drive:
         if verb in _RESULTS:
             result = WorkerResult(self.run(arg).id, _RESULTS[verb])
             return self._took(executor.apply_results(flow, self.execution, [result], self.now))
+        if verb == "lost":
+            run = self.run(arg)
+            return self._took(executor.lost(flow, self.execution, self.now, run.id, len(run.attempts) - 1))
         if verb == "wait":
             self.now += timedelta(seconds=float(arg))
             return self._took(executor.advance(flow, self.execution, self.now))

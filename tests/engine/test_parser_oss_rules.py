@@ -1,7 +1,8 @@
 """Flows that Kestra's open-source edition refuses are refused here too.
 
 Kestra: WorkerGroupValidator and its test (FlowTest.workerGroup on flows/invalids/worker-group.yaml:
-"tasks[0].workerGroup: Worker Group is an Enterprise Edition functionality"), and
+"tasks[0].workerGroup: Worker Group is an Enterprise Edition functionality"; a task's is a warning
+here, as the Enterprise Edition runs it), and
 WorkingDirectoryTaskValidator ("Only runnable tasks are allowed as children of a WorkingDirectory
 task").
 """
@@ -21,19 +22,21 @@ def errors(text: str) -> list[FlowError]:
     return caught.value.errors
 
 
-def test_a_task_worker_group_is_refused_at_its_place() -> None:
+def test_a_task_worker_group_is_accepted_with_the_warning_kestra_oss_would_refuse_it_with() -> None:
     text = (
         HEAD
         + "tasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n    message: x\n"
         + "    workerGroup:\n      key: gpu\n"
     )
-    [error] = errors(text)
-    assert error.yaml_path == "tasks[0].workerGroup"
-    assert error.message == "Worker Group is an Enterprise Edition functionality"
-    assert (error.line, error.column) == (7, 5)
+    flow = parse_flow(text)
+    assert flow.tasks_by_id["t"].props["workerGroup"] == {"key": "gpu"}
+    [warning] = flow.warnings
+    assert warning.startswith(
+        "7:5: tasks[0].workerGroup: Worker Group is an Enterprise Edition functionality: Kestra OSS refuses"
+    )
 
 
-def test_worker_groups_of_triggers_and_nested_tasks_are_refused_too() -> None:
+def test_worker_groups_of_flows_and_triggers_are_refused_and_nested_tasks_warned() -> None:
     text = HEAD + (
         "tasks:\n"
         "  - id: seq\n"
@@ -45,11 +48,12 @@ def test_worker_groups_of_triggers_and_nested_tasks_are_refused_too() -> None:
         "    type: io.kestra.plugin.core.trigger.Schedule\n"
         "    cron: '@daily'\n"
         "    workerGroup: {key: b}\n"
+        "workerGroup: {key: c}\n"
     )
-    assert sorted(error.yaml_path for error in errors(text)) == [
-        "tasks[0].tasks[0].workerGroup",
-        "triggers[0].workerGroup",
-    ]
+    assert sorted(error.yaml_path for error in errors(text)) == ["triggers[0].workerGroup", "workerGroup"]
+    valid = text.replace("    workerGroup: {key: b}\n", "").replace("workerGroup: {key: c}\n", "")
+    [warning] = parse_flow(valid).warnings
+    assert warning.startswith("7:70: tasks[0].tasks[0].workerGroup: Worker Group")
 
 
 @pytest.mark.parametrize(

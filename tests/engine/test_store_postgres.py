@@ -13,6 +13,7 @@ import pytest
 from tests.postgres import drop_schema, new_schema_url, postgres_database
 from tiercel.engine.store import Store, StoreError, StoreLockedError
 from tiercel.engine.store.postgres.connection import SyncConnection
+from tiercel.engine.store.postgres.schema import latest_version
 from tiercel.engine.store.postgres.writer import PostgresWriter
 
 
@@ -21,7 +22,7 @@ async def test_the_schema_the_url_names_is_created_on_the_first_open() -> None:
     url = f"{postgres_database()}?options=-csearch_path%3D{name}"
     try:
         async with await Store.open(url) as store:
-            assert store.schema_version == 1
+            assert store.schema_version == latest_version() >= 2
         with psycopg.connect(postgres_database()) as conn:
             tables = conn.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", [name]
@@ -44,7 +45,15 @@ async def test_one_owner_at_a_time_and_readers_beside_it(pg_url: str) -> None:
     finally:
         await owner.close()
     async with await Store.open(pg_url) as again:  # the lock went with the owner's connection
-        assert again.schema_version == 1
+        assert again.schema_version == latest_version()
+
+
+async def test_a_cluster_member_writes_beside_the_owner_without_its_lock(pg_url: str) -> None:
+    async with await Store.open(pg_url) as owner, await Store.open(pg_url, member=True) as worker:
+        await worker.kv_set("ns", "from", "worker")
+        assert await owner.kv_get("ns", "from") == (True, "worker")
+        with pytest.raises(StoreLockedError):  # the owner's lock is still the owner's
+            await Store.open(pg_url)
 
 
 async def test_a_read_only_store_needs_an_owner_to_have_made_it(pg_url: str) -> None:

@@ -7,7 +7,9 @@ several stores can share a database.
 
 One engine owns a store at a time, as on SQLite: it holds a session advisory lock keyed by the
 database and schema, taken with the writer connection and given back when it closes or its
-connection ends (the server notices a dead client). A read-only store takes no lock.
+connection ends (the server notices a dead client). A read-only store takes no lock, nor does a
+cluster member's (a `tiercel worker`): it writes the tables it shares with the owner (logs, KV,
+process records, the worker queue) and never the executions'.
 """
 
 from __future__ import annotations
@@ -40,18 +42,21 @@ class PostgresDatabase(Database):
     the control socket) go beside it (`db_target.local_path`).
     """
 
-    def __init__(self, url: str, *, readonly: bool) -> None:
+    def __init__(self, url: str, *, readonly: bool, member: bool = False) -> None:
         super().__init__(local_path(url), readonly=readonly)
         self.url = url
+        self.member = member
         self._application = f"tiercel pid {os.getpid()} on {socket.gethostname()}"
         self._pg_readers: list[AsyncConnection] = []
         self._pg_queue: asyncio.Queue[AsyncConnection] = asyncio.Queue()
         self._now: SyncConnection | None = None
 
     @classmethod
-    async def open_url(cls, url: str, *, readonly: bool, readers: int) -> PostgresDatabase:
+    async def open_url(
+        cls, url: str, *, readonly: bool, readers: int, member: bool = False
+    ) -> PostgresDatabase:
         """Open the store at `url`; see `Store.open` for the arguments."""
-        db = cls(url, readonly=readonly)
+        db = cls(url, readonly=readonly, member=member)
         try:
             if readonly:
                 await db._open_readonly_url()
@@ -107,6 +112,8 @@ class PostgresDatabase(Database):
         return conn
 
     def _take_owner_lock(self, conn: SyncConnection) -> None:
+        if self.member:
+            return
         key = conn.raw.execute(_OWNER_KEY).fetchone()[0]
         if conn.raw.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]:
             return

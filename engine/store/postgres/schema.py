@@ -1,5 +1,5 @@
 """Schema versions of a PostgreSQL store: `schema.sql` is version 1, `migrations/NNNN_<name>.sql`
-version NNNN (none yet).
+version NNNN.
 
 The version is kept in the table `tiercel_schema`; pending versions are applied in order, each in a
 transaction of its own that also records it, under a transaction advisory lock so that two engines

@@ -1,0 +1,72 @@
+"""`tiercel worker`: a process that runs task runs of a PostgreSQL-backed cluster, and nothing else.
+
+It claims task runs from the store's queue up to its concurrency (those of its worker group only,
+with `--group`), runs them as the server's own worker would, and heartbeats; a worker that dies has
+its task runs handed to another once its heartbeats stop (see `tiercel server --heartbeat-timeout`).
+It stops on SIGTERM or SIGINT: its running attempts are stopped and the executor's policy for a lost
+worker applies to them (a new attempt elsewhere, or FAILED for tasks marked not idempotent).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from tiercel.engine import cluster_worker, describe_target
+
+from .activity import log_line
+from .common import (
+    DEFAULT_CONCURRENCY,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    open_engine,
+    positive_int,
+    resolve_db,
+    stop_requested,
+)
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    worker = sub.add_parser(
+        "worker",
+        help="run task runs of a PostgreSQL-backed cluster",
+        description="Run task runs of the cluster whose store is the PostgreSQL database --db names.",
+        epilog="example: tiercel worker --db postgresql://tiercel@db-host/tiercel --concurrency 8",
+    )
+    worker.add_argument("--db", help="the cluster's store: a postgresql:// URL (or TIERCEL_DB)")
+    worker.add_argument(
+        "--concurrency", type=positive_int, default=DEFAULT_CONCURRENCY,
+        help=f"task runs run at once (default: {DEFAULT_CONCURRENCY})",
+    )  # fmt: skip
+    worker.add_argument("--group", help="run only the task runs of this workerGroup key")
+    worker.add_argument(
+        "--heartbeat", type=float, default=2.0, metavar="SECONDS",
+        help="seconds between heartbeats; keep it well under the servers' --heartbeat-timeout (default: 2)",
+    )  # fmt: skip
+
+
+async def cmd_worker(args: argparse.Namespace) -> int:
+    db = resolve_db(args.db)
+    if not isinstance(db, str):
+        raise UsageError("a worker needs a PostgreSQL store: --db postgresql://... (or TIERCEL_DB)")
+    engine = await open_engine(db, None, member=True)
+    if engine is None:
+        return EXIT_USAGE
+    stopping = stop_requested()
+    worker = cluster_worker(
+        engine, db, concurrency=args.concurrency, group=args.group, heartbeat=args.heartbeat
+    )
+    engine.log_pipeline.start()
+    try:
+        await worker.start()
+        group = f", group {args.group}" if args.group else ""
+        log_line(
+            f"tiercel worker {worker.id}: {args.concurrency} at once{group}, database {describe_target(db)}"
+        )
+        await stopping.wait()
+        log_line(f"tiercel worker {worker.id}: stopping")
+    finally:
+        await worker.stop()
+        await engine.log_pipeline.stop()
+        await engine.store.close()
+    return EXIT_OK

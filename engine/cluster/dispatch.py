@@ -1,0 +1,205 @@
+"""The executor's side of the shared worker queue: jobs out as rows, results back into its inbox.
+
+`send` queues a job and a background task writes the queued ones in one transaction, then notifies
+the workers; kills withdraw a job no worker took or flag it for its worker. The results are read in
+id order, handed to the inbox, then deleted; an attempt's result is taken once (a result read again
+after a cut delete, or one of an attempt no longer outstanding, is dropped). Every `heartbeat`
+seconds, workers silent for longer than the timeout are declared gone and each task run they held is
+posted as a `TaskRunLost`, so that the executor applies the crash-recovery policy to it.
+
+Task runs that share a working folder with a WorkingDirectory (a temporary folder of one machine)
+run on the server's in-process runner: they need that folder, not any worker's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import psycopg
+
+from ..messages import (
+    ExecutorMessage,
+    RunTaskRun,
+    TaskRunLost,
+    TaskRunResult,
+    WorkerJob,
+    WorkerResult,
+)
+from ..model import StateType
+from ..queue import MessageSink
+from ..worker.runner import Runner
+from . import jobs
+from .connection import ClusterConnection, Listener
+
+_log = logging.getLogger(__name__)
+POLL_SECONDS = 1.0
+RESULTS_PAGE = 1000
+
+
+def worker_group(job: RunTaskRun) -> str | None:
+    """The group of workers a task run goes to (Kestra's `workerGroup.key`), or None for any."""
+    spec = job.flow.tasks_by_id[job.task_run.task_id]
+    group = spec.props.get("workerGroup")
+    key = group.get("key") if isinstance(group, Mapping) else None
+    return str(key) if key else None
+
+
+class SharedWorkerQueue:
+    """The `WorkerQueue` of a server whose workers claim task runs from a PostgreSQL table."""
+
+    def __init__(
+        self,
+        url: str,
+        inbox: MessageSink[ExecutorMessage],
+        local: Runner,
+        *,
+        heartbeat_timeout: float,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.inbox = inbox
+        self.local = local
+        self.heartbeat_timeout = heartbeat_timeout
+        self.on_error = on_error or (lambda message: _log.error("%s", message))
+        self.connection = ClusterConnection(url, "executor")
+        self.listener = Listener(url, "executor", ["results"])
+        # task run id -> the attempt sent out and not reported yet
+        self._outstanding: dict[str, int] = {}
+        self._to_send: list[tuple[str, str, int, str | None]] = []
+        self._to_cancel: list[tuple[str, str]] = []
+        self._wake = asyncio.Event()
+        # Results are read once recovery has said which attempts it waits for (see `held`): read
+        # before, a result of an attempt a previous server sent out would be dropped.
+        self._recovered = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def open(self) -> None:
+        await self.connection.open()
+        self._tasks = [
+            asyncio.create_task(self._send_loop(), name="tiercel-job-sender"),
+            asyncio.create_task(self._result_loop(), name="tiercel-result-reader"),
+            asyncio.create_task(self._reap_loop(), name="tiercel-worker-reaper"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.local.stop()
+        await self.listener.close()
+        await self.connection.close()
+
+    # -- the WorkerQueue protocol -----------------------------------------------------------------
+    def send(self, job: WorkerJob) -> None:
+        if isinstance(job, RunTaskRun):
+            if self.local.shares_folder(job.flow, job.execution, job.task_run):
+                self.local.send(job)
+                return
+            attempt = len(job.task_run.attempts) - 1
+            self._outstanding[job.task_run.id] = attempt
+            self._to_send.append((job.execution.id, job.task_run.id, attempt, worker_group(job)))
+        elif self.local.is_running(job.task_run_id):
+            self.local.send(job)
+            return
+        else:
+            self._to_cancel.append((job.execution_id, job.task_run_id))
+        self._wake.set()
+
+    def is_running(self, task_run_id: str) -> bool:
+        return task_run_id in self._outstanding or self.local.is_running(task_run_id)
+
+    async def held(self, attempts: Sequence[tuple[str, int]]) -> set[str]:
+        """Of these (task run, attempt) pairs, the task runs a worker still holds or has reported
+        on: a server starting again waits for them instead of running them again."""
+        wanted = dict(attempts)
+        rows = await self.connection.fetch(jobs.HELD, {"runs": list(wanted)})
+        found = {run_id for run_id, attempt in rows if wanted.get(run_id) == attempt}
+        for run_id in found:
+            self._outstanding[run_id] = wanted[run_id]
+        self._recovered.set()
+        return found
+
+    # -- background work ---------------------------------------------------------------------
+    async def _send_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            sending, self._to_send = self._to_send, []
+            cancelling, self._to_cancel = self._to_cancel, []
+            try:
+                if sending:
+                    await self._enqueue(sending)
+                for execution_id, task_run_id in cancelling:
+                    await self._cancel(execution_id, task_run_id)
+            except psycopg.Error as exc:  # not a lost connection (those are retried): a bug
+                self.on_error(f"the worker queue refused a write: {str(exc).strip()}")
+
+    async def _enqueue(self, rows: list[tuple[str, str, int, str | None]]) -> None:
+        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
+            async with conn.transaction():
+                async with conn.cursor() as cursor:
+                    await cursor.executemany(jobs.ENQUEUE, rows)
+                await conn.execute("SELECT pg_notify(%s, '')", [self.connection.channel("jobs")])
+
+        await self.connection.run(work)
+
+    async def _cancel(self, execution_id: str, task_run_id: str) -> None:
+        withdrawn = await self.connection.fetch(jobs.WITHDRAW, [task_run_id])
+        if withdrawn:
+            self._report(execution_id, task_run_id, WorkerResult(task_run_id, StateType.KILLED))
+            return
+        flagged = await self.connection.fetch(jobs.FLAG_CANCEL, [task_run_id])
+        if flagged:
+            await self.connection.notify("cancel", task_run_id)
+
+    def _report(self, execution_id: str, task_run_id: str, result: WorkerResult) -> None:
+        self._outstanding.pop(task_run_id, None)
+        self.inbox.put(TaskRunResult(execution_id, result))
+
+    async def _result_loop(self) -> None:
+        await self._recovered.wait()
+        while True:
+            try:
+                while await self._take_results():
+                    pass
+            except psycopg.Error as exc:
+                self.on_error(f"cannot read the workers' results: {str(exc).strip()}")
+            await self.listener.wait(POLL_SECONDS)
+
+    async def _take_results(self) -> bool:
+        rows = await self.connection.fetch(jobs.RESULTS, [RESULTS_PAGE])
+        for _, execution_id, task_run_id, attempt, text in rows:
+            if self._outstanding.get(task_run_id) == attempt:
+                self._report(execution_id, task_run_id, jobs.decode_result(task_run_id, text))
+        if rows:
+            await self.connection.fetch(jobs.FORGET_RESULTS, [[row[0] for row in rows]])
+        return len(rows) == RESULTS_PAGE
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(POLL_SECONDS, self.heartbeat_timeout / 4))
+            try:
+                await self._reap()
+            except psycopg.Error as exc:
+                self.on_error(f"cannot look for lost workers: {str(exc).strip()}")
+
+    async def _reap(self) -> None:
+        async def work(conn: psycopg.AsyncConnection[Any]) -> tuple[list[Any], list[Any]]:
+            async with conn.transaction():
+                dead = await (await conn.execute(jobs.DEAD_WORKERS, [self.heartbeat_timeout])).fetchall()
+                lost = await (await conn.execute(jobs.LOST_JOBS)).fetchall()
+            return dead, lost
+
+        dead, lost = await self.connection.run(work)
+        for worker_id, host, pid in dead:
+            _log.warning("worker %s (pid %s on %s) stopped heartbeating: its task runs go to others",
+                         worker_id, pid, host)  # fmt: skip
+        for execution_id, task_run_id, attempt in lost:
+            if self._outstanding.get(task_run_id) == attempt:
+                del self._outstanding[task_run_id]
+                self.inbox.put(TaskRunLost(execution_id, task_run_id, attempt))

@@ -1,0 +1,72 @@
+"""The statements on the worker queue's tables (migration 0002_worker_queue.sql), and the results'
+encoding: the one place that knows the tables' columns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..messages import WorkerResult
+from ..model import Label, StateType
+from ..store.codec import dumps, loads
+
+ENQUEUE = (
+    "INSERT INTO worker_jobs (execution_id, task_run_id, attempt, worker_group) "
+    "VALUES (%s, %s, %s, %s) ON CONFLICT (task_run_id, attempt) DO NOTHING"
+)
+# The oldest jobs of the worker's group no other worker is claiming: rows a claim in progress locks
+# are skipped, not waited for.
+CLAIM = (
+    "UPDATE worker_jobs SET worker_id = %(worker)s, claimed = now() WHERE id IN ("
+    "SELECT id FROM worker_jobs WHERE worker_id IS NULL AND worker_group IS NOT DISTINCT FROM %(group)s "
+    "ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+    "RETURNING id, execution_id, task_run_id, attempt, cancel"
+)
+# An attempt's end: its job goes, its result comes, in one transaction; a job that is no longer the
+# worker's (it was declared lost meanwhile) takes no result.
+FINISH = "DELETE FROM worker_jobs WHERE id = %s AND worker_id = %s"
+REPORT = "INSERT INTO worker_results (execution_id, task_run_id, attempt, result) VALUES (%s, %s, %s, %s)"
+# A kill: a job no worker took yet is withdrawn; one a worker runs is flagged for it.
+WITHDRAW = "DELETE FROM worker_jobs WHERE task_run_id = %s AND worker_id IS NULL RETURNING attempt"
+FLAG_CANCEL = "UPDATE worker_jobs SET cancel = TRUE WHERE task_run_id = %s RETURNING worker_id"
+RESULTS = "SELECT id, execution_id, task_run_id, attempt, result FROM worker_results ORDER BY id LIMIT %s"
+FORGET_RESULTS = "DELETE FROM worker_results WHERE id = ANY(%s)"
+HELD = (
+    "SELECT task_run_id, attempt FROM worker_jobs WHERE task_run_id = ANY(%(runs)s) "
+    "UNION ALL SELECT task_run_id, attempt FROM worker_results WHERE task_run_id = ANY(%(runs)s)"
+)
+
+REGISTER = "INSERT INTO workers (id, host, pid, worker_group, concurrency) VALUES (%s, %s, %s, %s, %s)"
+HEARTBEAT = "UPDATE workers SET heartbeat = now() WHERE id = %s RETURNING id"
+UNREGISTER = "DELETE FROM workers WHERE id = %s"
+# The worker's jobs as the table has them: to cancel those flagged, and to give back those it does
+# not run (a claim whose answer a lost connection cut).
+CLAIMED = "SELECT id, cancel FROM worker_jobs WHERE worker_id = %s"
+GIVE_BACK = "UPDATE worker_jobs SET worker_id = NULL, claimed = NULL WHERE id = ANY(%s) AND worker_id = %s"
+# Workers silent for longer than the timeout are gone, and so are their claims.
+DEAD_WORKERS = (
+    "DELETE FROM workers WHERE heartbeat < now() - make_interval(secs => %s) RETURNING id, host, pid"
+)
+LOST_JOBS = (
+    "DELETE FROM worker_jobs WHERE worker_id IS NOT NULL AND worker_id <> ALL("
+    "SELECT id FROM workers) RETURNING execution_id, task_run_id, attempt"
+)
+WORKERS = "SELECT id, host, pid, worker_group, concurrency, started, heartbeat FROM workers ORDER BY started"
+RUNNING_PER_WORKER = (
+    "SELECT worker_id, count(*) FROM worker_jobs WHERE worker_id IS NOT NULL GROUP BY worker_id"
+)
+
+
+def encode_result(result: WorkerResult) -> str:
+    return dumps(
+        {
+            "state": result.state.value,
+            "outputs": result.outputs,
+            "labels": [[label.key, label.value] for label in result.labels],
+        }
+    )
+
+
+def decode_result(task_run_id: str, text: str) -> WorkerResult:
+    data: dict[str, Any] = loads(text)
+    labels = tuple(Label(key, value) for key, value in data.get("labels") or ())
+    return WorkerResult(task_run_id, StateType(data["state"]), data.get("outputs"), labels)

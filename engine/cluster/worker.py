@@ -1,0 +1,272 @@
+"""A worker of a cluster: claims task runs from the shared queue, runs them, reports their ends.
+
+It registers in `workers` and heartbeats there every `heartbeat` seconds. Jobs are claimed up to its
+concurrency (its group's only), oldest first, woken by a notification or, failing one, by polling.
+Each claimed job's execution and flow revision are read from the store and its attempt runs on the
+in-process runner, whose log lines go to the store (through the engine's log pipeline, which the
+worker's owner starts and stops); the attempt's end is written with its job's
+deletion once those lines are stored. A job whose kill is flagged is cancelled (notified, and seen
+again at each heartbeat); a job the table says is the worker's but that it does not run (a claim
+whose answer a lost connection cut) is given back.
+
+A worker found declared gone at its heartbeat (it was silent too long: its task runs went to others)
+abandons its attempts and registers again under a new id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+import psycopg
+
+from ..db_target import local_path
+from ..logs import log_entry
+from ..messages import ExecutorMessage, TaskRunResult, WorkerResult
+from ..model import StateType
+from ..wiring import build_runner, expression_functions
+from . import jobs
+from .connection import ClusterConnection, Listener
+from .processes import LocalProcessBook
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..worker.runner import WorkerStore
+
+_log = logging.getLogger(__name__)
+POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    id: int
+    execution_id: str
+    attempt: int
+
+
+class _WorkerStore:
+    """The store as the worker's attempts use it, with its programs recorded on its machine."""
+
+    def __init__(self, store: Any, book: LocalProcessBook) -> None:
+        self._store = store
+        self.record_process = book.record_process
+        self.forget_process_nowait = book.forget_process_nowait
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+class ClusterWorker:
+    """Runs the task runs of a PostgreSQL store's queue on this machine."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        url: str,
+        *,
+        concurrency: int,
+        group: str | None = None,
+        heartbeat: float = 2.0,
+        kill_grace: float = 5.0,
+    ) -> None:
+        self.engine = engine
+        self.url = url
+        self.concurrency = concurrency
+        self.group = group
+        self.heartbeat = heartbeat
+        self.id = _new_id()
+        self.book = LocalProcessBook(local_path(url).parent / "workers", self.id)
+        self.connection = ClusterConnection(url, "worker")
+        self.listener = Listener(url, "worker", ["jobs", "cancel"])
+        self._ended: list[TaskRunResult] = []
+        store = cast("WorkerStore", _WorkerStore(engine.store, self.book))
+        self.runner = build_runner(engine, expression_functions(engine), self, kill_grace, store)
+        self._jobs: dict[str, _Job] = {}  # by task run id: the jobs this worker runs
+        self._claiming: set[int] = set()  # ids of jobs claimed and not started yet
+        self._wake = asyncio.Event()
+        self._ended_event = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def running(self) -> int:
+        return len(self._jobs)
+
+    async def start(self) -> None:
+        self.book.open()
+        killed = await self.book.kill_leftovers()
+        if killed:
+            _log.warning("killed %d processes left by workers of this machine that died", killed)
+        await self.connection.open()
+        await self._register()
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="tiercel-worker-claims"),
+            asyncio.create_task(self._listen_loop(), name="tiercel-worker-listener"),
+            asyncio.create_task(self._heartbeat_loop(), name="tiercel-worker-heartbeat"),
+            asyncio.create_task(self._report_loop(), name="tiercel-worker-reports"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop claiming, abandon the attempts and leave the cluster: the executor's policy for a
+        lost worker applies to what ran (a new attempt elsewhere, or FAILED)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.runner.stop()
+        with contextlib.suppress(psycopg.Error):
+            await self.connection.fetch(jobs.UNREGISTER, [self.id])
+        await self.engine.log_pipeline.flush()
+        await self.listener.close()
+        await self.connection.close()
+        self.book.close()
+
+    async def _register(self) -> None:
+        host, pid = socket.gethostname(), os.getpid()
+        await self.connection.fetch(jobs.REGISTER, [self.id, host, pid, self.group, self.concurrency])
+
+    # -- the runner's results (a MessageSink) ---------------------------------------------------
+    def put(self, message: ExecutorMessage) -> None:
+        if isinstance(message, TaskRunResult):
+            self._ended.append(message)
+            self._ended_event.set()
+
+    # -- claims ------------------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        while True:
+            free = self.concurrency - len(self._jobs)
+            claimed = 0
+            if free > 0:
+                try:
+                    claimed = await self._claim(free)
+                except psycopg.Error as exc:
+                    _log.error("cannot claim task runs: %s", str(exc).strip())
+            if claimed and claimed == free:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+
+    async def _claim(self, limit: int) -> int:
+        rows = await self.connection.fetch(
+            jobs.CLAIM, {"worker": self.id, "group": self.group, "limit": limit}
+        )
+        self._claiming.update(row[0] for row in rows)
+        try:
+            for job_id, execution_id, task_run_id, attempt, cancel in rows:
+                await self._start(_Job(job_id, execution_id, attempt), task_run_id, cancel)
+        finally:
+            self._claiming.difference_update(row[0] for row in rows)
+        return len(rows)
+
+    async def _start(self, job: _Job, task_run_id: str, cancel: bool) -> None:
+        execution = await self.engine.store.get_execution(job.execution_id)
+        run = execution.task_runs_by_id.get(task_run_id) if execution is not None else None
+        if (
+            execution is None
+            or run is None
+            or run.state.current.is_terminated
+            or len(run.attempts) - 1 != job.attempt
+        ):
+            await self.connection.fetch(jobs.FINISH, [job.id, self.id])  # no one waits for it any more
+            return
+        self._jobs[task_run_id] = job
+        flow = await self.engine.flow_revision(
+            execution.namespace, execution.flow_id, execution.flow_revision
+        )
+        if cancel or flow is None:
+            if flow is None:
+                self.engine.log_pipeline.append(
+                    log_entry(execution, run, "the flow revision of this execution cannot be loaded")
+                )
+            state = StateType.KILLED if cancel else StateType.FAILED
+            self.put(TaskRunResult(execution.id, WorkerResult(task_run_id, state)))
+            return
+        self.runner.start(flow, execution, run)
+
+    async def _listen_loop(self) -> None:
+        while True:
+            for payload in await self.listener.wait(POLL_SECONDS * 5):
+                if payload:
+                    self.runner.cancel(payload)  # a kill: the payload names the task run
+                else:
+                    self._wake.set()
+
+    # -- reports -----------------------------------------------------------------------------------
+    async def _report_loop(self) -> None:
+        while True:
+            await self._ended_event.wait()
+            self._ended_event.clear()
+            ended, self._ended = self._ended, []
+            # The attempt's log lines are stored before the executor hears of its end.
+            await self.engine.log_pipeline.flush()
+            reports = []
+            for message in ended:
+                job = self._jobs.get(message.result.task_run_id)
+                if job is not None:
+                    text = jobs.encode_result(message.result)
+                    reports.append((job, message.result.task_run_id, text))
+            try:
+                if reports:
+                    await self.connection.run(functools.partial(self._report, reports=reports))
+            except psycopg.Error as exc:
+                _log.error("cannot report %d ends of task runs: %s", len(reports), str(exc).strip())
+            finally:
+                # Only now: until its row is gone, a job must stay known as this worker's (else a
+                # heartbeat would give it back, and another worker would run it again).
+                for job, task_run_id, _ in reports:
+                    if self._jobs.get(task_run_id) is job:
+                        del self._jobs[task_run_id]
+            self._wake.set()
+
+    async def _report(
+        self, conn: psycopg.AsyncConnection[Any], *, reports: list[tuple[_Job, str, str]]
+    ) -> None:
+        async with conn.transaction():
+            for job, task_run_id, text in reports:
+                cursor = await conn.execute(jobs.FINISH, [job.id, self.id])
+                if cursor.rowcount:  # else the job was declared lost meanwhile: its end is not ours
+                    await conn.execute(jobs.REPORT, [job.execution_id, task_run_id, job.attempt, text])
+            await conn.execute("SELECT pg_notify(%s, '')", [self.connection.channel("results")])
+
+    # -- heartbeats --------------------------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            try:
+                await self._beat()
+            except psycopg.Error as exc:
+                _log.error("cannot heartbeat: %s", str(exc).strip())
+
+    async def _beat(self) -> None:
+        if not await self.connection.fetch(jobs.HEARTBEAT, [self.id]):
+            _log.warning("worker %s was declared gone (silent too long): it joins again", self.id)
+            await self.runner.abandon()
+            self._jobs.clear()
+            self.id = _new_id()
+            await self._register()
+            return
+        claimed = await self.connection.fetch(jobs.CLAIMED, [self.id])
+        # Compared with what runs now, after the read (not before it: a job claimed meanwhile
+        # would look like one this worker does not run).
+        by_job = {job.id: run_id for run_id, job in self._jobs.items()}
+        foreign = []
+        for job_id, cancel in claimed:
+            run_id = by_job.get(job_id)
+            if run_id is None and job_id not in self._claiming:
+                foreign.append(job_id)
+            elif run_id is not None and cancel:
+                self.runner.cancel(run_id)
+        if foreign:
+            await self.connection.fetch(jobs.GIVE_BACK, [foreign, self.id])
+
+
+def _new_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"

@@ -1,0 +1,85 @@
+"""A cluster on this machine for tests: `tiercel server` and `tiercel worker` as real processes on
+one PostgreSQL store (a schema of the test server's database), driven through the control channel."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+TIERCEL = Path(sys.executable).parent / "tiercel"
+HEARTBEAT_TIMEOUT = 3.0
+HEARTBEAT = 0.5  # six to a timeout: a busy machine does not make a live worker look gone
+
+
+class Cluster:
+    """Servers and workers started by a test, all stopped by `close`."""
+
+    def __init__(self, url: str, folder: Path) -> None:
+        self.url = url
+        self.folder = folder
+        self.flows = folder / "flows"
+        self.flows.mkdir(exist_ok=True)
+        self.processes: list[subprocess.Popen[str]] = []
+        self._count = 0
+
+    def _start(self, args: list[str], ready: str) -> subprocess.Popen[str]:
+        self._count += 1
+        log = (self.folder / f"process-{self._count}.log").open("w")
+        process = subprocess.Popen(
+            [str(TIERCEL), *args, "--db", self.url],
+            cwd=self.folder,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # a kill -9 of it leaves its task programs, as on a real machine
+        )
+        self.processes.append(process)
+        log_file = Path(log.name)
+        deadline = time.monotonic() + 60
+        while ready not in log_file.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{args[0]} did not start: {log_file.read_text()}")
+            time.sleep(0.05)
+        return process
+
+    def server(self, *extra: str, worker: bool = False) -> subprocess.Popen[str]:
+        args = ["server", "--flows", str(self.flows), "--port", "0"]
+        args += ["--heartbeat-timeout", str(HEARTBEAT_TIMEOUT), *extra]
+        if not worker:
+            args.append("--no-worker")
+        return self._start(args, "tiercel server:")
+
+    def worker(self, *extra: str) -> subprocess.Popen[str]:
+        return self._start(["worker", "--heartbeat", str(HEARTBEAT), *extra], "tiercel worker ")
+
+    def sql(self, statement: str, params: Any = ()) -> list[Any]:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            cursor = conn.execute(statement, params)
+            return cursor.fetchall() if cursor.description is not None else []
+
+    def close(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, dead and not reaped yet, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

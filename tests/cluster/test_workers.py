@@ -1,0 +1,206 @@
+"""Servers and workers as separate processes on one PostgreSQL store: task runs go to workers through
+the shared queue, once each; a worker that dies has its task runs run again elsewhere (or failed, for
+tasks marked not idempotent), and its programs are killed when a worker starts again on its machine;
+kills reach the worker that runs the task; workerGroup routes; a server restarting waits for what
+workers still run instead of running it again."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.harness import Cluster, pid_alive
+from tests.waiting import until
+from tiercel.engine import StateType, connect
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, pg_url: str) -> Iterator[Cluster]:
+    made = Cluster(pg_url, tmp_path)
+    yield made
+    made.close()
+
+
+def flow(cluster: Cluster, name: str, text: str) -> None:
+    (cluster.flows / f"{name}.yml").write_text(text)
+
+
+async def run_all(cluster: Cluster, flow_id: str, count: int) -> list[StateType]:
+    async with connect(cluster.url, local=False) as engine:
+        ids = [await engine.trigger("cluster", flow_id) for _ in range(count)]
+        ended = await asyncio.gather(*(engine.wait(execution_id) for execution_id in ids))
+    return [execution.state.current for execution in ended]
+
+
+def five_tasks(side_effects: Path) -> str:
+    """A flow of five script tasks, each adding a line to `side_effects`."""
+    tasks = "".join(
+        f"""  - id: t{n}
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ['echo "{{{{ execution.id }}}} t{n}" >> {side_effects}']
+"""
+        for n in range(5)
+    )
+    return f"id: five\nnamespace: cluster\ntasks:\n{tasks}"
+
+
+def test_two_workers_run_every_task_run_once(cluster: Cluster, tmp_path: Path) -> None:
+    side_effects = tmp_path / "side-effects.txt"
+    flow(cluster, "five", five_tasks(side_effects))
+    cluster.server()
+    for _ in range(2):
+        cluster.worker("--concurrency", "4")
+    states = asyncio.run(run_all(cluster, "five", 40))
+    assert states == [StateType.SUCCESS] * 40
+    lines = side_effects.read_text().splitlines()
+    assert len(lines) == 200
+    assert len(set(lines)) == 200
+    assert cluster.sql("SELECT count(*) FROM worker_jobs") == [(0,)]
+    assert cluster.sql("SELECT count(*) FROM worker_results") == [(0,)]
+    assert cluster.sql("SELECT count(*) FROM workers") == [(2,)]
+
+
+def slow_first_time(tmp_path: Path, *, labels: str = "") -> str:
+    """A flow whose task records its pid, then sleeps long the first time it runs, not after."""
+    marker, pids = tmp_path / "ran-once", tmp_path / "pids.txt"
+    script = f"echo $$ >> {pids}; if [ -e {marker} ]; then echo again; else touch {marker}; sleep 300; fi"
+    return f"""
+id: slow
+namespace: cluster
+{labels}
+tasks:
+  - id: s
+    type: io.kestra.plugin.scripts.shell.Script
+    script: "{script}"
+"""
+
+
+async def start_one(cluster: Cluster, flow_id: str) -> str:
+    async with connect(cluster.url, local=False) as engine:
+        return await engine.trigger("cluster", flow_id)
+
+
+async def wait_for(cluster: Cluster, execution_id: str) -> object:
+    async with connect(cluster.url, local=False) as engine:
+        return await engine.wait(execution_id)
+
+
+def claimed_by(cluster: Cluster) -> int:
+    """The pid of the worker that claimed the one job there is."""
+    found: list[tuple[int]] = []
+
+    def claimed() -> bool:
+        found[:] = cluster.sql("SELECT w.pid FROM worker_jobs AS j JOIN workers AS w ON w.id = j.worker_id")
+        return bool(found)
+
+    asyncio.run(until(claimed, what="a worker to claim the job"))
+    return found[0][0]
+
+
+def started(pids: Path, count: int) -> list[int]:
+    asyncio.run(until(lambda: pids.exists() and len(pids.read_text().split()) >= count))
+    return [int(pid) for pid in pids.read_text().split()]
+
+
+def test_a_dead_workers_task_runs_again_on_another_and_its_program_is_killed_when_one_starts_there(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    flow(cluster, "slow", slow_first_time(tmp_path))
+    cluster.server()
+    cluster.worker()
+    cluster.worker()
+    execution_id = asyncio.run(start_one(cluster, "slow"))
+    [first] = started(tmp_path / "pids.txt", 1)
+    os.kill(claimed_by(cluster), signal.SIGKILL)
+    ended = asyncio.run(wait_for(cluster, execution_id))
+    assert ended.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
+    [run] = ended.task_runs  # type: ignore[attr-defined]
+    assert [attempt.state.current for attempt in run.attempts] == [StateType.FAILED, StateType.SUCCESS]
+    assert pid_alive(first)  # the dead worker's program outlived it...
+    cluster.worker()
+    assert not pid_alive(first)  # ...until a worker started on its machine
+
+
+def test_a_dead_workers_task_marked_not_idempotent_fails_instead(cluster: Cluster, tmp_path: Path) -> None:
+    labels = "labels:\n  tiercel.notIdempotent: s"
+    flow(cluster, "slow", slow_first_time(tmp_path, labels=labels))
+    cluster.server()
+    cluster.worker()
+    execution_id = asyncio.run(start_one(cluster, "slow"))
+    started(tmp_path / "pids.txt", 1)
+    os.kill(claimed_by(cluster), signal.SIGKILL)
+    ended = asyncio.run(wait_for(cluster, execution_id))
+    assert ended.state.current is StateType.FAILED  # type: ignore[attr-defined]
+    assert len((tmp_path / "pids.txt").read_text().split()) == 1
+
+
+def test_a_kill_reaches_the_worker_running_the_task(cluster: Cluster, tmp_path: Path) -> None:
+    flow(cluster, "slow", slow_first_time(tmp_path))
+    cluster.server()
+    cluster.worker()
+    execution_id = asyncio.run(start_one(cluster, "slow"))
+    [program] = started(tmp_path / "pids.txt", 1)
+
+    async def kill() -> object:
+        async with connect(cluster.url, local=False) as engine:
+            await engine.kill(execution_id)
+            return await engine.wait(execution_id)
+
+    ended = asyncio.run(kill())
+    assert ended.state.current is StateType.KILLED  # type: ignore[attr-defined]
+    asyncio.run(until(lambda: not pid_alive(program), what="the task's program to end"))
+
+
+def test_worker_groups_route_task_runs(cluster: Cluster, tmp_path: Path) -> None:
+    flow(
+        cluster,
+        "gpu",
+        "id: gpu\nnamespace: cluster\ntasks:\n"
+        "  - id: train\n    type: io.kestra.plugin.core.log.Log\n    message: trained\n"
+        "    workerGroup:\n      key: gpu\n",
+    )
+    cluster.server()
+    cluster.worker()  # of no group: it never takes the task
+    execution_id = asyncio.run(start_one(cluster, "gpu"))
+    asyncio.run(until(lambda: cluster.sql("SELECT worker_group FROM worker_jobs") == [("gpu",)]))
+    # A heartbeat 1.5 s after the job came: the worker has looked for jobs since (every second).
+    [(queued_at,)] = cluster.sql("SELECT now()")
+    beat = "SELECT count(*) FROM workers WHERE heartbeat > %s + interval '1.5 seconds'"
+    asyncio.run(until(lambda: cluster.sql(beat, [queued_at]) == [(1,)]))
+    assert cluster.sql("SELECT worker_id FROM worker_jobs") == [(None,)]
+    cluster.worker("--group", "gpu")
+    ended = asyncio.run(wait_for(cluster, execution_id))
+    assert ended.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
+
+
+def test_a_restarted_server_waits_for_what_a_worker_still_runs(cluster: Cluster, tmp_path: Path) -> None:
+    done = tmp_path / "done.txt"
+    release = tmp_path / "release"
+    flow(
+        cluster,
+        "held",
+        "id: held\nnamespace: cluster\ntasks:\n"
+        "  - id: s\n    type: io.kestra.plugin.scripts.shell.Script\n"
+        f'    script: "while [ ! -e {release} ]; do sleep 0.05; done; echo once >> {done}"\n',
+    )
+    server = cluster.server()
+    cluster.worker()
+    execution_id = asyncio.run(start_one(cluster, "held"))
+    claimed_by(cluster)
+    os.kill(server.pid, signal.SIGKILL)
+    server.wait()
+    release.touch()  # the attempt ends while no server runs: its result waits in the queue
+    asyncio.run(until(lambda: done.exists()))
+    cluster.server()
+    ended = asyncio.run(wait_for(cluster, execution_id))
+    assert ended.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
+    [run] = ended.task_runs  # type: ignore[attr-defined]
+    assert len(run.attempts) == 1
+    assert done.read_text() == "once\n"
