@@ -99,6 +99,11 @@ class LogPipeline:
         if entry.level is LogLevel.ERROR and self.is_live(entry.execution_id):
             self._errors.setdefault(entry.execution_id, []).append(entry)
 
+    def keep_errors(self, execution_id: str, entries: Sequence[LogEntry]) -> None:
+        """Keep these ERROR lines of an execution for errorLogs(), in place of any kept before (a
+        worker of a cluster reads them from the store for the task it runs)."""
+        self._errors[execution_id] = [entry for entry in entries if entry.level is LogLevel.ERROR]
+
     def errors_of(self, execution_id: str) -> Sequence[LogEntry]:
         return self._errors.get(execution_id, ())
 

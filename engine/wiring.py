@@ -33,10 +33,10 @@ from .queue import InProcessQueue, MessageSink, WorkerPool
 from .secrets import Masker, Secrets
 from .store import Store
 from .tasks.registry import Registry
-from .worker.runner import Runner, WorkerStore
+from .worker.runner import LogSink, Runner, WorkerStore
 
 # Builds the engine's worker pool from its inbox and in-process runner (engine.cluster's shared queue).
-WorkerPoolFactory = Callable[[MessageSink[ExecutorMessage], Runner], WorkerPool]
+WorkerPoolFactory = Callable[[MessageSink[ExecutorMessage], Runner, LogPipeline], WorkerPool]
 
 
 class EngineParts(SubflowHost, Protocol):
@@ -108,13 +108,15 @@ def build_runner(
     results: MessageSink[ExecutorMessage],
     kill_grace: float,
     store: WorkerStore | None = None,
+    logs: LogSink | None = None,
 ) -> Runner:
-    """The in-process worker: its results go to `results`, its programs are recorded in `store`."""
+    """The in-process worker: its results go to `results`, its programs are recorded in `store`,
+    its log lines go to `logs` (by default, the engine's log pipeline)."""
     return Runner(
         parts.registry,
         parts.renderer,
         results=results,
-        logs=parts.log_pipeline,
+        logs=logs or parts.log_pipeline,
         context_extra=lambda execution: functions(execution, []),
         prefetch=functions.prefetch_kv,
         store=store or parts.store,
@@ -149,7 +151,7 @@ def build_executor_and_worker(
     functions = expression_functions(parts)
     inbox: InProcessQueue[ExecutorMessage] = InProcessQueue()
     runner = build_runner(parts, functions, inbox, kill_grace)
-    pool: WorkerPool = workers(inbox, runner) if workers is not None else runner
+    pool: WorkerPool = workers(inbox, runner, parts.log_pipeline) if workers is not None else runner
 
     def ended(execution: Execution) -> None:
         parts.new_executions.release(execution.id)

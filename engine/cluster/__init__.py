@@ -26,10 +26,10 @@ def shared_worker_pool(
 ) -> WorkerPoolFactory:
     """The engine's workers as the queue of the PostgreSQL store at `url` (see `SharedWorkerQueue`)."""
 
-    def build(inbox: Any, runner: Any) -> Any:
+    def build(inbox: Any, runner: Any, logs: Any) -> Any:
         from .dispatch import SharedWorkerQueue
 
-        return SharedWorkerQueue(url, inbox, runner, heartbeat_timeout=heartbeat_timeout)
+        return SharedWorkerQueue(url, inbox, runner, logs, heartbeat_timeout=heartbeat_timeout)
 
     return build
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 
+from ..logs import LogPipeline
 from ..messages import (
     ExecutorMessage,
     RunTaskRun,
@@ -56,12 +57,14 @@ class SharedWorkerQueue:
         url: str,
         inbox: MessageSink[ExecutorMessage],
         local: Runner,
+        logs: LogPipeline,
         *,
         heartbeat_timeout: float,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
         self.inbox = inbox
         self.local = local
+        self.logs = logs  # the workers' ERROR lines are kept for errorLogs(), as the local worker's
         self.heartbeat_timeout = heartbeat_timeout
         self.on_error = on_error or (lambda message: _log.error("%s", message))
         self.connection = ClusterConnection(url, "executor")
@@ -175,7 +178,10 @@ class SharedWorkerQueue:
         rows = await self.connection.fetch(jobs.RESULTS, [RESULTS_PAGE])
         for _, execution_id, task_run_id, attempt, text in rows:
             if self._outstanding.get(task_run_id) == attempt:
-                self._report(execution_id, task_run_id, jobs.decode_result(task_run_id, text))
+                result, errors = jobs.decode_result(task_run_id, text)
+                for entry in errors:
+                    self.logs.remember_error(entry)
+                self._report(execution_id, task_run_id, result)
         if rows:
             await self.connection.fetch(jobs.FORGET_RESULTS, [[row[0] for row in rows]])
         return len(rows) == RESULTS_PAGE

@@ -3,10 +3,11 @@ encoding: the one place that knows the tables' columns."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..messages import WorkerResult
-from ..model import Label, StateType
+from ..model import Label, LogEntry, LogLevel, StateType, parse_iso
 from ..store.codec import dumps, loads
 
 ENQUEUE = (
@@ -56,17 +57,29 @@ RUNNING_PER_WORKER = (
 )
 
 
-def encode_result(result: WorkerResult) -> str:
+def encode_result(result: WorkerResult, errors: Sequence[LogEntry] = ()) -> str:
+    """An attempt's end, with its ERROR lines (the executor's `errorLogs()` needs them)."""
     return dumps(
         {
             "state": result.state.value,
             "outputs": result.outputs,
             "labels": [[label.key, label.value] for label in result.labels],
+            "errors": [
+                [e.execution_id, e.namespace, e.flow_id, e.stamp, e.message, e.task_id, e.attempt]
+                for e in errors
+            ],
         }
     )
 
 
-def decode_result(task_run_id: str, text: str) -> WorkerResult:
+def decode_result(task_run_id: str, text: str) -> tuple[WorkerResult, list[LogEntry]]:
     data: dict[str, Any] = loads(text)
     labels = tuple(Label(key, value) for key, value in data.get("labels") or ())
-    return WorkerResult(task_run_id, StateType(data["state"]), data.get("outputs"), labels)
+    result = WorkerResult(task_run_id, StateType(data["state"]), data.get("outputs"), labels)
+    errors = [
+        LogEntry(
+            execution_id, namespace, flow, parse_iso(stamp), LogLevel.ERROR, message, task, task_run_id, n
+        )
+        for execution_id, namespace, flow, stamp, message, task, n in data.get("errors") or ()
+    ]
+    return result, errors

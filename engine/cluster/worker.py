@@ -30,7 +30,7 @@ import psycopg
 from ..db_target import local_path
 from ..logs import log_entry
 from ..messages import ExecutorMessage, TaskRunResult, WorkerResult
-from ..model import StateType
+from ..model import Flow, LogEntry, LogLevel, StateType
 from ..wiring import build_runner, expression_functions
 from . import jobs
 from .connection import ClusterConnection, Listener
@@ -38,7 +38,7 @@ from .processes import LocalProcessBook
 
 if TYPE_CHECKING:
     from ..engine import Engine
-    from ..worker.runner import WorkerStore
+    from ..worker.runner import LogSink, WorkerStore
 
 _log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
@@ -61,6 +61,29 @@ class _WorkerStore:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+
+class _ErrorLines:
+    """The worker's log sink: lines go to the log pipeline, and each attempt's ERROR lines are kept
+    for its report."""
+
+    def __init__(self, pipeline: LogSink) -> None:
+        self.pipeline = pipeline
+        self._errors: dict[str, list[LogEntry]] = {}
+
+    def append(self, entry: LogEntry) -> None:
+        if entry.level is LogLevel.ERROR and entry.task_run_id is not None:
+            self._errors.setdefault(entry.task_run_id, []).append(entry)
+        self.pipeline.append(entry)
+
+    async def drain(self) -> None:
+        await self.pipeline.drain()
+
+    async def flush(self) -> None:
+        await self.pipeline.flush()
+
+    def take(self, task_run_id: str) -> list[LogEntry]:
+        return self._errors.pop(task_run_id, [])
 
 
 class ClusterWorker:
@@ -87,9 +110,11 @@ class ClusterWorker:
         self.listener = Listener(url, "worker", ["jobs", "cancel"])
         self._ended: list[TaskRunResult] = []
         store = cast("WorkerStore", _WorkerStore(engine.store, self.book))
-        self.runner = build_runner(engine, expression_functions(engine), self, kill_grace, store)
+        self.errors = _ErrorLines(engine.log_pipeline)
+        self.runner = build_runner(engine, expression_functions(engine), self, kill_grace, store, self.errors)
         self._jobs: dict[str, _Job] = {}  # by task run id: the jobs this worker runs
         self._claiming: set[int] = set()  # ids of jobs claimed and not started yet
+        self._error_readers: dict[tuple[str, str, int, str], bool] = {}
         self._wake = asyncio.Event()
         self._ended_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -189,7 +214,18 @@ class ClusterWorker:
             state = StateType.KILLED if cancel else StateType.FAILED
             self.put(TaskRunResult(execution.id, WorkerResult(task_run_id, state)))
             return
+        if self._uses_error_logs(flow, run.task_id):  # its renders ask for the execution's errors
+            found = await self.engine.store.logs(execution.id, level="ERROR")
+            self.engine.log_pipeline.keep_errors(execution.id, [entry for _, entry in found])
         self.runner.start(flow, execution, run)
+
+    def _uses_error_logs(self, flow: Flow, task_id: str) -> bool:
+        """Whether a task's properties call errorLogs() (the worker then reads the errors first)."""
+        key = (flow.namespace, flow.id, flow.revision, task_id)
+        uses = self._error_readers.get(key)
+        if uses is None:
+            uses = self._error_readers[key] = "errorLogs" in repr(flow.tasks_by_id[task_id].props)
+        return uses
 
     async def _listen_loop(self) -> None:
         while True:
@@ -209,10 +245,11 @@ class ClusterWorker:
             await self.engine.log_pipeline.flush()
             reports = []
             for message in ended:
-                job = self._jobs.get(message.result.task_run_id)
+                run_id = message.result.task_run_id
+                errors = self.errors.take(run_id)
+                job = self._jobs.get(run_id)
                 if job is not None:
-                    text = jobs.encode_result(message.result)
-                    reports.append((job, message.result.task_run_id, text))
+                    reports.append((job, run_id, jobs.encode_result(message.result, errors)))
             try:
                 if reports:
                     await self.connection.run(functools.partial(self._report, reports=reports))
@@ -224,6 +261,10 @@ class ClusterWorker:
                 for job, task_run_id, _ in reports:
                     if self._jobs.get(task_run_id) is job:
                         del self._jobs[task_run_id]
+                running = {job.execution_id for job in self._jobs.values()}
+                for job, _, _ in reports:
+                    if job.execution_id not in running:
+                        self.engine.log_pipeline.forget(job.execution_id)
             self._wake.set()
 
     async def _report(

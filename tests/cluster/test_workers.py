@@ -204,3 +204,26 @@ def test_a_restarted_server_waits_for_what_a_worker_still_runs(cluster: Cluster,
     [run] = ended.task_runs  # type: ignore[attr-defined]
     assert len(run.attempts) == 1
     assert done.read_text() == "once\n"
+
+
+def test_error_logs_reach_the_tasks_of_an_errors_branch_on_a_worker(cluster: Cluster) -> None:
+    flow(
+        cluster,
+        "errors",
+        "id: errors\nnamespace: cluster\ntasks:\n"
+        "  - id: broken\n    type: io.kestra.plugin.core.execution.Fail\n    errorMessage: disk on fire\n"
+        "errors:\n"
+        "  - id: report\n    type: io.kestra.plugin.core.log.Log\n"
+        "    message: \"{% for log in errorLogs() %}{{ log.taskId }} said {{ log.message }}{% endfor %}\"\n",
+    )
+    cluster.server()
+    cluster.worker()
+
+    async def run() -> list[str]:
+        async with connect(cluster.url, local=False) as engine:
+            execution_id = await engine.trigger("cluster", "errors")
+            ended = await engine.wait(execution_id)
+            assert ended.state.current is StateType.FAILED
+            return [entry.message for _, entry in await engine.logs(execution_id, task_id="report")]
+
+    assert asyncio.run(run()) == ["broken said disk on fire"]
