@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup ui test test-fast test-postgres lint typecheck conformance bench bench-setup check screenshots
+.PHONY: setup ui test test-fast test-postgres lint typecheck conformance bench bench-cluster bench-setup check screenshots
 
 $(BIN)/tiercel: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -51,9 +51,19 @@ bench: setup bench-setup
 	$(BIN)/python bench/scaling.py --runs 3 --json bench/.results/scaling.json
 	$(BIN)/python bench/server_load.py --seconds 20 --runs 3 --rates 6000,30000,45000,60000,75000 --json bench/.results/load.json
 	$(BIN)/python bench/server_load.py --seconds 20 --runs 3 --rates 60000 --sync NORMAL --json bench/.results/load_normal.json
+	$(MAKE) bench-cluster
 	$(BIN)/python bench/store_scale.py --json bench/.results/store.json
 	$(BIN)/python bench/ui_responsiveness.py
 	$(BIN)/python bench/report.py bench/.results bench/RESULTS.md
+
+# The benchmark flow through a PostgreSQL cluster (0, 1, 2, 4 worker processes) beside SQLite, and
+# how soon a killed worker's task runs again. Needs a PostgreSQL server at PG_BENCH.
+PG_BENCH ?= postgresql://postgres@127.0.0.1/postgres
+bench-cluster: setup
+	mkdir -p bench/.results
+	for w in 0 1 2 4; do $(BIN)/python bench/server_load.py --postgres $(PG_BENCH) --workers $$w --rates 1000,6000,15000,30000 --seconds 10 --runs 1 --p99-ms 500 --json bench/.results/cluster_w$$w.json; done
+	$(BIN)/python bench/server_load.py --rates 1000,6000,15000,30000 --seconds 10 --runs 1 --p99-ms 500 --json bench/.results/cluster_sqlite.json
+	$(BIN)/python bench/cluster_recovery.py --postgres $(PG_BENCH) --trials 5 --json bench/.results/cluster_recovery.json
 
 screenshots: setup
 	$(BIN)/python -m tiercel.app.screenshots screenshots

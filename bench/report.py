@@ -215,6 +215,69 @@ def load_section(data: dict[str, Any], normal: dict[str, Any] | None) -> list[st
     return lines
 
 
+def cluster_section(folder: Path) -> list[str]:
+    """The same flow through a PostgreSQL-backed server and its workers (cluster_*.json), with the
+    SQLite server of the same run, and how soon a killed worker's task run runs again."""
+    configs = [
+        (
+            f"PostgreSQL, {w} worker process{'es' if w > 1 else ''}"
+            if w
+            else "PostgreSQL, the server's own worker",
+            _load(folder, f"cluster_w{w}.json"),
+        )
+        for w in (0, 1, 2, 4)
+    ]
+    configs.append(("SQLite (the same run)", _load(folder, "cluster_sqlite.json")))
+    configs = [(name, data) for name, data in configs if data]
+    recovery = _load(folder, "cluster_recovery.json")
+    if not configs and not recovery:
+        return []
+    lines = [
+        "## Past one machine: the benchmark flow on a PostgreSQL cluster (bench/server_load.py --postgres)",
+        "",
+    ]
+    if configs:
+        first = configs[0][1]
+        lines += [
+            "`bench/server_load.py --postgres URL --workers N`: the flow and client above, each run on a "
+            "new PostgreSQL database (PostgreSQL 15 on the same machine, its default durability: "
+            "synchronous_commit on), the server with `--no-worker` and N `tiercel worker` processes (0: "
+            f"the server's own worker), {first['runs_per_rate']} run(s) of {first['seconds_per_run']:.0f} s "
+            "per rate, held with every execution stored SUCCESS and "
+            f"p99 < {first['p99_limit_ms']:.0f} ms. CPU is the Tiercel processes' (server and workers), "
+            "not PostgreSQL's. Every process, PostgreSQL and the load generator share the same 2 cores: "
+            "this machine shows what the queue costs, not how workers on more machines scale.",
+            "",
+            "| store and workers | rate / min | p50 | p95 | p99 | Tiercel CPU per execution | held |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for name, data in configs:
+            for step in data["steps"]:
+                cpu = [run["server_cpu_ms_per_execution"] or 0 for run in step["runs"]]
+                lines.append(
+                    f"| {name} | {step['rate_per_min']:,} | {_ms(step['p50_s'])} | {_ms(step['p95_s'])} | "
+                    f"{_ms(step['p99_s'])} | {max(cpu):.2f} ms | {'yes' if step['held'] else 'no'} |"
+                )
+        lines += [
+            "",
+            "For reference, Kestra 0.23.4 OSS with its JDBC backend (PostgreSQL, 4 vCPUs) published "
+            "1,000/min at 0.47 s.",
+            "",
+        ]
+    if recovery:
+        delays = sorted(recovery["delays_s"])
+        bound = recovery["heartbeat_timeout_s"] + 2
+        lines += [
+            f"A worker killed with `kill -9` while it runs a task (bench/cluster_recovery.py, "
+            f"{len(delays)} trials, heartbeat every 2 s, server `--heartbeat-timeout "
+            f"{recovery['heartbeat_timeout_s']:.0f}`): the task run's new attempt started on another worker "
+            f"{delays[len(delays) // 2]:.2f} s (median) and at most {delays[-1]:.2f} s after the kill; the "
+            f"bound promised is the timeout + 2 s = {bound:.0f} s.",
+            "",
+        ]
+    return lines
+
+
 def scaling_section(data: dict[str, Any]) -> list[str]:
     lines = [
         "## Sequences and fan-outs as they grow (bench/scaling.py)",
@@ -433,6 +496,7 @@ def main() -> None:
         lines += scaling_section(scaling)
     if load:
         lines += load_section(load, normal)
+    lines += cluster_section(folder)
     if store:
         lines += store_section(store)
     notes = BENCH / "profile_notes.md"

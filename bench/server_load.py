@@ -15,8 +15,13 @@ in the database as SUCCESS, and the p99 over all runs is under --p99-ms. Rates s
 one not held. The server's SQLite durability setting is stated
 (`TIERCEL_SQLITE_SYNC`, FULL unless --sync says otherwise).
 
+With `--postgres URL` (a server to make databases on), each run has a new database there: the
+server sends task runs through the shared queue to `--workers N` `tiercel worker` processes (0:
+to the server's own worker), and the stored states are read from PostgreSQL.
+
     .venv/bin/python bench/server_load.py [--seconds 20] [--runs 3] [--rates 6000,30000,...]
-        [--sync FULL|NORMAL] [--json out.json]
+        [--sync FULL|NORMAL] [--postgres postgresql://postgres@127.0.0.1/postgres --workers 2]
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -237,34 +242,84 @@ async def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 
     raise SystemExit("tiercel server did not answer the webhook in time")
 
 
-async def cold_run(rate: int, seconds: float, sync: str, folder: Path) -> Run:
+@dataclass(frozen=True)
+class Store:
+    """Where a run's server keeps its state: a new SQLite file, or a new PostgreSQL database."""
+
+    sync: str
+    postgres: str | None = None  # a URL to create databases through
+    workers: int = 0
+
+    def new(self, folder: Path) -> str:
+        if self.postgres is None:
+            return str(folder / "bench.db")
+        import psycopg
+
+        name = f"tiercel_bench_{os.getpid()}_{folder.name.rsplit('-', 1)[-1].lower()}"
+        with psycopg.connect(self.postgres, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return self.postgres.rsplit("/", 1)[0] + "/" + name
+
+    def stored_successes(self, db: str, ids: list[str]) -> int:
+        if self.postgres is None:
+            return stored_successes(Path(db), ids)
+        import psycopg
+
+        with psycopg.connect(db) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM executions WHERE state = 'SUCCESS' AND id = ANY(%s)", [ids]
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def drop(self, db: str) -> None:
+        if self.postgres is not None:
+            import psycopg
+
+            with psycopg.connect(self.postgres, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {db.rsplit('/', 1)[1]} WITH (FORCE)")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def cold_run(rate: int, seconds: float, store: Store, folder: Path) -> Run:
     """A new server on a new database, `seconds` at `rate`, then the server stopped and the
     database read."""
     (folder / "flows").mkdir(parents=True)
     (folder / "flows" / "benchmark01.yml").write_text(FLOW)
-    db = folder / "bench.db"
+    db = store.new(folder)
     port = free_port()
-    command = [str(ROOT / ".venv/bin/tiercel"), "server", "--flows", str(folder / "flows"), "--db", str(db)]
-    env = {**os.environ, "TIERCEL_SQLITE_SYNC": sync}
+    tiercel = str(ROOT / ".venv/bin/tiercel")
+    command = [tiercel, "server", "--flows", str(folder / "flows"), "--db", db, "--port", str(port)]
+    if store.workers:
+        command.append("--no-worker")
+    env = {**os.environ, "TIERCEL_SQLITE_SYNC": store.sync, "XDG_DATA_HOME": str(folder / "data")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # measured as installed software runs
     with (folder / "server.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [*command, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
-        )
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        workers = [
+            subprocess.Popen([tiercel, "worker", "--db", db], stdout=log, stderr=subprocess.STDOUT, env=env)
+            for _ in range(store.workers)
+        ]
         run = Run(rate, seconds)
         try:
             await wait_ready(port, proc)
-            cpu = cpu_seconds(proc.pid)
+            cpu = sum(cpu_seconds(p.pid) for p in (proc, *workers))
             ids = await fire(port, run)
-            run.server_cpu_s = cpu_seconds(proc.pid) - cpu
+            run.server_cpu_s = sum(cpu_seconds(p.pid) for p in (proc, *workers)) - cpu
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    run.stored_success = stored_successes(db, ids)
+            for process in (*workers, proc):
+                stop(process)
+    try:
+        run.stored_success = store.stored_successes(db, ids)
+    finally:
+        store.drop(db)
     return run
 
 
@@ -286,14 +341,14 @@ def milliseconds(latencies: list[float]) -> str:
 
 
 async def measure(
-    rates: list[int], seconds: float, runs: int, sync: str, p99_limit: float
+    rates: list[int], seconds: float, runs: int, store: Store, p99_limit: float
 ) -> list[dict[str, object]]:
     steps = []
     for rate in rates:
         done = []
         for index in range(runs):
             with tempfile.TemporaryDirectory(prefix="tiercel-load-") as tmp:
-                run = await cold_run(rate, seconds, sync, Path(tmp))
+                run = await cold_run(rate, seconds, store, Path(tmp))
             done.append(run)
             print(
                 f"{rate:>6}/min run {index + 1}: sent {run.sent:>6} success {run.succeeded:>6} "
@@ -325,10 +380,13 @@ def main() -> None:
         "--sync", default="FULL", choices=("FULL", "NORMAL"), help="SQLite synchronous setting"
     )
     parser.add_argument("--p99-ms", type=float, default=100.0, help="a rate is held with p99 under this")
+    parser.add_argument("--postgres", help="a PostgreSQL URL to make each run's database through")
+    parser.add_argument("--workers", type=int, default=0, help="tiercel worker processes (PostgreSQL)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rates = [int(rate) for rate in args.rates.split(",")]
-    steps = asyncio.run(measure(rates, args.seconds, args.runs, args.sync, args.p99_ms / 1000))
+    store = Store(args.sync, args.postgres, args.workers)
+    steps = asyncio.run(measure(rates, args.seconds, args.runs, store, args.p99_ms / 1000))
     held = [step for step in steps if step["held"]]
     best = held[-1] if held else None
     if best:
@@ -343,6 +401,8 @@ def main() -> None:
             "seconds_per_run": args.seconds,
             "runs_per_rate": args.runs,
             "synchronous": args.sync,
+            "store": "postgresql" if args.postgres else "sqlite",
+            "workers": args.workers,
             "p99_limit_ms": args.p99_ms,
             "steps": steps,
             "highest_held_per_min": best["rate_per_min"] if best else None,

@@ -42,6 +42,10 @@ MAX_REQUEST_BYTES = 1 << 20
 MAX_REPLY_BYTES = 16 << 20
 # A client must send its request line within this time, or the connection is closed.
 READ_SECONDS = 10.0
+# Connections waiting to be accepted (asyncio's default, 100, is soon reached by a script waiting
+# for each of hundreds of executions at once); beyond it a client tries again a few times.
+BACKLOG = 1024
+CONNECT_TRIES = 6
 
 
 # A Unix socket's path holds at most 108 bytes on Linux (104 on macOS).
@@ -122,7 +126,7 @@ class ControlServer:
         old = os.umask(0o177)
         try:
             self._server = await asyncio.start_unix_server(
-                self._serve, path=str(self.path), limit=MAX_REQUEST_BYTES
+                self._serve, path=str(self.path), limit=MAX_REQUEST_BYTES, backlog=BACKLOG
             )
         finally:
             os.umask(old)
@@ -210,10 +214,18 @@ async def send(db: DbTarget, request: dict[str, Any], timeout: float = 30.0) -> 
         check_private_path(path, "control socket", kind=stat.S_ISSOCK)
     except UnsafeFileError as exc:
         return _failure(str(exc))
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_unix_connection(str(path), limit=MAX_REPLY_BYTES), timeout
-    )
-    peer = _peer_uid(writer)
+    for attempt in range(CONNECT_TRIES):
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_unix_connection(str(path), limit=MAX_REPLY_BYTES), timeout
+        )
+        try:
+            peer = _peer_uid(writer)
+            break
+        except OSError:  # the connection did not make it through a full backlog
+            writer.close()
+            if attempt == CONNECT_TRIES - 1:
+                return _failure(f"the engine on {describe_target(db)} is too busy to take the connection")
+            await asyncio.sleep(0.05 * 2**attempt)
     if peer is not None and peer != os.geteuid():
         writer.close()
         return _failure(

@@ -214,7 +214,7 @@ def test_error_logs_reach_the_tasks_of_an_errors_branch_on_a_worker(cluster: Clu
         "  - id: broken\n    type: io.kestra.plugin.core.execution.Fail\n    errorMessage: disk on fire\n"
         "errors:\n"
         "  - id: report\n    type: io.kestra.plugin.core.log.Log\n"
-        "    message: \"{% for log in errorLogs() %}{{ log.taskId }} said {{ log.message }}{% endfor %}\"\n",
+        '    message: "{% for log in errorLogs() %}{{ log.taskId }} said {{ log.message }}{% endfor %}"\n',
     )
     cluster.server()
     cluster.worker()

@@ -497,3 +497,16 @@ async def test_a_database_too_deep_for_a_socket_beside_it_is_still_reached(
         assert not path.exists()
     finally:
         shutil.rmtree(run)
+
+
+async def test_hundreds_of_clients_at_once_all_get_an_answer(tmp_path: Path) -> None:
+    """Many waits at once (a script waiting for each of its executions) overflow no backlog: every
+    client gets its answer, none an exception."""
+
+    async def slow_echo(request: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(0.5)
+        return {"ok": True, "n": request["n"]}
+
+    async with serving(tmp_path, slow_echo) as db:
+        replies = await asyncio.gather(*(send(db, {"command": "x", "n": n}) for n in range(600)))
+    assert [reply.get("n") for reply in replies] == list(range(600))
