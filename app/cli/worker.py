@@ -10,6 +10,7 @@ worker applies to them (a new attempt elsewhere, or FAILED for tasks marked not 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from tiercel.engine import cluster_worker, describe_target
 
@@ -40,6 +41,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )  # fmt: skip
     worker.add_argument("--group", help="run only the task runs of this workerGroup key")
     worker.add_argument(
+        "--flows",
+        help="the servers' flows folder, as this machine sees it (a checkout or a shared mount): "
+        "where the tasks' namespace files are read from",
+    )
+    worker.add_argument(
         "--heartbeat", type=float, default=2.0, metavar="SECONDS",
         help="seconds between heartbeats; keep it well under the servers' --heartbeat-timeout (default: 2)",
     )  # fmt: skip
@@ -49,7 +55,10 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     db = resolve_db(args.db)
     if not isinstance(db, str):
         raise UsageError("a worker needs a PostgreSQL store: --db postgresql://... (or TIERCEL_DB)")
-    engine = await open_engine(db, None, member=True)
+    flows_dir = Path(args.flows) if args.flows else None
+    if flows_dir is not None and not flows_dir.is_dir():
+        raise UsageError(f"{flows_dir}: no such flows folder")
+    engine = await open_engine(db, flows_dir, member=True)
     if engine is None:
         return EXIT_USAGE
     stopping = stop_requested()

@@ -128,6 +128,11 @@ class ClusterWorker:
         killed = await self.book.kill_leftovers()
         if killed:
             _log.warning("killed %d processes left by workers of this machine that died", killed)
+        if self.engine.flows_dir is not None:
+            # The `_namespace.yaml` declarations only (their plugin defaults shape the flows parsed
+            # from the store, their variables the tasks' renders); the flows come from the store.
+            self.engine.folder.read_on_demand()
+            await self.engine.folder.start(watch=False)
         await self.connection.open()
         await self._register()
         self._tasks = [

@@ -227,3 +227,76 @@ def test_error_logs_reach_the_tasks_of_an_errors_branch_on_a_worker(cluster: Clu
             return [entry.message for _, entry in await engine.logs(execution_id, task_id="report")]
 
     assert asyncio.run(run()) == ["broken said disk on fire"]
+
+
+def test_connections_cut_under_load_lose_no_execution(cluster: Cluster, tmp_path: Path) -> None:
+    """Every connection of the cluster's processes to PostgreSQL is cut, three times, while
+    executions run (as a server restart or a network cut would): they reconnect, and every
+    execution ends SUCCESS with each of its tasks run once."""
+    side_effects = tmp_path / "side-effects.txt"
+    flow(cluster, "five", five_tasks(side_effects))
+    cluster.server()
+    cluster.worker("--concurrency", "4")
+    cut = (
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name LIKE 'tiercel%%'"
+    )
+
+    cuts: list[int] = []
+
+    async def run_while_cutting() -> list[StateType]:
+        running = asyncio.create_task(run_all(cluster, "five", 30))
+        for _ in range(3):
+            await asyncio.sleep(0.4)
+            [(count,)] = await asyncio.to_thread(cluster.sql, cut)
+            cuts.append(count)
+        return await running
+
+    states = asyncio.run(run_while_cutting())
+    assert cuts[0] >= 5 and all(cuts), cuts  # the server's and the worker's, then those they made again
+    assert states == [StateType.SUCCESS] * 30
+    lines = side_effects.read_text().splitlines()
+    assert sorted(lines) == sorted(set(lines))
+    assert len(lines) == 150
+
+
+def test_a_worker_given_the_flows_folder_reads_namespace_files(cluster: Cluster) -> None:
+    files = cluster.flows / "_files" / "cluster" / "queries"
+    files.mkdir(parents=True)
+    (files / "report.sql").write_text("SELECT 42")
+    flow(
+        cluster,
+        "files",
+        "id: files\nnamespace: cluster\ntasks:\n"
+        "  - id: query\n    type: io.kestra.plugin.core.debug.Return\n"
+        "    format: \"{{ read('queries/report.sql') }}\"\n",
+    )
+    cluster.server()
+    cluster.worker("--flows", str(cluster.flows))
+
+    async def run() -> object:
+        async with connect(cluster.url, local=False) as engine:
+            return await engine.wait(await engine.trigger("cluster", "files"))
+
+    ended = asyncio.run(run())
+    assert ended.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
+    assert ended.task_runs[0].outputs == {"value": "SELECT 42"}  # type: ignore[attr-defined]
+
+
+def test_a_worker_given_the_flows_folder_applies_the_namespace_plugin_defaults(cluster: Cluster) -> None:
+    (cluster.flows / "_namespace.yaml").write_text(
+        "id: cluster\npluginDefaults:\n"
+        "  - type: io.kestra.plugin.core.debug.Return\n    values: {format: from the namespace}\n"
+    )
+    flow(cluster, "defaults", "id: defaults\nnamespace: cluster\ntasks:\n"
+         "  - id: r\n    type: io.kestra.plugin.core.debug.Return\n")  # fmt: skip
+    cluster.server()
+    cluster.worker("--flows", str(cluster.flows))
+
+    async def run() -> object:
+        async with connect(cluster.url, local=False) as engine:
+            return await engine.wait(await engine.trigger("cluster", "defaults"))
+
+    ended = asyncio.run(run())
+    assert ended.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
+    assert ended.task_runs[0].outputs == {"value": "from the namespace"}  # type: ignore[attr-defined]
