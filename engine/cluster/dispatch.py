@@ -7,8 +7,9 @@ after a cut delete, or one of an attempt no longer outstanding, is dropped). Eve
 seconds, workers silent for longer than the timeout are declared gone and each task run they held is
 posted as a `TaskRunLost`, so that the executor applies the crash-recovery policy to it.
 
-Task runs that share a working folder with a WorkingDirectory (a temporary folder of one machine)
-run on the server's in-process runner: they need that folder, not any worker's.
+Task runs that share a working folder with a WorkingDirectory (a temporary folder of one machine),
+and tasks that command the engine (execution.Resume, trigger.Toggle), run on the server's in-process
+runner: they need that folder, or the engine, not any worker's.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class SharedWorkerQueue:
     # -- the WorkerQueue protocol -----------------------------------------------------------------
     def send(self, job: WorkerJob) -> None:
         if isinstance(job, RunTaskRun):
-            if self.local.shares_folder(job.flow, job.execution, job.task_run):
+            if self.local.must_run_here(job.flow, job.execution, job.task_run):
                 self.local.send(job)
                 return
             attempt = len(job.task_run.attempts) - 1

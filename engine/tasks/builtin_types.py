@@ -297,7 +297,10 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         required=_props("endDate"),
     ),
     TaskType(
-        f"{CORE}.execution.Resume", Kind.RUNNABLE, _props("namespace", "flowId", "executionId", "inputs")
+        f"{CORE}.execution.Resume",
+        Kind.RUNNABLE,
+        _props("namespace", "flowId", "executionId", "inputs"),
+        commands_engine=True,
     ),
     TaskType(
         f"{CORE}.trigger.Toggle",
@@ -306,6 +309,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         required=_props("trigger"),
         aliases=(f"{LEGACY}.trigger.Toggle",),
         static=_props("enabled"),
+        commands_engine=True,
     ),
     # --- namespace files (engine.tasks.namespace) ------------------------------------------------
     TaskType(

@@ -93,6 +93,9 @@ class TaskType:
     # Properties accepted (a flow using them is valid, as on Kestra) but not honoured by this engine,
     # with what happens instead: the parser turns each one present into a validation warning.
     ignored: Mapping[str, str] = field(default_factory=dict)
+    # The handler uses the engine's commands (`TaskContext.control`, `trigger_switches`): it runs
+    # in the process of the executor, never on a worker of another machine (engine.cluster).
+    commands_engine: bool = False
 
     def child_shapes(self) -> dict[str, ChildShape]:
         """Every property that holds child tasks, including a flowable's `errors` and `finally`."""

@@ -239,8 +239,12 @@ class Runner:
                 return candidate, handler
         return None
 
-    def shares_folder(self, flow: Flow, execution: Execution, run: TaskRun) -> bool:
-        """Whether the task run works in a folder shared with others (it must run where they do)."""
+    def must_run_here(self, flow: Flow, execution: Execution, run: TaskRun) -> bool:
+        """Whether the task run must run in this process, beside the executor: it works in a folder
+        shared with others (WorkingDirectory), or its task commands the engine."""
+        task_type = self.registry.lookup(flow.tasks_by_id[run.task_id].type)
+        if task_type is not None and task_type.commands_engine:
+            return True
         return self._folder_owner(flow, execution, run) is not None
 
     def _working_dir(self, flow: Flow, execution: Execution, run: TaskRun) -> tuple[Path, TaskRun] | None:

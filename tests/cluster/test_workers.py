@@ -300,3 +300,31 @@ def test_a_worker_given_the_flows_folder_applies_the_namespace_plugin_defaults(c
     ended = asyncio.run(run())
     assert ended.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
     assert ended.task_runs[0].outputs == {"value": "from the namespace"}  # type: ignore[attr-defined]
+
+
+def test_a_task_that_commands_the_engine_runs_on_the_server(cluster: Cluster) -> None:
+    flow(
+        cluster,
+        "waiting",
+        "id: waiting\nnamespace: cluster\ntasks:\n  - id: wait\n    type: io.kestra.plugin.core.flow.Pause\n",
+    )
+    flow(
+        cluster,
+        "resumer",
+        "id: resumer\nnamespace: cluster\ninputs:\n  - {id: target, type: STRING}\ntasks:\n"
+        "  - id: resume\n    type: io.kestra.plugin.core.execution.Resume\n"
+        '    executionId: "{{ inputs.target }}"\n',
+    )
+    cluster.server()
+    cluster.worker()
+
+    async def run() -> tuple[object, object]:
+        async with connect(cluster.url, local=False) as engine:
+            paused = await engine.trigger("cluster", "waiting")
+            await engine.wait(paused, until_paused=True)
+            resumer = await engine.trigger("cluster", "resumer", {"target": paused})
+            return await engine.wait(resumer), await engine.wait(paused)
+
+    resumer, paused = asyncio.run(run())
+    assert resumer.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
+    assert paused.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
