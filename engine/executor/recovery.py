@@ -13,7 +13,8 @@ Policy (the engine applies it at start, to every unfinished execution it finds):
 * A task run being killed (or in an execution being killed) ends KILLED.
 
 The same rules apply to the task runs of a worker of a cluster that stops heartbeating
-(engine.cluster), with "the worker running the task stopped heartbeating" in their log.
+(engine.cluster) or leaves it, with "the worker running the task left the cluster or stopped
+heartbeating" in their log.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ..model import Attempt, Execution, Flow, RetrySpec, State, StateType, TaskR
 
 NOT_IDEMPOTENT_LABEL = "tiercel.notIdempotent"
 INTERRUPTED_MESSAGE = "engine stopped while the task was running"
-WORKER_LOST_MESSAGE = "the worker running the task stopped heartbeating: it is taken as stopped"
+WORKER_LOST_MESSAGE = "the worker running the task left the cluster or stopped heartbeating"
 
 
 def not_idempotent(flow: Flow, task_id: str) -> bool:

@@ -328,3 +328,20 @@ def test_a_task_that_commands_the_engine_runs_on_the_server(cluster: Cluster) ->
     resumer, paused = asyncio.run(run())
     assert resumer.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
     assert paused.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
+
+
+def test_a_worker_stopped_with_sigterm_hands_its_task_runs_over_at_once(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    flow(cluster, "slow", slow_first_time(tmp_path))
+    cluster.server("--heartbeat-timeout", "600")  # no waiting for a timeout: the worker says it leaves
+    cluster.worker()
+    cluster.worker()
+    execution_id = asyncio.run(start_one(cluster, "slow"))
+    [program] = started(tmp_path / "pids.txt", 1)
+    os.kill(claimed_by(cluster), signal.SIGTERM)
+    ended = asyncio.run(wait_for(cluster, execution_id))
+    assert ended.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
+    [run] = ended.task_runs  # type: ignore[attr-defined]
+    assert [attempt.state.current for attempt in run.attempts] == [StateType.FAILED, StateType.SUCCESS]
+    assert not pid_alive(program)  # the stopping worker killed its program
