@@ -154,12 +154,13 @@ class SharedWorkerQueue:
 
     async def _cancel(self, execution_id: str, task_run_id: str) -> None:
         withdrawn = await self.connection.fetch(jobs.WITHDRAW, [task_run_id])
-        if withdrawn:
-            self._report(execution_id, task_run_id, WorkerResult(task_run_id, StateType.KILLED))
-            return
-        flagged = await self.connection.fetch(jobs.FLAG_CANCEL, [task_run_id])
+        flagged = [] if withdrawn else await self.connection.fetch(jobs.FLAG_CANCEL, [task_run_id])
         if flagged:
             await self.connection.notify("cancel", task_run_id)
+        elif task_run_id in self._outstanding:
+            # Withdrawn (maybe by a delete whose answer a lost connection cut, hence no job either):
+            # nothing runs it, and no one else will say so.
+            self._report(execution_id, task_run_id, WorkerResult(task_run_id, StateType.KILLED))
 
     def _report(self, execution_id: str, task_run_id: str, result: WorkerResult) -> None:
         self._outstanding.pop(task_run_id, None)
@@ -196,17 +197,16 @@ class SharedWorkerQueue:
                 self.on_error(f"cannot look for lost workers: {str(exc).strip()}")
 
     async def _reap(self) -> None:
-        async def work(conn: psycopg.AsyncConnection[Any]) -> tuple[list[Any], list[Any]]:
-            async with conn.transaction():
-                dead = await (await conn.execute(jobs.DEAD_WORKERS, [self.heartbeat_timeout])).fetchall()
-                lost = await (await conn.execute(jobs.LOST_JOBS)).fetchall()
-            return dead, lost
-
-        dead, lost = await self.connection.run(work)
+        """Declare silent workers gone; their jobs' attempts are posted as lost, then the jobs go
+        (read, posted, then deleted: a delete cut by a lost connection is done at the next pass)."""
+        dead = await self.connection.fetch(jobs.DEAD_WORKERS, [self.heartbeat_timeout])
         for worker_id, host, pid in dead:
             _log.warning("worker %s (pid %s on %s) stopped heartbeating: its task runs go to others",
                          worker_id, pid, host)  # fmt: skip
-        for execution_id, task_run_id, attempt in lost:
+        lost = await self.connection.fetch(jobs.LOST_JOBS)
+        for _, execution_id, task_run_id, attempt, _ in lost:
             if self._outstanding.get(task_run_id) == attempt:
                 del self._outstanding[task_run_id]
                 self.inbox.put(TaskRunLost(execution_id, task_run_id, attempt))
+        for job_id, *_, worker_id in lost:
+            await self.connection.fetch(jobs.FORGET_JOB, [job_id, worker_id])

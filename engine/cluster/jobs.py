@@ -48,9 +48,10 @@ DEAD_WORKERS = (
     "DELETE FROM workers WHERE heartbeat < now() - make_interval(secs => %s) RETURNING id, host, pid"
 )
 LOST_JOBS = (
-    "DELETE FROM worker_jobs WHERE worker_id IS NOT NULL AND worker_id <> ALL("
-    "SELECT id FROM workers) RETURNING execution_id, task_run_id, attempt"
+    "SELECT id, execution_id, task_run_id, attempt, worker_id FROM worker_jobs "
+    "WHERE worker_id IS NOT NULL AND worker_id <> ALL(SELECT id FROM workers)"
 )
+FORGET_JOB = "DELETE FROM worker_jobs WHERE id = %s AND worker_id = %s"
 WORKERS = "SELECT id, host, pid, worker_group, concurrency, started, heartbeat FROM workers ORDER BY started"
 RUNNING_PER_WORKER = (
     "SELECT worker_id, count(*) FROM worker_jobs WHERE worker_id IS NOT NULL GROUP BY worker_id"
