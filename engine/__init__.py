@@ -14,7 +14,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and linters
-    from .cluster import cluster_worker as cluster_worker, shared_worker_pool as shared_worker_pool
+    from .cluster import (
+        WorkerInfo as WorkerInfo,
+        cluster_worker as cluster_worker,
+        cluster_workers as cluster_workers,
+        shared_worker_pool as shared_worker_pool,
+    )
     from .commands import (
         AmbiguousExecutionIdError as AmbiguousExecutionIdError,
         BackfillAction as BackfillAction,
@@ -99,7 +104,7 @@ _EXPORTS: dict[str, str] = {
         ],
         ".commands",
     ),
-    **dict.fromkeys(["cluster_worker", "shared_worker_pool"], ".cluster"),
+    **dict.fromkeys(["WorkerInfo", "cluster_worker", "cluster_workers", "shared_worker_pool"], ".cluster"),
     **dict.fromkeys(["ConnectError", "NoEngineError", "connect"], ".connection"),
     "ControlClient": ".control",
     "EngineCommandError": ".errors",

@@ -23,7 +23,12 @@ from .migrate import add_parsers as add_migrate_parsers, cmd_migrate
 from .run import add_parsers as add_run_parsers, cmd_run, cmd_validate
 from .server import add_server_parser, add_ui_parser, cmd_server, cmd_ui
 from .triggers import add_parsers as add_trigger_parsers, cmd_backfill, cmd_triggers
-from .worker import add_parsers as add_worker_parsers, cmd_worker
+from .worker import (
+    add_list_parser as add_workers_parser,
+    add_parsers as add_worker_parsers,
+    cmd_worker,
+    cmd_workers,
+)
 
 # A handler returns its exit code, or the coroutine that does (run here, in a fresh event loop).
 Handler = Callable[[argparse.Namespace], int | Coroutine[Any, Any, int]]
@@ -42,6 +47,7 @@ HANDLERS: dict[str, Handler] = {
     "logs": cmd_logs,
     "migrate": cmd_migrate,
     "worker": cmd_worker,
+    "workers": cmd_workers,
     **dict.fromkeys(EXECUTION_COMMANDS, cmd_control),
 }
 
@@ -56,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_trigger_parsers(sub)
     add_server_parser(sub)
     add_worker_parsers(sub)
+    add_workers_parser(sub)
     add_query_parsers(sub)
     add_execution_parsers(sub)
     add_migrate_parsers(sub)

@@ -10,6 +10,7 @@ worker applies to them (a new attempt elsewhere, or FAILED for tasks marked not 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from tiercel.engine import cluster_worker, describe_target
@@ -23,8 +24,10 @@ from .common import (
     open_engine,
     positive_int,
     resolve_db,
+    say,
     stop_requested,
 )
+from .tables import table
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -78,4 +81,62 @@ async def cmd_worker(args: argparse.Namespace) -> int:
         await worker.stop()
         await engine.log_pipeline.stop()
         await engine.store.close()
+    return EXIT_OK
+
+
+def add_list_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    workers = sub.add_parser(
+        "workers",
+        help="list the workers of a PostgreSQL-backed cluster",
+        description="The workers of the cluster whose store --db names: host, pid, group, the task "
+        "runs each holds, and its last heartbeat; then the task runs waiting for a worker.",
+        epilog="example: tiercel workers --db postgresql://tiercel@db-host/tiercel --json",
+    )
+    workers.add_argument("--db", help="the cluster's store: a postgresql:// URL (or TIERCEL_DB)")
+    workers.add_argument("--json", action="store_true", help="print the workers as JSON")
+
+
+async def cmd_workers(args: argparse.Namespace) -> int:
+    from tiercel.engine import StoreError, cluster_workers, iso
+
+    db = resolve_db(args.db)
+    if not isinstance(db, str):
+        raise UsageError("workers run beside a PostgreSQL store: --db postgresql://... (or TIERCEL_DB)")
+    try:
+        workers, waiting = await cluster_workers(db)
+    except StoreError as error:
+        say(f"tiercel: {error}", err=True)
+        return EXIT_USAGE
+    if args.json:
+        rows = [
+            {
+                "id": w.id,
+                "host": w.host,
+                "pid": w.pid,
+                "group": w.group,
+                "concurrency": w.concurrency,
+                "running": w.running,
+                "started": iso(w.started),
+                "heartbeatSecondsAgo": round(w.heartbeat_age, 1),
+            }
+            for w in workers
+        ]
+        queued = [{"group": group, "waiting": count} for group, count in sorted(waiting.items(), key=str)]
+        say(json.dumps({"workers": rows, "waiting": queued}, indent=2))
+        return EXIT_OK
+    cells = [["worker", "host", "pid", "group", "running", "last heartbeat"]]
+    cells += [
+        [
+            w.id,
+            w.host,
+            str(w.pid),
+            w.group or "-",
+            f"{w.running}/{w.concurrency}",
+            f"{w.heartbeat_age:.1f} s ago",
+        ]
+        for w in workers
+    ]
+    say("\n".join(table(cells)) if workers else "no workers")
+    for group, count in sorted(waiting.items(), key=str):
+        say(f"{count} task runs waiting for a worker" + (f" of group {group}" if group else ""))
     return EXIT_OK

@@ -9,6 +9,8 @@ in-process runner's attempts, fed from the table). Nothing here is used with an 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # psycopg loads only when a cluster is used
@@ -40,3 +42,45 @@ def cluster_worker(engine: Engine, url: str, **options: Any) -> ClusterWorker:
 
     options.setdefault("heartbeat", HEARTBEAT_SECONDS)
     return ClusterWorker(engine, url, **options)
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A worker of a cluster as its row says: who and where, its share of the work, its last beat."""
+
+    id: str
+    host: str
+    pid: int
+    group: str | None
+    concurrency: int
+    started: datetime
+    heartbeat_age: float  # seconds since its last heartbeat
+    running: int  # task runs it has claimed and not reported yet
+
+
+async def cluster_workers(url: str) -> tuple[list[WorkerInfo], dict[str | None, int]]:
+    """The workers of the cluster at `url`, and the task runs waiting for one, by worker group."""
+    import psycopg
+
+    from ..db_target import describe_target
+    from ..store import StoreError
+    from . import jobs
+    from .connection import ClusterConnection
+
+    connection = ClusterConnection(url, "client", patient=False)
+    try:
+        await connection.open()
+        rows = await connection.fetch(jobs.WORKERS)
+        waiting = {group: int(count) for group, count in await connection.fetch(jobs.WAITING)}
+    except psycopg.errors.UndefinedTable:
+        raise StoreError(
+            f"{describe_target(url)} holds no Tiercel cluster (no server has opened it)"
+        ) from None
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot read the workers of {describe_target(url)}: {str(exc).strip()}") from exc
+    finally:
+        await connection.close()
+    workers = [
+        WorkerInfo(str(a), str(b), int(c), d, int(e), f, float(g), int(h)) for a, b, c, d, e, f, g, h in rows
+    ]
+    return workers, waiting

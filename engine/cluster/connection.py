@@ -29,8 +29,10 @@ _CHANNEL_BASE = "SELECT 'tiercel_' || left(md5(current_database() || '.' || curr
 class ClusterConnection:
     """One autocommit connection; `run` reconnects and runs a statement again after a lost connection."""
 
-    def __init__(self, url: str, role: str) -> None:
+    def __init__(self, url: str, role: str, *, patient: bool = True) -> None:
         self.url = url
+        # A component waits for the database to come back; a one-off command says it is not there.
+        self.patient = patient
         self.application = f"tiercel {role} pid {os.getpid()} on {socket.gethostname()}"
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self.channel_base = ""
@@ -54,7 +56,7 @@ class ClusterConnection:
                 self._conn = conn
                 return conn
             except psycopg.OperationalError as exc:
-                if self._closed:
+                if self._closed or not self.patient:
                     raise
                 _log.warning("cannot reach %s (%s); trying again in %.1f s", describe_target(self.url),
                              str(exc).strip(), delay)  # fmt: skip

@@ -52,10 +52,14 @@ LOST_JOBS = (
     "WHERE worker_id IS NOT NULL AND worker_id <> ALL(SELECT id FROM workers)"
 )
 FORGET_JOB = "DELETE FROM worker_jobs WHERE id = %s AND worker_id = %s"
-WORKERS = "SELECT id, host, pid, worker_group, concurrency, started, heartbeat FROM workers ORDER BY started"
-RUNNING_PER_WORKER = (
-    "SELECT worker_id, count(*) FROM worker_jobs WHERE worker_id IS NOT NULL GROUP BY worker_id"
+# The workers with how many task runs each holds, and when each last heartbeat came (seconds ago).
+WORKERS = (
+    "SELECT w.id, w.host, w.pid, w.worker_group, w.concurrency, w.started, "
+    "extract(epoch FROM now() - w.heartbeat), "
+    "(SELECT count(*) FROM worker_jobs AS j WHERE j.worker_id = w.id) "
+    "FROM workers AS w ORDER BY w.started, w.id"
 )
+WAITING = "SELECT worker_group, count(*) FROM worker_jobs WHERE worker_id IS NULL GROUP BY worker_group"
 
 
 def encode_result(result: WorkerResult, errors: Sequence[LogEntry] = ()) -> str:

@@ -59,6 +59,18 @@ class Cluster:
     def worker(self, *extra: str) -> subprocess.Popen[str]:
         return self._start(["worker", "--heartbeat", str(HEARTBEAT), *extra], "tiercel worker ")
 
+    def cli(self, *args: str) -> str:
+        """A one-off command on the cluster's store; its output (it must succeed)."""
+        done = subprocess.run(
+            [str(TIERCEL), *args, "--db", self.url],
+            cwd=self.folder,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
     def sql(self, statement: str, params: Any = ()) -> list[Any]:
         with psycopg.connect(self.url, autocommit=True) as conn:
             cursor = conn.execute(statement, params)

@@ -7,6 +7,7 @@ workers still run instead of running it again."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -175,6 +176,9 @@ def test_worker_groups_route_task_runs(cluster: Cluster, tmp_path: Path) -> None
     beat = "SELECT count(*) FROM workers WHERE heartbeat > %s + interval '1.5 seconds'"
     asyncio.run(until(lambda: cluster.sql(beat, [queued_at]) == [(1,)]))
     assert cluster.sql("SELECT worker_id FROM worker_jobs") == [(None,)]
+    listed = json.loads(cluster.cli("workers", "--json"))
+    assert listed["waiting"] == [{"group": "gpu", "waiting": 1}]
+    assert [(w["group"], w["running"]) for w in listed["workers"]] == [(None, 0)]
     cluster.worker("--group", "gpu")
     ended = asyncio.run(wait_for(cluster, execution_id))
     assert ended.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
@@ -345,3 +349,15 @@ def test_a_worker_stopped_with_sigterm_hands_its_task_runs_over_at_once(
     [run] = ended.task_runs  # type: ignore[attr-defined]
     assert [attempt.state.current for attempt in run.attempts] == [StateType.FAILED, StateType.SUCCESS]
     assert not pid_alive(program)  # the stopping worker killed its program
+
+
+def test_listing_the_workers_of_a_database_without_a_cluster_says_so(pg_url: str, tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.cluster.harness import TIERCEL
+
+    done = subprocess.run(
+        [str(TIERCEL), "workers", "--db", pg_url], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "holds no Tiercel cluster (no server has opened it)" in done.stderr
