@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 import psycopg
 
@@ -144,13 +143,8 @@ class SharedWorkerQueue:
                 self.on_error(f"the worker queue refused a write: {str(exc).strip()}")
 
     async def _enqueue(self, rows: list[tuple[str, str, int, str | None]]) -> None:
-        async def work(conn: psycopg.AsyncConnection[Any]) -> None:
-            async with conn.transaction():
-                async with conn.cursor() as cursor:
-                    await cursor.executemany(jobs.ENQUEUE, rows)
-                await conn.execute("SELECT pg_notify(%s, '')", [self.connection.channel("jobs")])
-
-        await self.connection.run(work)
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        await self.connection.fetch(jobs.ENQUEUE, [*columns, self.connection.channel("jobs")])
 
     async def _cancel(self, execution_id: str, task_run_id: str) -> None:
         withdrawn = await self.connection.fetch(jobs.WITHDRAW, [task_run_id])

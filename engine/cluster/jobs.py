@@ -10,9 +10,13 @@ from ..messages import WorkerResult
 from ..model import Label, LogEntry, LogLevel, StateType, parse_iso
 from ..store.codec import dumps, loads
 
+# Jobs in, and the workers told, in one statement (one round trip, one commit); each column is an
+# array. A job written again (after a cut connection) is not doubled.
 ENQUEUE = (
-    "INSERT INTO worker_jobs (execution_id, task_run_id, attempt, worker_group) "
-    "VALUES (%s, %s, %s, %s) ON CONFLICT (task_run_id, attempt) DO NOTHING"
+    "WITH added AS (INSERT INTO worker_jobs (execution_id, task_run_id, attempt, worker_group) "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[]) "
+    "ON CONFLICT (task_run_id, attempt) DO NOTHING RETURNING 1) "
+    "SELECT pg_notify(%s, '') FROM (SELECT count(*) FROM added) AS written"
 )
 # The oldest jobs of the worker's group no other worker is claiming: rows a claim in progress locks
 # are skipped, not waited for.
@@ -22,10 +26,21 @@ CLAIM = (
     "ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
     "RETURNING id, execution_id, task_run_id, attempt, cancel"
 )
-# An attempt's end: its job goes, its result comes, in one transaction; a job that is no longer the
-# worker's (it was declared lost meanwhile) takes no result.
+# Attempts' ends: their jobs go, their results come and the executor is told, in one statement; a
+# job that is no longer the worker's (it was declared lost meanwhile) takes no result. The ended
+# attempts come as arrays: job id, execution id, task run id, attempt, result.
+REPORT = (
+    "WITH ended AS (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::int[], %s::text[]) "
+    "AS e (job_id, execution_id, task_run_id, attempt, result)), "
+    "gone AS (DELETE FROM worker_jobs AS j USING ended AS e WHERE j.id = e.job_id AND j.worker_id = %s "
+    "RETURNING j.id), "
+    "added AS (INSERT INTO worker_results (execution_id, task_run_id, attempt, result) "
+    "SELECT e.execution_id, e.task_run_id, e.attempt, e.result FROM ended AS e JOIN gone AS g "
+    "ON g.id = e.job_id RETURNING 1) "
+    "SELECT pg_notify(%s, '') FROM (SELECT count(*) FROM added) AS written"
+)
+# A job no one waits for any more (its attempt is over): it goes without a result.
 FINISH = "DELETE FROM worker_jobs WHERE id = %s AND worker_id = %s"
-REPORT = "INSERT INTO worker_results (execution_id, task_run_id, attempt, result) VALUES (%s, %s, %s, %s)"
 # A kill: a job no worker took yet is withdrawn; one a worker runs is flagged for it.
 WITHDRAW = "DELETE FROM worker_jobs WHERE task_run_id = %s AND worker_id IS NULL RETURNING attempt"
 FLAG_CANCEL = "UPDATE worker_jobs SET cancel = TRUE WHERE task_run_id = %s RETURNING worker_id"

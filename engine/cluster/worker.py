@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import secrets
@@ -257,7 +256,7 @@ class ClusterWorker:
                     reports.append((job, run_id, jobs.encode_result(message.result, errors)))
             try:
                 if reports:
-                    await self.connection.run(functools.partial(self._report, reports=reports))
+                    await self._report(reports)
             except psycopg.Error as exc:
                 _log.error("cannot report %d ends of task runs: %s", len(reports), str(exc).strip())
             finally:
@@ -272,15 +271,15 @@ class ClusterWorker:
                         self.engine.log_pipeline.forget(job.execution_id)
             self._wake.set()
 
-    async def _report(
-        self, conn: psycopg.AsyncConnection[Any], *, reports: list[tuple[_Job, str, str]]
-    ) -> None:
-        async with conn.transaction():
-            for job, task_run_id, text in reports:
-                cursor = await conn.execute(jobs.FINISH, [job.id, self.id])
-                if cursor.rowcount:  # else the job was declared lost meanwhile: its end is not ours
-                    await conn.execute(jobs.REPORT, [job.execution_id, task_run_id, job.attempt, text])
-            await conn.execute("SELECT pg_notify(%s, '')", [self.connection.channel("results")])
+    async def _report(self, reports: list[tuple[_Job, str, str]]) -> None:
+        columns = [
+            [job.id for job, _, _ in reports],
+            [job.execution_id for job, _, _ in reports],
+            [task_run_id for _, task_run_id, _ in reports],
+            [job.attempt for job, _, _ in reports],
+            [text for _, _, text in reports],
+        ]
+        await self.connection.fetch(jobs.REPORT, [*columns, self.id, self.connection.channel("results")])
 
     # -- heartbeats --------------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
