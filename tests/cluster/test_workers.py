@@ -19,8 +19,6 @@ from tests.cluster.harness import Cluster, pid_alive
 from tests.waiting import until
 from tiercel.engine import StateType, connect
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def cluster(tmp_path: Path, pg_url: str) -> Iterator[Cluster]:
@@ -52,6 +50,7 @@ def five_tasks(side_effects: Path) -> str:
     return f"id: five\nnamespace: cluster\ntasks:\n{tasks}"
 
 
+@pytest.mark.slow
 def test_two_workers_run_every_task_run_once(cluster: Cluster, tmp_path: Path) -> None:
     side_effects = tmp_path / "side-effects.txt"
     flow(cluster, "five", five_tasks(side_effects))
@@ -110,6 +109,7 @@ def started(pids: Path, count: int) -> list[int]:
     return [int(pid) for pid in pids.read_text().split()]
 
 
+@pytest.mark.slow
 def test_a_dead_workers_task_runs_again_on_another_and_its_program_is_killed_when_one_starts_there(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -129,6 +129,7 @@ def test_a_dead_workers_task_runs_again_on_another_and_its_program_is_killed_whe
     assert not pid_alive(first)  # ...until a worker started on its machine
 
 
+@pytest.mark.slow
 def test_a_dead_workers_task_marked_not_idempotent_fails_instead(cluster: Cluster, tmp_path: Path) -> None:
     labels = "labels:\n  tiercel.notIdempotent: s"
     flow(cluster, "slow", slow_first_time(tmp_path, labels=labels))
@@ -159,6 +160,7 @@ def test_a_kill_reaches_the_worker_running_the_task(cluster: Cluster, tmp_path: 
     asyncio.run(until(lambda: not pid_alive(program), what="the task's program to end"))
 
 
+@pytest.mark.slow
 def test_worker_groups_route_task_runs(cluster: Cluster, tmp_path: Path) -> None:
     flow(
         cluster,
@@ -233,6 +235,7 @@ def test_error_logs_reach_the_tasks_of_an_errors_branch_on_a_worker(cluster: Clu
     assert asyncio.run(run()) == ["broken said disk on fire"]
 
 
+@pytest.mark.slow
 def test_connections_cut_under_load_lose_no_execution(cluster: Cluster, tmp_path: Path) -> None:
     """Every connection of the cluster's processes to PostgreSQL is cut, three times, while
     executions run (as a server restart or a network cut would): they reconnect, and every
