@@ -26,6 +26,11 @@ MAX_BACKOFF_SECONDS = 30.0
 _CHANNEL_BASE = "SELECT 'tiercel_' || left(md5(current_database() || '.' || current_schema()), 20)"
 
 
+def said(exc: BaseException) -> str:
+    """An error as a log line says it: the database's message alone, or the error's type and text."""
+    return str(exc).strip() if isinstance(exc, psycopg.Error) else f"{type(exc).__name__}: {exc}"
+
+
 class ClusterConnection:
     """One autocommit connection; `run` reconnects and runs a statement again after a lost connection."""
 

@@ -19,8 +19,6 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
-import psycopg
-
 from ..logs import LogPipeline
 from ..messages import (
     ExecutorMessage,
@@ -34,7 +32,7 @@ from ..model import StateType
 from ..queue import MessageSink
 from ..worker.runner import Runner
 from . import jobs
-from .connection import ClusterConnection, Listener
+from .connection import ClusterConnection, Listener, said
 
 _log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
@@ -139,8 +137,8 @@ class SharedWorkerQueue:
                     await self._enqueue(sending)
                 for execution_id, task_run_id in cancelling:
                     await self._cancel(execution_id, task_run_id)
-            except psycopg.Error as exc:  # not a lost connection (those are retried): a bug
-                self.on_error(f"the worker queue refused a write: {str(exc).strip()}")
+            except Exception as exc:  # not a lost connection (those are retried): the loop goes on
+                self.on_error(f"the worker queue refused a write: {said(exc)}")
 
     async def _enqueue(self, rows: list[tuple[str, str, int, str | None]]) -> None:
         columns = [list(column) for column in zip(*rows, strict=True)]
@@ -166,8 +164,8 @@ class SharedWorkerQueue:
             try:
                 while await self._take_results():
                     pass
-            except psycopg.Error as exc:
-                self.on_error(f"cannot read the workers' results: {str(exc).strip()}")
+            except Exception as exc:  # the loop must outlive a bad row or a refused statement
+                self.on_error(f"cannot read the workers' results: {said(exc)}")
             await self.listener.wait(POLL_SECONDS)
 
     async def _take_results(self) -> bool:
@@ -187,8 +185,8 @@ class SharedWorkerQueue:
             await asyncio.sleep(min(POLL_SECONDS, self.heartbeat_timeout / 4))
             try:
                 await self._reap()
-            except psycopg.Error as exc:
-                self.on_error(f"cannot look for lost workers: {str(exc).strip()}")
+            except Exception as exc:  # the loop must go on
+                self.on_error(f"cannot look for lost workers: {said(exc)}")
 
     async def _reap(self) -> None:
         """Declare silent workers gone; their jobs' attempts are posted as lost, then the jobs go

@@ -32,7 +32,7 @@ from ..messages import ExecutorMessage, TaskRunResult, WorkerResult
 from ..model import Flow, LogEntry, LogLevel, StateType
 from ..wiring import build_runner, expression_functions
 from . import jobs
-from .connection import ClusterConnection, Listener
+from .connection import ClusterConnection, Listener, said
 from .processes import LocalProcessBook
 
 if TYPE_CHECKING:
@@ -175,8 +175,8 @@ class ClusterWorker:
             if free > 0:
                 try:
                     claimed = await self._claim(free)
-                except psycopg.Error as exc:
-                    _log.error("cannot claim task runs: %s", str(exc).strip())
+                except Exception as exc:  # the loop must go on; unstarted claims are given back
+                    _log.error("cannot claim task runs: %s", said(exc))
             if claimed and claimed == free:
                 continue
             self._wake.clear()
@@ -245,29 +245,28 @@ class ClusterWorker:
             await self._ended_event.wait()
             self._ended_event.clear()
             ended, self._ended = self._ended, []
-            # The attempt's log lines are stored before the executor hears of its end.
-            await self.engine.log_pipeline.flush()
             reports = []
-            for message in ended:
-                run_id = message.result.task_run_id
-                errors = self.errors.take(run_id)
-                job = self._jobs.get(run_id)
-                if job is not None:
-                    reports.append((job, run_id, jobs.encode_result(message.result, errors)))
             try:
+                # The attempt's log lines are stored before the executor hears of its end.
+                await self.engine.log_pipeline.flush()
+                for message in ended:
+                    run_id = message.result.task_run_id
+                    errors = self.errors.take(run_id)
+                    job = self._jobs.get(run_id)
+                    if job is not None:
+                        reports.append((job, run_id, jobs.encode_result(message.result, errors)))
                 if reports:
                     await self._report(reports)
-            except psycopg.Error as exc:
-                _log.error("cannot report %d ends of task runs: %s", len(reports), str(exc).strip())
+            except Exception as exc:  # the loop must go on: a job not reported is given back
+                _log.error("cannot report %d ends of task runs: %s", len(ended), said(exc))
             finally:
                 # Only now: until its row is gone, a job must stay known as this worker's (else a
-                # heartbeat would give it back, and another worker would run it again).
-                for job, task_run_id, _ in reports:
-                    if self._jobs.get(task_run_id) is job:
-                        del self._jobs[task_run_id]
+                # heartbeat would give it back, and another worker would run it again). One whose
+                # report failed is given back at the next heartbeat: it runs again elsewhere.
+                gone = [self._jobs.pop(message.result.task_run_id, None) for message in ended]
                 running = {job.execution_id for job in self._jobs.values()}
-                for job, _, _ in reports:
-                    if job.execution_id not in running:
+                for job in gone:
+                    if job is not None and job.execution_id not in running:
                         self.engine.log_pipeline.forget(job.execution_id)
             self._wake.set()
 
@@ -287,8 +286,8 @@ class ClusterWorker:
             await asyncio.sleep(self.heartbeat)
             try:
                 await self._beat()
-            except psycopg.Error as exc:
-                _log.error("cannot heartbeat: %s", str(exc).strip())
+            except Exception as exc:  # the loop must go on
+                _log.error("cannot heartbeat: %s", said(exc))
 
     async def _beat(self) -> None:
         if not await self.connection.fetch(jobs.HEARTBEAT, [self.id]):
