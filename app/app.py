@@ -43,6 +43,7 @@ from tiercel.engine import (
     TriggerChanged,
     TriggerState,
     WebhookServer,
+    shared_worker_pool,
 )
 
 from .keymap import KeymapError, binding_ids, keymap_path, load_keymap
@@ -163,7 +164,9 @@ class TiercelApp(App[None]):
             self.exit(return_code=2)
             return
         try:
-            self.engine = Engine(store, flows_dir=self.flows_dir)
+            # On PostgreSQL, task runs go through the cluster's queue (workers elsewhere, and one here).
+            workers = shared_worker_pool(self.db) if isinstance(self.db, str) else None
+            self.engine = Engine(store, flows_dir=self.flows_dir, workers=workers)
         except SecretError as error:
             await store.close()
             self.startup_error = f"{error} (TIERCEL_SECRETS_FILE)"

@@ -35,8 +35,9 @@ from .store import Store
 from .tasks.registry import Registry
 from .worker.runner import LogSink, Runner, WorkerStore
 
-# Builds the engine's worker pool from its inbox and in-process runner (engine.cluster's shared queue).
-WorkerPoolFactory = Callable[[MessageSink[ExecutorMessage], Runner, LogPipeline], WorkerPool]
+# Builds the engine's worker pool from its parts, its inbox and its in-process runner (engine.cluster's
+# shared queue).
+WorkerPoolFactory = Callable[["EngineParts", MessageSink[ExecutorMessage], Runner], WorkerPool]
 
 
 class EngineParts(SubflowHost, Protocol):
@@ -151,7 +152,7 @@ def build_executor_and_worker(
     functions = expression_functions(parts)
     inbox: InProcessQueue[ExecutorMessage] = InProcessQueue()
     runner = build_runner(parts, functions, inbox, kill_grace)
-    pool: WorkerPool = workers(inbox, runner, parts.log_pipeline) if workers is not None else runner
+    pool: WorkerPool = workers(parts, inbox, runner) if workers is not None else runner
 
     def ended(execution: Execution) -> None:
         parts.new_executions.release(execution.id)

@@ -74,14 +74,19 @@ def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 async def cmd_server(args: argparse.Namespace) -> int:
-    from tiercel.engine import WebhookServer, cluster_worker, shared_worker_pool
+    from tiercel.engine import WebhookServer, shared_worker_pool
 
     flows_dir = Path(args.flows) if args.flows else default_flows_dir()
     if not flows_dir.is_dir():
         raise UsageError(f"{flows_dir}: no such flows folder")
     db = resolve_db(args.db)
     url = db if isinstance(db, str) else None  # PostgreSQL: task runs go through the shared queue
-    workers = shared_worker_pool(url, heartbeat_timeout=args.heartbeat_timeout) if url else None
+    concurrency = 0 if args.no_worker else args.concurrency
+    workers = (
+        shared_worker_pool(url, heartbeat_timeout=args.heartbeat_timeout, local_concurrency=concurrency)
+        if url
+        else None
+    )
     engine = await open_engine(db, flows_dir, workers=workers)
     if engine is None:
         return EXIT_USAGE
@@ -96,10 +101,6 @@ async def cmd_server(args: argparse.Namespace) -> int:
         say(f"tiercel: cannot listen on {args.host}:{args.port}: {error.strerror or error}", err=True)
         return EXIT_USAGE
     await engine.start(watch=True)
-    local = None
-    if url and not args.no_worker:
-        local = cluster_worker(engine, url, concurrency=args.concurrency)
-        await local.start()
     activity = ServerActivity(engine)
     try:
         errors = sum(len(found) for found in engine.flow_errors.values())
@@ -112,8 +113,6 @@ async def cmd_server(args: argparse.Namespace) -> int:
         log_line("tiercel server: stopping")
     finally:
         await webhooks.stop()
-        if local is not None:
-            await local.stop()
         await engine.stop()
         await activity.stop()
     return EXIT_OK

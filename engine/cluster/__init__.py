@@ -24,24 +24,33 @@ HEARTBEAT_TIMEOUT_SECONDS = 10.0
 
 
 def shared_worker_pool(
-    url: str, *, heartbeat_timeout: float = HEARTBEAT_TIMEOUT_SECONDS
+    url: str, *, heartbeat_timeout: float = HEARTBEAT_TIMEOUT_SECONDS, local_concurrency: int = 16
 ) -> WorkerPoolFactory:
-    """The engine's workers as the queue of the PostgreSQL store at `url` (see `SharedWorkerQueue`)."""
+    """The engine's workers as the queue of the PostgreSQL store at `url` (see `SharedWorkerQueue`),
+    with a worker in the engine's own process running `local_concurrency` task runs at once (0: none,
+    only `tiercel worker` processes)."""
 
-    def build(inbox: Any, runner: Any, logs: Any) -> Any:
+    def build(parts: Any, inbox: Any, runner: Any) -> Any:
         from .dispatch import SharedWorkerQueue
+        from .worker import ClusterWorker
 
-        return SharedWorkerQueue(url, inbox, runner, logs, heartbeat_timeout=heartbeat_timeout)
+        local = None
+        if local_concurrency:
+            local = ClusterWorker(parts, url, concurrency=local_concurrency, heartbeat=HEARTBEAT_SECONDS)
+        return SharedWorkerQueue(
+            url, inbox, runner, parts.log_pipeline, heartbeat_timeout=heartbeat_timeout, worker=local
+        )
 
     return build
 
 
 def cluster_worker(engine: Engine, url: str, **options: Any) -> ClusterWorker:
-    """A worker of the cluster of the PostgreSQL store at `url`, on the engine's parts."""
+    """A worker process's worker of the cluster at `url`, on an engine it owns (not started): it
+    reads the flows folder's namespace declarations itself."""
     from .worker import ClusterWorker
 
     options.setdefault("heartbeat", HEARTBEAT_SECONDS)
-    return ClusterWorker(engine, url, **options)
+    return ClusterWorker(engine, url, load_namespaces=True, **options)
 
 
 @dataclass(frozen=True)

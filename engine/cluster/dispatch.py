@@ -33,6 +33,7 @@ from ..queue import MessageSink
 from ..worker.runner import Runner
 from . import jobs
 from .connection import ClusterConnection, Listener, said
+from .worker import ClusterWorker
 
 _log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
@@ -58,12 +59,14 @@ class SharedWorkerQueue:
         logs: LogPipeline,
         *,
         heartbeat_timeout: float,
+        worker: ClusterWorker | None = None,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
         self.inbox = inbox
         self.local = local
         self.logs = logs  # the workers' ERROR lines are kept for errorLogs(), as the local worker's
         self.heartbeat_timeout = heartbeat_timeout
+        self.worker = worker  # the worker of this process (`tiercel server` without --no-worker)
         self.on_error = on_error or (lambda message: _log.error("%s", message))
         self.connection = ClusterConnection(url, "executor")
         self.listener = Listener(url, "executor", ["results"])
@@ -84,8 +87,12 @@ class SharedWorkerQueue:
             asyncio.create_task(self._result_loop(), name="tiercel-result-reader"),
             asyncio.create_task(self._reap_loop(), name="tiercel-worker-reaper"),
         ]
+        if self.worker is not None:
+            await self.worker.start()
 
     async def stop(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

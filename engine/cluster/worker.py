@@ -36,7 +36,7 @@ from .connection import ClusterConnection, Listener, said
 from .processes import LocalProcessBook
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from ..wiring import EngineParts
     from ..worker.runner import LogSink, WorkerStore
 
 _log = logging.getLogger(__name__)
@@ -90,19 +90,21 @@ class ClusterWorker:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: EngineParts,
         url: str,
         *,
         concurrency: int,
         group: str | None = None,
         heartbeat: float = 2.0,
         kill_grace: float = 5.0,
+        load_namespaces: bool = False,
     ) -> None:
         self.engine = engine
         self.url = url
         self.concurrency = concurrency
         self.group = group
         self.heartbeat = heartbeat
+        self.load_namespaces = load_namespaces
         self.id = _new_id()
         self.book = LocalProcessBook(local_path(url).parent / "workers", self.id)
         self.connection = ClusterConnection(url, "worker")
@@ -127,7 +129,7 @@ class ClusterWorker:
         killed = await self.book.kill_leftovers()
         if killed:
             _log.warning("killed %d processes left by workers of this machine that died", killed)
-        if self.engine.flows_dir is not None:
+        if self.load_namespaces and self.engine.flows_dir is not None:
             # The `_namespace.yaml` declarations only (their plugin defaults shape the flows parsed
             # from the store, their variables the tasks' renders); the flows come from the store.
             self.engine.folder.read_on_demand()
