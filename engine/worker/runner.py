@@ -138,6 +138,8 @@ class Runner:
         self.kill_grace = kill_grace
         self._running: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
+        # Attempts cancelled without a report (`abandon`): someone else decides what they become.
+        self._abandoned: set[asyncio.Task[None]] = set()
         # Warm interpreters that Python tasks are forked from, closed when the worker stops.
         self.forkservers = ForkServers()
 
@@ -159,7 +161,9 @@ class Runner:
         def forget(done: asyncio.Task[None]) -> None:
             if self._running.get(run.id) is done:  # a newer attempt may have taken the slot
                 del self._running[run.id]
-            if done.cancelled() and not self._stopping:
+            abandoned = done in self._abandoned
+            self._abandoned.discard(done)
+            if done.cancelled() and not abandoned and not self._stopping:
                 # Cancelled before its first step (a kill in the same batch as its start): `_run`
                 # never ran to say so.
                 self.logs.append(_entry(execution, run, LogLevel.WARN, "Killed"))
@@ -177,20 +181,18 @@ class Runner:
 
     async def abandon(self) -> None:
         """Cancel every attempt without reporting: someone else decides what they become."""
-        self._stopping = True
-        try:
-            for task in list(self._running.values()):
-                task.cancel()
-            for task in list(self._running.values()):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        finally:
-            self._stopping = False
+        tasks = list(self._running.values())
+        self._abandoned.update(tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def stop(self) -> None:
         """Abandon every attempt (the next engine decides what they become) and stop."""
-        await self.abandon()
         self._stopping = True
+        await self.abandon()
         await self.forkservers.close()
 
     def _context(self, flow: Flow, execution: Execution, run: TaskRun) -> TaskContext:
@@ -296,7 +298,7 @@ class Runner:
             context.emit(LogLevel.ERROR, f"Timeout: the task ran longer than its timeout of {spec.timeout}")
             state = StateType.FAILED
         except asyncio.CancelledError:
-            if self._stopping:
+            if self._stopping or asyncio.current_task() in self._abandoned:
                 return
             context.emit(LogLevel.WARN, "Killed")
             state = StateType.KILLED
