@@ -120,10 +120,6 @@ class ClusterWorker:
         self._ended_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
-    @property
-    def running(self) -> int:
-        return len(self._jobs)
-
     async def start(self) -> None:
         self.book.open()
         killed = await self.book.kill_leftovers()

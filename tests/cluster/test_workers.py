@@ -17,7 +17,7 @@ import pytest
 
 from tests.cluster.harness import Cluster, pid_alive
 from tests.waiting import until
-from tiercel.engine import StateType, connect
+from tiercel.engine import Execution, StateType, connect
 
 
 @pytest.fixture
@@ -87,9 +87,14 @@ async def start_one(cluster: Cluster, flow_id: str) -> str:
         return await engine.trigger("cluster", flow_id)
 
 
-async def wait_for(cluster: Cluster, execution_id: str) -> object:
+async def wait_for(cluster: Cluster, execution_id: str) -> Execution:
     async with connect(cluster.url, local=False) as engine:
         return await engine.wait(execution_id)
+
+
+def run_to_end(cluster: Cluster, flow_id: str) -> Execution:
+    """Start an execution of the flow through the cluster's server and wait for its end."""
+    return asyncio.run(wait_for(cluster, asyncio.run(start_one(cluster, flow_id))))
 
 
 def claimed_by(cluster: Cluster) -> int:
@@ -121,8 +126,8 @@ def test_a_dead_workers_task_runs_again_on_another_and_its_program_is_killed_whe
     [first] = started(tmp_path / "pids.txt", 1)
     os.kill(claimed_by(cluster), signal.SIGKILL)
     ended = asyncio.run(wait_for(cluster, execution_id))
-    assert ended.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
-    [run] = ended.task_runs  # type: ignore[attr-defined]
+    assert ended.state.current is StateType.SUCCESS
+    [run] = ended.task_runs
     assert [attempt.state.current for attempt in run.attempts] == [StateType.FAILED, StateType.SUCCESS]
     assert pid_alive(first)  # the dead worker's program outlived it...
     cluster.worker()
@@ -139,7 +144,7 @@ def test_a_dead_workers_task_marked_not_idempotent_fails_instead(cluster: Cluste
     started(tmp_path / "pids.txt", 1)
     os.kill(claimed_by(cluster), signal.SIGKILL)
     ended = asyncio.run(wait_for(cluster, execution_id))
-    assert ended.state.current is StateType.FAILED  # type: ignore[attr-defined]
+    assert ended.state.current is StateType.FAILED
     assert len((tmp_path / "pids.txt").read_text().split()) == 1
 
 
@@ -150,13 +155,13 @@ def test_a_kill_reaches_the_worker_running_the_task(cluster: Cluster, tmp_path: 
     execution_id = asyncio.run(start_one(cluster, "slow"))
     [program] = started(tmp_path / "pids.txt", 1)
 
-    async def kill() -> object:
+    async def kill() -> Execution:
         async with connect(cluster.url, local=False) as engine:
             await engine.kill(execution_id)
             return await engine.wait(execution_id)
 
     ended = asyncio.run(kill())
-    assert ended.state.current is StateType.KILLED  # type: ignore[attr-defined]
+    assert ended.state.current is StateType.KILLED
     asyncio.run(until(lambda: not pid_alive(program), what="the task's program to end"))
 
 
@@ -183,7 +188,7 @@ def test_worker_groups_route_task_runs(cluster: Cluster, tmp_path: Path) -> None
     assert [(w["group"], w["running"]) for w in listed["workers"]] == [(None, 0)]
     cluster.worker("--group", "gpu")
     ended = asyncio.run(wait_for(cluster, execution_id))
-    assert ended.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
+    assert ended.state.current is StateType.SUCCESS
 
 
 def test_a_restarted_server_waits_for_what_a_worker_still_runs(cluster: Cluster, tmp_path: Path) -> None:
@@ -206,8 +211,8 @@ def test_a_restarted_server_waits_for_what_a_worker_still_runs(cluster: Cluster,
     asyncio.run(until(lambda: done.exists()))
     cluster.server()
     ended = asyncio.run(wait_for(cluster, execution_id))
-    assert ended.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
-    [run] = ended.task_runs  # type: ignore[attr-defined]
+    assert ended.state.current is StateType.SUCCESS
+    [run] = ended.task_runs
     assert len(run.attempts) == 1
     assert done.read_text() == "once\n"
 
@@ -281,13 +286,9 @@ def test_a_worker_given_the_flows_folder_reads_namespace_files(cluster: Cluster)
     cluster.server()
     cluster.worker("--flows", str(cluster.flows))
 
-    async def run() -> object:
-        async with connect(cluster.url, local=False) as engine:
-            return await engine.wait(await engine.trigger("cluster", "files"))
-
-    ended = asyncio.run(run())
-    assert ended.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
-    assert ended.task_runs[0].outputs == {"value": "SELECT 42"}  # type: ignore[attr-defined]
+    ended = run_to_end(cluster, "files")
+    assert ended.state.current is StateType.SUCCESS
+    assert ended.task_runs[0].outputs == {"value": "SELECT 42"}
 
 
 def test_a_worker_given_the_flows_folder_applies_the_namespace_plugin_defaults(cluster: Cluster) -> None:
@@ -300,13 +301,9 @@ def test_a_worker_given_the_flows_folder_applies_the_namespace_plugin_defaults(c
     cluster.server()
     cluster.worker("--flows", str(cluster.flows))
 
-    async def run() -> object:
-        async with connect(cluster.url, local=False) as engine:
-            return await engine.wait(await engine.trigger("cluster", "defaults"))
-
-    ended = asyncio.run(run())
-    assert ended.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
-    assert ended.task_runs[0].outputs == {"value": "from the namespace"}  # type: ignore[attr-defined]
+    ended = run_to_end(cluster, "defaults")
+    assert ended.state.current is StateType.SUCCESS
+    assert ended.task_runs[0].outputs == {"value": "from the namespace"}
 
 
 def test_a_task_that_commands_the_engine_runs_on_the_server(cluster: Cluster) -> None:
@@ -325,7 +322,7 @@ def test_a_task_that_commands_the_engine_runs_on_the_server(cluster: Cluster) ->
     cluster.server()
     cluster.worker()
 
-    async def run() -> tuple[object, object]:
+    async def run() -> tuple[Execution, Execution]:
         async with connect(cluster.url, local=False) as engine:
             paused = await engine.trigger("cluster", "waiting")
             await engine.wait(paused, until_paused=True)
@@ -333,8 +330,8 @@ def test_a_task_that_commands_the_engine_runs_on_the_server(cluster: Cluster) ->
             return await engine.wait(resumer), await engine.wait(paused)
 
     resumer, paused = asyncio.run(run())
-    assert resumer.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
-    assert paused.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
+    assert resumer.state.current is StateType.SUCCESS
+    assert paused.state.current is StateType.SUCCESS
 
 
 def test_a_worker_stopped_with_sigterm_hands_its_task_runs_over_at_once(
@@ -348,8 +345,8 @@ def test_a_worker_stopped_with_sigterm_hands_its_task_runs_over_at_once(
     [program] = started(tmp_path / "pids.txt", 1)
     os.kill(claimed_by(cluster), signal.SIGTERM)
     ended = asyncio.run(wait_for(cluster, execution_id))
-    assert ended.state.current is StateType.SUCCESS  # type: ignore[attr-defined]
-    [run] = ended.task_runs  # type: ignore[attr-defined]
+    assert ended.state.current is StateType.SUCCESS
+    [run] = ended.task_runs
     assert [attempt.state.current for attempt in run.attempts] == [StateType.FAILED, StateType.SUCCESS]
     assert not pid_alive(program)  # the stopping worker killed its program
 
