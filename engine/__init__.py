@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
         cluster_workers as cluster_workers,
         shared_worker_pool as shared_worker_pool,
     )
+    from .cluster.server import ClusterServer as ClusterServer
+    from .cluster.servers import new_server_id as new_server_id
     from .commands import (
         AmbiguousExecutionIdError as AmbiguousExecutionIdError,
         BackfillAction as BackfillAction,
@@ -105,6 +107,8 @@ _EXPORTS: dict[str, str] = {
         ".commands",
     ),
     **dict.fromkeys(["WorkerInfo", "cluster_worker", "cluster_workers", "shared_worker_pool"], ".cluster"),
+    "ClusterServer": ".cluster.server",
+    "new_server_id": ".cluster.servers",
     **dict.fromkeys(["ConnectError", "NoEngineError", "connect"], ".connection"),
     "ControlClient": ".control",
     "EngineCommandError": ".errors",

@@ -89,14 +89,13 @@ class Engine:
         control: bool = True,
         watch: bool = False,
         triggers: bool = True,
+        schedule: bool = True,
         recover: Collection[str] | None = None,
     ) -> None:
-        """Load flows, start the loop, resume unfinished executions, open the control channel.
-
-        With `watch`, flow files are picked up as they change. Without `triggers` (one-off commands
-        such as `tiercel run`), no schedule or flow trigger fires. With `recover`, only those unfinished
-        executions are resumed: a one-off command must not rerun tasks it has nothing to do with.
-        """
+        """Load flows, start the loop, resume the unfinished executions (only those of `recover`, when
+        given), open the control channel. With `watch`, flow files are picked up as they change; without
+        `triggers` (one-off commands) no trigger fires, without `schedule` no schedule (a cluster
+        server's waits for the cluster's lock)."""
         prefer_pidfd_child_watcher()
         await self.folder.start(watch=watch)
         if triggers:
@@ -106,7 +105,7 @@ class Engine:
         if control:
             self._control = ControlServer(self.store.path, functools.partial(answer, self))
             await self._control.start()
-        if triggers:
+        if triggers and schedule:
             await self.scheduler.start()
 
     async def stop(self) -> None:

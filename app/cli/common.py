@@ -216,16 +216,21 @@ def format_log(entry: LogEntry) -> str:
 
 
 async def open_engine(
-    db: DbTarget, flows_dir: Path | None, *, workers: WorkerPoolFactory | None = None, member: bool = False
+    db: DbTarget,
+    flows_dir: Path | None,
+    *,
+    workers: WorkerPoolFactory | None = None,
+    member: bool = False,
+    server: str | None = None,
 ) -> Engine | None:
     """An Engine owning `db` (not started), or None when it cannot be had (the message is said).
 
     `workers` gives it a cluster's shared worker queue; `member` opens a cluster's store without
-    owning it (for a worker)."""
+    owning it (for a worker); `server` as that server of a cluster (see `ClusterServer`)."""
     from tiercel.engine import Engine, SecretError, Store, StoreError
 
     try:
-        store = await Store.open(db, member=member)
+        store = await Store.open(db, member=member, server=server)
     except StoreError as error:
         say(f"tiercel: {error}", err=True)
         return None

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from tiercel.engine import DbTarget
 from .common import (
     DEFAULT_CONCURRENCY,
+    EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
@@ -69,27 +70,33 @@ def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )  # fmt: skip
     cluster.add_argument(
         "--heartbeat-timeout", type=float, default=10.0, metavar="SECONDS",
-        help="a worker silent this long is taken as gone, its task runs handed to others (default: 10)",
+        help="a worker or server silent this long is taken as gone, its work handed to others (default: 10)",
     )  # fmt: skip
 
 
 async def cmd_server(args: argparse.Namespace) -> int:
-    from tiercel.engine import WebhookServer, shared_worker_pool
+    from tiercel.engine import ClusterServer, WebhookServer, new_server_id, shared_worker_pool
 
     flows_dir = Path(args.flows) if args.flows else default_flows_dir()
     if not flows_dir.is_dir():
         raise UsageError(f"{flows_dir}: no such flows folder")
     db = resolve_db(args.db)
-    url = db if isinstance(db, str) else None  # PostgreSQL: task runs go through the shared queue
+    url = db if isinstance(db, str) else None  # PostgreSQL: one server of a cluster
+    server_id = new_server_id() if url else None
     concurrency = 0 if args.no_worker else args.concurrency
     workers = (
-        shared_worker_pool(url, heartbeat_timeout=args.heartbeat_timeout, local_concurrency=concurrency)
+        shared_worker_pool(
+            url, heartbeat_timeout=args.heartbeat_timeout, local_concurrency=concurrency, server_id=server_id
+        )
         if url
         else None
     )
-    engine = await open_engine(db, flows_dir, workers=workers)
+    engine = await open_engine(db, flows_dir, workers=workers, server=server_id)
     if engine is None:
         return EXIT_USAGE
+    cluster = (
+        ClusterServer(engine, url, server_id, timeout=args.heartbeat_timeout) if url and server_id else None
+    )
     stopping = stop_requested()
     webhooks = WebhookServer(engine, args.host, args.port)
     # The port first: a busy one must stop us before the engine resumes anything (a rerun that is
@@ -100,22 +107,42 @@ async def cmd_server(args: argparse.Namespace) -> int:
         await engine.store.close()
         say(f"tiercel: cannot listen on {args.host}:{args.port}: {error.strerror or error}", err=True)
         return EXIT_USAGE
-    await engine.start(watch=True)
+    if cluster is not None:
+        await cluster.start()
+    else:
+        await engine.start(watch=True)
     activity = ServerActivity(engine)
     try:
         errors = sum(len(found) for found in engine.flow_errors.values())
+        member = f", server {server_id}" if server_id else ""
         log_line(
             f"tiercel server: {len(engine.flows)} flows from {flows_dir} ({errors} errors), "
-            f"database {describe_target(db)}, webhooks on {webhooks.url}"
+            f"database {describe_target(db)}{member}, webhooks on {webhooks.url}"
         )
         activity.start()
-        await stopping.wait()
+        await (_either(stopping, cluster.lost) if cluster is not None else stopping.wait())
         log_line("tiercel server: stopping")
     finally:
         await webhooks.stop()
-        await engine.stop()
+        if cluster is not None:
+            await cluster.stop()
+        else:
+            await engine.stop()
         await activity.stop()
+    if cluster is not None and cluster.lost.is_set():
+        say("tiercel: this server was declared gone by the cluster (it was silent too long); "
+            "its executions went to other servers", err=True)  # fmt: skip
+        return EXIT_FAILED
     return EXIT_OK
+
+
+async def _either(first: asyncio.Event, second: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 def cmd_ui(args: argparse.Namespace) -> int:

@@ -24,22 +24,39 @@ HEARTBEAT_TIMEOUT_SECONDS = 10.0
 
 
 def shared_worker_pool(
-    url: str, *, heartbeat_timeout: float = HEARTBEAT_TIMEOUT_SECONDS, local_concurrency: int = 16
+    url: str,
+    *,
+    heartbeat_timeout: float = HEARTBEAT_TIMEOUT_SECONDS,
+    local_concurrency: int = 16,
+    server_id: str | None = None,
 ) -> WorkerPoolFactory:
     """The engine's workers as the queue of the PostgreSQL store at `url` (see `SharedWorkerQueue`),
     with a worker in the engine's own process running `local_concurrency` task runs at once (0: none,
-    only `tiercel worker` processes)."""
+    only `tiercel worker` processes). `server_id` names the cluster server the engine is (see
+    `ClusterServer`); an engine holding the store alone gets an id of its own."""
 
     def build(parts: Any, inbox: Any, runner: Any) -> Any:
+        from ..db_target import local_path
+        from ..wiring import build_runner, expression_functions
         from .dispatch import SharedWorkerQueue
-        from .worker import ClusterWorker
+        from .processes import LocalProcessBook
+        from .servers import new_server_id
+        from .worker import ClusterWorker, WorkerStore
 
         local = None
         if local_concurrency:
             local = ClusterWorker(parts, url, concurrency=local_concurrency, heartbeat=HEARTBEAT_SECONDS)
-        return SharedWorkerQueue(
-            url, inbox, runner, parts.log_pipeline, heartbeat_timeout=heartbeat_timeout, worker=local
+        me = server_id or new_server_id()
+        # The programs of the server's own task runs are recorded on its machine, as a worker's: the
+        # store's records are every server's, and a server starting must not kill another's.
+        book = LocalProcessBook(local_path(url).parent / "workers", me)
+        here = build_runner(
+            parts, expression_functions(parts), inbox, runner.kill_grace, WorkerStore(parts.store, book)
         )
+        return SharedWorkerQueue(
+            url, inbox, here, parts.log_pipeline, server_id=me, heartbeat_timeout=heartbeat_timeout,
+            worker=local, book=book,
+        )  # fmt: skip
 
     return build
 

@@ -33,6 +33,7 @@ from ..queue import MessageSink
 from ..worker.runner import Runner
 from . import jobs
 from .connection import ClusterConnection, Listener, said
+from .processes import LocalProcessBook
 from .worker import ClusterWorker
 
 _log = logging.getLogger(__name__)
@@ -58,15 +59,19 @@ class SharedWorkerQueue:
         local: Runner,
         logs: LogPipeline,
         *,
+        server_id: str,
         heartbeat_timeout: float,
         worker: ClusterWorker | None = None,
+        book: LocalProcessBook | None = None,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
+        self.server_id = server_id  # the jobs it sends and the results it reads name it
         self.inbox = inbox
         self.local = local
         self.logs = logs  # the workers' ERROR lines are kept for errorLogs(), as the local worker's
         self.heartbeat_timeout = heartbeat_timeout
         self.worker = worker  # the worker of this process (`tiercel server` without --no-worker)
+        self.book = book  # where the programs of `local` are recorded
         self.on_error = on_error or (lambda message: _log.error("%s", message))
         self.connection = ClusterConnection(url, "executor")
         self.listener = Listener(url, "executor", ["results"])
@@ -78,9 +83,19 @@ class SharedWorkerQueue:
         # Results are read once recovery has said which attempts it waits for (see `held`): read
         # before, a result of an attempt a previous server sent out would be dropped.
         self._recovered = asyncio.Event()
+        # Held while executions of a server gone are adopted, until recovery has said which of their
+        # attempts it waits for: a result read meanwhile would be dropped as no one's.
+        self.adopting = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def open(self) -> None:
+        if self.book is not None:
+            self.book.open()
+            killed = await self.book.kill_leftovers()
+            if killed:
+                _log.warning(
+                    "killed %d processes left by servers and workers of this machine that died", killed
+                )
         await self.connection.open()
         self._tasks = [
             asyncio.create_task(self._send_loop(), name="tiercel-job-sender"),
@@ -101,6 +116,8 @@ class SharedWorkerQueue:
         await self.local.stop()
         await self.listener.close()
         await self.connection.close()
+        if self.book is not None:
+            self.book.close()
 
     # -- the WorkerQueue protocol -----------------------------------------------------------------
     def send(self, job: WorkerJob) -> None:
@@ -149,7 +166,8 @@ class SharedWorkerQueue:
 
     async def _enqueue(self, rows: list[tuple[str, str, int, str | None]]) -> None:
         columns = [list(column) for column in zip(*rows, strict=True)]
-        await self.connection.fetch(jobs.ENQUEUE, [*columns, self.connection.channel("jobs")])
+        channel = self.connection.channel("jobs")
+        await self.connection.fetch(jobs.ENQUEUE, [self.server_id, *columns, channel])
 
     async def _cancel(self, execution_id: str, task_run_id: str) -> None:
         withdrawn = await self.connection.fetch(jobs.WITHDRAW, [task_run_id])
@@ -169,14 +187,15 @@ class SharedWorkerQueue:
         await self._recovered.wait()
         while True:
             try:
-                while await self._take_results():
-                    pass
+                async with self.adopting:
+                    while await self._take_results():
+                        pass
             except Exception as exc:  # the loop must outlive a bad row or a refused statement
                 self.on_error(f"cannot read the workers' results: {said(exc)}")
             await self.listener.wait(POLL_SECONDS)
 
     async def _take_results(self) -> bool:
-        rows = await self.connection.fetch(jobs.RESULTS, [RESULTS_PAGE])
+        rows = await self.connection.fetch(jobs.RESULTS, [self.server_id, RESULTS_PAGE])
         for _, execution_id, task_run_id, attempt, text in rows:
             if self._outstanding.get(task_run_id) == attempt:
                 result, errors = jobs.decode_result(task_run_id, text)
@@ -202,7 +221,7 @@ class SharedWorkerQueue:
         for worker_id, host, pid in dead:
             _log.warning("worker %s (pid %s on %s) stopped heartbeating: its task runs go to others",
                          worker_id, pid, host)  # fmt: skip
-        lost = await self.connection.fetch(jobs.LOST_JOBS)
+        lost = await self.connection.fetch(jobs.LOST_JOBS, [self.server_id])
         for _, execution_id, task_run_id, attempt, _ in lost:
             if self._outstanding.get(task_run_id) == attempt:
                 del self._outstanding[task_run_id]

@@ -13,8 +13,8 @@ from ..store.codec import dumps, loads
 # Jobs in, and the workers told, in one statement (one round trip, one commit); each column is an
 # array. A job written again (after a cut connection) is not doubled.
 ENQUEUE = (
-    "WITH added AS (INSERT INTO worker_jobs (execution_id, task_run_id, attempt, worker_group) "
-    "SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[]) "
+    "WITH added AS (INSERT INTO worker_jobs (execution_id, task_run_id, attempt, worker_group, server_id) "
+    "SELECT *, %s::text FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[]) "
     "ON CONFLICT (task_run_id, attempt) DO NOTHING RETURNING 1) "
     "SELECT pg_notify(%s, '') FROM (SELECT count(*) FROM added) AS written"
 )
@@ -27,15 +27,16 @@ CLAIM = (
     "RETURNING id, execution_id, task_run_id, attempt, cancel"
 )
 # Attempts' ends: their jobs go, their results come and the executor is told, in one statement; a
-# job that is no longer the worker's (it was declared lost meanwhile) takes no result. The ended
-# attempts come as arrays: job id, execution id, task run id, attempt, result.
+# job that is no longer the worker's (it was declared lost meanwhile) takes no result. A result goes
+# to the server its job names. The ended attempts come as arrays: job id, execution id, task run id,
+# attempt, result.
 REPORT = (
     "WITH ended AS (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::int[], %s::text[]) "
     "AS e (job_id, execution_id, task_run_id, attempt, result)), "
     "gone AS (DELETE FROM worker_jobs AS j USING ended AS e WHERE j.id = e.job_id AND j.worker_id = %s "
-    "RETURNING j.id), "
-    "added AS (INSERT INTO worker_results (execution_id, task_run_id, attempt, result) "
-    "SELECT e.execution_id, e.task_run_id, e.attempt, e.result FROM ended AS e JOIN gone AS g "
+    "RETURNING j.id, j.server_id), "
+    "added AS (INSERT INTO worker_results (execution_id, task_run_id, attempt, result, server_id) "
+    "SELECT e.execution_id, e.task_run_id, e.attempt, e.result, g.server_id FROM ended AS e JOIN gone AS g "
     "ON g.id = e.job_id RETURNING 1) "
     "SELECT pg_notify(%s, '') FROM (SELECT count(*) FROM added) AS written"
 )
@@ -44,7 +45,10 @@ FINISH = "DELETE FROM worker_jobs WHERE id = %s AND worker_id = %s"
 # A kill: a job no worker took yet is withdrawn; one a worker runs is flagged for it.
 WITHDRAW = "DELETE FROM worker_jobs WHERE task_run_id = %s AND worker_id IS NULL RETURNING attempt"
 FLAG_CANCEL = "UPDATE worker_jobs SET cancel = TRUE WHERE task_run_id = %s RETURNING worker_id"
-RESULTS = "SELECT id, execution_id, task_run_id, attempt, result FROM worker_results ORDER BY id LIMIT %s"
+RESULTS = (
+    "SELECT id, execution_id, task_run_id, attempt, result FROM worker_results WHERE server_id = %s "
+    "ORDER BY id LIMIT %s"
+)
 FORGET_RESULTS = "DELETE FROM worker_results WHERE id = ANY(%s)"
 HELD = (
     "SELECT task_run_id, attempt FROM worker_jobs WHERE task_run_id = ANY(%(runs)s) "
@@ -62,9 +66,10 @@ GIVE_BACK = "UPDATE worker_jobs SET worker_id = NULL, claimed = NULL WHERE id = 
 DEAD_WORKERS = (
     "DELETE FROM workers WHERE heartbeat < now() - make_interval(secs => %s) RETURNING id, host, pid"
 )
+# A server's jobs claimed by workers that are gone (another server's are its own to deal with).
 LOST_JOBS = (
     "SELECT id, execution_id, task_run_id, attempt, worker_id FROM worker_jobs "
-    "WHERE worker_id IS NOT NULL AND worker_id <> ALL(SELECT id FROM workers)"
+    "WHERE server_id = %s AND worker_id IS NOT NULL AND worker_id <> ALL(SELECT id FROM workers)"
 )
 FORGET_JOB = "DELETE FROM worker_jobs WHERE id = %s AND worker_id = %s"
 # The workers with how many task runs each holds, and when each last heartbeat came (seconds ago).

@@ -37,7 +37,7 @@ from .processes import LocalProcessBook
 
 if TYPE_CHECKING:
     from ..wiring import EngineParts
-    from ..worker.runner import LogSink, WorkerStore
+    from ..worker.runner import LogSink, WorkerStore as RunnerStore
 
 _log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
@@ -50,7 +50,7 @@ class _Job:
     attempt: int
 
 
-class _WorkerStore:
+class WorkerStore:
     """The store as the worker's attempts use it, with its programs recorded on its machine."""
 
     def __init__(self, store: Any, book: LocalProcessBook) -> None:
@@ -110,7 +110,7 @@ class ClusterWorker:
         self.connection = ClusterConnection(url, "worker")
         self.listener = Listener(url, "worker", ["jobs", "cancel"])
         self._ended: list[TaskRunResult] = []
-        store = cast("WorkerStore", _WorkerStore(engine.store, self.book))
+        store = cast("RunnerStore", WorkerStore(engine.store, self.book))
         self.errors = _ErrorLines(engine.log_pipeline)
         self.runner = build_runner(engine, expression_functions(engine), self, kill_grace, store, self.errors)
         self._jobs: dict[str, _Job] = {}  # by task run id: the jobs this worker runs

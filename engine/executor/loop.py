@@ -57,6 +57,8 @@ MAX_SAVE_FAILURES = 3
 HEAVY_STEP_SECONDS = 0.02
 MAX_REST_SECONDS = 2.0
 GIVE_BACK_DELAY = 1.0
+# How often `wait` reads the store for an execution another server of a cluster runs.
+ELSEWHERE_POLL_SECONDS = 0.5
 
 
 class ExecutionStore(Protocol):
@@ -160,6 +162,8 @@ class ExecutorLoop:
         self._unborn: dict[str, asyncio.Future[None]] = {}
         # Executions whose last step was long, with the messages held back meanwhile (see `_rest`).
         self._resting: dict[str, list[ExecutorMessage]] = {}
+        # Set on a cluster's server: an unfinished execution not live here runs on another server.
+        self.others_run = False
         self._rest_timers: dict[str, asyncio.TimerHandle] = {}
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -244,8 +248,13 @@ class ExecutorLoop:
                 stored = self._unsaved.get(execution_id) or await self.store.get_execution(execution_id)
                 if stored is None:
                     return None
-                if stored.state.current.is_terminated or execution_id not in self._live:
+                if stored.state.current.is_terminated:
                     return stored
+                if execution_id not in self._live:
+                    if not self.others_run or (until_paused and self.idle_paused(stored)):
+                        return stored
+                    await asyncio.sleep(ELSEWHERE_POLL_SECONDS)
+                    continue
                 current = stored
             if until_paused and self.idle_paused(current):
                 return current

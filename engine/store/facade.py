@@ -42,6 +42,7 @@ class Store(
         busy_timeout: float = 5.0,
         readers: int = 2,
         member: bool = False,
+        server: str | None = None,
     ) -> Store:
         """Open (creating it and its folder if needed) the database at `path`.
 
@@ -58,6 +59,9 @@ class Store(
             readers: How many read connections to keep.
             member: (PostgreSQL) Open as a member of a cluster (a worker), writable without
                 taking the owner's lock.
+            server: (PostgreSQL) Open as the cluster server of this id: the owner's lock is shared
+                with the other servers, and the executions it writes become its own (its row in
+                `servers` must exist before it writes one; see engine.cluster.servers).
 
         Returns:
             The open store.
@@ -79,7 +83,9 @@ class Store(
                     "a PostgreSQL store needs psycopg: pip install 'tiercel[postgres]'"
                 ) from None
             return cls(
-                await PostgresDatabase.open_url(str(path), readonly=readonly, readers=readers, member=member)
+                await PostgresDatabase.open_url(
+                    str(path), readonly=readonly, readers=readers, member=member, server=server
+                )
             )
         db = Path(path).expanduser().absolute()
         database = await Database.open(

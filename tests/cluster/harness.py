@@ -29,12 +29,16 @@ class Cluster:
         self.processes: list[subprocess.Popen[str]] = []
         self._count = 0
 
-    def _start(self, args: list[str], ready: str) -> subprocess.Popen[str]:
+    def flow(self, name: str, text: str) -> None:
+        (self.flows / f"{name}.yml").write_text(text)
+
+    def _start(self, args: list[str], ready: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         self._count += 1
         log = (self.folder / f"process-{self._count}.log").open("w")
         process = subprocess.Popen(
             [str(TIERCEL), *args, "--db", self.url],
             cwd=self.folder,
+            env={**os.environ, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
@@ -49,12 +53,26 @@ class Cluster:
             time.sleep(0.05)
         return process
 
-    def server(self, *extra: str, worker: bool = False) -> subprocess.Popen[str]:
+    def server(self, *extra: str, worker: bool = False, machine: str | None = None) -> subprocess.Popen[str]:
+        """A server; with `machine`, as if on a machine of that name (its own local folder, the
+        files of executions in a folder all machines share)."""
         args = ["server", "--flows", str(self.flows), "--port", "0"]
         args += ["--heartbeat-timeout", str(HEARTBEAT_TIMEOUT), *extra]
         if not worker:
             args.append("--no-worker")
-        return self._start(args, "tiercel server:")
+        env = None
+        if machine is not None:
+            env = {
+                "XDG_DATA_HOME": str(self.folder / machine),
+                "TIERCEL_STORAGE": str(self.folder / "shared"),
+            }
+        return self._start(args, "tiercel server:", env)
+
+    def webhooks_of(self, server: subprocess.Popen[str]) -> str:
+        """The address of a server's webhooks, as its first line says."""
+        index = self.processes.index(server) + 1
+        first = (self.folder / f"process-{index}.log").read_text().splitlines()[0]
+        return first.rsplit("webhooks on ", 1)[1].strip()
 
     def worker(self, *extra: str) -> subprocess.Popen[str]:
         return self._start(["worker", "--heartbeat", str(HEARTBEAT), *extra], "tiercel worker ")

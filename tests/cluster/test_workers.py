@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,17 +17,6 @@ import pytest
 from tests.cluster.harness import Cluster, pid_alive
 from tests.waiting import until
 from tiercel.engine import Execution, StateType, connect
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, pg_url: str) -> Iterator[Cluster]:
-    made = Cluster(pg_url, tmp_path)
-    yield made
-    made.close()
-
-
-def flow(cluster: Cluster, name: str, text: str) -> None:
-    (cluster.flows / f"{name}.yml").write_text(text)
 
 
 async def run_all(cluster: Cluster, flow_id: str, count: int) -> list[StateType]:
@@ -53,7 +41,7 @@ def five_tasks(side_effects: Path) -> str:
 @pytest.mark.slow
 def test_two_workers_run_every_task_run_once(cluster: Cluster, tmp_path: Path) -> None:
     side_effects = tmp_path / "side-effects.txt"
-    flow(cluster, "five", five_tasks(side_effects))
+    cluster.flow("five", five_tasks(side_effects))
     cluster.server()
     for _ in range(2):
         cluster.worker("--concurrency", "4")
@@ -118,7 +106,7 @@ def started(pids: Path, count: int) -> list[int]:
 def test_a_dead_workers_task_runs_again_on_another_and_its_program_is_killed_when_one_starts_there(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    flow(cluster, "slow", slow_first_time(tmp_path))
+    cluster.flow("slow", slow_first_time(tmp_path))
     cluster.server()
     cluster.worker()
     cluster.worker()
@@ -137,7 +125,7 @@ def test_a_dead_workers_task_runs_again_on_another_and_its_program_is_killed_whe
 @pytest.mark.slow
 def test_a_dead_workers_task_marked_not_idempotent_fails_instead(cluster: Cluster, tmp_path: Path) -> None:
     labels = "labels:\n  tiercel.notIdempotent: s"
-    flow(cluster, "slow", slow_first_time(tmp_path, labels=labels))
+    cluster.flow("slow", slow_first_time(tmp_path, labels=labels))
     cluster.server()
     cluster.worker()
     execution_id = asyncio.run(start_one(cluster, "slow"))
@@ -149,7 +137,7 @@ def test_a_dead_workers_task_marked_not_idempotent_fails_instead(cluster: Cluste
 
 
 def test_a_kill_reaches_the_worker_running_the_task(cluster: Cluster, tmp_path: Path) -> None:
-    flow(cluster, "slow", slow_first_time(tmp_path))
+    cluster.flow("slow", slow_first_time(tmp_path))
     cluster.server()
     cluster.worker()
     execution_id = asyncio.run(start_one(cluster, "slow"))
@@ -167,8 +155,7 @@ def test_a_kill_reaches_the_worker_running_the_task(cluster: Cluster, tmp_path: 
 
 @pytest.mark.slow
 def test_worker_groups_route_task_runs(cluster: Cluster, tmp_path: Path) -> None:
-    flow(
-        cluster,
+    cluster.flow(
         "gpu",
         "id: gpu\nnamespace: cluster\ntasks:\n"
         "  - id: train\n    type: io.kestra.plugin.core.log.Log\n    message: trained\n"
@@ -194,8 +181,7 @@ def test_worker_groups_route_task_runs(cluster: Cluster, tmp_path: Path) -> None
 def test_a_restarted_server_waits_for_what_a_worker_still_runs(cluster: Cluster, tmp_path: Path) -> None:
     done = tmp_path / "done.txt"
     release = tmp_path / "release"
-    flow(
-        cluster,
+    cluster.flow(
         "held",
         "id: held\nnamespace: cluster\ntasks:\n"
         "  - id: s\n    type: io.kestra.plugin.scripts.shell.Script\n"
@@ -218,8 +204,7 @@ def test_a_restarted_server_waits_for_what_a_worker_still_runs(cluster: Cluster,
 
 
 def test_error_logs_reach_the_tasks_of_an_errors_branch_on_a_worker(cluster: Cluster) -> None:
-    flow(
-        cluster,
+    cluster.flow(
         "errors",
         "id: errors\nnamespace: cluster\ntasks:\n"
         "  - id: broken\n    type: io.kestra.plugin.core.execution.Fail\n    errorMessage: disk on fire\n"
@@ -246,7 +231,7 @@ def test_connections_cut_under_load_lose_no_execution(cluster: Cluster, tmp_path
     executions run (as a server restart or a network cut would): they reconnect, and every
     execution ends SUCCESS with each of its tasks run once."""
     side_effects = tmp_path / "side-effects.txt"
-    flow(cluster, "five", five_tasks(side_effects))
+    cluster.flow("five", five_tasks(side_effects))
     cluster.server()
     cluster.worker("--concurrency", "4")
     cut = (
@@ -276,8 +261,7 @@ def test_a_worker_given_the_flows_folder_reads_namespace_files(cluster: Cluster)
     files = cluster.flows / "_files" / "cluster" / "queries"
     files.mkdir(parents=True)
     (files / "report.sql").write_text("SELECT 42")
-    flow(
-        cluster,
+    cluster.flow(
         "files",
         "id: files\nnamespace: cluster\ntasks:\n"
         "  - id: query\n    type: io.kestra.plugin.core.debug.Return\n"
@@ -296,7 +280,7 @@ def test_a_worker_given_the_flows_folder_applies_the_namespace_plugin_defaults(c
         "id: cluster\npluginDefaults:\n"
         "  - type: io.kestra.plugin.core.debug.Return\n    values: {format: from the namespace}\n"
     )
-    flow(cluster, "defaults", "id: defaults\nnamespace: cluster\ntasks:\n"
+    cluster.flow("defaults", "id: defaults\nnamespace: cluster\ntasks:\n"
          "  - id: r\n    type: io.kestra.plugin.core.debug.Return\n")  # fmt: skip
     cluster.server()
     cluster.worker("--flows", str(cluster.flows))
@@ -307,13 +291,11 @@ def test_a_worker_given_the_flows_folder_applies_the_namespace_plugin_defaults(c
 
 
 def test_a_task_that_commands_the_engine_runs_on_the_server(cluster: Cluster) -> None:
-    flow(
-        cluster,
+    cluster.flow(
         "waiting",
         "id: waiting\nnamespace: cluster\ntasks:\n  - id: wait\n    type: io.kestra.plugin.core.flow.Pause\n",
     )
-    flow(
-        cluster,
+    cluster.flow(
         "resumer",
         "id: resumer\nnamespace: cluster\ninputs:\n  - {id: target, type: STRING}\ntasks:\n"
         "  - id: resume\n    type: io.kestra.plugin.core.execution.Resume\n"
@@ -337,7 +319,7 @@ def test_a_task_that_commands_the_engine_runs_on_the_server(cluster: Cluster) ->
 def test_a_worker_stopped_with_sigterm_hands_its_task_runs_over_at_once(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    flow(cluster, "slow", slow_first_time(tmp_path))
+    cluster.flow("slow", slow_first_time(tmp_path))
     cluster.server("--heartbeat-timeout", "600")  # no waiting for a timeout: the worker says it leaves
     cluster.worker()
     cluster.worker()

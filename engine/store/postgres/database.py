@@ -9,7 +9,10 @@ One engine owns a store at a time, as on SQLite: it holds a session advisory loc
 database and schema, taken with the writer connection and given back when it closes or its
 connection ends (the server notices a dead client). A read-only store takes no lock, nor does a
 cluster member's (a `tiercel worker`): it writes the tables it shares with the owner (logs, KV,
-process records, the worker queue) and never the executions'.
+process records, the worker queue) and never the executions'. The servers of a cluster share the
+lock (so that an engine wanting the store alone still finds it taken), and their writer sessions
+name their server in `tiercel.server`, which stamps the executions they write as theirs (migration
+0003_servers.sql).
 """
 
 from __future__ import annotations
@@ -42,10 +45,11 @@ class PostgresDatabase(Database):
     the control socket) go beside it (`db_target.local_path`).
     """
 
-    def __init__(self, url: str, *, readonly: bool, member: bool = False) -> None:
+    def __init__(self, url: str, *, readonly: bool, member: bool = False, server: str | None = None) -> None:
         super().__init__(local_path(url), readonly=readonly)
         self.url = url
         self.member = member
+        self.server = server
         self._application = f"tiercel pid {os.getpid()} on {socket.gethostname()}"
         self._pg_readers: list[AsyncConnection] = []
         self._pg_queue: asyncio.Queue[AsyncConnection] = asyncio.Queue()
@@ -53,10 +57,10 @@ class PostgresDatabase(Database):
 
     @classmethod
     async def open_url(
-        cls, url: str, *, readonly: bool, readers: int, member: bool = False
+        cls, url: str, *, readonly: bool, readers: int, member: bool = False, server: str | None = None
     ) -> PostgresDatabase:
         """Open the store at `url`; see `Store.open` for the arguments."""
-        db = cls(url, readonly=readonly, member=member)
+        db = cls(url, readonly=readonly, member=member, server=server)
         try:
             if readonly:
                 await db._open_readonly_url()
@@ -115,7 +119,10 @@ class PostgresDatabase(Database):
         if self.member:
             return
         key = conn.raw.execute(_OWNER_KEY).fetchone()[0]
-        if conn.raw.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]:
+        if self.server is not None:
+            conn.raw.execute("SELECT set_config('tiercel.server', %s, false)", [self.server])
+        take = "pg_try_advisory_lock" if self.server is None else "pg_try_advisory_lock_shared"
+        if conn.raw.execute(f"SELECT {take}(%s)", [key]).fetchone()[0]:
             return
         holder = conn.raw.execute(
             "SELECT a.application_name FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid "
