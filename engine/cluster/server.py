@@ -1,11 +1,12 @@
-"""A server of a cluster around its engine: its row, the executions it adopts, and the scheduler
-when it holds the scheduler's lock (see servers.py and lease.py).
+"""A server of a cluster around its engine: its row, the executions it adopts, the scheduler when it
+holds the scheduler's lock, and the commands it passes to the others (servers.py, lease.py, relay.py).
 
 Starting, it registers and adopts the executions no live server owns, which its engine's crash
 recovery carries on with; then, every heartbeat, it beats, declares silent servers gone and adopts
 what they left. Found declared gone itself, it sets `lost`: its owner must stop it. Stopping, it
 stops the engine (every state reached is stored), then gives its row up, so that another server
-adopts what it left unfinished at once.
+adopts what it left unfinished at once. A kill or resume of an execution another server runs, and a
+trigger command while another runs the scheduler, are carried out there.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from ..errors import EngineCommandError
+from ..model import Label
 from . import HEARTBEAT_SECONDS
 from .connection import said
 from .lease import SchedulerLease
-from .servers import ServerMembership
+from .relay import SCHEDULER, CommandRelay
+from .servers import LIVE_OWNER, ServerMembership
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -37,6 +42,8 @@ class ClusterServer:
         self.heartbeat = min(HEARTBEAT_SECONDS, timeout / 5)
         self.membership = ServerMembership(url, server_id, timeout=timeout)
         self.lease = SchedulerLease(url, engine.scheduler, f"tiercel server {server_id} scheduler")
+        connection = self.membership.connection
+        self.relay = CommandRelay(url, server_id, connection, self._perform, lambda: self.lease.holding)
         self.lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -50,6 +57,9 @@ class ClusterServer:
     async def start(self, *, watch: bool = True) -> None:
         self.engine.loop.others_run = True  # `wait` follows the executions of other servers too
         await self.membership.join()
+        self.relay.start()
+        self.engine.executions.elsewhere = self._execution_elsewhere
+        self.engine.scheduler.elsewhere = self._scheduler_elsewhere
         # Results are read only once recovery has asked which attempts workers hold: no pause here.
         adopted = await self.membership.adopt()
         if adopted:
@@ -65,6 +75,7 @@ class ClusterServer:
                 await self._task
         await self.lease.stop()
         await self.engine.stop()
+        await self.relay.stop()
         if not self.lost.is_set():
             with contextlib.suppress(Exception):  # a server that cannot say so is declared gone later
                 await self.membership.leave()
@@ -93,3 +104,49 @@ class ClusterServer:
                 await self.engine.executions.recovery.recover(adopted)
         if adopted:
             _log.warning("carrying on with %d executions of servers gone", len(adopted))
+
+    async def _execution_elsewhere(self, command: str, execution_id: str, args: dict[str, Any]) -> bool:
+        rows = await self.membership.connection.fetch(LIVE_OWNER, [execution_id])
+        owner = str(rows[0][0]) if rows else None
+        if owner is None or owner == self.id:
+            return False
+        await self.relay.ask(owner, {"command": command, "execution": execution_id, **args})
+        return True
+
+    async def _scheduler_elsewhere(self, command: str, trigger: tuple[str, str, str], **args: Any) -> Any:
+        """A trigger command for the server whose scheduler runs (the arguments made JSON)."""
+        if isinstance(args.get("start"), datetime):
+            args["start"] = args["start"].isoformat()
+        if isinstance(args.get("end"), datetime):
+            args["end"] = args["end"].isoformat()
+        labels = args.get("labels")
+        if labels is not None and not isinstance(labels, dict):
+            args["labels"] = [[label.key, label.value] for label in labels]
+        return await self.relay.ask(SCHEDULER, {"command": command, "trigger": list(trigger), **args})
+
+    async def _perform(self, request: dict[str, Any]) -> Any:
+        """Carry out a command another server passed here; its answer."""
+        engine = self.engine
+        command = request.get("command")
+        if command == "kill":
+            await engine.kill(str(request["execution"]))
+        elif command == "resume":
+            await engine.resume(str(request["execution"]), request.get("inputs") or None)
+        elif command == "enable":
+            namespace, flow_id, trigger_id = (str(part) for part in request["trigger"])
+            await engine.set_trigger_enabled(namespace, flow_id, trigger_id, bool(request["enabled"]))
+        elif command == "backfill":
+            namespace, flow_id, trigger_id = (str(part) for part in request["trigger"])
+            end = datetime.fromisoformat(request["end"]) if request.get("end") else None
+            start = datetime.fromisoformat(request["start"])
+            labels = request.get("labels")
+            return await engine.start_backfill(
+                namespace, flow_id, trigger_id, start, end, request.get("inputs"),
+                [Label(str(k), str(v)) for k, v in labels] if isinstance(labels, list) else labels,
+            )  # fmt: skip
+        elif command == "change_backfill":
+            namespace, flow_id, trigger_id = (str(part) for part in request["trigger"])
+            await engine.change_backfill(namespace, flow_id, trigger_id, request["action"])
+        else:
+            raise EngineCommandError(f"unknown command {command!r}")
+        return None

@@ -40,6 +40,11 @@ ADOPT = (
     "results AS (UPDATE worker_results SET server_id = %(me)s WHERE execution_id IN (SELECT id FROM taken)) "
     "SELECT id FROM taken"
 )
+# The live server that runs an unfinished execution, if one does.
+LIVE_OWNER = (
+    "SELECT e.owner FROM executions AS e JOIN servers AS s ON s.id = e.owner "
+    f"WHERE e.id = %s AND e.state NOT IN ({_TERMINAL})"
+)
 SERVERS = (
     "SELECT id, host, pid, started, extract(epoch FROM now() - heartbeat), "
     "(SELECT count(*) FROM executions AS e WHERE e.owner = s.id "

@@ -99,6 +99,9 @@ class Executions:
         self.loop.subflows = self.subflows
         # Executions whose restart command is under way, before the loop has adopted them.
         self._restarting: set[str] = set()
+        # On a cluster's server: carries a command over to the server that runs the execution, when
+        # another does; False when none does (engine.cluster.server).
+        self.elsewhere: Callable[[str, str, dict[str, Any]], Awaitable[bool]] | None = None
         self.recovery = CrashRecovery(
             store=store,
             registry=registry,
@@ -155,12 +158,16 @@ class Executions:
         The kills are posted together and applied in one batch: a tree of thousands of executions is
         walked with a queue, not with a call per level.
         """
+        if await self._sent_elsewhere("kill", execution_id, {}):
+            return
         await self.require(execution_id)
         # A descendant may have ended meanwhile.
         targets = [target for target in self.subflows.tree(execution_id) if self.loop.live(target)]
         await asyncio.gather(*[self.loop.command(KillExecution(target)) for target in targets])
 
     async def resume(self, execution_id: str, inputs: Mapping[str, Any] | None = None) -> None:
+        if await self._sent_elsewhere("resume", execution_id, {"inputs": dict(inputs or {})}):
+            return
         flow, execution = await self.require(execution_id)
         if execution.state.current is not StateType.PAUSED:
             raise EngineCommandError(f"Execution {execution_id} is {execution.state.current}, not PAUSED")
@@ -237,6 +244,11 @@ class Executions:
         note = f"Status changed by hand from {execution.state.current} to {state}"
         await self.store.save_execution(changed, (), [log_entry(execution, None, note, LogLevel.INFO)])
         self.events.publish(ExecutionChanged(changed))
+
+    async def _sent_elsewhere(self, command: str, execution_id: str, args: dict[str, Any]) -> bool:
+        if self.elsewhere is None or self.loop.live(execution_id) is not None:
+            return False
+        return await self.elsewhere(command, execution_id, args)
 
     async def require(self, execution_id: str) -> tuple[Flow, Execution]:
         """A live execution with its flow; EngineCommandError says why there is none."""

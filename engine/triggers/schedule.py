@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -78,6 +78,10 @@ class Scheduler:
         self._flows_dirty = False
         # Set while nothing is due: every due slot has fired (or waits for nothing but time).
         self._settled = asyncio.Event()
+        # On a cluster's server whose scheduler does not run: carries the commands below over to the
+        # server whose scheduler runs, and returns its answer (engine.cluster.server).
+        # Called as elsewhere(command, (namespace, flow id, trigger id), **arguments).
+        self.elsewhere: Callable[..., Awaitable[Any]] | None = None
 
     # -- life cycle -------------------------------------------------------------------------------
     async def load(self) -> None:
@@ -166,6 +170,9 @@ class Scheduler:
         Raises:
             SchedulerError: No such trigger in the current flows (while the scheduler runs).
         """
+        if not self._started and self.elsewhere is not None:
+            await self.elsewhere("enable", (namespace, flow_id, trigger_id), enabled=enabled)
+            return
         if not self._started:
             await self._states.switch_stored((namespace, flow_id, trigger_id), enabled)
             return
@@ -194,6 +201,12 @@ class Scheduler:
         Raises:
             SchedulerError: Unknown trigger, not a Schedule, a backfill already under way, bad range.
         """
+        if not self._started and self.elsewhere is not None:
+            trigger = (namespace, flow_id, trigger_id)
+            answer = await self.elsewhere(
+                "backfill", trigger, start=start, end=end, inputs=inputs, labels=labels
+            )
+            return str(answer)
         start, end = backfills.checked_range(start, end, self.clock.now())
         extra = labels_of(dict(labels)) if isinstance(labels, Mapping) else list(labels or ())
         async with self._lock:
@@ -228,6 +241,9 @@ class Scheduler:
         }
         if action not in changes:
             raise SchedulerError(f"unknown backfill action `{action}`")
+        if not self._started and self.elsewhere is not None:
+            await self.elsewhere("change_backfill", (namespace, flow_id, trigger_id), action=action)
+            return
         await changes[action](namespace, flow_id, trigger_id)
 
     async def _backfill_status(

@@ -60,13 +60,12 @@ class Cluster:
         args += ["--heartbeat-timeout", str(HEARTBEAT_TIMEOUT), *extra]
         if not worker:
             args.append("--no-worker")
-        env = None
-        if machine is not None:
-            env = {
-                "XDG_DATA_HOME": str(self.folder / machine),
-                "TIERCEL_STORAGE": str(self.folder / "shared"),
-            }
-        return self._start(args, "tiercel server:", env)
+        return self._start(args, "tiercel server:", self.machine(machine) if machine else None)
+
+    def machine(self, name: str) -> dict[str, str]:
+        """The environment of a process as if on machine `name`: its own local folder (control
+        socket, process records), the files of executions in a folder every machine shares."""
+        return {"XDG_DATA_HOME": str(self.folder / name), "TIERCEL_STORAGE": str(self.folder / "shared")}
 
     def webhooks_of(self, server: subprocess.Popen[str]) -> str:
         """The address of a server's webhooks, as its first line says."""
@@ -77,11 +76,12 @@ class Cluster:
     def worker(self, *extra: str) -> subprocess.Popen[str]:
         return self._start(["worker", "--heartbeat", str(HEARTBEAT), *extra], "tiercel worker ")
 
-    def cli(self, *args: str) -> str:
-        """A one-off command on the cluster's store; its output (it must succeed)."""
+    def cli(self, *args: str, machine: str | None = None) -> str:
+        """A one-off command on the cluster's store (on `machine`); its output (it must succeed)."""
         done = subprocess.run(
             [str(TIERCEL), *args, "--db", self.url],
             cwd=self.folder,
+            env={**os.environ, **(self.machine(machine) if machine else {})},
             capture_output=True,
             text=True,
             timeout=60,
