@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and linters
     from .cluster import (
+        ClusterMembers as ClusterMembers,
+        ServerInfo as ServerInfo,
         WorkerInfo as WorkerInfo,
+        cluster_members as cluster_members,
         cluster_worker as cluster_worker,
-        cluster_workers as cluster_workers,
         shared_worker_pool as shared_worker_pool,
     )
     from .cluster.server import ClusterServer as ClusterServer
@@ -106,7 +108,17 @@ _EXPORTS: dict[str, str] = {
         ],
         ".commands",
     ),
-    **dict.fromkeys(["WorkerInfo", "cluster_worker", "cluster_workers", "shared_worker_pool"], ".cluster"),
+    **dict.fromkeys(
+        [
+            "ClusterMembers",
+            "ServerInfo",
+            "WorkerInfo",
+            "cluster_members",
+            "cluster_worker",
+            "shared_worker_pool",
+        ],
+        ".cluster",
+    ),
     "ClusterServer": ".cluster.server",
     "new_server_id": ".cluster.servers",
     **dict.fromkeys(["ConnectError", "NoEngineError", "connect"], ".connection"),

@@ -87,9 +87,10 @@ async def cmd_worker(args: argparse.Namespace) -> int:
 def add_list_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     workers = sub.add_parser(
         "workers",
-        help="list the workers of a PostgreSQL-backed cluster",
-        description="The workers of the cluster whose store --db names: host, pid, group, the task "
-        "runs each holds, and its last heartbeat; then the task runs waiting for a worker.",
+        help="list the servers and workers of a PostgreSQL-backed cluster",
+        description="The servers of the cluster whose store --db names (host, pid, the executions each "
+        "runs, which one runs the scheduler, last heartbeat), its workers (host, pid, group, the task "
+        "runs each holds, last heartbeat), then the task runs waiting for a worker.",
         epilog="example: tiercel workers --db postgresql://tiercel@db-host/tiercel --json",
     )
     workers.add_argument("--db", help="the cluster's store: a postgresql:// URL (or TIERCEL_DB)")
@@ -97,17 +98,25 @@ def add_list_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 async def cmd_workers(args: argparse.Namespace) -> int:
-    from tiercel.engine import StoreError, cluster_workers, iso
+    from tiercel.engine import StoreError, cluster_members, iso
 
     db = resolve_db(args.db)
     if not isinstance(db, str):
         raise UsageError("workers run beside a PostgreSQL store: --db postgresql://... (or TIERCEL_DB)")
     try:
-        workers, waiting = await cluster_workers(db)
+        members = await cluster_members(db)
     except StoreError as error:
         say(f"tiercel: {error}", err=True)
         return EXIT_USAGE
+    servers, workers, waiting = members.servers, members.workers, members.waiting
     if args.json:
+        server_rows = [
+            {
+                "id": s.id, "host": s.host, "pid": s.pid, "running": s.running, "scheduler": s.scheduler,
+                "started": iso(s.started), "heartbeatSecondsAgo": round(s.heartbeat_age, 1),
+            }
+            for s in servers
+        ]  # fmt: skip
         rows = [
             {
                 "id": w.id,
@@ -122,8 +131,22 @@ async def cmd_workers(args: argparse.Namespace) -> int:
             for w in workers
         ]
         queued = [{"group": group, "waiting": count} for group, count in sorted(waiting.items(), key=str)]
-        say(json.dumps({"workers": rows, "waiting": queued}, indent=2))
+        say(json.dumps({"servers": server_rows, "workers": rows, "waiting": queued}, indent=2))
         return EXIT_OK
+    cells = [["server", "host", "pid", "executions", "scheduler", "last heartbeat"]]
+    cells += [
+        [
+            s.id,
+            s.host,
+            str(s.pid),
+            str(s.running),
+            "yes" if s.scheduler else "-",
+            f"{s.heartbeat_age:.1f} s ago",
+        ]
+        for s in servers
+    ]
+    say("\n".join(table(cells)) if servers else "no servers")
+    say("")
     cells = [["worker", "host", "pid", "group", "running", "last heartbeat"]]
     cells += [
         [

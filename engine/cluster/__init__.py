@@ -84,29 +84,61 @@ class WorkerInfo:
     running: int  # task runs it has claimed and not reported yet
 
 
-async def cluster_workers(url: str) -> tuple[list[WorkerInfo], dict[str | None, int]]:
-    """The workers of the cluster at `url`, and the task runs waiting for one, by worker group."""
+@dataclass(frozen=True)
+class ServerInfo:
+    """A server of a cluster as its row says, with the executions it runs and whether its scheduler runs."""
+
+    id: str
+    host: str
+    pid: int
+    started: datetime
+    heartbeat_age: float  # seconds since its last heartbeat
+    running: int  # unfinished executions it owns
+    scheduler: bool  # it holds the scheduler's lock
+
+
+@dataclass(frozen=True)
+class ClusterMembers:
+    """The servers and workers of a cluster, and the task runs waiting for a worker, by worker group."""
+
+    servers: list[ServerInfo]
+    workers: list[WorkerInfo]
+    waiting: dict[str | None, int]
+
+
+async def cluster_members(url: str) -> ClusterMembers:
+    """The servers and workers of the cluster at `url`, as its tables say."""
     import psycopg
 
     from ..db_target import describe_target
     from ..store import StoreError
-    from . import jobs
+    from . import jobs, servers
     from .connection import ClusterConnection
+    from .lease import HOLDER
 
     connection = ClusterConnection(url, "client", patient=False)
     try:
         await connection.open()
-        rows = await connection.fetch(jobs.WORKERS)
+        server_rows = await connection.fetch(servers.SERVERS)
+        holder = [str(name).split()[2] for (name,) in await connection.fetch(HOLDER)]
+        worker_rows = await connection.fetch(jobs.WORKERS)
         waiting = {group: int(count) for group, count in await connection.fetch(jobs.WAITING)}
     except psycopg.errors.UndefinedTable:
         raise StoreError(
             f"{describe_target(url)} holds no Tiercel cluster (no server has opened it)"
         ) from None
     except psycopg.Error as exc:
-        raise StoreError(f"cannot read the workers of {describe_target(url)}: {str(exc).strip()}") from exc
+        raise StoreError(f"cannot read the cluster of {describe_target(url)}: {str(exc).strip()}") from exc
     finally:
         await connection.close()
-    workers = [
-        WorkerInfo(str(a), str(b), int(c), d, int(e), f, float(g), int(h)) for a, b, c, d, e, f, g, h in rows
-    ]
-    return workers, waiting
+    return ClusterMembers(
+        [
+            ServerInfo(str(a), str(b), int(c), d, float(e), int(f), str(a) in holder)
+            for a, b, c, d, e, f in server_rows
+        ],
+        [
+            WorkerInfo(str(a), str(b), int(c), d, int(e), f, float(g), int(h))
+            for a, b, c, d, e, f, g, h in worker_rows
+        ],
+        waiting,
+    )

@@ -21,6 +21,12 @@ from .connection import said
 _log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
 _KEY = "SELECT hashtextextended('tiercel scheduler ' || current_database() || '.' || current_schema(), 0)"
+# The application name of the session holding the lock ("tiercel server <id> scheduler"), if any.
+HOLDER = (
+    "SELECT a.application_name FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() "
+    f"AND ((l.classid::bigint << 32) | l.objid::bigint) = ({_KEY.removeprefix('SELECT ')})"
+)
 # The database notices a holder whose machine or network went silent (TCP keepalives, seconds).
 _KEEPALIVES = "SET tcp_keepalives_idle = 4; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3"
 
