@@ -230,7 +230,8 @@ def cluster_section(folder: Path) -> list[str]:
     configs.append(("SQLite (the same run)", _load(folder, "cluster_sqlite.json")))
     configs = [(name, data) for name, data in configs if data]
     recovery = _load(folder, "cluster_recovery.json")
-    if not configs and not recovery:
+    takeover = _load(folder, "server_takeover.json")
+    if not configs and not recovery and not takeover:
         return []
     lines = [
         "## Past one machine: the benchmark flow on a PostgreSQL cluster (bench/server_load.py --postgres)",
@@ -273,6 +274,36 @@ def cluster_section(folder: Path) -> list[str]:
             f"{recovery['heartbeat_timeout_s']:.0f}`): the task run's new attempt started on another worker "
             f"{delays[len(delays) // 2]:.2f} s (median) and at most {delays[-1]:.2f} s after the kill; the "
             f"bound promised is the timeout + 2 s = {bound:.0f} s.",
+            "",
+        ]
+    if takeover:
+        lines += takeover_lines(takeover)
+    return lines
+
+
+def takeover_lines(data: dict[str, Any]) -> list[str]:
+    """Servers killed: their executions carried on, the scheduler moving (bench/server_takeover.py)."""
+    lines = []
+    delays = sorted(data["takeover_delays_s"])
+    if delays:
+        median, worst = delays[len(delays) // 2], delays[-1]
+        lines += [
+            "A server killed with `kill -9` while a worker runs a task of its execution "
+            f"(bench/server_takeover.py, {len(delays)} trials, two servers, `--heartbeat-timeout 10`): "
+            f"the other server adopted the execution and sent its next task out {median:.2f} s (median) "
+            f"and at most {worst:.2f} s after the kill (bound: the timeout + 2 s = 12 s).",
+            "",
+        ]
+    schedule = data.get("scheduler")
+    if schedule:
+        late = [schedule["late_p50_s"], schedule["late_p99_s"], schedule["late_max_s"]]
+        lines += [
+            f"The scheduler over {schedule['seconds']:.0f} s on three servers, a flow scheduled every "
+            f"second, one server killed with `kill -9` every 10-30 s ({schedule['kills']} kills, the "
+            f"scheduler's own server about half the time): {schedule['slots']} slots, "
+            f"{schedule['fired']} executions, {schedule['missed']} slots missed, "
+            f"{schedule['fired_twice']} fired twice; a slot fired {late[0]:.2f} s after its date at the "
+            f"median, {late[1]:.2f} s at p99 and {late[2]:.2f} s at most (the takeovers).",
             "",
         ]
     return lines

@@ -2,9 +2,9 @@
 holds the scheduler's lock, and the commands it passes to the others (servers.py, lease.py, relay.py).
 
 Starting, it registers and adopts the executions no live server owns, which its engine's crash
-recovery carries on with; then, every heartbeat, it beats, declares silent servers gone and adopts
-what they left. Found declared gone itself, it sets `lost`: its owner must stop it. Stopping, it
-stops the engine (every state reached is stored), then gives its row up, so that another server
+recovery carries on with; then it heartbeats, and every second declares silent servers gone and
+adopts what they left. Found declared gone itself, it sets `lost`: its owner must stop it. Stopping,
+it stops the engine (every state reached is stored), then gives its row up, so that another server
 adopts what it left unfinished at once. A kill or resume of an execution another server runs, and a
 trigger command while another runs the scheduler, are carried out there.
 """
@@ -40,12 +40,13 @@ class ClusterServer:
         self.id = server_id
         # Five beats to a timeout at least: a busy machine does not make a live server look gone.
         self.heartbeat = min(HEARTBEAT_SECONDS, timeout / 5)
+        self.sweep = min(1.0, timeout / 4)
         self.membership = ServerMembership(url, server_id, timeout=timeout)
         self.lease = SchedulerLease(url, engine.scheduler, f"tiercel server {server_id} scheduler")
         connection = self.membership.connection
         self.relay = CommandRelay(url, server_id, connection, self._perform, lambda: self.lease.holding)
         self.lost = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def queue(self) -> SharedWorkerQueue:
@@ -66,13 +67,16 @@ class ClusterServer:
             _log.warning("carrying on with %d executions no live server owned", len(adopted))
         await self.engine.start(watch=watch, schedule=False, recover=adopted)
         self.lease.start()
-        self._task = asyncio.create_task(self._watch(), name="tiercel-server-membership")
+        self._tasks = [
+            asyncio.create_task(self._beat(), name="tiercel-server-heartbeat"),
+            asyncio.create_task(self._sweep(), name="tiercel-server-sweep"),
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         await self.lease.stop()
         await self.engine.stop()
         await self.relay.stop()
@@ -80,7 +84,7 @@ class ClusterServer:
             with contextlib.suppress(Exception):  # a server that cannot say so is declared gone later
                 await self.membership.leave()
 
-    async def _watch(self) -> None:
+    async def _beat(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat)
             try:
@@ -90,12 +94,20 @@ class ClusterServer:
                     )
                     self.lost.set()
                     return
+            except Exception as exc:  # the loop must go on; a lost connection is retried inside
+                _log.error("cannot heartbeat: %s", said(exc))
+
+    async def _sweep(self) -> None:
+        """Declare silent servers gone and adopt what they left, a few times per timeout."""
+        while True:
+            await asyncio.sleep(self.sweep)
+            try:
                 for server_id, host, pid in await self.membership.declare_dead():
                     _log.warning("server %s (pid %s on %s) stopped heartbeating: its executions come here",
                                  server_id, pid, host)  # fmt: skip
                 await self._adopt()
             except Exception as exc:  # the loop must go on; a lost connection is retried inside
-                _log.error("cannot keep this server's place in the cluster: %s", said(exc))
+                _log.error("cannot look for servers gone: %s", said(exc))
 
     async def _adopt(self) -> None:
         async with self.queue.adopting:
