@@ -4,23 +4,30 @@ One engine owns a database at a time (the store's lock). When one does (the dash
 server`, a running backfill), `connect` hands out a `ControlClient` that sends each command to it.
 Otherwise it starts an engine here for the command, holding the lock until the command is done, so
 that no engine can start in between and nothing writes the store behind one; that engine stops when
-the `async with` block ends.
+the `async with` block ends. On a PostgreSQL store whose servers run on other machines (no server
+answers on this one), the engine started here joins their cluster as a guest (`ClusterServer`):
+its executions' task runs go to the cluster's workers, its kills and resumes to the servers that
+run the executions.
 
 This is the one place that decides whether an engine owns a database.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 
 from .commands import Commands
-from .control import ControlClient
-from .db_target import DbTarget, describe_target, target_exists
+from .control import ControlClient, socket_path
+from .db_target import DbTarget, describe_target, is_url, target_exists
 from .engine import Engine
 from .secrets import SecretError
 from .store import Store, StoreError, StoreLockedError
+
+# A guest heartbeats every second (a fifth of this), within the shortest timeout a server is given.
+GUEST_HEARTBEAT_TIMEOUT = 5.0
 
 
 class ConnectError(Exception):
@@ -60,6 +67,10 @@ async def connect(
         NoEngineError: Without `local`, when no engine owns the database.
     """
     store = await _own(db, local)
+    if store is None and local and is_url(db) and not await _answers(socket_path(db)):
+        async with _guest(str(db), flows_dir, flows_on_demand) as guest:
+            yield guest
+        return
     if store is None:
         client = ControlClient(db)
         try:
@@ -83,6 +94,51 @@ async def connect(
         yield engine
     finally:
         await engine.stop()
+
+
+async def _answers(path: Path) -> bool:
+    """Whether a process listens on the control socket at `path`."""
+    try:
+        _, writer = await asyncio.open_unix_connection(path)
+    except OSError:
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+@contextlib.asynccontextmanager
+async def _guest(url: str, flows_dir: Path | None, flows_on_demand: bool) -> AsyncIterator[Engine]:
+    """An engine joining the cluster at `url` as a guest for one command (see `ClusterServer`)."""
+    from .cluster import shared_worker_pool
+    from .cluster.server import ClusterServer
+    from .cluster.servers import new_server_id
+
+    me = new_server_id()
+    try:
+        store = await Store.open(url, server=me)
+    except StoreError as error:
+        raise ConnectError(str(error)) from None
+    try:
+        engine = Engine(
+            store, flows_dir=flows_dir, workers=shared_worker_pool(url, local_concurrency=0, server_id=me)
+        )
+    except SecretError as error:
+        await store.close()
+        raise ConnectError(f"{error} (TIERCEL_SECRETS_FILE)") from None
+    if flows_on_demand:
+        engine.folder.read_on_demand()
+    guest = ClusterServer(engine, url, me, timeout=GUEST_HEARTBEAT_TIMEOUT, guest=True)
+    try:
+        await guest.start()
+    except BaseException:
+        await guest.stop()
+        raise
+    try:
+        yield engine
+    finally:
+        await guest.stop()
 
 
 async def _own(db: DbTarget, local: bool) -> Store | None:

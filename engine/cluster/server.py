@@ -35,9 +35,14 @@ _log = logging.getLogger(__name__)
 class ClusterServer:
     """Runs `engine` (built on `shared_worker_pool(server_id=...)`) as one server of its cluster."""
 
-    def __init__(self, engine: Engine, url: str, server_id: str, *, timeout: float) -> None:
+    def __init__(
+        self, engine: Engine, url: str, server_id: str, *, timeout: float, guest: bool = False
+    ) -> None:
         self.engine = engine
         self.id = server_id
+        # A guest (a one-off command on a machine with no server) runs the executions it starts and
+        # passes its commands on, but adopts nothing, fires no trigger and declares no one gone.
+        self.guest = guest
         # Five beats to a timeout at least: a busy machine does not make a live server look gone.
         self.heartbeat = min(HEARTBEAT_SECONDS, timeout / 5)
         self.sweep = min(1.0, timeout / 4)
@@ -61,6 +66,10 @@ class ClusterServer:
         self.relay.start()
         self.engine.executions.elsewhere = self._execution_elsewhere
         self.engine.scheduler.elsewhere = self._scheduler_elsewhere
+        if self.guest:
+            await self.engine.start(control=False, triggers=False, recover=())
+            self._tasks = [asyncio.create_task(self._beat(), name="tiercel-guest-heartbeat")]
+            return
         # Results are read only once recovery has asked which attempts workers hold: no pause here.
         adopted = await self.membership.adopt()
         if adopted:

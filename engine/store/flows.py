@@ -62,6 +62,7 @@ def _save_flow(conn: sqlite3.Connection, save: FlowSave, now: str | None) -> tup
     namespace, flow_id, source, path = save.namespace, save.flow_id, save.source, save.path
     digest = source_hash(source)
     types, checked = _trigger_types_json(save.trigger_types), save.checked_with
+    conn.execute(_SQL["lock_flow"], (namespace, flow_id))
     row = conn.execute(_SQL["select_latest_flow"], (namespace, flow_id)).fetchone()
     if row is None:
         conn.execute(_SQL["insert_flow"], (namespace, flow_id, 1, path, now, digest, types, checked))

@@ -33,6 +33,11 @@ class Cluster:
         (self.flows / f"{name}.yml").write_text(text)
 
     def _start(self, args: list[str], ready: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        process = self._launch(args, env)
+        self._ready(process, ready)
+        return process
+
+    def _launch(self, args: list[str], env: dict[str, str] | None) -> subprocess.Popen[str]:
         self._count += 1
         log = (self.folder / f"process-{self._count}.log").open("w")
         process = subprocess.Popen(
@@ -45,22 +50,33 @@ class Cluster:
             start_new_session=True,  # a kill -9 of it leaves its task programs, as on a real machine
         )
         self.processes.append(process)
-        log_file = Path(log.name)
+        return process
+
+    def _ready(self, process: subprocess.Popen[str], ready: str) -> None:
+        log_file = self.folder / f"process-{self.processes.index(process) + 1}.log"
         deadline = time.monotonic() + 60
         while ready not in log_file.read_text():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{args[0]} did not start: {log_file.read_text()}")
+                raise AssertionError(f"{process.args} did not start: {log_file.read_text()}")
             time.sleep(0.05)
-        return process
+
+    def servers_at_once(self, *machines: str) -> list[subprocess.Popen[str]]:
+        """Servers started together, one per machine, none waiting for another."""
+        started = [self._launch(self._server_args(False, ()), self.machine(name)) for name in machines]
+        for process in started:
+            self._ready(process, "tiercel server:")
+        return started
 
     def server(self, *extra: str, worker: bool = False, machine: str | None = None) -> subprocess.Popen[str]:
         """A server; with `machine`, as if on a machine of that name (its own local folder, the
         files of executions in a folder all machines share)."""
+        args = self._server_args(worker, extra)
+        return self._start(args, "tiercel server:", self.machine(machine) if machine else None)
+
+    def _server_args(self, worker: bool, extra: tuple[str, ...]) -> list[str]:
         args = ["server", "--flows", str(self.flows), "--port", "0"]
         args += ["--heartbeat-timeout", str(HEARTBEAT_TIMEOUT), *extra]
-        if not worker:
-            args.append("--no-worker")
-        return self._start(args, "tiercel server:", self.machine(machine) if machine else None)
+        return args if worker else [*args, "--no-worker"]
 
     def machine(self, name: str) -> dict[str, str]:
         """The environment of a process as if on machine `name`: its own local folder (control

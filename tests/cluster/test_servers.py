@@ -50,9 +50,11 @@ def held_flow(cluster: Cluster, release: Path, then: str = "") -> None:
         "held",
         "id: held\nnamespace: cluster\ntasks:\n"
         "  - id: wait\n    type: io.kestra.plugin.scripts.shell.Script\n"
-        f'    script: "while [ ! -e {release} ]; do sleep 0.05; done{then}"\n'
-        "  - id: after\n    type: io.kestra.plugin.core.log.Log\n    message: after\n" + HOOK,
+        f'    script: "while [ ! -e {release} ]; do sleep 0.05; done{then}"\n' + AFTER_TASK + HOOK,
     )
+
+
+AFTER_TASK = "  - id: after\n    type: io.kestra.plugin.core.log.Log\n    message: after\n"
 
 
 def states(cluster: Cluster, ids: list[str]) -> dict[str, str]:
@@ -94,6 +96,19 @@ def test_two_servers_and_three_workers_run_a_thousand_executions_each_task_once(
     owners = cluster.sql("SELECT owner, count(*) FROM executions GROUP BY owner")
     assert len(owners) == 2 and all(count > 0 for _, count in owners)
     assert set(dict(owners)) == set(server_ids(cluster).values())
+
+
+def test_servers_started_together_on_a_new_store_store_each_flow_once(cluster: Cluster) -> None:
+    task = "  - id: t\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n"
+    for n in range(40):
+        cluster.flow(f"f{n}", f"id: f{n}\nnamespace: cluster\ntasks:\n{task}")
+    servers = cluster.servers_at_once("a", "b", "c")
+    cluster.flow("f0", (cluster.flows / "f0.yml").read_text().replace("hi", "changed"))
+    asyncio.run(until(lambda: cluster.sql("SELECT count(*) FROM flow_revisions") == [(41,)]))
+    assert all(server.poll() is None for server in servers)
+    assert cluster.sql(
+        "SELECT count(*), count(DISTINCT (namespace, flow_id, revision)) FROM flow_revisions"
+    ) == [(41, 41)]
 
 
 def test_a_killed_servers_executions_are_carried_on_by_another(cluster: Cluster, tmp_path: Path) -> None:
@@ -189,6 +204,26 @@ def test_a_trigger_switched_through_any_server_reaches_the_scheduler(cluster: Cl
     before = count()
     time.sleep(2.5)  # slots pass while the trigger is off
     assert count() - before <= 1  # (one fired as the switch came, at most)
+
+
+def test_commands_on_a_machine_without_a_server_join_the_cluster_for_their_time(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    held_flow(cluster, release)
+    cluster.flow("quick", "id: quick\nnamespace: cluster\ntasks:\n" + AFTER_TASK)
+    runs_held = cluster.server(machine="a")
+    cluster.worker()
+    cluster.cli("run", "cluster", "quick", machine="elsewhere")  # (it must succeed)
+    assert cluster.sql("SELECT state FROM executions WHERE flow_id = 'quick'") == [("SUCCESS",)]
+    [held] = asyncio.run(post_all([cluster.webhooks_of(runs_held)], "cluster", "held", 1))
+    asyncio.run(until(lambda: states(cluster, [held]) == {held: "RUNNING"}))
+    cluster.cli("kill", held, machine="elsewhere")
+    assert all_ended(cluster, [held], timeout=30) == {held: "KILLED"}
+    # The commands left the cluster as they ended: one server is left.
+    assert list(server_ids(cluster)) == [runs_held.pid]
+    ran = cluster.sql("SELECT count(*) FROM logs WHERE message = 'after'")
+    assert ran == [(1,)]  # the run's task, by the cluster's worker
 
 
 def _owner(cluster: Cluster, execution_id: str) -> str | None:

@@ -1,6 +1,11 @@
 -- Flows and their revisions: `flows` holds the latest revision of each flow (with its file and its
 -- outline), `flow_revisions` every source, `flow_errors` the last parse error of each broken file.
 
+-- Servers sharing a PostgreSQL store save the same flow at once: each save takes the flow's lock
+-- first (postgres/sql/flows.sql). SQLite has one writer: nothing to lock.
+-- name: lock_flow
+SELECT ?, ?;
+
 -- name: select_latest_flow
 SELECT f.revision, f.deleted, f.path, r.source, f.source_hash, f.trigger_types, f.checked_with
 FROM flows AS f JOIN flow_revisions AS r
