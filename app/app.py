@@ -35,15 +35,14 @@ from tiercel.engine import (
     ExecutionChanged,
     Flow,
     FlowsChanged,
+    HostedEngine,
     LogsAppended,
     SecretError,
-    Store,
     StoreError,
     TaskRunChanged,
     TriggerChanged,
     TriggerState,
     WebhookServer,
-    shared_worker_pool,
 )
 
 from .keymap import KeymapError, binding_ids, keymap_path, load_keymap
@@ -127,6 +126,7 @@ class TiercelApp(App[None]):
         self.webhooks = webhooks
         self.webhook_server: WebhookServer | None = None
         self.engine: Engine | None = None
+        self.hosted: HostedEngine | None = None
         self.startup_error: str | None = None
         self._events: asyncio.Queue[Event] | None = None
         self._triggers: list[TriggerState] = []
@@ -157,27 +157,20 @@ class TiercelApp(App[None]):
         self.watch(self.screen, "focused", self._focus_moved)
         self.query_one("#left").border_title = "1 Namespaces"
         self.detail.border_title = "3 Detail"
-        try:
-            store = await Store.open(self.db)
-        except StoreError as error:
-            self.startup_error = str(error)
+        try:  # on PostgreSQL, one server of the store's cluster
+            self.hosted = await HostedEngine.open(self.db, self.flows_dir, follow=True)
+        except (StoreError, SecretError) as error:
+            secrets = " (TIERCEL_SECRETS_FILE)" if isinstance(error, SecretError) else ""
+            self.startup_error = f"{error}{secrets}"
             self.exit(return_code=2)
             return
-        try:
-            # On PostgreSQL, task runs go through the cluster's queue (workers elsewhere, and one here).
-            workers = shared_worker_pool(self.db) if isinstance(self.db, str) else None
-            self.engine = Engine(store, flows_dir=self.flows_dir, workers=workers)
-        except SecretError as error:
-            await store.close()
-            self.startup_error = f"{error} (TIERCEL_SECRETS_FILE)"
-            self.exit(return_code=2)
-            return
+        self.engine = self.hosted.engine
         self._events = self.engine.events.subscribe()
         try:
             if self.webhooks is not None:  # the port first: a busy one stops us before any recovery
                 self.webhook_server = WebhookServer(self.engine, *self.webhooks)
                 await self.webhook_server.start()
-            await self.engine.start(control=self.control, watch=True)
+            await self.hosted.start(control=self.control, watch=True)
         except (OSError, StoreError) as error:
             await self._stop_engine()
             self.startup_error = f"the engine did not start: {error}"
@@ -431,12 +424,13 @@ class TiercelApp(App[None]):
         if server is not None:
             await server.stop()
         engine, self.engine = self.engine, None
-        if engine is None:
+        hosted, self.hosted = self.hosted, None
+        if engine is None or hosted is None:
             return
         if self._events is not None:
             engine.events.unsubscribe(self._events)
         self.workers.cancel_all()  # the panes' reads: the store is about to close under them
-        await engine.stop()
+        await hosted.stop()
 
     async def _load_last_states(self) -> None:
         assert self.engine is not None

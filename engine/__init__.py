@@ -22,8 +22,6 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
         cluster_worker as cluster_worker,
         shared_worker_pool as shared_worker_pool,
     )
-    from .cluster.server import ClusterServer as ClusterServer
-    from .cluster.servers import new_server_id as new_server_id
     from .commands import (
         AmbiguousExecutionIdError as AmbiguousExecutionIdError,
         BackfillAction as BackfillAction,
@@ -58,6 +56,7 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
     from .flows.catalog import NAMESPACE_FILES_FOLDER as NAMESPACE_FILES_FOLDER, is_flow_file as is_flow_file
     from .flows.namespaces import NAMESPACE_FILES as NAMESPACE_FILES, Namespaces as Namespaces
     from .flows.table import FlowTable as FlowTable, FlowUid as FlowUid
+    from .hosting import HostedEngine as HostedEngine
     from .inputs import InputError as InputError, resolve_inputs as resolve_inputs
     from .labels import CORRELATION_ID as CORRELATION_ID
     from .model import (
@@ -119,8 +118,7 @@ _EXPORTS: dict[str, str] = {
         ],
         ".cluster",
     ),
-    "ClusterServer": ".cluster.server",
-    "new_server_id": ".cluster.servers",
+    "HostedEngine": ".hosting",
     **dict.fromkeys(["ConnectError", "NoEngineError", "connect"], ".connection"),
     "ControlClient": ".control",
     "EngineCommandError": ".errors",

@@ -16,6 +16,8 @@ class FlowsChanged:
 @dataclass(frozen=True, slots=True)
 class ExecutionChanged:
     execution: Execution
+    # Run by another server of the cluster, as the store has it: shown, never acted upon here.
+    elsewhere: bool = False
 
 
 @dataclass(frozen=True, slots=True)

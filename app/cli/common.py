@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from tiercel.engine import DbTarget, as_target, describe_target, target_exists, visible
 
 if TYPE_CHECKING:
-    from tiercel.engine import Engine, ExecutionIds, Flow, InputError, LogEntry, WorkerPoolFactory
+    from tiercel.engine import Engine, ExecutionIds, Flow, InputError, LogEntry
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAUSED = 0, 1, 2, 3
 # Task runs a worker of a cluster runs at once, unless told.
@@ -212,30 +212,21 @@ def format_log(entry: LogEntry) -> str:
     return f"{entry.stamp} {entry.level:<5} {entry.task_id or '-':<20} {entry.message}"
 
 
-# -- engines owned by the command itself (run, server) -----------------------------------------------
+# -- the engine of a worker process ---------------------------------------------------------------
 
 
-async def open_engine(
-    db: DbTarget,
-    flows_dir: Path | None,
-    *,
-    workers: WorkerPoolFactory | None = None,
-    member: bool = False,
-    server: str | None = None,
-) -> Engine | None:
-    """An Engine owning `db` (not started), or None when it cannot be had (the message is said).
-
-    `workers` gives it a cluster's shared worker queue; `member` opens a cluster's store without
-    owning it (for a worker); `server` as that server of a cluster (see `ClusterServer`)."""
+async def open_member_engine(db: DbTarget, flows_dir: Path | None) -> Engine | None:
+    """An Engine on a cluster's store as a member (not started): it writes the tables it shares with
+    the servers without owning the store. None when it cannot be had (the message is said)."""
     from tiercel.engine import Engine, SecretError, Store, StoreError
 
     try:
-        store = await Store.open(db, member=member, server=server)
+        store = await Store.open(db, member=True)
     except StoreError as error:
         say(f"tiercel: {error}", err=True)
         return None
     try:
-        return Engine(store, flows_dir=flows_dir, workers=workers)
+        return Engine(store, flows_dir=flows_dir)
     except SecretError as error:
         say(f"tiercel: {error} (TIERCEL_SECRETS_FILE)", err=True)
         await store.close()

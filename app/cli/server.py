@@ -29,7 +29,6 @@ from .common import (
     UsageError,
     default_flows_dir,
     flows_folder,
-    open_engine,
     positive_int,
     resolve_db,
     say,
@@ -75,28 +74,24 @@ def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 async def cmd_server(args: argparse.Namespace) -> int:
-    from tiercel.engine import ClusterServer, WebhookServer, new_server_id, shared_worker_pool
+    from tiercel.engine import HostedEngine, SecretError, StoreError, WebhookServer
 
     flows_dir = Path(args.flows) if args.flows else default_flows_dir()
     if not flows_dir.is_dir():
         raise UsageError(f"{flows_dir}: no such flows folder")
     db = resolve_db(args.db)
-    url = db if isinstance(db, str) else None  # PostgreSQL: one server of a cluster
-    server_id = new_server_id() if url else None
     concurrency = 0 if args.no_worker else args.concurrency
-    workers = (
-        shared_worker_pool(
-            url, heartbeat_timeout=args.heartbeat_timeout, local_concurrency=concurrency, server_id=server_id
+    try:  # on PostgreSQL, one server of the store's cluster
+        hosted = await HostedEngine.open(
+            db, flows_dir, local_concurrency=concurrency, heartbeat_timeout=args.heartbeat_timeout
         )
-        if url
-        else None
-    )
-    engine = await open_engine(db, flows_dir, workers=workers, server=server_id)
-    if engine is None:
+    except StoreError as error:
+        say(f"tiercel: {error}", err=True)
         return EXIT_USAGE
-    cluster = (
-        ClusterServer(engine, url, server_id, timeout=args.heartbeat_timeout) if url and server_id else None
-    )
+    except SecretError as error:
+        say(f"tiercel: {error} (TIERCEL_SECRETS_FILE)", err=True)
+        return EXIT_USAGE
+    engine = hosted.engine
     stopping = stop_requested()
     webhooks = WebhookServer(engine, args.host, args.port)
     # The port first: a busy one must stop us before the engine resumes anything (a rerun that is
@@ -107,29 +102,23 @@ async def cmd_server(args: argparse.Namespace) -> int:
         await engine.store.close()
         say(f"tiercel: cannot listen on {args.host}:{args.port}: {error.strerror or error}", err=True)
         return EXIT_USAGE
-    if cluster is not None:
-        await cluster.start()
-    else:
-        await engine.start(watch=True)
+    await hosted.start(watch=True)
     activity = ServerActivity(engine)
     try:
         errors = sum(len(found) for found in engine.flow_errors.values())
-        member = f", server {server_id}" if server_id else ""
+        member = f", server {hosted.server_id}" if hosted.server_id else ""
         log_line(
             f"tiercel server: {len(engine.flows)} flows from {flows_dir} ({errors} errors), "
             f"database {describe_target(db)}{member}, webhooks on {webhooks.url}"
         )
         activity.start()
-        await (_either(stopping, cluster.lost) if cluster is not None else stopping.wait())
+        await _either(stopping, hosted.lost)
         log_line("tiercel server: stopping")
     finally:
         await webhooks.stop()
-        if cluster is not None:
-            await cluster.stop()
-        else:
-            await engine.stop()
+        await hosted.stop()
         await activity.stop()
-    if cluster is not None and cluster.lost.is_set():
+    if hosted.lost.is_set():
         say("tiercel: this server was declared gone by the cluster (it was silent too long); "
             "its executions went to other servers", err=True)  # fmt: skip
         return EXIT_FAILED
@@ -167,9 +156,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 async def _store_problem(db: DbTarget) -> str | None:
-    """Why the dashboard cannot own the database (another process holds it...), or None."""
+    """Why the dashboard cannot own the database file (another process holds it...), or None. (On
+    PostgreSQL it joins the store's cluster beside the servers; its problems are said on exit.)"""
     from tiercel.engine import Store, StoreError
 
+    if isinstance(db, str):
+        return None
     try:
         store = await Store.open(db)
     except StoreError as error:

@@ -21,7 +21,7 @@ from .common import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
-    open_engine,
+    open_member_engine,
     positive_int,
     resolve_db,
     say,
@@ -61,7 +61,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     flows_dir = Path(args.flows) if args.flows else None
     if flows_dir is not None and not flows_dir.is_dir():
         raise UsageError(f"{flows_dir}: no such flows folder")
-    engine = await open_engine(db, flows_dir, member=True)
+    engine = await open_member_engine(db, flows_dir)
     if engine is None:
         return EXIT_USAGE
     stopping = stop_requested()

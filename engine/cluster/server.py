@@ -6,7 +6,8 @@ recovery carries on with; then it heartbeats, and every second declares silent s
 adopts what they left. Found declared gone itself, it sets `lost`: its owner must stop it. Stopping,
 it stops the engine (every state reached is stored), then gives its row up, so that another server
 adopts what it left unfinished at once. A kill or resume of an execution another server runs, and a
-trigger command while another runs the scheduler, are carried out there.
+trigger command while another runs the scheduler, are carried out there. Its executions' changes
+are announced to whoever shows them (feed.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..errors import EngineCommandError
 from ..model import Label
 from . import HEARTBEAT_SECONDS
 from .connection import said
+from .feed import ExecutionFeed
 from .lease import SchedulerLease
 from .relay import SCHEDULER, CommandRelay
 from .servers import LIVE_OWNER, ServerMembership
@@ -36,7 +38,14 @@ class ClusterServer:
     """Runs `engine` (built on `shared_worker_pool(server_id=...)`) as one server of its cluster."""
 
     def __init__(
-        self, engine: Engine, url: str, server_id: str, *, timeout: float, guest: bool = False
+        self,
+        engine: Engine,
+        url: str,
+        server_id: str,
+        *,
+        timeout: float,
+        guest: bool = False,
+        follow: bool = False,
     ) -> None:
         self.engine = engine
         self.id = server_id
@@ -50,6 +59,8 @@ class ClusterServer:
         self.lease = SchedulerLease(url, engine.scheduler, f"tiercel server {server_id} scheduler")
         connection = self.membership.connection
         self.relay = CommandRelay(url, server_id, connection, self._perform, lambda: self.lease.holding)
+        # With `follow` (the dashboard), the executions of the other servers show here too.
+        self.feed = ExecutionFeed(engine, url, connection, follow=follow)
         self.lost = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -60,7 +71,7 @@ class ClusterServer:
         assert isinstance(self.engine.workers, SharedWorkerQueue), "the engine needs shared_worker_pool"
         return self.engine.workers
 
-    async def start(self, *, watch: bool = True) -> None:
+    async def start(self, *, control: bool = True, watch: bool = True) -> None:
         self.engine.loop.others_run = True  # `wait` follows the executions of other servers too
         await self.membership.join()
         self.relay.start()
@@ -74,8 +85,9 @@ class ClusterServer:
         adopted = await self.membership.adopt()
         if adopted:
             _log.warning("carrying on with %d executions no live server owned", len(adopted))
-        await self.engine.start(watch=watch, schedule=False, recover=adopted)
+        await self.engine.start(control=control, watch=watch, schedule=False, recover=adopted)
         self.lease.start()
+        self.feed.start()
         self._tasks = [
             asyncio.create_task(self._beat(), name="tiercel-server-heartbeat"),
             asyncio.create_task(self._sweep(), name="tiercel-server-sweep"),
@@ -87,6 +99,7 @@ class ClusterServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.lease.stop()
+        await self.feed.stop()
         await self.engine.stop()
         await self.relay.stop()
         if not self.lost.is_set():

@@ -173,7 +173,12 @@ class FlowTriggers:
         while True:
             event = await self._queue.get()
             try:
-                if isinstance(event, ExecutionChanged) and self._transition(event.execution):
+                # An execution of another server fires its flow triggers there.
+                if (
+                    isinstance(event, ExecutionChanged)
+                    and not event.elsewhere
+                    and self._transition(event.execution)
+                ):
                     await self.evaluate(event.execution)
             except Exception as error:  # the service must outlive any one evaluation
                 self._report(f"Flow triggers: {type(error).__name__}: {error}")

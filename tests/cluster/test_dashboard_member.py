@@ -1,0 +1,45 @@
+"""The dashboard on a PostgreSQL store joins the cluster beside its servers: it opens while they run
+(it used to be refused, the store being theirs), shows the executions they run as they change, and
+its commands reach them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.cluster.harness import Cluster
+from tests.cluster.test_servers import held_flow, post_all, server_ids, states
+from tests.waiting import until_drawn
+from tiercel.app.app import create_app
+from tiercel.app.widgets.namespaces import NodeRef
+
+
+def shown_state(app: object, execution_id: str) -> str | None:
+    row = app.table.rows_by_id.get(execution_id)  # type: ignore[attr-defined]
+    return None if row is None else str(row.state)
+
+
+async def test_the_dashboard_joins_the_cluster_and_follows_what_its_servers_run(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    held_flow(cluster, release)
+    server = cluster.server(machine="a")
+    cluster.worker()
+    app = create_app(cluster.flows, cluster.url, control=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
+        assert len(server_ids(cluster)) == 2  # the dashboard is a server beside the other
+        assert app.ns_tree.select_ref(NodeRef("flow", "cluster", "held"))
+        [held] = await post_all([cluster.webhooks_of(server)], "cluster", "held", 1)
+        await until_drawn(pilot, lambda: shown_state(app, held) == "RUNNING", what="the other's execution")
+        assert app.engine is not None and not app.engine.is_live(held)  # shown, run elsewhere
+        release.touch()
+        await until_drawn(pilot, lambda: shown_state(app, held) == "SUCCESS", what="its end")
+        # A kill from the dashboard reaches the server that runs the execution.
+        release.unlink()
+        [second] = await post_all([cluster.webhooks_of(server)], "cluster", "held", 1)
+        await until_drawn(pilot, lambda: shown_state(app, second) == "RUNNING", what="the second")
+        await app.engine.kill(second)
+        await until_drawn(pilot, lambda: shown_state(app, second) == "KILLED", what="the kill")
+    assert states(cluster, [held, second]) == {held: "SUCCESS", second: "KILLED"}
+    assert len(server_ids(cluster)) == 1  # the dashboard left the cluster as it closed
