@@ -49,6 +49,7 @@ from .keymap import KeymapError, binding_ids, keymap_path, load_keymap
 from .palette import TiercelCommands
 from .preferences import load_preferences, preferences_path, save_preferences
 from .screens.backfill_form import BackfillFormScreen
+from .screens.cluster import ClusterScreen
 from .screens.confirm import ConfirmScreen
 from .screens.dag import DagScreen, flow_has_dag
 from .screens.help import HelpScreen
@@ -71,7 +72,9 @@ PANES = {"namespaces": "#namespaces", "executions": "#executions", "detail": "#l
 #: The widgets whose actions the global keys run (`pane(...)` bindings), whichever pane has the focus.
 ACTION_PANES = {"namespaces": "#namespaces", "executions": "#executions", "detail": "#detail"}
 #: App keys that do nothing while a dialog or another view is on top.
-MODAL_GATED = frozenset({"pane", "focus_pane", "help", "command_palette", "quit", "zoom", "go_back", "dag"})
+MODAL_GATED = frozenset(
+    {"pane", "focus_pane", "help", "command_palette", "quit", "zoom", "go_back", "dag", "cluster"}
+)
 #: Below this width the tree is a narrow column, hidden while the detail pane has the focus.
 NARROW_WIDTH = 100
 #: Why a flow or execution key did nothing, by the pane action it runs.
@@ -105,6 +108,7 @@ class TiercelApp(App[None]):
         Binding("z", "zoom", "Zoom", id="tiercel.zoom"),
         Binding("H", "pane('namespaces', 'history')", "History", show=False, id="tiercel.history"),
         Binding("D", "dag", "Dag", show=False, id="tiercel.dag"),
+        Binding("W", "cluster", "Cluster", show=False, id="tiercel.cluster"),
         Binding("c", "pane('detail', 'copy_id')", "Copy id", show=False, id="tiercel.copy_id"),
         Binding("backspace", "go_back", "Back", show=False, id="tiercel.back"),
         Binding("ctrl+p,colon", "command_palette", "Commands", show=False, id="tiercel.commands"),
@@ -295,7 +299,7 @@ class TiercelApp(App[None]):
             return bool(self._back)
         if action == "dag":
             return self._dag_flow() is not None
-        return True
+        return isinstance(self.db, str) if action == "cluster" else True
 
     def on_key(self, event: events.Key) -> None:
         """A flow or execution key that does not apply now says why, rather than nothing."""
@@ -414,6 +418,10 @@ class TiercelApp(App[None]):
         for screen in self.screen_stack:
             if isinstance(screen, TriggersScreen):
                 screen.refresh_rows()
+
+    def action_cluster(self) -> None:
+        """The servers and workers of the cluster (a PostgreSQL store only)."""
+        self.push_screen(ClusterScreen(str(self.db)))
 
     async def action_quit(self) -> None:
         await self._stop_engine()
@@ -573,6 +581,7 @@ KEYED_CLASSES: tuple[type[object], ...] = (
     ExecutionsTable,
     DetailPane,
     TriggersScreen,
+    ClusterScreen,
     BackfillFormScreen,
     RunFormScreen,
     RevisionsScreen,

@@ -108,9 +108,11 @@ async def cmd_workers(args: argparse.Namespace) -> int:
     except StoreError as error:
         say(f"tiercel: {error}", err=True)
         return EXIT_USAGE
+    from ..cluster_rows import SERVER_COLUMNS, WORKER_COLUMNS, server_rows, waiting_lines, worker_rows
+
     servers, workers, waiting = members.servers, members.workers, members.waiting
     if args.json:
-        server_rows = [
+        server_json = [
             {
                 "id": s.id, "host": s.host, "pid": s.pid, "running": s.running, "scheduler": s.scheduler,
                 "started": iso(s.started), "heartbeatSecondsAgo": round(s.heartbeat_age, 1),
@@ -131,35 +133,13 @@ async def cmd_workers(args: argparse.Namespace) -> int:
             for w in workers
         ]
         queued = [{"group": group, "waiting": count} for group, count in sorted(waiting.items(), key=str)]
-        say(json.dumps({"servers": server_rows, "workers": rows, "waiting": queued}, indent=2))
+        say(json.dumps({"servers": server_json, "workers": rows, "waiting": queued}, indent=2))
         return EXIT_OK
-    cells = [["server", "host", "pid", "executions", "scheduler", "last heartbeat"]]
-    cells += [
-        [
-            s.id,
-            s.host,
-            str(s.pid),
-            str(s.running),
-            "yes" if s.scheduler else "-",
-            f"{s.heartbeat_age:.1f} s ago",
-        ]
-        for s in servers
-    ]
+    cells = [list(SERVER_COLUMNS), *server_rows(members)]
     say("\n".join(table(cells)) if servers else "no servers")
     say("")
-    cells = [["worker", "host", "pid", "group", "running", "last heartbeat"]]
-    cells += [
-        [
-            w.id,
-            w.host,
-            str(w.pid),
-            w.group or "-",
-            f"{w.running}/{w.concurrency}",
-            f"{w.heartbeat_age:.1f} s ago",
-        ]
-        for w in workers
-    ]
+    cells = [list(WORKER_COLUMNS), *worker_rows(members)]
     say("\n".join(table(cells)) if workers else "no workers")
-    for group, count in sorted(waiting.items(), key=str):
-        say(f"{count} task runs waiting for a worker" + (f" of group {group}" if group else ""))
+    for line in waiting_lines(members):
+        say(line)
     return EXIT_OK

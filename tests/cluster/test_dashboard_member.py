@@ -1,15 +1,19 @@
 """The dashboard on a PostgreSQL store joins the cluster beside its servers: it opens while they run
-(it used to be refused, the store being theirs), shows the executions they run as they change, and
-its commands reach them."""
+(it used to be refused, the store being theirs), lists them with the workers, shows the executions
+they run as they change, and its commands reach them."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from textual.widgets import DataTable
 
 from tests.cluster.harness import Cluster
 from tests.cluster.test_servers import held_flow, post_all, server_ids, states
 from tests.waiting import until_drawn
 from tiercel.app.app import create_app
+from tiercel.app.screens.cluster import ClusterScreen
 from tiercel.app.widgets.namespaces import NodeRef
 
 
@@ -29,6 +33,17 @@ async def test_the_dashboard_joins_the_cluster_and_follows_what_its_servers_run(
     async with app.run_test(size=(120, 40)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
         assert len(server_ids(cluster)) == 2  # the dashboard is a server beside the other
+        await pilot.press("W")  # who runs the cluster
+        await until_drawn(pilot, lambda: isinstance(app.screen, ClusterScreen))
+        servers = app.screen.query_one("#cluster-servers", DataTable)
+        workers = app.screen.query_one("#cluster-workers", DataTable)
+        await until_drawn(
+            pilot, lambda: servers.row_count == 2 and workers.row_count == 2, what="the members"
+        )
+        pids = {str(servers.get_row_at(n)[2]) for n in range(2)}
+        assert pids == {str(server.pid), str(os.getpid())}
+        await pilot.press("escape")
+        await until_drawn(pilot, lambda: not isinstance(app.screen, ClusterScreen))
         assert app.ns_tree.select_ref(NodeRef("flow", "cluster", "held"))
         [held] = await post_all([cluster.webhooks_of(server)], "cluster", "held", 1)
         await until_drawn(pilot, lambda: shown_state(app, held) == "RUNNING", what="the other's execution")
