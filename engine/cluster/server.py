@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineCommandError
+from ..events import ExecutionChanged
 from ..model import Label
 from . import HEARTBEAT_SECONDS
 from .connection import said
@@ -91,6 +92,7 @@ class ClusterServer:
         self._tasks = [
             asyncio.create_task(self._beat(), name="tiercel-server-heartbeat"),
             asyncio.create_task(self._sweep(), name="tiercel-server-sweep"),
+            asyncio.create_task(self._follow_scheduled(), name="tiercel-server-scheduled"),
         ]
 
     async def stop(self) -> None:
@@ -130,6 +132,26 @@ class ClusterServer:
                 await self._adopt()
             except Exception as exc:  # the loop must go on; a lost connection is retried inside
                 _log.error("cannot look for servers gone: %s", said(exc))
+
+    async def _follow_scheduled(self) -> None:
+        """The scheduler here hears of the ends of the executions it runs; those another server runs
+        (it fired them before the scheduler moved here) are read from the store, so that a schedule
+        that does not overlap fires again once they end."""
+        engine = self.engine
+        while True:
+            await asyncio.sleep(self.sweep)
+            if not self.lease.holding:
+                continue
+            for execution_id in engine.scheduler.followed():
+                if engine.is_live(execution_id):
+                    continue
+                try:
+                    execution = await engine.store.get_execution(execution_id)
+                except Exception as exc:  # read again at the next round
+                    _log.warning("cannot read execution %s: %s", execution_id, said(exc))
+                    continue
+                if execution is not None and execution.state.current.is_terminated:
+                    engine.events.publish(ExecutionChanged(execution, elsewhere=True))
 
     async def _adopt(self) -> None:
         async with self.queue.adopting:

@@ -148,6 +148,10 @@ class Scheduler:
         """Every trigger of the current flows with its state, sorted by namespace, flow and id."""
         return [found.state() for _, found in sorted(self._triggers.items())]
 
+    def followed(self) -> set[str]:
+        """The executions whose end a trigger waits for (no overlap, stopAfter)."""
+        return {execution_id for found in self._triggers.values() for execution_id in found.running}
+
     def _triggers_get(self, key: TriggerKey) -> LiveTrigger | None:
         return self._triggers.get(key)
 

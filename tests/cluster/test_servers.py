@@ -226,6 +226,36 @@ def test_commands_on_a_machine_without_a_server_join_the_cluster_for_their_time(
     assert ran == [(1,)]  # the run's task, by the cluster's worker
 
 
+def test_a_schedule_goes_on_when_the_execution_it_waits_for_ends_on_another_server(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    cluster.flow(
+        "slow",
+        "id: slow\nnamespace: cluster\ntasks:\n"
+        "  - id: wait\n    type: io.kestra.plugin.scripts.shell.Script\n"
+        f'    script: "while [ ! -e {release} ]; do sleep 0.05; done"\n'
+        "triggers:\n  - id: every\n    type: io.kestra.plugin.core.trigger.Schedule\n"
+        "    cron: '* * * * * *'\n    withSeconds: true\n",
+    )
+    first = cluster.server(machine="a", worker=True)
+    asyncio.run(until(lambda: scheduler_holder(cluster) == first.pid))
+    asyncio.run(until(lambda: bool(cluster.sql("SELECT 1 FROM executions WHERE state = 'RUNNING'"))))
+    [(running_id,)] = cluster.sql("SELECT id FROM executions")  # the schedule does not overlap
+    second = cluster.server(machine="b")
+    # The scheduler moves to the second server (its first's session cut, as by a network blip) while
+    # the first goes on running the execution the schedule waits for.
+    while scheduler_holder(cluster) != second.pid:
+        cluster.sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE %s",
+            [f"tiercel server {server_ids(cluster)[first.pid]} scheduler"],
+        )
+        asyncio.run(until(lambda: scheduler_holder(cluster) is not None))
+    release.touch()  # it ends on the first server, which does not run the scheduler any more
+    asyncio.run(until(lambda: len(cluster.sql("SELECT 1 FROM executions")) >= 3, what="the next fires"))
+    assert states(cluster, [running_id]) == {running_id: "SUCCESS"}
+
+
 def _owner(cluster: Cluster, execution_id: str) -> str | None:
     rows = cluster.sql("SELECT owner FROM executions WHERE id = %s", [execution_id])
     return str(rows[0][0]) if rows and rows[0][0] else None
