@@ -84,6 +84,20 @@ def resolve_db(db: str | None) -> DbTarget:
     return DEFAULT_DB
 
 
+def add_storage_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage", metavar="DIR",
+        help="the folder of the files of executions (kestra:// URIs); every machine of a cluster "
+        "must see the same one (a shared mount). Default: TIERCEL_STORAGE, else beside the store",
+    )  # fmt: skip
+
+
+def use_storage(args: argparse.Namespace) -> None:
+    """--storage, for the engine this command opens (it reads TIERCEL_STORAGE)."""
+    if getattr(args, "storage", None):
+        os.environ["TIERCEL_STORAGE"] = str(Path(args.storage).expanduser().absolute())
+
+
 def existing_db(db: str | None) -> DbTarget:
     """The database a command acts on, which must exist already (a usage error otherwise)."""
     target = resolve_db(db)

@@ -16,6 +16,7 @@ from .common import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_storage_option,
     default_flows_dir,
     flow_files,
     flows_folder,
@@ -23,6 +24,7 @@ from .common import (
     report_input_error,
     resolve_db,
     say,
+    use_storage,
     warn_undeclared_inputs,
 )
 from .progress import RunView
@@ -37,6 +39,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     run = sub.add_parser("run", help="run one execution of a flow to its end")
     run.add_argument("--flows", help="flows folder (default: the file's folder, ./flows or .)")
     run.add_argument("--db", help="database file (default: .tiercel/tiercel.db in the current folder)")
+    add_storage_option(run)
     run.add_argument("--input", action="append", metavar="KEY=VALUE")
     run.add_argument("--label", action="append", metavar="KEY=VALUE")
     run.add_argument("--json", action="store_true", help="print the final execution as JSON, nothing else")
@@ -83,6 +86,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     request = _request(args)
     if isinstance(request, int):
         return request
+    use_storage(args)
     db = resolve_db(args.db)
     view = RunView(json_output=request.json_output)
     try:

@@ -27,12 +27,14 @@ from .common import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_storage_option,
     default_flows_dir,
     flows_folder,
     positive_int,
     resolve_db,
     say,
     stop_requested,
+    use_storage,
 )
 
 
@@ -40,6 +42,7 @@ def add_ui_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     ui = sub.add_parser("ui", help="open the dashboard")
     ui.add_argument("--flows")
     ui.add_argument("--db")
+    add_storage_option(ui)
     ui.add_argument(
         "--webhooks", action="store_true", help="serve webhook triggers, as `tiercel server` does"
     )
@@ -53,6 +56,7 @@ def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     server.add_argument("--flows", help="flows folder (default: ./flows or .)")
     server.add_argument("--db", help="database file (default: .tiercel/tiercel.db in the current folder)")
+    add_storage_option(server)
     server.add_argument("--host", default="127.0.0.1", help="address for webhooks (default: 127.0.0.1)")
     server.add_argument(
         "--port", type=int, default=8080, help="port for webhooks (default: 8080; 0: any free)"
@@ -79,6 +83,7 @@ async def cmd_server(args: argparse.Namespace) -> int:
     flows_dir = Path(args.flows) if args.flows else default_flows_dir()
     if not flows_dir.is_dir():
         raise UsageError(f"{flows_dir}: no such flows folder")
+    use_storage(args)
     db = resolve_db(args.db)
     concurrency = 0 if args.no_worker else args.concurrency
     try:  # on PostgreSQL, one server of the store's cluster
@@ -139,6 +144,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     flows_dir = flows_folder(args.flows)
     if not flows_dir.is_dir():
         raise UsageError(f"{flows_dir}: no such flows folder")
+    use_storage(args)
     db = resolve_db(args.db)
     problem = asyncio.run(_store_problem(db))
     if problem:  # said before the screen switches, so the message stays readable

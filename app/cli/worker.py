@@ -21,11 +21,13 @@ from .common import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_storage_option,
     open_member_engine,
     positive_int,
     resolve_db,
     say,
     stop_requested,
+    use_storage,
 )
 from .tables import table
 
@@ -38,6 +40,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         epilog="example: tiercel worker --db postgresql://tiercel@db-host/tiercel --concurrency 8",
     )
     worker.add_argument("--db", help="the cluster's store: a postgresql:// URL (or TIERCEL_DB)")
+    add_storage_option(worker)
     worker.add_argument(
         "--concurrency", type=positive_int, default=DEFAULT_CONCURRENCY,
         help=f"task runs run at once (default: {DEFAULT_CONCURRENCY})",
@@ -55,6 +58,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 async def cmd_worker(args: argparse.Namespace) -> int:
+    use_storage(args)
     db = resolve_db(args.db)
     if not isinstance(db, str):
         raise UsageError("a worker needs a PostgreSQL store: --db postgresql://... (or TIERCEL_DB)")

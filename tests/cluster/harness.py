@@ -89,8 +89,10 @@ class Cluster:
         first = (self.folder / f"process-{index}.log").read_text().splitlines()[0]
         return first.rsplit("webhooks on ", 1)[1].strip()
 
-    def worker(self, *extra: str) -> subprocess.Popen[str]:
-        return self._start(["worker", "--heartbeat", str(HEARTBEAT), *extra], "tiercel worker ")
+    def worker(self, *extra: str, home: str | None = None) -> subprocess.Popen[str]:
+        """A worker; with `home`, its local folder is that one (as on another machine)."""
+        env = {"XDG_DATA_HOME": str(self.folder / home)} if home else None
+        return self._start(["worker", "--heartbeat", str(HEARTBEAT), *extra], "tiercel worker ", env)
 
     def cli(self, *args: str, machine: str | None = None) -> str:
         """A one-off command on the cluster's store (on `machine`); its output (it must succeed)."""

@@ -256,6 +256,24 @@ def test_a_schedule_goes_on_when_the_execution_it_waits_for_ends_on_another_serv
     assert states(cluster, [running_id]) == {running_id: "SUCCESS"}
 
 
+def test_storage_names_the_folder_of_files_every_machine_shares(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.flow(
+        "files",
+        "id: files\nnamespace: cluster\ntasks:\n"
+        "  - id: write\n    type: io.kestra.plugin.scripts.shell.Commands\n    outputFiles: [out.txt]\n"
+        "    commands: [printf shared > out.txt]\n"
+        "  - id: read\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+        "    commands: [\"cat {{ outputs.write.outputFiles['out.txt'] }}\"]\n" + HOOK,
+    )
+    shared = tmp_path / "mnt"
+    server = cluster.server("--storage", str(shared))
+    cluster.worker("--storage", str(shared), home="other-machine")
+    [execution_id] = asyncio.run(post_all([cluster.webhooks_of(server)], "cluster", "files", 1))
+    assert all_ended(cluster, [execution_id], timeout=60) == {execution_id: "SUCCESS"}
+    assert [path.read_text() for path in shared.glob("**/out.txt")] == ["shared"]
+    assert cluster.sql("SELECT message FROM logs WHERE task_id = 'read' AND message = 'shared'")
+
+
 def _owner(cluster: Cluster, execution_id: str) -> str | None:
     rows = cluster.sql("SELECT owner FROM executions WHERE id = %s", [execution_id])
     return str(rows[0][0]) if rows and rows[0][0] else None
