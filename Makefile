@@ -65,6 +65,7 @@ bench-cluster: setup
 	$(BIN)/python bench/server_load.py --rates 1000,6000,15000,30000 --seconds 10 --runs 1 --p99-ms 500 --json bench/.results/cluster_sqlite.json
 	$(BIN)/python bench/cluster_recovery.py --postgres $(PG_BENCH) --trials 5 --json bench/.results/cluster_recovery.json
 	$(BIN)/python bench/server_takeover.py --postgres $(PG_BENCH) --trials 5 --chaos-seconds 300 --json bench/.results/server_takeover.json
+	$(BIN)/python bench/scaling.py --postgres $(PG_BENCH) --runs 5 --json bench/.results/backends.json
 
 screenshots: setup
 	$(BIN)/python -m tiercel.app.screenshots screenshots

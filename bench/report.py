@@ -231,7 +231,8 @@ def cluster_section(folder: Path) -> list[str]:
     configs = [(name, data) for name, data in configs if data]
     recovery = _load(folder, "cluster_recovery.json")
     takeover = _load(folder, "server_takeover.json")
-    if not configs and not recovery and not takeover:
+    backends = _load(folder, "backends.json")
+    if not configs and not recovery and not takeover and not backends:
         return []
     lines = [
         "## Past one machine: the benchmark flow on a PostgreSQL cluster (bench/server_load.py --postgres)",
@@ -278,7 +279,24 @@ def cluster_section(folder: Path) -> list[str]:
         ]
     if takeover:
         lines += takeover_lines(takeover)
+    if backends:
+        lines += backend_lines(backends)
     return lines
+
+
+def backend_lines(data: dict[str, Any]) -> list[str]:
+    """seq100 and fan1000 on both stores (bench/scaling.py --postgres)."""
+    lines = [
+        f"seq100 and fan1000 through `tiercel run` on each store (bench/scaling.py --postgres, engine time, "
+        f"median of {data['runs']} alternated runs, a fresh store each run):",
+        "",
+        "| workload | SQLite | PostgreSQL | ratio |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, found in data["backends"].items():
+        lite, pg = found["sqlite_s"], found["postgres_s"]
+        lines.append(f"| {name} | {lite:.3f} s | {pg:.3f} s | {pg / lite:.1f}x |")
+    return [*lines, ""]
 
 
 def takeover_lines(data: dict[str, Any]) -> list[str]:
