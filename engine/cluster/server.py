@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import EngineCommandError
 from ..events import ExecutionChanged
 from ..model import Label
+from ..wiring import TaskCommands
 from . import HEARTBEAT_SECONDS
 from .connection import said
 from .feed import ExecutionFeed
@@ -187,7 +188,9 @@ class ClusterServer:
         if command == "kill":
             await engine.kill(str(request["execution"]))
         elif command == "resume":
-            await engine.resume(str(request["execution"]), request.get("inputs") or None)
+            # Asked from another machine: a FILE input is a stored file (kestra://), never a path
+            # read on this machine's disk.
+            await TaskCommands(engine).resume(str(request["execution"]), request.get("inputs") or None)
         elif command == "enable":
             namespace, flow_id, trigger_id = (str(part) for part in request["trigger"])
             await engine.set_trigger_enabled(namespace, flow_id, trigger_id, bool(request["enabled"]))

@@ -96,7 +96,13 @@ class Cluster:
 
     def cli(self, *args: str, machine: str | None = None) -> str:
         """A one-off command on the cluster's store (on `machine`); its output (it must succeed)."""
-        done = subprocess.run(
+        done = self.command(*args, machine=machine)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def command(self, *args: str, machine: str | None = None) -> subprocess.CompletedProcess[str]:
+        """A one-off command on the cluster's store (on `machine`), as it ended."""
+        return subprocess.run(
             [str(TIERCEL), *args, "--db", self.url],
             cwd=self.folder,
             env={**os.environ, **(self.machine(machine) if machine else {})},
@@ -104,8 +110,6 @@ class Cluster:
             text=True,
             timeout=60,
         )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
 
     def sql(self, statement: str, params: Any = ()) -> list[Any]:
         with psycopg.connect(self.url, autocommit=True) as conn:

@@ -183,6 +183,25 @@ def test_kill_and_resume_reach_the_server_that_runs_the_execution(cluster: Clust
     assert {_owner(cluster, held), _owner(cluster, paused)} == {server_ids(cluster)[runs_them.pid]}
 
 
+def test_a_resume_from_another_machine_reads_no_file_on_the_server_that_runs_it(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    private = tmp_path / "private.txt"
+    private.write_text("a file of the machine that runs the execution")
+    cluster.flow(
+        "gate",
+        "id: gate\nnamespace: cluster\ntasks:\n  - id: stop\n    type: io.kestra.plugin.core.flow.Pause\n"
+        "    onResume:\n      - {id: doc, type: FILE}\n" + HOOK,
+    )
+    runs_it = cluster.server(machine="a")
+    cluster.server(machine="b")
+    [paused] = asyncio.run(post_all([cluster.webhooks_of(runs_it)], "cluster", "gate", 1))
+    asyncio.run(until(lambda: states(cluster, [paused]) == {paused: "PAUSED"}))
+    done = cluster.command("resume", paused, "--input", f"doc={private}", machine="b")
+    assert done.returncode != 0 and "kestra://" in done.stderr
+    assert states(cluster, [paused]) == {paused: "PAUSED"}
+
+
 def test_a_trigger_switched_through_any_server_reaches_the_scheduler(cluster: Cluster) -> None:
     cluster.flow(
         "ticks",
