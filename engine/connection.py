@@ -23,6 +23,7 @@ from .commands import Commands
 from .control import ControlClient, socket_path
 from .db_target import DbTarget, describe_target, is_url, target_exists
 from .engine import Engine
+from .hosting import HostedEngine
 from .secrets import SecretError
 from .store import Store, StoreError, StoreLockedError
 
@@ -111,34 +112,25 @@ async def _answers(path: Path) -> bool:
 @contextlib.asynccontextmanager
 async def _guest(url: str, flows_dir: Path | None, flows_on_demand: bool) -> AsyncIterator[Engine]:
     """An engine joining the cluster at `url` as a guest for one command (see `ClusterServer`)."""
-    from .cluster import shared_worker_pool
-    from .cluster.server import ClusterServer
-    from .cluster.servers import new_server_id
-
-    me = new_server_id()
     try:
-        store = await Store.open(url, server=me)
+        hosted = await HostedEngine.open(
+            url, flows_dir, local_concurrency=0, heartbeat_timeout=GUEST_HEARTBEAT_TIMEOUT, guest=True
+        )
     except StoreError as error:
         raise ConnectError(str(error)) from None
-    try:
-        engine = Engine(
-            store, flows_dir=flows_dir, workers=shared_worker_pool(url, local_concurrency=0, server_id=me)
-        )
     except SecretError as error:
-        await store.close()
         raise ConnectError(f"{error} (TIERCEL_SECRETS_FILE)") from None
     if flows_on_demand:
-        engine.folder.read_on_demand()
-    guest = ClusterServer(engine, url, me, timeout=GUEST_HEARTBEAT_TIMEOUT, guest=True)
+        hosted.engine.folder.read_on_demand()
     try:
-        await guest.start()
+        await hosted.start()
     except BaseException:
-        await guest.stop()
+        await hosted.stop()
         raise
     try:
-        yield engine
+        yield hosted.engine
     finally:
-        await guest.stop()
+        await hosted.stop()
 
 
 async def _own(db: DbTarget, local: bool) -> Store | None:

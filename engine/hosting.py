@@ -41,9 +41,11 @@ class HostedEngine:
         local_concurrency: int = 16,
         heartbeat_timeout: float | None = None,
         follow: bool = False,
+        guest: bool = False,
     ) -> HostedEngine:
         """Open the store and build the engine (not started); with `follow` (the dashboard), the
-        executions other servers of its cluster run are published on its bus too (`ExecutionFeed`).
+        executions other servers of its cluster run are published on its bus too (`ExecutionFeed`);
+        with `guest` (a one-off command), it joins the cluster as a guest (see `ClusterServer`).
 
         Raises:
             StoreError: The store cannot be opened (or another process owns it alone).
@@ -71,7 +73,7 @@ class HostedEngine:
         except BaseException:
             await store.close()
             raise
-        return cls(engine, ClusterServer(engine, url, me, timeout=timeout, follow=follow))
+        return cls(engine, ClusterServer(engine, url, me, timeout=timeout, follow=follow, guest=guest))
 
     async def start(self, *, control: bool = True, watch: bool = True) -> None:
         if self._cluster is None:

@@ -35,9 +35,10 @@ from .store import Store
 from .tasks.registry import Registry
 from .worker.runner import LogSink, Runner, WorkerStore
 
-# Builds the engine's worker pool from its parts, its inbox and its in-process runner (engine.cluster's
-# shared queue).
-WorkerPoolFactory = Callable[["EngineParts", MessageSink[ExecutorMessage], Runner], WorkerPool]
+# Builds the engine's worker pool from its parts, its inbox and a builder of its in-process runner
+# (given where the runner records its programs): engine.cluster's shared queue.
+RunnerBuilder = Callable[[WorkerStore], Runner]
+WorkerPoolFactory = Callable[["EngineParts", MessageSink[ExecutorMessage], RunnerBuilder], WorkerPool]
 
 
 class EngineParts(SubflowHost, Protocol):
@@ -151,8 +152,11 @@ def build_executor_and_worker(
     engine is the subflows' host."""
     functions = expression_functions(parts)
     inbox: InProcessQueue[ExecutorMessage] = InProcessQueue()
-    runner = build_runner(parts, functions, inbox, kill_grace)
-    pool: WorkerPool = workers(parts, inbox, runner) if workers is not None else runner
+
+    def runner_on(store: WorkerStore) -> Runner:
+        return build_runner(parts, functions, inbox, kill_grace, store)
+
+    pool: WorkerPool = workers(parts, inbox, runner_on) if workers is not None else runner_on(parts.store)
 
     def ended(execution: Execution) -> None:
         parts.new_executions.release(execution.id)

@@ -35,9 +35,8 @@ def shared_worker_pool(
     only `tiercel worker` processes). `server_id` names the cluster server the engine is (see
     `ClusterServer`); an engine holding the store alone gets an id of its own."""
 
-    def build(parts: Any, inbox: Any, runner: Any) -> Any:
+    def build(parts: Any, inbox: Any, runner_on: Any) -> Any:
         from ..db_target import local_path
-        from ..wiring import build_runner, expression_functions
         from .dispatch import SharedWorkerQueue
         from .processes import LocalProcessBook
         from .servers import new_server_id
@@ -50,9 +49,7 @@ def shared_worker_pool(
         # The programs of the server's own task runs are recorded on its machine, as a worker's: the
         # store's records are every server's, and a server starting must not kill another's.
         book = LocalProcessBook(local_path(url).parent / "workers", me)
-        here = build_runner(
-            parts, expression_functions(parts), inbox, runner.kill_grace, WorkerStore(parts.store, book)
-        )
+        here = runner_on(WorkerStore(parts.store, book))
         return SharedWorkerQueue(
             url, inbox, here, parts.log_pipeline, server_id=me, heartbeat_timeout=heartbeat_timeout,
             worker=local, book=book,
