@@ -26,7 +26,7 @@ from .expressions import Renderer
 from .flows.folder import FlowFolder
 from .flows.view import FlowsView
 from .flows.watcher import FlowWatcher
-from .internal_storage import Storage, storage_root
+from .internal_storage import open_storage
 from .logs import LogPipeline
 from .model import Execution, ExecutionSummary, Flow, Label, LogEntry, StateType
 from .parser import FlowError
@@ -61,7 +61,7 @@ class Engine:
         self.store = store
         self.last_states = store.last_states  # the newest execution's state of each flow, one query
         self.flows_dir = flows_dir
-        self.storage = Storage(storage_root(store.path))  # kestra:// files (TIERCEL_STORAGE or beside)
+        self.storage = open_storage(store.path, store.shared_files)  # kestra:// files
         self.secrets = secrets or configured_secrets()
         self.masker = masking(self.secrets)
         self.registry = task_registry or registry()

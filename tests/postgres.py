@@ -10,15 +10,22 @@ SQLite files (`engine_store`).
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
 import hashlib
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import psycopg
 import pytest
+
+if TYPE_CHECKING:
+    from tiercel.engine.store.postgres.files import PostgresFiles
 
 ADMIN_URL = os.environ.get("TIERCEL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 _database: str | None = None
@@ -77,3 +84,20 @@ def engine_store(folder: Path) -> Path | str:
 def drop_schema(schema: str) -> None:
     with psycopg.connect(postgres_database(), autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextlib.contextmanager
+def shared_files(url: str) -> Iterator[PostgresFiles]:
+    """The files of the PostgreSQL store at `url` (created first), as its machines share them."""
+    from tiercel.engine.store import Store
+    from tiercel.engine.store.postgres.files import PostgresFiles
+
+    async def create() -> None:
+        await (await Store.open(url)).close()
+
+    asyncio.run(create())
+    files = PostgresFiles(url, "tiercel tests")
+    try:
+        yield files
+    finally:
+        files.close()

@@ -87,8 +87,9 @@ def resolve_db(db: str | None) -> DbTarget:
 def add_storage_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage", metavar="DIR",
-        help="the folder of the files of executions (kestra:// URIs); every machine of a cluster "
-        "must see the same one (a shared mount). Default: TIERCEL_STORAGE, else beside the store",
+        help="the folder of the files of executions (kestra:// URIs), a mount every machine of a "
+        "cluster shares. Default: TIERCEL_STORAGE, else the database for a PostgreSQL store (each "
+        "machine keeps copies beside it), a folder beside an SQLite file",
     )  # fmt: skip
 
 

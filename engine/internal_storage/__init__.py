@@ -14,7 +14,8 @@ against them.
 
 The modules: ``names`` (the lexical checks), ``uris`` (the ``kestra:///`` scheme and which files an
 execution may read), ``folders`` (writing and walking inside a folder), ``globs`` (``outputFiles``)
-and ``storage`` (the :class:`Storage` folder of execution files).
+``storage`` (the :class:`Storage` folder of execution files) and ``shared`` (the files a cluster's
+machines share through its store, of which the folder is then a copy).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from __future__ import annotations
 from .folders import DIR_MODE, FILE_MODE, write_into
 from .globs import files_matching
 from .names import StorageError, safe_relative
-from .storage import DEFAULT_MAX_BYTES, STORAGE_VARIABLE, Storage, storage_root
+from .shared import SharedFiles
+from .storage import DEFAULT_MAX_BYTES, STORAGE_VARIABLE, Storage, open_storage, storage_root
 from .uris import SCHEME, URI_PREFIX
 
 __all__ = [
@@ -32,9 +34,11 @@ __all__ = [
     "SCHEME",
     "STORAGE_VARIABLE",
     "URI_PREFIX",
+    "SharedFiles",
     "Storage",
     "StorageError",
     "files_matching",
+    "open_storage",
     "safe_relative",
     "storage_root",
     "write_into",

@@ -11,6 +11,7 @@ from typing import Any, BinaryIO
 
 from .folders import DIR_MODE, inside, open_new_file, walk_files, write_fd
 from .names import StorageError, safe_relative, segment_problem
+from .shared import SharedFiles, refresh, upload
 from .uris import check_readable, execution_uri, input_uri, join_uri, parse_uri, task_uri
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
@@ -27,20 +28,48 @@ def storage_root(path: Path) -> Path:
     return Path(shared).expanduser().absolute() if shared else path.parent / "storage"
 
 
+def open_storage(path: Path, shared: SharedFiles | None) -> Storage:
+    """The internal storage of the store named after `path`: TIERCEL_STORAGE's folder when it is set
+    (a folder the machines share themselves), else the folder beside the store, this machine's copy
+    of the store's `shared` files when it shares them (a PostgreSQL store)."""
+    given = bool(os.environ.get(STORAGE_VARIABLE, "").strip())
+    return Storage(storage_root(path), shared=None if given else shared)
+
+
+def _local_files(segments: tuple[str, ...], target: Path, real_root: Path) -> list[str]:
+    """The URIs of the files of the storage folder at or under `target`, symlinks left out."""
+    if target.is_file() and not target.is_symlink():
+        return [join_uri(segments)]
+    if not target.is_dir():
+        return []
+    uris: list[str] = []
+    for relative in walk_files(target, real_root):
+        if (target / relative).is_symlink():
+            continue
+        parts = (*segments, *relative.parts)
+        if all(segment_problem(part) is None for part in parts):
+            uris.append(join_uri(parts))
+    return uris
+
+
 class Storage:
     """Kestra's internal storage kept in a private local folder.
 
     Attributes:
         root: The storage folder (absolute); created with mode 0700, files are written 0600.
+        shared: Where the machines of a cluster share the files, when they do: the folder then
+            holds this machine's copies of them (see `shared.py`).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, shared: SharedFiles | None = None) -> None:
         """Create (or reuse) the storage folder.
 
         Args:
             root: The folder, usually beside the database.
+            shared: The store the files are shared through, if any.
         """
         self.root: Path = Path(os.path.abspath(root))
+        self.shared = shared
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             os.chmod(self.root, DIR_MODE)  # explicit, because mkdir's mode is filtered by the umask
@@ -84,12 +113,17 @@ class Storage:
         return segments, target
 
     def path(self, uri: str) -> Path:
-        """The local path of a URI; it must resolve inside :attr:`root` but may not exist yet.
+        """The local path of a URI; it must resolve inside :attr:`root` but may not exist yet. A
+        shared file is first copied there, unless the copy there is current.
 
         Raises:
-            StorageError: For another scheme, a malformed URI or any path traversal.
+            StorageError: For another scheme, a malformed URI or any path traversal, or a shared
+                file that cannot be fetched.
         """
-        return self._locate(uri)[1]
+        segments, target = self._locate(uri)
+        if self.shared is not None and segments and not target.is_dir():
+            refresh(self.shared, join_uri(segments), target)
+        return target
 
     # writing ----------------------------------------------------------------------------------------
 
@@ -99,6 +133,8 @@ class Storage:
         self._locate(uri)  # refuses a target that resolves outside through symlinks
         fd = open_new_file(self.root, self._real_root, parts, f"Storage URI '{uri}'")
         write_fd(fd, data, f"Storage URI '{uri}'")
+        if self.shared is not None:
+            upload(self.shared, uri, self.root.joinpath(*parts))
         return uri
 
     def put_bytes(self, base_uri: str, name: str, data: bytes) -> str:
@@ -128,7 +164,9 @@ class Storage:
 
     def exists(self, uri: str) -> bool:
         """Whether a file or folder exists at the URI (traversal attempts raise, they do not hide)."""
-        return self.path(uri).exists()
+        if self.path(uri).exists():
+            return True
+        return self.shared is not None and bool(self.shared.list(join_uri(parse_uri(uri))))
 
     def size(self, uri: str) -> int:
         """The size of a stored file in bytes.
@@ -188,18 +226,9 @@ class Storage:
         Symlinks are skipped: the storage never creates them.
         """
         segments, target = self._locate(base_uri)
-        if target.is_file() and not target.is_symlink():
-            return [join_uri(segments)]
-        if not target.is_dir():
-            return []
-        uris: list[str] = []
-        for relative in walk_files(target, self._real_root):
-            if (target / relative).is_symlink():
-                continue
-            parts = (*segments, *relative.parts)
-            if all(segment_problem(part) is None for part in parts):
-                uris.append(join_uri(parts))
-        return sorted(uris)
+        if self.shared is not None:
+            return self.shared.list(join_uri(segments))
+        return sorted(_local_files(segments, target, self._real_root))
 
     # deleting ---------------------------------------------------------------------------------------
 
@@ -214,10 +243,11 @@ class Storage:
             raise StorageError(f"Storage URI '{uri}' refused: cannot delete the storage folder")
         if target.is_dir() and not target.is_symlink():
             raise StorageError(f"'{uri}' is a folder, not a file")
+        shared = self.shared is not None and self.shared.delete(join_uri(segments)) > 0
         try:
             target.unlink()
         except FileNotFoundError:
-            return False
+            return shared
         except OSError as error:
             raise StorageError(f"Cannot delete '{uri}': {error.strerror}") from error
         return True
@@ -228,9 +258,10 @@ class Storage:
         Empty namespace and flow folders are left in place so concurrent writers never lose a parent.
         """
         uri = self.execution_uri(namespace, flow_id, execution_id)
-        target = self.path(uri)
+        shared = self.shared.delete(uri) if self.shared is not None else 0
+        target = self._locate(uri)[1]
         if target.is_symlink() or not target.is_dir():
-            return 0
+            return shared
         count = 0
         for folder, dirs, files in os.walk(target, followlinks=False):
             count += len(files)
@@ -239,4 +270,4 @@ class Storage:
             shutil.rmtree(target)
         except OSError as error:
             raise StorageError(f"Cannot delete '{uri}': {error.strerror}") from error
-        return count
+        return max(count, shared)

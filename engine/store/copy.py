@@ -5,19 +5,18 @@ copy is table by table, in an order that keeps foreign keys whole, a page of row
 order of each table's key (so that a million log lines never sit in memory at once), and each page
 written in one group commit. Row ids (`seq` of executions and task runs, `id` of log lines) are kept,
 so that pages and cursors read the same after the copy; a PostgreSQL target then moves its
-sequences past them. The files of executions (the internal storage beside the store on this
-machine) are copied too. The records of running processes are not: they belong to the machine and
-the engine that ran them.
+sequences past them. The files of executions (the internal storage of the store) are copied too.
+The records of running processes are not: they belong to the machine and the engine that ran them.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..internal_storage import storage_root
+from ..internal_storage import URI_PREFIX, StorageError, open_storage
+from ..internal_storage.uris import join_uri, parse_uri
 from .errors import StoreError
 from .facade import Store
 
@@ -135,13 +134,24 @@ async def copy_store(
 
 
 def copy_files(source: Store, target: Store) -> int:
-    """Copy the files of the source's executions and namespaces (its internal storage, beside it on
-    this machine) to the target's; the number of files copied."""
-    here, there = storage_root(source.path), storage_root(target.path)
-    if not here.is_dir() or here == there:  # one folder for both (TIERCEL_STORAGE): nothing to copy
-        return 0
-    shutil.copytree(here, there, dirs_exist_ok=True, symlinks=True)
-    return sum(1 for path in here.rglob("*") if path.is_file())
+    """Copy the files of the source's executions (its internal storage: the folder beside it on this
+    machine, or the files its database shares) into the target's; the number of files copied.
+
+    Raises:
+        StoreError: A file could not be read or written.
+    """
+    here = open_storage(source.path, source.shared_files)
+    there = open_storage(target.path, target.shared_files)
+    if here.shared is None and there.shared is None and here.root == there.root:
+        return 0  # one folder for both (TIERCEL_STORAGE): nothing to copy
+    try:
+        uris = here.list(URI_PREFIX)
+        for uri in uris:
+            *folder, name = parse_uri(uri)
+            there.put_file(join_uri(folder), name, here.path(uri))
+    except StorageError as error:
+        raise StoreError(f"cannot copy the files of executions: {error}") from None
+    return len(uris)
 
 
 def _rows_write(sql: str, rows: Sequence[Sequence[Any]]) -> Callable[[Any], None]:

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import aiosqlite
 
+from ..internal_storage import SharedFiles
 from ..private_files import UnsafeFileError
 from .errors import StoreError
 from .lock import acquire_lock, check_database_files, close_all, open_database_files, release_lock, umask
@@ -58,7 +59,11 @@ class Database:
         schema_version: The schema version of the database.
         on_error: Called with the exception when a write queued by `submit_nowait` fails; by default
             the error is logged.
+        shared_files: The files of executions kept in the database, for the machines that share it
+            (PostgreSQL); None when the internal storage is a local folder only (SQLite).
     """
+
+    shared_files: SharedFiles | None = None
 
     path: Path
     readonly: bool

@@ -7,6 +7,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..db_target import DbTarget, is_url
+from ..internal_storage import SharedFiles
 from .database import Database
 from .errors import StoreError
 from .executions import ExecutionTable
@@ -97,6 +98,11 @@ class Store(
     def path(self) -> Path:
         """The database file."""
         return self._db.path
+
+    @property
+    def shared_files(self) -> SharedFiles | None:
+        """The files of executions kept in the database for every machine (PostgreSQL), if any."""
+        return self._db.shared_files
 
     @property
     def readonly(self) -> bool:

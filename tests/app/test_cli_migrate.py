@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
+
 TIERCEL = Path(sys.executable).parent / "tiercel"
 
 FLOW = """
@@ -76,11 +78,13 @@ def test_a_store_moves_to_postgresql_and_back_whole(tmp_path: Path, pg_url: str)
     assert listing(back, tmp_path) == after
     namespaces = tiercel("namespaces", "--db", back, cwd=tmp_path)
     assert "last" in namespaces.stdout  # the KV pair came along
-    # And the executions' files, into the storage of each new store.
-    data = Path(os.environ["XDG_DATA_HOME"])
-    in_postgres = list(data.glob("tiercel/postgres-*/storage/**/report.txt"))
-    assert len(in_postgres) == 4 and {path.read_text() for path in in_postgres} == {"rows-3"}
-    assert len(list((tmp_path / "storage").glob("**/report.txt"))) == 4
+    # And the executions' files, into the storage of each new store: PostgreSQL's database, the
+    # folder beside an SQLite file.
+    with psycopg.connect(pg_url) as conn:
+        stored = conn.execute("SELECT uri, size FROM files WHERE uri LIKE '%/report.txt'").fetchall()
+    assert len(stored) == 4 and {size for _, size in stored} == {len("rows-3")}
+    copies = list((tmp_path / "storage").glob("**/report.txt"))
+    assert len(copies) == 4 and {path.read_text() for path in copies} == {"rows-3"}
 
 
 def test_a_target_that_holds_data_is_refused(tmp_path: Path) -> None:

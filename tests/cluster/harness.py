@@ -68,8 +68,7 @@ class Cluster:
         return started
 
     def server(self, *extra: str, worker: bool = False, machine: str | None = None) -> subprocess.Popen[str]:
-        """A server; with `machine`, as if on a machine of that name (its own local folder, the
-        files of executions in a folder all machines share)."""
+        """A server; with `machine`, as if on a machine of that name (its own local folder)."""
         args = self._server_args(worker, extra)
         return self._start(args, "tiercel server:", self.machine(machine) if machine else None)
 
@@ -80,8 +79,9 @@ class Cluster:
 
     def machine(self, name: str) -> dict[str, str]:
         """The environment of a process as if on machine `name`: its own local folder (control
-        socket, process records), the files of executions in a folder every machine shares."""
-        return {"XDG_DATA_HOME": str(self.folder / name), "TIERCEL_STORAGE": str(self.folder / "shared")}
+        socket, process records, its copies of the files of executions, which machines share
+        through the store)."""
+        return {"XDG_DATA_HOME": str(self.folder / name)}
 
     def webhooks_of(self, server: subprocess.Popen[str]) -> str:
         """The address of a server's webhooks, as its first line says."""

@@ -275,6 +275,37 @@ def test_a_schedule_goes_on_when_the_execution_it_waits_for_ends_on_another_serv
     assert states(cluster, [running_id]) == {running_id: "SUCCESS"}
 
 
+def test_files_of_executions_pass_between_machines_through_the_store(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A FILE input stored by a command on machine c, turned into an output file by a worker on b,
+    read by the execution's own executor on c: three machines, no folder in common."""
+    cluster.flow(
+        "handoff",
+        "id: handoff\nnamespace: cluster\ninputs:\n  - {id: data, type: FILE}\ntasks:\n"
+        "  - id: shout\n    type: io.kestra.plugin.scripts.shell.Commands\n    outputFiles: [out.txt]\n"
+        '    commands: ["tr a-z A-Z < {{ inputs.data }} > out.txt"]\n'
+        "outputs:\n  - id: loud\n    type: STRING\n"
+        "    value: \"{{ read(outputs.shout.outputFiles['out.txt']) }}\"\n",
+    )
+    cluster.server(machine="a")
+    cluster.worker(home="b")
+    data = tmp_path / "words.txt"
+    data.write_text("quiet words")
+    ran = json.loads(
+        cluster.cli("run", "cluster", "handoff", "--input", f"data={data}", "--json", machine="c")
+    )
+    assert ran["state"]["current"] == "SUCCESS"
+    assert ran["outputs"] == {"loud": "QUIET WORDS"}
+    assert cluster.sql("SELECT count(*) FROM files") == [(2,)]
+    # each machine holds copies of the files it wrote or read, and of no other
+    copies = {
+        machine: sorted(path.name for path in (cluster.folder / machine).glob("**/storage/**/*.txt"))
+        for machine in "bc"
+    }
+    assert copies == {"b": ["out.txt", "words.txt"], "c": ["out.txt", "words.txt"]}
+
+
 def test_storage_names_the_folder_of_files_every_machine_shares(cluster: Cluster, tmp_path: Path) -> None:
     cluster.flow(
         "files",

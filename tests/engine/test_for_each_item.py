@@ -68,14 +68,17 @@ async def start(engine: Engine, flow_id: str, tmp_path: Path, content: str, name
 
 async def run_parent(
     tmp_path: Path, flows: list[str], content: str = CONTENT, name: str = "file.txt"
-) -> tuple[Execution, list[Execution], list[LogEntry], Engine]:
+) -> tuple[Execution, list[Execution], list[LogEntry], dict[str, bytes]]:
     """Run the first flow on `content`; return it, its subflow executions (ended), its logs and the
-    engine (stopped: only for its storage)."""
+    files of its execution in the internal storage, by URI."""
     async with running_engine(tmp_path, *flows) as engine:
         parent_id = await start(engine, flow_ids(flows[0]), tmp_path, content, name)
         parent = await asyncio.wait_for(engine.wait(parent_id), 60)
         children = await children_of(engine, parent_id)
-        return parent, children, await logs_of(engine, parent_id), engine
+        storage = engine.storage
+        base = storage.execution_uri(parent.namespace, parent.flow_id, parent.id)
+        files = {uri: storage.read_bytes(uri) for uri in storage.list(base)}
+        return parent, children, await logs_of(engine, parent_id), files
 
 
 def flow_ids(source: str) -> str:
@@ -105,7 +108,7 @@ async def test_one_subflow_execution_per_batch_of_rows(tmp_path: Path) -> None:
     """ForEachItemCaseTest.forEachItem, flows for-each-item.yaml and for-each-item-subflow.yaml: 102
     lines in batches of 4 start 26 subflow executions, iterations from 0, with the parent's
     correlation id; `_items` ends with the counts by state."""
-    parent, children, _, engine = await run_parent(tmp_path, [FOR_EACH_ITEM, SUBFLOW])
+    parent, children, _, files = await run_parent(tmp_path, [FOR_EACH_ITEM, SUBFLOW])
     assert parent.state.current is S.SUCCESS
     assert task_ids(parent) == ["each", "each_split", "each_items", "each_merge"]
     items = one_run(parent, "each_items")
@@ -126,9 +129,8 @@ async def test_one_subflow_execution_per_batch_of_rows(tmp_path: Path) -> None:
     assert last.trigger is not None and last.trigger["type"].endswith("ForEachItem$ForEachItemExecutable")
     assert last.trigger["id"] == "each_items"
     # Each batch holds its 4 lines, in order, each ending with the separator.
-    first = engine.storage.read_text(children[0].inputs["items"])
-    assert first == CONTENT[: 4 * 21]
-    assert engine.storage.read_text(last.inputs["items"]) == CONTENT[100 * 21 :]
+    assert files[children[0].inputs["items"]].decode() == CONTENT[: 4 * 21]
+    assert files[last.inputs["items"]].decode() == CONTENT[100 * 21 :]
     assert outputs(parent, "each_merge") is None  # the subflow has no outputs
 
 

@@ -1,4 +1,5 @@
-"""Internal storage on real files: URI layout, round trips, and every way out of the folder refused."""
+"""Internal storage on real files (alone, or shared through a real PostgreSQL store): URI layout,
+round trips, and every way out of the folder refused."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from tests.postgres import shared_files
 from tiercel.engine.internal_storage import Storage, StorageError, files_matching, safe_relative, write_into
 
 NS, FLOW, EXEC = "company.team.data", "nightly_load", "4wjtkzwVGBM9yKnjm3yv8r"
@@ -23,9 +25,15 @@ def umask() -> Iterator[None]:
     os.umask(previous)
 
 
-@pytest.fixture
-def storage(tmp_path: Path) -> Storage:
-    return Storage(tmp_path / ".tiercel" / "storage")
+@pytest.fixture(params=["folder", "shared"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """A storage folder alone, or one machine's copy of files shared through a PostgreSQL store:
+    every rule below holds for both."""
+    if request.param == "folder":
+        yield Storage(tmp_path / ".tiercel" / "storage")
+        return
+    with shared_files(request.getfixturevalue("pg_url")) as shared:
+        yield Storage(tmp_path / ".tiercel" / "storage", shared=shared)
 
 
 @pytest.fixture

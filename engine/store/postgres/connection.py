@@ -49,7 +49,7 @@ _CONNECTION_DEFAULTS = {
 }
 
 
-def _conninfo(url: str) -> str:
+def conninfo(url: str) -> str:
     """The URL with the defaults it does not set."""
     try:
         given = psycopg.conninfo.conninfo_to_dict(url)
@@ -76,7 +76,7 @@ class SyncConnection:
     @classmethod
     def connect(cls, url: str, *, application_name: str) -> SyncConnection:
         conn = psycopg.connect(
-            _conninfo(url),
+            conninfo(url),
             autocommit=True,
             cursor_factory=psycopg.ClientCursor,
             application_name=application_name,
@@ -115,7 +115,7 @@ class AsyncConnection:
     @classmethod
     async def connect(cls, url: str, *, application_name: str) -> AsyncConnection:
         conn = await psycopg.AsyncConnection.connect(
-            _conninfo(url),
+            conninfo(url),
             autocommit=True,
             cursor_factory=psycopg.AsyncClientCursor,
             application_name=application_name,

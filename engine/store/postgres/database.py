@@ -31,6 +31,7 @@ from ...db_target import describe_target as safe_url, local_path
 from ..database import Database
 from ..errors import StoreError, StoreLockedError
 from .connection import AsyncConnection, SyncConnection
+from .files import PostgresFiles
 from .schema import ensure_schema, latest_version, migrate, stored_version
 from .writer import PostgresWriter
 
@@ -54,6 +55,8 @@ class PostgresDatabase(Database):
         self._pg_readers: list[AsyncConnection] = []
         self._pg_queue: asyncio.Queue[AsyncConnection] = asyncio.Queue()
         self._now: SyncConnection | None = None
+        self.files = PostgresFiles(url, self._application)
+        self.shared_files = self.files
 
     @classmethod
     async def open_url(
@@ -167,6 +170,7 @@ class PostgresDatabase(Database):
             return
         readers, self._pg_readers = self._pg_readers, []
         await super().close()
+        self.files.close()
         for conn in readers:
             with contextlib.suppress(Exception):
                 await conn.close()

@@ -1,0 +1,122 @@
+"""The files of executions shared through a real PostgreSQL store by two machines, each with its own
+storage folder: what one writes, overwrites or deletes, the other reads as it now is."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.postgres import shared_files
+from tiercel.engine.internal_storage import STORAGE_VARIABLE, Storage, StorageError, open_storage
+from tiercel.engine.store.postgres.files import CHUNK, PostgresFiles
+
+NS, FLOW = "company.team", "load"
+FIRST, SECOND = "4wjtkzwVGBM9yKnjm3yv8r", "5xkulaxWHCN0zLokn4zw9s"
+
+
+@pytest.fixture
+def files(pg_url: str) -> Iterator[PostgresFiles]:
+    with shared_files(pg_url) as shared:
+        yield shared
+
+
+@pytest.fixture
+def machines(tmp_path: Path, files: PostgresFiles) -> tuple[Storage, Storage]:
+    """Two machines' storages: their own folders, one store."""
+    return Storage(tmp_path / "a", shared=files), Storage(tmp_path / "b", shared=files)
+
+
+def task_uri(storage: Storage, execution_id: str = FIRST) -> str:
+    return storage.task_uri(NS, FLOW, execution_id, "extract", "run1")
+
+
+def test_a_file_written_on_one_machine_is_read_on_the_other(machines: tuple[Storage, Storage]) -> None:
+    a, b = machines
+    uri = a.put_bytes(task_uri(a), "out.csv", b"id,name\n1,ada\n")
+    assert not (b.root / "company").exists()
+    assert b.exists(uri)
+    assert b.read_text(uri) == "id,name\n1,ada\n"
+    assert b.size(uri) == 14
+    assert b.list(task_uri(b)) == [uri]
+    # the copy on b carries the stored file's stamp, as the original on a does
+    assert b.path(uri).stat().st_mtime_ns == a.path(uri).stat().st_mtime_ns
+
+
+def test_an_overwritten_file_is_fetched_again_and_a_deleted_one_is_gone(
+    machines: tuple[Storage, Storage],
+) -> None:
+    a, b = machines
+    uri = a.put_bytes(task_uri(a), "cache.zip", b"first")
+    assert b.read_bytes(uri) == b"first"
+    a.put_bytes(task_uri(a), "cache.zip", b"second, longer")
+    assert b.read_bytes(uri) == b"second, longer"
+    assert a.delete(uri)
+    assert not b.exists(uri)
+    with pytest.raises(StorageError, match="does not exist"):
+        b.read_bytes(uri)
+    assert not b.path(uri).exists()  # b's stale copy went with it
+    assert b.list(task_uri(b)) == []
+
+
+def test_deleting_an_execution_deletes_its_files_for_every_machine(machines: tuple[Storage, Storage]) -> None:
+    a, b = machines
+    kept = a.put_bytes(task_uri(a, SECOND), "kept.txt", b"kept")
+    for name in ("one.txt", "two/three.txt"):
+        a.put_bytes(task_uri(a), name, b"x")
+    assert len(b.list(a.execution_uri(NS, FLOW, FIRST))) == 2
+    assert b.delete_execution(NS, FLOW, FIRST) == 2
+    assert a.list(a.execution_uri(NS, FLOW, FIRST)) == []
+    assert a.list("kestra:///") == [kept]
+
+
+def test_a_file_larger_than_a_chunk_goes_in_chunks_and_comes_back_whole(
+    machines: tuple[Storage, Storage], tmp_path: Path, pg_url: str
+) -> None:
+    a, b = machines
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(2 * CHUNK + 12345))
+    uri = a.put_file(task_uri(a), "big.bin", source)
+    assert b.read_bytes(uri) == source.read_bytes()
+    with psycopg.connect(pg_url) as conn:
+        chunks = conn.execute("SELECT seq, length(data) FROM file_chunks ORDER BY seq").fetchall()
+    assert chunks == [(0, CHUNK), (1, CHUNK), (2, 12345)]
+
+
+def test_files_are_reached_again_after_the_servers_connections_are_cut(
+    machines: tuple[Storage, Storage], pg_url: str
+) -> None:
+    a, b = machines
+    uri = a.put_bytes(task_uri(a), "out.txt", b"before")
+    assert b.read_bytes(uri) == b"before"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        cut = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tiercel tests'"
+        ).fetchall()
+    assert cut
+    uri = a.put_bytes(task_uri(a), "out.txt", b"after")
+    assert b.read_bytes(uri) == b"after"
+
+
+def test_an_unreachable_store_is_a_clear_storage_error(tmp_path: Path) -> None:
+    gone = PostgresFiles("postgresql://postgres@127.0.0.1:1/none?connect_timeout=2", "tiercel tests")
+    storage = Storage(tmp_path / "storage", shared=gone)
+    with pytest.raises(
+        StorageError, match=r"Cannot store 'kestra:///.*out.txt': the store's database answered"
+    ):
+        storage.put_bytes(task_uri(storage), "out.txt", b"x")
+    with pytest.raises(StorageError, match="Cannot read"):
+        storage.read_bytes(task_uri(storage) + "/out.txt")
+
+
+def test_a_storage_folder_given_by_name_is_used_instead_of_the_store(
+    tmp_path: Path, files: PostgresFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert open_storage(tmp_path / "store", files).shared is files
+    monkeypatch.setenv(STORAGE_VARIABLE, str(tmp_path / "mnt"))
+    given = open_storage(tmp_path / "store", files)
+    assert given.shared is None
+    assert given.root == tmp_path / "mnt"
