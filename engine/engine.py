@@ -67,7 +67,7 @@ class Engine:
         self.registry = task_registry or registry()
         self.renderer = renderer or Renderer()
         self.events = EventBus()
-        self.folder = FlowFolder(store, flows_dir, self.events)
+        self.folder = FlowFolder(store, flows_dir, self.events, self.storage)
         self.catalog = self.folder.catalog
         self.log_pipeline = LogPipeline(store, self.events, self.masker, is_live=self.is_live)
         self.new_executions = NewExecutions(self.renderer, self.storage, self.masker)

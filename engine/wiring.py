@@ -22,7 +22,6 @@ from .executor.new_executions import NewExecutions
 from .executor.subflows import SubflowHost, max_subflow_depth
 from .expressions import Renderer
 from .expressions.variables import release as release_context
-from .flows.catalog import NAMESPACE_FILES_FOLDER
 from .flows.folder import FlowFolder
 from .flows.view import FlowsView
 from .internal_storage import Storage
@@ -32,6 +31,7 @@ from .model import Execution, Flow, StateType
 from .queue import InProcessQueue, MessageSink, WorkerPool
 from .secrets import Masker, Secrets
 from .store import Store
+from .tasks.namespace_store import namespace_files
 from .tasks.registry import Registry
 from .worker.runner import LogSink, Runner, WorkerStore
 
@@ -123,7 +123,7 @@ def build_runner(
         prefetch=functions.prefetch_kv,
         store=store or parts.store,
         storage=parts.storage,
-        namespace_files=parts.flows_dir / NAMESPACE_FILES_FOLDER if parts.flows_dir else None,
+        namespace_files=namespace_files(parts.storage, parts.flows_dir),
         commands=TaskCommands(parts),
         kill_grace=kill_grace,
     )
@@ -138,7 +138,7 @@ def expression_functions(parts: EngineParts) -> ExpressionFunctions:
         secrets=parts.secrets,
         masker=parts.masker,
         storage=parts.storage,
-        flows_dir=parts.flows_dir,
+        namespace_files=namespace_files(parts.storage, parts.flows_dir),
         namespaces=parts.folder.catalog.namespaces,
         errors_of=parts.log_pipeline.errors_of,
         clear_inputs=parts.new_executions.clear_inputs,

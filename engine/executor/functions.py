@@ -32,11 +32,12 @@ from ..expressions import ExpressionError, Renderer
 from ..expressions.core import fail_if_undefined
 from ..expressions.variables import build_context
 from ..flows.catalog import NAMESPACE_FILES_FOLDER
-from ..internal_storage import Storage, StorageError, safe_relative
+from ..internal_storage import Storage, StorageError
 from ..internal_storage.uris import parse_uri
 from ..model import Execution, Flow, LogEntry, LogLevel
 from ..secrets import Masker, SecretError, Secrets
 from ..tasks.registry import Registry
+from ..tasks.services import NamespaceFiles
 from ..tasks.types import Kind
 
 # Rounds of dry renders: each may uncover keys built from the values the previous one read.
@@ -64,25 +65,6 @@ class KeyValueReader(Protocol):
 
 class NamespaceContexts(Protocol):
     def context(self, namespace: str) -> dict[str, Any]: ...
-
-
-def namespace_path(flows_dir: Path | None, namespace: str, name: str) -> Path:
-    """Where a namespace file is or would be, refusing anything outside the namespace's folder."""
-    if flows_dir is None:
-        raise StorageError("namespace files need a flows folder")
-    folder = flows_dir / NAMESPACE_FILES_FOLDER / namespace
-    path = (folder / safe_relative(name.lstrip("/"))).resolve()
-    if not path.is_relative_to(folder.resolve()):
-        raise StorageError(f"namespace file `{name}` refused: it is outside namespace `{namespace}`")
-    return path
-
-
-def namespace_file(flows_dir: Path | None, namespace: str, name: str) -> Path:
-    """The path of an existing namespace file, refusing anything outside the namespace's folder."""
-    path = namespace_path(flows_dir, namespace, name)
-    if not path.is_file():
-        raise StorageError(f"no namespace file `{name}` in namespace `{namespace}`")
-    return path
 
 
 def file_uri(namespace: str, path: Any) -> str:
@@ -181,7 +163,7 @@ class ExpressionFunctions:
         secrets: Secrets,
         masker: Masker,
         storage: Storage,
-        flows_dir: Path | None,
+        namespace_files: NamespaceFiles | None,
         namespaces: NamespaceContexts,
         errors_of: Callable[[str], Sequence[LogEntry]],
         clear_inputs: Callable[[str], Mapping[str, Any] | None],
@@ -194,7 +176,7 @@ class ExpressionFunctions:
         self.secrets = secrets
         self.masker = masker
         self.storage = storage
-        self.flows_dir = flows_dir
+        self.namespace_files = namespace_files
         self.namespaces = namespaces
         self.errors_of = errors_of
         self.clear_inputs = clear_inputs
@@ -251,7 +233,10 @@ class ExpressionFunctions:
                 found = locate_file(path, namespace, execution, self.storage)
                 if found.uri is not None:
                     return stored(found.uri)
-                return namespace_file_(namespace_path(self.flows_dir, found.namespace, found.name), found)
+                if self.namespace_files is None:
+                    raise StorageError("namespace files need a flows folder")
+                where = self.namespace_files.local_path(found.namespace, found.name.lstrip("/"))
+                return namespace_file_(where, found)
             except (StorageError, OSError) as error:
                 raise ExpressionError(f"{name}(`{path}`): {error}") from None
 

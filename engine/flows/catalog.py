@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from ..internal_storage.uris import NAMESPACE_FILES as STORED_NAMESPACE_FILES
 from ..model import Flow
 from ..parser import (
     MAX_FLOW_BYTES,
@@ -41,7 +42,7 @@ from .table import FlowTable, StoredFlow, trigger_types
 
 FLOW_SUFFIXES = (".yml", ".yaml")
 # <flows folder>/_files/<namespace>/...: Kestra's namespace files, for namespaceFiles and read().
-NAMESPACE_FILES_FOLDER = "_files"
+NAMESPACE_FILES_FOLDER = STORED_NAMESPACE_FILES  # the same name as in the internal storage
 
 FlowUid = tuple[str, str]
 RECENT_NS = 2_000_000_000

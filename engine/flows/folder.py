@@ -12,11 +12,13 @@ from pathlib import Path
 
 from ..errors import EngineCommandError
 from ..events import EventBus, FlowsChanged
+from ..internal_storage import Storage
 from ..model import Flow
 from ..parser import FlowError
 from ..store import Store
-from .catalog import FlowCatalog
+from .catalog import NAMESPACE_FILES_FOLDER, FlowCatalog
 from .needs import flows_named
+from .publish import NamespaceFilesPublisher
 from .revisions import FlowRevisions
 from .view import FlowsView
 from .watcher import FlowWatcher
@@ -25,14 +27,16 @@ from .watcher import FlowWatcher
 class FlowFolder:
     """The current flows of one folder (or of none), their stored revisions, and their errors."""
 
-    def __init__(self, store: Store, folder: Path | None, events: EventBus) -> None:
+    def __init__(self, store: Store, folder: Path | None, events: EventBus, storage: Storage) -> None:
         self.store = store
         self.events = events
+        self.storage = storage
         self.catalog = FlowCatalog(store, folder)
         self.revisions = FlowRevisions(self.catalog, store)
         # The current revision of every flow, by (namespace, flow id), each parsed on first use.
         self.flows = FlowsView(self.catalog.flows)
         self.watcher: FlowWatcher | None = None
+        self.publisher: NamespaceFilesPublisher | None = None
         self._on_demand = False
 
     @property
@@ -51,6 +55,10 @@ class FlowFolder:
         folder = self.catalog.folder
         if folder is None:
             return
+        if self.storage.shared is not None:  # its namespace files go where every machine reads them
+            files = folder / NAMESPACE_FILES_FOLDER
+            self.publisher = NamespaceFilesPublisher(files, self.storage, self.storage.shared)
+            await self.publisher.start(watch=watch)
         if self._on_demand and not watch:
             # Declarations are read all the same: their plugin defaults apply to the flows read later.
             self.catalog.namespaces.load(folder)
@@ -64,6 +72,8 @@ class FlowFolder:
     async def stop(self) -> None:
         if self.watcher is not None:
             await self.watcher.stop()
+        if self.publisher is not None:
+            await self.publisher.stop()
 
     def runnable(self, namespace: str, flow_id: str) -> Flow:
         """The current revision of a flow a command starts; EngineCommandError when it cannot start."""

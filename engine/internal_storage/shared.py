@@ -43,8 +43,8 @@ class SharedFiles(Protocol):
         none."""
         ...
 
-    def list(self, uri: str) -> list[str]:
-        """The stored file at `uri` or the files under it (a folder), sorted."""
+    def files(self, uri: str) -> dict[str, int]:
+        """The stored file at `uri` or the files under it (a folder), sorted, with their stamps."""
         ...
 
     def delete(self, uri: str) -> int:
@@ -59,7 +59,11 @@ def refresh(shared: SharedFiles, uri: str, target: Path) -> None:
     Raises:
         StorageError: When the store cannot be reached or the local file cannot be written.
     """
-    stamp = shared.stamp(uri)
+    settle(shared, uri, target, shared.stamp(uri))
+
+
+def settle(shared: SharedFiles, uri: str, target: Path, stamp: int | None) -> None:
+    """`refresh` for a file whose stored stamp was just read (None: not stored)."""
     try:
         local = target.lstat()
     except FileNotFoundError:

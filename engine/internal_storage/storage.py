@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 
 from .folders import DIR_MODE, inside, open_new_file, walk_files, write_fd
 from .names import StorageError, safe_relative, segment_problem
-from .shared import SharedFiles, refresh, upload
+from .shared import SharedFiles, refresh, settle, upload
 from .uris import check_readable, execution_uri, input_uri, join_uri, parse_uri, task_uri
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
@@ -164,9 +164,10 @@ class Storage:
 
     def exists(self, uri: str) -> bool:
         """Whether a file or folder exists at the URI (traversal attempts raise, they do not hide)."""
-        if self.path(uri).exists():
-            return True
-        return self.shared is not None and bool(self.shared.list(join_uri(parse_uri(uri))))
+        target = self.path(uri)
+        if self.shared is None:
+            return target.exists()
+        return target.is_file() or bool(self.shared.files(join_uri(parse_uri(uri))))  # files, not folders
 
     def size(self, uri: str) -> int:
         """The size of a stored file in bytes.
@@ -227,8 +228,23 @@ class Storage:
         """
         segments, target = self._locate(base_uri)
         if self.shared is not None:
-            return self.shared.list(join_uri(segments))
+            return list(self.shared.files(join_uri(segments)))
         return sorted(_local_files(segments, target, self._real_root))
+
+    def mirror(self, base_uri: str) -> Path | None:
+        """The local folder of a folder URI, holding its files as they are stored: each shared file
+        fetched when its copy is missing or stale, the copies of deleted ones dropped. None when
+        the folder holds no file.
+
+        Raises:
+            StorageError: As :meth:`path`.
+        """
+        segments, target = self._locate(base_uri)
+        if self.shared is not None:
+            stored = self.shared.files(join_uri(segments))
+            for uri in {*_local_files(segments, target, self._real_root), *stored}:
+                settle(self.shared, uri, self._locate(uri)[1], stored.get(uri))
+        return target if target.is_dir() and _local_files(segments, target, self._real_root) else None
 
     # deleting ---------------------------------------------------------------------------------------
 

@@ -26,6 +26,19 @@ def join_uri(parts: Sequence[str]) -> str:
     return URI_PREFIX + "/".join(quote(part, safe=_SEGMENT_SAFE) for part in parts)
 
 
+# <namespace as folders>/_files/<path>: Kestra's namespace files in its internal storage. No flow id
+# nor namespace starts with an underscore, so the name is free beside them.
+NAMESPACE_FILES = "_files"
+
+
+def namespace_files_uri(namespace: str) -> str:
+    """The folder URI of a namespace's files: ``kestra:///<ns as folders>/_files``."""
+    if not isinstance(namespace, str):
+        raise StorageError(f"Namespace must be text, not {type(namespace).__name__}")
+    parts = [check_segment(part, f"Namespace '{namespace}' segment") for part in namespace.split(".")]
+    return join_uri([*parts, NAMESPACE_FILES])
+
+
 def execution_uri(namespace: str, flow_id: str, execution_id: str) -> str:
     """The folder URI of an execution: ``kestra:///<ns as folders>/<flowId>/executions/<id>``."""
     if not isinstance(namespace, str):

@@ -51,9 +51,8 @@ class TaskContext:
     kv: KeyValueStore | None = None
     log_reader: LogReader | None = None
     storage: Storage | None = None
-    # The namespace files of this execution's namespace (<flows folder>/_files/<namespace>).
-    namespace_files: Path | None = None
-    # Every namespace's files, for the namespace.* tasks (None without a flows folder).
+    # Every namespace's files, for the namespace.* tasks, namespaceFiles and read() (None without a
+    # flows folder, unless the store shares them).
     namespace_store: NamespaceFiles | None = None
     # The history of executions (execution.Count, the purge tasks), commands on other executions
     # (execution.Resume) and the triggers' switches (trigger.Toggle); None when not provided.

@@ -73,6 +73,13 @@ class NamespaceFolder:
             raise StorageError(f"Cannot delete namespace file '{path}': {error.strerror}") from error
         return True
 
+    def local_path(self, namespace: str, path: str) -> Path:
+        return self._target(namespace, path)
+
+    def local_folder(self, namespace: str) -> Path | None:
+        folder = self._folder(namespace)
+        return folder if folder.is_dir() else None
+
     def delete_empty_folder(self, namespace: str, path: str) -> bool:
         target = self._target(namespace, path)
         if target.is_symlink() or not target.is_dir():

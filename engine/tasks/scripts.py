@@ -246,8 +246,12 @@ def copy_namespace_files(context: TaskContext, folder: Path, settings: Any) -> N
     """namespaceFiles: {enabled, include, exclude}: copy the namespace's files into the folder."""
     if not isinstance(settings, Mapping) or not settings.get("enabled", True) or settings == {}:
         return
-    source = context.namespace_files
-    if source is None or not source.is_dir():
+    try:
+        store = context.namespace_store
+        source = store.local_folder(context.flow.namespace) if store is not None else None
+    except StorageError as error:
+        raise TaskFailure(f"namespaceFiles: {error}") from None
+    if source is None:
         context.log(LogLevel.WARN, f"namespaceFiles: no files for namespace `{context.flow.namespace}`")
         return
     include = _text_list(settings.get("include"), "include") or ["**"]

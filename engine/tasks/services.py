@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..model import Execution, LogEntry, LogLevel
@@ -180,4 +181,12 @@ class NamespaceFiles(Protocol):
 
     def delete_empty_folder(self, namespace: str, path: str) -> bool:
         """Delete a folder if it is empty; return whether it was deleted."""
+        ...
+
+    def local_path(self, namespace: str, path: str) -> Path:
+        """Where the file is on this machine (it may not exist), for reading it in place."""
+        ...
+
+    def local_folder(self, namespace: str) -> Path | None:
+        """A folder of this machine holding the namespace's files, None when it has none."""
         ...

@@ -26,9 +26,15 @@ from ..processes.record import ProcessRecord, attempt_token_prefix
 from ..processes.run import PROCESS_WATCH
 from ..queue import MessageSink
 from ..tasks.base import TaskContext, TaskFailure
-from ..tasks.namespace_folder import NamespaceFolder
 from ..tasks.registry import Registry
-from ..tasks.services import ExecutionControl, ExecutionRecords, KeyValueStore, LogReader, TriggerSwitches
+from ..tasks.services import (
+    ExecutionControl,
+    ExecutionRecords,
+    KeyValueStore,
+    LogReader,
+    NamespaceFiles,
+    TriggerSwitches,
+)
 from ..tasks.types import Kind
 
 if TYPE_CHECKING:
@@ -119,7 +125,7 @@ class Runner:
         prefetch: Callable[[Any, Mapping[str, Any]], Awaitable[None]] | None = None,
         store: WorkerStore | None = None,
         storage: Storage | None = None,
-        namespace_files: Path | None = None,
+        namespace_files: NamespaceFiles | None = None,
         commands: WorkerCommands | None = None,
         kill_grace: float = 5.0,
     ) -> None:
@@ -133,7 +139,6 @@ class Runner:
         self.store = store
         self.storage = storage
         self.namespace_files = namespace_files
-        self.namespace_store = NamespaceFolder(namespace_files) if namespace_files else None
         self.commands = commands
         self.kill_grace = kill_grace
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -214,8 +219,7 @@ class Runner:
             kv=self.store,
             log_reader=self.store,
             storage=self.storage,
-            namespace_files=self.namespace_files / execution.namespace if self.namespace_files else None,
-            namespace_store=self.namespace_store,
+            namespace_store=self.namespace_files,
             records=self.store,
             control=self.commands,
             trigger_switches=self.commands,

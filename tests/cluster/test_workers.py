@@ -275,6 +275,42 @@ def test_a_worker_given_the_flows_folder_reads_namespace_files(cluster: Cluster)
     assert ended.task_runs[0].outputs == {"value": "SELECT 42"}
 
 
+def test_a_worker_without_a_flows_folder_reads_the_namespace_files_the_servers_publish(
+    cluster: Cluster,
+) -> None:
+    files = cluster.flows / "_files" / "cluster" / "queries"
+    files.mkdir(parents=True)
+    (files / "report.sql").write_text("SELECT 42")
+    (files / "old.sql").write_text("SELECT 0")
+    cluster.flow(
+        "files",
+        "id: files\nnamespace: cluster\ntasks:\n"
+        "  - id: query\n    type: io.kestra.plugin.core.debug.Return\n"
+        "    format: \"{{ read('queries/report.sql') }}\"\n"
+        "  - id: copy\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+        "    namespaceFiles: {enabled: true}\n    outputFiles: [seen.txt]\n"
+        "    commands: ['ls queries > seen.txt']\n",
+    )
+    cluster.server()
+    cluster.worker(home="other-machine")
+
+    def seen(ended: Execution) -> tuple[object, str]:
+        assert ended.state.current is StateType.SUCCESS
+        [query, copy] = ended.task_runs
+        uri = str((copy.outputs or {})["outputFiles"]["seen.txt"])
+        [(listing,)] = cluster.sql("SELECT convert_from(data, 'UTF8') FROM file_chunks WHERE uri = %s", [uri])
+        return (query.outputs or {}).get("value"), str(listing).split()
+
+    assert seen(run_to_end(cluster, "files")) == ("SELECT 42", ["old.sql", "report.sql"])
+    # Edited and deleted in the server's folder while it runs: published within seconds.
+    (files / "report.sql").write_text("SELECT 43")
+    (files / "old.sql").unlink()
+    asyncio.run(
+        until(lambda: not cluster.sql("SELECT 1 FROM files WHERE uri LIKE %s", ["%/old.sql"]), timeout=10)
+    )
+    assert seen(run_to_end(cluster, "files")) == ("SELECT 43", ["report.sql"])
+
+
 def test_a_worker_given_the_flows_folder_applies_the_namespace_plugin_defaults(cluster: Cluster) -> None:
     (cluster.flows / "_namespace.yaml").write_text(
         "id: cluster\npluginDefaults:\n"

@@ -1,5 +1,6 @@
 """namespace.UploadFiles, DownloadFiles and DeleteFiles run as flows through a real engine, on the
-namespace files of the flows folder (<flows>/_files/<namespace>)."""
+namespace files of the flows folder (<flows>/_files/<namespace>), or, on a store that machines
+share, of the internal storage the folder's files are published to."""
 
 from __future__ import annotations
 
@@ -7,16 +8,21 @@ from pathlib import Path
 
 import pytest
 
+from tiercel.engine import Engine
 from tiercel.engine.model import StateType
+from tiercel.engine.tasks.namespace_store import namespace_files
 
 from .helpers import flow, logs_of, one_run, run, running_engine
 
 pytestmark = pytest.mark.asyncio
 
 
-def _files(tmp_path: Path, namespace: str) -> dict[str, str]:
-    root = tmp_path / "flows" / "_files" / namespace
-    return {path.relative_to(root).as_posix(): path.read_text() for path in root.rglob("*") if path.is_file()}
+def _files(engine: Engine, namespace: str) -> dict[str, str]:
+    """A namespace's files where the engine keeps them: its flows folder's `_files`, or the internal
+    storage on a store that machines share."""
+    files = namespace_files(engine.storage, engine.flows_dir)
+    assert files is not None
+    return {path: files.read_file(namespace, path).decode() for path in files.list_files(namespace)}
 
 
 def _seed(tmp_path: Path, namespace: str, files: dict[str, str]) -> None:
@@ -54,10 +60,10 @@ async def test_upload_files_map_with_conflicts(tmp_path: Path) -> None:
         first = await run(engine, "ns", "f", {"text": "first", "conflict": "ERROR"})
         assert first.state.current is StateType.SUCCESS
         assert one_run(first, "upload").outputs == {}
-        assert _files(tmp_path, "io.kestra.target") == {"folder/path/file.txt": "first"}
+        assert _files(engine, "io.kestra.target") == {"folder/path/file.txt": "first"}
         skipped = await run(engine, "ns", "f", {"text": "second", "conflict": "SKIP"})
         assert skipped.state.current is StateType.SUCCESS
-        assert _files(tmp_path, "io.kestra.target") == {"folder/path/file.txt": "first"}
+        assert _files(engine, "io.kestra.target") == {"folder/path/file.txt": "first"}
         refused = await run(engine, "ns", "f", {"text": "third", "conflict": "ERROR"})
         assert refused.state.current is StateType.FAILED
         lines = [entry.message for entry in await logs_of(engine, refused.id)]
@@ -66,7 +72,7 @@ async def test_upload_files_map_with_conflicts(tmp_path: Path) -> None:
         )
         replaced = await run(engine, "ns", "f", {"text": "fourth", "conflict": "OVERWRITE"})
         assert replaced.state.current is StateType.SUCCESS
-        assert _files(tmp_path, "io.kestra.target") == {"folder/path/file.txt": "fourth"}
+        assert _files(engine, "io.kestra.target") == {"folder/path/file.txt": "fourth"}
 
 
 async def test_upload_files_from_the_working_directory(tmp_path: Path) -> None:
@@ -94,8 +100,8 @@ async def test_upload_files_from_the_working_directory(tmp_path: Path) -> None:
     )
     async with running_engine(tmp_path, upload) as engine:
         execution = await run(engine, "ns", "f")
-    assert execution.state.current is StateType.SUCCESS
-    assert _files(tmp_path, "ns") == {"code/project/dbt/models/a.sql": "model\n"}
+        assert execution.state.current is StateType.SUCCESS
+        assert _files(engine, "ns") == {"code/project/dbt/models/a.sql": "model\n"}
 
 
 async def test_download_files_by_pattern(tmp_path: Path) -> None:
@@ -152,10 +158,11 @@ async def test_delete_files_and_empty_parent_folders(tmp_path: Path) -> None:
     _seed(tmp_path, "tutorial", {"a.csv": "1", "sub/b.csv": "2", "keep.txt": "3", "deep/er/x.txt": "4"})
     async with running_engine(tmp_path, delete) as engine:
         execution = await run(engine, "ns", "f")
-    assert execution.state.current is StateType.SUCCESS
-    assert _files(tmp_path, "tutorial") == {"keep.txt": "3"}
-    assert not (tmp_path / "flows" / "_files" / "tutorial" / "deep").exists()
-    assert (tmp_path / "flows" / "_files" / "tutorial" / "sub").is_dir()
+        assert execution.state.current is StateType.SUCCESS
+        assert _files(engine, "tutorial") == {"keep.txt": "3"}
+    if engine.storage.shared is None:  # folders of the flows folder (a shared storage holds files only)
+        assert not (tmp_path / "flows" / "_files" / "tutorial" / "deep").exists()
+        assert (tmp_path / "flows" / "_files" / "tutorial" / "sub").is_dir()
 
 
 async def test_namespace_file_names_stay_inside_their_namespace(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """The files of executions shared through a real PostgreSQL store by two machines, each with its own
-storage folder: what one writes, overwrites or deletes, the other reads as it now is."""
+storage folder: what one writes, overwrites or deletes, the other reads as it now is; and the
+namespace files kept there, published from a flows folder."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import psycopg
 import pytest
 
 from tests.postgres import shared_files
+from tiercel.engine.flows.publish import NamespaceFilesPublisher
 from tiercel.engine.internal_storage import STORAGE_VARIABLE, Storage, StorageError, open_storage
 from tiercel.engine.store.postgres.files import CHUNK, PostgresFiles
+from tiercel.engine.tasks.namespace_store import StoredNamespaceFiles
+from tiercel.engine.tasks.services import Conflict
 
 NS, FLOW = "company.team", "load"
 FIRST, SECOND = "4wjtkzwVGBM9yKnjm3yv8r", "5xkulaxWHCN0zLokn4zw9s"
@@ -120,3 +124,49 @@ def test_a_storage_folder_given_by_name_is_used_instead_of_the_store(
     given = open_storage(tmp_path / "store", files)
     assert given.shared is None
     assert given.root == tmp_path / "mnt"
+
+
+def test_a_flows_folders_namespace_files_are_published_newer_first_then_as_they_change(
+    machines: tuple[Storage, Storage], tmp_path: Path, files: PostgresFiles
+) -> None:
+    a, b = machines
+    folder = tmp_path / "flows" / "_files"
+    (folder / "company.team" / "sql").mkdir(parents=True)
+    (folder / "company.team" / "sql" / "report.sql").write_text("SELECT 1")
+    (folder / "company.team" / "old.txt").write_text("old")
+    read_on_b = StoredNamespaceFiles(b)
+    # A task uploaded a newer old.txt before the folder was published: that one stays.
+    StoredNamespaceFiles(b).write_file("company.team", "old.txt", b"uploaded", Conflict.OVERWRITE)
+    uploaded_only = StoredNamespaceFiles(b)
+    uploaded_only.write_file("company.team", "by-task.txt", b"task", Conflict.OVERWRITE)
+    publisher = NamespaceFilesPublisher(folder, a, files)
+
+    assert publisher.step() == 1
+    assert read_on_b.list_files("company.team") == ["by-task.txt", "old.txt", "sql/report.sql"]
+    assert read_on_b.read_file("company.team", "old.txt") == b"uploaded"
+    assert publisher.step() == 0  # nothing changed
+
+    (folder / "company.team" / "sql" / "report.sql").write_text("SELECT 2, longer")
+    (folder / "company.team" / "old.txt").unlink()
+    assert publisher.step() == 2
+    assert read_on_b.list_files("company.team") == ["by-task.txt", "sql/report.sql"]
+    copies = read_on_b.local_folder("company.team")
+    assert copies is not None and (copies / "sql" / "report.sql").read_text() == "SELECT 2, longer"
+
+
+def test_a_machines_copy_of_a_namespace_drops_the_files_deleted_elsewhere(
+    machines: tuple[Storage, Storage],
+) -> None:
+    a, b = machines
+    on_a, on_b = StoredNamespaceFiles(a), StoredNamespaceFiles(b)
+    for name in ("keep.txt", "sub/gone.txt"):
+        on_a.write_file("team", name, name.encode(), Conflict.OVERWRITE)
+    copies = on_b.local_folder("team")
+    assert copies is not None and sorted(p.name for p in copies.rglob("*.txt")) == ["gone.txt", "keep.txt"]
+    assert on_a.delete_file("team", "sub/gone.txt")
+    assert on_a.delete_empty_folder("team", "sub")
+    assert sorted(p.name for p in copies.rglob("*.txt")) == ["gone.txt", "keep.txt"]  # until b looks
+    assert on_b.local_folder("team") == copies
+    assert sorted(p.name for p in copies.rglob("*.txt")) == ["keep.txt"]
+    assert on_a.delete_file("team", "keep.txt")
+    assert on_b.local_folder("team") is None

@@ -146,15 +146,15 @@ class PostgresFiles:
 
         return self._call(f"read '{uri}'", read)
 
-    def list(self, uri: str) -> list[str]:
+    def files(self, uri: str) -> dict[str, int]:
         low, high = _folder_range(uri)
 
-        def read(conn: _Connection) -> list[str]:
+        def read(conn: _Connection) -> dict[str, int]:
             rows = conn.execute(
-                "SELECT uri FROM files WHERE uri = %s OR (uri >= %s AND uri < %s) ORDER BY uri",
+                "SELECT uri, stamp FROM files WHERE uri = %s OR (uri >= %s AND uri < %s) ORDER BY uri",
                 (uri, low, high),
             ).fetchall()
-            return [str(row[0]) for row in rows]
+            return {str(found): int(stamp) for found, stamp in rows}
 
         return self._call(f"list '{uri}'", read)
 
