@@ -66,6 +66,7 @@ bench-cluster: setup
 	$(BIN)/python bench/cluster_recovery.py --postgres $(PG_BENCH) --trials 5 --json bench/.results/cluster_recovery.json
 	$(BIN)/python bench/server_takeover.py --postgres $(PG_BENCH) --trials 5 --chaos-seconds 300 --json bench/.results/server_takeover.json
 	$(BIN)/python bench/scaling.py --postgres $(PG_BENCH) --runs 5 --json bench/.results/backends.json
+	$(BIN)/python bench/shared_files.py --postgres $(PG_BENCH) --json bench/.results/shared_files.json
 
 screenshots: setup
 	$(BIN)/python -m tiercel.app.screenshots screenshots

@@ -232,7 +232,8 @@ def cluster_section(folder: Path) -> list[str]:
     recovery = _load(folder, "cluster_recovery.json")
     takeover = _load(folder, "server_takeover.json")
     backends = _load(folder, "backends.json")
-    if not configs and not recovery and not takeover and not backends:
+    files = _load(folder, "shared_files.json")
+    if not configs and not recovery and not takeover and not backends and not files:
         return []
     lines = [
         "## Past one machine: the benchmark flow on a PostgreSQL cluster (bench/server_load.py --postgres)",
@@ -281,7 +282,31 @@ def cluster_section(folder: Path) -> list[str]:
         lines += takeover_lines(takeover)
     if backends:
         lines += backend_lines(backends)
+    if files:
+        lines += shared_files_lines(files)
     return lines
+
+
+def shared_files_lines(data: dict[str, Any]) -> list[str]:
+    """The files of executions in PostgreSQL beside a shared folder (bench/shared_files.py)."""
+    lines = [
+        "The files of executions kept in PostgreSQL (bench/shared_files.py): machine a writes a file, "
+        "machine b reads it a first time (fetched into its folder) and again (its copy, after one query "
+        "tells it is current); beside a folder both see (`--storage` on a mount; here the same disk, "
+        "the best case a mount reaches), in the same run, median and p95 per file:",
+        "",
+        "| size | step | database p50 | p95 | shared folder p50 | p95 | ratio (p50) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for size, steps in data["sizes"].items():
+        for step in ("write", "first read elsewhere", "read again"):
+            db, folder = steps[f"database: {step}"], steps[f"shared folder: {step}"]
+            lines.append(
+                f"| {size} | {step} | {db['p50_ms']:.2f} ms | {db['p95_ms']:.2f} ms | "
+                f"{folder['p50_ms']:.2f} ms | {folder['p95_ms']:.2f} ms | "
+                f"{db['p50_ms'] / folder['p50_ms']:.1f}x |"
+            )
+    return [*lines, ""]
 
 
 def backend_lines(data: dict[str, Any]) -> list[str]:
