@@ -7,7 +7,8 @@ adopts what they left. Found declared gone itself, it sets `lost`: its owner mus
 it stops the engine (every state reached is stored), then gives its row up, so that another server
 adopts what it left unfinished at once. A kill or resume of an execution another server runs, and a
 trigger command while another runs the scheduler, are carried out there. Its executions' changes
-are announced to whoever shows them (feed.py).
+are announced to whoever shows them (feed.py); its flows' concurrency limits count the executions
+of every server (slots.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .feed import ExecutionFeed
 from .lease import SchedulerLease
 from .relay import SCHEDULER, CommandRelay
 from .servers import LIVE_OWNER, ServerMembership
+from .slots import SharedSlots
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -63,6 +65,7 @@ class ClusterServer:
         self.relay = CommandRelay(url, server_id, connection, self._perform, lambda: self.lease.holding)
         # With `follow` (the dashboard), the executions of the other servers show here too.
         self.feed = ExecutionFeed(engine, url, connection, follow=follow)
+        self.slots = SharedSlots(url, connection, engine.loop)  # flows' concurrency limits, cluster-wide
         self.lost = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -79,6 +82,8 @@ class ClusterServer:
         self.relay.start()
         self.engine.executions.elsewhere = self._execution_elsewhere
         self.engine.scheduler.elsewhere = self._scheduler_elsewhere
+        self.engine.loop.slots = self.slots
+        self.slots.start()
         if self.guest:
             await self.engine.start(control=False, triggers=False, recover=())
             self._tasks = [asyncio.create_task(self._beat(), name="tiercel-guest-heartbeat")]
@@ -104,6 +109,7 @@ class ClusterServer:
         await self.lease.stop()
         await self.feed.stop()
         await self.engine.stop()
+        await self.slots.stop()
         await self.relay.stop()
         if not self.lost.is_set():
             with contextlib.suppress(Exception):  # a server that cannot say so is declared gone later

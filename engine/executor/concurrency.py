@@ -4,14 +4,19 @@ Started means anything after admission up to a terminal state, so a PAUSED execu
 Over the limit, the flow's `behavior` decides: QUEUE (wait in the QUEUED state, first come first
 started), CANCEL (end CANCELLED) or FAIL (end FAILED). A freed slot goes to the head of the queue at
 once, and is reserved for it so that a newer execution cannot take it first.
+
+`ConcurrencySlots` counts the executions of one engine; the servers of a cluster share theirs
+through the store (engine.cluster.slots), behind the same `Slots` interface.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from enum import Enum
+from typing import Protocol
 
-from ..model import Flow
+from ..model import Execution, Flow
 
 FlowUid = tuple[str, str]
 
@@ -29,8 +34,29 @@ def limit_of(flow: Flow) -> int | None:
     return int(flow.concurrency["limit"])
 
 
+class Slots(Protocol):
+    """The executor loop's view of its flows' slots."""
+
+    async def prepare(self, starting: Iterable[tuple[Flow, Execution]]) -> None:
+        """Read what `admit` will answer for these executions about to start (or to be woken)."""
+        ...
+
+    def admit(self, flow: Flow, execution_id: str) -> Admission: ...
+
+    def holding(self, flow: Flow, execution_id: str) -> None: ...
+
+    def waiting(self, flow: Flow, execution_id: str) -> None: ...
+
+    def release(self, flow: Flow, execution_id: str) -> list[str]: ...
+
+    def fill(self, flow: Flow) -> list[str]: ...
+
+
 class ConcurrencySlots:
     """Which executions hold a slot of their flow, and which wait for one, in order."""
+
+    async def prepare(self, starting: Iterable[tuple[Flow, Execution]]) -> None:
+        """Nothing to read: every answer is here."""
 
     def __init__(self) -> None:
         self._holders: dict[FlowUid, set[str]] = {}

@@ -42,7 +42,7 @@ from ..messages import (
 )
 from ..model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
 from ..queue import MessageQueue, WorkerQueue
-from .concurrency import Admission, ConcurrencySlots, limit_of
+from .concurrency import Admission, ConcurrencySlots, Slots, limit_of
 from .decisions import Executor
 from .replay import retried
 from .working_copy import Outcome
@@ -147,7 +147,7 @@ class ExecutorLoop:
         self.logs = logs
         self.on_end = on_end
         self.prefetch = prefetch
-        self.slots = ConcurrencySlots()
+        self.slots: Slots = ConcurrencySlots()  # a cluster's server shares its flows' slots
         self.subflows: SubflowWatch | None = None  # set once the subflows component is built
         self._live: dict[str, tuple[Flow, Execution]] = {}
         self._persisted: dict[str, Execution] = {}
@@ -307,6 +307,10 @@ class ExecutorLoop:
         began_from: dict[str, Execution] = {}  # the execution each one's first step started from
         groups = grouped(batch)
         await self._prefetch(groups)
+        starts = (StartExecution, WakeExecution)
+        await self.slots.prepare(
+            self._live[i] for i, m in groups if i in self._live and isinstance(m[0], starts)
+        )
         try:
             for execution_id, messages in groups:
                 live = self._live.get(execution_id)
