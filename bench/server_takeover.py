@@ -51,8 +51,7 @@ class Machines:
         self.count = 0
 
     def env(self, machine: str) -> dict[str, str]:
-        shared = {"TIERCEL_STORAGE": str(self.folder / "shared")}
-        return {**os.environ, "XDG_DATA_HOME": str(self.folder / machine), **shared}
+        return {**os.environ, "XDG_DATA_HOME": str(self.folder / machine)}  # files: in the store
 
     def server(self, *, worker: bool) -> tuple[subprocess.Popen[str], str]:
         """A new server and its webhooks' address."""
@@ -62,8 +61,9 @@ class Machines:
         args += ["--heartbeat-timeout", str(self.timeout), *([] if worker else ["--no-worker"])]
         process = start(args, self.env(f"machine-{self.count}"), log, "tiercel server:")
         self.processes.append(process)
-        first = log.read_text().splitlines()[0]
-        return process, first.rsplit("webhooks on ", 1)[1].strip()
+        # Its ready line (warnings, about executions it adopted, may come before it).
+        ready = next(line for line in log.read_text().splitlines() if "webhooks on " in line)
+        return process, ready.rsplit("webhooks on ", 1)[1].strip()
 
     def worker(self) -> None:
         log = self.folder / "workers.log"

@@ -36,6 +36,24 @@ def open_new_file(base: Path, real_base: Path, parts: Sequence[str], label: str)
     Every existing parent is checked before it is used, so a symlinked folder pointing outside is
     refused before anything is created through it.
     """
+    target = make_parents(base, real_base, parts, label)
+    if target.is_symlink():
+        raise StorageError(f"{label} refused: refusing to write through a symlink")
+    if target.is_dir():
+        raise StorageError(f"{label} refused: a folder already has that name")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(target, flags, FILE_MODE)
+    except OSError as error:
+        # ELOOP here means a symlink appeared after the checks above.
+        raise StorageError(f"{label}: cannot write the file ({error.strerror})") from error
+    os.fchmod(fd, FILE_MODE)  # os.open's mode is filtered by the umask; an old file keeps its mode
+    return fd
+
+
+def make_parents(base: Path, real_base: Path, parts: Sequence[str], label: str) -> Path:
+    """Create the missing parents of base/parts (private), each existing one checked first; the
+    target's path, which stays inside real_base."""
     current = base
     for part in parts[:-1]:
         current = current / part
@@ -54,18 +72,7 @@ def open_new_file(base: Path, real_base: Path, parts: Sequence[str], label: str)
     target = current / parts[-1]
     if not inside(target, real_base):
         raise StorageError(f"{label} refused: path traversal (it resolves outside its folder)")
-    if target.is_symlink():
-        raise StorageError(f"{label} refused: refusing to write through a symlink")
-    if target.is_dir():
-        raise StorageError(f"{label} refused: a folder already has that name")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        fd = os.open(target, flags, FILE_MODE)
-    except OSError as error:
-        # ELOOP here means a symlink appeared after the checks above.
-        raise StorageError(f"{label}: cannot write the file ({error.strerror})") from error
-    os.fchmod(fd, FILE_MODE)  # os.open's mode is filtered by the umask; an old file keeps its mode
-    return fd
+    return target
 
 
 def write_fd(fd: int, data: bytes | BinaryIO, label: str) -> None:

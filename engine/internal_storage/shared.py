@@ -14,6 +14,7 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -52,17 +53,21 @@ class SharedFiles(Protocol):
         ...
 
 
-def refresh(shared: SharedFiles, uri: str, target: Path) -> None:
+# Makes the parent folders of a local copy, as private as the storage folder's.
+MakeParents = Callable[[], object]
+
+
+def refresh(shared: SharedFiles, uri: str, target: Path, parents: MakeParents) -> None:
     """Make the local file `target` the stored file `uri`: fetched into a new file beside it (then
     renamed over it) unless it already is the stored one, removed when there is no stored one.
 
     Raises:
         StorageError: When the store cannot be reached or the local file cannot be written.
     """
-    settle(shared, uri, target, shared.stamp(uri))
+    settle(shared, uri, target, parents, shared.stamp(uri))
 
 
-def settle(shared: SharedFiles, uri: str, target: Path, stamp: int | None) -> None:
+def settle(shared: SharedFiles, uri: str, target: Path, parents: MakeParents, stamp: int | None) -> None:
     """`refresh` for a file whose stored stamp was just read (None: not stored)."""
     try:
         local = target.lstat()
@@ -77,7 +82,7 @@ def settle(shared: SharedFiles, uri: str, target: Path, stamp: int | None) -> No
             _drop(target, uri)
         return
     try:
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        parents()
         fd, scratch = tempfile.mkstemp(prefix=SCRATCH_PREFIX, dir=target.parent)
     except OSError as error:
         raise StorageError(f"Cannot fetch '{uri}' into the storage folder: {error.strerror}") from error

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .folders import DIR_MODE, inside, open_new_file, walk_files, write_fd
+from .folders import DIR_MODE, inside, make_parents, open_new_file, walk_files, write_fd
 from .names import StorageError, safe_relative, segment_problem
 from .shared import SharedFiles, refresh, settle, upload
 from .uris import check_readable, execution_uri, input_uri, join_uri, parse_uri, task_uri
@@ -122,8 +122,14 @@ class Storage:
         """
         segments, target = self._locate(uri)
         if self.shared is not None and segments and not target.is_dir():
-            refresh(self.shared, join_uri(segments), target)
+            refresh(self.shared, join_uri(segments), target, self._parents(segments))
         return target
+
+    def _parents(self, segments: tuple[str, ...]) -> Callable[[], object]:
+        """What makes the parent folders of a local copy, when one is fetched."""
+        return lambda: make_parents(
+            self.root, self._real_root, segments, f"Storage URI '{join_uri(segments)}'"
+        )
 
     # writing ----------------------------------------------------------------------------------------
 
@@ -243,7 +249,8 @@ class Storage:
         if self.shared is not None:
             stored = self.shared.files(join_uri(segments))
             for uri in {*_local_files(segments, target, self._real_root), *stored}:
-                settle(self.shared, uri, self._locate(uri)[1], stored.get(uri))
+                found, path = self._locate(uri)
+                settle(self.shared, uri, path, self._parents(found), stored.get(uri))
         return target if target.is_dir() and _local_files(segments, target, self._real_root) else None
 
     # deleting ---------------------------------------------------------------------------------------
@@ -259,7 +266,12 @@ class Storage:
             raise StorageError(f"Storage URI '{uri}' refused: cannot delete the storage folder")
         if target.is_dir() and not target.is_symlink():
             raise StorageError(f"'{uri}' is a folder, not a file")
-        shared = self.shared is not None and self.shared.delete(join_uri(segments)) > 0
+        shared = False
+        if self.shared is not None:
+            exact = join_uri(segments)
+            if any(found != exact for found in self.shared.files(exact)):
+                raise StorageError(f"'{uri}' is a folder, not a file")
+            shared = self.shared.delete(exact) > 0
         try:
             target.unlink()
         except FileNotFoundError:

@@ -86,8 +86,9 @@ class Cluster:
     def webhooks_of(self, server: subprocess.Popen[str]) -> str:
         """The address of a server's webhooks, as its first line says."""
         index = self.processes.index(server) + 1
-        first = (self.folder / f"process-{index}.log").read_text().splitlines()[0]
-        return first.rsplit("webhooks on ", 1)[1].strip()
+        lines = (self.folder / f"process-{index}.log").read_text().splitlines()
+        ready = next(line for line in lines if "webhooks on " in line)  # warnings may come first
+        return ready.rsplit("webhooks on ", 1)[1].strip()
 
     def worker(self, *extra: str, home: str | None = None) -> subprocess.Popen[str]:
         """A worker; with `home`, its local folder is that one (as on another machine)."""

@@ -5,6 +5,7 @@ namespace files kept there, published from a flows folder."""
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -170,3 +171,25 @@ def test_a_machines_copy_of_a_namespace_drops_the_files_deleted_elsewhere(
     assert sorted(p.name for p in copies.rglob("*.txt")) == ["keep.txt"]
     assert on_a.delete_file("team", "keep.txt")
     assert on_b.local_folder("team") is None
+
+
+def test_deleting_a_folder_of_another_machine_as_a_file_is_refused(machines: tuple[Storage, Storage]) -> None:
+    a, b = machines
+    uri = a.put_bytes(task_uri(a), "sub/kept.txt", b"kept")
+    with pytest.raises(StorageError, match="is a folder, not a file"):
+        b.delete(task_uri(b) + "/sub")
+    assert b.read_bytes(uri) == b"kept"
+
+
+def test_a_fetched_copy_is_as_private_as_the_files_written_there(machines: tuple[Storage, Storage]) -> None:
+    a, b = machines
+    uri = a.put_bytes(task_uri(a), "sub/out.txt", b"secret")
+    previous = os.umask(0o022)
+    try:
+        assert b.read_bytes(uri) == b"secret"
+    finally:
+        os.umask(previous)
+    copy = b.path(uri)
+    folders = [copy.parent, *[parent for parent in copy.parents if parent.is_relative_to(b.root)]]
+    assert {stat.S_IMODE(folder.stat().st_mode) for folder in folders} == {0o700}
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
