@@ -47,6 +47,64 @@ def positive_int(text: str) -> int:
     return value
 
 
+# -- parsers ------------------------------------------------------------------------------------
+
+
+def command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    examples: Sequence[str],
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """A sub-command's parser: its one-line summary (or a longer description), and examples of it
+    under its options."""
+    parser = sub.add_parser(
+        name,
+        help=summary,
+        description=description or summary[:1].upper() + summary[1:] + ".",
+        epilog="examples:\n" + "\n".join(f"  {example}" for example in examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verbosity_options(parser, argparse.SUPPRESS)  # also after the command: `tiercel run -v ...`
+    return parser
+
+
+def add_db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", metavar="FILE|URL",
+        help="the store: an SQLite file or a postgresql:// URL "
+        "(default: TIERCEL_DB, else .tiercel/tiercel.db in the current folder)",
+    )  # fmt: skip
+
+
+def add_flows_option(
+    parser: argparse.ArgumentParser, default: str = "./flows if there is one, else ."
+) -> None:
+    parser.add_argument("--flows", metavar="DIR", help=f"the flows folder (default: {default})")
+
+
+def add_json_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+
+def add_value_options(parser: argparse.ArgumentParser, *, labels: bool = True) -> None:
+    """--input (and --label) KEY=VALUE, each as often as needed."""
+    parser.add_argument(
+        "--input", action="append", metavar="KEY=VALUE",
+        help="an input of the flow, as often as needed (a FILE input takes a local file's path)",
+    )  # fmt: skip
+    if labels:
+        parser.add_argument(
+            "--label", action="append", metavar="KEY=VALUE",
+            help="a label of the execution, as often as needed",
+        )  # fmt: skip
+
+
+def add_execution_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("execution_id", help="the execution's id, or the start of it when no other starts so")
+
+
 class UsageError(Exception):
     """A wrong command, option or argument: exit code 2 with the message."""
 
@@ -166,14 +224,15 @@ def parse_pairs(pairs: Sequence[str], what: str) -> dict[str, str]:
 # -- output -----------------------------------------------------------------------------------------
 
 
-def say(text: str = "", *, err: bool = False) -> None:
+def say(text: str = "", *, err: bool = False, shown: bool = False) -> None:
     """Print one message; every command prints through here.
 
     What is printed holds untrusted text (log lines, ids, error messages quoting flow files), so
-    control characters are shown as ``\\xNN`` rather than obeyed by the terminal. JSON output is left
-    as it is: ``json.dumps`` already escapes them (keep its default ``ensure_ascii``).
+    control characters are shown as ``\\xNN`` rather than obeyed by the terminal, unless `shown`
+    says the text was made visible already (it may hold our own colours). JSON output is left as it
+    is: ``json.dumps`` already escapes them (keep its default ``ensure_ascii``).
     """
-    print(visible(text), file=sys.stderr if err else sys.stdout, flush=True)
+    print(text if shown else visible(text), file=sys.stderr if err else sys.stdout, flush=True)
 
 
 class _SayHandler(logging.Handler):
@@ -186,12 +245,34 @@ class _SayHandler(logging.Handler):
             self.handleError(record)
 
 
-def report_engine_warnings() -> None:
-    """Print the engine's warnings and errors on stderr (instead of Python's bare last resort)."""
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def verbosity_options(parser: argparse.ArgumentParser, default: object) -> None:
+    """-v and --log-level: which of the engine's own lines reach stderr (its warnings, by default)."""
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=default,
+        help="say more of what the engine does: -v its INFO lines, -vv its DEBUG lines",
+    )  # fmt: skip
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, type=str.upper, default=default,
+        help="the least level of the engine's lines printed on stderr (default: WARNING)",
+    )  # fmt: skip
+
+
+def report_engine_warnings(level: str | None = None, verbose: int = 0) -> None:
+    """Print the engine's lines from `level` up (from WARNING, or INFO with -v, DEBUG with -vv) on
+    stderr (instead of Python's bare last resort)."""
+    chosen = getattr(logging, level) if level else (logging.WARNING, logging.INFO)[min(verbose, 1)]
+    if not level and verbose >= 2:
+        chosen = logging.DEBUG
     logger = logging.getLogger("tiercel")
-    if not any(isinstance(handler, _SayHandler) for handler in logger.handlers):
-        handler = _SayHandler(logging.WARNING)
-        logger.addHandler(handler)
+    logger.setLevel(chosen)
+    for handler in logger.handlers:
+        if isinstance(handler, _SayHandler):
+            handler.setLevel(chosen)
+            return
+    logger.addHandler(_SayHandler(chosen))
 
 
 def report_input_error(error: InputError, heading: str) -> None:

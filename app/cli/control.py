@@ -18,6 +18,9 @@ from .common import (
     EXIT_OK,
     EXIT_PAUSED,
     EXIT_USAGE,
+    add_db_option,
+    add_execution_argument,
+    command,
     existing_db,
     full_execution_id,
     parse_pairs,
@@ -32,26 +35,47 @@ EXECUTION_COMMANDS = ("kill", "resume", "restart", "replay", "change-status")
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    for name, text in (
-        ("kill", "kill an execution"),
-        ("resume", "resume a paused execution"),
-        ("restart", "run the failed tasks of an execution again"),
+    for name, text, examples in (
+        ("kill", "kill an execution", ["tiercel kill 4wjtkzwV"]),
+        (
+            "resume",
+            "resume a paused execution",
+            [
+                "tiercel resume 4wjtkzwV",
+                "tiercel resume 4wjtkzwV --input approved=true --input report=./q3.pdf",
+            ],
+        ),
+        ("restart", "run the failed tasks of an execution again", ["tiercel restart 4wjtkzwV"]),
     ):
-        command = sub.add_parser(name, help=text)
-        command.add_argument("--db")
+        parser = command(sub, name, text, examples)
+        add_db_option(parser)
         if name == "resume":
-            command.add_argument("--input", action="append", metavar="KEY=VALUE")
-        command.add_argument("execution_id")
-    replay = sub.add_parser(
-        "replay", help="run an ended execution again, from a chosen task run or the start"
+            parser.add_argument(
+                "--input", action="append", metavar="KEY=VALUE",
+                help="a value for the pause's onResume inputs, as often as needed",
+            )  # fmt: skip
+        add_execution_argument(parser)
+    replay = command(
+        sub,
+        "replay",
+        "run an ended execution again, from a chosen task run or the start",
+        ["tiercel replay 4wjtkzwV", "tiercel replay 4wjtkzwV --from 2ZxkLm8q --revision 3"],
     )
-    replay.add_argument("--db")
-    replay.add_argument("--from", dest="from_task_run", metavar="TASKRUN_ID")
+    add_db_option(replay)
+    replay.add_argument(
+        "--from", dest="from_task_run", metavar="TASKRUN_ID",
+        help="the task run to replay from (default: the start)",
+    )  # fmt: skip
     replay.add_argument("--revision", type=int, help="the flow revision to replay with (default: the same)")
-    replay.add_argument("execution_id")
-    change = sub.add_parser("change-status", help="set the state of an ended execution")
-    change.add_argument("--db")
-    change.add_argument("execution_id")
+    add_execution_argument(replay)
+    change = command(
+        sub,
+        "change-status",
+        "set the state of an ended execution",
+        ["tiercel change-status 4wjtkzwV SUCCESS"],
+    )
+    add_db_option(change)
+    add_execution_argument(change)
     change.add_argument("state", help="SUCCESS, WARNING, FAILED, KILLED or CANCELLED")
 
 

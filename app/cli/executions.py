@@ -10,9 +10,23 @@ import argparse
 import asyncio
 import contextlib
 import json
+import sys
 from typing import TYPE_CHECKING
 
-from .common import EXIT_FAILED, EXIT_OK, UsageError, execution_id_in, existing_db, format_log, say
+from .colour import colours, log_line, paint
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    add_db_option,
+    add_execution_argument,
+    add_json_option,
+    command,
+    execution_id_in,
+    existing_db,
+    format_log,
+    say,
+)
 from .tables import table
 
 if TYPE_CHECKING:
@@ -20,20 +34,42 @@ if TYPE_CHECKING:
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    executions = sub.add_parser("executions", help="list executions, newest first")
-    executions.add_argument("--db")
-    executions.add_argument("--namespace")
-    executions.add_argument("--flow")
-    executions.add_argument("--state")
-    executions.add_argument("--limit", type=int, default=100)
-    executions.add_argument("--json", action="store_true")
+    executions = command(
+        sub,
+        "executions",
+        "list executions, newest first",
+        [
+            "tiercel executions",
+            "tiercel executions --namespace acme --state FAILED --limit 20",
+            "tiercel executions --flow nightly_load --namespace acme.data --json | jq '.[0].id'",
+        ],
+    )
+    add_db_option(executions)
+    executions.add_argument("--namespace", help="only this namespace and the namespaces below it")
+    executions.add_argument("--flow", metavar="FLOW_ID", help="only the executions of this flow")
+    executions.add_argument("--state", help="only executions in this state (RUNNING, SUCCESS, FAILED ...)")
+    executions.add_argument("--limit", type=int, default=100, help="how many at most (default: 100)")
+    add_json_option(executions, "the executions")
 
-    logs = sub.add_parser("logs", help="print an execution's logs")
-    logs.add_argument("--db")
-    logs.add_argument("--level")
-    logs.add_argument("--task")
-    logs.add_argument("--follow", "-f", action="store_true")
-    logs.add_argument("execution_id")
+    logs = command(
+        sub,
+        "logs",
+        "print an execution's logs",
+        [
+            "tiercel logs 4wjtkzwV",
+            "tiercel logs 4wjtkzwV --level WARN --task extract",
+            "tiercel logs -f 4wjtkzwV",
+            "tiercel logs --json 4wjtkzwV | jq -r .message",
+        ],
+    )
+    add_db_option(logs)
+    logs.add_argument("--level", help="only lines at this level or above (TRACE, DEBUG, INFO, WARN, ERROR)")
+    logs.add_argument("--task", metavar="TASK_ID", help="only the lines of this task")
+    logs.add_argument(
+        "--follow", "-f", action="store_true", help="go on printing new lines until the execution ends"
+    )
+    add_json_option(logs, "one log entry a line (Kestra's shape)")
+    add_execution_argument(logs)
 
 
 async def _open_readonly(args: argparse.Namespace) -> Store:
@@ -71,7 +107,8 @@ async def cmd_executions(args: argparse.Namespace) -> int:
             for row in rows
         ]
         if cells:
-            say("\n".join(table(cells)))
+            state = {2: lambda shown, text: paint(shown, text, sys.stdout)}
+            say("\n".join(table(cells, paint=state)), shown=True)
     finally:
         await store.close()
     return EXIT_OK
@@ -101,7 +138,12 @@ async def cmd_logs(args: argparse.Namespace) -> int:
             async with contextlib.aclosing(batches):
                 async for batch in batches:
                     after = batch[-1][0]
-                    say("\n".join(format_log(entry) for _, entry in batch))
+                    if args.json:  # one JSON document a line: a log of millions of lines streams
+                        say("\n".join(json.dumps(entry.to_json()) for _, entry in batch))
+                    elif colours(sys.stdout):
+                        say("\n".join(log_line(entry, sys.stdout) for _, entry in batch), shown=True)
+                    else:
+                        say("\n".join(format_log(entry) for _, entry in batch))
             if not args.follow:
                 break
             execution = await store.get_execution(args.execution_id)

@@ -12,7 +12,19 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
-from .common import EXIT_FAILED, EXIT_OK, UsageError, flow_files, flows_folder, resolve_db, say
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    add_db_option,
+    add_flows_option,
+    add_json_option,
+    command,
+    flow_files,
+    flows_folder,
+    resolve_db,
+    say,
+)
 from .tables import table, width
 
 if TYPE_CHECKING:
@@ -20,25 +32,42 @@ if TYPE_CHECKING:
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    flows = sub.add_parser("flows", help="list the flows of a folder, with their revisions and errors")
-    flows.add_argument("--flows")
-    flows.add_argument("--db")
-    flows.add_argument("--json", action="store_true")
-
-    namespaces = sub.add_parser(
-        "namespaces", help="show the namespace tree with flows, variables and KV keys"
+    flows = command(
+        sub,
+        "flows",
+        "list the flows of a folder, with their revisions and errors",
+        ["tiercel flows", "tiercel flows --flows ~/project/flows --json"],
     )
-    namespaces.add_argument("--flows")
-    namespaces.add_argument("--db")
+    add_flows_option(flows)
+    add_db_option(flows)
+    add_json_option(flows, "the flows")
 
-    revisions = sub.add_parser("revisions", help="list, show or diff the stored revisions of a flow")
-    revisions.add_argument("--flows")
-    revisions.add_argument("--db")
+    namespaces = command(
+        sub,
+        "namespaces",
+        "show the namespace tree with flows, variables and KV keys",
+        ["tiercel namespaces", "tiercel namespaces --flows sample_flows"],
+    )
+    add_flows_option(namespaces)
+    add_db_option(namespaces)
+
+    revisions = command(
+        sub,
+        "revisions",
+        "list, show or diff the stored revisions of a flow",
+        [
+            "tiercel revisions acme.data nightly_load",
+            "tiercel revisions acme.data nightly_load --show 3",
+            "tiercel revisions acme.data nightly_load --diff 2 --to 4",
+        ],
+    )
+    add_flows_option(revisions)
+    add_db_option(revisions)
     revisions.add_argument("--show", type=int, metavar="N", help="print revision N")
     revisions.add_argument("--diff", type=int, metavar="A", help="diff revision A against the next one")
     revisions.add_argument("--to", type=int, metavar="B", help="with --diff: against revision B instead")
-    revisions.add_argument("namespace")
-    revisions.add_argument("flow_id")
+    revisions.add_argument("namespace", help="the flow's namespace")
+    revisions.add_argument("flow_id", help="the flow's id")
 
 
 def _folder(args: argparse.Namespace) -> Path:

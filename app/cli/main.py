@@ -15,7 +15,8 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from .common import EXIT_FAILED, EXIT_USAGE, UsageError, report_engine_warnings, say
+from .common import EXIT_FAILED, EXIT_USAGE, UsageError, report_engine_warnings, say, verbosity_options
+from .completion import add_parser as add_completion_parser, cmd_completion, complete
 from .control import EXECUTION_COMMANDS, add_parsers as add_execution_parsers, cmd_control
 from .executions import add_parsers as add_query_parsers, cmd_executions, cmd_logs
 from .flows import add_parsers as add_flow_parsers, cmd_flows, cmd_namespaces, cmd_revisions
@@ -48,13 +49,40 @@ HANDLERS: dict[str, Handler] = {
     "migrate": cmd_migrate,
     "worker": cmd_worker,
     "workers": cmd_workers,
+    "completion": cmd_completion,
     **dict.fromkeys(EXECUTION_COMMANDS, cmd_control),
 }
 
 
+EXAMPLES = """examples:
+  tiercel ui --flows sample_flows          open the dashboard on a folder of flows
+  tiercel run flows/hello.yml              run a flow to its end, its logs as they come
+  tiercel executions --state FAILED        what failed lately
+  tiercel server --port 8080               the engine, its triggers and webhooks, headless
+  tiercel completion bash >> ~/.bashrc     completion of commands, flows and execution ids
+
+`tiercel COMMAND --help` tells more of each."""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tiercel")
+    except PackageNotFoundError:  # run from a checkout that was not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tiercel", description="Kestra-compatible flows, in the terminal.")
-    sub = parser.add_subparsers(dest="command")
+    parser = argparse.ArgumentParser(
+        prog="tiercel",
+        description="Kestra-compatible flows, in the terminal.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tiercel {_version()}")
+    verbosity_options(parser, argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # In the order `tiercel --help` lists them.
     add_ui_parser(sub)
     add_run_parsers(sub)
@@ -66,13 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_query_parsers(sub)
     add_execution_parsers(sub)
     add_migrate_parsers(sub)
+    add_completion_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    report_engine_warnings()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["__complete"]:  # asked by the shell's completion script (completion.py)
+        return complete(build_parser(), words[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(words)
+    report_engine_warnings(getattr(args, "log_level", None), getattr(args, "verbose", 0))
     command = args.command or "ui"
     if args.command is None:
         args.flows, args.db, args.webhooks = None, None, False

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from .common import EXIT_FAILED, EXIT_OK, UsageError, say
+from .common import EXIT_FAILED, EXIT_OK, UsageError, command, say
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    migrate = sub.add_parser(
+    migrate = command(
+        sub,
         "migrate",
-        help="copy a store into a new one (an SQLite file into PostgreSQL, or back)",
-        description="Copy every flow revision, execution, task run, log line, KV pair and trigger "
-        "state of one store into a new, empty one. Stop the engines that use the source first: "
-        "the copy takes its lock.",
-        epilog="example: tiercel migrate --from .tiercel/tiercel.db --to postgresql://tiercel@db/tiercel",
+        "copy a store into a new one (an SQLite file into PostgreSQL, or back)",
+        [
+            "tiercel migrate --from .tiercel/tiercel.db --to postgresql://tiercel@db/tiercel",
+            "tiercel migrate --from postgresql://tiercel@db/tiercel --to backup.db",
+        ],
+        "Copy every flow revision, execution, task run, log line, KV pair, trigger state and file "
+        "of executions of one store into a new, empty one. Stop the engines that use the source "
+        "first: the copy takes its lock.",
     )
     migrate.add_argument("--from", dest="source", required=True, help="the store to copy: a file or a URL")
     migrate.add_argument("--to", dest="target", required=True, help="the new store: a file or a URL")

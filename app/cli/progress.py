@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from tiercel.engine import visible
 
+from .colour import colours, is_terminal, log_line, paint
 from .common import format_log
 
 if TYPE_CHECKING:
@@ -29,23 +29,11 @@ if TYPE_CHECKING:
 
 ERASE = "\r\x1b[K"
 REDRAW_SECONDS = 0.2
-_COLOURS = {"SUCCESS": "32", "WARNING": "33", "FAILED": "31", "KILLED": "31", "CANCELLED": "31"}
-
-
-def is_terminal(stream: TextIO) -> bool:
-    """Whether escape sequences may be written to `stream`: a terminal that is not a dumb one."""
-    return stream.isatty() and os.environ.get("TERM") != "dumb"
-
-
-def colours(stream: TextIO) -> bool:
-    """Whether states written to `stream` are coloured (https://no-color.org)."""
-    return is_terminal(stream) and not os.environ.get("NO_COLOR")
 
 
 def state_text(state: StateType, stream: TextIO) -> str:
     """A state's name, coloured for `stream` when it may be."""
-    code = _COLOURS.get(state.value)
-    return f"\x1b[{code}m{state.value}\x1b[0m" if code and colours(stream) else state.value
+    return paint(state.value, state.value, stream)
 
 
 def seconds_text(seconds: float) -> str:
@@ -78,6 +66,10 @@ class RunView:
 
     def logs(self, entries: Iterable[LogEntry]) -> None:
         """A batch of log lines, written at once."""
+        stream = sys.stderr if self.json_output else sys.stdout
+        if colours(stream):
+            self._write(stream, [log_line(entry, stream) for entry in entries])
+            return
         lines = [format_log(entry) for entry in entries]
         if not lines:
             return
@@ -86,7 +78,7 @@ class RunView:
         # made visible alone (a carriage return ending a line is shown, not taken for a CRLF).
         if visible(text) is not text:
             text = "\n".join(visible(line) for line in lines)
-        self._write(sys.stderr if self.json_output else sys.stdout, [text])
+        self._write(stream, [text])
 
     def execution(self, execution: Execution, *, task_runs: bool = True) -> None:
         """A snapshot of the execution: its task runs that changed are shown (unless they are

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +18,12 @@ from .common import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_db_option,
+    add_flows_option,
+    add_json_option,
     add_storage_option,
+    add_value_options,
+    command,
     default_flows_dir,
     flow_files,
     flows_folder,
@@ -32,21 +39,43 @@ from .remote_run import run_through
 from .running import RunRequest, finish, stop_on_signals
 
 if TYPE_CHECKING:
-    from tiercel.engine import Engine, Event, TaskRun
+    from tiercel.engine import Engine, Event, FlowError, TaskRun
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = sub.add_parser("run", help="run one execution of a flow to its end")
-    run.add_argument("--flows", help="flows folder (default: the file's folder, ./flows or .)")
-    run.add_argument("--db", help="database file (default: .tiercel/tiercel.db in the current folder)")
+    run = command(
+        sub,
+        "run",
+        "run one execution of a flow to its end",
+        [
+            "tiercel run flows/hello.yml",
+            "tiercel run acme.data nightly_load --input day=2025-01-31 --label team=data",
+            "tiercel run --flows sample_flows acme.data.ingest exchange_rates --json > result.json",
+        ],
+    )
+    add_flows_option(run, "the file's folder, ./flows or .")
+    add_db_option(run)
     add_storage_option(run)
-    run.add_argument("--input", action="append", metavar="KEY=VALUE")
-    run.add_argument("--label", action="append", metavar="KEY=VALUE")
+    add_value_options(run)
     run.add_argument("--json", action="store_true", help="print the final execution as JSON, nothing else")
-    run.add_argument("target", nargs="+", metavar="FILE | NAMESPACE FLOW_ID")
+    run.add_argument(
+        "target", nargs="+", metavar="FILE | NAMESPACE FLOW_ID",
+        help="a flow file, or a flow of the flows folder by its namespace and id",
+    )  # fmt: skip
 
-    validate = sub.add_parser("validate", help="check flow files and folders")
-    validate.add_argument("paths", nargs="*")
+    validate = command(
+        sub,
+        "validate",
+        "check flow files and folders",
+        ["tiercel validate", "tiercel validate flows/hello.yml flows/acme/", "tiercel validate --json flows"],
+    )
+    add_json_option(validate, "every file with its errors (file, line, column, message)")
+    validate.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="flow files and folders (default: ./flows if there is one, else .)",
+    )
 
 
 def _request(args: argparse.Namespace) -> RunRequest | int:
@@ -226,25 +255,63 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for folder in {Path(p) for p in paths if Path(p).is_dir()}:
         namespaces.load(folder)
     flows = []
-    failed = 0
+    results: dict[str, Checked] = {}
     for file in files:
+        checked = results[str(file)] = Checked(str(file))
         if file.name in NAMESPACE_FILES:
-            problems = namespaces.errors.get(str(file))
-            failed += bool(problems)
-            say("\n".join(str(p) for p in problems) if problems else f"OK {file} (namespace)")
+            checked.what = "namespace"
+            checked.errors = list(namespaces.errors.get(str(file)) or ())
             continue
         try:
             flow = parse_flow_file(file, defaults=namespaces.plugin_defaults)
         except FlowParseError as error:
-            failed += 1
-            say(str(error))
+            checked.errors = error.errors
             continue
         flows.append(flow)
-        say(f"OK {file} ({flow.namespace}.{flow.id})")
-        for warning in flow.warnings:
-            say(f"warning: {warning}")
+        checked.what, checked.warnings = f"{flow.namespace}.{flow.id}", list(flow.warnings)
     for problem in validate_flows(flows):
-        failed += 1
-        say(str(problem))
+        results.setdefault(str(problem.path), Checked(str(problem.path))).errors.append(problem)
+    failed = sum(1 for checked in results.values() if checked.errors)
+    if args.json:
+        report = {"files": len(files), "invalid": failed, "results": [c.to_json() for c in results.values()]}
+        say(json.dumps(report, indent=2))
+        return EXIT_FAILED if failed else EXIT_OK
+    for checked in results.values():
+        if checked.errors:
+            say("\n".join(str(error) for error in checked.errors))
+        else:
+            say(f"OK {checked.file} ({checked.what})")
+        for warning in checked.warnings:
+            say(f"warning: {warning}")
     say(f"{len(files)} file{'' if len(files) == 1 else 's'}, {failed} invalid", err=True)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+@dataclass
+class Checked:
+    """What `validate` found of one file: the flow (or namespace) it holds, its errors and warnings."""
+
+    file: str
+    what: str | None = None
+    errors: list[FlowError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        declaration = self.what == "namespace"
+        return {
+            "file": self.file,
+            "valid": not self.errors,
+            "kind": "namespace" if declaration else "flow",
+            "flow": None if declaration else self.what,
+            "errors": [
+                {
+                    "file": e.path,
+                    "line": e.line,
+                    "column": e.column,
+                    "path": e.yaml_path,
+                    "message": e.message,
+                }
+                for e in self.errors
+            ],
+            "warnings": self.warnings,
+        }

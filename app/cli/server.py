@@ -27,7 +27,10 @@ from .common import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_db_option,
+    add_flows_option,
     add_storage_option,
+    command,
     default_flows_dir,
     flows_folder,
     positive_int,
@@ -39,9 +42,19 @@ from .common import (
 
 
 def add_ui_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    ui = sub.add_parser("ui", help="open the dashboard")
-    ui.add_argument("--flows")
-    ui.add_argument("--db")
+    ui = command(
+        sub,
+        "ui",
+        "open the dashboard",
+        [
+            "tiercel ui",
+            "tiercel ui --flows sample_flows",
+            "tiercel ui --webhooks --port 8080",
+            "tiercel ui --db postgresql://tiercel@db.example/tiercel",
+        ],
+    )
+    add_flows_option(ui)
+    add_db_option(ui)
     add_storage_option(ui)
     ui.add_argument(
         "--webhooks", action="store_true", help="serve webhook triggers, as `tiercel server` does"
@@ -51,11 +64,18 @@ def add_ui_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    server = sub.add_parser(
-        "server", help="run the engine, watcher, scheduler and webhooks without the dashboard"
+    server = command(
+        sub,
+        "server",
+        "run the engine, watcher, scheduler and webhooks without the dashboard",
+        [
+            "tiercel server --flows flows",
+            "tiercel server --host 0.0.0.0 --port 8080",
+            "tiercel server --db postgresql://tiercel@db.example/tiercel --no-worker",
+        ],
     )
-    server.add_argument("--flows", help="flows folder (default: ./flows or .)")
-    server.add_argument("--db", help="database file (default: .tiercel/tiercel.db in the current folder)")
+    add_flows_option(server)
+    add_db_option(server)
     add_storage_option(server)
     server.add_argument("--host", default="127.0.0.1", help="address for webhooks (default: 127.0.0.1)")
     server.add_argument(

@@ -7,12 +7,14 @@ Widths are measured on the text as the terminal shows it: control characters as 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 from tiercel.engine import visible
 
 Align = Literal["<", ">"]
+# Colours a cell (made visible, padded) given its text.
+Painter = Callable[[str, str], str]
 GAP = "  "
 
 
@@ -35,10 +37,14 @@ def _one_line(cell: str) -> str:
     return cell.replace("\t", "\\t").replace("\n", "\\n")
 
 
-def table(rows: Sequence[Sequence[str]], align: Sequence[Align] = ()) -> list[str]:
+def table(
+    rows: Sequence[Sequence[str]], align: Sequence[Align] = (), paint: Mapping[int, Painter] | None = None
+) -> list[str]:
     """The rows as lines of aligned columns (left-aligned unless `align` says `>` for a column).
 
-    The last column is not padded, so no line ends in spaces; rows may be shorter than others.
+    The last column is not padded, so no line ends in spaces; rows may be shorter than others. With
+    `paint`, the lines are made visible here (print them as they are) and the cells of the columns
+    it names are coloured, padding included, by its painter given the cell's text.
     """
     widths: list[int] = []
     for row in rows:
@@ -54,6 +60,10 @@ def table(rows: Sequence[Sequence[str]], align: Sequence[Align] = ()) -> list[st
             pad = " " * (widths[index] - width(cell))
             right = index < len(align) and align[index] == ">"
             last = index == len(row) - 1
-            cells.append(pad + cell if right else cell if last else cell + pad)
+            shown = pad + cell if right else cell if last else cell + pad
+            if paint is not None:
+                painter = paint.get(index)
+                shown = painter(visible(shown), text) if painter else visible(shown)
+            cells.append(shown)
         lines.append(GAP.join(cells))
     return lines

@@ -24,6 +24,11 @@ from .common import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_db_option,
+    add_flows_option,
+    add_json_option,
+    add_value_options,
+    command,
     existing_db,
     flows_folder,
     parse_pairs,
@@ -39,27 +44,51 @@ TriggerKey = tuple[str, str, str]
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    triggers = sub.add_parser("triggers", help="list triggers with their state; switch one on or off")
-    triggers.add_argument("--flows")
-    triggers.add_argument("--db")
-    triggers.add_argument("--json", action="store_true")
+    triggers = command(
+        sub,
+        "triggers",
+        "list triggers with their state; switch one on or off",
+        [
+            "tiercel triggers",
+            "tiercel triggers --disable acme.data nightly_load schedule",
+            "tiercel triggers --enable acme.data nightly_load schedule",
+        ],
+    )
+    add_flows_option(triggers)
+    add_db_option(triggers)
+    add_json_option(triggers, "the triggers")
     switch = triggers.add_mutually_exclusive_group()
-    switch.add_argument("--enable", nargs=3, metavar=("NAMESPACE", "FLOW_ID", "TRIGGER_ID"))
-    switch.add_argument("--disable", nargs=3, metavar=("NAMESPACE", "FLOW_ID", "TRIGGER_ID"))
+    for verb in ("enable", "disable"):
+        switch.add_argument(
+            f"--{verb}", nargs=3, metavar=("NAMESPACE", "FLOW_ID", "TRIGGER_ID"),
+            help=f"{verb} a trigger (the choice is stored, and kept across restarts)",
+        )  # fmt: skip
 
-    backfill = sub.add_parser("backfill", help="fire a Schedule trigger for its slots between two dates")
-    backfill.add_argument("--flows")
-    backfill.add_argument("--db")
+    backfill = command(
+        sub,
+        "backfill",
+        "fire a Schedule trigger for its slots between two dates",
+        [
+            "tiercel backfill --start 2025-01-01T00:00:00Z --end 2025-01-31T00:00:00Z \\\n"
+            "      acme.data nightly_load schedule",
+            "tiercel backfill --pause acme.data nightly_load schedule",
+        ],
+    )
+    add_flows_option(backfill)
+    add_db_option(backfill)
     backfill.add_argument("--start", help="first date, ISO 8601 with a time zone (2025-01-01T00:00:00Z)")
     backfill.add_argument("--end", help="last date (default: now)")
-    backfill.add_argument("--input", action="append", metavar="KEY=VALUE")
-    backfill.add_argument("--label", action="append", metavar="KEY=VALUE")
+    add_value_options(backfill)
     action = backfill.add_mutually_exclusive_group()
-    for name in ("pause", "resume", "cancel"):
-        action.add_argument(f"--{name}", action="store_const", const=name, dest="action")
-    backfill.add_argument("namespace")
-    backfill.add_argument("flow_id")
-    backfill.add_argument("trigger_id")
+    for name, text in (
+        ("pause", "pause the trigger's running backfill"),
+        ("resume", "resume its paused backfill"),
+        ("cancel", "cancel its backfill"),
+    ):
+        action.add_argument(f"--{name}", action="store_const", const=name, dest="action", help=text)
+    backfill.add_argument("namespace", help="the flow's namespace")
+    backfill.add_argument("flow_id", help="the flow's id")
+    backfill.add_argument("trigger_id", help="the Schedule trigger's id")
 
 
 def _unanswered(db: DbTarget, error: OSError) -> str:

@@ -22,6 +22,7 @@ from .common import (
     EXIT_USAGE,
     UsageError,
     add_storage_option,
+    command,
     open_member_engine,
     positive_int,
     resolve_db,
@@ -33,11 +34,15 @@ from .tables import table
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    worker = sub.add_parser(
+    worker = command(
+        sub,
         "worker",
-        help="run task runs of a PostgreSQL-backed cluster",
-        description="Run task runs of the cluster whose store is the PostgreSQL database --db names.",
-        epilog="example: tiercel worker --db postgresql://tiercel@db-host/tiercel --concurrency 8",
+        "run task runs of a PostgreSQL-backed cluster",
+        [
+            "tiercel worker --db postgresql://tiercel@db-host/tiercel --concurrency 8",
+            "tiercel worker --db postgresql://tiercel@db-host/tiercel --group gpu --flows /srv/flows",
+        ],
+        "Run task runs of the cluster whose store is the PostgreSQL database --db names.",
     )
     worker.add_argument("--db", help="the cluster's store: a postgresql:// URL (or TIERCEL_DB)")
     add_storage_option(worker)
@@ -49,7 +54,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     worker.add_argument(
         "--flows",
         help="the servers' flows folder, as this machine sees it (a checkout or a shared mount): "
-        "where the tasks' namespace files are read from",
+        "where the `_namespace.yaml` declarations are read from (namespace files come from the store)",
     )
     worker.add_argument(
         "--heartbeat", type=float, default=2.0, metavar="SECONDS",
@@ -89,13 +94,17 @@ async def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def add_list_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    workers = sub.add_parser(
+    workers = command(
+        sub,
         "workers",
-        help="list the servers and workers of a PostgreSQL-backed cluster",
-        description="The servers of the cluster whose store --db names (host, pid, the executions each "
+        "list the servers and workers of a PostgreSQL-backed cluster",
+        [
+            "tiercel workers --db postgresql://tiercel@db-host/tiercel",
+            "TIERCEL_DB=postgresql://db/t tiercel workers --json",
+        ],
+        "The servers of the cluster whose store --db names (host, pid, the executions each "
         "runs, which one runs the scheduler, last heartbeat), its workers (host, pid, group, the task "
         "runs each holds, last heartbeat), then the task runs waiting for a worker.",
-        epilog="example: tiercel workers --db postgresql://tiercel@db-host/tiercel --json",
     )
     workers.add_argument("--db", help="the cluster's store: a postgresql:// URL (or TIERCEL_DB)")
     workers.add_argument("--json", action="store_true", help="print the workers as JSON")

@@ -13,6 +13,7 @@ A starting engine first kills the task programs a previous engine on the same da
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Protocol
 
@@ -29,6 +30,8 @@ from ..tasks.types import Kind
 from .loop import ExecutionStore, ExecutorLoop
 from .recovery import INTERRUPTED_MESSAGE, rerun, runs_again
 from .subflows import Subflows
+
+_log = logging.getLogger(__name__)
 
 
 class RecoveryStore(ExecutionStore, Protocol):
@@ -108,6 +111,8 @@ class CrashRecovery:
             only = with_descendants(only, unfinished)
         if only is not None:
             unfinished = [execution for execution in unfinished if execution.id in only]
+        if unfinished:
+            _log.info("carrying on with %d unfinished executions", len(unfinished))
         # Attempts a worker of a cluster still runs (or has reported on) are waited for, not rerun.
         held = await self.worker.held(
             [

@@ -6,6 +6,7 @@ the trigger sources and the dashboard see the flows the engine runs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +23,8 @@ from .publish import NamespaceFilesPublisher
 from .revisions import FlowRevisions
 from .view import FlowsView
 from .watcher import FlowWatcher
+
+_log = logging.getLogger(__name__)
 
 
 class FlowFolder:
@@ -65,6 +68,9 @@ class FlowFolder:
             return
         self._on_demand = False
         await self.sync()
+        _log.info(
+            "%d flows read from %s, %d files in error", len(self.catalog.flows), folder, len(self.errors)
+        )
         if watch:
             self.watcher = FlowWatcher(folder, self.sync)
             await self.watcher.start()

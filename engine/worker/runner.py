@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -39,6 +40,9 @@ from ..tasks.types import Kind
 
 if TYPE_CHECKING:
     from ..internal_storage import Storage
+
+
+_log = logging.getLogger(__name__)
 
 
 class SharesWorkingFolder(Protocol):
@@ -273,6 +277,7 @@ class Runner:
             # This asyncio task runs in a copy of the context: the watch stays with this attempt.
             PROCESS_WATCH.set(_RecordedProcesses(self.store, run.id, len(run.attempts) - 1))
         spec = flow.tasks_by_id[run.task_id]
+        _log.debug("task run %s (%s, %s) of %s starts", run.id, run.task_id, spec.type, execution.id)
         context = self._context(flow, execution, run)
         task_type = self.registry.lookup(spec.type)
         outputs = None
@@ -315,6 +320,7 @@ class Runner:
         except Exception as error:  # a bug in a handler must fail the task, not the engine
             context.emit(LogLevel.ERROR, f"{type(error).__name__}: {error}")
             state = StateType.FAILED
+        _log.debug("task run %s (%s) of %s ended %s", run.id, run.task_id, execution.id, state.value)
         result = WorkerResult(run.id, state, outputs, tuple(context.labels))
         self.results.put(TaskRunResult(execution.id, result))
 
