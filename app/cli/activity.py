@@ -1,5 +1,6 @@
 """What `tiercel server` logs on stderr: a timestamped line per execution that starts or ends, and per
-flow file added, changed, removed or in error.
+flow file added, changed, removed or in error; with `--log-format json`, one JSON object a line
+(time, level, event, message and the event's fields: executionId, namespace, flowId, state ...).
 
 Read from the engine's event bus, so nothing is polled: executions from the engine's own ExecutionChanged
 snapshots, flows by comparing the flows folder's view before and after each FlowsChanged.
@@ -12,7 +13,7 @@ import contextlib
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from .common import say
+from .common import log_record, say
 from .progress import seconds_text
 
 if TYPE_CHECKING:
@@ -22,15 +23,9 @@ if TYPE_CHECKING:
 REMEMBERED_ENDS = 10_000
 
 
-def log_line(text: str) -> None:
+def log_line(text: str, event: str = "message", **fields: object) -> None:
     """One line of the server's log, on stderr, after the time it is written (UTC)."""
-    say(_stamped(text), err=True)
-
-
-def _stamped(text: str) -> str:
-    from tiercel.engine import iso, utcnow
-
-    return f"{iso(utcnow())} {text}"
+    say(log_record("INFO", event, text, fields), err=True)
 
 
 def trigger_text(execution: Execution) -> str:
@@ -57,8 +52,8 @@ class ServerActivity:
 
     def start(self) -> None:
         """Log the files in error the engine started with, then follow its events."""
-        for text in self._errors.values():
-            log_line(f"flow error    {text}")
+        for path, text in self._errors.items():
+            log_line(f"flow error    {text}", "flow.error", path=path)
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
     async def stop(self) -> None:
@@ -81,11 +76,11 @@ class ServerActivity:
             if lines:
                 say("\n".join(lines), err=True)
 
-    def _line(self, text: str) -> None:
+    def _line(self, text: str, event: str, fields: dict[str, object]) -> None:
         if self._lines is None:
-            log_line(text)
+            log_line(text, event, **fields)
         else:
-            self._lines.append(_stamped(text))
+            self._lines.append(log_record("INFO", event, text, fields))
 
     def _show(self, event: Event) -> None:
         from tiercel.engine import ExecutionChanged, FlowsChanged
@@ -98,12 +93,19 @@ class ServerActivity:
     # -- executions ---------------------------------------------------------------------------------
     def _execution(self, execution: Execution) -> None:
         state = execution.state.current
-        about = f"{execution.id} {execution.namespace}.{execution.flow_id}  trigger={trigger_text(execution)}"
+        trigger = trigger_text(execution)
+        about = f"{execution.id} {execution.namespace}.{execution.flow_id}  trigger={trigger}"
+        fields: dict[str, object] = {
+            "executionId": execution.id,
+            "namespace": execution.namespace,
+            "flowId": execution.flow_id,
+            "trigger": trigger,
+        }
         if not state.is_terminated:
             if execution.id not in self._live:
                 self._live.add(execution.id)
-                restarted = self._ended.pop(execution.id, None) is not None
-                self._line(f"{'restarted' if restarted else 'started'}  {about}")
+                verb = "restarted" if self._ended.pop(execution.id, None) is not None else "started"
+                self._line(f"{verb}  {about}", f"execution.{verb}", fields)
             return
         if self._ended.get(execution.id) is state:
             return
@@ -112,8 +114,9 @@ class ServerActivity:
         self._ended.move_to_end(execution.id)
         while len(self._ended) > REMEMBERED_ENDS:
             self._ended.popitem(last=False)
-        took = seconds_text(execution.state.duration().total_seconds())
-        self._line(f"ended    {about}  {state.value} in {took}")
+        seconds = execution.state.duration().total_seconds()
+        fields |= {"state": state.value, "durationSeconds": round(seconds, 3)}
+        self._line(f"ended    {about}  {state.value} in {seconds_text(seconds)}", "execution.ended", fields)
 
     # -- flow files ---------------------------------------------------------------------------------
     def _flow_files(self) -> dict[FlowUid, tuple[str | None, str | None]]:
@@ -133,14 +136,22 @@ class ServerActivity:
         before, after = self._flows, self._flow_files()
         for uid, (path, source) in after.items():
             known = before.get(uid)
+            flow = {"namespace": uid[0], "flowId": uid[1], "path": path}
             if known is None:
-                log_line(f"flow added    {'.'.join(uid)}  {path}")
+                log_line(f"flow added    {'.'.join(uid)}  {path}", "flow.added", **flow)
             elif known[1] != source or known[0] != path:
-                log_line(f"flow changed  {'.'.join(uid)}  {path}")
+                log_line(f"flow changed  {'.'.join(uid)}  {path}", "flow.changed", **flow)
         for uid in before.keys() - after.keys():
-            log_line(f"flow removed  {'.'.join(uid)}  {before[uid][0]}")
+            gone = before[uid][0]
+            log_line(
+                f"flow removed  {'.'.join(uid)}  {gone}",
+                "flow.removed",
+                namespace=uid[0],
+                flowId=uid[1],
+                path=gone,
+            )
         errors = self._error_texts()
         for path, text in errors.items():
             if self._errors.get(path) != text:
-                log_line(f"flow error    {text}")
+                log_line(f"flow error    {text}", "flow.error", path=path)
         self._flows, self._errors = after, errors

@@ -48,7 +48,7 @@ def paint(shown: str, key: str, stream: TextIO) -> str:
     return f"\x1b[{code}m{shown}\x1b[0m" if code and colours(stream) else shown
 
 
-def log_line(entry: LogEntry, stream: TextIO) -> str:
+def coloured_log(entry: LogEntry, stream: TextIO) -> str:
     """A log line as `run` and `logs` print it, made visible, its level coloured for `stream`."""
     level = paint(f"{entry.level:<5}", entry.level, stream)
     return f"{entry.stamp} {level} {visible(entry.task_id or '-'):<20} {visible(entry.message)}"

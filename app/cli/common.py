@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -235,12 +236,44 @@ def say(text: str = "", *, err: bool = False, shown: bool = False) -> None:
     print(text if shown else visible(text), file=sys.stderr if err else sys.stdout, flush=True)
 
 
+class LogFormat:
+    """How long-running commands (`server`, `worker`) write their lines on stderr: text, or one JSON
+    object a line (`--log-format json`) for a log collector."""
+
+    json = False
+
+
+def log_record(level: str, event: str, message: str, fields: dict[str, object]) -> str:
+    """A line of a long-running command's log, in the chosen format, after its time (UTC)."""
+    from tiercel.engine import iso, utcnow
+
+    now = iso(utcnow())
+    if LogFormat.json:
+        return json.dumps({"time": now, "level": level, "event": event, "message": message, **fields})
+    return f"{now} {message}"
+
+
+def add_log_format_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), default="text",
+        help="the lines on stderr as text (default), or one JSON object a line for a log collector",
+    )  # fmt: skip
+
+
+def use_log_format(args: argparse.Namespace) -> None:
+    LogFormat.json = args.log_format == "json"
+
+
 class _SayHandler(logging.Handler):
     """The engine's warnings and errors, printed through `say`: they may quote a webhook's body."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            say(f"tiercel: {self.format(record)}", err=True)
+            message = self.format(record)
+            if LogFormat.json:
+                say(log_record(record.levelname, "engine", message, {"logger": record.name}), err=True)
+            else:
+                say(f"tiercel: {message}", err=True)
         except Exception:
             self.handleError(record)
 

@@ -13,7 +13,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from .colour import colours, log_line, paint
+from .colour import coloured_log, colours, paint
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -141,7 +141,7 @@ async def cmd_logs(args: argparse.Namespace) -> int:
                     if args.json:  # one JSON document a line: a log of millions of lines streams
                         say("\n".join(json.dumps(entry.to_json()) for _, entry in batch))
                     elif colours(sys.stdout):
-                        say("\n".join(log_line(entry, sys.stdout) for _, entry in batch), shown=True)
+                        say("\n".join(coloured_log(entry, sys.stdout) for _, entry in batch), shown=True)
                     else:
                         say("\n".join(format_log(entry) for _, entry in batch))
             if not args.follow:

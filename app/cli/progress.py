@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from tiercel.engine import visible
 
-from .colour import colours, is_terminal, log_line, paint
+from .colour import coloured_log, colours, is_terminal, paint
 from .common import format_log
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class RunView:
         """A batch of log lines, written at once."""
         stream = sys.stderr if self.json_output else sys.stdout
         if colours(stream):
-            self._write(stream, [log_line(entry, stream) for entry in entries])
+            self._write(stream, [coloured_log(entry, stream) for entry in entries])
             return
         lines = [format_log(entry) for entry in entries]
         if not lines:

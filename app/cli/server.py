@@ -29,6 +29,7 @@ from .common import (
     UsageError,
     add_db_option,
     add_flows_option,
+    add_log_format_option,
     add_storage_option,
     command,
     default_flows_dir,
@@ -37,6 +38,7 @@ from .common import (
     resolve_db,
     say,
     stop_requested,
+    use_log_format,
     use_storage,
 )
 
@@ -76,6 +78,7 @@ def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_flows_option(server)
     add_db_option(server)
+    add_log_format_option(server)
     add_storage_option(server)
     server.add_argument("--host", default="127.0.0.1", help="address for webhooks (default: 127.0.0.1)")
     server.add_argument(
@@ -99,6 +102,8 @@ def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 async def cmd_server(args: argparse.Namespace) -> int:
     from tiercel.engine import HostedEngine, SecretError, StoreError, WebhookServer
+
+    use_log_format(args)
 
     flows_dir = Path(args.flows) if args.flows else default_flows_dir()
     if not flows_dir.is_dir():
@@ -134,11 +139,14 @@ async def cmd_server(args: argparse.Namespace) -> int:
         member = f", server {hosted.server_id}" if hosted.server_id else ""
         log_line(
             f"tiercel server: {len(engine.flows)} flows from {flows_dir} ({errors} errors), "
-            f"database {describe_target(db)}{member}, webhooks on {webhooks.url}"
+            f"database {describe_target(db)}{member}, webhooks on {webhooks.url}",
+            "server.started",
+            webhooks=webhooks.url,
+            server=hosted.server_id,
         )
         activity.start()
         await _either(stopping, hosted.lost)
-        log_line("tiercel server: stopping")
+        log_line("tiercel server: stopping", "server.stopping")
     finally:
         await webhooks.stop()
         await hosted.stop()

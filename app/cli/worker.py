@@ -21,6 +21,7 @@ from .common import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    add_log_format_option,
     add_storage_option,
     command,
     open_member_engine,
@@ -28,6 +29,7 @@ from .common import (
     resolve_db,
     say,
     stop_requested,
+    use_log_format,
     use_storage,
 )
 from .tables import table
@@ -45,6 +47,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "Run task runs of the cluster whose store is the PostgreSQL database --db names.",
     )
     worker.add_argument("--db", help="the cluster's store: a postgresql:// URL (or TIERCEL_DB)")
+    add_log_format_option(worker)
     add_storage_option(worker)
     worker.add_argument(
         "--concurrency", type=positive_int, default=DEFAULT_CONCURRENCY,
@@ -63,6 +66,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 async def cmd_worker(args: argparse.Namespace) -> int:
+    use_log_format(args)
     use_storage(args)
     db = resolve_db(args.db)
     if not isinstance(db, str):
@@ -82,10 +86,12 @@ async def cmd_worker(args: argparse.Namespace) -> int:
         await worker.start()
         group = f", group {args.group}" if args.group else ""
         log_line(
-            f"tiercel worker {worker.id}: {args.concurrency} at once{group}, database {describe_target(db)}"
+            f"tiercel worker {worker.id}: {args.concurrency} at once{group}, database {describe_target(db)}",
+            "worker.started",
+            worker=worker.id,
         )
         await stopping.wait()
-        log_line(f"tiercel worker {worker.id}: stopping")
+        log_line(f"tiercel worker {worker.id}: stopping", "worker.stopping", worker=worker.id)
     finally:
         await worker.stop()
         await engine.log_pipeline.stop()

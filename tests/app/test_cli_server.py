@@ -33,12 +33,12 @@ STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 class Server:
     """A `tiercel server` subprocess on a flows folder and a database, and what it logged so far."""
 
-    def __init__(self, flows_dir: Path, db: Path) -> None:
+    def __init__(self, flows_dir: Path, db: Path, *extra: str) -> None:
         self.db = db
-        self.proc = start("server", "--flows", flows_dir, "--db", db, "--port", "0")
+        self.proc = start("server", "--flows", flows_dir, "--db", db, "--port", "0", *extra)
         try:
             self.log = read_until(self.proc.stderr, b"webhooks on http://", timeout=HANG)
-            while not re.search(rb"webhooks on http://[\d.]+:\d+\n", self.log):
+            while not re.search(rb'webhooks on http://[\d.]+:\d+["\n]', self.log):
                 self.log += read_until(self.proc.stderr, b"\n", timeout=HANG)
         except BaseException:  # a server that never came up is not left behind
             self.proc.kill()
@@ -191,3 +191,31 @@ def test_a_second_run_owning_the_database_is_not_handed_runs(flows_dir: Path, tm
         owner.send_signal(signal.SIGINT)
         owner.communicate(timeout=HANG)
     assert owner.returncode == 1
+
+
+def test_the_server_logs_one_json_object_a_line_for_a_log_collector(flows_dir: Path, tmp_path: Path) -> None:
+    write(flows_dir, "hook.yml", WEBHOOK)
+    running = Server(flows_dir, tmp_path / "t.db", "--log-format", "json")
+    try:
+        answer = httpx.post(
+            f"{running.url}/api/v1/executions/webhook/acme.web/hook/s3cretKey", json={"name": "x"}
+        )
+        hooked = answer.json()["id"]
+        running.wait_for(rf'"event": "execution.ended", .*"executionId": "{hooked}"')
+        write(flows_dir, "broken.yml", HELLO.replace("io.kestra.plugin.core.log.Log", "nope"))
+        running.wait_for(r'"event": "flow.error"')
+        log = running.stop()
+    finally:
+        if running.proc.poll() is None:
+            running.proc.kill()
+            running.proc.communicate(timeout=HANG)
+    records = [json.loads(line) for line in log.splitlines()]  # every line is one JSON object
+    by_event = {record["event"]: record for record in records}
+    assert {"server.started", "execution.started", "execution.ended", "flow.error", "server.stopping"} <= set(
+        by_event
+    )
+    assert by_event["server.started"]["webhooks"] == running.url
+    ended = by_event["execution.ended"]
+    assert (ended["state"], ended["namespace"], ended["flowId"]) == ("SUCCESS", "acme.web", "hook")
+    assert isinstance(ended["durationSeconds"], float) and ended["time"].endswith("Z")
+    assert by_event["flow.error"]["path"].endswith("broken.yml")
