@@ -81,6 +81,7 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
     from .secrets import Masker as Masker, SecretError as SecretError
     from .store import Store as Store, StoreError as StoreError
     from .store.copy import copy_files as copy_files, copy_store as copy_store
+    from .tasks.registry import registry as registry
     from .text import visible as visible
     from .triggers.state import (
         BackfillProgress as BackfillProgress,
@@ -162,6 +163,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["Store", "StoreError"], ".store"),
     **dict.fromkeys(["copy_files", "copy_store"], ".store.copy"),
     **dict.fromkeys(["DbTarget", "as_target", "describe_target", "target_exists"], ".db_target"),
+    "registry": ".tasks.registry",
     "visible": ".text",
     "SCHEDULE": ".triggers.types",
     **dict.fromkeys(["BackfillProgress", "SchedulerError", "TriggerState"], ".triggers.state"),

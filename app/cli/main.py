@@ -21,6 +21,7 @@ from .control import EXECUTION_COMMANDS, add_parsers as add_execution_parsers, c
 from .executions import add_parsers as add_query_parsers, cmd_executions, cmd_logs
 from .flows import add_parsers as add_flow_parsers, cmd_flows, cmd_namespaces, cmd_revisions
 from .migrate import add_parsers as add_migrate_parsers, cmd_migrate
+from .plugins import add_parser as add_plugins_parser, cmd_plugins
 from .run import add_parsers as add_run_parsers, cmd_run, cmd_validate
 from .server import add_server_parser, add_ui_parser, cmd_server, cmd_ui
 from .triggers import add_parsers as add_trigger_parsers, cmd_backfill, cmd_triggers
@@ -50,6 +51,7 @@ HANDLERS: dict[str, Handler] = {
     "worker": cmd_worker,
     "workers": cmd_workers,
     "completion": cmd_completion,
+    "plugins": cmd_plugins,
     **dict.fromkeys(EXECUTION_COMMANDS, cmd_control),
 }
 
@@ -94,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_query_parsers(sub)
     add_execution_parsers(sub)
     add_migrate_parsers(sub)
+    add_plugins_parser(sub)
     add_completion_parser(sub)
     return parser
 

@@ -211,7 +211,8 @@ class TaskParser:
                 if shown
                 else " Check the spelling, or install the plugin that provides it."
             )
-            ctx.error((*path, "type"), f"Unknown task type `{written}` on {label}.{tail}")
+            failed = "".join(f" Note: {failure}." for failure in registry().failures)
+            ctx.error((*path, "type"), f"Unknown task type `{written}` on {label}.{tail}{failed}")
             return None
         own = frozenset(data)
         data = apply_defaults(data, defaults_for(written, task_type.name, self.defaults))

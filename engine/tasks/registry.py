@@ -3,27 +3,49 @@
 The parser asks it which properties a type accepts and which of them hold child tasks; the executor
 and the runner ask it for the handler. Third-party packages add task types through the
 `tiercel.tasks` entry point group: each entry point loads a callable that receives the registry.
+Each type remembers the package it came from; a plugin that fails to load is recorded with its
+error (`failures`) instead of stopping the others, and a flow using a type nobody added is told
+which plugins failed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from importlib.metadata import entry_points
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
 
 from .builtin_types import BUILT_IN_TASK_TYPES
 from .types import TaskType
 
+BUILT_IN = "tiercel"
+
+
+@dataclass(frozen=True, slots=True)
+class PluginFailure:
+    """A `tiercel.tasks` entry point that could not add its task types."""
+
+    entry_point: str
+    package: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"the task plugin `{self.entry_point}` (package {self.package}) failed to load: {self.error}"
+
 
 class Registry:
-    """Task types by canonical name and by alias."""
+    """Task types by canonical name and by alias, each with the package it came from."""
 
     def __init__(self) -> None:
         self._types: dict[str, TaskType] = {}
         self._names: dict[str, str] = {}
+        self._sources: dict[str, str] = {}
+        self._adding = BUILT_IN  # the package whose types are being added
+        self.failures: list[PluginFailure] = []
 
     def add(self, task_type: TaskType) -> None:
         self._types[task_type.name] = task_type
+        self._sources[task_type.name] = self._adding
         self._names[task_type.name] = task_type.name
         for alias in task_type.aliases:
             self._names[alias] = task_type.name
@@ -34,6 +56,22 @@ class Registry:
 
     def names(self) -> Iterable[str]:
         return self._types.keys()
+
+    def source(self, name: str) -> str:
+        """The package a type came from (`tiercel` for the built-in ones), with its version."""
+        canonical = self._names.get(name, name)
+        return self._sources.get(canonical, BUILT_IN)
+
+    def add_plugin(self, entry: EntryPoint) -> None:
+        """Let one entry point add its types; a failure is recorded, the others load all the same."""
+        package = f"{entry.dist.name} {entry.dist.version}" if entry.dist is not None else "unknown"
+        self._adding = package
+        try:
+            entry.load()(self)
+        except Exception as error:  # a broken plugin must not make every flow invalid
+            self.failures.append(PluginFailure(entry.name, package, f"{type(error).__name__}: {error}"))
+        finally:
+            self._adding = BUILT_IN
 
     def close_matches(self, name: str) -> list[str]:
         """Known names that look like `name`, for 'did you mean' hints."""
@@ -57,7 +95,7 @@ def _load() -> Registry:
     for task_type in BUILT_IN_TASK_TYPES:
         registry.add(dataclasses.replace(task_type, handler=handlers.get(task_type.name)))
     for entry in entry_points(group="tiercel.tasks"):
-        entry.load()(registry)
+        registry.add_plugin(entry)
     return registry
 
 

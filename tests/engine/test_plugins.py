@@ -46,3 +46,49 @@ def test_without_the_plugin_the_type_is_unknown(tmp_path: Path) -> None:
     )
     assert check.returncode == 1
     assert "io.example.tasks.Hello" in check.stdout + check.stderr
+
+
+BROKEN = Path(__file__).resolve().parents[1] / "plugins" / "broken"
+
+
+def with_plugins(*folders: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([*map(str, folders), os.environ.get("PYTHONPATH", "")]),
+    }
+
+
+def test_plugins_lists_each_type_with_its_package_and_names_a_plugin_that_failed(tmp_path: Path) -> None:
+    listed = subprocess.run(
+        [str(TIERCEL), "plugins", "--json"], capture_output=True, text=True, env=with_plugins(PLUGIN, BROKEN)
+    )
+    assert listed.returncode == 1  # a plugin failed to load
+    found = json.loads(listed.stdout)
+    packages = {entry["type"]: entry["package"] for entry in found["types"]}
+    assert packages["io.example.tasks.Hello"] == "tiercel-hello 0.1"
+    assert packages["io.kestra.plugin.core.log.Log"] == "tiercel"
+    [failure] = found["failures"]
+    assert (
+        failure["package"] == "tiercel-broken 0.1" and "a_library_that_is_not_installed" in failure["error"]
+    )
+
+
+def test_a_plugin_that_fails_to_load_leaves_the_other_flows_valid_and_is_named_where_it_matters(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "greet.yml").write_text(FLOW)
+    (tmp_path / "other.yml").write_text(
+        FLOW.replace("greet", "other").replace("io.example.tasks.Hello", "io.broken.Task")
+    )
+    env = with_plugins(PLUGIN, BROKEN)
+    ran = subprocess.run(
+        [str(TIERCEL), "run", "--db", str(tmp_path / "t.db"), "--json", str(tmp_path / "greet.yml")],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    checked = subprocess.run(
+        [str(TIERCEL), "validate", str(tmp_path / "other.yml")], capture_output=True, text=True, env=env
+    )
+    assert checked.returncode == 1
+    assert "Unknown task type `io.broken.Task`" in checked.stdout
+    assert "the task plugin `broken` (package tiercel-broken 0.1) failed to load" in checked.stdout
