@@ -78,6 +78,7 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
         parse_flow_file as parse_flow_file,
         validate_flows as validate_flows,
     )
+    from .parser.schema import flow_schema as flow_schema
     from .secrets import Masker as Masker, SecretError as SecretError
     from .store import Store as Store, StoreError as StoreError
     from .store.copy import copy_files as copy_files, copy_store as copy_store
@@ -159,6 +160,7 @@ _EXPORTS: dict[str, str] = {
         ".model",
     ),
     **dict.fromkeys(["FlowParseError", "parse_flow", "parse_flow_file", "validate_flows"], ".parser"),
+    "flow_schema": ".parser.schema",
     **dict.fromkeys(["Masker", "SecretError"], ".secrets"),
     **dict.fromkeys(["Store", "StoreError"], ".store"),
     **dict.fromkeys(["copy_files", "copy_store"], ".store.copy"),

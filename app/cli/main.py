@@ -23,6 +23,7 @@ from .flows import add_parsers as add_flow_parsers, cmd_flows, cmd_namespaces, c
 from .migrate import add_parsers as add_migrate_parsers, cmd_migrate
 from .plugins import add_parser as add_plugins_parser, cmd_plugins
 from .run import add_parsers as add_run_parsers, cmd_run, cmd_validate
+from .schema import add_parser as add_schema_parser, cmd_schema
 from .server import add_server_parser, add_ui_parser, cmd_server, cmd_ui
 from .triggers import add_parsers as add_trigger_parsers, cmd_backfill, cmd_triggers
 from .worker import (
@@ -52,6 +53,7 @@ HANDLERS: dict[str, Handler] = {
     "workers": cmd_workers,
     "completion": cmd_completion,
     "plugins": cmd_plugins,
+    "schema": cmd_schema,
     **dict.fromkeys(EXECUTION_COMMANDS, cmd_control),
 }
 
@@ -97,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_execution_parsers(sub)
     add_migrate_parsers(sub)
     add_plugins_parser(sub)
+    add_schema_parser(sub)
     add_completion_parser(sub)
     return parser
 

@@ -31,8 +31,8 @@ INPUT_TYPES = (
     "FILE",
     "SECRET",
 )
-_INPUT_FIELDS = frozenset({"id", "name", "type", "description", "displayName", "required", "defaults"})
-_INPUT_KEYS = _INPUT_FIELDS | {
+INPUT_FIELDS = frozenset({"id", "name", "type", "description", "displayName", "required", "defaults"})
+INPUT_KEYS = INPUT_FIELDS | {
     "validator",
     "min",
     "max",
@@ -54,7 +54,7 @@ _INPUT_KEYS = _INPUT_FIELDS | {
     "allowedFileExtensions",
 }
 _CHOICE_INPUTS = ("SELECT", "ENUM", "MULTISELECT")
-_OUTPUT_KEYS = frozenset({"id", "type", "value", "description", "required", "displayName"})
+OUTPUT_KEYS = frozenset({"id", "type", "value", "description", "required", "displayName"})
 
 
 def parse_inputs(
@@ -78,7 +78,7 @@ def parse_inputs(
         input_id = (
             ctx.required_text(entry, id_key, path, "An input has no `id`: add one, e.g. `id: customer`") or ""
         )
-        ctx.unknown_keys(entry, _INPUT_KEYS, path, f"input `{input_id}`")
+        ctx.unknown_keys(entry, INPUT_KEYS, path, f"input `{input_id}`")
         if input_id:
             ctx.check_id(input_id, (*path, id_key), "Input id", DOTTED_ID_PATTERN)
             _check_duplicate(ctx, "input", input_id, (*path, id_key), seen)
@@ -94,7 +94,7 @@ def parse_inputs(
                 defaults=entry.get("defaults"),
                 description=ctx.text(entry, "description", path, "`description`"),
                 display_name=ctx.text(entry, "displayName", path, "`displayName`"),
-                props={key: value for key, value in entry.items() if key not in _INPUT_FIELDS},
+                props={key: value for key, value in entry.items() if key not in INPUT_FIELDS},
                 position=ctx.position(path),
             )
         )
@@ -192,7 +192,7 @@ def parse_outputs(ctx: Context, raw: Any) -> tuple[OutputSpec, ...]:
         output_id = (
             ctx.required_text(entry, "id", path, "An output has no `id`: add one, e.g. `id: result`") or ""
         )
-        ctx.unknown_keys(entry, _OUTPUT_KEYS, path, f"output `{output_id}`")
+        ctx.unknown_keys(entry, OUTPUT_KEYS, path, f"output `{output_id}`")
         if output_id:
             ctx.check_id(output_id, (*path, "id"), "Output id", DOTTED_ID_PATTERN)
             _check_duplicate(ctx, "output", output_id, (*path, "id"), seen)

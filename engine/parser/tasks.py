@@ -33,7 +33,7 @@ MAX_TASK_ID = 256
 
 RETRY_TYPES = ("constant", "exponential", "random")
 RETRY_BEHAVIORS = ("RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION")
-_RETRY_KEYS = frozenset(
+RETRY_KEYS = frozenset(
     {
         "type",
         "interval",
@@ -47,7 +47,7 @@ _RETRY_KEYS = frozenset(
         "behavior",
     }
 )
-_RETRY_NEEDS = {
+RETRY_NEEDS = {
     "constant": ("interval",),
     "exponential": ("interval", "maxInterval"),
     "random": ("minInterval", "maxInterval"),
@@ -116,7 +116,7 @@ def parse_retry(ctx: Context, value: Any, path: YamlPath) -> RetrySpec | None:
     data = ctx.mapping(value, path, "`retry`")
     if data is None:
         return None
-    ctx.unknown_keys(data, _RETRY_KEYS, path, "`retry`")
+    ctx.unknown_keys(data, RETRY_KEYS, path, "`retry`")
     kind = data.get("type")
     choices = "`constant`, `exponential` or `random`"
     if kind is None:
@@ -127,7 +127,7 @@ def parse_retry(ctx: Context, value: Any, path: YamlPath) -> RetrySpec | None:
         name: parse_duration_value(ctx, data.get(name), (*path, name), f"`{name}`")
         for name in ("interval", "maxInterval", "minInterval", "maxDuration")
     }
-    for name in _RETRY_NEEDS.get(kind, ()) if isinstance(kind, str) else ():
+    for name in RETRY_NEEDS.get(kind, ()) if isinstance(kind, str) else ():
         if data.get(name) is None:
             ctx.error(path, f"A retry of type `{kind}` needs `{name}` (an ISO 8601 duration such as PT1S)")
     if "maxAttempt" in data and "maxAttempts" in data:

@@ -538,3 +538,8 @@ def _check_http_trigger(ctx: Context, entry: dict[str, Any], path: YamlPath, tri
     if entry.get("stopAfter") is not None:
         _check_states(ctx, entry["stopAfter"], (*path, "stopAfter"), owner)
     ctx.boolean(entry, "allowConcurrent", path, "`allowConcurrent`", False)
+
+
+def trigger_keys() -> dict[str, frozenset[str]]:
+    """The properties each trigger type accepts (what `parse_triggers` checks), by its name."""
+    return {SCHEDULE: _SCHEDULE_KEYS, FLOW: _FLOW_KEYS, WEBHOOK: _WEBHOOK_KEYS, HTTP: _HTTP_KEYS}

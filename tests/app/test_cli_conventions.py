@@ -162,3 +162,28 @@ def test_verbose_shows_the_engines_info_lines(tmp_path: Path) -> None:
     engine_lines = [line for line in chatty.stderr.splitlines() if line.startswith("tiercel: ")]
     assert engine_lines and not [line for line in quiet.stderr.splitlines() if line.startswith("tiercel: ")]
     assert [line for line in chosen.stderr.splitlines() if line.startswith("tiercel: ")]
+
+
+def test_schema_for_vscode_maps_the_flows_folder_and_keeps_the_other_settings(tmp_path: Path) -> None:
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / ".vscode").mkdir()
+    (tmp_path / ".vscode" / "settings.json").write_text('{"editor.tabSize": 2}')
+    done = tiercel("schema", "--vscode", "--flows", "pipelines", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    settings = json.loads((tmp_path / ".vscode" / "settings.json").read_text())
+    assert settings["editor.tabSize"] == 2
+    patterns = settings["yaml.schemas"]["./.vscode/tiercel-flow.schema.json"]
+    assert "pipelines/**/*.yml" in patterns and "!**/_namespace.yaml" in patterns
+    schema = json.loads((tmp_path / ".vscode" / "tiercel-flow.schema.json").read_text())
+    assert schema["required"] == ["id", "namespace", "tasks"]
+
+
+def test_schema_for_vscode_leaves_settings_with_comments_alone(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / ".vscode").mkdir()
+    commented = '{\n  // two spaces\n  "editor.tabSize": 2\n}\n'
+    (tmp_path / ".vscode" / "settings.json").write_text(commented)
+    done = tiercel("schema", "--vscode", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "yaml.schemas" in done.stderr and "flows/**/*.yml" in done.stderr
+    assert (tmp_path / ".vscode" / "settings.json").read_text() == commented
