@@ -16,6 +16,19 @@ from textual.dom import DOMNode
 from .host import dashboard
 from .screens.viewer import ViewerScreen
 
+#: Why a flow or execution key did nothing, by the pane action it runs.
+WHY_NOT = {
+    "run_flow": "Select a flow first (1, then ↑↓ in the namespaces)",
+    "edit_flow": "Select a flow first (1, then ↑↓ in the namespaces)",
+    "kill": "Only an execution that has not ended can be killed",
+    "restart": "Only a FAILED or KILLED execution restarts",
+    "resume": "Only a PAUSED execution resumes",
+    "replay": "Only an ended execution can be replayed",
+    "history": "Select a flow or a namespace first",
+    "dag": "The flow has no Dag task",
+    "copy_id": "Select an execution first",
+}
+
 
 def editor_command() -> list[str]:
     """$EDITOR, else $VISUAL, else vi, split as a shell would."""

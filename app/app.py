@@ -45,6 +45,8 @@ from tiercel.engine import (
     WebhookServer,
 )
 
+from .actions import WHY_NOT
+from .cli.common import default_flows_dir, resolve_db
 from .keymap import KeymapError, binding_ids, keymap_path, load_keymap
 from .palette import TiercelCommands
 from .preferences import load_preferences, preferences_path, save_preferences
@@ -77,18 +79,6 @@ MODAL_GATED = frozenset(
 )
 #: Below this width the tree is a narrow column, hidden while the detail pane has the focus.
 NARROW_WIDTH = 100
-#: Why a flow or execution key did nothing, by the pane action it runs.
-WHY_NOT = {
-    "run_flow": "Select a flow first (1, then ↑↓ in the namespaces)",
-    "edit_flow": "Select a flow first (1, then ↑↓ in the namespaces)",
-    "kill": "Only an execution that has not ended can be killed",
-    "restart": "Only a FAILED or KILLED execution restarts",
-    "resume": "Only a PAUSED execution resumes",
-    "replay": "Only an ended execution can be replayed",
-    "history": "Select a flow or a namespace first",
-    "dag": "The flow has no Dag task",
-    "copy_id": "Select an execution first",
-}
 
 
 class TiercelApp(App[None]):
@@ -120,11 +110,18 @@ class TiercelApp(App[None]):
     ]
 
     def __init__(
-        self, flows_dir: Path, db: DbTarget, *, control: bool = True, webhooks: tuple[str, int] | None = None
+        self,
+        flows_dir: Path | None = None,
+        db: DbTarget | None = None,
+        *,
+        control: bool = True,
+        webhooks: tuple[str, int] | None = None,
     ) -> None:
+        """The dashboard on a flows folder and a store (by default those `tiercel ui` would take, so
+        that `textual run --dev app.app:TiercelApp` opens it), serving webhooks on `webhooks`."""
         super().__init__()
-        self.flows_dir = flows_dir
-        self.db = db
+        self.flows_dir = flows_dir if flows_dir is not None else default_flows_dir()
+        self.db = db if db is not None else resolve_db(None)
         self.control = control
         # (host, port) to serve webhook triggers on, as `tiercel server` does; None: no webhooks.
         self.webhooks = webhooks
@@ -591,10 +588,3 @@ KEYED_CLASSES: tuple[type[object], ...] = (
     HistoryScreen,
     DagScreen,
 )
-
-
-def create_app(
-    flows_dir: Path, db: DbTarget, *, control: bool = True, webhooks: tuple[str, int] | None = None
-) -> TiercelApp:
-    """The dashboard on a flows folder and a database file (serving webhooks on `webhooks`)."""
-    return TiercelApp(flows_dir, db, control=control, webhooks=webhooks)

@@ -20,7 +20,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from .app import TiercelApp, create_app
+from .app import TiercelApp
 from .screens.backfill_form import BackfillFormScreen
 from .screens.confirm import ConfirmScreen
 from .screens.history import HistoryScreen
@@ -98,7 +98,7 @@ async def take(out: Path) -> list[Path]:
         flows = Path(tmp) / "flows"
         shutil.copytree(REPO / "sample_flows", flows)
         (flows / "acme" / "platform" / "ops" / "sleepy.yml").write_text(SLEEPY)
-        app = create_app(flows, Path(tmp) / "db" / "tiercel.db", control=False)
+        app = TiercelApp(flows, Path(tmp) / "db" / "tiercel.db", control=False)
         async with app.run_test(size=SIZE) as pilot:
 
             async def save(name: str) -> None:

@@ -178,10 +178,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     if problem:  # said before the screen switches, so the message stays readable
         say(f"tiercel: {problem}", err=True)
         return EXIT_USAGE
-    from ..app import create_app
+    from ..app import TiercelApp
 
     webhooks = (args.host, args.port) if args.webhooks else None
-    app = create_app(flows_dir, db, webhooks=webhooks)
+    app = TiercelApp(flows_dir, db, webhooks=webhooks)
     app.run()
     if app.startup_error:
         say(f"tiercel: {app.startup_error}", err=True)

@@ -13,7 +13,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static, Switch
 
 from tests.waiting import until_drawn
-from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.cli import main
 from tiercel.app.screens.confirm import ConfirmScreen
 from tiercel.app.screens.help import HelpScreen
@@ -108,7 +108,7 @@ def db(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def running(flows: Path, db: Path) -> AsyncIterator[tuple[TiercelApp, Pilot[None]]]:
-    app = create_app(flows, db, control=False)
+    app = TiercelApp(flows, db, control=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
         await until_drawn(pilot, lambda: app.executions_pane.loads > 0, what="the first flow's executions")
@@ -298,7 +298,7 @@ async def test_executions_are_paged_and_load_more_at_the_end(flows: Path, db: Pa
             await engine.wait(await engine.trigger("acme", "typed", {"count": count}))
     finally:
         await engine.stop()
-    app = create_app(flows, db, control=False)
+    app = TiercelApp(flows, db, control=False)
     app.page_size = 3
     async with app.run_test(size=(80, 24)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
@@ -314,7 +314,7 @@ async def test_executions_are_paged_and_load_more_at_the_end(flows: Path, db: Pa
 async def test_database_owned_elsewhere_exits_with_code_2(flows: Path, db: Path) -> None:
     owner = await Store.open(db)
     try:
-        app = create_app(flows, db, control=False)
+        app = TiercelApp(flows, db, control=False)
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause()
         assert app.return_code == 2
@@ -324,13 +324,13 @@ async def test_database_owned_elsewhere_exits_with_code_2(flows: Path, db: Path)
 
 
 async def test_the_engine_stops_with_the_app(flows: Path, db: Path) -> None:
-    app = create_app(flows, db, control=False)
+    app = TiercelApp(flows, db, control=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None)
         await pilot.press("q")
     store = await Store.open(db)  # the lock is free again
     await store.close()
-    app = create_app(flows, db, control=False)
+    app = TiercelApp(flows, db, control=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None)
     store = await Store.open(db)  # closing the app any other way stops the engine too
@@ -594,7 +594,7 @@ async def test_filter_executions_by_state_label_and_text(flows: Path, db: Path) 
         await engine.wait(await engine.trigger("acme", "typed", {"count": 2}))
     finally:
         await engine.stop()
-    app = create_app(flows, db, control=False)
+    app = TiercelApp(flows, db, control=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
         assert app.ns_tree.select_ref(NodeRef("namespace", "acme"))
@@ -650,7 +650,7 @@ async def test_the_tree_and_the_palette_parse_only_flows_with_triggers_after_a_r
     engine = await Engine.open(db, flows_dir=flows)
     await engine.start(control=False)
     await engine.stop()  # every flow is now stored with its outline
-    app = create_app(flows, db, control=False)
+    app = TiercelApp(flows, db, control=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
         table = app.engine.flows
@@ -667,3 +667,17 @@ async def test_the_tree_and_the_palette_parse_only_flows_with_triggers_after_a_r
         assert any("⏱" in label for label in labels(app))  # badges still come from the parsed ones
         unparsed = set(table) - triggered - {(start.namespace, start.flow_id)}
         assert unparsed and not any(table.is_parsed(uid) for uid in unparsed)
+
+
+async def test_the_dashboard_opens_on_the_folder_and_store_of_tiercel_ui_when_given_none(
+    flows: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `textual run --dev tiercel.app.app:TiercelApp` makes it, with no arguments: the flows
+    folder and store `tiercel ui` takes in the current folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TIERCEL_DB", raising=False)
+    app = TiercelApp(control=False)
+    assert app.flows_dir == Path("flows") and app.db == Path(".tiercel") / "tiercel.db"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
+    assert (tmp_path / ".tiercel" / "tiercel.db").is_file()

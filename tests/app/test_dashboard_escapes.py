@@ -13,7 +13,7 @@ from textual.color import Color
 from textual.pilot import Pilot
 
 from tests.waiting import until_drawn
-from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.screens.viewer import ViewerScreen
 from tiercel.app.widgets.namespaces import NodeRef
 from tiercel.app.widgets.shown import ControlFilter
@@ -52,7 +52,7 @@ async def running(
     flows = tmp_path / "flows"
     (flows / "acme").mkdir(parents=True)
     (flows / "acme" / "hostile.yml").write_text(HOSTILE.lstrip())
-    app = create_app(flows, tmp_path / "t.db", control=False)
+    app = TiercelApp(flows, tmp_path / "t.db", control=False)
     async with app.run_test(size=(120, 30)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
         yield app, pilot

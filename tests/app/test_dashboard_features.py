@@ -13,7 +13,7 @@ from textual.widgets import Static
 from tests.app.test_dashboard import db, flows, labels, only_state, running, select_flow
 from tests.waiting import until_drawn
 from tiercel.app.actions import editor_command
-from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.screens.confirm import ConfirmScreen
 from tiercel.app.screens.help import HelpScreen
 from tiercel.app.screens.revisions import RevisionsScreen
@@ -54,7 +54,7 @@ async def test_trigger_column_filter_and_badges(flows: Path, db: Path) -> None:
     )
     await store.save_execution(scheduled)
     await store.close()
-    app = create_app(flows, db, control=False)
+    app = TiercelApp(flows, db, control=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
         await select_flow(app, pilot, "acme", "failing")

@@ -7,7 +7,7 @@ from pathlib import Path
 from textual.widgets.tree import TreeNode
 
 from tests.waiting import until_drawn
-from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.widgets.namespaces import NodeRef
 
 GOOD = """\
@@ -44,7 +44,7 @@ async def test_undoing_a_typo_removes_the_error_from_the_tree(tmp_path: Path) ->
     folder.mkdir()
     file = folder / "report.yml"
     file.write_text(GOOD)
-    app = create_app(folder, tmp_path / "tiercel.db", control=False)
+    app = TiercelApp(folder, tmp_path / "tiercel.db", control=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and shows_flow(app), what="the flow")
         assert not shows_error(app)

@@ -9,7 +9,7 @@ from textual.pilot import Pilot
 
 from tests.app.test_dashboard import db, flows, only_state, select_flow
 from tests.waiting import until_drawn
-from tiercel.app.app import KEYED_CLASSES, TiercelApp, create_app
+from tiercel.app.app import KEYED_CLASSES, TiercelApp
 from tiercel.app.keymap import KeymapError, binding_ids, keymap_path, load_keymap
 from tiercel.app.screens.confirm import ConfirmScreen
 from tiercel.app.screens.help import HelpScreen
@@ -72,7 +72,7 @@ async def test_a_remapped_key_runs_the_action_and_the_old_key_no_longer_does(
     config = tmp_path / "config"
     write_keymap(config, '"tiercel.kill" = "x"\n"tiercel.help" = "f1"\n')
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
-    app = create_app(flows, db, control=False)
+    app = TiercelApp(flows, db, control=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await start(app, pilot)
         await select_flow(app, pilot, "acme.platform.ops", "sleepy")
@@ -98,7 +98,7 @@ async def test_a_broken_keymap_file_is_reported_and_the_default_keys_stay(
     config = tmp_path / "config"
     path = write_keymap(config, '"tiercel.kill" = "x"\n"tiercel.help = "f1"\n')
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
-    app = create_app(flows, db, control=False)
+    app = TiercelApp(flows, db, control=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await start(app, pilot)
         messages = [note.message for note in app._notifications]

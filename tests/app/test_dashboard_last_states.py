@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.waiting import until_drawn
-from tiercel.app.app import create_app
+from tiercel.app.app import TiercelApp
 from tiercel.engine.model import Execution, State, StateType, new_id
 from tiercel.engine.store import Store
 
@@ -46,7 +46,7 @@ async def test_each_flow_starts_with_the_state_of_its_newest_execution(tmp_path:
         await store.save_execution(ended("gone", "old", StateType.KILLED))  # a flow no longer in the folder
     finally:
         await store.close()
-    app = create_app(flows, db, control=False)
+    app = TiercelApp(flows, db, control=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count == 3)
         states = app.ns_tree.last_states

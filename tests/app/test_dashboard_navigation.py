@@ -14,7 +14,7 @@ from textual.pilot import Pilot
 
 from tests.app.test_modal_footers import FLOWS as VIEWED_FLOWS
 from tests.waiting import until_drawn
-from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.preferences import load_preferences, preferences_path
 from tiercel.app.screens.dag import DagScreen
 from tiercel.app.screens.history import HistoryScreen
@@ -61,7 +61,7 @@ async def started(app: TiercelApp, pilot: Pilot[None]) -> None:
 
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[tuple[TiercelApp, Pilot[None]]]:
-    app = create_app(write_flows(tmp_path / "flows"), tmp_path / "db" / "tiercel.db", control=False)
+    app = TiercelApp(write_flows(tmp_path / "flows"), tmp_path / "db" / "tiercel.db", control=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await started(app, pilot)
         yield app, pilot
@@ -96,7 +96,7 @@ def notices(app: TiercelApp) -> list[str]:
 
 async def test_it_starts_on_a_flow_and_next_time_on_the_last_one_used(tmp_path: Path) -> None:
     flows, db = write_flows(tmp_path / "flows"), tmp_path / "db" / "tiercel.db"
-    app = create_app(flows, db, control=False)
+    app = TiercelApp(flows, db, control=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await started(app, pilot)
         first = app.selected_ref
@@ -110,14 +110,14 @@ async def test_it_starts_on_a_flow_and_next_time_on_the_last_one_used(tmp_path: 
     assert saved.last_flow(flows) == ("acme.team", "child")
     assert saved.theme == app.theme
 
-    again = create_app(flows, db, control=False)
+    again = TiercelApp(flows, db, control=False)
     async with again.run_test(size=(120, 40)) as pilot:
         await started(again, pilot)
         assert again.selected_ref == NodeRef("flow", "acme.team", "child")
 
     # A flow that is gone, or a state file that is not ours: the first flow again, no error.
     preferences_path().write_text(json.dumps({"theme": 7, "last_flows": {str(flows.resolve()): [1]}}))
-    third = create_app(flows, db, control=False)
+    third = TiercelApp(flows, db, control=False)
     async with third.run_test(size=(120, 40)) as pilot:
         await started(third, pilot)
         assert third.selected_ref == first

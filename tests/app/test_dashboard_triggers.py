@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Input
 from tests.app.test_dashboard import db, flows, select_flow
 from tests.app.test_dashboard_features import palette, static_text
 from tests.waiting import until_drawn
-from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.screens.backfill_form import BackfillFormScreen
 from tiercel.app.screens.confirm import ConfirmScreen
 from tiercel.app.screens.triggers import TriggersScreen
@@ -49,7 +49,7 @@ KEY = ("acme", "hourly", "every_hour")
 async def hourly(flows: Path, db: Path) -> AsyncIterator[tuple[TiercelApp, Pilot[None]]]:
     (flows / "acme" / "hourly.yml").write_text(HOURLY)
     (flows / "acme" / "nap.yml").write_text(NAP)
-    app = create_app(flows, db, control=False)
+    app = TiercelApp(flows, db, control=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and ("acme", "hourly") in app.engine.flows)
         await until_drawn(pilot, lambda: KEY in app.trigger_states())
@@ -252,7 +252,7 @@ async def test_palette_opens_the_view_and_drives_a_backfill(hourly: tuple[Tierce
 async def test_executions_columns_fit_80_columns(flows: Path, db: Path) -> None:
     store = await Store.open(db)
     await store.close()
-    app = create_app(flows, db, control=False)
+    app = TiercelApp(flows, db, control=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
         await select_flow(app, pilot, "acme.platform.ops", "nightly_pipeline")

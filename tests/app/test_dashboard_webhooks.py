@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 
 from tests.waiting import until_drawn
-from tiercel.app.app import create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.widgets.namespaces import NodeRef
 
 HOOKED = """
@@ -28,7 +28,7 @@ async def test_a_webhook_starts_an_execution_that_shows_live(tmp_path: Path) -> 
     flows = tmp_path / "flows"
     flows.mkdir()
     (flows / "hooked.yml").write_text(HOOKED)
-    app = create_app(flows, tmp_path / "t.db", control=False, webhooks=("127.0.0.1", 0))
+    app = TiercelApp(flows, tmp_path / "t.db", control=False, webhooks=("127.0.0.1", 0))
     async with app.run_test(size=(100, 30)) as pilot:
         await until_drawn(pilot, lambda: app.webhook_server is not None and app.ns_tree.flow_count == 1)
         assert app.webhook_server is not None

@@ -12,7 +12,7 @@ from textual import events
 from textual.pilot import Pilot
 
 from tests.waiting import until_drawn
-from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.widgets.execution_log import ExecutionLog
 from tiercel.app.widgets.namespaces import NodeRef
 from tiercel.engine.model import LogEntry, LogLevel
@@ -51,7 +51,7 @@ async def shown(tmp_path: Path) -> AsyncIterator[tuple[TiercelApp, Pilot[None], 
     flows = tmp_path / "flows"
     (flows / "acme").mkdir(parents=True)
     (flows / "acme" / "chatty.yml").write_text(CHATTY)
-    app = create_app(flows, tmp_path / "db" / "tiercel.db", control=False)
+    app = TiercelApp(flows, tmp_path / "db" / "tiercel.db", control=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
         assert app.ns_tree.select_ref(NodeRef("flow", "acme", "chatty"))

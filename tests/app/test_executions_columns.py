@@ -10,7 +10,7 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.waiting import until_drawn
-from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.widgets.executions import COLUMNS, ExecutionsTable, fit_columns
 from tiercel.app.widgets.namespaces import NodeRef
 from tiercel.app.widgets.states import fmt_start
@@ -75,7 +75,7 @@ async def db(tmp_path: Path) -> Path:
 async def start(
     flows: Path, db: Path, size: tuple[int, int]
 ) -> AsyncIterator[tuple[TiercelApp, Pilot[None]]]:
-    app = create_app(flows, db, control=False)
+    app = TiercelApp(flows, db, control=False)
     async with app.run_test(size=size) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count == 3)
         assert app.ns_tree.select_ref(NodeRef("namespace", "acme"))

@@ -11,7 +11,7 @@ from textual.pilot import Pilot
 
 from tests.app.test_executions_columns import EARLIER, finished, flows
 from tests.waiting import until_drawn
-from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.widgets.namespaces import NodeRef
 from tiercel.engine.model import Execution, StateType
 from tiercel.engine.store import Store
@@ -33,7 +33,7 @@ async def table(flows: Path, tmp_path: Path) -> AsyncIterator[tuple[TiercelApp, 
             )
         )
     await store.close()
-    app = create_app(flows, db, control=False)
+    app = TiercelApp(flows, db, control=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count == 3)
         assert app.ns_tree.select_ref(NodeRef("namespace", "acme"))

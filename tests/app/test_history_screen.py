@@ -16,7 +16,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from tests.waiting import until_drawn
-from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.screens.history import HistoryScreen
 from tiercel.app.widgets.history_chart import HistoryChart
 from tiercel.app.widgets.state_chart import StateChart
@@ -172,7 +172,7 @@ def flows(tmp_path: Path) -> Path:
 
 
 async def test_on_the_dashboard_r_and_q_act_on_the_history(flows: Path, tmp_path: Path) -> None:
-    app: TiercelApp = create_app(flows, tmp_path / "db" / "tiercel.db", control=False)
+    app: TiercelApp = TiercelApp(flows, tmp_path / "db" / "tiercel.db", control=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
         assert app.engine is not None

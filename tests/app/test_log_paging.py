@@ -10,7 +10,7 @@ from textual.pilot import Pilot
 
 from tests.reliability.large_logs import NAMESPACE, create, message
 from tests.waiting import until_drawn
-from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.widgets.detail import LOG_KEEP, LOG_PAGE
 from tiercel.engine.model import LogEntry, LogLevel, utcnow
 
@@ -29,7 +29,7 @@ async def opened(tmp_path: Path) -> AsyncIterator[tuple[TiercelApp, Pilot[None],
     execution_id = await create(db, LINES)
     flows = tmp_path / "flows"
     flows.mkdir()
-    app = create_app(flows, db, control=False)
+    app = TiercelApp(flows, db, control=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None)
         app.show_execution(execution_id)

@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from tests.waiting import until_drawn
-from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.screens.backfill_form import BackfillFormScreen
 from tiercel.app.screens.confirm import ConfirmScreen
 from tiercel.app.screens.dag import DagScreen
@@ -61,7 +61,7 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[TiercelApp, Pilot[None]
     folder.mkdir(parents=True)
     for name, text in FLOWS.items():
         (folder / f"{name}.yml").write_text(text)
-    app = create_app(tmp_path / "flows", tmp_path / "db" / "tiercel.db", control=False)
+    app = TiercelApp(tmp_path / "flows", tmp_path / "db" / "tiercel.db", control=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count == len(FLOWS))
         yield app, pilot

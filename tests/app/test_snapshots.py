@@ -19,7 +19,7 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.waiting import until_drawn
-from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.screens.confirm import ConfirmScreen
 from tiercel.app.screens.dag import DagScreen
 from tiercel.app.screens.history import HistoryScreen
@@ -245,7 +245,7 @@ def seeded(tmp_path: Path, utc: None) -> TiercelApp:
         (flows / name).write_text(text)
     db = tmp_path / "db" / "tiercel.db"
     asyncio.run(seed(db))
-    return create_app(flows, db, control=False)
+    return TiercelApp(flows, db, control=False)
 
 
 async def select(app: TiercelApp, pilot: Pilot[None], ref: NodeRef, rows: int) -> None:

@@ -11,7 +11,7 @@ from textual.pilot import Pilot
 from textual.widgets.tree import TreeNode
 
 from tests.waiting import until_drawn
-from tiercel.app.app import create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.widgets import VIM_LIST_KEYS, VIM_TREE_KEYS
 from tiercel.app.widgets.executions import ExecutionsTable
 from tiercel.app.widgets.namespaces import NamespaceTree, NodeRef
@@ -41,7 +41,7 @@ def flows(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def tree(flows: Path, tmp_path: Path) -> AsyncIterator[tuple[NamespaceTree, Pilot[None]]]:
-    app = create_app(flows, tmp_path / "db" / "tiercel.db", control=False)
+    app = TiercelApp(flows, tmp_path / "db" / "tiercel.db", control=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count == 4)
         app.ns_tree.focus()
@@ -159,7 +159,7 @@ async def test_the_keymap_remaps_a_vim_key(
     (config / "tiercel").mkdir(parents=True)
     (config / "tiercel" / "keymap.toml").write_text('"tiercel.vim.tree_collapse" = "b"\n')
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
-    app = create_app(flows, tmp_path / "db" / "tiercel.db", control=False)
+    app = TiercelApp(flows, tmp_path / "db" / "tiercel.db", control=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count == 4)
         ns_tree = app.ns_tree

@@ -12,7 +12,7 @@ from textual.strip import Strip
 from textual.widgets.tree import TreeNode
 
 from tests.waiting import until_drawn
-from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.widgets.namespaces import NamespaceTree, NodeRef, fit_label
 
 LOG = "io.kestra.plugin.core.log.Log"
@@ -44,7 +44,7 @@ def flows(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def narrow(flows: Path, tmp_path: Path) -> AsyncIterator[tuple[TiercelApp, Pilot[None]]]:
-    app = create_app(flows, tmp_path / "db" / "tiercel.db", control=False)
+    app = TiercelApp(flows, tmp_path / "db" / "tiercel.db", control=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count == 3)
         yield app, pilot

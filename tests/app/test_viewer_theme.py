@@ -10,7 +10,7 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from tests.waiting import until_drawn
-from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.screens.viewer import ViewerScreen, syntax_theme
 from tiercel.app.widgets.namespaces import NodeRef
 
@@ -27,7 +27,7 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[TiercelApp, Pilot[None]
     folder = tmp_path / "flows" / "acme"
     folder.mkdir(parents=True)
     (folder / "hello.yml").write_text(FLOW)
-    app = create_app(tmp_path / "flows", tmp_path / "db" / "tiercel.db", control=False)
+    app = TiercelApp(tmp_path / "flows", tmp_path / "db" / "tiercel.db", control=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count == 1)
         yield app, pilot

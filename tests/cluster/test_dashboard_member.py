@@ -12,7 +12,7 @@ from textual.widgets import DataTable
 from tests.cluster.harness import Cluster
 from tests.cluster.test_servers import held_flow, post_all, server_ids, states
 from tests.waiting import until_drawn
-from tiercel.app.app import create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.screens.cluster import ClusterScreen
 from tiercel.app.widgets.namespaces import NodeRef
 
@@ -29,7 +29,7 @@ async def test_the_dashboard_joins_the_cluster_and_follows_what_its_servers_run(
     held_flow(cluster, release)
     server = cluster.server(machine="a")
     cluster.worker()
-    app = create_app(cluster.flows, cluster.url, control=False)
+    app = TiercelApp(cluster.flows, cluster.url, control=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
         assert len(server_ids(cluster)) == 2  # the dashboard is a server beside the other

@@ -88,7 +88,7 @@ print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 _DASHBOARD = """
 import asyncio, sys, time
 from pathlib import Path
-from tiercel.app.app import create_app
+from tiercel.app.app import TiercelApp
 
 def status_kb(field):
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -97,7 +97,7 @@ def status_kb(field):
 
 async def main():
     flows, db, execution_id = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-    app = create_app(flows, db, control=False)
+    app = TiercelApp(flows, db, control=False)
     async with app.run_test(size=(120, 40)) as pilot:
         while app.engine is None:
             await pilot.pause(0.05)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.waiting import until
-from tiercel.app.app import TiercelApp, create_app
+from tiercel.app.app import TiercelApp
 from tiercel.app.widgets.namespaces import NodeRef
 from tiercel.engine.engine import Engine
 from tiercel.engine.model import StateType
@@ -134,7 +134,7 @@ async def test_two_hundred_executions_of_a_parallel_flow_on_the_engine(tmp_path:
 async def test_two_hundred_executions_of_a_parallel_flow_under_the_dashboard(tmp_path: Path) -> None:
     flows = write_flow(tmp_path)
     db = tmp_path / "db" / "tiercel.db"
-    app: TiercelApp = create_app(flows, db, control=False)
+    app: TiercelApp = TiercelApp(flows, db, control=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(lambda: app.engine is not None and app.ns_tree.flow_count == 1, what="the dashboard")
         assert app.engine is not None

@@ -112,14 +112,14 @@ def test_run_on_a_database_another_engine_owns_is_run_by_the_owner(
 async def test_the_dashboard_app_refuses_a_database_another_engine_owns(
     tmp_path: Path, engines: list[EngineProcess]
 ) -> None:
-    from tiercel.app.app import create_app
+    from tiercel.app.app import TiercelApp
 
     flows, db = tmp_path / "flows", tmp_path / "tiercel.db"
     write_flow(flows, "hello.yml", HELLO)
     owner = start_server(flows, db)
     engines.append(owner)
     started = time.monotonic()
-    app = create_app(flows, db, control=False)
+    app = TiercelApp(flows, db, control=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
     refused_in = time.monotonic() - started
