@@ -50,10 +50,14 @@ def cmd_schema(args: argparse.Namespace) -> int:
         say(f"tiercel: {SETTINGS_FILE} is left as it is (not plain JSON, or its yaml.schemas is not a "
             f'mapping): add "yaml.schemas": {mapping} to it yourself', err=True)  # fmt: skip
         return EXIT_FAILED
-    SCHEMA_FILE.parent.mkdir(exist_ok=True)
-    SCHEMA_FILE.write_text(text + "\n", encoding="utf-8")
     schemas[f"./{SCHEMA_FILE.as_posix()}"] = patterns
-    SETTINGS_FILE.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    try:
+        SCHEMA_FILE.parent.mkdir(exist_ok=True)
+        SCHEMA_FILE.write_text(text + "\n", encoding="utf-8")
+        SETTINGS_FILE.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    except OSError as error:
+        say(f"tiercel: cannot write {error.filename or SCHEMA_FILE.parent}: {error.strerror}", err=True)
+        return EXIT_FAILED
     say(f"wrote {SCHEMA_FILE}; {SETTINGS_FILE} maps {', '.join(patterns[:2])} to it")
     return EXIT_OK
 

@@ -187,3 +187,11 @@ def test_schema_for_vscode_leaves_settings_with_comments_alone(tmp_path: Path) -
     assert done.returncode == 1
     assert "yaml.schemas" in done.stderr and "flows/**/*.yml" in done.stderr
     assert (tmp_path / ".vscode" / "settings.json").read_text() == commented
+
+
+def test_schema_for_vscode_says_what_it_cannot_write(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / ".vscode").write_text("a file where the folder should be")
+    done = tiercel("schema", "--vscode", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("tiercel: cannot write .vscode") and "Traceback" not in done.stderr
