@@ -210,6 +210,8 @@ def _from_store(words: list[str], read: Callable[[Store], Awaitable[list[str]]])
     db = resolve_db(db_words[-1] if db_words else None)
     if not target_exists(db):
         return []
+    if isinstance(db, str) and "connect_timeout" not in db:  # a PostgreSQL URL: a TAB waits 2 s at most
+        db += f"{'&' if '?' in db else '?'}connect_timeout=2"
 
     async def run() -> list[str]:
         store = await Store.open(db, readonly=True)

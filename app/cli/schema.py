@@ -54,7 +54,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
     try:
         SCHEMA_FILE.parent.mkdir(exist_ok=True)
         SCHEMA_FILE.write_text(text + "\n", encoding="utf-8")
-        SETTINGS_FILE.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+        written = SETTINGS_FILE.with_name(f".{SETTINGS_FILE.name}.tiercel")
+        written.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+        written.replace(SETTINGS_FILE)  # all or nothing: the user's settings are never cut short
     except OSError as error:
         say(f"tiercel: cannot write {error.filename or SCHEMA_FILE.parent}: {error.strerror}", err=True)
         return EXIT_FAILED
@@ -68,6 +70,6 @@ def _settings() -> dict[str, object] | None:
         return {}
     try:
         found = json.loads(SETTINGS_FILE.read_text(encoding="utf-8"))
-    except ValueError:  # JSON with comments, which VS Code allows: not rewritten
+    except (OSError, ValueError):  # unreadable, or JSON with comments (VS Code allows them): left alone
         return None
     return found if isinstance(found, dict) else None

@@ -6,7 +6,9 @@ keeps the execution queued, CANCEL and FAIL end it as on one engine. Its end, st
 server runs it, frees its slot in the same transaction and hands the slot to the head of the
 queue; the server that runs that execution is told on the `slots` channel and starts it. Every few
 seconds each server also asks which of its queued executions hold a slot by now, so that a notice
-missed (a cut connection) delays a start, never loses it.
+missed (a cut connection) delays a start, never loses it, and frees the slots still held after a
+minute by executions that ended or were never stored (a first save that failed while the store was
+cut off), so that no slot is lost either.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from ..executor.concurrency import Admission, limit_of
 from ..messages import StartExecution, WakeExecution
-from ..model import Execution, Flow, StateType
+from ..model import Execution, Flow, StateType, utcnow
 from .connection import ClusterConnection, Listener, said
 
 if TYPE_CHECKING:
@@ -28,6 +30,12 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 RECHECK_SECONDS = 5.0
 _WAITING = (StateType.CREATED, StateType.QUEUED)
+# Slots held past this long by no unfinished execution are freed (`_free_lost`).
+_LOST = (
+    "SELECT s.execution_id FROM flow_slots AS s WHERE s.admitted < now() - interval '60 seconds' "
+    "AND NOT EXISTS (SELECT 1 FROM executions AS e WHERE e.id = s.execution_id AND NOT e.state = ANY(%s))"
+)
+_ENDED = [state.value for state in StateType if state.is_terminated]
 
 
 class SharedSlots:
@@ -57,10 +65,13 @@ class SharedSlots:
     # Slots -----------------------------------------------------------------------------------------
 
     async def prepare(self, starting: Iterable[tuple[Flow, Execution]]) -> None:
+        now = utcnow()
         for flow, execution in starting:
             limit = limit_of(flow)
             if limit is None or execution.state.current not in _WAITING:
                 continue
+            if execution.due is not None and execution.due > now:
+                continue  # a retry's new attempt takes its slot when it is due
             behavior = str((flow.concurrency or {}).get("behavior") or "QUEUE")
             behavior = behavior if behavior in ("QUEUE", "CANCEL") else "FAIL"
             try:
@@ -101,10 +112,17 @@ class SharedSlots:
     # following the store ---------------------------------------------------------------------------
 
     async def _release(self, execution_id: str) -> None:
-        try:
-            await self.connection.fetch("SELECT release_flow_slot(%s)", [execution_id])
-        except Exception as exc:
-            _log.warning("cannot free the slot of %s: %s", execution_id, said(exc))
+        """Free a slot, trying again until the store answers (or the server stops: then the slot
+        is freed by the check of a server, a minute on)."""
+        pause = 1.0
+        while True:
+            try:
+                await self.connection.fetch("SELECT release_flow_slot(%s)", [execution_id])
+                return
+            except Exception as exc:
+                _log.warning("cannot free the slot of %s yet: %s", execution_id, said(exc))
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RECHECK_SECONDS * 2)
 
     async def _follow(self) -> None:
         while True:
@@ -115,6 +133,7 @@ class SharedSlots:
     async def _recheck(self) -> None:
         while True:
             await asyncio.sleep(RECHECK_SECONDS)
+            await self._free_lost()
             queued = [
                 execution_id for execution_id in self.loop.live_ids() if self._queued_here(execution_id)
             ]
@@ -131,6 +150,14 @@ class SharedSlots:
             for execution_id in queued:
                 if execution_id not in waiting:  # it holds a slot now, or was never admitted
                     self.loop.post(WakeExecution(execution_id))
+
+    async def _free_lost(self) -> None:
+        try:
+            for (execution_id,) in await self.connection.fetch(_LOST, [_ENDED]):
+                _log.warning("freeing the slot %s held, its execution ended or never stored", execution_id)
+                await self.connection.fetch("SELECT release_flow_slot(%s)", [execution_id])
+        except Exception as exc:  # tried again at the next check
+            _log.warning("cannot free the flows' lost slots: %s", said(exc))
 
     def _queued_here(self, execution_id: str) -> bool:
         live = self.loop.live(execution_id)

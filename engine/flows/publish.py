@@ -38,6 +38,7 @@ class NamespaceFilesPublisher:
         self.storage = storage  # a copy of the shared files
         self.shared = shared
         self._published: dict[_Key, _Look] | None = None  # None until the first step
+        self._refused: dict[_Key, _Look] = {}  # said once, tried again when the file changes
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, *, watch: bool) -> None:
@@ -63,7 +64,7 @@ class NamespaceFilesPublisher:
     def step(self) -> int:
         """Publish the files added or changed since the last step (at the first, those newer than
         their stored copy) and delete those removed since; how many files were published or deleted.
-        A file that fails is logged and tried again at the next step."""
+        A file that fails is tried again at each step, and said again once it changed."""
         found = self._scan()
         first = self._published is None
         published = dict(self._published or {})
@@ -85,8 +86,11 @@ class NamespaceFilesPublisher:
                 *folder, name = parse_uri(uri)
                 self.storage.put_file(join_uri(folder), name, self.folder / namespace / path)
             except StorageError as error:
-                _log.warning("namespace file %s/%s not published: %s", namespace, path, error)
+                if self._refused.get(key) != look:
+                    _log.warning("namespace file %s/%s not published: %s", namespace, path, error)
+                self._refused[key] = look
                 continue
+            self._refused.pop(key, None)
             published[key] = look
             done += 1
         for key in set(published) - set(found) if not first else ():

@@ -18,10 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from .folders import FILE_MODE
+from .folders import FILE_MODE, write_fd
 from .names import StorageError
 
-# A file being fetched is written beside its place under this prefix, then renamed to it.
+# A shared file being fetched or stored is written beside its place under this prefix, then renamed
+# to it.
 SCRATCH_PREFIX = ".fetch-"
 
 
@@ -113,15 +114,34 @@ def _drop(target: Path, uri: str) -> None:
         raise StorageError(f"Cannot remove the copy of '{uri}': {error.strerror}") from error
 
 
-def upload(shared: SharedFiles, uri: str, target: Path) -> None:
-    """Store the local file `target` as `uri` and give it the stored file's stamp.
+def store_file(shared: SharedFiles, uri: str, target: Path, data: bytes | BinaryIO, label: str) -> None:
+    """Write `data` as the stored file `uri` and as its local copy `target` (whose parent exists):
+    written into a new file beside it, stored, stamped, then renamed over it, so that a reader of
+    the copy meanwhile finds the old one or the new one, never a mix, and a fetch of the old one
+    cannot end up stamped as the new.
 
     Raises:
-        StorageError: When the store cannot be reached or the local file cannot be read.
+        StorageError: When the store cannot be reached or the local file cannot be written.
     """
+    if target.is_symlink():
+        raise StorageError(f"{label} refused: refusing to write through a symlink")
+    if target.is_dir():
+        raise StorageError(f"{label} refused: a folder already has that name")
     try:
-        with open(target, "rb") as handle:
+        fd, scratch = tempfile.mkstemp(prefix=SCRATCH_PREFIX, dir=target.parent)
+    except OSError as error:
+        raise StorageError(f"{label}: cannot write the file ({error.strerror})") from error
+    try:
+        os.fchmod(fd, FILE_MODE)
+        write_fd(fd, data, label)
+        with open(scratch, "rb") as handle:
             stamp = shared.put(uri, handle)
-        os.utime(target, ns=(stamp, stamp))
+        os.utime(scratch, ns=(stamp, stamp))
+        os.replace(scratch, target)
+        scratch = ""
     except OSError as error:
         raise StorageError(f"Cannot store '{uri}': {error.strerror}") from error
+    finally:
+        if scratch:
+            with contextlib.suppress(OSError):
+                os.unlink(scratch)

@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 
 from .folders import DIR_MODE, inside, make_parents, open_new_file, walk_files, write_fd
 from .names import StorageError, safe_relative, segment_problem
-from .shared import SharedFiles, refresh, settle, upload
+from .shared import SCRATCH_PREFIX, SharedFiles, refresh, settle, store_file
 from .uris import check_readable, execution_uri, input_uri, join_uri, parse_uri, task_uri
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
@@ -44,8 +44,8 @@ def _local_files(segments: tuple[str, ...], target: Path, real_root: Path) -> li
         return []
     uris: list[str] = []
     for relative in walk_files(target, real_root):
-        if (target / relative).is_symlink():
-            continue
+        if (target / relative).is_symlink() or relative.name.startswith(SCRATCH_PREFIX):
+            continue  # (a scratch file is a shared file being fetched or stored)
         parts = (*segments, *relative.parts)
         if all(segment_problem(part) is None for part in parts):
             uris.append(join_uri(parts))
@@ -137,10 +137,12 @@ class Storage:
         parts = (*parse_uri(base_uri), *safe_relative(name).parts)
         uri = join_uri(parts)
         self._locate(uri)  # refuses a target that resolves outside through symlinks
-        fd = open_new_file(self.root, self._real_root, parts, f"Storage URI '{uri}'")
-        write_fd(fd, data, f"Storage URI '{uri}'")
+        label = f"Storage URI '{uri}'"
         if self.shared is not None:
-            upload(self.shared, uri, self.root.joinpath(*parts))
+            target = make_parents(self.root, self._real_root, parts, label)
+            store_file(self.shared, uri, target, data, label)
+            return uri
+        write_fd(open_new_file(self.root, self._real_root, parts, label), data, label)
         return uri
 
     def put_bytes(self, base_uri: str, name: str, data: bytes) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -193,3 +194,50 @@ def test_a_fetched_copy_is_as_private_as_the_files_written_there(machines: tuple
     folders = [copy.parent, *[parent for parent in copy.parents if parent.is_relative_to(b.root)]]
     assert {stat.S_IMODE(folder.stat().st_mode) for folder in folders} == {0o700}
     assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+
+
+def test_two_machines_writing_one_file_at_once_leave_one_whole_version(
+    machines: tuple[Storage, Storage],
+) -> None:
+    a, b = machines
+    base = task_uri(a)
+    versions = {machine: bytes([index]) * (CHUNK + 100) for index, machine in enumerate("ab")}
+
+    def write(storage: Storage, data: bytes) -> None:
+        for _ in range(15):
+            storage.put_bytes(base, "cache.zip", data)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(write, (a, b), versions.values()))  # each write is whole, none fails
+    final = a.read_bytes(f"{base}/cache.zip")
+    assert final in versions.values()
+    assert b.read_bytes(f"{base}/cache.zip") == final
+
+
+def test_a_file_read_while_it_is_written_again_is_the_old_or_the_new_one_never_a_mix(
+    machines: tuple[Storage, Storage],
+) -> None:
+    a, b = machines
+    base = task_uri(a)
+    uri = a.put_bytes(base, "out.bin", b"\0" * 65536)
+    written = [bytes([index]) * 65536 for index in range(1, 30)]
+    seen: list[bytes] = []
+
+    def read(storage: Storage) -> None:
+        for _ in range(60):
+            seen.append(storage.read_bytes(uri))
+
+    with ThreadPoolExecutor(3) as pool:
+        readers = [pool.submit(read, a), pool.submit(read, b)]
+        for data in written:
+            a.put_bytes(base, "out.bin", data)
+        for reader in readers:
+            reader.result()
+    assert {data[:1] * 65536 for data in seen} == set(seen)  # each one version, whole
+    assert a.read_bytes(uri) == b.read_bytes(uri) == written[-1]
+    assert a.path(uri).read_bytes() == written[-1]  # the local copy is the stored one
+
+
+def test_the_storage_folder_itself_is_never_deleted_from_the_store(files: PostgresFiles) -> None:
+    with pytest.raises(StorageError, match="cannot delete the storage folder"):
+        files.delete("kestra:///")

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, TypeVar
 import psycopg
 
 from ...internal_storage import StorageError
-from ...internal_storage.uris import URI_PREFIX
+from ...internal_storage.uris import parse_uri
 from .connection import conninfo
 
 CHUNK = 1024 * 1024
@@ -80,6 +80,8 @@ class PostgresFiles:
                 if attempt == 2:
                     raise StorageError(f"Cannot {what}: the store's database answered {error}") from None
                 time.sleep(0.1)
+            except psycopg.Error as error:  # not the connection's fault: trying again would not help
+                raise StorageError(f"Cannot {what}: the store's database answered {error}") from None
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -97,8 +99,13 @@ class PostgresFiles:
 
         def write(conn: _Connection) -> int:
             with conn.transaction():
-                conn.execute("DELETE FROM files WHERE uri = %s", (uri,))
-                conn.execute("INSERT INTO files (uri, size, stamp) VALUES (%s, 0, %s)", (uri, stamp))
+                # The row first (two writers of one file take turns on it), then its chunks anew.
+                conn.execute(
+                    "INSERT INTO files (uri, size, stamp) VALUES (%s, 0, %s) "
+                    "ON CONFLICT (uri) DO UPDATE SET size = 0, stamp = EXCLUDED.stamp",
+                    (uri, stamp),
+                )
+                conn.execute("DELETE FROM file_chunks WHERE uri = %s", (uri,))
                 size = seq = 0
                 while chunk := source.read(CHUNK):
                     conn.execute(
@@ -160,7 +167,7 @@ class PostgresFiles:
 
     def delete(self, uri: str) -> int:
         low, high = _folder_range(uri)
-        if uri.rstrip("/") + "/" == URI_PREFIX:
+        if not parse_uri(uri):
             raise StorageError(f"Storage URI '{uri}' refused: cannot delete the storage folder")
 
         def write(conn: _Connection) -> int:

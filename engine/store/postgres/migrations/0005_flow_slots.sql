@@ -1,8 +1,8 @@
 -- A flow's concurrency limit across the servers of a cluster (engine.cluster.slots): the executions
 -- that hold a slot of their flow, and those queued for one, first come first served. A server asks
 -- admit_execution() before an execution of a limited flow starts; an execution's end, stored by
--- whichever server, frees its slot in the same transaction and hands it to the head of the queue,
--- whose server is told on the `slots` channel.
+-- whichever server, frees its slot in the same transaction and hands free slots to the head of the
+-- queue, whose server is told on the `slots` channel. The limit is the flow's as last admitted.
 
 CREATE TABLE flow_slots (
     execution_id TEXT COLLATE "C" PRIMARY KEY,
@@ -10,6 +10,7 @@ CREATE TABLE flow_slots (
     flow_id TEXT COLLATE "C" NOT NULL,
     queued BOOLEAN NOT NULL,
     slot_limit INTEGER NOT NULL,
+    admitted TIMESTAMPTZ NOT NULL DEFAULT now(),
     seq BIGINT GENERATED ALWAYS AS IDENTITY
 );
 CREATE INDEX flow_slots_flow ON flow_slots (namespace, flow_id, queued, seq);
@@ -19,8 +20,27 @@ CREATE FUNCTION lock_flow_slots(ns TEXT, flow TEXT) RETURNS void LANGUAGE sql AS
     SELECT pg_advisory_xact_lock(hashtextextended('tiercel slots ' || ns || '.' || flow, 0));
 $$;
 
+-- Hand the free slots of a flow (its lock held) to the head of its queue, telling their servers.
+CREATE FUNCTION fill_flow_slots(ns TEXT, flow TEXT) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    head TEXT;
+    head_limit INTEGER;
+    running BIGINT;
+    channel TEXT := 'tiercel_' || left(md5(current_database() || '.' || current_schema()), 20) || '_slots';
+BEGIN
+    LOOP
+        SELECT execution_id, slot_limit INTO head, head_limit FROM flow_slots
+            WHERE namespace = ns AND flow_id = flow AND queued ORDER BY seq LIMIT 1;
+        EXIT WHEN NOT FOUND;
+        SELECT count(*) INTO running FROM flow_slots WHERE namespace = ns AND flow_id = flow AND NOT queued;
+        EXIT WHEN running >= head_limit;
+        UPDATE flow_slots SET queued = false WHERE execution_id = head;
+        PERFORM pg_notify(channel, head);
+    END LOOP;
+END $$;
+
 -- RUN (the slot is taken), QUEUE (queued, or still queued), or the behavior over the limit
--- (CANCEL, FAIL: nothing is kept).
+-- (CANCEL, FAIL: nothing is kept). A changed limit applies to the queue at once.
 CREATE FUNCTION admit_execution(ns TEXT, flow TEXT, id TEXT, lim INTEGER, behavior TEXT)
 RETURNS TEXT LANGUAGE plpgsql AS $$
 DECLARE
@@ -29,6 +49,10 @@ DECLARE
     waiting BIGINT;
 BEGIN
     PERFORM lock_flow_slots(ns, flow);
+    UPDATE flow_slots SET slot_limit = lim WHERE namespace = ns AND flow_id = flow AND slot_limit <> lim;
+    IF FOUND THEN
+        PERFORM fill_flow_slots(ns, flow);
+    END IF;
     SELECT queued INTO waits FROM flow_slots WHERE execution_id = id;
     IF FOUND THEN
         RETURN CASE WHEN waits THEN 'QUEUE' ELSE 'RUN' END;
@@ -53,10 +77,6 @@ CREATE FUNCTION release_flow_slot(id TEXT) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     ns TEXT;
     flow TEXT;
-    head TEXT;
-    head_limit INTEGER;
-    running BIGINT;
-    channel TEXT := 'tiercel_' || left(md5(current_database() || '.' || current_schema()), 20) || '_slots';
 BEGIN
     SELECT namespace, flow_id INTO ns, flow FROM flow_slots WHERE execution_id = id;
     IF NOT FOUND THEN
@@ -64,15 +84,7 @@ BEGIN
     END IF;
     PERFORM lock_flow_slots(ns, flow);
     DELETE FROM flow_slots WHERE execution_id = id;
-    LOOP
-        SELECT execution_id, slot_limit INTO head, head_limit FROM flow_slots
-            WHERE namespace = ns AND flow_id = flow AND queued ORDER BY seq LIMIT 1;
-        EXIT WHEN NOT FOUND;
-        SELECT count(*) INTO running FROM flow_slots WHERE namespace = ns AND flow_id = flow AND NOT queued;
-        EXIT WHEN running >= head_limit;
-        UPDATE flow_slots SET queued = false WHERE execution_id = head;
-        PERFORM pg_notify(channel, head);
-    END LOOP;
+    PERFORM fill_flow_slots(ns, flow);
 END $$;
 
 CREATE FUNCTION release_ended_execution() RETURNS trigger LANGUAGE plpgsql AS $$
