@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from .errors import EngineCommandError
 from .inputs import InputError
-from .model import Execution, ExecutionSummary, Label, LogEntry, StateType, iso, parse_iso
+from .model import Execution, ExecutionSummary, Label, LogEntry, MetricEntry, StateType, iso, parse_iso
 from .triggers.state import BackfillProgress, SchedulerError, TriggerState
 
 BackfillAction = Literal["pause", "resume", "cancel"]
@@ -159,6 +159,12 @@ class Commands(Protocol):
         limit: int | None = None,
         newest: bool = False,
     ) -> list[tuple[int, LogEntry]]: ...
+
+    async def metrics(
+        self, execution_id: str, *, task_run_id: str | None = None, task_id: str | None = None
+    ) -> list[MetricEntry]:
+        """The stored metrics of an execution (of one task run, or of one task's runs)."""
+        ...
 
 
 # -- the dispatch table ------------------------------------------------------------------------------

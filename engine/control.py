@@ -32,7 +32,7 @@ from .commands import MAX_WAIT_SECONDS, BackfillAction, Commands, EngineAbout, E
 from .db_target import DbTarget, describe_target, local_path
 from .errors import EngineCommandError
 from .inputs import InputError
-from .model import Execution, ExecutionSummary, Label, LogEntry, StateType
+from .model import Execution, ExecutionSummary, Label, LogEntry, MetricEntry, StateType
 from .private_files import UnsafeFileError, check_private, check_private_path, user_name
 from .store import Store, StoreError
 from .triggers.state import TriggerState
@@ -431,6 +431,13 @@ class ControlClient:
         return await store.logs(
             execution_id, level=level, task_id=task_id, after=after, before=before, limit=limit, newest=newest
         )
+
+    async def metrics(
+        self, execution_id: str, *, task_run_id: str | None = None, task_id: str | None = None
+    ) -> list[MetricEntry]:
+        """The stored metrics: an attempt's are stored before its end is."""
+        store = await self._store()
+        return await store.metrics(execution_id, task_run_id=task_run_id, task_id=task_id)
 
 
 if TYPE_CHECKING:  # the client is the remote implementation of the command surface

@@ -60,6 +60,7 @@ class Engine:
     ) -> None:
         self.store = store
         self.last_states = store.last_states  # the newest execution's state of each flow, one query
+        self.metrics = store.metrics  # stored by the workers as attempts end
         self.flows_dir = flows_dir
         self.storage = open_storage(store.path, store.shared_files)  # kestra:// files
         self.secrets = secrets or configured_secrets()

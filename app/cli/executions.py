@@ -1,4 +1,4 @@
-"""`tiercel executions` and `tiercel logs`: read-only queries of the store.
+"""`tiercel executions`, `tiercel logs` and `tiercel metrics`: read-only queries of the store.
 
 They open the database read-only and take no lock, so they work beside a running engine (the
 dashboard, `tiercel server`) as well as without one.
@@ -70,6 +70,21 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     add_json_option(logs, "one log entry a line (Kestra's shape)")
     add_execution_argument(logs)
+
+    metrics = command(
+        sub,
+        "metrics",
+        "print the metrics an execution's tasks reported (counters and timers)",
+        [
+            "tiercel metrics 4wjtkzwV",
+            "tiercel metrics 4wjtkzwV --task transform",
+            "tiercel metrics --json 4wjtkzwV | jq '.[] | select(.name == \"rows\") | .value'",
+        ],
+    )
+    add_db_option(metrics)
+    metrics.add_argument("--task", metavar="TASK_ID", help="only the metrics of this task")
+    add_json_option(metrics, "the metric entries (Kestra's shape: a timer's value in milliseconds)")
+    add_execution_argument(metrics)
 
 
 async def _open_readonly(args: argparse.Namespace) -> Store:
@@ -152,4 +167,27 @@ async def cmd_logs(args: argparse.Namespace) -> int:
             await asyncio.sleep(0.3)
     finally:
         await store.close()
+    return EXIT_OK
+
+
+async def cmd_metrics(args: argparse.Namespace) -> int:
+    store = await _open_readonly(args)
+    try:
+        args.execution_id = await execution_id_in(store, args.execution_id)
+        if await store.get_execution(args.execution_id) is None:
+            say(f"tiercel: no execution {args.execution_id}", err=True)
+            return EXIT_FAILED
+        entries = await store.metrics(args.execution_id, task_id=args.task)
+    finally:
+        await store.close()
+    if args.json:
+        say(json.dumps([entry.to_json() for entry in entries], indent=2))
+    elif entries:
+        cells = [["TASK", "NAME", "TYPE", "VALUE", "TAGS"]]
+        for entry in entries:
+            tags = " ".join(f"{key}={value}" for key, value in sorted(entry.tags.items()))
+            cells.append([entry.task_id or "-", entry.name, entry.type, entry.shown(), tags])
+        say("\n".join(line.rstrip() for line in table(cells, align=("<", "<", "<", ">"))))
+    else:
+        say(f"no metrics for execution {args.execution_id}", err=True)
     return EXIT_OK

@@ -18,7 +18,7 @@ from typing import Any
 from .common import EXIT_FAILED, EXIT_USAGE, UsageError, report_engine_warnings, say, verbosity_options
 from .completion import add_parser as add_completion_parser, cmd_completion, complete
 from .control import EXECUTION_COMMANDS, add_parsers as add_execution_parsers, cmd_control
-from .executions import add_parsers as add_query_parsers, cmd_executions, cmd_logs
+from .executions import add_parsers as add_query_parsers, cmd_executions, cmd_logs, cmd_metrics
 from .flows import add_parsers as add_flow_parsers, cmd_flows, cmd_namespaces, cmd_revisions
 from .migrate import add_parsers as add_migrate_parsers, cmd_migrate
 from .plugins import add_parser as add_plugins_parser, cmd_plugins
@@ -48,6 +48,7 @@ HANDLERS: dict[str, Handler] = {
     "server": cmd_server,
     "executions": cmd_executions,
     "logs": cmd_logs,
+    "metrics": cmd_metrics,
     "migrate": cmd_migrate,
     "worker": cmd_worker,
     "workers": cmd_workers,

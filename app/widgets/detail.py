@@ -29,7 +29,7 @@ from ..host import dashboard
 from ..screens.viewer import ViewerScreen
 from . import WidgetArgs
 from .execution_log import LOG_KEEP, LOG_PAGE, ExecutionLog
-from .outputs import outputs_view
+from .outputs import metrics_view, outputs_view
 from .shown import masker_of, shown
 from .task_runs import TaskRunTree, descendants
 from .timeline import Timeline, timeline_text
@@ -75,6 +75,7 @@ class DetailPane(Horizontal):
             tooltip="Wrap long log lines at the pane's width instead of scrolling sideways",
         ),
         Binding("o", "outputs", "Outputs", id="tiercel.detail.outputs"),
+        Binding("m", "metrics", "Metrics", show=False, id="tiercel.detail.metrics"),
         Binding("y", "execution_source", "Source", show=False, id="tiercel.detail.source"),
         Binding("left_square_bracket", "older_lines", "Older lines", show=False, id="tiercel.log.older"),
         Binding("right_square_bracket", "newer_lines", "Newer lines", show=False, id="tiercel.log.newer"),
@@ -338,6 +339,18 @@ class DetailPane(Horizontal):
             self.app.notify("Select an execution first", severity="warning")
             return
         self.app.push_screen(ViewerScreen(view[0], view[1], "json"))
+
+    async def action_metrics(self) -> None:
+        """The counters and timers the selected task run reported, or else every task run's."""
+        engine = dashboard(self).engine
+        execution = self.execution
+        if execution is None or engine is None:
+            self.app.notify("Select an execution first", severity="warning")
+            return
+        run = self.selected_run()
+        entries = await engine.metrics(execution.id, task_run_id=run.id if run is not None else None)
+        title, text = metrics_view(execution, run, entries, masker_of(self))
+        self.app.push_screen(ViewerScreen(title, text, "text"))
 
     @on(Tree.NodeSelected, "#taskruns")
     def _task_selected(self, event: Tree.NodeSelected[str]) -> None:

@@ -24,6 +24,7 @@ from .flows import (
     TaskSpec,
     TriggerSpec,
 )
+from .metrics import Metric, MetricEntry, MetricError, Metrics
 from .states import History, State, StateType, iso, new_id, parse_iso, utcnow
 
 __all__ = [
@@ -37,6 +38,10 @@ __all__ = [
     "Label",
     "LogEntry",
     "LogLevel",
+    "Metric",
+    "MetricEntry",
+    "MetricError",
+    "Metrics",
     "NamespaceSpec",
     "OutputSpec",
     "PluginDefault",

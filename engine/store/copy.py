@@ -60,6 +60,12 @@ TABLES = (
         "id",
         identity="id",
     ),
+    _table(
+        "metrics",
+        "id execution_id namespace flow_id task_id task_run_id type name value timestamp tags",
+        "id",
+        identity="id",
+    ),
     _table("kv", "namespace key value expires_at updated", "namespace key"),
     _table(
         "triggers",

@@ -15,12 +15,20 @@ from .flows import FlowTable
 from .housekeeping import HousekeepingTable
 from .kv import KeyValueTable
 from .logs import LogTable
+from .metrics import MetricTable
 from .processes import ProcessTable
 from .triggers import TriggerTable
 
 
 class Store(
-    FlowTable, ExecutionTable, LogTable, KeyValueTable, TriggerTable, ProcessTable, HousekeepingTable
+    FlowTable,
+    ExecutionTable,
+    LogTable,
+    MetricTable,
+    KeyValueTable,
+    TriggerTable,
+    ProcessTable,
+    HousekeepingTable,
 ):
     """Tiercel's SQLite store behind one interface.
 

@@ -20,7 +20,7 @@ def _json_list(values: Sequence[str] | None) -> str | None:
 
 
 class HousekeepingTable(Table):
-    """Counts and deletions over the `executions`, `task_runs` and `logs` tables."""
+    """Counts and deletions over the `executions`, `task_runs`, `logs` and `metrics` tables."""
 
     async def count_executions_by_flow(
         self,
@@ -92,7 +92,14 @@ class HousekeepingTable(Table):
 
     async def delete_execution_logs(self, execution_ids: Sequence[str]) -> int:
         """Delete every log line of these executions; return how many went."""
-        delete = _SQL["delete_execution_logs"]
+        return await self._delete_of_executions("delete_execution_logs", execution_ids)
+
+    async def delete_execution_metrics(self, execution_ids: Sequence[str]) -> int:
+        """Delete every metric of these executions; return how many went."""
+        return await self._delete_of_executions("delete_execution_metrics", execution_ids)
+
+    async def _delete_of_executions(self, statement: str, execution_ids: Sequence[str]) -> int:
+        delete = _SQL[statement]
         rows = [(execution_id,) for execution_id in execution_ids]
 
         def write(conn: sqlite3.Connection) -> int:

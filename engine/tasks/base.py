@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..expressions import to_text
-from ..model import Execution, Flow, Label, LogLevel, TaskRun, TaskSpec
+from ..model import Execution, Flow, Label, LogLevel, Metric, MetricError, Metrics, TaskRun, TaskSpec, utcnow
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -68,6 +68,8 @@ class TaskContext:
     flush_logs: Callable[[], Awaitable[None]] | None = None
     labels: list[Label] = field(default_factory=list)
     warning: bool = False
+    # Counters and timers reported during this attempt, stored when it ends.
+    metrics: Metrics = field(default_factory=Metrics)
 
     def render(self, value: Any) -> Any:
         """Render a property value (strings anywhere inside it) in this task run's context."""
@@ -116,6 +118,33 @@ class TaskContext:
         if self.task.log_level and level.rank < LogLevel.parse(self.task.log_level).rank:
             return
         self.emit(level, message)
+
+    def metric(self, kind: str, name: str, value: float, tags: Mapping[str, Any] | None = None) -> None:
+        """Report a metric: a counter's count (`counter`), or a duration in seconds (`timer`).
+
+        Metrics of the same type, name and tags add up over the attempt.
+
+        Raises:
+            MetricError: The type, name, value or tags cannot be kept.
+        """
+        self.metrics.add(Metric.of(kind, name, value, tags), utcnow())
+
+    def report_metrics(self, entries: Any) -> None:
+        """Report the metrics of a script's protocol line (a list of {name, type, value, tags});
+        each one that cannot be kept is logged as a warning, the others are kept."""
+        if not isinstance(entries, list):
+            self.log(LogLevel.WARN, f"Invalid metrics `{entries}`: expected a list")
+            return
+        for entry in entries:
+            try:
+                if not isinstance(entry, Mapping):
+                    raise MetricError(f"expected a map, got `{entry}`")
+                metric = Metric.of(
+                    entry.get("type"), entry.get("name"), entry.get("value"), entry.get("tags")
+                )
+                self.metrics.add(metric, utcnow())
+            except MetricError as error:
+                self.log(LogLevel.WARN, f"Invalid metric: {error}")
 
 
 class RunnableHandler(Protocol):

@@ -49,6 +49,7 @@ _KESTRA_PY = '''"""Kestra's helper for Python scripts: outputs, metrics and logs
 import json
 import logging
 import sys
+import time
 
 
 class Kestra:
@@ -66,7 +67,13 @@ class Kestra:
 
     @staticmethod
     def timer(key, duration, tags=None):
-        value = duration() if callable(duration) else duration
+        """A duration in seconds, or the time a callable takes to run."""
+        if callable(duration):
+            start = time.perf_counter()
+            duration()
+            value = time.perf_counter() - start
+        else:
+            value = duration
         Kestra._send({"metrics": [{"name": key, "type": "timer", "value": value, "tags": tags or {}}]})
 
     @staticmethod
@@ -184,6 +191,8 @@ class _Run:
         outputs = payload.get("outputs")
         if isinstance(outputs, dict):
             self.vars.update(outputs)
+        if payload.get("metrics") is not None:
+            self.context.report_metrics(payload["metrics"])
         for entry in payload.get("logs") or ():
             if isinstance(entry, dict):
                 level = _LEVELS.get(str(entry.get("level", "INFO")).upper(), LogLevel.INFO)

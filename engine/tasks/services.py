@@ -100,6 +100,10 @@ class ExecutionRecords(Protocol):
         """Delete every log line of these executions; return how many went."""
         ...
 
+    async def delete_execution_metrics(self, execution_ids: Sequence[str]) -> int:
+        """Delete every metric of these executions; return how many went."""
+        ...
+
     async def purge_logs(
         self,
         *,

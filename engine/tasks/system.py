@@ -164,7 +164,7 @@ async def purge_executions(context: TaskContext) -> Mapping[str, Any] | None:
     namespace, flow_id = _text(context, "namespace"), _text(context, "flowId")
     purge_execution_rows = context.flag("purgeExecution", True)
     purge_log, purge_storage = context.flag("purgeLog", True), context.flag("purgeStorage", True)
-    context.flag("purgeMetric", True)  # no metrics are kept here: nothing to purge
+    purge_metric = context.flag("purgeMetric", True)
     size = _batch_size(context, 100) or 100
     found = await records.ended_executions(
         namespace=namespace,
@@ -191,6 +191,8 @@ async def purge_executions(context: TaskContext) -> Mapping[str, Any] | None:
             totals["taskOutputsCount"] += outputs
         if purge_log:
             totals["logsCount"] += await records.delete_execution_logs(ids)
+        if purge_metric:
+            totals["metricsCount"] += await records.delete_execution_metrics(ids)
         if purge_storage:
             storage = context.require_storage()
             for execution_id, execution_namespace, execution_flow in batch:

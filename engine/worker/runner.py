@@ -21,11 +21,12 @@ from ..durations import parse_duration
 from ..expressions import ExpressionError, Renderer
 from ..expressions.variables import build_context, in_working_directory
 from ..messages import CancelTaskRun, ExecutorMessage, RunTaskRun, TaskRunResult, WorkerJob, WorkerResult
-from ..model import Execution, Flow, LogEntry, LogLevel, StateType, TaskRun, utcnow
+from ..model import Execution, Flow, LogEntry, LogLevel, MetricEntry, StateType, TaskRun, utcnow
 from ..processes.forkserver import FORKSERVERS, ForkServers
 from ..processes.record import ProcessRecord, attempt_token_prefix
 from ..processes.run import PROCESS_WATCH
 from ..queue import MessageSink
+from ..store.errors import StoreError
 from ..tasks.base import TaskContext, TaskFailure
 from ..tasks.registry import Registry
 from ..tasks.services import (
@@ -63,8 +64,15 @@ class ProcessBook(Protocol):
     def forget_process_nowait(self, process: ProcessRecord) -> None: ...
 
 
-class WorkerStore(KeyValueStore, LogReader, ExecutionRecords, ProcessBook, Protocol):
-    """The store as the worker uses it: the tasks' KV, log reader and history, and the process book."""
+class MetricBook(Protocol):
+    """Where the metrics of ended attempts are stored."""
+
+    async def append_metrics(self, metrics: Sequence[MetricEntry]) -> None: ...
+
+
+class WorkerStore(KeyValueStore, LogReader, ExecutionRecords, ProcessBook, MetricBook, Protocol):
+    """The store as the worker uses it: the tasks' KV, log reader and history, the process book and
+    the metrics."""
 
 
 class WorkerCommands(ExecutionControl, TriggerSwitches, Protocol):
@@ -321,8 +329,25 @@ class Runner:
             context.emit(LogLevel.ERROR, f"{type(error).__name__}: {error}")
             state = StateType.FAILED
         _log.debug("task run %s (%s) of %s ended %s", run.id, run.task_id, execution.id, state.value)
+        # Stored before the result is reported: once the task run has ended, its metrics can be read.
+        await self._store_metrics(execution, run, context)
         result = WorkerResult(run.id, state, outputs, tuple(context.labels))
         self.results.put(TaskRunResult(execution.id, result))
+
+    async def _store_metrics(self, execution: Execution, run: TaskRun, context: TaskContext) -> None:
+        if not context.metrics or self.store is None:
+            return
+        entries = context.metrics.entries(
+            execution_id=execution.id,
+            namespace=execution.namespace,
+            flow_id=execution.flow_id,
+            task_id=run.task_id,
+            task_run_id=run.id,
+        )
+        try:
+            await self.store.append_metrics(entries)
+        except StoreError as error:  # the attempt's result matters more than its figures
+            context.emit(LogLevel.WARN, f"The task's metrics could not be stored: {error}")
 
     @staticmethod
     def _timeout(context: TaskContext) -> Any:

@@ -28,6 +28,9 @@ tasks:
       - printf 'title \033]0;PWNED\007 clip \033]52;c;aGk=\033\\ clear \033[2J csi \302\233 end\n'
       - printf 'over\rwritten\n'
       - printf '::{"outputs":{"raw":"\\u001b]0;PWNED\\u0007"}}::\n'
+      - >-
+        printf '::{"metrics":[{"name":"m\\u001b]0;PWNED\\u0007","type":"counter","value":1,
+        "tags":{"t":"\\u001b[2J"}}]}::\n'
   - id: echo
     type: io.kestra.plugin.core.log.Log
     message: "echo {{ outputs.shout.vars.raw }}"
@@ -62,7 +65,7 @@ def hostile(flows_dir: Path) -> Path:
     return path
 
 
-def test_run_and_logs_show_task_escapes_as_text(hostile: Path, tmp_path: Path) -> None:
+def test_run_logs_and_metrics_show_task_escapes_as_text(hostile: Path, tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     ran = tiercel("run", "--db", db, hostile)
     assert ran.returncode == 0, ran.stderr
@@ -76,6 +79,12 @@ def test_run_and_logs_show_task_escapes_as_text(hostile: Path, tmp_path: Path) -
     assert logs.returncode == 0, logs.stderr
     assert_no_raw_controls(logs.stdout + logs.stderr)
     assert b"title \\x1b]0;PWNED\\x07" in logs.stdout and b"over\\x0dwritten" in logs.stdout
+    metrics = tiercel("metrics", "--db", db, execution_id)
+    assert metrics.returncode == 0, metrics.stderr
+    assert_no_raw_controls(metrics.stdout + metrics.stderr)
+    assert b"m\\x1b]0;PWNED\\x07" in metrics.stdout and b"t=\\x1b[2J" in metrics.stdout
+    [entry] = json.loads(tiercel("metrics", "--db", db, "--json", execution_id).stdout)
+    assert (entry["name"], entry["tags"]) == ("m\x1b]0;PWNED\x07", {"t": "\x1b[2J"})
 
 
 def test_json_output_keeps_the_data_byte_for_byte(hostile: Path, tmp_path: Path) -> None:

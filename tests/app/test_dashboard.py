@@ -563,6 +563,38 @@ async def test_outputs_of_the_execution_and_of_a_task_run(running: tuple[Tiercel
     await until_drawn(pilot, lambda: not isinstance(app.screen, ViewerScreen))
 
 
+async def test_metrics_of_the_execution_and_of_a_task_run(running: tuple[TiercelApp, Pilot[None]]) -> None:
+    app, pilot = running
+    await select_flow(app, pilot, "acme.data.pipelines", "orders_etl")
+    await pilot.press("r", "enter")
+    await until_drawn(pilot, lambda: only_state(app) == "SUCCESS" and app.detail.execution is not None)
+    await pilot.press("3", "m")
+    await until_drawn(pilot, lambda: isinstance(app.screen, ViewerScreen))
+    assert "Metrics of execution" in app.screen.title_text
+    lines = viewer_text(app).splitlines()
+    assert lines[0].split() == ["TASK", "NAME", "TYPE", "VALUE", "TAGS"]
+    assert [line.split()[:4] for line in lines[1:3]] == [
+        ["extract", "rows", "counter", "5"],
+        ["transform", "revenue", "counter", "9660.65"],
+    ]
+    await pilot.press("escape")
+    await until_drawn(pilot, lambda: not isinstance(app.screen, ViewerScreen))
+    tree = app.detail.query_one(TaskRunTree)
+    tree.focus()
+    transform = next(n for n in tree.root.children if "transform" in str(n.label))
+    tree.move_cursor(transform)
+    await pilot.press("m")
+    await until_drawn(pilot, lambda: isinstance(app.screen, ViewerScreen))
+    assert "Metrics of task transform" in app.screen.title_text
+    assert [line.split()[1] for line in viewer_text(app).splitlines()[1:]] == ["revenue", "aggregation"]
+    await pilot.press("escape")
+    report = next(n for n in tree.root.children if "report" in str(n.label))
+    tree.move_cursor(report)
+    await pilot.press("m")
+    await until_drawn(pilot, lambda: isinstance(app.screen, ViewerScreen))
+    assert viewer_text(app) == "No metrics reported."
+
+
 async def test_source_of_a_flow_and_of_a_file_in_error(running: tuple[TiercelApp, Pilot[None]]) -> None:
     app, pilot = running
     await select_flow(app, pilot, "acme", "typed")

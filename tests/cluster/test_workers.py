@@ -225,6 +225,29 @@ def test_error_logs_reach_the_tasks_of_an_errors_branch_on_a_worker(cluster: Clu
     assert asyncio.run(run()) == ["broken said disk on fire"]
 
 
+def test_metrics_reported_on_a_worker_are_read_through_a_server(cluster: Cluster) -> None:
+    cluster.flow(
+        "metrics",
+        "id: metrics\nnamespace: cluster\ntasks:\n"
+        "  - id: count\n    type: io.kestra.plugin.scripts.python.Script\n"
+        "    script: |\n"
+        "      from kestra import Kestra\n"
+        "      Kestra.counter('rows', 5, {'table': 'orders'})\n",
+    )
+    cluster.server()
+    cluster.worker()
+
+    async def run() -> list[tuple[str | None, str, float, dict[str, str]]]:
+        async with connect(cluster.url, local=False) as engine:
+            execution_id = await engine.trigger("cluster", "metrics")
+            ended = await engine.wait(execution_id)
+            assert ended.state.current is StateType.SUCCESS
+            entries = await engine.metrics(execution_id)
+            return [(e.task_id, e.name, e.value, dict(e.tags)) for e in entries]
+
+    assert asyncio.run(run()) == [("count", "rows", 5.0, {"table": "orders"})]
+
+
 @pytest.mark.slow
 def test_connections_cut_under_load_lose_no_execution(cluster: Cluster, tmp_path: Path) -> None:
     """Every connection of the cluster's processes to PostgreSQL is cut, three times, while

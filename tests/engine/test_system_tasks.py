@@ -119,8 +119,8 @@ async def test_count_needs_flows_or_namespaces(tmp_path: Path) -> None:
 
 
 async def test_purge_executions_deletes_ended_executions_their_logs_and_files(tmp_path: Path) -> None:
-    """PurgeExecutionsTest.run, through flows: the ended execution of the flow goes with its logs and
-    files; the purging execution, still running, stays; an execution of another flow stays."""
+    """PurgeExecutionsTest.run, through flows: the ended execution of the flow goes with its logs,
+    metrics and files; the purging execution, still running, stays; an execution of another flow stays."""
     noisy = flow(
         """
         tasks:
@@ -129,7 +129,9 @@ async def test_purge_executions_deletes_ended_executions_their_logs_and_files(tm
             message: a line to purge
           - id: write
             type: io.kestra.plugin.scripts.shell.Commands
-            commands: ["echo hello > out.txt"]
+            commands:
+              - echo hello > out.txt
+              - 'echo ''::{"metrics": [{"name": "files", "type": "counter", "value": 1}]}::'''
             outputFiles: ["out.txt"]
         """,
         flow_id="noisy",
@@ -154,6 +156,7 @@ async def test_purge_executions_deletes_ended_executions_their_logs_and_files(tm
         uri = one_run(old, "write").outputs["outputFiles"]["out.txt"]  # type: ignore[index]
         assert engine.storage.exists(uri)
         assert await logs_of(engine, old.id)
+        assert [entry.name for entry in await engine.metrics(old.id)] == ["files"]
         execution = await run(engine, "system", "purge")
         assert execution.state.current is StateType.SUCCESS
         outputs = one_run(execution, "purge").outputs
@@ -162,7 +165,8 @@ async def test_purge_executions_deletes_ended_executions_their_logs_and_files(tm
         assert outputs["taskOutputsCount"] == 1
         assert outputs["logsCount"] >= 1
         assert outputs["storagesCount"] >= 2  # the file and the folders above it
-        assert outputs["metricsCount"] == 0
+        assert outputs["metricsCount"] == 1
+        assert await engine.metrics(old.id) == []
         assert await engine.execution(old.id) is None
         assert await logs_of(engine, old.id) == []
         assert not engine.storage.exists(uri)

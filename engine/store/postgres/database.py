@@ -8,7 +8,7 @@ several stores can share a database.
 One engine owns a store at a time, as on SQLite: it holds a session advisory lock keyed by the
 database and schema, taken with the writer connection and given back when it closes or its
 connection ends (the server notices a dead client). A read-only store takes no lock, nor does a
-cluster member's (a `tiercel worker`): it writes the tables it shares with the owner (logs, KV,
+cluster member's (a `tiercel worker`): it writes the tables it shares with the owner (logs, metrics, KV,
 process records, the worker queue) and never the executions'. The servers of a cluster share the
 lock (so that an engine wanting the store alone still finds it taken), and their writer sessions
 name their server in `tiercel.server`, which stamps the executions they write as theirs (migration

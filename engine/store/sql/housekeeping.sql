@@ -51,3 +51,6 @@ WHERE timestamp <= ?
   AND (? IS NULL OR flow_id = ?)
   AND (? IS NULL OR execution_id = ?)
   AND (? IS NULL OR level IN (SELECT value FROM json_each(?)));
+
+-- name: delete_execution_metrics
+DELETE FROM metrics WHERE execution_id = ?;
