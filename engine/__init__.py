@@ -84,6 +84,7 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
     from .store import Store as Store, StoreError as StoreError
     from .store.copy import copy_files as copy_files, copy_store as copy_store
     from .tasks.registry import registry as registry
+    from .telemetry import Telemetry as Telemetry
     from .text import visible as visible
     from .triggers.state import (
         BackfillProgress as BackfillProgress,
@@ -172,6 +173,7 @@ _EXPORTS: dict[str, str] = {
     "SCHEDULE": ".triggers.types",
     **dict.fromkeys(["BackfillProgress", "SchedulerError", "TriggerState"], ".triggers.state"),
     "WebhookServer": ".triggers.webhook",
+    "Telemetry": ".telemetry",
     "WorkerPoolFactory": ".wiring",
 }
 

@@ -20,16 +20,26 @@ import functools
 import json
 import struct
 import termios
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit
 
 import h11
 
-MAX_BODY_BYTES = 1024 * 1024
-MAX_HEAD_BYTES = 64 * 1024
+from .httpmessages import (
+    MAX_BODY_BYTES,
+    MAX_HEAD_BYTES,
+    BadRequest,
+    Handler,
+    Request,
+    Response,
+    error_response,
+    next_event,
+    parse_head,
+    short,
+)
+
 # A new or kept-alive connection must start a request within IDLE_SECONDS; once its first byte
 # arrives, the whole head must follow within HEAD_SECONDS (slow-header attacks) and the body within
 # BODY_SECONDS.
@@ -50,54 +60,6 @@ REFUSED_LINGER_SECONDS = 0.5
 GONE_CHECK_SECONDS = 0.5
 READ_BYTES = 64 * 1024
 BACKLOG = 1024
-_MESSAGE_CHARS = 300
-
-
-class BadRequest(Exception):
-    """The request cannot be served; `status` and the message go back to the client."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass(frozen=True)
-class Request:
-    """One parsed request: header names are lower case, each with its values in order."""
-
-    method: str
-    target: str
-    version: str
-    headers: dict[str, list[str]] = field(default_factory=dict)
-    body: bytes = b""
-
-    def header(self, name: str) -> str | None:
-        """The last value of a header, or None."""
-        values = self.headers.get(name)
-        return values[-1] if values else None
-
-    @property
-    def keep_alive(self) -> bool:
-        """Whether the client lets the connection serve another request (HTTP/1.1 without `close`)."""
-        tokens = {t.strip().lower() for v in self.headers.get("connection", ()) for t in v.split(",")}
-        return self.version == "HTTP/1.1" and "close" not in tokens
-
-
-@dataclass(frozen=True)
-class Response:
-    """An answer: a status, a JSON body (None for none) and extra headers."""
-
-    status: int
-    body: Any = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-def error_response(status: int, message: str) -> Response:
-    """A JSON error answer, `{"message": ...}`, as Kestra's API gives."""
-    return Response(status, {"message": message})
-
-
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 @dataclass(eq=False)
@@ -278,7 +240,7 @@ class HttpServer:
             except BadRequest as bad:
                 if connection.closed_for_room:
                     return
-                refusal = error_response(bad.status, _short(str(bad)))
+                refusal = error_response(bad.status, short(str(bad)))
                 await self._send(connection, protocol, refusal, keep_alive=False)
                 await _linger(connection, reader, writer, LINGER_SECONDS)
                 return
@@ -288,7 +250,11 @@ class HttpServer:
             if answer is None:
                 return  # the client went away while its request was handled
             keep_alive = request.keep_alive
-            await self._send(connection, protocol, answer, keep_alive)
+            if answer.stream is not None:
+                if not await self._stream(connection, protocol, reader, answer, keep_alive):
+                    return
+            else:
+                await self._send(connection, protocol, answer, keep_alive)
             if not keep_alive or protocol.our_state is not h11.DONE:
                 return
             protocol.start_next_cycle()
@@ -304,7 +270,7 @@ class HttpServer:
         connection.waiting_since, connection.heard = loop.time(), bool(received)
         connection.method = b""
         while True:
-            event = _next_event(protocol)
+            event = next_event(protocol)
             if isinstance(event, h11.Request):
                 break
             if isinstance(event, h11.ConnectionClosed):
@@ -328,7 +294,7 @@ class HttpServer:
             raise BadRequest(431, f"Request head larger than {MAX_HEAD_BYTES} bytes")
         connection.waiting_since = None  # a whole head: busy with a request from now on
         connection.method = event.method
-        head = _parse_head(event)
+        head = parse_head(event)
         if protocol.they_are_waiting_for_100_continue and connection.writer is not None:
             # `Expect: 100-continue` (curl sends it for large bodies): the head is accepted, go on.
             go_on = h11.InformationalResponse(status_code=100, headers=[])
@@ -371,11 +337,13 @@ class HttpServer:
         writer = connection.writer
         assert writer is not None  # set before anything is read or sent
         payload = b""
-        if response.body is not None:
+        if isinstance(response.body, bytes):
+            payload = response.body
+        elif response.body is not None:
             payload = json.dumps(self._mask(response.body), default=str).encode()
         headers = []
         if payload:
-            headers.append(("Content-Type", "application/json"))
+            headers.append(("Content-Type", response.content_type))
         if response.status != HTTPStatus.NO_CONTENT:
             headers.append(("Content-Length", str(len(payload))))
         headers.append(("Connection", "keep-alive" if keep_alive else "close"))
@@ -385,55 +353,73 @@ class HttpServer:
         if payload and connection.method != b"HEAD":  # HEAD: the headers of the answer only
             data += protocol.send(h11.Data(data=payload)) or b""
         data += protocol.send(h11.EndOfMessage()) or b""
-        writer.write(data or b"")
+        await _write(writer, data)
+
+    async def _stream(
+        self,
+        connection: _Connection,
+        protocol: h11.Connection,
+        reader: asyncio.StreamReader,
+        response: Response,
+        keep_alive: bool,
+    ) -> bool:
+        """Send a streamed answer chunk by chunk; False when the client went away before its end."""
+        assert response.stream is not None and connection.writer is not None
+        writer, chunks = connection.writer, response.stream
+        headers = [("Content-Type", response.content_type)]
+        headers.append(("Connection", "keep-alive" if keep_alive else "close"))
+        headers.extend((name, str(self._mask(value))) for name, value in response.headers.items())
+        reason = HTTPStatus(response.status).phrase.encode()
         try:
-            await asyncio.wait_for(writer.drain(), SEND_SECONDS)
-        except TimeoutError:
-            raise ConnectionError(f"the client did not read its answer within {SEND_SECONDS:g} s") from None
+            await _write(
+                writer,
+                protocol.send(h11.Response(status_code=response.status, headers=headers, reason=reason)),
+            )
+            while True:
+                chunk = await _next_chunk(chunks, protocol, reader)
+                if chunk is None:
+                    return False
+                if isinstance(chunk, StopAsyncIteration):
+                    break
+                if chunk and connection.method != b"HEAD":
+                    await _write(writer, protocol.send(h11.Data(data=chunk)))
+            await _write(writer, protocol.send(h11.EndOfMessage()))
+            return True
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
 
 
-@dataclass(frozen=True)
-class _Head:
-    method: str
-    target: str
-    version: str
-    headers: dict[str, list[str]]
-
-
-def _next_event(protocol: h11.Connection) -> Any:
+async def _next_chunk(
+    chunks: AsyncIterator[bytes], protocol: h11.Connection, reader: asyncio.StreamReader
+) -> bytes | StopAsyncIteration | None:
+    """The stream's next chunk, StopAsyncIteration at its end, or None once the client has gone."""
+    coming = asyncio.ensure_future(anext(chunks))
     try:
-        return protocol.next_event()
-    except h11.RemoteProtocolError as bad:
-        raise BadRequest(bad.error_status_hint, f"Malformed request: {bad}") from None
+        while True:
+            done, _ = await asyncio.wait({coming}, timeout=GONE_CHECK_SECONDS)
+            if done:
+                try:
+                    return coming.result()
+                except StopAsyncIteration as end:
+                    return end
+            if reader.at_eof() and not protocol.trailing_data[0]:
+                return None
+    finally:
+        if not coming.done():
+            coming.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await coming
 
 
-def _parse_head(event: h11.Request) -> _Head:
-    """Check what h11 leaves to the server: the protocol version, the target and the body framing."""
-    version = event.http_version.decode("ascii", "replace")
-    if version not in ("1.0", "1.1"):
-        raise BadRequest(400, f"Unsupported protocol `HTTP/{version[:20]}`: use HTTP/1.1")
-    target = event.target.decode("ascii")  # h11 accepts only visible ASCII in the request line
-    if target.lower().startswith(("http://", "https://")):  # the absolute form a proxy may send
-        split = urlsplit(target)
-        target = (split.path or "/") + (f"?{split.query}" if split.query else "")
-    if not target.startswith("/"):
-        raise BadRequest(400, f"Malformed request target `{target[:100]}`: expected /path")
-    headers: dict[str, list[str]] = {}
-    for name, value in event.headers:
-        try:
-            text = value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadRequest(400, "Malformed header: header values must be UTF-8 text") from None
-        headers.setdefault(name.decode("ascii"), []).append(text)
-    if "transfer-encoding" in headers and "content-length" in headers:
-        raise BadRequest(400, "A request cannot have both Content-Length and Transfer-Encoding")
-    lengths = headers.get("content-length")
-    if lengths and int(lengths[0]) > MAX_BODY_BYTES:  # h11 has checked that it is a number
-        raise BadRequest(
-            413, f"Request body of {lengths[0]} bytes is larger than the limit of {MAX_BODY_BYTES}"
-        )
-    method = event.method.decode("ascii")
-    return _Head(method, target, f"HTTP/{version}", headers)
+async def _write(writer: asyncio.StreamWriter, data: bytes | None) -> None:
+    writer.write(data or b"")
+    try:
+        await asyncio.wait_for(writer.drain(), SEND_SECONDS)
+    except TimeoutError:
+        raise ConnectionError(f"the client did not read its answer within {SEND_SECONDS:g} s") from None
 
 
 async def _read_body(
@@ -442,7 +428,7 @@ async def _read_body(
     """The request body, refused past MAX_BODY_BYTES; no body (and no length) is an empty one."""
     body = bytearray()
     while True:
-        event = _next_event(protocol)
+        event = next_event(protocol)
         if isinstance(event, h11.Data):
             body += event.data
             if len(body) > MAX_BODY_BYTES:
@@ -495,10 +481,6 @@ def _first_to_go(connections: set[_Connection]) -> _Connection | None:
     quiet = (c for c in waiting if not c.heard and c.received == c.consumed)
     silent = (c for c in quiet if not _unread(c.writer))  # one syscall each, until one is found
     return next(silent, waiting[0] if waiting else None)
-
-
-def _short(message: str) -> str:
-    return message if len(message) <= _MESSAGE_CHARS else message[:_MESSAGE_CHARS] + "…"
 
 
 async def _linger(

@@ -1,7 +1,8 @@
 """`tiercel server` and `tiercel ui`: the engines that own a database until they are stopped.
 
-`server` runs the engine, the flows watcher, the triggers and the webhook port with no screen, and
-logs its executions and flow files on stderr (activity.py). It runs until SIGTERM or SIGINT, then
+`server` runs the engine, the flows watcher, the triggers and the webhook port (with `/metrics` and
+`/health`) with no screen, and logs its executions and flow files on stderr (activity.py). It runs
+until SIGTERM or SIGINT, then
 stops cleanly: no new executions start, running tasks are stopped and every state reached is
 stored, so the next engine on the database carries on.
 `ui` opens the dashboard, with the engine running inside it. Both serve the control channel the
@@ -101,7 +102,7 @@ def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 async def cmd_server(args: argparse.Namespace) -> int:
-    from tiercel.engine import HostedEngine, SecretError, StoreError, WebhookServer
+    from tiercel.engine import HostedEngine, SecretError, StoreError, Telemetry, WebhookServer
 
     use_log_format(args)
 
@@ -123,7 +124,9 @@ async def cmd_server(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     engine = hosted.engine
     stopping = stop_requested()
-    webhooks = WebhookServer(engine, args.host, args.port)
+    # /metrics and /health beside the webhooks, from the engine's events and a read of its store.
+    telemetry = Telemetry(engine, lambda: engine.list_executions(limit=1), hosted.lost.is_set)
+    webhooks = WebhookServer(engine, args.host, args.port, routes=telemetry.routes())
     # The port first: a busy one must stop us before the engine resumes anything (a rerun that is
     # cancelled at once would use up an attempt for nothing).
     try:
@@ -132,6 +135,7 @@ async def cmd_server(args: argparse.Namespace) -> int:
         await engine.store.close()
         say(f"tiercel: cannot listen on {args.host}:{args.port}: {error.strerror or error}", err=True)
         return EXIT_USAGE
+    telemetry.start()
     await hosted.start(watch=True)
     activity = ServerActivity(engine)
     try:
@@ -151,6 +155,7 @@ async def cmd_server(args: argparse.Namespace) -> int:
         await webhooks.stop()
         await hosted.stop()
         await activity.stop()
+        await telemetry.stop()
     if hosted.lost.is_set():
         say("tiercel: this server was declared gone by the cluster (it was silent too long); "
             "its executions went to other servers", err=True)  # fmt: skip

@@ -19,7 +19,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from ..events import EngineError
 from ..expressions import ExpressionError
 from ..expressions.variables import build_context
-from ..httpserver import MAX_BODY_BYTES, BadRequest, HttpServer, Request, Response, error_response as _error
+from ..httpserver import (
+    MAX_BODY_BYTES,
+    BadRequest,
+    Handler,
+    HttpServer,
+    Request,
+    Response,
+    error_response as _error,
+)
 from ..inputs import InputError
 from ..model import Execution, Flow, Label, State, StateType, TriggerSpec, new_id, utcnow
 from ..secrets import SecretError
@@ -48,10 +56,18 @@ class WebhookServer:
         engine: The running engine whose flows the webhooks start.
         host: The address to listen on (loopback by default).
         port: The port; 0 picks a free one (see `port` once started).
+        routes: Other routes of the port, by exact path (`/health`, `/metrics` ...), served first.
     """
 
-    def __init__(self, engine: TriggerHost, host: str = "127.0.0.1", port: int = 8080) -> None:
+    def __init__(
+        self,
+        engine: TriggerHost,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        routes: Mapping[str, Handler] | None = None,
+    ) -> None:
         self.engine = engine
+        self.routes = dict(routes or {})
         self._http = HttpServer(
             self.handle,
             host,
@@ -98,6 +114,9 @@ class WebhookServer:
     async def handle(self, request: Request) -> Response:
         """Answer one parsed request."""
         split = urlsplit(request.target)
+        other = self.routes.get(split.path.rstrip("/") or "/")
+        if other is not None:
+            return await other(request)
         segments = tuple(split.path.strip("/").split("/"))
         route = next((p for p in _PREFIXES if segments[: len(p)] == p), None)
         if route is None or len(segments) != len(route) + 3:

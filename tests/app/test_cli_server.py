@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.app.test_cli import (
     FAILING,
@@ -219,3 +220,47 @@ def test_the_server_logs_one_json_object_a_line_for_a_log_collector(flows_dir: P
     assert (ended["state"], ended["namespace"], ended["flowId"]) == ("SUCCESS", "acme.web", "hook")
     assert isinstance(ended["durationSeconds"], float) and ended["time"].endswith("Z")
     assert by_event["flow.error"]["path"].endswith("broken.yml")
+
+
+def metric_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """The samples of a Prometheus exposition, by name and labels."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_the_server_serves_prometheus_metrics_and_health(server: Server) -> None:
+    assert tiercel("run", "--db", server.db, "acme", "hello", "--input", "name=Ada").returncode == 0
+    assert tiercel("run", "--db", server.db, "acme.ops", "failing").returncode == 1
+    scraped = httpx.get(f"{server.url}/metrics", timeout=HANG)
+    assert scraped.status_code == 200
+    assert scraped.headers["content-type"].startswith("text/plain; version=")
+    openmetrics = httpx.get(
+        f"{server.url}/metrics", headers={"Accept": "application/openmetrics-text"}, timeout=HANG
+    )
+    assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
+    assert openmetrics.text.endswith("# EOF\n")
+    samples = metric_samples(scraped.text)
+    hello = {("namespace", "acme"), ("flow_id", "hello")}
+    failing = {("namespace", "acme.ops"), ("flow_id", "failing")}
+    assert samples[("tiercel_executions_ended_total", frozenset({*hello, ("state", "SUCCESS")}))] == 1
+    assert samples[("tiercel_executions_ended_total", frozenset({*failing, ("state", "FAILED")}))] == 1
+    greet = frozenset({*hello, ("task_id", "greet"), ("state", "SUCCESS")})
+    assert samples[("tiercel_task_run_duration_seconds_count", greet)] == 1
+    assert samples[("tiercel_log_lines_total", frozenset({("level", "INFO")}))] >= 1
+    assert samples[("tiercel_log_lines_total", frozenset({("level", "ERROR")}))] >= 1
+    active = [value for (name, _), value in samples.items() if name == "tiercel_executions_active"]
+    assert active and all(value == 0 for value in active)
+    assert ("tiercel_event_loop_lag_seconds", frozenset()) in samples
+
+    health = httpx.get(f"{server.url}/health", timeout=HANG)
+    assert health.status_code == 200
+    assert health.json()["status"] == "UP"
+    assert {name for name in health.json()["checks"]} == {"eventLoop", "store", "cluster"}
+    alive = httpx.get(f"{server.url}/health/liveness", timeout=HANG)
+    assert (alive.status_code, alive.json()["status"]) == (200, "UP")
+    assert httpx.post(f"{server.url}/metrics", timeout=HANG).status_code == 405
+    # The webhook route is served as before, beside them.
+    assert httpx.get(f"{server.url}/api/v1/executions/webhook/acme/nope/key", timeout=HANG).status_code == 404

@@ -20,7 +20,17 @@ GROUPS = sorted(path.stem for path in SQL_DIR.glob("*.sql"))
 
 
 def test_every_group_the_store_reads_has_its_file() -> None:
-    files = ["connection", "executions", "flows", "housekeeping", "kv", "logs", "metrics", "processes", "triggers"]
+    files = [
+        "connection",
+        "executions",
+        "flows",
+        "housekeeping",
+        "kv",
+        "logs",
+        "metrics",
+        "processes",
+        "triggers",
+    ]
     assert files == GROUPS
 
 
