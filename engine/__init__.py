@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
         describe_target as describe_target,
         target_exists as target_exists,
     )
+    from .durations import parse_duration as parse_duration
     from .engine import Engine as Engine
     from .errors import EngineCommandError as EngineCommandError
     from .events import (
@@ -57,7 +58,13 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
     from .flows.namespaces import NAMESPACE_FILES as NAMESPACE_FILES, Namespaces as Namespaces
     from .flows.table import FlowTable as FlowTable, FlowUid as FlowUid
     from .hosting import HostedEngine as HostedEngine
+    from .httpmessages import (
+        HttpHandler as HttpHandler,
+        HttpRequest as HttpRequest,
+        HttpResponse as HttpResponse,
+    )
     from .inputs import InputError as InputError, resolve_inputs as resolve_inputs
+    from .internal_storage import StorageError as StorageError
     from .labels import CORRELATION_ID as CORRELATION_ID
     from .model import (
         Execution as Execution,
@@ -83,7 +90,9 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
     from .secrets import Masker as Masker, SecretError as SecretError
     from .store import Store as Store, StoreError as StoreError
     from .store.copy import copy_files as copy_files, copy_store as copy_store
+    from .tasks.namespace_store import namespace_files as namespace_files
     from .tasks.registry import registry as registry
+    from .tasks.services import Conflict as Conflict, NamespaceFiles as NamespaceFiles
     from .telemetry import Telemetry as Telemetry
     from .text import visible as visible
     from .triggers.state import (
@@ -173,6 +182,11 @@ _EXPORTS: dict[str, str] = {
     "SCHEDULE": ".triggers.types",
     **dict.fromkeys(["BackfillProgress", "SchedulerError", "TriggerState"], ".triggers.state"),
     "WebhookServer": ".triggers.webhook",
+    **dict.fromkeys(["HttpHandler", "HttpRequest", "HttpResponse"], ".httpmessages"),
+    **dict.fromkeys(["Conflict", "NamespaceFiles"], ".tasks.services"),
+    "namespace_files": ".tasks.namespace_store",
+    "StorageError": ".internal_storage",
+    "parse_duration": ".durations",
     "Telemetry": ".telemetry",
     "WorkerPoolFactory": ".wiring",
 }

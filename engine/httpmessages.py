@@ -115,3 +115,9 @@ def parse_head(event: h11.Request) -> Head:
 
 def short(message: str) -> str:
     return message if len(message) <= _MESSAGE_CHARS else message[:_MESSAGE_CHARS] + "…"
+
+
+# The names the app imports them by (tiercel.engine): the HTTP server's request, answer and handler.
+HttpRequest = Request
+HttpResponse = Response
+HttpHandler = Handler

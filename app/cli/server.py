@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,9 @@ from .activity import ServerActivity, log_line
 
 if TYPE_CHECKING:
     from tiercel.engine import DbTarget
+
+    from ..api import Credentials
+
 from .common import (
     DEFAULT_CONCURRENCY,
     EXIT_FAILED,
@@ -42,6 +46,9 @@ from .common import (
     use_log_format,
     use_storage,
 )
+
+# The API's credentials, `user:password` (an environment variable: a command line shows in `ps`).
+CREDENTIALS_VARIABLE = "TIERCEL_API_USER"
 
 
 def add_ui_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,7 +80,7 @@ def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "run the engine, watcher, scheduler and webhooks without the dashboard",
         [
             "tiercel server --flows flows",
-            "tiercel server --host 0.0.0.0 --port 8080",
+            "TIERCEL_API_USER=admin:secret tiercel server --host 0.0.0.0 --port 8080",
             "tiercel server --db postgresql://tiercel@db.example/tiercel --no-worker",
         ],
     )
@@ -81,9 +88,14 @@ def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_db_option(server)
     add_log_format_option(server)
     add_storage_option(server)
-    server.add_argument("--host", default="127.0.0.1", help="address for webhooks (default: 127.0.0.1)")
     server.add_argument(
-        "--port", type=int, default=8080, help="port for webhooks (default: 8080; 0: any free)"
+        "--host",
+        default="127.0.0.1",
+        help="address for the API and webhooks (default: 127.0.0.1; beyond it, the API needs "
+        "TIERCEL_API_USER=user:password)",
+    )
+    server.add_argument(
+        "--port", type=int, default=8080, help="port for the API and webhooks (default: 8080; 0: any free)"
     )
     cluster = server.add_argument_group("with a PostgreSQL store (--db postgresql://...)")
     cluster.add_argument(
@@ -101,8 +113,25 @@ def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )  # fmt: skip
 
 
+def _api_credentials() -> Credentials | None:
+    """The API's user and password, from the environment (never the command line, which `ps` shows)."""
+    from ..api import Credentials
+
+    text = os.environ.get(CREDENTIALS_VARIABLE)
+    if not text:
+        return None
+    try:
+        return Credentials.parse(text)
+    except ValueError as error:
+        raise UsageError(f"{CREDENTIALS_VARIABLE}: {error}") from None
+
+
 async def cmd_server(args: argparse.Namespace) -> int:
     from tiercel.engine import HostedEngine, SecretError, StoreError, Telemetry, WebhookServer
+
+    from ..api import api_app
+    from ..api.asgi import asgi_handler
+    from ..api.auth import is_loopback
 
     use_log_format(args)
 
@@ -110,6 +139,7 @@ async def cmd_server(args: argparse.Namespace) -> int:
     if not flows_dir.is_dir():
         raise UsageError(f"{flows_dir}: no such flows folder")
     use_storage(args)
+    credentials = _api_credentials()
     db = resolve_db(args.db)
     concurrency = 0 if args.no_worker else args.concurrency
     try:  # on PostgreSQL, one server of the store's cluster
@@ -126,7 +156,10 @@ async def cmd_server(args: argparse.Namespace) -> int:
     stopping = stop_requested()
     # /metrics and /health beside the webhooks, from the engine's events and a read of its store.
     telemetry = Telemetry(engine, lambda: engine.list_executions(limit=1), hosted.lost.is_set)
-    webhooks = WebhookServer(engine, args.host, args.port, routes=telemetry.routes())
+    open_api = is_loopback(args.host)
+    api = api_app(engine, credentials=credentials, open_api=open_api)
+    handler = asgi_handler(api, server=(args.host, args.port))
+    webhooks = WebhookServer(engine, args.host, args.port, routes=telemetry.routes(), fallback=handler)
     # The port first: a busy one must stop us before the engine resumes anything (a rerun that is
     # cancelled at once would use up an attempt for nothing).
     try:
@@ -148,6 +181,12 @@ async def cmd_server(args: argparse.Namespace) -> int:
             webhooks=webhooks.url,
             server=hosted.server_id,
         )
+        if credentials is None and not open_api:
+            log_line(
+                f"tiercel server: the API is off beyond the loopback interface without credentials: "
+                f"set {CREDENTIALS_VARIABLE}=user:password (webhooks, /metrics and /health are served)",
+                "server.api_off",
+            )
         activity.start()
         await _either(stopping, hosted.lost)
         log_line("tiercel server: stopping", "server.stopping")

@@ -77,6 +77,11 @@ class KeyValueTable(Table):
 
         return await self._db.write(write)
 
+    async def kv_entries(self, namespace: str) -> list[tuple[str, str, str | None]]:
+        """(key, last update, expiry or None) of each key of a namespace that has not expired, sorted."""
+        rows = await self._db.fetchall(_SQL["select_kv_entries"], (namespace, iso(utcnow())))
+        return [(str(row[0]), str(row[1]), None if row[2] is None else str(row[2])) for row in rows]
+
     async def kv_keys(self, namespace: str, prefix: str | None = None) -> list[str]:
         """The keys of a namespace that have not expired, sorted, optionally only those with a prefix."""
         size = len(prefix) if prefix is not None else 0

@@ -57,6 +57,7 @@ class WebhookServer:
         host: The address to listen on (loopback by default).
         port: The port; 0 picks a free one (see `port` once started).
         routes: Other routes of the port, by exact path (`/health`, `/metrics` ...), served first.
+        fallback: What answers the requests no route takes (the REST API), instead of a 404.
     """
 
     def __init__(
@@ -65,9 +66,11 @@ class WebhookServer:
         host: str = "127.0.0.1",
         port: int = 8080,
         routes: Mapping[str, Handler] | None = None,
+        fallback: Handler | None = None,
     ) -> None:
         self.engine = engine
         self.routes = dict(routes or {})
+        self.fallback = fallback
         self._http = HttpServer(
             self.handle,
             host,
@@ -119,6 +122,8 @@ class WebhookServer:
             return await other(request)
         segments = tuple(split.path.strip("/").split("/"))
         route = next((p for p in _PREFIXES if segments[: len(p)] == p), None)
+        if route is None and self.fallback is not None:
+            return await self.fallback(request)
         if route is None or len(segments) != len(route) + 3:
             return _error(
                 404, f"No route for `{split.path[:200]}`: use /api/v1/executions/webhook/NS/FLOW/KEY"

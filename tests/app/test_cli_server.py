@@ -34,9 +34,9 @@ STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 class Server:
     """A `tiercel server` subprocess on a flows folder and a database, and what it logged so far."""
 
-    def __init__(self, flows_dir: Path, db: Path, *extra: str) -> None:
+    def __init__(self, flows_dir: Path, db: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.db = db
-        self.proc = start("server", "--flows", flows_dir, "--db", db, "--port", "0", *extra)
+        self.proc = start("server", "--flows", flows_dir, "--db", db, "--port", "0", *extra, env=env)
         try:
             self.log = read_until(self.proc.stderr, b"webhooks on http://", timeout=HANG)
             while not re.search(rb'webhooks on http://[\d.]+:\d+["\n]', self.log):

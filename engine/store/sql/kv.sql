@@ -25,3 +25,8 @@ SELECT value FROM kv WHERE namespace = ? AND key = ? AND (expires_at IS NULL OR 
 SELECT key FROM kv
 WHERE namespace = ? AND (expires_at IS NULL OR expires_at > ?) AND (? IS NULL OR substr(key, 1, ?) = ?)
 ORDER BY key;
+
+-- name: select_kv_entries
+SELECT key, updated, expires_at FROM kv
+WHERE namespace = ? AND (expires_at IS NULL OR expires_at > ?)
+ORDER BY key;
