@@ -18,6 +18,7 @@ from typing import Any
 from .common import EXIT_FAILED, EXIT_USAGE, UsageError, report_engine_warnings, say, verbosity_options
 from .completion import add_parser as add_completion_parser, cmd_completion, complete
 from .control import EXECUTION_COMMANDS, add_parsers as add_execution_parsers, cmd_control
+from .deploy import add_parsers as add_deploy_parsers, cmd_deploy, cmd_pull
 from .executions import add_parsers as add_query_parsers, cmd_executions, cmd_logs, cmd_metrics
 from .flows import add_parsers as add_flow_parsers, cmd_flows, cmd_namespaces, cmd_revisions
 from .migrate import add_parsers as add_migrate_parsers, cmd_migrate
@@ -50,6 +51,8 @@ HANDLERS: dict[str, Handler] = {
     "logs": cmd_logs,
     "metrics": cmd_metrics,
     "migrate": cmd_migrate,
+    "deploy": cmd_deploy,
+    "pull": cmd_pull,
     "worker": cmd_worker,
     "workers": cmd_workers,
     "completion": cmd_completion,
@@ -99,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_query_parsers(sub)
     add_execution_parsers(sub)
     add_migrate_parsers(sub)
+    add_deploy_parsers(sub)
     add_plugins_parser(sub)
     add_schema_parser(sub)
     add_completion_parser(sub)
