@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import choose_encoder
 
 from .events import Event, EventBus, ExecutionChanged, LogsAppended, TaskRunChanged
@@ -60,6 +60,8 @@ class Telemetry:
         store_check: Callable[[], Awaitable[Any]],
         gone: Callable[[], bool] = lambda: False,
     ) -> None:
+        # Without a `_created` series beside each counter: a scraper needs none, and they double the output.
+        disable_created_metrics()
         self._engine = engine
         self._store_check = store_check
         self._gone = gone

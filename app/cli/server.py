@@ -77,7 +77,7 @@ def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     server = command(
         sub,
         "server",
-        "run the engine, watcher, scheduler and webhooks without the dashboard",
+        "run the engine, watcher, scheduler, webhooks and Kestra's REST API without the dashboard",
         [
             "tiercel server --flows flows",
             "TIERCEL_API_USER=admin:secret tiercel server --host 0.0.0.0 --port 8080",

@@ -157,6 +157,8 @@ class MetricEntry:
         """The value as a person reads it: a count, or a duration."""
         if self.type == TIMER:
             seconds = self.value / 1000.0
+            if abs(self.value) < 1000:
+                return f"{self.value:.3g} ms"
             if abs(seconds) < 60:
                 return f"{seconds:.3f} s"
             return f"{seconds / 60:.1f} min" if abs(seconds) < 3600 else f"{seconds / 3600:.6g} h"
