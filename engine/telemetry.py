@@ -61,7 +61,7 @@ class Telemetry:
         gone: Callable[[], bool] = lambda: False,
     ) -> None:
         # Without a `_created` series beside each counter: a scraper needs none, and they double the output.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # (not annotated upstream)
         self._engine = engine
         self._store_check = store_check
         self._gone = gone
