@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
@@ -13,12 +15,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from tiercel.engine import EngineError
+
 from . import executions, flows, namespaces
 from .auth import BasicAuth, Credentials
 from .responses import ApiError, error_response, json_response
 
 if TYPE_CHECKING:
     from tiercel.engine import Engine
+
+_log = logging.getLogger(__name__)
 
 # Kestra OSS 1.x serves every resource under its one tenant, `main`; earlier versions without one.
 TENANT = "main"
@@ -62,7 +68,12 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 
 async def _unexpected(request: Request, error: Exception) -> Response:
-    return error_response(request, ApiError(500, f"Internal server error: {type(error).__name__}: {error}"))
+    """A failure no answer foresaw: reported on the engine's bus (the server logs it), its type only
+    in the answer (its text may name the server's files)."""
+    _log.warning("API request %s %s failed", request.method, request.url.path, exc_info=error)
+    engine = request.app.state.engine
+    engine.events.publish(EngineError(engine.masker.mask(f"API: {type(error).__name__}: {error}")))
+    return error_response(request, ApiError(500, f"Internal server error: {type(error).__name__}"))
 
 
 def api_app(engine: Engine, *, credentials: Credentials | None = None, open_api: bool = True) -> Starlette:
@@ -93,5 +104,6 @@ def api_app(engine: Engine, *, credentials: Credentials | None = None, open_api:
         exception_handlers={ApiError: _refused, HTTPException: _http_error, Exception: _unexpected},
     )
     app.state.engine = engine
+    app.state.flow_writes = asyncio.Lock()  # one request at a time changes the flows folder
     app.state.settings = {"basic_auth": credentials is not None}
     return app

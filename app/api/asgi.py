@@ -85,7 +85,7 @@ async def _call(app: ASGIApp, scope: Scope, body: bytes) -> Response:
         finally:
             chunks.put_nowait(None)
             if not started.done():
-                started.set_exception(RuntimeError("the application ended without an answer"))
+                started.cancel()  # the application ended without an answer
 
     task = asyncio.ensure_future(run())
     try:
@@ -94,6 +94,9 @@ async def _call(app: ASGIApp, scope: Scope, body: bytes) -> Response:
     except BaseException:
         finished.set()
         await _settle(task)
+        current = asyncio.current_task()
+        if started.cancelled() and not (current is not None and current.cancelling()):
+            raise RuntimeError("the application ended without an answer") from None
         raise
     status = int(start["status"])
     headers: dict[str, str] = {}

@@ -4,6 +4,11 @@ on every request, a 401 with `WWW-Authenticate: Basic realm="Kestra"` and no bod
 The server listens on the loopback interface by default, where only this machine's users reach it
 and the API is open. Beyond it, credentials are required: without them the API answers 403 and
 says how to set them (the webhooks, `/metrics` and `/health` stay open, as in Kestra).
+
+A web page in a browser on this machine can send requests to a loopback port too (a form posted
+across sites, or a name it controls resolved to 127.0.0.1): the API has no page of its own, so a
+request that a browser sends for another site (an `Origin` or `Sec-Fetch-Site` saying so) is
+refused, and an open API answers only requests addressed to a loopback name.
 """
 
 from __future__ import annotations
@@ -72,7 +77,19 @@ class BasicAuth:
         self.open_api = open_api  # loopback without credentials: nothing to check
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (self.credentials is None and self.open_api):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers") or ()
+        }
+        refusal = _from_a_browser_page(headers, loopback_only=self.credentials is None)
+        if refusal:
+            await _answer(
+                send, 403, [(b"content-type", b"application/json")], json.dumps({"message": refusal}).encode()
+            )
+            return
+        if self.credentials is None and self.open_api:
             await self.app(scope, receive, send)
             return
         if self.credentials is None:
@@ -84,12 +101,32 @@ class BasicAuth:
                 send, 403, [(b"content-type", b"application/json")], json.dumps({"message": message}).encode()
             )
             return
-        headers = dict(scope.get("headers") or ())
-        header = headers.get(b"authorization")
-        if self.credentials.accepts(header.decode("latin-1") if header else None):
+        if self.credentials.accepts(headers.get("authorization")):
             await self.app(scope, receive, send)
             return
         await _answer(send, 401, [(b"www-authenticate", b'Basic realm="Kestra"')], b"")
+
+
+def _host_name(authority: str) -> str:
+    """The host of a `host[:port]` (an IPv6 address in brackets), lower case."""
+    if authority.startswith("["):
+        return authority[1:].partition("]")[0].lower()
+    return authority.rpartition(":")[0].lower() if authority.count(":") == 1 else authority.lower()
+
+
+def _from_a_browser_page(headers: dict[str, str], *, loopback_only: bool) -> str | None:
+    """Why a request looks sent by a web page of another site, or None."""
+    if headers.get("sec-fetch-site", "").lower() == "cross-site":
+        return "Cross-site requests from a browser are refused"
+    host = _host_name(headers.get("host", ""))
+    origin = headers.get("origin")
+    if origin is not None:  # `null` too: a sandboxed page, a file
+        origin_host = _host_name(origin.partition("://")[2].partition("/")[0])
+        if origin_host != host:
+            return f"Requests from the web page of {origin[:100]} are refused"
+    if loopback_only and host and not is_loopback(host):
+        return f"This API answers only requests to a loopback address, not to `{host[:100]}`"
+    return None
 
 
 async def _answer(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

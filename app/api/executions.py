@@ -30,6 +30,7 @@ from tiercel.engine import (
     Execution,
     ExecutionChanged,
     InputError,
+    InputSpec,
     Label,
     LogEntry,
     LogLevel,
@@ -37,12 +38,22 @@ from tiercel.engine import (
     StateType,
 )
 
-from .responses import ApiError, engine_of, flag, json_response, labels_param, page_params, paged
+from .responses import (
+    ApiError,
+    engine_of,
+    flag,
+    json_response,
+    labels_param,
+    page_params,
+    paged,
+    whole_number,
+)
 
 # How long `follow` waits for an execution that is not stored yet (Kestra waits as long).
 _APPEAR_SECONDS = 10.0
-# How many executions a search counts for its `total` at most.
+# How many executions a search counts for its `total` at most, and the largest page.
 _COUNTED = 10_000
+_MAX_PAGE = 1_000
 
 
 def _ended(execution: Execution) -> bool:
@@ -56,20 +67,28 @@ async def _execution(request: Request, execution_id: str) -> Execution:
     return execution
 
 
-async def _inputs(request: Request, folder: Path) -> dict[str, Any]:
-    """The inputs of a multipart (or URL-encoded) request; uploaded files are saved in `folder`."""
-    form = await request.form()
+async def _inputs(request: Request, folder: Path, file_inputs: set[str]) -> dict[str, Any]:
+    """The inputs of a multipart (or URL-encoded) request; uploaded files are saved in `folder`.
+
+    A FILE input (one of `file_inputs`) given as text must be a `kestra://` URI: a path would copy
+    whatever file of this machine the server can read into the execution.
+    """
     inputs: dict[str, Any] = {}
-    for name, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            input_id = Path(value.filename or name).name
-            if not input_id:
-                raise ApiError(422, "an uploaded file needs a file name: the id of its input")
-            path = folder / input_id
-            path.write_bytes(await value.read())
-            inputs[input_id] = str(path)
-        else:
-            inputs[name] = value
+    async with request.form() as form:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                input_id = value.filename or ""
+                if input_id in ("", ".", "..") or "/" in input_id or "\0" in input_id or input_id in inputs:
+                    message = f"an uploaded file's name must be the id of its input, not `{input_id[:100]}`"
+                    raise ApiError(422, message)
+                path = folder / input_id
+                path.write_bytes(await value.read())
+                inputs[input_id] = str(path)
+            elif name in file_inputs and not value.startswith("kestra://"):
+                message = f"Invalid input for `{name}`: upload the file, or give a kestra:// URI"
+                raise ApiError(422, message, [(f"inputs.{name}", message)])
+            else:
+                inputs[name] = value
     return inputs
 
 
@@ -82,15 +101,9 @@ async def create(request: Request) -> Response:
     if flow.disabled:
         raise ApiError(409, "Requested Flow is disabled.")
     labels = [Label(key, value) for key, value in labels_param(request).items()]
+    file_inputs = {spec.id for spec in flow.inputs if spec.type.upper() == "FILE"}
     with tempfile.TemporaryDirectory(prefix="tiercel-upload-") as folder:
-        inputs = await _inputs(request, Path(folder))
-        uploaded = {str(path) for path in Path(folder).iterdir()}
-        for spec in flow.inputs:  # a path is taken only from what was uploaded
-            value = inputs.get(spec.id)
-            is_path = isinstance(value, str) and value not in uploaded and not value.startswith("kestra://")
-            if spec.type.upper() == "FILE" and is_path:
-                message = f"Invalid input for `{spec.id}`: upload the file, or give a kestra:// URI"
-                raise ApiError(422, message, [(f"inputs.{spec.id}", message)])
+        inputs = await _inputs(request, Path(folder), file_inputs)
         with _refusals():
             execution_id = await engine.trigger(namespace, flow_id, inputs, labels, local_files=True)
     if flag(request.query_params, "wait", False):
@@ -106,6 +119,8 @@ async def get(request: Request) -> Response:
 
 async def search(request: Request) -> Response:
     page, size = page_params(request)
+    if page * size > _COUNTED or size > _MAX_PAGE:
+        raise ApiError(422, f"a page may hold {_MAX_PAGE} executions, up to the {_COUNTED}th newest")
     states = [state.upper() for state in request.query_params.getlist("state")]
     unknown = [state for state in states if state not in StateType.__members__]
     if unknown:
@@ -115,7 +130,7 @@ async def search(request: Request) -> Response:
         namespace=request.query_params.get("namespace"),
         flow_id=request.query_params.get("flowId"),
         state=states or None,
-        limit=max(page * size, _COUNTED),
+        limit=_COUNTED,
     )
     shown = [await engine.execution(row.id) for row in rows[(page - 1) * size : page * size]]
     return json_response(request, paged([e.to_json() for e in shown if e is not None], len(rows)))
@@ -140,7 +155,10 @@ def _refusals() -> Iterator[None]:
 
 
 async def kill(request: Request) -> Response:
-    await _command(request, "kill")
+    """202: the kill is under way (as Kestra, also for an execution that has ended already)."""
+    execution = await _execution(request, request.path_params["executionId"])
+    if not _ended(execution):
+        await _command(request, "kill")
     return Response(status_code=202)
 
 
@@ -151,16 +169,33 @@ async def restart(request: Request) -> Response:
 
 async def replay(request: Request) -> Response:
     revision = request.query_params.get("revision")
-    if revision is not None and not revision.isdigit():
+    if revision is not None and not whole_number(revision):
         raise ApiError(422, f"`revision` must be a whole number, not `{revision}`")
     task_run_id = request.query_params.get("taskRunId") or None
     new_id = await _command(request, "replay", task_run_id, revision=int(revision) if revision else None)
     return json_response(request, (await _execution(request, new_id)).to_json())
 
 
+async def _paused_file_inputs(request: Request, execution: Execution) -> set[str]:
+    """The ids of the FILE inputs of the paused tasks' `onResume`."""
+    engine = engine_of(request)
+    flow = await engine.flow_revision(execution.namespace, execution.flow_id, execution.flow_revision)
+    flow = flow or engine.flows.get((execution.namespace, execution.flow_id))
+    found: set[str] = set()
+    for run in execution.task_runs:
+        spec = flow.tasks_by_id.get(run.task_id) if flow is not None else None
+        if run.state.current is StateType.PAUSED and spec is not None:
+            for entry in spec.props.get("onResume") or ():  # parsed as the flow's inputs are
+                if isinstance(entry, InputSpec) and entry.type.upper() == "FILE":
+                    found.add(entry.id)
+    return found
+
+
 async def resume(request: Request) -> Response:
+    execution = await _execution(request, request.path_params["executionId"])
+    file_inputs = await _paused_file_inputs(request, execution)
     with tempfile.TemporaryDirectory(prefix="tiercel-upload-") as folder:
-        inputs = await _inputs(request, Path(folder))
+        inputs = await _inputs(request, Path(folder), file_inputs)
         await _command(request, "resume", inputs or None)
     return Response(status_code=204)
 
@@ -234,7 +269,7 @@ async def download_logs(request: Request) -> Response:
     lines = [
         f"{entry.stamp} {entry.level.value} {mask(entry.message)}" for entry in await _stored_logs(request)
     ]
-    execution_id = request.path_params["executionId"]
+    execution_id = (await _execution(request, request.path_params["executionId"])).id  # letters, digits
     headers = {"Content-Disposition": f'attachment; filename="{execution_id}.log"'}
     return PlainTextResponse("\n".join(lines), headers=headers)
 
@@ -246,7 +281,11 @@ async def follow_logs(request: Request) -> Response:
     level, task_id, task_run_id = _log_filters(request)
     rank = LogLevel.parse(level).rank if level else 0
     events = engine.events.subscribe()
-    stored = await _stored_logs(request)
+    try:
+        stored = await _stored_logs(request)
+    except BaseException:  # the stream never starts: its `finally` would not let go of the queue
+        engine.events.unsubscribe(events)
+        raise
     # Lines announced while the stored ones were read may be among them: those are not sent twice.
     early = [
         entry

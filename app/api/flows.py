@@ -8,9 +8,12 @@ is refused with its errors and never written.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ from starlette.routing import Route
 
 from tiercel.engine import Flow, FlowParseError, flow_schema, parse_flow
 
-from .responses import ApiError, engine_of, flag, json_response, page_params, paged
+from .responses import ApiError, engine_of, flag, json_response, page_params, paged, whole_number
 
 # How Kestra splits a request holding several flows.
 _DOCUMENTS = re.compile(r"\n+---\n*?")
@@ -55,7 +58,15 @@ def _parse(text: str) -> Flow:
         raise ApiError.invalid(problems) from None
 
 
+_YAML_TYPES = frozenset({"application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml"})
+
+
 async def _yaml_body(request: Request) -> str:
+    """The flow source a request carries, as `application/x-yaml` (Kestra's only type for it: a
+    browser cannot send it across sites without asking first)."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind not in _YAML_TYPES:
+        raise ApiError(415, f"Send the flow source as application/x-yaml, not `{kind[:100] or 'nothing'}`")
     body = await request.body()
     if len(body) > _MAX_FLOW_BYTES:
         raise ApiError(422, f"a flow source is limited to {_MAX_FLOW_BYTES} bytes")
@@ -66,7 +77,8 @@ async def _yaml_body(request: Request) -> str:
 
 
 def _file_of(request: Request, flow: Flow) -> Path:
-    """Where the flow's source goes: its current file, else a new one under the flows folder."""
+    """Where the flow's source goes: its current file, else a new file under the flows folder
+    (`<namespace as folders>/<id>.yml`, or `<id>-2.yml` ... when a file holds that name already)."""
     engine = engine_of(request)
     known = engine.flows.path(flow.uid)
     if known is not None:
@@ -74,46 +86,90 @@ def _file_of(request: Request, flow: Flow) -> Path:
     if engine.flows_dir is None:
         raise ApiError(409, "this server has no flows folder to write flows to")
     root = engine.flows_dir.resolve()
-    path = root.joinpath(*flow.namespace.split("."), f"{flow.id}.yml")
-    if not path.resolve().is_relative_to(root):  # ids and namespaces are checked names; a guard
-        raise ApiError(422, f"flow.id: `{flow.id}` cannot be a file name")
+    folder = root.joinpath(*flow.namespace.split("."))
+    if not folder.resolve().is_relative_to(root):  # namespaces are checked names; a guard
+        raise ApiError.invalid([("flow.namespace", f"`{flow.namespace}` cannot be a folder name")])
+    path, number = folder / f"{flow.id}.yml", 1
+    while path.exists() or path.is_symlink():
+        number += 1
+        path = folder / f"{flow.id}-{number}.yml"
     return path
 
 
-def _write(path: Path, text: str) -> None:
+def _write(path: Path, data: bytes) -> None:
     """Replace the file's content in one step (a watcher never sees half a flow)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, staged = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text if text.endswith("\n") else text + "\n")
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
         os.replace(staged, path)
     except BaseException:
         Path(staged).unlink(missing_ok=True)
         raise
 
 
-async def _save(request: Request, flow: Flow) -> Flow:
-    """Write the flow to its file and have the engine read it; the flow as the engine now has it."""
-    engine = engine_of(request)
-    path = _file_of(request, flow)
-    _write(path, flow.source)
-    await engine.sync_flows([path])
-    problems = engine.flow_errors.get(str(path))
-    saved = engine.flows.get(flow.uid)
-    if problems or saved is None:
-        messages = [("flow", str(problem)) for problem in problems or ()] or [("flow", "not loaded")]
-        raise ApiError(422, ", ".join(message for _, message in messages), messages)
-    return saved
+class _Changes:
+    """Flow files written or removed for one request, put back as they were if the request fails:
+    a flow the engine refuses (a subflow cycle found once it is in the folder) changes nothing."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.engine = engine_of(request)
+        self._before: dict[Path, bytes | None] = {}
+
+    def _keep(self, path: Path) -> None:
+        if path not in self._before:
+            self._before[path] = path.read_bytes() if path.exists() else None
+
+    async def save(self, flow: Flow) -> Flow:
+        """Write the flow to its file and have the engine read it; the flow as it now has it."""
+        path = _file_of(self.request, flow)
+        self._keep(path)
+        _write(path, (flow.source if flow.source.endswith("\n") else flow.source + "\n").encode())
+        await self.engine.sync_flows([path])
+        problems = self.engine.flow_errors.get(str(path))
+        saved = self.engine.flows.get(flow.uid)
+        if problems or saved is None:
+            raise ApiError.invalid(
+                [("flow", _without_path(str(p), path)) for p in problems or ()] or [("flow", "not loaded")]
+            )
+        return saved
+
+    async def remove(self, flow: Flow) -> None:
+        known = self.engine.flows.path(flow.uid)
+        if known is None:
+            raise ApiError(404, f"Flow {flow.namespace}.{flow.id} has no file to delete")
+        path = Path(known)
+        self._keep(path)
+        path.unlink(missing_ok=True)
+        await self.engine.sync_flows([path])
+
+    async def undo(self) -> None:
+        for path, data in self._before.items():
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                _write(path, data)
+        await self.engine.sync_flows(list(self._before))
 
 
-async def _remove(request: Request, flow: Flow) -> None:
-    engine = engine_of(request)
-    path = engine.flows.path(flow.uid)
-    if path is None:
-        raise ApiError(404, f"Flow {flow.namespace}.{flow.id} has no file to delete")
-    Path(path).unlink(missing_ok=True)
-    await engine.sync_flows([Path(path)])
+def _without_path(problem: str, path: Path) -> str:
+    """An error of the engine without the server's own path in it."""
+    return problem.replace(f"{path}:", "").strip()
+
+
+@contextlib.asynccontextmanager
+async def _changing(request: Request) -> AsyncIterator[_Changes]:
+    """One request's changes to the flows folder, one request at a time, undone if it fails."""
+    lock: asyncio.Lock = request.app.state.flow_writes
+    async with lock:
+        changes = _Changes(request)
+        try:
+            yield changes
+        except BaseException:
+            await asyncio.shield(changes.undo())
+            raise
 
 
 def _flow(request: Request, namespace: str, flow_id: str) -> Flow:
@@ -125,22 +181,24 @@ def _flow(request: Request, namespace: str, flow_id: str) -> Flow:
 
 async def create(request: Request) -> Response:
     flow = _parse(await _yaml_body(request))
-    if flow.uid in engine_of(request).flows:
-        raise ApiError.invalid([("flow.id", "Flow id already exists")])
-    return json_response(request, flow_json(await _save(request, flow), source=True))
+    async with _changing(request) as changes:
+        if flow.uid in engine_of(request).flows:
+            raise ApiError.invalid([("flow.id", "Flow id already exists")])
+        saved = await changes.save(flow)
+    return json_response(request, flow_json(saved, source=True))
 
 
 async def update(request: Request) -> Response:
     namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
-    current = _flow(request, namespace, flow_id)
     flow = _parse(await _yaml_body(request))
-    if flow.id != current.id:
-        raise ApiError.invalid([("flow.id", "Illegal flow id update")])
-    if flow.namespace != current.namespace:
-        raise ApiError(
-            422, "flow.namespace: Illegal namespace update", [("flow.namespace", "Illegal namespace update")]
-        )
-    return json_response(request, flow_json(await _save(request, flow), source=True))
+    async with _changing(request) as changes:
+        current = _flow(request, namespace, flow_id)
+        if flow.id != current.id:
+            raise ApiError.invalid([("flow.id", "Illegal flow id update")])
+        if flow.namespace != current.namespace:
+            raise ApiError.invalid([("flow.namespace", "Illegal namespace update")])
+        saved = await changes.save(flow)
+    return json_response(request, flow_json(saved, source=True))
 
 
 async def get(request: Request) -> Response:
@@ -148,7 +206,7 @@ async def get(request: Request) -> Response:
     flow = _flow(request, namespace, flow_id)
     revision = request.query_params.get("revision")
     if revision is not None:
-        if not revision.isdigit():
+        if not whole_number(revision):
             raise ApiError(422, f"`revision` must be a whole number, not `{revision}`")
         older = await engine_of(request).flow_revision(namespace, flow_id, int(revision))
         if older is None:
@@ -158,7 +216,8 @@ async def get(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    await _remove(request, _flow(request, request.path_params["namespace"], request.path_params["id"]))
+    async with _changing(request) as changes:
+        await changes.remove(_flow(request, request.path_params["namespace"], request.path_params["id"]))
     return Response(status_code=204)
 
 
@@ -209,7 +268,10 @@ async def validate(request: Request) -> Response:
                 f"{problem.yaml_path}: {problem.message}" if problem.yaml_path else problem.message
                 for problem in error.errors
             )
-            head = yaml.safe_load(document) if document else None
+            try:
+                head = yaml.safe_load(document)
+            except yaml.YAMLError:
+                head = None
             if isinstance(head, dict):
                 verdict.update({k: head[k] for k in ("id", "namespace") if isinstance(head.get(k), str)})
                 if "id" in verdict:
@@ -237,13 +299,14 @@ async def update_namespace(request: Request) -> Response:
     ]
     if problems:
         raise ApiError(422, ", ".join(f"{path}: {message}" for path, message in problems), problems)
-    deleted = []
-    if flag(request.query_params, "delete", True):
-        for flow in _all(request):
-            if flow.namespace == namespace and flow.id not in ids:
-                await _remove(request, flow)
-                deleted.append(flow_json(flow, source=True))
-    saved = [flow_json(await _save(request, flow), source=True) for flow in flows]
+    async with _changing(request) as changes:
+        saved = [flow_json(await changes.save(flow), source=True) for flow in flows]
+        deleted = []
+        if flag(request.query_params, "delete", True):  # once every flow of the request is in
+            for flow in _all(request):
+                if flow.namespace == namespace and flow.id not in ids:
+                    await changes.remove(flow)
+                    deleted.append(flow_json(flow, source=True))
     return json_response(request, deleted + saved)
 
 

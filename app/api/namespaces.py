@@ -21,7 +21,7 @@ from tiercel.engine import Conflict, NamespaceFiles, StorageError, namespace_fil
 
 from .responses import ApiError, engine_of, json_response
 
-_KEY = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
+_KEY = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]*")
 _ISO_DURATION = re.compile(r"^-?P(?!$)(\d+(\.\d+)?[YMWD])*(T(?=\d)(\d+(\.\d+)?[HMS])*)?$")
 # The largest namespace file taken in one upload.
 MAX_UPLOAD_BYTES = 1024 * 1024
@@ -92,7 +92,9 @@ async def upload(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    """Delete a file, or a folder and everything in it."""
+    """Delete a file, or a folder and everything in it (`path=/`: every file of the namespace)."""
+    if "path" not in request.query_params:
+        raise ApiError(400, "Required QueryValue [path] not specified")
     files, namespace, path = _files(request), request.path_params["namespace"], _path(request, False)
     try:
         every = files.list_files(namespace)
@@ -114,7 +116,7 @@ async def delete(request: Request) -> Response:
 
 def _key(request: Request) -> str:
     key = str(request.path_params["key"])
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):
         raise ApiError(422, f"Illegal argument: Key must start with an alphanumeric character, not `{key}`")
     return key
 

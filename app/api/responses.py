@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -82,10 +83,15 @@ def page_params(request: Request) -> tuple[int, int]:
     found = []
     for name, default in (("page", 1), ("size", 10)):
         text = request.query_params.get(name, str(default))
-        if not text.isdigit() or int(text) < 1:
+        if not whole_number(text) or int(text) < 1:
             raise ApiError(422, f"`{name}` must be a whole number of at least 1, not `{text}`")
         found.append(int(text))
     return found[0], found[1]
+
+
+def whole_number(text: str) -> bool:
+    """Whether `text` is a whole number of at most nine ASCII digits (a page, a size, a revision)."""
+    return re.fullmatch(r"[0-9]{1,9}", text) is not None
 
 
 def labels_param(request: Request) -> dict[str, str]:

@@ -14,10 +14,13 @@ import argparse
 import getpass
 import json
 import os
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import yaml
 
 from .common import EXIT_FAILED, EXIT_OK, UsageError, add_json_option, command, flows_folder, say
 
@@ -161,6 +164,38 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# What a namespace or a flow id may be (Kestra's patterns, loosely): no path can come of one.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _uid(source: str) -> tuple[str, str] | None:
+    """The (namespace, id) a flow source declares, if it parses as a map."""
+    try:
+        document = yaml.safe_load(source)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    return str(document.get("namespace")), str(document.get("id"))
+
+
+def _flow_files(folder: Path) -> dict[tuple[str, str], Path]:
+    """The file of each flow a folder holds already, by (namespace, id)."""
+    from tiercel.engine import is_flow_file
+
+    root = folder.resolve()
+    found: dict[tuple[str, str], Path] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and is_flow_file(folder, path, resolved=root):
+            try:
+                uid = _uid(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError):
+                continue
+            if uid is not None:
+                found.setdefault(uid, path.resolve())
+    return found
+
+
 def cmd_pull(args: argparse.Namespace) -> int:
     from tiercel.engine import NAMESPACE_FILES_FOLDER
 
@@ -168,25 +203,30 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
     folder = Path(args.flows) if args.flows else flows_folder(None)
     root = folder.resolve()
+    known = _flow_files(folder) if folder.is_dir() else {}
     written: list[str] = []
     try:
         with _client(args, args.source) as client:
             namespaces = {args.namespace}
             for flow in client.flows(args.namespace):
-                namespace, flow_id, source = (
-                    str(flow["namespace"]),
-                    str(flow["id"]),
-                    str(flow.get("source") or ""),
-                )
-                target = root.joinpath(*namespace.split("."), f"{flow_id}.yml")
-                if not target.resolve().is_relative_to(root) or not source:
-                    say(f"tiercel: skipped {namespace}.{flow_id}: no source, or not a file name", err=True)
+                namespace, flow_id = str(flow["namespace"]), str(flow["id"])
+                source = str(flow.get("source") or "")
+                named = _NAME.fullmatch(namespace) and _NAME.fullmatch(flow_id)
+                if not named or _uid(source) != (namespace, flow_id):
+                    say(
+                        f"tiercel: skipped {namespace[:100]}.{flow_id[:100]}: its source is not that flow's",
+                        err=True,
+                    )
                     continue
+                # A flow the folder has already is written where it is; a new one in its namespace's folder.
+                target = known.get((namespace, flow_id)) or root.joinpath(
+                    *namespace.split("."), f"{flow_id}.yml"
+                )
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(source if source.endswith("\n") else source + "\n", encoding="utf-8")
                 written.append(str(target))
                 namespaces.add(namespace)
-            for namespace in sorted(namespaces):
+            for namespace in sorted(name for name in namespaces if _NAME.fullmatch(name)):
                 base = (root / NAMESPACE_FILES_FOLDER / namespace).resolve()
                 for path, data in client.files(namespace):
                     target = (base / path).resolve()

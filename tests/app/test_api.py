@@ -64,6 +64,20 @@ tasks:
     type: io.kestra.plugin.core.log.Log
     message: "approved={{ outputs.wait.onResume.approved }}"
 """
+ASKING = """
+id: asking
+namespace: acme.api
+tasks:
+  - id: wait
+    type: io.kestra.plugin.core.flow.Pause
+    onResume:
+      - id: doc
+        type: FILE
+  - id: show
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["cat {{ outputs.wait.onResume.doc }}"]
+"""
+SUBFLOW = "  - id: again\n    type: io.kestra.plugin.core.flow.Subflow\n"
 # The tasks of a flow made in a test, but for its message.
 TASK = "tasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n    message: "
 FAILING = """
@@ -84,6 +98,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path
         write(flows, name, source)
     write(flows, "pausing.yml", PAUSING)
     write(flows, "failing.yml", FAILING)
+    write(flows, "asking.yml", ASKING)
     server = Server(flows, folder / "t.db")
     yield server, flows
     server.stop()
@@ -140,7 +155,7 @@ def test_flows_are_created_updated_read_searched_and_deleted_through_their_files
     )
     assert [flow["id"] for flow in client.get("/flows/acme.api.made").json()] == ["made"]
     found = client.get("/main/flows/search", params={"namespace": "acme.api", "size": 2, "page": 1}).json()
-    assert found["total"] == 6 and len(found["results"]) == 2
+    assert found["total"] == 7 and len(found["results"]) == 2
     assert [f["id"] for f in client.get("/flows/search", params={"q": "made"}).json()["results"]] == ["made"]
 
     broken = client.post("/flows", content="id: broken\nnamespace: acme.api\ntasks: []\n", headers=yaml)
@@ -169,11 +184,12 @@ def test_validate_answers_each_document_and_a_namespace_is_replaced_in_one_reque
 
     one = f"id: one\nnamespace: acme.sync\n{TASK}x\n"
     two = one.replace("id: one", "id: two")
-    assert client.post("/flows/acme.sync", content=one + "---\n" + two).status_code == 200
-    replaced = client.post("/flows/acme.sync", content=two, params={"delete": "true"}).json()
+    yaml = {"Content-Type": "application/x-yaml"}
+    assert client.post("/flows/acme.sync", content=one + "---\n" + two, headers=yaml).status_code == 200
+    replaced = client.post("/flows/acme.sync", content=two, params={"delete": "true"}, headers=yaml).json()
     assert [(flow["id"], "source" in flow) for flow in replaced] == [("one", True), ("two", True)]
     assert [flow["id"] for flow in client.get("/flows/acme.sync").json()] == ["two"]
-    wrong = client.post("/flows/acme.sync", content=one.replace("acme.sync", "acme.elsewhere"))
+    wrong = client.post("/flows/acme.sync", content=one.replace("acme.sync", "acme.elsewhere"), headers=yaml)
     assert wrong.status_code == 422 and "Flow namespace is invalid" in wrong.json()["message"]
 
 
@@ -352,3 +368,80 @@ def test_basic_auth_beyond_loopback(tmp_path: Path) -> None:
     finally:
         if unguarded.proc.poll() is None:
             unguarded.stop()
+
+
+def test_a_web_page_cannot_reach_the_open_api(client: httpx.Client) -> None:
+    """A page in a browser on this machine can post to a loopback port, or resolve its own name to
+    127.0.0.1 (DNS rebinding): what a browser marks as such is refused, and so is a YAML body that a
+    page could send without asking first."""
+    flow = f"id: pwned\nnamespace: acme.api\n{TASK}x\n"
+    for headers in (
+        {"Host": "evil.example:8080"},
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+    ):
+        refused = client.post(
+            "/flows", content=flow, headers={"Content-Type": "application/x-yaml", **headers}
+        )
+        assert refused.status_code == 403, headers
+        assert client.post("/executions/acme.api/hello", headers=headers).status_code == 403
+    plain = client.post("/flows", content=flow, headers={"Content-Type": "text/plain"})
+    assert plain.status_code == 415
+    assert client.get("/flows/acme.api/pwned").status_code == 404
+
+
+def test_a_refused_flow_write_changes_no_file(client: httpx.Client, api: tuple[Server, Path]) -> None:
+    flows = api[1]
+    yaml = {"Content-Type": "application/x-yaml"}
+    before = (flows / "hello.yml").read_text()
+    looping = HELLO + SUBFLOW + "    namespace: acme.api\n    flowId: hello\n"
+    refused = client.put("/flows/acme.api/hello", content=looping, headers=yaml)
+    assert refused.status_code == 422, refused.text
+    assert (flows / "hello.yml").read_text() == before
+    assert str(flows) not in refused.text  # no path of the server in the answer
+    wiped = client.post("/flows/acme.api", content=looping, params={"delete": "true"}, headers=yaml)
+    assert wiped.status_code == 422
+    assert sorted(flow["id"] for flow in client.get("/flows/acme.api").json()) == [
+        "asking",
+        "failing",
+        "hello",
+        "pausing",
+        "reader",
+        "sleepy",
+    ]
+
+    write(flows, "acme/api/taken/new.yml", f"id: keepme\nnamespace: acme.api.taken\n{TASK}x\n")
+    made = client.post("/flows", content=f"id: new\nnamespace: acme.api.taken\n{TASK}y\n", headers=yaml)
+    assert made.status_code == 200, made.text
+    assert "id: keepme" in (flows / "acme" / "api" / "taken" / "new.yml").read_text()
+    assert "id: new" in (flows / "acme" / "api" / "taken" / "new-2.yml").read_text()
+
+
+def test_malformed_requests_are_refused_with_a_reason(client: httpx.Client) -> None:
+    verdict = client.post(
+        "/flows/validate", content="tasks: [", headers={"Content-Type": "application/x-yaml"}
+    )
+    assert verdict.status_code == 200 and "constraints" in verdict.json()[0]
+    assert client.get("/executions/search", params={"page": "²"}).status_code == 422
+    assert client.get("/executions/search", params={"page": "99999999999999999999"}).status_code == 422
+    assert client.get("/executions/search", params={"size": "100000"}).status_code == 422
+    assert client.get("/flows/acme.api/hello", params={"revision": "²"}).status_code == 422
+    sneaky = client.post("/executions/acme.api/reader", files={"files": ("..", b"x")})
+    assert sneaky.status_code == 422 and "id of its input" in sneaky.json()["message"]
+    assert client.delete("/namespaces/acme.api/files").status_code == 400
+    assert client.get("/logs/%E2%82%AC/download").status_code == 404
+
+
+def test_resume_takes_a_file_only_as_an_upload(client: httpx.Client) -> None:
+    paused = client.post("/executions/acme.api/asking").json()
+    until_state(client, paused["id"], "PAUSED")
+    sneaky = client.post(f"/executions/{paused['id']}/resume", files={"doc": (None, "/etc/passwd")})
+    assert sneaky.status_code == 422 and "kestra://" in sneaky.json()["message"]
+    uploaded = client.post(f"/executions/{paused['id']}/resume", files={"files": ("doc", b"signed\n")})
+    assert uploaded.status_code == 204
+    until_state(client, paused["id"], "SUCCESS")
+    shown = [
+        entry["message"] for entry in client.get(f"/logs/{paused['id']}", params={"taskId": "show"}).json()
+    ]
+    assert shown == ["signed"]

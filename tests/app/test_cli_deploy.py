@@ -61,9 +61,11 @@ def test_deploy_then_pull_round_trip(tmp_path: Path) -> None:
         assert (got["revision"], got["tasks"][0]["message"]) == (2, "changed")
 
         pulled = tmp_path / "pulled"
+        write(pulled, "mine.yml", log_flow("a", "acme.team", "old"))  # a flow the folder has already
         brought = tiercel("pull", "--from", server.url, "--flows", pulled, "acme")
         assert brought.returncode == 0, brought.stderr
-        assert (pulled / "acme" / "team" / "a.yml").read_text() == log_flow("a", "acme.team", "changed")
+        assert (pulled / "mine.yml").read_text() == log_flow("a", "acme.team", "changed")
+        assert not (pulled / "acme" / "team" / "a.yml").exists()  # written where it was, not twice
         assert (pulled / "acme" / "other" / "c.yml").read_text() == log_flow("c", "acme.other", "three")
         assert (pulled / "_files" / "acme.team" / "seed.csv").read_bytes() == b"a,b\n1,2\n"
         assert (pulled / "_files" / "acme.team" / "sql" / "q.sql").read_text() == "select 1;\n"

@@ -105,7 +105,7 @@ async def test_health_is_down_when_the_store_fails_or_the_cluster_let_go(tmp_pat
             down = await routes["/health"](get)
             assert down.status == 503
             assert down.body["status"] == "DOWN"
-            assert down.body["checks"]["store"] == {"status": "DOWN", "error": "OSError: disk on fire"}
+            assert down.body["checks"]["store"] == {"status": "DOWN", "error": "OSError"}
             alive = await routes["/health/liveness"](get)
             assert (alive.status, alive.body["status"]) == (200, "UP")
 
