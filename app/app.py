@@ -8,7 +8,7 @@ flow, an execution or a trigger lives on the widget or screen it acts on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, cast
 
@@ -36,6 +36,7 @@ from tiercel.engine import (
     Flow,
     FlowsChanged,
     HostedEngine,
+    HttpHandler,
     LogsAppended,
     SecretError,
     StoreError,
@@ -116,15 +117,18 @@ class TiercelApp(App[None]):
         *,
         control: bool = True,
         webhooks: tuple[str, int] | None = None,
+        api: Callable[[Engine], HttpHandler] | None = None,
     ) -> None:
         """The dashboard on a flows folder and a store (by default those `tiercel ui` would take, so
-        that `textual run --dev app.app:TiercelApp` opens it), serving webhooks on `webhooks`."""
+        that `textual run --dev app.app:TiercelApp` opens it), serving webhooks on `webhooks`, and
+        the REST API that `api` makes for the engine beside them."""
         super().__init__()
         self.flows_dir = flows_dir if flows_dir is not None else default_flows_dir()
         self.db = db if db is not None else resolve_db(None)
         self.control = control
         # (host, port) to serve webhook triggers on, as `tiercel server` does; None: no webhooks.
         self.webhooks = webhooks
+        self.api = api
         self.webhook_server: WebhookServer | None = None
         self.engine: Engine | None = None
         self.hosted: HostedEngine | None = None
@@ -169,7 +173,8 @@ class TiercelApp(App[None]):
         self._events = self.engine.events.subscribe()
         try:
             if self.webhooks is not None:  # the port first: a busy one stops us before any recovery
-                self.webhook_server = WebhookServer(self.engine, *self.webhooks)
+                fallback = self.api(self.engine) if self.api is not None else None
+                self.webhook_server = WebhookServer(self.engine, *self.webhooks, fallback=fallback)
                 await self.webhook_server.start()
             await self.hosted.start(control=self.control, watch=True)
         except (OSError, StoreError) as error:

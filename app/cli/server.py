@@ -22,7 +22,7 @@ from tiercel.engine import describe_target
 from .activity import ServerActivity, log_line
 
 if TYPE_CHECKING:
-    from tiercel.engine import DbTarget
+    from tiercel.engine import DbTarget, Engine, HttpHandler
 
     from ..api import Credentials
 
@@ -67,7 +67,9 @@ def add_ui_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_db_option(ui)
     add_storage_option(ui)
     ui.add_argument(
-        "--webhooks", action="store_true", help="serve webhook triggers, as `tiercel server` does"
+        "--webhooks",
+        action="store_true",
+        help="serve webhook triggers and the REST API, as `tiercel server` does",
     )
     ui.add_argument("--host", default="127.0.0.1", help="address for webhooks (default: 127.0.0.1)")
     ui.add_argument("--port", type=int, default=8080, help="port for webhooks (default: 8080)")
@@ -225,7 +227,17 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from ..app import TiercelApp
 
     webhooks = (args.host, args.port) if args.webhooks else None
-    app = TiercelApp(flows_dir, db, webhooks=webhooks)
+    credentials = _api_credentials()
+
+    def api(engine: Engine) -> HttpHandler:
+        from ..api import api_app
+        from ..api.asgi import asgi_handler
+        from ..api.auth import is_loopback
+
+        served = api_app(engine, credentials=credentials, open_api=is_loopback(args.host))
+        return asgi_handler(served, server=(args.host, args.port))
+
+    app = TiercelApp(flows_dir, db, webhooks=webhooks, api=api if webhooks else None)
     app.run()
     if app.startup_error:
         say(f"tiercel: {app.startup_error}", err=True)
