@@ -52,6 +52,9 @@ SEND_SECONDS = 30.0
 # request yet is closed to make room; a newcomer is refused (503) only when there is none.
 MAX_CONNECTIONS = 512
 MAX_PER_CLIENT = 64
+# Streams (server-sent events) a client may hold open at once: a stream stays busy as long as it
+# lasts, so without a share of their own they could take every connection a client has (429 past it).
+MAX_STREAMS_PER_CLIENT = 16
 # How long a connection refused with an error still reads (and drops) the rest of its request, and
 # how long one refused at the door (503) does: shorter, as it is not counted among the open ones.
 LINGER_SECONDS = 2.0
@@ -125,6 +128,7 @@ class HttpServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._by_host: dict[str, set[_Connection]] = {}
         self._count = 0
+        self._streams: dict[str, int] = {}
 
     async def start(self) -> None:
         """Bind the port and start accepting connections."""
@@ -250,9 +254,19 @@ class HttpServer:
             if answer is None:
                 return  # the client went away while its request was handled
             keep_alive = request.keep_alive
+            if answer.stream is not None and self._streams.get(connection.host, 0) >= MAX_STREAMS_PER_CLIENT:
+                await _close_stream(answer)
+                message = f"Too many open streams from this client (at most {MAX_STREAMS_PER_CLIENT})"
+                answer = error_response(429, message)
             if answer.stream is not None:
-                if not await self._stream(connection, protocol, reader, answer, keep_alive):
-                    return
+                self._streams[connection.host] = self._streams.get(connection.host, 0) + 1
+                try:
+                    if not await self._stream(connection, protocol, reader, answer, keep_alive):
+                        return
+                finally:
+                    left = self._streams.pop(connection.host) - 1
+                    if left:
+                        self._streams[connection.host] = left
             else:
                 await self._send(connection, protocol, answer, keep_alive)
             if not keep_alive or protocol.our_state is not h11.DONE:
@@ -386,10 +400,15 @@ class HttpServer:
             await _write(writer, protocol.send(h11.EndOfMessage()))
             return True
         finally:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                with contextlib.suppress(Exception):
-                    await aclose()
+            await _close_stream(response)
+
+
+async def _close_stream(response: Response) -> None:
+    """End a streamed answer's producer (an async generator runs its `finally`)."""
+    aclose = getattr(response.stream, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
 
 
 async def _next_chunk(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -120,20 +120,41 @@ async def _call(app: ASGIApp, scope: Scope, body: bytes) -> Response:
         finished.set()
         await _settle(task)
         return Response(status, body, headers, content_type)
-    return Response(status, None, headers, content_type, stream=_stream(body, chunks, finished, task))
+    return Response(status, None, headers, content_type, stream=_Stream(body, chunks, finished, task))
 
 
-async def _stream(
-    first: bytes, chunks: asyncio.Queue[bytes | None], finished: asyncio.Event, task: asyncio.Future[None]
-) -> AsyncIterator[bytes]:
-    """The answer's chunks as the application sends them; closing it (the client left) ends the app."""
-    try:
-        yield first
-        while (chunk := await chunks.get()) is not None:
-            yield chunk
-    finally:
-        finished.set()
-        await _settle(task)
+class _Stream:
+    """The answer's chunks as the application sends them. Closing it, iterated or not (the client
+    left, or the server refused the stream), tells the application of the disconnect and ends it."""
+
+    def __init__(
+        self,
+        first: bytes,
+        chunks: asyncio.Queue[bytes | None],
+        finished: asyncio.Event,
+        task: asyncio.Future[None],
+    ) -> None:
+        self._first: bytes | None = first
+        self._chunks = chunks
+        self._finished = finished
+        self._task = task
+
+    def __aiter__(self) -> _Stream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        chunk = await self._chunks.get()
+        if chunk is None:
+            await self.aclose()
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        self._finished.set()
+        await _settle(self._task)
 
 
 async def _settle(task: asyncio.Future[None]) -> None:

@@ -5,13 +5,14 @@ away stops the stream."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import httpx
 import pytest
 
-from tiercel.engine.httpserver import HttpServer, Request, Response
+from tiercel.engine.httpserver import MAX_STREAMS_PER_CLIENT, HttpServer, Request, Response
 
 from ..waiting import until
 
@@ -25,6 +26,7 @@ class Ticker:
         self.count = count
         self.release = asyncio.Event()
         self.closed = False
+        self.stream: AsyncGenerator[bytes, None] | None = None
 
     async def lines(self) -> AsyncIterator[bytes]:
         try:
@@ -83,5 +85,38 @@ async def test_a_client_that_goes_away_stops_the_stream() -> None:
         writer.transport.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
         writer.close()
         await until(lambda: ticker.closed, what="the stream to be closed")
+    finally:
+        await server.stop()
+
+
+async def test_a_client_holds_a_bounded_share_of_streams_and_other_requests_go_on() -> None:
+    tickers: list[Ticker] = []
+
+    async def handler(request: Request) -> Response:
+        if request.target == "/plain":
+            return Response(200, {"ok": True})
+        ticker = Ticker(1000)
+        ticker.stream = ticker.lines()
+        tickers.append(ticker)
+        return Response(200, content_type="text/event-stream", stream=ticker.stream)
+
+    server = HttpServer(handler, port=0)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, limits=httpx.Limits(max_connections=100)) as client:
+            async with contextlib.AsyncExitStack() as streams:
+                for _ in range(MAX_STREAMS_PER_CLIENT):
+                    answer = await streams.enter_async_context(client.stream("GET", "/events"))
+                    assert answer.status_code == 200
+                refused = await client.get("/events")
+                assert refused.status_code == 429 and "Too many open streams" in refused.json()["message"]
+                refused_stream = tickers[-1].stream
+                assert (
+                    refused_stream is not None and refused_stream.ag_frame is None
+                )  # the refused stream's producer was closed
+                assert (await client.get("/plain")).json() == {"ok": True}
+            await until(lambda: all(ticker.closed for ticker in tickers[:-1]))
+            async with client.stream("GET", "/events") as again:  # the share is given back
+                assert again.status_code == 200
     finally:
         await server.stop()
