@@ -140,3 +140,14 @@ def test_modules_stay_small() -> None:
 def test_the_engine_facade_stays_small() -> None:
     lines = len((ENGINE / "engine.py").read_text().splitlines())
     assert lines <= MAX_FACADE_LINES, f"engine/engine.py has {lines} lines: move logic into its component"
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ENGINE / "families").rglob("*.py")), ids=lambda p: str(p.relative_to(ENGINE))
+)
+def test_the_plugin_families_use_the_plugin_api_alone(path: Path) -> None:
+    """The families ship with Tiercel but are plugins like any other: tiercel.engine.plugin is all
+    of the engine they see, so that the plugin API is enough to write them."""
+    engine_modules = {m for m in imported_modules(path) if m.startswith("tiercel.")}
+    beyond = {m for m in engine_modules if not m.startswith("tiercel.engine.plugin")}
+    assert not beyond, f"{path.name} imports {sorted(beyond)}: use tiercel.engine.plugin"

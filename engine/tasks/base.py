@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..expressions import to_text
+from ..internal_storage.names import StorageError
 from ..model import Execution, Flow, Label, LogLevel, Metric, MetricError, Metrics, TaskRun, TaskSpec, utcnow
 
 if TYPE_CHECKING:
@@ -107,6 +108,23 @@ class TaskContext:
     def put_file(self, name: str, source: Path) -> str:
         """Store a file produced by this task run; return its kestra:// URI."""
         return self.require_storage().put_file(self.task_uri(), name, source)
+
+    def stored_file(self, uri: str) -> Path:
+        """The local file of a stored `kestra://` file this execution may read, to read in place.
+
+        Raises:
+            TaskFailure: A malformed URI, a file of an execution this one may not read, a missing
+                file or a folder.
+        """
+        storage = self.require_storage()
+        try:
+            storage.check_readable(uri, self.execution.namespace, self.execution.trigger)
+            path = storage.path(uri)
+        except StorageError as error:
+            raise TaskFailure(str(error)) from None
+        if not path.is_file():
+            raise TaskFailure(f"File '{uri}' does not exist in the internal storage")
+        return path
 
     def require_storage(self) -> Storage:
         if self.storage is None:
