@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-import httpx
-
 from tiercel.engine.plugin import Kind, LogLevel, TaskContext, TaskFailure, TaskType
 
 PACKAGE = "io.kestra.plugin.notifications"
@@ -56,6 +54,8 @@ def _payload(context: TaskContext, slack: bool) -> Any:
 
 async def post(context: TaskContext, url: Any, payload: Any) -> None:
     """POST `payload` as JSON to `url`, with the task's `options`; a failure fails the task."""
+    import httpx  # loaded by the first post: `validate`, and flows that send nothing, never need it
+
     options = context.prop("options") or {}
     if not isinstance(options, Mapping):
         raise TaskFailure("`options` must be a map (headers, connectTimeout, readTimeout ...)")
