@@ -27,6 +27,7 @@ from cryptography.x509.oid import NameOID
 from tiercel.engine.engine import Engine
 from tiercel.engine.model import Execution, StateType
 
+from ..waiting import until
 from .helpers import logs_of, messages, one_run, running_engine
 
 pytestmark = pytest.mark.asyncio
@@ -312,3 +313,85 @@ async def test_mail_over_starttls_and_a_refused_login(tmp_path: Path) -> None:
             said = messages(await logs_of(engine, execution.id))
             assert any("CERTIFICATE_VERIFY_FAILED" in line for line in said)
         assert len(mailbox.received) == 1
+
+
+async def test_execution_summaries_from_a_flow_trigger_as_kestra_documents_it(
+    tmp_path: Path, hooks: Hooks
+) -> None:
+    """Kestra's SlackExecution example: a flow started by a Flow trigger when another fails sends
+    that execution's summary; the other services' summaries and a mailed one go out beside it."""
+    failing = """
+id: nightly
+namespace: prod.data
+tasks:
+  - id: load
+    type: io.kestra.plugin.core.execution.Fail
+    errorMessage: disk on fire
+"""
+    with Mailbox() as mailbox:
+        alert = f"""
+id: failure_alert
+namespace: company.team
+
+tasks:
+  - id: send_alert
+    type: io.kestra.plugin.notifications.slack.SlackExecution
+    url: "{hooks.url}/slack"
+    executionId: "{{{{trigger.executionId}}}}"
+    channel: "#alerts"
+    customMessage: Somebody look at this
+    customFields:
+      Env: prod
+  - id: teams
+    type: io.kestra.plugin.notifications.teams.TeamsExecution
+    url: "{hooks.url}/teams"
+    executionId: "{{{{trigger.executionId}}}}"
+  - id: discord
+    type: io.kestra.plugin.notifications.discord.DiscordExecution
+    url: "{hooks.url}/discord"
+    executionId: "{{{{trigger.executionId}}}}"
+    username: kestra
+  - id: chat
+    type: io.kestra.plugin.notifications.google.GoogleChatExecution
+    url: "{hooks.url}/chat"
+    executionId: "{{{{trigger.executionId}}}}"
+  - id: mail
+    type: io.kestra.plugin.notifications.mail.MailExecution
+    from: kestra@example.com
+    to: oncall@example.com
+    host: 127.0.0.1
+    port: {mailbox.port}
+    transportStrategy: SMTP
+    username: kestra
+    password: s3cret
+    executionId: "{{{{trigger.executionId}}}}"
+
+triggers:
+  - id: failed_prod_workflows
+    type: io.kestra.plugin.core.trigger.Flow
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionStatus
+        in:
+          - FAILED
+          - WARNING
+      - type: io.kestra.plugin.core.condition.ExecutionNamespace
+        namespace: prod
+        prefix: true
+"""
+        async with running_engine(tmp_path, failing, alert) as engine:
+            failed_id = await engine.trigger("prod.data", "nightly", {}, [])
+            await asyncio.wait_for(engine.wait(failed_id), 30)
+            await until(lambda: len(hooks.received) == 4 and len(mailbox.received) == 1)
+    by_path = {path: payload for path, _, payload in hooks.received}
+    title = f"Execution {failed_id} of prod.data.nightly ended FAILED"
+    slack = by_path["/slack"]
+    assert slack["text"] == f"{title}\nSomebody look at this" and slack["channel"] == "#alerts"
+    facts = {field["title"]: field["value"] for field in slack["attachments"][0]["fields"]}
+    assert facts["Failed tasks"] == "load" and facts["Env"] == "prod" and facts["State"] == "FAILED"
+    assert by_path["/teams"]["summary"] == title
+    assert by_path["/discord"]["embeds"][0]["title"] == title and by_path["/discord"]["username"] == "kestra"
+    assert by_path["/chat"]["text"].startswith(title)
+    [mail] = mailbox.received
+    assert mail["Subject"] == title
+    html = mail.get_body(preferencelist=("html",))
+    assert html is not None and "<th align=left>Failed tasks</th><td>load</td>" in html.get_content()

@@ -17,12 +17,19 @@ from collections.abc import Mapping
 from email import policy
 from email.message import EmailMessage
 from email.utils import make_msgid
+from html import escape
 from typing import Any
 
 from tiercel.engine.plugin import Kind, LogLevel, TaskContext, TaskFailure, TaskType
 
+from .summary import EXECUTION_PROPERTIES, summary
+
 PACKAGE = "io.kestra.plugin.notifications.mail"
 STRATEGIES = ("SMTP", "SMTPS", "SMTP_TLS")
+_TRUSTED_HOSTS = (
+    "the server's certificate is checked against the system's authorities, "
+    "unless verifyServerIdentity is false"
+)
 _PROPERTIES = (
     *("host", "port", "username", "password", "transportStrategy", "sessionTimeout"),
     *("verifyServerIdentity", "trustedHosts", "from", "to", "cc", "subject"),
@@ -70,7 +77,9 @@ def _files(context: TaskContext, name: str) -> list[tuple[str, str, bytes]]:
 _POLICY = policy.SMTP.clone(max_line_length=998)
 
 
-def _message(context: TaskContext) -> EmailMessage:
+def _message(context: TaskContext, written: Mapping[str, str | None] | None = None) -> EmailMessage:
+    """The mail of the task's properties; `written` gives the subject and bodies instead (the
+    summary of `MailExecution`)."""
     message = EmailMessage(policy=_POLICY)
     sender = context.prop("from")
     if not sender:
@@ -80,9 +89,12 @@ def _message(context: TaskContext) -> EmailMessage:
     cc = _addresses(context.prop("cc"), "cc", False)
     if cc:
         message["Cc"] = ", ".join(cc)
-    message["Subject"] = str(context.prop("subject") or "")
+    texts = written or {
+        name: context.prop(name) for name in ("subject", "plainTextContent", "htmlTextContent")
+    }
+    message["Subject"] = str(texts.get("subject") or "")
     message["Message-ID"] = make_msgid(domain="tiercel")
-    plain, html = context.prop("plainTextContent"), context.prop("htmlTextContent")
+    plain, html = texts.get("plainTextContent"), texts.get("htmlTextContent")
     message.set_content(str(plain) if plain is not None else "")
     if html is not None:
         message.add_alternative(str(html), subtype="html")
@@ -123,7 +135,9 @@ def _send(
         client.send_message(message)
 
 
-async def mail_send(context: TaskContext) -> Mapping[str, Any] | None:
+async def mail_send(
+    context: TaskContext, written: Mapping[str, str | None] | None = None
+) -> Mapping[str, Any] | None:
     host = context.prop("host")
     if not host:
         raise TaskFailure("`host` is required: the SMTP server")
@@ -134,7 +148,7 @@ async def mail_send(context: TaskContext) -> Mapping[str, Any] | None:
     timeout = int(str(context.prop("sessionTimeout", 10000))) / 1000
     user, password = context.prop("username"), context.prop("password")
     login = (str(user), str(password or "")) if user else None
-    message = _message(context)
+    message = _message(context, written)
     try:
         await asyncio.to_thread(_send, message, str(host), port, strategy, timeout, _tls(context), login)
     except (smtplib.SMTPException, OSError) as error:
@@ -143,16 +157,35 @@ async def mail_send(context: TaskContext) -> Mapping[str, Any] | None:
     return None
 
 
+async def mail_execution(context: TaskContext) -> Mapping[str, Any] | None:
+    """The summary of an execution, mailed: the task's `subject` or the summary's title, the facts
+    as an HTML table and as text."""
+    found = await summary(context)
+    rows = "".join(f"<tr><th align=left>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in found.facts)
+    note = f"<p>{escape(found.message)}</p>" if found.message else ""
+    written = {
+        "subject": str(context.prop("subject") or found.title),
+        "plainTextContent": "\n".join(found.lines()),
+        "htmlTextContent": f"<h3>{escape(found.title)}</h3>{note}<table>{rows}</table>",
+    }
+    return await mail_send(context, written)
+
+
 MAIL_TYPES = (
     TaskType(
         f"{PACKAGE}.MailSend",
         Kind.RUNNABLE,
         properties=frozenset(_PROPERTIES),
         required=frozenset({"from", "to", "host"}),
-        ignored={
-            "trustedHosts": "the server's certificate is checked against the system's authorities, "
-            "unless verifyServerIdentity is false"
-        },
+        ignored={"trustedHosts": _TRUSTED_HOSTS},
         handler=mail_send,
+    ),
+    TaskType(
+        f"{PACKAGE}.MailExecution",
+        Kind.RUNNABLE,
+        properties=frozenset(_PROPERTIES) | EXECUTION_PROPERTIES,
+        required=frozenset({"from", "to", "host"}),
+        ignored={"trustedHosts": _TRUSTED_HOSTS},
+        handler=mail_execution,
     ),
 )

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Set
 from datetime import timedelta
 from typing import Any
 
 from tiercel.engine.plugin import Kind, LogLevel, TaskContext, TaskFailure, TaskType
+
+from . import summary as shapes
+from .summary import EXECUTION_PROPERTIES, Summary, summary
 
 PACKAGE = "io.kestra.plugin.notifications"
 _BODY_SHOWN = 300
@@ -84,20 +87,38 @@ def _webhook(slack: bool) -> Any:
     return handler
 
 
-def _type(name: str, slack: bool = False) -> TaskType:
-    properties = {"url", "payload", "options"} | ({"messageText"} if slack else set())
+def _execution(shape: Callable[[Summary, TaskContext], Any]) -> Any:
+    """The handler of a `*Execution` task: the execution's summary, shaped for its service."""
+
+    async def handler(context: TaskContext) -> Mapping[str, Any] | None:
+        await post(context, context.prop("url"), shape(await summary(context), context))
+        return None
+
+    return handler
+
+
+def _type(name: str, handler: Any, properties: Set[str]) -> TaskType:
     return TaskType(
         f"{PACKAGE}.{name}",
         Kind.RUNNABLE,
-        properties=frozenset(properties),
+        properties=frozenset({"url", "options"} | properties),
         required=frozenset({"url"}),
-        handler=_webhook(slack),
+        handler=handler,
     )
 
 
+_SLACK_LOOK = {"channel", "username", "iconUrl", "iconEmoji"}
 WEBHOOK_TYPES = (
-    _type("slack.SlackIncomingWebhook", slack=True),
-    _type("teams.TeamsIncomingWebhook"),
-    _type("discord.DiscordIncomingWebhook"),
-    _type("google.GoogleChatIncomingWebhook"),
+    _type("slack.SlackIncomingWebhook", _webhook(slack=True), {"payload", "messageText"}),
+    _type("teams.TeamsIncomingWebhook", _webhook(slack=False), {"payload"}),
+    _type("discord.DiscordIncomingWebhook", _webhook(slack=False), {"payload"}),
+    _type("google.GoogleChatIncomingWebhook", _webhook(slack=False), {"payload"}),
+    _type("slack.SlackExecution", _execution(shapes.slack), EXECUTION_PROPERTIES | _SLACK_LOOK),
+    _type("teams.TeamsExecution", _execution(shapes.teams), set(EXECUTION_PROPERTIES)),
+    _type(
+        "discord.DiscordExecution",
+        _execution(shapes.discord),
+        EXECUTION_PROPERTIES | {"username", "avatarUrl"},
+    ),
+    _type("google.GoogleChatExecution", _execution(shapes.google_chat), set(EXECUTION_PROPERTIES)),
 )
