@@ -34,7 +34,7 @@ from decimal import Decimal, InvalidOperation
 from typing import IO, Any, Final
 from zoneinfo import ZoneInfo
 
-__all__ = ["IonError", "dumps", "iter_lines", "loads", "loads_all"]
+__all__ = ["IonError", "dumps", "iter_lines", "java_iso", "loads", "loads_all"]
 
 
 class IonError(ValueError):
@@ -499,7 +499,7 @@ def _decimal(value: Decimal) -> str:
     return f"{prefix}{unscaled}d-{scale}"
 
 
-def _java_iso(value: datetime | time) -> str:
+def java_iso(value: datetime | time) -> str:
     """Java's ISO_LOCAL/ISO_OFFSET format: seconds always, the fraction without trailing zeros."""
     text = f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
     if isinstance(value, datetime):
@@ -523,13 +523,13 @@ def _datetime(value: datetime) -> str:
     date-time as Kestra's IonModule writes it, a string annotated with its class."""
     offset = value.utcoffset()
     if offset is None:
-        return f'LocalDateTime::"{_java_iso(value)}"'
+        return f'LocalDateTime::"{java_iso(value)}"'
     if isinstance(value.tzinfo, ZoneInfo):
-        return f'ZonedDateTime::"{_java_iso(value)}[{value.tzinfo.key}]"'
+        return f'ZonedDateTime::"{java_iso(value)}[{value.tzinfo.key}]"'
     if offset:
-        return f'ZonedDateTime::"{_java_iso(value)}"'
+        return f'ZonedDateTime::"{java_iso(value)}"'
     moment = value.astimezone(UTC).replace(tzinfo=None)
-    return f"{_java_iso(moment.replace(microsecond=0))}.{moment.microsecond // 1000:03d}Z"
+    return f"{java_iso(moment.replace(microsecond=0))}.{moment.microsecond // 1000:03d}Z"
 
 
 def _write(value: Any, out: list[str], default: Callable[[Any], Any] | None) -> None:
@@ -550,7 +550,7 @@ def _write(value: Any, out: list[str], default: Callable[[Any], Any] | None) -> 
     elif isinstance(value, date):
         out.append(f"{value.year:04d}-{value.month:02d}-{value.day:02d}")
     elif isinstance(value, time):
-        out.append(f'{"LocalTime" if value.utcoffset() is None else "OffsetTime"}::"{_java_iso(value)}"')
+        out.append(f'{"LocalTime" if value.utcoffset() is None else "OffsetTime"}::"{java_iso(value)}"')
     elif isinstance(value, bytes | bytearray):
         out.append("{{" + base64.b64encode(bytes(value)).decode("ascii") + "}}")
     elif isinstance(value, Mapping):

@@ -1,0 +1,45 @@
+"""Kestra's serdes plugin (`io.kestra.plugin.serdes`): converting files between Kestra's Ion item
+files and CSV, JSON (and JSON lines), Excel, Avro, Parquet and XML.
+
+Each task reads the stored file `from`, streams it into a new stored file, and outputs its `uri`
+and `size` (the records converted, also Kestra's `records` counter). Kestra's older names of the
+tasks (CsvReader, JsonWriter ...) are accepted as aliases. The format libraries (openpyxl, fastavro,
+pyarrow) are imported when a task runs, so loading the family costs nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tiercel.engine.plugin import Kind, Registry, TaskType
+
+from . import csv_tasks, json_tasks
+from .common import PACKAGE
+
+
+def _type(name: str, handler: Any, properties: frozenset[str], aliases: tuple[str, ...] = ()) -> TaskType:
+    return TaskType(
+        f"{PACKAGE}.{name}",
+        Kind.RUNNABLE,
+        properties=properties,
+        required=frozenset({"from"}),
+        handler=handler,
+        aliases=tuple(f"{PACKAGE}.{alias}" for alias in aliases),
+    )
+
+
+def register(registry: Registry) -> None:
+    """The `tiercel.tasks` entry point of the serdes family."""
+    registry.add(_type("csv.CsvToIon", csv_tasks.csv_to_ion, csv_tasks.READER_PROPERTIES, ("csv.CsvReader",)))
+    registry.add(_type("csv.IonToCsv", csv_tasks.ion_to_csv, csv_tasks.WRITER_PROPERTIES, ("csv.CsvWriter",)))
+    registry.add(
+        _type(
+            "json.JsonToIon", json_tasks.json_to_ion, json_tasks.JSON_TO_ION_PROPERTIES, ("json.JsonReader",)
+        )
+    )
+    registry.add(
+        _type(
+            "json.IonToJson", json_tasks.ion_to_json, json_tasks.ION_TO_JSON_PROPERTIES, ("json.JsonWriter",)
+        )
+    )
+    registry.add(_type("json.JsonToJsonl", json_tasks.json_to_jsonl, json_tasks.JSON_TO_JSONL_PROPERTIES))
