@@ -6,7 +6,8 @@ returning its outputs (or raising `TaskFailure`). A handler reaches the key-valu
 `context.kv` (a `KeyValueStore`, whose failures raise `StoreError`) and stored logs through
 `context.log_reader` (a `LogReader`). Kestra's internal file format, Amazon Ion text one value per line,
 is read and written by `ion_loads`, `ion_dumps` and `ion_lines` as Kestra's own tasks write it (and
-`java_iso` writes a date-time or time as Java's ISO formatters do); a task
+`java_iso` writes a date-time or time as Java's ISO formatters do; `ion_record_writer` writes many
+records of the same fields quickly); a task
 that takes `inputFiles` or `outputFiles` as the script tasks do uses `write_input_files` and
 `collect_output_files`:
 
@@ -15,7 +16,14 @@ that takes `inputFiles` or `outputFiles` as the script tasks do uses `write_inpu
 
 from __future__ import annotations
 
-from .ion import IonError, dumps as ion_dumps, iter_lines as ion_lines, java_iso, loads as ion_loads
+from .ion import (
+    IonError,
+    dumps as ion_dumps,
+    iter_lines as ion_lines,
+    java_iso,
+    loads as ion_loads,
+    record_writer as ion_record_writer,
+)
 from .model import LogLevel
 from .store.errors import StoreError
 from .tasks.base import RunnableHandler, TaskContext, TaskFailure
@@ -40,6 +48,7 @@ __all__ = [
     "ion_dumps",
     "ion_lines",
     "ion_loads",
+    "ion_record_writer",
     "java_iso",
     "write_input_files",
 ]

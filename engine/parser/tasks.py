@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..model import DagNode, PluginDefault, RetrySpec, TaskSpec
-from ..tasks.registry import registry
+from ..tasks.registry import missing_modules, registry
 from ..tasks.types import (
     COMMON_IGNORED,
     COMMON_PROPERTIES,
@@ -213,6 +213,15 @@ class TaskParser:
             )
             failed = "".join(f" Note: {failure}." for failure in registry().failures)
             ctx.error((*path, "type"), f"Unknown task type `{written}` on {label}.{tail}{failed}")
+            return None
+        missing = missing_modules(task_type.requires)
+        if missing:
+            install = f"pip install 'tiercel[{task_type.extra}]'" if task_type.extra else "install them"
+            ctx.error(
+                (*path, "type"),
+                f"Task type `{written}` on {label} needs the Python module{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)}, not installed here: {install}",
+            )
             return None
         own = frozenset(data)
         data = apply_defaults(data, defaults_for(written, task_type.name, self.defaults))

@@ -11,6 +11,8 @@ which plugins failed.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -100,6 +102,19 @@ def _load() -> Registry:
 
 
 _REGISTRY: Registry | None = None
+
+
+@functools.cache
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent that fails, or an import blocked in sys.modules
+        return False
+
+
+def missing_modules(modules: Iterable[str]) -> list[str]:
+    """The modules of `modules` this interpreter cannot import (looked up, not imported)."""
+    return [module for module in modules if not _installed(module)]
 
 
 def registry() -> Registry:

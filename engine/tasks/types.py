@@ -96,6 +96,10 @@ class TaskType:
     # The handler uses the engine's commands (`TaskContext.control`, `trigger_switches`): it runs
     # in the process of the executor, never on a worker of another machine (engine.cluster).
     commands_engine: bool = False
+    # The Python modules the handler imports when it runs, and the extra of the distribution that
+    # installs them (`pip install 'tiercel[<extra>]'`): a flow using the type without them is invalid.
+    requires: tuple[str, ...] = ()
+    extra: str = ""
 
     def child_shapes(self) -> dict[str, ChildShape]:
         """Every property that holds child tasks, including a flowable's `errors` and `finally`."""

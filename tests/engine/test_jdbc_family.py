@@ -5,6 +5,9 @@ examples run through a real engine; each test works on tables of its own and dro
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -479,3 +482,39 @@ async def test_a_query_past_its_timeout_is_cancelled_on_the_server(tmp_path: Pat
         execution = await asyncio.wait_for(run(engine, "company.team", "sleeper"), 30)
         assert execution.state.current is StateType.FAILED
         await until(lambda: running(execution.id) == 0)  # the server stopped the statement too
+
+
+MISSING_DRIVER = """
+id: needs_duckdb
+namespace: company.team
+tasks:
+  - id: query
+    type: io.kestra.plugin.jdbc.duckdb.Query
+    sql: SELECT 1
+"""
+
+
+def test_a_flow_using_a_driver_that_is_not_installed_names_the_extra(tmp_path: Path) -> None:
+    # sitecustomize blocks the import (sys.modules[name] = None), as a venv without the extra lacks it
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['duckdb'] = None\n")
+    (tmp_path / "flow.yml").write_text(MISSING_DRIVER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    tiercel = Path(sys.executable).parent / "tiercel"
+    check = subprocess.run(
+        [str(tiercel), "validate", str(tmp_path / "flow.yml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert check.returncode == 1
+    assert "needs the Python module duckdb, not installed here: pip install 'tiercel[jdbc]'" in check.stdout
+    (tmp_path / "sitecustomize.py").write_text("")
+    check = subprocess.run(
+        [str(tiercel), "validate", str(tmp_path / "flow.yml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -8,6 +8,8 @@ PostgreSQL adds `CopyIn` and `CopyOut`. The drivers: sqlite3, duckdb, psycopg 3 
 
 from __future__ import annotations
 
+from typing import Any
+
 from tiercel.engine.plugin import Kind, Registry, TaskType
 
 from .copy import COPY_PROPERTIES, copy_in, copy_out
@@ -42,44 +44,33 @@ _OWN = {
 }
 
 
-def _types(dialect: Dialect) -> list[TaskType]:
-    # The embedded databases have a default URL (a database of the task's own); servers need one.
-    required = frozenset({"sql"} if dialect in (SQLITE, DUCKDB) else {"sql", "url"})
-    own = _COMMON | _OWN[dialect]
-    prefix = f"{PACKAGE}.{dialect.name}"
-    return [
-        TaskType(f"{prefix}.Query", Kind.RUNNABLE, own, required, handler=query_handler(dialect)),
-        TaskType(
-            f"{prefix}.Queries",
-            Kind.RUNNABLE,
-            own | {"transaction"},
-            required,
-            handler=queries_handler(dialect),
-        ),
-    ]
+# The driver each database's tasks import when they run (sqlite3 is the standard library's).
+_DRIVERS = {SQLITE: (), DUCKDB: ("duckdb",), POSTGRES: ("psycopg",), MYSQL: ("pymysql",)}
+
+
+def _type(
+    name: str, properties: frozenset[str], required: frozenset[str], dialect: Dialect, handler: Any
+) -> TaskType:
+    return TaskType(
+        f"{PACKAGE}.{dialect.name}.{name}",
+        Kind.RUNNABLE,
+        properties,
+        required,
+        handler=handler,
+        requires=_DRIVERS[dialect],
+        extra="jdbc",
+    )
 
 
 def register(registry: Registry) -> None:
     """The `tiercel.tasks` entry point of the jdbc family."""
     for dialect in DIALECTS:
-        for task_type in _types(dialect):
-            registry.add(task_type)
-    copy_required = frozenset({"url"})
+        # The embedded databases have a default URL (a database of the task's own); servers need one.
+        required = frozenset({"sql"} if dialect in (SQLITE, DUCKDB) else {"sql", "url"})
+        own = _COMMON | _OWN[dialect]
+        registry.add(_type("Query", own, required, dialect, query_handler(dialect)))
+        registry.add(_type("Queries", own | {"transaction"}, required, dialect, queries_handler(dialect)))
     registry.add(
-        TaskType(
-            f"{PACKAGE}.postgresql.CopyIn",
-            Kind.RUNNABLE,
-            COPY_PROPERTIES | {"from"},
-            copy_required | {"from", "table"},
-            handler=copy_in,
-        )
+        _type("CopyIn", COPY_PROPERTIES | {"from"}, frozenset({"url", "from", "table"}), POSTGRES, copy_in)
     )
-    registry.add(
-        TaskType(
-            f"{PACKAGE}.postgresql.CopyOut",
-            Kind.RUNNABLE,
-            COPY_PROPERTIES | {"sql"},
-            copy_required,
-            handler=copy_out,
-        )
-    )
+    registry.add(_type("CopyOut", COPY_PROPERTIES | {"sql"}, frozenset({"url"}), POSTGRES, copy_out))

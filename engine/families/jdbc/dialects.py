@@ -82,7 +82,7 @@ def _sqlite_moment(text: str, zone: tzinfo) -> datetime:
     text = text.strip()
     if text.lstrip("-").isdigit():
         return datetime.fromtimestamp(int(text) / 1000, zone)
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(text)
     return moment.astimezone(zone) if moment.tzinfo else moment.replace(tzinfo=zone)
 
 

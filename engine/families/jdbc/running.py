@@ -16,13 +16,15 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tiercel.engine.plugin import TaskFailure, ion_dumps
+from tiercel.engine.plugin import TaskFailure, ion_dumps, ion_record_writer
 
 from .cells import kestra_value, plain_row
 from .dialects import MYSQL, POSTGRES, Dialect
 from .statements import bind_parameters
 
 FETCH_TYPES = ("NONE", "FETCH_ONE", "FETCH", "STORE")
+# Cells handed on unchanged (exact types: a subclass goes through kestra_value).
+_AS_THEY_ARE = frozenset({str, int, float, bool, type(None)})
 T = TypeVar("T")
 
 
@@ -104,41 +106,59 @@ def _batches(cursor: Any, size: int) -> Iterator[Sequence[Any]]:
         yield from batch
 
 
-def _records(
+def _cells(
     dialect: Dialect, description: Sequence[Any], rows: Iterator[Sequence[Any]], zone: tzinfo
-) -> Iterator[dict[str, Any]]:
-    """Rows as Kestra's row maps: column label -> converted value (a repeated label keeps the last)."""
-    names = [str(column[0]) for column in description]
+) -> Iterator[list[Any]]:
+    """Each row's cells as Kestra's converters give them."""
     converters = dialect.converters(description, zone)
     special = [(index, convert) for index, convert in enumerate(converters) if convert is not None]
     for raw in rows:
         cells = list(raw)
         for index, convert in special:
             cells[index] = convert(cells[index])
-        yield {name: kestra_value(cell, zone) for name, cell in zip(names, cells, strict=True)}
+        yield [cell if type(cell) in _AS_THEY_ARE else kestra_value(cell, zone) for cell in cells]
+
+
+def _records(names: list[str], cells: Iterator[list[Any]]) -> Iterator[dict[str, Any]]:
+    """Rows as Kestra's row maps: column label -> value (a repeated label keeps the last)."""
+    for row in cells:
+        yield dict(zip(names, row, strict=True))
+
+
+def _store(names: list[str], cells: Iterator[list[Any]], folder: Path) -> Result:
+    """The rows as an Ion file, one record per line."""
+    handle, name = tempfile.mkstemp(suffix=".ion", dir=folder)
+    count = 0
+    with open(handle, "w", encoding="utf-8", newline="\n", buffering=1 << 20) as out:
+        if len(set(names)) == len(names):
+            write = ion_record_writer(names)
+            for row in cells:
+                out.write(write(row))
+                out.write("\n")
+                count += 1
+        else:
+            for record in _records(names, cells):
+                out.write(ion_dumps(record))
+                out.write("\n")
+                count += 1
+    return Result(file=Path(name), size=count)
 
 
 def _result(
     dialect: Dialect, description: Sequence[Any], rows: Iterator[Sequence[Any]], fetching: Fetching
 ) -> Result:
-    records = _records(dialect, description, rows, fetching.zone)
+    names = [str(column[0]) for column in description]
+    cells = _cells(dialect, description, rows, fetching.zone)
+    if fetching.fetch_type == "STORE":
+        return _store(names, cells, fetching.folder)
     if fetching.fetch_type == "FETCH_ONE":
-        first = next(records, None)
+        first = next(_records(names, cells), None)
         for _ in rows:  # the driver must be done with the result set before the next statement
             pass
         return Result(row=plain_row(first), size=0 if first is None else 1)
     if fetching.fetch_type == "FETCH":
-        fetched = [row for record in records if (row := plain_row(record)) is not None]
+        fetched = [row for record in _records(names, cells) if (row := plain_row(record)) is not None]
         return Result(rows=fetched, size=len(fetched))
-    if fetching.fetch_type == "STORE":
-        handle, name = tempfile.mkstemp(suffix=".ion", dir=fetching.folder)
-        count = 0
-        with open(handle, "w", encoding="utf-8", newline="\n", buffering=1 << 20) as out:
-            for record in records:
-                out.write(ion_dumps(record))
-                out.write("\n")
-                count += 1
-        return Result(file=Path(name), size=count)
     for _ in rows:
         pass
     return Result()

@@ -1,26 +1,4 @@
-"""Amazon Ion text as Kestra reads and writes it: its internal storage files, ``toIon`` and ``fromIon()``.
-
-Kestra goes through one mapper for all three (``JacksonMapper.ofIon()``: Jackson's Ion module over
-ion-java, with Kestra's ``IonModule``, ``IonParser`` and ``IonGenerator``), so one reader and one writer
-serve them. :func:`dumps` writes a value compactly on one line; :func:`loads` reads the first value of a
-text (a line of an item file, the text given to ``fromIon``), :func:`loads_all` every top-level value.
-The reader takes the whole text grammar (comments, long strings, symbols, s-expressions, blobs, clobs,
-typed nulls, annotations, ``$ion_1_0``); Kestra never writes the binary encoding.
-
-Read, as Kestra's ``IonParser`` gives them: struct -> dict (a repeated field keeps its last value), list
-and s-expression -> list, string and symbol -> str, int, decimal -> Decimal, float, bool, null and typed
-nulls -> None, blob and clob -> bytes; a timestamp at midnight UTC (or of day precision) -> date, another
-UTC or unknown-offset one -> datetime in UTC (an Instant), one at another offset -> datetime at that
-offset (a ZonedDateTime); a string annotated ``Instant``, ``LocalDateTime``, ``LocalDate``, ``LocalTime``,
-``OffsetDateTime``, ``ZonedDateTime`` or ``OffsetTime`` (first annotation) -> that datetime, date or time.
-Other annotations are dropped (Kestra hands such a value on as an ion-java ``IonValue``).
-
-Written, as Kestra's mapper writes them: floats as ion-java prints them (``1.5e0``, ``1.0E10``), Decimal
-as an Ion decimal (``2.``, ``1d3``, ``1d-9``), mapping keys as symbols quoted only when they must be,
-tuples and sets as lists, bytes as a blob; a datetime in UTC as a millisecond timestamp (an Instant),
-another aware one as ``ZonedDateTime::"..."``, a naive one as ``LocalDateTime::"..."``, a date as a day
-timestamp (``2008-12-25``), a time as ``LocalTime::"..."`` or ``OffsetTime::"..."``.
-"""
+"""Ion text read as Kestra's IonParser gives its values (see the package's docstring)."""
 
 from __future__ import annotations
 
@@ -28,13 +6,11 @@ import base64
 import binascii
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any, Final
 from zoneinfo import ZoneInfo
-
-__all__ = ["IonError", "dumps", "iter_lines", "java_iso", "loads", "loads_all"]
 
 
 class IonError(ValueError):
@@ -429,158 +405,6 @@ def loads(text: str) -> Any:
     if reader.at_end():
         raise IonError("Expected an Ion value, found none")
     return reader.value()
-
-
-# -- writing --------------------------------------------------------------------------------------------
-
-# ion-java's escapes for a quoted string or symbol (_Private_IonTextAppender); other characters below
-# U+0020 and U+007F to U+009F become \xNN, and the rest is written as it is.
-_WRITE_ESCAPES: Final = {0: "\\0", 7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r"}
-_SYMBOL_KEYWORD: Final = re.compile(r"false|null|nan|true|\$[0-9]+")
-
-
-def _quoted(text: str, quote: str) -> str:
-    out = [quote]
-    for char in text:
-        code = ord(char)
-        if char == quote or char == "\\":
-            out.append("\\" + char)
-        elif code in _WRITE_ESCAPES:
-            out.append(_WRITE_ESCAPES[code])
-        elif code < 0x20 or 0x7F <= code <= 0x9F:
-            out.append(f"\\x{code:02x}")
-        else:
-            out.append(char)
-    out.append(quote)
-    return "".join(out)
-
-
-def _symbol(name: str) -> str:
-    """A field name as ion-java writes a symbol: bare when an identifier that is not a keyword."""
-    if _IDENTIFIER.fullmatch(name) and not _SYMBOL_KEYWORD.fullmatch(name):
-        return name
-    return _quoted(name, "'")
-
-
-def _float(value: float) -> str:
-    """ion-java's printFloat: Java's ``Double.toString``, its ``.0`` replaced by ``e0``, else ``e0`` added
-    when it has no exponent."""
-    if value == 0:
-        return "-0e0" if math.copysign(1.0, value) < 0 else "0e0"
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "+inf" if value > 0 else "-inf"
-    if 1e-3 <= abs(value) < 1e7:  # Java's plain form, which repr shares in this range
-        text = repr(value)
-        return text[:-2] + "e0" if text.endswith(".0") else text + "e0"
-    mantissa, _, power = f"{Decimal(repr(value)).normalize():e}".partition("e")
-    if "." not in mantissa:
-        mantissa += ".0"
-    return f"{mantissa}E{int(power)}"
-
-
-def _decimal(value: Decimal) -> str:
-    """ion-java's printDecimal of a Java BigDecimal (which has no negative zero)."""
-    if not value.is_finite():
-        raise IonError(f"Ion has no decimal {value}")
-    sign, digits, exponent = value.as_tuple()
-    assert isinstance(exponent, int)
-    unscaled = str(int("".join(map(str, digits)) or "0"))
-    prefix = "-" if sign and value else ""
-    if exponent >= 0:
-        return f"{prefix}{unscaled}." if exponent == 0 else f"{prefix}{unscaled}d{exponent}"
-    scale = -exponent
-    whole = len(unscaled) - scale
-    if whole > 0:
-        return f"{prefix}{unscaled[:whole]}.{unscaled[whole:]}"
-    if whole - 1 >= -6:
-        return f"{prefix}0.{'0' * -whole}{unscaled}"
-    return f"{prefix}{unscaled}d-{scale}"
-
-
-def java_iso(value: datetime | time) -> str:
-    """Java's ISO_LOCAL/ISO_OFFSET format: seconds always, the fraction without trailing zeros."""
-    text = f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
-    if isinstance(value, datetime):
-        text = f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{text}"
-    if value.microsecond:
-        text += f".{value.microsecond:06d}".rstrip("0")
-    offset = value.utcoffset()
-    if offset is not None:
-        if not offset:
-            return text + "Z"
-        seconds = int(offset.total_seconds())
-        hours, rest = divmod(abs(seconds), 3600)
-        text += f"{'-' if seconds < 0 else '+'}{hours:02d}:{rest // 60:02d}"
-        if rest % 60:
-            text += f":{rest % 60:02d}"
-    return text
-
-
-def _datetime(value: datetime) -> str:
-    """An instant (UTC) as Kestra's IonGenerator writes it, a millisecond timestamp; a zoned or local
-    date-time as Kestra's IonModule writes it, a string annotated with its class."""
-    offset = value.utcoffset()
-    if offset is None:
-        return f'LocalDateTime::"{java_iso(value)}"'
-    if isinstance(value.tzinfo, ZoneInfo):
-        return f'ZonedDateTime::"{java_iso(value)}[{value.tzinfo.key}]"'
-    if offset:
-        return f'ZonedDateTime::"{java_iso(value)}"'
-    moment = value.astimezone(UTC).replace(tzinfo=None)
-    return f"{java_iso(moment.replace(microsecond=0))}.{moment.microsecond // 1000:03d}Z"
-
-
-def _write(value: Any, out: list[str], default: Callable[[Any], Any] | None) -> None:
-    if value is None:
-        out.append("null")
-    elif isinstance(value, bool):
-        out.append("true" if value else "false")
-    elif isinstance(value, int):
-        out.append(str(value))
-    elif isinstance(value, float):
-        out.append(_float(value))
-    elif isinstance(value, Decimal):
-        out.append(_decimal(value))
-    elif isinstance(value, str):
-        out.append(_quoted(value, '"'))
-    elif isinstance(value, datetime):
-        out.append(_datetime(value))
-    elif isinstance(value, date):
-        out.append(f"{value.year:04d}-{value.month:02d}-{value.day:02d}")
-    elif isinstance(value, time):
-        out.append(f'{"LocalTime" if value.utcoffset() is None else "OffsetTime"}::"{java_iso(value)}"')
-    elif isinstance(value, bytes | bytearray):
-        out.append("{{" + base64.b64encode(bytes(value)).decode("ascii") + "}}")
-    elif isinstance(value, Mapping):
-        out.append("{")
-        for index, (key, item) in enumerate(value.items()):
-            out.append(("," if index else "") + _symbol(str(key)) + ":")
-            _write(item, out, default)
-        out.append("}")
-    elif isinstance(value, list | tuple | set | frozenset):
-        out.append("[")
-        for index, item in enumerate(value):
-            out.append("," if index else "")
-            _write(item, out, default)
-        out.append("]")
-    elif default is not None:
-        _write(default(value), out, None)
-    else:
-        raise IonError(f"Cannot write a {type(value).__name__} as Ion")
-
-
-def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> str:
-    """One value as compact Ion text on one line (``null`` for None), as Kestra's Ion mapper writes it;
-    ``default`` is called with a value of another type, and what it returns is written instead.
-
-    Raises:
-        IonError: For a value of another type without ``default``, or a Decimal NaN or infinity.
-    """
-    out: list[str] = []
-    _write(value, out, default)
-    return "".join(out)
 
 
 def iter_lines(handle: IO[bytes]) -> Iterator[bytes]:
