@@ -1,14 +1,16 @@
-"""The task plugin API: everything a third-party task package imports, from one place.
+"""The plugin API: everything a third-party task or trigger package imports, from one place.
 
 A package declares an entry point in the `tiercel.tasks` group naming a callable that receives the
 `Registry` and adds `TaskType`s; each runnable type has an async handler taking a `TaskContext` and
 returning its outputs (or raising `TaskFailure`). A handler reaches the key-value store through
 `context.kv` (a `KeyValueStore`, whose failures raise `StoreError`) and stored logs through
-`context.log_reader` (a `LogReader`). Kestra's internal file format, Amazon Ion text one value per line,
-is read and written by `ion_loads`, `ion_dumps` and `ion_lines` as Kestra's own tasks write it (and
-`java_iso` writes a date-time or time as Java's ISO formatters do; `ion_record_writer` writes many
-records of the same fields quickly); a task
-that takes `inputFiles` or `outputFiles` as the script tasks do uses `write_input_files` and
+`context.log_reader` (a `LogReader`). A polling trigger is a `TriggerType` (`registry.add_trigger`)
+whose `poll` takes a `TriggerContext` and returns the new execution's `trigger` variables, or None.
+
+Kestra's internal file format, Amazon Ion text with one value per line, is read and written as
+Kestra's own tasks write it by `ion_loads`, `ion_dumps`, `ion_lines` and `ion_record_writer` (many
+records of the same fields); `java_iso` writes a date-time as Java's ISO formatters do. A task that
+takes `inputFiles` or `outputFiles` as the script tasks do uses `write_input_files` and
 `collect_output_files`:
 
     from tiercel.engine.plugin import Kind, LogLevel, Registry, TaskContext, TaskType
@@ -30,7 +32,8 @@ from .tasks.base import RunnableHandler, TaskContext, TaskFailure
 from .tasks.registry import Registry
 from .tasks.scripts import collect_output_files, write_input_files
 from .tasks.services import KeyValueStore, LogReader
-from .tasks.types import Kind, TaskType
+from .tasks.types import Kind, TaskType, TriggerType
+from .triggers.plugins import TriggerContext
 
 __all__ = [
     "IonError",
@@ -44,6 +47,8 @@ __all__ = [
     "TaskContext",
     "TaskFailure",
     "TaskType",
+    "TriggerContext",
+    "TriggerType",
     "collect_output_files",
     "ion_dumps",
     "ion_lines",

@@ -8,6 +8,8 @@ import zoneinfo
 from typing import Any
 
 from ..model import PluginDefault, StateType, TriggerSpec
+from ..tasks.registry import missing_modules, registry
+from ..tasks.types import TriggerType
 from ..triggers.conditions import SCHEDULE_CONDITION_TYPES, condition_problem, condition_type
 from ..triggers.types import FLOW, HTTP, SCHEDULE, TRIGGER_ALIASES, WEBHOOK
 from .context import ID_PATTERN, Context, parse_duration_value, type_name
@@ -84,7 +86,8 @@ def parse_triggers(
         written = ctx.required_text(entry, "type", path, missing_type)
         if written is None:
             continue
-        kind = TRIGGER_ALIASES.get(written, written)
+        plugin = registry().lookup_trigger(written)
+        kind = plugin.name if plugin is not None else TRIGGER_ALIASES.get(written, written)
         entry = apply_defaults(entry, defaults_for(written, kind, defaults))
         if kind == SCHEDULE:
             _check_schedule(ctx, entry, path, trigger_id)
@@ -94,10 +97,14 @@ def parse_triggers(
             _check_webhook(ctx, entry, path, trigger_id)
         elif kind == HTTP:
             _check_http_trigger(ctx, entry, path, trigger_id)
+        elif plugin is not None:
+            if not _check_plugin_trigger(ctx, entry, path, trigger_id, plugin):
+                continue
         else:
             _unknown_type(ctx, written, (*path, "type"), trigger_id)
             continue
-        for key in _RENDERED.get(kind, ()):
+        rendered = _RENDERED.get(kind, ()) if plugin is None else tuple(plugin.properties - {"interval"})
+        for key in rendered:
             check_templates(ctx, entry.get(key), (*path, key))
         props = {key: value for key, value in entry.items() if key not in ("id", "type", "disabled")}
         disabled = ctx.boolean(entry, "disabled", path, "`disabled`", False)
@@ -525,6 +532,11 @@ def _check_http_trigger(ctx: Context, entry: dict[str, Any], path: YamlPath, tri
         if entry.get(key) is not None:
             ctx.mapping(entry[key], (*path, key), f"`{key}` of {owner}")
     ctx.boolean(entry, "encryptBody", path, "`encryptBody`", False)
+    _check_polling(ctx, entry, path, owner)
+
+
+def _check_polling(ctx: Context, entry: dict[str, Any], path: YamlPath, owner: str) -> None:
+    """What every polling trigger has: date-only `conditions`, `stopAfter`, `allowConcurrent`."""
     _check_conditions(ctx, entry.get("conditions"), (*path, "conditions"), owner)
     written = entry.get("conditions")
     for index, condition in enumerate(written if isinstance(written, list) else []):
@@ -540,6 +552,36 @@ def _check_http_trigger(ctx: Context, entry: dict[str, Any], path: YamlPath, tri
     ctx.boolean(entry, "allowConcurrent", path, "`allowConcurrent`", False)
 
 
+def _check_plugin_trigger(
+    ctx: Context, entry: dict[str, Any], path: YamlPath, trigger_id: str, plugin: TriggerType
+) -> bool:
+    """A plugin's polling trigger: its own properties, those it requires, a positive `interval`, the
+    polling triggers' common ones; False when the modules it needs are not installed."""
+    owner = f"Trigger `{trigger_id}`"
+    missing = missing_modules(plugin.requires)
+    if missing:
+        install = f"pip install 'tiercel[{plugin.extra}]'" if plugin.extra else "install them"
+        ctx.error(
+            (*path, "type"),
+            f"Trigger type `{entry['type']}` of {owner} needs the Python module"
+            f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}, not installed here: {install}",
+        )
+        return False
+    ctx.unknown_keys(entry, _ABSTRACT_TRIGGER_KEYS | {"interval"} | plugin.properties, path, owner)
+    for key in sorted(plugin.required - entry.keys()):
+        ctx.error(path, f"{owner} has no `{key}`, which `{plugin.name}` requires")
+    interval = parse_duration_value(ctx, entry.get("interval"), (*path, "interval"), "`interval`")
+    if interval is not None and interval.total_seconds() <= 0:
+        ctx.error((*path, "interval"), f"{owner}: `interval` must be a positive duration such as PT60S")
+    _check_polling(ctx, entry, path, owner)
+    return True
+
+
 def trigger_keys() -> dict[str, frozenset[str]]:
     """The properties each trigger type accepts (what `parse_triggers` checks), by its name."""
-    return {SCHEDULE: _SCHEDULE_KEYS, FLOW: _FLOW_KEYS, WEBHOOK: _WEBHOOK_KEYS, HTTP: _HTTP_KEYS}
+    keys = {SCHEDULE: _SCHEDULE_KEYS, FLOW: _FLOW_KEYS, WEBHOOK: _WEBHOOK_KEYS, HTTP: _HTTP_KEYS}
+    for name in registry().trigger_names():
+        found = registry().lookup_trigger(name)
+        if found is not None:
+            keys[name] = _ABSTRACT_TRIGGER_KEYS | {"interval"} | found.properties
+    return keys

@@ -36,6 +36,20 @@ class TaskFailure(Exception):
         self.outputs = outputs
 
 
+def as_flag(name: str, value: Any) -> bool:
+    """A rendered true/false property (`true`, `false` in any case, or a boolean).
+
+    Raises:
+        TaskFailure: When it is anything else.
+    """
+    if isinstance(value, bool):
+        return value
+    text = to_text(value).strip().lower()
+    if text not in ("true", "false"):
+        raise TaskFailure(f"`{name}` must be true or false, got `{text}`")
+    return text == "true"
+
+
 @dataclass
 class TaskContext:
     """One attempt of one task run, as its handler sees it."""
@@ -91,13 +105,7 @@ class TaskContext:
         Raises:
             TaskFailure: When it is anything else.
         """
-        value = self.prop(name, default)
-        if isinstance(value, bool):
-            return value
-        text = to_text(value).strip().lower()
-        if text not in ("true", "false"):
-            raise TaskFailure(f"`{name}` must be true or false, got `{text}`")
-        return text == "true"
+        return as_flag(name, self.prop(name, default))
 
     def task_uri(self) -> str:
         """Where this task run's files go in the internal storage (kestra:///...)."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
 from .builtin_types import BUILT_IN_TASK_TYPES
-from .types import TaskType
+from .types import TaskType, TriggerType
 
 BUILT_IN = "tiercel"
 
@@ -42,6 +42,8 @@ class Registry:
         self._types: dict[str, TaskType] = {}
         self._names: dict[str, str] = {}
         self._sources: dict[str, str] = {}
+        self._triggers: dict[str, TriggerType] = {}
+        self._trigger_names: dict[str, str] = {}
         self._adding = BUILT_IN  # the package whose types are being added
         self.failures: list[PluginFailure] = []
 
@@ -51,6 +53,20 @@ class Registry:
         self._names[task_type.name] = task_type.name
         for alias in task_type.aliases:
             self._names[alias] = task_type.name
+
+    def add_trigger(self, trigger_type: TriggerType) -> None:
+        self._triggers[trigger_type.name] = trigger_type
+        self._sources[trigger_type.name] = self._adding
+        for name in (trigger_type.name, *trigger_type.aliases):
+            self._trigger_names[name] = trigger_type.name
+
+    def lookup_trigger(self, name: str) -> TriggerType | None:
+        """A plugin's trigger type by its name or an alias (None for the engine's own and unknown ones)."""
+        canonical = self._trigger_names.get(name)
+        return self._triggers[canonical] if canonical else None
+
+    def trigger_names(self) -> Iterable[str]:
+        return self._triggers.keys()
 
     def lookup(self, name: str) -> TaskType | None:
         canonical = self._names.get(name)

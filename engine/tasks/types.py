@@ -123,3 +123,19 @@ class TaskType:
         if prop in self.static or prop in self.child_shapes() or prop in self.input_props:
             return False
         return prop in self.properties or prop in self.deprecated or prop in RENDERED_COMMON_PROPERTIES
+
+
+@dataclass(frozen=True)
+class TriggerType:
+    """A trigger type a plugin adds: a polling trigger, polled every `interval` (the flow's, else
+    `default_interval` seconds); its `poll` takes a `TriggerContext` and returns the new execution's
+    `trigger` variables, or None when there is nothing to start an execution for."""
+
+    name: str
+    properties: frozenset[str] = frozenset()
+    required: frozenset[str] = frozenset()
+    poll: Any = None
+    default_interval: float = 60.0
+    aliases: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    extra: str = ""

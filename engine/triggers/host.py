@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ..events import EventBus
+from ..internal_storage import Storage
 from ..model import Execution, Flow, Label
 from ..store import TriggerFire, TriggerRow, WindowUpdate
 
@@ -167,6 +168,11 @@ class TriggerHost(Protocol):
     @property
     def trigger_switches(self) -> TriggerSwitches:
         """The switches set by command, shared by every trigger type."""
+        ...
+
+    @property
+    def storage(self) -> Storage:
+        """The internal storage, where a polling trigger's files go."""
         ...
 
     def new_execution(

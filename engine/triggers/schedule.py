@@ -5,13 +5,13 @@ then fires every due slot of every Schedule trigger of the engine's current flow
     slots       the schedule's time arithmetic, where a trigger goes on from after downtime
     state       trigger state for listings, and its persistence (switches, last and next dates)
     firing      firing due slots: executions, conditions, fire records, no overlap
-    http        the HTTP polling triggers, polled beside the schedules (Kestra's polling triggers)
+    polling     the polling triggers (HTTP, and the plugins' in `plugins`), polled beside the schedules
     backfill    the rules of backfills (ranges, pause, resume, cancel, progress)
     clock       the system clock, or one a test drives
 
 Kestra's rules followed here (see the parts for the others):
 - `stopAfter` lists execution states; an execution of the trigger ending in one disables the trigger
-  (schedules and HTTP triggers alike).
+  (schedules and polling triggers alike).
 - A trigger disabled (by command or in the flow) lets its slots pass: enabling it again starts from now.
 
 A store failure never stops the scheduler: the trigger (or the whole pass) is tried again after
@@ -36,7 +36,9 @@ from .backfill import BACKFILL_LABEL
 from .clock import Clock, RealClock
 from .firing import MAX_BATCH, SlotFiring
 from .host import TriggerHost
-from .http import HttpPolling
+from .http import poll_http
+from .plugins import plugin_poller
+from .polling import Poller, Polling
 from .slots import Schedule, starting_row
 from .state import (
     BackfillProgress,
@@ -49,8 +51,12 @@ from .state import (
 )
 from .types import HTTP, SCHEDULE
 
-# The trigger types whose executions the scheduler follows (no overlap, stopAfter).
-_FOLLOWED = (SCHEDULE, HTTP)
+
+def _poller(trigger_type: str) -> Poller | None:
+    """How a trigger type is polled: the HTTP trigger, or a plugin's (None: not a polling trigger).
+    The scheduler follows the executions of schedules and polling triggers (no overlap, stopAfter)."""
+    return Poller(poll_http) if trigger_type == HTTP else plugin_poller(trigger_type)
+
 
 # After an unexpected failure (a store error while saving state ...), wait this long, by the clock.
 ERROR_BACKOFF = timedelta(seconds=5)
@@ -68,8 +74,8 @@ class Scheduler:
         self._firing = SlotFiring(engine, self._states, self.clock, self._error)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._polling = HttpPolling(
-            engine, self.clock, self._states, self._lock, self._triggers_get, self._error
+        self._polling = Polling(
+            engine, self.clock, self._states, self._lock, self._triggers_get, self._error, _poller
         )
         self._stopping = False
         self._started = False
@@ -388,7 +394,8 @@ class Scheduler:
 
     def _ended(self, execution: Execution) -> TriggerKey | None:
         trigger = execution.trigger or {}
-        if trigger.get("type") not in _FOLLOWED:
+        kind = str(trigger.get("type"))
+        if kind != SCHEDULE and _poller(kind) is None:
             return None
         key = (execution.namespace, execution.flow_id, str(trigger.get("id")))
         found = self._triggers.get(key)

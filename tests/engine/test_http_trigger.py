@@ -301,7 +301,7 @@ async def test_stopping_cancels_the_polls_and_their_requests(tmp_path: Path, sit
             await until(lambda: server.hits["/hold"] >= 1, what="a request under way")
             await asyncio.wait_for(engine.scheduler.stop(), HANG)
             polls = [
-                task for task in asyncio.all_tasks() if task.get_name().startswith("tiercel-http-trigger")
+                task for task in asyncio.all_tasks() if task.get_name().startswith("tiercel-polling-trigger")
             ]
             assert polls == []
             assert await executions_of(engine, "held") == []

@@ -518,3 +518,73 @@ def test_a_flow_using_a_driver_that_is_not_installed_names_the_extra(tmp_path: P
         timeout=60,
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def trigger_flow(table: str) -> str:
+    return f"""
+id: jdbc_trigger
+namespace: company.team
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: "{{{{ trigger.rows }}}}"
+    tasks:
+      - id: return
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{{{ fromJson(taskrun.value).id }}}}"
+triggers:
+  - id: watch
+    type: io.kestra.plugin.jdbc.postgresql.Trigger
+    interval: PT0.2S
+    url: {PG}
+    username: postgres
+    sql: "SELECT id, status FROM {table} WHERE status = 'NEW' ORDER BY id"
+    afterSQL: "UPDATE {table} SET status = 'PROCESSED' WHERE status = 'NEW'"
+    fetchType: FETCH
+"""
+
+
+async def test_the_jdbc_trigger_starts_an_execution_per_batch_of_new_rows(tmp_path: Path, table: str) -> None:
+    with psycopg.connect("host=127.0.0.1 dbname=test user=postgres", autocommit=True) as connection:
+        connection.execute(f"CREATE TABLE {table} (id int, status text)")
+        connection.execute(f"INSERT INTO {table} VALUES (1, 'NEW'), (2, 'NEW')")
+
+        async def ended() -> list[Execution] | None:
+            summaries = await engine.list_executions(namespace="company.team", flow_id="jdbc_trigger")
+            found = [await engine.execution(summary.id) for summary in summaries]
+            done = [e for e in found if e is not None and e.state.current.is_terminated]
+            return done if len(done) >= expected else None
+
+        async with running_engine(tmp_path, trigger_flow(table)) as engine:
+            expected = 1
+            [first] = await until(ended, what="an execution for the first rows") or []
+            # afterSQL ran in the poll's transaction: the rows are marked, so no second execution for them
+            connection.execute(f"INSERT INTO {table} VALUES (3, 'NEW')")
+            expected = 2
+            done = await until(ended, what="an execution for the new row") or []
+    second = next(execution for execution in done if execution.id != first.id)
+    assert first.trigger is not None and first.trigger["variables"]["size"] == 2
+    assert [run.outputs for run in first.task_runs if run.task_id == "return"] == [
+        {"value": "1"},
+        {"value": "2"},
+    ]
+    assert second.trigger is not None and second.trigger["variables"]["rows"] == [{"id": 3, "status": "NEW"}]
+    with psycopg.connect("host=127.0.0.1 dbname=test user=postgres") as check:
+        statuses = check.execute(f"SELECT DISTINCT status FROM {table}").fetchall()
+    assert statuses == [("PROCESSED",)]
+
+
+def test_a_jdbc_trigger_that_could_never_fire_is_refused_when_the_flow_loads(tmp_path: Path) -> None:
+    source = (
+        trigger_flow("t")
+        .replace("fetchType: FETCH", "fetchType: FETCH\n    nope: 1")
+        .replace("    sql:", "    sqlx:")
+    )
+    (tmp_path / "flow.yml").write_text(source)
+    tiercel = Path(sys.executable).parent / "tiercel"
+    check = subprocess.run(
+        [str(tiercel), "validate", str(tmp_path / "flow.yml")], capture_output=True, text=True
+    )
+    assert check.returncode == 1
+    assert "Unknown property `nope` on Trigger `watch`" in check.stdout
+    assert "Trigger `watch` has no `sql`" in check.stdout

@@ -20,6 +20,7 @@ import os
 import re
 import select
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -57,6 +58,7 @@ EXPECTED = {
     ("acme.finance.payments", "payout_approval"): StateType.PAUSED,  # waits for a person to resume it
     ("acme.sales.crm", "new_lead"): StateType.SUCCESS,  # a manual run, without a webhook body
     ("acme.data.pipelines", "orders_etl"): StateType.SUCCESS,
+    ("acme.data.pipelines", "revenue_pipeline"): StateType.SUCCESS,  # without a webhook to post to
     ("acme.data.ingest", "exchange_rates"): StateType.SUCCESS,  # against RatesServer
     ("acme.data.ingest", "incremental_orders"): StateType.SUCCESS,
     ("acme.data.warehouse", "daily_revenue"): StateType.SUCCESS,  # with the signing key set
@@ -384,6 +386,64 @@ async def test_orders_etl_passes_files_between_a_shell_and_a_python_process(tmp_
     assert (
         execution.outputs["revenue_by_country"] == transform.outputs["outputFiles"]["revenue_by_country.json"]
     )
+
+
+class WebhookReceiver:
+    """A local stand-in for a Slack incoming webhook, on 127.0.0.1 in a thread: keeps what it gets."""
+
+    def __init__(self) -> None:
+        self.bodies: list[Any] = []
+        received = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                received.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_port}/services/T000/B000/XXXX"
+        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+        self.thread.join()
+
+
+async def test_revenue_pipeline_extracts_converts_transforms_loads_and_notifies(tmp_path: Path) -> None:
+    receiver = WebhookReceiver()
+    try:
+        async with sample_engine(tmp_path) as engine:
+            inputs = {"day": "2026-10-02", "webhook_url": receiver.url}
+            execution = await run(engine, "acme.data.pipelines", "revenue_pipeline", inputs, timeout=HANG)
+            lines = messages(await logs_of(engine, execution.id))
+            extract = one_run(execution, "extract").outputs or {}
+            orders = engine.storage.read_text(one_run(execution, "to_csv").outputs["uri"])  # type: ignore[index]
+            assert execution.outputs is not None
+            database = tmp_path / "revenue.db"
+            database.write_bytes(engine.storage.read_bytes(execution.outputs["database"]))
+    finally:
+        receiver.close()
+    assert execution.state.current is StateType.SUCCESS, lines
+    assert extract["size"] == 200
+    rows = list(csv.DictReader(io.StringIO(orders)))
+    assert len(rows) == 200 and rows[0]["day"] == "2026-10-02"
+    by_region: dict[str, float] = {}
+    for row in rows:
+        by_region[row["region"]] = by_region.get(row["region"], 0.0) + float(row["amount"])
+    with sqlite3.connect(database) as connection:
+        stored = connection.execute("SELECT region, orders, revenue FROM revenue ORDER BY region").fetchall()
+    assert [(region, orders) for region, orders, _ in stored] == [("AMER", 67), ("APAC", 66), ("EMEA", 67)]
+    assert all(revenue == pytest.approx(by_region[region]) for region, _, revenue in stored)
+    total = round(sum(by_region.values()), 2)
+    assert receiver.bodies == [{"text": f"Revenue of 2026-10-02: {total} from 200 orders in 3 regions."}]
 
 
 # -- HTTP ---------------------------------------------------------------------------------------------

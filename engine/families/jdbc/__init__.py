@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tiercel.engine.plugin import Kind, Registry, TaskType
+from tiercel.engine.plugin import Kind, Registry, TaskType, TriggerType
 
 from .copy import COPY_PROPERTIES, copy_in, copy_out
 from .dialects import DIALECTS, DUCKDB, MYSQL, POSTGRES, SQLITE, Dialect
-from .queries import queries_handler, query_handler
+from .queries import queries_handler, query_handler, trigger_poll
 
 PACKAGE = "io.kestra.plugin.jdbc"
 _COMMON = frozenset(
@@ -36,6 +36,14 @@ _COMMON = frozenset(
         "outputFiles",
     }
 )
+# The jdbc Trigger's properties (Kestra's AbstractJdbcTrigger), besides `interval` and the common ones.
+_TRIGGER = frozenset(
+    {
+        "url", "username", "password", "timeZoneId", "connectionPooling", "connectionPoolSize", "sql",
+        "afterSQL", "store", "fetchOne", "fetch", "fetchType", "fetchSize", "parameters",
+    }
+)  # fmt: skip
+_OWN_TRIGGER = {POSTGRES: frozenset({"ssl", "sslMode", "sslRootCert", "sslCert", "sslKey", "sslKeyPassword"})}
 _OWN = {
     SQLITE: {"sqliteFile", "outputDbFile"},
     DUCKDB: {"inputFiles", "databaseUri", "outputDbFile", "communityExtensions", "databaseFile"},
@@ -70,6 +78,16 @@ def register(registry: Registry) -> None:
         own = _COMMON | _OWN[dialect]
         registry.add(_type("Query", own, required, dialect, query_handler(dialect)))
         registry.add(_type("Queries", own | {"transaction"}, required, dialect, queries_handler(dialect)))
+        registry.add_trigger(
+            TriggerType(
+                f"{PACKAGE}.{dialect.name}.Trigger",
+                _TRIGGER | _OWN_TRIGGER.get(dialect, frozenset()),
+                required,
+                poll=trigger_poll(dialect),
+                requires=_DRIVERS[dialect],
+                extra="jdbc",
+            )
+        )
     registry.add(
         _type("CopyIn", COPY_PROPERTIES | {"from"}, frozenset({"url", "from", "table"}), POSTGRES, copy_in)
     )

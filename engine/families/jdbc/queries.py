@@ -18,13 +18,29 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tiercel.engine.plugin import LogLevel, TaskContext, TaskFailure, collect_output_files, write_input_files
+from tiercel.engine.plugin import (
+    LogLevel,
+    TaskContext,
+    TaskFailure,
+    TriggerContext,
+    collect_output_files,
+    write_input_files,
+)
 
 from .dialects import DUCKDB, MYSQL, SQLITE, Dialect
 from .running import FETCH_TYPES, Fetching, Run, database_error, in_thread, run_statements
 from .statements import split_statements
 
 _MEMORY = ("", ":memory:")
+# A task run's, or a trigger's poll (the jdbc Trigger runs its query as Query does).
+Context = TaskContext | TriggerContext
+
+
+def _task(context: Context, what: str) -> TaskContext:
+    """The task run a file property needs (a trigger has no task files)."""
+    if isinstance(context, TaskContext):
+        return context
+    raise TaskFailure(f"`{what}` is a task's property, not a trigger's")
 
 
 @dataclass
@@ -36,17 +52,23 @@ class Database:
     output_files: dict[str, str] = field(default_factory=dict)
 
 
-def _fetch_type(context: TaskContext) -> str:
+def _fetch_type(context: Context) -> str:
     for legacy, kind in (("fetch", "FETCH"), ("fetchOne", "FETCH_ONE"), ("store", "STORE")):
         if context.flag(legacy, False):
             return kind
-    value = str(context.prop("fetchType", "NONE")).strip().upper()
+    trigger = isinstance(context, TriggerContext)
+    value = str(context.prop("fetchType", "FETCH" if trigger else "NONE")).strip().upper()
     if value not in FETCH_TYPES:
         raise TaskFailure(f"`fetchType` {value}: must be one of {', '.join(FETCH_TYPES)}")
+    if trigger and value == "NONE":
+        raise TaskFailure(
+            "fetchType NONE is not valid for triggers: the trigger would never fire. "
+            "Use FETCH, FETCH_ONE, or STORE."
+        )
     return value
 
 
-def _zone(context: TaskContext) -> tzinfo:
+def _zone(context: Context) -> tzinfo:
     name = context.prop("timeZoneId")
     if name is None:
         return UTC
@@ -56,7 +78,7 @@ def _zone(context: TaskContext) -> tzinfo:
         raise TaskFailure(f"`timeZoneId` {name}: not a known time zone") from None
 
 
-def _fetch_size(context: TaskContext) -> int:
+def _fetch_size(context: Context) -> int:
     value = context.prop("fetchSize", 10000)
     try:
         return int(value)
@@ -64,14 +86,14 @@ def _fetch_size(context: TaskContext) -> int:
         raise TaskFailure(f"`fetchSize` must be a whole number, got `{value}`") from None
 
 
-def _parameters(context: TaskContext) -> Mapping[str, Any] | None:
+def _parameters(context: Context) -> Mapping[str, Any] | None:
     value = context.prop("parameters")
     if value is not None and not isinstance(value, Mapping):
         raise TaskFailure("`parameters` must be a map of names to values")
     return value
 
 
-def _declare_output_files(context: TaskContext, folder: Path) -> dict[str, str]:
+def _declare_output_files(context: Context, folder: Path) -> dict[str, str]:
     """`outputFiles`: names made known to the SQL as `{{ outputFiles.<name> }}` (paths in the folder)."""
     names = context.prop("outputFiles") or []
     if isinstance(names, str):
@@ -81,7 +103,7 @@ def _declare_output_files(context: TaskContext, folder: Path) -> dict[str, str]:
     return {str(name): str(folder / str(name)) for name in names}
 
 
-def _embedded(context: TaskContext, dialect: Dialect, folder: Path) -> Database:
+def _embedded(context: Context, dialect: Dialect, folder: Path) -> Database:
     """The file an SQLite or DuckDB task works on, with the stored files it was given put in place."""
     url = dialect.check_url(str(context.prop("url", f"{dialect.scheme}:")))
     path = url.removeprefix(f"{dialect.scheme}:")
@@ -92,17 +114,18 @@ def _embedded(context: TaskContext, dialect: Dialect, folder: Path) -> Database:
             name = f"{uuid.uuid4().hex}.sqlite" if path.strip().lower() in _MEMORY else Path(path).name
             database.file = folder / name
             if stored is not None:
-                write_input_files(context, folder, {name: str(stored)})
+                write_input_files(_task(context, "sqliteFile"), folder, {name: str(stored)})
         elif path and not path.startswith("file:") and (folder / path).exists():
             database.file = folder / path  # a file of a WorkingDirectory's shared folder
         elif path.strip().lower() not in _MEMORY:
             database.file = Path(path)
     else:
-        write_input_files(context, folder, context.prop("inputFiles"))
+        if context.prop("inputFiles") is not None:
+            write_input_files(_task(context, "inputFiles"), folder, context.prop("inputFiles"))
         stored = context.prop("databaseUri")
         if stored is not None:
             name = uuid.uuid4().hex
-            write_input_files(context, folder, {name: str(stored)})
+            write_input_files(_task(context, "databaseUri"), folder, {name: str(stored)})
             database.file = folder / name
         elif path.strip().lower() in _MEMORY:
             database.file = folder / f"{uuid.uuid4().hex}.db"  # Kestra's default: a file of the task's own
@@ -118,7 +141,7 @@ def _embedded(context: TaskContext, dialect: Dialect, folder: Path) -> Database:
     return database
 
 
-def _prepare(context: TaskContext, dialect: Dialect, folder: Path) -> Database:
+def _prepare(context: Context, dialect: Dialect, folder: Path) -> Database:
     if dialect in (SQLITE, DUCKDB):
         return _embedded(context, dialect, folder)
     url = dialect.check_url(str(context.prop("url", "")))
@@ -126,13 +149,13 @@ def _prepare(context: TaskContext, dialect: Dialect, folder: Path) -> Database:
         stored = context.prop("inputFile")
         target = folder / "inputFile"
         if stored is not None:
-            write_input_files(context, folder, {"inputFile": str(stored)})
+            write_input_files(_task(context, "inputFile"), folder, {"inputFile": str(stored)})
             url += ("&" if "?" in url else "?") + "allowLoadLocalInfile=true"
         context.variables["inputFile"] = str(target)
     return Database(url, output_files=_declare_output_files(context, folder))
 
 
-def _connect(context: TaskContext, dialect: Dialect, database: Database, folder: Path) -> Any:
+def _connect(context: Context, dialect: Dialect, database: Database, folder: Path) -> Any:
     username, password = context.prop("username"), context.prop("password")
     connection = dialect.connect(
         database.url,
@@ -145,7 +168,7 @@ def _connect(context: TaskContext, dialect: Dialect, database: Database, folder:
     return connection
 
 
-async def _run(context: TaskContext, dialect: Dialect, many: bool) -> dict[str, Any]:
+async def _run(context: Context, dialect: Dialect, many: bool) -> dict[str, Any]:
     """Prepare, connect, run, and store what the outputs name: the task's outputs."""
     shared = context.working_dir
     folder = shared or Path(tempfile.mkdtemp(prefix=f"tiercel-{dialect.name}-"))
@@ -181,7 +204,7 @@ async def _run(context: TaskContext, dialect: Dialect, many: bool) -> dict[str, 
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _statements(context: TaskContext, many: bool) -> tuple[list[str], bool]:
+def _statements(context: Context, many: bool) -> tuple[list[str], bool]:
     """The statements to run, and whether in one transaction (a Query's only with its afterSQL)."""
     sql = context.prop("sql")
     if sql is None or not str(sql).strip():
@@ -205,7 +228,7 @@ def _statements(context: TaskContext, many: bool) -> tuple[list[str], bool]:
     return statements + after_statements, True
 
 
-def _outputs(context: TaskContext, run: Run, many: bool) -> dict[str, Any]:
+def _outputs(context: Context, run: Run, many: bool) -> dict[str, Any]:
     def store(path: Path) -> str:
         return context.put_file(path.name, path)
 
@@ -215,11 +238,12 @@ def _outputs(context: TaskContext, run: Run, many: bool) -> dict[str, Any]:
     return first[0].outputs(store) if first else {"row": None}
 
 
-def _files(context: TaskContext, dialect: Dialect, database: Database, folder: Path) -> dict[str, Any]:
+def _files(context: Context, dialect: Dialect, database: Database, folder: Path) -> dict[str, Any]:
     """`outputFiles` and, asked by `outputDbFile`, the database file itself, stored."""
     stored: dict[str, Any] = {}
     if database.output_files:
-        stored["outputFiles"] = collect_output_files(context, folder, list(database.output_files))
+        task = _task(context, "outputFiles")
+        stored["outputFiles"] = collect_output_files(task, folder, list(database.output_files))
     if dialect in (SQLITE, DUCKDB) and context.flag("outputDbFile", False) and database.file is not None:
         if not database.file.is_file():
             raise TaskFailure(f"The database file {database.file.name} was not created")
@@ -228,14 +252,25 @@ def _files(context: TaskContext, dialect: Dialect, database: Database, folder: P
 
 
 def query_handler(dialect: Dialect) -> Any:
-    async def query(context: TaskContext) -> Mapping[str, Any]:
+    async def query(context: Context) -> Mapping[str, Any]:
         return await _run(context, dialect, many=False)
 
     return query
 
 
+def trigger_poll(dialect: Dialect) -> Any:
+    """The jdbc Trigger: the query (and its afterSQL, in the same transaction) as Query runs it; an
+    execution starts when it returned rows, its `trigger` variables the query's outputs."""
+
+    async def poll(context: TriggerContext) -> Mapping[str, Any] | None:
+        outputs = await _run(context, dialect, many=False)
+        return outputs if outputs.get("size") else None
+
+    return poll
+
+
 def queries_handler(dialect: Dialect) -> Any:
-    async def queries(context: TaskContext) -> Mapping[str, Any]:
+    async def queries(context: Context) -> Mapping[str, Any]:
         return await _run(context, dialect, many=True)
 
     return queries
