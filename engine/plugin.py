@@ -5,7 +5,9 @@ A package declares an entry point in the `tiercel.tasks` group naming a callable
 returning its outputs (or raising `TaskFailure`). A handler reaches the key-value store through
 `context.kv` (a `KeyValueStore`, whose failures raise `StoreError`) and stored logs through
 `context.log_reader` (a `LogReader`). A polling trigger is a `TriggerType` (`registry.add_trigger`)
-whose `poll` takes a `TriggerContext` and returns the new execution's `trigger` variables, or None.
+whose `poll` takes a `TriggerContext` and returns the new execution's `trigger` variables, or None;
+`consuming_trigger` makes one of a broker's consume function, `realtime_trigger` refuses a Kestra
+realtime trigger clearly, and `store_records` stores records as an Ion file.
 
 Kestra's internal file format, Amazon Ion text with one value per line, is read and written as
 Kestra's own tasks write it by `ion_loads`, `ion_dumps`, `ion_lines` and `ion_record_writer` (many
@@ -33,7 +35,7 @@ from .tasks.registry import Registry
 from .tasks.scripts import collect_output_files, write_input_files
 from .tasks.services import KeyValueStore, LogReader
 from .tasks.types import Kind, TaskType, TriggerType
-from .triggers.plugins import TriggerContext
+from .triggers.plugins import TriggerContext, consuming_trigger, realtime_trigger, store_records
 
 __all__ = [
     "IonError",
@@ -50,10 +52,13 @@ __all__ = [
     "TriggerContext",
     "TriggerType",
     "collect_output_files",
+    "consuming_trigger",
     "ion_dumps",
     "ion_lines",
     "ion_loads",
     "ion_record_writer",
     "java_iso",
+    "realtime_trigger",
+    "store_records",
     "write_input_files",
 ]

@@ -558,6 +558,9 @@ def _check_plugin_trigger(
     """A plugin's polling trigger: its own properties, those it requires, a positive `interval`, the
     polling triggers' common ones; False when the modules it needs are not installed."""
     owner = f"Trigger `{trigger_id}`"
+    if plugin.unsupported:
+        ctx.error((*path, "type"), f"Trigger type `{entry['type']}` of {owner}: {plugin.unsupported}")
+        return False
     missing = missing_modules(plugin.requires)
     if missing:
         install = f"pip install 'tiercel[{plugin.extra}]'" if plugin.extra else "install them"

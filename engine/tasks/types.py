@@ -139,3 +139,6 @@ class TriggerType:
     aliases: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
     extra: str = ""
+    # Set for a Kestra trigger type this engine knows but does not run: why, and what to use instead
+    # (a flow using it is invalid, with this message).
+    unsupported: str = ""

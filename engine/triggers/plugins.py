@@ -9,16 +9,18 @@ the new execution's `trigger` variables, or None when there is nothing to start 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ..internal_storage import StorageError
+from ..ion import dumps
 from ..model import LogLevel, new_id
-from ..tasks.base import TaskFailure, as_flag
+from ..tasks.base import TaskContext, TaskFailure, as_flag
 from ..tasks.registry import registry
-from ..tasks.types import TriggerType
+from ..tasks.types import TaskType, TriggerType
 from .polling import Poller, PollRequest
 
 
@@ -75,6 +77,58 @@ class TriggerContext:
         return path
 
 
+def store_records(context: TaskContext | TriggerContext, name: str, records: Iterable[Any]) -> str:
+    """Records stored as a file of Kestra's internal format (Ion, one per line); its kestra:// URI."""
+    with tempfile.TemporaryDirectory(prefix="tiercel-records-") as folder:
+        target = Path(folder) / name
+        with target.open("w", encoding="utf-8", newline="\n") as out:
+            for record in records:
+                out.write(dumps(record))
+                out.write("\n")
+        return context.put_file(name, target)
+
+
+Consume = Callable[[Mapping[str, Any]], Awaitable[Sequence[Any]]]
+
+
+def consuming_trigger(
+    name: str, consume: Consume, task: TaskType, count: str, *, aliases: tuple[str, ...] = ()
+) -> TriggerType:
+    """Kestra's polling trigger of a message broker: it consumes as the family's consuming task
+    `task` does (same properties, rendered), and starts an execution when messages came, its
+    `trigger` variables those of the task: `uri` (an Ion file of the messages) and the `count` name."""
+
+    async def poll(context: TriggerContext) -> Mapping[str, Any] | None:
+        settings = {key: context.prop(key) for key in task.properties}
+        messages = await consume({key: value for key, value in settings.items() if value is not None})
+        if not messages:
+            return None
+        return {count: len(messages), "uri": store_records(context, "messages.ion", messages)}
+
+    return TriggerType(
+        name,
+        task.properties,
+        task.required,
+        poll=poll,
+        aliases=aliases,
+        requires=task.requires,
+        extra=task.extra,
+    )
+
+
+def realtime_trigger(name: str, polling: str, aliases: tuple[str, ...] = ()) -> TriggerType:
+    """A Kestra RealtimeTrigger, which this engine refuses with what to use instead."""
+    return TriggerType(
+        name,
+        aliases=aliases,
+        unsupported=(
+            "realtime triggers (an execution per message, from a connection kept open) are not run "
+            f"by this engine; use the polling `{polling}`, whose execution gets the messages "
+            "that came since its last poll"
+        ),
+    )
+
+
 def plugin_poller(trigger_type: str) -> Poller | None:
     """How a plugin's trigger type is polled (None for a type no plugin polls)."""
     found = registry().lookup_trigger(trigger_type)
@@ -92,4 +146,4 @@ def _poll_of(trigger_type: TriggerType) -> Any:
     return poll
 
 
-__all__ = ["TriggerContext", "plugin_poller"]
+__all__ = ["TriggerContext", "consuming_trigger", "plugin_poller", "realtime_trigger", "store_records"]
