@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
     from .flows.catalog import NAMESPACE_FILES_FOLDER as NAMESPACE_FILES_FOLDER, is_flow_file as is_flow_file
     from .flows.namespaces import NAMESPACE_FILES as NAMESPACE_FILES, Namespaces as Namespaces
     from .flows.table import FlowTable as FlowTable, FlowUid as FlowUid
+    from .flows.writing import FlowChanges as FlowChanges, parsed_flow as parsed_flow
     from .hosting import HostedEngine as HostedEngine
     from .httpmessages import (
         HttpHandler as HttpHandler,
@@ -92,7 +93,11 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
     from .store.copy import copy_files as copy_files, copy_store as copy_store
     from .tasks.namespace_store import namespace_files as namespace_files
     from .tasks.registry import registry as registry
-    from .tasks.services import Conflict as Conflict, NamespaceFiles as NamespaceFiles
+    from .tasks.services import (
+        Conflict as Conflict,
+        FlowWriteError as FlowWriteError,
+        NamespaceFiles as NamespaceFiles,
+    )
     from .telemetry import Telemetry as Telemetry
     from .text import visible as visible
     from .triggers.state import (
@@ -152,6 +157,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["NAMESPACE_FILES_FOLDER", "is_flow_file"], ".flows.catalog"),
     **dict.fromkeys(["NAMESPACE_FILES", "Namespaces"], ".flows.namespaces"),
     **dict.fromkeys(["FlowTable", "FlowUid"], ".flows.table"),
+    **dict.fromkeys(["FlowChanges", "parsed_flow"], ".flows.writing"),
     **dict.fromkeys(["InputError", "resolve_inputs"], ".inputs"),
     "CORRELATION_ID": ".labels",
     **dict.fromkeys(
@@ -183,7 +189,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["BackfillProgress", "SchedulerError", "TriggerState"], ".triggers.state"),
     "WebhookServer": ".triggers.webhook",
     **dict.fromkeys(["HttpHandler", "HttpRequest", "HttpResponse"], ".httpmessages"),
-    **dict.fromkeys(["Conflict", "NamespaceFiles"], ".tasks.services"),
+    **dict.fromkeys(["Conflict", "FlowWriteError", "NamespaceFiles"], ".tasks.services"),
     "namespace_files": ".tasks.namespace_store",
     "StorageError": ".internal_storage",
     "parse_duration": ".durations",

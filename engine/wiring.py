@@ -125,6 +125,7 @@ def build_runner(
         storage=parts.storage,
         namespace_files=namespace_files(parts.storage, parts.flows_dir),
         commands=TaskCommands(parts),
+        flows=parts.folder.files if parts.flows_dir is not None else None,
         kill_grace=kill_grace,
     )
 

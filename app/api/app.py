@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
@@ -104,6 +103,5 @@ def api_app(engine: Engine, *, credentials: Credentials | None = None, open_api:
         exception_handlers={ApiError: _refused, HTTPException: _http_error, Exception: _unexpected},
     )
     app.state.engine = engine
-    app.state.flow_writes = asyncio.Lock()  # one request at a time changes the flows folder
     app.state.settings = {"basic_auth": credentials is not None}
     return app

@@ -8,13 +8,9 @@ is refused with its errors and never written.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import re
-import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -22,7 +18,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tiercel.engine import Flow, FlowParseError, flow_schema, parse_flow
+from tiercel.engine import (
+    Flow,
+    FlowChanges,
+    FlowParseError,
+    FlowWriteError,
+    flow_schema,
+    parse_flow,
+    parsed_flow,
+)
 
 from .responses import ApiError, engine_of, flag, json_response, page_params, paged, whole_number
 
@@ -52,10 +56,9 @@ def _parse(text: str) -> Flow:
         ApiError: 422 with every error, each at its path.
     """
     try:
-        return parse_flow(text)
-    except FlowParseError as error:
-        problems = [(problem.yaml_path or "flow", problem.message) for problem in error.errors]
-        raise ApiError.invalid(problems) from None
+        return parsed_flow(text)
+    except FlowWriteError as error:
+        raise ApiError.invalid(error.problems) from None
 
 
 _YAML_TYPES = frozenset({"application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml"})
@@ -76,100 +79,15 @@ async def _yaml_body(request: Request) -> str:
         raise ApiError(422, "the flow source is not UTF-8 text") from None
 
 
-def _file_of(request: Request, flow: Flow) -> Path:
-    """Where the flow's source goes: its current file, else a new file under the flows folder
-    (`<namespace as folders>/<id>.yml`, or `<id>-2.yml` ... when a file holds that name already)."""
-    engine = engine_of(request)
-    known = engine.flows.path(flow.uid)
-    if known is not None:
-        return Path(known)
-    if engine.flows_dir is None:
-        raise ApiError(409, "this server has no flows folder to write flows to")
-    root = engine.flows_dir.resolve()
-    folder = root.joinpath(*flow.namespace.split("."))
-    if not folder.resolve().is_relative_to(root):  # namespaces are checked names; a guard
-        raise ApiError.invalid([("flow.namespace", f"`{flow.namespace}` cannot be a folder name")])
-    path, number = folder / f"{flow.id}.yml", 1
-    while path.exists() or path.is_symlink():
-        number += 1
-        path = folder / f"{flow.id}-{number}.yml"
-    return path
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Replace the file's content in one step (a watcher never sees half a flow)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, staged = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(staged, path)
-    except BaseException:
-        Path(staged).unlink(missing_ok=True)
-        raise
-
-
-class _Changes:
-    """Flow files written or removed for one request, put back as they were if the request fails:
-    a flow the engine refuses (a subflow cycle found once it is in the folder) changes nothing."""
-
-    def __init__(self, request: Request) -> None:
-        self.request = request
-        self.engine = engine_of(request)
-        self._before: dict[Path, bytes | None] = {}
-
-    def _keep(self, path: Path) -> None:
-        if path not in self._before:
-            self._before[path] = path.read_bytes() if path.exists() else None
-
-    async def save(self, flow: Flow) -> Flow:
-        """Write the flow to its file and have the engine read it; the flow as it now has it."""
-        path = _file_of(self.request, flow)
-        self._keep(path)
-        _write(path, (flow.source if flow.source.endswith("\n") else flow.source + "\n").encode())
-        await self.engine.sync_flows([path])
-        problems = self.engine.flow_errors.get(str(path))
-        saved = self.engine.flows.get(flow.uid)
-        if problems or saved is None:
-            raise ApiError.invalid(
-                [("flow", _without_path(str(p), path)) for p in problems or ()] or [("flow", "not loaded")]
-            )
-        return saved
-
-    async def remove(self, flow: Flow) -> None:
-        known = self.engine.flows.path(flow.uid)
-        if known is None:
-            raise ApiError(404, f"Flow {flow.namespace}.{flow.id} has no file to delete")
-        path = Path(known)
-        self._keep(path)
-        path.unlink(missing_ok=True)
-        await self.engine.sync_flows([path])
-
-    async def undo(self) -> None:
-        for path, data in self._before.items():
-            if data is None:
-                path.unlink(missing_ok=True)
-            else:
-                _write(path, data)
-        await self.engine.sync_flows(list(self._before))
-
-
-def _without_path(problem: str, path: Path) -> str:
-    """An error of the engine without the server's own path in it."""
-    return problem.replace(f"{path}:", "").strip()
-
-
 @contextlib.asynccontextmanager
-async def _changing(request: Request) -> AsyncIterator[_Changes]:
-    """One request's changes to the flows folder, one request at a time, undone if it fails."""
-    lock: asyncio.Lock = request.app.state.flow_writes
-    async with lock:
-        changes = _Changes(request)
-        try:
+async def _changing(request: Request) -> AsyncIterator[FlowChanges]:
+    """One request's changes to the flows folder (engine.flows.writing): one request at a time,
+    all put back if it fails; a write the engine refuses is a 422 with its problems."""
+    try:
+        async with engine_of(request).folder.files.changes() as changes:
             yield changes
-        except BaseException:
-            await asyncio.shield(changes.undo())
-            raise
+    except FlowWriteError as error:
+        raise ApiError.invalid(error.problems) from None
 
 
 def _flow(request: Request, namespace: str, flow_id: str) -> Flow:
@@ -217,7 +135,9 @@ async def get(request: Request) -> Response:
 
 async def delete(request: Request) -> Response:
     async with _changing(request) as changes:
-        await changes.remove(_flow(request, request.path_params["namespace"], request.path_params["id"]))
+        flow = _flow(request, request.path_params["namespace"], request.path_params["id"])
+        if not await changes.remove(flow.namespace, flow.id):
+            raise ApiError(404, f"Flow {flow.namespace}.{flow.id} has no file to delete")
     return Response(status_code=204)
 
 
@@ -305,7 +225,7 @@ async def update_namespace(request: Request) -> Response:
         if flag(request.query_params, "delete", True):  # once every flow of the request is in
             for flow in _all(request):
                 if flow.namespace == namespace and flow.id not in ids:
-                    await changes.remove(flow)
+                    await changes.remove(flow.namespace, flow.id)
                     deleted.append(flow_json(flow, source=True))
     return json_response(request, deleted + saved)
 

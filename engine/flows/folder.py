@@ -23,6 +23,7 @@ from .publish import NamespaceFilesPublisher
 from .revisions import FlowRevisions
 from .view import FlowsView
 from .watcher import FlowWatcher
+from .writing import FlowFiles
 
 _log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class FlowFolder:
         self.revisions = FlowRevisions(self.catalog, store)
         # The current revision of every flow, by (namespace, flow id), each parsed on first use.
         self.flows = FlowsView(self.catalog.flows)
+        # The folder written by the REST API and the tasks that sync flows (engine.flows.writing).
+        self.files = FlowFiles(self, folder)
         self.watcher: FlowWatcher | None = None
         self.publisher: NamespaceFilesPublisher | None = None
         self._on_demand = False

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .services import (
         ExecutionControl,
         ExecutionRecords,
+        FlowSources,
         KeyValueStore,
         LogReader,
         NamespaceFiles,
@@ -74,6 +75,8 @@ class TaskContext:
     records: ExecutionRecords | None = None
     control: ExecutionControl | None = None
     trigger_switches: TriggerSwitches | None = None
+    # The flows folder's flows, read and written (the git flow tasks); None without a flows folder.
+    flows: FlowSources | None = None
     # Set when a WorkingDirectory parent shares its folder with its children.
     working_dir: Path | None = None
     kill_grace: float = 5.0

@@ -10,6 +10,7 @@ the others (engine/wiring.py); another backend only has to provide these methods
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
@@ -193,4 +194,38 @@ class NamespaceFiles(Protocol):
 
     def local_folder(self, namespace: str) -> Path | None:
         """A folder of this machine holding the namespace's files, None when it has none."""
+        ...
+
+
+class FlowWriteError(Exception):
+    """A flow write refused: the problems, each with where it is (a YAML path, or `flow`)."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{where}: {message}" for where, message in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class FlowSource:
+    """A flow as its file holds it."""
+
+    namespace: str
+    id: str
+    source: str
+
+
+class FlowSources(Protocol):
+    """The flows of the flows folder as their files hold them, read and written (the git tasks that
+    keep flows in a repository; engine.flows.writing)."""
+
+    def flow_sources(self, namespace: str, children: bool = False) -> list[FlowSource]:
+        """The flows of a namespace (and of its children), by namespace and id."""
+        ...
+
+    async def save_flow(self, source: str) -> FlowSource:
+        """Create or update the flow a source holds (raises FlowWriteError when refused)."""
+        ...
+
+    async def delete_flow(self, namespace: str, flow_id: str) -> bool:
+        """Delete a flow's file; False when there is none."""
         ...

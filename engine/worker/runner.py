@@ -32,6 +32,7 @@ from ..tasks.registry import Registry
 from ..tasks.services import (
     ExecutionControl,
     ExecutionRecords,
+    FlowSources,
     KeyValueStore,
     LogReader,
     NamespaceFiles,
@@ -139,6 +140,7 @@ class Runner:
         storage: Storage | None = None,
         namespace_files: NamespaceFiles | None = None,
         commands: WorkerCommands | None = None,
+        flows: FlowSources | None = None,
         kill_grace: float = 5.0,
     ) -> None:
         self.registry = registry
@@ -152,6 +154,7 @@ class Runner:
         self.storage = storage
         self.namespace_files = namespace_files
         self.commands = commands
+        self.flows = flows
         self.kill_grace = kill_grace
         self._running: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
@@ -235,6 +238,7 @@ class Runner:
             records=self.store,
             control=self.commands,
             trigger_switches=self.commands,
+            flows=self.flows,
             kill_grace=self.kill_grace,
             drain=self.logs.drain,
             flush_logs=self.logs.flush,
