@@ -1,5 +1,5 @@
-"""`tiercel plugins`: every task type this installation knows, with the package it comes from, and
-the task plugins that failed to load."""
+"""`tiercel plugins`: every task type and plugin trigger type this installation knows, with the
+package it comes from, and the task plugins that failed to load."""
 
 from __future__ import annotations
 
@@ -28,6 +28,17 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         (name, task_type.kind.value, found.source(name), list(task_type.aliases))
         for name in sorted(found.names())
         if (task_type := found.lookup(name)) is not None
+    ]
+    # A plugin's trigger types: polling ones, or known and refused (Kestra's realtime triggers).
+    rows += [
+        (
+            name,
+            "refused trigger" if trigger.unsupported else "trigger",
+            found.source(name),
+            list(trigger.aliases),
+        )
+        for name in sorted(found.trigger_names())
+        if (trigger := found.lookup_trigger(name)) is not None
     ]
     if args.json:
         listed = [

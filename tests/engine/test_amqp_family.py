@@ -7,9 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -19,15 +16,15 @@ from typing import Any
 import aio_pika
 import pytest
 
-from tiercel.engine.engine import Engine
 from tiercel.engine.families.amqp.consuming import consume_messages, listen
 from tiercel.engine.families.amqp.messages import FIELDS
-from tiercel.engine.model import Execution, StateType
-from tiercel.engine.plugin import TaskFailure, ion_dumps, ion_loads
+from tiercel.engine.model import StateType
+from tiercel.engine.plugin import TaskFailure, ion_dumps
 from tiercel.engine.tasks.registry import registry
 
 from ..waiting import until
-from .helpers import logs_of, messages, one_run, running_engine
+from .brokers import ion_rows, outputs, run_to_end, validate_without
+from .helpers import running_engine
 
 NS = "company.team"
 BROKER = "host: 127.0.0.1\n    port: 5672\n    username: guest\n    password: guest\n    virtualHost: /"
@@ -86,20 +83,6 @@ async def names() -> AsyncIterator[Names]:
         await connection.close()
 
 
-def outputs(execution: Execution, task_id: str) -> dict[str, Any]:
-    return dict(one_run(execution, task_id).outputs or {})
-
-
-def ion_rows(engine: Engine, uri: str) -> list[Any]:
-    return [ion_loads(line) for line in engine.storage.read_bytes(uri).decode().splitlines()]
-
-
-async def run_flow(engine: Engine, flow_id: str, inputs: dict[str, Any]) -> tuple[Execution, list[str]]:
-    execution_id = await engine.trigger(NS, flow_id, inputs, [], local_files=True)
-    execution = await asyncio.wait_for(engine.wait(execution_id), 90)
-    return execution, messages(await logs_of(engine, execution.id))
-
-
 async def test_the_family_comes_through_its_entry_point() -> None:
     tasks = registry()
     assert not tasks.failures
@@ -155,7 +138,7 @@ tasks:
 async def test_kestras_examples_declare_bind_publish_and_consume(tmp_path: Path, names: Names) -> None:
     exchange, queue = names.exchange(), names.queue()
     async with running_engine(tmp_path, ALL_AMQP) as engine:
-        execution, said = await run_flow(engine, "all_amqp", {"exchange": exchange, "queue": queue})
+        execution, said = await run_to_end(engine, "all_amqp", {"exchange": exchange, "queue": queue})
         assert execution.state.current is StateType.SUCCESS, said
         assert outputs(execution, "declare_exchange") == {"exchange": exchange}
         assert outputs(execution, "create_queue") == {"queue": queue}
@@ -236,7 +219,7 @@ async def test_message_properties_and_json_round_trip(tmp_path: Path, names: Nam
         + "\n"
     )
     async with running_engine(tmp_path, PROPERTIES) as engine:
-        execution, said = await run_flow(engine, "properties", {"queue": queue, "file": str(given)})
+        execution, said = await run_to_end(engine, "properties", {"queue": queue, "file": str(given)})
         assert execution.state.current is StateType.SUCCESS, said
         assert outputs(execution, "publish") == {"messagesCount": 1}
         assert outputs(execution, "publish_file") == {"messagesCount": 2}
@@ -286,13 +269,13 @@ async def test_consume_stops_at_max_records_and_leaves_the_rest(tmp_path: Path, 
     await names.declare(queue)
     await names.send(queue, *[f"m{n}".encode() for n in range(5)])
     async with running_engine(tmp_path, CONSUME) as engine:
-        execution, said = await run_flow(engine, "amqp_consume", {"queue": queue, "records": 2})
+        execution, said = await run_to_end(engine, "amqp_consume", {"queue": queue, "records": 2})
         assert execution.state.current is StateType.SUCCESS, said
         assert [row["data"] for row in ion_rows(engine, outputs(execution, "consume")["uri"])] == ["m0", "m1"]
         assert await names.counts(queue) == (3, 0)  # the prefetched rest went back to the queue
 
         # maxDuration ends a run that finds fewer messages than maxRecords
-        execution, said = await run_flow(engine, "amqp_consume", {"queue": queue, "records": 10})
+        execution, said = await run_to_end(engine, "amqp_consume", {"queue": queue, "records": 10})
         assert execution.state.current is StateType.SUCCESS, said
         consumed = outputs(execution, "consume")
         assert consumed["count"] == 3
@@ -357,7 +340,7 @@ async def test_a_consume_past_its_timeout_stops_its_consumer(tmp_path: Path, nam
     queue = names.queue()
     await names.declare(queue)
     async with running_engine(tmp_path, KILLED) as engine:
-        execution, said = await run_flow(engine, "killed", {"queue": queue})
+        execution, said = await run_to_end(engine, "killed", {"queue": queue})
         assert execution.state.current is StateType.FAILED
         assert any("timeout" in line.lower() for line in said), said
 
@@ -437,7 +420,7 @@ async def test_bad_settings_fail_the_task_saying_what(
         for key, value in properties.items()
     )
     async with running_engine(tmp_path, BAD.format(task=task) + body) as engine:
-        execution, said = await run_flow(engine, "bad", {"file": str(given)})
+        execution, said = await run_to_end(engine, "bad", {"file": str(given)})
         assert execution.state.current is StateType.FAILED
         assert any(expected in line for line in said), said
         assert not any("secret" in line for line in said)  # the password is never shown
@@ -464,17 +447,7 @@ async def test_a_body_that_is_not_json_goes_back_to_the_queue(names: Names) -> N
 
 
 def test_a_flow_using_amqp_without_aio_pika_names_the_extra(tmp_path: Path) -> None:
-    # sitecustomize blocks the import (sys.modules[name] = None), as a venv without the extra lacks it
-    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['aio_pika'] = None\n")
-    (tmp_path / "flow.yml").write_text(BAD.format(task="CreateQueue") + "    host: 127.0.0.1\n    name: q\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    tiercel = Path(sys.executable).parent / "tiercel"
-    check = subprocess.run(
-        [str(tiercel), "validate", str(tmp_path / "flow.yml")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    source = BAD.format(task="CreateQueue") + "    host: 127.0.0.1\n    name: q\n"
+    check = validate_without(tmp_path, "aio_pika", source)
     assert check.returncode == 1
     assert "needs the Python module aio_pika, not installed here: pip install 'tiercel[amqp]'" in check.stdout

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,17 +16,15 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from tiercel.engine.engine import Engine
 from tiercel.engine.families.mqtt.tasks import consume
-from tiercel.engine.model import Execution, StateType
+from tiercel.engine.model import StateType
 from tiercel.engine.parser import parse_flow
 from tiercel.engine.parser.errors import FlowParseError
-from tiercel.engine.plugin import ion_loads
-from tiercel.engine.tasks import registry as registry_module
 from tiercel.engine.tasks.registry import registry
 
 from ..waiting import until
-from .helpers import logs_of, messages, one_run, run, running_engine
+from .brokers import ion_rows, module_missing, outputs, run_to_end, succeeded
+from .helpers import logs_of, messages, run, running_engine
 
 SERVER = "tcp://127.0.0.1:1883"
 
@@ -48,19 +45,6 @@ async def base() -> AsyncIterator[str]:
             pass
         for topic in retained:
             await client.publish(topic, b"", retain=True)
-
-
-def outputs(execution: Execution, task_id: str) -> dict[str, Any]:
-    return dict(one_run(execution, task_id).outputs or {})
-
-
-async def succeeded(engine: Engine, execution: Execution) -> None:
-    logs = messages(await logs_of(engine, execution.id))
-    assert execution.state.current is StateType.SUCCESS, logs
-
-
-def ion_rows(engine: Engine, uri: str) -> list[Any]:
-    return [ion_loads(line) for line in engine.storage.read_bytes(uri).decode().splitlines()]
 
 
 def test_the_family_comes_through_its_entry_point() -> None:
@@ -308,11 +292,9 @@ async def test_a_malformed_ion_line_in_from_fails_naming_the_line(tmp_path: Path
     source = tmp_path / "messages.ion"
     source.write_text('{data:"fine"}\n{data:"broken\n')
     async with running_engine(tmp_path, MALFORMED.format(server=SERVER, base=base)) as engine:
-        inputs = {"file": str(source)}
-        execution_id = await engine.trigger("company.team", "malformed", inputs, [], local_files=True)
-        execution = await asyncio.wait_for(engine.wait(execution_id), 30)
+        execution, said = await run_to_end(engine, "malformed", {"file": str(source)}, timeout=30)
         assert execution.state.current is StateType.FAILED
-        assert any("`from` line 2" in line for line in messages(await logs_of(engine, execution.id)))
+        assert any("`from` line 2" in line for line in said)
 
 
 def _broker_sockets() -> int:
@@ -355,11 +337,7 @@ async def test_a_subscriber_past_its_timeout_disconnects(tmp_path: Path, base: s
 
 
 def test_a_flow_using_mqtt_without_aiomqtt_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "aiomqtt", None)  # as a venv without the extra lacks it
-    registry_module._installed.cache_clear()
-    try:
-        body = f"    server: {SERVER}\n    topic: t\n    maxRecords: 1\n"
-        with pytest.raises(FlowParseError, match=r"needs the Python module aiomqtt.*'tiercel\[mqtt\]'"):
-            parse_flow(BAD.format(task="Subscribe") + body)
-    finally:
-        registry_module._installed.cache_clear()
+    body = f"    server: {SERVER}\n    topic: t\n    maxRecords: 1\n"
+    expected = r"needs the Python module aiomqtt.*'tiercel\[mqtt\]'"
+    with module_missing(monkeypatch, "aiomqtt"), pytest.raises(FlowParseError, match=expected):
+        parse_flow(BAD.format(task="Subscribe") + body)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -19,17 +18,15 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from tiercel.engine.engine import Engine
 from tiercel.engine.families.nats.core import consume
-from tiercel.engine.model import Execution, StateType
+from tiercel.engine.model import StateType
 from tiercel.engine.parser import parse_flow
 from tiercel.engine.parser.errors import FlowParseError
-from tiercel.engine.plugin import ion_loads
-from tiercel.engine.tasks import registry as registry_module
 from tiercel.engine.tasks.registry import registry
 
 from ..waiting import until
-from .helpers import logs_of, messages, one_run, run, running_engine
+from .brokers import ion_rows, module_missing, outputs, run_to_end, succeeded
+from .helpers import logs_of, messages, run, running_engine
 
 URL = "nats://127.0.0.1:4222"
 
@@ -49,19 +46,6 @@ async def prefix(client: Client) -> AsyncIterator[str]:
     await js.add_stream(name=name, subjects=[f"{name}.>"])
     yield name
     await js.delete_stream(name)
-
-
-def outputs(execution: Execution, task_id: str) -> dict[str, Any]:
-    return dict(one_run(execution, task_id).outputs or {})
-
-
-async def succeeded(engine: Engine, execution: Execution) -> None:
-    logs = messages(await logs_of(engine, execution.id))
-    assert execution.state.current is StateType.SUCCESS, logs
-
-
-def ion_rows(engine: Engine, uri: str) -> list[Any]:
-    return [ion_loads(line) for line in engine.storage.read_bytes(uri).decode().splitlines()]
 
 
 async def stored(client: Client, subject: str) -> list[Msg]:
@@ -412,11 +396,9 @@ async def test_a_malformed_ion_line_in_from_fails_naming_the_line(
     source = tmp_path / "messages.ion"
     source.write_text('{data:"fine"}\n{data:"broken\n')
     async with running_engine(tmp_path, MALFORMED.format(url=URL, prefix=prefix)) as engine:
-        inputs = {"file": str(source)}
-        execution_id = await engine.trigger("company.team", "malformed", inputs, [], local_files=True)
-        execution = await asyncio.wait_for(engine.wait(execution_id), 30)
+        execution, said = await run_to_end(engine, "malformed", {"file": str(source)}, timeout=30)
         assert execution.state.current is StateType.FAILED
-        assert any("`from` line 2" in line for line in messages(await logs_of(engine, execution.id)))
+        assert any("`from` line 2" in line for line in said)
 
 
 def test_a_bad_duration_is_a_validation_error() -> None:
@@ -453,14 +435,7 @@ async def test_a_consumer_past_its_timeout_is_stopped_and_removed(
 
 
 def test_a_flow_using_nats_without_nats_py_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "nats", None)  # as a venv without the extra lacks it
-    registry_module._installed.cache_clear()
-    try:
-        with pytest.raises(
-            FlowParseError, match=r"needs the Python module nats.*pip install 'tiercel\[nats\]'"
-        ):
-            parse_flow(
-                BAD.format(task="Produce") + f"    url: {URL}\n    subject: s\n    from: {{data: a}}\n"
-            )
-    finally:
-        registry_module._installed.cache_clear()
+    source = BAD.format(task="Produce") + f"    url: {URL}\n    subject: s\n    from: {{data: a}}\n"
+    expected = r"needs the Python module nats.*pip install 'tiercel\[nats\]'"
+    with module_missing(monkeypatch, "nats"), pytest.raises(FlowParseError, match=expected):
+        parse_flow(source)

@@ -67,6 +67,9 @@ def test_plugins_lists_each_type_with_its_package_and_names_a_plugin_that_failed
     packages = {entry["type"]: entry["package"] for entry in found["types"]}
     assert packages["io.example.tasks.Hello"] == "tiercel-hello 0.1"
     assert packages["io.kestra.plugin.core.log.Log"] == "tiercel"
+    kinds = {entry["type"]: entry["kind"] for entry in found["types"]}
+    assert kinds["io.kestra.plugin.jdbc.postgresql.Trigger"] == "trigger"  # a family's polling trigger
+    assert kinds["io.kestra.plugin.amqp.RealtimeTrigger"] == "refused trigger"
     [failure] = found["failures"]
     assert (
         failure["package"] == "tiercel-broken 0.1" and "a_library_that_is_not_installed" in failure["error"]

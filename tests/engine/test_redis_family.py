@@ -7,9 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +18,12 @@ import redis
 from tiercel.engine.engine import Engine
 from tiercel.engine.families.redis.lists import listen, pop_messages
 from tiercel.engine.model import Execution, StateType
-from tiercel.engine.plugin import TaskFailure, ion_dumps, ion_loads
+from tiercel.engine.plugin import TaskFailure, ion_dumps
 from tiercel.engine.tasks.registry import registry
 
 from ..waiting import until
-from .helpers import logs_of, messages, one_run, run, running_engine
+from .brokers import ion_rows, outputs, run_to_end, validate_without
+from .helpers import logs_of, messages, run, running_engine
 
 URL = "redis://127.0.0.1:6379/0"
 NS = "company.team"
@@ -46,14 +44,6 @@ def prefix(server: redis.Redis) -> Iterator[str]:
     keys = list(server.scan_iter(f"{name}*"))
     if keys:
         server.delete(*keys)
-
-
-def outputs(execution: Execution, task_id: str) -> dict[str, Any]:
-    return dict(one_run(execution, task_id).outputs or {})
-
-
-def ion_rows(engine: Engine, uri: str) -> list[Any]:
-    return [ion_loads(line) for line in engine.storage.read_bytes(uri).decode().splitlines()]
 
 
 async def metrics(engine: Engine, execution: Execution) -> list[tuple[str, float, dict[str, str]]]:
@@ -472,7 +462,7 @@ async def test_json_tasks_need_the_redisjson_module(tmp_path: Path, server: redi
 
 
 BAD = """
-id: bad_{index}
+id: bad
 namespace: company.team
 inputs:
   - id: file
@@ -522,12 +512,10 @@ async def test_bad_settings_fail_the_task_saying_what(
     given = tmp_path / "rows.ion"
     given.write_text('"fine"\n{broken\n')
     body = "".join(f"    {key}: {as_yaml(value, prefix)}\n" for key, value in properties.items())
-    source = BAD.format(index=0, task=task) + body
+    source = BAD.format(task=task) + body
     async with running_engine(tmp_path, source) as engine:
-        execution_id = await engine.trigger(NS, "bad_0", {"file": str(given)}, [], local_files=True)
-        execution = await asyncio.wait_for(engine.wait(execution_id), 60)
+        execution, said = await run_to_end(engine, "bad", {"file": str(given)}, timeout=60)
         assert execution.state.current is StateType.FAILED
-        said = messages(await logs_of(engine, execution.id))
         assert any(expected in line for line in said), said
         assert not any("secret" in line for line in said)  # the URL's password is never shown
 
@@ -538,19 +526,8 @@ def as_yaml(value: Any, prefix: str) -> str:
 
 
 def test_a_flow_using_redis_without_its_client_names_the_extra(tmp_path: Path) -> None:
-    # sitecustomize blocks the import (sys.modules[name] = None), as a venv without the extra lacks it
-    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['redis'] = None\n")
-    (tmp_path / "flow.yml").write_text(
-        BAD.format(index=0, task="string.Get") + f"    url: {URL}\n    key: k\n"
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    tiercel = Path(sys.executable).parent / "tiercel"
-    check = subprocess.run(
-        [str(tiercel), "validate", str(tmp_path / "flow.yml")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
+    check = validate_without(
+        tmp_path, "redis", BAD.format(task="string.Get") + f"    url: {URL}\n    key: k\n"
     )
     assert check.returncode == 1
     assert "needs the Python module redis, not installed here: pip install 'tiercel[redis]'" in check.stdout

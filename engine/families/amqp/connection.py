@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,10 +28,6 @@ CONNECT_TIMEOUT = 10.0
 # A declaration, a bind, a cancel: answered at once by a healthy broker.
 OPERATION_TIMEOUT = 30.0
 _CLOSE_TIMEOUT = 5.0
-_DURATION = re.compile(
-    r"([-+]?)P(?:([-+]?\d+)D)?(?:T(?:([-+]?\d+)H)?(?:([-+]?\d+)M)?(?:([-+]?\d+(?:[.,]\d{0,9})?)S)?)?",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -92,11 +87,6 @@ class Broker:
             password="guest" if password is None else str(password),
             virtual_host="/" if virtual_host is None else str(virtual_host),
         )
-
-
-def settings_of(context: TaskContext, names: frozenset[str] | tuple[str, ...]) -> dict[str, Any]:
-    """The task's rendered properties named, as the consume functions take them."""
-    return {name: context.prop(name) for name in names}
 
 
 def broker_failure(broker: Broker, error: BaseException) -> TaskFailure:
@@ -166,26 +156,6 @@ def required_text(context: TaskContext, name: str) -> str:
     return str(value)
 
 
-def seconds(name: str, value: Any) -> float | None:
-    """An ISO 8601 duration as Java's `Duration.parse` reads it (PT10S, P1D), or a number of seconds."""
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip()
-    match = _DURATION.fullmatch(text)
-    if not match or not any(match.groups()[1:]):
-        raise TaskFailure(f"`{name}` `{text}` is not an ISO 8601 duration such as PT10S")
-    sign, days, hours, minutes, secs = match.groups()
-    total = (
-        int(days or 0) * 86400
-        + int(hours or 0) * 3600
-        + int(minutes or 0) * 60
-        + float((secs or "0").replace(",", "."))
-    )
-    return -total if sign == "-" else total
-
-
 def java_duration(milliseconds: int) -> str:
     """Java's `Duration.toString` of a number of milliseconds (PT1M, PT1.5S, PT25H1M1S)."""
     hours, rest = divmod(max(0, milliseconds), 3_600_000)
@@ -196,18 +166,6 @@ def java_duration(milliseconds: int) -> str:
         fraction = f".{millis:03d}".rstrip("0") if millis else ""
         text += f"{secs}{fraction}S"
     return text
-
-
-def whole_number(name: str, value: Any, least: int = 0) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = value if isinstance(value, int) and not isinstance(value, bool) else int(str(value).strip())
-    except ValueError:
-        number = None
-    if number is None or number < least:
-        raise TaskFailure(f"`{name}` must be a whole number of at least {least}, not `{value}`")
-    return number
 
 
 def switch(name: str, value: Any, default: bool) -> bool:

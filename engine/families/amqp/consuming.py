@@ -17,17 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tiercel.engine.plugin import TaskContext, TaskFailure, ion_dumps
+from tiercel.engine.plugin import TaskContext, TaskFailure, ion_dumps, seconds, settings_of, whole_number
 
 from .connection import (
     CONNECTION_PROPERTIES,
     OPERATION_TIMEOUT,
     Broker,
     channel,
-    seconds,
-    settings_of,
     switch,
-    whole_number,
 )
 from .messages import record_of, serde_type
 

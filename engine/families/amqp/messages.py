@@ -9,16 +9,14 @@ the body.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, time
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from tiercel.engine.plugin import TaskFailure
+from tiercel.engine.plugin import TaskFailure, java_json, java_text, seconds, whole_number
 
-from .connection import java_duration, seconds, whole_number
+from .connection import java_duration
 
 if TYPE_CHECKING:
     from aiormq.abc import DeliveredMessage
@@ -61,38 +59,9 @@ def serde_type(value: Any) -> str:
     return text
 
 
-def java_text(value: Any) -> str:
-    """A value as Java's `String.valueOf` writes it."""
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "replace")
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{java_text(k)}={java_text(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(java_text(item) for item in value) + "]"
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    return str(value)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode("ascii")
-    return str(value)
-
-
 def body_of(serde: str, data: Any, what: str) -> bytes:
     if serde == "JSON":
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode()
+        return java_json(data).encode()
     if data is None:
         raise TaskFailure(f"{what} has no `data`, which serdeType STRING requires")
     return java_text(data).encode("utf-8")

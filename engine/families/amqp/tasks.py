@@ -8,7 +8,15 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from tiercel.engine.plugin import IonError, LogLevel, TaskContext, TaskFailure, ion_lines, ion_loads
+from tiercel.engine.plugin import (
+    IonError,
+    LogLevel,
+    TaskContext,
+    TaskFailure,
+    ion_lines,
+    ion_loads,
+    settings_of,
+)
 
 from .connection import (
     CONNECTION_PROPERTIES,
@@ -17,7 +25,6 @@ from .connection import (
     arguments,
     channel,
     required_text,
-    settings_of,
     switch,
 )
 from .messages import outgoing, serde_type

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tiercel.engine.plugin import TaskContext, TaskFailure
+from tiercel.engine.plugin import TaskContext, TaskFailure, seconds
 
 if TYPE_CHECKING:
     from aiomqtt import Client
@@ -40,53 +38,6 @@ CONNECTION = frozenset(
 )
 # Paho's default connection timeout (Kestra's when `connectionTimeout` is not set).
 DEFAULT_CONNECT_TIMEOUT = 30.0
-_DURATION = re.compile(
-    r"P(?:(?P<days>\d+(?:[.,]\d+)?)D)?"
-    r"(?:T(?:(?P<hours>\d+(?:[.,]\d+)?)H)?(?:(?P<minutes>\d+(?:[.,]\d+)?)M)?(?:(?P<seconds>\d+(?:[.,]\d+)?)S)?)?",
-    re.IGNORECASE,
-)
-# Kestra reads `30s`, `1m` as durations too (the Subscribe example's `maxDuration: 30s`).
-_SHORT = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)", re.IGNORECASE)
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def settings_of(context: TaskContext, names: frozenset[str]) -> dict[str, Any]:
-    """The task's rendered properties among `names` (unset ones left out)."""
-    values = {name: context.prop(name) for name in names}
-    return {name: value for name, value in values.items() if value is not None}
-
-
-def duration(settings: Mapping[str, Any], name: str, default: float | None) -> float | None:
-    """An ISO 8601 duration (PT30S), a short one (30s, 1m) or a number of seconds."""
-    value = settings.get(name)
-    if value is None:
-        return default
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip()
-    short = _SHORT.fullmatch(text)
-    if short:
-        return float(short.group(1)) * _UNITS[short.group(2).lower()]
-    match = _DURATION.fullmatch(text)
-    if not match or not any(match.groupdict().values()) or text.upper().endswith("T"):
-        raise TaskFailure(f"`{name}` `{text}` is not a duration such as PT30S")
-    parts = {key: float(part.replace(",", ".")) for key, part in match.groupdict().items() if part}
-    return timedelta(**parts).total_seconds()
-
-
-def integer(settings: Mapping[str, Any], name: str, default: int | None, allowed: range) -> int | None:
-    value = settings.get(name)
-    if value is None:
-        return default
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise TaskFailure(f"`{name}` must be a whole number, not `{value}`") from None
-    if number not in allowed:
-        raise TaskFailure(f"`{name}` must be between {allowed.start} and {allowed.stop - 1}, not {number}")
-    return number
 
 
 def flag(settings: Mapping[str, Any], name: str, default: bool) -> bool:
@@ -163,7 +114,8 @@ async def connected(settings: Mapping[str, Any], context: TaskContext | None = N
 
     host, port, secure = _endpoint(settings.get("server"))
     version = choice(settings, "mqttVersion", "V5", ("V5", "V3"))
-    timeout = duration(settings, "connectionTimeout", DEFAULT_CONNECT_TIMEOUT) or DEFAULT_CONNECT_TIMEOUT
+    given = settings.get("connectionTimeout")
+    timeout = seconds("connectionTimeout", given, short=True) or DEFAULT_CONNECT_TIMEOUT
     properties = None
     if version == "V5" and settings.get("authMethod") is not None:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]

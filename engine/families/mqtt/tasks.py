@@ -15,13 +15,24 @@ import json
 import tempfile
 import time
 from collections.abc import AsyncGenerator, Iterator, Mapping
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from tiercel.engine.plugin import IonError, TaskContext, TaskFailure, ion_dumps, ion_lines, ion_loads
+from tiercel.engine.plugin import (
+    IonError,
+    TaskContext,
+    TaskFailure,
+    ion_dumps,
+    ion_lines,
+    ion_loads,
+    java_json,
+    java_text,
+    seconds,
+    settings_of,
+    whole_number,
+)
 
-from .connection import CONNECTION, choice, connected, duration, failure, flag, integer, settings_of, where
+from .connection import CONNECTION, choice, connected, failure, flag, where
 
 SERDE_TYPES = ("STRING", "JSON", "BYTES")
 PUBLISH_PROPERTIES = CONNECTION | {
@@ -34,26 +45,6 @@ PUBLISH_PROPERTIES = CONNECTION | {
     "correlationData",
 }
 SUBSCRIBE_PROPERTIES = CONNECTION | {"topic", "serdeType", "qos", "maxRecords", "maxDuration"}
-_QOS = range(0, 3)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    return str(value)
-
-
-def _java_text(value: Any) -> str:
-    """A value as Java's toString shows it (what Kestra sends for STRING): {k=v, ...}, [a, b]."""
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{key}={_java_text(item)}" for key, item in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_java_text(item) for item in value) + "]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "null" if value is None else str(value)
 
 
 def _rows(context: TaskContext, value: Any) -> Iterator[Any]:
@@ -84,10 +75,10 @@ def _payloads(context: TaskContext, settings: Mapping[str, Any], serde: str) -> 
     given = settings.get("from")
     if serde == "STRING":  # Kestra sends each item's text, even a kestra:// URI's
         for item in given if isinstance(given, list) else [given]:
-            yield (item if isinstance(item, str) else _java_text(item)).encode("utf-8")
+            yield (item if isinstance(item, str) else java_text(item)).encode("utf-8")
     elif serde == "JSON":
         for row in _rows(context, given):
-            yield json.dumps(row, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode()
+            yield java_json(row).encode()
     else:
         raise TaskFailure("`serdeType` BYTES cannot publish: use STRING or JSON, as in Kestra")
 
@@ -107,7 +98,7 @@ async def publish(context: TaskContext) -> Mapping[str, Any]:
     if settings.get("serdeType") is None:
         raise TaskFailure("`serdeType` is required (STRING or JSON)")
     serde = choice(settings, "serdeType", "JSON", SERDE_TYPES)
-    qos = integer(settings, "qos", 1, _QOS)
+    qos = whole_number("qos", settings.get("qos"), 1, most=2)
     retain = flag(settings, "retain", False)
     if "from" not in settings:
         raise TaskFailure("`from` is required")
@@ -197,9 +188,9 @@ async def iter_messages(
     cancelling the task reading it, unsubscribes and disconnects."""
     topics = topics_of(settings)
     serde = choice(settings, "serdeType", "JSON", SERDE_TYPES)
-    qos = integer(settings, "qos", 1, _QOS) or 0
-    max_records = integer(settings, "maxRecords", None, range(1, 2**31))
-    max_duration = duration(settings, "maxDuration", None)
+    qos = whole_number("qos", settings.get("qos"), 1, most=2) or 0
+    max_records = whole_number("maxRecords", settings.get("maxRecords"), least=1, most=2**31 - 1)
+    max_duration = seconds("maxDuration", settings.get("maxDuration"), short=True)
     v5 = choice(settings, "mqttVersion", "V5", ("V5", "V3")) == "V5"
     loop = asyncio.get_running_loop()
     deadline = None if max_duration is None else loop.time() + max_duration

@@ -1,4 +1,4 @@
-"""What every NATS task shares: Kestra's connection properties, durations, and the messages of `from`.
+"""What every NATS task shares: Kestra's connection properties and the messages of `from`.
 
 The tasks read their rendered properties into one plain mapping (`settings`) so that the consume
 logic can be called the same way by the tasks and by the triggers. The client library, nats-py, is
@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -25,47 +23,6 @@ if TYPE_CHECKING:
 CONNECTION = frozenset({"url", "username", "password", "token", "creds"})
 # Connecting (TCP, then the server's INFO/PONG) must answer within this many seconds.
 CONNECT_TIMEOUT = 5.0
-_DURATION = re.compile(
-    r"P(?:(?P<days>\d+(?:[.,]\d+)?)D)?"
-    r"(?:T(?:(?P<hours>\d+(?:[.,]\d+)?)H)?(?:(?P<minutes>\d+(?:[.,]\d+)?)M)?(?:(?P<seconds>\d+(?:[.,]\d+)?)S)?)?",
-    re.IGNORECASE,
-)
-
-
-def settings_of(context: TaskContext, names: frozenset[str]) -> dict[str, Any]:
-    """The task's rendered properties among `names` (unset ones left out)."""
-    values = {name: context.prop(name) for name in names}
-    return {name: value for name, value in values.items() if value is not None}
-
-
-def duration(settings: Mapping[str, Any], name: str, default: float | None) -> float | None:
-    """An ISO 8601 duration property (PT2S, PT1M30S, P1D) in seconds; a bare number is seconds."""
-    value = settings.get(name)
-    if value is None:
-        return default
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip()
-    match = _DURATION.fullmatch(text)
-    if not match or not any(match.groupdict().values()) or text.upper().endswith("T"):
-        raise TaskFailure(f"`{name}` `{text}` is not an ISO 8601 duration such as PT2S")
-    parts = {key: float(part.replace(",", ".")) for key, part in match.groupdict().items() if part}
-    return timedelta(**parts).total_seconds()
-
-
-def integer(settings: Mapping[str, Any], name: str, default: int | None, minimum: int = 0) -> int | None:
-    value = settings.get(name)
-    if value is None:
-        return default
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise TaskFailure(f"`{name}` must be a whole number, not `{value}`") from None
-    if number < minimum:
-        raise TaskFailure(f"`{name}` must be at least {minimum}, not {number}")
-    return number
 
 
 def text(settings: Mapping[str, Any], name: str, required: bool = True) -> str | None:

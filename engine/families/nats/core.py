@@ -15,19 +15,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from tiercel.engine.plugin import LogLevel, TaskContext, TaskFailure, ion_dumps
+from tiercel.engine.plugin import (
+    LogLevel,
+    TaskContext,
+    TaskFailure,
+    ion_dumps,
+    seconds,
+    settings_of,
+    whole_number,
+)
 
 from .common import (
     CONNECTION,
     address,
     connected,
-    duration,
     failure,
     headers,
-    integer,
     messages_of,
     payload,
-    settings_of,
     text,
 )
 
@@ -87,7 +92,7 @@ async def request(context: TaskContext) -> Mapping[str, Any]:
     settings = settings_of(context, REQUEST_PROPERTIES)
     subject = text(settings, "subject")
     assert subject is not None
-    timeout = duration(settings, "requestTimeout", 5.0)
+    timeout = seconds("requestTimeout", settings.get("requestTimeout"), 5.0)
     assert timeout is not None
     message = next(messages_of(context, settings.get("from")), None)
     if message is None:
@@ -163,10 +168,10 @@ async def iter_messages(settings: Mapping[str, Any]) -> AsyncGenerator[dict[str,
     policy = DeliverPolicy(_deliver_policy(settings))
     since = _since(settings)
     durable = text(settings, "durableId", required=False)
-    batch_size = integer(settings, "batchSize", 10, minimum=1)
-    max_records = integer(settings, "maxRecords", None, minimum=1)
-    poll = duration(settings, "pollDuration", 2.0)
-    max_duration = duration(settings, "maxDuration", None)
+    batch_size = whole_number("batchSize", settings.get("batchSize"), 10, least=1)
+    max_records = whole_number("maxRecords", settings.get("maxRecords"), None, least=1)
+    poll = seconds("pollDuration", settings.get("pollDuration"), 2.0)
+    max_duration = seconds("maxDuration", settings.get("maxDuration"), None)
     assert batch_size is not None and poll is not None
     loop = asyncio.get_running_loop()
     started = loop.time()

@@ -10,9 +10,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from tiercel.engine.plugin import TaskContext, TaskFailure
+from tiercel.engine.plugin import TaskContext, TaskFailure, settings_of, whole_number
 
-from .common import CONNECTION, connected, failure, integer, settings_of, text
+from .common import CONNECTION, connected, failure, text
 
 CREATE_BUCKET_PROPERTIES = CONNECTION | {
     "name",
@@ -58,15 +58,15 @@ async def create_bucket(context: TaskContext) -> Mapping[str, Any]:
     settings = settings_of(context, CREATE_BUCKET_PROPERTIES)
     name = text(settings, "name")
     assert name is not None
-    history = integer(settings, "historyPerKey", 1, minimum=1)
+    history = whole_number("historyPerKey", settings.get("historyPerKey"), 1, least=1)
     assert history is not None
     metadata = _string_map(settings, "metadata")
     config = KeyValueConfig(
         bucket=name,
         description=text(settings, "description", required=False),
         history=history,
-        max_bytes=integer(settings, "bucketSize", None, minimum=-1),
-        max_value_size=integer(settings, "valueSize", None, minimum=-1),
+        max_bytes=whole_number("bucketSize", settings.get("bucketSize"), None, least=-1),
+        max_value_size=whole_number("valueSize", settings.get("valueSize"), None, least=-1),
     )
     async with connected(settings) as client:
         js = client.jetstream()
@@ -125,8 +125,7 @@ async def get(context: TaskContext) -> Mapping[str, Any]:
         if not isinstance(revisions, Mapping):
             raise TaskFailure("`keyRevisions` must map keys to revision numbers")
         wanted = [
-            (str(key), integer({"keyRevisions": value}, "keyRevisions", None, minimum=1))
-            for key, value in revisions.items()
+            (str(key), whole_number("keyRevisions", value, least=1)) for key, value in revisions.items()
         ]
     else:
         wanted = [(key, None) for key in _keys(settings)]

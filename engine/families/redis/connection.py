@@ -1,5 +1,5 @@
-"""What every Redis task shares: the connection its `url` names, Kestra's serde types, durations,
-and the values a `from` property gives.
+"""What every Redis task shares: the connection its `url` names, Kestra's serde types, and the
+values a `from` property gives (durations and whole numbers are the plugin API's).
 
 The client is `redis.asyncio`, imported when a task runs. Each task run opens one connection and
 closes it when it ends (also when it is killed: the cancellation closes it on its way out); a
@@ -10,18 +10,23 @@ password of the URL.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import re
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager
-from datetime import date, datetime, time
-from decimal import Decimal
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tiercel.engine.plugin import IonError, TaskContext, TaskFailure, ion_lines, ion_loads
+from tiercel.engine.plugin import (
+    IonError,
+    TaskContext,
+    TaskFailure,
+    ion_lines,
+    ion_loads,
+    java_json,
+    java_text,
+)
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -32,10 +37,6 @@ CONNECT_TIMEOUT = 10.0
 # Lettuce's default command timeout: no Redis task here blocks on the server, so only a hung server
 # reaches it.
 COMMAND_TIMEOUT = 60.0
-_DURATION = re.compile(
-    r"([-+]?)P(?:([-+]?\d+)D)?(?:T(?:([-+]?\d+)H)?(?:([-+]?\d+)M)?(?:([-+]?\d+(?:[.,]\d{0,9})?)S)?)?",
-    re.IGNORECASE,
-)
 
 
 def address(url: str) -> str:
@@ -115,38 +116,6 @@ def serde_type(value: Any) -> str:
     return text
 
 
-def java_text(value: Any) -> str:
-    """A value as Java's `String.valueOf` writes it (Kestra's STRING serde of a non-string)."""
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{java_text(k)}={java_text(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(java_text(item) for item in value) + "]"
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    return str(value)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode("ascii")
-    return str(value)
-
-
-def to_json(value: Any) -> str:
-    """Compact JSON, as Jackson writes it."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
-
-
 def serialize(serde: str, value: Any, what: str) -> str:
     """A value as Kestra's serde type stores it: STRING as Java prints it; JSON as JSON, a string
     being taken as JSON already (and refused when it is not)."""
@@ -158,7 +127,7 @@ def serialize(serde: str, value: Any, what: str) -> str:
         except json.JSONDecodeError as error:
             raise TaskFailure(f"{what} is not JSON, which serdeType JSON requires: {error}") from None
         return value
-    return to_json(value)
+    return java_json(value)
 
 
 def deserialize(serde: str, raw: Any, what: str) -> Any:
@@ -177,26 +146,6 @@ def deserialize(serde: str, raw: Any, what: str) -> Any:
 # -- property values -----------------------------------------------------------------------------------------
 
 
-def seconds(name: str, value: Any) -> float | None:
-    """An ISO 8601 duration as Java's `Duration.parse` reads it (PT10S, P1D, PT1.5S), in seconds."""
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip()
-    match = _DURATION.fullmatch(text)
-    if not match or not any(match.groups()[1:]):
-        raise TaskFailure(f"`{name}` `{text}` is not an ISO 8601 duration such as PT10S")
-    sign, days, hours, minutes, secs = match.groups()
-    total = (
-        int(days or 0) * 86400
-        + int(hours or 0) * 3600
-        + int(minutes or 0) * 60
-        + float((secs or "0").replace(",", "."))
-    )
-    return -total if sign == "-" else total
-
-
 def moment(name: str, value: Any) -> datetime | None:
     """A date-time with its offset (Java's ZonedDateTime), such as 2030-01-01T00:00:00Z."""
     if value is None or isinstance(value, datetime):
@@ -210,18 +159,6 @@ def moment(name: str, value: Any) -> datetime | None:
             f"`{name}` `{value}` is not a date-time with its offset such as 2030-01-01T00:00:00Z"
         )
     return parsed
-
-
-def whole_number(name: str, value: Any, default: int | None, least: int = 0) -> int | None:
-    if value is None:
-        return default
-    try:
-        number = int(str(value).strip()) if not isinstance(value, int) else value
-    except ValueError:
-        number = None
-    if number is None or isinstance(number, bool) or number < least:
-        raise TaskFailure(f"`{name}` must be a whole number of at least {least}, not `{value}`")
-    return number
 
 
 def keys_list(value: Any) -> list[str]:

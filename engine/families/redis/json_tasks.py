@@ -11,9 +11,9 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tiercel.engine.plugin import TaskContext, TaskFailure
+from tiercel.engine.plugin import TaskContext, TaskFailure, java_text
 
-from .connection import client_name, connected, java_text, serialize
+from .connection import client_name, connected, serialize
 from .strings import amount_of, apply_expiration, option_flag, options_of
 
 if TYPE_CHECKING:

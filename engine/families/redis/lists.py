@@ -16,7 +16,7 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tiercel.engine.plugin import TaskContext, TaskFailure, ion_dumps
+from tiercel.engine.plugin import TaskContext, TaskFailure, ion_dumps, seconds, settings_of, whole_number
 
 from .connection import (
     client_name,
@@ -24,10 +24,8 @@ from .connection import (
     deserialize,
     from_values,
     guarded,
-    seconds,
     serde_type,
     serialize,
-    whole_number,
 )
 
 if TYPE_CHECKING:
@@ -123,7 +121,7 @@ async def listen(settings: Mapping[str, Any], name: str | None = None) -> AsyncI
 
 
 async def list_pop(context: TaskContext) -> Mapping[str, Any]:
-    settings = PopSettings.of({name: context.prop(name) for name in POP_SETTINGS})
+    settings = PopSettings.of(settings_of(context, POP_SETTINGS))
     with tempfile.TemporaryDirectory(prefix="tiercel-redis-") as folder:
         target = Path(folder) / "list.ion"
         with target.open("w", encoding="utf-8", newline="\n") as out:

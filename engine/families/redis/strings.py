@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tiercel.engine.plugin import TaskContext, TaskFailure
+from tiercel.engine.plugin import TaskContext, TaskFailure, seconds
 
 from .connection import (
     client_name,
@@ -16,7 +16,6 @@ from .connection import (
     deserialize,
     keys_list,
     moment,
-    seconds,
     serde_type,
     serialize,
 )
