@@ -19,6 +19,7 @@ from tests.waiting import until
 from tiercel.engine.engine import Engine
 from tiercel.engine.model import StateType
 from tiercel.engine.plugin import ion_loads
+from tiercel.engine.tasks.namespace_store import namespace_files
 from tiercel.engine.tasks.registry import registry
 
 pytestmark = pytest.mark.asyncio
@@ -77,9 +78,11 @@ def seed_files(tmp_path: Path, namespace: str, files: dict[str, str]) -> None:
         target.write_text(text)
 
 
-def namespace_content(tmp_path: Path, namespace: str) -> dict[str, str]:
-    folder = tmp_path / "flows" / "_files" / namespace
-    return {p.relative_to(folder).as_posix(): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
+def namespace_content(engine: Engine, namespace: str) -> dict[str, str]:
+    """A namespace's files as the engine's tasks see them (the folder's, or the shared store's)."""
+    store = namespace_files(engine.storage, engine.flows_dir)
+    assert store is not None
+    return {path: store.read_file(namespace, path).decode() for path in sorted(store.list_files(namespace))}
 
 
 async def test_the_family_comes_through_its_entry_point() -> None:
@@ -301,7 +304,7 @@ async def test_namespace_files_round_trip(tmp_path: Path) -> None:
 
         preview = await run(engine, "company.ops", "sync_from_git", {"dry": True})
         assert preview.state.current is StateType.SUCCESS, messages(await logs_of(engine, preview.id))
-        assert namespace_content(tmp_path, "prod") == {"a.py": "print(0)\n", "stale.txt": "bye\n"}
+        assert namespace_content(engine, "prod") == {"a.py": "print(0)\n", "stale.txt": "bye\n"}
         expected = [
             {"syncState": "DELETED", "kestraPath": "/prod/_files/stale.txt"},
             {"gitPath": "_files/a.py", "syncState": "OVERWRITTEN", "kestraPath": "/prod/_files/a.py"},
@@ -312,7 +315,7 @@ async def test_namespace_files_round_trip(tmp_path: Path) -> None:
 
         synced = await run(engine, "company.ops", "sync_from_git", {"dry": False})
         assert rows(engine, one_run(synced, "git").outputs["files"]) == expected  # type: ignore[index]
-        assert namespace_content(tmp_path, "prod") == {
+        assert namespace_content(engine, "prod") == {
             "a.py": "print(1)\n",
             "sql/q.sql": "select 1;\nselect 2;\n",
         }

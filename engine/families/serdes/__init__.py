@@ -13,7 +13,7 @@ from typing import Any
 
 from tiercel.engine.plugin import Kind, Registry, TaskType
 
-from . import csv_tasks, json_tasks
+from . import avro_tasks, csv_tasks, json_tasks, parquet_tasks
 from .common import PACKAGE
 
 
@@ -43,3 +43,36 @@ def register(registry: Registry) -> None:
         )
     )
     registry.add(_type("json.JsonToJsonl", json_tasks.json_to_jsonl, json_tasks.JSON_TO_JSONL_PROPERTIES))
+    registry.add(
+        _type(
+            "avro.AvroToIon", avro_tasks.avro_to_ion, avro_tasks.AVRO_TO_ION_PROPERTIES, ("avro.AvroReader",)
+        )
+    )
+    registry.add(
+        _type(
+            "avro.IonToAvro", avro_tasks.ion_to_avro, avro_tasks.ION_TO_AVRO_PROPERTIES, ("avro.AvroWriter",)
+        )
+    )
+    registry.add(
+        _type(
+            "avro.InferAvroSchemaFromIon",
+            avro_tasks.infer_avro_schema_from_ion,
+            avro_tasks.INFER_PROPERTIES,
+        )
+    )
+    registry.add(
+        _type(
+            "parquet.ParquetToIon",
+            parquet_tasks.parquet_to_ion,
+            parquet_tasks.PARQUET_TO_ION_PROPERTIES,
+            ("parquet.ParquetReader",),
+        )
+    )
+    registry.add(
+        _type(
+            "parquet.IonToParquet",
+            parquet_tasks.ion_to_parquet,
+            parquet_tasks.ION_TO_PARQUET_PROPERTIES,
+            ("parquet.ParquetWriter",),
+        )
+    )

@@ -247,10 +247,14 @@ def ion_records(handle: IO[bytes], work: Work) -> Iterator[tuple[int, Any]]:
 
 
 async def convert(
-    context: TaskContext, suffix: str, work: Callable[[Path, Path, Work], int]
+    context: TaskContext,
+    suffix: str,
+    work: Callable[[Path, Path, Work], int],
+    count_metric: bool = True,
 ) -> Mapping[str, Any]:
     """Run `work(source, target, state)` in a thread on `from` into a new file, store the file, and
-    report Kestra's `records` counter; outputs `uri` and `size` (the records converted)."""
+    report Kestra's `records` counter (unless `count_metric` is false); outputs `uri` and `size` (the
+    records converted)."""
     source = source_file(context)
     state = Work()
     with tempfile.TemporaryDirectory(prefix="tiercel-serdes-") as folder:
@@ -268,7 +272,8 @@ async def convert(
             if state.dropped_notes:
                 context.log(LogLevel.WARN, f"... and {state.dropped_notes} more warnings like these")
         uri = await asyncio.to_thread(context.put_file, target.name, target)
-    context.metric("counter", "records", count)
+    if count_metric:
+        context.metric("counter", "records", count)
     return {"uri": uri, "size": count}
 
 

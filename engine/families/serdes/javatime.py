@@ -6,6 +6,7 @@ the format, unless it sits in an optional `[...]` section, which is then left ou
 from __future__ import annotations
 
 import calendar
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -232,3 +233,131 @@ class JavaFormat:
                 "the value does not have (put it in an optional [...] section)"
             )
         return text
+
+
+# -- parsing ----------------------------------------------------------------------------------------------
+
+_OFFSETS: Final = {
+    ("X", 1): r"Z|[+-]\d{2}(?:\d{2})?", ("X", 2): r"Z|[+-]\d{4}", ("X", 3): r"Z|[+-]\d{2}:\d{2}",
+    ("X", 4): r"Z|[+-]\d{4}(?:\d{2})?", ("X", 5): r"Z|[+-]\d{2}:\d{2}(?::\d{2})?",
+    ("x", 1): r"[+-]\d{2}(?:\d{2})?", ("x", 2): r"[+-]\d{4}", ("x", 3): r"[+-]\d{2}:\d{2}",
+    ("x", 4): r"[+-]\d{4}(?:\d{2})?", ("x", 5): r"[+-]\d{2}:\d{2}(?::\d{2})?",
+    ("Z", 1): r"[+-]\d{4}", ("Z", 2): r"[+-]\d{4}", ("Z", 3): r"[+-]\d{4}", ("Z", 5): r"Z|[+-]\d{2}:\d{2}",
+}  # fmt: skip
+_MONTHS: Final = [name.lower() for name in calendar.month_name[1:]]
+
+
+def _letter_regex(letter: str, count: int) -> tuple[str, str]:
+    """The regex of a run of one letter when parsing, and the field it sets."""
+    if letter in "yu":
+        return (
+            r"\d{2}" if count == 2 else rf"[+-]?\d{{{max(count, 1)},19}}"
+        ), "year2" if count == 2 else "year"
+    if letter in "ML" and count >= 3:
+        return "|".join(m[:3] if count == 3 else m for m in _MONTHS), "month_name"
+    widths = {1: r"\d{1,2}", 2: r"\d{2}"}
+    fields = {"M": "month", "L": "month", "d": "day", "H": "hour", "k": "hour", "h": "hour12", "K": "hour12",
+              "m": "minute", "s": "second"}  # fmt: skip
+    if letter in fields and count <= 2:
+        return widths[count], fields[letter]
+    if letter == "S":
+        return rf"\d{{{count}}}", "fraction"
+    if letter == "n":
+        return r"\d{1,9}", "nano"
+    if letter == "a" and count == 1:
+        return "AM|PM|am|pm", "ampm"
+    if (letter, count) in _OFFSETS:
+        return _OFFSETS[(letter, count)], "offset"
+    raise ValueError(f"the pattern letter `{letter}` repeated {count} times cannot be parsed here")
+
+
+def _parse_regex(pattern: str, fields: list[str]) -> str:
+    out: list[str] = []
+    position = 0
+    while position < len(pattern):
+        char = pattern[position]
+        if char == "'":
+            close = pattern.find("'", position + 1)
+            while close >= 0 and pattern.startswith("''", close):
+                close = pattern.find("'", close + 2)
+            if close < 0:
+                raise ValueError("a quote is not closed")
+            literal = pattern[position + 1 : close]
+            out.append(re.escape("'" if not literal else literal.replace("''", "'")))
+            position = close + 1
+        elif char == "[":
+            out.append("(?:")
+            position += 1
+        elif char == "]":
+            out.append(")?")
+            position += 1
+        elif char.isascii() and char.isalpha():
+            end = position
+            while end < len(pattern) and pattern[end] == char:
+                end += 1
+            regex, field = _letter_regex(char, end - position)
+            fields.append(field)
+            out.append(f"(?P<g{len(fields)}>{regex})")
+            position = end
+        else:
+            out.append(re.escape(char))
+            position += 1
+    text = "".join(out)
+    if text.count("(?:") != text.count(")?"):
+        raise ValueError("an optional section `[` is not closed, or `]` closes none")
+    return text
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """The fields a text gave; what a value needs is checked by the caller."""
+
+    day: date | None
+    clock: time | None
+    offset: timedelta | None
+
+
+class JavaParser:
+    """A `DateTimeFormatter.ofPattern` pattern used to parse, as `LocalDate.parse(text, formatter)` does:
+    the whole text must match; a field left out of an optional section is absent."""
+
+    def __init__(self, pattern: str, name: str) -> None:
+        self._fields: list[str] = []
+        try:
+            self._regex = re.compile(_parse_regex(pattern, self._fields), re.IGNORECASE)
+        except (ValueError, re.error) as error:
+            raise TaskFailure(f"`{name}` `{pattern}` is not a valid date pattern: {error}") from None
+        self.pattern = pattern
+
+    def parse(self, text: str) -> Parsed:
+        """Raises ValueError when the text does not match the pattern or is not a real date or time."""
+        match = self._regex.fullmatch(text)
+        if match is None:
+            raise ValueError(f"Text '{text}' could not be parsed with the pattern `{self.pattern}`")
+        got: dict[str, str] = {}
+        for index, field in enumerate(self._fields, start=1):
+            value = match.group(f"g{index}")
+            if value is not None:
+                got[field] = value
+        year = int(got["year"]) if "year" in got else 2000 + int(got["year2"]) if "year2" in got else None
+        month = int(got["month"]) if "month" in got else None
+        if "month_name" in got:
+            month = next(i for i, m in enumerate(_MONTHS, 1) if m.startswith(got["month_name"].lower()))
+        day = date(year, month, int(got["day"])) if year and month and "day" in got else None
+        hour = int(got["hour"]) if "hour" in got else None
+        if "hour12" in got:
+            hour = int(got["hour12"]) % 12 + (12 if got.get("ampm", "AM").upper() == "PM" else 0)
+        clock = None
+        if hour is not None:
+            nanos = int(got["fraction"].ljust(9, "0")) if "fraction" in got else int(got.get("nano", 0))
+            clock = time(hour % 24, int(got.get("minute", 0)), int(got.get("second", 0)), nanos // 1000)
+        offset = None
+        if "offset" in got and got["offset"].upper() != "Z":
+            digits = got["offset"][1:].replace(":", "")
+            offset = timedelta(
+                hours=int(digits[:2]), minutes=int(digits[2:4] or 0), seconds=int(digits[4:6] or 0)
+            )
+            offset = -offset if got["offset"][0] == "-" else offset
+        elif "offset" in got:
+            offset = timedelta(0)
+        return Parsed(day, clock, offset)
