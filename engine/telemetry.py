@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import choose_encoder
 
-from .events import Event, EventBus, ExecutionChanged, LogsAppended, TaskRunChanged
+from .events import EngineError, Event, EventBus, ExecutionChanged, LogsAppended, TaskRunChanged
 from .httpserver import Handler, Request, Response
 from .model import Execution, StateType, TaskRun
 
@@ -86,6 +86,11 @@ class Telemetry:
             [*flow, "task_id", "state"], buckets=_DURATION_BUCKETS, registry=self.registry,
         )  # fmt: skip
         self._lines = Counter("tiercel_log_lines", "Log lines written", ["level"], registry=self.registry)
+        self._errors = Counter(
+            "tiercel_engine_errors",
+            "Errors the engine reported outside any execution (a failing trigger poll, an API error)",
+            registry=self.registry,
+        )
         self._lag = Gauge(
             "tiercel_event_loop_lag_seconds", "How late the engine's event loop last ran a due timer",
             registry=self.registry,
@@ -190,6 +195,8 @@ class Telemetry:
         elif isinstance(event, LogsAppended):
             for entry in event.entries:
                 self._lines.labels(entry.level.value).inc()
+        elif isinstance(event, EngineError):
+            self._errors.inc()
 
     def _execution(self, execution: Execution) -> None:
         state = execution.state.current

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 # Executions that ended, remembered to tell a restart from a start and to say an end once.
 REMEMBERED_ENDS = 10_000
+REMEMBERED_ERRORS = 256
 
 
 def log_line(text: str, event: str = "message", **fields: object) -> None:
@@ -49,6 +50,9 @@ class ServerActivity:
         self._events = engine.events.subscribe()
         self._task: asyncio.Task[None] | None = None
         self._lines: list[str] | None = None  # while a batch of events is shown
+        # Errors the engine reported (a failing trigger poll, ...), each said once: a poll that fails
+        # every second must not flood the log.
+        self._said: OrderedDict[str, None] = OrderedDict()
 
     def start(self) -> None:
         """Log the files in error the engine started with, then follow its events."""
@@ -83,12 +87,17 @@ class ServerActivity:
             self._lines.append(log_record("INFO", event, text, fields))
 
     def _show(self, event: Event) -> None:
-        from tiercel.engine import ExecutionChanged, FlowsChanged
+        from tiercel.engine import EngineError, ExecutionChanged, FlowsChanged
 
         if isinstance(event, ExecutionChanged):
             self._execution(event.execution)
         elif isinstance(event, FlowsChanged):
             self._flows_changed()
+        elif isinstance(event, EngineError) and event.message not in self._said:
+            self._said[event.message] = None
+            while len(self._said) > REMEMBERED_ERRORS:
+                self._said.popitem(last=False)
+            self._line(f"error    {event.message}", "engine.error", {"message": event.message})
 
     # -- executions ---------------------------------------------------------------------------------
     def _execution(self, execution: Execution) -> None:

@@ -576,6 +576,10 @@ def _check_plugin_trigger(
     interval = parse_duration_value(ctx, entry.get("interval"), (*path, "interval"), "`interval`")
     if interval is not None and interval.total_seconds() <= 0:
         ctx.error((*path, "interval"), f"{owner}: `interval` must be a positive duration such as PT60S")
+    for key, allowed in plugin.choices.items():
+        value = entry.get(key)
+        if isinstance(value, str) and "{{" not in value and value.strip().upper() not in allowed:
+            ctx.error((*path, key), f"{owner}: `{key}` {value} is not one of {', '.join(allowed)}")
     _check_polling(ctx, entry, path, owner)
     return True
 

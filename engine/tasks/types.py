@@ -142,3 +142,5 @@ class TriggerType:
     # Set for a Kestra trigger type this engine knows but does not run: why, and what to use instead
     # (a flow using it is invalid, with this message).
     unsupported: str = ""
+    # The values a property may take, checked when the flow loads unless it holds an expression.
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

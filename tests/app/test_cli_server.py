@@ -26,7 +26,7 @@ from tests.app.test_cli import (
     tiercel,
     write,
 )
-from tests.waiting import HANG
+from tests.waiting import HANG, blocking_until
 
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
@@ -264,3 +264,40 @@ def test_the_server_serves_prometheus_metrics_and_health(server: Server) -> None
     assert httpx.post(f"{server.url}/metrics", timeout=HANG).status_code == 405
     # The webhook route is served as before, beside them.
     assert httpx.get(f"{server.url}/api/v1/executions/webhook/acme/nope/key", timeout=HANG).status_code == 404
+
+
+FAILING_POLL = """
+id: watcher
+namespace: acme.ops
+tasks:
+  - id: log
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ trigger.size }}"
+triggers:
+  - id: watch
+    type: io.kestra.plugin.jdbc.sqlite.Trigger
+    interval: PT0.1S
+    sql: SELECT * FROM no_such_table
+"""
+
+
+def test_a_failing_trigger_poll_is_logged_once(flows_dir: Path, tmp_path: Path) -> None:
+    write(flows_dir, "watcher.yml", FAILING_POLL)
+    running = Server(flows_dir, tmp_path / "t.db")
+    try:
+        running.wait_for(
+            rf"^{STAMP} error    sqlite\.Trigger `watch` of acme\.ops\.watcher: sqlite: no such table"
+        )
+
+        def reported() -> float:
+            text = httpx.get(f"{running.url}/metrics").text
+            return metric_samples(text).get(("tiercel_engine_errors_total", frozenset()), 0.0)
+
+        # several polls failed the same way (each reported, and counted), but the log says it once
+        blocking_until(lambda: reported() >= 3, what="three failed polls reported")
+        log = running.stop()
+    finally:
+        if running.proc.poll() is None:
+            running.proc.kill()
+            running.proc.communicate(timeout=HANG)
+    assert log.count("no such table: no_such_table") == 1, log

@@ -295,7 +295,7 @@ async def test_postgresql_queries_copy_and_types_as_kestra_gives_them(tmp_path: 
                 "tsz": "2024-01-01T10:00:00Z",
                 "d": "2024-02-03",
                 "t": "10:11:12.5",
-                "span": "P1DT2H",
+                "span": "P0Y0M1DT2H0M0S",
                 "doc": {"k": [1, 2]},
                 "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
                 "tags": [1, 2],
@@ -308,7 +308,7 @@ async def test_postgresql_queries_copy_and_types_as_kestra_gives_them(tmp_path: 
         first = engine.storage.read_bytes(stored["uri"]).decode().splitlines()[0]
         assert first == (
             '{id:1,name:"a;b",price:12.50,ts:LocalDateTime::"2024-01-01T12:00:00",tsz:2024-01-01T10:00:00.000Z,'
-            'd:2024-02-03,t:LocalTime::"10:11:12.5",span:"P1DT2H",doc:{k:[1,2]},'
+            'd:2024-02-03,t:LocalTime::"10:11:12.5",span:"P0Y0M1DT2H0M0S",doc:{k:[1,2]},'
             'u:"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",tags:[1,2],b:{{AQI=}},ok:true}'
         )
         assert engine.storage.read_bytes(outputs(execution, "copy_out")["uri"]) == b"id,name\n1,a;b\n2,a;b\n"
@@ -588,3 +588,94 @@ def test_a_jdbc_trigger_that_could_never_fire_is_refused_when_the_flow_loads(tmp
     assert check.returncode == 1
     assert "Unknown property `nope` on Trigger `watch`" in check.stdout
     assert "Trigger `watch` has no `sql`" in check.stdout
+
+
+def test_procedures_split_at_their_own_end_not_at_end_if_or_end_case() -> None:
+    procedure = (
+        "CREATE PROCEDURE p(x INT) BEGIN IF x > 0 THEN SELECT 1; END IF; CASE x WHEN 1 THEN SELECT 2; "
+    )
+    procedure += "ELSE SELECT 3; END CASE; WHILE x > 0 DO SET x = x - 1; END WHILE; END"
+    assert split_statements(f"{procedure}; SELECT 4; BEGIN READ ONLY; SELECT 5") == [
+        procedure, "SELECT 4", "BEGIN READ ONLY", "SELECT 5",
+    ]  # fmt: skip
+
+
+def test_a_parameter_may_be_cast_and_sit_in_an_array_outside_sqlite() -> None:
+    assert bind_parameters("SELECT :a::int, ARRAY[:a, :b]", {"a": 1, "b": 2}, "%s") == (
+        "SELECT %s::int, ARRAY[%s, %s]",
+        [1, 1, 2],
+    )
+    # SQLite's [...] is a quoted identifier
+    assert bind_parameters("SELECT [:a]", {"a": 1}, "?", brackets=True) == ("SELECT [:a]", [])
+
+
+def review_flow(table: str) -> str:
+    return f"""
+id: review
+namespace: company.team
+tasks:
+  - id: procedure
+    type: io.kestra.plugin.jdbc.mysql.Queries
+    url: {MYSQL}
+    username: root
+    fetchType: FETCH_ONE
+    sql: |
+      CREATE PROCEDURE {table}(IN x INT) BEGIN IF x > 0 THEN SELECT 'positive' AS sign; END IF; END;
+      CALL {table}(1);
+      DROP PROCEDURE {table};
+      SELECT TIME '-01:00:00' AS negative, TIME '25:00:00' AS long_one, TIME '10:11:12' AS clock;
+  - id: postgres
+    type: io.kestra.plugin.jdbc.postgresql.Query
+    url: {PG}
+    username: postgres
+    fetchType: STORE
+    parameters: {{a: 41, b: 2}}
+    sql: >-
+      SELECT :a::int + 1 AS n, :b = ANY(ARRAY[:a, :b]) AS found,
+      interval '1 month 2 days 03:04:05.9' AS span, interval '-1 days +02:00:00' AS back,
+      'NaN'::numeric AS nan
+  - id: duckdb
+    type: io.kestra.plugin.jdbc.duckdb.Queries
+    fetchType: FETCH
+    sql: |
+      CREATE TABLE t (a INT); -- load
+      INSERT INTO t VALUES (1), (2); /* rows */ SELECT sum(a) AS total FROM t;
+      WITH x AS (SELECT 5 AS v) INSERT INTO t SELECT v FROM x;
+"""
+
+
+async def test_what_a_review_found_holds(tmp_path: Path, table: str) -> None:
+    async with running_engine(tmp_path, review_flow(table)) as engine:
+        execution = await run(engine, "company.team", "review")
+        assert execution.state.current is StateType.SUCCESS, messages(await logs_of(engine, execution.id))
+        procedure = outputs(execution, "procedure")["outputs"]
+        assert procedure[0]["row"] == {"sign": "positive"}
+        assert procedure[-1]["row"] == {"negative": "-01:00:00", "long_one": "25:00:00", "clock": "10:11:12"}
+        [row] = ion_rows(engine, outputs(execution, "postgres")["uri"])
+        assert row["n"] == 42 and row["found"] is True
+        assert row["span"] == "P0Y1M2DT3H4M5S" and row["back"] == "P0Y0M-1DT2H0M0S"  # Kestra's form
+        assert row["nan"] != row["nan"]  # NaN, as a double
+        assert outputs(execution, "duckdb")["outputs"] == [{"row": None, "rows": [{"total": 3}], "size": 1}]
+
+
+async def test_a_bad_url_is_named_without_its_password(tmp_path: Path) -> None:
+    source = BAD.format(index=0, task="postgresql.Query")
+    source += (
+        "    url: jdbc:postgresql://127.0.0.1:5x32/test?user=postgres&password=hunter2\n    sql: SELECT 1\n"
+    )
+    async with running_engine(tmp_path, source) as engine:
+        execution = await run(engine, "company.team", "bad_0")
+        log = messages(await logs_of(engine, execution.id))
+    assert execution.state.current is StateType.FAILED
+    assert any("jdbc:postgresql://127.0.0.1:5x32/test: the port is not a number" in line for line in log)
+    assert not any("hunter2" in line for line in log)
+
+
+def test_a_jdbc_trigger_that_would_never_fire_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "flow.yml").write_text(trigger_flow("t").replace("fetchType: FETCH", "fetchType: NONE"))
+    tiercel = Path(sys.executable).parent / "tiercel"
+    check = subprocess.run(
+        [str(tiercel), "validate", str(tmp_path / "flow.yml")], capture_output=True, text=True
+    )
+    assert check.returncode == 1
+    assert "`fetchType` NONE is not one of FETCH, FETCH_ONE, STORE" in check.stdout

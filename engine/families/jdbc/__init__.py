@@ -84,6 +84,8 @@ def register(registry: Registry) -> None:
                 _TRIGGER | _OWN_TRIGGER.get(dialect, frozenset()),
                 required,
                 poll=trigger_poll(dialect),
+                # NONE would never fire: Kestra refuses it when the flow is validated.
+                choices={"fetchType": ("FETCH", "FETCH_ONE", "STORE")},
                 requires=_DRIVERS[dialect],
                 extra="jdbc",
             )

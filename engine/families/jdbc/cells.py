@@ -40,11 +40,14 @@ def iso_duration(value: timedelta) -> str:
 
 
 def kestra_value(value: Any, zone: tzinfo) -> Any:
-    """A driver's value as Kestra's converters give it (a naive date-time stays a local one)."""
+    """A driver's value as Kestra's converters give it, once each database's own columns are
+    converted (a naive date-time stays a local one; a moment keeps the zone it was given)."""
+    if isinstance(value, Decimal) and not value.is_finite():
+        return float(value)  # NaN and infinities, which a Java BigDecimal cannot hold
     if value is None or isinstance(value, str | bool | int | float | Decimal | bytes):
         return value
     if isinstance(value, datetime):
-        return value.astimezone(zone) if value.tzinfo is not None else value
+        return value
     if isinstance(value, date):
         return value
     if isinstance(value, time):
@@ -60,6 +63,15 @@ def kestra_value(value: Any, zone: tzinfo) -> Any:
     if isinstance(value, list | tuple):
         return [kestra_value(item, zone) for item in value]
     return str(value)
+
+
+def in_zone(zone: tzinfo) -> Convert:
+    """A moment shown in `zone` (a timestamp with a time zone, read in the task's `timeZoneId`)."""
+
+    def convert(value: Any) -> Any:
+        return value.astimezone(zone) if isinstance(value, datetime) and value.tzinfo is not None else value
+
+    return convert
 
 
 def at_zone(zone: tzinfo) -> Convert:

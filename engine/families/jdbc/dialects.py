@@ -7,6 +7,7 @@ drivers are imported when a task first connects, so that loading the family cost
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tiercel.engine.plugin import TaskFailure
 
-from .cells import Convert, at_zone, parsed_json
+from .cells import Convert, at_zone, in_zone, parsed_json
+from .statements import code_only
 
 Connect = Callable[[str, str | None, str | None], Any]
 
@@ -34,6 +36,8 @@ class Dialect:
     begin: str = "BEGIN"
     # A statement's cursor (DuckDB's connection is its own cursor: another would be another session).
     cursor: Callable[[Any], Any] = lambda connection: connection.cursor()
+    # Whether [...] quotes an identifier (SQLite), rather than making an array or a list.
+    brackets: bool = False
     # Whether a statement's columns are a result set rather than a count of changed rows.
     returns_rows: Callable[[str, Sequence[Any]], bool] = lambda statement, description: True
 
@@ -45,6 +49,13 @@ class Dialect:
         return url
 
 
+def shown_url(url: str) -> str:
+    """A JDBC URL fit for a message: without its parameters and credentials (a password may be there)."""
+    head = url.split("?", 1)[0]
+    scheme, _, rest = head.partition("//")
+    return f"{scheme}//{rest.rpartition('@')[2]}" if rest else head
+
+
 def _server_url(url: str, scheme: str) -> tuple[str, int | None, str, dict[str, str]]:
     """host, port, database and query parameters of `jdbc:<db>://host:port/database?k=v`."""
     parts = urlsplit(url[len("jdbc:") :])
@@ -53,7 +64,7 @@ def _server_url(url: str, scheme: str) -> tuple[str, int | None, str, dict[str, 
     try:
         port = parts.port
     except ValueError:
-        raise TaskFailure(f"`url` {url}: the port is not a number") from None
+        raise TaskFailure(f"`url` {shown_url(url)}: the port is not a number") from None
     return parts.hostname or "localhost", port, unquote(parts.path.lstrip("/")), dict(parse_qsl(parts.query))
 
 
@@ -81,9 +92,9 @@ def _sqlite_moment(text: str, zone: tzinfo) -> datetime:
     a date alone, or a number (milliseconds since the epoch, as the JDBC driver stores them)."""
     text = text.strip()
     if text.lstrip("-").isdigit():
-        return datetime.fromtimestamp(int(text) / 1000, zone)
+        return datetime.fromtimestamp(int(text) / 1000, UTC)
     moment = datetime.fromisoformat(text)
-    return moment.astimezone(zone) if moment.tzinfo else moment.replace(tzinfo=zone)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).astimezone(UTC)  # an Instant
 
 
 def _sqlite_cell(zone: tzinfo) -> Convert:
@@ -127,6 +138,7 @@ SQLITE = Dialect(
     _sqlite_connect,
     lambda description, zone: [_sqlite_cell(zone)] * len(description),
     lambda connection: connection.interrupt(),
+    brackets=True,
 )
 
 
@@ -149,6 +161,8 @@ def _duckdb_converters(description: Sequence[Any], zone: tzinfo) -> list[Convert
         kind = str(column[1]).upper()
         if kind == "TIMESTAMP":
             converters.append(at_zone(zone))
+        elif kind == "TIMESTAMP WITH TIME ZONE":
+            converters.append(in_zone(UTC))
         elif kind == "JSON":
             converters.append(parsed_json)
         else:
@@ -180,8 +194,10 @@ _DUCKDB_CHANGES = frozenset(
 def _duckdb_returns_rows(statement: str, description: Sequence[Any]) -> bool:
     if len(description) != 1 or description[0][0] != "Count":
         return True
-    words = statement.lstrip("( \t\r\n").split(None, 1)
-    return not words or words[0].upper() not in _DUCKDB_CHANGES
+    words = [word.upper() for word in re.findall(r"[A-Za-z_]+", code_only(statement))]
+    if words and words[0] == "WITH":  # WITH ... INSERT / UPDATE / DELETE changes rows too
+        return not _DUCKDB_CHANGES.intersection(words[1:])
+    return not words or words[0] not in _DUCKDB_CHANGES
 
 
 DUCKDB = Dialect(
@@ -212,6 +228,18 @@ _PG_PARAMETERS = {
 }
 
 
+def _interval_text_loader() -> Any:
+    from psycopg.adapt import Loader
+
+    class IntervalText(Loader):
+        """An interval as the server's text: a timedelta would fold its months into days."""
+
+        def load(self, data: Any) -> str:
+            return bytes(data).decode()
+
+    return IntervalText
+
+
 def _postgres_connect(url: str, user: str | None, password: str | None) -> Any:
     import psycopg
 
@@ -231,13 +259,48 @@ def _postgres_connect(url: str, user: str | None, password: str | None) -> Any:
     if password is not None:
         settings["password"] = password
     try:
-        return psycopg.connect(**settings)
+        connection = psycopg.connect(**settings)
     except psycopg.Error as error:
         raise TaskFailure(f"PostgreSQL at {host}:{settings['port']}: {str(error).strip()}") from None
+    connection.adapters.register_loader("interval", _interval_text_loader())  # its parts, months included
+    return connection
+
+
+_PG_TIMESTAMPTZ, _PG_INTERVAL, _PG_TIMETZ = 1184, 1186, 1266
+_PG_INTERVAL_PARTS = re.compile(r"(-?\d+) (year|mon|day)s?")
+_PG_CLOCK = re.compile(r"([-+]?)(\d+):(\d+):(\d+)(?:\.\d+)?")
+
+
+def _pg_interval(value: Any) -> Any:
+    """An interval (read as PostgreSQL's text) as Kestra's converter writes it: every part, whole
+    seconds (`P0Y1M2DT3H0M0S`)."""
+    if not isinstance(value, str):
+        return value
+    parts = {unit: int(amount) for amount, unit in _PG_INTERVAL_PARTS.findall(value)}
+    clock = _PG_CLOCK.search(value)
+    sign = -1 if clock and clock.group(1) == "-" else 1
+    hours, minutes, seconds = (sign * int(clock.group(i)) for i in (2, 3, 4)) if clock else (0, 0, 0)
+    if not parts and clock is None:
+        return value  # another IntervalStyle: the text as the server wrote it
+    years, months, days = parts.get("year", 0), parts.get("mon", 0), parts.get("day", 0)
+    return f"P{years}Y{months}M{days}DT{hours}H{minutes}M{seconds}S"
+
+
+def _pg_timetz(zone: tzinfo) -> Convert:
+    """A time with a time zone as the local time it is in `zone` (Kestra's LocalTime)."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, time) and value.tzinfo is not None:
+            return datetime.combine(date(1970, 1, 1), value).astimezone(zone).time()
+        return value
+
+    return convert
 
 
 def _postgres_converters(description: Sequence[Any], zone: tzinfo) -> list[Convert | None]:
-    return [None] * len(description)  # psycopg gives Python types Kestra's converter matches
+    kinds: dict[int, Convert] = {_PG_TIMESTAMPTZ: in_zone(zone), _PG_INTERVAL: _pg_interval}
+    kinds[_PG_TIMETZ] = _pg_timetz(zone)
+    return [kinds.get(column[1]) for column in description]
 
 
 POSTGRES = Dialect(
@@ -276,10 +339,15 @@ def _mysql_connect(url: str, user: str | None, password: str | None) -> Any:
 
 
 def _mysql_time(value: Any) -> Any:
-    if isinstance(value, timedelta):
-        seconds = int(value.total_seconds()) % 86400
+    """A TIME as a local time; one outside a day (MySQL's TIME is a duration) as MySQL writes it."""
+    if not isinstance(value, timedelta):
+        return value
+    if timedelta(0) <= value < timedelta(days=1):
+        seconds = int(value.total_seconds())
         return time(seconds // 3600, seconds // 60 % 60, seconds % 60, value.microseconds)
-    return value
+    total = abs(int(value.total_seconds()))
+    text = f"{total // 3600:02d}:{total // 60 % 60:02d}:{total % 60:02d}"
+    return f"-{text}" if value < timedelta(0) else text
 
 
 def _mysql_converters(description: Sequence[Any], zone: tzinfo) -> list[Convert | None]:

@@ -87,10 +87,11 @@ def _fetch_size(context: Context) -> int:
 
 
 def _parameters(context: Context) -> Mapping[str, Any] | None:
+    """The named parameters; none given (or an empty map) sends the SQL as it is, as Kestra does."""
     value = context.prop("parameters")
     if value is not None and not isinstance(value, Mapping):
         raise TaskFailure("`parameters` must be a map of names to values")
-    return value
+    return value or None
 
 
 def _declare_output_files(context: Context, folder: Path) -> dict[str, str]:
@@ -177,7 +178,7 @@ async def _run(context: Context, dialect: Dialect, many: bool) -> dict[str, Any]
         fetching = Fetching(
             _fetch_type(context), _fetch_size(context), _zone(context), _parameters(context), folder
         )
-        statements, transaction = _statements(context, many)
+        statements, transaction = _statements(context, dialect, many)
         connection = await in_thread(lambda: _connect(context, dialect, database, folder), lambda: None, 0)
 
         def work() -> Run:
@@ -204,12 +205,12 @@ async def _run(context: Context, dialect: Dialect, many: bool) -> dict[str, Any]
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _statements(context: Context, many: bool) -> tuple[list[str], bool]:
+def _statements(context: Context, dialect: Dialect, many: bool) -> tuple[list[str], bool]:
     """The statements to run, and whether in one transaction (a Query's only with its afterSQL)."""
     sql = context.prop("sql")
     if sql is None or not str(sql).strip():
         raise TaskFailure("`sql` is required")
-    statements = split_statements(str(sql))
+    statements = split_statements(str(sql), dialect.brackets)
     if many:
         return statements, context.flag("transaction", True)
     if len(statements) > 1:
@@ -219,7 +220,7 @@ def _statements(context: Context, many: bool) -> tuple[list[str], bool]:
     after = context.prop("afterSQL")
     if after is None:
         return statements, False
-    after_statements = split_statements(str(after))
+    after_statements = split_statements(str(after), dialect.brackets)
     if len(after_statements) > 1:
         raise TaskFailure(
             "Query task afterSQL supports only a single SQL statement. "

@@ -182,7 +182,8 @@ def run_statements(
             if fetching.parameters is None:
                 sql, values = statement, None
             else:
-                sql, bound = bind_parameters(statement, fetching.parameters, dialect.placeholder)
+                placeholder, brackets = dialect.placeholder, dialect.brackets
+                sql, bound = bind_parameters(statement, fetching.parameters, placeholder, brackets)
                 values = bound
             description, rows = _rows(dialect, connection, sql, values, fetching)
             if description is None or not dialect.returns_rows(statement, description):

@@ -2,9 +2,11 @@
 parameters turned into the driver's placeholders.
 
 Both scan the text once, stepping over what a semicolon or a colon may appear in without ending
-anything: quoted strings and identifiers ('...', "...", `...`, [...]), comments (-- and /* */),
-PostgreSQL's dollar quotes ($$...$$, $tag$...$tag$), and for the splitter the bodies of BEGIN ... END
-blocks (a SQLite trigger, a procedure), whose inner statements belong to their block.
+anything: quoted strings and identifiers ('...', "...", `...`, and SQLite's [...]: elsewhere brackets
+are arrays and lists), comments (-- and /* */), PostgreSQL's dollar quotes ($$...$$, $tag$...$tag$),
+and for the splitter the bodies of BEGIN ... END and CASE ... END blocks (a SQLite trigger, a MySQL
+procedure), whose inner statements belong to their block; END IF, END LOOP, END WHILE, END REPEAT
+and END FOR close the statements of a procedure, not a block.
 """
 
 from __future__ import annotations
@@ -16,18 +18,21 @@ from typing import Any, Final
 _DOLLAR_TAG: Final = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
 _WORD: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _PARAMETER: Final = re.compile(r":([A-Za-z0-9_]+)")
-_CLOSERS: Final = {"'": "'", '"': '"', "`": "`", "[": "]"}
+_CLOSERS: Final = {"'": "'", '"': '"', "`": "`"}
+_BRACKETS: Final = {**_CLOSERS, "[": "]"}
 # BEGIN opens a block unless it starts a transaction (BEGIN; BEGIN TRANSACTION, BEGIN IMMEDIATE ...).
 _TRANSACTION_WORDS: Final = frozenset(
-    {"TRANSACTION", "WORK", "DEFERRED", "IMMEDIATE", "EXCLUSIVE", "ISOLATION"}
+    ["TRANSACTION", "WORK", "DEFERRED", "IMMEDIATE", "EXCLUSIVE", "ISOLATION", "READ"]
 )
+# END followed by one of these ends a procedure's statement, not a BEGIN or CASE block.
+_STATEMENT_ENDS: Final = frozenset(["IF", "LOOP", "WHILE", "REPEAT", "FOR"])
 
 
-def _skip(sql: str, at: int) -> int | None:
+def _skip(sql: str, at: int, closers: dict[str, str]) -> int | None:
     """Where a quoted part, a comment or a dollar quote starting at `at` ends (None: none starts)."""
     char = sql[at]
-    if char in _CLOSERS:
-        closer = _CLOSERS[char]
+    if char in closers:
+        closer = closers[char]
         index = at + 1
         while True:
             index = sql.find(closer, index)
@@ -51,11 +56,13 @@ def _skip(sql: str, at: int) -> int | None:
     return None
 
 
-def _pieces(sql: str) -> Iterator[tuple[str, bool]]:
-    """The text in order as (piece, is_code): code, and the quoted or commented parts between it."""
+def _pieces(sql: str, brackets: bool = False) -> Iterator[tuple[str, bool]]:
+    """The text in order as (piece, is_code): code, and the quoted or commented parts between it;
+    `brackets`: [...] quotes an identifier (SQLite)."""
+    closers = _BRACKETS if brackets else _CLOSERS
     start = index = 0
     while index < len(sql):
-        end = _skip(sql, index)
+        end = _skip(sql, index, closers)
         if end is None:
             index += 1
             continue
@@ -72,6 +79,11 @@ def _is_blank(statement: str) -> bool:
                for piece, code in _pieces(statement))  # fmt: skip
 
 
+def code_only(statement: str) -> str:
+    """The statement without its comments (quoted parts kept)."""
+    return "".join(piece for piece, code in _pieces(statement) if code or not piece.startswith(("--", "/*")))
+
+
 def _starts_transaction(rest: str) -> bool:
     """Whether what follows a BEGIN makes it a transaction's start rather than a block's."""
     rest = rest.lstrip()
@@ -79,12 +91,18 @@ def _starts_transaction(rest: str) -> bool:
     return rest.startswith(";") or (following is not None and following.group().upper() in _TRANSACTION_WORDS)
 
 
-def split_statements(sql: str) -> list[str]:
+def _next_word(rest: str) -> str:
+    following = _WORD.match(rest.lstrip())
+    return following.group().upper() if following else ""
+
+
+def split_statements(sql: str, brackets: bool = False) -> list[str]:
     """The statements of a SQL text, without their semicolons; blank and comment-only ones dropped."""
     statements: list[str] = []
     current: list[str] = []
     depth = 0
-    for piece, code in _pieces(sql):
+    closing_case = False  # the CASE of an END CASE: it closes, it does not open
+    for piece, code in _pieces(sql, brackets):
         if not code:
             current.append(piece)
             continue
@@ -97,23 +115,28 @@ def split_statements(sql: str) -> list[str]:
                     statements.append("".join(current))
                     current, start = [], match.end()
                 continue
-            word = token.upper()
-            if word == "CASE" or (word == "BEGIN" and not _starts_transaction(piece[match.end() :])):
+            word, rest = token.upper(), piece[match.end() :]
+            if word == "CASE" and closing_case:
+                closing_case = False
+            elif word == "CASE" or (word == "BEGIN" and not _starts_transaction(rest)):
                 depth += 1
-            elif word == "END" and depth > 0:
+            elif word == "END" and depth > 0 and _next_word(rest) not in _STATEMENT_ENDS:
                 depth -= 1
+                closing_case = _next_word(rest) == "CASE"
         current.append(piece[start:])
     statements.append("".join(current))
     return [statement.strip() for statement in statements if not _is_blank(statement)]
 
 
-def bind_parameters(sql: str, parameters: Mapping[str, Any], placeholder: str) -> tuple[str, list[Any]]:
+def bind_parameters(
+    sql: str, parameters: Mapping[str, Any], placeholder: str, brackets: bool = False
+) -> tuple[str, list[Any]]:
     """`:name` parameters outside quotes and comments replaced by the driver's placeholder (`?` or
-    `%s`), with the values in their order (a name not given binds null, as Kestra binds it). `::` (a
-    PostgreSQL cast) is left alone; with `%s` placeholders a literal `%` in the code is doubled."""
+    `%s`), with the values in their order (a name not given binds null, as Kestra binds it). A `::`
+    cast is left alone (`:a::int` binds `a`); with `%s` placeholders a literal `%` is doubled."""
     parts: list[str] = []
     values: list[Any] = []
-    for piece, code in _pieces(sql):
+    for piece, code in _pieces(sql, brackets):
         if not code:
             parts.append(piece.replace("%", "%%") if placeholder == "%s" else piece)
             continue
@@ -121,9 +144,9 @@ def bind_parameters(sql: str, parameters: Mapping[str, Any], placeholder: str) -
             piece = piece.replace("%", "%%")
         position = 0
         for match in _PARAMETER.finditer(piece):
-            before = piece[match.start() - 1 : match.start()]
-            if before == ":" or before.isalnum() or piece[match.end() : match.end() + 1] == ":":
-                continue  # a `::` cast, or a time of day written out
+            before, after = piece[match.start() - 1 : match.start()], piece[match.end() : match.end() + 2]
+            if before == ":" or before.isalnum() or (after[:1] == ":" and after != "::"):
+                continue  # the name of a `::` cast, or a time of day written out
             parts.append(piece[position : match.start()])
             parts.append(placeholder)
             values.append(parameters.get(match.group(1)))
