@@ -8,6 +8,7 @@ in one transaction unless `transaction: false`, with one output per statement th
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import uuid
@@ -199,7 +200,9 @@ async def _run(context: Context, dialect: Dialect, many: bool) -> dict[str, Any]
             "store": str(fetching.fetch_type == "STORE").lower(),
         }
         context.metric("counter", "fetch.size", run.fetched, tags)
-        return {**_outputs(context, run, many), **_files(context, dialect, database, folder)}
+        # Storing copies the files (millions of rows, at times): off the loop.
+        outputs = await asyncio.to_thread(_outputs, context, run, many)
+        return {**outputs, **_files(context, dialect, database, folder)}
     finally:
         if shared is None:
             shutil.rmtree(folder, ignore_errors=True)
