@@ -2,7 +2,8 @@
 files and CSV, JSON (and JSON lines), Excel, Avro, Parquet and XML.
 
 Each task reads the stored file `from`, streams it into a new stored file, and outputs its `uri`
-and `size` (the records converted, also Kestra's `records` counter). Kestra's older names of the
+(ExcelToIon: `uris`, a file per sheet) and `size` (the records converted, also Kestra's `records`
+counter). Kestra's older names of the
 tasks (CsvReader, JsonWriter ...) are accepted as aliases. The format libraries (openpyxl, fastavro,
 pyarrow) are imported when a task runs, so loading the family costs nothing.
 """
@@ -13,8 +14,11 @@ from typing import Any
 
 from tiercel.engine.plugin import Kind, Registry, TaskType
 
-from . import avro_tasks, csv_tasks, json_tasks, parquet_tasks
+from . import avro_tasks, csv_tasks, excel_tasks, ion_to_xml, json_tasks, parquet_tasks, xml_tasks
 from .common import PACKAGE
+
+# The library each format's tasks import when they run (CSV, JSON and XML need the standard library).
+_LIBRARIES = {"avro": ("fastavro",), "parquet": ("pyarrow",), "excel": ("openpyxl",)}
 
 
 def _type(name: str, handler: Any, properties: frozenset[str], aliases: tuple[str, ...] = ()) -> TaskType:
@@ -25,6 +29,8 @@ def _type(name: str, handler: Any, properties: frozenset[str], aliases: tuple[st
         required=frozenset({"from"}),
         handler=handler,
         aliases=tuple(f"{PACKAGE}.{alias}" for alias in aliases),
+        requires=_LIBRARIES.get(name.split(".", 1)[0], ()),
+        extra="serdes",
     )
 
 
@@ -75,4 +81,12 @@ def register(registry: Registry) -> None:
             parquet_tasks.ION_TO_PARQUET_PROPERTIES,
             ("parquet.ParquetWriter",),
         )
+    )
+    registry.add(_type("excel.ExcelToIon", excel_tasks.excel_to_ion, excel_tasks.EXCEL_TO_ION_PROPERTIES))
+    registry.add(_type("excel.IonToExcel", excel_tasks.ion_to_excel, excel_tasks.ION_TO_EXCEL_PROPERTIES))
+    registry.add(
+        _type("xml.XmlToIon", xml_tasks.xml_to_ion, xml_tasks.XML_TO_ION_PROPERTIES, ("xml.XmlReader",))
+    )
+    registry.add(
+        _type("xml.IonToXml", ion_to_xml.ion_to_xml, ion_to_xml.ION_TO_XML_PROPERTIES, ("xml.XmlWriter",))
     )
