@@ -137,6 +137,22 @@ tasks:
     type: io.kestra.plugin.notifications.google.GoogleChatIncomingWebhook
     url: "{hooks.url}/chat"
     payload: '{{"text": "Chat says hi"}}'
+  - id: zulip
+    type: io.kestra.plugin.notifications.zulip.ZulipIncomingWebhook
+    url: "{hooks.url}/zulip"
+    payload: '{{"text": "Hello from the workflow {{{{ flow.id }}}}"}}'
+  - id: whatsapp
+    type: io.kestra.plugin.notifications.whatsapp.WhatsAppIncomingWebhook
+    url: "{hooks.url}/whatsapp"
+    payload: '{{"profileName": "MyName", "whatsAppIds": ["IdNo1"], "from": 380999999999}}'
+  - id: squadcast
+    type: io.kestra.plugin.notifications.squadcast.SquadcastIncomingWebhook
+    url: "{hooks.url}/squadcast"
+    payload: '{{"message": "Squadcast says hi", "status": "trigger"}}'
+  - id: x
+    type: io.kestra.plugin.notifications.x.XIncomingWebhook
+    url: "{hooks.url}/x"
+    payload: '{{"text": "X says hi"}}'
 """
     async with running_engine(tmp_path, source) as engine:
         execution = await run(engine, "chatty")
@@ -148,6 +164,10 @@ tasks:
         ("/teams", json.dumps({"text": "Teams says chatty"})),
         ("/discord", json.dumps({"content": "Discord says hi"})),
         ("/chat", json.dumps({"text": "Chat says hi"})),
+        ("/zulip", json.dumps({"text": "Hello from the workflow chatty"})),
+        ("/whatsapp", json.dumps({"from": 380999999999, "profileName": "MyName", "whatsAppIds": ["IdNo1"]})),
+        ("/squadcast", json.dumps({"message": "Squadcast says hi", "status": "trigger"})),
+        ("/x", json.dumps({"text": "X says hi"})),
     }
     assert next(h for path, h, _ in hooks.received if path == "/discord")["X-Token"] == "secret-123"
 

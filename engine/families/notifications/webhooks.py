@@ -113,6 +113,11 @@ WEBHOOK_TYPES = (
     _type("teams.TeamsIncomingWebhook", _webhook(slack=False), {"payload"}),
     _type("discord.DiscordIncomingWebhook", _webhook(slack=False), {"payload"}),
     _type("google.GoogleChatIncomingWebhook", _webhook(slack=False), {"payload"}),
+    # The other services' incoming webhooks take the same `url` and JSON `payload`.
+    _type("zulip.ZulipIncomingWebhook", _webhook(slack=False), {"payload"}),
+    _type("whatsapp.WhatsAppIncomingWebhook", _webhook(slack=False), {"payload"}),
+    _type("squadcast.SquadcastIncomingWebhook", _webhook(slack=False), {"payload"}),
+    _type("x.XIncomingWebhook", _webhook(slack=False), {"payload"}),
     _type("slack.SlackExecution", _execution(shapes.slack), EXECUTION_PROPERTIES | _SLACK_LOOK),
     _type("teams.TeamsExecution", _execution(shapes.teams), set(EXECUTION_PROPERTIES)),
     _type(
