@@ -168,23 +168,10 @@ class _Reader:
             raise self.fail(f"Unexpected character {self.peek()!r}")
         token = match.group()
         self.pos = match.end()
-        if token in ("+inf", "-inf"):
-            return math.inf if token[0] == "+" else -math.inf
-        plain = token.replace("_", "")
-        if _INT.fullmatch(token):
-            return int(plain)
-        if _RADIX.fullmatch(token):
-            return int(plain, 0) if plain[0] != "-" else -int(plain[1:], 0)
-        if _FLOAT.fullmatch(token):
-            return float(plain)
-        if _DECIMAL.fullmatch(token):
-            try:
-                return Decimal(plain.replace("d", "e").replace("D", "e"))
-            except InvalidOperation:
-                raise self.fail(f"Invalid decimal {token!r}") from None
-        if stamp := _TIMESTAMP.fullmatch(token):
-            return _timestamp(stamp, token)
-        raise self.fail(f"Invalid value {token!r}")
+        try:
+            return _scalar(token)
+        except IonError as error:
+            raise self.fail(str(error)) from None
 
     def quoted(self, quote: str) -> str:
         """A "string" or 'symbol', the position on its opening quote."""
@@ -337,6 +324,31 @@ class _Reader:
                 raise self.fail(f"Expected ',' or '{closer}' in a list")
 
 
+def _scalar(token: str) -> Any:
+    """A number or a timestamp, from its token.
+
+    Raises:
+        IonError: The token is neither.
+    """
+    if _INT.fullmatch(token):
+        return int(token.replace("_", ""))
+    if token in ("+inf", "-inf"):
+        return math.inf if token[0] == "+" else -math.inf
+    plain = token.replace("_", "")
+    if _RADIX.fullmatch(token):
+        return int(plain, 0) if plain[0] != "-" else -int(plain[1:], 0)
+    if _FLOAT.fullmatch(token):
+        return float(plain)
+    if _DECIMAL.fullmatch(token):
+        try:
+            return Decimal(plain.replace("d", "e").replace("D", "e"))
+        except InvalidOperation:
+            raise IonError(f"Invalid decimal {token!r}") from None
+    if stamp := _TIMESTAMP.fullmatch(token):
+        return _timestamp(stamp, token)
+    raise IonError(f"Invalid value {token!r}")
+
+
 def _timestamp(match: re.Match[str], token: str) -> date | datetime:
     """As Kestra's IonParser: UTC or unknown offset, an Instant (a LocalDate at midnight); else zoned."""
     parts = match.groupdict()
@@ -394,6 +406,117 @@ def loads_all(text: str) -> list[Any]:
     return values
 
 
+# -- the common case, fast ---------------------------------------------------------------------------
+# What Kestra's writer writes (structs, lists, strings, symbols, numbers, timestamps, annotated strings,
+# blobs), read a field or a scalar at a time with regular expressions. Anything else (comments, long
+# strings, s-expressions, clobs, typed nulls, a version marker) or any error goes to the full reader,
+# which reads it or says what is wrong and where.
+_QUOTED = r"(?:\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'(?!'))"
+# A field's name and its colon.
+_FIELD: Final = re.compile(rf"\s*(?:([A-Za-z_][A-Za-z0-9_$]*)|({_QUOTED}))\s*:(?!:)")
+# A scalar with the separator after it: a string, a number or timestamp, or a keyword.
+_SCALAR: Final = re.compile(
+    r"""\s*(?:("(?:[^"\\\n]|\\.)*")|('(?:[^'\\\n]|\\.)*'(?!'))|([-+0-9][-+0-9A-Za-z_.:]*?)"""
+    r"""|([A-Za-z_][A-Za-z0-9_$]*))\s*([,}\]])"""
+)
+_OPEN: Final = re.compile(r"\s*([\[{])")
+_CLOSE: Final = re.compile(r"\s*([,}\]])")
+# An annotated string (a java.time value) or a blob: the rarer values Kestra writes.
+_ANNOTATED: Final = re.compile(rf"\s*([A-Za-z_][A-Za-z0-9_$]*)::\s*({_QUOTED})")
+_BLOB: Final = re.compile(r"\s*\{\{([A-Za-z0-9+/=\s]*)\}\}")
+_KEYWORD_VALUES: Final = {"true": True, "false": False, "null": None, "nan": math.nan}
+
+
+class _Slow(Exception):
+    """The text needs the full reader."""
+
+
+def _unquoted(token: str) -> str:
+    if "\\" not in token:
+        return token[1:-1]
+    return _Reader(token).quoted(token[0])
+
+
+class _Fast:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def value(self) -> tuple[Any, str]:
+        """The value at the position and the separator after it (`,` `}` `]`, or `` at the end)."""
+        text = self.text
+        if scalar := _SCALAR.match(text, self.pos):
+            self.pos = scalar.end()
+            string, symbol, number, word, separator = scalar.groups()
+            if string is not None or symbol is not None:
+                return _unquoted(string or symbol), separator
+            if number is not None:
+                return _scalar(number), separator
+            return _KEYWORD_VALUES.get(word, word), separator
+        if blob := _BLOB.match(text, self.pos):
+            self.pos = blob.end()
+            value: Any = base64.b64decode(re.sub(r"\s+", "", blob.group(1)), validate=True)
+        elif opened := _OPEN.match(text, self.pos):
+            self.pos = opened.end()
+            value = self.struct() if opened.group(1) == "{" else self.sequence()
+        elif annotated := _ANNOTATED.match(text, self.pos):
+            self.pos = annotated.end()
+            kind, quoted = annotated.groups()
+            if kind not in _JAVA_TIME or quoted[0] != '"':
+                raise _Slow
+            value = _java_time(kind, _unquoted(quoted))
+        else:
+            raise _Slow
+        closing = _CLOSE.match(text, self.pos)
+        if closing is None:
+            if text[self.pos :].strip():
+                raise _Slow
+            return value, ""
+        self.pos = closing.end()
+        return value, closing.group(1)
+
+    def struct(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if (closing := _CLOSE.match(self.text, self.pos)) and closing.group(1) == "}":
+            self.pos = closing.end()
+            return fields
+        while True:
+            field = _FIELD.match(self.text, self.pos)
+            if field is None:
+                raise _Slow
+            self.pos = field.end()
+            name = field.group(1) or _unquoted(field.group(2))
+            fields[name], separator = self.value()
+            if separator == "}":
+                return fields
+            if separator != ",":
+                raise _Slow
+
+    def sequence(self) -> list[Any]:
+        items: list[Any] = []
+        if (closing := _CLOSE.match(self.text, self.pos)) and closing.group(1) == "]":
+            self.pos = closing.end()
+            return items
+        while True:
+            item, separator = self.value()
+            items.append(item)
+            if separator == "]":
+                return items
+            if separator != ",":
+                raise _Slow
+
+
+def _fast(text: str) -> Any:
+    """The first value of a text in the form Kestra writes: a struct or a list (raises _Slow for any
+    other; what follows the value is left unread, as `loads` leaves it)."""
+    opened = _OPEN.match(text)
+    if opened is None:
+        raise _Slow  # a scalar alone: rare, and the full reader knows where it ends
+    reader = _Fast(text)
+    reader.pos = opened.end()
+    return reader.struct() if opened.group(1) == "{" else reader.sequence()
+
+
 def loads(text: str) -> Any:
     """The first value of an Ion text (a line of an item file, ``fromIon``'s text); what follows it is left
     unread, as Jackson's ``readValue`` leaves it.
@@ -401,6 +524,10 @@ def loads(text: str) -> Any:
     Raises:
         IonError: The text holds no value, or its first value is not valid Ion.
     """
+    try:
+        return _fast(text)
+    except (_Slow, IonError, ValueError, binascii.Error, RecursionError):
+        pass
     reader = _Reader(text)
     if reader.at_end():
         raise IonError("Expected an Ion value, found none")

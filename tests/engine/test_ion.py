@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+import random
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 
 from tiercel.engine.expressions.core import json_default
 from tiercel.engine.ion import IonError, dumps, iter_lines, loads, loads_all
+from tiercel.engine.ion.reading import _Reader
 
 PARIS = timezone(timedelta(hours=1))
 
@@ -222,3 +224,42 @@ def test_lines_split_as_java_reads_them() -> None:
     data = b"{a:1}\r\n{a:2}\n{a:3}\r{a:4}"
     assert list(iter_lines(io.BytesIO(data))) == [b"{a:1}", b"{a:2}", b"{a:3}", b"{a:4}"]
     assert list(iter_lines(io.BytesIO(b""))) == []
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> Any:
+    kinds = ["int", "float", "decimal", "text", "bool", "none", "stamp", "date", "local", "bytes"]
+    if depth < 3:
+        kinds += ["list", "struct"]
+    kind = rng.choice(kinds)
+    if kind == "int":
+        return rng.randint(-(10**20), 10**20)
+    if kind == "float":
+        return rng.uniform(-1e12, 1e12) * rng.choice([1, 1e-9, 1e9])
+    if kind == "decimal":
+        return Decimal(rng.randint(-(10**12), 10**12)).scaleb(-rng.randint(0, 12))
+    if kind == "text":
+        return "".join(rng.choice("ab \"'\\\n\t\x01é€😀:,{}[]") for _ in range(rng.randint(0, 12)))
+    if kind == "bool":
+        return rng.random() < 0.5
+    if kind == "none":
+        return None
+    if kind == "stamp":
+        zone = rng.choice([UTC, timezone(timedelta(hours=-5)), ZoneInfo("Europe/Paris")])
+        return datetime(2024, 1, 2, 3, 4, 5, rng.randint(0, 999) * 1000, tzinfo=zone)
+    if kind == "date":
+        return date(2000 + rng.randint(0, 50), rng.randint(1, 12), rng.randint(1, 28))
+    if kind == "local":
+        return datetime(2024, 5, 6, 7, 8, 9, rng.randint(0, 999999))
+    if kind == "bytes":
+        return bytes(rng.randint(0, 255) for _ in range(rng.randint(0, 9)))
+    if kind == "list":
+        return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    keys = ["a", "b c", "null", "x1", "é", "'q'", "$1", "true", "_k"]
+    return {rng.choice(keys): _random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+
+
+def test_the_fast_reading_of_written_values_matches_the_full_reader() -> None:
+    rng = random.Random(20261207)
+    for _ in range(3000):
+        text = dumps(_random_value(rng))
+        assert loads(text) == _Reader(text).value(), text
