@@ -17,7 +17,7 @@ ui: setup
 	$(BIN)/tiercel ui --flows sample_flows
 
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 	$(BIN)/python tests/run_conformance.py
 
 # The quick loop (under 3 minutes on 2 cores): everything but the slow, reliability and tmux tests,
