@@ -87,6 +87,8 @@ async def _changing(request: Request) -> AsyncIterator[FlowChanges]:
         async with engine_of(request).folder.files.changes() as changes:
             yield changes
     except FlowWriteError as error:
+        if not error.invalid:  # a valid flow this server cannot keep: a conflict with its setup
+            raise ApiError(409, str(error)) from None
         raise ApiError.invalid(error.problems) from None
 
 

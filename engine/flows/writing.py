@@ -126,7 +126,9 @@ class FlowFiles:
         if known is not None:
             return Path(known)
         if self.flows_dir is None:
-            raise FlowWriteError([("flow", "this engine has no flows folder to write flows to")])
+            raise FlowWriteError(
+                [("flow", "this engine has no flows folder to write flows to")], invalid=False
+            )
         root = self.flows_dir.resolve()
         folder = root.joinpath(*flow.namespace.split("."))
         if not folder.resolve().is_relative_to(root):  # namespaces are checked names; a guard

@@ -198,11 +198,13 @@ class NamespaceFiles(Protocol):
 
 
 class FlowWriteError(Exception):
-    """A flow write refused: the problems, each with where it is (a YAML path, or `flow`)."""
+    """A flow write refused: the problems, each with where it is (a YAML path, or `flow`); `invalid`
+    is false when the flow is fine but cannot be written here (no flows folder)."""
 
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
+    def __init__(self, problems: list[tuple[str, str]], invalid: bool = True) -> None:
         super().__init__("; ".join(f"{where}: {message}" for where, message in problems))
         self.problems = problems
+        self.invalid = invalid
 
 
 @dataclass(frozen=True)
