@@ -20,8 +20,8 @@ records of the same fields); `java_iso` writes a date-time as Java's ISO formatt
 takes `inputFiles` or `outputFiles` as the script tasks do uses `write_input_files` and
 `collect_output_files`. Values as Kestra's plugins read and write them come from one place:
 `java_text`, `json_default` and `java_json` write a value as Java and Jackson do, `seconds` and
-`whole_number` read a duration or a whole number of a property, and `settings_of` gathers a task's
-rendered settings:
+`whole_number` read a duration or a whole number of a property, `glob_matches` tests a path against
+a Java `glob:`, and `settings_of` gathers a task's rendered settings:
 
     from tiercel.engine.plugin import Kind, LogLevel, Registry, TaskContext, TaskType
 """
@@ -39,7 +39,15 @@ from .ion import (
 from .model import LogLevel
 from .store.errors import StoreError
 from .tasks.base import RunnableHandler, TaskContext, TaskFailure
-from .tasks.plugin_values import java_json, java_text, json_default, seconds, settings_of, whole_number
+from .tasks.plugin_values import (
+    glob_matches,
+    java_json,
+    java_text,
+    json_default,
+    seconds,
+    settings_of,
+    whole_number,
+)
 from .tasks.registry import Registry
 from .tasks.scripts import collect_output_files, write_input_files
 from .tasks.services import (
@@ -75,6 +83,7 @@ __all__ = [
     "TriggerType",
     "collect_output_files",
     "consuming_trigger",
+    "glob_matches",
     "ion_dumps",
     "ion_lines",
     "ion_loads",

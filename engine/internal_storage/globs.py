@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
@@ -10,7 +11,8 @@ from .folders import walk_files
 from .names import StorageError
 
 
-def _glob_regex(pattern: str) -> re.Pattern[str]:
+@functools.lru_cache(maxsize=256)
+def glob_regex(pattern: str, what: str = "outputFiles pattern") -> re.Pattern[str]:
     """Translate a glob with Java's ``PathMatcher`` semantics, which Kestra uses for outputFiles.
 
     ``*`` and ``?`` stay within one folder, ``**`` crosses folders, ``[...]`` (``[!...]`` negated)
@@ -32,14 +34,14 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
             out.append("[^/]")
         elif char == "\\":
             if i + 1 >= len(pattern):
-                raise StorageError(f"outputFiles pattern '{pattern}' is invalid: it ends with '\\'")
+                raise StorageError(f"{what} '{pattern}' is invalid: it ends with '\\'")
             out.append(re.escape(pattern[i + 1]))
             i += 2
             continue
         elif char == "[":
             end = pattern.find("]", i + 2)
             if end == -1:
-                raise StorageError(f"outputFiles pattern '{pattern}' is invalid: '[' is never closed")
+                raise StorageError(f"{what} '{pattern}' is invalid: '[' is never closed")
             body = pattern[i + 1 : end]
             negate = body.startswith("!")
             if negate:
@@ -50,7 +52,7 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
             continue
         elif char == "{":
             if in_group:
-                raise StorageError(f"outputFiles pattern '{pattern}' is invalid: '{{' groups cannot nest")
+                raise StorageError(f"{what} '{pattern}' is invalid: '{{' groups cannot nest")
             out.append("(?:")
             in_group = True
         elif char == "}" and in_group:
@@ -62,11 +64,11 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(char))
         i += 1
     if in_group:
-        raise StorageError(f"outputFiles pattern '{pattern}' is invalid: '{{' is never closed")
+        raise StorageError(f"{what} '{pattern}' is invalid: '{{' is never closed")
     try:
         return re.compile("".join(out), re.DOTALL)
     except re.error as error:
-        raise StorageError(f"outputFiles pattern '{pattern}' is invalid: {error}") from error
+        raise StorageError(f"{what} '{pattern}' is invalid: {error}") from error
 
 
 def files_matching(directory: Path, patterns: Sequence[str]) -> list[PurePosixPath]:
@@ -75,7 +77,7 @@ def files_matching(directory: Path, patterns: Sequence[str]) -> list[PurePosixPa
     Args:
         directory: The task working folder.
         patterns: Globs relative to ``directory`` such as ``*.csv``, ``out/**`` or ``report.txt``
-            (Java ``PathMatcher`` semantics, see :func:`_glob_regex`); a leading ``./`` is ignored.
+            (Java ``PathMatcher`` semantics, see :func:`glob_regex`); a leading ``./`` is ignored.
 
     Returns:
         Sorted, distinct relative paths of regular files (and of symlinks to regular files that stay
@@ -89,7 +91,7 @@ def files_matching(directory: Path, patterns: Sequence[str]) -> list[PurePosixPa
         cleaned = pattern
         while cleaned.startswith("./"):
             cleaned = cleaned[2:]
-        regexes.append(_glob_regex(cleaned))
+        regexes.append(glob_regex(cleaned))
     if not regexes or not directory.is_dir():
         return []
     real_base = directory.resolve()

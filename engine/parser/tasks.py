@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..model import DagNode, PluginDefault, RetrySpec, TaskSpec
-from ..tasks.registry import missing_modules, registry
+from ..tasks.registry import missing_requirement, registry
 from ..tasks.types import (
     COMMON_IGNORED,
     COMMON_PROPERTIES,
@@ -214,14 +214,8 @@ class TaskParser:
             failed = "".join(f" Note: {failure}." for failure in registry().failures)
             ctx.error((*path, "type"), f"Unknown task type `{written}` on {label}.{tail}{failed}")
             return None
-        missing = missing_modules(task_type.requires)
-        if missing:
-            install = f"pip install 'tiercel[{task_type.extra}]'" if task_type.extra else "install them"
-            ctx.error(
-                (*path, "type"),
-                f"Task type `{written}` on {label} needs the Python module{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(missing)}, not installed here: {install}",
-            )
+        if needs := missing_requirement(task_type.requires, task_type.extra):
+            ctx.error((*path, "type"), f"Task type `{written}` on {label} {needs}")
             return None
         own = frozenset(data)
         data = apply_defaults(data, defaults_for(written, task_type.name, self.defaults))

@@ -8,7 +8,7 @@ import zoneinfo
 from typing import Any
 
 from ..model import PluginDefault, StateType, TriggerSpec
-from ..tasks.registry import missing_modules, registry
+from ..tasks.registry import missing_requirement, registry
 from ..tasks.types import TriggerType
 from ..triggers.conditions import SCHEDULE_CONDITION_TYPES, condition_problem, condition_type
 from ..triggers.types import FLOW, HTTP, SCHEDULE, TRIGGER_ALIASES, WEBHOOK
@@ -561,14 +561,8 @@ def _check_plugin_trigger(
     if plugin.unsupported:
         ctx.error((*path, "type"), f"Trigger type `{entry['type']}` of {owner}: {plugin.unsupported}")
         return False
-    missing = missing_modules(plugin.requires)
-    if missing:
-        install = f"pip install 'tiercel[{plugin.extra}]'" if plugin.extra else "install them"
-        ctx.error(
-            (*path, "type"),
-            f"Trigger type `{entry['type']}` of {owner} needs the Python module"
-            f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}, not installed here: {install}",
-        )
+    if needs := missing_requirement(plugin.requires, plugin.extra):
+        ctx.error((*path, "type"), f"Trigger type `{entry['type']}` of {owner} {needs}")
         return False
     ctx.unknown_keys(entry, _ABSTRACT_TRIGGER_KEYS | {"interval"} | plugin.properties, path, owner)
     for key in sorted(plugin.required - entry.keys()):

@@ -37,6 +37,24 @@ class TaskFailure(Exception):
         self.outputs = outputs
 
 
+def readable_file(
+    storage: Storage, uri: str, namespace: str, trigger: Mapping[str, Any] | None = None
+) -> Path:
+    """The local file of a stored file an execution of `namespace` may read (see `stored_file`).
+
+    Raises:
+        TaskFailure: A malformed URI, a file it may not read, a missing file or a folder.
+    """
+    try:
+        storage.check_readable(uri, namespace, trigger)
+        path = storage.path(uri)
+    except StorageError as error:
+        raise TaskFailure(str(error)) from None
+    if not path.is_file():
+        raise TaskFailure(f"File '{uri}' does not exist in the internal storage")
+    return path
+
+
 def as_flag(name: str, value: Any) -> bool:
     """A rendered true/false property (`true`, `false` in any case, or a boolean).
 
@@ -127,15 +145,7 @@ class TaskContext:
             TaskFailure: A malformed URI, a file of an execution this one may not read, a missing
                 file or a folder.
         """
-        storage = self.require_storage()
-        try:
-            storage.check_readable(uri, self.execution.namespace, self.execution.trigger)
-            path = storage.path(uri)
-        except StorageError as error:
-            raise TaskFailure(str(error)) from None
-        if not path.is_file():
-            raise TaskFailure(f"File '{uri}' does not exist in the internal storage")
-        return path
+        return readable_file(self.require_storage(), uri, self.execution.namespace, self.execution.trigger)
 
     def require_storage(self) -> Storage:
         if self.storage is None:

@@ -17,7 +17,7 @@ from typing import Any
 from ..expressions import to_text
 from ..internal_storage import StorageError
 from ..internal_storage.folders import walk_files
-from ..internal_storage.globs import _glob_regex
+from ..internal_storage.globs import glob_regex
 from ..model import LogLevel
 from .base import TaskContext, TaskFailure
 from .services import Conflict, NamespaceFileExistsError, NamespaceFiles
@@ -40,9 +40,9 @@ def _matcher(pattern: str, base: str | None = None) -> re.Pattern[str]:
     else:
         glob = ("**/" + pattern if _WORD_START.match(pattern) else pattern).replace("\\", "/")
     try:
-        return _glob_regex(glob)
+        return glob_regex(glob, "Pattern")
     except StorageError as error:
-        raise TaskFailure(str(error).replace("outputFiles pattern", "Pattern")) from None
+        raise TaskFailure(str(error)) from None
 
 
 def _matches(path: str, matchers: Sequence[re.Pattern[str]]) -> bool:

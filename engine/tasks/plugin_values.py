@@ -13,6 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 from ..durations import parse_duration
+from ..internal_storage.globs import glob_regex
+from ..internal_storage.names import StorageError
 from .base import TaskContext, TaskFailure
 
 # Short durations (30s, 1m, 500ms) as some of Kestra's examples write them.
@@ -101,3 +103,12 @@ def settings_of(context: TaskContext, names: Iterable[str]) -> dict[str, Any]:
     task and the triggers calling the same consume logic both pass."""
     values = {name: context.prop(name) for name in names}
     return {name: value for name, value in values.items() if value is not None}
+
+
+def glob_matches(glob: str, path: str, what: str = "glob") -> bool:
+    """Whether a `/`-separated path matches a glob with Java's PathMatcher semantics (Kestra's `glob:`):
+    `*` and `?` within a folder, `**` across folders, `[...]`, `{a,b}`."""
+    try:
+        return glob_regex(glob, what).fullmatch(path) is not None
+    except StorageError as error:
+        raise TaskFailure(str(error)) from None

@@ -128,9 +128,15 @@ def _installed(module: str) -> bool:
         return False
 
 
-def missing_modules(modules: Iterable[str]) -> list[str]:
-    """The modules of `modules` this interpreter cannot import (looked up, not imported)."""
-    return [module for module in modules if not _installed(module)]
+def missing_requirement(modules: Iterable[str], extra: str) -> str | None:
+    """What a type needs that this interpreter lacks (its modules are looked up, not imported), as the
+    end of a sentence naming the extra that installs them; None when nothing is missing."""
+    missing = [module for module in modules if not _installed(module)]
+    if not missing:
+        return None
+    install = f"pip install 'tiercel[{extra}]'" if extra else "install them"
+    plural = "s" if len(missing) > 1 else ""
+    return f"needs the Python module{plural} {', '.join(missing)}, not installed here: {install}"
 
 
 def registry() -> Registry:

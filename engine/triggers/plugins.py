@@ -15,10 +15,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..internal_storage import StorageError
 from ..ion import dumps
 from ..model import LogLevel, new_id
-from ..tasks.base import TaskContext, TaskFailure, as_flag
+from ..tasks.base import TaskContext, as_flag, readable_file
 from ..tasks.registry import registry
 from ..tasks.types import TaskType, TriggerType
 from .polling import Poller, PollRequest
@@ -66,15 +65,7 @@ class TriggerContext:
 
     def stored_file(self, uri: str) -> Path:
         """The local file of a stored file of this namespace."""
-        storage = self._request.host.storage
-        try:
-            storage.check_readable(uri, self.namespace)
-            path = storage.path(uri)
-        except StorageError as error:
-            raise TaskFailure(str(error)) from None
-        if not path.is_file():
-            raise TaskFailure(f"File '{uri}' does not exist in the internal storage")
-        return path
+        return readable_file(self._request.host.storage, uri, self.namespace)
 
 
 def store_records(context: TaskContext | TriggerContext, name: str, records: Iterable[Any]) -> str:

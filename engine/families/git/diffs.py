@@ -6,63 +6,16 @@ import json
 import re
 import tempfile
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from tiercel.engine.plugin import TaskContext, TaskFailure, ion_dumps
+from tiercel.engine.plugin import TaskContext, TaskFailure, glob_matches, ion_dumps
 
 from .command import Git
 
 _HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
 # `git hash-object -t tree /dev/null`: the tree of nothing, to diff a first commit against.
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-
-
-@lru_cache(maxsize=256)
-def _glob_regex(glob: str) -> re.Pattern[str]:
-    """Java's `glob:` syntax: `*` and `?` within a name, `**` across folders, `{a,b}`, `[...]`."""
-    out, index, depth = [], 0, 0
-    while index < len(glob):
-        char = glob[index]
-        if char == "*":
-            if glob.startswith("**", index):
-                out.append(".*")
-                index += 2
-                continue
-            out.append("[^/]*")
-        elif char == "?":
-            out.append("[^/]")
-        elif char == "{":
-            out.append("(?:")
-            depth += 1
-        elif char == "}" and depth:
-            out.append(")")
-            depth -= 1
-        elif char == "," and depth:
-            out.append("|")
-        elif char == "[":
-            end = glob.find("]", index + 1)
-            if end < 0:
-                out.append(re.escape(char))
-            else:
-                body = glob[index + 1 : end].replace("\\", "\\\\")
-                out.append("[^" + body[1:] + "]" if body.startswith("!") else "[" + body + "]")
-                index = end
-        elif char == "\\" and index + 1 < len(glob):
-            index += 1
-            out.append(re.escape(glob[index]))
-        else:
-            out.append(re.escape(char))
-        index += 1
-    try:
-        return re.compile("".join(out) + r"\Z", re.DOTALL)
-    except re.error:
-        raise TaskFailure(f"Invalid glob `{glob}`") from None
-
-
-def glob_matches(glob: str, path: str) -> bool:
-    return _glob_regex(glob).match(path) is not None
 
 
 def globs_of(value: Any, name: str) -> list[str] | None:

@@ -12,11 +12,11 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tiercel.engine.plugin import (
@@ -30,6 +30,7 @@ from tiercel.engine.plugin import (
     java_iso,
 )
 
+T = TypeVar("T")
 PACKAGE: Final = "io.kestra.plugin.serdes"
 # Warnings collected off the loop are logged when the conversion ends; past this many, a count.
 _MAX_NOTES: Final = 200
@@ -246,6 +247,31 @@ def ion_records(handle: IO[bytes], work: Work) -> Iterator[tuple[int, Any]]:
 # -- running ------------------------------------------------------------------------------------------------
 
 
+async def in_folder(
+    context: TaskContext,
+    job: Callable[[Path, Work], T],
+    finish: Callable[[T], Awaitable[Mapping[str, Any]]],
+) -> Mapping[str, Any]:
+    """Run `job(folder, state)` in a thread in a temporary folder (the loop stays free, a kill stops it
+    between records), log its notes, then `finish` with its result while the folder still exists: the
+    outputs."""
+    state = Work()
+    with tempfile.TemporaryDirectory(prefix="tiercel-serdes-") as folder:
+        runner = asyncio.ensure_future(asyncio.to_thread(_guarded, job, Path(folder), state))
+        try:
+            result = await asyncio.shield(runner)
+        except asyncio.CancelledError:
+            state.stop.set()
+            runner.add_done_callback(lambda done: done.cancelled() or done.exception())
+            raise
+        finally:
+            for note in state.notes:
+                context.log(LogLevel.WARN, note)
+            if state.dropped_notes:
+                context.log(LogLevel.WARN, f"... and {state.dropped_notes} more warnings like these")
+        return await finish(result)
+
+
 async def convert(
     context: TaskContext,
     suffix: str,
@@ -256,31 +282,25 @@ async def convert(
     report Kestra's `records` counter (unless `count_metric` is false); outputs `uri` and `size` (the
     records converted)."""
     source = source_file(context)
-    state = Work()
-    with tempfile.TemporaryDirectory(prefix="tiercel-serdes-") as folder:
-        target = Path(folder) / f"{source.stem or 'data'}{suffix}"
-        runner = asyncio.ensure_future(asyncio.to_thread(_guarded, work, source, target, state))
-        try:
-            count = await asyncio.shield(runner)
-        except asyncio.CancelledError:
-            state.stop.set()
-            runner.add_done_callback(lambda done: done.cancelled() or done.exception())
-            raise
-        finally:
-            for note in state.notes:
-                context.log(LogLevel.WARN, note)
-            if state.dropped_notes:
-                context.log(LogLevel.WARN, f"... and {state.dropped_notes} more warnings like these")
+
+    def job(folder: Path, state: Work) -> tuple[Path, int]:
+        target = folder / f"{source.stem or 'data'}{suffix}"
+        return target, work(source, target, state)
+
+    async def finish(done: tuple[Path, int]) -> Mapping[str, Any]:
+        target, count = done
         uri = await asyncio.to_thread(context.put_file, target.name, target)
-    if count_metric:
-        context.metric("counter", "records", count)
-    return {"uri": uri, "size": count}
+        if count_metric:
+            context.metric("counter", "records", count)
+        return {"uri": uri, "size": count}
+
+    return await in_folder(context, job, finish)
 
 
-def _guarded(work: Callable[[Path, Path, Work], int], source: Path, target: Path, state: Work) -> int:
-    """The work, its unexpected failures (a file that cannot be read or written) made task failures."""
+def _guarded(job: Callable[[Path, Work], T], folder: Path, state: Work) -> T:
+    """The job, its unexpected failures (a file that cannot be read or written) made task failures."""
     try:
-        return work(source, target, state)
+        return job(folder, state)
     except OSError as error:
         raise TaskFailure(f"Cannot convert `from`: {error.strerror or error}") from None
     except (UnicodeError, LookupError) as error:

@@ -14,7 +14,6 @@ import contextlib
 import importlib
 import math
 import re
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from tiercel.engine.plugin import LogLevel, TaskContext, TaskFailure, ion_dumps, java_iso
+from tiercel.engine.plugin import TaskContext, TaskFailure, ion_dumps, java_iso
 
 from . import common
 from .common import Work
@@ -40,31 +39,14 @@ def _openpyxl() -> Any:
 
 
 async def _off_loop(context: TaskContext, job: Callable[[Path, Work], Any]) -> Mapping[str, Any]:
-    """`job(folder, work)` in a thread, in a temporary folder, stoppable, its notes logged; it returns
-    the coroutine function that stores its files (while the folder exists) and gives the outputs."""
-    state = Work()
-    with tempfile.TemporaryDirectory(prefix="tiercel-serdes-") as folder:
-        runner = asyncio.ensure_future(asyncio.to_thread(_guarded, job, Path(folder), state))
-        try:
-            result = await asyncio.shield(runner)
-        except asyncio.CancelledError:
-            state.stop.set()
-            runner.add_done_callback(lambda done: done.cancelled() or done.exception())
-            raise
-        finally:
-            for note in state.notes:
-                context.log(LogLevel.WARN, note)
-            if state.dropped_notes:
-                context.log(LogLevel.WARN, f"... and {state.dropped_notes} more warnings like these")
-        outputs: Mapping[str, Any] = await result(context)
+    """`job(folder, work)` off the loop (`common.in_folder`); it returns the coroutine function that
+    stores its files (while the folder exists) and gives the outputs."""
+
+    async def finish(store: Any) -> Mapping[str, Any]:
+        outputs: Mapping[str, Any] = await store(context)
         return outputs
 
-
-def _guarded(job: Callable[[Path, Work], Any], folder: Path, state: Work) -> Any:
-    try:
-        return job(folder, state)
-    except OSError as error:
-        raise TaskFailure(f"Cannot convert `from`: {error.strerror or error}") from None
+    return await common.in_folder(context, job, finish)
 
 
 # -- Excel's number formats, as POI's DataFormatter shows the common ones --------------------------------
