@@ -16,9 +16,10 @@ broker's consume function, `realtime_trigger` refuses a Kestra realtime trigger 
 
 Kestra's internal file format, Amazon Ion text with one value per line, is read and written as
 Kestra's own tasks write it by `ion_loads`, `ion_dumps`, `ion_lines` and `ion_record_writer` (many
-records of the same fields); `java_iso` writes a date-time as Java's ISO formatters do. A task that
-takes `inputFiles` or `outputFiles` as the script tasks do uses `write_input_files` and
-`collect_output_files`. Values as Kestra's plugins read and write them come from one place:
+records of the same fields); `ion_records` reads a file's values, naming a bad line; `java_iso` writes
+a date-time as Java's ISO formatters do. A task that takes `inputFiles` or `outputFiles` as the
+script tasks do uses `write_input_files` and `collect_output_files`. Values as Kestra's plugins read
+and write them come from one place:
 `java_text`, `json_default` and `java_json` write a value as Java and Jackson do, `seconds` and
 `whole_number` read a duration or a whole number of a property, `glob_matches` tests a path against
 a Java `glob:`, and `settings_of` gathers a task's rendered settings:
@@ -41,6 +42,7 @@ from .store.errors import StoreError
 from .tasks.base import RunnableHandler, TaskContext, TaskFailure
 from .tasks.plugin_values import (
     glob_matches,
+    ion_records,
     java_json,
     java_text,
     json_default,
@@ -88,6 +90,7 @@ __all__ = [
     "ion_lines",
     "ion_loads",
     "ion_record_writer",
+    "ion_records",
     "java_iso",
     "java_json",
     "java_text",

@@ -7,14 +7,15 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import IO, Any
 
 from ..durations import parse_duration
 from ..internal_storage.globs import glob_regex
 from ..internal_storage.names import StorageError
+from ..ion import IonError, iter_lines as ion_lines, loads as ion_loads
 from .base import TaskContext, TaskFailure
 
 # Short durations (30s, 1m, 500ms) as some of Kestra's examples write them.
@@ -112,3 +113,27 @@ def glob_matches(glob: str, path: str, what: str = "glob") -> bool:
         return glob_regex(glob, what).fullmatch(path) is not None
     except StorageError as error:
         raise TaskFailure(str(error)) from None
+
+
+_BINARY_ION = b"\xe0\x01\x00\xea"
+
+
+def ion_records(handle: IO[bytes], what: str = "`from`") -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each value of a Kestra Ion file, one a line, read as they come (blank
+    lines and version markers skipped).
+
+    Raises:
+        TaskFailure: A line that is not Ion text (naming it), or a file of binary Ion.
+    """
+    for number, line in enumerate(ion_lines(handle), start=1):
+        if number == 1 and line.startswith(_BINARY_ION):
+            raise TaskFailure(
+                f"{what} is binary Ion, which this engine does not read; Kestra writes text Ion"
+            )
+        stripped = line.strip()
+        if not stripped or stripped == b"$ion_1_0":
+            continue
+        try:
+            yield number, ion_loads(line.decode("utf-8"))
+        except (IonError, UnicodeDecodeError) as error:
+            raise TaskFailure(f"{what} line {number} is not valid Ion: {error}") from None

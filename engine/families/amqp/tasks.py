@@ -9,12 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from tiercel.engine.plugin import (
-    IonError,
     LogLevel,
     TaskContext,
     TaskFailure,
-    ion_lines,
-    ion_loads,
+    ion_records,
     settings_of,
 )
 
@@ -38,13 +36,8 @@ def _broker(context: TaskContext) -> Broker:
 
 def _ion_records(path: Path) -> Iterator[Any]:
     with path.open("rb") as handle:
-        for number, line in enumerate(ion_lines(handle), start=1):
-            if not line.strip():
-                continue
-            try:
-                yield ion_loads(line.decode("utf-8"))
-            except (IonError, UnicodeDecodeError) as error:
-                raise TaskFailure(f"`from` line {number} is not valid Ion: {error}") from None
+        for _, value in ion_records(handle):
+            yield value
 
 
 def _messages(context: TaskContext) -> Iterator[Any]:

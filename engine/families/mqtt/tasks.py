@@ -19,12 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from tiercel.engine.plugin import (
-    IonError,
     TaskContext,
     TaskFailure,
     ion_dumps,
-    ion_lines,
-    ion_loads,
+    ion_records,
     java_json,
     java_text,
     seconds,
@@ -62,13 +60,8 @@ def _rows(context: TaskContext, value: Any) -> Iterator[Any]:
             f"not `{value[:200]}`"
         )
     with context.stored_file(value).open("rb") as handle:
-        for number, line in enumerate(ion_lines(handle), 1):
-            if not line.strip():
-                continue
-            try:
-                yield ion_loads(line.decode("utf-8"))
-            except (IonError, UnicodeDecodeError) as error:
-                raise TaskFailure(f"`from` line {number} is not an Ion value: {error}") from None
+        for _, item in ion_records(handle):
+            yield item
 
 
 def _payloads(context: TaskContext, settings: Mapping[str, Any], serde: str) -> Iterator[bytes]:

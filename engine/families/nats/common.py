@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tiercel.engine.plugin import IonError, TaskContext, TaskFailure, ion_lines, ion_loads
+from tiercel.engine.plugin import TaskContext, TaskFailure, ion_records
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -123,13 +123,7 @@ def messages_of(context: TaskContext, value: Any) -> Iterator[Mapping[str, Any]]
             f"not `{str(value)[:200]}`"
         )
     with context.stored_file(value).open("rb") as handle:
-        for number, line in enumerate(ion_lines(handle), 1):
-            if not line.strip():
-                continue
-            try:
-                item = ion_loads(line.decode("utf-8"))
-            except (IonError, UnicodeDecodeError) as error:
-                raise TaskFailure(f"`from` line {number} is not an Ion value: {error}") from None
+        for number, item in ion_records(handle):
             if not isinstance(item, Mapping):
                 raise TaskFailure(f"`from` line {number} is not a message (a map with `data`, `headers`)")
             yield context.render(item)

@@ -19,11 +19,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tiercel.engine.plugin import (
-    IonError,
     TaskContext,
     TaskFailure,
-    ion_lines,
-    ion_loads,
+    ion_records,
     java_json,
     java_text,
 )
@@ -172,13 +170,8 @@ def keys_list(value: Any) -> list[str]:
 def ion_values(path: Path) -> Iterator[Any]:
     """The values of a Kestra Ion file, one a line, read as they come."""
     with path.open("rb") as handle:
-        for number, line in enumerate(ion_lines(handle), start=1):
-            if not line.strip():
-                continue
-            try:
-                yield ion_loads(line.decode("utf-8"))
-            except (IonError, UnicodeDecodeError) as error:
-                raise TaskFailure(f"`from` line {number} is not valid Ion: {error}") from None
+        for _, value in ion_records(handle):
+            yield value
 
 
 def from_values(context: TaskContext, json_array: bool) -> Iterator[Any]:

@@ -20,13 +20,11 @@ from typing import IO, Any, Final, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tiercel.engine.plugin import (
-    IonError,
     LogLevel,
     TaskContext,
     TaskFailure,
     ion_dumps,
-    ion_lines,
-    ion_loads,
+    ion_records as plugin_ion_records,
     java_iso,
 )
 
@@ -35,7 +33,6 @@ PACKAGE: Final = "io.kestra.plugin.serdes"
 # Warnings collected off the loop are logged when the conversion ends; past this many, a count.
 _MAX_NOTES: Final = 200
 _CHECK_EVERY: Final = 1024
-_BINARY_ION: Final = b"\xe0\x01\x00\xea"
 
 
 class Stopped(Exception):
@@ -227,20 +224,9 @@ def ion_symbol(name: str) -> str:
 
 
 def ion_records(handle: IO[bytes], work: Work) -> Iterator[tuple[int, Any]]:
-    """(line number, value) of each record of a Kestra Ion item file, one value a line."""
-    first = True
-    for number, line in enumerate(ion_lines(handle), start=1):
-        if first and line.startswith(_BINARY_ION):
-            raise TaskFailure("`from` is binary Ion, which this engine does not read; Kestra writes text Ion")
-        first = False
+    """(line number, value) of each record of a Kestra Ion item file, the work stoppable between them."""
+    for number, value in plugin_ion_records(handle):
         work.tick()
-        stripped = line.strip()
-        if not stripped or stripped == b"$ion_1_0":
-            continue
-        try:
-            value = ion_loads(line.decode("utf-8"))
-        except (IonError, UnicodeDecodeError) as error:
-            raise TaskFailure(f"`from` line {number} is not valid Ion: {error}") from None
         yield number, value
 
 
