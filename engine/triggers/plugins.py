@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..ion import dumps
 from ..model import LogLevel, new_id
 from ..tasks.base import TaskContext, as_flag, readable_file
 from ..tasks.registry import registry
 from ..tasks.types import TaskType, TriggerType
-from .polling import Poller, PollRequest
+
+if TYPE_CHECKING:  # a poll's request type only: the polling machinery loads with the scheduler
+    from .polling import PollRequest
 
 
 class TriggerContext:
@@ -120,21 +122,20 @@ def realtime_trigger(name: str, polling: str, aliases: tuple[str, ...] = ()) -> 
     )
 
 
-def plugin_poller(trigger_type: str) -> Poller | None:
-    """How a plugin's trigger type is polled (None for a type no plugin polls)."""
+def plugin_poll(trigger_type: str) -> tuple[Callable[[PollRequest], Awaitable[Any]], float] | None:
+    """How a plugin's trigger type is polled, and its interval in seconds unless a flow sets one
+    (None for a type no plugin polls)."""
     found = registry().lookup_trigger(trigger_type)
     if found is None or found.poll is None:
         return None
-    return Poller(_poll_of(found), timedelta(seconds=found.default_interval))
+    plugin = found
 
-
-def _poll_of(trigger_type: TriggerType) -> Any:
     async def poll(request: PollRequest) -> Mapping[str, Any] | None:
         await request.host.renderer.prefetch(request.found.spec.props, request.context)
-        variables: Mapping[str, Any] | None = await trigger_type.poll(TriggerContext(request))
+        variables: Mapping[str, Any] | None = await plugin.poll(TriggerContext(request))
         return variables
 
-    return poll
+    return poll, found.default_interval
 
 
-__all__ = ["TriggerContext", "consuming_trigger", "plugin_poller", "realtime_trigger", "store_records"]
+__all__ = ["TriggerContext", "consuming_trigger", "plugin_poll", "realtime_trigger", "store_records"]

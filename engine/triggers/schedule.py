@@ -37,7 +37,7 @@ from .clock import Clock, RealClock
 from .firing import MAX_BATCH, SlotFiring
 from .host import TriggerHost
 from .http import poll_http
-from .plugins import plugin_poller
+from .plugins import plugin_poll
 from .polling import Poller, Polling
 from .slots import Schedule, starting_row
 from .state import (
@@ -55,7 +55,10 @@ from .types import HTTP, SCHEDULE
 def _poller(trigger_type: str) -> Poller | None:
     """How a trigger type is polled: the HTTP trigger, or a plugin's (None: not a polling trigger).
     The scheduler follows the executions of schedules and polling triggers (no overlap, stopAfter)."""
-    return Poller(poll_http) if trigger_type == HTTP else plugin_poller(trigger_type)
+    if trigger_type == HTTP:
+        return Poller(poll_http)
+    found = plugin_poll(trigger_type)
+    return None if found is None else Poller(found[0], timedelta(seconds=found[1]))
 
 
 # After an unexpected failure (a store error while saving state ...), wait this long, by the clock.

@@ -16,7 +16,6 @@ from datetime import date, datetime, time, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Final
-from xml.sax.saxutils import escape
 
 from tiercel.engine.plugin import TaskContext, TaskFailure, java_iso
 
@@ -26,6 +25,11 @@ from .common import Work
 _NOT_XML: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _NAME_START: Final = re.compile(r"[A-Za-z_]")
 _NAME_OTHERS: Final = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+def _escape(text: str) -> str:
+    """Text fit for an element (xml.sax.saxutils' escape would load urllib at start-up)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _name(key: Any) -> str:
@@ -77,7 +81,7 @@ class _Writer:
                 self.element("item", item, depth + 1)
             self.out.write(f"{pad}</{name}>\n")
         else:
-            text = escape(_NOT_XML.sub("\ufffd", _text(value, self.zone)))
+            text = _escape(_NOT_XML.sub("\ufffd", _text(value, self.zone)))
             self.out.write(f"{pad}<{name}>{text}</{name}>\n")
 
     def field(self, name: str, value: Any, depth: int) -> None:
