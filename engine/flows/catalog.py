@@ -36,7 +36,7 @@ from ..parser import (
     validate_flows,
 )
 from ..store import FlowSave, Store, source_hash
-from ..tasks.registry import registry
+from ..tasks.registry import plugins_fingerprint
 from .namespaces import NAMESPACE_FILES, Namespaces
 from .table import FlowTable, StoredFlow, trigger_types
 
@@ -197,13 +197,13 @@ class FlowCatalog:
         return found
 
     def _fingerprint(self) -> str:
-        """What a flow's validity depends on besides its source: the engine's version, the task types
+        """What a flow's validity depends on besides its source: the engine's version, the plugins
         installed and the namespaces' plugin defaults. An outline checked with another is not trusted."""
         if self._checked is None:
             declared = sorted(self.namespaces.declared.items(), key=lambda item: item[0])
             parts = [
                 _engine_version(),
-                *sorted(registry().names()),
+                plugins_fingerprint(),
                 repr([(name, spec.plugin_defaults) for name, spec in declared]),
             ]
             self._checked = hashlib.sha256("\n".join(parts).encode()).hexdigest()

@@ -50,7 +50,8 @@ def check_oss_rules(ctx: Context, root: dict[str, Any]) -> None:
                 ctx.error((*path, "workerGroup"), WORKER_GROUP, key=True)
             else:
                 ctx.warn((*path, "workerGroup"), TASK_WORKER_GROUP, key=True)
-        task_type = registry().lookup(entry["type"])
+        # WorkingDirectory is the engine's own: its aliases are known without loading any plugin.
+        task_type = registry().lookup(entry["type"], plugins=False)
         if task_type is not None and task_type.name == WORKING_DIRECTORY:
             _check_working_directory(ctx, entry.get("tasks"), (*path, "tasks"))
         _warn_runner(ctx, entry, path)

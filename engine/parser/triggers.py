@@ -17,6 +17,8 @@ from .loader import YamlPath
 from .tasks import apply_defaults, defaults_for
 from .templates import check_templates
 
+_ENGINE_TRIGGERS = frozenset({SCHEDULE, FLOW, WEBHOOK, HTTP})
+
 # AbstractTrigger's properties (Kestra's AbstractTrigger.java), common to every trigger type.
 _ABSTRACT_TRIGGER_KEYS = frozenset(
     {
@@ -86,8 +88,10 @@ def parse_triggers(
         written = ctx.required_text(entry, "type", path, missing_type)
         if written is None:
             continue
-        plugin = registry().lookup_trigger(written)
-        kind = plugin.name if plugin is not None else TRIGGER_ALIASES.get(written, written)
+        kind = TRIGGER_ALIASES.get(written, written)
+        plugin = None if kind in _ENGINE_TRIGGERS else registry().lookup_trigger(written)
+        if plugin is not None:
+            kind = plugin.name
         entry = apply_defaults(entry, defaults_for(written, kind, defaults))
         if kind == SCHEDULE:
             _check_schedule(ctx, entry, path, trigger_id)

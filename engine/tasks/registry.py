@@ -5,7 +5,8 @@ and the runner ask it for the handler. Third-party packages add task types throu
 `tiercel.tasks` entry point group: each entry point loads a callable that receives the registry.
 Each type remembers the package it came from; a plugin that fails to load is recorded with its
 error (`failures`) instead of stopping the others, and a flow using a type nobody added is told
-which plugins failed.
+which plugins failed. Plugins load when first needed (a name the engine does not know, or the whole
+list): a flow of built-in tasks and triggers never pays for importing them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
@@ -36,16 +38,35 @@ class PluginFailure:
 
 
 class Registry:
-    """Task types by canonical name and by alias, each with the package it came from."""
+    """Task types by canonical name and by alias, each with the package it came from.
 
-    def __init__(self) -> None:
+    `plugins` lists the entry points to load when a name is missed or every name is asked for."""
+
+    def __init__(self, plugins: Callable[[], Iterable[EntryPoint]] = lambda: ()) -> None:
         self._types: dict[str, TaskType] = {}
         self._names: dict[str, str] = {}
         self._sources: dict[str, str] = {}
         self._triggers: dict[str, TriggerType] = {}
         self._trigger_names: dict[str, str] = {}
         self._adding = BUILT_IN  # the package whose types are being added
-        self.failures: list[PluginFailure] = []
+        self._failures: list[PluginFailure] = []
+        self._plugins: Callable[[], Iterable[EntryPoint]] | None = plugins
+        self._loading = threading.Lock()  # flows are parsed on worker threads too
+
+    def _load_plugins(self) -> None:
+        if self._plugins is None:
+            return
+        with self._loading:
+            if self._plugins is None:
+                return
+            for entry in self._plugins():
+                self.add_plugin(entry)
+            self._plugins = None
+
+    @property
+    def failures(self) -> list[PluginFailure]:
+        self._load_plugins()
+        return self._failures
 
     def add(self, task_type: TaskType) -> None:
         self._types[task_type.name] = task_type
@@ -61,22 +82,31 @@ class Registry:
             self._trigger_names[name] = trigger_type.name
 
     def lookup_trigger(self, name: str) -> TriggerType | None:
-        """A plugin's trigger type by its name or an alias (None for the engine's own and unknown ones)."""
+        """A plugin's trigger type by its name or an alias (None for unknown ones; the engine's own
+        are not asked for, so that they load no plugin)."""
+        if name not in self._trigger_names:
+            self._load_plugins()
         canonical = self._trigger_names.get(name)
         return self._triggers[canonical] if canonical else None
 
     def trigger_names(self) -> Iterable[str]:
+        self._load_plugins()
         return self._triggers.keys()
 
-    def lookup(self, name: str) -> TaskType | None:
+    def lookup(self, name: str, *, plugins: bool = True) -> TaskType | None:
+        """A task type by its name or an alias; with `plugins` False, only among those loaded now."""
+        if plugins and name not in self._names:
+            self._load_plugins()
         canonical = self._names.get(name)
         return self._types[canonical] if canonical else None
 
     def names(self) -> Iterable[str]:
+        self._load_plugins()
         return self._types.keys()
 
     def source(self, name: str) -> str:
         """The package a type came from (`tiercel` for the built-in ones), with its version."""
+        self._load_plugins()
         canonical = self._names.get(name, name)
         return self._sources.get(canonical, BUILT_IN)
 
@@ -87,7 +117,7 @@ class Registry:
         try:
             entry.load()(self)
         except Exception as error:  # a broken plugin must not make every flow invalid
-            self.failures.append(PluginFailure(entry.name, package, f"{type(error).__name__}: {error}"))
+            self._failures.append(PluginFailure(entry.name, package, f"{type(error).__name__}: {error}"))
         finally:
             self._adding = BUILT_IN
 
@@ -95,6 +125,7 @@ class Registry:
         """Known names that look like `name`, for 'did you mean' hints."""
         import difflib  # only a flow with an unknown type needs it
 
+        self._load_plugins()
         short = name.rsplit(".", 1)[-1].lower()
         by_short = [n for n in self._types if n.rsplit(".", 1)[-1].lower() == short]
         return by_short or difflib.get_close_matches(name, list(self._names), n=3, cutoff=0.8)
@@ -104,7 +135,7 @@ def _load() -> Registry:
     # The handler modules import what their tasks need (processes, HTTP, storage): loaded on first use.
     from . import core, files, flow, for_each_item, http, items, namespace, scripts, state, system, templating
 
-    registry = Registry()
+    registry = Registry(plugins=installed_plugins)
     handlers = {**core.HANDLERS, **flow.HANDLERS, **scripts.HANDLERS, **http.HANDLERS, **files.HANDLERS}
     handlers |= {**system.HANDLERS, **namespace.HANDLERS}
     handlers |= {**items.HANDLERS, **state.HANDLERS, **for_each_item.HANDLERS}
@@ -112,9 +143,22 @@ def _load() -> Registry:
     handlers[templating.TEMPLATED] = templating.handler(registry.lookup)
     for task_type in BUILT_IN_TASK_TYPES:
         registry.add(dataclasses.replace(task_type, handler=handlers.get(task_type.name)))
-    for entry in entry_points(group="tiercel.tasks"):
-        registry.add_plugin(entry)
     return registry
+
+
+def installed_plugins() -> Iterable[EntryPoint]:
+    return entry_points(group="tiercel.tasks")
+
+
+def plugins_fingerprint() -> str:
+    """The installed plugins (entry point and package version), read without loading them: what a
+    check of flows depends on besides the engine's own version."""
+    return "\n".join(
+        sorted(
+            f"{entry.name}={entry.value} {entry.dist.version if entry.dist else ''}"
+            for entry in installed_plugins()
+        )
+    )
 
 
 _REGISTRY: Registry | None = None

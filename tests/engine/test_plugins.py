@@ -95,3 +95,36 @@ def test_a_plugin_that_fails_to_load_leaves_the_other_flows_valid_and_is_named_w
     assert checked.returncode == 1
     assert "Unknown task type `io.broken.Task`" in checked.stdout
     assert "the task plugin `broken` (package tiercel-broken 0.1) failed to load" in checked.stdout
+
+
+BUILT_IN_ONLY = """
+id: nightly
+namespace: acme
+tasks:
+  - id: log
+    type: io.kestra.plugin.core.log.Log
+    message: hi
+triggers:
+  - id: daily
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "0 3 * * *"
+"""
+
+LOADED = """
+import sys
+from tiercel.engine.parser import parse_flow
+parse_flow(sys.argv[1])
+print("tiercel_hello" in sys.modules)
+parse_flow(sys.argv[2])
+print("tiercel_hello" in sys.modules)
+"""
+
+
+def test_plugins_are_imported_only_once_a_flow_names_a_type_the_engine_lacks() -> None:
+    # Start-up pays for no plugin when every type a flow names is the engine's own.
+    loaded = subprocess.run(
+        [sys.executable, "-c", LOADED, BUILT_IN_ONLY, FLOW],
+        capture_output=True, text=True, env=with_plugins(PLUGIN), timeout=60,
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.split() == ["False", "True"]
