@@ -98,7 +98,7 @@ class TiercelApp(App[None]):
         Binding("u", "pane('executions', 'resume')", "Resume", id="tiercel.resume"),
         Binding("z", "zoom", "Zoom", id="tiercel.zoom"),
         Binding("H", "pane('namespaces', 'history')", "History", show=False, id="tiercel.history"),
-        Binding("D", "dag", "Dag", show=False, id="tiercel.dag"),
+        Binding("D", "dag", "Graph", show=False, id="tiercel.dag"),
         Binding("W", "cluster", "Cluster", show=False, id="tiercel.cluster"),
         Binding("c", "pane('detail', 'copy_id')", "Copy id", show=False, id="tiercel.copy_id"),
         Binding("backspace", "go_back", "Back", show=False, id="tiercel.back"),
@@ -342,12 +342,13 @@ class TiercelApp(App[None]):
         self.query_one(PANES[pane]).focus()
 
     def _dag_flow(self) -> Flow | None:
-        """The flow of the execution shown, else the selected flow, when it has a Dag task."""
+        """The flow of the execution shown, else the selected flow, when it has a graph to draw."""
         flow = self.detail.flow() or self.selected_flow
         return flow if flow is not None and flow_has_dag(flow) else None
 
     def action_dag(self) -> None:
-        """The graph of the flow's Dag tasks, coloured by the execution shown when it is of that flow."""
+        """The graphs of the flow's Dag tasks and dependsOn lists, coloured by the execution shown
+        when it is of that flow."""
         flow = self._dag_flow()
         if flow is not None:
             execution = self.detail.execution

@@ -1,8 +1,9 @@
-"""The graphs of a flow's Dag tasks, coloured by an execution's task run states when given one.
+"""The graphs of a flow's Dag tasks and of its task lists with `dependsOn`, coloured by an
+execution's task run states when given one.
 
 The dashboard opens it with `DagScreen(flow)` or `DagScreen(flow, execution)`, and may call
 `update_execution(execution)` as the execution changes; `flow_has_dag(flow)` tells whether there
-is anything to show. Each Dag (at any depth, inside other flowables too) gets a heading and its
+is anything to show. Each graph (at any depth, inside other flowables too) gets a heading and its
 graph; layers too wide for the screen are spread over more layers, and what is still too wide
 scrolls sideways.
 """
@@ -27,20 +28,28 @@ FRAME = 6
 
 
 def flow_dags(flow: Flow) -> list[DagTask]:
-    """Every Dag task of a flow: in its tasks, errors, finally and afterExecution, at any depth."""
-    return dag_tasks((*flow.tasks, *flow.errors, *flow.finally_, *flow.after_execution))
+    """Every Dag task and task list with `dependsOn` of a flow: in its tasks, errors, finally and
+    afterExecution, at any depth."""
+    lists = {
+        "tasks": flow.tasks,
+        "errors": flow.errors,
+        "finally": flow.finally_,
+        "afterExecution": flow.after_execution,
+    }
+    return dag_tasks(lists)
 
 
 def flow_has_dag(flow: Flow) -> bool:
-    """Whether a flow has a Dag task to draw (for greying out the key that opens this screen)."""
+    """Whether a flow has a graph to draw (for greying out the key that opens this screen)."""
     return bool(flow_dags(flow))
 
 
 def dag_heading(dag: DagTask) -> str:
-    """A Dag's id, and the flowable tasks it sits in, outermost first."""
+    """A graph's Dag id or list name, and the flowable tasks it sits in, outermost first."""
     where = f" (in {' › '.join(dag.parents)})" if dag.parents else ""
     count = len(dag.depends)
-    return visible(f"Dag {dag.id}{where}: {count} task{'s' * (count != 1)}")
+    what = f"Task list {dag.id}" if dag.is_list else f"Dag {dag.id}"
+    return visible(f"{what}{where}: {count} task{'s' * (count != 1)}")
 
 
 class DagScreen(ModalScreen[None]):
@@ -72,14 +81,16 @@ class DagScreen(ModalScreen[None]):
             yield Label(self._title(), id="dag-title", markup=False)
             with ScrollableContainer(id="dag-graphs"):
                 if not self.dags:
-                    yield Static("This flow has no Dag task.", classes="dag-heading", markup=False)
+                    yield Static(
+                        "This flow has no Dag task nor `dependsOn`.", classes="dag-heading", markup=False
+                    )
                 for number, dag in enumerate(self.dags):
                     yield Label(dag_heading(dag), classes="dag-heading", markup=False)
                     yield Static(id=f"dag-{number}", classes="dag-graph")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#dag-view").border_title = "Dag"
+        self.query_one("#dag-view").border_title = "Task graph"
         self.query_one("#dag-graphs").focus()
         self._draw(self.size.width)
 
@@ -96,7 +107,7 @@ class DagScreen(ModalScreen[None]):
         self.dismiss(None)
 
     def _title(self) -> str:
-        title = f"Dag tasks of {self.flow.namespace}.{self.flow.id}"
+        title = f"Task graphs of {self.flow.namespace}.{self.flow.id}"
         execution = self.execution
         if execution is not None:
             title += f" in execution {execution.id[:8]} ({execution.state.current.value})"

@@ -9,7 +9,7 @@ shows it scrolls sideways rather than squeezing it.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -62,28 +62,46 @@ class TaskLike(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DagTask:
-    """A Dag task of a flow, the ids of the flowable tasks it sits in, and its tasks' dependencies."""
+    """A graph to draw: a Dag task, or a task list with `dependsOn` (`id` then names the list, as
+    `tasks` or `errors of load`), with the ids of the flowable tasks it sits in and its tasks'
+    dependencies."""
 
     id: str
     parents: tuple[str, ...]
     depends: Mapping[str, tuple[str, ...]]
+    is_list: bool = False
 
 
-def dag_tasks(tasks: Iterable[TaskLike]) -> list[DagTask]:
-    """Every Dag task among `tasks` and below them (in any flowable, a Dag's own tasks included).
-
-    Pass a flow's `tasks`, `errors`, `finally_` and `after_execution` to find them all.
-    """
+def dag_tasks(lists: Mapping[str, Sequence[TaskLike]]) -> list[DagTask]:
+    """Every Dag task and every task list with `dependsOn` in `lists` (a flow's `tasks`, `errors`
+    ... by name) and below them, in any flowable (a Dag's own tasks included)."""
     found: list[DagTask] = []
 
+    def visit(name: str, listed: Sequence[Any], parents: tuple[str, ...]) -> None:
+        tasks = [task for task in listed if hasattr(task, "type")]  # a Dag's nodes are not a list
+        if any(getattr(task, "depends_on", ()) for task in tasks):
+            depends = {str(task.id): tuple(map(str, getattr(task, "depends_on", ()))) for task in tasks}
+            found.append(DagTask(name, parents, depends, is_list=True))
+        for task in tasks:
+            walk(task, parents)
+
     def walk(task: TaskLike, parents: tuple[str, ...]) -> None:
+        inside = (*parents, task.id)
         if task.type in DAG_TYPES:
             found.append(DagTask(task.id, parents, dag_depends(task)))
-        for child in task.children():
-            walk(child, (*parents, task.id))
+            for child in task.children():
+                walk(child, inside)
+            return
+        for key, value in task.props.items():
+            if isinstance(value, tuple):
+                visit(f"{key} of {task.id}", value, inside)
+            elif isinstance(value, Mapping):  # Switch's cases
+                for case, listed in value.items():
+                    if isinstance(listed, tuple):
+                        visit(f"case {case} of {task.id}", listed, inside)
 
-    for task in tasks:
-        walk(task, ())
+    for name, listed in lists.items():
+        visit(name, listed, ())
     return found
 
 

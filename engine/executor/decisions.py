@@ -31,6 +31,7 @@ from ..model import (
 from ..tasks.flowable import FlowableHandler, Resolved, TaskError, allowed, resolve
 from ..tasks.registry import Registry
 from ..tasks.types import Kind
+from ..triggers.conditions import ConditionError
 from .recovery import WORKER_LOST_MESSAGE, rerun, runs_again
 from .sla import check_slas, next_deadline
 from .working_copy import Functions, Outcome, Work, attempt_open, close_attempt, descendants
@@ -342,12 +343,14 @@ class Executor:
         if work.killing:
             work.put(run.to(S.KILLED, work.now))
             return
-        if task.run_if is not None:
+        if task.run_if is not None or task.conditions:
             try:
-                if not work.truthy(task.run_if, run):
+                if not (task.run_if is None or work.truthy(task.run_if, run)) or not work.conditions_hold(
+                    task.conditions, run
+                ):
                     work.put(run.to(S.SKIPPED, work.now))
                     return
-            except ExpressionError as error:
+            except (ExpressionError, ConditionError) as error:
                 work.log(LogLevel.ERROR, str(error), run)
                 work.put(run.to(S.FAILED, work.now))
                 return

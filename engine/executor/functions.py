@@ -322,10 +322,12 @@ class ExpressionFunctions:
         await self._prefetch(calls, build_context(flow, execution, extra=self(execution, [])), fetched)
 
     def _rendered_by_executor(self, flow: Flow) -> list[Any]:
-        """What the executor renders itself: flowable properties, runIf, the flow's outputs."""
+        """What the executor renders itself: flowable properties, runIf and conditions, the flow's
+        outputs."""
         specs = flow.tasks_by_id.values()
         rendered: list[Any] = [spec.props for spec in specs if self._is_flowable(spec.type)]
         rendered += [spec.run_if for spec in specs if spec.run_if]
+        rendered += [list(spec.conditions) for spec in specs if spec.conditions]
         rendered += [output.value for output in flow.outputs]
         return rendered
 

@@ -35,12 +35,16 @@ class Tally:
     # Every entry before `cursor` has a task run: children are created in order, so the first one
     # not started is found from here, not from the start of the list.
     cursor: int = 0
+    # Whether an entry waits for siblings (`dependsOn`): then the list runs as a graph.
+    dependent: bool = False
 
     @classmethod
     def of(cls, resolved: Sequence[Resolved]) -> Tally | None:
         """A tally for `resolved`, or None when two entries share a key (then scans decide)."""
         positions = {key_of(entry): index for index, entry in enumerate(resolved)}
-        return cls(resolved, positions) if len(positions) == len(resolved) else None
+        if len(positions) != len(resolved):
+            return None
+        return cls(resolved, positions, dependent=any(entry.task.depends_on for entry in resolved))
 
     def count(self, before: StateType | None, after: StateType | None) -> None:
         """One child moved from `before` to `after` (None: it had, or has, no task run)."""

@@ -31,9 +31,12 @@ from ..model import (
     new_id,
 )
 from ..tasks.flowable import Resolved, allowed, worst_state
+from ..triggers.conditions import ConditionContext, conditions_hold
 from .tallies import Key, Tally, key_of
 
 S = StateType
+# How a task waited for (`dependsOn`) must have ended for its dependents to start.
+_WENT_WELL = frozenset({S.SUCCESS, S.WARNING, S.SKIPPED})
 T = TypeVar("T")
 # At most this many task runs are created in one executor step; a larger fan-out (a ForEach over
 # 100,000 values) goes on in later steps, so other executions' messages are handled in between and
@@ -353,6 +356,17 @@ class Work:
             return template
         return self.renderer.is_truthy(str(template), self.context(run))
 
+    def conditions_hold(self, conditions: Sequence[Mapping[str, Any]], run: TaskRun) -> bool:
+        """Whether a task's `conditions` all hold: rendered with its variables, dates tested on now.
+
+        Raises:
+            ConditionError, ExpressionError: A condition could not be tested.
+        """
+        if not conditions:
+            return True
+        tested = ConditionContext(self.flow, self.renderer.render, self.now, variables=self.context(run))
+        return conditions_hold(conditions, tested)
+
     # -- Kestra's FlowableUtils ------------------------------------------------------------
     def runs_for(self, parent: TaskRun | None, resolved: Sequence[Resolved]) -> list[TaskRun]:
         """Children of `parent` that run one of `resolved` (same task, value and iteration)."""
@@ -409,13 +423,16 @@ class Work:
         return tasks
 
     def sequential_nexts(self, parent: TaskRun | None, current: Sequence[Resolved]) -> list[Resolved]:
-        """The first task of `current` not started yet, once every started one has ended."""
+        """The first task of `current` not started yet, once every started one has ended (the
+        tasks whose siblings have ended well when the list has `dependsOn`)."""
         if not current or self.killing:
             return []
+        tally = self._tally(parent, current)
+        if self._dependent(tally, current):
+            return self.dependency_nexts(parent, current, 0)
         keyed = self.keyed.get(parent.id if parent else None)
         if not keyed:
             return [current[0]]
-        tally = self._tally(parent, current)
         if tally is not None:
             if tally.active:
                 return []
@@ -437,6 +454,8 @@ class Work:
         if not current or self.killing:
             return []
         tally = self._tally(parent, current)
+        if self._dependent(tally, current):
+            return self.dependency_nexts(parent, current, limit)
         if tally is not None:
             keyed = self.keyed.get(parent.id if parent else None, {})
             free = len(current) if limit <= 0 else max(limit - tally.active, 0)
@@ -454,6 +473,37 @@ class Work:
             active = sum(1 for run in runs if not run.state.current.is_terminated)
             waiting = waiting[: max(limit - active, 0)]
         return waiting
+
+    @staticmethod
+    def _dependent(tally: Tally | None, current: Sequence[Resolved]) -> bool:
+        if tally is not None:
+            return tally.dependent
+        return any(resolved.task.depends_on for resolved in current)
+
+    def dependency_nexts(
+        self, parent: TaskRun | None, current: Sequence[Resolved], limit: int
+    ) -> list[Resolved]:
+        """The tasks of `current` not started yet whose `dependsOn` siblings (of the same loop value
+        and iteration) ended well; a sibling left out of the list (disabled) is not waited for.
+        `limit` > 0 caps how many run at once."""
+        if not current or self.killing:
+            return []
+        keyed = self.keyed.get(parent.id if parent else None, {})
+        listed = {key_of(resolved) for resolved in current}
+        ready: list[Resolved] = []
+        active = 0
+        for resolved in current:
+            run_id = keyed.get(key_of(resolved))
+            if run_id is not None:
+                active += not self.runs[self.position[run_id]].state.current.is_terminated
+                continue
+            waits_for = ((name, resolved.value, resolved.iteration) for name in resolved.task.depends_on)
+            if all(key not in listed or self._ended_well(keyed.get(key)) for key in waits_for):
+                ready.append(resolved)
+        return ready[: max(limit - active, 0)] if limit > 0 else ready
+
+    def _ended_well(self, run_id: str | None) -> bool:
+        return run_id is not None and self.runs[self.position[run_id]].state.current in _WENT_WELL
 
     def resolve_state(
         self,

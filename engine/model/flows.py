@@ -77,6 +77,10 @@ class TaskSpec:
     run_if: str | None = None
     log_level: str | None = None
     position: Position | None = None
+    # The sibling tasks this one waits for (a Dag's node, or any task list: Tiercel's extension).
+    depends_on: tuple[str, ...] = ()
+    # Conditions (as written, Kestra's condition mappings) that must all hold for the task to run.
+    conditions: tuple[Mapping[str, Any], ...] = ()
 
     def children(self) -> Iterator[TaskSpec]:
         """Every TaskSpec held directly in this task's properties."""

@@ -81,6 +81,13 @@ def _check_working_directory(ctx: Context, tasks: Any, path: YamlPath) -> None:
     for index, task in enumerate(tasks if isinstance(tasks, list) else ()):
         if not isinstance(task, dict) or not isinstance(task.get("type"), str):
             continue
+        if task.get("dependsOn") is not None:
+            ctx.error(
+                (*path, index, "dependsOn"),
+                "The tasks of a WorkingDirectory run one after the other on one worker, in their folder: "
+                f"`dependsOn` cannot reorder them (task `{task.get('id')}`)",
+                key=True,
+            )
         task_type = registry().lookup(task["type"])
         if task_type is not None and task_type.kind is not Kind.RUNNABLE:
             short = task_type.name.rsplit(".", 1)[-1]

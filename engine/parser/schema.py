@@ -170,6 +170,16 @@ def _task_type(task_type: TaskType) -> dict[str, Any]:
         "allowWarning": _FLAG,
         "runIf": {**_TEXT, "description": "The task runs only when this expression is true."},
         "logLevel": {"enum": [level.value for level in LogLevel]},
+        "dependsOn": {
+            "type": "array",
+            "items": _TEXT,
+            "description": "Tiercel: the sibling tasks this one waits for (Kestra: only in a Dag).",
+        },
+        "conditions": {
+            "type": "array",
+            "items": {"type": "object", "required": ["type"]},
+            "description": "Tiercel: conditions that must all hold for the task to run, else SKIPPED.",
+        },
     }
     for name, shape in task_type.child_shapes().items():
         properties[name] = _children(shape)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from ..tasks.types import (
     Kind,
     TaskType,
 )
+from .conditions import task_conditions
 from .context import (
     ID_PATTERN,
     Context,
@@ -25,6 +27,7 @@ from .context import (
     suggestion,
     type_name,
 )
+from .dependencies import NOT_KESTRA, Edges, check_dependencies, depends_on
 from .loader import YamlPath
 from .properties import check_task_values
 
@@ -174,13 +177,45 @@ class TaskParser:
         self.ctx = ctx
         self.defaults = defaults
         self.task_ids: dict[str, YamlPath] = {}
+        self._depends: dict[str, list[tuple[str, YamlPath]]] = {}  # by task id, until its list is done
 
     def tasks(self, value: Any, path: YamlPath, what: str) -> tuple[TaskSpec, ...]:
         items = self.ctx.sequence(value, path, what)
         if items is None:
             return ()
-        specs = (self.task(item, (*path, index)) for index, item in enumerate(items))
-        return tuple(spec for spec in specs if spec is not None)
+        parsed = [
+            (spec, (*path, index))
+            for index, item in enumerate(items)
+            if (spec := self.task(item, (*path, index)))
+        ]
+        declared = {spec.id: self._depends.pop(spec.id, None) for spec, _ in parsed}
+        if all(depends is None for depends in declared.values()):
+            return tuple(spec for spec, _ in parsed)
+        return self._with_dependencies(parsed, declared, what)
+
+    def _with_dependencies(
+        self,
+        parsed: list[tuple[TaskSpec, YamlPath]],
+        declared: dict[str, list[tuple[str, YamlPath]] | None],
+        what: str,
+    ) -> tuple[TaskSpec, ...]:
+        """A task list where some task has `dependsOn`: each task without one waits for the task
+        written before it (disabled ones passed over), as in any sequence."""
+        edges: Edges = {}
+        specs: list[TaskSpec] = []
+        previous: TaskSpec | None = None
+        for spec, spec_path in parsed:
+            written = declared[spec.id]
+            if written is None and previous is not None:
+                spec = dataclasses.replace(spec, depends_on=(previous.id,))
+                written = [(previous.id, spec_path)]
+            edges[spec.id] = written or []
+            specs.append(spec)
+            previous = previous if spec.disabled else spec
+        check_dependencies(self.ctx, edges, what, "the same task list")
+        first = next(spec_path for spec, spec_path in parsed if declared[spec.id] is not None)
+        self.ctx.warn((*first, "dependsOn"), NOT_KESTRA, key=True)
+        return tuple(specs)
 
     def task(self, value: Any, path: YamlPath) -> TaskSpec | None:
         ctx = self.ctx
@@ -245,10 +280,20 @@ class TaskParser:
             run_if=ctx.text(data, "runIf", path, "`runIf`"),
             log_level=log_level,
             position=ctx.position(path),
+            depends_on=self._task_depends_on(data, path, task_id),
+            conditions=task_conditions(ctx, data.get("conditions"), (*path, "conditions"), task_id),
         )
         # A type that runs internal tasks of its own (ForEachItem's split, items and merge) adds them.
         internal = getattr(task_type.handler, "internal_tasks", None)
         return internal(spec) if internal is not None else spec
+
+    def _task_depends_on(self, data: dict[str, Any], path: YamlPath, task_id: str) -> tuple[str, ...]:
+        """The siblings a task waits for, kept with where they are written until its list is checked."""
+        if data.get("dependsOn") is None:
+            return ()
+        depends = depends_on(self.ctx, data["dependsOn"], (*path, "dependsOn"))
+        self._depends[task_id] = depends  # an empty list included: the task starts at once
+        return tuple(name for name, _ in depends)
 
     def _task_id(self, data: dict[str, Any], path: YamlPath) -> str:
         ctx = self.ctx
@@ -348,8 +393,7 @@ class TaskParser:
         if items is None:
             return ()
         nodes: list[DagNode] = []
-        node_ids: set[str] = set()
-        edges: dict[str, list[tuple[str, YamlPath]]] = {}
+        edges: Edges = {}
         for index, item in enumerate(items):
             item_path = (*path, index)
             entry = ctx.mapping(item, item_path, f"An entry of Dag `{task_id}` (`task:` and `dependsOn:`)")
@@ -360,59 +404,19 @@ class TaskParser:
             if written_task is None:
                 ctx.error(item_path, f"An entry of Dag `{task_id}` has no `task`: put the task under `task:`")
                 continue
+            depends = depends_on(ctx, entry.get("dependsOn"), (*item_path, "dependsOn"))
             if isinstance(written_task, dict) and isinstance(written_task.get("id"), str):
-                node_ids.add(written_task["id"])
+                edges[written_task["id"]] = depends  # named even when the task itself is invalid
             spec = self.task(written_task, (*item_path, "task"))
-            depends = self._depends_on(entry.get("dependsOn"), (*item_path, "dependsOn"))
-            if spec is not None:
-                nodes.append(DagNode(spec, tuple(name for name, _ in depends)))
-                edges[spec.id] = depends
-        for name, depends in edges.items():
-            for dependency, dep_path in depends:
-                if dependency not in node_ids:
-                    ctx.error(
-                        dep_path,
-                        f"Task `{name}` of Dag `{task_id}` depends on `{dependency}`, which is not a task of "
-                        f"this Dag{suggestion(dependency, node_ids)}",
-                    )
-        self._check_cycles(task_id, edges)
-        return tuple(nodes)
-
-    def _depends_on(self, raw: Any, path: YamlPath) -> list[tuple[str, YamlPath]]:
-        items = self.ctx.sequence(raw, path, "`dependsOn`")
-        depends: list[tuple[str, YamlPath]] = []
-        for index, item in enumerate(items or ()):
-            if isinstance(item, str):
-                depends.append((item, (*path, index)))
-            else:
-                self.ctx.error((*path, index), f"`dependsOn` lists task ids (text), not {type_name(item)}")
-        return depends
-
-    def _check_cycles(self, dag_id: str, edges: dict[str, list[tuple[str, YamlPath]]]) -> None:
-        # Iterative depth-first search: a long chain must not hit the recursion limit.
-        done: set[str] = set()
-        for start in edges:
-            if start in done:
+            if spec is None:
                 continue
-            trail = [start]
-            on_trail = {start}
-            stack = [iter(edges[start])]
-            while stack:
-                step = next(stack[-1], None)
-                if step is None:
-                    stack.pop()
-                    done.add(trail[-1])
-                    on_trail.discard(trail.pop())
-                    continue
-                dependency, dep_path = step
-                if dependency in on_trail:
-                    cycle = [*trail[trail.index(dependency) :], dependency]
-                    self.ctx.error(
-                        dep_path,
-                        f"Dag `{dag_id}` has a cyclic dependency: {' -> '.join(cycle)}; remove one of these "
-                        "`dependsOn` entries",
-                    )
-                elif dependency in edges and dependency not in done:
-                    trail.append(dependency)
-                    on_trail.add(dependency)
-                    stack.append(iter(edges[dependency]))
+            if self._depends.pop(spec.id, None) is not None:
+                ctx.error(
+                    (*item_path, "task", "dependsOn"),
+                    f"In Dag `{task_id}`, `dependsOn` goes beside `task:`, not inside the task",
+                    key=True,
+                )
+            names = tuple(name for name, _ in depends)
+            nodes.append(DagNode(dataclasses.replace(spec, depends_on=names), names))
+        check_dependencies(ctx, edges, f"Dag `{task_id}`", "this Dag")
+        return tuple(nodes)

@@ -12,6 +12,7 @@ from ..tasks.registry import missing_requirement, registry
 from ..tasks.types import TriggerType
 from ..triggers.conditions import SCHEDULE_CONDITION_TYPES, condition_problem, condition_type
 from ..triggers.types import FLOW, HTTP, SCHEDULE, TRIGGER_ALIASES, WEBHOOK
+from .conditions import check_condition_templates
 from .context import ID_PATTERN, Context, parse_duration_value, type_name
 from .loader import YamlPath
 from .tasks import apply_defaults, defaults_for
@@ -325,19 +326,7 @@ def _check_conditions(ctx: Context, value: Any, path: YamlPath, owner: str) -> N
         if problem:
             ctx.error((*path, index), f"Invalid condition in {owner}: {problem}")
         else:
-            _check_condition_templates(ctx, condition, (*path, index))
-
-
-def _check_condition_templates(ctx: Context, condition: Any, path: YamlPath) -> None:
-    """The text a condition renders: an `expression` (Expression, ExecutionOutputs), a date
-    condition's `date`, and the same in the conditions a Not or an Or holds."""
-    if not isinstance(condition, dict):
-        return
-    for key in ("expression", "date"):
-        check_templates(ctx, condition.get(key), (*path, key))
-    inner = condition.get("conditions")
-    for index, item in enumerate(inner if isinstance(inner, list) else ()):
-        _check_condition_templates(ctx, item, (*path, "conditions", index))
+            check_condition_templates(ctx, condition, (*path, index))
 
 
 def _check_multiple_condition(ctx: Context, data: dict[str, Any], path: YamlPath, owner: str) -> None:
@@ -357,7 +346,7 @@ def _check_multiple_condition(ctx: Context, data: dict[str, Any], path: YamlPath
         if problem:
             ctx.error((*path, "conditions", name), f"Invalid condition `{name}` in {owner}: {problem}")
         else:
-            _check_condition_templates(ctx, member, (*path, "conditions", name))
+            check_condition_templates(ctx, member, (*path, "conditions", name))
     ctx.boolean(data, "resetOnSuccess", path, "`resetOnSuccess`", True)
     for key in ("window", "windowAdvance"):
         parse_duration_value(ctx, data.get(key), (*path, key), f"`{key}`")

@@ -279,7 +279,40 @@ class ForEach(Sequential):
         if not children or work.killing:
             return []
         positions = work.memo(run, "positions", lambda: {v: i for i, v in enumerate(run.loop_values or ())})
+        if any(child.task.depends_on for child in children):
+            return self.dependency_group_nexts(work, task, run, children, progress, positions)
         return self.group_nexts(task, run, children, progress, work.room, positions)
+
+    def dependency_group_nexts(
+        self,
+        work: WorkingCopy,
+        task: TaskSpec,
+        run: TaskRun,
+        children: list[Resolved],
+        progress: LoopProgress,
+        positions: Mapping[str, int],
+    ) -> list[Resolved]:
+        """With `dependsOn` among the children: in each group, the children whose siblings of the
+        same value ended well; then new groups up to the limit."""
+
+        def group(value: str) -> list[Resolved]:
+            return [Resolved(child.task, value, positions.get(value)) for child in children]
+
+        nexts: list[Resolved] = []
+        active = 0
+        for value, count in progress.counts.items():
+            if count < len(children) or value in progress.open_values:
+                active += 1
+                nexts += work.dependency_nexts(run, group(value), 0)
+        limit = self.limit(task)
+        free = work.room if limit <= 0 else min(max(limit - active, 0), work.room)
+        for value in run.loop_values or ():
+            if free <= 0:
+                break
+            if value not in progress.counts:
+                nexts += work.dependency_nexts(run, group(value), 0)
+                free -= 1
+        return nexts
 
     def group_nexts(
         self,
@@ -358,25 +391,8 @@ class Dag(Sequential):
     def main_nexts(
         self, work: WorkingCopy, task: TaskSpec, run: TaskRun, tasks: list[Resolved]
     ) -> list[Resolved]:
-        if work.killing:
-            return []
-        nodes: Sequence[DagNode] = task.props.get("tasks") or ()
-        by_id = {r.task.id: r for r in tasks}
-        runs = {r.task_id: r for r in work.runs_for(run, tasks)}
-        ready = []
-        for node in nodes:
-            if node.task.id not in by_id or node.task.id in runs:
-                continue
-            deps = [runs.get(dep) for dep in node.depends_on if dep in by_id]
-            if all(
-                dep is not None and dep.state.current in (S.SUCCESS, S.WARNING, S.SKIPPED) for dep in deps
-            ):
-                ready.append(by_id[node.task.id])
-        limit = _int(task.props.get("concurrent"), "concurrent", 0)
-        if limit > 0:
-            active = sum(1 for r in runs.values() if not r.state.current.is_terminated)
-            ready = ready[: max(limit - active, 0)]
-        return ready
+        # The parser put each node's `dependsOn` on its task: a Dag is a task list with dependencies.
+        return work.dependency_nexts(run, tasks, _int(task.props.get("concurrent"), "concurrent", 0))
 
     def branches(
         self, work: WorkingCopy, task: TaskSpec, run: TaskRun

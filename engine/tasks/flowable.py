@@ -99,6 +99,10 @@ class WorkingCopy(Protocol):
 
     def sequential_nexts(self, parent: TaskRun | None, current: Sequence[Resolved]) -> list[Resolved]: ...
 
+    def dependency_nexts(
+        self, parent: TaskRun | None, current: Sequence[Resolved], limit: int
+    ) -> list[Resolved]: ...
+
     def parallel_nexts(
         self, parent: TaskRun | None, current: Sequence[Resolved], limit: int
     ) -> list[Resolved]: ...

@@ -43,6 +43,8 @@ SPEC_FIELDS = frozenset(
         "allowWarning",
         "runIf",
         "logLevel",
+        "dependsOn",
+        "conditions",
     }
 )
 # Every property any task accepts (Kestra's Task): what a TaskSpec holds, and properties that concern

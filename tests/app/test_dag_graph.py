@@ -258,6 +258,45 @@ def test_every_dag_of_a_flow_is_found_inside_other_flowables() -> None:
     assert flow_has_dag(parse_flow(FLOW)) and not flow_has_dag(plain)
 
 
+DEPENDS = """
+id: lists
+namespace: acme
+tasks:
+  - {id: extract, type: io.kestra.plugin.core.log.Log, message: e}
+  - {id: audit, type: io.kestra.plugin.core.log.Log, message: a, dependsOn: []}
+  - {id: load, type: io.kestra.plugin.core.log.Log, message: l, dependsOn: [extract, audit]}
+  - {id: report, type: io.kestra.plugin.core.log.Log, message: r}
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: [1, 2]
+    dependsOn: [extract]
+    tasks:
+      - {id: get, type: io.kestra.plugin.core.log.Log, message: g}
+      - {id: put, type: io.kestra.plugin.core.log.Log, message: p, dependsOn: [get]}
+"""
+
+
+def test_task_lists_with_depends_on_are_graphs_their_implicit_order_drawn() -> None:
+    graphs = flow_dags(parse_flow(DEPENDS))
+    assert [(graph.id, graph.parents, dict(graph.depends), graph.is_list) for graph in graphs] == [
+        (
+            "tasks",
+            (),
+            {
+                "extract": (),
+                "audit": (),
+                "load": ("extract", "audit"),
+                "report": ("load",),
+                "each": ("extract",),
+            },
+            True,
+        ),
+        ("tasks of each", ("each",), {"get": (), "put": ("get",)}, True),
+    ]
+    drawn = dag_text(graphs[0].depends).plain
+    assert all(f"│ {task} │" in drawn for task in ("extract", "audit", "load", "report", "each"))
+
+
 # -- the screen ---------------------------------------------------------------------------------------
 RUNNABLE = """
 id: pipeline
@@ -344,4 +383,6 @@ async def test_the_screen_shows_every_dag_and_scrolls_a_wide_one() -> None:
     empty = DagScreen(parse_flow(f"id: p\nnamespace: a\ntasks:\n  - {{id: l, {log}}}\n"))
     async with Host(empty).run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        assert "This flow has no Dag task." in str(empty.query_one(".dag-heading", Static).content)
+        assert "This flow has no Dag task nor `dependsOn`." in str(
+            empty.query_one(".dag-heading", Static).content
+        )
