@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
     from .durations import parse_duration as parse_duration
     from .engine import Engine as Engine
     from .errors import EngineCommandError as EngineCommandError
+    from .evaluation import Evaluation as Evaluation
     from .events import (
         EngineError as EngineError,
         Event as Event,
@@ -140,6 +141,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["ConnectError", "NoEngineError", "connect"], ".connection"),
     "ControlClient": ".control",
     "EngineCommandError": ".errors",
+    "Evaluation": ".evaluation",
     "Engine": ".engine",
     **dict.fromkeys(
         [

@@ -28,6 +28,7 @@ from types import MappingProxyType
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from .errors import EngineCommandError
+from .evaluation import Evaluation
 from .inputs import InputError
 from .model import Execution, ExecutionSummary, Label, LogEntry, MetricEntry, StateType, iso, parse_iso
 from .triggers.state import BackfillProgress, SchedulerError, TriggerState
@@ -166,6 +167,10 @@ class Commands(Protocol):
         """The stored metrics of an execution (of one task run, or of one task's runs)."""
         ...
 
+    async def evaluate(self, execution_id: str, task_run_id: str | None, expression: str) -> Evaluation:
+        """An expression rendered against the execution (one of its task runs), or its error."""
+        ...
+
 
 # -- the dispatch table ------------------------------------------------------------------------------
 
@@ -283,6 +288,14 @@ async def _resume(commands: Commands, request: Request) -> Reply:
 async def _restart(commands: Commands, request: Request) -> Reply:
     await commands.restart(_text(request, "executionId"))
     return {}
+
+
+async def _evaluate(commands: Commands, request: Request) -> Reply:
+    task_run_id = request.get("taskRunId")
+    evaluation = await commands.evaluate(
+        _text(request, "executionId"), str(task_run_id) if task_run_id else None, _text(request, "expression")
+    )
+    return {"evaluation": evaluation.to_json()}
 
 
 async def _replay(commands: Commands, request: Request) -> Reply:
@@ -407,6 +420,7 @@ COMMANDS: Mapping[str, Dispatch] = MappingProxyType(
         "triggers": _triggers,
         "set-trigger": _set_trigger,
         "backfill": _backfill,
+        "evaluate": _evaluate,
     }
 )
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from .commands import MAX_WAIT_SECONDS, BackfillAction, Commands, EngineAbout, ExecutionIds, trigger_from_json
 from .db_target import DbTarget, describe_target, local_path
 from .errors import EngineCommandError
+from .evaluation import Evaluation
 from .inputs import InputError
 from .model import Execution, ExecutionSummary, Label, LogEntry, MetricEntry, StateType
 from .private_files import UnsafeFileError, check_private, check_private_path, user_name
@@ -322,6 +323,13 @@ class ControlClient:
 
     async def change_status(self, execution_id: str, state: StateType) -> None:
         await self._request("change-status", executionId=execution_id, state=state.value)
+
+    async def evaluate(self, execution_id: str, task_run_id: str | None, expression: str) -> Evaluation:
+        # The engine renders it: its functions (kv(), read() ...) and masking apply.
+        reply = await self._request(
+            "evaluate", executionId=execution_id, taskRunId=task_run_id, expression=expression
+        )
+        return Evaluation.from_json(reply["evaluation"])
 
     async def wait(self, execution_id: str, *, until_paused: bool = False) -> Execution:
         """Wait as `Engine.wait` does, a bounded request at a time.

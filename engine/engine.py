@@ -36,7 +36,7 @@ from .store import Store, TriggerFire
 from .tasks.registry import Registry, registry
 from .triggers.flow import FlowTriggers
 from .triggers.schedule import Clock, Scheduler, TriggerState
-from .wiring import WorkerPoolFactory, build_executor_and_worker
+from .wiring import WorkerPoolFactory, build_executor_and_worker, expression_console
 
 KILL_GRACE_SECONDS = 5.0
 _log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class Engine:
         self.flow_triggers = FlowTriggers(self)
         self.scheduler = Scheduler(self, clock)
         self.trigger_switches = self.scheduler  # kept by the scheduler for every trigger type
+        self.evaluate = expression_console(self).evaluate  # renders for the expression console
 
     # -- life cycle -------------------------------------------------------------------------
     @classmethod
@@ -248,8 +249,7 @@ class Engine:
         """The execution as last stored (the loop's working copy may be a step ahead)."""
         return await self.executions.execution(execution_id)
 
-    async def flush_logs(self) -> None:
-        """Store every log line announced so far (the `logs` query does it first)."""
+    async def flush_logs(self) -> None:  # store every log line announced so far
         await self.log_pipeline.flush()
 
     async def logs(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import EngineCommandError
+from .evaluation import ExpressionConsole
 from .events import EventBus
 from .executor.decisions import Executor
 from .executor.executions import Executions
@@ -143,6 +144,13 @@ def expression_functions(parts: EngineParts) -> ExpressionFunctions:
         namespaces=parts.folder.catalog.namespaces,
         errors_of=parts.log_pipeline.errors_of,
         clear_inputs=parts.new_executions.clear_inputs,
+    )
+
+
+def expression_console(parts: EngineParts) -> ExpressionConsole:
+    """Renders of expressions against stored executions, with the renders' functions and masking."""
+    return ExpressionConsole(
+        parts.store, parts.flow_revision, parts.renderer, expression_functions(parts), parts.masker
     )
 
 

@@ -1,4 +1,5 @@
-"""Executions, their logs and metrics (Kestra's ExecutionController, LogController, MetricController).
+"""Executions, their logs and metrics (Kestra's ExecutionController, LogController, MetricController),
+and the expression debugger (`eval`).
 
 Creating an execution takes its inputs as multipart form parts, as Kestra's does: a text part per
 input, named after it, and a FILE input as an uploaded file whose *file name* is the input's id
@@ -176,6 +177,22 @@ async def replay(request: Request) -> Response:
     return json_response(request, (await _execution(request, new_id)).to_json())
 
 
+async def evaluate(request: Request) -> Response:
+    """Kestra's expression debugger: the text body rendered for one task run of the execution, as
+    {result, error, stackTrace} (an expression that fails is still a 200, with its `error`)."""
+    execution = await _execution(request, request.path_params["executionId"])
+    body = await request.body()
+    try:
+        expression = body.decode()
+    except UnicodeDecodeError:
+        raise ApiError(422, "the expression must be UTF-8 text") from None
+    try:
+        found = await engine_of(request).evaluate(execution.id, request.path_params["taskRunId"], expression)
+    except EngineCommandError as error:
+        raise ApiError(404, str(error)) from None
+    return json_response(request, found.to_json())
+
+
 async def _paused_file_inputs(request: Request, execution: Execution) -> set[str]:
     """The ids of the FILE inputs of the paused tasks' `onResume`."""
     engine = engine_of(request)
@@ -344,6 +361,7 @@ ROUTES = [
     Route("/executions/{executionId}/replay", replay, methods=["POST"]),
     Route("/executions/{executionId}/resume", resume, methods=["POST"]),
     Route("/executions/{executionId}/follow", follow, methods=["GET"]),
+    Route("/executions/{executionId}/eval/{taskRunId}", evaluate, methods=["POST"]),
     Route("/executions/{namespace}/{id}", create, methods=["POST"]),
     Route("/logs/{executionId}", logs, methods=["GET"]),
     Route("/logs/{executionId}/download", download_logs, methods=["GET"]),

@@ -19,6 +19,7 @@ from .common import EXIT_FAILED, EXIT_USAGE, UsageError, report_engine_warnings,
 from .completion import add_parser as add_completion_parser, cmd_completion, complete
 from .control import EXECUTION_COMMANDS, add_parsers as add_execution_parsers, cmd_control
 from .deploy import add_parsers as add_deploy_parsers, cmd_deploy, cmd_pull
+from .evaluate import add_parser as add_eval_parser, cmd_eval
 from .executions import add_parsers as add_query_parsers, cmd_executions, cmd_logs, cmd_metrics
 from .flows import add_parsers as add_flow_parsers, cmd_flows, cmd_namespaces, cmd_revisions
 from .migrate import add_parsers as add_migrate_parsers, cmd_migrate
@@ -50,6 +51,7 @@ HANDLERS: dict[str, Handler] = {
     "executions": cmd_executions,
     "logs": cmd_logs,
     "metrics": cmd_metrics,
+    "eval": cmd_eval,
     "migrate": cmd_migrate,
     "deploy": cmd_deploy,
     "pull": cmd_pull,
@@ -100,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_worker_parsers(sub)
     add_workers_parser(sub)
     add_query_parsers(sub)
+    add_eval_parser(sub)
     add_execution_parsers(sub)
     add_migrate_parsers(sub)
     add_deploy_parsers(sub)

@@ -26,6 +26,7 @@ from tiercel.engine import Execution, Flow, LogEntry, LogLevel, TaskRun
 
 from ..actions import show_execution_source
 from ..host import dashboard
+from ..screens.console import ConsoleScreen
 from ..screens.viewer import ViewerScreen
 from . import WidgetArgs
 from .execution_log import LOG_KEEP, LOG_PAGE, ExecutionLog
@@ -76,6 +77,7 @@ class DetailPane(Horizontal):
         ),
         Binding("o", "outputs", "Outputs", id="tiercel.detail.outputs"),
         Binding("m", "metrics", "Metrics", show=False, id="tiercel.detail.metrics"),
+        Binding("x", "console", "Expressions", show=False, id="tiercel.detail.console"),
         Binding("y", "execution_source", "Source", show=False, id="tiercel.detail.source"),
         Binding("left_square_bracket", "older_lines", "Older lines", show=False, id="tiercel.log.older"),
         Binding("right_square_bracket", "newer_lines", "Newer lines", show=False, id="tiercel.log.newer"),
@@ -351,6 +353,15 @@ class DetailPane(Horizontal):
         entries = await engine.metrics(execution.id, task_run_id=run.id if run is not None else None)
         title, text = metrics_view(execution, run, entries, masker_of(self))
         self.app.push_screen(ViewerScreen(title, text, "text"))
+
+    def action_console(self) -> None:
+        """The expression console on the execution shown, for the selected task run."""
+        engine = dashboard(self).engine
+        if self.execution is None or engine is None:
+            self.app.notify("Select an execution first", severity="warning")
+            return
+        run = self.selected_run()
+        self.app.push_screen(ConsoleScreen(self.execution, run.id if run else None, engine.evaluate))
 
     @on(Tree.NodeSelected, "#taskruns")
     def _task_selected(self, event: Tree.NodeSelected[str]) -> None:

@@ -445,3 +445,28 @@ def test_resume_takes_a_file_only_as_an_upload(client: httpx.Client) -> None:
         entry["message"] for entry in client.get(f"/logs/{paused['id']}", params={"taskId": "show"}).json()
     ]
     assert shown == ["signed"]
+
+
+def test_an_expression_is_evaluated_for_a_task_run_as_kestras_debugger_does(client: httpx.Client) -> None:
+    execution = client.post(
+        "/executions/acme.api/hello", files={"name": (None, "Ada")}, params={"wait": "true"}
+    ).json()
+    greet = next(run for run in execution["taskRunList"] if run["taskId"] == "greet")
+    url = f"/executions/{execution['id']}/eval/{greet['id']}"
+    answered = client.post(
+        url, content="{{ task.id }} for {{ inputs.name }}", headers={"content-type": "text/plain"}
+    )
+    assert answered.status_code == 200 and answered.json() == {
+        "result": "greet for Ada",
+        "error": None,
+        "stackTrace": None,
+    }
+    failing = client.post(
+        f"/main{url}", content="{{ outputs.nothing }}", headers={"content-type": "text/plain"}
+    )
+    assert failing.status_code == 200
+    assert failing.json()["result"] is None and "Unable to find `nothing`" in failing.json()["error"]
+    assert failing.json()["position"] == {"line": 1, "column": 12}
+    unknown = client.post(f"/executions/{execution['id']}/eval/nope", content="{{ 1 }}")
+    assert unknown.status_code == 404 and "no task run `nope`" in unknown.json()["message"]
+    assert client.post("/executions/nope/eval/nope", content="{{ 1 }}").status_code == 404
