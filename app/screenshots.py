@@ -3,7 +3,8 @@
 The dashboard runs under Textual's Pilot on a temporary copy of sample_flows and a temporary
 database, runs real executions, and saves SVGs of the main screen, an execution's timeline and
 logs, the run form, the kill confirmation, a flow's triggers after a backfill, that flow's history
-charts, and the layout of an 80x24 terminal with the detail pane focused.
+charts, the graph of a flow's `dependsOn` tasks, the expression console, and the layout of an 80x24
+terminal with the detail pane focused.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from textual.widgets import Input
 from .app import TiercelApp
 from .screens.backfill_form import BackfillFormScreen
 from .screens.confirm import ConfirmScreen
+from .screens.console import ConsoleScreen
+from .screens.dag import DagScreen
 from .screens.history import HistoryScreen
 from .screens.run_form import RunFormScreen
 from .screens.triggers import TriggersScreen
@@ -38,6 +41,39 @@ tasks:
   - id: nap
     type: io.kestra.plugin.core.flow.Sleep
     duration: PT60S
+"""
+
+# Tiercel's task-level dependsOn (not Kestra's): written here, not in sample_flows, which run on Kestra.
+BRANCHING = """\
+id: branching
+namespace: acme.data
+description: Two extracts side by side, joined, then loaded twice; a report when rows came in.
+tasks:
+  - id: orders
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["echo 1250 orders"]
+  - id: customers
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["echo 310 customers"]
+    dependsOn: []
+  - id: join
+    type: io.kestra.plugin.core.debug.Return
+    format: "1250"
+    dependsOn: [orders, customers]
+  - id: warehouse
+    type: io.kestra.plugin.core.log.Log
+    message: "loaded {{ outputs.join.value }} rows"
+  - id: search_index
+    type: io.kestra.plugin.core.log.Log
+    message: "indexed {{ outputs.join.value }} rows"
+    dependsOn: [join]
+  - id: report
+    type: io.kestra.plugin.core.log.Log
+    message: done
+    dependsOn: [warehouse, search_index]
+    conditions:
+      - type: io.kestra.plugin.core.condition.Expression
+        expression: "{{ outputs.join.value | number > 0 }}"
 """
 
 
@@ -98,6 +134,7 @@ async def take(out: Path) -> list[Path]:
         flows = Path(tmp) / "flows"
         shutil.copytree(REPO / "sample_flows", flows)
         (flows / "acme" / "platform" / "ops" / "sleepy.yml").write_text(SLEEPY)
+        (flows / "acme" / "data" / "branching.yml").write_text(BRANCHING)
         app = TiercelApp(flows, Path(tmp) / "db" / "tiercel.db", control=False)
         async with app.run_test(size=SIZE) as pilot:
 
@@ -132,6 +169,22 @@ async def take(out: Path) -> list[Path]:
             await pilot.press("escape", "1", "H")
             await until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded > 0)
             await save("history.svg")
+            await pilot.press("escape")
+            await run_flow(app, pilot, "acme.data", "branching", "SUCCESS")
+            await pilot.press("D")
+            await until(pilot, lambda: isinstance(app.screen, DagScreen))
+            await save("task_graph.svg")
+            await pilot.press("escape", "3", "x")
+            await until(pilot, lambda: isinstance(app.screen, ConsoleScreen))
+            for expression in (
+                "{{ outputs.join.value | number * 2 }}",
+                "{{ outputs.orders.exitCode }}",
+                "{{ outputs.jion.value }}",
+            ):
+                app.screen.query_one("#console-input", Input).value = expression
+                await pilot.press("enter")
+            await until(pilot, lambda: len(app.screen.query(".console-entry")) == 3)
+            await save("expression_console.svg")
             await pilot.press("escape")
             await pilot.resize_terminal(80, 24)
             await select(app, pilot, NodeRef("flow", "acme.marketing.analytics", "campaign_fanout"))
