@@ -31,6 +31,8 @@ WORKING_DIRECTORY = "io.kestra.plugin.core.flow.WorkingDirectory"
 PROCESS_RUNNERS = frozenset(
     {"io.kestra.plugin.core.runner.Process", "io.kestra.plugin.scripts.runner.Process"}
 )
+# What the founding article gives a Process task runner; Kestra's has neither.
+_RESOURCES = frozenset({"memory", "cpu"})
 _FLOW_IGNORED = {
     "checks": "the flow's checks are not evaluated by this engine: executions start without them",
     "workerSelector": "this engine runs every task on its own worker",
@@ -109,3 +111,11 @@ def _warn_runner(ctx: Context, entry: dict[str, Any], path: YamlPath) -> None:
         ctx.warn(
             where, f"task `{entry.get('id')}` asks for the `{asked}` runner: it runs as a local process here"
         )
+    elif isinstance(runner, dict):
+        for key in _RESOURCES & set(runner):
+            ctx.warn(
+                (*path, "taskRunner", key),
+                f"`{key}` of task `{entry.get('id')}`'s Process runner is not enforced: the task's processes "
+                "run without a limit (Kestra's Process runner has no such property either)",
+                key=True,
+            )

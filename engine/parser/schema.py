@@ -181,6 +181,11 @@ def _task_type(task_type: TaskType) -> dict[str, Any]:
             "description": "Tiercel: conditions that must all hold for the task to run, else SKIPPED.",
         },
     }
+    if accepted & {"concurrent", "concurrencyLimit"}:
+        properties["maxParallel"] = {
+            "type": "integer",
+            "description": "Tiercel: this flowable's `concurrent` (`concurrencyLimit`) under another name.",
+        }
     for name, shape in task_type.child_shapes().items():
         properties[name] = _children(shape)
     for name in task_type.input_props:
