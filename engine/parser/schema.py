@@ -20,6 +20,7 @@ from ..triggers.types import TRIGGER_ALIASES
 from .context import ID_PATTERN
 from .flow import CONCURRENCY_BEHAVIORS, FLOW_ID_PATTERN, FLOW_KEYS, NAMESPACE_PATTERN
 from .inputs import INPUT_KEYS, INPUT_TYPES, OUTPUT_KEYS
+from .spellings import SUBFLOW
 from .tasks import RETRY_KEYS, RETRY_NEEDS
 from .triggers import trigger_keys
 
@@ -181,6 +182,18 @@ def _task_type(task_type: TaskType) -> dict[str, Any]:
             "description": "Tiercel: conditions that must all hold for the task to run, else SKIPPED.",
         },
     }
+    if task_type.name == SUBFLOW:
+        named = {"type": "object", "required": ["name"], "properties": {"name": _TEXT, "value": {}}}
+        properties["transmit"] = {
+            "type": "array",
+            "items": named,
+            "description": "Tiercel: `inputs` as a list.",
+        }
+        properties["receive"] = {
+            "type": "array",
+            "items": named,
+            "description": "Tiercel: the outputs expected.",
+        }
     if accepted & {"concurrent", "concurrencyLimit"}:
         properties["maxParallel"] = {
             "type": "integer",

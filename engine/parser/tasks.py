@@ -30,6 +30,7 @@ from .context import (
 from .dependencies import NOT_KESTRA, Edges, check_dependencies, depends_on
 from .loader import YamlPath
 from .properties import check_task_values
+from .spellings import ARTICLE_KEYS, article_spellings
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 MAX_TASK_ID = 256
@@ -56,8 +57,6 @@ RETRY_NEEDS = {
     "random": ("minInterval", "maxInterval"),
 }
 _DAG_NODE_KEYS = frozenset({"task", "dependsOn"})
-# A flowable's limit on the child tasks running at once, by the names Kestra gives it.
-_PARALLEL_LIMITS = ("concurrent", "concurrencyLimit")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,8 +255,8 @@ class TaskParser:
             return None
         own = frozenset(data)
         data = apply_defaults(data, defaults_for(written, task_type.name, self.defaults))
-        if "maxParallel" in data:
-            data = self._max_parallel(data, task_type, path, task_id)
+        if not ARTICLE_KEYS.isdisjoint(data):
+            data = article_spellings(ctx, data, task_type, path, task_id)
         self._check_properties(data, task_type, path, task_id)
         for key in data:
             reason = task_type.ignored.get(key) or COMMON_IGNORED.get(key)
@@ -290,35 +289,6 @@ class TaskParser:
         # A type that runs internal tasks of its own (ForEachItem's split, items and merge) adds them.
         internal = getattr(task_type.handler, "internal_tasks", None)
         return internal(spec) if internal is not None else spec
-
-    def _max_parallel(
-        self, data: dict[str, Any], task_type: TaskType, path: YamlPath, task_id: str
-    ) -> dict[str, Any]:
-        """The founding article's `maxParallel`: the flowable's own limit (`concurrent`,
-        `concurrencyLimit`) under another name, warned as not Kestra's."""
-        data = dict(data)
-        limit = next((name for name in _PARALLEL_LIMITS if name in task_type.properties), None)
-        value = data.pop("maxParallel")
-        where = (*path, "maxParallel")
-        if limit is None:
-            self.ctx.error(
-                where,
-                f"`maxParallel` caps how many child tasks of a flowable run at once (Parallel, ForEach, "
-                f"EachParallel, Dag); task `{task_id}` has none: remove it",
-                key=True,
-            )
-        elif limit in data:
-            self.ctx.error(
-                where, f"Task `{task_id}` sets both `maxParallel` and `{limit}`: keep `{limit}`", key=True
-            )
-        else:
-            data[limit] = value
-            self.ctx.warn(
-                where,
-                f"`maxParallel` is a Tiercel name: Kestra refuses this flow (write `{limit}: {value}` there)",
-                key=True,
-            )
-        return data
 
     def _task_depends_on(self, data: dict[str, Any], path: YamlPath, task_id: str) -> tuple[str, ...]:
         """The siblings a task waits for, kept with where they are written until its list is checked."""

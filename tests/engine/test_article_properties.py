@@ -1,11 +1,17 @@
-"""The founding article's other task properties: `maxParallel` on flowables, and the Process runner's
-`memory` and `cpu` (accepted, warned as not enforced)."""
+"""The founding article's other task properties: `maxParallel` on flowables, a Subflow's `transmit`
+and `receive`, `send` (refused), and the Process runner's `memory` and `cpu` (warned as not
+enforced)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from tiercel.engine.model import StateType
+
 from .executor_cases import Case, play
+from .helpers import run_flow
 from .test_parser import error_at, parse
 
 ROWS = [
@@ -96,3 +102,79 @@ def test_kestra_is_named_for_max_parallel_and_unenforced_resources_are_warned() 
     assert "write `concurrencyLimit: 2` there" in found["tasks[0].maxParallel"]
     assert "is not enforced" in found["tasks[0].tasks[0].taskRunner.memory"]
     assert "is not enforced" in found["tasks[0].tasks[0].taskRunner.cpu"]
+
+
+MAIN = """
+id: main-orchestration
+namespace: acme.data
+tasks:
+  - id: make
+    type: io.kestra.plugin.core.debug.Return
+    format: orders.csv
+  - id: call
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: acme.data.utilities
+    flowId: data-validation
+    wait: true
+    transmit:
+      - name: input_file
+        value: "{{ outputs.make.value }}"
+    receive:
+      - name: validation_report
+  - id: continue-processing
+    type: io.kestra.plugin.core.log.Log
+    message: "Validation result: {{ outputs.call.outputs.validation_report }}"
+    conditions:
+      - type: io.kestra.plugin.core.condition.Expression
+        expression: "{{ outputs.call.state == 'SUCCESS' }}"
+"""
+CHILD = """
+id: data-validation
+namespace: acme.data.utilities
+inputs:
+  - {id: input_file, type: STRING}
+tasks:
+  - id: check
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ inputs.input_file }} is valid"
+outputs:
+  - {id: validation_report, type: STRING, value: "{{ outputs.check.value }}"}
+"""
+
+
+async def test_a_subflow_transmits_inputs_and_receives_outputs_as_the_article_writes_it(
+    tmp_path: Path,
+) -> None:
+    # The article's "Modular Flows with Subflows" (kestra-architecture-article.txt, line 268), its
+    # download replaced by a local task.
+    execution, logs = await run_flow(tmp_path, MAIN, None, CHILD)
+    assert execution.state.current is StateType.SUCCESS
+    assert "Validation result: orders.csv is valid" in [entry.message for entry in logs]
+
+
+def test_transmit_entries_are_checked_and_send_is_refused() -> None:
+    subflow = """
+    id: demo
+    namespace: company.team
+    tasks:
+      - id: call
+        type: io.kestra.plugin.core.flow.Subflow
+        namespace: company.team
+        flowId: child
+        inputs: {a: 1}
+        transmit:
+          - {name: a, value: 2}
+          - {value: 3}
+    """
+    error_at(subflow, "Subflow `call` gives input `a` twice (`inputs` and `transmit`)", 10, 9)
+    error_at(subflow, "An entry of `transmit` is `{name: ..., value: ...}`", 11, 9)
+    sending = """
+    id: demo
+    namespace: company.team
+    tasks:
+      - id: consumer
+        type: io.kestra.plugin.core.debug.Return
+        format: x
+        send: [producer]
+    """
+    error_at(sending, "`send` is not a property of any task (task `consumer`)", 7, 5)
