@@ -66,10 +66,15 @@ def _check_cycles(ctx: Context, edges: Edges, where: str) -> None:
             dependency, path = step
             if dependency in on_trail:
                 cycle = [*trail[trail.index(dependency) :], dependency]
+                fix = "remove one of these `dependsOn` entries"
+                if "dependsOn" not in path:  # the implicit order closes it
+                    fix = (
+                        f"`{trail[-1]}` has no `dependsOn`, so it waits for the task written before it: {fix}"
+                    )
+                    fix += f", or give `{trail[-1]}` one"
                 ctx.error(
                     path,
-                    f"{where[0].upper()}{where[1:]} has a cyclic dependency: {' -> '.join(cycle)}; "
-                    "remove one of these `dependsOn` entries",
+                    f"{where[0].upper()}{where[1:]} has a cyclic dependency: {' -> '.join(cycle)}; {fix}",
                 )
             elif dependency in edges and dependency not in done:
                 trail.append(dependency)

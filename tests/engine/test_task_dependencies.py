@@ -101,6 +101,26 @@ ROWS = [
         {"p": "SUCCESS"},
     ),
     Case(
+        "restart: the failed task runs again, then the tasks that wait for it",
+        """
+        tasks:
+          - {id: a, type: Return, format: a}
+          - {id: b, type: Return, format: b, dependsOn: []}
+          - {id: c, type: Return, format: c, dependsOn: [a, b]}
+        """,
+        (
+            ("start", "run a b"),
+            ("ok b", ""),
+            ("fail a", ""),
+            ("restart", "run a"),
+            ("ok a", "run c"),
+            ("ok c", ""),
+        ),
+        "SUCCESS",
+        {"a": "SUCCESS", "b": "SUCCESS", "c": "SUCCESS"},
+        {"a": 2, "b": 1, "c": 1},
+    ),
+    Case(
         "conditions: a task runs when every one holds, and is skipped when one does not",
         """
         tasks:
@@ -186,7 +206,8 @@ def test_a_cycle_is_refused_with_its_path_the_implicit_order_included() -> None:
         message: y
     """
     error = error_at(text, "`tasks` has a cyclic dependency", 8, 5)
-    assert "b -> a -> b" in error.message or "a -> b -> a" in error.message
+    assert "a -> b -> a" in error.message
+    assert "`b` has no `dependsOn`, so it waits for the task written before it" in error.message
 
 
 def test_entries_must_be_task_ids_and_a_dag_task_keeps_them_beside_it() -> None:
