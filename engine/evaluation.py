@@ -4,7 +4,8 @@ endpoint), behind the dashboard's expression console, `tiercel eval` and the RES
 The expression sees what a task of the execution saw: the flow, the execution (its inputs, labels,
 trigger, outputs so far), the engine's functions (kv(), read(), namespace ...), and with a task run
 its `taskrun`, `task` and `parents`. `secret()` is refused, as in Kestra: a console must not be a way
-to read secrets, and everything it answers goes through the engine's masking. When the render fails,
+to read secrets. The data goes through the engine's masking before the render (a filter could turn a
+secret past recognition), and the answer after it. When the render fails,
 the answer names the error and, when it can be told, where in the expression it is.
 """
 
@@ -28,6 +29,9 @@ _NAMED = (
     re.compile(r"no (?:filter|test|function) named '(?P<name>[^']+)'"),
 )
 _LINE = re.compile(r"\(line (?P<line>\d+)\)")
+# The variables that hold data (masked before a render), and the functions that read some.
+_DATA = frozenset({"inputs", "outputs", "trigger", "vars", "labels", "parent", "parents", "taskrun", "envs"})
+_READERS = ("kv", "read", "errorLogs")
 
 
 class _Executions(Protocol):
@@ -98,8 +102,16 @@ class ExpressionConsole:
         if task_run_id and run is None:
             raise EngineCommandError(f"execution `{execution.id}` has no task run `{task_run_id}`")
         task = flow.tasks_by_id.get(run.task_id) if run is not None else None
-        extra = {**self.functions(execution, []), "secret": _no_secret}
+        extra = self.functions(execution, [])
+        extra.pop("inputs", None)  # the clear values of SECRET inputs: the stored, masked ones stay
+        extra["secret"] = _no_secret
+        for name in _READERS:
+            if callable(reader := extra.get(name)):
+                extra[name] = self._masked(reader)
         context = build_context(flow, execution, task, run, extra=extra)
+        # Masked before rendering: a filter could change a secret past recognition (`| reverse`).
+        for key in _DATA & context.keys():
+            context[key] = self.masker.mask_value(context[key])
         try:
             await self.renderer.prefetch(expression, context)
             rendered = self.renderer.render(expression, context)
@@ -108,6 +120,12 @@ class ExpressionConsole:
             line, column = error_position(expression, str(error))
             return Evaluation(error=message, line=line, column=column)
         return Evaluation(result=self.masker.mask(rendered))
+
+    def _masked(self, reader: Callable[..., Any]) -> Callable[..., Any]:
+        def masked(*args: Any, **kwargs: Any) -> Any:
+            return self.masker.mask_value(reader(*args, **kwargs))
+
+        return masked
 
 
 def _no_secret(*_: Any, **__: Any) -> str:
@@ -121,11 +139,12 @@ def error_position(expression: str, message: str) -> tuple[int | None, int | Non
         found = pattern.search(message)
         if found is None:
             continue
-        name = found["name"].split(".", 1)[0]
-        for block in re.finditer(r"\{\{.*?\}\}|\{%.*?%\}", expression, re.S):
-            at = re.search(rf"(?<!\w){re.escape(name)}(?!\w)", block[0])
-            if at is not None:
-                return _line_and_column(expression, block.start() + at.start())
+        name = found["name"]
+        for wanted in dict.fromkeys((name, name.split(".", 1)[0])):  # the whole path, else its root
+            for block in re.finditer(r"\{\{.*?\}\}|\{%.*?%\}", expression, re.S):
+                at = re.search(rf"(?<!\w){re.escape(wanted)}(?!\w)", block[0])
+                if at is not None:
+                    return _line_and_column(expression, block.start() + at.start())
     line = _LINE.search(message)
     return (int(line["line"]), None) if line else (None, None)
 

@@ -20,18 +20,21 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label, Select, Static
 
-from tiercel.engine import EngineCommandError, Evaluation, Execution, visible
+from tiercel.engine import EngineCommandError, Evaluation, Execution, Masker, visible
+
+from ..widgets.shown import masker_of, plain
 
 Evaluate = Callable[[str, str | None, str], Awaitable[Evaluation]]
 EXECUTION = "(the execution)"
 
 
-def task_run_choices(execution: Execution) -> list[tuple[str, str]]:
-    """Each task run as the list shows it (task id, loop value, state), with its id."""
+def task_run_choices(execution: Execution, masker: Masker | None = None) -> list[tuple[Text, str]]:
+    """Each task run as the list shows it (task id, loop value masked, state; never markup), with
+    its id."""
     choices = []
     for run in execution.task_runs:
         value = f" [{run.value}]" if run.value is not None else ""
-        choices.append((visible(f"{run.task_id}{value} · {run.state.current.value}"), run.id))
+        choices.append((plain(f"{run.task_id}{value} · {run.state.current.value}", masker=masker), run.id))
     return choices
 
 
@@ -85,7 +88,7 @@ class ConsoleScreen(ModalScreen[None]):
             yield Label(visible(title), id="console-title", markup=False)
             yield VerticalScroll(id="console-entries")
             yield Input(placeholder="{{ outputs.task_id.value }}", id="console-input")
-            choices = task_run_choices(self.execution)
+            choices = task_run_choices(self.execution, masker_of(self))
             known = {run_id for _, run_id in choices}
             yield Select(
                 choices,

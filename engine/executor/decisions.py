@@ -343,6 +343,11 @@ class Executor:
         if work.killing:
             work.put(run.to(S.KILLED, work.now))
             return
+        if task.depends_on and (blocker := work.blocked_by(run, task)) is not None:
+            ended = blocker.state.current.value
+            work.log(LogLevel.WARN, f"Not run: `{blocker.task_id}`, which it waits for, ended {ended}", run)
+            work.put(run.to(S.CANCELLED, work.now))
+            return
         if task.run_if is not None or task.conditions:
             try:
                 if not (task.run_if is None or work.truthy(task.run_if, run)) or not work.conditions_hold(

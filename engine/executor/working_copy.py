@@ -484,8 +484,9 @@ class Work:
         self, parent: TaskRun | None, current: Sequence[Resolved], limit: int
     ) -> list[Resolved]:
         """The tasks of `current` not started yet whose `dependsOn` siblings (of the same loop value
-        and iteration) ended well; a sibling left out of the list (disabled) is not waited for.
-        `limit` > 0 caps how many run at once."""
+        and iteration) have ended; a sibling left out of the list (disabled) is not waited for.
+        One that ended neither well nor FAILED (a failure ends the list first) makes its dependants
+        CANCELLED when they start (`blocked_by`). `limit` > 0 caps how many run at once."""
         if not current or self.killing:
             return []
         keyed = self.keyed.get(parent.id if parent else None, {})
@@ -498,12 +499,25 @@ class Work:
                 active += not self.runs[self.position[run_id]].state.current.is_terminated
                 continue
             waits_for = ((name, resolved.value, resolved.iteration) for name in resolved.task.depends_on)
-            if all(key not in listed or self._ended_well(keyed.get(key)) for key in waits_for):
+            if all(key not in listed or self._ended(keyed.get(key)) for key in waits_for):
                 ready.append(resolved)
         return ready[: max(limit - active, 0)] if limit > 0 else ready
 
-    def _ended_well(self, run_id: str | None) -> bool:
-        return run_id is not None and self.runs[self.position[run_id]].state.current in _WENT_WELL
+    def _ended(self, run_id: str | None) -> bool:
+        return run_id is not None and self.runs[self.position[run_id]].state.current.is_terminated
+
+    def blocked_by(self, run: TaskRun, task: TaskSpec) -> TaskRun | None:
+        """The first task run `run` waits for (`dependsOn`) that ended neither SUCCESS, WARNING nor
+        SKIPPED (CANCELLED, KILLED ...): `run` must not start."""
+        keyed = self.keyed.get(run.parent_task_run_id, {})
+        for name in task.depends_on:
+            run_id = keyed.get((name, run.value, run.iteration))
+            if (
+                run_id is not None
+                and (found := self.runs[self.position[run_id]]).state.current not in _WENT_WELL
+            ):
+                return found
+        return None
 
     def resolve_state(
         self,

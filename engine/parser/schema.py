@@ -191,7 +191,7 @@ def _task_type(task_type: TaskType) -> dict[str, Any]:
         }
         properties["receive"] = {
             "type": "array",
-            "items": named,
+            "items": {"type": "object", "required": ["name"], "properties": {"name": _TEXT}},
             "description": "Tiercel: the outputs expected.",
         }
     if accepted & {"concurrent", "concurrencyLimit"}:

@@ -25,14 +25,22 @@ _PARALLEL_LIMITS = ("concurrent", "concurrencyLimit")
 
 def article_spellings(
     ctx: Context, data: dict[str, Any], task_type: TaskType, path: YamlPath, task_id: str
-) -> dict[str, Any]:
-    """`data` with the article's keys replaced by Kestra's, each problem reported at its key."""
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """`data` with the article's keys replaced by Kestra's, each problem reported at its key, and
+    which key became which. A type that has one of these keys as its own property keeps it."""
     data = dict(data)
-    if "maxParallel" in data:
+    before = set(data)
+    mine = ARTICLE_KEYS - task_type.properties
+    if "maxParallel" in mine and "maxParallel" in data:
         _max_parallel(ctx, data, task_type, (*path, "maxParallel"), task_id)
     if task_type.name == SUBFLOW and ("transmit" in data or "receive" in data):
         _transmit(ctx, data, path, task_id)
-    if "send" in data:
+    renamed = {
+        old: new
+        for old, new in (("maxParallel", _limit(task_type)), ("transmit", "inputs"))
+        if old in before and new
+    }
+    if "send" in mine and "send" in data:
         data.pop("send")
         ctx.error(
             (*path, "send"),
@@ -40,14 +48,18 @@ def article_spellings(
             "in an expression, e.g. `{{ outputs.producer.value }}`",
             key=True,
         )
-    return data
+    return data, {old: new for old, new in renamed.items() if new in data}
+
+
+def _limit(task_type: TaskType) -> str | None:
+    return next((name for name in _PARALLEL_LIMITS if name in task_type.properties), None)
 
 
 def _max_parallel(
     ctx: Context, data: dict[str, Any], task_type: TaskType, where: YamlPath, task_id: str
 ) -> None:
     value = data.pop("maxParallel")
-    limit = next((name for name in _PARALLEL_LIMITS if name in task_type.properties), None)
+    limit = _limit(task_type)
     if limit is None:
         ctx.error(
             where,

@@ -57,6 +57,10 @@ RETRY_NEEDS = {
     "random": ("minInterval", "maxInterval"),
 }
 _DAG_NODE_KEYS = frozenset({"task", "dependsOn"})
+# The flowables whose `tasks` all start at once.
+_PARALLEL_TYPES = frozenset(
+    {"io.kestra.plugin.core.flow.Parallel", "io.kestra.plugin.core.flow.EachParallel"}
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -69,7 +73,8 @@ def defaults_for(written: str, canonical: str, defaults: Sequence[PluginDefault]
     names = {written, canonical}
     found: list[PluginDefault] = []
     for default in defaults:
-        known = registry().lookup(default.type)
+        # A plugin's type is loaded once a task names it: a default needs no plugin loaded for itself.
+        known = registry().lookup(default.type, plugins=False)
         prefixes = {default.type, known.name} if known else {default.type}
         if any(name == prefix or name.startswith(prefix + ".") for name in names for prefix in prefixes):
             found.append(default)
@@ -180,7 +185,8 @@ class TaskParser:
         self.task_ids: dict[str, YamlPath] = {}
         self._depends: dict[str, list[tuple[str, YamlPath]]] = {}  # by task id, until its list is done
 
-    def tasks(self, value: Any, path: YamlPath, what: str) -> tuple[TaskSpec, ...]:
+    def tasks(self, value: Any, path: YamlPath, what: str, *, in_order: bool = True) -> tuple[TaskSpec, ...]:
+        """A task list; `in_order` when its tasks run one after the other (not a Parallel's)."""
         items = self.ctx.sequence(value, path, what)
         if items is None:
             return ()
@@ -192,22 +198,24 @@ class TaskParser:
         declared = {spec.id: self._depends.pop(spec.id, None) for spec, _ in parsed}
         if all(depends is None for depends in declared.values()):
             return tuple(spec for spec, _ in parsed)
-        return self._with_dependencies(parsed, declared, what)
+        return self._with_dependencies(parsed, declared, what, in_order)
 
     def _with_dependencies(
         self,
         parsed: list[tuple[TaskSpec, YamlPath]],
         declared: dict[str, list[tuple[str, YamlPath]] | None],
         what: str,
+        in_order: bool,
     ) -> tuple[TaskSpec, ...]:
-        """A task list where some task has `dependsOn`: each task without one waits for the task
-        written before it (disabled ones passed over), as in any sequence."""
+        """A task list where some task has `dependsOn`. In a list that runs in order, each task
+        without one waits for the task written before it (disabled ones passed over, and waiting for
+        none), as in any sequence; in a Parallel's, it starts at once."""
         edges: Edges = {}
         specs: list[TaskSpec] = []
         previous: TaskSpec | None = None
         for spec, spec_path in parsed:
             written = declared[spec.id]
-            if written is None and previous is not None:
+            if written is None and previous is not None and in_order and not spec.disabled:
                 spec = dataclasses.replace(spec, depends_on=(previous.id,))
                 written = [(previous.id, spec_path)]
             edges[spec.id] = written or []
@@ -256,7 +264,8 @@ class TaskParser:
         own = frozenset(data)
         data = apply_defaults(data, defaults_for(written, task_type.name, self.defaults))
         if not ARTICLE_KEYS.isdisjoint(data):
-            data = article_spellings(ctx, data, task_type, path, task_id)
+            data, renamed = article_spellings(ctx, data, task_type, path, task_id)
+            own |= {new for old, new in renamed.items() if old in own}  # written on the task itself
         self._check_properties(data, task_type, path, task_id)
         for key in data:
             reason = task_type.ignored.get(key) or COMMON_IGNORED.get(key)
@@ -367,7 +376,8 @@ class TaskParser:
                     self.ctx.error(
                         (*path, key), f"`{key}` of task `{task_id}` is empty: add at least one task"
                     )
-                props[key] = self.tasks(raw, (*path, key), f"`{key}` of task `{task_id}`")
+                in_order = not (key == "tasks" and task_type.name in _PARALLEL_TYPES)
+                props[key] = self.tasks(raw, (*path, key), f"`{key}` of task `{task_id}`", in_order=in_order)
             elif shape is ChildShape.CASES:
                 props[key] = self._cases(raw, (*path, key), task_id)
             else:

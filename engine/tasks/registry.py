@@ -51,17 +51,21 @@ class Registry:
         self._adding = BUILT_IN  # the package whose types are being added
         self._failures: list[PluginFailure] = []
         self._plugins: Callable[[], Iterable[EntryPoint]] | None = plugins
-        self._loading = threading.Lock()  # flows are parsed on worker threads too
+        self._loaded = False
+        # Flows are parsed on worker threads too; a plugin may look a name up while it registers.
+        self._loading = threading.RLock()
 
     def _load_plugins(self) -> None:
-        if self._plugins is None:
+        if self._loaded:
             return
-        with self._loading:
-            if self._plugins is None:
-                return
-            for entry in self._plugins():
-                self.add_plugin(entry)
-            self._plugins = None
+        with self._loading:  # another thread waits here until every plugin is in
+            plugins, self._plugins = self._plugins, None  # a loading plugin's own lookups return
+            if plugins is not None:
+                try:
+                    for entry in plugins():
+                        self.add_plugin(entry)
+                finally:
+                    self._loaded = True
 
     @property
     def failures(self) -> list[PluginFailure]:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, Select, Static
 
@@ -15,6 +16,7 @@ from tests.waiting import until_drawn
 from tiercel.app.app import TiercelApp
 from tiercel.app.screens.console import ConsoleScreen
 from tiercel.app.widgets.task_runs import TaskRunTree
+from tiercel.engine import Evaluation, Execution
 
 
 @pytest.fixture
@@ -92,3 +94,48 @@ async def test_the_console_opens_on_the_task_run_under_the_cursor(
     await submit(pilot, screen, f"{{{{ taskrun.id == '{summary.data}' }}}}")
     await until_drawn(pilot, lambda: len(entries(screen)) == 1)
     assert entries(screen)[0].splitlines()[1] == "true"
+
+
+RUN = {"state": {"current": "SUCCESS", "histories": [{"state": "SUCCESS", "date": "2026-01-01T00:00:00Z"}]}}
+
+
+class Host(App[None]):
+    def __init__(self, screen: ConsoleScreen) -> None:
+        super().__init__()
+        self.shown = screen
+
+    def on_mount(self) -> None:
+        self.push_screen(self.shown)
+
+
+async def test_loop_values_in_the_task_run_list_are_text_not_markup() -> None:
+    runs = [
+        {
+            "id": f"r{index}",
+            "executionId": "e1",
+            "namespace": "n",
+            "flowId": "f",
+            "taskId": "load",
+            "value": value,
+            **RUN,
+        }
+        for index, value in enumerate(("[dev]", "[/]", "[b]bold"))
+    ]
+    execution = Execution.from_json(
+        {"id": "e1", "namespace": "n", "flowId": "f", "flowRevision": 1, "taskRunList": runs, **RUN}
+    )
+
+    async def unused(execution_id: str, task_run_id: str | None, expression: str) -> Evaluation:
+        raise AssertionError("nothing is rendered here")
+
+    screen = ConsoleScreen(execution, "r1", unused)
+    async with Host(screen).run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        select = screen.query_one("#console-run", Select)
+        assert select.value == "r1"
+        await pilot.press("tab", "enter")
+        await pilot.pause()
+        shown = [
+            getattr(option.prompt, "plain", "") for option in select.query("SelectOverlay").first().options
+        ]
+        assert shown[1:] == ["load [[dev]] · SUCCESS", "load [[/]] · SUCCESS", "load [[b]bold] · SUCCESS"]

@@ -178,3 +178,23 @@ def test_transmit_entries_are_checked_and_send_is_refused() -> None:
         send: [producer]
     """
     error_at(sending, "`send` is not a property of any task (task `consumer`)", 7, 5)
+
+
+def test_a_transmitted_value_is_checked_as_the_tasks_own() -> None:
+    error = error_at(
+        """
+        id: demo
+        namespace: company.team
+        tasks:
+          - id: call
+            type: io.kestra.plugin.core.flow.Subflow
+            namespace: company.team
+            flowId: child
+            transmit:
+              - {name: x, value: "{{ broken"}
+        """,
+        "Invalid expression `{{ broken`",
+        4,
+        5,  # the task: `inputs` is not written as such
+    )
+    assert "plugin default" not in error.message

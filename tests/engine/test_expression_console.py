@@ -82,6 +82,27 @@ async def test_secrets_are_refused_and_what_holds_one_is_masked(engine: Engine) 
     # An output made of a secret keeps its real value in the execution, never on a screen.
     shown = await engine.evaluate(execution.id, None, "token={{ outputs.token.value }}")
     assert shown.result is not None and "tok-7f3a9c" not in shown.result and shown.result.startswith("token=")
+    # Masked before the render too: a filter cannot turn it past recognition.
+    for turned in (
+        "{{ outputs.token.value | reverse }}",
+        "{{ outputs.token.value | split('') | join(' ') }}",
+    ):
+        found = await engine.evaluate(execution.id, None, turned)
+        assert (
+            found.result is not None and "c9a3f7-kot" not in found.result and "t o k - 7" not in found.result
+        )
+
+
+async def test_a_paused_executions_secret_input_stays_masked(engine: Engine, tmp_path: Path) -> None:
+    (tmp_path / "flows" / "gate.yml").write_text(
+        "id: gate\nnamespace: acme.sales\ninputs:\n  - {id: pwd, type: SECRET}\n"
+        "tasks:\n  - {id: wait, type: io.kestra.plugin.core.flow.Pause}\n"
+    )
+    await engine.sync_flows()
+    execution = await run(engine, "acme.sales", "gate", {"pwd": "hunter2-superpass"})
+    assert execution.state.current.value == "PAUSED"
+    found = await engine.evaluate(execution.id, None, "{{ inputs.pwd }} {{ inputs.pwd | reverse }}")
+    assert found.result is not None and "hunter2" not in found.result and "2retnuh" not in found.result
 
 
 async def test_an_unknown_execution_or_task_run_is_an_error(engine: Engine) -> None:

@@ -6,7 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from importlib.metadata import EntryPoint
 from pathlib import Path
+
+from tiercel.engine.plugin import Kind, Registry, TaskType
 
 PLUGIN = Path(__file__).resolve().parents[1] / "plugins" / "hello"
 TIERCEL = Path(sys.executable).parent / "tiercel"
@@ -113,7 +117,9 @@ triggers:
 LOADED = """
 import sys
 from tiercel.engine.parser import parse_flow
-parse_flow(sys.argv[1])
+from tiercel.engine.triggers.schedule import _poller
+flow = parse_flow(sys.argv[1])
+assert _poller(flow.triggers[0].type) is None  # how the scheduler follows it: not polled
 print("tiercel_hello" in sys.modules)
 parse_flow(sys.argv[2])
 print("tiercel_hello" in sys.modules)
@@ -128,3 +134,27 @@ def test_plugins_are_imported_only_once_a_flow_names_a_type_the_engine_lacks() -
     )  # fmt: skip
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.split() == ["False", "True"]
+
+
+def _looks_up_while_registering(registry: Registry) -> None:
+    registry.add(TaskType("io.example.tasks.Late", Kind.RUNNABLE, frozenset()))
+    registry.lookup("io.example.tasks.NotThere")  # a miss while the plugins load
+    assert registry.failures == []
+
+
+def test_a_plugin_may_look_names_up_while_it_registers_and_other_threads_wait_for_it() -> None:
+    entry = EntryPoint("late", f"{__name__}:_looks_up_while_registering", "tiercel.tasks")
+    registry = Registry(plugins=lambda: [entry])
+    found: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: found.append(registry.lookup("io.example.tasks.Late")))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(found) == 4 and all(
+        getattr(task_type, "name", None) == "io.example.tasks.Late" for task_type in found
+    )

@@ -85,6 +85,21 @@ ROWS = [
         {"each": "SUCCESS", "z[1]": "SUCCESS", "z[2]": "SUCCESS"},
     ),
     Case(
+        "in a Parallel, a task without dependsOn starts at once, as the Parallel's tasks do",
+        """
+        tasks:
+          - id: p
+            type: Parallel
+            tasks:
+              - {id: a, type: Return, format: a}
+              - {id: b, type: Return, format: b}
+              - {id: c, type: Return, format: c, dependsOn: [a]}
+        """,
+        (("start", "run a b"), ("ok b", ""), ("ok a", "run c"), ("ok c", "")),
+        "SUCCESS",
+        {"p": "SUCCESS"},
+    ),
+    Case(
         "a Parallel's tasks keep its concurrent limit with dependsOn",
         """
         tasks:
@@ -99,6 +114,19 @@ ROWS = [
         (("start", "run a"), ("ok a", "run b"), ("ok b", "run c"), ("ok c", "")),
         "SUCCESS",
         {"p": "SUCCESS"},
+    ),
+    Case(
+        "a task that ended KILLED (or CANCELLED): what waits for it is CANCELLED, the others go on",
+        """
+        tasks:
+          - {id: a, type: Return, format: a}
+          - {id: b, type: Return, format: b, dependsOn: [a]}
+          - {id: c, type: Return, format: c, dependsOn: [b]}
+          - {id: d, type: Return, format: d, dependsOn: []}
+        """,
+        (("start", "run a d"), ("killed a", ""), ("ok d", "")),
+        "KILLED",
+        {"a": "KILLED", "b": "CANCELLED", "c": "CANCELLED", "d": "SUCCESS"},
     ),
     Case(
         "restart: the failed task runs again, then the tasks that wait for it",
@@ -208,6 +236,20 @@ def test_a_cycle_is_refused_with_its_path_the_implicit_order_included() -> None:
     error = error_at(text, "`tasks` has a cyclic dependency", 8, 5)
     assert "a -> b -> a" in error.message
     assert "`b` has no `dependsOn`, so it waits for the task written before it" in error.message
+
+
+def test_a_disabled_task_waits_for_nothing_so_it_closes_no_cycle() -> None:
+    flow = parse(
+        """
+        id: demo
+        namespace: company.team
+        tasks:
+          - {id: a, type: io.kestra.plugin.core.log.Log, message: x, dependsOn: [b]}
+          - {id: b, type: io.kestra.plugin.core.log.Log, message: x, disabled: true}
+          - {id: c, type: io.kestra.plugin.core.log.Log, message: x}
+        """
+    )
+    assert [(task.id, task.depends_on) for task in flow.tasks] == [("a", ("b",)), ("b", ()), ("c", ("a",))]
 
 
 def test_entries_must_be_task_ids_and_a_dag_task_keeps_them_beside_it() -> None:
