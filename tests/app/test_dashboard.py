@@ -516,21 +516,25 @@ async def test_a_stored_snapshot_read_during_live_updates_does_not_undo_them(
 
 
 @pytest.mark.slow
-async def test_screenshots_script_saves_the_seven_svgs(tmp_path: Path) -> None:
+async def test_screenshots_script_saves_the_nine_svgs(tmp_path: Path) -> None:
     saved = await take(tmp_path / "shots")
     assert sorted(path.name for path in saved) == [
         "execution.svg",
+        "expression_console.svg",
         "history.svg",
         "kill_confirm.svg",
         "main.svg",
         "narrow_80x24.svg",
         "run_form.svg",
+        "task_graph.svg",
         "triggers.svg",
     ]
     assert all(path.read_text().startswith("<svg") for path in saved)
     assert "Kill" in (tmp_path / "shots" / "kill_confirm.svg").read_text()
     assert "DONE" in (tmp_path / "shots" / "triggers.svg").read_text()
     assert "History" in (tmp_path / "shots" / "history.svg").read_text()
+    assert "search_index" in (tmp_path / "shots" / "task_graph.svg").read_text()
+    assert "Unable&#160;to&#160;find" in (tmp_path / "shots" / "expression_console.svg").read_text()
 
 
 def viewer_text(app: TiercelApp) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.harness import Cluster, pid_alive
-from tests.waiting import until
+from tests.waiting import blocking_until, until
 from tiercel.engine import Execution, StateType, connect
 
 
@@ -119,7 +119,8 @@ def test_a_dead_workers_task_runs_again_on_another_and_its_program_is_killed_whe
     assert [attempt.state.current for attempt in run.attempts] == [StateType.FAILED, StateType.SUCCESS]
     assert pid_alive(first)  # the dead worker's program outlived it...
     cluster.worker()
-    assert not pid_alive(first)  # ...until a worker started on its machine
+    # ...until a worker started on its machine: it signals the group at start, which then ends.
+    blocking_until(lambda: not pid_alive(first), what="the dead worker's program to end")
 
 
 @pytest.mark.slow
