@@ -3,7 +3,9 @@
 Each worker keeps its records in a file of a folder per store on its machine, beside a lock file it
 holds (flock) while it lives. A worker starting on the machine kills the programs of every file no
 live worker holds, then removes it: a worker killed with its programs running leaves none behind
-once a worker starts again there.
+once a worker starts again there. The file also names the attempts the worker runs, noted before
+their first program starts, so that a program started just before its worker died, and not recorded
+yet, is found by its token all the same.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class LocalProcessBook:
         self.lock_file = folder / f"{worker_id}.lock"
         self._lock: IO[bytes] | None = None
         self._records: dict[tuple[int, int], ProcessRecord] = {}
+        self._attempts: set[str] = set()  # the token prefixes of the attempts running
 
     def open(self) -> None:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -55,11 +58,22 @@ class LocalProcessBook:
                 except BlockingIOError:
                     continue  # its worker lives
                 records_file = lock_file.with_suffix(".json")
-                killed += await kill_leftovers(_read(records_file))
+                records, attempts = _read(records_file)
+                killed += await kill_leftovers(records, token_prefixes=attempts)
                 with contextlib.suppress(OSError):
                     records_file.unlink()
                 lock_file.unlink()
         return killed
+
+    def note_attempt(self, token_prefix: str) -> None:
+        """An attempt about to start its programs (`attempt_token_prefix`)."""
+        self._attempts.add(token_prefix)
+        self._write()
+
+    def forget_attempt(self, token_prefix: str) -> None:
+        if token_prefix in self._attempts:
+            self._attempts.discard(token_prefix)
+            self._write()
 
     async def record_process(self, task_run_id: str, attempt: int, process: ProcessRecord) -> None:
         self._records[(process.pid, process.start_ticks)] = process
@@ -72,13 +86,19 @@ class LocalProcessBook:
     def _write(self) -> None:
         rows = [[r.pid, r.pgid, r.start_ticks, r.token] for r in self._records.values()]
         partial = self.records_file.with_suffix(".part")
-        partial.write_text(json.dumps(rows), encoding="utf-8")
+        partial.write_text(
+            json.dumps({"processes": rows, "attempts": sorted(self._attempts)}), encoding="utf-8"
+        )
         os.replace(partial, self.records_file)
 
 
-def _read(records_file: Path) -> list[ProcessRecord]:
+def _read(records_file: Path) -> tuple[list[ProcessRecord], list[str]]:
+    """The programs and the attempts' token prefixes of a records file (a list: programs only)."""
     try:
-        rows = json.loads(records_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    return [ProcessRecord(int(a), int(b), int(c), str(d)) for a, b, c, d in rows]
+        data = json.loads(records_file.read_text(encoding="utf-8"))
+        rows, attempts = (data, []) if isinstance(data, list) else (data["processes"], data["attempts"])
+        return [ProcessRecord(int(a), int(b), int(c), str(d)) for a, b, c, d in rows], [
+            str(x) for x in attempts
+        ]
+    except (OSError, ValueError, KeyError, TypeError):
+        return [], []

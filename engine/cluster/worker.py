@@ -30,6 +30,7 @@ from ..db_target import local_path
 from ..logs import log_entry
 from ..messages import ExecutorMessage, TaskRunResult, WorkerResult
 from ..model import Flow, LogEntry, LogLevel, StateType
+from ..processes.record import attempt_token_prefix
 from ..wiring import build_runner, expression_functions
 from . import jobs
 from .connection import ClusterConnection, Listener, said
@@ -219,6 +220,7 @@ class ClusterWorker:
         if self._uses_error_logs(flow, run.task_id):  # its renders ask for the execution's errors
             found = await self.engine.store.logs(execution.id, level="ERROR")
             self.engine.log_pipeline.keep_errors(execution.id, [entry for _, entry in found])
+        self.book.note_attempt(attempt_token_prefix(task_run_id, job.attempt))
         self.runner.start(flow, execution, run)
 
     def _uses_error_logs(self, flow: Flow, task_id: str) -> bool:
@@ -261,10 +263,16 @@ class ClusterWorker:
                 # Only now: until its row is gone, a job must stay known as this worker's (else a
                 # heartbeat would give it back, and another worker would run it again). One whose
                 # report failed is given back at the next heartbeat: it runs again elsewhere.
-                gone = [self._jobs.pop(message.result.task_run_id, None) for message in ended]
+                gone = [
+                    (message.result.task_run_id, self._jobs.pop(message.result.task_run_id, None))
+                    for message in ended
+                ]
                 running = {job.execution_id for job in self._jobs.values()}
-                for job in gone:
-                    if job is not None and job.execution_id not in running:
+                for run_id, job in gone:
+                    if job is None:
+                        continue
+                    self.book.forget_attempt(attempt_token_prefix(run_id, job.attempt))  # its programs ended
+                    if job.execution_id not in running:
                         self.engine.log_pipeline.forget(job.execution_id)
             self._wake.set()
 
