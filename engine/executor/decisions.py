@@ -350,9 +350,8 @@ class Executor:
             return
         if task.run_if is not None or task.conditions:
             try:
-                if not (task.run_if is None or work.truthy(task.run_if, run)) or not work.conditions_hold(
-                    task.conditions, run
-                ):
+                wanted = task.run_if is None or work.truthy(task.run_if, run)
+                if not (wanted and work.conditions_hold(task.conditions, run)):
                     work.put(run.to(S.SKIPPED, work.now))
                     return
             except (ExpressionError, ConditionError) as error:

@@ -11,14 +11,12 @@ from ..model import PluginDefault, StateType, TriggerSpec
 from ..tasks.registry import missing_requirement, registry
 from ..tasks.types import TriggerType
 from ..triggers.conditions import SCHEDULE_CONDITION_TYPES, condition_problem, condition_type
-from ..triggers.types import FLOW, HTTP, SCHEDULE, TRIGGER_ALIASES, WEBHOOK
+from ..triggers.types import ENGINE_TRIGGERS, FLOW, HTTP, SCHEDULE, TRIGGER_ALIASES, WEBHOOK
 from .conditions import check_condition_templates
 from .context import ID_PATTERN, Context, parse_duration_value, type_name
 from .loader import YamlPath
 from .tasks import apply_defaults, defaults_for
 from .templates import check_templates
-
-_ENGINE_TRIGGERS = frozenset({SCHEDULE, FLOW, WEBHOOK, HTTP})
 
 # AbstractTrigger's properties (Kestra's AbstractTrigger.java), common to every trigger type.
 _ABSTRACT_TRIGGER_KEYS = frozenset(
@@ -90,7 +88,7 @@ def parse_triggers(
         if written is None:
             continue
         kind = TRIGGER_ALIASES.get(written, written)
-        plugin = None if kind in _ENGINE_TRIGGERS else registry().lookup_trigger(written)
+        plugin = None if kind in ENGINE_TRIGGERS else registry().lookup_trigger(written)
         if plugin is not None:
             kind = plugin.name
         entry = apply_defaults(entry, defaults_for(written, kind, defaults))
@@ -125,7 +123,7 @@ def _unknown_type(ctx: Context, written: str, path: YamlPath, trigger_id: str) -
     """Refuse a trigger type this engine cannot fire, as an unknown task type is refused."""
     import difflib  # only a flow with an unknown type needs it
 
-    known = (SCHEDULE, FLOW, WEBHOOK, HTTP, *TRIGGER_ALIASES)
+    known = (*ENGINE_TRIGGERS, *TRIGGER_ALIASES)
     # The class name with its package (`trigger.Schedule`, `http.Trigger`): a plugin's `pubsub.Trigger`
     # is another trigger, not a misspelt `http.Trigger`.
     by_short = {_short(name): name for name in known}
@@ -134,7 +132,7 @@ def _unknown_type(ctx: Context, written: str, path: YamlPath, trigger_id: str) -
     tail = (
         f" Did you mean `{TRIGGER_ALIASES.get(matches[0], matches[0])}`?"
         if matches
-        else f" This engine fires {', '.join(f'`{name}`' for name in (SCHEDULE, FLOW, WEBHOOK, HTTP))}."
+        else f" This engine fires {', '.join(f'`{name}`' for name in ENGINE_TRIGGERS)}."
     )
     ctx.error(path, f"Unknown trigger type `{written}` on trigger `{trigger_id}`.{tail}")
 

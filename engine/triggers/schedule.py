@@ -49,7 +49,7 @@ from .state import (
     TriggerStates,
     switched,
 )
-from .types import FLOW, HTTP, SCHEDULE, WEBHOOK
+from .types import ENGINE_TRIGGERS, HTTP, SCHEDULE
 
 
 def _poller(trigger_type: str) -> Poller | None:
@@ -57,7 +57,7 @@ def _poller(trigger_type: str) -> Poller | None:
     The scheduler follows the executions of schedules and polling triggers (no overlap, stopAfter)."""
     if trigger_type == HTTP:
         return Poller(poll_http)
-    if trigger_type in (SCHEDULE, FLOW, WEBHOOK):  # the engine's own: no plugin to load for them
+    if trigger_type in ENGINE_TRIGGERS:  # the engine's own: no plugin to load for them
         return None
     found = plugin_poll(trigger_type)
     return None if found is None else Poller(found[0], timedelta(seconds=found[1]))
