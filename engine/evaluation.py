@@ -12,7 +12,7 @@ the answer names the error and, when it can be told, where in the expression it 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -72,7 +72,7 @@ class ExpressionConsole:
     def __init__(
         self,
         executions: _Executions,
-        flow_revision: Callable[[str, str, int], Any],
+        flow_revision: Callable[[str, str, int], Awaitable[Flow | None]],
         renderer: Renderer,
         functions: Callable[[Execution, list[LogEntry]], dict[str, Any]],
         masker: Masker,
@@ -92,9 +92,7 @@ class ExpressionConsole:
         execution = await self.executions.get_execution(execution_id)
         if execution is None:
             raise EngineCommandError(f"no execution `{execution_id}`")
-        flow: Flow | None = await self.flow_revision(
-            execution.namespace, execution.flow_id, execution.flow_revision
-        )
+        flow = await self.flow_revision(execution.namespace, execution.flow_id, execution.flow_revision)
         if flow is None:
             name = f"{execution.namespace}.{execution.flow_id}"
             raise EngineCommandError(f"revision {execution.flow_revision} of {name} is not stored")
