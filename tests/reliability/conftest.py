@@ -148,8 +148,11 @@ def executions(db: Path) -> dict[str, dict[str, Any]]:
 
 
 def recorded_processes(db: Path) -> list[tuple[int, int, str]]:
-    """(pid, start ticks, token) of every task program the store records as running."""
+    """(pid, start ticks, token) of every task program the store records as running (none in a
+    database whose engine was killed before it made its tables)."""
     with contextlib.closing(connect(db)) as conn:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'processes'").fetchone() is None:
+            return []
         rows = conn.execute("SELECT pid, start_ticks, token FROM processes").fetchall()
     return [(int(pid), int(ticks), str(token)) for pid, ticks, token in rows]
 
