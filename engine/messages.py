@@ -42,6 +42,14 @@ class WakeExecution(ExecutorMessage):
 
 
 @dataclass(frozen=True, slots=True)
+class Failure:
+    """Why an attempt failed: the kind of error (engine.tasks.failures) and its message."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerResult:
     """What running one attempt of a task run gave."""
 
@@ -49,6 +57,7 @@ class WorkerResult:
     state: StateType
     outputs: Mapping[str, Any] | None = None
     labels: tuple[Label, ...] = ()
+    failure: Failure | None = None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..messages import WorkerResult
+from ..messages import Failure, WorkerResult
 from ..model import Label, LogEntry, LogLevel, StateType, parse_iso
 from ..store.codec import dumps, loads
 
@@ -89,6 +89,7 @@ def encode_result(result: WorkerResult, errors: Sequence[LogEntry] = ()) -> str:
             "state": result.state.value,
             "outputs": result.outputs,
             "labels": [[label.key, label.value] for label in result.labels],
+            "failure": None if result.failure is None else [result.failure.code, result.failure.message],
             "errors": [
                 [e.execution_id, e.namespace, e.flow_id, e.stamp, e.message, e.task_id, e.attempt]
                 for e in errors
@@ -100,7 +101,8 @@ def encode_result(result: WorkerResult, errors: Sequence[LogEntry] = ()) -> str:
 def decode_result(task_run_id: str, text: str) -> tuple[WorkerResult, list[LogEntry]]:
     data: dict[str, Any] = loads(text)
     labels = tuple(Label(key, value) for key, value in data.get("labels") or ())
-    result = WorkerResult(task_run_id, StateType(data["state"]), data.get("outputs"), labels)
+    failure = Failure(*data["failure"]) if data.get("failure") else None
+    result = WorkerResult(task_run_id, StateType(data["state"]), data.get("outputs"), labels, failure)
     errors = [
         LogEntry(
             execution_id, namespace, flow, parse_iso(stamp), LogLevel.ERROR, message, task, task_run_id, n

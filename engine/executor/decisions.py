@@ -28,6 +28,7 @@ from ..model import (
     TaskRun,
     TaskSpec,
 )
+from ..tasks.failures import fatal_entry
 from ..tasks.flowable import FlowableHandler, Resolved, TaskError, allowed, resolve
 from ..tasks.registry import Registry
 from ..tasks.types import Kind
@@ -424,6 +425,9 @@ class Executor:
         state = result.state
         if run.state.current is S.KILLING or work.killing:
             state = S.KILLED if state is S.FAILED or not state.is_terminated else state
+        if state is S.FAILED and self._fatal(work, task, run, result):
+            work.put(close_attempt(run, state, S.FAILED, work.now))
+            return
         if state is S.FAILED:
             retry = self._retry_for(work, run)
             if retry is not None and retry.behavior == "CREATE_NEW_EXECUTION":
@@ -444,6 +448,24 @@ class Executor:
                 final = S.WARNING
             final = allowed(final, False, task.allow_warning)
         work.put(close_attempt(run, state, final, work.now))
+
+    @staticmethod
+    def _fatal(work: Work, task: TaskSpec, run: TaskRun, result: WorkerResult) -> bool:
+        """Whether the attempt failed with an error the task's `fatalError` names: it is not retried
+        and fails the task even under allowFailure."""
+        failure = result.failure
+        if not task.fatal_errors or failure is None:
+            return False
+        entry = fatal_entry(task.fatal_errors, failure.code, failure.message)
+        if entry is None:
+            return False
+        work.log(
+            LogLevel.ERROR,
+            f"Fatal error ({failure.code}, named by `{entry}` in fatalError): not retried, and the task "
+            "fails the flow even under allowFailure",
+            run,
+        )
+        return True
 
     @staticmethod
     def _retry_as_new_execution(work: Work, run: TaskRun, retry: RetrySpec) -> bool:

@@ -81,6 +81,10 @@ class TaskSpec:
     depends_on: tuple[str, ...] = ()
     # Conditions (as written, Kestra's condition mappings) that must all hold for the task to run.
     conditions: tuple[Mapping[str, Any], ...] = ()
+    # Errors (codes or message text) that fail the task even under allowFailure, not retried.
+    fatal_errors: tuple[str, ...] = ()
+    # The task's own labels (metadata; a type with a `labels` property keeps them in props).
+    labels: tuple[Label, ...] = ()
 
     def children(self) -> Iterator[TaskSpec]:
         """Every TaskSpec held directly in this task's properties."""

@@ -6,9 +6,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..model import Flow, Label, PluginDefault
-from .context import Context, java_text, type_name
+from ..model import Flow, PluginDefault
+from .context import Context, type_name
 from .inputs import parse_inputs, parse_outputs
+from .labels import parse_labels
 from .loader import YamlPath
 from .oss_rules import check_oss_rules
 from .sla import parse_sla
@@ -56,10 +57,6 @@ _PLUGIN_DEFAULT_KEYS = frozenset({"type", "values", "forced"})
 _LISTENER_KEYS = frozenset({"conditions", "tasks", "description"})
 CONCURRENCY_BEHAVIORS = ("QUEUE", "CANCEL", "FAIL")
 
-#: The `system.` labels a flow may carry itself: Kestra lets `system.readOnly` mark a flow that its
-#: UI shows as read-only; every other `system.` label is the engine's to set.
-FLOW_SYSTEM_LABELS = frozenset({"system.readOnly"})
-
 
 def build_flow(
     ctx: Context, root: Any, text: str, path: str | None, namespace_defaults: NamespaceDefaults | None = None
@@ -92,10 +89,10 @@ def build_flow(
     triggers = parse_triggers(ctx, data.get("triggers"), defaults, parser.task_ids)
     inputs = parse_inputs(ctx, data.get("inputs"), rendered=True)
     outputs = parse_outputs(ctx, data.get("outputs"))
-    labels = _labels(ctx, data.get("labels"), ("labels",))
+    labels = parse_labels(ctx, data.get("labels"), ("labels",))
     concurrency = _concurrency(ctx, data.get("concurrency"))
     retry = parse_retry(ctx, data["retry"], ("retry",)) if data.get("retry") is not None else None
-    sla = parse_sla(ctx, data.get("sla"), _labels)
+    sla = parse_sla(ctx, data.get("sla"), parse_labels)
     variables = ctx.mapping(data["variables"], ("variables",), "`variables`") if data.get("variables") else {}
     description = ctx.text(data, "description", (), "`description`")
     disabled = ctx.boolean(data, "disabled", (), "`disabled`", False)
@@ -195,51 +192,6 @@ def _listeners(ctx: Context, raw: Any, parser: TaskParser) -> tuple[Mapping[str,
         parser.tasks(entry.get("tasks"), (*path, "tasks"), "`tasks` of a listener")
         listeners.append(entry)
     return tuple(listeners)
-
-
-def _labels(ctx: Context, raw: Any, path: YamlPath) -> tuple[Label, ...]:
-    """Labels as a map (`key: value`) or a list of `{key, value}`; values become text."""
-    if raw is None:
-        return ()
-    # (key, value, where the key is, where the value is, whether the key's place is a mapping key)
-    pairs: list[tuple[Any, Any, YamlPath, YamlPath, bool]] = []
-    if isinstance(raw, dict):
-        pairs = [(key, value, (*path, key), (*path, key), True) for key, value in raw.items()]
-    elif isinstance(raw, list):
-        for index, item in enumerate(raw):
-            entry = ctx.mapping(item, (*path, index), "A label (`key:` and `value:`)")
-            if entry is None:
-                continue
-            ctx.unknown_keys(entry, ("key", "value"), (*path, index), "a label")
-            pairs.append(
-                (entry.get("key"), entry.get("value"), (*path, index, "key"), (*path, index, "value"), False)
-            )
-    else:
-        ctx.error(
-            path,
-            "`labels` must be a mapping (`key: value`) or a list of `key`/`value` pairs, "
-            f"not {type_name(raw)}",
-        )
-        return ()
-    labels: list[Label] = []
-    for key, value, key_path, value_path, is_key in pairs:
-        if not isinstance(key, str) or not key:
-            ctx.error(key_path, "A label needs a non-empty `key`", key=is_key)
-            continue
-        if key.startswith("system.") and key not in FLOW_SYSTEM_LABELS:
-            ctx.error(
-                key_path,
-                f"Label `{key}` uses the reserved `system.` prefix: those labels are set by the engine; "
-                "rename it",
-                key=is_key,
-            )
-        if value is None:
-            ctx.error(value_path, f"Label `{key}` has no value")
-        elif isinstance(value, dict | list):
-            ctx.error(value_path, f"The value of label `{key}` must be text, not {type_name(value)}")
-        else:
-            labels.append(Label(key, java_text(value)))
-    return tuple(labels)
 
 
 def _concurrency(ctx: Context, raw: Any) -> dict[str, Any] | None:

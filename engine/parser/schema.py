@@ -182,6 +182,16 @@ def _task_type(task_type: TaskType) -> dict[str, Any]:
             "description": "Tiercel: conditions that must all hold for the task to run, else SKIPPED.",
         },
     }
+    if task_type.kind is not Kind.FLOWABLE:
+        properties["fatalError"] = {
+            "anyOf": [_TEXT, {"type": "array", "items": _TEXT}],
+            "description": "Tiercel: error codes or message text that fail the flow under allowFailure.",
+        }
+    if "labels" not in task_type.properties:
+        properties["labels"] = {
+            "anyOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
+            "description": "Tiercel: the task's labels, added to the tags of its metrics.",
+        }
     if task_type.name == SUBFLOW:
         named = {"type": "object", "required": ["name"], "properties": {"name": _TEXT, "value": {}}}
         properties["transmit"] = {

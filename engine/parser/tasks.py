@@ -31,6 +31,7 @@ from .dependencies import NOT_KESTRA, Edges, check_dependencies, depends_on
 from .loader import YamlPath
 from .properties import check_task_values
 from .spellings import ARTICLE_KEYS, article_spellings
+from .task_extras import fatal_errors, task_labels
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 MAX_TASK_ID = 256
@@ -294,6 +295,12 @@ class TaskParser:
             position=ctx.position(path),
             depends_on=self._task_depends_on(data, path, task_id),
             conditions=task_conditions(ctx, data.get("conditions"), (*path, "conditions"), task_id),
+            fatal_errors=fatal_errors(
+                ctx, data.get("fatalError"), (*path, "fatalError"), task_id, task_type.kind is Kind.FLOWABLE
+            ),
+            labels=()
+            if "labels" in task_type.properties
+            else task_labels(ctx, data.get("labels"), (*path, "labels")),
         )
         # A type that runs internal tasks of its own (ForEachItem's split, items and merge) adds them.
         internal = getattr(task_type.handler, "internal_tasks", None)

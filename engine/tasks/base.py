@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..expressions import to_text
 from ..internal_storage.names import StorageError
 from ..model import Execution, Flow, Label, LogLevel, Metric, MetricError, Metrics, TaskRun, TaskSpec, utcnow
+from .failures import TASK_FAILED
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -29,12 +30,14 @@ if TYPE_CHECKING:
 class TaskFailure(Exception):
     """The task failed; the message is logged at ERROR on its task run (and shown by errorLogs()).
 
-    `outputs` are kept on the failed task run (a script's exit code and variables, for instance).
+    `outputs` are kept on the failed task run (a script's exit code and variables, for instance);
+    `code` is the kind of error (engine.tasks.failures), TASK_FAILED unless the task says more.
     """
 
-    def __init__(self, message: str, outputs: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, message: str, outputs: Mapping[str, Any] | None = None, code: str = "") -> None:
         super().__init__(message)
         self.outputs = outputs
+        self.code = code or TASK_FAILED
 
 
 def readable_file(

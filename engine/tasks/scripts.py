@@ -31,6 +31,7 @@ from ..model import LogLevel
 from ..processes.forkserver import python_start
 from ..processes.run import PROCESS_WATCH, TASK_FOLDER_PREFIX, ProcessError, engine_environment, run_process
 from .base import TaskContext, TaskFailure
+from .failures import EXIT_CODE
 from .storage_uris import LocalCopies, copy_stored_file
 
 SCRIPTS = "io.kestra.plugin.scripts"
@@ -413,7 +414,7 @@ async def run_script(context: TaskContext, flavour: Flavour) -> Mapping[str, Any
             outputs["stdOutLineCount"] = result.stdout_lines
             outputs["stdErrLineCount"] = result.stderr_lines
         if result.exit_code != 0:
-            raise TaskFailure(f"Command failed with exit code {result.exit_code}", outputs)
+            raise TaskFailure(f"Command failed with exit code {result.exit_code}", outputs, EXIT_CODE)
         if collected.stderr_lines and context.prop("warningOnStdErr", True):
             context.warning = True
         return outputs

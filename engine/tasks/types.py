@@ -45,6 +45,8 @@ SPEC_FIELDS = frozenset(
         "logLevel",
         "dependsOn",
         "conditions",
+        "fatalError",
+        "labels",
     }
 )
 # Every property any task accepts (Kestra's Task): what a TaskSpec holds, and properties that concern

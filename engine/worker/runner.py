@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -20,7 +21,15 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from ..durations import parse_duration
 from ..expressions import ExpressionError, Renderer
 from ..expressions.variables import build_context, in_working_directory
-from ..messages import CancelTaskRun, ExecutorMessage, RunTaskRun, TaskRunResult, WorkerJob, WorkerResult
+from ..messages import (
+    CancelTaskRun,
+    ExecutorMessage,
+    Failure,
+    RunTaskRun,
+    TaskRunResult,
+    WorkerJob,
+    WorkerResult,
+)
 from ..model import Execution, Flow, LogEntry, LogLevel, MetricEntry, StateType, TaskRun, utcnow
 from ..processes.forkserver import FORKSERVERS, ForkServers
 from ..processes.record import ProcessRecord, attempt_token_prefix
@@ -28,6 +37,7 @@ from ..processes.run import PROCESS_WATCH
 from ..queue import MessageSink
 from ..store.errors import StoreError
 from ..tasks.base import TaskContext, TaskFailure
+from ..tasks.failures import EXPRESSION_ERROR, TIMEOUT, unexpected_error_code
 from ..tasks.registry import Registry
 from ..tasks.services import (
     ExecutionControl,
@@ -294,6 +304,7 @@ class Runner:
         task_type = self.registry.lookup(spec.type)
         outputs = None
         state = StateType.SUCCESS
+        failure: Failure | None = None
         try:
             if task_type is None or task_type.handler is None:
                 raise TaskFailure(f"No handler for task type `{spec.type}`")
@@ -316,26 +327,25 @@ class Runner:
             if context.warning:
                 state = StateType.WARNING
         except TimeoutError:
-            context.emit(LogLevel.ERROR, f"Timeout: the task ran longer than its timeout of {spec.timeout}")
-            state = StateType.FAILED
+            failure = Failure(TIMEOUT, f"Timeout: the task ran longer than its timeout of {spec.timeout}")
         except asyncio.CancelledError:
             if self._stopping or asyncio.current_task() in self._abandoned:
                 return
             context.emit(LogLevel.WARN, "Killed")
             state = StateType.KILLED
         except TaskFailure as error:
-            context.emit(LogLevel.ERROR, str(error))
-            outputs, state = error.outputs, StateType.FAILED
+            failure, outputs = Failure(error.code, str(error)), error.outputs
         except ExpressionError as error:
-            context.emit(LogLevel.ERROR, str(error))
-            state = StateType.FAILED
+            failure = Failure(EXPRESSION_ERROR, str(error))
         except Exception as error:  # a bug in a handler must fail the task, not the engine
-            context.emit(LogLevel.ERROR, f"{type(error).__name__}: {error}")
+            failure = Failure(unexpected_error_code(error), f"{type(error).__name__}: {error}")
+        if failure is not None:
+            context.emit(LogLevel.ERROR, failure.message)
             state = StateType.FAILED
         _log.debug("task run %s (%s) of %s ended %s", run.id, run.task_id, execution.id, state.value)
         # Stored before the result is reported: once the task run has ended, its metrics can be read.
         await self._store_metrics(execution, run, context)
-        result = WorkerResult(run.id, state, outputs, tuple(context.labels))
+        result = WorkerResult(run.id, state, outputs, tuple(context.labels), failure)
         self.results.put(TaskRunResult(execution.id, result))
 
     async def _store_metrics(self, execution: Execution, run: TaskRun, context: TaskContext) -> None:
@@ -348,6 +358,9 @@ class Runner:
             task_id=run.task_id,
             task_run_id=run.id,
         )
+        if context.task.labels:  # a task's labels tag its figures; a metric's own tag wins
+            labels = {label.key: label.value for label in context.task.labels}
+            entries = [dataclasses.replace(entry, tags={**labels, **entry.tags}) for entry in entries]
         try:
             await self.store.append_metrics(entries)
         except StoreError as error:  # the attempt's result matters more than its figures

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from tiercel.engine.cluster.jobs import decode_result, encode_result
-from tiercel.engine.messages import WorkerResult
+from tiercel.engine.messages import Failure, WorkerResult
 from tiercel.engine.model import Label, LogEntry, LogLevel, StateType
 
 
 def test_a_result_with_outputs_labels_and_error_lines_comes_back_as_it_went() -> None:
     outputs = {"value": "a\x00b", "rows": [1, 2.5, None, True], "nested": {"é": "ü"}}
-    result = WorkerResult("run1", StateType.FAILED, outputs, (Label("team", "data"),))
+    failure = Failure("CONNECTION_ERROR", "cannot connect")
+    result = WorkerResult("run1", StateType.FAILED, outputs, (Label("team", "data"),), failure)
     error = LogEntry(
         "exec1", "acme", "flow", datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC), LogLevel.ERROR,
         "disk on fire", "task", "run1", 2,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ...model import LogLevel
 from ..base import TaskFailure
+from ..failures import CONNECTION_ERROR, TIMEOUT
 from .call import CORE_HTTP, Call, RequestSource, redacted
 
 if TYPE_CHECKING:
@@ -172,7 +173,10 @@ def network_failure(call: Call, error: httpx.HTTPError) -> TaskFailure:
         reason = f"the server broke the connection ({_reason(error)})"
     else:
         reason = f"{type(error).__name__}: {_reason(error)}"
-    return TaskFailure(f"Failed http request {where}: {reason}")
+    unreachable = httpx.NetworkError | httpx.ConnectTimeout | httpx.RemoteProtocolError
+    code = CONNECTION_ERROR if isinstance(error, unreachable) else ""
+    code = code or (TIMEOUT if isinstance(error, httpx.TimeoutException) else "")
+    return TaskFailure(f"Failed http request {where}: {reason}", code=code)
 
 
 def _reason(error: BaseException) -> str:
