@@ -8,7 +8,7 @@ from typing import Any, Protocol, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from tiercel.engine import Flow, FlowUid, StateType
+from tiercel.engine import EngineCommandError, Flow, FlowUid, StateType
 
 from .host import Dashboard
 from .screens.triggers import (
@@ -87,6 +87,8 @@ async def commands_of(app: PaletteApp) -> list[Command]:
         found.append((f"Run flow {name}", on(tree.run_flow), "a form first when it has inputs"))
         found.append((f"Show flow source {name}", on(tree.show_flow_source), "its YAML"))
         found.append((f"Revisions of flow {name}", on(tree.show_revisions), "diff two revisions"))
+        clear = partial(clear_task_cache, app, *uid)
+        found.append((f"Clear task cache of flow {name}", clear, "its cached tasks run again"))
         if uid in triggered:
             found.append((f"Triggers of {name}", on(tree.show_triggers), "on/off, backfills"))
         path = table.path(uid)
@@ -118,6 +120,20 @@ async def commands_of(app: PaletteApp) -> list[Command]:
         found.append((f"Focus pane {title}", partial(app.action_focus_pane, pane), ""))
     found.append(("Help", app.action_help, "the keys of the focused pane and the global keys"))
     return found
+
+
+async def clear_task_cache(app: PaletteApp, namespace: str, flow_id: str) -> None:
+    """Forget what the flow's task caches keep (`cache`, `taskCache`), and say how much went."""
+    if app.engine is None:
+        return
+    notify = app.ns_tree.app.notify
+    try:
+        cleared = await app.engine.clear_task_cache(namespace, flow_id)
+    except (EngineCommandError, OSError) as error:
+        notify(str(error), title="Cannot clear the task cache", severity="error")
+        return
+    entries = "entry" if cleared == 1 else "entries"
+    notify(f"{cleared} cached {entries} of {namespace}.{flow_id} cleared")
 
 
 def backfill_commands(app: PaletteApp) -> list[Command]:

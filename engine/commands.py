@@ -171,6 +171,10 @@ class Commands(Protocol):
         """An expression rendered against the execution (one of its task runs), or its error."""
         ...
 
+    async def clear_task_cache(self, namespace: str, flow_id: str, task_id: str | None = None) -> int:
+        """Forget what the flow's task caches keep (one task's only, when given); how many entries."""
+        ...
+
 
 # -- the dispatch table ------------------------------------------------------------------------------
 
@@ -298,6 +302,14 @@ async def _evaluate(commands: Commands, request: Request) -> Reply:
     return {"evaluation": evaluation.to_json()}
 
 
+async def _clear_cache(commands: Commands, request: Request) -> Reply:
+    task_id = request.get("taskId")
+    cleared = await commands.clear_task_cache(
+        _text(request, "namespace"), _text(request, "flowId"), str(task_id) if task_id else None
+    )
+    return {"cleared": cleared}
+
+
 async def _replay(commands: Commands, request: Request) -> Reply:
     task_run_id, revision = request.get("taskRunId"), request.get("revision")
     new = await commands.replay(
@@ -421,6 +433,7 @@ COMMANDS: Mapping[str, Dispatch] = MappingProxyType(
         "set-trigger": _set_trigger,
         "backfill": _backfill,
         "evaluate": _evaluate,
+        "clear-cache": _clear_cache,
     }
 )
 

@@ -331,6 +331,10 @@ class ControlClient:
         )
         return Evaluation.from_json(reply["evaluation"])
 
+    async def clear_task_cache(self, namespace: str, flow_id: str, task_id: str | None = None) -> int:
+        reply = await self._request("clear-cache", namespace=namespace, flowId=flow_id, taskId=task_id)
+        return int(reply["cleared"])
+
     async def wait(self, execution_id: str, *, until_paused: bool = False) -> Execution:
         """Wait as `Engine.wait` does, a bounded request at a time.
 

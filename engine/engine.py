@@ -59,8 +59,10 @@ class Engine:
         workers: WorkerPoolFactory | None = None,
     ) -> None:
         self.store = store
-        self.last_states = store.last_states  # the newest execution's state of each flow, one query
-        self.metrics = store.metrics  # stored by the workers as attempts end
+        # Straight from the store: each flow's newest state (one query), the metrics, execution ids
+        # by prefix (see `resolve_execution_id`), and clearing the tasks' caches.
+        self.last_states, self.metrics = store.last_states, store.metrics
+        self.execution_ids, self.clear_task_cache = store.execution_ids, store.clear_task_cache
         self.flows_dir = flows_dir
         self.storage = open_storage(store.path, store.shared_files)  # kestra:// files
         self.secrets = secrets or configured_secrets()
@@ -281,10 +283,6 @@ class Engine:
         return await self.store.list_executions(
             namespace=namespace, flow_id=flow_id, state=state, limit=limit, before=before
         )
-
-    async def execution_ids(self, prefix: str, *, limit: int) -> list[str]:
-        """Ids starting with `prefix`, in order (see `resolve_execution_id`)."""
-        return await self.store.execution_ids(prefix, limit=limit)
 
     def live_execution_ids(self) -> list[str]:
         return self.loop.live_ids()

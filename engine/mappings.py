@@ -1,8 +1,9 @@
-"""Merging nested mappings, as namespaces inherit variables and flow triggers gather outputs."""
+"""Nested mappings: merged, as namespaces inherit variables and flow triggers gather outputs, and
+the strings they hold."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 
@@ -15,3 +16,15 @@ def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, A
         else:
             merged[key] = value
     return merged
+
+
+def strings_in(value: Any) -> Iterator[str]:
+    """Every string held in a value of nested mappings and lists (outputs, for instance)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from strings_in(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from strings_in(item)

@@ -58,6 +58,8 @@ class WorkerResult:
     outputs: Mapping[str, Any] | None = None
     labels: tuple[Label, ...] = ()
     failure: Failure | None = None
+    # The execution whose cached outputs this attempt reused instead of running (engine.worker.cache).
+    cached_from: str | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from .cache import add_parser as add_cache_parser, cmd_cache
 from .common import EXIT_FAILED, EXIT_USAGE, UsageError, report_engine_warnings, say, verbosity_options
 from .completion import add_parser as add_completion_parser, cmd_completion, complete
 from .control import EXECUTION_COMMANDS, add_parsers as add_execution_parsers, cmd_control
@@ -52,6 +53,7 @@ HANDLERS: dict[str, Handler] = {
     "logs": cmd_logs,
     "metrics": cmd_metrics,
     "eval": cmd_eval,
+    "cache": cmd_cache,
     "migrate": cmd_migrate,
     "deploy": cmd_deploy,
     "pull": cmd_pull,
@@ -103,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_workers_parser(sub)
     add_query_parsers(sub)
     add_eval_parser(sub)
+    add_cache_parser(sub)
     add_execution_parsers(sub)
     add_migrate_parsers(sub)
     add_deploy_parsers(sub)

@@ -76,6 +76,8 @@ def run_label(run: TaskRun, depth: int = 0, masker: Masker | None = None) -> Tex
         label.append(f" [{shown(run.value, masker)}]", style="italic")
     if len(run.attempts) > 1:
         label.append(f" ×{len(run.attempts)}", style="yellow")
+    if run.cached_from:
+        label.append(" cached", style="magenta")
     return label
 
 

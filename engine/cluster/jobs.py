@@ -90,6 +90,7 @@ def encode_result(result: WorkerResult, errors: Sequence[LogEntry] = ()) -> str:
             "outputs": result.outputs,
             "labels": [[label.key, label.value] for label in result.labels],
             "failure": None if result.failure is None else [result.failure.code, result.failure.message],
+            "cachedFrom": result.cached_from,
             "errors": [
                 [e.execution_id, e.namespace, e.flow_id, e.stamp, e.message, e.task_id, e.attempt]
                 for e in errors
@@ -102,7 +103,8 @@ def decode_result(task_run_id: str, text: str) -> tuple[WorkerResult, list[LogEn
     data: dict[str, Any] = loads(text)
     labels = tuple(Label(key, value) for key, value in data.get("labels") or ())
     failure = Failure(*data["failure"]) if data.get("failure") else None
-    result = WorkerResult(task_run_id, StateType(data["state"]), data.get("outputs"), labels, failure)
+    state, outputs, cached_from = StateType(data["state"]), data.get("outputs"), data.get("cachedFrom")
+    result = WorkerResult(task_run_id, state, outputs, labels, failure, cached_from)
     errors = [
         LogEntry(
             execution_id, namespace, flow, parse_iso(stamp), LogLevel.ERROR, message, task, task_run_id, n

@@ -408,6 +408,7 @@ class Executor:
         if not result.state.is_terminated:  # outputs while it runs (a ForEachItem's `iterations`)
             work.put(run)
             return
+        run = dataclasses.replace(run, cached_from=result.cached_from)  # a run again is not cached
         if self.kind(task) is Kind.FLOWABLE:
             # A flowable's closing work ended: its state is its children's, or worse.
             end = self.flowable(task).state(work, task, run) or S.FAILED

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +34,7 @@ from ..expressions.variables import build_context
 from ..flows.catalog import NAMESPACE_FILES_FOLDER
 from ..internal_storage import Storage, StorageError
 from ..internal_storage.uris import parse_uri
+from ..mappings import strings_in
 from ..model import Execution, Flow, LogEntry, LogLevel
 from ..secrets import Masker, SecretError, Secrets
 from ..tasks.registry import Registry
@@ -138,17 +139,6 @@ def tasks_with_state(execution: Execution, state: Any) -> list[dict[str, Any]]:
         for (task_id, value), current in latest.items()
         if current.upper() == wanted
     ]
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _strings(item)
 
 
 class ExpressionFunctions:
@@ -369,7 +359,7 @@ def _kv_calls(value: Any) -> frozenset[str]:
     """Each kv(...) call in the strings of `value`, as a template of its own."""
     return frozenset(
         f"{{{{ kv({match.group(1)}) }}}}"
-        for text in _strings(value)
+        for text in strings_in(value)
         if "kv" in text
         for match in _KV_CALL.finditer(text)
     )

@@ -21,6 +21,7 @@ from .flows import (
     Position,
     RetrySpec,
     SlaSpec,
+    TaskCacheSpec,
     TaskSpec,
     TriggerSpec,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "SlaSpec",
     "State",
     "StateType",
+    "TaskCacheSpec",
     "TaskRun",
     "TaskSpec",
     "TriggerSpec",

@@ -47,6 +47,8 @@ class TaskRun:
     child_execution_id: str | None = None
     # The rendered values of a loop task (ForEach ...), fixed when it starts.
     loop_values: tuple[str, ...] | None = None
+    # The execution whose run of the task filled the cache these outputs were taken from.
+    cached_from: str | None = None
 
     def to(self, state: StateType, at: datetime | None = None) -> TaskRun:
         """Move to a state; the last attempt follows when it is still open."""
@@ -81,6 +83,7 @@ class TaskRun:
             **({"due": iso(self.due)} if self.due else {}),
             **({"childExecutionId": self.child_execution_id} if self.child_execution_id else {}),
             **({"loopValues": list(self.loop_values)} if self.loop_values is not None else {}),
+            **({"cachedFrom": self.cached_from} if self.cached_from else {}),
         }
 
     @staticmethod
@@ -100,6 +103,7 @@ class TaskRun:
             due=parse_iso(data["due"]) if data.get("due") else None,
             child_execution_id=data.get("childExecutionId"),
             loop_values=tuple(data["loopValues"]) if data.get("loopValues") is not None else None,
+            cached_from=data.get("cachedFrom"),
         )
 
 

@@ -85,6 +85,7 @@ class TaskSpec:
     fatal_errors: tuple[str, ...] = ()
     # The task's own labels (metadata; a type with a `labels` property keeps them in props).
     labels: tuple[Label, ...] = ()
+    cache: TaskCacheSpec | None = None
 
     def children(self) -> Iterator[TaskSpec]:
         """Every TaskSpec held directly in this task's properties."""
@@ -103,6 +104,18 @@ def _task_specs_in(value: Any) -> Iterator[TaskSpec]:
     elif isinstance(value, dict):
         for item in value.values():
             yield from _task_specs_in(item)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCacheSpec:
+    """A task's cache: the outputs of a successful run are reused for `ttl` by later runs whose key
+    is the same. Kestra's `taskCache` keys by the execution's inputs and the task as written; the
+    article's `cache` by the rendered values of the task's properties (those of `inputs` only, when
+    given)."""
+
+    ttl: timedelta
+    properties: tuple[str, ...] | None = None
+    by_execution_inputs: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from .dependencies import NOT_KESTRA, Edges, check_dependencies, depends_on
 from .loader import YamlPath
 from .properties import check_task_values
 from .spellings import ARTICLE_KEYS, article_spellings
-from .task_extras import fatal_errors, task_labels
+from .task_extras import fatal_errors, task_cache, task_labels
 
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 MAX_TASK_ID = 256
@@ -298,9 +298,8 @@ class TaskParser:
             fatal_errors=fatal_errors(
                 ctx, data.get("fatalError"), (*path, "fatalError"), task_id, task_type.kind is Kind.FLOWABLE
             ),
-            labels=()
-            if "labels" in task_type.properties
-            else task_labels(ctx, data.get("labels"), (*path, "labels")),
+            labels=task_labels(ctx, data.get("labels"), (*path, "labels"), task_type),
+            cache=task_cache(ctx, data, task_type, task_type.kind is Kind.FLOWABLE, path, task_id),
         )
         # A type that runs internal tasks of its own (ForEachItem's split, items and merge) adds them.
         internal = getattr(task_type.handler, "internal_tasks", None)

@@ -17,6 +17,7 @@ from .kv import KeyValueTable
 from .logs import LogTable
 from .metrics import MetricTable
 from .processes import ProcessTable
+from .task_cache import TaskCacheTable
 from .triggers import TriggerTable
 
 
@@ -28,6 +29,7 @@ class Store(
     KeyValueTable,
     TriggerTable,
     ProcessTable,
+    TaskCacheTable,
     HousekeepingTable,
 ):
     """Tiercel's SQLite store behind one interface.

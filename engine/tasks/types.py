@@ -47,6 +47,8 @@ SPEC_FIELDS = frozenset(
         "conditions",
         "fatalError",
         "labels",
+        "cache",
+        "taskCache",
     }
 )
 # Every property any task accepts (Kestra's Task): what a TaskSpec holds, and properties that concern
@@ -56,14 +58,12 @@ COMMON_PROPERTIES = SPEC_FIELDS | {
     "workerGroup",
     "version",
     "pluginDefaultsRef",
-    "taskCache",
     "assets",
 }
 # Common properties accepted but not honoured, with what happens instead (validation warnings).
 COMMON_IGNORED = {
     "logToFile": "log lines are kept in the database with the others",
     "pluginDefaultsRef": "only the flow's and its namespaces' plugin defaults apply",
-    "taskCache": "the task runs every time, its outputs are not cached",
     "assets": "assets are not tracked by this engine",
 }
 # Flowable tasks have their own error and finally branches.

@@ -49,6 +49,7 @@ from ..tasks.services import (
     TriggerSwitches,
 )
 from ..tasks.types import Kind
+from .cache import CacheStore, cache_key, keep, reuse
 
 if TYPE_CHECKING:
     from ..internal_storage import Storage
@@ -81,9 +82,9 @@ class MetricBook(Protocol):
     async def append_metrics(self, metrics: Sequence[MetricEntry]) -> None: ...
 
 
-class WorkerStore(KeyValueStore, LogReader, ExecutionRecords, ProcessBook, MetricBook, Protocol):
-    """The store as the worker uses it: the tasks' KV, log reader and history, the process book and
-    the metrics."""
+class WorkerStore(KeyValueStore, LogReader, ExecutionRecords, ProcessBook, MetricBook, CacheStore, Protocol):
+    """The store as the worker uses it: the tasks' KV, log reader and history, the process book,
+    the metrics and the tasks' caches."""
 
 
 class WorkerCommands(ExecutionControl, TriggerSwitches, Protocol):
@@ -305,6 +306,7 @@ class Runner:
         outputs = None
         state = StateType.SUCCESS
         failure: Failure | None = None
+        cached_from: str | None = None
         try:
             if task_type is None or task_type.handler is None:
                 raise TaskFailure(f"No handler for task type `{spec.type}`")
@@ -318,14 +320,21 @@ class Runner:
             await self.renderer.prefetch(spec.props, context.variables)
             if self.prefetch is not None:
                 await self.prefetch(spec.props, context.variables)
-            timeout = self._timeout(context)
-            async with asyncio.timeout(timeout.total_seconds() if timeout else None):
-                if task_type.kind is Kind.FLOWABLE:
-                    outputs = await task_type.handler.finish(context)
-                else:
-                    outputs = await task_type.handler(context)
+            key = cache_key(context, spec.cache) if spec.cache is not None and self.store else None
+            hit = await reuse(self.store, context, key) if self.store is not None and key else None
+            if hit is not None:
+                outputs, cached_from = hit.outputs, hit.execution_id
+            else:
+                timeout = self._timeout(context)
+                async with asyncio.timeout(timeout.total_seconds() if timeout else None):
+                    if task_type.kind is Kind.FLOWABLE:
+                        outputs = await task_type.handler.finish(context)
+                    else:
+                        outputs = await task_type.handler(context)
             if context.warning:
                 state = StateType.WARNING
+            elif hit is None and key and spec.cache and self.store is not None:
+                await keep(self.store, context, key, spec.cache, outputs)
         except TimeoutError:
             failure = Failure(TIMEOUT, f"Timeout: the task ran longer than its timeout of {spec.timeout}")
         except asyncio.CancelledError:
@@ -345,7 +354,7 @@ class Runner:
         _log.debug("task run %s (%s) of %s ended %s", run.id, run.task_id, execution.id, state.value)
         # Stored before the result is reported: once the task run has ended, its metrics can be read.
         await self._store_metrics(execution, run, context)
-        result = WorkerResult(run.id, state, outputs, tuple(context.labels), failure)
+        result = WorkerResult(run.id, state, outputs, tuple(context.labels), failure, cached_from)
         self.results.put(TaskRunResult(execution.id, result))
 
     async def _store_metrics(self, execution: Execution, run: TaskRun, context: TaskContext) -> None:

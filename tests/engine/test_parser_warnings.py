@@ -69,14 +69,13 @@ def test_validate_prints_the_warnings_and_still_succeeds(tmp_path: Path) -> None
 
 
 def test_the_common_properties_of_kestras_task_are_accepted_with_a_warning() -> None:
-    """Kestra's Task has `taskCache`, `assets` and `pluginDefaultsRef`; this engine does none of them."""
+    """Kestra's Task has `assets` and `pluginDefaultsRef`; this engine does neither."""
     task = (
         "  - id: t\n    type: io.kestra.plugin.core.log.Log\n    message: x\n"
-        "    taskCache: {enabled: true}\n    assets: {inputs: []}\n    pluginDefaultsRef: team\n"
+        "    assets: {inputs: []}\n    pluginDefaultsRef: team\n"
     )
     flow = parse_flow("id: c\nnamespace: ns\ntasks:\n" + task, "c.yml")
     assert [warning.split(": ")[1] for warning in flow.warnings] == [
-        "tasks[0].taskCache",
         "tasks[0].assets",
         "tasks[0].pluginDefaultsRef",
     ]
