@@ -14,7 +14,7 @@ from typing import Protocol, cast
 
 from textual.dom import DOMNode
 
-from tiercel.engine import Commands, Flow, FlowUid, TriggerState
+from tiercel.engine import Commands, DbTarget, Flow, FlowUid, TriggerState
 
 
 class EngineFlows(Protocol):
@@ -59,6 +59,11 @@ class Dashboard(Protocol):
 
     @property
     def engine(self) -> DashboardEngine | None: ...
+
+    @property
+    def db(self) -> DbTarget:
+        """The store the dashboard works on (the last flow test results are kept beside a file)."""
+        ...
 
     @property
     def can_edit(self) -> bool:

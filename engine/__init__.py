@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
         DbTarget as DbTarget,
         as_target as as_target,
         describe_target as describe_target,
+        is_url as is_url,
         target_exists as target_exists,
     )
     from .durations import parse_duration as parse_duration
@@ -59,6 +60,17 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
     from .flows.namespaces import NAMESPACE_FILES as NAMESPACE_FILES, Namespaces as Namespaces
     from .flows.table import FlowTable as FlowTable, FlowUid as FlowUid
     from .flows.writing import FlowChanges as FlowChanges, parsed_flow as parsed_flow
+    from .flowtests import (
+        CaseResult as CaseResult,
+        FlowTestSummary as FlowTestSummary,
+        find_suites as find_suites,
+        is_passing as is_passing,
+        is_test_file as is_test_file,
+        load_summaries as load_summaries,
+        read_suite as read_suite,
+        run_suites as run_suites,
+        save_results as save_results,
+    )
     from .hosting import HostedEngine as HostedEngine
     from .httpmessages import (
         HttpHandler as HttpHandler,
@@ -184,7 +196,21 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["Masker", "SecretError"], ".secrets"),
     **dict.fromkeys(["Store", "StoreError"], ".store"),
     **dict.fromkeys(["copy_files", "copy_store"], ".store.copy"),
-    **dict.fromkeys(["DbTarget", "as_target", "describe_target", "target_exists"], ".db_target"),
+    **dict.fromkeys(["DbTarget", "as_target", "describe_target", "is_url", "target_exists"], ".db_target"),
+    **dict.fromkeys(
+        [
+            "CaseResult",
+            "FlowTestSummary",
+            "find_suites",
+            "is_passing",
+            "is_test_file",
+            "load_summaries",
+            "read_suite",
+            "run_suites",
+            "save_results",
+        ],
+        ".flowtests",
+    ),
     "registry": ".tasks.registry",
     "visible": ".text",
     "SCHEDULE": ".triggers.types",

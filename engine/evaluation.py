@@ -83,8 +83,15 @@ class ExpressionConsole:
         self.functions = functions
         self.masker = masker
 
-    async def evaluate(self, execution_id: str, task_run_id: str | None, expression: str) -> Evaluation:
-        """`expression` rendered for the execution (for one of its task runs, when given).
+    async def evaluate(
+        self,
+        execution_id: str,
+        task_run_id: str | None,
+        expression: str,
+        variables: Mapping[str, Any] | None = None,
+    ) -> Evaluation:
+        """`expression` rendered for the execution (for one of its task runs, when given), with
+        `variables` added to what a task would see (a flow test's `states` and `logs`).
 
         Raises:
             EngineCommandError: No such execution or task run, or its flow revision is gone.
@@ -106,7 +113,7 @@ class ExpressionConsole:
         for name in _READERS:
             if callable(reader := extra.get(name)):
                 extra[name] = self._masked(reader)
-        context = build_context(flow, execution, task, run, extra=extra)
+        context = build_context(flow, execution, task, run, extra=extra) | dict(variables or {})
         # Masked before rendering: a filter could change a secret past recognition (`| reverse`).
         for key in _DATA & context.keys():
             context[key] = self.masker.mask_value(context[key])

@@ -22,6 +22,7 @@ from .control import EXECUTION_COMMANDS, add_parsers as add_execution_parsers, c
 from .deploy import add_parsers as add_deploy_parsers, cmd_deploy, cmd_pull
 from .evaluate import add_parser as add_eval_parser, cmd_eval
 from .executions import add_parsers as add_query_parsers, cmd_executions, cmd_logs, cmd_metrics
+from .flow_tests import add_parser as add_test_parser, cmd_test
 from .flows import add_parsers as add_flow_parsers, cmd_flows, cmd_namespaces, cmd_revisions
 from .migrate import add_parsers as add_migrate_parsers, cmd_migrate
 from .plugins import add_parser as add_plugins_parser, cmd_plugins
@@ -43,6 +44,7 @@ HANDLERS: dict[str, Handler] = {
     "ui": cmd_ui,
     "run": cmd_run,
     "validate": cmd_validate,
+    "test": cmd_test,
     "flows": cmd_flows,
     "namespaces": cmd_namespaces,
     "revisions": cmd_revisions,
@@ -98,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     # In the order `tiercel --help` lists them.
     add_ui_parser(sub)
     add_run_parsers(sub)
+    add_test_parser(sub)
     add_flow_parsers(sub)
     add_trigger_parsers(sub)
     add_server_parser(sub)

@@ -244,7 +244,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         NAMESPACE_FILES_FOLDER,
         FlowParseError,
         Namespaces,
+        is_test_file,
         parse_flow_file,
+        read_suite,
         validate_flows,
     )
 
@@ -259,16 +261,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for file in files:
         checked = results[str(file)] = Checked(str(file))
         if file.name in NAMESPACE_FILES:
-            checked.what = "namespace"
+            checked.what = checked.kind = "namespace"
             checked.errors = list(namespaces.errors.get(str(file)) or ())
             continue
         try:
+            if is_test_file(file):  # flow tests (`tiercel test`) are checked as such
+                checked.kind = "tests"
+                suite = read_suite(file)
+                checked.flow = f"{suite.namespace}.{suite.flow_id}"
+                checked.what = f"tests of {checked.flow}"
+                continue
             flow = parse_flow_file(file, defaults=namespaces.plugin_defaults)
         except FlowParseError as error:
             checked.errors = error.errors
             continue
         flows.append(flow)
-        checked.what, checked.warnings = f"{flow.namespace}.{flow.id}", list(flow.warnings)
+        checked.what = checked.flow = f"{flow.namespace}.{flow.id}"
+        checked.warnings = list(flow.warnings)
     for problem in validate_flows(flows):
         results.setdefault(str(problem.path), Checked(str(problem.path))).errors.append(problem)
     failed = sum(1 for checked in results.values() if checked.errors)
@@ -293,16 +302,20 @@ class Checked:
 
     file: str
     what: str | None = None
+    kind: str = "flow"  # or "namespace", or "tests" (of `flow`)
+    flow: str | None = None
     errors: list[FlowError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
-        declaration = self.what == "namespace"
+        kind = (
+            "namespace" if self.what == "namespace" else "tests" if self.what and " " in self.what else "flow"
+        )
         return {
             "file": self.file,
             "valid": not self.errors,
-            "kind": "namespace" if declaration else "flow",
-            "flow": None if declaration else self.what,
+            "kind": kind,
+            "flow": self.what if kind == "flow" else self.what.rsplit(" ", 1)[-1] if self.what else None,
             "errors": [
                 {
                     "file": e.path,

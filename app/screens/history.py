@@ -3,7 +3,8 @@
 For a flow: its last executions as bars (duration and state, oldest left) with a summary line, and
 below them, when the screen is tall enough, its executions per state over time. For a namespace
 (and the namespaces below it): executions per state over time, and a table of each flow's last
-state, success rate and durations.
+state, success rate and durations. Both show how the flows' tests went when `tiercel test` last ran
+them (`tests_folder` holds its results).
 
 The dashboard opens it with `HistoryScreen(engine, namespace, flow_id)` (flow_id None for a
 namespace). It reads executions through `ExecutionSource` alone, at most `scan` of them, newest
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import ClassVar, Protocol
 
 from textual import events, work
@@ -25,7 +27,7 @@ from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Label
 
-from tiercel.engine import ExecutionSummary, utcnow, visible
+from tiercel.engine import ExecutionSummary, FlowTestSummary, load_summaries, utcnow, visible
 
 from ..widgets.flow_stats import COLUMNS, flow_stats
 from ..widgets.history_chart import MAX_BARS, HistoryChart
@@ -106,8 +108,11 @@ class HistoryScreen(ModalScreen[None]):
         *,
         clock: Callable[[], datetime] = utcnow,
         scan: int = SCAN,
+        tests_folder: Path | None = None,
     ) -> None:
         super().__init__()
+        self.tests_folder = tests_folder
+        self.tests: dict[tuple[str, str], FlowTestSummary] = {}
         self.source = source
         self.namespace = namespace
         self.flow_id = flow_id
@@ -181,6 +186,8 @@ class HistoryScreen(ModalScreen[None]):
     async def reread(self) -> None:
         """Read the executions and redraw the charts (and the table of flows)."""
         rows, more = await read_executions(self.source, self.namespace, self.flow_id, self.scan)
+        if self.tests_folder is not None:
+            self.tests = load_summaries(self.tests_folder)
         self.show(rows, more)
 
     def show(self, rows: Sequence[ExecutionSummary], more: bool) -> None:
@@ -189,6 +196,9 @@ class HistoryScreen(ModalScreen[None]):
         title = f"History of {self.target}: {len(rows):,} execution{'s' * (len(rows) != 1)}"
         if more:
             title += f" (the newest {len(rows):,}; older ones are not counted)"
+        tests = self.tests.get((self.namespace, self.flow_id)) if self.flow_id is not None else None
+        if tests is not None:
+            title += f"; tests: {tests.described()}"
         self.query_one("#history-title", Label).update(visible(title))
         if self.flow_id is not None:
             self.query_one(HistoryChart).show(rows[:MAX_BARS])
@@ -203,4 +213,6 @@ class HistoryScreen(ModalScreen[None]):
         with self.app.batch_update():
             table.clear()
             for stats in flow_stats(rows, now):
-                table.add_row(*stats.cells(self.namespace, now), key=f"{stats.namespace}\0{stats.flow_id}")
+                tests = self.tests.get((stats.namespace, stats.flow_id))
+                cells = stats.cells(self.namespace, now, tests)
+                table.add_row(*cells, key=f"{stats.namespace}\0{stats.flow_id}")

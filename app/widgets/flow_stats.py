@@ -9,13 +9,13 @@ from typing import Protocol
 
 from rich.text import Text
 
-from tiercel.engine import visible
+from tiercel.engine import FlowTestSummary, visible
 
 from .charts import RunLike, oldest_first, percentile, seconds, short_duration, success_rate
 from .history_chart import when_label
 from .states import state_text
 
-COLUMNS = ("flow", "last", "runs", "ok", "p50", "p95", "last run")
+COLUMNS = ("flow", "last", "runs", "ok", "p50", "p95", "last run", "tests")
 
 
 class FlowRunLike(RunLike, Protocol):
@@ -41,8 +41,11 @@ class FlowStats:
     p50: float | None
     p95: float | None
 
-    def cells(self, namespace: str, now: datetime) -> tuple[str | Text, ...]:
-        """The table row: the flow named below `namespace`, its last state, counts and durations."""
+    def cells(
+        self, namespace: str, now: datetime, tests: FlowTestSummary | None = None
+    ) -> tuple[str | Text, ...]:
+        """The table row: the flow named below `namespace`, its last state, counts and durations, and
+        how its tests last went (passed of all cases run)."""
         name = f"{self.namespace}.{self.flow_id}"
         if namespace and name.startswith(namespace + "."):
             name = name[len(namespace) + 1 :]
@@ -55,7 +58,17 @@ class FlowStats:
             short_duration(self.p50) if self.p50 is not None else "-",
             short_duration(self.p95) if self.p95 is not None else "-",
             when_label(self.last, now),
+            tests_cell(tests),
         )
+
+
+def tests_cell(tests: FlowTestSummary | None) -> str | Text:
+    """`3/4` cases passed, green when none failed, red otherwise; `-` when never tested."""
+    if tests is None:
+        return "-"
+    run = sum(count for outcome, count in tests.outcomes.items() if outcome != "SKIPPED")
+    passed = tests.outcomes.get("PASSED", 0)
+    return Text(f"{passed}/{run}", style="green" if tests.passing else "red")
 
 
 def flow_stats(runs: Iterable[FlowRunLike], now: datetime) -> list[FlowStats]:

@@ -20,7 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from tiercel.engine import EngineCommandError, Flow, InputError
+from tiercel.engine import EngineCommandError, Flow, InputError, is_url
 
 from ..actions import editor_command
 from ..host import EngineFlows, dashboard
@@ -234,7 +234,9 @@ class NamespaceTree(Tree[NodeRef]):
         engine = dashboard(self).engine
         if engine is not None and ref is not None and ref.kind in ("flow", "namespace"):
             flow_id = ref.flow_id if ref.kind == "flow" else None
-            self.app.push_screen(HistoryScreen(engine, ref.namespace, flow_id))
+            db = dashboard(self).db
+            tests = None if is_url(db) else Path(db).parent  # where `tiercel test` keeps its results
+            self.app.push_screen(HistoryScreen(engine, ref.namespace, flow_id, tests_folder=tests))
 
     def action_triggers(self) -> None:
         flow = self.selected_flow

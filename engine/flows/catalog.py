@@ -83,6 +83,15 @@ def is_flow_file(folder: Path, path: Path, *, resolved: Path | None = None) -> b
     )
 
 
+def is_test_file(path: Path) -> bool:
+    """Whether a YAML file holds flow tests (a top-level `testCases`: engine.flowtests), not a flow."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            return any(line.startswith("testCases:") for line in handle)
+    except OSError:
+        return False
+
+
 def _read_source(path: Path, size: int) -> str | None:
     """A flow file's text as the parser reads it, or None when the parser would refuse it."""
     if size > MAX_FLOW_BYTES:
@@ -319,6 +328,19 @@ class FlowCatalog:
                     row.checked_with,
                 )
 
+    async def _no_flow(self, key: str, previous: FlowUid | None) -> bool:
+        """The file holds no flow (gone, or not a flow file): forget what it held."""
+        self._stamps.pop(key, None)
+        self._cyclic.discard(key)
+        had_error = self.errors.pop(key, None) is not None
+        if had_error:
+            await self.store.save_flow_error(key, None)
+        if previous is None:
+            return had_error
+        self._disown(key)
+        await self._retire(previous)
+        return True
+
     async def _sync_file(self, key: str, scanned: os.stat_result | None = None) -> bool:
         """Bring one file's flow in step; `scanned` is its stat when `_scan` found it a flow file."""
         path = Path(key)
@@ -333,20 +355,15 @@ class FlowCatalog:
         if stat is None or (
             scanned is None and not is_flow_file(folder, path, resolved=self._folder_resolved())
         ):
-            self._stamps.pop(key, None)
-            self._cyclic.discard(key)
-            had_error = self.errors.pop(key, None) is not None
-            if had_error:
-                await self.store.save_flow_error(key, None)
-            if previous is None:
-                return had_error
-            self._disown(key)
-            await self._retire(previous)
-            return True
+            return await self._no_flow(key, previous)
         stamp = _Stamp(stat.st_mtime_ns, stat.st_size)
         known = previous is None or previous in self.flows or key in self.errors
         if self._stamps.get(key) == stamp and known and not _recent(stat.st_mtime_ns):
             return False
+        if is_test_file(path):  # read once per change of the file, as a flow would be
+            changed = await self._no_flow(key, previous)
+            self._stamps[key] = stamp
+            return changed
         self._stamps[key] = stamp
         if self._unchanged(key, path, stat.st_size, previous):
             return True

@@ -6,6 +6,7 @@ registry joins each entry to its handler.
 
 from __future__ import annotations
 
+from .fixture_task import FIXTURE_TYPE
 from .types import ChildShape, Kind, TaskType
 
 LIST = ChildShape.LIST
@@ -527,4 +528,6 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
         aliases=(f"{LEGACY}.flows.ForEachItem$ForEachItemExecutable",),
         static=_FIXED_SUBFLOW,
     ),
+    # What a flow test puts in place of a task it replaces (engine.flowtests).
+    TaskType(FIXTURE_TYPE, Kind.RUNNABLE, _props("fixtures", "files"), static=_props("fixtures", "files")),
 )

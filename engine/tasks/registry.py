@@ -137,12 +137,25 @@ class Registry:
 
 def _load() -> Registry:
     # The handler modules import what their tasks need (processes, HTTP, storage): loaded on first use.
-    from . import core, files, flow, for_each_item, http, items, namespace, scripts, state, system, templating
+    from . import (
+        core,
+        files,
+        fixture_task,
+        flow,
+        for_each_item,
+        http,
+        items,
+        namespace,
+        scripts,
+        state,
+        system,
+        templating,
+    )
 
     registry = Registry(plugins=installed_plugins)
     handlers = {**core.HANDLERS, **flow.HANDLERS, **scripts.HANDLERS, **http.HANDLERS, **files.HANDLERS}
     handlers |= {**system.HANDLERS, **namespace.HANDLERS}
-    handlers |= {**items.HANDLERS, **state.HANDLERS, **for_each_item.HANDLERS}
+    handlers |= {**items.HANDLERS, **state.HANDLERS, **for_each_item.HANDLERS, **fixture_task.HANDLERS}
     # The templated task looks its inner task up in this registry, complete by the time it runs.
     handlers[templating.TEMPLATED] = templating.handler(registry.lookup)
     for task_type in BUILT_IN_TASK_TYPES:

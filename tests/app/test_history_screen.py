@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +22,7 @@ from tiercel.app.screens.history import HistoryScreen
 from tiercel.app.widgets.history_chart import HistoryChart
 from tiercel.app.widgets.state_chart import StateChart
 from tiercel.engine.engine import Engine
+from tiercel.engine.flowtests import RESULTS_FILE
 from tiercel.engine.model import Execution, History, State, StateType
 from tiercel.engine.store import Store
 
@@ -117,22 +119,33 @@ async def test_at_120x40_a_flow_shows_both_charts(engine: Engine) -> None:
         assert len(screen.query_one(HistoryChart).runs) == 100
 
 
-async def test_a_namespace_shows_states_over_time_and_a_row_per_flow(engine: Engine) -> None:
+async def test_a_namespace_shows_states_over_time_and_a_row_per_flow(engine: Engine, tmp_path: Path) -> None:
     rows = [execution(i, "acme", "etl", STATES[i % 5], 100 + i) for i in range(10)]
     rows += [execution(20 + i, "acme.finance", "close", StateType.SUCCESS, 50 + i) for i in range(4)]
     rows += [execution(40, "acme.finance", "close", StateType.RUNNING, 2)]
     rows += [execution(50, "acmeco", "outside", StateType.SUCCESS, 2)]
     await save(engine.store, rows)
-    screen = HistoryScreen(engine, "acme", clock=lambda: NOW)
+    # What `tiercel test` kept of the flows' tests: one of etl's two cases failed.
+    results = {
+        "acme.etl": {
+            "ranAt": "2026-03-02T09:00:00.000Z",
+            "cases": [{"outcome": "PASSED"}, {"outcome": "FAILED"}],
+        }
+    }
+    (tmp_path / RESULTS_FILE).write_text(json.dumps(results))
+    screen = HistoryScreen(engine, "acme", clock=lambda: NOW, tests_folder=tmp_path)
     async with shown(screen, (80, 24)) as pilot:
         table = screen.query_one(DataTable)
         cells = [[str(cell) for cell in table.get_row_at(index)] for index in range(table.row_count)]
         assert cells == [
-            ["etl", "✔ SUCCESS", "10", "60%", "14s", "19s", "10:20:00"],
-            ["finance.close", "▶ RUNNING", "5", "100%", "31s", "33s", "11:58:00"],
+            ["etl", "✔ SUCCESS", "10", "60%", "14s", "19s", "10:20:00", "1/2"],
+            ["finance.close", "▶ RUNNING", "5", "100%", "31s", "33s", "11:58:00", "-"],
         ]
         assert "History of acme: 15 executions" in screen_text(pilot)
         assert "█ SUCCESS 8" in screen_text(pilot)
+    flow = HistoryScreen(engine, "acme", "etl", clock=lambda: NOW, tests_folder=tmp_path)
+    async with shown(flow, (120, 40)) as pilot:
+        assert "tests: 1 failed, 1 passed (2026-03-02 09:00 UTC)" in screen_text(pilot)
 
 
 async def test_ten_thousand_executions_are_read_up_to_the_scan_and_said_so(engine: Engine) -> None:

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import CONFORMANCE_FLOWS, REPO
-from tiercel.engine import flow_schema, registry
+from tiercel.engine import flow_schema, is_test_file, registry
 
 TIERCEL = Path(sys.executable).parent / "tiercel"
 PLUGIN = REPO / "tests" / "plugins" / "hello"
@@ -33,7 +33,7 @@ def flow_files() -> list[Path]:
     samples = [
         path
         for path in sorted((REPO / "sample_flows").rglob("*.y*ml"))
-        if "_files" not in path.parts and not path.name.startswith("_namespace")
+        if "_files" not in path.parts and not path.name.startswith("_namespace") and not is_test_file(path)
     ]
     return samples + sorted(CONFORMANCE_FLOWS.glob("*.y*ml"))
 
