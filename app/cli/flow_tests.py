@@ -117,5 +117,9 @@ def _report(results: list[CaseResult], seconds: float) -> None:
             for failure in checked.failures:
                 say(f"    expected: {visible(failure)}")
     counts = {outcome: sum(r.outcome == outcome for r in results) for outcome in _MARK}
-    shown = ", ".join(f"{count} {outcome.lower()}" for outcome, count in counts.items() if count)
+    shown = ", ".join(
+        f"{count} {outcome.lower()}{'s' if outcome == 'ERROR' and count != 1 else ''}"
+        for outcome, count in counts.items()
+        if count
+    )
     say(f"\n=== {shown or 'no case'} in {seconds:.2f} s ===")

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
+from tiercel.engine import visible
+
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -201,15 +203,36 @@ async def cmd_namespaces(args: argparse.Namespace) -> int:
         say(heading + (f"  {description}" if description else ""))
         pad = "  " * (namespace.count(".") + 1)
         declared = namespaces.declared.get(namespace)
-        variables = declared.variables if declared else {}
+        if declared is not None and declared.path:
+            say(f"{pad}file {visible(declared.path)}{_written_by(declared.path)}")
+        # Every setting the namespace has, its own or inherited (then said from where).
+        chain = namespaces.chain(namespace)
+        variables = {key: (value, spec.id) for spec in chain for key, value in spec.variables.items()}
         key_width = max((width(key) for key in variables), default=0)
-        for key, value in variables.items():
-            say(f"{pad}var {key}{' ' * (key_width - width(key))} = {json.dumps(value)}")
+        for key, (value, origin) in variables.items():
+            inherited = f"  (from {origin})" if origin != namespace else ""
+            say(f"{pad}var {key}{' ' * (key_width - width(key))} = {json.dumps(value)}{inherited}")
+        for spec in chain:
+            for grant in spec.permissions:
+                inherited = f"  (from {spec.id})" if spec.id != namespace else ""
+                say(f"{pad}may  {grant.permission} {grant.principal} {visible(grant.name)}{inherited}")
         for key in keys[namespace]:
             say(f"{pad}kv  {key}")
         for flow_id in sorted(tree[namespace]):
             say(f"{pad}- {flow_id}")
     return EXIT_OK
+
+
+def _written_by(path: str) -> str:
+    """`  (written by ...)` when a task wrote the declaration last (its first line says so)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            first = handle.readline().strip()
+    except OSError:
+        return ""
+    if not first.startswith("# Written by "):
+        return ""
+    return f"  (written by {visible(first.removeprefix('# Written by '))})"
 
 
 async def cmd_revisions(args: argparse.Namespace) -> int:

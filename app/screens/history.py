@@ -29,7 +29,7 @@ from textual.widgets import DataTable, Footer, Label
 
 from tiercel.engine import ExecutionSummary, FlowTestSummary, load_summaries, utcnow, visible
 
-from ..widgets.flow_stats import COLUMNS, flow_stats
+from ..widgets.flow_stats import COLUMNS, flow_stats, untested_cells
 from ..widgets.history_chart import MAX_BARS, HistoryChart
 from ..widgets.state_chart import StateChart
 
@@ -212,7 +212,15 @@ class HistoryScreen(ModalScreen[None]):
         now = self.clock()
         with self.app.batch_update():
             table.clear()
+            shown = set()
             for stats in flow_stats(rows, now):
                 tests = self.tests.get((stats.namespace, stats.flow_id))
                 cells = stats.cells(self.namespace, now, tests)
                 table.add_row(*cells, key=f"{stats.namespace}\0{stats.flow_id}")
+                shown.add((stats.namespace, stats.flow_id))
+            # Flows tested but never run here still show how their tests went.
+            for (namespace, flow_id), tests in sorted(self.tests.items()):
+                inside = not self.namespace or f"{namespace}.".startswith(f"{self.namespace}.")
+                if inside and (namespace, flow_id) not in shown:
+                    cells = untested_cells(self.namespace, namespace, flow_id, tests)
+                    table.add_row(*cells, key=f"{namespace}\0{flow_id}")

@@ -46,12 +46,10 @@ class FlowStats:
     ) -> tuple[str | Text, ...]:
         """The table row: the flow named below `namespace`, its last state, counts and durations, and
         how its tests last went (passed of all cases run)."""
-        name = f"{self.namespace}.{self.flow_id}"
-        if namespace and name.startswith(namespace + "."):
-            name = name[len(namespace) + 1 :]
+        name = _below(namespace, self.namespace, self.flow_id)
         rate = f"{round(100 * self.ok / self.finished)}%" if self.finished else "-"
         return (
-            visible(name),
+            name,
             state_text(self.last.state),
             str(self.runs),
             rate,
@@ -60,6 +58,21 @@ class FlowStats:
             when_label(self.last, now),
             tests_cell(tests),
         )
+
+
+def untested_cells(
+    shown_namespace: str, namespace: str, flow_id: str, tests: FlowTestSummary
+) -> tuple[str | Text, ...]:
+    """The row of a flow with tests but no execution among those read."""
+    return (_below(shown_namespace, namespace, flow_id), "-", "0", "-", "-", "-", "-", tests_cell(tests))
+
+
+def _below(shown_namespace: str, namespace: str, flow_id: str) -> str:
+    """A flow's name as seen from the namespace shown (`finance.close` from `acme`)."""
+    name = f"{namespace}.{flow_id}"
+    if shown_namespace and name.startswith(shown_namespace + "."):
+        name = name[len(shown_namespace) + 1 :]
+    return visible(name)
 
 
 def tests_cell(tests: FlowTestSummary | None) -> str | Text:

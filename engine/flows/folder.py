@@ -18,6 +18,7 @@ from ..model import Flow
 from ..parser import FlowError
 from ..store import Store
 from .catalog import NAMESPACE_FILES_FOLDER, FlowCatalog
+from .namespaces import Namespaces
 from .needs import flows_named
 from .publish import NamespaceFilesPublisher
 from .revisions import FlowRevisions
@@ -44,6 +45,11 @@ class FlowFolder:
         self.watcher: FlowWatcher | None = None
         self.publisher: NamespaceFilesPublisher | None = None
         self._on_demand = False
+
+    @property
+    def namespaces(self) -> Namespaces:
+        """The namespaces the folder's `_namespace.yaml` files declare."""
+        return self.catalog.namespaces
 
     @property
     def errors(self) -> dict[str, list[FlowError]]:

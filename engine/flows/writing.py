@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..model import Flow
 from ..parser import FlowError, FlowParseError, parse_flow
-from ..tasks.services import FlowSource, FlowWriteError
+from ..tasks.services import FlowSource, FlowWriteError, NamespaceDeclared
+from .declarations import declare
+from .files import replace_file
+from .namespaces import Namespaces
 from .view import FlowsView
 
 
@@ -31,22 +32,12 @@ class Folder(Protocol):
     flows: FlowsView
 
     @property
+    def namespaces(self) -> Namespaces: ...
+
+    @property
     def errors(self) -> dict[str, list[FlowError]]: ...
 
     async def sync(self, paths: Iterable[Path] | None = None) -> None: ...
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Replace the file's content in one step (a watcher never sees half a flow)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, staged = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(staged, path)
-    except BaseException:
-        Path(staged).unlink(missing_ok=True)
-        raise
 
 
 def parsed_flow(source: str) -> Flow:
@@ -83,7 +74,7 @@ class FlowChanges:
         folder = self._files.folder
         path = self._files.file_of(flow)
         self._keep(path)
-        _replace(path, (flow.source if flow.source.endswith("\n") else flow.source + "\n").encode())
+        replace_file(path, (flow.source if flow.source.endswith("\n") else flow.source + "\n").encode())
         await folder.sync([path])
         problems = folder.errors.get(str(path))
         saved = folder.flows.get(flow.uid)
@@ -108,7 +99,7 @@ class FlowChanges:
             if data is None:
                 path.unlink(missing_ok=True)
             else:
-                _replace(path, data)
+                replace_file(path, data)
         await self._files.folder.sync(list(self._before))
 
 
@@ -178,3 +169,13 @@ class FlowFiles:
         """Delete a flow's file; False when there is none."""
         async with self.changes() as changes:
             return await changes.remove(namespace, flow_id)
+
+    async def declare_namespace(
+        self, namespace: str, settings: Mapping[str, Any], *, only_new: bool, written_by: str
+    ) -> NamespaceDeclared:
+        """Merge settings into a namespace's declaration (engine.flows.declarations)."""
+        async with self._lock:
+            found = await declare(
+                self.folder, self.flows_dir, namespace, settings, only_new=only_new, written_by=written_by
+            )
+        return NamespaceDeclared(str(found.path), found.created, found.changed)

@@ -16,7 +16,7 @@ import yaml
 
 from ..model import Flow
 from ..parser.loader import YamlPath, load_yaml
-from ..tasks.fixture_task import FIXTURE_TYPE
+from ..tasks.builtin_types import FIXTURE_TYPE
 from .suites import TaskFixture
 
 _KEPT = ("id", "runIf", "dependsOn", "conditions", "disabled", "allowFailure", "allowWarning")

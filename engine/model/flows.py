@@ -164,14 +164,26 @@ class PluginDefault:
 
 
 @dataclass(frozen=True, slots=True)
+class NamespacePermission:
+    """Who may do what in a namespace (and the namespaces below it): a user or a group, and READ,
+    EXECUTE or OWNER."""
+
+    principal: str  # "user" or "group"
+    name: str
+    permission: str
+
+
+@dataclass(frozen=True, slots=True)
 class NamespaceSpec:
-    """A namespace declared in a `_namespace.yaml` file: what its flows (and its children's) inherit."""
+    """A namespace declared in a `_namespace.yaml` file (written by hand, or by the CreateNamespace
+    and UpdateNamespace tasks): what its flows (and its children's) inherit."""
 
     id: str
     description: str | None = None
     variables: Mapping[str, Any] = field(default_factory=dict)
     plugin_defaults: tuple[PluginDefault, ...] = ()
     path: str | None = None
+    permissions: tuple[NamespacePermission, ...] = ()
 
 
 @dataclass(frozen=True)

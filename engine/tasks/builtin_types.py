@@ -6,12 +6,21 @@ registry joins each entry to its handler.
 
 from __future__ import annotations
 
-from .fixture_task import FIXTURE_TYPE
 from .types import ChildShape, Kind, TaskType
 
 LIST = ChildShape.LIST
 CORE = "io.kestra.plugin.core"
 LEGACY = "io.kestra.core.tasks"
+
+
+# What a flow test puts in place of a task it replaces (engine.tasks.fixture_task).
+FIXTURE_TYPE = "tiercel.test.TaskFixture"
+# Namespace declarations written by tasks (engine.tasks.namespace_declarations): rendered when the
+# task runs, or kept as written (templates for the tasks they will fill).
+CREATE_NAMESPACE = "io.kestra.plugin.core.namespace.CreateNamespace"
+UPDATE_NAMESPACE = "io.kestra.plugin.core.namespace.UpdateNamespace"
+DECLARATION_RENDERED = ("description", "variables", "permissions")
+DECLARATION_KEPT = ("taskDefaults", "pluginDefaults", "flowDefaults")
 
 
 def _props(*names: str) -> frozenset[str]:
@@ -530,4 +539,16 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
     ),
     # What a flow test puts in place of a task it replaces (engine.flowtests).
     TaskType(FIXTURE_TYPE, Kind.RUNNABLE, _props("fixtures", "files"), static=_props("fixtures", "files")),
+    # Namespace declarations written by tasks, as `_namespace.yaml` files (the flows folder's).
+    *(
+        TaskType(
+            name,
+            Kind.RUNNABLE,
+            _props("namespace", *DECLARATION_RENDERED, *DECLARATION_KEPT),
+            required=_props("namespace"),
+            static=frozenset(DECLARATION_KEPT),
+            commands_engine=True,
+        )
+        for name in (CREATE_NAMESPACE, UPDATE_NAMESPACE)
+    ),
 )

@@ -11,8 +11,7 @@ from typing import Any
 
 from ..model import LogLevel
 from .base import TaskContext, TaskFailure
-
-FIXTURE_TYPE = "tiercel.test.TaskFixture"
+from .builtin_types import FIXTURE_TYPE
 
 
 async def task_fixture(context: TaskContext) -> Mapping[str, Any]:

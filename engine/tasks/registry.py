@@ -146,6 +146,7 @@ def _load() -> Registry:
         http,
         items,
         namespace,
+        namespace_declarations,
         scripts,
         state,
         system,
@@ -154,7 +155,7 @@ def _load() -> Registry:
 
     registry = Registry(plugins=installed_plugins)
     handlers = {**core.HANDLERS, **flow.HANDLERS, **scripts.HANDLERS, **http.HANDLERS, **files.HANDLERS}
-    handlers |= {**system.HANDLERS, **namespace.HANDLERS}
+    handlers |= {**system.HANDLERS, **namespace.HANDLERS, **namespace_declarations.HANDLERS}
     handlers |= {**items.HANDLERS, **state.HANDLERS, **for_each_item.HANDLERS, **fixture_task.HANDLERS}
     # The templated task looks its inner task up in this registry, complete by the time it runs.
     handlers[templating.TEMPLATED] = templating.handler(registry.lookup)

@@ -208,6 +208,15 @@ class FlowWriteError(Exception):
 
 
 @dataclass(frozen=True)
+class NamespaceDeclared:
+    """What a namespace declaration write did: its file, whether it created it, whether it changed."""
+
+    path: str
+    created: bool
+    changed: bool
+
+
+@dataclass(frozen=True)
 class FlowSource:
     """A flow as its file holds it."""
 
@@ -230,4 +239,12 @@ class FlowSources(Protocol):
 
     async def delete_flow(self, namespace: str, flow_id: str) -> bool:
         """Delete a flow's file; False when there is none."""
+        ...
+
+    async def declare_namespace(
+        self, namespace: str, settings: Mapping[str, Any], *, only_new: bool, written_by: str
+    ) -> NamespaceDeclared:
+        """Merge settings (description, variables, pluginDefaults ...) into the namespace's
+        `_namespace.yaml`, creating it when missing; with `only_new`, leave an existing one alone.
+        Raises FlowWriteError when the result is not a valid declaration."""
         ...

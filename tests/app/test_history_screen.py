@@ -130,7 +130,9 @@ async def test_a_namespace_shows_states_over_time_and_a_row_per_flow(engine: Eng
         "acme.etl": {
             "ranAt": "2026-03-02T09:00:00.000Z",
             "cases": [{"outcome": "PASSED"}, {"outcome": "FAILED"}],
-        }
+        },
+        "acme.finance.audit": {"ranAt": "2026-03-02T09:00:00.000Z", "cases": [{"outcome": "PASSED"}]},
+        "acmeco.outside": {"ranAt": "2026-03-02T09:00:00.000Z", "cases": [{"outcome": "PASSED"}]},
     }
     (tmp_path / RESULTS_FILE).write_text(json.dumps(results))
     screen = HistoryScreen(engine, "acme", clock=lambda: NOW, tests_folder=tmp_path)
@@ -140,6 +142,7 @@ async def test_a_namespace_shows_states_over_time_and_a_row_per_flow(engine: Eng
         assert cells == [
             ["etl", "✔ SUCCESS", "10", "60%", "14s", "19s", "10:20:00", "1/2"],
             ["finance.close", "▶ RUNNING", "5", "100%", "31s", "33s", "11:58:00", "-"],
+            ["finance.audit", "-", "0", "-", "-", "-", "-", "1/1"],  # tested, never run here
         ]
         assert "History of acme: 15 executions" in screen_text(pilot)
         assert "█ SUCCESS 8" in screen_text(pilot)
