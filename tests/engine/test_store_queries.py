@@ -29,6 +29,7 @@ def test_every_group_the_store_reads_has_its_file() -> None:
         "logs",
         "metrics",
         "processes",
+        "task_cache",
         "triggers",
     ]
     assert files == GROUPS
