@@ -33,7 +33,7 @@ from .common import (
 if TYPE_CHECKING:
     from tiercel.engine import CaseResult
 
-_MARK = {"PASSED": "PASSED", "FAILED": "FAILED", "ERROR": "ERROR", "SKIPPED": "SKIPPED"}
+OUTCOMES = ("PASSED", "FAILED", "ERROR", "SKIPPED")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -80,7 +80,7 @@ async def cmd_test(args: argparse.Namespace) -> int:
     def heard(result: CaseResult) -> None:
         if not args.json:
             where = f"{result.suite.path}::{result.suite.id}::{result.case.id}"
-            say(f"{visible(where)} {_MARK[result.outcome]} ({result.seconds:.2f} s)")
+            say(f"{visible(where)} {result.outcome} ({result.seconds:.2f} s)")
 
     results = await run_suites(suites, flows, timeout=args.timeout, on_result=heard)
     db = resolve_db(args.db)
@@ -116,7 +116,7 @@ def _report(results: list[CaseResult], seconds: float) -> None:
             say(f"    actual: {'null' if checked.actual is None else visible(repr(checked.actual))}")
             for failure in checked.failures:
                 say(f"    expected: {visible(failure)}")
-    counts = {outcome: sum(r.outcome == outcome for r in results) for outcome in _MARK}
+    counts = {outcome: sum(r.outcome == outcome for r in results) for outcome in OUTCOMES}
     shown = ", ".join(
         f"{count} {outcome.lower()}{'s' if outcome == 'ERROR' and count != 1 else ''}"
         for outcome, count in counts.items()

@@ -308,14 +308,11 @@ class Checked:
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
-        kind = (
-            "namespace" if self.what == "namespace" else "tests" if self.what and " " in self.what else "flow"
-        )
         return {
             "file": self.file,
             "valid": not self.errors,
-            "kind": kind,
-            "flow": self.what if kind == "flow" else self.what.rsplit(" ", 1)[-1] if self.what else None,
+            "kind": self.kind,
+            "flow": self.flow,
             "errors": [
                 {
                     "file": e.path,

@@ -392,11 +392,14 @@ class Executor:
         except (TaskError, ExpressionError) as error:
             work.log(LogLevel.ERROR, str(error), run)
             outputs, end = run.outputs, S.FAILED
-        if end is S.FAILED:
+        fatal = any(work.run(found).fatal for found in descendants(work, run) - {run.id})
+        if fatal:  # a fatal error below fails every flowable on its way up, allowFailure or not
+            end = S.FAILED
+        elif end is S.FAILED:
             end = allowed(end, task.allow_failure, task.allow_warning)
         elif end is S.WARNING and task.allow_warning:
             end = S.SUCCESS
-        work.put(dataclasses.replace(run.to(end, work.now), outputs=outputs, due=None))
+        work.put(dataclasses.replace(run.to(end, work.now), outputs=outputs, due=None, fatal=fatal))
 
     def _apply(self, work: Work, result: WorkerResult) -> None:
         run = work.run(result.task_run_id)
@@ -408,7 +411,8 @@ class Executor:
         if not result.state.is_terminated:  # outputs while it runs (a ForEachItem's `iterations`)
             work.put(run)
             return
-        run = dataclasses.replace(run, cached_from=result.cached_from)  # a run again is not cached
+        # What a previous attempt (before a restart) left is not this one's: cached, fatal.
+        run = dataclasses.replace(run, cached_from=result.cached_from, fatal=False)
         if self.kind(task) is Kind.FLOWABLE:
             # A flowable's closing work ended: its state is its children's, or worse.
             end = self.flowable(task).state(work, task, run) or S.FAILED
@@ -427,7 +431,7 @@ class Executor:
         if run.state.current is S.KILLING or work.killing:
             state = S.KILLED if state is S.FAILED or not state.is_terminated else state
         if state is S.FAILED and self._fatal(work, task, run, result):
-            work.put(close_attempt(run, state, S.FAILED, work.now))
+            work.put(dataclasses.replace(close_attempt(run, state, S.FAILED, work.now), fatal=True))
             return
         if state is S.FAILED:
             retry = self._retry_for(work, run)

@@ -61,8 +61,15 @@ async def declare(
     Raises:
         FlowWriteError: No flows folder, or the declaration the settings make is invalid.
     """
+    if not namespace or not all(namespace.split(".")):
+        raise FlowWriteError([("namespace", f"`{namespace}` is not a namespace name (e.g. `company.team`)")])
+    _check_shapes(settings)
     known = folder.namespaces.declared.get(namespace)
     path = Path(known.path) if known is not None and known.path else _new_path(flows_dir, namespace)
+    if known is None and (path.exists() or path.is_symlink()):
+        problems = folder.namespaces.errors.get(str(path))
+        why = f"it has errors: {problems[0].message}" if problems else "it declares another namespace"
+        raise FlowWriteError([("namespace", f"{path} is there already and {why}; fix or move it first")])
     if known is not None and only_new:
         return Declared(path, created=False, changed=False)
     current = _read(path) if known is not None else {}
@@ -79,6 +86,27 @@ async def declare(
     replace_file(path, text.encode())
     await folder.sync([path])
     return Declared(path, created=known is None, changed=True)
+
+
+_SHAPES: dict[str, tuple[type, str]] = {
+    "description": (str, "text"),
+    "variables": (Mapping, "a mapping"),
+    "flowDefaults": (Mapping, "a mapping"),
+    "pluginDefaults": (list, "a list"),
+    "taskDefaults": (list, "a list"),
+    "permissions": (list, "a list"),
+}
+
+
+def _check_shapes(settings: Mapping[str, Any]) -> None:
+    """Each setting of the shape a declaration holds (the file parser checks the rest)."""
+    wrong = [
+        (key, f"`{key}` must be {what}, not {type(settings[key]).__name__}")
+        for key, (kind, what) in _SHAPES.items()
+        if settings.get(key) is not None and not isinstance(settings[key], kind)
+    ]
+    if wrong:
+        raise FlowWriteError(wrong)
 
 
 def merge_settings(current: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ console renders (a task's outputs, inputs, `execution.state` ...), plus two vari
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 import time
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import EngineCommandError
 from ..expressions import ExpressionError, Renderer
 from ..inputs import InputError
+from ..internal_storage import STORAGE_VARIABLE, StorageError
 from ..model import Execution, new_id
 from ..parser import FlowParseError, parse_flow
 from .assertions import failed_checks
@@ -111,7 +113,7 @@ async def run_suites(
     try:
         copy = folder / "flows"
         shutil.copytree(flows_dir, copy, ignore=shutil.ignore_patterns(".*", "__pycache__"))
-        engine = Engine(await Store.open(folder / "tiercel.db"), flows_dir=copy)
+        engine = _throwaway_engine(Engine, await Store.open(folder / "tiercel.db"), copy, folder / "storage")
         await engine.start(control=False, triggers=False)
         scratch = _Scratch(folder, engine)
         try:
@@ -129,6 +131,20 @@ async def run_suites(
     return results
 
 
+def _throwaway_engine(engine_class: type[Engine], store: Any, flows: Path, storage: Path) -> Engine:
+    """An engine whose execution files stay in the test's own folder, whatever TIERCEL_STORAGE says
+    (the engine reads it once, when it is made)."""
+    before = os.environ.get(STORAGE_VARIABLE)
+    os.environ[STORAGE_VARIABLE] = str(storage)
+    try:
+        return engine_class(store, flows_dir=flows)
+    finally:
+        if before is None:
+            del os.environ[STORAGE_VARIABLE]
+        else:
+            os.environ[STORAGE_VARIABLE] = before
+
+
 async def _run_case(scratch: _Scratch, suite: TestSuite, case: TestCase, timeout: float) -> CaseResult:
     if suite.disabled or case.disabled:
         return CaseResult(suite, case, SKIPPED)
@@ -137,6 +153,10 @@ async def _run_case(scratch: _Scratch, suite: TestSuite, case: TestCase, timeout
         execution = await _execute(scratch, suite, case, timeout)
     except _CaseError as error:
         return CaseResult(suite, case, ERROR, time.monotonic() - started, error=str(error))
+    except (StorageError, OSError, ValueError) as error:  # a hostile case ends itself, not the run
+        return CaseResult(
+            suite, case, ERROR, time.monotonic() - started, error=f"{type(error).__name__}: {error}"
+        )
     engine = scratch.engine
     states = {run.task_id: run.state.current.value for run in execution.task_runs}
     logs = [entry.message for _, entry in await engine.logs(execution.id)]

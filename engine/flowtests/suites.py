@@ -25,6 +25,7 @@ Problems are reported as flow errors are, with their line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,7 @@ OPERATORS = {
     "in": "in",
     "notIn": "notIn",
 }
+_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 _SUITE_KEYS = ("id", "namespace", "flowId", "description", "disabled", "testCases")
 _CASE_KEYS = ("id", "type", "description", "disabled", "fixtures", "assertions")
 _FIXTURE_KEYS = ("inputs", "files", "tasks")
@@ -196,7 +198,13 @@ def _case(ctx: Context, raw: Any, path: YamlPath) -> TestCase | None:
     inputs = ctx.mapping(fixtures.get("inputs") or {}, (*where, "inputs"), "`inputs` of the fixtures") or {}
     files = ctx.mapping(fixtures.get("files") or {}, (*where, "files"), "`files` of the fixtures") or {}
     for name, content in files.items():
-        if isinstance(content, dict | list) or content is None:
+        if not _FILE_NAME.fullmatch(str(name)):
+            ctx.error(
+                (*where, "files", name),
+                f"File name `{name}`: a plain name (letters, digits, `.`, `_` and `-`), no folder",
+                key=True,
+            )
+        elif isinstance(content, dict | list) or content is None:
             ctx.error(
                 (*where, "files", name),
                 f"The content of file `{name}` must be text, not {type_name(content)}",
@@ -220,7 +228,7 @@ def _case(ctx: Context, raw: Any, path: YamlPath) -> TestCase | None:
         files={
             str(name): java_text(content)
             for name, content in files.items()
-            if isinstance(content, str | int | float)
+            if isinstance(content, str | int | float) and _FILE_NAME.fullmatch(str(name))
         },
         tasks=tuple(tasks),
         assertions=tuple(assertions),

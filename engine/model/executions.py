@@ -49,6 +49,8 @@ class TaskRun:
     loop_values: tuple[str, ...] | None = None
     # The execution whose run of the task filled the cache these outputs were taken from.
     cached_from: str | None = None
+    # It failed with an error its task's `fatalError` names: no allowFailure above it lets it pass.
+    fatal: bool = False
 
     def to(self, state: StateType, at: datetime | None = None) -> TaskRun:
         """Move to a state; the last attempt follows when it is still open."""
@@ -84,6 +86,7 @@ class TaskRun:
             **({"childExecutionId": self.child_execution_id} if self.child_execution_id else {}),
             **({"loopValues": list(self.loop_values)} if self.loop_values is not None else {}),
             **({"cachedFrom": self.cached_from} if self.cached_from else {}),
+            **({"fatal": True} if self.fatal else {}),
         }
 
     @staticmethod
@@ -104,6 +107,7 @@ class TaskRun:
             child_execution_id=data.get("childExecutionId"),
             loop_values=tuple(data["loopValues"]) if data.get("loopValues") is not None else None,
             cached_from=data.get("cachedFrom"),
+            fatal=bool(data.get("fatal")),
         )
 
 

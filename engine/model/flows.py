@@ -108,14 +108,13 @@ def _task_specs_in(value: Any) -> Iterator[TaskSpec]:
 
 @dataclass(frozen=True, slots=True)
 class TaskCacheSpec:
-    """A task's cache: the outputs of a successful run are reused for `ttl` by later runs whose key
-    is the same. Kestra's `taskCache` keys by the execution's inputs and the task as written; the
-    article's `cache` by the rendered values of the task's properties (those of `inputs` only, when
-    given)."""
+    """A task's cache: the outputs (and state) of a run that ended SUCCESS or WARNING are reused by
+    later runs with the same key, for `ttl` (for ever when None). The key is the task's rendered
+    properties: all of them (Kestra's `taskCache`, and the article's `cache` without `inputs`), or
+    those `inputs` lists."""
 
-    ttl: timedelta
+    ttl: timedelta | None = None
     properties: tuple[str, ...] | None = None
-    by_execution_inputs: bool = False
 
 
 @dataclass(frozen=True, slots=True)

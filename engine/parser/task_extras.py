@@ -17,11 +17,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..durations import parse_duration
 from ..model import Label, TaskCacheSpec
 from ..tasks.failures import ERROR_CODES
 from ..tasks.types import TaskType
-from .context import Context, java_text, suggestion, type_name
+from .context import Context, java_text, parse_duration_value, suggestion, type_name
 from .labels import parse_labels
 from .loader import YamlPath
 
@@ -97,21 +96,20 @@ def task_cache(
     allowed = ("enabled", "ttl") if key == "taskCache" else ("enabled", "ttl", "inputs")
     ctx.unknown_keys(entry, allowed, where, f"`{key}`")
     enabled = ctx.boolean(entry, "enabled", where, f"`{key}.enabled`", key == "cache")
-    ttl_text = entry.get("ttl")
-    try:
-        ttl = parse_duration(ttl_text) if isinstance(ttl_text, str) else None
-    except ValueError as error:
-        ctx.error((*where, "ttl"), f"`ttl` of the cache of task `{task_id}`: {error}")
-        return None
-    if ttl is None or ttl.total_seconds() <= 0:
-        ctx.error(where, f"The cache of task `{task_id}` needs a `ttl`, a positive duration such as PT1H")
-        return None
+    ttl = None
+    if entry.get("ttl") is not None:
+        ttl = parse_duration_value(
+            ctx, entry["ttl"], (*where, "ttl"), f"`ttl` of the cache of task `{task_id}`"
+        )
+        if ttl is not None and ttl.total_seconds() <= 0:
+            ctx.error((*where, "ttl"), f"`ttl` of the cache of task `{task_id}` must be a positive duration")
+            return None
     properties = _cache_inputs(ctx, entry.get("inputs"), task_type, (*where, "inputs"), task_id)
     if key == "cache":
         ctx.warn(where, f"`cache` {_NOT_KESTRA} (Kestra's own is `taskCache: {{enabled, ttl}}`)", key=True)
     if not enabled:
         return None
-    return TaskCacheSpec(ttl=ttl, properties=properties, by_execution_inputs=key == "taskCache")
+    return TaskCacheSpec(ttl=ttl, properties=properties)
 
 
 def _cache_inputs(

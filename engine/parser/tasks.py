@@ -262,6 +262,11 @@ class TaskParser:
         if needs := missing_requirement(task_type.requires, task_type.extra):
             ctx.error((*path, "type"), f"Task type `{written}` on {label} {needs}")
             return None
+        if task_type.not_in_kestra:
+            ctx.warn(
+                (*path, "type"),
+                f"`{written}` is a Tiercel task: Kestra refuses this flow ({task_type.not_in_kestra})",
+            )
         own = frozenset(data)
         data = apply_defaults(data, defaults_for(written, task_type.name, self.defaults))
         if not ARTICLE_KEYS.isdisjoint(data):

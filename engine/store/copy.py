@@ -68,6 +68,11 @@ TABLES = (
     ),
     _table("kv", "namespace key value expires_at updated", "namespace key"),
     _table(
+        "task_cache",
+        "namespace flow_id cache_key task_id execution_id state outputs created expires_at",
+        "namespace flow_id cache_key",
+    ),
+    _table(
         "triggers",
         "namespace flow_id trigger_id enabled last_date next_date backfill schedule updated",
         "namespace flow_id trigger_id",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ..model import iso, parse_iso, utcnow
@@ -16,14 +16,20 @@ from .table import Table
 _SQL = Queries("task_cache")
 
 
+# What an entry without a ttl expires at: kept until cleared.
+NEVER = datetime(9999, 12, 31, tzinfo=UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class CachedOutputs:
-    """A successful run's outputs, kept for later runs of the same key until `expires`."""
+    """A run's state (SUCCESS or WARNING) and outputs, kept for later runs of the same key until
+    `expires`."""
 
     execution_id: str
     outputs: Mapping[str, Any]
     created: datetime
-    expires: datetime
+    expires: datetime = NEVER
+    state: str = "SUCCESS"
 
 
 class TaskCacheTable(Table):
@@ -34,8 +40,10 @@ class TaskCacheTable(Table):
         rows = await self._db.fetchall(_SQL["select_cache"], (namespace, flow_id, key, iso(utcnow())))
         if not rows:
             return None
-        execution_id, outputs, created, expires = rows[0]
-        return CachedOutputs(str(execution_id), loads(outputs), parse_iso(created), parse_iso(expires))
+        execution_id, state, outputs, created, expires = rows[0]
+        return CachedOutputs(
+            str(execution_id), loads(outputs), parse_iso(created), parse_iso(expires), str(state)
+        )
 
     async def cache_outputs(
         self, namespace: str, flow_id: str, key: str, task_id: str, entry: CachedOutputs
@@ -47,6 +55,7 @@ class TaskCacheTable(Table):
             key,
             task_id,
             entry.execution_id,
+            entry.state,
             dumps(dict(entry.outputs)),
             iso(entry.created),
             iso(entry.expires),

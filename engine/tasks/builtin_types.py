@@ -548,6 +548,7 @@ BUILT_IN_TASK_TYPES: tuple[TaskType, ...] = (
             required=_props("namespace"),
             static=frozenset(DECLARATION_KEPT),
             commands_engine=True,
+            not_in_kestra="Kestra OSS makes namespaces in its UI or API",
         )
         for name in (CREATE_NAMESPACE, UPDATE_NAMESPACE)
     ),

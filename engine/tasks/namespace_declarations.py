@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..expressions import to_text
+from ..expressions import ExpressionError, to_text
 from ..model import LogLevel
 from .base import TaskContext, TaskFailure
 from .builtin_types import CREATE_NAMESPACE, DECLARATION_KEPT, DECLARATION_RENDERED, UPDATE_NAMESPACE
@@ -36,7 +36,12 @@ async def _declare(context: TaskContext, *, only_new: bool) -> Mapping[str, Any]
         )
     namespace = to_text(context.prop("namespace")).strip()
     props = context.task.props
-    settings = {key: context.prop(key) for key in DECLARATION_RENDERED if props.get(key) is not None}
+    # Rendered without secret(): the declaration is a file of the flows folder, shown as it is.
+    variables = {**context.variables, "secret": _no_secret}
+    render = context.renderer.render_value
+    settings = {
+        key: render(props[key], variables) for key in DECLARATION_RENDERED if props.get(key) is not None
+    }
     settings |= {key: props[key] for key in DECLARATION_KEPT if props.get(key) is not None}
     flow, execution = context.flow, context.execution
     written_by = f"task {context.task.id} of {flow.namespace}.{flow.id}, execution {execution.id}"
@@ -59,6 +64,13 @@ async def _declare(context: TaskContext, *, only_new: bool) -> Mapping[str, Any]
         "created": declared.created,
         "changed": declared.changed,
     }
+
+
+def _no_secret(*_: Any, **__: Any) -> str:
+    raise ExpressionError(
+        "secret() cannot be written into a namespace declaration (a file of the flows folder): "
+        "read the secret where it is used instead"
+    )
 
 
 HANDLERS: dict[str, Any] = {CREATE_NAMESPACE: create_namespace, UPDATE_NAMESPACE: update_namespace}

@@ -100,6 +100,9 @@ class TaskType:
     # The handler uses the engine's commands (`TaskContext.control`, `trigger_switches`): it runs
     # in the process of the executor, never on a worker of another machine (engine.cluster).
     commands_engine: bool = False
+    # Why a flow using this type does not run on Kestra OSS, for a type of Tiercel's own under a
+    # Kestra name (the founding article's): validation warns so at the type.
+    not_in_kestra: str = ""
     # The Python modules the handler imports when it runs, and the extra of the distribution that
     # installs them (`pip install 'tiercel[<extra>]'`): a flow using the type without them is invalid.
     requires: tuple[str, ...] = ()

@@ -1,14 +1,15 @@
-"""A task's cache: the outputs of a successful run, reused by later runs of the same key.
+"""A task's cache: the state and outputs of a run that ended SUCCESS or WARNING, reused by later
+runs of the same key.
 
-The key is a hash of the flow, the task (id, type, loop value) and:
-- for Kestra's `taskCache`, the execution's inputs and the task as written (so that editing the task
-  starts afresh), as Kestra keys it;
-- for the article's `cache`, the rendered values of the properties its `inputs` lists, or of every
-  property of the task when it lists none: a query whose rendered SQL is the same reuses its rows.
+The key is a hash of the flow, the task (id, type, loop value) and its rendered properties: all of
+them for Kestra's `taskCache` (as Kestra hashes the rendered task) and for the article's `cache`
+without `inputs`, or those its `inputs` lists. `workingDir` and `outputDir`, different for every run,
+render as fixed placeholders in the key. A key that cannot be rendered is said in the log and the
+task runs uncached.
 
-Only a SUCCESS is kept. A hit gives the task run the cached outputs without running the task, and
-names the execution that filled the cache (`TaskRun.cached_from`). Outputs that point at stored files
-are reused only while those files exist (purging the execution that made them removes them).
+A hit gives the task run the cached outputs and state without running the task, and names the
+execution that filled the cache (`TaskRun.cached_from`). Outputs that point at stored files are
+reused only while those files exist (purging the execution that made them removes them).
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from ..expressions import ExpressionError
 from ..internal_storage import StorageError
 from ..mappings import strings_in
 from ..model import LogLevel, TaskCacheSpec, iso, utcnow
 from ..store.codec import dumps
 from ..store.errors import StoreError
-from ..store.task_cache import CachedOutputs
+from ..store.task_cache import NEVER, CachedOutputs
 from ..tasks.base import TaskContext
 
 _STORED = "kestra://"
+_PLACEHOLDERS = {"workingDir": "<workingDir>", "outputDir": "<outputDir>"}
 
 
 class CacheStore(Protocol):
@@ -38,19 +41,23 @@ class CacheStore(Protocol):
     ) -> None: ...
 
 
-def cache_key(context: TaskContext, cache: TaskCacheSpec) -> str:
-    """The hash that names this task run's entry (rendering properties may raise ExpressionError)."""
+def cache_key(context: TaskContext, cache: TaskCacheSpec) -> str | None:
+    """The hash that names this task run's entry, or None (said in the log) when it cannot render."""
     task = context.task
-    material: dict[str, Any] = {
+    names = cache.properties if cache.properties is not None else sorted(task.props)
+    variables = {**context.variables, **_PLACEHOLDERS}
+    try:
+        rendered = {name: context.renderer.render_value(task.props.get(name), variables) for name in names}
+    except ExpressionError as error:
+        context.emit(
+            LogLevel.WARN, f"The task's cache key cannot be rendered ({error}): the task runs uncached"
+        )
+        return None
+    material = {
         "flow": [context.flow.namespace, context.flow.id],
         "task": [task.id, task.type, context.run.value],
+        "properties": rendered,
     }
-    if cache.by_execution_inputs:
-        material["inputs"] = context.variables.get("inputs")
-        material["written"] = task.props
-    else:
-        names = cache.properties if cache.properties is not None else sorted(task.props)
-        material["properties"] = {name: context.prop(name) for name in names}
     return hashlib.sha256(dumps(material).encode()).hexdigest()
 
 
@@ -70,18 +77,25 @@ async def reuse(store: CacheStore, context: TaskContext, key: str) -> CachedOutp
         return None
     context.emit(
         LogLevel.INFO,
-        f"Outputs taken from the cache (filled by execution {entry.execution_id} at {iso(entry.created)}, "
-        f"kept until {iso(entry.expires)}): the task does not run",
+        f"Outputs taken from the cache (filled by execution {entry.execution_id} at {iso(entry.created)}"
+        f"{'' if entry.expires == NEVER else f', kept until {iso(entry.expires)}'}): the task does not run"
+        f" and ends {entry.state}",
     )
     return entry
 
 
 async def keep(
-    store: CacheStore, context: TaskContext, key: str, cache: TaskCacheSpec, outputs: Mapping[str, Any] | None
+    store: CacheStore,
+    context: TaskContext,
+    key: str,
+    cache: TaskCacheSpec,
+    state: str,
+    outputs: Mapping[str, Any] | None,
 ) -> None:
-    """Keep a successful run's outputs under `key` for the cache's ttl."""
+    """Keep a run's state and outputs under `key` for the cache's ttl (until cleared without one)."""
     now = utcnow()
-    entry = CachedOutputs(context.execution.id, dict(outputs or {}), now, now + cache.ttl)
+    expires = now + cache.ttl if cache.ttl is not None else NEVER
+    entry = CachedOutputs(context.execution.id, dict(outputs or {}), now, expires, state)
     try:
         await store.cache_outputs(context.flow.namespace, context.flow.id, key, context.task.id, entry)
     except StoreError as error:  # the run itself succeeded

@@ -307,6 +307,7 @@ class Runner:
         state = StateType.SUCCESS
         failure: Failure | None = None
         cached_from: str | None = None
+        deadline: asyncio.Timeout | None = None
         try:
             if task_type is None or task_type.handler is None:
                 raise TaskFailure(f"No handler for task type `{spec.type}`")
@@ -324,19 +325,23 @@ class Runner:
             hit = await reuse(self.store, context, key) if self.store is not None and key else None
             if hit is not None:
                 outputs, cached_from = hit.outputs, hit.execution_id
+                context.warning = hit.state == StateType.WARNING.value
             else:
                 timeout = self._timeout(context)
-                async with asyncio.timeout(timeout.total_seconds() if timeout else None):
+                async with asyncio.timeout(timeout.total_seconds() if timeout else None) as deadline:
                     if task_type.kind is Kind.FLOWABLE:
                         outputs = await task_type.handler.finish(context)
                     else:
                         outputs = await task_type.handler(context)
             if context.warning:
                 state = StateType.WARNING
-            elif hit is None and key and spec.cache and self.store is not None:
-                await keep(self.store, context, key, spec.cache, outputs)
-        except TimeoutError:
-            failure = Failure(TIMEOUT, f"Timeout: the task ran longer than its timeout of {spec.timeout}")
+            if hit is None and key and spec.cache and self.store is not None:
+                await keep(self.store, context, key, spec.cache, state.value, outputs)
+        except TimeoutError as error:
+            if deadline is not None and deadline.expired():
+                failure = Failure(TIMEOUT, f"Timeout: the task ran longer than its timeout of {spec.timeout}")
+            else:  # a handler's own wait that timed out
+                failure = Failure(TIMEOUT, f"{type(error).__name__}: {error or 'a wait timed out'}")
         except asyncio.CancelledError:
             if self._stopping or asyncio.current_task() in self._abandoned:
                 return

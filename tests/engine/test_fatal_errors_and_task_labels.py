@@ -194,3 +194,32 @@ def test_task_labels_are_checked_and_a_subflows_labels_stay_its_own() -> None:
     assert flow.tasks[0].props["labels"] == {"child": "yes"}
     assert flow.tasks[0].labels == ()
     assert [(label.key, label.value) for label in flow.tasks[1].labels] == [("data-sensitive", "true")]
+
+
+async def test_a_fatal_error_fails_the_flow_through_a_flowable_that_allows_failure(tmp_path: Path) -> None:
+    group = """
+  - id: group
+    type: io.kestra.plugin.core.flow.Sequential
+    allowFailure: true
+    tasks:
+      - id: inner
+        type: io.kestra.plugin.core.flow.Sequential
+        allowFailure: true
+        tasks:
+          - id: risky
+            type: io.kestra.plugin.scripts.shell.Commands
+            taskRunner: {type: io.kestra.plugin.core.runner.Process}
+            commands: ["exit 3"]
+            fatalError: [EXIT_CODE]
+"""
+    execution, _ = await run_flow(tmp_path, _flow(group))
+    assert execution.state.current is StateType.FAILED
+    assert [(run.task_id, run.state.current) for run in execution.task_runs] == [
+        ("group", StateType.FAILED),
+        ("inner", StateType.FAILED),
+        ("risky", StateType.FAILED),
+    ]
+    lenient = group.replace("fatalError: [EXIT_CODE]", "fatalError: [TIMEOUT]")
+    execution, _ = await run_flow(tmp_path / "lenient", _flow(lenient))
+    assert execution.state.current is StateType.WARNING
+    assert one_run(execution, "after").state.current is StateType.SUCCESS

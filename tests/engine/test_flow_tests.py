@@ -285,3 +285,56 @@ def test_a_fixture_replaces_the_task_where_it_is_written_and_keeps_its_control()
 )
 def test_assertion_operators(actual: str | None, checks: dict[str, object], failures: list[str]) -> None:
     assert failed_checks(actual, checks) == failures
+
+
+async def test_cases_keep_their_files_to_themselves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = tmp_path / "shared-storage"
+    monkeypatch.setenv("TIERCEL_STORAGE", str(shared))
+    flows = tmp_path / "flows"
+    _write(
+        flows,
+        "hello.yml",
+        "id: hello\nnamespace: acme\ntasks:\n  - {id: say, type: io.kestra.plugin.core.log.Log, message: hi}\n",  # noqa: E501
+    )
+    suite = _write(
+        tmp_path,
+        "hello_tests.yml",
+        """
+        id: t
+        namespace: acme
+        flowId: hello
+        testCases:
+          - id: with_a_file
+            fixtures:
+              files: {data.txt: "some data"}
+            assertions:
+              - {value: "{{ states.say }}", equalTo: SUCCESS}
+        """,
+    )
+    [result] = await run_suites([read_suite(suite)], flows)
+    assert result.outcome == PASSED, result.to_json()
+    assert not shared.exists() or not any(shared.rglob("*"))
+
+
+def test_a_fixture_file_name_stays_a_name(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "t.yml",
+        """
+        id: t
+        namespace: acme
+        flowId: hello
+        testCases:
+          - id: escape
+            fixtures:
+              files: {"../../x": data}
+            assertions: [{value: x, isNotNull: true}]
+        """,
+    )
+    with pytest.raises(FlowParseError) as caught:
+        read_suite(path)
+    [error] = caught.value.errors
+    assert (error.line, error.message) == (
+        7,
+        "File name `../../x`: a plain name (letters, digits, `.`, `_` and `-`), no folder",
+    )

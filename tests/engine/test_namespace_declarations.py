@@ -4,6 +4,7 @@ declaration may hold (permissions, the article's taskDefaults and flowDefaults).
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from tiercel.engine.parser import FlowParseError
 from tiercel.engine.parser.namespace import parse_namespace
 
 from .helpers import logs_of, messages, one_run, run, running_engine
+from .test_parser import parse
 
 # The founding article's "Practical Implementation" (kestra-architecture-article.txt, lines 75-108),
 # with two mends the validator asks for: a task id cannot hold an expression (`create-subnamespace-
@@ -265,3 +267,57 @@ def test_a_declaration_is_checked(text: str, message: str) -> None:
     with pytest.raises(FlowParseError) as caught:
         parse_namespace(f"id: acme\n{text}\n", "_namespace.yaml", None)
     assert any(message in error.message for error in caught.value.errors), caught.value.errors
+
+
+def _updating(namespace: str, settings: str) -> str:
+    return f"""
+id: adjust
+namespace: system.admin
+tasks:
+  - id: update
+    type: io.kestra.plugin.core.namespace.UpdateNamespace
+    namespace: "{namespace}"
+{settings}
+"""
+
+
+@pytest.mark.parametrize(
+    ("namespace", "settings", "message"),
+    [
+        (
+            "acme",
+            "    variables: {token: \"{{ secret('API_TOKEN') }}\"}",
+            "secret() cannot be written into a namespace",
+        ),
+        ("a..", "    description: x", "`a..` is not a namespace name"),
+        ("acme", '    variables: "just text"', "`variables` must be a mapping, not str"),
+    ],
+)
+async def test_what_cannot_be_declared_fails_the_task_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, namespace: str, settings: str, message: str
+) -> None:
+    monkeypatch.setenv("SECRET_API_TOKEN", base64.b64encode(b"s3cr3t-value").decode())
+    async with running_engine(tmp_path, _updating(namespace, settings)) as engine:
+        execution = await run(engine, "system.admin", "adjust")
+        logs = messages(await logs_of(engine, execution.id))
+    assert execution.state.current is StateType.FAILED
+    assert any(message in line for line in logs), logs
+    assert not (tmp_path / "flows" / "acme").exists() and not (tmp_path / "flows" / "a").exists()
+
+
+async def test_a_broken_declaration_in_the_way_is_not_overwritten(tmp_path: Path) -> None:
+    folder = tmp_path / "flows" / "acme"
+    folder.mkdir(parents=True)
+    broken = "description: [unclosed\nvariables: {keep: me}\n"
+    (folder / "_namespace.yaml").write_text(broken)
+    async with running_engine(tmp_path, _updating("acme", "    description: new")) as engine:
+        execution = await run(engine, "system.admin", "adjust")
+        logs = messages(await logs_of(engine, execution.id))
+    assert execution.state.current is StateType.FAILED
+    assert any("_namespace.yaml is there already and it has errors: " in line for line in logs), logs
+    assert (folder / "_namespace.yaml").read_text() == broken
+
+
+def test_validation_says_kestra_has_no_such_task() -> None:
+    flow = parse(_updating("acme", "    description: x"))
+    assert any("is a Tiercel task: Kestra refuses this flow" in warning for warning in flow.warnings)

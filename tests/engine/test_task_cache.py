@@ -97,12 +97,12 @@ async def test_listed_inputs_alone_key_the_cache(tmp_path: Path) -> None:
         assert (cached, _runs(tmp_path)) == (None, 2)
 
 
-async def test_kestras_task_cache_is_keyed_by_the_executions_inputs(tmp_path: Path) -> None:
+async def test_kestras_task_cache_is_keyed_by_the_rendered_task(tmp_path: Path) -> None:
     async with running_engine(tmp_path, _flow("taskCache: {enabled: true, ttl: PT1H}")) as engine:
         first, *_ = await _run(engine, table="orders", note="a")
         _, _, cached, _ = await _run(engine, table="orders", note="a")
         assert (cached, _runs(tmp_path)) == (first, 1)
-        _, _, cached, _ = await _run(engine, table="orders", note="b")  # any input counts
+        _, _, cached, _ = await _run(engine, table="orders", note="b")  # the environment renders anew
         assert (cached, _runs(tmp_path)) == (None, 2)
 
 
@@ -158,7 +158,12 @@ def test_the_cache_is_checked_where_it_is_written() -> None:
     )
     error_at(on_flowable, "`taskCache` on flowable task `group`: its outputs come from its tasks", 6, 5)
     task = "  - id: q\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n"
-    error_at(head + task + "    cache: {enabled: true}\n", "The cache of task `q` needs a `ttl`", 7, 12)
+    error_at(
+        head + task + "    cache: {enabled: true, ttl: soon}\n",
+        "`ttl` of the cache of task `q`: 'soon' is not an ISO 8601 duration",
+        7,
+        33,
+    )
     error_at(
         head + task + "    cache: {enabled: true, ttl: PT1H, inputs: [formt]}\n",
         "`formt` is not a property of task `q` (io.kestra.plugin.core.debug.Return): the cache is keyed "
@@ -217,3 +222,36 @@ async def test_the_store_keeps_one_entry_per_key(tmp_path: Path) -> None:
         assert found is not None and (found.execution_id, found.outputs) == ("e2", {"v": 2})
         assert await store.clear_task_cache("acme", "f", "other") == 0
         assert await store.clear_task_cache("acme", "f", "t") == 1
+
+
+UPSTREAM = """
+id: chain
+namespace: acme
+inputs:
+  - {id: day, type: STRING}
+tasks:
+  - id: today
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ inputs.day }}"
+  - id: use
+    type: io.kestra.plugin.scripts.shell.Commands
+    taskRunner: {type: io.kestra.plugin.core.runner.Process}
+    commands:
+      - echo "{{ outputs.today.value }}" > {{ workingDir }}/day.txt
+      - echo "::{\\"outputs\\":{\\"day\\":\\"$(cat day.txt)\\"}}::"
+      - echo ran >> "$RUNS"
+      - echo careful >&2
+    taskCache: {enabled: true}
+"""
+
+
+async def test_task_cache_renders_the_task_as_it_would_run(tmp_path: Path) -> None:
+    # The key is the rendered task: an upstream output that changes changes it (as Kestra hashes
+    # the rendered task), `{{ workingDir }}` does not; a WARNING is cached and given back as such.
+    async with running_engine(tmp_path, UPSTREAM) as engine:
+        ran = [await run(engine, "acme", "chain", {"day": day}) for day in ("mon", "mon", "tue")]
+    uses = [one_run(execution, "use") for execution in ran]
+    assert [use.state.current for use in uses] == [StateType.WARNING] * 3
+    assert [use.cached_from for use in uses] == [None, ran[0].id, None]
+    assert [use.outputs["vars"] for use in uses] == [{"day": "mon"}, {"day": "mon"}, {"day": "tue"}]  # type: ignore[index]
+    assert _runs(tmp_path) == 2

@@ -5,6 +5,7 @@ CREATE TABLE task_cache (
     cache_key       TEXT COLLATE "C" NOT NULL,
     task_id         TEXT NOT NULL,
     execution_id    TEXT NOT NULL,
+    state           TEXT NOT NULL,
     outputs         TEXT NOT NULL,
     created         TEXT COLLATE "C" NOT NULL,
     expires_at      TEXT COLLATE "C" NOT NULL,
