@@ -94,7 +94,12 @@ class _Scratch:
 
     folder: Path
     engine: Engine
+    flows_dir: Path  # the user's, which the engine's copy stands for
     originals: dict[str, str] = field(default_factory=dict)
+
+    def shown(self, text: str) -> str:
+        """`text` with the copy's paths named as the user's flows folder has them."""
+        return text.replace(str(self.folder / "flows"), str(self.flows_dir))
 
 
 async def run_suites(
@@ -115,7 +120,7 @@ async def run_suites(
         shutil.copytree(flows_dir, copy, ignore=shutil.ignore_patterns(".*", "__pycache__"))
         engine = _throwaway_engine(Engine, await Store.open(folder / "tiercel.db"), copy, folder / "storage")
         await engine.start(control=False, triggers=False)
-        scratch = _Scratch(folder, engine)
+        scratch = _Scratch(folder, engine, flows_dir)
         try:
             for suite in suites:
                 for case in suite.cases:
@@ -152,7 +157,7 @@ async def _run_case(scratch: _Scratch, suite: TestSuite, case: TestCase, timeout
     try:
         execution = await _execute(scratch, suite, case, timeout)
     except _CaseError as error:
-        return CaseResult(suite, case, ERROR, time.monotonic() - started, error=str(error))
+        return CaseResult(suite, case, ERROR, time.monotonic() - started, error=scratch.shown(str(error)))
     except (StorageError, OSError, ValueError) as error:  # a hostile case ends itself, not the run
         return CaseResult(
             suite, case, ERROR, time.monotonic() - started, error=f"{type(error).__name__}: {error}"
@@ -185,7 +190,9 @@ async def _execute(scratch: _Scratch, suite: TestSuite, case: TestCase, timeout:
     uid = (suite.namespace, suite.flow_id)
     path = engine.flows.path(uid)
     if path is None:
-        raise _CaseError(f"no flow {suite.namespace}.{suite.flow_id} in the flows folder")
+        broken = [str(errors[0]) for errors in engine.flow_errors.values() if errors]
+        hint = f" ({len(broken)} file(s) there have errors, e.g. {broken[0]})" if broken else ""
+        raise _CaseError(f"no flow {suite.namespace}.{suite.flow_id} in the flows folder{hint}")
     source = scratch.originals.setdefault(path, Path(path).read_text(encoding="utf-8"))
     try:
         flow = parse_flow(source, path)

@@ -98,3 +98,16 @@ def test_validate_checks_test_files_as_tests(tmp_path: Path) -> None:
     done = tiercel(project, "validate", "flows")
     assert done.returncode == 0, done.stdout
     assert "OK flows/hello_tests.yml (tests of acme.hello)" in done.stdout.splitlines()
+
+
+def test_a_broken_flow_is_named_where_the_user_keeps_it(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "hello.yml").write_text("id: hello\nnamespace: acme\ntasks: [unclosed\n")
+    (tmp_path / "flows" / "hello_tests.yml").write_text(TESTS)
+    done = tiercel(tmp_path, "test")
+    assert done.returncode == 1
+    error = next(line for line in done.stdout.splitlines() if line.startswith("  error: "))
+    assert error.startswith(
+        "  error: no flow acme.hello in the flows folder (1 file(s) there have errors, e.g. "
+    )
+    assert "flows/hello.yml:4:1: Invalid YAML" in error and "tiercel-test-" not in error
