@@ -83,13 +83,18 @@ def is_flow_file(folder: Path, path: Path, *, resolved: Path | None = None) -> b
     )
 
 
-def is_test_file(path: Path) -> bool:
-    """Whether a YAML file holds flow tests (a top-level `testCases`: engine.flowtests), not a flow."""
+def is_test_file(path: Path, size: int | None = None) -> bool:
+    """Whether a YAML file holds flow tests (a top-level `testCases`: engine.flowtests), not a flow.
+    A file too big to be a flow is not read (the parser refuses it from its size)."""
     try:
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            return any(line.startswith("testCases:") for line in handle)
+        if (path.stat().st_size if size is None else size) > MAX_FLOW_BYTES:
+            return False
+        with open(path, "rb") as handle:
+            head = handle.read(MAX_FLOW_BYTES)
     except OSError:
         return False
+    head = head.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark, as editors on Windows write
+    return head.startswith(b"testCases:") or b"\ntestCases:" in head
 
 
 def _read_source(path: Path, size: int) -> str | None:
@@ -360,7 +365,7 @@ class FlowCatalog:
         known = previous is None or previous in self.flows or key in self.errors
         if self._stamps.get(key) == stamp and known and not _recent(stat.st_mtime_ns):
             return False
-        if is_test_file(path):  # read once per change of the file, as a flow would be
+        if is_test_file(path, stat.st_size):  # read once per change of the file, as a flow would be
             changed = await self._no_flow(key, previous)
             self._stamps[key] = stamp
             return changed
