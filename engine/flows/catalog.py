@@ -85,16 +85,13 @@ def is_flow_file(folder: Path, path: Path, *, resolved: Path | None = None) -> b
 
 def is_test_file(path: Path, size: int | None = None) -> bool:
     """Whether a YAML file holds flow tests (a top-level `testCases`: engine.flowtests), not a flow.
-    A file too big to be a flow is not read (the parser refuses it from its size)."""
+    A file the parser would refuse (too big, not UTF-8) is none: it is reported as a broken flow."""
     try:
-        if (path.stat().st_size if size is None else size) > MAX_FLOW_BYTES:
-            return False
-        with open(path, "rb") as handle:
-            head = handle.read(MAX_FLOW_BYTES)
+        size = path.stat().st_size if size is None else size
     except OSError:
         return False
-    head = head.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark, as editors on Windows write
-    return head.startswith(b"testCases:") or b"\ntestCases:" in head
+    text = _read_source(path, size)
+    return text is not None and (text.startswith("testCases:") or "\ntestCases:" in text)
 
 
 def _read_source(path: Path, size: int) -> str | None:
@@ -365,13 +362,13 @@ class FlowCatalog:
         known = previous is None or previous in self.flows or key in self.errors
         if self._stamps.get(key) == stamp and known and not _recent(stat.st_mtime_ns):
             return False
+        self._stamps[key] = stamp
+        if self._unchanged(key, path, stat.st_size, previous):
+            return True  # a stored flow's content: no test file
         if is_test_file(path, stat.st_size):  # read once per change of the file, as a flow would be
             changed = await self._no_flow(key, previous)
             self._stamps[key] = stamp
             return changed
-        self._stamps[key] = stamp
-        if self._unchanged(key, path, stat.st_size, previous):
-            return True
         try:
             flow = parse_flow_file(path, defaults=self.namespaces.plugin_defaults)
         except FlowParseError as error:
