@@ -392,7 +392,9 @@ class Executor:
         except (TaskError, ExpressionError) as error:
             work.log(LogLevel.ERROR, str(error), run)
             outputs, end = run.outputs, S.FAILED
-        fatal = any(work.run(found).fatal for found in descendants(work, run) - {run.id})
+        fatal = work.flow.has_fatal_errors and any(
+            work.run(found).fatal for found in descendants(work, run) - {run.id}
+        )
         if fatal:  # a fatal error below fails every flowable on its way up, allowFailure or not
             end = S.FAILED
         elif end is S.FAILED:

@@ -110,15 +110,12 @@ async def run_suites(
     on_result: Callable[[CaseResult], None] | None = None,
 ) -> list[CaseResult]:
     """Run every case of every suite in order; `on_result` hears of each as it ends."""
-    from ..engine import Engine
-    from ..store import Store
-
     folder = Path(tempfile.mkdtemp(prefix="tiercel-test-"))
     results: list[CaseResult] = []
     try:
         copy = folder / "flows"
         shutil.copytree(flows_dir, copy, ignore=shutil.ignore_patterns(".*", "__pycache__"))
-        engine = _throwaway_engine(Engine, await Store.open(folder / "tiercel.db"), copy, folder / "storage")
+        engine = await _throwaway_engine(folder, copy)
         await engine.start(control=False, triggers=False)
         scratch = _Scratch(folder, engine, flows_dir)
         try:
@@ -136,13 +133,17 @@ async def run_suites(
     return results
 
 
-def _throwaway_engine(engine_class: type[Engine], store: Any, flows: Path, storage: Path) -> Engine:
-    """An engine whose execution files stay in the test's own folder, whatever TIERCEL_STORAGE says
-    (the engine reads it once, when it is made)."""
+async def _throwaway_engine(folder: Path, flows: Path) -> Engine:
+    """An engine on `flows` with its database and execution files in `folder`, whatever
+    TIERCEL_STORAGE says (the engine reads it once, when it is made)."""
+    from ..engine import Engine
+    from ..store import Store
+
+    store = await Store.open(folder / "tiercel.db")
     before = os.environ.get(STORAGE_VARIABLE)
-    os.environ[STORAGE_VARIABLE] = str(storage)
+    os.environ[STORAGE_VARIABLE] = str(folder / "storage")
     try:
-        return engine_class(store, flows_dir=flows)
+        return Engine(store, flows_dir=flows)
     finally:
         if before is None:
             del os.environ[STORAGE_VARIABLE]

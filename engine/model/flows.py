@@ -229,5 +229,10 @@ class Flow:
     def tasks_by_id(self) -> dict[str, TaskSpec]:
         return {task.id: task for task in self.all_tasks()}
 
+    @cached_property
+    def has_fatal_errors(self) -> bool:
+        """Whether a task names a `fatalError` (only then can a flowable end fatal)."""
+        return any(task.fatal_errors for task in self.tasks_by_id.values())
+
     def with_revision(self, revision: int) -> Flow:
         return dataclasses.replace(self, revision=revision)
