@@ -10,6 +10,7 @@ skipped), 1 otherwise, 2 when no test was found. The results per flow are kept b
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from .common import (
     flows_folder,
     resolve_db,
     say,
+    stop_requested,
 )
 
 if TYPE_CHECKING:
@@ -82,7 +84,19 @@ async def cmd_test(args: argparse.Namespace) -> int:
             where = f"{result.suite.path}::{result.suite.id}::{result.case.id}"
             say(f"{visible(where)} {result.outcome} ({result.seconds:.2f} s)")
 
-    results = await run_suites(suites, flows, timeout=args.timeout, on_result=heard)
+    # Ctrl-C or SIGTERM stops the run cleanly: the case under way is killed and the throwaway
+    # engine, its processes and its folder go, as at the end of a run.
+    stopping = stop_requested()
+    running = asyncio.ensure_future(run_suites(suites, flows, timeout=args.timeout, on_result=heard))
+    stop = asyncio.ensure_future(stopping.wait())
+    await asyncio.wait([running, stop], return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
+    if not running.done():
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        say("tiercel: interrupted: the tests did not all run", err=True)
+        return EXIT_FAILED
+    results = running.result()
     db = resolve_db(args.db)
     if not is_url(db):
         save_results(Path(db).parent, results)

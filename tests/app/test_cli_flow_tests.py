@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.waiting import blocking_until
 
 TIERCEL = Path(sys.executable).parent / "tiercel"
 
@@ -111,3 +114,37 @@ def test_a_broken_flow_is_named_where_the_user_keeps_it(tmp_path: Path) -> None:
         "  error: no flow acme.hello in the flows folder (1 file(s) there have errors, e.g. "
     )
     assert "flows/hello.yml:4:1: Invalid YAML" in error and "tiercel-test-" not in error
+
+
+def test_an_interrupted_run_cleans_up_after_itself(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "slow.yml").write_text(
+        "id: slow\nnamespace: acme\ntasks:\n"
+        "  - {id: wait, type: io.kestra.plugin.core.flow.Sleep, duration: PT60S}\n"
+    )
+    (tmp_path / "flows" / "slow_tests.yml").write_text(
+        "id: t\nnamespace: acme\nflowId: slow\ntestCases:\n"
+        "  - id: waits\n    assertions: [{value: '{{ states.wait }}', equalTo: SUCCESS}]\n"
+    )
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("TIERCEL_DB", "NO_COLOR")} | {
+        "TMPDIR": str(scratch)
+    }
+    process = subprocess.Popen(
+        [str(TIERCEL), "test"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        blocking_until(lambda: any(scratch.glob("tiercel-test-*/tiercel.db")), what="the throwaway database")
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 1
+    assert "tiercel: interrupted: the tests did not all run" in err
+    assert list(scratch.glob("tiercel-test-*")) == []
