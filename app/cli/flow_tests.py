@@ -10,7 +10,6 @@ skipped), 1 otherwise, 2 when no test was found. The results per flow are kept b
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import time
 from pathlib import Path
@@ -87,16 +86,10 @@ async def cmd_test(args: argparse.Namespace) -> int:
     # Ctrl-C or SIGTERM stops the run cleanly: the case under way is killed and the throwaway
     # engine, its processes and its folder go, as at the end of a run.
     stopping = stop_requested()
-    running = asyncio.ensure_future(run_suites(suites, flows, timeout=args.timeout, on_result=heard))
-    stop = asyncio.ensure_future(stopping.wait())
-    await asyncio.wait([running, stop], return_when=asyncio.FIRST_COMPLETED)
-    stop.cancel()
-    if not running.done():
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+    results = await run_suites(suites, flows, timeout=args.timeout, on_result=heard, stopping=stopping)
+    if stopping.is_set():
         say("tiercel: interrupted: the tests did not all run", err=True)
         return EXIT_FAILED
-    results = running.result()
     db = resolve_db(args.db)
     if not is_url(db):
         save_results(Path(db).parent, results)

@@ -95,6 +95,7 @@ class _Scratch:
     folder: Path
     engine: Engine
     flows_dir: Path  # the user's, which the engine's copy stands for
+    stopping: asyncio.Event
     originals: dict[str, str] = field(default_factory=dict)
 
     def shown(self, text: str) -> str:
@@ -108,19 +109,24 @@ async def run_suites(
     *,
     timeout: float = 300.0,
     on_result: Callable[[CaseResult], None] | None = None,
+    stopping: asyncio.Event | None = None,
 ) -> list[CaseResult]:
-    """Run every case of every suite in order; `on_result` hears of each as it ends."""
+    """Run every case of every suite in order; `on_result` hears of each as it ends. Once `stopping`
+    is set, the case under way is killed and no other starts (the cases run are returned)."""
     folder = Path(tempfile.mkdtemp(prefix="tiercel-test-"))
     results: list[CaseResult] = []
+    stopping = stopping or asyncio.Event()
     try:
         copy = folder / "flows"
         shutil.copytree(flows_dir, copy, ignore=shutil.ignore_patterns(".*", "__pycache__"))
         engine = await _throwaway_engine(folder, copy)
-        await engine.start(control=False, triggers=False)
-        scratch = _Scratch(folder, engine, flows_dir)
+        scratch = _Scratch(folder, engine, flows_dir, stopping)
         try:
+            await engine.start(control=False, triggers=False)
             for suite in suites:
                 for case in suite.cases:
+                    if stopping.is_set():
+                        return results
                     result = await _run_case(scratch, suite, case, timeout)
                     results.append(result)
                     if on_result is not None:
@@ -213,11 +219,18 @@ async def _execute(scratch: _Scratch, suite: TestSuite, case: TestCase, timeout:
         execution_id = await engine.trigger(suite.namespace, suite.flow_id, inputs, local_files=True)
     except (InputError, EngineCommandError) as error:
         raise _CaseError(f"the execution could not start: {error}") from None
+    ended = asyncio.ensure_future(engine.wait(execution_id))
+    stop = asyncio.ensure_future(scratch.stopping.wait())
     try:
-        return await asyncio.wait_for(engine.wait(execution_id), timeout)
-    except TimeoutError:
-        await engine.kill(execution_id)
-        raise _CaseError(f"the execution did not end within {timeout:g} s: it was killed") from None
+        await asyncio.wait([ended, stop], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if ended.done():
+        return ended.result()
+    await engine.kill(execution_id)
+    await asyncio.gather(ended, return_exceptions=True)  # the kill ends it
+    why = "the run was interrupted" if scratch.stopping.is_set() else f"it did not end within {timeout:g} s"
+    raise _CaseError(f"the execution was killed: {why}")
 
 
 def _store_files(engine: Engine, suite: TestSuite, case: TestCase) -> dict[str, str]:
