@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .model import Execution, Flow, Label, StateType, TaskRun
+from .model.resources import ResourceUsage
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class WorkerResult:
     failure: Failure | None = None
     # The execution whose cached outputs this attempt reused instead of running (engine.worker.cache).
     cached_from: str | None = None
+    # What the attempt's programs used (none for a task that runs no program).
+    usage: ResourceUsage | None = None
 
 
 @dataclass(frozen=True)

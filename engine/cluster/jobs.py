@@ -8,6 +8,7 @@ from typing import Any
 
 from ..messages import Failure, WorkerResult
 from ..model import Label, LogEntry, LogLevel, StateType, parse_iso
+from ..model.resources import ResourceUsage
 from ..store.codec import dumps, loads
 
 # Jobs in, and the workers told, in one statement (one round trip, one commit); each column is an
@@ -91,6 +92,7 @@ def encode_result(result: WorkerResult, errors: Sequence[LogEntry] = ()) -> str:
             "labels": [[label.key, label.value] for label in result.labels],
             "failure": None if result.failure is None else [result.failure.code, result.failure.message],
             "cachedFrom": result.cached_from,
+            "resources": None if result.usage is None else result.usage.to_json(),
             "errors": [
                 [e.execution_id, e.namespace, e.flow_id, e.stamp, e.message, e.task_id, e.attempt]
                 for e in errors
@@ -104,7 +106,8 @@ def decode_result(task_run_id: str, text: str) -> tuple[WorkerResult, list[LogEn
     labels = tuple(Label(key, value) for key, value in data.get("labels") or ())
     failure = Failure(*data["failure"]) if data.get("failure") else None
     state, outputs, cached_from = StateType(data["state"]), data.get("outputs"), data.get("cachedFrom")
-    result = WorkerResult(task_run_id, state, outputs, labels, failure, cached_from)
+    usage = ResourceUsage.from_json(data["resources"]) if data.get("resources") else None
+    result = WorkerResult(task_run_id, state, outputs, labels, failure, cached_from, usage)
     errors = [
         LogEntry(
             execution_id, namespace, flow, parse_iso(stamp), LogLevel.ERROR, message, task, task_run_id, n

@@ -35,7 +35,7 @@ from ..tasks.types import Kind
 from ..triggers.conditions import ConditionError
 from .recovery import WORKER_LOST_MESSAGE, rerun, runs_again
 from .sla import check_slas, next_deadline
-from .working_copy import Functions, Outcome, Work, attempt_open, close_attempt, descendants
+from .working_copy import Functions, Outcome, Work, attempt_open, close_attempt, descendants, with_usage
 
 S = StateType
 
@@ -414,7 +414,7 @@ class Executor:
             work.put(run)
             return
         # What a previous attempt (before a restart) left is not this one's: cached, fatal.
-        run = dataclasses.replace(run, cached_from=result.cached_from, fatal=False)
+        run = with_usage(dataclasses.replace(run, cached_from=result.cached_from, fatal=False), result.usage)
         if self.kind(task) is Kind.FLOWABLE:
             # A flowable's closing work ended: its state is its children's, or worse.
             end = self.flowable(task).state(work, task, run) or S.FAILED

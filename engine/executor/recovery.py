@@ -67,7 +67,7 @@ def rerun(run: TaskRun, now: datetime) -> TaskRun:
     """The task run with its interrupted attempt FAILED and a new RUNNING attempt; it stays RUNNING."""
     attempts = run.attempts
     if attempts and not attempts[-1].state.current.is_terminated:
-        attempts = (*attempts[:-1], Attempt(attempts[-1].state.to(StateType.FAILED, now)))
+        attempts = (*attempts[:-1], attempts[-1].to(StateType.FAILED, now))
     return dataclasses.replace(
         run, attempts=(*attempts, Attempt(State.new(StateType.RUNNING, now))), due=None
     )

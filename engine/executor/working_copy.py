@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 from ..expressions import Renderer
 from ..expressions.variables import add_output, build_context, share_outputs
 from ..model import (
-    Attempt,
     Execution,
     Flow,
     LogEntry,
@@ -30,6 +29,7 @@ from ..model import (
     TaskSpec,
     new_id,
 )
+from ..model.resources import ResourceUsage
 from ..tasks.flowable import Resolved, allowed, worst_state
 from ..triggers.conditions import ConditionContext, conditions_hold
 from .tallies import Key, Tally, key_of
@@ -547,8 +547,16 @@ def close_attempt(run: TaskRun, attempt_state: StateType, run_state: StateType, 
     """End the open attempt with its own state, and move the task run to `run_state`."""
     attempts = run.attempts
     if attempts and not attempts[-1].state.current.is_terminated:
-        attempts = (*attempts[:-1], Attempt(attempts[-1].state.to(attempt_state, now)))
+        attempts = (*attempts[:-1], attempts[-1].to(attempt_state, now))
     return dataclasses.replace(run, attempts=attempts, state=run.state.to(run_state, now))
+
+
+def with_usage(run: TaskRun, usage: ResourceUsage | None) -> TaskRun:
+    """The open attempt with what its programs used."""
+    if usage is None or not attempt_open(run):
+        return run
+    last = dataclasses.replace(run.attempts[-1], usage=usage)
+    return dataclasses.replace(run, attempts=(*run.attempts[:-1], last))
 
 
 def attempt_open(run: TaskRun) -> bool:

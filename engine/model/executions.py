@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import Any
 
 from .flows import Label
+from .resources import ResourceUsage
 from .states import State, StateType, iso, iso_text, parse_iso
 
 # ---------------------------------------------------------------------------------------------
@@ -21,9 +22,23 @@ from .states import State, StateType, iso, iso_text, parse_iso
 @dataclass(frozen=True, slots=True)
 class Attempt:
     state: State
+    # What the attempt's programs used, once they have all ended (tasks that run none have none).
+    usage: ResourceUsage | None = None
+
+    def to(self, state: StateType, at: datetime | None = None) -> Attempt:
+        return dataclasses.replace(self, state=self.state.to(state, at))
 
     def to_json(self) -> dict[str, Any]:
-        return {"state": self.state.to_json()}
+        data: dict[str, Any] = {"state": self.state.to_json()}
+        if self.usage is not None:
+            data["resources"] = self.usage.to_json()
+        return data
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> Attempt:
+        resources = data.get("resources")
+        usage = ResourceUsage.from_json(resources) if isinstance(resources, Mapping) else None
+        return Attempt(State.from_json(data["state"]), usage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +73,7 @@ class TaskRun:
         if attempts and not attempts[-1].state.current.is_terminated and state is not StateType.RETRYING:
             last = attempts[-1]
             if state.is_terminated or state is StateType.KILLING or state is StateType.PAUSED:
-                attempts = (*attempts[:-1], Attempt(last.state.to(state, at)))
+                attempts = (*attempts[:-1], last.to(state, at))
         return dataclasses.replace(self, state=self.state.to(state, at), attempts=attempts)
 
     def with_new_attempt(self, at: datetime | None = None) -> TaskRun:
@@ -100,7 +115,7 @@ class TaskRun:
             state=State.from_json(data["state"]),
             parent_task_run_id=data.get("parentTaskRunId"),
             value=data.get("value"),
-            attempts=tuple(Attempt(State.from_json(a["state"])) for a in data.get("attempts") or ()),
+            attempts=tuple(Attempt.from_json(a) for a in data.get("attempts") or ()),
             outputs=data.get("outputs"),
             iteration=data.get("iteration"),
             due=parse_iso(data["due"]) if data.get("due") else None,

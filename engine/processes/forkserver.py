@@ -49,8 +49,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
-from .lines import READ_CHUNK
-from .program import Program, Start, start_failure
+from ..model.resources import ResourceUsage
+from .program import Program, Start, pipe_reader, start_failure
 from .tree import HAS_PROC, read_stat, spawning
 
 __all__ = ["FORKSERVERS", "ForkServers", "Forked", "python_start", "usable"]
@@ -159,6 +159,7 @@ class _Status:
         self.ticks = 0
         self.failure: OSError | None = None
         self.status: int | None = None
+        self.usage: ResourceUsage | None = None
         self.closed = False
         os.set_blocking(fd, False)
         loop.add_reader(fd, self._readable)
@@ -186,8 +187,11 @@ class _Status:
             self.pid, self.ticks = int(words[1]), int(words[2])
         elif words[0] == "fail" and len(words) == 3:
             self.failure = OSError(int(words[1]), words[2])
-        elif words[0] == "exit" and len(words) == 2:
+        elif words[0] == "exit" and len(words) >= 2:
             self.status = int(words[1])
+            figures = words[2].split(" ") if len(words) == 3 else []
+            if len(figures) == 3:  # user and system CPU seconds, ru_maxrss
+                self.usage = ResourceUsage.parse(*figures)
 
     async def until(self, done: Callable[[], bool]) -> None:
         while not (done() or self.closed):
@@ -225,6 +229,10 @@ class Forked:
         self._transports = transports
         self._pipes = pipes
         self.returncode: int | None = None
+
+    @property
+    def usage(self) -> ResourceUsage | None:
+        return self._status.usage
 
     def pipe_names(self) -> list[str]:
         return self._pipes
@@ -515,8 +523,8 @@ class ForkServers:
             os.close(err_r)
             return None
         pipes = [f"pipe:[{os.fstat(fd).st_ino}]" for fd in (out_r, err_r)]
-        stdout, out_transport = await _reader(loop, out_r)
-        stderr, err_transport = await _reader(loop, err_r)
+        stdout, out_transport = await pipe_reader(loop, out_r)
+        stderr, err_transport = await pipe_reader(loop, err_r)
         return Forked(status, (stdout, stderr), [out_transport, err_transport], pipes, server, (argv[0], cwd))
 
     async def close(self) -> None:
@@ -537,16 +545,6 @@ class ForkServers:
         for server in retired:
             server.close()
         await asyncio.gather(*(server.stopped() for server in retired))
-
-
-async def _reader(
-    loop: asyncio.AbstractEventLoop, fd: int
-) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
-    reader = asyncio.StreamReader(limit=READ_CHUNK, loop=loop)
-    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-    # The transport owns the file from here and closes it.
-    transport, _ = await loop.connect_read_pipe(lambda: protocol, open(fd, "rb", buffering=0))  # noqa: SIM115
-    return reader, transport
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -8,23 +8,24 @@ a session and a process group of its own, so that the rest of engine.processes t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import os
+import signal
+import subprocess
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from ..model.resources import ResourceUsage
 from .lines import READ_CHUNK
+from .peaks import resident_peak
 from .tree import HAS_PROC
 
-__all__ = ["ProcessError", "Program", "Spawned", "Start", "spawn_program", "start_failure"]
+__all__ = ["ProcessError", "Program", "Spawned", "Start", "pipe_reader", "spawn_program", "start_failure"]
 
 # Seconds between checks of the program's exit status: without a pidfd, and right after it fires.
 _EXIT_POLL = 0.1
 _REAP_POLL = 0.0005
-# How long asyncio's own wait may take once the pipes are read to their end.
-_WAIT_LIMIT = 0.5
 
 
 class ProcessError(Exception):
@@ -52,6 +53,10 @@ class Program(Protocol):
     def stderr(self) -> asyncio.StreamReader: ...
 
     @property
+    def usage(self) -> ResourceUsage | None:
+        """What the program and the descendants it waited for used, once it has exited; None if unknown."""
+
+    @property
     def start_error(self) -> str | None:
         """Why the program did not start after all (known once it has exited), or None."""
 
@@ -75,22 +80,56 @@ class Program(Protocol):
 Start = Callable[[Mapping[str, str]], Awaitable[Program | None]]
 
 
-async def spawn_program(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> Spawned:
-    """Start ``argv`` as a child of the engine, in a session of its own, stdin from /dev/null."""
+async def spawn_program(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str], prepare: Callable[[], None] | None = None
+) -> Spawned:
+    """Start ``argv`` as a child of the engine, in a session of its own, stdin from /dev/null.
+
+    ``prepare`` runs in the child before the program replaces it (resource limits, a cgroup): it
+    must only make system calls, as the child of a threaded process may not take any lock.
+    """
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
+        # Not asyncio's subprocess: its child watcher reaps the program and keeps no rusage of it.
+        popen = subprocess.Popen(
+            argv,
             cwd=cwd,
             env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            stdout=out_w,
+            stderr=err_w,
             start_new_session=True,
-            limit=READ_CHUNK,
+            preexec_fn=prepare,  # only system calls, see above
         )
     except OSError as exc:
+        os.close(out_r)
+        os.close(err_r)
         raise ProcessError(start_failure(argv[0], cwd, exc)) from exc
-    return Spawned(proc)
+    except subprocess.SubprocessError as exc:  # `prepare` failed in the child
+        os.close(out_r)
+        os.close(err_r)
+        raise ProcessError(f"cannot start `{argv[0]}`: {exc}") from exc
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    # The engine's own peak: the program's ru_maxrss starts from it (see ResourceUsage.of).
+    baseline = resident_peak("self") or 0
+    pipes = [f"pipe:[{os.fstat(fd).st_ino}]" for fd in (out_r, err_r)] if HAS_PROC else []
+    loop = asyncio.get_running_loop()
+    stdout, out_transport = await pipe_reader(loop, out_r)
+    stderr, err_transport = await pipe_reader(loop, err_r)
+    return Spawned(popen, (stdout, stderr), [out_transport, err_transport], pipes, baseline)
+
+
+async def pipe_reader(
+    loop: asyncio.AbstractEventLoop, fd: int
+) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    """A stream over the reading end of a pipe; the transport owns the descriptor and closes it."""
+    reader = asyncio.StreamReader(limit=READ_CHUNK, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport, _ = await loop.connect_read_pipe(lambda: protocol, open(fd, "rb", buffering=0))  # noqa: SIM115
+    return reader, transport
 
 
 def start_failure(program: str, cwd: Path, exc: OSError) -> str:
@@ -104,41 +143,36 @@ def start_failure(program: str, cwd: Path, exc: OSError) -> str:
 
 
 class Spawned:
-    """A child of the engine started through asyncio."""
+    """A child of the engine, waited for here (`os.wait4`) so that its rusage is known."""
 
     start_ticks = None
     start_error = None  # a spawn that fails raises at once
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None and proc.stderr is not None
-        self._proc = proc
-        self.pid = proc.pid
-        self.stdout: asyncio.StreamReader = proc.stdout
-        self.stderr: asyncio.StreamReader = proc.stderr
-        # Process.wait() also waits for the pipes to close, which a background child can hold open
-        # forever: the program's own exit is watched separately (`exited`).
-        self._waiter = asyncio.ensure_future(proc.wait())
-
-    @property
-    def returncode(self) -> int | None:
-        return self._proc.returncode
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        streams: tuple[asyncio.StreamReader, asyncio.StreamReader],
+        transports: list[asyncio.BaseTransport],
+        pipes: list[str],
+        baseline: int,
+    ) -> None:
+        self._popen = popen
+        self._baseline = baseline
+        self.pid = popen.pid
+        self.stdout, self.stderr = streams
+        self._transports = transports
+        self._pipes = pipes
+        self.returncode: int | None = None
+        self.usage: ResourceUsage | None = None
 
     def pipe_names(self) -> list[str]:
-        transport = getattr(self._proc, "_transport", None)
-        if not HAS_PROC or not isinstance(transport, asyncio.SubprocessTransport):
-            return []
-        names = []
-        for fd in (1, 2):
-            pipe = transport.get_pipe_transport(fd)
-            file = pipe.get_extra_info("pipe") if pipe is not None else None
-            if file is not None:
-                with contextlib.suppress(AttributeError, OSError, ValueError):
-                    names.append(f"pipe:[{os.fstat(file.fileno()).st_ino}]")
-        return names
+        return self._pipes
 
     async def exited(self) -> None:
+        if self._reaped():
+            return
         loop = asyncio.get_running_loop()
-        pidfd = _open_pidfd(self.pid) if self._proc.returncode is None else None
+        pidfd = _open_pidfd(self.pid)
         try:
             if pidfd is not None:
                 readable: asyncio.Future[None] = loop.create_future()
@@ -152,29 +186,38 @@ class Spawned:
                         await readable
                     finally:
                         loop.remove_reader(pidfd)
-            # With a pidfd the exit status is set by the child watcher a moment after it fires;
-            # without one, polling is the only way to see an exit while the pipes stay open.
-            delay = _REAP_POLL if pidfd is not None else _EXIT_POLL
-            while self._proc.returncode is None:
-                await asyncio.wait([self._waiter], timeout=delay)
+            # Without a pidfd, polling is the only way to see an exit while the pipes stay open.
+            while not self._reaped():
+                await asyncio.sleep(_REAP_POLL if pidfd is not None else _EXIT_POLL)
         finally:
             if pidfd is not None:
                 os.close(pidfd)
+
+    def _reaped(self) -> bool:
+        """Wait for the program if it has exited; whether it has."""
+        if self.returncode is not None:
+            return True
+        try:
+            pid, status, rusage = os.wait4(self.pid, os.WNOHANG)
+        except ChildProcessError:  # waited for elsewhere: its status is lost
+            self.returncode = -signal.SIGKILL
+        else:
+            if pid == 0:
+                return False
+            self.returncode = os.waitstatus_to_exitcode(status)
+            self.usage = ResourceUsage.of(rusage, self._baseline)
+        self._popen.returncode = self.returncode  # Popen must not wait for it again
+        return True
 
     def stopping(self) -> None:
         pass
 
     def close_pipes(self) -> None:
-        transport = getattr(self._proc, "_transport", None)
-        if isinstance(transport, asyncio.BaseTransport):
+        for transport in self._transports:
             transport.close()
 
     async def finish(self) -> None:
-        # The pipes are closed now, so asyncio's own wait ends at once.
-        await asyncio.wait([self._waiter], timeout=_WAIT_LIMIT)
-        if not self._waiter.done():
-            self._waiter.cancel()
-            await asyncio.gather(self._waiter, return_exceptions=True)
+        await self.exited()
 
 
 def _open_pidfd(pid: int) -> int | None:

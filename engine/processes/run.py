@@ -24,6 +24,7 @@ these records in its store, so that after a crash the next engine kills what is 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import secrets
 import signal
@@ -34,8 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..model.resources import ResourceUsage
 from ..secrets import ENV_PREFIX
 from .lines import Pump
+from .peaks import PeakSampler
 from .program import ProcessError, Program, Start, spawn_program
 from .record import ProcessRecord
 from .tree import TASK_FOLDER_PREFIX, TOKEN_ENV, ProgramTree, become_subreaper, spawning
@@ -87,11 +90,13 @@ class ProcessResult:
         exit_code: The exit status; the negative signal number when a signal killed it.
         stdout_lines: Lines delivered from stdout (pieces of a split long line count one each).
         stderr_lines: Lines delivered from stderr, counted the same way.
+        usage: What the program and its processes used (see `ResourceUsage`), when it is known.
     """
 
     exit_code: int
     stdout_lines: int
     stderr_lines: int
+    usage: ResourceUsage | None = None
 
 
 class ProcessWatch(Protocol):
@@ -107,8 +112,8 @@ class ProcessWatch(Protocol):
     async def started(self, record: ProcessRecord) -> None:
         """The program runs (awaited: an error stops the program and is raised by `run_process`)."""
 
-    def ended(self, record: ProcessRecord) -> None:
-        """Every process of the program is gone."""
+    def ended(self, record: ProcessRecord, usage: ResourceUsage | None) -> None:
+        """Every process of the program is gone; what they used, when it is known."""
 
 
 # The watch of the programs started in the current context. The runner sets it for each attempt, so
@@ -191,11 +196,17 @@ async def run_process(
         ]
         stop = _Stopper(program, tree, pumps)
         record = ProcessRecord(program.pid, program.pid, tree.start_ticks, token)
+        sampler = PeakSampler(program.pid)
+        usage: ResourceUsage | None = None
         try:
-            return await _follow(program, stop, pumps, kill_grace, watch, record)
+            result = await _follow(program, stop, pumps, kill_grace, watch, record)
         finally:
+            sampled = sampler.stop()
+            if program.usage is not None:
+                usage = (program.usage + tree.adopted_usage).with_peak(sampled)
             if watch is not None:
-                watch.ended(record)
+                watch.ended(record, usage)
+        return dataclasses.replace(result, usage=usage)
     finally:
         tree.close()
 

@@ -42,6 +42,8 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from ..model.resources import ResourceUsage
+
 __all__ = [
     "HAS_PROC",
     "TASK_FOLDER_PREFIX",
@@ -277,6 +279,7 @@ class ProgramTree:
 
     Attributes:
         waiting: The last `live` left an orphan unjudged because the engine was starting a child.
+        adopted_usage: What the orphans the engine adopted from the program, and waited for, used.
     """
 
     def __init__(
@@ -308,6 +311,8 @@ class ProgramTree:
         self._window_start = self.start_ticks or since
         self._window_end: int | None = None
         self.waiting = False
+        # What the orphans of the program the engine adopted and waited for used.
+        self.adopted_usage = ResourceUsage(0.0, None)
         _TREES[pid] = self
 
     def finish(self) -> None:
@@ -509,25 +514,29 @@ def _adopted_any() -> bool:
 
 
 def _reap(stats: Mapping[int, ProcStat]) -> None:
-    """Wait for the engine's dead children that belong to a followed program (never any other)."""
+    """Wait for the engine's dead children that belong to a followed program (never any other), and
+    add what each used to its program's."""
     own = os.getpid()
     for pid, stat in stats.items():
         if stat.ppid != own or not stat.dead or pid in _TREES:
             continue
-        if not _belongs(pid, stat):
+        tree = _owner(pid, stat)
+        if tree is None:
             continue
         with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, os.WNOHANG)
+            found, _, rusage = os.wait4(pid, os.WNOHANG)
+            if found == pid:
+                tree.adopted_usage += ResourceUsage.of(rusage)
 
 
-def _belongs(pid: int, stat: ProcStat) -> bool:
+def _owner(pid: int, stat: ProcStat) -> ProgramTree | None:
     for tree in _TREES.values():
         if tree._known.get(pid) == stat.start:
-            return True
+            return tree
         # In a program's group or session but not leading it: forked below the program.
         if pid != stat.pgrp and tree.pid in (stat.pgrp, stat.session) and stat.start >= tree.start_ticks:
-            return True
-    return False
+            return tree
+    return None
 
 
 def leftovers(groups: Mapping[int, int], tokens: Mapping[str, int], prefixes: Iterable[str]) -> set[int]:

@@ -30,7 +30,9 @@ from ..messages import (
     WorkerJob,
     WorkerResult,
 )
-from ..model import Execution, Flow, LogEntry, LogLevel, MetricEntry, StateType, TaskRun, utcnow
+from ..model import Execution, Flow, LogEntry, LogLevel, Metric, MetricEntry, StateType, TaskRun, utcnow
+from ..model.metrics import COUNTER, TIMER
+from ..model.resources import CPU_TIME_METRIC, PEAK_MEMORY_METRIC, ResourceUsage
 from ..processes.forkserver import FORKSERVERS, ForkServers
 from ..processes.record import ProcessRecord, attempt_token_prefix
 from ..processes.run import PROCESS_WATCH
@@ -116,23 +118,28 @@ def _entry(execution: Execution, run: TaskRun, level: LogLevel, message: str) ->
     )
 
 
-class _RecordedProcesses:
+class _AttemptProcesses:
     """Keeps the programs one attempt starts recorded in the store while they run, so that the next
-    engine can kill them if this one dies."""
+    engine can kill them if this one dies, and adds up what they used."""
 
-    def __init__(self, store: ProcessBook, task_run_id: str, attempt: int) -> None:
+    def __init__(self, store: ProcessBook | None, task_run_id: str, attempt: int) -> None:
         self.store = store
         self.task_run_id = task_run_id
         self.attempt = attempt
         self.token_prefix = attempt_token_prefix(task_run_id, attempt)
+        self.usage: ResourceUsage | None = None
 
     async def started(self, record: ProcessRecord) -> None:
-        await self.store.record_process(self.task_run_id, self.attempt, record)
+        if self.store is not None:
+            await self.store.record_process(self.task_run_id, self.attempt, record)
 
-    def ended(self, record: ProcessRecord) -> None:
+    def ended(self, record: ProcessRecord, usage: ResourceUsage | None) -> None:
+        if usage is not None:
+            self.usage = usage if self.usage is None else self.usage + usage
         # A store closed meanwhile leaves the row: the next engine finds the process gone.
-        with contextlib.suppress(Exception):
-            self.store.forget_process_nowait(record)
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                self.store.forget_process_nowait(record)
 
 
 class Runner:
@@ -296,9 +303,9 @@ class Runner:
 
     async def _run(self, flow: Flow, execution: Execution, run: TaskRun) -> None:
         FORKSERVERS.set(self.forkservers)
-        if self.store is not None:
-            # This asyncio task runs in a copy of the context: the watch stays with this attempt.
-            PROCESS_WATCH.set(_RecordedProcesses(self.store, run.id, len(run.attempts) - 1))
+        # This asyncio task runs in a copy of the context: the watch stays with this attempt.
+        processes = _AttemptProcesses(self.store, run.id, len(run.attempts) - 1)
+        PROCESS_WATCH.set(processes)
         spec = flow.tasks_by_id[run.task_id]
         _log.debug("task run %s (%s, %s) of %s starts", run.id, run.task_id, spec.type, execution.id)
         context = self._context(flow, execution, run)
@@ -358,11 +365,20 @@ class Runner:
             state = StateType.FAILED
         _log.debug("task run %s (%s) of %s ended %s", run.id, run.task_id, execution.id, state.value)
         # Stored before the result is reported: once the task run has ended, its metrics can be read.
-        await self._store_metrics(execution, run, context)
-        result = WorkerResult(run.id, state, outputs, tuple(context.labels), failure, cached_from)
+        await self._store_metrics(execution, run, context, processes.usage)
+        result = WorkerResult(
+            run.id, state, outputs, tuple(context.labels), failure, cached_from, processes.usage
+        )
         self.results.put(TaskRunResult(execution.id, result))
 
-    async def _store_metrics(self, execution: Execution, run: TaskRun, context: TaskContext) -> None:
+    async def _store_metrics(
+        self, execution: Execution, run: TaskRun, context: TaskContext, usage: ResourceUsage | None
+    ) -> None:
+        if usage is not None:  # the figures of the attempt's programs, as metrics like any other
+            now = utcnow()
+            context.metrics.add(Metric(TIMER, CPU_TIME_METRIC, usage.cpu_seconds), now)
+            if usage.peak_memory is not None:
+                context.metrics.add(Metric(COUNTER, PEAK_MEMORY_METRIC, usage.peak_memory), now)
         if not context.metrics or self.store is None:
             return
         entries = context.metrics.entries(

@@ -117,7 +117,7 @@ async def test_lines_arrive_in_order_per_stream_with_their_flag() -> None:
     result = await run([sys.executable, "-c", script], lines)
     assert lines.out == [f"out {i}" for i in range(200)]
     assert lines.err == [f"err {i}" for i in range(200)]
-    assert result == ProcessResult(exit_code=0, stdout_lines=200, stderr_lines=200)
+    assert (result.exit_code, result.stdout_lines, result.stderr_lines) == (0, 200, 200)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,70 @@
+"""What a task's programs used: CPU time and peak memory, as the kernel accounts them."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["CPU_TIME_METRIC", "PEAK_MEMORY_METRIC", "ResourceUsage"]
+
+# The metrics every attempt that ran programs reports: a timer, and a counter of bytes.
+CPU_TIME_METRIC = "process.cpu.time"
+PEAK_MEMORY_METRIC = "process.memory.peak"
+# ru_maxrss is in kibibytes on Linux, in bytes on macOS.
+_MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceUsage:
+    """The resources one attempt's programs used.
+
+    Attributes:
+        cpu_seconds: User and system CPU time of all of its processes together (each counted once it
+            has been waited for).
+        peak_memory: The peak resident memory of its largest process, in bytes (what ``time -v`` calls
+            the maximum resident set size); None when it is not known.
+    """
+
+    cpu_seconds: float
+    peak_memory: int | None
+
+    @staticmethod
+    def of(rusage: Any, baseline: int = 0) -> ResourceUsage:
+        """From a `resource.struct_rusage` (what `os.wait4` gives).
+
+        A program's ru_maxrss is at least the resident size of the process that started it, which
+        the kernel counts as the program's own when it replaces that process: a figure not above
+        `baseline` (that size) says nothing of the program, and the peak is left unknown.
+        """
+        peak = int(rusage.ru_maxrss) * _MAXRSS_UNIT
+        return ResourceUsage(rusage.ru_utime + rusage.ru_stime, peak if peak > baseline else None)
+
+    @staticmethod
+    def parse(utime: str, stime: str, maxrss: str) -> ResourceUsage:
+        """From the three figures a forkserver reports (seconds, seconds, ru_maxrss's unit)."""
+        return ResourceUsage(float(utime) + float(stime), int(maxrss) * _MAXRSS_UNIT)
+
+    def __add__(self, other: ResourceUsage) -> ResourceUsage:
+        """Two sets of processes together: their CPU times add up, the larger peak stays."""
+        peak = _larger(self.peak_memory, other.peak_memory)
+        return ResourceUsage(self.cpu_seconds + other.cpu_seconds, peak)
+
+    def with_peak(self, peak: int | None) -> ResourceUsage:
+        """With a peak seen otherwise (sampled while it ran), if larger."""
+        return ResourceUsage(self.cpu_seconds, _larger(self.peak_memory, peak))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cpuSeconds": round(self.cpu_seconds, 6), "peakMemoryBytes": self.peak_memory}
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> ResourceUsage:
+        peak = data.get("peakMemoryBytes")
+        return ResourceUsage(float(data.get("cpuSeconds") or 0.0), int(peak) if peak is not None else None)
+
+
+def _larger(one: int | None, other: int | None) -> int | None:
+    if one is None or other is None:
+        return other if one is None else one
+    return max(one, other)

@@ -1,0 +1,69 @@
+"""The peak resident memory of a running program's processes, read from /proc while they run.
+
+The kernel's own figure (ru_maxrss, at the program's end) cannot tell a program's peak from the
+size of the engine that started it (see `ResourceUsage.of`); ``VmHWM`` in ``/proc/<pid>/status`` can,
+as it starts afresh when the process runs a new program, but only while the process lives: it is
+sampled, so what a process reaches in its last moments may be missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+
+from .tree import HAS_PROC, PROC
+
+__all__ = ["PeakSampler", "resident_peak"]
+
+# Seconds between two looks at a program's processes.
+_INTERVAL = 0.1
+
+
+def resident_peak(pid: int | str) -> int | None:
+    """The peak resident memory of a process since it started its program, in bytes; None if gone."""
+    try:
+        with open(f"{PROC}/{pid}/status", "rb") as file:
+            for line in file:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _family(pid: int) -> list[int]:
+    """The process and its descendants, as their parents list them."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        with contextlib.suppress(OSError):
+            for thread in os.listdir(f"{PROC}/{current}/task"):
+                with open(f"{PROC}/{current}/task/{thread}/children", "rb") as file:
+                    pending.extend(int(child) for child in file.read().split())
+    return found
+
+
+class PeakSampler:
+    """Samples the largest ``VmHWM`` among a program and its descendants until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self.peak: int | None = None
+        self._task = asyncio.ensure_future(self._sample()) if HAS_PROC else None
+
+    async def _sample(self) -> None:
+        while True:
+            await asyncio.sleep(_INTERVAL)
+            for pid in _family(self._pid):
+                peak = resident_peak(pid)
+                # 0 while a process sets up a new program (or tears one down): nothing to go by.
+                if peak and (self.peak is None or peak > self.peak):
+                    self.peak = peak
+
+    def stop(self) -> int | None:
+        """Stop sampling; the largest peak seen, if any."""
+        if self._task is not None:
+            self._task.cancel()
+        return self.peak
