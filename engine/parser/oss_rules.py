@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ..processes.limits import LimitError, parse_cpu, parse_memory
 from ..tasks.registry import registry
 from ..tasks.types import Kind
 from .context import Context
@@ -31,7 +32,7 @@ WORKING_DIRECTORY = "io.kestra.plugin.core.flow.WorkingDirectory"
 PROCESS_RUNNERS = frozenset(
     {"io.kestra.plugin.core.runner.Process", "io.kestra.plugin.scripts.runner.Process"}
 )
-# What the founding article gives a Process task runner; Kestra's has neither.
+# What the founding article gives a Process task runner (engine.processes.limits); Kestra's has neither.
 _RESOURCES = frozenset({"memory", "cpu"})
 _FLOW_IGNORED = {
     "checks": "the flow's checks are not evaluated by this engine: executions start without them",
@@ -112,10 +113,17 @@ def _warn_runner(ctx: Context, entry: dict[str, Any], path: YamlPath) -> None:
             where, f"task `{entry.get('id')}` asks for the `{asked}` runner: it runs as a local process here"
         )
     elif isinstance(runner, dict):
-        for key in _RESOURCES & set(runner):
+        for key in sorted(_RESOURCES & set(runner)):
+            value = runner[key]
+            if not (isinstance(value, str) and "{{" in value):  # an expression is checked when rendered
+                try:
+                    (parse_memory if key == "memory" else parse_cpu)(value)
+                except LimitError as error:
+                    ctx.error((*path, "taskRunner", key), f"task `{entry.get('id')}`: {error}")
+                    continue
             ctx.warn(
                 (*path, "taskRunner", key),
-                f"`{key}` of task `{entry.get('id')}`'s Process runner is not enforced: the task's processes "
-                "run without a limit (Kestra's Process runner has no such property either)",
+                f"`{key}` of a Process runner is a Tiercel extension (task `{entry.get('id')}`): Kestra "
+                "refuses this flow",
                 key=True,
             )

@@ -148,6 +148,7 @@ async def run_process(
     kill_grace: float = 5.0,
     max_line_chars: int = 64 * 1024,
     start: Start | None = None,
+    prepare: Callable[[], None] | None = None,
 ) -> ProcessResult:
     """Run a program to its end, streaming its output line by line.
 
@@ -164,6 +165,7 @@ async def run_process(
         max_line_chars: The longest piece of a line delivered at once.
         start: Starts the program another way than spawning ``argv`` (a warm interpreter forks
             it, see engine.processes.forkserver); when it returns None, ``argv`` is spawned.
+        prepare: Run in the spawned child before it starts the program (see `spawn_program`).
 
     Returns:
         The exit code and the number of lines delivered per stream.
@@ -185,7 +187,7 @@ async def run_process(
     with spawning() as spawn:
         program = await start(environment) if start is not None else None
         if program is None:
-            program = await spawn_program(argv, cwd, environment)
+            program = await spawn_program(argv, cwd, environment, prepare)
         tree = ProgramTree(
             program.pid, token, str(cwd), program.pipe_names(), since=spawn.since, start=program.start_ticks
         )

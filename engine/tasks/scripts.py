@@ -28,7 +28,9 @@ from typing import Any
 from ..expressions import to_text
 from ..internal_storage import StorageError, files_matching, write_into
 from ..model import LogLevel
+from ..processes.confinement import Confinement, confine
 from ..processes.forkserver import python_start
+from ..processes.limits import LimitError, ResourceLimits
 from ..processes.run import PROCESS_WATCH, TASK_FOLDER_PREFIX, ProcessError, engine_environment, run_process
 from .base import TaskContext, TaskFailure
 from .failures import EXIT_CODE
@@ -218,6 +220,22 @@ def _docker_note(context: TaskContext) -> None:
         )
 
 
+def _confinement(context: TaskContext) -> Confinement | None:
+    """The Process runner's `memory` and `cpu` limits as they will be applied, said in the log."""
+    runner = context.prop("taskRunner")
+    if not isinstance(runner, Mapping) or _docker_asked(context.task.props):
+        return None
+    try:
+        limits = ResourceLimits.of(dict(runner))
+    except LimitError as error:
+        raise TaskFailure(f"`taskRunner`: {error}") from None
+    if limits is None:
+        return None
+    confinement = confine(limits)
+    context.log(LogLevel.INFO, confinement.description)
+    return confinement
+
+
 def _text_list(value: Any, name: str) -> list[str]:
     if value is None:
         return []
@@ -389,9 +407,11 @@ async def run_script(context: TaskContext, flavour: Flavour) -> Mapping[str, Any
         env = _environment(context, context.prop("env"), local)
         if flavour.language == "python" and not _settled:
             await asyncio.to_thread(settle_python)
-        # A plain `python script.py` is forked from a warm interpreter when it can be.
+        confinement = _confinement(context)
+        # A plain `python script.py` is forked from a warm interpreter when it can be (a confined
+        # one is spawned: its cgroup or rlimits are set up in the child before the program starts).
         start = None
-        if words and not _docker_asked(context.task.props):
+        if words and not _docker_asked(context.task.props) and confinement is None:
             start = python_start(words, folder, argv, str(toolbox() / "python"))
         collected = _Run(context, {})
         try:
@@ -403,10 +423,17 @@ async def run_script(context: TaskContext, flavour: Flavour) -> Mapping[str, Any
                 drain=context.drain,
                 kill_grace=context.kill_grace,
                 start=start,
+                prepare=confinement.prepare if confinement is not None else None,
             )
         except ProcessError as error:
             raise TaskFailure(str(error)) from None
+        finally:
+            out_of_memory = confinement is not None and confinement.memory_exceeded()
+            if confinement is not None:
+                confinement.close()
         outputs: dict[str, Any] = {"exitCode": result.exit_code, "vars": collected.vars}
+        if out_of_memory and confinement is not None:
+            raise TaskFailure(f"memory limit exceeded ({confinement.limits.memory_text})", outputs)
         files = _collect(context, flavour, folder, output_dir, legacy_outputs)
         if files:
             outputs["outputFiles"] = files

@@ -77,7 +77,7 @@ def test_max_parallel_is_refused_where_nothing_runs_in_parallel_or_twice() -> No
     error_at(both, "sets both `maxParallel` and `concurrent`: keep `concurrent`", 7, 5)
 
 
-def test_kestra_is_named_for_max_parallel_and_unenforced_resources_are_warned() -> None:
+def test_kestra_is_named_for_max_parallel_and_resource_limits_are_warned_as_tiercels() -> None:
     flow = parse(
         """
         id: demo
@@ -100,8 +100,8 @@ def test_kestra_is_named_for_max_parallel_and_unenforced_resources_are_warned() 
     assert flow.tasks[0].props["concurrencyLimit"] == 2
     found = {warning.split(": ", 2)[1]: warning for warning in flow.warnings}
     assert "write `concurrencyLimit: 2` there" in found["tasks[0].maxParallel"]
-    assert "is not enforced" in found["tasks[0].tasks[0].taskRunner.memory"]
-    assert "is not enforced" in found["tasks[0].tasks[0].taskRunner.cpu"]
+    assert "Tiercel extension" in found["tasks[0].tasks[0].taskRunner.memory"]
+    assert "Tiercel extension" in found["tasks[0].tasks[0].taskRunner.cpu"]
 
 
 MAIN = """
