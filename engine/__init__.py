@@ -94,6 +94,7 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
         iso as iso,
         utcnow as utcnow,
     )
+    from .model.resources import memory_text as memory_text
     from .parser import (
         FlowParseError as FlowParseError,
         parse_flow as parse_flow,
@@ -174,6 +175,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["FlowChanges", "parsed_flow"], ".flows.writing"),
     **dict.fromkeys(["InputError", "resolve_inputs"], ".inputs"),
     "CORRELATION_ID": ".labels",
+    "memory_text": ".model.resources",
     **dict.fromkeys(
         [
             "Execution",

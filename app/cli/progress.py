@@ -152,7 +152,10 @@ class RunView:
         for end in ends[shown_ends:]:
             took = seconds_text((end.date - run.state.start_date).total_seconds())
             state = state_text(end.state, sys.stderr)
-            lines.append(((end.date, -depth), f"{iso(end.date)} TASK  {name} {state} in {took}"))
+            line = f"{iso(end.date)} TASK  {name} {state} in {took}"
+            if end is ends[-1] and run.usage is not None:  # what its programs used, all attempts
+                line += f" ({run.usage.described()})"
+            lines.append(((end.date, -depth), line))
         return lines
 
     def _depth(self, run: TaskRun) -> int:

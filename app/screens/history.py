@@ -1,10 +1,11 @@
 """The history of a flow or a namespace, in pictures.
 
-For a flow: its last executions as bars (duration and state, oldest left) with a summary line, and
-below them, when the screen is tall enough, its executions per state over time. For a namespace
-(and the namespaces below it): executions per state over time, and a table of each flow's last
-state, success rate and durations. Both show how the flows' tests went when `tiercel test` last ran
-them (`tests_folder` holds its results).
+For a flow: its last executions as bars (duration and state, oldest left) with a summary line, below
+them, when the screen is tall enough, its executions per state over time, and a table of its tasks
+over its last `TASK_SCAN` ended executions: durations, CPU time and peak memory (task_figures.py).
+For a namespace (and the namespaces below it): executions per state over time, and a table of each
+flow's last state, success rate and durations. Both show how the flows' tests went when `tiercel
+test` last ran them (`tests_folder` holds its results).
 
 The dashboard opens it with `HistoryScreen(engine, namespace, flow_id)` (flow_id None for a
 namespace). It reads executions through `ExecutionSource` alone, at most `scan` of them, newest
@@ -27,23 +28,29 @@ from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Label
 
-from tiercel.engine import ExecutionSummary, FlowTestSummary, load_summaries, utcnow, visible
+from tiercel.engine import Execution, ExecutionSummary, FlowTestSummary, load_summaries, utcnow, visible
 
 from ..widgets.flow_stats import COLUMNS, flow_stats, untested_cells
 from ..widgets.history_chart import MAX_BARS, HistoryChart
 from ..widgets.state_chart import StateChart
+from ..widgets.task_figures import COLUMNS as TASK_COLUMNS, task_figures
 
 #: How many executions a history reads at most (newest first): enough for weeks of an hourly flow.
 SCAN = 5_000
 PAGE = 500
 #: Below this height a flow's history shows its bars only.
 BOTH_CHARTS_HEIGHT = 30
+#: How many of a flow's last ended executions its table of tasks covers.
+TASK_SCAN = 50
 #: The least time between two rereads caused by `executions_changed`.
 REREAD_SECONDS = 1.0
 
 
 class ExecutionSource(Protocol):
-    """Where the history reads executions: `Engine.list_executions` (a page, newest first)."""
+    """Where the history reads executions: `Engine.list_executions` (a page, newest first), and whole
+    executions (`Engine.execution`) for a flow's table of tasks."""
+
+    async def execution(self, execution_id: str) -> Execution | None: ...
 
     async def list_executions(
         self,
@@ -93,6 +100,7 @@ class HistoryScreen(ModalScreen[None]):
     #history-bars { height: 1fr; min-height: 6; }
     #history-states { height: 1fr; min-height: 6; margin-top: 1; }
     #history-flows { height: 1fr; margin-top: 1; }
+    #history-tasks { height: 1fr; min-height: 4; margin-top: 1; }
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -121,6 +129,7 @@ class HistoryScreen(ModalScreen[None]):
         self.executions: list[ExecutionSummary] = []
         self.more = False
         self.loaded = 0  # how many times the executions were read: tests wait on it
+        self._ended: dict[str, Execution] = {}  # whole ended executions read for the table of tasks
         self._reread: Timer | None = None
 
     @property
@@ -138,15 +147,16 @@ class HistoryScreen(ModalScreen[None]):
             yield StateChart(self.clock, id="history-states")
             if self.flow_id is None:
                 yield DataTable(id="history-flows", cursor_type="row", zebra_stripes=False)
+            else:
+                yield DataTable(id="history-tasks", cursor_type="row", zebra_stripes=False)
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#history-view").border_title = "History"
-        if self.flow_id is None:
-            table = self.query_one("#history-flows", DataTable)
-            for name in COLUMNS:
-                table.add_column(name, key=name)
-            table.focus()
+        table = self.query_one("#history-flows" if self.flow_id is None else "#history-tasks", DataTable)
+        for name in COLUMNS if self.flow_id is None else TASK_COLUMNS:
+            table.add_column(name, key=name)
+        table.focus()
         self._fit(self.size.height)
         self.reread()
         # Bars of running executions grow: redraw while one runs (no store read).
@@ -188,7 +198,19 @@ class HistoryScreen(ModalScreen[None]):
         rows, more = await read_executions(self.source, self.namespace, self.flow_id, self.scan)
         if self.tests_folder is not None:
             self.tests = load_summaries(self.tests_folder)
+        if self.flow_id is not None:
+            await self._read_ended(rows)
         self.show(rows, more)
+
+    async def _read_ended(self, rows: Sequence[ExecutionSummary]) -> None:
+        """Read the whole of the last ended executions (an ended one does not change: read once)."""
+        wanted = [row.id for row in rows if row.end_date is not None][:TASK_SCAN]
+        for execution_id in wanted:
+            if execution_id not in self._ended:
+                found = await self.source.execution(execution_id)
+                if found is not None:
+                    self._ended[execution_id] = found
+        self._ended = {key: self._ended[key] for key in wanted if key in self._ended}
 
     def show(self, rows: Sequence[ExecutionSummary], more: bool) -> None:
         """Draw these executions (newest first, as read)."""
@@ -205,7 +227,16 @@ class HistoryScreen(ModalScreen[None]):
         self.query_one(StateChart).show(rows)
         if self.flow_id is None:
             self._fill_table(rows)
+        else:
+            self._fill_tasks()
         self.loaded += 1
+
+    def _fill_tasks(self) -> None:
+        table = self.query_one("#history-tasks", DataTable)
+        with self.app.batch_update():
+            table.clear()
+            for figures in task_figures(self._ended.values()):
+                table.add_row(*figures.cells(), key=figures.task_id)
 
     def _fill_table(self, rows: Sequence[ExecutionSummary]) -> None:
         table = self.query_one("#history-flows", DataTable)

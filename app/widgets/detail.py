@@ -240,6 +240,8 @@ class DetailPane(Horizontal):
         if run is not None:
             value = f" [{shown(run.value, masker_of(self))}]" if run.value is not None else ""
             label = f"task {shown(run.task_id)}{value}"
+            if run.usage is not None:  # what its programs used, all attempts together
+                label += f" ({run.usage.described()})"
         self.log_widget.filter_tasks(descendants(self.execution, task_run_id), label)
 
     # -- actions --------------------------------------------------------------------------------

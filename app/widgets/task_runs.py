@@ -86,6 +86,8 @@ def tree_label(run: TaskRun, now: datetime, masker: Masker | None = None) -> Tex
     label = run_label(run, masker=masker)
     if run.state.current.is_terminated:
         label.append(" " + fmt_duration(run.state.duration()), style="dim")
+        if run.usage is not None:  # CPU time and peak memory of its programs, in few columns
+            label.append(f" {run.usage.cpu_text} {run.usage.memory_text}", style="cyan")
     elif run.state.current.is_running:
         label.append(" " + fmt_elapsed(run.state.duration(now)), style="cyan")
     if child_execution(run) is not None:

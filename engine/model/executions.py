@@ -76,6 +76,12 @@ class TaskRun:
                 attempts = (*attempts[:-1], last.to(state, at))
         return dataclasses.replace(self, state=self.state.to(state, at), attempts=attempts)
 
+    @property
+    def usage(self) -> ResourceUsage | None:
+        """What the programs of all its attempts used; None when it ran none."""
+        found = [attempt.usage for attempt in self.attempts if attempt.usage is not None]
+        return sum(found[1:], found[0]) if found else None
+
     def with_new_attempt(self, at: datetime | None = None) -> TaskRun:
         return dataclasses.replace(
             self,

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CPU_TIME_METRIC", "PEAK_MEMORY_METRIC", "ResourceUsage"]
+__all__ = ["CPU_TIME_METRIC", "PEAK_MEMORY_METRIC", "ResourceUsage", "memory_text"]
 
 # The metrics every attempt that ran programs reports: a timer, and a counter of bytes.
 CPU_TIME_METRIC = "process.cpu.time"
@@ -55,6 +55,23 @@ class ResourceUsage:
         """With a peak seen otherwise (sampled while it ran), if larger."""
         return ResourceUsage(self.cpu_seconds, _larger(self.peak_memory, peak))
 
+    @property
+    def cpu_text(self) -> str:
+        """``0.42s``, ``12.3s``, ``2m05s``."""
+        seconds = self.cpu_seconds
+        if seconds < 60:
+            return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
+        minutes, rest = divmod(round(seconds), 60)
+        return f"{minutes}m{rest:02d}s"
+
+    @property
+    def memory_text(self) -> str:
+        return memory_text(self.peak_memory)
+
+    def described(self) -> str:
+        """``cpu 0.42s, peak 38M``: what the log, the CLI and the dashboard say of it."""
+        return f"cpu {self.cpu_text}, peak {self.memory_text}"
+
     def to_json(self) -> dict[str, Any]:
         return {"cpuSeconds": round(self.cpu_seconds, 6), "peakMemoryBytes": self.peak_memory}
 
@@ -62,6 +79,18 @@ class ResourceUsage:
     def from_json(data: Mapping[str, Any]) -> ResourceUsage:
         peak = data.get("peakMemoryBytes")
         return ResourceUsage(float(data.get("cpuSeconds") or 0.0), int(peak) if peak is not None else None)
+
+
+def memory_text(size: int | None) -> str:
+    """A size as the figures show it: ``900K``, ``38M``, ``1.2G`` (binary units); ``-`` when unknown."""
+    if size is None:
+        return "-"
+    scaled = float(size)
+    for unit in ("K", "M", "G", "T"):
+        scaled /= 1024
+        if scaled < 1024 or unit == "T":
+            break
+    return f"{scaled:.1f}{unit}" if scaled < 10 else f"{scaled:.0f}{unit}"
 
 
 def _larger(one: int | None, other: int | None) -> int | None:
