@@ -3,8 +3,9 @@
 The dashboard runs under Textual's Pilot on a temporary copy of sample_flows and a temporary
 database, runs real executions, and saves SVGs of the main screen, an execution's timeline and
 logs, the run form, the kill confirmation, a flow's triggers after a backfill, that flow's history
-charts, the graph of a flow's `dependsOn` tasks, the expression console, and the layout of an 80x24
-terminal with the detail pane focused.
+charts, the graph of a flow's `dependsOn` tasks, the expression console, the resource figures of a
+flow's tasks (its timeline, and its history's table of tasks), and the layout of an 80x24 terminal
+with the detail pane focused.
 """
 
 from __future__ import annotations
@@ -77,6 +78,37 @@ tasks:
 """
 
 
+# Tiercel's resource limits (not Kestra's): written here, not in sample_flows, which run on Kestra.
+RESOURCES = """\
+id: crunch
+namespace: acme.data
+description: Builds a lookup table in memory, then checks it; a greedy step hits its memory limit.
+tasks:
+  - id: build
+    type: io.kestra.plugin.scripts.python.Script
+    taskRunner:
+      type: io.kestra.plugin.core.runner.Process
+      memory: 512Mi
+      cpu: "1"
+    script: |
+      table = {n: str(n) * 4 for n in range(1_000_000)}
+      print(len(table), "entries")
+  - id: check
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - sleep 0.3
+      - echo checked
+  - id: greedy
+    type: io.kestra.plugin.scripts.python.Script
+    allowFailure: true
+    taskRunner:
+      type: io.kestra.plugin.core.runner.Process
+      memory: 96Mi
+    script: |
+      blocks = [bytearray(8 << 20) for _ in range(64)]
+"""
+
+
 async def until(pilot: Pilot[None], predicate: Callable[[], object], timeout: float = 20.0) -> None:
     """Let the app run until `predicate` holds."""
     deadline = time.monotonic() + timeout
@@ -135,6 +167,7 @@ async def take(out: Path) -> list[Path]:
         shutil.copytree(REPO / "sample_flows", flows)
         (flows / "acme" / "platform" / "ops" / "sleepy.yml").write_text(SLEEPY)
         (flows / "acme" / "data" / "branching.yml").write_text(BRANCHING)
+        (flows / "acme" / "data" / "crunch.yml").write_text(RESOURCES)
         app = TiercelApp(flows, Path(tmp) / "db" / "tiercel.db", control=False)
         async with app.run_test(size=SIZE) as pilot:
 
@@ -185,6 +218,14 @@ async def take(out: Path) -> list[Path]:
                 await pilot.press("enter")
             await until(pilot, lambda: len(app.screen.query(".console-entry")) == 3)
             await save("expression_console.svg")
+            await pilot.press("escape")
+            for _ in range(3):
+                await run_flow(app, pilot, "acme.data", "crunch", "WARNING")
+            await pilot.press("3", "v")
+            await save("resources_timeline.svg")
+            await pilot.press("v", "1", "H")
+            await until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.loaded > 0)
+            await save("resources_history.svg")
             await pilot.press("escape")
             await pilot.resize_terminal(80, 24)
             await select(app, pilot, NodeRef("flow", "acme.marketing.analytics", "campaign_fanout"))

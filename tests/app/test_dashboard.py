@@ -516,7 +516,7 @@ async def test_a_stored_snapshot_read_during_live_updates_does_not_undo_them(
 
 
 @pytest.mark.slow
-async def test_screenshots_script_saves_the_nine_svgs(tmp_path: Path) -> None:
+async def test_screenshots_script_saves_the_eleven_svgs(tmp_path: Path) -> None:
     saved = await take(tmp_path / "shots")
     assert sorted(path.name for path in saved) == [
         "execution.svg",
@@ -525,6 +525,8 @@ async def test_screenshots_script_saves_the_nine_svgs(tmp_path: Path) -> None:
         "kill_confirm.svg",
         "main.svg",
         "narrow_80x24.svg",
+        "resources_history.svg",
+        "resources_timeline.svg",
         "run_form.svg",
         "task_graph.svg",
         "triggers.svg",
@@ -535,6 +537,8 @@ async def test_screenshots_script_saves_the_nine_svgs(tmp_path: Path) -> None:
     assert "History" in (tmp_path / "shots" / "history.svg").read_text()
     assert "search_index" in (tmp_path / "shots" / "task_graph.svg").read_text()
     assert "Unable&#160;to&#160;find" in (tmp_path / "shots" / "expression_console.svg").read_text()
+    assert "peak" in (tmp_path / "shots" / "resources_timeline.svg").read_text()
+    assert "cpu&#160;p50" in (tmp_path / "shots" / "resources_history.svg").read_text()
 
 
 def viewer_text(app: TiercelApp) -> str:

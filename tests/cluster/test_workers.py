@@ -244,7 +244,14 @@ def test_metrics_reported_on_a_worker_are_read_through_a_server(cluster: Cluster
             ended = await engine.wait(execution_id)
             assert ended.state.current is StateType.SUCCESS
             entries = await engine.metrics(execution_id)
-            return [(e.task_id, e.name, e.value, dict(e.tags)) for e in entries]
+            # The figures of the worker's program (cpu, peak memory) come back with the worker's result.
+            assert {"process.cpu.time"} <= {e.name for e in entries}
+            assert ended.task_runs[0].usage is not None
+            return [
+                (e.task_id, e.name, e.value, dict(e.tags))
+                for e in entries
+                if not e.name.startswith("process.")
+            ]
 
     assert asyncio.run(run()) == [("count", "rows", 5.0, {"table": "orders"})]
 

@@ -159,8 +159,12 @@ tasks:
     async with running_engine(tmp_path, source) as engine:
         execution = await run(engine, "company.team", "demo")
         assert execution.state.current is StateType.SUCCESS, messages(await logs_of(engine, execution.id))
-        [metric] = await engine.store.metrics(execution.id)
+        metrics = await engine.store.metrics(execution.id)
+    [metric] = [entry for entry in metrics if not entry.name.startswith("process.")]
     assert metric.tags == {"cost-center": "marketing", "team": "own", "stage": "load"}
+    # What the task's programs used is tagged the same way.
+    figures = [entry for entry in metrics if entry.name.startswith("process.")]
+    assert figures and all(entry.tags == {"cost-center": "marketing", "team": "data"} for entry in figures)
     assert all(label.key != "cost-center" for label in execution.labels)
 
 
