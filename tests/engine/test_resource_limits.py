@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.helpers import flow, messages, one_run, run_flow
+from tests.engine.helpers import flow, logs_of, messages, one_run, run_flow, running_engine
+from tests.waiting import until
 from tiercel.engine.model import StateType
 from tiercel.engine.parser import FlowParseError, parse_flow
 from tiercel.engine.processes.confinement import CGROUP_ENV, confine
@@ -121,7 +122,7 @@ async def test_the_programs_run_in_a_cgroup_with_the_limits_which_goes_with_the_
     seen = dict(line.split("=", 1) for line in messages(logs) if line.startswith(("memory=", "cpu=")))
     assert int(seen["memory"]) == 256 * MIB
     assert seen["cpu"] in ("25000 100000", "25000/100000")
-    folders = re.findall(r"(/\S+/tiercel-[0-9a-f]+)", next(m for m in messages(logs) if "cgroup v" in m))
+    folders = re.findall(FOLDER, next(m for m in messages(logs) if "cgroup v" in m))
     assert folders and not any(Path(folder).exists() for folder in folders)
 
 
@@ -193,3 +194,26 @@ async def test_an_expression_limit_is_checked_when_the_task_runs(tmp_path: Path)
     assert one_run(execution, "t").state.current is StateType.FAILED
     assert "`taskRunner`: memory `plenty` is not a quantity such as 512Mi" in messages(logs)
     assert "never" not in messages(logs)
+
+
+@needs_cgroups
+async def test_a_killed_task_leaves_neither_processes_nor_its_cgroup(tmp_path: Path) -> None:
+    source = limited("memory: 128Mi", "sleep 60")
+    async with running_engine(tmp_path, source) as engine:
+        execution_id = await engine.trigger("ns", "f")
+
+        async def cgroup_named() -> list[str]:
+            await engine.flush_logs()
+            said = [entry.message for entry in await logs_of(engine, execution_id)]
+            return [folder for line in said if "cgroup v" in line for folder in re.findall(FOLDER, line)]
+
+        folders = await until(cgroup_named, what="the task's cgroup in its log")
+        assert all(Path(folder).is_dir() for folder in folders)
+        await until(lambda: any(p.read_text().split() for p in Path(folders[0]).glob("cgroup.procs")))
+        await engine.kill(execution_id)
+        ended = await engine.wait(execution_id)
+    assert ended.state.current is StateType.KILLED
+    assert not any(Path(folder).exists() for folder in folders)
+
+
+FOLDER = r"(/\S+/tiercel-[0-9a-f]+)"
