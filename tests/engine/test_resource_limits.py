@@ -217,3 +217,21 @@ async def test_a_killed_task_leaves_neither_processes_nor_its_cgroup(tmp_path: P
 
 
 FOLDER = r"(/\S+/tiercel-[0-9a-f]+)"
+
+
+def test_a_named_cgroup_that_cannot_hold_the_limits_says_why_and_rlimits_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limits = ResourceLimits(memory=64 * MIB, memory_text="64Mi")
+    monkeypatch.setenv(CGROUP_ENV, str(tmp_path))
+    assert (
+        f"no cgroup can be made here ({CGROUP_ENV}={tmp_path} is not a cgroup)" in confine(limits).description
+    )
+    # A cgroup v2 folder whose children cannot have the memory controller.
+    folder = tmp_path / "v2"
+    folder.mkdir()
+    (folder / "cgroup.procs").write_text("")
+    (folder / "cgroup.subtree_control").write_text("cpu io\n")
+    monkeypatch.setenv(CGROUP_ENV, str(folder))
+    described = confine(limits).description
+    assert f"({folder} does not delegate the memory controller)" in described and "RLIMIT_DATA" in described
