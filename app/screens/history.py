@@ -129,7 +129,9 @@ class HistoryScreen(ModalScreen[None]):
         self.executions: list[ExecutionSummary] = []
         self.more = False
         self.loaded = 0  # how many times the executions were read: tests wait on it
-        self._ended: dict[str, Execution] = {}  # whole ended executions read for the table of tasks
+        # Whole ended executions read for the table of tasks (None: gone); `tasks_loaded` counts fills.
+        self._ended: dict[str, Execution | None] = {}
+        self.tasks_loaded = 0
         self._reread: Timer | None = None
 
     @property
@@ -198,18 +200,18 @@ class HistoryScreen(ModalScreen[None]):
         rows, more = await read_executions(self.source, self.namespace, self.flow_id, self.scan)
         if self.tests_folder is not None:
             self.tests = load_summaries(self.tests_folder)
-        if self.flow_id is not None:
-            await self._read_ended(rows)
         self.show(rows, more)
+        if self.flow_id is not None:  # then the table of tasks, from the whole executions
+            await self._read_ended(rows)
+            self._fill_tasks()
 
     async def _read_ended(self, rows: Sequence[ExecutionSummary]) -> None:
         """Read the whole of the last ended executions (an ended one does not change: read once)."""
         wanted = [row.id for row in rows if row.end_date is not None][:TASK_SCAN]
         for execution_id in wanted:
             if execution_id not in self._ended:
-                found = await self.source.execution(execution_id)
-                if found is not None:
-                    self._ended[execution_id] = found
+                # None for one purged meanwhile: not asked for again.
+                self._ended[execution_id] = await self.source.execution(execution_id)
         self._ended = {key: self._ended[key] for key in wanted if key in self._ended}
 
     def show(self, rows: Sequence[ExecutionSummary], more: bool) -> None:
@@ -227,16 +229,16 @@ class HistoryScreen(ModalScreen[None]):
         self.query_one(StateChart).show(rows)
         if self.flow_id is None:
             self._fill_table(rows)
-        else:
-            self._fill_tasks()
         self.loaded += 1
 
     def _fill_tasks(self) -> None:
         table = self.query_one("#history-tasks", DataTable)
         with self.app.batch_update():
             table.clear()
-            for figures in task_figures(self._ended.values()):
+            ended = [execution for execution in self._ended.values() if execution is not None]
+            for figures in task_figures(ended):
                 table.add_row(*figures.cells(), key=figures.task_id)
+        self.tasks_loaded += 1
 
     def _fill_table(self, rows: Sequence[ExecutionSummary]) -> None:
         table = self.query_one("#history-flows", DataTable)

@@ -57,12 +57,15 @@ class ResourceUsage:
 
     @property
     def cpu_text(self) -> str:
-        """``0.42s``, ``12.3s``, ``2m05s``."""
+        """``0.42s``, ``12.3s``, ``2m05s``, ``3h07m``: at most six characters."""
         seconds = self.cpu_seconds
         if seconds < 60:
             return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
         minutes, rest = divmod(round(seconds), 60)
-        return f"{minutes}m{rest:02d}s"
+        if minutes < 60:
+            return f"{minutes}m{rest:02d}s"
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours}h{minutes:02d}m" if hours < 100 else f"{hours}h"
 
     @property
     def memory_text(self) -> str:

@@ -44,14 +44,23 @@ class Confinement:
     _procs: list[int] = field(default_factory=list)
     _version: int = 0
     _nice: int = 0
+    _data_limit: int | None = None
 
     def prepare(self) -> None:
-        """In the child, before it runs the program: system calls only (see spawn_program)."""
-        for fd in self._procs:
-            os.write(fd, b"0")  # moves the writing process into the cgroup
+        """In the child, before it runs the program: system calls only (see spawn_program).
+
+        A child that cannot join its cgroup says why on its stderr (the task's log) and exits 126,
+        as a shell does for a command it cannot run: the program never runs without its limits.
+        """
+        for fd, folder in zip(self._procs, self._folders, strict=True):
+            try:
+                os.write(fd, b"0")  # moves the writing process into the cgroup
+            except OSError as error:
+                os.write(2, f"cannot join cgroup {folder}: {error.strerror}\n".encode())
+                os._exit(126)
         if not self._folders:
-            if self.limits.memory is not None:
-                resource.setrlimit(resource.RLIMIT_DATA, (self.limits.memory, self.limits.memory))
+            if self._data_limit is not None:
+                resource.setrlimit(resource.RLIMIT_DATA, (self._data_limit, self._data_limit))
             if self._nice:
                 os.setpriority(os.PRIO_PROCESS, 0, self._nice)
 
@@ -91,14 +100,19 @@ def confine(limits: ResourceLimits) -> Confinement:
     name = f"tiercel-{secrets.token_hex(8)}"
     parents, version, why_not = _cgroup_parents(limits)
     folders: list[Path] = []
+    procs: list[int] = []
     try:
         for parent in parents:
             folder = parent / name
             folder.mkdir()
             folders.append(folder)
         _write_limits(folders, version, limits)
-        procs = [os.open(folder / "cgroup.procs", os.O_WRONLY) for folder in folders]
+        for folder in folders:
+            procs.append(os.open(folder / "cgroup.procs", os.O_WRONLY))
     except OSError as error:
+        for fd in procs:
+            os.close(fd)
+        procs = []
         for folder in folders:
             with contextlib.suppress(OSError):
                 folder.rmdir()
@@ -109,7 +123,12 @@ def confine(limits: ResourceLimits) -> Confinement:
         text = f"Resource limits {asked}: enforced on all the task's processes together by cgroup v{version}"
         text += f" {where}"
         return Confinement(limits, text, folders, procs, version)
-    nice = _nice_for(limits.cpu)
+    # Never below what the engine has already (lowering a hard limit or a niceness needs privileges).
+    nice = max(_nice_for(limits.cpu), os.getpriority(os.PRIO_PROCESS, 0)) if limits.cpu is not None else 0
+    data_limit = None
+    if limits.memory is not None:
+        hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
+        data_limit = limits.memory if hard == resource.RLIM_INFINITY else min(limits.memory, hard)
     parts = []
     if limits.memory is not None:
         parts.append(
@@ -122,7 +141,7 @@ def confine(limits: ResourceLimits) -> Confinement:
             "when the CPUs are busy, not a cap"
         )
     text = f"Resource limits {asked}: no cgroup can be made here ({why_not}), so " + "; ".join(parts)
-    return Confinement(limits, text, _nice=nice)
+    return Confinement(limits, text, _nice=nice, _data_limit=data_limit)
 
 
 def _nice_for(cpu: float | None) -> int:

@@ -187,11 +187,11 @@ class _Status:
             self.pid, self.ticks = int(words[1]), int(words[2])
         elif words[0] == "fail" and len(words) == 3:
             self.failure = OSError(int(words[1]), words[2])
-        elif words[0] == "exit" and len(words) >= 2:
+        elif words[0] == "usage" and len(words) == 3:  # user and system CPU seconds, ru_maxrss
+            utime, stime, maxrss = words[1], *words[2].split(" ", 1)
+            self.usage = ResourceUsage.parse(utime, stime, maxrss)
+        elif words[0] == "exit" and len(words) == 2:
             self.status = int(words[1])
-            figures = words[2].split(" ") if len(words) == 3 else []
-            if len(figures) == 3:  # user and system CPU seconds, ru_maxrss
-                self.usage = ResourceUsage.parse(*figures)
 
     async def until(self, done: Callable[[], bool]) -> None:
         while not (done() or self.closed):

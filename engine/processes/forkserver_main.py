@@ -13,9 +13,9 @@ Protocol, on the control socket (a SOCK_SEQPACKET Unix socket, fd given as argum
 * from the engine, per task: ``run``, the working folder, the program name (``python``), the
   argument count, the arguments (the script first), then ``NAME=value`` pairs, NUL-separated, with
   three descriptors: the task's stdout and stderr, and a status pipe. On the status pipe the server
-  writes ``pid <pid> <start ticks>`` at once and ``exit <wait status> <user CPU s> <system CPU s>
-  <ru_maxrss>`` when it has waited for the child; a child that cannot enter the working folder
-  writes ``fail <errno> <message>`` first.
+  writes ``pid <pid> <start ticks>`` at once, and ``usage <user CPU s> <system CPU s> <ru_maxrss>``
+  then ``exit <wait status>`` when it has waited for the child; a child that cannot enter the
+  working folder writes ``fail <errno> <message>`` first.
 
 The server reaps its children on SIGCHLD (through a wakeup pipe) and exits once the control socket is
 closed and no child is left whose status someone still reads: it never outlives its engine for long.
@@ -177,7 +177,7 @@ def _serve() -> "tuple[_Job, int]":
             _ended(child, status)
             if child.status is not None:
                 figures = f"{usage.ru_utime} {usage.ru_stime} {usage.ru_maxrss}"
-                _write(child.status, f"exit {status} {figures}\n")
+                _write(child.status, f"usage {figures}\nexit {status}\n")
                 poller.unregister(child.status)
                 del statuses[child.status]
                 os.close(child.status)

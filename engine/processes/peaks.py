@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 
+from ..model.resources import ResourceUsage
 from .tree import HAS_PROC, PROC
 
-__all__ = ["PeakSampler", "resident_peak"]
+__all__ = ["PeakSampler", "own_peak", "resident_peak"]
 
 # Seconds between two looks at a program's processes.
 _INTERVAL = 0.1
@@ -30,6 +32,14 @@ def resident_peak(pid: int | str) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def own_peak() -> int:
+    """The engine's own peak resident memory, in bytes (from rusage where there is no /proc)."""
+    found = resident_peak("self") if HAS_PROC else None
+    if found is None:
+        found = ResourceUsage.of(resource.getrusage(resource.RUSAGE_SELF)).peak_memory
+    return found or 0
 
 
 def _family(pid: int) -> list[int]:

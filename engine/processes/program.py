@@ -18,7 +18,7 @@ from typing import Protocol
 
 from ..model.resources import ResourceUsage
 from .lines import READ_CHUNK
-from .peaks import resident_peak
+from .peaks import own_peak
 from .tree import HAS_PROC
 
 __all__ = ["ProcessError", "Program", "Spawned", "Start", "pipe_reader", "spawn_program", "start_failure"]
@@ -90,7 +90,16 @@ async def spawn_program(
     """
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    pipes = [f"pipe:[{os.fstat(fd).st_ino}]" for fd in (out_r, err_r)] if HAS_PROC else []
+    loop = asyncio.get_running_loop()
+    transports: list[asyncio.BaseTransport] = []
     try:
+        # The readers first: from the spawn on, nothing may wait (a cancellation there would leave
+        # the program running before the caller follows it).
+        stdout, out_transport = await pipe_reader(loop, out_r)
+        transports.append(out_transport)
+        stderr, err_transport = await pipe_reader(loop, err_r)
+        transports.append(err_transport)
         # Not asyncio's subprocess: its child watcher reaps the program and keeps no rusage of it.
         popen = subprocess.Popen(
             argv,
@@ -102,24 +111,21 @@ async def spawn_program(
             start_new_session=True,
             preexec_fn=prepare,  # only system calls, see above
         )
-    except OSError as exc:
-        os.close(out_r)
-        os.close(err_r)
-        raise ProcessError(start_failure(argv[0], cwd, exc)) from exc
-    except subprocess.SubprocessError as exc:  # `prepare` failed in the child
-        os.close(out_r)
-        os.close(err_r)
-        raise ProcessError(f"cannot start `{argv[0]}`: {exc}") from exc
+    except BaseException as exc:
+        for transport in transports:
+            transport.close()
+        for fd in (out_r, err_r)[len(transports) :]:
+            os.close(fd)
+        if isinstance(exc, OSError):
+            raise ProcessError(start_failure(argv[0], cwd, exc)) from exc
+        if isinstance(exc, subprocess.SubprocessError | ValueError):  # `prepare` failed; a NUL in env
+            raise ProcessError(f"cannot start `{argv[0]}`: {exc}") from exc
+        raise
     finally:
         os.close(out_w)
         os.close(err_w)
     # The engine's own peak: the program's ru_maxrss starts from it (see ResourceUsage.of).
-    baseline = resident_peak("self") or 0
-    pipes = [f"pipe:[{os.fstat(fd).st_ino}]" for fd in (out_r, err_r)] if HAS_PROC else []
-    loop = asyncio.get_running_loop()
-    stdout, out_transport = await pipe_reader(loop, out_r)
-    stderr, err_transport = await pipe_reader(loop, err_r)
-    return Spawned(popen, (stdout, stderr), [out_transport, err_transport], pipes, baseline)
+    return Spawned(popen, (stdout, stderr), transports, pipes, own_peak())
 
 
 async def pipe_reader(

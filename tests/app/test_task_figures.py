@@ -7,6 +7,7 @@ import dataclasses
 from datetime import timedelta
 
 from tests.app.test_history_screen import NOW, engine, execution, screen_text, shown
+from tests.waiting import until_drawn
 from tiercel.app.screens.history import HistoryScreen
 from tiercel.app.widgets.task_figures import task_figures
 from tiercel.app.widgets.task_runs import tree_label
@@ -86,6 +87,8 @@ async def test_a_flows_history_has_a_table_of_its_tasks(engine: Engine) -> None:
         await engine.store.save_execution(stored, stored.task_runs)
     screen = HistoryScreen(engine, "acme", "etl", clock=lambda: NOW)
     async with shown(screen, (100, 30)) as pilot:
+        await until_drawn(pilot, lambda: screen.tasks_loaded >= 1, what="the table of tasks")
+        await pilot.pause()
         text = screen_text(pilot)
         for column in ("task", "runs", "cpu p50", "peak max"):
             assert column in text

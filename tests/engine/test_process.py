@@ -537,3 +537,29 @@ async def test_program_without_execute_permission_is_a_process_error(tmp_path: P
 async def test_missing_working_directory_is_a_process_error(tmp_path: Path) -> None:
     with pytest.raises(ProcessError, match=r"cannot start `pwd`: working directory .*gone"):
         await run(["pwd"], cwd=tmp_path / "gone")
+
+
+def _running(marker: str) -> list[int]:
+    """Live processes whose command line holds `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    stat = (entry / "stat").read_text()
+                    if stat.rpartition(")")[2].split()[0] != "Z":
+                        found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="reads /proc")
+@pytest.mark.parametrize("steps", range(8))
+async def test_a_start_cancelled_at_any_step_leaves_no_program_running(steps: int) -> None:
+    marker = f"31.{os.getpid()}{steps}"
+    started = asyncio.ensure_future(run(["sleep", marker], kill_grace=0.5))
+    for _ in range(steps):
+        await asyncio.sleep(0)
+    started.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await started
+    assert _running(marker) == []

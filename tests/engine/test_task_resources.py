@@ -30,6 +30,14 @@ def usage_of(execution: Execution, task_id: str) -> ResourceUsage:
     return usage
 
 
+def test_cpu_time_is_shown_in_at_most_six_characters() -> None:
+    shown = [
+        ResourceUsage(seconds, None).cpu_text for seconds in (0.004, 12.34, 125, 6000, 3600 * 99.9, 10**6)
+    ]
+    assert shown == ["0.00s", "12.3s", "2m05s", "1h40m", "99h54m", "277h"]
+    assert all(len(text) <= 6 for text in shown)
+
+
 def test_figures_add_up_cpu_and_keep_the_larger_peak() -> None:
     one, other = ResourceUsage(0.25, 10 * MIB), ResourceUsage(0.5, None)
     assert one + other == ResourceUsage(0.75, 10 * MIB)
