@@ -14,6 +14,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and linters
+    from .access import (
+        OWNER as OWNER,
+        AccessDenied as AccessDenied,
+        Permission as Permission,
+        Principal as Principal,
+        held as held,
+        require as require,
+    )
     from .cluster import (
         ClusterMembers as ClusterMembers,
         ServerInfo as ServerInfo,
@@ -176,6 +184,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["InputError", "resolve_inputs"], ".inputs"),
     "CORRELATION_ID": ".labels",
     "memory_text": ".model.resources",
+    **dict.fromkeys(["OWNER", "AccessDenied", "Permission", "Principal", "held", "require"], ".access"),
     **dict.fromkeys(
         [
             "Execution",

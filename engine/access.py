@@ -16,7 +16,7 @@ from enum import IntEnum
 
 from .model import NamespaceSpec
 
-__all__ = ["AccessDenied", "Permission", "Principal", "held", "require"]
+__all__ = ["OWNER", "AccessDenied", "Permission", "Principal", "held", "require"]
 
 
 class Permission(IntEnum):

@@ -19,6 +19,7 @@ from tiercel.engine import EngineError
 from . import executions, flows, namespaces
 from .auth import BasicAuth, Credentials
 from .responses import ApiError, error_response, json_response
+from .users import Users
 
 if TYPE_CHECKING:
     from tiercel.engine import Engine
@@ -75,11 +76,19 @@ async def _unexpected(request: Request, error: Exception) -> Response:
     return error_response(request, ApiError(500, f"Internal server error: {type(error).__name__}"))
 
 
-def api_app(engine: Engine, *, credentials: Credentials | None = None, open_api: bool = True) -> Starlette:
+def api_app(
+    engine: Engine,
+    *,
+    credentials: Credentials | None = None,
+    open_api: bool = True,
+    users: Users | None = None,
+) -> Starlette:
     """The API of `engine`.
 
     Args:
         credentials: The user and password every request must carry; None for none.
+        users: The users of a users file: each request must carry one's credentials (or
+            `credentials`), and acts with that user's namespace permissions (tiercel.engine.access).
         open_api: Whether the API is open without credentials (the server listens on loopback only);
             when it is not and no credentials are given, every API request is refused with 403.
     """
@@ -99,9 +108,9 @@ def api_app(engine: Engine, *, credentials: Credentials | None = None, open_api:
             Mount(f"/api/v1/{TENANT}", routes=resources),
             Mount("/api/v1", routes=resources),
         ],
-        middleware=[Middleware(BasicAuth, credentials=credentials, open_api=open_api)],
+        middleware=[Middleware(BasicAuth, credentials=credentials, open_api=open_api, users=users)],
         exception_handlers={ApiError: _refused, HTTPException: _http_error, Exception: _unexpected},
     )
     app.state.engine = engine
-    app.state.settings = {"basic_auth": credentials is not None}
+    app.state.settings = {"basic_auth": credentials is not None or users is not None}
     return app

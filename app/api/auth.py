@@ -20,7 +20,10 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
+from tiercel.engine import OWNER
+
 from .asgi import ASGIApp, Receive, Scope, Send
+from .users import Users
 
 # Named in the refusal; `tiercel server` reads it.
 CREDENTIALS_VARIABLE = "TIERCEL_API_USER"
@@ -69,12 +72,16 @@ def is_loopback(host: str) -> bool:
 
 
 class BasicAuth:
-    """ASGI middleware: every request carries the credentials, or is refused."""
+    """ASGI middleware: every request carries the credentials, or is refused. The person it comes
+    from is put in the scope's state (`principal`): a user of the users file, else the owner."""
 
-    def __init__(self, app: ASGIApp, credentials: Credentials | None, open_api: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, credentials: Credentials | None, open_api: bool, users: Users | None = None
+    ) -> None:
         self.app = app
         self.credentials = credentials
-        self.open_api = open_api  # loopback without credentials: nothing to check
+        self.users = users
+        self.open_api = open_api and users is None  # loopback without credentials: nothing to check
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,7 +90,7 @@ class BasicAuth:
         headers = {
             name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers") or ()
         }
-        refusal = _from_a_browser_page(headers, loopback_only=self.credentials is None)
+        refusal = _from_a_browser_page(headers, loopback_only=self.credentials is None and self.users is None)
         if refusal:
             await _answer(
                 send, 403, [(b"content-type", b"application/json")], json.dumps({"message": refusal}).encode()
@@ -91,6 +98,17 @@ class BasicAuth:
             return
         if self.credentials is None and self.open_api:
             await self.app(scope, receive, send)
+            return
+        if self.users is not None:
+            header = headers.get("authorization")
+            principal = self.users.authenticate(header)
+            if principal is None and self.credentials is not None and self.credentials.accepts(header):
+                principal = OWNER
+            if principal is not None:
+                scope.setdefault("state", {})["principal"] = principal
+                await self.app(scope, receive, send)
+                return
+            await _answer(send, 401, [(b"www-authenticate", b'Basic realm="Kestra"')], b"")
             return
         if self.credentials is None:
             message = (

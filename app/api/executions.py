@@ -39,6 +39,7 @@ from tiercel.engine import (
     StateType,
 )
 
+from .guard import Permission, need, principal_of, readable
 from .responses import (
     ApiError,
     engine_of,
@@ -61,11 +62,21 @@ def _ended(execution: Execution) -> bool:
     return execution.state.current.is_terminated
 
 
-async def _execution(request: Request, execution_id: str) -> Execution:
+async def _execution(
+    request: Request, execution_id: str, permission: Permission = Permission.READ
+) -> Execution:
+    """The stored execution, if the request's sender holds `permission` on its namespace."""
     execution = await engine_of(request).execution(execution_id)
     if execution is None:
         raise ApiError(404, f"Execution '{execution_id}' not found.")
+    need(request, execution.namespace, permission)
     return execution
+
+
+async def _may_read(request: Request, execution_id: str) -> None:
+    """Logs and metrics are read by execution id: only the execution's readers read them."""
+    if not principal_of(request).owner:
+        await _execution(request, execution_id)
 
 
 async def _inputs(request: Request, folder: Path, file_inputs: set[str]) -> dict[str, Any]:
@@ -96,6 +107,7 @@ async def _inputs(request: Request, folder: Path, file_inputs: set[str]) -> dict
 async def create(request: Request) -> Response:
     engine = engine_of(request)
     namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
+    need(request, namespace, Permission.EXECUTE)
     flow = engine.flows.get((namespace, flow_id))
     if flow is None:
         raise ApiError(404, "Requested Flow is not found.")
@@ -133,13 +145,14 @@ async def search(request: Request) -> Response:
         state=states or None,
         limit=_COUNTED,
     )
+    rows = [row for row in rows if readable(request, row.namespace)]
     shown = [await engine.execution(row.id) for row in rows[(page - 1) * size : page * size]]
     return json_response(request, paged([e.to_json() for e in shown if e is not None], len(rows)))
 
 
 async def _command(request: Request, command: str, *args: Any, **kwargs: Any) -> Any:
     execution_id = request.path_params["executionId"]
-    await _execution(request, execution_id)
+    await _execution(request, execution_id, Permission.EXECUTE)
     with _refusals():
         return await getattr(engine_of(request), command)(execution_id, *args, **kwargs)
 
@@ -157,7 +170,7 @@ def _refusals() -> Iterator[None]:
 
 async def kill(request: Request) -> Response:
     """202: the kill is under way (as Kestra, also for an execution that has ended already)."""
-    execution = await _execution(request, request.path_params["executionId"])
+    execution = await _execution(request, request.path_params["executionId"], Permission.EXECUTE)
     if not _ended(execution):
         await _command(request, "kill")
     return Response(status_code=202)
@@ -180,7 +193,7 @@ async def replay(request: Request) -> Response:
 async def evaluate(request: Request) -> Response:
     """Kestra's expression debugger: the text body rendered for one task run of the execution, as
     {result, error, stackTrace} (an expression that fails is still a 200, with its `error`)."""
-    execution = await _execution(request, request.path_params["executionId"])
+    execution = await _execution(request, request.path_params["executionId"], Permission.EXECUTE)
     body = await request.body()
     try:
         expression = body.decode()
@@ -209,7 +222,7 @@ async def _paused_file_inputs(request: Request, execution: Execution) -> set[str
 
 
 async def resume(request: Request) -> Response:
-    execution = await _execution(request, request.path_params["executionId"])
+    execution = await _execution(request, request.path_params["executionId"], Permission.EXECUTE)
     file_inputs = await _paused_file_inputs(request, execution)
     with tempfile.TemporaryDirectory(prefix="tiercel-upload-") as folder:
         inputs = await _inputs(request, Path(folder), file_inputs)
@@ -234,6 +247,7 @@ async def follow(request: Request) -> Response:
             execution = await engine.execution(execution_id)
         if execution is None:
             raise ApiError(404, f"Unable to find the execution {execution_id}")
+        need(request, execution.namespace, Permission.READ)
     except BaseException:
         engine.events.unsubscribe(events)
         raise
@@ -272,6 +286,7 @@ def _log_filters(request: Request) -> tuple[str | None, str | None, str | None]:
 
 
 async def _stored_logs(request: Request) -> list[LogEntry]:
+    await _may_read(request, request.path_params["executionId"])
     level, task_id, task_run_id = _log_filters(request)
     rows = await engine_of(request).logs(request.path_params["executionId"], level=level, task_id=task_id)
     return [entry for _, entry in rows if task_run_id is None or entry.task_run_id == task_run_id]
@@ -343,6 +358,7 @@ async def follow_logs(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     page, size = page_params(request)
     execution_id = request.path_params["executionId"]
+    await _may_read(request, execution_id)
     entries = await engine_of(request).metrics(
         execution_id,
         task_run_id=request.query_params.get("taskRunId"),

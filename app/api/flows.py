@@ -28,6 +28,7 @@ from tiercel.engine import (
     parsed_flow,
 )
 
+from .guard import Permission, need, readable
 from .responses import ApiError, engine_of, flag, json_response, page_params, paged, whole_number
 
 # How Kestra splits a request holding several flows.
@@ -101,6 +102,7 @@ def _flow(request: Request, namespace: str, flow_id: str) -> Flow:
 
 async def create(request: Request) -> Response:
     flow = _parse(await _yaml_body(request))
+    need(request, flow.namespace, Permission.OWNER)
     async with _changing(request) as changes:
         if flow.uid in engine_of(request).flows:
             raise ApiError.invalid([("flow.id", "Flow id already exists")])
@@ -110,6 +112,7 @@ async def create(request: Request) -> Response:
 
 async def update(request: Request) -> Response:
     namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
+    need(request, namespace, Permission.OWNER)
     flow = _parse(await _yaml_body(request))
     async with _changing(request) as changes:
         current = _flow(request, namespace, flow_id)
@@ -123,6 +126,7 @@ async def update(request: Request) -> Response:
 
 async def get(request: Request) -> Response:
     namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
+    need(request, namespace, Permission.READ)
     flow = _flow(request, namespace, flow_id)
     revision = request.query_params.get("revision")
     if revision is not None:
@@ -136,6 +140,7 @@ async def get(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
+    need(request, request.path_params["namespace"], Permission.OWNER)
     async with _changing(request) as changes:
         flow = _flow(request, request.path_params["namespace"], request.path_params["id"])
         if not await changes.remove(flow.namespace, flow.id):
@@ -144,12 +149,15 @@ async def delete(request: Request) -> Response:
 
 
 def _all(request: Request) -> list[Flow]:
+    """The flows the request's sender may read."""
     flows = engine_of(request).flows
-    return sorted((flows[uid] for uid in flows), key=lambda flow: (flow.namespace, flow.id))
+    found = (flows[uid] for uid in flows)
+    return sorted((f for f in found if readable(request, f.namespace)), key=lambda f: (f.namespace, f.id))
 
 
 async def list_namespace(request: Request) -> Response:
     namespace = request.path_params["namespace"]
+    need(request, namespace, Permission.READ)
     return json_response(request, [flow_json(flow) for flow in _all(request) if flow.namespace == namespace])
 
 
@@ -208,6 +216,7 @@ async def update_namespace(request: Request) -> Response:
     """Make a namespace's flows those of the request (Kestra's `flow namespace update`): each one
     created or updated; with `delete` (the default), the namespace's other flows deleted."""
     namespace = request.path_params["namespace"]
+    need(request, namespace, Permission.OWNER)
     flows = [_parse(document) for document in _documents(await _yaml_body(request))]
     problems = [
         ("flow.namespace", f"Flow namespace is invalid: {flow.id} is in {flow.namespace}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from starlette.routing import Route
 
 from tiercel.engine import Conflict, NamespaceFiles, StorageError, namespace_files, parse_duration
 
+from .guard import Permission, need
 from .responses import ApiError, engine_of, json_response
 
 _KEY = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]*")
@@ -173,13 +175,27 @@ async def kv_delete(request: Request) -> Response:
     return json_response(request, await engine_of(request).store.kv_delete(namespace, key))
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _guarded(handler: Endpoint, permission: Permission) -> Endpoint:
+    """`handler` for those who hold `permission` on the namespace of the path."""
+
+    async def endpoint(request: Request) -> Response:
+        need(request, request.path_params["namespace"], permission)
+        return await handler(request)
+
+    return endpoint
+
+
+READ, OWNER = Permission.READ, Permission.OWNER
 ROUTES = [
-    Route("/namespaces/{namespace}/files/directory", directory, methods=["GET"]),
-    Route("/namespaces/{namespace}/files", read, methods=["GET"]),
-    Route("/namespaces/{namespace}/files", upload, methods=["POST"]),
-    Route("/namespaces/{namespace}/files", delete, methods=["DELETE"]),
-    Route("/namespaces/{namespace}/kv", kv_list, methods=["GET"]),
-    Route("/namespaces/{namespace}/kv/{key}", kv_get, methods=["GET"]),
-    Route("/namespaces/{namespace}/kv/{key}", kv_put, methods=["PUT"]),
-    Route("/namespaces/{namespace}/kv/{key}", kv_delete, methods=["DELETE"]),
+    Route("/namespaces/{namespace}/files/directory", _guarded(directory, READ), methods=["GET"]),
+    Route("/namespaces/{namespace}/files", _guarded(read, READ), methods=["GET"]),
+    Route("/namespaces/{namespace}/files", _guarded(upload, OWNER), methods=["POST"]),
+    Route("/namespaces/{namespace}/files", _guarded(delete, OWNER), methods=["DELETE"]),
+    Route("/namespaces/{namespace}/kv", _guarded(kv_list, READ), methods=["GET"]),
+    Route("/namespaces/{namespace}/kv/{key}", _guarded(kv_get, READ), methods=["GET"]),
+    Route("/namespaces/{namespace}/kv/{key}", _guarded(kv_put, OWNER), methods=["PUT"]),
+    Route("/namespaces/{namespace}/kv/{key}", _guarded(kv_delete, OWNER), methods=["DELETE"]),
 ]

@@ -30,6 +30,7 @@ from .run import add_parsers as add_run_parsers, cmd_run, cmd_validate
 from .schema import add_parser as add_schema_parser, cmd_schema
 from .server import add_server_parser, add_ui_parser, cmd_server, cmd_ui
 from .triggers import add_parsers as add_trigger_parsers, cmd_backfill, cmd_triggers
+from .users import add_parser as add_users_parser, cmd_users
 from .worker import (
     add_list_parser as add_workers_parser,
     add_parsers as add_worker_parsers,
@@ -56,6 +57,7 @@ HANDLERS: dict[str, Handler] = {
     "metrics": cmd_metrics,
     "eval": cmd_eval,
     "cache": cmd_cache,
+    "users": cmd_users,
     "migrate": cmd_migrate,
     "deploy": cmd_deploy,
     "pull": cmd_pull,
@@ -109,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_query_parsers(sub)
     add_eval_parser(sub)
     add_cache_parser(sub)
+    add_users_parser(sub)
     add_execution_parsers(sub)
     add_migrate_parsers(sub)
     add_deploy_parsers(sub)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from tiercel.engine import DbTarget, Engine, HttpHandler
 
     from ..api import Credentials
+    from ..api.users import Users
 
 from .common import (
     DEFAULT_CONCURRENCY,
@@ -73,6 +74,9 @@ def add_ui_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     ui.add_argument("--host", default="127.0.0.1", help="address for webhooks (default: 127.0.0.1)")
     ui.add_argument("--port", type=int, default=8080, help="port for webhooks (default: 8080)")
+    ui.add_argument(
+        "--users", metavar="FILE", help="with --webhooks: the API's users file, as `tiercel server`'s"
+    )
 
 
 def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -97,6 +101,12 @@ def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "TIERCEL_API_USER=user:password)",
     )
     server.add_argument(
+        "--users",
+        metavar="FILE",
+        help="a users file: the API asks each request for one of its users, who acts with their namespace "
+        "permissions (see README, Namespace permissions)",
+    )
+    server.add_argument(
         "--port", type=int, default=8080, help="port for the API and webhooks (default: 8080; 0: any free)"
     )
     cluster = server.add_argument_group("with a PostgreSQL store (--db postgresql://...)")
@@ -113,6 +123,18 @@ def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--heartbeat-timeout", type=float, default=10.0, metavar="SECONDS",
         help="a worker or server silent this long is taken as gone, its work handed to others (default: 10)",
     )  # fmt: skip
+
+
+def _api_users(path: str | None) -> Users | None:
+    """The users file's users; a file that cannot be used stops the command before anything starts."""
+    from ..api.users import Users, UsersFileError
+
+    if path is None:
+        return None
+    try:
+        return Users.load(Path(path))
+    except UsersFileError as error:
+        raise UsageError(f"--users: {error}") from None
 
 
 def _api_credentials() -> Credentials | None:
@@ -142,6 +164,7 @@ async def cmd_server(args: argparse.Namespace) -> int:
         raise UsageError(f"{flows_dir}: no such flows folder")
     use_storage(args)
     credentials = _api_credentials()
+    users = _api_users(args.users)
     db = resolve_db(args.db)
     concurrency = 0 if args.no_worker else args.concurrency
     try:  # on PostgreSQL, one server of the store's cluster
@@ -159,7 +182,7 @@ async def cmd_server(args: argparse.Namespace) -> int:
     # /metrics and /health beside the webhooks, from the engine's events and a read of its store.
     telemetry = Telemetry(engine, lambda: engine.list_executions(limit=1), hosted.lost.is_set)
     open_api = is_loopback(args.host)
-    api = api_app(engine, credentials=credentials, open_api=open_api)
+    api = api_app(engine, credentials=credentials, open_api=open_api, users=users)
     handler = asgi_handler(api, server=(args.host, args.port))
     webhooks = WebhookServer(engine, args.host, args.port, routes=telemetry.routes(), fallback=handler)
     # The port first: a busy one must stop us before the engine resumes anything (a rerun that is
@@ -183,7 +206,7 @@ async def cmd_server(args: argparse.Namespace) -> int:
             webhooks=webhooks.url,
             server=hosted.server_id,
         )
-        if credentials is None and not open_api:
+        if credentials is None and users is None and not open_api:
             log_line(
                 f"tiercel server: the API is off beyond the loopback interface without credentials: "
                 f"set {CREDENTIALS_VARIABLE}=user:password (webhooks, /metrics and /health are served)",
@@ -228,13 +251,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     webhooks = (args.host, args.port) if args.webhooks else None
     credentials = _api_credentials()
+    users = _api_users(args.users)
 
     def api(engine: Engine) -> HttpHandler:
         from ..api import api_app
         from ..api.asgi import asgi_handler
         from ..api.auth import is_loopback
 
-        served = api_app(engine, credentials=credentials, open_api=is_loopback(args.host))
+        served = api_app(engine, credentials=credentials, open_api=is_loopback(args.host), users=users)
         return asgi_handler(served, server=(args.host, args.port))
 
     app = TiercelApp(flows_dir, db, webhooks=webhooks, api=api if webhooks else None)
