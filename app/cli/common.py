@@ -225,6 +225,14 @@ def parse_pairs(pairs: Sequence[str], what: str) -> dict[str, str]:
 # -- output -----------------------------------------------------------------------------------------
 
 
+def silence_stdout() -> None:
+    """Standard output was closed early (`| head`): what is still written, or flushed at exit, goes
+    nowhere instead of raising BrokenPipeError again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def say(text: str = "", *, err: bool = False, shown: bool = False) -> None:
     """Print one message; every command prints through here.
 

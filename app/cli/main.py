@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from .cache import add_parser as add_cache_parser, cmd_cache
-from .common import EXIT_FAILED, EXIT_USAGE, UsageError, report_engine_warnings, say, verbosity_options
+from .common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    UsageError,
+    report_engine_warnings,
+    say,
+    silence_stdout,
+    verbosity_options,
+)
 from .completion import add_parser as add_completion_parser, cmd_completion, complete
 from .control import EXECUTION_COMMANDS, add_parsers as add_execution_parsers, cmd_control
 from .deploy import add_parsers as add_deploy_parsers, cmd_deploy, cmd_pull
@@ -154,9 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _reader_left() -> int:
     """Standard output was closed early (`tiercel executions | head -2`): end quietly, as a program
     stopped by SIGPIPE does, without a traceback nor an error when Python flushes it at exit."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    silence_stdout()
     return 128 + signal.SIGPIPE
 
 

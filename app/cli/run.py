@@ -31,6 +31,7 @@ from .common import (
     report_input_error,
     resolve_db,
     say,
+    silence_stdout,
     use_storage,
     warn_undeclared_inputs,
 )
@@ -191,7 +192,10 @@ async def _run_here(engine: Engine, request: RunRequest, view: RunView) -> int:
             await asyncio.sleep(0)
         finally:
             streamer.cancel()
-        _show(engine.events.drain(events), execution_id, view, attempts)
+        try:
+            _show(engine.events.drain(events), execution_id, view, attempts)
+        except BrokenPipeError:
+            silence_stdout()  # the reader left (`| head`): the end is still said, on stderr
         following = attempts.get((execution.original_id or execution.id, execution.attempt_number + 1))
         if execution.state.current is not StateType.RETRIED or following is None:
             return finish(execution, view)
@@ -209,6 +213,7 @@ async def _stream(
         try:
             _show(batch, execution_id, view, attempts)
         except BrokenPipeError:
+            silence_stdout()
             return  # the reader left (`| head`): the execution still runs to its end
 
 
