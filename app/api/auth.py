@@ -101,7 +101,7 @@ class BasicAuth:
             return
         if self.users is not None:
             header = headers.get("authorization")
-            principal = self.users.authenticate(header)
+            principal = await self.users.authenticate(header)
             if principal is None and self.credentials is not None and self.credentials.accepts(header):
                 principal = OWNER
             if principal is not None:

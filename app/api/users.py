@@ -10,11 +10,14 @@
 
 A user's groups and name are what `_namespace.yaml` permissions grant to (tiercel.engine.access).
 Passwords are kept as scrypt hashes; an accepted `Authorization` header is remembered (by its SHA-256)
-so that a client sending the same credentials on every request pays the hash once.
+so that a client sending the same credentials on every request pays the hash once. A hash takes
+about a tenth of a second of CPU: it runs in a thread, two at a time, so that a client sending wrong
+passwords slows only the checks of new credentials, never the engine's loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -78,6 +81,7 @@ class Users:
         self._accepted: OrderedDict[bytes, Principal] = OrderedDict()
         # A hash to spend time on for an unknown name, so that a name's existence does not show.
         self._decoy = hash_password(secrets.token_hex(8))
+        self._hashing = asyncio.Semaphore(2)
 
     @classmethod
     def load(cls, path: Path) -> Users:
@@ -102,7 +106,7 @@ class Users:
             raise UsersFileError(f"{path}: user `{twice[0]}` is listed twice")
         return cls(found)
 
-    def authenticate(self, header: str | None) -> Principal | None:
+    async def authenticate(self, header: str | None) -> Principal | None:
         """The user an `Authorization: Basic` header names, if its password is theirs."""
         scheme, _, token = (header or "").partition(" ")
         if scheme.lower() != "basic":
@@ -117,10 +121,9 @@ class Users:
         except (binascii.Error, ValueError):
             return None
         user = self.by_name.get(name) if colon else None
-        if user is None:
-            _matches(password, self._decoy)
-            return None
-        if not _matches(password, user.password):
+        async with self._hashing:
+            matched = await asyncio.to_thread(_matches, password, user.password if user else self._decoy)
+        if user is None or not matched:
             return None
         self._accepted[key] = user.principal
         if len(self._accepted) > _REMEMBERED:

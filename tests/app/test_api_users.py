@@ -3,6 +3,7 @@ turned into the people namespace permissions name."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import subprocess
@@ -21,24 +22,24 @@ def header(name: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()
 
 
-def test_a_user_is_known_by_their_password_and_carries_their_groups(tmp_path: Path) -> None:
+async def test_a_user_is_known_by_their_password_and_carries_their_groups(tmp_path: Path) -> None:
     path = tmp_path / "users.yaml"
     path.write_text(
         f"users:\n  - name: erin\n    password: {hash_password('s3cret:x')}\n    groups: [analysts]\n"
         f"  - name: root\n    password: {hash_password('toor')}\n    owner: true\n"
     )
     users = Users.load(path)
-    erin = users.authenticate(header("erin", "s3cret:x"))
+    erin = await users.authenticate(header("erin", "s3cret:x"))
     assert erin is not None and (erin.name, erin.groups, erin.owner) == (
         "erin",
         frozenset({"analysts"}),
         False,
     )
-    assert users.authenticate(header("erin", "s3cret:x")) == erin  # remembered: the same answer
-    root = users.authenticate(header("root", "toor"))
+    assert await users.authenticate(header("erin", "s3cret:x")) == erin  # remembered: the same answer
+    root = await users.authenticate(header("root", "toor"))
     assert root is not None and root.owner
     for wrong in (header("erin", "nope"), header("nobody", "s3cret:x"), "Bearer x", "Basic %%%", None):
-        assert users.authenticate(wrong) is None
+        assert await users.authenticate(wrong) is None
 
 
 @pytest.mark.parametrize(
@@ -64,7 +65,9 @@ def test_a_wrong_users_file_says_where_and_why(tmp_path: Path, text: str, reason
         Users.load(path)
 
 
-def test_users_hash_reads_the_password_from_stdin_and_the_server_refuses_a_wrong_file(tmp_path: Path) -> None:
+def test_users_hash_reads_the_password_from_stdin_and_the_server_refuses_a_wrong_file(
+    tmp_path: Path,
+) -> None:
     made = subprocess.run(
         [str(TIERCEL), "users", "hash"],
         input="pa ss\n",
@@ -77,7 +80,7 @@ def test_users_hash_reads_the_password_from_stdin_and_the_server_refuses_a_wrong
     stored = made.stdout.strip()
     path = tmp_path / "users.yaml"
     path.write_text(f"users:\n  - name: ann\n    password: {stored}\n")
-    assert Users.load(path).authenticate(header("ann", "pa ss")) is not None
+    assert asyncio.run(Users.load(path).authenticate(header("ann", "pa ss"))) is not None
     path.write_text("users:\n  - name: ann\n    password: clear-text\n")
     (tmp_path / "flows").mkdir()
     refused = subprocess.run(
