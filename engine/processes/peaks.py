@@ -3,7 +3,8 @@
 The kernel's own figure (ru_maxrss, at the program's end) cannot tell a program's peak from the
 size of the engine that started it (see `ResourceUsage.of`); ``VmHWM`` in ``/proc/<pid>/status`` can,
 as it starts afresh when the process runs a new program, but only while the process lives: it is
-sampled, so what a process reaches in its last moments may be missed.
+sampled (after 10 ms, then at doubling waits up to every 0.1 s), so what a process reaches in its
+last moments may be missed, and a program that ends within 10 ms is not seen at all.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from .tree import HAS_PROC, PROC
 
 __all__ = ["PeakSampler", "own_peak", "resident_peak"]
 
-# Seconds between two looks at a program's processes.
+# Seconds before the first look at a program's processes, doubled up to the longest wait between two:
+# a short program is seen a few times, a long one ten times a second.
+_FIRST_LOOK = 0.01
 _INTERVAL = 0.1
 
 
@@ -64,8 +67,10 @@ class PeakSampler:
         self._task = asyncio.ensure_future(self._sample()) if HAS_PROC else None
 
     async def _sample(self) -> None:
+        wait = _FIRST_LOOK
         while True:
-            await asyncio.sleep(_INTERVAL)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, _INTERVAL)
             for pid in _family(self._pid):
                 peak = resident_peak(pid)
                 # 0 while a process sets up a new program (or tears one down): nothing to go by.
