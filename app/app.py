@@ -544,6 +544,8 @@ class TiercelApp(App[None]):
 
     @on(ExecutionsPane.Loaded)
     def _executions_loaded(self) -> None:
+        if not self.query(NamespaceTree):  # a page that arrives while the app closes
+            return
         self._update_titles()
         # An execution asked for (a new run, a child, a search) shows even before its row does.
         wanted = self.table.following or self.table.selected_id
