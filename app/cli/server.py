@@ -241,6 +241,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     flows_dir = flows_folder(args.flows)
     if not flows_dir.is_dir():
         raise UsageError(f"{flows_dir}: no such flows folder")
+    users_file = getattr(args, "users", None)  # `tiercel` alone has no such option
+    if users_file and not args.webhooks:
+        raise UsageError("--users is for the API: add --webhooks")
+    users = _api_users(users_file)
     use_storage(args)
     db = resolve_db(args.db)
     problem = asyncio.run(_store_problem(db))
@@ -251,7 +255,6 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     webhooks = (args.host, args.port) if args.webhooks else None
     credentials = _api_credentials()
-    users = _api_users(args.users)
 
     def api(engine: Engine) -> HttpHandler:
         from ..api import api_app

@@ -88,3 +88,25 @@ def test_users_hash_reads_the_password_from_stdin_and_the_server_refuses_a_wrong
         capture_output=True, text=True, env=clean_env(), timeout=60, check=False,
     )  # fmt: skip
     assert refused.returncode == 2 and "must be a hash from `tiercel users hash`" in refused.stderr
+
+
+def test_the_dashboards_users_option_is_checked_before_it_opens_and_tiercel_alone_still_starts(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "flows").mkdir()
+    bad_db = tmp_path / "not-a.db"
+    bad_db.write_text("garbage")
+
+    def ui(*args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(TIERCEL), *map(str, args)], capture_output=True, text=True, env=clean_env(**env),
+            stdin=subprocess.DEVNULL, cwd=tmp_path, timeout=60, check=False,
+        )  # fmt: skip
+
+    # `tiercel` alone (the dashboard, without a --users option) gets as far as the database.
+    alone = ui(TIERCEL_DB=str(bad_db))
+    assert alone.returncode == 2 and "file is not a database" in alone.stderr, alone.stderr
+    without = ui("ui", "--flows", "flows", "--users", "users.yaml")
+    assert without.returncode == 2 and "--users is for the API: add --webhooks" in without.stderr
+    missing = ui("ui", "--flows", "flows", "--webhooks", "--users", "users.yaml")
+    assert missing.returncode == 2 and "--users: users.yaml:" in missing.stderr
