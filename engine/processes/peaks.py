@@ -59,7 +59,8 @@ def _family(pid: int) -> list[int]:
 
 
 class PeakSampler:
-    """Samples the largest ``VmHWM`` among a program and its descendants until stopped."""
+    """Samples the largest ``VmHWM`` among a program and its descendants until stopped, or until the
+    program is gone (waited for)."""
 
     def __init__(self, pid: int) -> None:
         self._pid = pid
@@ -71,6 +72,8 @@ class PeakSampler:
         while True:
             await asyncio.sleep(wait)
             wait = min(wait * 2, _INTERVAL)
+            if not os.path.exists(f"{PROC}/{self._pid}"):
+                return
             for pid in _family(self._pid):
                 peak = resident_peak(pid)
                 # 0 while a process sets up a new program (or tears one down): nothing to go by.

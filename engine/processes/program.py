@@ -18,7 +18,7 @@ from typing import Protocol
 
 from ..model.resources import ResourceUsage
 from .lines import READ_CHUNK
-from .peaks import own_peak
+from .peaks import PeakSampler, own_peak
 from .tree import HAS_PROC
 
 __all__ = ["ProcessError", "Program", "Spawned", "Start", "pipe_reader", "spawn_program", "start_failure"]
@@ -170,6 +170,8 @@ class Spawned:
         self._pipes = pipes
         self.returncode: int | None = None
         self.usage: ResourceUsage | None = None
+        # Its ru_maxrss says nothing below `baseline`: its peak is also sampled while it runs.
+        self._sampler = PeakSampler(self.pid)
 
     def pipe_names(self) -> list[str]:
         return self._pipes
@@ -211,7 +213,8 @@ class Spawned:
             if pid == 0:
                 return False
             self.returncode = os.waitstatus_to_exitcode(status)
-            self.usage = ResourceUsage.of(rusage, self._baseline)
+            self.usage = ResourceUsage.of(rusage, self._baseline).with_peak(self._sampler.stop())
+        self._sampler.stop()
         self._popen.returncode = self.returncode  # Popen must not wait for it again
         return True
 

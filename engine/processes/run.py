@@ -38,7 +38,6 @@ from typing import Any, Protocol
 from ..model.resources import ResourceUsage
 from ..secrets import ENV_PREFIX
 from .lines import Pump
-from .peaks import PeakSampler
 from .program import ProcessError, Program, Start, spawn_program
 from .record import ProcessRecord
 from .tree import TASK_FOLDER_PREFIX, TOKEN_ENV, ProgramTree, become_subreaper, spawning
@@ -198,14 +197,12 @@ async def run_process(
         ]
         stop = _Stopper(program, tree, pumps)
         record = ProcessRecord(program.pid, program.pid, tree.start_ticks, token)
-        sampler = PeakSampler(program.pid)
         usage: ResourceUsage | None = None
         try:
             result = await _follow(program, stop, pumps, kill_grace, watch, record)
         finally:
-            sampled = sampler.stop()
             if program.usage is not None:
-                usage = (program.usage + tree.adopted_usage).with_peak(sampled)
+                usage = program.usage + tree.adopted_usage
             if watch is not None:
                 watch.ended(record, usage)
         return dataclasses.replace(result, usage=usage)
