@@ -96,8 +96,10 @@ async def test_a_python_task_forked_from_the_warm_interpreter_reports_its_figure
           - id: py
             type: io.kestra.plugin.scripts.python.Script
             script: |
+              import time
               x = bytearray({200 * MIB})
               {BURN}
+              time.sleep(0.3)  # seen by the sampler too, should the task be spawned after all
         """
     )
     execution, _ = await run_flow(tmp_path, source)
