@@ -26,6 +26,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Tree
 
 from tiercel.engine import (
+    OWNER,
     DbTarget,
     Engine,
     EngineError as EngineErrorEvent,
@@ -35,19 +36,20 @@ from tiercel.engine import (
     ExecutionChanged,
     Flow,
     FlowsChanged,
-    HostedEngine,
     HttpHandler,
     LogsAppended,
-    SecretError,
-    StoreError,
+    Permission,
+    Principal,
     TaskRunChanged,
     TriggerChanged,
     TriggerState,
-    WebhookServer,
+    WebhookGate,
 )
 
 from .actions import WHY_NOT
 from .cli.common import default_flows_dir, resolve_db
+from .engine_session import EngineSession, EngineStartError
+from .guarded import GuardedEngine, acting_as
 from .keymap import KeymapError, binding_ids, keymap_path, load_keymap
 from .palette import TiercelCommands
 from .preferences import load_preferences, preferences_path, save_preferences
@@ -74,6 +76,8 @@ LOG_FLUSH_SECONDS = 0.075
 PANES = {"namespaces": "#namespaces", "executions": "#executions", "detail": "#log"}
 #: The widgets whose actions the global keys run (`pane(...)` bindings), whichever pane has the focus.
 ACTION_PANES = {"namespaces": "#namespaces", "executions": "#executions", "detail": "#detail"}
+#: The panes whose actions ask for a namespace permission (`refused` says why one is refused).
+ACTION_PANE_TYPES = (NamespaceTree, ExecutionsTable, DetailPane)
 #: App keys that do nothing while a dialog or another view is on top.
 MODAL_GATED = frozenset(
     {"pane", "focus_pane", "help", "command_palette", "quit", "zoom", "go_back", "dag", "cluster"}
@@ -118,22 +122,25 @@ class TiercelApp(App[None]):
         control: bool = True,
         webhooks: tuple[str, int] | None = None,
         api: Callable[[Engine], HttpHandler] | None = None,
+        gate: Callable[[Engine], WebhookGate] | None = None,
+        principal: Principal = OWNER,
     ) -> None:
         """The dashboard on a flows folder and a store (by default those `tiercel ui` would take, so
         that `textual run --dev app.app:TiercelApp` opens it), serving webhooks on `webhooks`, and
-        the REST API that `api` makes for the engine beside them."""
+        the REST API that `api` makes for the engine beside them (webhook calls pass the `gate` it
+        makes), for `principal` (who may do what their namespace permissions grant)."""
         super().__init__()
         self.flows_dir = flows_dir if flows_dir is not None else default_flows_dir()
         self.db = db if db is not None else resolve_db(None)
         self.control = control
         # (host, port) to serve webhook triggers on, as `tiercel server` does; None: no webhooks.
         self.webhooks = webhooks
-        self.api = api
-        self.webhook_server: WebhookServer | None = None
-        self.engine: Engine | None = None
-        self.hosted: HostedEngine | None = None
+        self.api, self.gate = api, gate
+        self.principal = principal
+        self.session: EngineSession | None = None
+        # The engine as the person at the dashboard may use it (see guarded.py).
+        self.engine: GuardedEngine | None = None
         self.startup_error: str | None = None
-        self._events: asyncio.Queue[Event] | None = None
         self._triggers: list[TriggerState] = []
         # The keys the user's keymap file remaps, by binding id (the help screen shows them).
         self.user_keys: dict[str, str] = {}
@@ -161,29 +168,25 @@ class TiercelApp(App[None]):
             self.theme = self.preferences.theme or self.theme
         self.watch(self.screen, "focused", self._focus_moved)
         self.query_one("#left").border_title = "1 Namespaces"
+        self.query_one("#left").border_subtitle = escape(acting_as(self.principal))
         self.detail.border_title = "3 Detail"
         try:  # on PostgreSQL, one server of the store's cluster
-            self.hosted = await HostedEngine.open(self.db, self.flows_dir, follow=True)
-        except (StoreError, SecretError) as error:
-            secrets = " (TIERCEL_SECRETS_FILE)" if isinstance(error, SecretError) else ""
-            self.startup_error = f"{error}{secrets}"
+            self.session = await EngineSession.start(
+                self.db,
+                self.flows_dir,
+                self.principal,
+                control=self.control,
+                webhooks=self.webhooks,
+                api=self.api,
+                gate=self.gate,
+            )
+        except EngineStartError as error:
+            self.startup_error = str(error)
             self.exit(return_code=2)
             return
-        self.engine = self.hosted.engine
-        self._events = self.engine.events.subscribe()
-        try:
-            if self.webhooks is not None:  # the port first: a busy one stops us before any recovery
-                fallback = self.api(self.engine) if self.api is not None else None
-                self.webhook_server = WebhookServer(self.engine, *self.webhooks, fallback=fallback)
-                await self.webhook_server.start()
-            await self.hosted.start(control=self.control, watch=True)
-        except (OSError, StoreError) as error:
-            await self._stop_engine()
-            self.startup_error = f"the engine did not start: {error}"
-            self.exit(return_code=2)
-            return
-        if self.webhook_server is not None:
-            self.notify(f"Webhooks on {self.webhook_server.url}", title="Webhooks")
+        self.engine = self.session.guarded
+        if self.session.webhook_server is not None:
+            self.notify(f"Webhooks on {self.session.webhook_server.url}", title="Webhooks")
         await self._load_last_states()
         self._rebuild_tree()
         # Start on the flow used last in this folder, else on the first one.
@@ -315,7 +318,9 @@ class TiercelApp(App[None]):
             keys = self.user_keys.get(binding.id or "", binding.key).split(",")
             if name in WHY_NOT and event.key in keys:
                 if not self.check_action(action, parameters):  # else its binding runs it
-                    self.notify(WHY_NOT[name], title=binding.description)
+                    widget = self._pane_widget(str(parameters[0])) if action == "pane" else None
+                    refused = widget.refused(name) if isinstance(widget, ACTION_PANE_TYPES) else None
+                    self.notify(refused or WHY_NOT[name], title=binding.description)
                 return
 
     def on_resize(self, event: events.Resize) -> None:
@@ -384,6 +389,10 @@ class TiercelApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.focused_pane, keymap_path(), self.user_keys))
 
+    def refusal(self, namespace: str, needed: Permission) -> str | None:
+        refused = self.engine.access.refusal(namespace, needed) if self.engine is not None else None
+        return str(refused) if refused is not None else None
+
     def started(self, execution_id: str) -> None:
         """Select a new execution as soon as its row shows, and say it started."""
         self.table.follow(execution_id)
@@ -431,17 +440,9 @@ class TiercelApp(App[None]):
         self.exit()
 
     async def _stop_engine(self) -> None:
-        server, self.webhook_server = self.webhook_server, None
-        if server is not None:
-            await server.stop()
-        engine, self.engine = self.engine, None
-        hosted, self.hosted = self.hosted, None
-        if engine is None or hosted is None:
-            return
-        if self._events is not None:
-            engine.events.unsubscribe(self._events)
-        self.workers.cancel_all()  # the panes' reads: the store is about to close under them
-        await hosted.stop()
+        session, self.session, self.engine = self.session, None, None
+        if session is not None:  # the panes' reads go first: the store is about to close under them
+            await session.stop(self.workers.cancel_all)
 
     async def _load_last_states(self) -> None:
         assert self.engine is not None
@@ -451,8 +452,8 @@ class TiercelApp(App[None]):
     @work(exclusive=True, group="events")
     async def drain_events(self) -> None:
         """Apply engine events in batches as they come (the UI never polls the store)."""
-        queue = self._events
-        assert queue is not None
+        assert self.session is not None
+        queue = self.session.events
         while True:
             first = await queue.get()
             batch = [first, *EventBus.drain(queue)]
@@ -469,7 +470,8 @@ class TiercelApp(App[None]):
         flows_changed = triggers_changed = False
         for event in batch:
             if isinstance(event, ExecutionChanged):
-                latest[event.execution.id] = event.execution
+                if self.engine is not None and self.engine.readable(event.execution.namespace):
+                    latest[event.execution.id] = event.execution
             elif isinstance(event, TaskRunChanged):
                 if event.execution_id == self.detail.execution_id:
                     self.detail.update_task_run(event.task_run)

@@ -14,7 +14,7 @@ from typing import Protocol, cast
 
 from textual.dom import DOMNode
 
-from tiercel.engine import Commands, DbTarget, Flow, FlowUid, TriggerState
+from tiercel.engine import Commands, DbTarget, Flow, FlowUid, Permission, TriggerState
 
 
 class EngineFlows(Protocol):
@@ -68,6 +68,11 @@ class Dashboard(Protocol):
     @property
     def can_edit(self) -> bool:
         """Whether an editor can take over the terminal (not headless, and the driver can suspend)."""
+        ...
+
+    def refusal(self, namespace: str, needed: Permission) -> str | None:
+        """Why the person at the dashboard may not do what needs `needed` in `namespace`; None when
+        they may (the machine's owner may do anything, unless the dashboard is read-only)."""
         ...
 
     def started(self, execution_id: str) -> None:

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and linters
     from .access import (
         OWNER as OWNER,
+        Access as Access,
         AccessDenied as AccessDenied,
+        NamespaceChain as NamespaceChain,
         Permission as Permission,
         Principal as Principal,
         held as held,
@@ -128,7 +130,7 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
         TriggerState as TriggerState,
     )
     from .triggers.types import SCHEDULE as SCHEDULE
-    from .triggers.webhook import WebhookServer as WebhookServer
+    from .triggers.webhook import WebhookGate as WebhookGate, WebhookServer as WebhookServer
     from .wiring import WorkerPoolFactory as WorkerPoolFactory
 
 # Each public name and the module that defines it.
@@ -184,7 +186,10 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(["InputError", "resolve_inputs"], ".inputs"),
     "CORRELATION_ID": ".labels",
     "memory_text": ".model.resources",
-    **dict.fromkeys(["OWNER", "AccessDenied", "Permission", "Principal", "held", "require"], ".access"),
+    **dict.fromkeys(
+        ["OWNER", "Access", "AccessDenied", "NamespaceChain", "Permission", "Principal", "held", "require"],
+        ".access",
+    ),
     **dict.fromkeys(
         [
             "Execution",
@@ -226,6 +231,7 @@ _EXPORTS: dict[str, str] = {
     "visible": ".text",
     "SCHEDULE": ".triggers.types",
     **dict.fromkeys(["BackfillProgress", "SchedulerError", "TriggerState"], ".triggers.state"),
+    "WebhookGate": ".triggers.webhook",
     "WebhookServer": ".triggers.webhook",
     **dict.fromkeys(["HttpHandler", "HttpRequest", "HttpResponse"], ".httpmessages"),
     **dict.fromkeys(["Conflict", "FlowWriteError", "NamespaceFiles"], ".tasks.services"),

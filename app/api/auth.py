@@ -20,7 +20,16 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
-from tiercel.engine import OWNER
+from tiercel.engine import (
+    OWNER,
+    Access,
+    HttpRequest,
+    HttpResponse,
+    NamespaceChain,
+    Permission,
+    Principal,
+    WebhookGate,
+)
 
 from .asgi import ASGIApp, Receive, Scope, Send
 from .users import Users
@@ -100,10 +109,7 @@ class BasicAuth:
             await self.app(scope, receive, send)
             return
         if self.users is not None:
-            header = headers.get("authorization")
-            principal = await self.users.authenticate(header)
-            if principal is None and self.credentials is not None and self.credentials.accepts(header):
-                principal = OWNER
+            principal = await authenticate(self.users, self.credentials, headers.get("authorization"))
             if principal is not None:
                 scope.setdefault("state", {})["principal"] = principal
                 await self.app(scope, receive, send)
@@ -123,6 +129,29 @@ class BasicAuth:
             await self.app(scope, receive, send)
             return
         await _answer(send, 401, [(b"www-authenticate", b'Basic realm="Kestra"')], b"")
+
+
+async def authenticate(users: Users, credentials: Credentials | None, header: str | None) -> Principal | None:
+    """Who an Authorization header names: a user of the file, the owner for the server's own
+    credentials beside it, or None."""
+    principal = await users.authenticate(header)
+    if principal is None and credentials is not None and credentials.accepts(header):
+        principal = OWNER
+    return principal
+
+
+def webhook_gate(users: Users, credentials: Credentials | None, chain: NamespaceChain) -> WebhookGate:
+    """A server with users lets a webhook call through only from a user who may run the flow's
+    namespace (EXECUTE): 401 without their credentials, 403 saying what lacks."""
+
+    async def gate(request: HttpRequest, namespace: str) -> HttpResponse | None:
+        principal = await authenticate(users, credentials, request.header("authorization"))
+        if principal is None:
+            return HttpResponse(401, None, {"WWW-Authenticate": 'Basic realm="Kestra"'})
+        refused = Access(chain, principal).refusal(namespace, Permission.EXECUTE)
+        return HttpResponse(403, {"message": str(refused)}) if refused is not None else None
+
+    return gate
 
 
 def _host_name(authority: str) -> str:

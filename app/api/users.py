@@ -130,6 +130,12 @@ class Users:
             self._accepted.popitem(last=False)
         return user.principal
 
+    def login(self, name: str, password: str) -> Principal | None:
+        """The user `name`, if `password` is theirs (an unknown name costs a hash all the same)."""
+        user = self.by_name.get(name)
+        matched = _matches(password, user.password if user else self._decoy)
+        return user.principal if user is not None and matched else None
+
 
 def _user(entry: Any, where: str) -> User:
     if not isinstance(entry, dict):

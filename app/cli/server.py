@@ -20,9 +20,12 @@ from typing import TYPE_CHECKING
 from tiercel.engine import describe_target
 
 from .activity import ServerActivity, log_line
+from .dashboard_access import add_access_options, dashboard_principal
 
 if TYPE_CHECKING:
-    from tiercel.engine import DbTarget, Engine, HttpHandler
+    from collections.abc import Callable
+
+    from tiercel.engine import DbTarget, Engine, HttpHandler, WebhookGate
 
     from ..api import Credentials
     from ..api.users import Users
@@ -62,6 +65,8 @@ def add_ui_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "tiercel ui --flows sample_flows",
             "tiercel ui --webhooks --port 8080",
             "tiercel ui --db postgresql://tiercel@db.example/tiercel",
+            "tiercel ui --read-only",
+            "tiercel ui --db postgresql://tiercel@db.example/tiercel --users users.yaml --user erin",
         ],
     )
     add_flows_option(ui)
@@ -75,7 +80,17 @@ def add_ui_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     ui.add_argument("--host", default="127.0.0.1", help="address for webhooks (default: 127.0.0.1)")
     ui.add_argument("--port", type=int, default=8080, help="port for webhooks (default: 8080)")
     ui.add_argument(
-        "--users", metavar="FILE", help="with --webhooks: the API's users file, as `tiercel server`'s"
+        "--users",
+        metavar="FILE",
+        help="a users file: the dashboard's --user is one of its users; with --webhooks, the API's "
+        "users too, as `tiercel server`'s",
+    )
+    add_access_options(ui)
+    ui.add_argument(
+        "--open-webhooks",
+        action="store_true",
+        help="with --users: a webhook call needs its key alone, as in Kestra (by default, also a user "
+        "who may run the flow's namespace)",
     )
 
 
@@ -107,6 +122,12 @@ def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "permissions (see README, Namespace permissions)",
     )
     server.add_argument(
+        "--open-webhooks",
+        action="store_true",
+        help="with --users: a webhook call needs its key alone, as in Kestra (by default, also a user "
+        "who may run the flow's namespace)",
+    )
+    server.add_argument(
         "--port", type=int, default=8080, help="port for the API and webhooks (default: 8080; 0: any free)"
     )
     cluster = server.add_argument_group("with a PostgreSQL store (--db postgresql://...)")
@@ -135,6 +156,17 @@ def _api_users(path: str | None) -> Users | None:
         return Users.load(Path(path))
     except UsersFileError as error:
         raise UsageError(f"--users: {error}") from None
+
+
+def _webhook_gate(
+    args: argparse.Namespace, users: Users | None, credentials: Credentials | None
+) -> Callable[[Engine], WebhookGate] | None:
+    """What a webhook call must pass: with a users file, a user who may run the flow's namespace."""
+    if users is None or args.open_webhooks:
+        return None
+    from ..api.auth import webhook_gate
+
+    return lambda engine: webhook_gate(users, credentials, engine.catalog.namespaces.chain)
 
 
 def _api_credentials() -> Credentials | None:
@@ -184,7 +216,15 @@ async def cmd_server(args: argparse.Namespace) -> int:
     open_api = is_loopback(args.host)
     api = api_app(engine, credentials=credentials, open_api=open_api, users=users)
     handler = asgi_handler(api, server=(args.host, args.port))
-    webhooks = WebhookServer(engine, args.host, args.port, routes=telemetry.routes(), fallback=handler)
+    gate = _webhook_gate(args, users, credentials)
+    webhooks = WebhookServer(
+        engine,
+        args.host,
+        args.port,
+        routes=telemetry.routes(),
+        fallback=handler,
+        gate=gate(engine) if gate is not None else None,
+    )
     # The port first: a busy one must stop us before the engine resumes anything (a rerun that is
     # cancelled at once would use up an attempt for nothing).
     try:
@@ -242,9 +282,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     if not flows_dir.is_dir():
         raise UsageError(f"{flows_dir}: no such flows folder")
     users_file = getattr(args, "users", None)  # `tiercel` alone has no such option
-    if users_file and not args.webhooks:
-        raise UsageError("--users is for the API: add --webhooks")
+    if users_file and not args.webhooks and not args.user:
+        raise UsageError("--users: name the dashboard's user with --user, or serve the API with --webhooks")
     users = _api_users(users_file)
+    principal = dashboard_principal(args, users)
     use_storage(args)
     db = resolve_db(args.db)
     problem = asyncio.run(_store_problem(db))
@@ -264,7 +305,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
         served = api_app(engine, credentials=credentials, open_api=is_loopback(args.host), users=users)
         return asgi_handler(served, server=(args.host, args.port))
 
-    app = TiercelApp(flows_dir, db, webhooks=webhooks, api=api if webhooks else None)
+    app = TiercelApp(
+        flows_dir,
+        db,
+        webhooks=webhooks,
+        api=api if webhooks else None,
+        gate=_webhook_gate(args, users, credentials),
+        principal=principal,
+    )
     app.run()
     if app.startup_error:
         say(f"tiercel: {app.startup_error}", err=True)

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Static
 
-from tiercel.engine import Commands, Flow, InputError, SchedulerError, resolve_inputs
+from tiercel.engine import Commands, EngineCommandError, Flow, InputError, SchedulerError, resolve_inputs
 
 from .form import FORM_BINDINGS, FormScreen
 from .run_form import _show, dom_id, field_text, input_field, input_title, shown_field
@@ -153,5 +153,8 @@ class BackfillFormScreen(FormScreen):
             return
         except SchedulerError as error:
             self.show_error(field_of(error), str(error))
+            return
+        except EngineCommandError as error:  # a refusal (a permission)
+            self.show_error("general", str(error))
             return
         self.dismiss(backfill_id)

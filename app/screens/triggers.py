@@ -2,7 +2,8 @@
 
 The trigger commands are functions of the dashboard node they start from, so that this view (which
 acts on its selection) and the command palette (which names its target) share them. Refusals show
-as notifications.
+as notifications. Each needs EXECUTE in the flow's namespace (a backfill starts executions, and
+turning a trigger off stops them), asked before a form or a question opens.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from textual.dom import DOMNode
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Label, ProgressBar, Static
 
-from tiercel.engine import BackfillAction, EngineCommandError, SchedulerError, TriggerState
+from tiercel.engine import BackfillAction, EngineCommandError, Permission, SchedulerError, TriggerState
 
 from ..host import dashboard
 from ..widgets.trigger_rows import backfill_summary, is_schedule, row_cells, under_way
@@ -29,12 +30,20 @@ COLUMNS = ("id", "type", "on", "last", "next", "backfill")
 BACKFILL_VERBS: dict[BackfillAction, str] = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}
 
 
+def refused(node: DOMNode, namespace: str, title: str) -> bool:
+    """Whether the person may not command the namespace's triggers (then said, under `title`)."""
+    why = dashboard(node).refusal(namespace, Permission.EXECUTE)
+    if why is not None:
+        node.app.notify(why, title=title, severity="error")
+    return why is not None
+
+
 async def set_trigger_enabled(
     node: DOMNode, namespace: str, flow_id: str, trigger_id: str, enabled: bool
 ) -> None:
     """Turn a trigger on or off."""
     host = dashboard(node)
-    if host.engine is None:
+    if host.engine is None or refused(node, namespace, "Cannot change the trigger"):
         return
     try:
         await host.engine.set_trigger_enabled(namespace, flow_id, trigger_id, enabled)
@@ -49,7 +58,7 @@ def open_backfill_form(node: DOMNode, namespace: str, flow_id: str, trigger_id: 
     """The backfill form of a Schedule trigger."""
     engine = dashboard(node).engine
     flow = engine.flows.get((namespace, flow_id)) if engine is not None else None
-    if engine is None or flow is None:
+    if engine is None or flow is None or refused(node, namespace, "Cannot backfill"):
         return
 
     def started(backfill_id: str | None) -> None:
@@ -64,7 +73,7 @@ async def change_backfill(
 ) -> None:
     """Pause, resume or cancel a trigger's backfill."""
     engine = dashboard(node).engine
-    if engine is None:
+    if engine is None or refused(node, namespace, f"Cannot {action} the backfill"):
         return
     try:
         await engine.change_backfill(namespace, flow_id, trigger_id, action)
@@ -76,6 +85,8 @@ async def change_backfill(
 
 def confirm_cancel_backfill(node: DOMNode, namespace: str, flow_id: str, trigger_id: str) -> None:
     """Ask, then cancel the backfill for good; the dialog's default answer is No."""
+    if refused(node, namespace, "Cannot cancel the backfill"):
+        return
 
     async def answered(yes: bool | None) -> None:
         if yes:

@@ -22,7 +22,7 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Input, Tree
 
-from tiercel.engine import Execution, Flow, LogEntry, LogLevel, TaskRun
+from tiercel.engine import Execution, Flow, LogEntry, LogLevel, Permission, TaskRun
 
 from ..actions import show_execution_source
 from ..host import dashboard
@@ -356,11 +356,22 @@ class DetailPane(Horizontal):
         title, text = metrics_view(execution, run, entries, masker_of(self))
         self.app.push_screen(ViewerScreen(title, text, "text"))
 
+    def refused(self, action: str) -> str | None:
+        """Why the person may not use the expression console on the execution shown: it needs
+        EXECUTE (an expression can read the namespace's secrets and keys), as on the API."""
+        if action != "console" or self.execution is None:
+            return None
+        return dashboard(self).refusal(self.execution.namespace, Permission.EXECUTE)
+
     def action_console(self) -> None:
         """The expression console on the execution shown, for the selected task run."""
         engine = dashboard(self).engine
         if self.execution is None or engine is None:
             self.app.notify("Select an execution first", severity="warning")
+            return
+        refused = self.refused("console")
+        if refused is not None:
+            self.app.notify(refused, title="Cannot open the console", severity="error")
             return
         run = self.selected_run()
         self.app.push_screen(ConsoleScreen(self.execution, run.id if run else None, engine.evaluate))

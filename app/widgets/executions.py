@@ -17,7 +17,15 @@ from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
-from tiercel.engine import CORRELATION_ID, EngineCommandError, Execution, InputError, InputSpec, StateType
+from tiercel.engine import (
+    CORRELATION_ID,
+    EngineCommandError,
+    Execution,
+    InputError,
+    InputSpec,
+    Permission,
+    StateType,
+)
 
 from ..actions import show_execution_source
 from ..host import dashboard
@@ -29,6 +37,8 @@ from .shown import shown
 from .states import fmt_duration, fmt_start, state_text
 
 COLUMNS = ("id", "flow", "state", "start", "duration", "trigger", "labels")
+#: The commands an execution takes, each needing EXECUTE in its namespace.
+EXECUTION_COMMANDS = frozenset({"kill", "restart", "resume", "replay"})
 HEADERS = ("id", "flow", "state", "start", "took", "trigger", "labels")
 HEADER_WIDTHS = tuple(len(header) + 1 for header in HEADERS)
 ID_WIDTH = 6
@@ -291,8 +301,28 @@ class ExecutionsTable(DataTable[object]):
                 self.update_cell(summary.id, "duration", self.cells(summary)[4])
 
     # -- availability -------------------------------------------------------------------------------
+    def refused(self, action: str) -> str | None:
+        """Why the person may not give the command to its execution (the selected one, the one to
+        replay); None when they may, or for another action."""
+        if action not in EXECUTION_COMMANDS:
+            return None
+        target = self.replay_target() if action == "replay" else None
+        execution_id = target[0] if target is not None else self.selected_id
+        namespace = self._namespace_of(execution_id) if execution_id is not None else None
+        return dashboard(self).refusal(namespace, Permission.EXECUTE) if namespace is not None else None
+
+    def _namespace_of(self, execution_id: str) -> str | None:
+        summary = self.rows_by_id.get(execution_id)
+        if summary is not None:
+            return summary.namespace
+        execution = self._detail().execution
+        return execution.namespace if execution is not None and execution.id == execution_id else None
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Grey out the execution commands that do not apply to the selected execution."""
+        """Grey out the execution commands that do not apply to the selected execution (or that the
+        person may not give: the key then says why when pressed)."""
+        if self.refused(action) is not None:
+            return None
         if action == "replay":
             target = self.replay_target()
             return True if target is not None and self._terminated(target[0]) else None
@@ -364,6 +394,10 @@ class ExecutionsTable(DataTable[object]):
         if engine is None:
             return
         form = await self._resume_form(execution_id)
+        refused = dashboard(self).refusal(form.flow.namespace, Permission.EXECUTE) if form else None
+        if refused is not None:  # before the form is filled in
+            self.app.notify(refused, title="Cannot resume", severity="error")
+            return
         if form is not None:
             self.app.push_screen(form, self._resumed)
             return

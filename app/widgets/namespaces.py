@@ -20,7 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from tiercel.engine import EngineCommandError, Flow, InputError, is_url
+from tiercel.engine import EngineCommandError, Flow, InputError, Permission, is_url
 
 from ..actions import editor_command
 from ..host import EngineFlows, dashboard
@@ -33,6 +33,8 @@ from . import VIM_TREE_KEYS, WidgetArgs, collapse_or_parent, expand_or_child
 from .shown import shown
 from .states import glyph
 
+#: What running and editing a flow need in its namespace.
+FLOW_PERMISSIONS = {"run_flow": Permission.EXECUTE, "edit_flow": Permission.OWNER}
 BADGES = {"Schedule": "⏱", "Flow": "↪", "Webhook": "⚡"}
 
 
@@ -110,8 +112,20 @@ class NamespaceTree(Tree[NodeRef]):
         else:
             self.app.notify(f"{ref.namespace or ref.path} is not in the tree", severity="warning")
 
+    def refused(self, action: str, flow: Flow | None = None) -> str | None:
+        """Why the person may not run or edit the flow (the selected one by default); None when
+        they may, or for another action."""
+        needed = FLOW_PERMISSIONS.get(action)
+        flow = flow or self.selected_flow
+        if needed is None or flow is None:
+            return None
+        return dashboard(self).refusal(flow.namespace, needed)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Grey out the flow actions when no flow is selected (or it cannot be edited here)."""
+        """Grey out the flow actions when no flow is selected (or it cannot be edited here, or the
+        person may not: the key then says why when pressed)."""
+        if self.refused(action) is not None:
+            return None
         if action in ("revisions", "triggers") and self.app.screen is not self.screen:
             return False  # a dialog is open: the footer behind it does not offer views of the flow
         if action in ("run_flow", "revisions"):
@@ -147,6 +161,10 @@ class NamespaceTree(Tree[NodeRef]):
         host = dashboard(self)
         if host.engine is None:
             return
+        refused = self.refused("run_flow", flow)
+        if refused is not None:
+            self.app.notify(refused, title="Cannot run", severity="error")
+            return
         if flow.inputs:
 
             def started(execution_id: str | None) -> None:
@@ -172,6 +190,10 @@ class NamespaceTree(Tree[NodeRef]):
         """Open the flow's file in the user's editor, then load the saved file at once."""
         engine = dashboard(self).engine
         if flow.path is None or engine is None:
+            return
+        refused = self.refused("edit_flow", flow)
+        if refused is not None:
+            self.app.notify(refused, title="Cannot edit", severity="error")
             return
         command = [*editor_command(), flow.path]
         # Awaited, not run blocking: the engine shares this event loop and must keep running (tasks,

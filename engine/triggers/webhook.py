@@ -3,7 +3,9 @@
 The route and Kestra's answers live here; the HTTP/1.1 protocol, its limits and the share of
 connections each client gets live in `httpserver`. Kestra's answers are kept: 404 for an unknown
 flow or key, 409 for a disabled flow or trigger, 204 when the trigger's conditions do not hold, 422
-when its inputs cannot be rendered, and 200 with the execution once it is stored.
+when its inputs cannot be rendered, and 200 with the execution once it is stored. A server with
+users (`--users`) gives a `gate` that asks each call for a user who may run the flow's namespace,
+before anything of the flow is looked at.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import hmac
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -45,6 +47,9 @@ _METHODS = ("GET", "POST", "PUT")
 
 _log = logging.getLogger(__name__)
 
+# Asked with a webhook call and the namespace it names: None lets it through, an answer refuses it.
+WebhookGate = Callable[[Request, str], Awaitable[Response | None]]
+
 
 class WebhookServer:
     """Serves Kestra's webhook route for the flows of an engine.
@@ -58,6 +63,7 @@ class WebhookServer:
         port: The port; 0 picks a free one (see `port` once started).
         routes: Other routes of the port, by exact path (`/health`, `/metrics` ...), served first.
         fallback: What answers the requests no route takes (the REST API), instead of a 404.
+        gate: What a webhook call must pass before its flow is looked up (credentials, permissions).
     """
 
     def __init__(
@@ -67,10 +73,12 @@ class WebhookServer:
         port: int = 8080,
         routes: Mapping[str, Handler] | None = None,
         fallback: Handler | None = None,
+        gate: WebhookGate | None = None,
     ) -> None:
         self.engine = engine
         self.routes = dict(routes or {})
         self.fallback = fallback
+        self.gate = gate
         self._http = HttpServer(
             self.handle,
             host,
@@ -133,6 +141,9 @@ class WebhookServer:
                 405, {"message": f"Method {request.method} not allowed"}, {"Allow": ", ".join(_METHODS)}
             )
         namespace, flow_id, key = (unquote(part) for part in segments[len(route) :])
+        refused = await self.gate(request, namespace) if self.gate is not None else None
+        if refused is not None:
+            return refused
         try:
             text = request.body.decode("utf-8")
         except UnicodeDecodeError as error:

@@ -5,6 +5,7 @@ a user holding the permission it needs (let through) and by one holding the perm
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +24,18 @@ tasks:
   - id: note
     type: io.kestra.plugin.core.log.Log
     message: paid
+"""
+HOOKED = f"""
+id: hooked
+namespace: {NS}
+tasks:
+  - id: note
+    type: io.kestra.plugin.core.log.Log
+    message: called
+triggers:
+  - id: hook
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: the-key
 """
 OTHER = """
 id: other
@@ -51,17 +64,12 @@ BELOW = {"READ": "stranger", "EXECUTE": "reader", "OWNER": "runner"}
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
     folder = tmp_path_factory.mktemp("permissions")
     flows = folder / "flows"
-    for name, source in {"acme/finance/pay.yml": PAY, "other.yml": OTHER}.items():
+    users = users_file(folder)
+    flows_files = {"acme/finance/pay.yml": PAY, "acme/finance/hooked.yml": HOOKED, "other.yml": OTHER}
+    for name, source in flows_files.items():
         write(flows, name, source)
     for name, text in DECLARATIONS.items():
         write(flows, name, text)
-    entries = [
-        {"name": name, "password": hash_password(name[::-1]), "groups": groups}
-        for name, groups in USERS.items()
-    ]
-    entries.append({"name": "root", "password": hash_password("toor"), "owner": True})
-    users = folder / "users.yaml"
-    users.write_text(yaml.safe_dump({"users": entries}))
     server = Server(flows, folder / "t.db", "--users", users)
     ids: dict[str, str] = {}
     with as_user(server, "root") as root:
@@ -72,6 +80,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, d
         ids["task_run"] = root.get(f"/executions/{ids['pay']}").json()["taskRunList"][0]["id"]
     yield server, ids
     server.stop()
+
+
+def users_file(folder: Path) -> Path:
+    entries = [
+        {"name": name, "password": hash_password(name[::-1]), "groups": groups}
+        for name, groups in USERS.items()
+    ]
+    entries.append({"name": "root", "password": hash_password("toor"), "owner": True})
+    users = folder / "users.yaml"
+    users.write_text(yaml.safe_dump({"users": entries}))
+    return users
 
 
 def as_user(server: Server, name: str) -> httpx.Client:
@@ -182,3 +201,38 @@ def test_following_an_executions_logs_needs_read_on_its_namespace(
     assert refused.status_code == 403 and f"lacks READ on namespace `{NS}`" in refused.json()["message"]
     with as_user(server, "reader") as reader, reader.stream("GET", f"/logs/{ids['pay']}/follow") as followed:
         assert followed.status_code == 200  # the stream never ends by itself: closed here
+
+
+WEBHOOK = f"/executions/webhook/{NS}/hooked/the-key"
+
+
+def test_a_webhook_call_needs_a_user_who_may_run_its_namespace(served: tuple[Server, dict[str, str]]) -> None:
+    server, _ = served
+    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=HANG) as anonymous:
+        asked = anonymous.post(WEBHOOK)
+        # An unknown flow is not told apart from a known one before the credentials.
+        unknown = anonymous.post(f"/executions/webhook/{NS}/missing/the-key")
+    assert asked.status_code == unknown.status_code == 401
+    assert asked.headers["www-authenticate"] == 'Basic realm="Kestra"'
+    with as_user(server, "reader") as reader:
+        refused = reader.post(WEBHOOK)
+    assert refused.status_code == 403, refused.text
+    assert f"User `reader` lacks EXECUTE on namespace `{NS}` (holds READ there)" in refused.json()["message"]
+    for name in ("runner", "root"):
+        with as_user(server, name) as holder:
+            started = holder.post(WEBHOOK)
+        assert started.status_code == 200, started.text
+        assert started.json()["flowId"] == "hooked"
+    with as_user(server, "runner") as runner:
+        assert runner.post(f"/executions/webhook/{NS}/hooked/wrong-key").status_code == 404
+
+
+def test_open_webhooks_take_the_key_alone_beside_users(tmp_path: Path) -> None:
+    write(tmp_path / "flows", "hooked.yml", HOOKED)
+    server = Server(tmp_path / "flows", tmp_path / "t.db", "--users", users_file(tmp_path), "--open-webhooks")
+    try:
+        with httpx.Client(base_url=f"{server.url}/api/v1", timeout=HANG) as anonymous:
+            assert anonymous.post(WEBHOOK).status_code == 200
+            assert anonymous.get("/flows/search").status_code == 401  # the API still asks
+    finally:
+        server.stop()

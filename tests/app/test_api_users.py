@@ -97,16 +97,27 @@ def test_the_dashboards_users_option_is_checked_before_it_opens_and_tiercel_alon
     bad_db = tmp_path / "not-a.db"
     bad_db.write_text("garbage")
 
-    def ui(*args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
+    def ui(*args: str | Path, password: str = "", **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(TIERCEL), *map(str, args)], capture_output=True, text=True, env=clean_env(**env),
-            stdin=subprocess.DEVNULL, cwd=tmp_path, timeout=60, check=False,
+            input=password, cwd=tmp_path, timeout=60, check=False,
         )  # fmt: skip
 
     # `tiercel` alone (the dashboard, without a --users option) gets as far as the database.
     alone = ui(TIERCEL_DB=str(bad_db))
     assert alone.returncode == 2 and "file is not a database" in alone.stderr, alone.stderr
     without = ui("ui", "--flows", "flows", "--users", "users.yaml")
-    assert without.returncode == 2 and "--users is for the API: add --webhooks" in without.stderr
+    assert without.returncode == 2 and "name the dashboard's user with --user, or" in without.stderr
+    no_file = ui("ui", "--flows", "flows", "--user", "erin")
+    assert no_file.returncode == 2 and "--user: name the users file it is in with --users" in no_file.stderr
+    (tmp_path / "erin.yaml").write_text(f"users:\n  - name: erin\n    password: {hash_password('right')}\n")
+    as_erin = ("ui", "--flows", "flows", "--db", bad_db, "--users", "erin.yaml", "--user")
+    for name, password in (("erin", "wrong"), ("nobody", "right")):
+        refused = ui(*as_erin, name, password=f"{password}\n")
+        assert refused.returncode == 2, refused.stderr
+        assert f"--user: wrong name or password for `{name}`" in refused.stderr
+    # The right password: on to the database (which is not one).
+    let_in = ui(*as_erin, "erin", "--read-only", password="right\n")
+    assert let_in.returncode == 2 and "file is not a database" in let_in.stderr, let_in.stderr
     missing = ui("ui", "--flows", "flows", "--webhooks", "--users", "users.yaml")
     assert missing.returncode == 2 and "--users: users.yaml:" in missing.stderr

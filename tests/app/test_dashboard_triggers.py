@@ -110,11 +110,11 @@ async def test_triggers_view_shows_the_schedule_and_toggles_it_off_and_on(
     assert view(app).check_action("pause", ()) is None  # no backfill under way
     await pilot.press("space")
     await until_drawn(pilot, lambda: cell(app, "on") == "off")
-    assert app.engine.scheduler.is_enabled(*KEY) is False
+    assert app.session is not None and app.session.hosted.engine.scheduler.is_enabled(*KEY) is False
     assert KEY in app.ns_tree.disabled_triggers
     await pilot.press("space")
     await until_drawn(pilot, lambda: cell(app, "on") == "on")
-    assert app.engine.scheduler.is_enabled(*KEY) is True
+    assert app.session is not None and app.session.hosted.engine.scheduler.is_enabled(*KEY) is True
     await pilot.press("escape")
     await until_drawn(pilot, lambda: not isinstance(app.screen, TriggersScreen))
     # A flow trigger does not backfill: the key is greyed out there.

@@ -46,11 +46,14 @@ async def post_all(urls: list[str], namespace: str, flow_id: str, count: int) ->
 def held_flow(cluster: Cluster, release: Path, then: str = "") -> None:
     """The flow `held`: a script task that waits for `release` to exist, then runs `then`; then a
     task that logs (the executor that carries on sends it out)."""
-    cluster.flow(
-        "held",
-        "id: held\nnamespace: cluster\ntasks:\n"
+    cluster.flow("held", held_text(release, then))
+
+
+def held_text(release: Path, then: str = "", flow_id: str = "held", namespace: str = "cluster") -> str:
+    return (
+        f"id: {flow_id}\nnamespace: {namespace}\ntasks:\n"
         "  - id: wait\n    type: io.kestra.plugin.scripts.shell.Script\n"
-        f'    script: "while [ ! -e {release} ]; do sleep 0.05; done{then}"\n' + AFTER_TASK + HOOK,
+        f'    script: "while [ ! -e {release} ]; do sleep 0.05; done{then}"\n' + AFTER_TASK + HOOK
     )
 
 
