@@ -58,6 +58,7 @@ class HostedEngine:
             except BaseException:
                 await store.close()
                 raise
+        Store.needs_driver()  # a clear refusal before the cluster's modules import it
         from .cluster import HEARTBEAT_TIMEOUT_SECONDS, shared_worker_pool
         from .cluster.server import ClusterServer
         from .cluster.servers import new_server_id

@@ -105,10 +105,12 @@ class ClusterMembers:
 
 async def cluster_members(url: str) -> ClusterMembers:
     """The servers and workers of the cluster at `url`, as its tables say."""
+    from ..db_target import describe_target
+    from ..store import Store, StoreError
+
+    Store.needs_driver()
     import psycopg
 
-    from ..db_target import describe_target
-    from ..store import StoreError
     from . import jobs, servers
     from .connection import ClusterConnection
     from .lease import HOLDER

@@ -43,6 +43,20 @@ class Store(
     handlers see the key-value store and the log reader, not the Store).
     """
 
+    @staticmethod
+    def needs_driver() -> None:
+        """Return if the driver of a `postgresql://` store can be loaded (psycopg loads only then).
+
+        Raises:
+            StoreError: It is not installed; the message says how to install it.
+        """
+        try:
+            from .postgres import PostgresDatabase  # noqa: F401
+        except ModuleNotFoundError as exc:
+            if exc.name != "psycopg":
+                raise
+            raise StoreError("a PostgreSQL store needs psycopg: pip install 'tiercel[postgres]'") from None
+
     @classmethod
     async def open(
         cls,
@@ -85,14 +99,9 @@ class Store(
                 others, or hard-linked.
         """
         if is_url(path):
-            try:  # psycopg loads only for a PostgreSQL store
-                from .postgres import PostgresDatabase
-            except ModuleNotFoundError as exc:
-                if exc.name != "psycopg":
-                    raise
-                raise StoreError(
-                    "a PostgreSQL store needs psycopg: pip install 'tiercel[postgres]'"
-                ) from None
+            cls.needs_driver()
+            from .postgres import PostgresDatabase
+
             return cls(
                 await PostgresDatabase.open_url(
                     str(path), readonly=readonly, readers=readers, member=member, server=server
