@@ -117,3 +117,29 @@ def test_e_opens_the_flow_in_the_editor_and_the_saved_change_shows(tmp_path: Pat
         assert marker.read_text().strip().endswith("hello_world.yml")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+
+
+def test_a_user_types_their_password_and_keys_they_may_not_use_say_why(tmp_path: Path) -> None:
+    """`tiercel ui --users FILE --user NAME`: the password asked on the terminal, the dashboard as them."""
+    from tiercel.app.api.users import hash_password
+
+    shutil.copytree(REPO / "sample_flows", tmp_path / "flows")
+    with (tmp_path / "flows" / "acme" / "_namespace.yaml").open("a") as declaration:
+        declaration.write("permissions:\n  - username: erin\n    permission: READ\n")
+    users = tmp_path / "users.yaml"
+    users.write_text(f"users:\n  - name: erin\n    password: {hash_password('a secret')}\n")
+    name = f"tiercel-{uuid.uuid4().hex[:8]}"
+    flows, db = tmp_path / "flows", tmp_path / "t.db"
+    command = f"{private(tmp_path)} {TIERCEL} ui --flows {flows} --db {db} --users {users} --user erin"
+    tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", command)
+    try:
+        wait_for(name, "Password for erin:")
+        tmux("send-keys", "-t", name, "-l", "a secret")
+        tmux("send-keys", "-t", name, "Enter")
+        assert "a secret" not in screen(name)  # not echoed
+        wait_for(name, "as erin")
+        go_to_flow(name, "acme.hello_world")
+        press_until(name, "r", "lacks EXECUTE on")
+        assert "Run acme.hello_world" not in screen(name)  # no inputs form opened
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tiercel.engine.access import Access, Permission, Principal
 from tiercel.engine.model import NamespacePermission, StateType
 from tiercel.engine.parser import FlowParseError
 from tiercel.engine.parser.namespace import parse_namespace
@@ -132,6 +133,22 @@ async def test_the_articles_namespace_structure_is_declared_and_read_at_once(tmp
         }
         granted = engine.folder.namespaces.declared["acme.finance.reports"].permissions
         assert NamespacePermission("group", "finance-managers", "OWNER") in granted
+        # ... and what the API, the webhooks and the dashboard ask of it, at once.
+        chain = engine.catalog.namespaces.chain
+        held = {
+            who.name: Access(chain, who).held("acme.finance.reports")
+            for who in (
+                Principal("alice@acme.com"),
+                Principal("bob@acme.com"),
+                Principal("cy", frozenset({"finance-managers"})),
+            )
+        }
+        assert held == {
+            "alice@acme.com": Permission.EXECUTE,
+            "bob@acme.com": Permission.READ,
+            "cy": Permission.OWNER,
+        }
+        assert Access(chain, Principal("alice@acme.com")).held("acme.finance") is None
         # Again: CreateNamespace leaves what exists alone, UpdateNamespace finds nothing to change.
         again = await run(engine, "system.admin", "create-namespaces")
         assert again.state.current is StateType.SUCCESS
