@@ -14,11 +14,11 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from tiercel.engine import OWNER, Permission, Principal
-
 from .common import UsageError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the engine loads when the dashboard opens, not for every command's parser
+    from tiercel.engine import Principal
+
     from ..api.users import Users
 
 
@@ -43,6 +43,8 @@ def dashboard_principal(args: argparse.Namespace, users: Users | None) -> Princi
     Raises:
         UsageError: `--user` without a users file, or a name and password that do not match.
     """
+    from tiercel.engine import OWNER, Permission
+
     name: str | None = getattr(args, "user", None)  # `tiercel` alone has no such option
     most = Permission.READ if getattr(args, "read_only", False) else Permission.OWNER
     if name is None:
@@ -67,4 +69,4 @@ def _login_name() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry and no LOGNAME
-        return OWNER.name
+        return "owner"
