@@ -17,7 +17,7 @@ import importlib.util
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import Distribution, EntryPoint, entry_points
 
 from .builtin_types import BUILT_IN_TASK_TYPES
 from .types import TaskType, TriggerType
@@ -171,12 +171,29 @@ def installed_plugins() -> Iterable[EntryPoint]:
 def plugins_fingerprint() -> str:
     """The installed plugins (entry point and package version), read without loading them: what a
     check of flows depends on besides the engine's own version."""
+    versions: dict[int, str] = {}  # by distribution: its entry points share one
+
+    def version(dist: Distribution | None) -> str:
+        if dist is None:
+            return ""
+        if id(dist) not in versions:
+            versions[id(dist)] = _version(dist)
+        return versions[id(dist)]
+
     return "\n".join(
-        sorted(
-            f"{entry.name}={entry.value} {entry.dist.version if entry.dist else ''}"
-            for entry in installed_plugins()
-        )
+        sorted(f"{entry.name}={entry.value} {version(entry.dist)}" for entry in installed_plugins())
     )
+
+
+def _version(dist: Distribution) -> str:
+    """A distribution's version from its metadata's headers alone: `dist.version` parses the whole
+    file as an e-mail, long description included (milliseconds for a README, at every start)."""
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    for line in text.split("\n\n", 1)[0].splitlines():
+        name, colon, value = line.partition(":")
+        if colon and name.strip().lower() == "version":
+            return value.strip()
+    return ""
 
 
 _REGISTRY: Registry | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import textwrap
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from tiercel.engine.events import FlowsChanged
 from tiercel.engine.flows.table import FlowTable, StoredFlow
 from tiercel.engine.model import Flow
 from tiercel.engine.store import Store, source_hash
+from tiercel.engine.tasks.registry import plugins_fingerprint
 
 SCHEDULE = "io.kestra.plugin.core.trigger.Schedule"
 
@@ -281,3 +283,11 @@ async def test_a_file_broken_while_nothing_ran_then_undone_clears_its_error(tmp_
         assert [revision for revision, _, _ in await engine.flow_revisions("acme.team", "a")] == [1]
     finally:
         await engine.stop()
+
+
+def test_the_plugins_fingerprint_names_each_entry_point_with_its_distributions_version() -> None:
+    """Read from the metadata's headers, the version is the one importlib finds in the whole file."""
+    entries = list(entry_points(group="tiercel.tasks"))
+    assert entries  # the plugin families are entry points of the package itself
+    expected = sorted(f"{e.name}={e.value} {e.dist.version if e.dist else ''}" for e in entries)
+    assert plugins_fingerprint().split("\n") == expected
