@@ -38,7 +38,6 @@ from tiercel.engine import (
     FlowsChanged,
     HttpHandler,
     LogsAppended,
-    Permission,
     Principal,
     TaskRunChanged,
     TriggerChanged,
@@ -389,10 +388,6 @@ class TiercelApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.focused_pane, keymap_path(), self.user_keys))
 
-    def refusal(self, namespace: str, needed: Permission) -> str | None:
-        refused = self.engine.access.refusal(namespace, needed) if self.engine is not None else None
-        return str(refused) if refused is not None else None
-
     def started(self, execution_id: str) -> None:
         """Select a new execution as soon as its row shows, and say it started."""
         self.table.follow(execution_id)
@@ -481,7 +476,7 @@ class TiercelApp(App[None]):
                 flows_changed = True
             elif isinstance(event, TriggerChanged):
                 triggers_changed = True
-            elif isinstance(event, EngineErrorEvent):
+            elif isinstance(event, EngineErrorEvent) and self.principal.owner:  # the machine's errors
                 self.notify(event.message, title="Engine error", severity="error")
         if flows_changed:
             self._rebuild_tree()

@@ -11,6 +11,8 @@ The machine's owner holds everything: the guard then passes every call through u
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -42,8 +44,6 @@ if TYPE_CHECKING:
 READ, EXECUTE, OWNER = Permission.READ, Permission.EXECUTE, Permission.OWNER
 # Execution ids whose namespace is remembered (an execution never changes namespace).
 _KNOWN_NAMESPACES = 4096
-# Rows read at a time when some must be left out of a page.
-_FILTERED_PAGE = 500
 
 
 def acting_as(principal: Principal) -> str:
@@ -93,6 +93,7 @@ class GuardedEngine:
     def __init__(self, engine: Engine, access: Access) -> None:
         self._engine, self.access = engine, access
         self._everything = access.principal.unlimited
+        self._reads_everything = access.principal.owner  # read-only or not
         self._namespaces: OrderedDict[str, str | None] = OrderedDict()
 
     # -- what the person may see --------------------------------------------------------------------
@@ -102,15 +103,24 @@ class GuardedEngine:
 
     @property
     def flows(self) -> EngineFlows:
-        return self._engine.flows if self._everything else ReadableFlows(self._engine.flows, self.access)
+        flows = self._engine.flows
+        return flows if self._reads_everything else ReadableFlows(flows, self.access)
 
     @property
     def flow_errors(self) -> Mapping[str, Sequence[object]]:
         """Broken files, to the owner only: a file that does not parse names no namespace to ask about."""
         return self._engine.flow_errors if self.access.principal.owner else {}
 
+    @property
+    def restricted(self) -> bool:
+        return not self._everything
+
     def readable(self, namespace: str) -> bool:
-        return self._everything or self.access.may(namespace, READ)
+        return self._reads_everything or self.access.may(namespace, READ)
+
+    def refusal(self, namespace: str, needed: Permission) -> str | None:
+        refused = self.access.refusal(namespace, needed)
+        return str(refused) if refused is not None else None
 
     async def _namespace(self, execution_id: str) -> str | None:
         """The namespace of an execution (None: there is no such execution)."""
@@ -125,7 +135,7 @@ class GuardedEngine:
         return namespace
 
     async def _sees(self, execution_id: str) -> bool:
-        if self._everything:
+        if self._reads_everything:
             return True
         namespace = await self._namespace(execution_id)
         return namespace is not None and self.readable(namespace)
@@ -216,23 +226,29 @@ class GuardedEngine:
         limit: int = 100,
         before: str | None = None,
     ) -> list[ExecutionSummary]:
-        """A page of the executions the person may read: full whenever more exist, so that paging on
-        from its last row's cursor goes on where it stopped."""
-        if namespace is not None and self.readable(namespace):  # a grant covers the namespaces below
+        """A page of the executions the person may read. Outside the namespaces they may read whole,
+        the pages of the outermost ones they are granted are merged (newest first, as one page
+        is), a read per namespace granted rather than a scan of what they may not see."""
+        if self._reads_everything or (namespace and self.readable(namespace)):  # a grant covers below
             return await self._engine.list_executions(
                 namespace=namespace, flow_id=flow_id, state=state, limit=limit, before=before
             )
-        page: list[ExecutionSummary] = []
-        read = max(limit, _FILTERED_PAGE)
-        while len(page) < limit:
-            rows = await self._engine.list_executions(
-                namespace=namespace, flow_id=flow_id, state=state, limit=read, before=before
+        pages = [
+            await self._engine.list_executions(
+                namespace=granted, flow_id=flow_id, state=state, limit=limit, before=before
             )
-            page.extend(row for row in rows if self.readable(row.namespace))
-            if len(rows) < read:
-                break
-            before = rows[-1].cursor
-        return page[:limit]
+            for granted in self._granted(within=namespace or "")
+        ]
+        newest_first = heapq.merge(*pages, key=lambda row: -int(row.cursor))
+        return list(itertools.islice(newest_first, limit))
+
+    def _granted(self, within: str) -> list[str]:
+        """The outermost namespaces (below `within`) where a grant names the person: what they may
+        read is these and the namespaces below them."""
+        declared = self._engine.catalog.namespaces.declared
+        held = [name for name in declared if self.access.held(name) is not None]
+        outermost = [name for name in held if not any(name.startswith(f"{other}.") for other in held)]
+        return sorted(name for name in outermost if not within or name.startswith(f"{within}."))
 
     async def logs(
         self,

@@ -53,6 +53,21 @@ class DashboardEngine(Commands, Protocol):
 
     async def execution_ids(self, prefix: str, *, limit: int) -> list[str]: ...
 
+    @property
+    def restricted(self) -> bool:
+        """Whether the dashboard acts for someone less than the machine's owner with every
+        permission (a user of a users file, or read-only)."""
+        ...
+
+    def readable(self, namespace: str) -> bool:
+        """Whether the person at the dashboard may read `namespace`."""
+        ...
+
+    def refusal(self, namespace: str, needed: Permission) -> str | None:
+        """Why the person at the dashboard may not do what needs `needed` in `namespace`; None when
+        they may (the machine's owner may do anything, unless the dashboard is read-only)."""
+        ...
+
 
 class Dashboard(Protocol):
     """The app-wide state a pane or screen needs: the engine, trigger states, the terminal."""
@@ -68,11 +83,6 @@ class Dashboard(Protocol):
     @property
     def can_edit(self) -> bool:
         """Whether an editor can take over the terminal (not headless, and the driver can suspend)."""
-        ...
-
-    def refusal(self, namespace: str, needed: Permission) -> str | None:
-        """Why the person at the dashboard may not do what needs `needed` in `namespace`; None when
-        they may (the machine's owner may do anything, unless the dashboard is read-only)."""
         ...
 
     def started(self, execution_id: str) -> None:
@@ -91,3 +101,9 @@ class Dashboard(Protocol):
 def dashboard(node: DOMNode) -> Dashboard:
     """The dashboard that `node` runs in."""
     return cast(Dashboard, node.app)
+
+
+def refusal(node: DOMNode, namespace: str, needed: Permission) -> str | None:
+    """Why the person at `node`'s dashboard may not do what needs `needed` in `namespace`, or None."""
+    engine = dashboard(node).engine
+    return engine.refusal(namespace, needed) if engine is not None else None

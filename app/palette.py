@@ -1,4 +1,8 @@
-"""The command palette (ctrl+p or `:`): every flow, namespace, recent execution and trigger by name."""
+"""The command palette (ctrl+p or `:`): every flow, namespace, recent execution and trigger by name.
+
+It offers only what the person at the dashboard may do: a command needing EXECUTE on a namespace
+they may not run there is left out (the keys say why; the engine refuses it either way).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any, Protocol, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from tiercel.engine import EngineCommandError, Flow, FlowUid, StateType
+from tiercel.engine import EngineCommandError, Flow, FlowUid, Permission, StateType
 
 from .host import Dashboard
 from .screens.triggers import (
@@ -70,6 +74,10 @@ async def commands_of(app: PaletteApp) -> list[Command]:
     if engine is None:
         return []
     tree, executions = app.ns_tree, app.table
+
+    def runs(namespace: str) -> bool:
+        return engine.refusal(namespace, Permission.EXECUTE) is None
+
     found: list[Command] = []
     # The palette names every flow without parsing it: a flow is parsed when its command is chosen.
     table = engine.flows
@@ -84,15 +92,17 @@ async def commands_of(app: PaletteApp) -> list[Command]:
         # A flow's name matches all its commands alike, and equal matches keep this order: going to
         # the flow comes first, so that typing a name and Enter moves there and never starts a run.
         found.append((f"Go to flow {name}", partial(tree.go_to, NodeRef("flow", *uid)), ""))
-        found.append((f"Run flow {name}", on(tree.run_flow), "a form first when it has inputs"))
+        if runs(uid[0]):
+            found.append((f"Run flow {name}", on(tree.run_flow), "a form first when it has inputs"))
         found.append((f"Show flow source {name}", on(tree.show_flow_source), "its YAML"))
         found.append((f"Revisions of flow {name}", on(tree.show_revisions), "diff two revisions"))
-        clear = partial(clear_task_cache, app, *uid)
-        found.append((f"Clear task cache of flow {name}", clear, "its cached tasks run again"))
+        if runs(uid[0]):
+            clear = partial(clear_task_cache, app, *uid)
+            found.append((f"Clear task cache of flow {name}", clear, "its cached tasks run again"))
         if uid in triggered:
             found.append((f"Triggers of {name}", on(tree.show_triggers), "on/off, backfills"))
         path = table.path(uid)
-        if path and app.can_edit:
+        if path and app.can_edit and not engine.restricted:
             found.append((f"Edit flow {name}", on(tree.edit_flow), path))
     for namespace in namespaces_of([namespace for namespace, _ in uids]):
         go = partial(tree.go_to, NodeRef("namespace", namespace))
@@ -100,6 +110,8 @@ async def commands_of(app: PaletteApp) -> list[Command]:
     for summary in app.recent_executions()[:RECENT]:
         short, about = summary.id[:8], f"{summary.flow_id} {summary.state}"
         found.append((f"Go to execution {short}", partial(app.go_to_execution, summary.id), about))
+        if not runs(summary.namespace):
+            continue
         state = StateType(summary.state)
         if not state.is_terminated:
             kill = partial(executions.confirm_kill, summary.id, summary.flow_id)
@@ -112,10 +124,12 @@ async def commands_of(app: PaletteApp) -> list[Command]:
             replay = partial(executions.confirm_replay, summary.id, None)
             found.append((f"Replay execution {short}", replay, about))
     for (namespace, flow_id, trigger_id), enabled in sorted(app.trigger_states().items()):
+        if not runs(namespace):
+            continue
         toggle = partial(set_trigger_enabled, tree, namespace, flow_id, trigger_id, not enabled)
         now = "enabled" if enabled else "disabled"
         found.append((f"Toggle trigger {namespace}.{flow_id}.{trigger_id}", toggle, f"now {now}"))
-    found.extend(backfill_commands(app))
+    found.extend(backfill_commands(app, runs))
     for pane, title in PANE_NAMES.items():
         found.append((f"Focus pane {title}", partial(app.action_focus_pane, pane), ""))
     found.append(("Help", app.action_help, "the keys of the focused pane and the global keys"))
@@ -136,11 +150,14 @@ async def clear_task_cache(app: PaletteApp, namespace: str, flow_id: str) -> Non
     notify(f"{cleared} cached {entries} of {namespace}.{flow_id} cleared")
 
 
-def backfill_commands(app: PaletteApp) -> list[Command]:
-    """Start a backfill on a Schedule trigger, or pause, resume or cancel the one under way."""
+def backfill_commands(app: PaletteApp, runs: Callable[[str], bool]) -> list[Command]:
+    """Start a backfill on a Schedule trigger, or pause, resume or cancel the one under way (where
+    `runs` says the person may run the trigger's namespace)."""
     node = app.ns_tree
     found: list[Command] = []
     for state in app.trigger_list():
+        if not runs(state.namespace):
+            continue
         key = (state.namespace, state.flow_id, state.trigger_id)
         name = ".".join(key)
         progress = state.backfill

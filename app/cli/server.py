@@ -158,6 +158,21 @@ def _api_users(path: str | None) -> Users | None:
         raise UsageError(f"--users: {error}") from None
 
 
+def _check_webhook_options(args: argparse.Namespace) -> None:
+    """Refuse what would mean nothing, or leave the API open beside a read-only dashboard."""
+    users = getattr(args, "users", None)
+    if getattr(args, "open_webhooks", False) and not users:
+        raise UsageError("--open-webhooks is for --users: without users, webhooks need their key alone")
+    if getattr(args, "read_only", False) and getattr(args, "webhooks", False) and not users:
+        from ..api.auth import is_loopback
+
+        if is_loopback(args.host) and not os.environ.get(CREDENTIALS_VARIABLE):
+            raise UsageError(
+                "--read-only with --webhooks: the API would be open to anyone on this machine, who could "
+                f"do what the dashboard may not; give it users (--users FILE) or {CREDENTIALS_VARIABLE}"
+            )
+
+
 def _webhook_gate(
     args: argparse.Namespace, users: Users | None, credentials: Credentials | None
 ) -> Callable[[Engine], WebhookGate] | None:
@@ -196,6 +211,7 @@ async def cmd_server(args: argparse.Namespace) -> int:
         raise UsageError(f"{flows_dir}: no such flows folder")
     use_storage(args)
     credentials = _api_credentials()
+    _check_webhook_options(args)
     users = _api_users(args.users)
     db = resolve_db(args.db)
     concurrency = 0 if args.no_worker else args.concurrency
@@ -284,6 +300,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     users_file = getattr(args, "users", None)  # `tiercel` alone has no such option
     if users_file and not args.webhooks and not args.user:
         raise UsageError("--users: name the dashboard's user with --user, or serve the API with --webhooks")
+    _check_webhook_options(args)
     users = _api_users(users_file)
     principal = dashboard_principal(args, users)
     use_storage(args)

@@ -117,9 +117,11 @@ class HistoryScreen(ModalScreen[None]):
         clock: Callable[[], datetime] = utcnow,
         scan: int = SCAN,
         tests_folder: Path | None = None,
+        readable: Callable[[str], bool] = lambda namespace: True,
     ) -> None:
         super().__init__()
         self.tests_folder = tests_folder
+        self.readable = readable  # the namespaces whose flows' tests may be shown
         self.tests: dict[tuple[str, str], FlowTestSummary] = {}
         self.source = source
         self.namespace = namespace
@@ -199,7 +201,8 @@ class HistoryScreen(ModalScreen[None]):
         """Read the executions and redraw the charts (and the table of flows)."""
         rows, more = await read_executions(self.source, self.namespace, self.flow_id, self.scan)
         if self.tests_folder is not None:
-            self.tests = load_summaries(self.tests_folder)
+            found = load_summaries(self.tests_folder)
+            self.tests = {uid: summary for uid, summary in found.items() if self.readable(uid[0])}
         self.show(rows, more)
         if self.flow_id is not None:  # then the table of tasks, from the whole executions
             await self._read_ended(rows)

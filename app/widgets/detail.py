@@ -25,7 +25,7 @@ from textual.widgets import Input, Tree
 from tiercel.engine import Execution, Flow, LogEntry, LogLevel, Permission, TaskRun
 
 from ..actions import show_execution_source
-from ..host import dashboard
+from ..host import dashboard, refusal
 from ..screens.console import ConsoleScreen
 from ..screens.viewer import ViewerScreen
 from . import WidgetArgs
@@ -361,7 +361,7 @@ class DetailPane(Horizontal):
         EXECUTE (an expression can read the namespace's secrets and keys), as on the API."""
         if action != "console" or self.execution is None:
             return None
-        return dashboard(self).refusal(self.execution.namespace, Permission.EXECUTE)
+        return refusal(self, self.execution.namespace, Permission.EXECUTE)
 
     def action_console(self) -> None:
         """The expression console on the execution shown, for the selected task run."""

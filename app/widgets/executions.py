@@ -28,7 +28,7 @@ from tiercel.engine import (
 )
 
 from ..actions import show_execution_source
-from ..host import dashboard
+from ..host import dashboard, refusal
 from ..screens.confirm import ConfirmScreen
 from ..screens.run_form import ResumeFormScreen
 from . import VIM_LIST_KEYS, WidgetArgs
@@ -309,7 +309,7 @@ class ExecutionsTable(DataTable[object]):
         target = self.replay_target() if action == "replay" else None
         execution_id = target[0] if target is not None else self.selected_id
         namespace = self._namespace_of(execution_id) if execution_id is not None else None
-        return dashboard(self).refusal(namespace, Permission.EXECUTE) if namespace is not None else None
+        return refusal(self, namespace, Permission.EXECUTE) if namespace is not None else None
 
     def _namespace_of(self, execution_id: str) -> str | None:
         summary = self.rows_by_id.get(execution_id)
@@ -394,7 +394,7 @@ class ExecutionsTable(DataTable[object]):
         if engine is None:
             return
         form = await self._resume_form(execution_id)
-        refused = dashboard(self).refusal(form.flow.namespace, Permission.EXECUTE) if form else None
+        refused = refusal(self, form.flow.namespace, Permission.EXECUTE) if form else None
         if refused is not None:  # before the form is filled in
             self.app.notify(refused, title="Cannot resume", severity="error")
             return

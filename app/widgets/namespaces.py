@@ -23,7 +23,7 @@ from textual.widgets.tree import TreeNode
 from tiercel.engine import EngineCommandError, Flow, InputError, Permission, is_url
 
 from ..actions import editor_command
-from ..host import EngineFlows, dashboard
+from ..host import EngineFlows, dashboard, refusal
 from ..screens.history import HistoryScreen
 from ..screens.revisions import RevisionsScreen
 from ..screens.run_form import RunFormScreen
@@ -35,6 +35,10 @@ from .states import glyph
 
 #: What running and editing a flow need in its namespace.
 FLOW_PERMISSIONS = {"run_flow": Permission.EXECUTE, "edit_flow": Permission.OWNER}
+EDITOR_REFUSED = (
+    "Editing runs an editor as this machine's account, the dashboard's owner only: a dashboard "
+    "opened for a user or read-only changes flows through the API (OWNER) or the flows' repository"
+)
 BADGES = {"Schedule": "⏱", "Flow": "↪", "Webhook": "⚡"}
 
 
@@ -119,7 +123,10 @@ class NamespaceTree(Tree[NodeRef]):
         flow = flow or self.selected_flow
         if needed is None or flow is None:
             return None
-        return dashboard(self).refusal(flow.namespace, needed)
+        engine = dashboard(self).engine
+        if action == "edit_flow" and engine is not None and engine.restricted:
+            return EDITOR_REFUSED  # an editor's shell escape would run as the machine's account
+        return refusal(self, flow.namespace, needed)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Grey out the flow actions when no flow is selected (or it cannot be edited here, or the
@@ -258,7 +265,10 @@ class NamespaceTree(Tree[NodeRef]):
             flow_id = ref.flow_id if ref.kind == "flow" else None
             db = dashboard(self).db
             tests = None if is_url(db) else Path(db).parent  # where `tiercel test` keeps its results
-            self.app.push_screen(HistoryScreen(engine, ref.namespace, flow_id, tests_folder=tests))
+            history = HistoryScreen(
+                engine, ref.namespace, flow_id, tests_folder=tests, readable=engine.readable
+            )
+            self.app.push_screen(history)
 
     def action_triggers(self) -> None:
         flow = self.selected_flow

@@ -159,9 +159,12 @@ class WebhookServer:
         switches = self.engine.trigger_switches
         if trigger.disabled or not switches.is_enabled(flow.namespace, flow.id, trigger.id):
             return _error(409, f"Cannot execute flow: trigger `{trigger.id}` is disabled.")
+        headers = dict(request.headers)
+        if self.gate is not None:  # the credentials the gate took are not the flow's to keep
+            headers.pop("authorization", None)
         variables = {
             "body": _body_value(text) if request.body else None,
-            "headers": dict(request.headers),
+            "headers": headers,
             "parameters": _parameters(split.query),
         }
         return await self._execute(flow, trigger, variables)

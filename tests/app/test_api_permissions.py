@@ -220,9 +220,12 @@ def test_a_webhook_call_needs_a_user_who_may_run_its_namespace(served: tuple[Ser
     assert f"User `reader` lacks EXECUTE on namespace `{NS}` (holds READ there)" in refused.json()["message"]
     for name in ("runner", "root"):
         with as_user(server, name) as holder:
-            started = holder.post(WEBHOOK)
+            started = holder.post(WEBHOOK, headers={"X-Kept": "yes"})
         assert started.status_code == 200, started.text
         assert started.json()["flowId"] == "hooked"
+        # The credentials the gate took are not kept where readers of the namespace would see them.
+        headers = started.json()["trigger"]["variables"]["headers"]
+        assert headers["x-kept"] == ["yes"] and "authorization" not in headers
     with as_user(server, "runner") as runner:
         assert runner.post(f"/executions/webhook/{NS}/hooked/wrong-key").status_code == 404
 

@@ -108,6 +108,13 @@ def test_the_dashboards_users_option_is_checked_before_it_opens_and_tiercel_alon
     assert alone.returncode == 2 and "file is not a database" in alone.stderr, alone.stderr
     without = ui("ui", "--flows", "flows", "--users", "users.yaml")
     assert without.returncode == 2 and "name the dashboard's user with --user, or" in without.stderr
+    open_api = ui("ui", "--flows", "flows", "--read-only", "--webhooks")
+    assert (
+        open_api.returncode == 2 and "--read-only with --webhooks: the API would be open" in open_api.stderr
+    )
+    for command in ("ui", "server"):
+        pointless = ui(command, "--flows", "flows", "--open-webhooks")
+        assert pointless.returncode == 2 and "--open-webhooks is for --users" in pointless.stderr
     no_file = ui("ui", "--flows", "flows", "--user", "erin")
     assert no_file.returncode == 2 and "--user: name the users file it is in with --users" in no_file.stderr
     (tmp_path / "erin.yaml").write_text(f"users:\n  - name: erin\n    password: {hash_password('right')}\n")

@@ -18,18 +18,19 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.app.test_api_permissions import OTHER
-from tests.app.test_dashboard_features import palette
 from tests.engine.helpers import running_engine
 from tests.waiting import until_drawn
 from tiercel.app.app import TiercelApp
 from tiercel.app.guarded import GuardedEngine
+from tiercel.app.palette import commands_of
 from tiercel.app.screens.triggers import TriggersScreen
-from tiercel.app.widgets.namespaces import NodeRef
+from tiercel.app.widgets.namespaces import EDITOR_REFUSED, NodeRef
 from tiercel.engine import (
     OWNER,
     Access,
     AccessDenied,
     Engine,
+    EngineError,
     Permission,
     Principal,
     StateType,
@@ -167,16 +168,40 @@ async def test_each_query_shows_only_what_may_be_read(engine: Engine) -> None:
     assert reader.flow_errors == {}
 
 
-async def test_a_page_for_a_reader_is_full_when_more_exist(engine: Engine) -> None:
-    """Filled from further rows when some are left out, so that paging on from its last row goes on."""
-    mine = [await ended_execution(engine, NS, "pay") for _ in range(3)]
-    for _ in range(3):
-        await ended_execution(engine, "elsewhere", "other")
-    reader = guarded(engine, READER)
-    first = await reader.list_executions(limit=2)
-    assert len(first) == 2
-    rest = await reader.list_executions(limit=2, before=first[-1].cursor)
-    assert sorted(row.id for row in first + rest) == sorted(mine)
+def note_flow(flow_id: str, namespace: str) -> str:
+    return OTHER.replace("id: other", f"id: {flow_id}").replace(
+        "namespace: elsewhere", f"namespace: {namespace}"
+    )
+
+
+async def test_pages_merge_the_namespaces_a_reader_is_granted_newest_first(tmp_path: Path) -> None:
+    """Outside what they may read whole, a reader's pages merge those of each namespace granted:
+    paging on from a page's last row goes on where it stopped, with nothing twice or left out."""
+    grant = "permissions:\n  - username: reader\n    permission: READ\n"
+    flows = tmp_path / "flows"
+    for folder in ("alpha", "beta/team"):
+        (flows / folder).mkdir(parents=True)
+        (flows / folder / "_namespace.yaml").write_text(grant)
+    spots = {"alpha": "a", "beta.team": "t", "beta": "b", "gamma": "g"}
+    sources = [note_flow(flow_id, namespace) for namespace, flow_id in spots.items()]
+    async with running_engine(tmp_path, *sources) as engine:
+        made = [
+            (namespace, await ended_execution(engine, namespace, flow_id))
+            for _ in range(3)
+            for namespace, flow_id in spots.items()
+        ]
+        reader = guarded(engine, READER)
+        for within, expected in (("", ("alpha", "beta.team")), ("beta", ("beta.team",)), ("gamma", ())):
+            pages: list[list[str]] = []
+            before = None
+            while not pages or len(pages[-1]) == 2:
+                page = await reader.list_executions(namespace=within or None, limit=2, before=before)
+                pages.append([row.id for row in page])
+                before = page[-1].cursor if page else None
+            newest_first = [
+                execution_id for namespace, execution_id in reversed(made) if namespace in expected
+            ]
+            assert [execution_id for page in pages for execution_id in page] == newest_first, within
 
 
 # -- the dashboard ---------------------------------------------------------------------------------
@@ -198,11 +223,14 @@ async def test_a_reader_sees_their_namespaces_and_every_command_says_what_lacks(
         assert app.query_one("#left").border_subtitle == "as reader"
         assert app.session is not None
         raw = app.session.hosted.engine
+        # The engine's own errors are the machine owner's (they name flows and executions anywhere).
+        raw.events.publish(EngineError("Flow trigger `t` of elsewhere.other: broken"))
         pay = await ended_execution(raw, NS, "pay")
         other = await ended_execution(raw, "elsewhere", "other")
         assert app.ns_tree.select_ref(NodeRef("namespace", ""))
         await until_drawn(pilot, lambda: pay in app.table.rows_by_id, what="the readable execution")
         assert other not in app.table.rows_by_id  # neither its page nor its events
+        assert not any("elsewhere" in note for note in notes(app))  # the error came before them
         assert app.ns_tree.select_ref(NodeRef("flow", NS, "pay"))
         await until_drawn(pilot, lambda: app.table.selected_id == pay and app.detail.execution_id == pay)
         assert app.ns_tree.check_action("run_flow", ()) is None  # greyed in the footer
@@ -214,24 +242,34 @@ async def test_a_reader_sees_their_namespaces_and_every_command_says_what_lacks(
         await pilot.press("3", "x")  # the detail pane's expression console
         await until_drawn(pilot, lambda: any("lacks EXECUTE" in note for note in notes(app)), what="x")
         app.clear_notifications()
-        await palette(pilot, app, "ctrl+p", f"clear task cache of flow {NS}.pay")
-        await until_drawn(pilot, lambda: any("Cannot clear" in n.title for n in app._notifications))
+        # The palette offers what they may do: to see, not to run.
+        names = [name for name, _, _ in await commands_of(app)]
+        assert f"Go to flow {NS}.pay" in names and f"Go to execution {pay[:8]}" in names
+        commands = ("Run flow", "Clear task cache", "Replay", "Toggle trigger", "Backfill")
+        assert not [name for name in names if name.startswith(commands)]
         assert [row.id for row in await raw.list_executions(namespace=NS)] == [pay]  # nothing ran
 
 
 async def test_a_user_with_execute_runs_but_does_not_edit(tmp_path: Path) -> None:
+    """Not even an owner of the namespace: the editor runs as the machine's account (a shell away)."""
     flows = flows_folder(tmp_path)
-    app = TiercelApp(flows, tmp_path / "t.db", control=False, principal=RUNNER)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await opened(app, pilot, flows=1)
-        assert app.ns_tree.select_ref(NodeRef("flow", NS, "pay"))
-        await pilot.press("r")
-        await until_drawn(pilot, lambda: any(r.state == "SUCCESS" for r in app.table.rows_by_id.values()))
-        assert app.ns_tree.check_action("edit_flow", ()) is None
-        assert app.engine is not None
-        await app.ns_tree.edit_flow(app.engine.flows[(NS, "pay")])  # as the palette asks
-        expected = f"User `runner` lacks OWNER on namespace `{NS}` (holds EXECUTE there)"
-        await until_drawn(pilot, lambda: any(expected in note for note in notes(app)))
+    for runs, principal in enumerate((RUNNER, KEEPER), start=1):
+        app = TiercelApp(flows, tmp_path / "t.db", control=False, principal=principal)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await opened(app, pilot, flows=1)
+            assert app.ns_tree.select_ref(NodeRef("flow", NS, "pay"))
+            await pilot.press("r")  # one more run, theirs
+
+            def ended(a: TiercelApp = app, runs: int = runs) -> bool:
+                return sum(r.state == "SUCCESS" for r in a.table.rows_by_id.values()) == runs
+
+            await until_drawn(pilot, ended)
+            assert app.ns_tree.check_action("edit_flow", ()) is None
+            names = [name for name, _, _ in await commands_of(app)]
+            assert f"Run flow {NS}.pay" in names and f"Toggle trigger {NS}.pay.nightly" in names
+            assert app.engine is not None
+            await app.ns_tree.edit_flow(app.engine.flows[(NS, "pay")])  # as the palette asks
+            await until_drawn(pilot, lambda a=app: any(EDITOR_REFUSED in note for note in notes(a)))
 
 
 async def test_a_read_only_dashboard_sees_everything_and_changes_nothing(tmp_path: Path) -> None:
@@ -240,6 +278,9 @@ async def test_a_read_only_dashboard_sees_everything_and_changes_nothing(tmp_pat
     async with app.run_test(size=(120, 40)) as pilot:
         await opened(app, pilot, flows=2)
         assert app.query_one("#left").border_subtitle == "read-only"
+        assert app.session is not None
+        app.session.hosted.engine.events.publish(EngineError("Flow trigger `t` of elsewhere.other: broken"))
+        await until_drawn(pilot, lambda: any("elsewhere.other" in note for note in notes(app)))
         assert app.ns_tree.select_ref(NodeRef("flow", NS, "pay"))
         await pilot.press("r")
         expected = f"User `ana` lacks EXECUTE on namespace `{NS}`: read-only here, READ at most"

@@ -149,6 +149,14 @@ async def test_a_namespace_shows_states_over_time_and_a_row_per_flow(engine: Eng
     flow = HistoryScreen(engine, "acme", "etl", clock=lambda: NOW, tests_folder=tmp_path)
     async with shown(flow, (120, 40)) as pilot:
         assert "tests: 1 failed, 1 passed (2026-03-02 09:00 UTC)" in screen_text(pilot)
+    # For someone who may not read acme.finance (the dashboard passes what its person may read).
+    partial = HistoryScreen(
+        engine, "acme", clock=lambda: NOW, tests_folder=tmp_path, readable=lambda ns: ns == "acme"
+    )
+    async with shown(partial, (80, 24)):
+        table = partial.query_one(DataTable)
+        flows = [str(table.get_row_at(index)[0]) for index in range(table.row_count)]
+        assert "finance.audit" not in flows and "etl" in flows
 
 
 async def test_ten_thousand_executions_are_read_up_to_the_scan_and_said_so(engine: Engine) -> None:

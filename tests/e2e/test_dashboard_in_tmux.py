@@ -135,8 +135,9 @@ def test_a_user_types_their_password_and_keys_they_may_not_use_say_why(tmp_path:
     try:
         wait_for(name, "Password for erin:")
         tmux("send-keys", "-t", name, "-l", "a secret")
-        tmux("send-keys", "-t", name, "Enter")
+        wait_for(name, "Password for erin:")  # tmux has drawn what the keys made of the screen
         assert "a secret" not in screen(name)  # not echoed
+        tmux("send-keys", "-t", name, "Enter")
         wait_for(name, "as erin")
         go_to_flow(name, "acme.hello_world")
         press_until(name, "r", "lacks EXECUTE on")
