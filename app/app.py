@@ -296,6 +296,8 @@ class TiercelApp(App[None]):
         footer is short: a key that does not apply now says why when pressed, see `on_key`)."""
         if action in MODAL_GATED and isinstance(self.screen, ModalScreen):
             return False
+        if not self.query(NamespaceTree):  # the app is closing its panes
+            return False
         if action == "pane":
             pane, name = (str(value) for value in parameters)
             return bool(self._pane_widget(pane).check_action(name, ()))
@@ -513,6 +515,8 @@ class TiercelApp(App[None]):
         self._update_titles()
 
     def _update_titles(self) -> None:
+        if not self.query(NamespaceTree):  # a load that ends while the app closes its panes
+            return
         tree = self.ns_tree
         title = f"1 Namespaces {tree.flow_count}"
         if tree.error_count:

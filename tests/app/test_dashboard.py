@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Static, Switch
+from textual.worker import WorkerState
 
 from tests.waiting import until_drawn
 from tiercel.app.app import TiercelApp
@@ -725,3 +726,17 @@ async def test_the_dashboard_opens_on_the_folder_and_store_of_tiercel_ui_when_gi
     async with app.run_test(size=(80, 24)) as pilot:
         await until_drawn(pilot, lambda: app.engine is not None and app.ns_tree.flow_count > 0)
     assert (tmp_path / ".tiercel" / "tiercel.db").is_file()
+
+
+async def test_an_execution_that_loads_while_the_panes_go_leaves_them_alone(
+    running: tuple[TiercelApp, Pilot[None]],
+) -> None:
+    """Closing, the app removes its panes while a load may still be under way: it ends quietly."""
+    app, _ = running
+    assert app.engine is not None
+    execution_id = await app.engine.trigger("acme", "hello_world")
+    await app.engine.wait(execution_id)
+    await app.ns_tree.remove()  # as the app's shutdown removes it
+    loading = app.show_execution(execution_id)
+    await loading.wait()
+    assert loading.state is WorkerState.SUCCESS
