@@ -62,7 +62,7 @@ from .screens.revisions import RevisionsScreen
 from .screens.run_form import RunFormScreen
 from .screens.triggers import TriggersScreen
 from .screens.viewer import ViewerScreen
-from .widgets import Pane, retitle
+from .widgets import Pane, present, retitle
 from .widgets.detail import DetailPane
 from .widgets.execution_log import LOG_KEEP
 from .widgets.executions import ExecutionsTable, Summary
@@ -296,7 +296,7 @@ class TiercelApp(App[None]):
         footer is short: a key that does not apply now says why when pressed, see `on_key`)."""
         if action in MODAL_GATED and isinstance(self.screen, ModalScreen):
             return False
-        if not self.query(NamespaceTree):  # the app is closing its panes
+        if not present(self, NamespaceTree):  # the app is closing its panes
             return False
         if action == "pane":
             pane, name = (str(value) for value in parameters)
@@ -515,7 +515,7 @@ class TiercelApp(App[None]):
         self._update_titles()
 
     def _update_titles(self) -> None:
-        if not self.query(NamespaceTree):  # a load that ends while the app closes its panes
+        if not present(self, NamespaceTree):  # a load that ends while the app closes its panes
             return
         tree = self.ns_tree
         title = f"1 Namespaces {tree.flow_count}"
@@ -545,7 +545,7 @@ class TiercelApp(App[None]):
 
     @on(ExecutionsPane.Loaded)
     def _executions_loaded(self) -> None:
-        if not self.query(NamespaceTree):  # a page that arrives while the app closes
+        if not present(self, NamespaceTree):  # a page that arrives while the app closes
             return
         self._update_titles()
         # An execution asked for (a new run, a child, a search) shows even before its row does.

@@ -6,8 +6,20 @@ from typing import Any, TypedDict
 
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.css.query import NoMatches
+from textual.dom import DOMNode
 from textual.widget import Widget
 from textual.widgets import Tree
+
+
+def present(node: DOMNode, kind: type[Widget]) -> bool:
+    """Whether `node` holds a `kind` (no longer once a closing app has removed its panes). A cached
+    `query_one`: evaluating a query walks the whole screen, too slow for every key check."""
+    try:
+        node.query_one(kind)
+    except NoMatches:
+        return False
+    return True
 
 
 def retitle(widget: Widget, title: str) -> None:
