@@ -21,8 +21,6 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
         NamespaceChain as NamespaceChain,
         Permission as Permission,
         Principal as Principal,
-        held as held,
-        require as require,
     )
     from .cluster import (
         ClusterMembers as ClusterMembers,
@@ -187,8 +185,7 @@ _EXPORTS: dict[str, str] = {
     "CORRELATION_ID": ".labels",
     "memory_text": ".model.resources",
     **dict.fromkeys(
-        ["OWNER", "Access", "AccessDenied", "NamespaceChain", "Permission", "Principal", "held", "require"],
-        ".access",
+        ["OWNER", "Access", "AccessDenied", "NamespaceChain", "Permission", "Principal"], ".access"
     ),
     **dict.fromkeys(
         [

@@ -20,7 +20,7 @@ from enum import IntEnum
 from .errors import EngineCommandError
 from .model import NamespaceSpec
 
-__all__ = ["OWNER", "Access", "AccessDenied", "Permission", "Principal", "held", "require"]
+__all__ = ["OWNER", "Access", "AccessDenied", "NamespaceChain", "Permission", "Principal"]
 
 
 class Permission(IntEnum):
@@ -72,31 +72,6 @@ class AccessDenied(EngineCommandError):
 NamespaceChain = Callable[[str], Sequence[NamespaceSpec]]
 
 
-def held(chain: NamespaceChain, principal: Principal, namespace: str) -> Permission | None:
-    """The highest permission `principal` holds on `namespace`; None for none."""
-    if principal.owner:
-        return principal.most
-    best: Permission | None = None
-    for spec in chain(namespace):
-        for grant in spec.permissions:
-            named = (
-                grant.name == principal.name if grant.principal == "user" else grant.name in principal.groups
-            )
-            if named:
-                level = Permission[grant.permission]
-                best = level if best is None or level > best else best
-    return min(best, principal.most) if best is not None else None
-
-
-def require(chain: NamespaceChain, principal: Principal, namespace: str, needed: Permission) -> None:
-    """Return if `principal` holds `needed` on `namespace`.
-
-    Raises:
-        AccessDenied: They do not.
-    """
-    Access(chain, principal).require(namespace, needed)
-
-
 @dataclass(frozen=True)
 class Access:
     """What one person may do, given the namespace declarations in force."""
@@ -105,7 +80,22 @@ class Access:
     principal: Principal
 
     def held(self, namespace: str) -> Permission | None:
-        return held(self.chain, self.principal, namespace)
+        """The highest permission they hold on `namespace`; None for none."""
+        principal = self.principal
+        if principal.owner:
+            return principal.most
+        best: Permission | None = None
+        for spec in self.chain(namespace):
+            for grant in spec.permissions:
+                named = (
+                    grant.name == principal.name
+                    if grant.principal == "user"
+                    else grant.name in principal.groups
+                )
+                if named:
+                    level = Permission[grant.permission]
+                    best = level if best is None or level > best else best
+        return min(best, principal.most) if best is not None else None
 
     def may(self, namespace: str, needed: Permission) -> bool:
         has = self.held(namespace)

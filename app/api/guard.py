@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from tiercel.engine import OWNER, AccessDenied, Permission, Principal, held, require
+from tiercel.engine import OWNER, Access, AccessDenied, Permission, Principal
 
 from .responses import ApiError, engine_of
 
@@ -22,13 +22,18 @@ def principal_of(request: Request) -> Principal:
     return found if isinstance(found, Principal) else OWNER
 
 
+def access_of(request: Request) -> Access:
+    """What the request's sender may do, given the engine's namespace declarations."""
+    return Access(engine_of(request).catalog.namespaces.chain, principal_of(request))
+
+
 def need(request: Request, namespace: str, permission: Permission) -> None:
     """Return if the request's sender holds `permission` on `namespace`; else a 403 saying what lacks."""
     try:
-        require(engine_of(request).catalog.namespaces.chain, principal_of(request), namespace, permission)
+        access_of(request).require(namespace, permission)
     except AccessDenied as refused:
         raise ApiError(403, str(refused)) from None
 
 
 def readable(request: Request, namespace: str) -> bool:
-    return held(engine_of(request).catalog.namespaces.chain, principal_of(request), namespace) is not None
+    return access_of(request).may(namespace, Permission.READ)

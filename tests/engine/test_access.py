@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tiercel.engine.access import AccessDenied, Permission, Principal, held, require
+from tiercel.engine.access import Access, AccessDenied, Permission, Principal
 from tiercel.engine.flows.namespaces import Namespaces
 
 DECLARATIONS = {
@@ -64,16 +64,16 @@ ENGINEER = Principal("erin", frozenset({"data-engineers"}))
 def test_a_person_holds_the_highest_grant_along_the_namespace(
     namespaces: Namespaces, principal: Principal, namespace: str, expected: Permission | None
 ) -> None:
-    assert held(namespaces.chain, principal, namespace) == expected
+    assert Access(namespaces.chain, principal).held(namespace) == expected
 
 
 def test_each_permission_includes_the_lower_ones_and_a_refusal_says_what_and_where(
     namespaces: Namespaces,
 ) -> None:
-    require(namespaces.chain, ENGINEER, "acme.finance", Permission.READ)
-    require(namespaces.chain, ENGINEER, "acme.finance", Permission.EXECUTE)
+    Access(namespaces.chain, ENGINEER).require("acme.finance", Permission.READ)
+    Access(namespaces.chain, ENGINEER).require("acme.finance", Permission.EXECUTE)
     with pytest.raises(AccessDenied) as refused:
-        require(namespaces.chain, ENGINEER, "acme.finance", Permission.OWNER)
+        Access(namespaces.chain, ENGINEER).require("acme.finance", Permission.OWNER)
     assert str(refused.value).startswith("User `erin` lacks OWNER on namespace `acme.finance` (holds EXECUTE")
     with pytest.raises(AccessDenied, match=r"lacks READ on namespace `other` \(holds no permission there\)"):
-        require(namespaces.chain, ENGINEER, "other", Permission.READ)
+        Access(namespaces.chain, ENGINEER).require("other", Permission.READ)
