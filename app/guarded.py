@@ -3,8 +3,8 @@
 Every pane and screen reaches the engine through a `GuardedEngine`: what the person may not read is
 not there (flows, executions, triggers, logs), and a command they may not give raises `AccessDenied`,
 an `EngineCommandError` whose message names the permission and the namespace, shown where any refusal
-is shown. The panes also ask `Access` before they offer a key or open a form, so a refusal comes
-before the work; this layer holds whatever path an action takes (keys, the command palette).
+is shown. The panes also ask it (`refusal`) before they offer a key or open a form, so a refusal
+comes before the work; this layer holds whatever path an action takes (keys, the command palette).
 
 The machine's owner holds everything: the guard then passes every call through unchanged.
 """
@@ -92,9 +92,9 @@ class GuardedEngine:
 
     def __init__(self, engine: Engine, access: Access) -> None:
         self._engine, self.access = engine, access
-        self._everything = access.principal.unlimited
+        self._unlimited = access.principal.unlimited
         self._reads_everything = access.principal.owner  # read-only or not
-        self._namespaces: OrderedDict[str, str | None] = OrderedDict()
+        self._namespaces: OrderedDict[str, str] = OrderedDict()
 
     # -- what the person may see --------------------------------------------------------------------
     @property
@@ -109,11 +109,11 @@ class GuardedEngine:
     @property
     def flow_errors(self) -> Mapping[str, Sequence[object]]:
         """Broken files, to the owner only: a file that does not parse names no namespace to ask about."""
-        return self._engine.flow_errors if self.access.principal.owner else {}
+        return self._engine.flow_errors if self._reads_everything else {}
 
     @property
     def restricted(self) -> bool:
-        return not self._everything
+        return not self._unlimited
 
     def readable(self, namespace: str) -> bool:
         return self._reads_everything or self.access.may(namespace, READ)
@@ -124,15 +124,14 @@ class GuardedEngine:
 
     async def _namespace(self, execution_id: str) -> str | None:
         """The namespace of an execution (None: there is no such execution)."""
-        if execution_id in self._namespaces:
-            return self._namespaces[execution_id]
-        execution = await self._engine.execution(execution_id)
-        namespace = execution.namespace if execution is not None else None
-        if namespace is not None:
-            self._namespaces[execution_id] = namespace
+        if execution_id not in self._namespaces:
+            execution = await self._engine.execution(execution_id)
+            if execution is None:
+                return None
+            self._namespaces[execution_id] = execution.namespace
             if len(self._namespaces) > _KNOWN_NAMESPACES:
                 self._namespaces.popitem(last=False)
-        return namespace
+        return self._namespaces[execution_id]
 
     async def _sees(self, execution_id: str) -> bool:
         if self._reads_everything:
@@ -143,7 +142,7 @@ class GuardedEngine:
     async def _require(self, execution_id: str, needed: Permission) -> None:
         """Return if the person holds `needed` on the execution's namespace (or there is none: the
         command itself then says there is no such execution)."""
-        if self._everything:
+        if self._unlimited:
             return
         namespace = await self._namespace(execution_id)
         if namespace is not None:

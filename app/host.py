@@ -107,3 +107,10 @@ def refusal(node: DOMNode, namespace: str, needed: Permission) -> str | None:
     """Why the person at `node`'s dashboard may not do what needs `needed` in `namespace`, or None."""
     engine = dashboard(node).engine
     return engine.refusal(namespace, needed) if engine is not None else None
+
+
+def said_no(node: DOMNode, why: str | None, title: str) -> bool:
+    """Whether there is a refusal (`why`); it is then shown, under `title`."""
+    if why is not None:
+        node.app.notify(why, title=title, severity="error")
+    return why is not None

@@ -86,12 +86,7 @@ def add_ui_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "users too, as `tiercel server`'s",
     )
     add_access_options(ui)
-    ui.add_argument(
-        "--open-webhooks",
-        action="store_true",
-        help="with --users: a webhook call needs its key alone, as in Kestra (by default, also a user "
-        "who may run the flow's namespace)",
-    )
+    _add_open_webhooks_option(ui)
 
 
 def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -121,12 +116,7 @@ def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="a users file: the API asks each request for one of its users, who acts with their namespace "
         "permissions (see README, Namespace permissions)",
     )
-    server.add_argument(
-        "--open-webhooks",
-        action="store_true",
-        help="with --users: a webhook call needs its key alone, as in Kestra (by default, also a user "
-        "who may run the flow's namespace)",
-    )
+    _add_open_webhooks_option(server)
     server.add_argument(
         "--port", type=int, default=8080, help="port for the API and webhooks (default: 8080; 0: any free)"
     )
@@ -144,6 +134,15 @@ def add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--heartbeat-timeout", type=float, default=10.0, metavar="SECONDS",
         help="a worker or server silent this long is taken as gone, its work handed to others (default: 10)",
     )  # fmt: skip
+
+
+def _add_open_webhooks_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--open-webhooks",
+        action="store_true",
+        help="with --users: a webhook call needs its key alone, as in Kestra (by default, also a user "
+        "who may run the flow's namespace)",
+    )
 
 
 def _api_users(path: str | None) -> Users | None:

@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Footer, Label, ProgressBar, Static
 
 from tiercel.engine import BackfillAction, EngineCommandError, Permission, SchedulerError, TriggerState
 
-from ..host import dashboard, refusal
+from ..host import dashboard, refusal, said_no
 from ..widgets.trigger_rows import backfill_summary, is_schedule, row_cells, under_way
 from .backfill_form import BackfillFormScreen
 from .confirm import ConfirmScreen
@@ -32,10 +32,7 @@ BACKFILL_VERBS: dict[BackfillAction, str] = {"pause": "paused", "resume": "resum
 
 def refused(node: DOMNode, namespace: str, title: str) -> bool:
     """Whether the person may not command the namespace's triggers (then said, under `title`)."""
-    why = refusal(node, namespace, Permission.EXECUTE)
-    if why is not None:
-        node.app.notify(why, title=title, severity="error")
-    return why is not None
+    return said_no(node, refusal(node, namespace, Permission.EXECUTE), title)
 
 
 async def set_trigger_enabled(

@@ -25,7 +25,7 @@ from textual.widgets import Input, Tree
 from tiercel.engine import Execution, Flow, LogEntry, LogLevel, Permission, TaskRun
 
 from ..actions import show_execution_source
-from ..host import dashboard, refusal
+from ..host import dashboard, refusal, said_no
 from ..screens.console import ConsoleScreen
 from ..screens.viewer import ViewerScreen
 from . import WidgetArgs
@@ -369,9 +369,7 @@ class DetailPane(Horizontal):
         if self.execution is None or engine is None:
             self.app.notify("Select an execution first", severity="warning")
             return
-        refused = self.refused("console")
-        if refused is not None:
-            self.app.notify(refused, title="Cannot open the console", severity="error")
+        if said_no(self, self.refused("console"), "Cannot open the console"):
             return
         run = self.selected_run()
         self.app.push_screen(ConsoleScreen(self.execution, run.id if run else None, engine.evaluate))

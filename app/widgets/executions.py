@@ -28,7 +28,7 @@ from tiercel.engine import (
 )
 
 from ..actions import show_execution_source
-from ..host import dashboard, refusal
+from ..host import dashboard, refusal, said_no
 from ..screens.confirm import ConfirmScreen
 from ..screens.run_form import ResumeFormScreen
 from . import VIM_LIST_KEYS, WidgetArgs
@@ -395,8 +395,7 @@ class ExecutionsTable(DataTable[object]):
             return
         form = await self._resume_form(execution_id)
         refused = refusal(self, form.flow.namespace, Permission.EXECUTE) if form else None
-        if refused is not None:  # before the form is filled in
-            self.app.notify(refused, title="Cannot resume", severity="error")
+        if said_no(self, refused, "Cannot resume"):  # before the form is filled in
             return
         if form is not None:
             self.app.push_screen(form, self._resumed)

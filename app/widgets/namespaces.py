@@ -23,7 +23,7 @@ from textual.widgets.tree import TreeNode
 from tiercel.engine import EngineCommandError, Flow, InputError, Permission, is_url
 
 from ..actions import editor_command
-from ..host import EngineFlows, dashboard, refusal
+from ..host import EngineFlows, dashboard, refusal, said_no
 from ..screens.history import HistoryScreen
 from ..screens.revisions import RevisionsScreen
 from ..screens.run_form import RunFormScreen
@@ -168,9 +168,7 @@ class NamespaceTree(Tree[NodeRef]):
         host = dashboard(self)
         if host.engine is None:
             return
-        refused = self.refused("run_flow", flow)
-        if refused is not None:
-            self.app.notify(refused, title="Cannot run", severity="error")
+        if said_no(self, self.refused("run_flow", flow), "Cannot run"):
             return
         if flow.inputs:
 
@@ -198,9 +196,7 @@ class NamespaceTree(Tree[NodeRef]):
         engine = dashboard(self).engine
         if flow.path is None or engine is None:
             return
-        refused = self.refused("edit_flow", flow)
-        if refused is not None:
-            self.app.notify(refused, title="Cannot edit", severity="error")
+        if said_no(self, self.refused("edit_flow", flow), "Cannot edit"):
             return
         command = [*editor_command(), flow.path]
         # Awaited, not run blocking: the engine shares this event loop and must keep running (tasks,
