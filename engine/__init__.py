@@ -120,6 +120,7 @@ if TYPE_CHECKING:  # `X as X`: an explicit re-export, for type checkers and lint
         FlowWriteError as FlowWriteError,
         NamespaceFiles as NamespaceFiles,
     )
+    from .tasks.toolbox import warm_python as warm_python
     from .telemetry import Telemetry as Telemetry
     from .text import visible as visible
     from .triggers.state import (
@@ -225,6 +226,7 @@ _EXPORTS: dict[str, str] = {
         ".flowtests",
     ),
     "registry": ".tasks.registry",
+    "warm_python": ".tasks.toolbox",
     "visible": ".text",
     "SCHEDULE": ".triggers.types",
     **dict.fromkeys(["BackfillProgress", "SchedulerError", "TriggerState"], ".triggers.state"),

@@ -81,7 +81,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def _request(args: argparse.Namespace) -> RunRequest | int:
     """The run asked for, or the exit code when the flow file is invalid (said already)."""
-    from tiercel.engine import FlowParseError, Label, parse_flow_file
+    from tiercel.engine import warm_python
 
     target: list[str] = args.target
     flows_dir = flows_folder(args.flows) if args.flows else None
@@ -90,6 +90,10 @@ def _request(args: argparse.Namespace) -> RunRequest | int:
         file = Path(target[0])
         if not file.is_file():
             raise UsageError(f"{file}: no such flow file (or give NAMESPACE FLOW_ID)")
+        warm_python(file)  # its Python tasks' interpreter starts while the engine loads
+    from tiercel.engine import FlowParseError, Label, parse_flow_file
+
+    if file is not None:
         try:
             flow = parse_flow_file(file)
         except FlowParseError as error:

@@ -12,7 +12,9 @@ streams flushed), and the line /bin/sh prints when a signal ends its command. It
 recorded and killed exactly as a spawned program (engine.processes.run); as the engine is a
 subreaper, what the child leaves behind comes back to the engine as before. Its exit status reaches
 the engine through a pipe of its own. The first Python task of a worker is spawned while its
-forkserver starts (as quick as waiting for it); the next ones are forked.
+forkserver starts (as quick as waiting for it); the next ones are forked. `tiercel run` starts the
+forkserver of a flow file's Python tasks as it reads the file (`start_early`): its first one is
+forked too.
 
 What a script can still tell: its parent is the forkserver, not /bin/sh (and it leads its session);
 the forkserver's frame calls the script's (``sys._getframe(1)``); the children of one forkserver
@@ -40,20 +42,20 @@ import contextlib
 import functools
 import logging
 import os
-import signal
 import socket
 import stat
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..model.resources import ResourceUsage
-from .program import Program, Start, pipe_reader, start_failure
-from .tree import HAS_PROC, read_stat, spawning
+from .forked import Forked, Status, abandon
+from .program import Program, Start, pipe_reader
+from .tree import HAS_PROC, spawning
 
-__all__ = ["FORKSERVERS", "ForkServers", "Forked", "python_start", "usable"]
+__all__ = ["FORKSERVERS", "ForkServers", "Forked", "python_start", "start_early", "usable"]
 
 _log = logging.getLogger(__name__)
 
@@ -69,7 +71,6 @@ _MAX_REQUEST = 192 * 1024
 # Seconds an interpreter may take to start and say hello; and to exit once told to.
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 5.0
-_POLL = 0.02
 # Forkservers one worker keeps at most (one per interpreter and start-up environment).
 _MAX_SERVERS = 4
 # A forkserver that died is started again this many times before its interpreter is spawned instead.
@@ -147,140 +148,6 @@ def _key(program: str, interpreter: str, env: Mapping[str, str]) -> _Key | None:
     return _Key(found, real, identity, program, tuple(sorted(_startup_env(env).items())))
 
 
-class _Status:
-    """The status pipe of one forked child: ``pid``, maybe ``fail``, then ``exit`` (see the server)."""
-
-    def __init__(self, fd: int, loop: asyncio.AbstractEventLoop) -> None:
-        self._fd = fd
-        self._loop = loop
-        self._buffer = b""
-        self._waiters: list[asyncio.Future[None]] = []
-        self.pid: int | None = None
-        self.ticks = 0
-        self.failure: OSError | None = None
-        self.status: int | None = None
-        self.usage: ResourceUsage | None = None
-        self.closed = False
-        os.set_blocking(fd, False)
-        loop.add_reader(fd, self._readable)
-
-    def _readable(self) -> None:
-        try:
-            data = os.read(self._fd, 4096)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if data:
-            *lines, self._buffer = (self._buffer + data).split(b"\n")
-            for line in lines:
-                self._line(line.decode("utf-8", "replace").split(" ", 2))
-        else:
-            self.close()
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._waiters.clear()
-
-    def _line(self, words: list[str]) -> None:
-        if words[0] == "pid" and len(words) == 3:
-            self.pid, self.ticks = int(words[1]), int(words[2])
-        elif words[0] == "fail" and len(words) == 3:
-            self.failure = OSError(int(words[1]), words[2])
-        elif words[0] == "usage" and len(words) == 3:  # user and system CPU seconds, ru_maxrss
-            utime, stime, maxrss = words[1], *words[2].split(" ", 1)
-            self.usage = ResourceUsage.parse(utime, stime, maxrss)
-        elif words[0] == "exit" and len(words) == 2:
-            self.status = int(words[1])
-
-    async def until(self, done: Callable[[], bool]) -> None:
-        while not (done() or self.closed):
-            waiter = self._loop.create_future()
-            self._waiters.append(waiter)
-            await waiter
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._loop.remove_reader(self._fd)
-            os.close(self._fd)
-
-
-class Forked:
-    """A task's program forked by a forkserver (a `Program`)."""
-
-    def __init__(
-        self,
-        status: _Status,
-        streams: tuple[asyncio.StreamReader, asyncio.StreamReader],
-        transports: list[asyncio.BaseTransport],
-        pipes: list[str],
-        server: _Server,
-        start: tuple[str, Path],
-    ) -> None:
-        assert status.pid is not None
-        self._server = server
-        self._start = start  # what a spawn would have started, and where: for a start error
-        self.start_error: str | None = None
-        self.pid = status.pid
-        self.start_ticks = status.ticks or None
-        self.stdout, self.stderr = streams
-        self._status = status
-        self._transports = transports
-        self._pipes = pipes
-        self.returncode: int | None = None
-
-    @property
-    def usage(self) -> ResourceUsage | None:
-        return self._status.usage
-
-    def pipe_names(self) -> list[str]:
-        return self._pipes
-
-    async def exited(self) -> None:
-        status = self._status
-        await status.until(lambda: status.status is not None)
-        if status.status is None:
-            # The forkserver died first: the child came to the engine (the subreaper) or is gone.
-            status.status = await _orphan_exit(self.pid, self.start_ticks)
-        if status.failure is not None:
-            program, cwd = self._start
-            failure = OSError(status.failure.errno, status.failure.strerror, str(cwd))
-            self.start_error = start_failure(program, cwd, failure)
-        # As /bin/sh reports a command that a signal ended: 128 + the signal.
-        if os.WIFSIGNALED(status.status):
-            self.returncode = 128 + os.WTERMSIG(status.status)
-        else:
-            self.returncode = os.waitstatus_to_exitcode(status.status)
-
-    def stopping(self) -> None:
-        # /bin/sh, killed with its command, would not say how the command ended: nor does the server.
-        if self._status.status is None:
-            self._server.tell(f"quiet\0{self.pid}".encode())
-
-    def close_pipes(self) -> None:
-        for transport in self._transports:
-            transport.close()
-
-    async def finish(self) -> None:
-        self._status.close()
-
-
-async def _orphan_exit(pid: int, start: int | None) -> int:
-    """The wait status of a child whose forkserver is gone, once it has exited."""
-    while True:
-        try:
-            found, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            current = read_stat(pid)
-            if current is None or current.dead or (start is not None and current.start != start):
-                return signal.SIGKILL  # its status went with the forkserver
-        else:
-            if found == pid:
-                return status
-        await asyncio.sleep(_POLL)
-
-
 class _Server:
     """One warm interpreter and its control socket."""
 
@@ -293,7 +160,10 @@ class _Server:
 
     async def launch(self) -> bool:
         """Start the interpreter and wait for its hello; False (logged) if it does not come."""
-        loop = asyncio.get_running_loop()
+        return self.spawn() and await self.greeted()
+
+    def spawn(self) -> bool:
+        """Start the interpreter (`greeted` waits for it to be ready); False (logged) if it cannot."""
         key = self.key
         startup = dict(key.startup)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -321,8 +191,16 @@ class _Server:
         finally:
             os.close(diag_w)
         ours.setblocking(False)
+        return True
+
+    async def greeted(self) -> bool:
+        """Wait for the started interpreter's hello; False (logged) if it does not come."""
+        loop = asyncio.get_running_loop()
+        key, startup = self.key, dict(self.key.startup)
+        if self.sock is None:
+            return False
         try:
-            hello = await asyncio.wait_for(loop.sock_recv(ours, 1 << 20), _START_TIMEOUT)
+            hello = await asyncio.wait_for(loop.sock_recv(self.sock, 1 << 20), _START_TIMEOUT)
         except (TimeoutError, OSError):
             hello = b""
         if not hello.startswith(b"hello\0"):
@@ -401,6 +279,42 @@ class _Server:
             await asyncio.to_thread(proc.wait)
 
 
+# Forkservers started ahead of the first task that needs one (`start_early`), until a worker takes it.
+_EARLY: dict[_Key, _Server] = {}
+_EARLY_LOCK = threading.Lock()
+
+
+def start_early(program: str, interpreter: str, env: Mapping[str, str]) -> None:
+    """Start now the forkserver that a task running ``program script.py`` with `env` would start
+    (see `python_start`), so that the first such task forks instead of waiting for an interpreter.
+
+    Any thread may call it. A worker's `ForkServers` takes the forkserver on its first task with the
+    same interpreter and start-up environment, or closes it when it stops if no such task came.
+    """
+    key = _key(program, interpreter, env) if usable() else None
+    if key is None:
+        return
+    with _EARLY_LOCK:
+        if key not in _EARLY:
+            server = _Server(key)
+            if server.spawn():
+                _EARLY[key] = server
+            else:
+                server.close()
+
+
+def _take_early(key: _Key) -> _Server | None:
+    with _EARLY_LOCK:
+        return _EARLY.pop(key, None)
+
+
+def _unclaimed_early() -> list[_Server]:
+    with _EARLY_LOCK:
+        servers = list(_EARLY.values())
+        _EARLY.clear()
+    return servers
+
+
 class ForkServers:
     """The forkservers of one worker, by interpreter and start-up environment, started on first use."""
 
@@ -423,17 +337,20 @@ class ForkServers:
             if self._closed or self._restarts.get(key, 0) > _MAX_RESTARTS:
                 return None
             self._restarts[key] = self._restarts.get(key, 0) + 1
-            self._servers[key] = asyncio.ensure_future(self._launch(key))
+            early = _take_early(key)
+            task = asyncio.ensure_future(self._launch(key, early))
+            self._servers[key] = task
             self._evict()
-            return None
+            if early is None:
+                return None
         else:  # most recently used last
             self._servers[key] = self._servers.pop(key)
         return await asyncio.shield(task)
 
-    async def _launch(self, key: _Key) -> _Server | None:
-        server = _Server(key)
+    async def _launch(self, key: _Key, early: _Server | None) -> _Server | None:
+        server = early or _Server(key)
         try:
-            started = await server.launch()
+            started = await server.greeted() if early is not None else await server.launch()
         except asyncio.CancelledError:
             self._retired.append(server)
             server.close()
@@ -508,13 +425,13 @@ class ForkServers:
                 os.close(fd)
             return None
         loop = asyncio.get_running_loop()
-        status = _Status(status_r, loop)
+        status = Status(status_r, loop)
         try:
             # The child sets itself up meanwhile: if it cannot enter `cwd` it says so and exits,
             # and `run_process` raises the start error once it has followed it to its end.
             await status.until(lambda: status.pid is not None)
         except asyncio.CancelledError:
-            await asyncio.shield(_abandon(status, out_r, err_r))
+            await asyncio.shield(abandon(status, out_r, err_r))
             raise
         if status.pid is None:
             # The forkserver died before it forked: nothing started.
@@ -525,7 +442,9 @@ class ForkServers:
         pipes = [f"pipe:[{os.fstat(fd).st_ino}]" for fd in (out_r, err_r)]
         stdout, out_transport = await pipe_reader(loop, out_r)
         stderr, err_transport = await pipe_reader(loop, err_r)
-        return Forked(status, (stdout, stderr), [out_transport, err_transport], pipes, server, (argv[0], cwd))
+        return Forked(
+            status, (stdout, stderr), [out_transport, err_transport], pipes, server.tell, (argv[0], cwd)
+        )
 
     async def close(self) -> None:
         """Close every forkserver and wait for it to exit (the worker's programs are gone by then)."""
@@ -541,7 +460,8 @@ class ForkServers:
                 if server is not None:
                     server.close()
                     self._retired.append(server)
-        retired, self._retired = self._retired, []
+        # Started ahead for this process's tasks and taken by none: no later task will take one.
+        retired, self._retired = [*self._retired, *_unclaimed_early()], []
         for server in retired:
             server.close()
         await asyncio.gather(*(server.stopped() for server in retired))
@@ -550,20 +470,6 @@ class ForkServers:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-async def _abandon(status: _Status, *pipes: int) -> None:
-    """Kill a child whose start was cancelled, once its pid is known, and let go of it."""
-    await status.until(lambda: status.pid is not None)
-    if status.pid is not None:
-        # Before its setup ends the child is not yet a group leader: it is killed by pid too.
-        for kill in (os.kill, os.killpg):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                kill(status.pid, signal.SIGKILL)
-        await status.until(lambda: status.status is not None)
-    status.close()
-    for fd in pipes:
-        os.close(fd)
 
 
 # The forkservers of the worker running the current task; None: every program is spawned.

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..model.resources import ResourceUsage
-from ..secrets import ENV_PREFIX
 from .lines import Pump
 from .program import ProcessError, Program, Start, spawn_program
 from .record import ProcessRecord
@@ -49,7 +48,6 @@ __all__ = [
     "ProcessError",
     "ProcessResult",
     "ProcessWatch",
-    "engine_environment",
     "run_process",
 ]
 
@@ -62,23 +60,6 @@ _PIPE_IDLE = 0.5
 _PIPE_FINISH_LIMIT = 10.0
 # The longest wait for the engine's other starts to end before orphans that may be theirs are judged.
 _START_WAIT = 5.0
-
-
-# The variables the engine reads secrets from, beside ``SECRET_*`` (see engine.secrets).
-SECRETS_FILE_ENV = "TIERCEL_SECRETS_FILE"
-
-
-def engine_environment() -> dict[str, str]:
-    """The engine's environment as task programs inherit it: without the variables holding secrets.
-
-    ``SECRET_*`` (what ``secret()`` reads) and ``TIERCEL_SECRETS_FILE`` are left out: a program that
-    never asked for a secret must not be able to print one. A task's own ``env`` is added on top.
-    """
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(ENV_PREFIX) and name != SECRETS_FILE_ENV
-    }
 
 
 @dataclass(frozen=True)

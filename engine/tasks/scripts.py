@@ -9,19 +9,14 @@ stderr lines ERROR logs, and a `::{"outputs": ...}::` line sets outputs instead 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import json
 import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 import tempfile
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +26,12 @@ from ..model import LogLevel
 from ..processes.confinement import Confinement, confine
 from ..processes.forkserver import python_start
 from ..processes.limits import LimitError, ResourceLimits
-from ..processes.run import PROCESS_WATCH, TASK_FOLDER_PREFIX, ProcessError, engine_environment, run_process
+from ..processes.run import PROCESS_WATCH, TASK_FOLDER_PREFIX, ProcessError, run_process
 from .base import TaskContext, TaskFailure
 from .failures import EXIT_CODE
 from .storage_uris import LocalCopies, copy_stored_file
+from .toolbox import SCRIPTS, base_environment, python_settled, settle_python, toolbox
 
-SCRIPTS = "io.kestra.plugin.scripts"
 LEGACY = "io.kestra.core.tasks.scripts"
 _PROTOCOL = re.compile(r"^::(\{.*\})::\s*$")
 # Python's level names too: Kestra has no level above ERROR, so CRITICAL (and FATAL) log at ERROR.
@@ -45,110 +40,6 @@ _LEVELS = {level.value: level for level in LogLevel} | {
     "CRITICAL": LogLevel.ERROR,
     "FATAL": LogLevel.ERROR,
 }
-
-# What Kestra's Python helper library (`from kestra import Kestra`) provides, printed with the same
-# protocol, so that Python scripts written for Kestra run unchanged.
-_KESTRA_PY = '''"""Kestra's helper for Python scripts: outputs, metrics and logs over stdout."""
-import json
-import logging
-import sys
-import time
-
-
-class Kestra:
-    @staticmethod
-    def _send(payload):
-        print("::" + json.dumps(payload, default=str) + "::", flush=True)
-
-    @staticmethod
-    def outputs(map_):
-        Kestra._send({"outputs": map_})
-
-    @staticmethod
-    def counter(key, count, tags=None):
-        Kestra._send({"metrics": [{"name": key, "type": "counter", "value": count, "tags": tags or {}}]})
-
-    @staticmethod
-    def timer(key, duration, tags=None):
-        """A duration in seconds, or the time a callable takes to run."""
-        if callable(duration):
-            start = time.perf_counter()
-            duration()
-            value = time.perf_counter() - start
-        else:
-            value = duration
-        Kestra._send({"metrics": [{"name": key, "type": "timer", "value": value, "tags": tags or {}}]})
-
-    @staticmethod
-    def logger():
-        class _Handler(logging.Handler):
-            def emit(self, record):
-                Kestra._send({"logs": [{"level": record.levelname, "message": self.format(record)}]})
-
-        log = logging.getLogger("Kestra")
-        if not log.handlers:
-            log.addHandler(_Handler())
-            log.setLevel(logging.DEBUG)
-            log.propagate = False
-        return log
-'''
-
-
-@cache
-def toolbox() -> Path:
-    """A folder put first on PATH and PYTHONPATH: `python` (Kestra images have one) and `kestra`."""
-    folder = Path(tempfile.mkdtemp(prefix="tiercel-toolbox-"))
-    # One per engine process, removed when it exits (tasks and forkservers are gone by then).
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    (folder / "python").symlink_to(shutil.which("python3") or sys.executable)
-    (folder / "kestra.py").write_text(_KESTRA_PY)
-    return folder
-
-
-_SETTLE_LOCK = threading.Lock()
-# Once the link is settled, Python tasks no longer go through a worker thread for it.
-_settled = False
-
-
-def settle_python() -> None:
-    """Point the toolbox's `python` at the interpreter itself when PATH gives a launcher script.
-
-    A pyenv or asdf shim costs a shell start and a version lookup at every spawn (35 ms here, as
-    much as Python's own start-up), so the interpreter it selects is asked once for its own path,
-    on the first Python task, and the link is replaced atomically. Runs in worker threads.
-    """
-    global _settled
-    with _SETTLE_LOCK:
-        _settle_python_once()
-        _settled = True
-
-
-@cache
-def _settle_python_once() -> None:
-    link = toolbox() / "python"
-    found = os.readlink(link)
-    try:
-        with open(found, "rb") as head:
-            if head.read(4) == b"\x7fELF":
-                return
-        # Isolated and without site: the answer is the same, and it comes sooner.
-        done = subprocess.run(
-            [found, "-I", "-S", "-c", "import sys; print(sys.executable)"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-            cwd=link.parent,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return
-    real = done.stdout.strip()
-    if done.returncode != 0 or not real or not os.access(real, os.X_OK):
-        return
-    staged = link.with_name(f".python-{os.getpid()}")
-    staged.unlink(missing_ok=True)
-    staged.symlink_to(real)
-    os.replace(staged, link)
 
 
 @dataclass(frozen=True)
@@ -295,10 +186,7 @@ def copy_namespace_files(context: TaskContext, folder: Path, settings: Any) -> N
 def _environment(context: TaskContext, extra: Any, local: LocalCopies) -> dict[str, str]:
     # The task's own `env` may hold rendered secrets (asked for); the engine's secret variables not.
     # A storage URI in a value becomes a local copy, as in the commands.
-    env = engine_environment()
-    tools = str(toolbox())
-    env["PATH"] = tools + os.pathsep + env.get("PATH", "/usr/bin:/bin")
-    env["PYTHONPATH"] = tools + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env = base_environment()
     if isinstance(extra, Mapping):
         env.update({str(k): local.replace(to_text(v)) for k, v in extra.items()})
     elif extra is not None:
@@ -405,7 +293,7 @@ async def run_script(context: TaskContext, flavour: Flavour) -> Mapping[str, Any
         local = LocalCopies(context, folder)
         argv, script_file, words = _program(context, flavour, folder, local)
         env = _environment(context, context.prop("env"), local)
-        if flavour.language == "python" and not _settled:
+        if flavour.language == "python" and not python_settled():
             await asyncio.to_thread(settle_python)
         confinement = _confinement(context)
         # A plain `python script.py` is forked from a warm interpreter when it can be (a confined

@@ -28,6 +28,7 @@ from tests.waiting import HANG, until
 from tiercel.engine.engine import Engine
 from tiercel.engine.model import LogEntry, LogLevel, StateType
 from tiercel.engine.processes.forkserver import SERVER, ForkServers, usable
+from tiercel.engine.tasks.toolbox import settle_python, warm_python
 
 pytestmark = pytest.mark.skipif(not usable(), reason="Python tasks are forked on Linux with dash as /bin/sh")
 
@@ -388,3 +389,52 @@ tasks:
         assert run_.outputs is not None and run_.outputs["exitCode"] == n % 3
         printed = [entry.message for entry in logs if entry.task_run_id == run_.id and entry.level == INFO]
         assert printed == [str(n * n)]
+
+
+def warmed(tmp_path: Path, source: str) -> None:
+    """Start the forkserver a flow file's Python tasks need, as `tiercel run` does on reading it."""
+    file = tmp_path / "run" / "flow.yml"
+    file.parent.mkdir(exist_ok=True)
+    file.write_text(source)
+    warm_python(file)
+
+
+def first_task_parent(source: str) -> str:
+    return f"id: first\nnamespace: fork\ntasks:\n{script_task('t', PARENT)}{source}"
+
+
+async def test_a_flow_file_warmed_first_forks_its_first_python_task(tmp_path: Path) -> None:
+    cold = first_task_parent("")
+    execution, logs = await run_flow(tmp_path / "cold", cold)
+    assert task_logs(logs, execution, "t") == [("INFO", "-c")], "spawned while the forkserver starts"
+    warmed(tmp_path, cold)
+    async with running_engine(tmp_path / "warm", cold) as engine:
+        execution = await run(engine, "fork", "first", timeout=HANG)
+        assert task_logs(await logs_of(engine, execution.id), execution, "t") == [("INFO", str(SERVER))]
+        assert len(forkservers_of(os.getpid())) == 1, "the early forkserver, taken: no second one"
+    assert forkservers_of(os.getpid()) == []
+
+
+async def test_an_early_forkserver_no_task_takes_is_stopped_with_the_engine(tmp_path: Path) -> None:
+    # The task's own PYTHONHASHSEED is read as its interpreter starts: it needs another forkserver.
+    source = first_task_parent("").replace("    script:", '    env:\n      PYTHONHASHSEED: "7"\n    script:')
+    warmed(tmp_path, source)
+    execution, logs = await run_flow(tmp_path, source)
+    assert task_logs(logs, execution, "t") == [("INFO", "-c")]
+    assert forkservers_of(os.getpid()) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "id: shell\nnamespace: fork\ntasks:\n  - id: s\n    type: io.kestra.plugin.scripts.shell.Commands\n"
+        "    commands: [python x.py]\n",
+        "id: broken\nnamespace: fork\ntasks: [\n",
+        "- io.kestra.plugin.scripts.python.Script\n",
+    ],
+    ids=["no_python_task", "broken_yaml", "a_list"],
+)
+def test_a_file_without_python_tasks_starts_no_forkserver(tmp_path: Path, source: str) -> None:
+    warmed(tmp_path, source)
+    settle_python()  # waits for a warm-up under way, if one was started
+    assert forkservers_of(os.getpid()) == []
