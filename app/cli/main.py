@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -96,6 +97,17 @@ def _version() -> str:
         return "unknown"
 
 
+class _VersionAction(argparse.Action):
+    """`--version`: the installed version is looked up only when asked (it costs every command 12 ms)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        say(f"tiercel {_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tiercel",
@@ -103,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"tiercel {_version()}")
+    parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     verbosity_options(parser, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # In the order `tiercel --help` lists them.
@@ -156,6 +168,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         say(f"tiercel: {error}", err=True)
         return EXIT_FAILED
+
+
+def program() -> int:
+    """The `tiercel` executable: `main`, then an end without the interpreter's last collections.
+
+    At exit the interpreter collects garbage while it tears its modules down, scanning every object
+    the command made: 40 ms after a `tiercel run` here, for what the exit frees anyway. Frozen, those
+    objects are left out of the scan; objects are still finalized as their modules go.
+    """
+    code = main()
+    gc.freeze()
+    return code
 
 
 def _reader_left() -> int:
