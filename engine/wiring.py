@@ -112,9 +112,11 @@ def build_runner(
     kill_grace: float,
     store: WorkerStore | None = None,
     logs: LogSink | None = None,
+    results_follow_metrics: bool = False,
 ) -> Runner:
     """The in-process worker: its results go to `results`, its programs are recorded in `store`,
-    its log lines go to `logs` (by default, the engine's log pipeline)."""
+    its log lines go to `logs` (by default, the engine's log pipeline). With
+    `results_follow_metrics`, whatever stores its results writes them through `store`'s own queue."""
     return Runner(
         parts.registry,
         parts.renderer,
@@ -128,6 +130,7 @@ def build_runner(
         commands=TaskCommands(parts),
         flows=parts.folder.files if parts.flows_dir is not None else None,
         kill_grace=kill_grace,
+        results_follow_metrics=results_follow_metrics,
     )
 
 
@@ -163,7 +166,8 @@ def build_executor_and_worker(
     inbox: InProcessQueue[ExecutorMessage] = InProcessQueue()
 
     def runner_on(store: WorkerStore) -> Runner:
-        return build_runner(parts, functions, inbox, kill_grace, store)
+        # Its results go to the executor in this process, which stores them through the same store.
+        return build_runner(parts, functions, inbox, kill_grace, store, results_follow_metrics=True)
 
     pool: WorkerPool = workers(parts, inbox, runner_on) if workers is not None else runner_on(parts.store)
 

@@ -52,6 +52,17 @@ class MetricTable(Table):
         if metrics:
             await self._db.write(statements(_SQL["insert_metric"], [_params(entry) for entry in metrics]))
 
+    def append_metrics_nowait(self, metrics: Sequence[MetricEntry]) -> None:
+        """Queue metric entries for the writer and return at once: they commit no later than any
+        write queued after them. A failure goes to `on_error`.
+
+        Raises:
+            StoreError: The store is closed or read-only.
+        """
+        if metrics:
+            write = statements(_SQL["insert_metric"], [_params(entry) for entry in metrics])
+            self._db.submit_nowait(write, "metrics")
+
     async def metrics(
         self, execution_id: str, *, task_run_id: str | None = None, task_id: str | None = None
     ) -> list[MetricEntry]:

@@ -83,6 +83,8 @@ class MetricBook(Protocol):
 
     async def append_metrics(self, metrics: Sequence[MetricEntry]) -> None: ...
 
+    def append_metrics_nowait(self, metrics: Sequence[MetricEntry]) -> None: ...
+
 
 class WorkerStore(KeyValueStore, LogReader, ExecutionRecords, ProcessBook, MetricBook, CacheStore, Protocol):
     """The store as the worker uses it: the tasks' KV, log reader and history, the process book,
@@ -160,6 +162,7 @@ class Runner:
         commands: WorkerCommands | None = None,
         flows: FlowSources | None = None,
         kill_grace: float = 5.0,
+        results_follow_metrics: bool = False,
     ) -> None:
         self.registry = registry
         self.renderer = renderer
@@ -174,6 +177,9 @@ class Runner:
         self.commands = commands
         self.flows = flows
         self.kill_grace = kill_grace
+        # The results reach the store through the same write queue as the metrics (an executor in
+        # this process saves the ended task run after them): the metrics are queued, not awaited.
+        self.results_follow_metrics = results_follow_metrics
         self._running: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
         # Attempts cancelled without a report (`abandon`): someone else decides what they become.
@@ -392,7 +398,10 @@ class Runner:
             labels = {label.key: label.value for label in context.task.labels}
             entries = [dataclasses.replace(entry, tags={**labels, **entry.tags}) for entry in entries]
         try:
-            await self.store.append_metrics(entries)
+            if self.results_follow_metrics:
+                self.store.append_metrics_nowait(entries)
+            else:
+                await self.store.append_metrics(entries)
         except StoreError as error:  # the attempt's result matters more than its figures
             context.emit(LogLevel.WARN, f"The task's metrics could not be stored: {error}")
 
