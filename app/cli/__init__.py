@@ -12,6 +12,6 @@ output: task run lines, the progress line on a terminal). activity.py is the ser
 tables.py the aligned columns of every listing.
 """
 
-from .main import main, program
+from .main import main
 
-__all__ = ["main", "program"]
+__all__ = ["main"]

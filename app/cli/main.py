@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -168,18 +167,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         say(f"tiercel: {error}", err=True)
         return EXIT_FAILED
-
-
-def program() -> int:
-    """The `tiercel` executable: `main`, then an end without the interpreter's last collections.
-
-    At exit the interpreter collects garbage while it tears its modules down, scanning every object
-    the command made: 40 ms after a `tiercel run` here, for what the exit frees anyway. Frozen, those
-    objects are left out of the scan; objects are still finalized as their modules go.
-    """
-    code = main()
-    gc.freeze()
-    return code
 
 
 def _reader_left() -> int:

@@ -42,6 +42,34 @@ def test_version_names_the_installed_release(tmp_path: Path) -> None:
     assert done.stdout.strip() == f"tiercel {version('tiercel')}"
 
 
+# A Ctrl-C while the command still loads: SIGINT sent as its parser is being built, before any command
+# has begun (the one point of the start-up that is the same on every run).
+INTERRUPTED_WHILE_LOADING = """
+import os, signal, sys
+import tiercel.app.cli
+cli = sys.modules["tiercel.app.cli.main"]
+build = cli.build_parser
+cli.build_parser = lambda: (os.kill(os.getpid(), signal.SIGINT), build())[1]
+from tiercel.app.program import program
+sys.argv[0] = "tiercel"
+sys.exit(program())
+"""
+
+
+def test_a_ctrl_c_while_the_command_loads_ends_it_quietly_with_130(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_WHILE_LOADING, "validate", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "")
+
+
+def test_the_executable_is_the_program_entry(tmp_path: Path) -> None:
+    assert "from tiercel.app.program import program" in TIERCEL.read_text()
+
+
 @pytest.mark.parametrize("name", sorted(commands()))
 def test_every_option_and_argument_of_a_command_says_what_it_is_for(name: str) -> None:
     parser = commands()[name]
