@@ -162,8 +162,9 @@ class _Server:
         """Start the interpreter and wait for its hello; False (logged) if it does not come."""
         return self.spawn() and await self.greeted()
 
-    def spawn(self) -> bool:
-        """Start the interpreter (`greeted` waits for it to be ready); False (logged) if it cannot."""
+    def spawn(self, umask: int = -1) -> bool:
+        """Start the interpreter (`greeted` waits for it to be ready), with `umask` if one is given
+        (else the engine's); False (logged) if it cannot."""
         key = self.key
         startup = dict(key.startup)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -183,6 +184,7 @@ class _Server:
                     env=startup,
                     cwd="/",
                     process_group=0,
+                    umask=umask,
                 )
                 spawn.started(self.proc.pid)
         except OSError as error:
@@ -284,12 +286,13 @@ _EARLY: dict[_Key, _Server] = {}
 _EARLY_LOCK = threading.Lock()
 
 
-def start_early(program: str, interpreter: str, env: Mapping[str, str]) -> None:
+def start_early(program: str, interpreter: str, env: Mapping[str, str], umask: int) -> None:
     """Start now the forkserver that a task running ``program script.py`` with `env` would start
     (see `python_start`), so that the first such task forks instead of waiting for an interpreter.
 
-    Any thread may call it. A worker's `ForkServers` takes the forkserver on its first task with the
-    same interpreter and start-up environment, or closes it when it stops if no such task came.
+    Any thread may call it; the forkserver gets `umask` (the engine's own may be another for a
+    moment). A worker's `ForkServers` takes the forkserver on its first task with the same
+    interpreter and start-up environment, or closes it when it stops if no such task came.
     """
     key = _key(program, interpreter, env) if usable() else None
     if key is None:
@@ -297,7 +300,7 @@ def start_early(program: str, interpreter: str, env: Mapping[str, str]) -> None:
     with _EARLY_LOCK:
         if key not in _EARLY:
             server = _Server(key)
-            if server.spawn():
+            if server.spawn(umask):
                 _EARLY[key] = server
             else:
                 server.close()

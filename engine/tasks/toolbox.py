@@ -9,6 +9,7 @@ the engine, so that a flow's Python interpreter starts while the engine itself l
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import subprocess
@@ -32,6 +33,8 @@ __all__ = [
     "toolbox",
     "warm_python",
 ]
+
+_log = logging.getLogger(__name__)
 
 SCRIPTS = "io.kestra.plugin.scripts"
 # The task types whose `python script.py` may be forked (not the legacy Python task: bash runs it).
@@ -98,6 +101,7 @@ def toolbox() -> Path:
     return folder
 
 
+# A Lock, not an RLock: `warm_python` takes it in one thread and its own thread lets it go.
 _SETTLE_LOCK = threading.Lock()
 # Once the link is settled, Python tasks no longer go through a worker thread for it.
 _settled = False
@@ -110,14 +114,10 @@ def settle_python() -> None:
     much as Python's own start-up), so the interpreter it selects is asked once for its own path,
     on the first Python task, and the link is replaced atomically. Runs in worker threads.
     """
-    with _SETTLE_LOCK:
-        _settle_python_locked()
-
-
-def _settle_python_locked() -> None:
     global _settled
-    _settle_python_once()
-    _settled = True
+    with _SETTLE_LOCK:
+        _settle_python_once()
+        _settled = True
 
 
 @cache
@@ -149,8 +149,9 @@ def _settle_python_once() -> None:
 
 
 def python_settled() -> bool:
-    """Whether `settle_python` has run (Python tasks then need not go through a thread for it)."""
-    return _settled
+    """Whether `settle_python` has run and no warm-up is under way: Python tasks then need not go
+    through a thread to wait for either."""
+    return _settled and not _SETTLE_LOCK.locked()
 
 
 def engine_environment() -> dict[str, str]:
@@ -180,9 +181,10 @@ def warm_python(flow_file: Path) -> None:
 
     What `tiercel run` does first with a flow file: a version manager's shim is settled and the
     forkserver starts while the engine loads and parses the flow, instead of once the first Python
-    task has started. Only the file's task types are read here (a file the parser refuses starts
+    task has started. Only the file's task types are read here (a file that is not YAML starts
     nothing). A guess at what the tasks need: a task with an environment or interpreter of its own
-    starts its forkserver as before, and one that no task took is closed when the worker stops.
+    starts its forkserver as before, and one that no task took is closed when the worker stops (or,
+    when the run goes to another process, exits with this one).
     """
     import yaml
 
@@ -193,18 +195,27 @@ def warm_python(flow_file: Path) -> None:
     if PYTHON_TASK_TYPES.isdisjoint(_types(document)):
         return
     tools = toolbox()
+    # The engine's umask as its tasks get it: the engine sets another for a moment as it opens its
+    # files, and the forkserver, started meanwhile, would pass that one on to every task.
+    umask = os.umask(0o022)
+    os.umask(umask)
     # The settling lock is held until the forkserver is started: a first task that comes sooner
     # waits for it there, instead of starting a second interpreter.
-    _SETTLE_LOCK.acquire()
+    if not _SETTLE_LOCK.acquire(blocking=False):
+        return  # settling already: a warm-up is under way, or the first task came first
 
     def start() -> None:
+        global _settled
         try:
-            _settle_python_locked()
+            _settle_python_once()
             # Imported here, meanwhile the engine's own imports go on in the main thread.
             from ..processes.forkserver import start_early
 
-            start_early("python", str(tools / "python"), base_environment())
+            start_early("python", str(tools / "python"), base_environment(), umask)
+        except Exception as error:  # the tasks start their interpreter as they would have
+            _log.debug("the early Python forkserver did not start: %s", error)
         finally:
+            _settled = True
             _SETTLE_LOCK.release()
 
     try:

@@ -438,3 +438,18 @@ def test_a_file_without_python_tasks_starts_no_forkserver(tmp_path: Path, source
     warmed(tmp_path, source)
     settle_python()  # waits for a warm-up under way, if one was started
     assert forkservers_of(os.getpid()) == []
+
+
+async def test_an_early_forkserver_gives_tasks_the_engines_umask_not_a_passing_one(tmp_path: Path) -> None:
+    script = "import os\nmask = os.umask(0)\nprint(oct(mask))"
+    source = f"id: first\nnamespace: fork\ntasks:\n{script_task('t', script)}"
+    own = os.umask(0o027)
+    try:
+        warmed(tmp_path, source)
+        os.umask(0o077)  # as the engine does for a moment while it opens its files
+        settle_python()  # the warm-up has started its forkserver by then
+        os.umask(0o027)
+        execution, logs = await run_flow(tmp_path, source)
+    finally:
+        os.umask(own)
+    assert task_logs(logs, execution, "t") == [("INFO", "0o27")]
