@@ -43,9 +43,11 @@ def test_version_names_the_installed_release(tmp_path: Path) -> None:
 
 
 # A Ctrl-C while the command still loads: SIGINT sent as its parser is being built, before any command
-# has begun (the one point of the start-up that is the same on every run).
+# has begun (the one point of the start-up that is the same on every run). Python's own handler is
+# set first, as in a terminal: a test run in the background may have inherited SIGINT ignored.
 INTERRUPTED_WHILE_LOADING = """
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import tiercel.app.cli
 cli = sys.modules["tiercel.app.cli.main"]
 build = cli.build_parser
