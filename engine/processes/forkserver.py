@@ -158,10 +158,6 @@ class _Server:
         self.additions: dict[str, str] = {}
         self._diag = -1
 
-    async def launch(self) -> bool:
-        """Start the interpreter and wait for its hello; False (logged) if it does not come."""
-        return self.spawn() and await self.greeted()
-
     def spawn(self, umask: int = -1) -> bool:
         """Start the interpreter (`greeted` waits for it to be ready), with `umask` if one is given
         (else the engine's); False (logged) if it cannot."""
@@ -353,7 +349,8 @@ class ForkServers:
     async def _launch(self, key: _Key, early: _Server | None) -> _Server | None:
         server = early or _Server(key)
         try:
-            started = await server.greeted() if early is not None else await server.launch()
+            # One started early is spawned already.
+            started = (early is not None or server.spawn()) and await server.greeted()
         except asyncio.CancelledError:
             self._retired.append(server)
             server.close()
